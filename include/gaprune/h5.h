@@ -1,0 +1,45 @@
+/*
+ * h5.h — HDF5 helpers for self-describing outputs.
+ *
+ * Every dataset we write carries `description` and `units` attributes; files carry provenance
+ * attributes and a `complete` attribute written last. Files are created as `<path>.tmp` and
+ * renamed when closed (gp_h5_close_commit), so a killed job never leaves a half-written file
+ * under its final name. Float data is stored little-endian IEEE, chunked by rows (about 1 MiB
+ * per chunk) and deflate-compressed.
+ *
+ * Every call that fails is fatal (GP_H5): the inputs were validated before we write.
+ *
+ * Usage:
+ *     hid_t f = gp_h5_create_tmp(path);                       // serial, this rank only
+ *     gp_h5_attr_str(f, "format", "gaprune-embeddings");
+ *     hsize_t dims[2] = {n, d};
+ *     hid_t ds = gp_h5_dataset_f32(f, "embeddings", 2, dims, "sentence embeddings", "1");
+ *     gp_h5_write_rows_f32(ds, 0, n, d, data);
+ *     H5Dclose(ds);
+ *     gp_h5_attr_int(f, "complete", 1);
+ *     gp_h5_close_commit(f, path, &err);
+ */
+#pragma once
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "gaprune/check.h"
+
+hid_t gp_h5_create_tmp(const char *path);
+/* Closes the file and renames <path>.tmp to <path>. */
+gp_status gp_h5_close_commit(hid_t file, const char *path, gp_err *err);
+
+void gp_h5_attr_str(hid_t obj, const char *name, const char *value);
+void gp_h5_attr_int(hid_t obj, const char *name, int64_t value);
+void gp_h5_attr_double(hid_t obj, const char *name, double value);
+/* Sets description and units. */
+void gp_h5_describe(hid_t obj, const char *description, const char *units);
+
+/* A chunked, deflated float32 dataset of rank 1 or 2; returns the open dataset. */
+hid_t gp_h5_dataset_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const char *description,
+                        const char *units);
+/* Writes rows [row0, row0 + nrows) of a 2-D (or 1-D with cols = 1) float dataset. */
+void gp_h5_write_rows_f32(hid_t dset, hsize_t row0, hsize_t nrows, hsize_t cols, const float *data);
+/* A 1-D dataset of UTF-8 variable-length strings. */
+void gp_h5_write_strings(hid_t loc, const char *name, const char *const *s, hsize_t n, const char *description);

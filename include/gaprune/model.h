@@ -1,0 +1,125 @@
+/*
+ * model.h — a sentence-embedding model loaded from a Hugging Face / sentence-transformers
+ * folder: config, weights, tokenizer, pooling; forward to embeddings and backward to the
+ * gradient of every parameter.
+ *
+ * Parameters live in one contiguous float buffer described by a table {name, shape, offset,
+ * numel} (llm.c's habit); the gradient buffer, the statistics accumulators and the masks of
+ * later stages use the same table, so each of them is one loop or one MPI call over a flat
+ * array. Names in the table are canonical (BERT without a "bert." prefix); src_names keeps the
+ * names as the file spells them, for writing the model back.
+ *
+ * A padded batch (gp_batch: ids and attention mask) is packed to its real tokens before the
+ * encoder runs: position ids are the column indices of the padded batch and attention only
+ * sees real keys, which is exactly what transformers computes for every real token; pooling
+ * reads real tokens only, so the embeddings are the same while padding costs nothing.
+ *
+ * Usage:
+ *     gp_model *m; gp_err err = {0};
+ *     if (gp_model_load(dir, &m, &err)) { fprintf(stderr, "%s\n", err.msg); exit(2); }
+ *     gp_batch b; gp_tokenizer_batch(m->tok, texts, n, m->max_length, &b);
+ *     float *emb = malloc(n * gp_model_dim(m) * sizeof(float));
+ *     gp_model_forward(m, &b, emb);           // [n, dim]
+ *     gp_model_zero_grad(m);
+ *     gp_model_backward(m, demb);              // adds into m->grads
+ *     gp_batch_free(&b); gp_model_free(m);
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gaprune/check.h"
+#include "gaprune/kernels.h"
+#include "gaprune/safetensors.h"
+#include "gaprune/tokenizer.h"
+
+typedef enum { GP_ARCH_BERT = 0, GP_ARCH_QWEN3 = 1 } gp_arch;
+
+typedef struct {
+    gp_arch arch;
+    int vocab_size;
+    int hidden;        /* C */
+    int layers;        /* L */
+    int heads;         /* NH */
+    int kv_heads;      /* NKV (= heads for BERT) */
+    int head_dim;      /* hs */
+    int intermediate;  /* I */
+    int max_positions;
+    int type_vocab;    /* BERT token types */
+    float norm_eps;    /* layer_norm_eps / rms_norm_eps */
+    double rope_theta; /* Qwen3 */
+    bool tie_embeddings;
+} gp_model_config;
+
+/* Reads and validates config.json; missing keys and unknown architectures are GP_EINPUT
+ * naming the key. */
+gp_status gp_model_config_load(const char *dir, gp_model_config *cfg, gp_err *err);
+
+typedef struct {
+    char name[128]; /* canonical parameter name */
+    int ndim;       /* 1 or 2 */
+    int64_t shape[2];
+    size_t offset; /* in floats from the start of the buffer */
+    size_t numel;
+} gp_param;
+
+typedef struct {
+    int n;
+    gp_param *p;
+    size_t total; /* floats in all parameters */
+} gp_param_table;
+
+void gp_param_table_add(gp_param_table *t, const char *name, int ndim, int64_t d0, int64_t d1);
+/* Index of a name, or -1. */
+int gp_param_table_find(const gp_param_table *t, const char *name);
+void gp_param_table_free(gp_param_table *t);
+
+typedef struct {
+    gp_pool_mode mode;
+    bool normalize;
+} gp_pooling;
+
+typedef struct gp_model_state gp_model_state;
+
+typedef struct {
+    char *dir;
+    gp_model_config cfg;
+    gp_pooling pool;
+    gp_param_table table;
+    char **src_names;     /* [table.n] tensor name in the safetensors files */
+    gp_dtype *src_dtypes; /* [table.n] dtype on disk */
+    float *params;        /* [table.total] */
+    float *grads;         /* [table.total], allocated by the first gp_model_zero_grad */
+    gp_tokenizer *tok;
+    int max_length;     /* default truncation: min(sentence_bert_config max_seq_length, positions) */
+    char *query_prompt; /* config_sentence_transformers.json prompts.query, or NULL */
+    gp_model_state *st; /* activations of the last forward (private) */
+} gp_model;
+
+/* Loads everything from the folder. Any problem is GP_EINPUT naming the file and key or tensor. */
+gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err);
+void gp_model_free(gp_model *m);
+
+/* min(max_positions, sentence_bert_config.json max_seq_length) without loading weights. */
+gp_status gp_model_default_max_length(const char *dir, int max_positions, int *out, gp_err *err);
+
+/* The parameter table an architecture implies (used by the loader and by tests). */
+void gp_model_build_table(const gp_model_config *cfg, gp_param_table *t);
+
+int gp_model_dim(const gp_model *m);
+float *gp_model_param(const gp_model *m, int i); /* pointer to parameter i's data */
+float *gp_model_grad(const gp_model *m, int i);
+
+/* emb[B, dim] for a padded batch; keeps the activations for gp_model_backward. */
+void gp_model_forward(gp_model *m, const gp_batch *b, float *emb);
+/* Adds d loss / d params into m->grads, given demb[B, dim] of the last forward. */
+void gp_model_backward(gp_model *m, const float *demb);
+void gp_model_zero_grad(gp_model *m);
+
+/* Embeds n texts in mini-batches of `batch` without keeping activations for backward; emb is
+ * [n, dim]. max_len <= 0 means the model's max_length (larger values are clamped to it);
+ * prefix, when not NULL, is prepended to every text (the query instruction). */
+void gp_model_encode(gp_model *m, const char *const *texts, int n, int batch, int max_len, const char *prefix,
+                     float *emb);

@@ -1,0 +1,139 @@
+/* cli.c — subcommand dispatch, option tables and the collective error path (see cli.h). */
+#include "gaprune/cli.h"
+
+#include <mpi.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/log.h"
+
+static char g_command[4096];
+
+const char *gp_cli_command(void) { return g_command; }
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command k_commands[] = {
+    {"encode", gp_cmd_encode, "embed texts (.txt or .jsonl) into an HDF5 file"},
+    {"tokenize", gp_cmd_tokenize, "print token ids of texts, one line per text"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "gaprune %s — GAPrune pruning of sentence-embedding models (MPI)\n\n"
+            "usage: gaprune COMMAND [options]     (run under mpirun or srun for several ranks)\n\n"
+            "commands:\n",
+            GP_VERSION);
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
+    fprintf(f, "\n`gaprune COMMAND --help` shows the options of a command.\n"
+               "exit codes: 0 success, 1 internal error, 2 bad input, 3 stopped early (requeue)\n");
+}
+
+int gp_cli_main(int argc, char **argv) {
+    size_t at = 0;
+    for (int i = 0; i < argc && at + 2 < sizeof g_command; i++) {
+        int k = snprintf(g_command + at, sizeof g_command - at, "%s%s", i ? " " : "", argv[i]);
+        if (k < 0) break;
+        at += (size_t)k;
+    }
+    if (at >= sizeof g_command) at = sizeof g_command - 1;
+    g_command[at] = '\0';
+
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (gp_rank() == 0) usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? GP_EINPUT : GP_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        if (gp_rank() == 0) printf("gaprune %s\n", GP_VERSION);
+        return GP_OK;
+    }
+    for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
+        if (strcmp(argv[1], k_commands[i].name) == 0) return k_commands[i].fn(argc - 1, argv + 1);
+    if (gp_rank() == 0) {
+        fprintf(stderr, "gaprune: unknown command \"%s\"\n\n", argv[1]);
+        usage(stderr);
+    }
+    return GP_EINPUT;
+}
+
+void gp_opts_help(FILE *f, const char *cmd, const char *use, const gp_opt *opts) {
+    fprintf(f, "usage: gaprune %s %s\n\noptions:\n", cmd, use);
+    for (const gp_opt *o = opts; o->name; o++) {
+        char left[64];
+        if (o->type == GP_OPT_FLAG) snprintf(left, sizeof left, "--%s", o->name);
+        else snprintf(left, sizeof left, "--%s %s", o->name, o->metavar ? o->metavar : "VALUE");
+        fprintf(f, "  %-24s %s\n", left, o->help);
+    }
+    fprintf(f, "  %-24s %s\n", "--help", "show this help");
+}
+
+static gp_status set_opt(const char *cmd, const gp_opt *o, const char *val, gp_err *err) {
+    if (o->type == GP_OPT_STR) {
+        *(const char **)o->dst = val;
+        return GP_OK;
+    }
+    char *end = NULL;
+    long v = strtol(val, &end, 10);
+    if (!*val || *end || v < 0 || v > (1L << 30))
+        return gp_errf(err, GP_EINPUT, "gaprune %s: --%s expects a non-negative integer, got \"%s\"", cmd, o->name, val);
+    *(int *)o->dst = (int)v;
+    return GP_OK;
+}
+
+gp_status gp_opts_parse(const char *cmd, const char *use, const gp_opt *opts, int argc, char **argv,
+                        const char **pos, int max_pos, int *npos, gp_err *err) {
+    *npos = 0;
+    bool only_pos = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || a[1] != '-' || a[2] == '\0') {
+            if (!only_pos && strcmp(a, "--") == 0) {
+                only_pos = true;
+                continue;
+            }
+            if (*npos >= max_pos)
+                return gp_errf(err, GP_EINPUT, "gaprune %s: unexpected argument \"%s\"", cmd, a);
+            pos[(*npos)++] = a;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0) {
+            if (gp_rank() == 0) gp_opts_help(stdout, cmd, use, opts);
+            return GP_ESTOPPED;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+        const gp_opt *o = NULL;
+        for (const gp_opt *p = opts; p->name; p++)
+            if (strlen(p->name) == nl && strncmp(p->name, name, nl) == 0) o = p;
+        if (!o) return gp_errf(err, GP_EINPUT, "gaprune %s: unknown option \"%.*s\" (see --help)", cmd, (int)nl + 2, a);
+        if (o->type == GP_OPT_FLAG) {
+            if (eq) return gp_errf(err, GP_EINPUT, "gaprune %s: --%s takes no value", cmd, o->name);
+            *(int *)o->dst = 1;
+            continue;
+        }
+        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!val) return gp_errf(err, GP_EINPUT, "gaprune %s: --%s needs a value", cmd, o->name);
+        gp_status rc = set_opt(cmd, o, val, err);
+        if (rc) return rc;
+    }
+    return GP_OK;
+}
+
+gp_status gp_cli_agree(gp_status rc, const gp_err *err) {
+    int mine = rc != GP_OK ? gp_rank() : gp_nranks(), first;
+    int code = (int)rc, worst;
+    GP_MPI(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    GP_MPI(MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    if (first == gp_rank() && rc != GP_OK && err) {
+        if (gp_rank() == 0) fprintf(stderr, "gaprune: error: %s\n", err->msg);
+        else fprintf(stderr, "gaprune: error: [rank %d] %s\n", gp_rank(), err->msg);
+        fflush(stderr);
+    }
+    return (gp_status)worst;
+}

@@ -1,0 +1,112 @@
+/* h5.c — HDF5 helpers (see h5.h). */
+#include "gaprune/h5.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/fs.h"
+
+hid_t gp_h5_create_tmp(const char *path) {
+    char *tmp = gp_tmp_path(path);
+    hid_t f = GP_H5(H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "creating %s", tmp);
+    free(tmp);
+    return f;
+}
+
+gp_status gp_h5_close_commit(hid_t file, const char *path, gp_err *err) {
+    GP_H5(H5Fclose(file), "closing %s.tmp", path);
+    char *tmp = gp_tmp_path(path);
+    gp_status rc = gp_commit_tmp(tmp, path, err);
+    free(tmp);
+    return rc;
+}
+
+void gp_h5_attr_str(hid_t obj, const char *name, const char *value) {
+    hid_t t = GP_H5(H5Tcopy(H5T_C_S1), "type");
+    GP_H5(H5Tset_size(t, strlen(value) + 1), "type size");
+    GP_H5(H5Tset_cset(t, H5T_CSET_UTF8), "cset");
+    hid_t sp = GP_H5(H5Screate(H5S_SCALAR), "space");
+    if (H5Aexists(obj, name) > 0) GP_H5(H5Adelete(obj, name), "deleting attribute %s", name);
+    hid_t a = GP_H5(H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT), "attribute %s", name);
+    GP_H5(H5Awrite(a, t, value), "writing attribute %s", name);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+static void attr_scalar(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v) {
+    hid_t sp = GP_H5(H5Screate(H5S_SCALAR), "space");
+    if (H5Aexists(obj, name) > 0) GP_H5(H5Adelete(obj, name), "deleting attribute %s", name);
+    hid_t a = GP_H5(H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT), "attribute %s", name);
+    GP_H5(H5Awrite(a, mem_type, v), "writing attribute %s", name);
+    H5Aclose(a);
+    H5Sclose(sp);
+}
+
+void gp_h5_attr_int(hid_t obj, const char *name, int64_t value) {
+    attr_scalar(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+void gp_h5_attr_double(hid_t obj, const char *name, double value) {
+    attr_scalar(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+void gp_h5_describe(hid_t obj, const char *description, const char *units) {
+    gp_h5_attr_str(obj, "description", description);
+    gp_h5_attr_str(obj, "units", units);
+}
+
+hid_t gp_h5_dataset_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const char *description,
+                        const char *units) {
+    GP_CHECK(ndim == 1 || ndim == 2, "dataset %s: rank %d", name, ndim);
+    hid_t sp = GP_H5(H5Screate_simple(ndim, dims, NULL), "space for %s", name);
+    hid_t dcpl = GP_H5(H5Pcreate(H5P_DATASET_CREATE), "dcpl");
+    hsize_t total = 1;
+    for (int i = 0; i < ndim; i++) total *= dims[i];
+    if (total > 0) {
+        /* About 1 MiB per chunk, whole rows. */
+        hsize_t chunk[2];
+        hsize_t row = ndim == 2 ? (dims[1] ? dims[1] : 1) : 1;
+        hsize_t rows = (1u << 18) / row;
+        if (rows < 1) rows = 1;
+        if (rows > dims[0]) rows = dims[0];
+        chunk[0] = rows;
+        if (ndim == 2) chunk[1] = dims[1] ? dims[1] : 1;
+        GP_H5(H5Pset_chunk(dcpl, ndim, chunk), "chunk %s", name);
+        GP_H5(H5Pset_deflate(dcpl, 4), "deflate %s", name);
+    }
+    hid_t lcpl = GP_H5(H5Pcreate(H5P_LINK_CREATE), "lcpl");
+    GP_H5(H5Pset_create_intermediate_group(lcpl, 1), "lcpl");
+    hid_t ds = GP_H5(H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT), "creating dataset %s", name);
+    gp_h5_describe(ds, description, units);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    return ds;
+}
+
+void gp_h5_write_rows_f32(hid_t dset, hsize_t row0, hsize_t nrows, hsize_t cols, const float *data) {
+    if (nrows == 0) return;
+    hid_t fs = GP_H5(H5Dget_space(dset), "space");
+    int nd = H5Sget_simple_extent_ndims(fs);
+    hsize_t start[2] = {row0, 0}, count[2] = {nrows, cols};
+    GP_H5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL), "hyperslab");
+    hid_t ms = GP_H5(H5Screate_simple(nd, count, NULL), "memspace");
+    GP_H5(H5Dwrite(dset, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, data), "writing rows %llu..%llu",
+          (unsigned long long)row0, (unsigned long long)(row0 + nrows));
+    H5Sclose(ms);
+    H5Sclose(fs);
+}
+
+void gp_h5_write_strings(hid_t loc, const char *name, const char *const *s, hsize_t n, const char *description) {
+    hid_t t = GP_H5(H5Tcopy(H5T_C_S1), "type");
+    GP_H5(H5Tset_size(t, H5T_VARIABLE), "vlen");
+    GP_H5(H5Tset_cset(t, H5T_CSET_UTF8), "cset");
+    hid_t sp = GP_H5(H5Screate_simple(1, &n, NULL), "space");
+    hid_t ds = GP_H5(H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating %s", name);
+    if (n) GP_H5(H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s), "writing %s", name);
+    gp_h5_describe(ds, description, "1");
+    H5Dclose(ds);
+    H5Sclose(sp);
+    H5Tclose(t);
+}

@@ -1,0 +1,237 @@
+/* bert.c — the BERT encoder (BERT, MiniLM, bge, e5, gte), forward and backward.
+ *
+ * Post-LN blocks, as transformers' BertModel in eval mode (no dropout):
+ *   x0  = LN(wte[id] + wpe[pos] + wtt[0])
+ *   per layer:  qkv = x Wqkv^T + b        (query, key and value weights are adjacent in the
+ *                                          parameter buffer, so they form one [3C, C] matrix)
+ *               ctx = softmax(q k^T / √hs) v   per head, keys of the same sequence only
+ *               x1  = LN(x + ctx Wo^T + bo)
+ *               x'  = LN(x1 + gelu(x1 Wi^T + bi) Wout^T + bout)
+ * Shapes: N tokens, C hidden, I intermediate, NH heads, hs = C / NH.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch.h"
+#include "gaprune/kernels.h"
+
+/* Index layout of the parameter table built below. */
+enum { E_WTE, E_WPE, E_WTT, E_LNW, E_LNB, E_COUNT };
+enum {
+    L_QW, L_KW, L_VW, L_QB, L_KB, L_VB, /* q, k, v adjacent: one [3C, C] matrix and one [3C] bias */
+    L_AOW, L_AOB, L_ALNW, L_ALNB,       /* attention output dense + LayerNorm */
+    L_IW, L_IB, L_OW, L_OB, L_OLNW, L_OLNB,
+    L_COUNT
+};
+
+static void bert_build_table(const gp_model_config *c, gp_param_table *t) {
+    const int64_t C = c->hidden, I = c->intermediate;
+    gp_param_table_add(t, "embeddings.word_embeddings.weight", 2, c->vocab_size, C);
+    gp_param_table_add(t, "embeddings.position_embeddings.weight", 2, c->max_positions, C);
+    gp_param_table_add(t, "embeddings.token_type_embeddings.weight", 2, c->type_vocab, C);
+    gp_param_table_add(t, "embeddings.LayerNorm.weight", 1, C, 0);
+    gp_param_table_add(t, "embeddings.LayerNorm.bias", 1, C, 0);
+    char n[128];
+#define ADD(suffix, nd, d0, d1)                                                                                 \
+    do {                                                                                                        \
+        snprintf(n, sizeof n, "encoder.layer.%d.%s", l, suffix);                                                \
+        gp_param_table_add(t, n, nd, d0, d1);                                                                   \
+    } while (0)
+    for (int l = 0; l < c->layers; l++) {
+        ADD("attention.self.query.weight", 2, C, C);
+        ADD("attention.self.key.weight", 2, C, C);
+        ADD("attention.self.value.weight", 2, C, C);
+        ADD("attention.self.query.bias", 1, C, 0);
+        ADD("attention.self.key.bias", 1, C, 0);
+        ADD("attention.self.value.bias", 1, C, 0);
+        ADD("attention.output.dense.weight", 2, C, C);
+        ADD("attention.output.dense.bias", 1, C, 0);
+        ADD("attention.output.LayerNorm.weight", 1, C, 0);
+        ADD("attention.output.LayerNorm.bias", 1, C, 0);
+        ADD("intermediate.dense.weight", 2, I, C);
+        ADD("intermediate.dense.bias", 1, I, 0);
+        ADD("output.dense.weight", 2, C, I);
+        ADD("output.dense.bias", 1, C, 0);
+        ADD("output.LayerNorm.weight", 1, C, 0);
+        ADD("output.LayerNorm.bias", 1, C, 0);
+    }
+#undef ADD
+}
+
+typedef struct {
+    float *qkv;                /* [N, 3C] */
+    float *ctx;                /* [N, C] attention output before the dense layer */
+    float *res1;               /* [N, C] x + attention dense output (LN input) */
+    float *x1, *mean1, *rstd1; /* [N, C], [N], [N] */
+    float *pre, *h;            /* [N, I] before and after GELU */
+    float *res2;               /* [N, C] x1 + MLP output (LN input) */
+    float *xo, *mean2, *rstd2; /* [N, C] layer output, [N], [N] */
+    float *att;                /* [Σ NH len²] softmax probabilities */
+} layer_acts;
+
+typedef struct {
+    size_t cap; /* floats in mem */
+    float *mem;
+    float *emb, *x0, *mean0, *rstd0; /* embeddings sum [N, C], its LN [N, C], [N], [N] */
+    layer_acts *la;                  /* [L], or all layers share la[0] after an inference forward */
+    bool trained;                    /* the last forward kept every layer */
+    size_t dcap;                     /* backward scratch */
+    float *dmem;
+} bert_state;
+
+#define W(m, l, k) ((m)->params + (m)->table.p[E_COUNT + (l) * L_COUNT + (k)].offset)
+#define G(m, l, k) ((m)->grads + (m)->table.p[E_COUNT + (l) * L_COUNT + (k)].offset)
+#define EW(m, k) ((m)->params + (m)->table.p[(k)].offset)
+#define EG(m, k) ((m)->grads + (m)->table.p[(k)].offset)
+
+/* Lays out the activations in one allocation; grows it when the batch is larger. */
+static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t att, bool train) {
+    const size_t C = (size_t)c->hidden, I = (size_t)c->intermediate, n = (size_t)N;
+    const int nl = train ? c->layers : 1;
+    size_t per_layer = n * (3 * C + C + C + C + 2 + 2 * I + C + C + 2) + (size_t)att;
+    size_t need = n * (2 * C + 2) + (size_t)nl * per_layer;
+    if (need > s->cap) {
+        free(s->mem);
+        s->mem = gp_malloc(need * sizeof(float));
+        s->cap = need;
+    }
+    float *p = s->mem;
+#define TAKE(ptr, k)                                                                                            \
+    do {                                                                                                        \
+        ptr = p;                                                                                                \
+        p += (k);                                                                                               \
+    } while (0)
+    TAKE(s->emb, n * C);
+    TAKE(s->x0, n * C);
+    TAKE(s->mean0, n);
+    TAKE(s->rstd0, n);
+    for (int l = 0; l < c->layers; l++) {
+        layer_acts *a = &s->la[l];
+        if (l >= nl) {
+            *a = s->la[0];
+            continue;
+        }
+        TAKE(a->qkv, 3 * n * C);
+        TAKE(a->ctx, n * C);
+        TAKE(a->res1, n * C);
+        TAKE(a->x1, n * C);
+        TAKE(a->mean1, n);
+        TAKE(a->rstd1, n);
+        TAKE(a->pre, n * I);
+        TAKE(a->h, n * I);
+        TAKE(a->res2, n * C);
+        TAKE(a->xo, n * C);
+        TAKE(a->mean2, n);
+        TAKE(a->rstd2, n);
+        TAKE(a->att, (size_t)att);
+    }
+#undef TAKE
+}
+
+static const float *bert_forward(gp_model *m, void **state, const gp_packed *pk, bool train) {
+    const gp_model_config *c = &m->cfg;
+    bert_state *s = *state;
+    if (!s) {
+        s = gp_calloc(1, sizeof *s);
+        s->la = gp_calloc((size_t)c->layers, sizeof *s->la);
+        *state = s;
+    }
+    const int N = pk->N, C = c->hidden, I = c->intermediate, NH = c->heads, hs = c->head_dim;
+    const int64_t att = gp_attention_cache_size(pk->offsets, pk->B, NH);
+    bert_alloc(c, s, N, att, train);
+    s->trained = train;
+
+    gp_embedding_forward(s->emb, pk->ids, pk->pos, EW(m, E_WTE), EW(m, E_WPE), EW(m, E_WTT), N, C);
+    gp_layernorm_forward(s->x0, s->mean0, s->rstd0, s->emb, EW(m, E_LNW), EW(m, E_LNB), N, C, c->norm_eps);
+    const float *x = s->x0;
+    for (int l = 0; l < c->layers; l++) {
+        layer_acts *a = &s->la[l];
+        gp_matmul_forward(a->qkv, x, W(m, l, L_QW), W(m, l, L_QB), N, C, 3 * C);
+        gp_attention_forward(a->ctx, C, a->att, a->qkv, 3 * C, a->qkv + C, 3 * C, a->qkv + 2 * C, 3 * C,
+                             pk->offsets, pk->B, NH, NH, hs, 0);
+        gp_matmul_forward(a->res1, a->ctx, W(m, l, L_AOW), W(m, l, L_AOB), N, C, C);
+        gp_add(a->res1, a->res1, x, (int64_t)N * C);
+        gp_layernorm_forward(a->x1, a->mean1, a->rstd1, a->res1, W(m, l, L_ALNW), W(m, l, L_ALNB), N, C,
+                             c->norm_eps);
+        gp_matmul_forward(a->pre, a->x1, W(m, l, L_IW), W(m, l, L_IB), N, C, I);
+        gp_gelu_forward(a->h, a->pre, (int64_t)N * I);
+        gp_matmul_forward(a->res2, a->h, W(m, l, L_OW), W(m, l, L_OB), N, I, C);
+        gp_add(a->res2, a->res2, a->x1, (int64_t)N * C);
+        gp_layernorm_forward(a->xo, a->mean2, a->rstd2, a->res2, W(m, l, L_OLNW), W(m, l, L_OLNB), N, C,
+                             c->norm_eps);
+        x = a->xo;
+    }
+    return x;
+}
+
+static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const float *dhidden) {
+    const gp_model_config *c = &m->cfg;
+    bert_state *s = state;
+    GP_CHECK(s && s->trained, "backward needs a training-mode forward first");
+    const int N = pk->N, C = c->hidden, I = c->intermediate, NH = c->heads, hs = c->head_dim;
+    const size_t n = (size_t)N;
+    size_t need = n * (C + C + C + C + 3 * C + 2 * I);
+    if (need > s->dcap) {
+        free(s->dmem);
+        s->dmem = gp_malloc(need * sizeof(float));
+        s->dcap = need;
+    }
+    float *dx = s->dmem;         /* [N, C] gradient w.r.t. the current layer's output */
+    float *dxin = dx + n * C;    /* [N, C] gradient w.r.t. the current layer's input */
+    float *dres = dxin + n * C;  /* [N, C] */
+    float *dctx = dres + n * C;  /* [N, C] */
+    float *dqkv = dctx + n * C;  /* [N, 3C] */
+    float *dh = dqkv + 3 * n * C; /* [N, I] */
+    float *dpre = dh + n * I;     /* [N, I] */
+    memcpy(dx, dhidden, n * C * sizeof(float));
+
+    for (int l = c->layers - 1; l >= 0; l--) {
+        const layer_acts *a = &s->la[l];
+        const float *x = l ? s->la[l - 1].xo : s->x0;
+        /* output LayerNorm; the residual carries dres2 straight to x1 */
+        memset(dres, 0, n * C * sizeof(float));
+        gp_layernorm_backward(dres, G(m, l, L_OLNW), G(m, l, L_OLNB), dx, a->res2, W(m, l, L_OLNW), a->mean2,
+                              a->rstd2, N, C);
+        memcpy(dxin, dres, n * C * sizeof(float)); /* dxin holds d x1 for now */
+        memset(dh, 0, n * I * sizeof(float));
+        gp_matmul_backward(dh, G(m, l, L_OW), G(m, l, L_OB), dres, a->h, W(m, l, L_OW), N, I, C);
+        memset(dpre, 0, n * I * sizeof(float));
+        gp_gelu_backward(dpre, a->pre, dh, (int64_t)N * I);
+        gp_matmul_backward(dxin, G(m, l, L_IW), G(m, l, L_IB), dpre, a->x1, W(m, l, L_IW), N, C, I);
+        /* attention LayerNorm; the residual carries dres1 straight to x */
+        memset(dres, 0, n * C * sizeof(float));
+        gp_layernorm_backward(dres, G(m, l, L_ALNW), G(m, l, L_ALNB), dxin, a->res1, W(m, l, L_ALNW), a->mean1,
+                              a->rstd1, N, C);
+        memcpy(dxin, dres, n * C * sizeof(float)); /* now d x */
+        memset(dctx, 0, n * C * sizeof(float));
+        gp_matmul_backward(dctx, G(m, l, L_AOW), G(m, l, L_AOB), dres, a->ctx, W(m, l, L_AOW), N, C, C);
+        memset(dqkv, 0, 3 * n * C * sizeof(float));
+        gp_attention_backward(dqkv, dqkv + C, dqkv + 2 * C, dctx, C, a->att, a->qkv, 3 * C, a->qkv + C, 3 * C,
+                              a->qkv + 2 * C, 3 * C, pk->offsets, pk->B, NH, NH, hs, 0);
+        gp_matmul_backward(dxin, G(m, l, L_QW), G(m, l, L_QB), dqkv, x, W(m, l, L_QW), N, C, 3 * C);
+        float *t = dx;
+        dx = dxin;
+        dxin = t;
+    }
+    memset(dres, 0, n * C * sizeof(float));
+    gp_layernorm_backward(dres, EG(m, E_LNW), EG(m, E_LNB), dx, s->emb, EW(m, E_LNW), s->mean0, s->rstd0, N, C);
+    gp_embedding_backward(EG(m, E_WTE), EG(m, E_WPE), EG(m, E_WTT), dres, pk->ids, pk->pos, N, C);
+}
+
+static void bert_state_free(void *state) {
+    bert_state *s = state;
+    if (!s) return;
+    free(s->mem);
+    free(s->dmem);
+    free(s->la);
+    free(s);
+}
+
+const gp_arch_ops gp_bert_ops = {
+    .name = "bert",
+    .build_table = bert_build_table,
+    .forward = bert_forward,
+    .backward = bert_backward,
+    .state_free = bert_state_free,
+};

@@ -1,0 +1,284 @@
+/* kernels.c — layer kernels, forward and backward (see kernels.h for shapes and conventions).
+ *
+ * Matrix products go through cblas_sgemm; everything else is a plain loop written so that the
+ * compiler vectorises it. Reductions over a row (LayerNorm statistics, softmax sums, norms) are
+ * accumulated in double: they are cheap next to the matmuls and keep the float error at the
+ * level of one rounding.
+ */
+#include "gaprune/kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/check.h"
+#include "gaprune/vmath.h"
+
+void gp_matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
+    float beta = 0.0f;
+    if (b) {
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+}
+
+void gp_matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                        int N, int C, int OC) {
+    if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (db)
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC;
+            for (int o = 0; o < OC; o++) db[o] += d[o];
+        }
+}
+
+void gp_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                          int N, int C, float eps) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        double s = 0.0;
+        for (int i = 0; i < C; i++) s += x[i];
+        float m = (float)(s / C);
+        double v = 0.0;
+        for (int i = 0; i < C; i++) {
+            float d = x[i] - m;
+            v += (double)d * d;
+        }
+        float r = (float)(1.0 / sqrt(v / C + (double)eps));
+        for (int i = 0; i < C; i++) y[i] = (x[i] - m) * r * w[i] + b[i];
+        mean[n] = m;
+        rstd[n] = r;
+    }
+}
+
+void gp_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                           const float *mean, const float *rstd, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float m = mean[n], r = rstd[n];
+        double sd = 0.0, sdn = 0.0;
+        for (int i = 0; i < C; i++) {
+            float xhat = (x[i] - m) * r, dn = dy[i] * w[i];
+            sd += dn;
+            sdn += (double)dn * xhat;
+            db[i] += dy[i];
+            dw[i] += dy[i] * xhat;
+        }
+        float md = (float)(sd / C), mdn = (float)(sdn / C);
+        for (int i = 0; i < C; i++) {
+            float xhat = (x[i] - m) * r;
+            dx[i] += (dy[i] * w[i] - md - xhat * mdn) * r;
+        }
+    }
+}
+
+void gp_gelu_forward(float *out, const float *inp, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + gp_erff(x * (float)M_SQRT1_2));
+    }
+}
+
+void gp_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n) {
+    const float k = 0.3989422804014327f; /* 1/sqrt(2π) */
+    for (int64_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + gp_erff(x * (float)M_SQRT1_2));
+        float pdf = k * gp_expf(-0.5f * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+int64_t gp_attention_cache_size(const int *offsets, int B, int NH) {
+    int64_t s = 0;
+    for (int b = 0; b < B; b++) {
+        int64_t L = offsets[b + 1] - offsets[b];
+        s += L * L;
+    }
+    return s * NH;
+}
+
+/* Row softmax of P[L,L] in place; causal rows stop at the diagonal (the rest become 0). */
+static void softmax_rows(float *P, int L, int causal) {
+    for (int i = 0; i < L; i++) {
+        float *p = P + (size_t)i * L;
+        int n = causal ? i + 1 : L;
+        float mx = p[0];
+        for (int j = 1; j < n; j++) mx = p[j] > mx ? p[j] : mx;
+        for (int j = 0; j < n; j++) p[j] = p[j] - mx;
+        gp_expf_inplace(p, n);
+        double s = 0.0;
+        for (int j = 0; j < n; j++) s += p[j];
+        float inv = (float)(1.0 / s);
+        for (int j = 0; j < n; j++) p[j] *= inv;
+        for (int j = n; j < L; j++) p[j] = 0.0f;
+    }
+}
+
+void gp_attention_forward(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
+                          const float *v, int ldv, const int *offsets, int B, int NH, int NKV, int hs, int causal) {
+    GP_CHECK(NKV > 0 && NH % NKV == 0, "NH=%d NKV=%d", NH, NKV);
+    const int group = NH / NKV;
+    const float scale = 1.0f / sqrtf((float)hs);
+    size_t aoff = 0;
+    for (int b = 0; b < B; b++) {
+        const int s = offsets[b], L = offsets[b + 1] - offsets[b];
+        for (int h = 0; h < NH; h++) {
+            const int kh = h / group;
+            float *P = att + aoff + (size_t)h * L * L;
+            const float *Q = q + (size_t)s * ldq + h * hs;
+            const float *K = k + (size_t)s * ldk + kh * hs;
+            const float *V = v + (size_t)s * ldv + kh * hs;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, scale, Q, ldq, K, ldk, 0.0f, P, L);
+            softmax_rows(P, L, causal);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, P, L, V, ldv, 0.0f,
+                        out + (size_t)s * ldo + h * hs, ldo);
+        }
+        aoff += (size_t)NH * L * L;
+    }
+}
+
+void gp_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo, const float *att,
+                           const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+                           const int *offsets, int B, int NH, int NKV, int hs, int causal) {
+    (void)causal; /* masked probabilities are exact zeros, so their gradients vanish on their own */
+    const int group = NH / NKV;
+    const float scale = 1.0f / sqrtf((float)hs);
+    int maxL = 0;
+    for (int b = 0; b < B; b++) maxL = offsets[b + 1] - offsets[b] > maxL ? offsets[b + 1] - offsets[b] : maxL;
+    float *dP = gp_malloc((size_t)maxL * maxL * sizeof(float));
+    size_t aoff = 0;
+    for (int b = 0; b < B; b++) {
+        const int s = offsets[b], L = offsets[b + 1] - offsets[b];
+        for (int h = 0; h < NH; h++) {
+            const int kh = h / group;
+            const float *P = att + aoff + (size_t)h * L * L;
+            const float *Q = q + (size_t)s * ldq + h * hs;
+            const float *K = k + (size_t)s * ldk + kh * hs;
+            const float *V = v + (size_t)s * ldv + kh * hs;
+            const float *dO = dout + (size_t)s * ldo + h * hs;
+            float *dQ = dq + (size_t)s * ldq + h * hs;
+            float *dK = dk + (size_t)s * ldk + kh * hs;
+            float *dV = dv + (size_t)s * ldv + kh * hs;
+            /* dP = dO V^T ; dV += P^T dO */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, 1.0f, dO, ldo, V, ldv, 0.0f, dP, L);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, 1.0f, P, L, dO, ldo, 1.0f, dV, ldv);
+            /* softmax backward: dS = P ⊙ (dP − Σ_j dP·P) */
+            for (int i = 0; i < L; i++) {
+                const float *p = P + (size_t)i * L;
+                float *d = dP + (size_t)i * L;
+                double dot = 0.0;
+                for (int j = 0; j < L; j++) dot += (double)d[j] * p[j];
+                float fd = (float)dot;
+                for (int j = 0; j < L; j++) d[j] = p[j] * (d[j] - fd);
+            }
+            /* S = scale Q K^T: dQ += scale dS K ; dK += scale dS^T Q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, scale, dP, L, K, ldk, 1.0f, dQ, ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, scale, dP, L, Q, ldq, 1.0f, dK, ldk);
+        }
+        aoff += (size_t)NH * L * L;
+    }
+    free(dP);
+}
+
+void gp_embedding_forward(float *out, const int32_t *ids, const int32_t *pos, const float *wte, const float *wpe,
+                          const float *wtt, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * C;
+        const float *e = wte + (size_t)ids[n] * C;
+        memcpy(o, e, (size_t)C * sizeof(float));
+        if (wpe) {
+            const float *p = wpe + (size_t)pos[n] * C;
+            for (int i = 0; i < C; i++) o[i] += p[i];
+        }
+        if (wtt)
+            for (int i = 0; i < C; i++) o[i] += wtt[i];
+    }
+}
+
+void gp_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout, const int32_t *ids,
+                           const int32_t *pos, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        const float *d = dout + (size_t)n * C;
+        float *e = dwte + (size_t)ids[n] * C;
+        for (int i = 0; i < C; i++) e[i] += d[i];
+        if (dwpe) {
+            float *p = dwpe + (size_t)pos[n] * C;
+            for (int i = 0; i < C; i++) p[i] += d[i];
+        }
+        if (dwtt)
+            for (int i = 0; i < C; i++) dwtt[i] += d[i];
+    }
+}
+
+void gp_pool_forward(float *out, const float *hidden, const int *offsets, int B, int C, gp_pool_mode mode) {
+    for (int b = 0; b < B; b++) {
+        const int s = offsets[b], L = offsets[b + 1] - offsets[b];
+        float *o = out + (size_t)b * C;
+        if (mode == GP_POOL_MEAN) {
+            for (int i = 0; i < C; i++) {
+                double acc = 0.0;
+                for (int t = 0; t < L; t++) acc += hidden[(size_t)(s + t) * C + i];
+                o[i] = L ? (float)(acc / L) : 0.0f;
+            }
+        } else {
+            const int row = mode == GP_POOL_CLS ? s : s + L - 1;
+            if (L) memcpy(o, hidden + (size_t)row * C, (size_t)C * sizeof(float));
+            else memset(o, 0, (size_t)C * sizeof(float));
+        }
+    }
+}
+
+void gp_pool_backward(float *dhidden, const float *dout, const int *offsets, int B, int C, gp_pool_mode mode) {
+    for (int b = 0; b < B; b++) {
+        const int s = offsets[b], L = offsets[b + 1] - offsets[b];
+        const float *d = dout + (size_t)b * C;
+        if (L == 0) continue;
+        if (mode == GP_POOL_MEAN) {
+            float inv = 1.0f / (float)L;
+            for (int t = 0; t < L; t++) {
+                float *dh = dhidden + (size_t)(s + t) * C;
+                for (int i = 0; i < C; i++) dh[i] += d[i] * inv;
+            }
+        } else {
+            float *dh = dhidden + (size_t)(mode == GP_POOL_CLS ? s : s + L - 1) * C;
+            for (int i = 0; i < C; i++) dh[i] += d[i];
+        }
+    }
+}
+
+void gp_l2norm_forward(float *out, float *norm, const float *inp, int B, int D) {
+    for (int b = 0; b < B; b++) {
+        const float *x = inp + (size_t)b * D;
+        double s = 0.0;
+        for (int i = 0; i < D; i++) s += (double)x[i] * x[i];
+        double n = sqrt(s);
+        float nf = (float)(n > 1e-12 ? n : 1e-12);
+        norm[b] = nf;
+        for (int i = 0; i < D; i++) out[(size_t)b * D + i] = x[i] / nf;
+    }
+}
+
+void gp_l2norm_backward(float *dinp, const float *dout, const float *out, const float *norm, int B, int D) {
+    for (int b = 0; b < B; b++) {
+        const float *y = out + (size_t)b * D, *dy = dout + (size_t)b * D;
+        float *dx = dinp + (size_t)b * D;
+        if (norm[b] <= 1e-12f) { /* the clamp is active: y = x / eps is linear */
+            for (int i = 0; i < D; i++) dx[i] += dy[i] / norm[b];
+            continue;
+        }
+        double dot = 0.0;
+        for (int i = 0; i < D; i++) dot += (double)y[i] * dy[i];
+        float fd = (float)dot, inv = 1.0f / norm[b];
+        for (int i = 0; i < D; i++) dx[i] += (dy[i] - y[i] * fd) * inv;
+    }
+}
+
+void gp_add(float *out, const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}

@@ -1,0 +1,462 @@
+/* model.c — loading a model folder, packing batches, pooling and normalisation (see model.h). */
+#include "gaprune/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch.h"
+#include "gaprune/fs.h"
+#include "gaprune/json.h"
+#include "gaprune/log.h"
+
+struct gp_model_state {
+    gp_packed pk;
+    int capB, capN;
+    void *arch;       /* architecture activations */
+    float *pooled;    /* [B, C] */
+    float *emb;       /* [B, C] output (normalized when the model normalizes) */
+    float *norm;      /* [B] */
+    float *dpooled;   /* [B, C] */
+    float *dhidden;   /* [N, C] */
+    int capDH;
+    bool have_train_forward;
+};
+
+static const gp_arch_ops *arch_ops(gp_arch a) {
+    switch (a) {
+    case GP_ARCH_BERT: return &gp_bert_ops;
+    default: return NULL;
+    }
+}
+
+/* ---- parameter table -------------------------------------------------------------------- */
+
+void gp_param_table_add(gp_param_table *t, const char *name, int ndim, int64_t d0, int64_t d1) {
+    t->p = gp_realloc(t->p, (size_t)(t->n + 1) * sizeof *t->p);
+    gp_param *p = &t->p[t->n++];
+    memset(p, 0, sizeof *p);
+    GP_CHECK(strlen(name) < sizeof p->name, "parameter name too long: %s", name);
+    strcpy(p->name, name);
+    p->ndim = ndim;
+    p->shape[0] = d0;
+    p->shape[1] = ndim > 1 ? d1 : 1;
+    p->numel = (size_t)d0 * (size_t)(ndim > 1 ? d1 : 1);
+    p->offset = t->total;
+    t->total += p->numel;
+}
+
+int gp_param_table_find(const gp_param_table *t, const char *name) {
+    for (int i = 0; i < t->n; i++)
+        if (strcmp(t->p[i].name, name) == 0) return i;
+    return -1;
+}
+
+void gp_param_table_free(gp_param_table *t) {
+    free(t->p);
+    memset(t, 0, sizeof *t);
+}
+
+void gp_model_build_table(const gp_model_config *cfg, gp_param_table *t) {
+    memset(t, 0, sizeof *t);
+    arch_ops(cfg->arch)->build_table(cfg, t);
+}
+
+/* ---- config.json ------------------------------------------------------------------------ */
+
+static gp_status get_int(const cJSON *j, const char *key, int *out, const char *path, gp_err *err) {
+    int64_t v;
+    if (gp_json_int(j, key, &v, path, err)) return GP_EINPUT;
+    if (v <= 0 || v > (1 << 30)) return gp_errf(err, GP_EINPUT, "%s: key \"%s\" = %lld is out of range", path, key, (long long)v);
+    *out = (int)v;
+    return GP_OK;
+}
+
+gp_status gp_model_config_load(const char *dir, gp_model_config *cfg, gp_err *err) {
+    memset(cfg, 0, sizeof *cfg);
+    char *path = gp_path_join(dir, "config.json");
+    cJSON *j = NULL;
+    gp_status rc = gp_json_load(path, &j, err);
+    if (rc) goto done;
+    const char *mt = NULL;
+    if ((rc = gp_json_opt_string(j, "model_type", &mt, path, err))) goto done;
+    if (!mt) {
+        rc = gp_errf(err, GP_EINPUT, "%s: missing key \"model_type\"", path);
+        goto done;
+    }
+    if (strcmp(mt, "bert") == 0) {
+        cfg->arch = GP_ARCH_BERT;
+    } else {
+        rc = gp_errf(err, GP_EINPUT, "%s: key \"model_type\" = \"%s\" is not a supported architecture (supported: bert)",
+                     path, mt);
+        goto done;
+    }
+    if ((rc = get_int(j, "vocab_size", &cfg->vocab_size, path, err)) ||
+        (rc = get_int(j, "hidden_size", &cfg->hidden, path, err)) ||
+        (rc = get_int(j, "num_hidden_layers", &cfg->layers, path, err)) ||
+        (rc = get_int(j, "num_attention_heads", &cfg->heads, path, err)) ||
+        (rc = get_int(j, "intermediate_size", &cfg->intermediate, path, err)) ||
+        (rc = get_int(j, "max_position_embeddings", &cfg->max_positions, path, err)) ||
+        (rc = get_int(j, "type_vocab_size", &cfg->type_vocab, path, err)))
+        goto done;
+    double eps;
+    if ((rc = gp_json_double(j, "layer_norm_eps", &eps, path, err))) goto done;
+    if (!(eps > 0 && eps < 1)) {
+        rc = gp_errf(err, GP_EINPUT, "%s: key \"layer_norm_eps\" = %g is out of range", path, eps);
+        goto done;
+    }
+    cfg->norm_eps = (float)eps;
+    const char *act = NULL;
+    if ((rc = gp_json_string(j, "hidden_act", &act, path, err))) goto done;
+    if (strcmp(act, "gelu") != 0) {
+        rc = gp_errf(err, GP_EINPUT, "%s: key \"hidden_act\" = \"%s\" is not supported (gelu, the erf form)", path, act);
+        goto done;
+    }
+    const char *pet = NULL;
+    if ((rc = gp_json_opt_string(j, "position_embedding_type", &pet, path, err))) goto done;
+    if (pet && strcmp(pet, "absolute") != 0) {
+        rc = gp_errf(err, GP_EINPUT, "%s: key \"position_embedding_type\" = \"%s\" is not supported (absolute)", path, pet);
+        goto done;
+    }
+    if (cfg->hidden % cfg->heads) {
+        rc = gp_errf(err, GP_EINPUT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path, cfg->hidden,
+                     cfg->heads);
+        goto done;
+    }
+    cfg->kv_heads = cfg->heads;
+    cfg->head_dim = cfg->hidden / cfg->heads;
+done:
+    cJSON_Delete(j);
+    free(path);
+    return rc;
+}
+
+/* ---- sentence-transformers modules ------------------------------------------------------ */
+
+static gp_status load_pooling(gp_model *m, gp_err *err) {
+    m->pool.mode = GP_POOL_MEAN; /* the defaults when the folder has no modules.json */
+    m->pool.normalize = true;
+    char *mpath = gp_path_join(m->dir, "modules.json");
+    cJSON *mods = NULL, *pc = NULL;
+    char *ppath = NULL;
+    gp_status rc = GP_OK;
+    if (!gp_file_exists(mpath)) {
+        gp_debug0("%s: no modules.json, using mean pooling and normalization", m->dir);
+        goto done;
+    }
+    if ((rc = gp_json_load(mpath, &mods, err))) goto done;
+    if (!cJSON_IsArray(mods)) {
+        rc = gp_errf(err, GP_EINPUT, "%s: expected a JSON array of modules", mpath);
+        goto done;
+    }
+    m->pool.normalize = false;
+    const char *pool_dir = NULL;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, mods) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(e, "type");
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(e, "path");
+        if (!cJSON_IsString(type)) {
+            rc = gp_errf(err, GP_EINPUT, "%s: a module has no \"type\"", mpath);
+            goto done;
+        }
+        const char *t = type->valuestring;
+        size_t tl = strlen(t);
+        if (strstr(t, "models.Transformer")) continue;
+        if (strstr(t, "models.Pooling")) {
+            if (!cJSON_IsString(path)) {
+                rc = gp_errf(err, GP_EINPUT, "%s: the Pooling module has no \"path\"", mpath);
+                goto done;
+            }
+            pool_dir = path->valuestring;
+        } else if (tl >= 9 && strcmp(t + tl - 9, "Normalize") == 0) {
+            m->pool.normalize = true;
+        } else {
+            rc = gp_errf(err, GP_EINPUT, "%s: module type \"%s\" is not supported (Transformer, Pooling, Normalize)",
+                         mpath, t);
+            goto done;
+        }
+    }
+    if (!pool_dir) goto done;
+    char *pd = gp_path_join(m->dir, pool_dir);
+    ppath = gp_path_join(pd, "config.json");
+    free(pd);
+    if ((rc = gp_json_load(ppath, &pc, err))) goto done;
+    static const struct {
+        const char *key;
+        int mode; /* -1: not supported */
+    } modes[] = {{"pooling_mode_mean_tokens", GP_POOL_MEAN},       {"pooling_mode_cls_token", GP_POOL_CLS},
+                 {"pooling_mode_lasttoken", GP_POOL_LAST},         {"pooling_mode_max_tokens", -1},
+                 {"pooling_mode_mean_sqrt_len_tokens", -1},        {"pooling_mode_weightedmean_tokens", -1}};
+    int chosen = -1, count = 0;
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        bool on = false;
+        if ((rc = gp_json_opt_bool(pc, modes[i].key, &on, ppath, err))) goto done;
+        if (!on) continue;
+        if (modes[i].mode < 0) {
+            rc = gp_errf(err, GP_EINPUT, "%s: \"%s\" is not supported (mean, cls or lasttoken)", ppath, modes[i].key);
+            goto done;
+        }
+        chosen = modes[i].mode;
+        count++;
+    }
+    if (count != 1) {
+        rc = gp_errf(err, GP_EINPUT, "%s: exactly one pooling mode must be true (found %d)", ppath, count);
+        goto done;
+    }
+    m->pool.mode = (gp_pool_mode)chosen;
+done:
+    cJSON_Delete(mods);
+    cJSON_Delete(pc);
+    free(mpath);
+    free(ppath);
+    return rc;
+}
+
+gp_status gp_model_default_max_length(const char *dir, int max_positions, int *out, gp_err *err) {
+    char *p = gp_path_join(dir, "sentence_bert_config.json");
+    cJSON *j = NULL;
+    gp_status rc = GP_OK;
+    *out = max_positions;
+    if (gp_file_exists(p) && !(rc = gp_json_load(p, &j, err))) {
+        int64_t msl = max_positions;
+        rc = gp_json_opt_int(j, "max_seq_length", &msl, p, err);
+        if (!rc && msl > 0 && msl < max_positions) *out = (int)msl;
+    }
+    cJSON_Delete(j);
+    free(p);
+    return rc;
+}
+
+static gp_status load_st_configs(gp_model *m, gp_err *err) {
+    gp_status rc = gp_model_default_max_length(m->dir, m->cfg.max_positions, &m->max_length, err);
+    if (rc) return rc;
+    char *p = gp_path_join(m->dir, "config_sentence_transformers.json");
+    cJSON *j = NULL;
+    if (gp_file_exists(p)) {
+        if ((rc = gp_json_load(p, &j, err))) goto done;
+        const cJSON *prompts = cJSON_GetObjectItemCaseSensitive(j, "prompts");
+        const char *q = NULL;
+        if (cJSON_IsObject(prompts) && (rc = gp_json_opt_string(prompts, "query", &q, p, err))) goto done;
+        if (q) m->query_prompt = gp_strdup(q);
+    }
+done:
+    cJSON_Delete(j);
+    free(p);
+    return rc;
+}
+
+/* ---- weights ------------------------------------------------------------------------------ */
+
+static gp_status load_weights(gp_model *m, gp_err *err) {
+    gp_st_set *set;
+    gp_status rc = gp_st_set_open(m->dir, &set, err);
+    if (rc) return rc;
+    const gp_param_table *t = &m->table;
+    /* Checkpoints saved from BertForMaskedLM and friends prefix the encoder with "bert.". */
+    static const char *prefixes[] = {"", "bert."};
+    for (int i = 0; i < t->n && !rc; i++) {
+        const gp_param *p = &t->p[i];
+        const gp_st_tensor *st = NULL;
+        char name[160];
+        for (size_t k = 0; k < 2 && !st; k++) {
+            snprintf(name, sizeof name, "%s%s", prefixes[k], p->name);
+            st = gp_st_set_find(set, name);
+        }
+        if (!st) {
+            rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" is missing from the safetensors files", m->dir, p->name);
+            break;
+        }
+        bool same = st->ndim == p->ndim && st->shape[0] == p->shape[0] && (p->ndim < 2 || st->shape[1] == p->shape[1]);
+        if (!same) {
+            char got[96] = "";
+            for (int d = 0; d < st->ndim && d < 4; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)st->shape[d]);
+            if (p->ndim == 2)
+                rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" has shape [%s], config.json implies [%lld, %lld]",
+                             st->path, st->name, got, (long long)p->shape[0], (long long)p->shape[1]);
+            else
+                rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" has shape [%s], config.json implies [%lld]", st->path,
+                             st->name, got, (long long)p->shape[0]);
+            break;
+        }
+        float *dst = m->params + p->offset;
+        if ((rc = gp_st_tensor_to_f32(st, dst, err))) break;
+        for (size_t k = 0; k < p->numel; k++)
+            if (!isfinite(dst[k])) {
+                rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" has a non-finite value (%g) at element %zu", st->path,
+                             st->name, (double)dst[k], k);
+                break;
+            }
+        m->src_names[i] = gp_strdup(st->name);
+        m->src_dtypes[i] = st->dtype;
+    }
+    gp_st_set_close(set);
+    return rc;
+}
+
+gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err) {
+    *out = NULL;
+    if (!gp_dir_exists(dir)) return gp_errf(err, GP_EINPUT, "%s: not a model folder (no such directory)", dir);
+    gp_model *m = gp_calloc(1, sizeof *m);
+    m->dir = gp_strdup(dir);
+    gp_status rc;
+    if ((rc = gp_model_config_load(dir, &m->cfg, err))) goto fail;
+    gp_model_build_table(&m->cfg, &m->table);
+    m->src_names = gp_calloc((size_t)m->table.n, sizeof(char *));
+    m->src_dtypes = gp_calloc((size_t)m->table.n, sizeof(gp_dtype));
+    m->params = gp_malloc(m->table.total * sizeof(float));
+    if ((rc = load_weights(m, err))) goto fail;
+    if ((rc = load_pooling(m, err))) goto fail;
+    if ((rc = load_st_configs(m, err))) goto fail;
+    if ((rc = gp_tokenizer_load(dir, &m->tok, err))) goto fail;
+    if (gp_tokenizer_max_id(m->tok) > m->cfg.vocab_size) {
+        rc = gp_errf(err, GP_EINPUT, "%s: the tokenizer has ids up to %d but config.json vocab_size is %d", dir,
+                     gp_tokenizer_max_id(m->tok) - 1, m->cfg.vocab_size);
+        goto fail;
+    }
+    *out = m;
+    return GP_OK;
+fail:
+    gp_model_free(m);
+    return rc;
+}
+
+void gp_model_free(gp_model *m) {
+    if (!m) return;
+    if (m->st) {
+        const gp_arch_ops *ops = arch_ops(m->cfg.arch);
+        if (ops) ops->state_free(m->st->arch);
+        free(m->st->pk.ids);
+        free(m->st->pk.pos);
+        free(m->st->pk.offsets);
+        free(m->st->pooled);
+        free(m->st->emb);
+        free(m->st->norm);
+        free(m->st->dpooled);
+        free(m->st->dhidden);
+        free(m->st);
+    }
+    if (m->src_names)
+        for (int i = 0; i < m->table.n; i++) free(m->src_names[i]);
+    free(m->src_names);
+    free(m->src_dtypes);
+    gp_param_table_free(&m->table);
+    gp_tokenizer_free(m->tok);
+    free(m->params);
+    free(m->grads);
+    free(m->query_prompt);
+    free(m->dir);
+    free(m);
+}
+
+int gp_model_dim(const gp_model *m) { return m->cfg.hidden; }
+float *gp_model_param(const gp_model *m, int i) { return m->params + m->table.p[i].offset; }
+float *gp_model_grad(const gp_model *m, int i) { return m->grads + m->table.p[i].offset; }
+
+void gp_model_zero_grad(gp_model *m) {
+    if (!m->grads) m->grads = gp_malloc(m->table.total * sizeof(float));
+    memset(m->grads, 0, m->table.total * sizeof(float));
+}
+
+/* ---- forward / backward ----------------------------------------------------------------- */
+
+static void pack(gp_model *m, const gp_batch *b) {
+    gp_model_state *s = m->st;
+    int N = 0;
+    for (size_t i = 0; i < (size_t)b->B * b->T; i++) N += b->mask[i] != 0;
+    if (b->B > s->capB) {
+        s->capB = b->B;
+        s->pk.offsets = gp_realloc(s->pk.offsets, (size_t)(b->B + 1) * sizeof(int));
+        size_t bc = (size_t)b->B * m->cfg.hidden * sizeof(float);
+        s->pooled = gp_realloc(s->pooled, bc);
+        s->emb = gp_realloc(s->emb, bc);
+        s->dpooled = gp_realloc(s->dpooled, bc);
+        s->norm = gp_realloc(s->norm, (size_t)b->B * sizeof(float));
+    }
+    if (N > s->capN) {
+        s->capN = N;
+        s->pk.ids = gp_realloc(s->pk.ids, (size_t)N * sizeof(int32_t));
+        s->pk.pos = gp_realloc(s->pk.pos, (size_t)N * sizeof(int32_t));
+    }
+    int n = 0;
+    for (int i = 0; i < b->B; i++) {
+        s->pk.offsets[i] = n;
+        for (int t = 0; t < b->T; t++) {
+            if (!b->mask[(size_t)i * b->T + t]) continue;
+            int32_t id = b->ids[(size_t)i * b->T + t];
+            GP_CHECK(id >= 0 && id < m->cfg.vocab_size, "token id %d outside the vocabulary (%d)", id, m->cfg.vocab_size);
+            GP_CHECK(t < m->cfg.max_positions, "position %d beyond max_position_embeddings %d", t, m->cfg.max_positions);
+            s->pk.ids[n] = id;
+            s->pk.pos[n] = t;
+            n++;
+        }
+    }
+    s->pk.offsets[b->B] = n;
+    s->pk.B = b->B;
+    s->pk.N = N;
+}
+
+static void forward(gp_model *m, const gp_batch *b, float *emb, bool train) {
+    if (!m->st) m->st = gp_calloc(1, sizeof *m->st);
+    gp_model_state *s = m->st;
+    pack(m, b);
+    const int C = m->cfg.hidden;
+    const float *hidden = arch_ops(m->cfg.arch)->forward(m, &s->arch, &s->pk, train);
+    gp_pool_forward(s->pooled, hidden, s->pk.offsets, b->B, C, m->pool.mode);
+    if (m->pool.normalize) gp_l2norm_forward(s->emb, s->norm, s->pooled, b->B, C);
+    else memcpy(s->emb, s->pooled, (size_t)b->B * C * sizeof(float));
+    memcpy(emb, s->emb, (size_t)b->B * C * sizeof(float));
+    s->have_train_forward = train;
+}
+
+void gp_model_forward(gp_model *m, const gp_batch *b, float *emb) { forward(m, b, emb, true); }
+
+void gp_model_backward(gp_model *m, const float *demb) {
+    gp_model_state *s = m->st;
+    GP_CHECK(s && s->have_train_forward, "gp_model_backward needs a gp_model_forward first");
+    GP_CHECK(m->grads, "call gp_model_zero_grad before the first backward");
+    const int B = s->pk.B, N = s->pk.N, C = m->cfg.hidden;
+    memset(s->dpooled, 0, (size_t)B * C * sizeof(float));
+    if (m->pool.normalize) gp_l2norm_backward(s->dpooled, demb, s->emb, s->norm, B, C);
+    else memcpy(s->dpooled, demb, (size_t)B * C * sizeof(float));
+    if (N > s->capDH) {
+        s->capDH = N;
+        s->dhidden = gp_realloc(s->dhidden, (size_t)N * C * sizeof(float));
+    }
+    memset(s->dhidden, 0, (size_t)N * C * sizeof(float));
+    gp_pool_backward(s->dhidden, s->dpooled, s->pk.offsets, B, C, m->pool.mode);
+    arch_ops(m->cfg.arch)->backward(m, s->arch, &s->pk, s->dhidden);
+}
+
+void gp_model_encode(gp_model *m, const char *const *texts, int n, int batch, int max_len, const char *prefix,
+                     float *emb) {
+    const int C = gp_model_dim(m);
+    if (max_len <= 0 || max_len > m->max_length) max_len = m->max_length;
+    const char **bt = gp_malloc((size_t)(batch > 0 ? batch : 1) * sizeof(char *));
+    char **owned = gp_calloc((size_t)(batch > 0 ? batch : 1), sizeof(char *));
+    for (int i = 0; i < n; i += batch) {
+        int k = n - i < batch ? n - i : batch;
+        for (int j = 0; j < k; j++) {
+            if (prefix && *prefix) {
+                size_t a = strlen(prefix), c = strlen(texts[i + j]);
+                owned[j] = gp_malloc(a + c + 1);
+                memcpy(owned[j], prefix, a);
+                memcpy(owned[j] + a, texts[i + j], c + 1);
+                bt[j] = owned[j];
+            } else {
+                bt[j] = texts[i + j];
+            }
+        }
+        gp_batch b;
+        gp_tokenizer_batch(m->tok, bt, k, max_len, &b);
+        forward(m, &b, emb + (size_t)i * C, false);
+        gp_batch_free(&b);
+        for (int j = 0; j < k; j++) {
+            free(owned[j]);
+            owned[j] = NULL;
+        }
+    }
+    free(owned);
+    free(bt);
+}
