@@ -1,0 +1,265 @@
+/* test_cli.c — the gaprune binary as a user runs it: encode on 1, 2 and 3 ranks (same
+ * embeddings as the library computes in-process), tokenize, and bad input (exit code 2, a
+ * message naming the file or key, no sanitizer report). The binary under test is
+ * $GAPRUNE_BIN (the sanitizer build, set by tests/run_tests.sh). */
+#include "test_util.h"
+
+#include <hdf5.h>
+#include <sys/wait.h>
+
+#include "gaprune/model.h"
+#include "gaprune/textfile.h"
+
+static char *g_dir;
+
+static const char *bin(void) {
+    const char *b = getenv("GAPRUNE_BIN");
+    return b ? b : "build/san/gaprune";
+}
+
+/* Runs a shell command line with stdout and stderr captured; returns the exit status. */
+static int run(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s >'%s/out' 2>'%s/err'", args, g_dir, g_dir);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static char *slurp(const char *name) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", g_dir, name);
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void assert_clean_stderr(void) {
+    char *e = slurp("err");
+    if (strstr(e, "AddressSanitizer") || strstr(e, "runtime error") || strstr(e, "LeakSanitizer"))
+        fail_msg("sanitizer report:\n%s", e);
+    free(e);
+}
+
+static int setup(void **state) {
+    (void)state;
+    g_dir = tu_mkdtemp();
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1); /* Open MPI's allocations at exit are not ours */
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tu_rmtree(g_dir);
+    free(g_dir);
+    return 0;
+}
+
+static float *read_embeddings(const char *path, hsize_t dims[2], char ***ids) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    int64_t complete = 0;
+    hid_t a = H5Aopen(f, "complete", H5P_DEFAULT);
+    assert_true(a >= 0);
+    H5Aread(a, H5T_NATIVE_INT64, &complete);
+    H5Aclose(a);
+    assert_int_equal(complete, 1);
+    hid_t d = H5Dopen2(f, "embeddings", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    float *e = malloc(dims[0] * dims[1] * sizeof(float));
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, e) >= 0);
+    assert_true(H5Aexists(d, "description") > 0 && H5Aexists(d, "units") > 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    if (ids) {
+        d = H5Dopen2(f, "ids", H5P_DEFAULT);
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+        *ids = calloc(dims[0], sizeof(char *));
+        assert_true(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, *ids) >= 0);
+        H5Tclose(t);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    return e;
+}
+
+static void free_ids(char **ids, size_t n) {
+    for (size_t i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+}
+
+static void test_encode_matches_library(void **state) {
+    (void)state;
+    char out[4200];
+    snprintf(out, sizeof out, "%s/e1.h5", g_dir);
+    int rc = run("%s encode --model " FIXTURES "/bert-f32 --input " FIXTURES "/texts.txt --output %s --batch 3", bin(), out);
+    assert_clean_stderr();
+    assert_int_equal(rc, 0);
+    char *o = slurp("out");
+    assert_non_null(strstr(o, "{\"command\":\"encode\",\"texts\":8"));
+    free(o);
+    hsize_t dims[2];
+    char **ids;
+    float *e = read_embeddings(out, dims, &ids);
+    assert_int_equal(dims[0], 8);
+    assert_int_equal(dims[1], 64);
+    assert_string_equal(ids[0], "1");
+    assert_string_equal(ids[7], "8");
+
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-f32", &m, &err), GP_OK);
+    gp_texts t;
+    assert_int_equal(gp_texts_read(FIXTURES "/texts.txt", 0, 8, true, false, &t, &err), GP_OK);
+    float *ref = malloc(8 * 64 * sizeof(float));
+    gp_model_encode(m, (const char *const *)t.text, 8, 3, 0, NULL, ref);
+    double d = tu_max_abs(e, ref, 8 * 64);
+    printf("    1 rank vs library: max abs diff %.2e\n", d);
+    assert_true(d < 1e-6);
+    free(ref);
+    gp_texts_free(&t);
+    gp_model_free(m);
+    free_ids(ids, dims[0]);
+    free(e);
+}
+
+static void test_encode_ranks_agree(void **state) {
+    (void)state;
+    char one[4200], many[4200];
+    snprintf(one, sizeof one, "%s/e1.h5", g_dir);
+    hsize_t d1[2];
+    float *e1 = read_embeddings(one, d1, NULL);
+    for (int np = 2; np <= 3; np++) {
+        snprintf(many, sizeof many, "%s/e%d.h5", g_dir, np);
+        int rc = run("mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s encode --model " FIXTURES
+                     "/bert-f32 --input " FIXTURES "/texts.txt --output %s --batch 3",
+                     np, bin(), many);
+        assert_clean_stderr();
+        assert_int_equal(rc, 0);
+        hsize_t d2[2];
+        char **ids;
+        float *e2 = read_embeddings(many, d2, &ids);
+        assert_int_equal(d2[0], d1[0]);
+        assert_string_equal(ids[5], "6");
+        double d = tu_max_abs(e1, e2, d1[0] * d1[1]);
+        printf("    %d ranks vs 1 rank: max abs diff %.2e\n", np, d);
+        assert_true(d < 1e-6);
+        free_ids(ids, d2[0]);
+        free(e2);
+    }
+    free(e1);
+}
+
+static void test_encode_jsonl(void **state) {
+    (void)state;
+    char in[4200], out[4200];
+    snprintf(in, sizeof in, "%s/corpus.jsonl", g_dir);
+    snprintf(out, sizeof out, "%s/c.h5", g_dir);
+    tu_write(in, "{\"_id\": \"d1\", \"title\": \"Paris\", \"text\": \"is the capital of france\"}\n"
+                 "\n"
+                 "{\"_id\": 7, \"text\": \"berlin is big\"}\n");
+    assert_int_equal(run("%s encode --model " FIXTURES "/bert-f32 --input %s --output %s", bin(), in, out), 0);
+    hsize_t dims[2];
+    char **ids;
+    float *e = read_embeddings(out, dims, &ids);
+    assert_int_equal(dims[0], 2);
+    assert_string_equal(ids[0], "d1");
+    assert_string_equal(ids[1], "7");
+    /* title + " " + text */
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-f32", &m, &err), GP_OK);
+    const char *texts[] = {"Paris is the capital of france"};
+    float ref[64];
+    gp_model_encode(m, texts, 1, 1, 0, NULL, ref);
+    assert_true(tu_max_abs(e, ref, 64) < 1e-6);
+    gp_model_free(m);
+    free_ids(ids, dims[0]);
+    free(e);
+
+    tu_write(in, "{\"_id\": \"a\", \"text\": \"ok\"}\n{\"_id\": \"b\"}\n");
+    assert_int_equal(run("%s encode --model " FIXTURES "/bert-f32 --input %s --output %s/bad.h5", bin(), in, g_dir), 2);
+    assert_clean_stderr();
+    char *err_text = slurp("err");
+    assert_non_null(strstr(err_text, "corpus.jsonl:2: missing field \"text\""));
+    free(err_text);
+    snprintf(out, sizeof out, "%s/bad.h5", g_dir);
+    assert_false(access(out, F_OK) == 0); /* nothing written */
+}
+
+static void test_bad_input_exit_2(void **state) {
+    (void)state;
+    char d[4200];
+    snprintf(d, sizeof d, "%s/broken", g_dir);
+    tu_sh("cp -r " FIXTURES "/bert-f32 '%s' && truncate -s 1000 '%s/model.safetensors'", d, d);
+    for (int np = 1; np <= 2; np++) {
+        int rc = run("mpirun -np %d -x ASAN_OPTIONS %s encode --model %s --input " FIXTURES "/texts.txt --output %s/x.h5",
+                     np, bin(), d, g_dir);
+        assert_int_equal(rc, 2);
+        assert_clean_stderr();
+        char *e = slurp("err");
+        assert_non_null(strstr(e, "gaprune: error:"));
+        assert_non_null(strstr(e, "model.safetensors"));
+        assert_non_null(strstr(e, "truncated"));
+        free(e);
+    }
+    assert_int_equal(run("%s encode --model %s", bin(), d), 2);
+    char *e = slurp("err");
+    assert_non_null(strstr(e, "--input"));
+    free(e);
+    assert_int_equal(run("%s encode --modle x", bin()), 2);
+    e = slurp("err");
+    assert_non_null(strstr(e, "unknown option \"--modle\""));
+    free(e);
+    assert_int_equal(run("%s encode --model " FIXTURES "/bert-f32 --input /no/such.txt --output x.h5", bin()), 2);
+    e = slurp("err");
+    assert_non_null(strstr(e, "/no/such.txt"));
+    free(e);
+    assert_int_equal(run("%s frobnicate", bin()), 2);
+    assert_int_equal(run("%s --version", bin()), 0);
+    assert_int_equal(run("%s encode --help", bin()), 0);
+    char *o = slurp("out");
+    assert_non_null(strstr(o, "--max-length"));
+    free(o);
+}
+
+static void test_tokenize(void **state) {
+    (void)state;
+    assert_int_equal(run("%s tokenize --model " FIXTURES "/bert-f32 'Hello, World!' 'paris'", bin()), 0);
+    assert_clean_stderr();
+    char *o = slurp("out");
+    /* ids from the fixture's vocab.txt: hello 119, "," 16, world 120, "!" 5, paris 110 */
+    assert_string_equal(o, "2 119 16 120 5 3\n2 110 3\n");
+    free(o);
+    assert_int_equal(run("printf 'paris\\n\\nfrance' | %s tokenize --model " FIXTURES "/bert-f32 --tokens", bin()), 0);
+    o = slurp("out");
+    assert_string_equal(o, "[CLS] paris [SEP]\n[CLS] [SEP]\n[CLS] france [SEP]\n");
+    free(o);
+    assert_int_equal(run("%s tokenize --model " FIXTURES "/bert-f32 --max-length 3 'paris is big'", bin()), 0);
+    o = slurp("out");
+    assert_string_equal(o, "2 110 3\n");
+    free(o);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encode_matches_library), cmocka_unit_test(test_encode_ranks_agree),
+        cmocka_unit_test(test_encode_jsonl),           cmocka_unit_test(test_bad_input_exit_2),
+        cmocka_unit_test(test_tokenize),
+    };
+    return cmocka_run_group_tests_name("cli", tests, setup, teardown);
+}

@@ -1,0 +1,216 @@
+/* test_model.c — loading model folders: the parameter table, names and dtypes, pooling
+ * configuration, and broken folders (each GP_EINPUT with a message naming the file and the key
+ * or tensor, and no leak on the error path: this runs under LeakSanitizer). */
+#include "test_util.h"
+
+#include "gaprune/model.h"
+#include "gaprune/safetensors.h"
+
+static char *copy_fixture(const char *name) {
+    char *d = tu_mkdtemp();
+    tu_sh("cp -r " FIXTURES "/%s/. '%s'", name, d);
+    return d;
+}
+
+static void expect_load_error(const char *dir, const char *needle1, const char *needle2) {
+    gp_model *m = NULL;
+    gp_err err = {0};
+    gp_status rc = gp_model_load(dir, &m, &err);
+    printf("    %s\n", err.msg);
+    assert_int_equal(rc, GP_EINPUT);
+    assert_null(m);
+    if (needle1) assert_non_null(strstr(err.msg, needle1));
+    if (needle2) assert_non_null(strstr(err.msg, needle2));
+}
+
+static void edit_config(const char *dir, const char *from, const char *to) {
+    tu_sh("sed -i 's/%s/%s/' '%s/config.json'", from, to, dir);
+}
+
+static void test_table(void **state) {
+    (void)state;
+    gp_model *m;
+    gp_err err = {0};
+    if (gp_model_load(FIXTURES "/bert-f32", &m, &err)) fail_msg("%s", err.msg);
+    const gp_param_table *t = &m->table;
+    assert_int_equal(t->n, 5 + 16 * 2);
+    size_t total = 0;
+    for (int i = 0; i < t->n; i++) {
+        assert_int_equal(t->p[i].offset, total); /* one contiguous buffer, in table order */
+        total += t->p[i].numel;
+    }
+    assert_int_equal(total, t->total);
+    /* query, key, value weights are adjacent: one [3C, C] matrix */
+    int q = gp_param_table_find(t, "encoder.layer.1.attention.self.query.weight");
+    int k = gp_param_table_find(t, "encoder.layer.1.attention.self.key.weight");
+    int v = gp_param_table_find(t, "encoder.layer.1.attention.self.value.weight");
+    assert_true(q >= 0 && k == q + 1 && v == q + 2);
+    assert_int_equal(t->p[k].offset, t->p[q].offset + 64 * 64);
+    assert_int_equal(gp_param_table_find(t, "pooler.dense.weight"), -1);
+    assert_int_equal(m->pool.mode, GP_POOL_MEAN);
+    assert_true(m->pool.normalize);
+    assert_int_equal(m->max_length, 40); /* sentence_bert_config max_seq_length < 48 positions */
+    assert_string_equal(m->src_names[0], "embeddings.word_embeddings.weight");
+    assert_int_equal(m->src_dtypes[0], GP_DT_F32);
+    /* the values are those of the file */
+    gp_st_file *f;
+    assert_int_equal(gp_st_open(FIXTURES "/bert-f32/model.safetensors", &f, &err), GP_OK);
+    const gp_st_tensor *st = gp_st_find(f, "encoder.layer.0.intermediate.dense.weight");
+    int i = gp_param_table_find(t, "encoder.layer.0.intermediate.dense.weight");
+    assert_memory_equal(gp_model_param(m, i), st->data, st->end - st->begin);
+    gp_st_close(f);
+    gp_model_free(m);
+
+    if (gp_model_load(FIXTURES "/bert-bf16", &m, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(m->src_names[0], "bert.embeddings.word_embeddings.weight");
+    assert_int_equal(m->src_dtypes[0], GP_DT_BF16);
+    assert_int_equal(m->pool.mode, GP_POOL_CLS);
+    assert_false(m->pool.normalize);
+    gp_model_free(m);
+}
+
+static void test_default_pooling(void **state) {
+    (void)state;
+    char *d = copy_fixture("bert-bf16");
+    tu_sh("rm -rf '%s/modules.json' '%s/1_Pooling'", d, d);
+    gp_model *m;
+    gp_err err = {0};
+    if (gp_model_load(d, &m, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(m->pool.mode, GP_POOL_MEAN); /* no sentence-transformers files: mean + normalize */
+    assert_true(m->pool.normalize);
+    gp_model_free(m);
+    tu_rmtree(d);
+    free(d);
+}
+
+static void test_bad_config(void **state) {
+    (void)state;
+    expect_load_error("/nonexistent/model", "/nonexistent/model", NULL);
+    char *d = copy_fixture("bert-f32");
+    tu_sh("mv '%s/config.json' '%s/config.json.away'", d, d);
+    expect_load_error(d, "config.json", "cannot open");
+    tu_sh("mv '%s/config.json.away' '%s/config.json'", d, d);
+
+    edit_config(d, "\"bert\"", "\"roberta\"");
+    expect_load_error(d, "model_type", "roberta");
+    edit_config(d, "\"roberta\"", "\"bert\"");
+
+    edit_config(d, "\"intermediate_size\"", "\"intermediate_sz\"");
+    expect_load_error(d, "config.json", "\"intermediate_size\"");
+    edit_config(d, "\"intermediate_sz\"", "\"intermediate_size\"");
+
+    edit_config(d, "\"gelu\"", "\"relu\"");
+    expect_load_error(d, "hidden_act", "relu");
+    edit_config(d, "\"relu\"", "\"gelu\"");
+
+    edit_config(d, "\"num_attention_heads\": 4", "\"num_attention_heads\": 5");
+    expect_load_error(d, "num_attention_heads", NULL);
+    edit_config(d, "\"num_attention_heads\": 5", "\"num_attention_heads\": 4");
+
+    tu_sh("printf '{\"model_type\": \"bert\",' > '%s/config.json'", d);
+    expect_load_error(d, "config.json", "invalid JSON");
+    tu_rmtree(d);
+    free(d);
+}
+
+static void test_shape_mismatch(void **state) {
+    (void)state;
+    char *d = copy_fixture("bert-f32");
+    edit_config(d, "\"intermediate_size\": 128", "\"intermediate_size\": 96");
+    expect_load_error(d, "encoder.layer.0.intermediate.dense.weight", "[128, 64], config.json implies [96, 64]");
+    tu_rmtree(d);
+    free(d);
+}
+
+/* Rewrites <dir>/model.safetensors from the fixture's tensors with one mutation. */
+typedef enum { MUT_DROP, MUT_DTYPE, MUT_PAST_END, MUT_OVERLAP, MUT_NAN } mutation;
+
+static void rewrite(const char *dir, mutation mut, const char *target) {
+    gp_st_file *f;
+    gp_err err = {0};
+    assert_int_equal(gp_st_open(FIXTURES "/bert-f32/model.safetensors", &f, &err), GP_OK);
+    size_t cap = 1 << 16, len = 0, off = 0, total = 0;
+    char *h = malloc(cap);
+    for (int i = 0; i < gp_st_count(f); i++) total += gp_st_at(f, i)->end - gp_st_at(f, i)->begin;
+    uint8_t *data = malloc(total);
+    len += (size_t)snprintf(h + len, cap - len, "{");
+    for (int i = 0; i < gp_st_count(f); i++) {
+        const gp_st_tensor *t = gp_st_at(f, i);
+        int hit = strcmp(t->name, target) == 0;
+        if (hit && mut == MUT_DROP) continue;
+        size_t nb = t->end - t->begin;
+        memcpy(data + off, t->data, nb);
+        if (hit && mut == MUT_NAN) {
+            float nan = NAN;
+            memcpy(data + off + 4 * 7, &nan, 4);
+        }
+        size_t b = off, e = off + nb;
+        if (hit && mut == MUT_PAST_END) e += 4096;
+        if (hit && mut == MUT_OVERLAP) b -= 8, e -= 8;
+        len += (size_t)snprintf(h + len, cap - len, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", len > 1 ? "," : "",
+                                t->name, hit && mut == MUT_DTYPE ? "F12" : gp_dtype_name(t->dtype));
+        for (int k = 0; k < t->ndim; k++) len += (size_t)snprintf(h + len, cap - len, "%s%lld", k ? "," : "", (long long)t->shape[k]);
+        len += (size_t)snprintf(h + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", b, e);
+        off += nb;
+    }
+    len += (size_t)snprintf(h + len, cap - len, "}");
+    char p[4200];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    FILE *o = fopen(p, "wb");
+    uint64_t n = len;
+    fwrite(&n, 8, 1, o);
+    fwrite(h, 1, len, o);
+    fwrite(data, 1, off, o);
+    fclose(o);
+    free(h);
+    free(data);
+    gp_st_close(f);
+}
+
+static void test_bad_weights(void **state) {
+    (void)state;
+    char *d = copy_fixture("bert-f32");
+    const char *t = "encoder.layer.1.output.dense.weight";
+    rewrite(d, MUT_DROP, t);
+    expect_load_error(d, t, "missing");
+    rewrite(d, MUT_DTYPE, t);
+    expect_load_error(d, t, "unknown dtype \"F12\"");
+    rewrite(d, MUT_PAST_END, t);
+    expect_load_error(d, t, "past the end");
+    rewrite(d, MUT_OVERLAP, t);
+    expect_load_error(d, t, "overlap");
+    rewrite(d, MUT_NAN, t);
+    expect_load_error(d, t, "non-finite");
+    /* a truncated file: the last tensors now point past its end */
+    rewrite(d, MUT_NAN, "none");
+    tu_sh("truncate -s 200000 '%s/model.safetensors'", d);
+    expect_load_error(d, "model.safetensors", "past the end");
+    tu_sh("truncate -s 20 '%s/model.safetensors'", d);
+    expect_load_error(d, "model.safetensors", "truncated");
+    tu_sh("rm '%s/model.safetensors'", d);
+    expect_load_error(d, "no model.safetensors", NULL);
+    tu_rmtree(d);
+    free(d);
+}
+
+static void test_bad_pooling(void **state) {
+    (void)state;
+    char *d = copy_fixture("bert-f32");
+    tu_sh("sed -i 's/\"pooling_mode_max_tokens\": false/\"pooling_mode_max_tokens\": true/' '%s/1_Pooling/config.json'", d);
+    expect_load_error(d, "pooling_mode_max_tokens", "not supported");
+    tu_sh("sed -i 's/\"pooling_mode_max_tokens\": true/\"pooling_mode_max_tokens\": false/;"
+          " s/\"pooling_mode_mean_tokens\": true/\"pooling_mode_mean_tokens\": false/' '%s/1_Pooling/config.json'", d);
+    expect_load_error(d, "exactly one pooling mode", NULL);
+    tu_sh("sed -i 's/models.Normalize/models.Dense/' '%s/modules.json'", d);
+    expect_load_error(d, "modules.json", "models.Dense");
+    tu_rmtree(d);
+    free(d);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),         cmocka_unit_test(test_default_pooling), cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_shape_mismatch), cmocka_unit_test(test_bad_weights),     cmocka_unit_test(test_bad_pooling),
+    };
+    return cmocka_run_group_tests_name("model", tests, NULL, NULL);
+}
