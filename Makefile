@@ -25,7 +25,7 @@ PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS)) -lm
 WARN        = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter
 CFLAGS_REL  = -O3 -g $(ARCH_FLAGS) $(WARN) -Iinclude $(PKG_CFLAGS)
-CFLAGS_SAN  = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+CFLAGS_SAN  = -O1 -g $(ARCH_FLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
               $(WARN) -Iinclude $(PKG_CFLAGS)
 
 LIB_SRC   := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))

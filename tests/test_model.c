@@ -207,10 +207,42 @@ static void test_bad_pooling(void **state) {
     free(d);
 }
 
+/* The writer re-stores a whole model as F16; loading it gives the half-rounded weights. */
+static void test_f16_model(void **state) {
+    (void)state;
+    char *d = copy_fixture("bert-f32"), p[4200];
+    gp_model *m, *h;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-f32", &m, &err), GP_OK);
+    gp_st_writer *w = gp_st_writer_init();
+    gp_st_writer_meta(w, "note", "re-stored as F16 by test_model");
+    for (int i = 0; i < m->table.n; i++)
+        gp_st_writer_add_f32(w, m->src_names[i], GP_DT_F16, m->table.p[i].ndim, m->table.p[i].shape, gp_model_param(m, i));
+    snprintf(p, sizeof p, "%s/model.safetensors", d);
+    assert_int_equal(gp_st_writer_write(w, p, &err), GP_OK);
+    gp_st_writer_free(w);
+    if (gp_model_load(d, &h, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(h->src_dtypes[3], GP_DT_F16);
+    for (size_t k = 0; k < m->table.total; k++)
+        assert_float_equal(h->params[k], gp_f16_to_f32(gp_f32_to_f16(m->params[k])), 0);
+    const char *texts[] = {"paris is the capital of france", "berlin"};
+    float e1[128], e2[128];
+    gp_model_encode(m, texts, 2, 2, 0, NULL, e1);
+    gp_model_encode(h, texts, 2, 2, 0, NULL, e2);
+    double diff = tu_max_abs(e1, e2, 128);
+    printf("    F16 copy: embeddings within %.2e of the F32 model\n", diff);
+    assert_true(diff > 0 && diff < 1e-2);
+    gp_model_free(h);
+    gp_model_free(m);
+    tu_rmtree(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),         cmocka_unit_test(test_default_pooling), cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_shape_mismatch), cmocka_unit_test(test_bad_weights),     cmocka_unit_test(test_bad_pooling),
+        cmocka_unit_test(test_f16_model),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

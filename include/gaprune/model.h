@@ -101,6 +101,9 @@ typedef struct {
 /* Loads everything from the folder. Any problem is GP_EINPUT naming the file and key or tensor. */
 gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err);
 void gp_model_free(gp_model *m);
+/* A model with zeroed parameters and no tokenizer, for benchmarks, tests and training from
+ * scratch; the caller fills m->params. */
+gp_model *gp_model_create(const gp_model_config *cfg, gp_pooling pool);
 
 /* min(max_positions, sentence_bert_config.json max_seq_length) without loading weights. */
 gp_status gp_model_default_max_length(const char *dir, int max_positions, int *out, gp_err *err);

@@ -78,7 +78,16 @@ void gp_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 }
 
 void gp_gelu_forward(float *out, const float *inp, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i = 0;
+#ifdef GP_HAVE_AVX2
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), r2 = _mm256_set1_ps((float)M_SQRT1_2);
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(inp + i);
+        __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, gp_erf8(_mm256_mul_ps(x, r2))));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(x, cdf));
+    }
+#endif
+    for (; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + gp_erff(x * (float)M_SQRT1_2));
     }
@@ -86,7 +95,19 @@ void gp_gelu_forward(float *out, const float *inp, int64_t n) {
 
 void gp_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n) {
     const float k = 0.3989422804014327f; /* 1/sqrt(2π) */
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i = 0;
+#ifdef GP_HAVE_AVX2
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), r2 = _mm256_set1_ps((float)M_SQRT1_2),
+                 kk = _mm256_set1_ps(k), mhalf = _mm256_set1_ps(-0.5f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(inp + i);
+        __m256 cdf = _mm256_mul_ps(half, _mm256_add_ps(one, gp_erf8(_mm256_mul_ps(x, r2))));
+        __m256 pdf = _mm256_mul_ps(kk, gp_exp8(_mm256_mul_ps(mhalf, _mm256_mul_ps(x, x))));
+        __m256 g = _mm256_fmadd_ps(x, pdf, cdf);
+        _mm256_storeu_ps(dinp + i, _mm256_fmadd_ps(_mm256_loadu_ps(dout + i), g, _mm256_loadu_ps(dinp + i)));
+    }
+#endif
+    for (; i < n; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + gp_erff(x * (float)M_SQRT1_2));
         float pdf = k * gp_expf(-0.5f * x * x);

@@ -322,6 +322,23 @@ fail:
     return rc;
 }
 
+gp_model *gp_model_create(const gp_model_config *cfg, gp_pooling pool) {
+    gp_model *m = gp_calloc(1, sizeof *m);
+    m->dir = gp_strdup("(in memory)");
+    m->cfg = *cfg;
+    m->pool = pool;
+    gp_model_build_table(cfg, &m->table);
+    m->src_names = gp_calloc((size_t)m->table.n, sizeof(char *));
+    m->src_dtypes = gp_calloc((size_t)m->table.n, sizeof(gp_dtype));
+    for (int i = 0; i < m->table.n; i++) {
+        m->src_names[i] = gp_strdup(m->table.p[i].name);
+        m->src_dtypes[i] = GP_DT_F32;
+    }
+    m->params = gp_calloc(m->table.total, sizeof(float));
+    m->max_length = cfg->max_positions;
+    return m;
+}
+
 void gp_model_free(gp_model *m) {
     if (!m) return;
     if (m->st) {

@@ -1,0 +1,51 @@
+"""PyTorch's side of `make bench`: the same cases as bench_bert.c, same shapes, same loss.
+
+Runs the functional BERT of tests/reference/bert_ref.py in float32 with one intra-op thread
+(OPENBLAS_NUM_THREADS=1 is set by run_bench.sh). Prints one JSON object per case.
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
+import bert_ref as R  # noqa: E402
+
+
+def run_case(name, cfg, B, T, reps):
+    gen = torch.Generator().manual_seed(42)
+    P = {k: v.requires_grad_(True) for k, v in R.random_params(cfg, gen, scale=0.05).items()}
+    ids = torch.randint(0, cfg["vocab_size"], (B, T), generator=gen)
+    mask = torch.ones(B, T, dtype=torch.long)
+    best, loss = 1e30, 0.0
+    for r in range(reps + 1):
+        t = time.perf_counter()
+        for p in P.values():
+            p.grad = None
+        h = R.bert_forward(P, ids, mask, cfg)
+        e = R.pool(h, mask, "mean", True)
+        loss = R.infonce(e[: B // 2], e[B // 2:])
+        loss.backward()
+        t = time.perf_counter() - t
+        if r > 0:
+            best = min(best, t)
+    print(json.dumps({"case": name, "seconds": round(best, 4), "tokens_per_s": round(B * T / best, 1),
+                      "loss": round(float(loss), 5)}), flush=True)
+
+
+def main():
+    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    torch.set_num_threads(1)
+    base = {"hidden_act": "gelu", "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "type_vocab_size": 2}
+    minilm = dict(base, vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                  intermediate_size=1536)
+    run_case("minilm-l6 16x128", minilm, 16, 128, reps)
+    layer = dict(base, vocab_size=1000, hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
+                 intermediate_size=3072)
+    run_case("bert-base layer 8x128", layer, 8, 128, reps)
+
+
+if __name__ == "__main__":
+    main()
