@@ -13,9 +13,9 @@
 CC         ?= gcc
 BUILD      ?= build
 NP         ?= 2
-PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc
+PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc inih libcrypto
 DEB_BUILD  := pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
-              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev
+              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libinih-dev libssl-dev
 DEB_PY     := python3-torch python3-numpy python3-h5py
 PYTHON_REF := /usr/bin/python3
 
@@ -98,6 +98,7 @@ bench-run: $(BUILD)/bench/bench_bert
 
 fixtures: deps-py
 	$(PYTHON_REF) tests/reference/make_bert_fixtures.py tests/fixtures
+	$(PYTHON_REF) tests/reference/make_stats_fixtures.py tests/fixtures
 
 # apt-get only what dpkg does not already have; sudo when not root.
 define install_debs

@@ -20,13 +20,22 @@ int gp_cli_main(int argc, char **argv);
 
 int gp_cmd_encode(int argc, char **argv);
 int gp_cmd_tokenize(int argc, char **argv);
+int gp_cmd_stats(int argc, char **argv);
+int gp_cmd_help_job(int argc, char **argv);
 
-typedef enum { GP_OPT_STR, GP_OPT_INT, GP_OPT_FLAG } gp_opt_type;
+
+typedef enum { GP_OPT_STR, GP_OPT_INT, GP_OPT_FLAG, GP_OPT_LIST } gp_opt_type;
+
+/* Destination of a GP_OPT_LIST option: every occurrence appends (v points into argv). */
+typedef struct {
+    const char **v;
+    int n;
+} gp_opt_list;
 
 typedef struct {
     const char *name;    /* long flag without "--" */
     gp_opt_type type;
-    void *dst;           /* const char **, int *, or int * (flag: set to 1) */
+    void *dst;           /* const char **, int *, int * (flag: set to 1), or gp_opt_list * */
     const char *metavar; /* e.g. "DIR" */
     const char *help;
 } gp_opt;
@@ -38,9 +47,18 @@ gp_status gp_opts_parse(const char *cmd, const char *usage, const gp_opt *opts, 
                         const char **pos, int max_pos, int *npos, gp_err *err);
 void gp_opts_help(FILE *f, const char *cmd, const char *usage, const gp_opt *opts);
 
+struct gp_config;
+/* For the job commands (`gaprune CMD JOB.ini [--set k=v ...] [extra options]`): parses argv
+ * with the extra options plus --set, loads the job file on every rank, agrees on errors and
+ * prints the effective configuration. Returns GP_OK, an error code to exit with, or
+ * GP_ESTOPPED after --help (exit 0). */
+gp_status gp_cli_job(const char *cmd, const char *usage, const gp_opt *extra, int argc, char **argv,
+                     struct gp_config *cfg);
+
 /* Collective: every rank passes its own status; when any rank failed, the lowest failing
- * rank prints its message, and every rank gets the largest code back. */
-gp_status gp_cli_agree(gp_status rc, const gp_err *err);
+ * rank prints its message, every rank receives that message in *err (when not NULL) and the
+ * largest code is returned everywhere. */
+gp_status gp_cli_agree(gp_status rc, gp_err *err);
 
 /* The command line as typed (for provenance attributes). */
 const char *gp_cli_command(void);

@@ -33,6 +33,19 @@ gp_status gp_h5_close_commit(hid_t file, const char *path, gp_err *err);
 void gp_h5_attr_str(hid_t obj, const char *name, const char *value);
 void gp_h5_attr_int(hid_t obj, const char *name, int64_t value);
 void gp_h5_attr_double(hid_t obj, const char *name, double value);
+/* Reads a scalar attribute; GP_EINPUT (not fatal) when it is missing or of another kind. */
+gp_status gp_h5_read_attr_int(hid_t obj, const char *name, int64_t *out);
+gp_status gp_h5_read_attr_double(hid_t obj, const char *name, double *out);
+/* malloc'd string, or NULL when missing. */
+char *gp_h5_read_attr_str(hid_t obj, const char *name);
+/* Opens a file read-only without HDF5's error stack printing; < 0 when it cannot. */
+hid_t gp_h5_open_quiet(const char *path);
+/* A whole float32 dataset into data (n elements expected); GP_EINPUT when absent or wrong size. */
+gp_status gp_h5_read_f32(hid_t loc, const char *name, float *data, size_t n);
+/* A contiguous, uncompressed float32 dataset written at once (checkpoints: speed over size). */
+void gp_h5_write_flat_f32(hid_t loc, const char *name, const float *data, size_t n, const char *description,
+                          const char *units);
+
 /* Sets description and units. */
 void gp_h5_describe(hid_t obj, const char *description, const char *units);
 

@@ -95,6 +95,7 @@ typedef struct {
     gp_tokenizer *tok;
     int max_length;     /* default truncation: min(sentence_bert_config max_seq_length, positions) */
     char *query_prompt; /* config_sentence_transformers.json prompts.query, or NULL */
+    int tok_emb;        /* table index of the token-embedding matrix */
     gp_model_state *st; /* activations of the last forward (private) */
 } gp_model;
 
@@ -119,7 +120,18 @@ float *gp_model_grad(const gp_model *m, int i);
 void gp_model_forward(gp_model *m, const gp_batch *b, float *emb);
 /* Adds d loss / d params into m->grads, given demb[B, dim] of the last forward. */
 void gp_model_backward(gp_model *m, const float *demb);
+/* Zeroes m->grads (allocating it the first time). Only the token-embedding rows that earlier
+ * backward passes touched are cleared again, which for a 30k-token vocabulary is most of the
+ * cost of a small batch's zero_grad. */
 void gp_model_zero_grad(gp_model *m);
+/* Sorted, unique token ids of the last forward: the only rows of the token-embedding gradient
+ * (table index m->tok_emb) that its backward makes non-zero. Returns their count. */
+int gp_model_touched_rows(const gp_model *m, const int32_t **rows);
+
+/* For each linear layer: fn(ctx, index of its weight in the table, input [N, in], N, in),
+ * from the last gp_model_forward. */
+typedef void (*gp_linear_input_fn)(void *ctx, int param, const float *x, int N, int in);
+void gp_model_each_linear_input(gp_model *m, gp_linear_input_fn fn, void *ctx);
 
 /* Embeds n texts in mini-batches of `batch` without keeping activations for backward; emb is
  * [n, dim]. max_len <= 0 means the model's max_length (larger values are clamped to it);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gaprune/config.h"
 #include "gaprune/log.h"
 
 static char g_command[4096];
@@ -21,6 +22,8 @@ typedef struct {
 static const command k_commands[] = {
     {"encode", gp_cmd_encode, "embed texts (.txt or .jsonl) into an HDF5 file"},
     {"tokenize", gp_cmd_tokenize, "print token ids of texts, one line per text"},
+    {"stats", gp_cmd_stats, "Fisher, mean gradients and activation norms of both corpora -> OUT/stats.h5"},
+    {"help-job", gp_cmd_help_job, "every job-file key with its default"},
 };
 
 static void usage(FILE *f) {
@@ -74,6 +77,12 @@ void gp_opts_help(FILE *f, const char *cmd, const char *use, const gp_opt *opts)
 }
 
 static gp_status set_opt(const char *cmd, const gp_opt *o, const char *val, gp_err *err) {
+    if (o->type == GP_OPT_LIST) {
+        gp_opt_list *l = o->dst;
+        l->v = gp_realloc(l->v, (size_t)(l->n + 1) * sizeof(char *));
+        l->v[l->n++] = val;
+        return GP_OK;
+    }
     if (o->type == GP_OPT_STR) {
         *(const char **)o->dst = val;
         return GP_OK;
@@ -125,15 +134,59 @@ gp_status gp_opts_parse(const char *cmd, const char *use, const gp_opt *opts, in
     return GP_OK;
 }
 
-gp_status gp_cli_agree(gp_status rc, const gp_err *err) {
+gp_status gp_cli_agree(gp_status rc, gp_err *err) {
     int mine = rc != GP_OK ? gp_rank() : gp_nranks(), first;
     int code = (int)rc, worst;
     GP_MPI(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first == gp_nranks()) return GP_OK;
     GP_MPI(MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    if (first == gp_rank() && rc != GP_OK && err) {
+    gp_err local = {0};
+    if (!err) err = &local;
+    if (first == gp_rank()) {
         if (gp_rank() == 0) fprintf(stderr, "gaprune: error: %s\n", err->msg);
         else fprintf(stderr, "gaprune: error: [rank %d] %s\n", gp_rank(), err->msg);
         fflush(stderr);
     }
+    /* every rank ends with the message that was reported */
+    GP_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD));
+    err->code = (gp_status)worst;
     return (gp_status)worst;
+}
+
+int gp_cmd_help_job(int argc, char **argv) {
+    (void)argc, (void)argv;
+    if (gp_rank() == 0) gp_config_help(stdout);
+    return GP_OK;
+}
+
+gp_status gp_cli_job(const char *cmd, const char *use, const gp_opt *extra, int argc, char **argv, gp_config *cfg) {
+    gp_opt_list sets = {0};
+    gp_opt opts[32];
+    int n = 0;
+    for (const gp_opt *o = extra; o && o->name && n < 30; o++) opts[n++] = *o;
+    opts[n++] = (gp_opt){"set", GP_OPT_LIST, &sets, "SECTION.KEY=VALUE", "override a job-file key (repeatable)"};
+    opts[n] = (gp_opt){NULL, 0, NULL, NULL, NULL};
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
+    gp_err err = {0};
+    memset(cfg, 0, sizeof *cfg);
+    gp_status rc = gp_opts_parse(cmd, use, opts, argc, argv, pos, 1, &npos, &err);
+    if (rc == GP_ESTOPPED) {
+        free(sets.v);
+        return GP_ESTOPPED;
+    }
+    if (!rc && npos != 1) rc = gp_errf(&err, GP_EINPUT, "gaprune %s: expected one job file (see --help)", cmd);
+    if ((rc = gp_cli_agree(rc, &err))) {
+        free(sets.v);
+        return rc;
+    }
+    rc = gp_config_load(cfg, pos[0], sets.v, sets.n, &err);
+    free(sets.v);
+    if ((rc = gp_cli_agree(rc, &err))) return rc;
+    if (gp_rank() == 0 && gp_log_level() >= 1) {
+        printf("gaprune %s %s: job %s on %d rank%s; effective configuration:\n", GP_VERSION, cmd, cfg->job_path,
+               gp_nranks(), gp_nranks() > 1 ? "s" : "");
+        gp_config_print(cfg, stdout);
+    }
+    return GP_OK;
 }

@@ -110,3 +110,76 @@ void gp_h5_write_strings(hid_t loc, const char *name, const char *const *s, hsiz
     H5Sclose(sp);
     H5Tclose(t);
 }
+
+gp_status gp_h5_read_attr_int(hid_t obj, const char *name, int64_t *out) {
+    if (H5Aexists(obj, name) <= 0) return GP_EINPUT;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return GP_EINPUT;
+    herr_t rc = H5Aread(a, H5T_NATIVE_INT64, out);
+    H5Aclose(a);
+    return rc < 0 ? GP_EINPUT : GP_OK;
+}
+
+gp_status gp_h5_read_attr_double(hid_t obj, const char *name, double *out) {
+    if (H5Aexists(obj, name) <= 0) return GP_EINPUT;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return GP_EINPUT;
+    herr_t rc = H5Aread(a, H5T_NATIVE_DOUBLE, out);
+    H5Aclose(a);
+    return rc < 0 ? GP_EINPUT : GP_OK;
+}
+
+char *gp_h5_read_attr_str(hid_t obj, const char *name) {
+    if (H5Aexists(obj, name) <= 0) return NULL;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return NULL;
+    hid_t t = H5Aget_type(a);
+    char *out = NULL;
+    if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
+        size_t n = H5Tget_size(t);
+        out = gp_calloc(n + 1, 1);
+        hid_t mt = H5Tcopy(t);
+        if (H5Aread(a, mt, out) < 0) {
+            free(out);
+            out = NULL;
+        }
+        H5Tclose(mt);
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return out;
+}
+
+hid_t gp_h5_open_quiet(const char *path) {
+    H5E_auto2_t fn;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    return f;
+}
+
+gp_status gp_h5_read_f32(hid_t loc, const char *name, float *data, size_t n) {
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return GP_EINPUT;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0) return GP_EINPUT;
+    hid_t sp = H5Dget_space(d);
+    hssize_t npts = H5Sget_simple_extent_npoints(sp);
+    gp_status rc = GP_EINPUT;
+    if (npts == (hssize_t)n && (n == 0 || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0)) rc = GP_OK;
+    H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
+void gp_h5_write_flat_f32(hid_t loc, const char *name, const float *data, size_t n, const char *description,
+                          const char *units) {
+    hsize_t dims[1] = {n};
+    hid_t sp = GP_H5(H5Screate_simple(1, dims, NULL), "space for %s", name);
+    hid_t ds = GP_H5(H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating %s", name);
+    if (n) GP_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "writing %s", name);
+    gp_h5_describe(ds, description, units);
+    H5Dclose(ds);
+    H5Sclose(sp);
+}

@@ -16,6 +16,7 @@ typedef struct {
 
 typedef struct {
     const char *name;
+    const char *token_embedding; /* parameter name of the token-embedding matrix [V, C] */
     void (*build_table)(const gp_model_config *cfg, gp_param_table *t);
     /* Returns hidden states [N, C] (owned by the state). With train = false nothing is kept
      * for backward and memory does not grow with the number of layers. */
@@ -23,6 +24,9 @@ typedef struct {
     /* Adds into m->grads given dhidden [N, C] of the last train-mode forward. */
     void (*backward)(gp_model *m, void *state, const gp_packed *pk, const float *dhidden);
     void (*state_free)(void *state);
+    /* Calls fn for each linear layer's weight with its input [N, in] of the last train-mode
+     * forward (the activations Wanda scores weights by). */
+    void (*each_linear_input)(gp_model *m, void *state, const gp_packed *pk, gp_linear_input_fn fn, void *ctx);
 } gp_arch_ops;
 
 extern const gp_arch_ops gp_bert_ops;

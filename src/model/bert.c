@@ -219,6 +219,24 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
     gp_embedding_backward(EG(m, E_WTE), EG(m, E_WPE), EG(m, E_WTT), dres, pk->ids, pk->pos, N, C);
 }
 
+static void bert_each_linear_input(gp_model *m, void *state, const gp_packed *pk, gp_linear_input_fn fn,
+                                   void *ctx) {
+    const bert_state *s = state;
+    GP_CHECK(s && s->trained, "needs a training-mode forward");
+    const int N = pk->N, C = m->cfg.hidden, I = m->cfg.intermediate;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        const layer_acts *a = &s->la[l];
+        const float *x = l ? s->la[l - 1].xo : s->x0;
+        const int base = E_COUNT + l * L_COUNT;
+        fn(ctx, base + L_QW, x, N, C);
+        fn(ctx, base + L_KW, x, N, C);
+        fn(ctx, base + L_VW, x, N, C);
+        fn(ctx, base + L_AOW, a->ctx, N, C);
+        fn(ctx, base + L_IW, a->x1, N, C);
+        fn(ctx, base + L_OW, a->h, N, I);
+    }
+}
+
 static void bert_state_free(void *state) {
     bert_state *s = state;
     if (!s) return;
@@ -230,8 +248,10 @@ static void bert_state_free(void *state) {
 
 const gp_arch_ops gp_bert_ops = {
     .name = "bert",
+    .token_embedding = "embeddings.word_embeddings.weight",
     .build_table = bert_build_table,
     .forward = bert_forward,
     .backward = bert_backward,
     .state_free = bert_state_free,
+    .each_linear_input = bert_each_linear_input,
 };

@@ -22,6 +22,11 @@ struct gp_model_state {
     float *dhidden;   /* [N, C] */
     int capDH;
     bool have_train_forward;
+    int32_t *touched; /* sorted unique ids of the last forward */
+    int ntouched, cap_touched;
+    int32_t *dirty;   /* token-embedding gradient rows written since the last zero_grad */
+    int ndirty, cap_dirty;
+    bool dirty_valid; /* grads is zero outside the dirty rows of the token embedding */
 };
 
 static const gp_arch_ops *arch_ops(gp_arch a) {
@@ -61,6 +66,11 @@ void gp_param_table_free(gp_param_table *t) {
 void gp_model_build_table(const gp_model_config *cfg, gp_param_table *t) {
     memset(t, 0, sizeof *t);
     arch_ops(cfg->arch)->build_table(cfg, t);
+}
+
+static void set_tok_emb(gp_model *m) {
+    m->tok_emb = gp_param_table_find(&m->table, arch_ops(m->cfg.arch)->token_embedding);
+    GP_CHECK(m->tok_emb >= 0, "architecture %s has no token embedding", arch_ops(m->cfg.arch)->name);
 }
 
 /* ---- config.json ------------------------------------------------------------------------ */
@@ -303,6 +313,7 @@ gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err) {
     gp_status rc;
     if ((rc = gp_model_config_load(dir, &m->cfg, err))) goto fail;
     gp_model_build_table(&m->cfg, &m->table);
+    set_tok_emb(m);
     m->src_names = gp_calloc((size_t)m->table.n, sizeof(char *));
     m->src_dtypes = gp_calloc((size_t)m->table.n, sizeof(gp_dtype));
     m->params = gp_malloc(m->table.total * sizeof(float));
@@ -328,6 +339,7 @@ gp_model *gp_model_create(const gp_model_config *cfg, gp_pooling pool) {
     m->cfg = *cfg;
     m->pool = pool;
     gp_model_build_table(cfg, &m->table);
+    set_tok_emb(m);
     m->src_names = gp_calloc((size_t)m->table.n, sizeof(char *));
     m->src_dtypes = gp_calloc((size_t)m->table.n, sizeof(gp_dtype));
     for (int i = 0; i < m->table.n; i++) {
@@ -352,6 +364,8 @@ void gp_model_free(gp_model *m) {
         free(m->st->norm);
         free(m->st->dpooled);
         free(m->st->dhidden);
+        free(m->st->touched);
+        free(m->st->dirty);
         free(m->st);
     }
     if (m->src_names)
@@ -372,8 +386,47 @@ float *gp_model_param(const gp_model *m, int i) { return m->params + m->table.p[
 float *gp_model_grad(const gp_model *m, int i) { return m->grads + m->table.p[i].offset; }
 
 void gp_model_zero_grad(gp_model *m) {
-    if (!m->grads) m->grads = gp_malloc(m->table.total * sizeof(float));
-    memset(m->grads, 0, m->table.total * sizeof(float));
+    gp_model_state *s = m->st;
+    if (!m->grads) {
+        m->grads = gp_calloc(m->table.total, sizeof(float));
+    } else if (s && s->dirty_valid) {
+        const gp_param *e = &m->table.p[m->tok_emb];
+        const size_t C = (size_t)e->shape[1];
+        memset(m->grads, 0, e->offset * sizeof(float));
+        memset(m->grads + e->offset + e->numel, 0, (m->table.total - e->offset - e->numel) * sizeof(float));
+        for (int i = 0; i < s->ndirty; i++) memset(m->grads + e->offset + (size_t)s->dirty[i] * C, 0, C * sizeof(float));
+    } else {
+        memset(m->grads, 0, m->table.total * sizeof(float));
+    }
+    if (!s) s = m->st = gp_calloc(1, sizeof *m->st);
+    s->ndirty = 0;
+    s->dirty_valid = true;
+}
+
+int gp_model_touched_rows(const gp_model *m, const int32_t **rows) {
+    GP_CHECK(m->st, "no forward yet");
+    *rows = m->st->touched;
+    return m->st->ntouched;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Remembers which token-embedding rows the coming backward writes. */
+static void mark_dirty(gp_model_state *s, int vocab) {
+    if (!s->dirty_valid) return;
+    if (s->ndirty + s->ntouched > vocab / 4) { /* cheaper to clear everything next time */
+        s->dirty_valid = false;
+        return;
+    }
+    if (s->ndirty + s->ntouched > s->cap_dirty) {
+        s->cap_dirty = 2 * (s->ndirty + s->ntouched);
+        s->dirty = gp_realloc(s->dirty, (size_t)s->cap_dirty * sizeof(int32_t));
+    }
+    memcpy(s->dirty + s->ndirty, s->touched, (size_t)s->ntouched * sizeof(int32_t));
+    s->ndirty += s->ntouched;
 }
 
 /* ---- forward / backward ----------------------------------------------------------------- */
@@ -412,6 +465,16 @@ static void pack(gp_model *m, const gp_batch *b) {
     s->pk.offsets[b->B] = n;
     s->pk.B = b->B;
     s->pk.N = N;
+    if (N > s->cap_touched) {
+        s->cap_touched = N;
+        s->touched = gp_realloc(s->touched, (size_t)N * sizeof(int32_t));
+    }
+    memcpy(s->touched, s->pk.ids, (size_t)N * sizeof(int32_t));
+    qsort(s->touched, (size_t)N, sizeof(int32_t), cmp_i32);
+    int u = 0;
+    for (int i = 0; i < N; i++)
+        if (u == 0 || s->touched[i] != s->touched[u - 1]) s->touched[u++] = s->touched[i];
+    s->ntouched = u;
 }
 
 static void forward(gp_model *m, const gp_batch *b, float *emb, bool train) {
@@ -443,7 +506,13 @@ void gp_model_backward(gp_model *m, const float *demb) {
     }
     memset(s->dhidden, 0, (size_t)N * C * sizeof(float));
     gp_pool_backward(s->dhidden, s->dpooled, s->pk.offsets, B, C, m->pool.mode);
+    mark_dirty(s, m->cfg.vocab_size);
     arch_ops(m->cfg.arch)->backward(m, s->arch, &s->pk, s->dhidden);
+}
+
+void gp_model_each_linear_input(gp_model *m, gp_linear_input_fn fn, void *ctx) {
+    GP_CHECK(m->st && m->st->have_train_forward, "needs a gp_model_forward first");
+    arch_ops(m->cfg.arch)->each_linear_input(m, m->st->arch, &m->st->pk, fn, ctx);
 }
 
 void gp_model_encode(gp_model *m, const char *const *texts, int n, int batch, int max_len, const char *prefix,

@@ -191,8 +191,9 @@ def random_params(cfg, gen, scale=0.15):
     return P
 
 
-def layer_forward(P, p, x, mask, cfg):
-    """One BERT layer. x [B, T, C]; mask [B, T] (1 = real token)."""
+def layer_forward(P, p, x, mask, cfg, record=None):
+    """One BERT layer. x [B, T, C]; mask [B, T] (1 = real token). record, when a dict, receives the
+    input of every linear layer, keyed by its weight's name."""
     B, T, C = x.shape
     NH = cfg["num_attention_heads"]
     hs = C // NH
@@ -205,14 +206,21 @@ def layer_forward(P, p, x, mask, cfg):
     ext = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
     probs = torch.softmax(scores + ext, dim=-1)
     ctx = (probs @ v).transpose(1, 2).reshape(B, T, C)
+    if record is not None:
+        for w in ("query", "key", "value"):
+            record[p + f"attention.self.{w}.weight"] = x
+        record[p + "attention.output.dense.weight"] = ctx
     a = F.linear(ctx, P[p + "attention.output.dense.weight"], P[p + "attention.output.dense.bias"])
     x1 = F.layer_norm(a + x, (C,), P[p + "attention.output.LayerNorm.weight"], P[p + "attention.output.LayerNorm.bias"], eps)
     h = F.gelu(F.linear(x1, P[p + "intermediate.dense.weight"], P[p + "intermediate.dense.bias"]))
+    if record is not None:
+        record[p + "intermediate.dense.weight"] = x1
+        record[p + "output.dense.weight"] = h
     o = F.linear(h, P[p + "output.dense.weight"], P[p + "output.dense.bias"])
     return F.layer_norm(o + x1, (C,), P[p + "output.LayerNorm.weight"], P[p + "output.LayerNorm.bias"], eps)
 
 
-def bert_forward(P, ids, mask, cfg):
+def bert_forward(P, ids, mask, cfg, record=None):
     """Hidden states [B, T, C] of transformers' BertModel (position ids = column, token type 0)."""
     B, T = ids.shape
     C = cfg["hidden_size"]
@@ -221,7 +229,7 @@ def bert_forward(P, ids, mask, cfg):
     x = x + P["embeddings.token_type_embeddings.weight"][0]
     x = F.layer_norm(x, (C,), P["embeddings.LayerNorm.weight"], P["embeddings.LayerNorm.bias"], cfg["layer_norm_eps"])
     for l in range(cfg["num_hidden_layers"]):
-        x = layer_forward(P, f"encoder.layer.{l}.", x, mask, cfg)
+        x = layer_forward(P, f"encoder.layer.{l}.", x, mask, cfg, record)
     return x
 
 

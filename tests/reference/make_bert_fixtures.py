@@ -75,10 +75,10 @@ CASED_EXTRA = ["What", "Paris", "Berlin", "Germany", "France", "H", "##é", "##�
                "W", "##llo", "##rld", "café"]
 
 
-def write_folder(path, vocab, tok_cfg, modules, pooling, tensors_spec, shards):
+def write_folder(path, vocab, tok_cfg, modules, pooling, tensors_spec, shards, cfg=None):
     os.makedirs(os.path.join(path, "1_Pooling"), exist_ok=True)
     with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(dict(CFG, vocab_size=len(vocab)), f, indent=2)
+        json.dump(dict(cfg or CFG, vocab_size=len(vocab)), f, indent=2)
     with open(os.path.join(path, "vocab.txt"), "w") as f:
         f.write("\n".join(vocab) + "\n")
     with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
@@ -107,9 +107,9 @@ def write_folder(path, vocab, tok_cfg, modules, pooling, tensors_spec, shards):
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
 
 
-def pooling_cfg(mode):
+def pooling_cfg(mode, cfg=None):
     return {
-        "word_embedding_dimension": CFG["hidden_size"],
+        "word_embedding_dimension": (cfg or CFG)["hidden_size"],
         "pooling_mode_cls_token": mode == "cls",
         "pooling_mode_mean_tokens": mode == "mean",
         "pooling_mode_max_tokens": False,

@@ -1,0 +1,27 @@
+/*
+ * dist.h — MPI helpers over MPI_COMM_WORLD: reductions and broadcasts in bounded chunks, so
+ * arrays beyond 2^31 elements (a 4B-parameter model's statistics) are handled, and no single
+ * message needs a huge buffer in the MPI library.
+ *
+ * Usage:
+ *     gp_allreduce_sum_f32(fisher, n);          // in place, every rank gets the sum
+ *     int stop = gp_allreduce_max_int(flag);    // ranks agree at a safe point
+ *     gp_bcast_string(&text, 0);                // text malloc'd on every rank after the call
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Elements per MPI call (2^24: 64 MiB of floats). */
+#define GP_DIST_CHUNK ((size_t)1 << 24)
+
+void gp_allreduce_sum_f32(float *buf, size_t n);
+void gp_allreduce_sum_f64(double *buf, size_t n);
+void gp_allreduce_sum_i64(int64_t *buf, size_t n);
+int gp_allreduce_max_int(int v);
+double gp_allreduce_max_f64(double v);
+void gp_bcast_bytes(void *buf, size_t n, int root);
+/* *s on root is sent; on the other ranks it is replaced by a malloc'd copy. */
+void gp_bcast_string(char **s, int root);
+void gp_barrier(void);

@@ -1,0 +1,54 @@
+/*
+ * stats.h — the distributed statistics pass (DESIGN.md §2 "stats", §5, §6).
+ *
+ * For each corpus c (domain, then general), the selected triplets are cut into gradient units
+ * of stats.fisher_batch consecutive triplets; the units are split into contiguous blocks, one
+ * per rank. For each unit: forward of its queries, positives and negatives, InfoNCE, backward,
+ * then on this rank's accumulators
+ *     F_c += g²      G_c += g      (g: the gradient of the unit's loss)
+ * and, for the domain corpus, Σ x² per input feature of every linear layer (for Wanda).
+ * Ranks step in lockstep and agree after every unit on whether to stop (SIGUSR1 / SIGTERM):
+ * then every rank checkpoints and the pass returns GP_ESTOPPED (exit 3).
+ *
+ * Checkpoints: every stats.checkpoint_every steps each rank writes OUT/stats.ranks/rank-R.h5
+ * (via .tmp and rename; the previous one is kept as rank-R.prev.h5) and, once all have, rank 0
+ * writes OUT/stats.ranks/latest naming the step. A rerun with the same settings and the same
+ * number of ranks resumes from that step and ends bitwise equal to an uninterrupted run.
+ *
+ * At the end the accumulators are summed over ranks (chunked in-place MPI_Allreduce) and
+ *     F_c = Σ_units g² / N_c triplets      G_c = Σ_units g / U_c units
+ * (with fisher_batch 1 both are the paper's per-triplet means; with 4, F is the authors' code's
+ * estimator) go to OUT/stats.h5 with the per-tensor alignment cosine of G_gen and G_dom and the
+ * activation sums. A stats.h5 that is complete for the same settings is not recomputed.
+ *
+ * Collective; returns the same status on every rank, with any error already reported (exit
+ * with it). GP_ESTOPPED means a signal stopped the pass after a checkpoint.
+ *
+ * Usage (collective):
+ *     gp_stats_report rep; gp_err err = {0};
+ *     gp_status rc = gp_stats_run(&cfg, model, &rep, &err);
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gaprune/check.h"
+#include "gaprune/config.h"
+#include "gaprune/model.h"
+
+typedef struct {
+    bool up_to_date;     /* stats.h5 was already complete for these settings */
+    int64_t triplets;    /* processed by all ranks in this run */
+    double seconds;      /* wall time of the pass */
+    double allreduce_s;  /* of which: summing over ranks */
+    double checkpoint_s; /* of which: writing checkpoints */
+    double write_s;      /* of which: writing stats.h5 */
+    double peak_rss_mb;  /* largest over ranks */
+    char settings_hash[65];
+} gp_stats_report;
+
+gp_status gp_stats_run(const gp_config *cfg, gp_model *m, gp_stats_report *rep, gp_err *err);
+
+/* SHA-256 over config.json and the safetensors files of a model folder (rank-local). */
+gp_status gp_model_sha256(const char *dir, char hex[65], gp_err *err);

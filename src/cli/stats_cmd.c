@@ -1,0 +1,35 @@
+/* stats_cmd.c — `gaprune stats JOB.ini`: the statistics pass as its own command. */
+#include <stdio.h>
+
+#include "gaprune/cli.h"
+#include "gaprune/config.h"
+#include "gaprune/log.h"
+#include "gaprune/model.h"
+#include "gaprune/stats.h"
+
+int gp_cmd_stats(int argc, char **argv) {
+    gp_config cfg;
+    gp_status rc = gp_cli_job("stats", "JOB.ini [--set section.key=value ...]", NULL, argc, argv, &cfg);
+    if (rc == GP_ESTOPPED) return GP_OK;
+    if (rc) {
+        gp_config_free(&cfg);
+        return rc;
+    }
+    gp_err err = {0};
+    gp_model *m = NULL;
+    rc = gp_cli_agree(gp_model_load(cfg.model_path, &m, &err), &err);
+    if (!rc) {
+        gp_stats_report rep;
+        rc = gp_stats_run(&cfg, m, &rep, &err);
+        if (!rc)
+            gp_log0("{\"command\":\"stats\",\"up_to_date\":%s,\"triplets\":%lld,\"ranks\":%d,\"seconds\":%.3f,"
+                    "\"triplets_per_s\":%.2f,\"allreduce_s\":%.3f,\"checkpoint_s\":%.3f,\"write_s\":%.3f,"
+                    "\"peak_rss_mb\":%.1f,\"settings_hash\":\"%s\"}",
+                    rep.up_to_date ? "true" : "false", (long long)rep.triplets, gp_nranks(), rep.seconds,
+                    rep.seconds > 0 ? (double)rep.triplets / rep.seconds : 0.0, rep.allreduce_s, rep.checkpoint_s,
+                    rep.write_s, rep.peak_rss_mb, rep.settings_hash);
+    }
+    gp_model_free(m);
+    gp_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,678 @@
+/* stats.c — the distributed statistics pass (see stats.h). */
+#include "gaprune/stats.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "gaprune/cli.h"
+#include "gaprune/dist.h"
+#include "gaprune/fs.h"
+#include "gaprune/h5.h"
+#include "gaprune/hash.h"
+#include "gaprune/log.h"
+#include "gaprune/loss.h"
+#include "gaprune/triplets.h"
+
+#define STATS_FORMAT_VERSION 1
+#define LOSS_SCALE 20.0f
+
+static const char *k_corpus[2] = {"domain", "general"};
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+typedef struct {
+    const gp_config *cfg;
+    gp_model *m;
+    int rank, P, max_len, fb;
+    gp_corpus corp[2];
+    int64_t U[2], lo[2], hi[2], S[2]; /* units, this rank's block [lo, hi), lockstep steps */
+    size_t n;                         /* parameters */
+    float *F[2], *G[2];               /* accumulators [n] */
+    float *act;                       /* Σ x² per input feature of every linear weight */
+    size_t nact;
+    int64_t *act_off; /* per parameter: offset into act, or -1 */
+    double loss_sum[2];
+    int64_t units_done[2], trip_done[2]; /* this rank's partial counts */
+    int64_t step;                        /* steps completed */
+    char model_sha[65], settings[65];
+    char *stats_path, *ranks_dir;
+    int checkpoints_written;
+    double t_allreduce, t_checkpoint, t_write;
+} stats_ctx;
+
+/* ---- hashes ----------------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+gp_status gp_model_sha256(const char *dir, char hex[65], gp_err *err) {
+    DIR *d = opendir(dir);
+    if (!d) return gp_errf(err, GP_EINPUT, "%s: cannot list the folder", dir);
+    char **names = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 12 && strcmp(e->d_name + l - 12, ".safetensors") == 0) {
+            names = gp_realloc(names, (size_t)(n + 1) * sizeof *names);
+            names[n++] = gp_strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    gp_sha256 *h = gp_sha256_init();
+    char *cfg = gp_path_join(dir, "config.json");
+    gp_status rc = gp_sha256_update_file(h, cfg, err);
+    free(cfg);
+    for (int i = 0; i < n; i++) {
+        if (!rc) {
+            char *p = gp_path_join(dir, names[i]);
+            gp_sha256_update(h, names[i], strlen(names[i]) + 1);
+            rc = gp_sha256_update_file(h, p, err);
+            free(p);
+        }
+        free(names[i]);
+    }
+    free(names);
+    gp_sha256_final(h, hex);
+    return rc;
+}
+
+/* What the statistics depend on; a stats.h5 or a checkpoint with another hash is stale. */
+static void settings_hash(stats_ctx *s) {
+    char buf[1024];
+    snprintf(buf, sizeof buf,
+             "gaprune-stats v%d; model %s; domain %s; general %s; max_samples %lld; seed %lld; on_bad_record %d; "
+             "fisher_batch %d; max_length %d; scale %g",
+             STATS_FORMAT_VERSION, s->model_sha, s->corp[0].sha256, s->corp[1].sha256, (long long)s->cfg->max_samples,
+             (long long)s->cfg->data_seed, s->cfg->on_bad_record, s->fb, s->max_len, (double)LOSS_SCALE);
+    gp_sha256 *h = gp_sha256_init();
+    gp_sha256_update(h, buf, strlen(buf));
+    gp_sha256_final(h, s->settings);
+}
+
+/* ---- accumulation ------------------------------------------------------------------------- */
+
+typedef struct {
+    stats_ctx *s;
+} act_ctx;
+
+static void add_act(void *vctx, int param, const float *x, int N, int in) {
+    stats_ctx *s = ((act_ctx *)vctx)->s;
+    GP_CHECK(s->act_off[param] >= 0, "parameter %d is not a linear weight", param);
+    float *a = s->act + s->act_off[param];
+    for (int t = 0; t < N; t++) {
+        const float *r = x + (size_t)t * in;
+        for (int k = 0; k < in; k++) a[k] += r[k] * r[k];
+    }
+}
+
+static void record_act_layout(void *vctx, int param, const float *x, int N, int in) {
+    (void)x, (void)N;
+    stats_ctx *s = ((act_ctx *)vctx)->s;
+    if (s->act_off[param] >= 0) return;
+    s->act_off[param] = (int64_t)s->nact;
+    s->nact += (size_t)in;
+}
+
+static void accumulate(stats_ctx *s, int c) {
+    const gp_model *m = s->m;
+    const float *g = m->grads;
+    float *F = s->F[c], *G = s->G[c];
+    const gp_param *e = &m->table.p[m->tok_emb];
+    /* everything but the token embedding, whose gradient is zero outside the rows in use */
+    for (size_t k = 0; k < e->offset; k++) F[k] += g[k] * g[k], G[k] += g[k];
+    for (size_t k = e->offset + e->numel; k < s->n; k++) F[k] += g[k] * g[k], G[k] += g[k];
+    const int32_t *rows;
+    int nr = gp_model_touched_rows(m, &rows);
+    const size_t C = (size_t)e->shape[1];
+    for (int r = 0; r < nr; r++) {
+        size_t o = e->offset + (size_t)rows[r] * C;
+        for (size_t k = o; k < o + C; k++) F[k] += g[k] * g[k], G[k] += g[k];
+    }
+}
+
+/* One gradient unit: triplets [first, first + b) of corpus c. */
+static gp_status run_unit(stats_ctx *s, int c, int64_t unit, gp_infonce *L, gp_err *err) {
+    gp_model *m = s->m;
+    int64_t first = unit * s->fb;
+    int b = (int)(s->corp[c].n_selected - first < s->fb ? s->corp[c].n_selected - first : s->fb);
+    gp_triplet *t = gp_calloc((size_t)b, sizeof *t);
+    const char **texts = gp_malloc((size_t)(3 * b) * sizeof(char *));
+    gp_status rc = GP_OK;
+    for (int i = 0; i < b && !rc; i++) rc = gp_corpus_read(&s->corp[c], first + i, &t[i], err);
+    if (!rc) {
+        for (int i = 0; i < b; i++) {
+            texts[i] = t[i].query;
+            texts[b + i] = t[i].positive;
+            texts[2 * b + i] = t[i].negative;
+        }
+        gp_batch batch;
+        gp_tokenizer_batch(m->tok, texts, 3 * b, s->max_len, &batch);
+        const int D = gp_model_dim(m);
+        float *emb = gp_malloc((size_t)(3 * b) * D * sizeof(float));
+        float *demb = gp_calloc((size_t)(3 * b) * D, sizeof(float));
+        gp_model_zero_grad(m);
+        gp_model_forward(m, &batch, emb);
+        float loss = gp_infonce_forward(L, emb, emb + (size_t)b * D, b, 2 * b, D, LOSS_SCALE);
+        gp_infonce_backward(L, demb, demb + (size_t)b * D);
+        gp_model_backward(m, demb);
+        accumulate(s, c);
+        if (c == 0) {
+            act_ctx a = {s};
+            gp_model_each_linear_input(m, add_act, &a);
+        }
+        s->loss_sum[c] += loss;
+        s->units_done[c]++;
+        s->trip_done[c] += b;
+        free(emb);
+        free(demb);
+        gp_batch_free(&batch);
+    }
+    for (int i = 0; i < b; i++) gp_triplet_free(&t[i]);
+    free(t);
+    free(texts);
+    return rc;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+static char *rank_file(const stats_ctx *s, int rank, const char *suffix) {
+    char name[64];
+    snprintf(name, sizeof name, "rank-%d%s", rank, suffix);
+    return gp_path_join(s->ranks_dir, name);
+}
+
+static void write_counters(hid_t f, const stats_ctx *s) {
+    double d[2] = {s->loss_sum[0], s->loss_sum[1]};
+    hsize_t two = 2;
+    hid_t sp = GP_H5(H5Screate_simple(1, &two, NULL), "space");
+    hid_t ds = GP_H5(H5Dcreate2(f, "loss_sum", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "loss_sum");
+    GP_H5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, d), "loss_sum");
+    H5Dclose(ds);
+    int64_t cnt[4] = {s->units_done[0], s->units_done[1], s->trip_done[0], s->trip_done[1]};
+    hsize_t four = 4;
+    hid_t sp4 = GP_H5(H5Screate_simple(1, &four, NULL), "space");
+    ds = GP_H5(H5Dcreate2(f, "counts", H5T_STD_I64LE, sp4, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "counts");
+    GP_H5(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cnt), "counts");
+    gp_h5_describe(ds, "units done (domain, general), triplets done (domain, general)", "1");
+    H5Dclose(ds);
+    H5Sclose(sp);
+    H5Sclose(sp4);
+}
+
+/* Collective; returns a status agreed by every rank (errors already reported). */
+static gp_status checkpoint(stats_ctx *s, gp_err *err) {
+    double t0 = gp_now();
+    char *cur = rank_file(s, s->rank, ".h5"), *prev = rank_file(s, s->rank, ".prev.h5"),
+         *tmp = rank_file(s, s->rank, ".h5.tmp");
+    hid_t f = gp_h5_create_tmp(cur);
+    gp_h5_attr_str(f, "format", "gaprune-stats-checkpoint");
+    gp_h5_attr_str(f, "settings_hash", s->settings);
+    gp_h5_attr_int(f, "rank", s->rank);
+    gp_h5_attr_int(f, "n_ranks", s->P);
+    gp_h5_attr_int(f, "step", s->step);
+    /* A corpus not started yet has all-zero accumulators: nothing to write. */
+    for (int c = 0; c < 2; c++) {
+        if (!s->units_done[c]) continue;
+        char name[64];
+        snprintf(name, sizeof name, "%s_fisher_sum", k_corpus[c]);
+        gp_h5_write_flat_f32(f, name, s->F[c], s->n, "this rank's sum of g^2 over its units, in parameter-table order", "1");
+        snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
+        gp_h5_write_flat_f32(f, name, s->G[c], s->n, "this rank's sum of g over its units, in parameter-table order", "1");
+    }
+    gp_h5_write_flat_f32(f, "activation_sq_sum", s->act, s->nact, "this rank's sum of x^2 per linear-layer input feature", "1");
+    write_counters(f, s);
+    GP_H5(H5Fclose(f), "closing %s", tmp);
+    /* Once every rank has its new file: rotate (the old one becomes .prev), then rank 0 names
+     * the step in `latest`. A kill anywhere leaves, for the step `latest` names, a complete
+     * file on every rank under either name. */
+    gp_barrier();
+    if (gp_file_exists(cur)) rename(cur, prev);
+    gp_status rc = gp_commit_tmp(tmp, cur, err);
+    free(cur), free(prev), free(tmp);
+    if ((rc = gp_cli_agree(rc, err))) return rc;
+    if (s->rank == 0) {
+        char *latest = gp_path_join(s->ranks_dir, "latest"), *ltmp = gp_tmp_path(latest);
+        FILE *lf = fopen(ltmp, "w");
+        if (!lf) {
+            rc = gp_errf(err, GP_EINPUT, "%s: cannot write", ltmp);
+        } else {
+            fprintf(lf, "step %lld\nsettings %s\nranks %d\n", (long long)s->step, s->settings, s->P);
+            rc = fclose(lf) == 0 ? gp_commit_tmp(ltmp, latest, err) : gp_errf(err, GP_EINPUT, "%s: write failed", ltmp);
+        }
+        free(latest);
+        free(ltmp);
+    }
+    rc = gp_cli_agree(rc, err);
+    s->t_checkpoint += gp_now() - t0;
+    s->checkpoints_written++;
+    const char *kill_after = getenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT");
+    if (kill_after && atoi(kill_after) == s->checkpoints_written && s->rank == 0) {
+        gp_log0("test hook: SIGKILL after checkpoint %d (step %lld)", s->checkpoints_written, (long long)s->step);
+        raise(SIGKILL);
+    }
+    return rc;
+}
+
+static gp_status load_checkpoint_file(stats_ctx *s, const char *path, int64_t step) {
+    hid_t f = gp_h5_open_quiet(path);
+    if (f < 0) return GP_EINPUT;
+    int64_t fstep = -1, frank = -1;
+    char *hash = gp_h5_read_attr_str(f, "settings_hash");
+    gp_status rc = GP_EINPUT;
+    if (!gp_h5_read_attr_int(f, "step", &fstep) && !gp_h5_read_attr_int(f, "rank", &frank) && hash &&
+        strcmp(hash, s->settings) == 0 && fstep == step && frank == s->rank) {
+        rc = GP_OK;
+        for (int c = 0; c < 2 && !rc; c++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s_fisher_sum", k_corpus[c]);
+            if (H5Lexists(f, name, H5P_DEFAULT) <= 0) continue; /* corpus not started */
+            rc = gp_h5_read_f32(f, name, s->F[c], s->n);
+            snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
+            if (!rc) rc = gp_h5_read_f32(f, name, s->G[c], s->n);
+        }
+        if (!rc) rc = gp_h5_read_f32(f, "activation_sq_sum", s->act, s->nact);
+        if (!rc) {
+            double d[2];
+            int64_t cnt[4];
+            hid_t ds = H5Dopen2(f, "loss_sum", H5P_DEFAULT), dc = H5Dopen2(f, "counts", H5P_DEFAULT);
+            if (ds < 0 || dc < 0 || H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, d) < 0 ||
+                H5Dread(dc, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cnt) < 0) {
+                rc = GP_EINPUT;
+            } else {
+                s->loss_sum[0] = d[0], s->loss_sum[1] = d[1];
+                s->units_done[0] = cnt[0], s->units_done[1] = cnt[1];
+                s->trip_done[0] = cnt[2], s->trip_done[1] = cnt[3];
+            }
+            if (ds >= 0) H5Dclose(ds);
+            if (dc >= 0) H5Dclose(dc);
+        }
+    }
+    free(hash);
+    H5Fclose(f);
+    return rc;
+}
+
+static void zero_accumulators(stats_ctx *s) {
+    for (int c = 0; c < 2; c++) {
+        memset(s->F[c], 0, s->n * sizeof(float));
+        memset(s->G[c], 0, s->n * sizeof(float));
+        s->loss_sum[c] = 0;
+        s->units_done[c] = s->trip_done[c] = 0;
+    }
+    memset(s->act, 0, s->nact * sizeof(float));
+    s->step = 0;
+}
+
+/* Collective: the step every rank resumes from (0 when there is nothing to resume). */
+static void try_resume(stats_ctx *s) {
+    int64_t step = 0;
+    if (s->rank == 0) {
+        char *latest = gp_path_join(s->ranks_dir, "latest");
+        FILE *f = fopen(latest, "r");
+        if (f) {
+            long long st = -1;
+            int ranks = -1;
+            char hash[80] = "";
+            if (fscanf(f, "step %lld\nsettings %79s\nranks %d", &st, hash, &ranks) == 3) {
+                if (strcmp(hash, s->settings) != 0)
+                    gp_warn("%s: checkpoints from other settings; starting over", latest);
+                else if (ranks != s->P)
+                    gp_warn("%s: checkpoints from %d ranks, this run has %d; starting over", latest, ranks, s->P);
+                else
+                    step = st;
+            }
+            fclose(f);
+        }
+        free(latest);
+    }
+    gp_bcast_bytes(&step, sizeof step, 0);
+    if (step <= 0) return;
+    char *cur = rank_file(s, s->rank, ".h5"), *prev = rank_file(s, s->rank, ".prev.h5");
+    gp_status rc = load_checkpoint_file(s, cur, step);
+    if (rc) rc = load_checkpoint_file(s, prev, step);
+    free(cur), free(prev);
+    if (gp_allreduce_max_int(rc != GP_OK)) {
+        gp_warn("the checkpoints of step %lld are incomplete; starting over", (long long)step);
+        zero_accumulators(s);
+        return;
+    }
+    s->step = step;
+    gp_log0("stats: resuming from step %lld (checkpoint in %s)", (long long)step, s->ranks_dir);
+}
+
+/* ---- output --------------------------------------------------------------------------------- */
+
+static bool stats_up_to_date(const stats_ctx *s) {
+    int ok = 0;
+    if (s->rank == 0 && gp_file_exists(s->stats_path)) {
+        hid_t f = gp_h5_open_quiet(s->stats_path);
+        if (f >= 0) {
+            int64_t complete = 0;
+            char *hash = gp_h5_read_attr_str(f, "settings_hash");
+            ok = !gp_h5_read_attr_int(f, "complete", &complete) && complete == 1 && hash && !strcmp(hash, s->settings);
+            free(hash);
+            H5Fclose(f);
+        }
+    }
+    return gp_allreduce_max_int(ok) != 0;
+}
+
+static void write_param_group(hid_t f, const stats_ctx *s, const char *group, const float *data, const char *desc,
+                              const char *units) {
+    const gp_model *m = s->m;
+    for (int i = 0; i < m->table.n; i++) {
+        const gp_param *p = &m->table.p[i];
+        char name[320];
+        snprintf(name, sizeof name, "%s/%s", group, m->src_names[i]);
+        hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
+        hid_t ds = gp_h5_dataset_f32(f, name, p->ndim, dims, desc, units);
+        gp_h5_write_rows_f32(ds, 0, dims[0], p->ndim == 2 ? dims[1] : 1, data + p->offset);
+        H5Dclose(ds);
+    }
+}
+
+static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
+                             gp_err *err) {
+    const gp_model *m = s->m;
+    const gp_config *cfg = s->cfg;
+    hid_t f = gp_h5_create_tmp(s->stats_path);
+    char utc[32];
+    gp_utc_now(utc, sizeof utc);
+    gp_h5_attr_str(f, "format", "gaprune-stats");
+    gp_h5_attr_int(f, "format_version", STATS_FORMAT_VERSION);
+    gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
+    gp_h5_attr_str(f, "command", gp_cli_command());
+    gp_h5_attr_str(f, "created_utc", utc);
+    gp_h5_attr_int(f, "n_ranks", s->P);
+    gp_h5_attr_str(f, "model_path", m->dir);
+    gp_h5_attr_str(f, "model_sha256", s->model_sha);
+    gp_h5_attr_str(f, "settings_hash", s->settings);
+    gp_h5_attr_str(f, "loss", "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
+    gp_h5_attr_double(f, "scale", LOSS_SCALE);
+    gp_h5_attr_int(f, "max_length", s->max_len);
+    gp_h5_attr_int(f, "fisher_batch", s->fb);
+    gp_h5_attr_int(f, "max_samples", cfg->max_samples);
+    gp_h5_attr_int(f, "seed", cfg->data_seed);
+    gp_h5_attr_str(f, "alignment", cfg->alignment);
+    gp_h5_attr_str(f, "description",
+                   "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
+                   "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
+    for (int c = 0; c < 2; c++) {
+        hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
+        gp_h5_attr_str(g, "corpus_path", s->corp[c].path);
+        gp_h5_attr_str(g, "corpus_sha256", s->corp[c].sha256);
+        gp_h5_attr_int(g, "n_records", s->corp[c].n_records);
+        gp_h5_attr_int(g, "n_skipped", s->corp[c].n_skipped);
+        gp_h5_attr_int(g, "n_triplets", trips[c]);
+        gp_h5_attr_int(g, "n_units", units[c]);
+        gp_h5_attr_double(g, "loss_mean", units[c] ? loss[c] / (double)units[c] : 0.0);
+        H5Gclose(g);
+        char grp[64];
+        snprintf(grp, sizeof grp, "%s/fisher", k_corpus[c]);
+        write_param_group(f, s, grp, s->F[c],
+                          "diagonal empirical Fisher: sum over gradient units of the squared gradient of the unit's "
+                          "InfoNCE loss, divided by the number of triplets (n_triplets)",
+                          "(loss / parameter)^2");
+        snprintf(grp, sizeof grp, "%s/grad_mean", k_corpus[c]);
+        write_param_group(f, s, grp, s->G[c], "mean over gradient units (n_units) of the gradient of the unit's InfoNCE loss",
+                          "loss / parameter");
+    }
+    /* per-tensor cosine of the mean gradients */
+    hsize_t nt = (hsize_t)m->table.n;
+    double *cos = gp_malloc(nt * sizeof(double));
+    for (int i = 0; i < m->table.n; i++) {
+        const gp_param *p = &m->table.p[i];
+        double dot = 0, ng = 0, nd = 0;
+        for (size_t k = p->offset; k < p->offset + p->numel; k++) {
+            dot += (double)s->G[1][k] * s->G[0][k];
+            ng += (double)s->G[1][k] * s->G[1][k];
+            nd += (double)s->G[0][k] * s->G[0][k];
+        }
+        cos[i] = dot / (sqrt(ng) * sqrt(nd) + 1e-12);
+    }
+    hid_t ag = GP_H5(H5Gcreate2(f, "alignment", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group alignment");
+    hid_t sp = GP_H5(H5Screate_simple(1, &nt, NULL), "space");
+    hid_t ds = GP_H5(H5Dcreate2(ag, "cosine", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "cosine");
+    GP_H5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, cos), "cosine");
+    gp_h5_describe(ds,
+                   "per tensor: <G_general, G_domain> / (|G_general| |G_domain| + 1e-12) of the mean gradients; "
+                   "row i is the tensor named in /alignment/names[i]",
+                   "1");
+    H5Dclose(ds);
+    H5Sclose(sp);
+    gp_h5_write_strings(ag, "names", (const char *const *)m->src_names, nt, "tensor name of each row of /alignment/cosine");
+    H5Gclose(ag);
+    free(cos);
+    for (int i = 0; i < m->table.n; i++) {
+        if (s->act_off[i] < 0) continue;
+        char name[320];
+        snprintf(name, sizeof name, "activations/%s", m->src_names[i]);
+        hsize_t dims[1] = {(hsize_t)m->table.p[i].shape[1]};
+        hid_t d = gp_h5_dataset_f32(f, name, 1, dims,
+                                    "sum over the domain corpus's tokens of the squared input activation x_k, per "
+                                    "input feature k of this linear weight (Wanda's |x_k|^2)",
+                                    "activation^2");
+        gp_h5_write_rows_f32(d, 0, dims[0], 1, s->act + s->act_off[i]);
+        H5Dclose(d);
+    }
+    gp_h5_attr_int(f, "complete", 1);
+    return gp_h5_close_commit(f, s->stats_path, err);
+}
+
+static void remove_checkpoints(const stats_ctx *s) {
+    char *files[3] = {rank_file(s, s->rank, ".h5"), rank_file(s, s->rank, ".prev.h5"), rank_file(s, s->rank, ".h5.tmp")};
+    for (int i = 0; i < 3; i++) {
+        remove(files[i]);
+        free(files[i]);
+    }
+    gp_barrier();
+    if (s->rank == 0) {
+        char *latest = gp_path_join(s->ranks_dir, "latest");
+        remove(latest);
+        free(latest);
+        remove(s->ranks_dir); /* only when empty */
+    }
+}
+
+/* ---- the pass ------------------------------------------------------------------------------ */
+
+static void free_ctx(stats_ctx *s) {
+    for (int c = 0; c < 2; c++) {
+        gp_corpus_free(&s->corp[c]);
+        free(s->F[c]);
+        free(s->G[c]);
+    }
+    free(s->act);
+    free(s->act_off);
+    free(s->stats_path);
+    free(s->ranks_dir);
+}
+
+static gp_status prepare(stats_ctx *s, gp_err *err) {
+    const gp_config *cfg = s->cfg;
+    gp_status rc = GP_OK;
+    if (!*cfg->domain || !*cfg->general)
+        rc = gp_errf(err, GP_EINPUT, "%s: [data] domain and general must both name triplet files", cfg->job_path);
+    if (!rc && s->rank == 0) rc = gp_mkdir_p(s->ranks_dir, err);
+    if (!rc && s->rank == 0) rc = gp_model_sha256(s->m->dir, s->model_sha, err);
+    const char *paths[2] = {cfg->domain, cfg->general};
+    for (int c = 0; c < 2 && !rc; c++)
+        if (s->rank == 0)
+            rc = gp_corpus_index(paths[c], cfg->max_samples, (uint64_t)cfg->data_seed, cfg->on_bad_record == GP_BAD_SKIP,
+                                 &s->corp[c], err);
+    if ((rc = gp_cli_agree(rc, err))) return rc;
+    gp_bcast_bytes(s->model_sha, sizeof s->model_sha, 0);
+    for (int c = 0; c < 2; c++) gp_corpus_bcast(&s->corp[c], 0);
+    settings_hash(s);
+    return GP_OK;
+}
+
+gp_status gp_stats_run(const gp_config *cfg, gp_model *m, gp_stats_report *rep, gp_err *err) {
+    memset(rep, 0, sizeof *rep);
+    double t_start = gp_now();
+    stats_ctx s = {.cfg = cfg, .m = m, .rank = gp_rank(), .P = gp_nranks(), .fb = cfg->fisher_batch};
+    s.corp[0].fd = s.corp[1].fd = -1;
+    s.max_len = cfg->max_length < m->max_length ? cfg->max_length : m->max_length;
+    s.stats_path = gp_path_join(cfg->out_dir, "stats.h5");
+    s.ranks_dir = gp_path_join(cfg->out_dir, "stats.ranks");
+    gp_status rc = prepare(&s, err);
+    if (rc) {
+        free_ctx(&s);
+        return rc;
+    }
+    memcpy(rep->settings_hash, s.settings, sizeof s.settings);
+    if (stats_up_to_date(&s)) {
+        gp_log0("stats: %s is complete for these settings (%.16s...); nothing to do", s.stats_path, s.settings);
+        rep->up_to_date = true;
+        free_ctx(&s);
+        return GP_OK;
+    }
+    for (int c = 0; c < 2; c++) {
+        s.U[c] = (s.corp[c].n_selected + s.fb - 1) / s.fb;
+        s.lo[c] = s.U[c] * s.rank / s.P;
+        s.hi[c] = s.U[c] * (s.rank + 1) / s.P;
+        s.S[c] = (s.U[c] + s.P - 1) / s.P;
+        gp_log0("stats: %s: %lld triplets selected of %lld records (%lld skipped) in %s; %lld units of %d", k_corpus[c],
+                (long long)s.corp[c].n_selected, (long long)s.corp[c].n_records, (long long)s.corp[c].n_skipped,
+                s.corp[c].path, (long long)s.U[c], s.fb);
+    }
+    /* accumulators */
+    s.n = m->table.total;
+    for (int c = 0; c < 2; c++) {
+        s.F[c] = gp_calloc(s.n, sizeof(float));
+        s.G[c] = gp_calloc(s.n, sizeof(float));
+    }
+    s.act_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
+    for (int i = 0; i < m->table.n; i++) s.act_off[i] = -1;
+    {
+        /* one tiny forward to learn which weights are linear layers and their input sizes */
+        const char *probe[1] = {""};
+        gp_batch b;
+        gp_tokenizer_batch(m->tok, probe, 1, s.max_len, &b);
+        float *e = gp_malloc((size_t)gp_model_dim(m) * sizeof(float));
+        gp_model_forward(m, &b, e);
+        act_ctx a = {&s};
+        gp_model_each_linear_input(m, record_act_layout, &a);
+        free(e);
+        gp_batch_free(&b);
+    }
+    s.act = gp_calloc(s.nact ? s.nact : 1, sizeof(float));
+    try_resume(&s);
+
+    struct sigaction sa, old_usr1, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    g_stop = 0;
+    sigaction(SIGUSR1, &sa, &old_usr1);
+    sigaction(SIGTERM, &sa, &old_term);
+    const char *sig_at = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP");
+
+    const int64_t total_steps = s.S[0] + s.S[1];
+    const int64_t total_trip = s.corp[0].n_selected + s.corp[1].n_selected;
+    gp_infonce L = {0};
+    gp_progress prog;
+    gp_progress_init(&prog, "stats", total_trip, "triplets");
+    int64_t trip_before = 0;
+    for (int c = 0; c < 2; c++) trip_before += s.trip_done[c];
+    gp_allreduce_sum_i64(&trip_before, 1);
+    bool stopped = false, agreed = false;
+    while (s.step < total_steps) {
+        if (sig_at && atoll(sig_at) == s.step && s.rank == 0) raise(SIGUSR1);
+        int c = s.step < s.S[0] ? 0 : 1;
+        int64_t unit = s.lo[c] + (c == 0 ? s.step : s.step - s.S[0]);
+        rc = GP_OK;
+        if (unit < s.hi[c]) rc = run_unit(&s, c, unit, &L, err);
+        /* one reduction per step: any error (bit 1) or stop request (bit 0) on any rank */
+        int flags = gp_allreduce_max_int((rc != GP_OK) << 1 | (g_stop != 0));
+        if (flags & 2) {
+            rc = gp_cli_agree(rc, err);
+            agreed = true;
+            break;
+        }
+        s.step++;
+        int64_t est_units = (c == 0 ? s.step : s.step - s.S[0]) * s.P;
+        int64_t done = c == 0 ? est_units * s.fb : s.corp[0].n_selected + est_units * s.fb;
+        gp_progress_update(&prog, done < total_trip ? done : total_trip);
+        if (flags & 1) {
+            stopped = true;
+            break;
+        }
+        if (s.step % cfg->checkpoint_every == 0 && s.step < total_steps && (rc = checkpoint(&s, err))) {
+            agreed = true;
+            break;
+        }
+    }
+    sigaction(SIGUSR1, &old_usr1, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    gp_infonce_free(&L);
+    if (rc) {
+        if (!agreed) rc = gp_cli_agree(rc, err);
+        free_ctx(&s);
+        return rc;
+    }
+    int64_t trip_now = s.trip_done[0] + s.trip_done[1];
+    gp_allreduce_sum_i64(&trip_now, 1);
+    rep->triplets = trip_now - trip_before;
+    if (stopped) {
+        rc = checkpoint(&s, err);
+        if (!rc) {
+            gp_log0("stats: stopped by a signal after step %lld of %lld; checkpoint written to %s; rerun the same job "
+                    "to resume",
+                    (long long)s.step, (long long)total_steps, s.ranks_dir);
+            rc = GP_ESTOPPED;
+        }
+        rep->seconds = gp_now() - t_start;
+        free_ctx(&s);
+        return rc;
+    }
+    gp_progress_done(&prog);
+
+    /* sum over ranks */
+    double t0 = gp_now();
+    for (int c = 0; c < 2; c++) {
+        gp_allreduce_sum_f32(s.F[c], s.n);
+        gp_allreduce_sum_f32(s.G[c], s.n);
+    }
+    gp_allreduce_sum_f32(s.act, s.nact);
+    int64_t units[2] = {s.units_done[0], s.units_done[1]}, trips[2] = {s.trip_done[0], s.trip_done[1]};
+    double loss[2] = {s.loss_sum[0], s.loss_sum[1]};
+    gp_allreduce_sum_i64(units, 2);
+    gp_allreduce_sum_i64(trips, 2);
+    gp_allreduce_sum_f64(loss, 2);
+    s.t_allreduce += gp_now() - t0;
+    GP_CHECK(units[0] == s.U[0] && units[1] == s.U[1], "units done %lld/%lld, expected %lld/%lld", (long long)units[0],
+             (long long)units[1], (long long)s.U[0], (long long)s.U[1]);
+    for (int c = 0; c < 2; c++) {
+        float inv_t = 1.0f / (float)trips[c], inv_u = 1.0f / (float)units[c];
+        for (size_t k = 0; k < s.n; k++) s.F[c][k] *= inv_t, s.G[c][k] *= inv_u;
+    }
+    t0 = gp_now();
+    rc = s.rank == 0 ? write_stats(&s, units, trips, loss, err) : GP_OK;
+    s.t_write = gp_now() - t0;
+    rc = gp_cli_agree(rc, err);
+    if (!rc) remove_checkpoints(&s);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_max = gp_allreduce_max_f64((double)ru.ru_maxrss / 1024.0);
+    rep->seconds = gp_now() - t_start;
+    rep->allreduce_s = s.t_allreduce;
+    rep->checkpoint_s = s.t_checkpoint;
+    rep->write_s = s.t_write;
+    rep->peak_rss_mb = rss_max;
+    if (!rc)
+        gp_log0("stats: wrote %s (domain loss %.4f over %lld units, general loss %.4f over %lld units)", s.stats_path,
+                loss[0] / (double)units[0], (long long)units[0], loss[1] / (double)units[1], (long long)units[1]);
+    free_ctx(&s);
+    return rc;
+}

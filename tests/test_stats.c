@@ -1,0 +1,389 @@
+/* test_stats.c — `gaprune stats` end to end (the sanitizer build, under mpirun):
+ *  - stats.h5 equals the PyTorch float64 reference (tests/reference/make_stats_fixtures.py) for
+ *    fisher_batch 1 and 4: Fisher, mean gradients, alignment, activation sums;
+ *  - 1, 2 and 4 ranks agree within 1e-5;
+ *  - SIGKILL after a checkpoint then a rerun, and SIGUSR1 (exit 3) then a rerun, both give a
+ *    stats.h5 whose every dataset is bitwise equal to an uninterrupted run;
+ *  - broken corpora give exit 2 with file:line on every rank count; `skip` counts them.
+ */
+#include "test_util.h"
+
+#include <hdf5.h>
+#include <sys/wait.h>
+
+#include "gaprune/model.h"
+
+static char *g_dir;
+static gp_model *g_model; /* bert-tiny: the parameter names and sizes */
+
+static const char *bin(void) {
+    static char abs[4096];
+    const char *b = getenv("GAPRUNE_BIN");
+    if (!realpath(b ? b : "build/san/gaprune", abs)) fail_msg("no gaprune binary at %s", b ? b : "build/san/gaprune");
+    return abs;
+}
+
+static int run(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s >out.txt 2>err.txt", g_dir, args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static char *slurp(const char *name) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", g_dir, name);
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void assert_clean_stderr(void) {
+    char *e = slurp("err.txt");
+    if (strstr(e, "AddressSanitizer") || strstr(e, "runtime error")) fail_msg("sanitizer report:\n%s", e);
+    free(e);
+}
+
+/* Writes <dir>/<name>.ini; extra is appended verbatim (more keys). */
+static void write_job(const char *name, const char *domain, const char *general, const char *extra) {
+    char p[4200], cwd[2048], text[8192];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/%s.ini", g_dir, name);
+    snprintf(text, sizeof text,
+             "; written by test_stats\n[model]\npath = %s/" FIXTURES "/bert-tiny\n[data]\ndomain = %s\ngeneral = %s\n"
+             "[output]\ndir = out-%s\n%s",
+             cwd, domain, general, name, extra ? extra : "");
+    tu_write(p, text);
+}
+
+/* env: "VAR=value" for the test hooks of this run, or NULL. */
+static int stats(int np, const char *job, const char *env) {
+    return run("%s mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS -x GAPRUNE_TEST_KILL_AFTER_CHECKPOINT "
+               "-x GAPRUNE_TEST_SIGNAL_AT_STEP %s stats %s.ini",
+               env ? env : "", np, bin(), job);
+}
+
+static int setup(void **state) {
+    (void)state;
+    g_dir = tu_mkdtemp();
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    setenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT", "0", 1);
+    setenv("GAPRUNE_TEST_SIGNAL_AT_STEP", "-1", 1);
+    char cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    tu_sh("cp " FIXTURES "/corpora/domain.json " FIXTURES "/corpora/general.jsonl '%s'", g_dir);
+    gp_err err = {0};
+    if (gp_model_load(FIXTURES "/bert-tiny", &g_model, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    gp_model_free(g_model);
+    tu_rmtree(g_dir);
+    free(g_dir);
+    return 0;
+}
+
+/* A whole float dataset; NULL when absent. */
+static float *read_f32(hid_t f, const char *name, size_t n) {
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) return NULL;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    assert_int_equal((size_t)H5Sget_simple_extent_npoints(sp), n);
+    float *x = malloc(n * sizeof(float));
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return x;
+}
+
+static double attr_f64(hid_t loc, const char *obj, const char *name) {
+    double v = 0;
+    hid_t a = H5Aopen_by_name(loc, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0);
+    H5Aclose(a);
+    return v;
+}
+
+static hid_t open_out(const char *job) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/out-%s/stats.h5", g_dir, job);
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) fail_msg("cannot open %s", p);
+    return f;
+}
+
+/* Compares every per-parameter dataset of `a` with `b` (relative per tensor). Tensors whose
+ * gradient is zero in exact arithmetic (the attention key bias) must instead be zero to within
+ * 1e-6 of the group's total norm. Returns the worst relative error. */
+static double compare_groups(hid_t a, hid_t b, double tol) {
+    static const char *groups[] = {"domain/fisher", "domain/grad_mean", "general/fisher", "general/grad_mean"};
+    double worst = 0;
+    for (int gi = 0; gi < 4; gi++) {
+        float **ra = calloc((size_t)g_model->table.n, sizeof(float *)), **rb = calloc((size_t)g_model->table.n, sizeof(float *));
+        double total = 0;
+        for (int i = 0; i < g_model->table.n; i++) {
+            char name[256];
+            snprintf(name, sizeof name, "%s/%s", groups[gi], g_model->src_names[i]);
+            ra[i] = read_f32(a, name, g_model->table.p[i].numel);
+            rb[i] = read_f32(b, name, g_model->table.p[i].numel);
+            if (!ra[i] || !rb[i]) fail_msg("missing %s", name);
+            for (size_t k = 0; k < g_model->table.p[i].numel; k++) total += (double)rb[i][k] * rb[i][k];
+        }
+        total = sqrt(total);
+        for (int i = 0; i < g_model->table.n; i++) {
+            size_t n = g_model->table.p[i].numel;
+            double rn = 0, an = 0;
+            for (size_t k = 0; k < n; k++) rn += (double)rb[i][k] * rb[i][k], an += (double)ra[i][k] * ra[i][k];
+            if (sqrt(rn) < 1e-9 * total) {
+                if (sqrt(an) > 1e-6 * total) fail_msg("%s/%s should be ~0: %.3e", groups[gi], g_model->src_names[i], sqrt(an));
+            } else {
+                double e = tu_rel_err(ra[i], rb[i], n);
+                if (e > tol) fail_msg("%s/%s: rel err %.3e > %.1e", groups[gi], g_model->src_names[i], e, tol);
+                worst = fmax(worst, e);
+            }
+            free(ra[i]);
+            free(rb[i]);
+        }
+        free(ra);
+        free(rb);
+    }
+    return worst;
+}
+
+static void check_against_reference(const char *job, int fb) {
+    char p[256];
+    snprintf(p, sizeof p, FIXTURES "/stats-fb%d.expected.h5", fb);
+    hid_t ref = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT), out = open_out(job);
+    assert_true(ref >= 0);
+    double worst = compare_groups(out, ref, 1e-4);
+    /* counts and losses */
+    for (int c = 0; c < 2; c++) {
+        const char *g = c ? "general" : "domain";
+        assert_float_equal(attr_f64(out, g, "n_units"), attr_f64(ref, g, "n_units"), 0);
+        assert_float_equal(attr_f64(out, g, "n_triplets"), attr_f64(ref, g, "n_triplets"), 0);
+        assert_true(fabs(attr_f64(out, g, "loss_mean") / attr_f64(ref, g, "loss_mean") - 1) < 1e-5);
+    }
+    /* alignment: our /alignment/cosine[i] is the tensor /alignment/names[i] */
+    hid_t d = H5Dopen2(out, "alignment/cosine", H5P_DEFAULT);
+    double *cos = malloc((size_t)g_model->table.n * sizeof(double));
+    assert_true(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, cos) >= 0);
+    H5Dclose(d);
+    double worst_cos = 0;
+    for (int i = 0; i < g_model->table.n; i++) {
+        if (strstr(g_model->src_names[i], "key.bias")) continue; /* a zero gradient has no direction */
+        char name[256];
+        snprintf(name, sizeof name, "alignment/%s", g_model->src_names[i]);
+        hid_t r = H5Dopen2(ref, name, H5P_DEFAULT);
+        double want;
+        assert_true(H5Dread(r, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &want) >= 0);
+        H5Dclose(r);
+        worst_cos = fmax(worst_cos, fabs(cos[i] - want));
+    }
+    free(cos);
+    assert_true(worst_cos < 1e-4);
+    /* activation sums */
+    double worst_act = 0;
+    int nact = 0;
+    for (int i = 0; i < g_model->table.n; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "activations/%s", g_model->src_names[i]);
+        if (H5Lexists(ref, name, H5P_DEFAULT) <= 0) continue;
+        size_t n = (size_t)g_model->table.p[i].shape[1];
+        float *a = read_f32(out, name, n), *b = read_f32(ref, name, n);
+        assert_non_null(a);
+        worst_act = fmax(worst_act, tu_rel_err(a, b, n));
+        nact++;
+        free(a), free(b);
+    }
+    assert_int_equal(nact, 6);
+    assert_true(worst_act < 1e-4);
+    printf("    fisher_batch %d: worst rel err %.2e (Fisher, mean gradient), alignment abs err %.2e, activations %.2e\n",
+           fb, worst, worst_cos, worst_act);
+    H5Fclose(ref);
+    H5Fclose(out);
+}
+
+static void test_reference_fb1(void **state) {
+    (void)state;
+    write_job("fb1", "domain.json", "general.jsonl", "[stats]\nfisher_batch = 1\n");
+    assert_int_equal(stats(1, "fb1", NULL), 0);
+    assert_clean_stderr();
+    char *o = slurp("out.txt");
+    assert_non_null(strstr(o, "[stats] 11/11 triplets"));
+    assert_non_null(strstr(o, "\"command\":\"stats\""));
+    free(o);
+    check_against_reference("fb1", 1);
+    /* a second run finds stats.h5 complete */
+    assert_int_equal(stats(1, "fb1", NULL), 0);
+    o = slurp("out.txt");
+    assert_non_null(strstr(o, "nothing to do"));
+    free(o);
+}
+
+static void test_reference_fb4(void **state) {
+    (void)state;
+    write_job("fb4", "domain.json", "general.jsonl", "[stats]\nfisher_batch = 4\n");
+    assert_int_equal(stats(2, "fb4", NULL), 0);
+    assert_clean_stderr();
+    check_against_reference("fb4", 4);
+}
+
+static void test_ranks_agree(void **state) {
+    (void)state;
+    char job[16];
+    for (int np = 2; np <= 4; np += 2) {
+        snprintf(job, sizeof job, "np%d", np);
+        write_job(job, "domain.json", "general.jsonl", "[stats]\nfisher_batch = 1\n");
+        assert_int_equal(stats(np, job, NULL), 0);
+        assert_clean_stderr();
+        hid_t a = open_out(job), b = open_out("fb1");
+        double worst = compare_groups(a, b, 1e-5);
+        printf("    %d ranks vs 1 rank: worst rel err %.2e\n", np, worst);
+        H5Fclose(a);
+        H5Fclose(b);
+    }
+}
+
+/* Every dataset of two files, byte for byte. */
+typedef struct {
+    hid_t other;
+    int n;
+} cmp_ctx;
+
+static herr_t cmp_visit(hid_t obj, const char *name, const H5O_info_t *info, void *vctx) {
+    cmp_ctx *c = vctx;
+    if (info->type != H5O_TYPE_DATASET) return 0;
+    hid_t d1 = H5Dopen2(obj, name, H5P_DEFAULT), d2 = H5Dopen2(c->other, name, H5P_DEFAULT);
+    if (d2 < 0) fail_msg("dataset %s missing", name);
+    hid_t t = H5Dget_type(d1);
+    if (H5Tget_class(t) == H5T_FLOAT) {
+        hid_t sp = H5Dget_space(d1);
+        size_t n = (size_t)H5Sget_simple_extent_npoints(sp);
+        double *a = malloc(n * sizeof(double) + 8), *b = malloc(n * sizeof(double) + 8);
+        H5Dread(d1, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a);
+        H5Dread(d2, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, b);
+        if (memcmp(a, b, n * sizeof(double)) != 0) fail_msg("dataset %s differs", name);
+        free(a), free(b);
+        H5Sclose(sp);
+        c->n++;
+    }
+    H5Tclose(t);
+    H5Dclose(d1);
+    H5Dclose(d2);
+    return 0;
+}
+
+static int bitwise_equal_datasets(const char *job_a, const char *job_b) {
+    hid_t a = open_out(job_a), b = open_out(job_b);
+    cmp_ctx c = {b, 0};
+    H5Ovisit(a, H5_INDEX_NAME, H5_ITER_NATIVE, cmp_visit, &c);
+    H5Fclose(a);
+    H5Fclose(b);
+    return c.n;
+}
+
+static void test_kill_and_resume(void **state) {
+    (void)state;
+    const char *extra = "[stats]\ncheckpoint_every = 1\n";
+    write_job("ref2", "domain.json", "general.jsonl", extra);
+    assert_int_equal(stats(2, "ref2", NULL), 0);
+    write_job("kill", "domain.json", "general.jsonl", extra);
+    int rc = stats(2, "kill", "GAPRUNE_TEST_KILL_AFTER_CHECKPOINT=3");
+    assert_int_not_equal(rc, 0);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/out-kill/stats.ranks/latest", g_dir);
+    assert_true(access(p, F_OK) == 0);
+    snprintf(p, sizeof p, "%s/out-kill/stats.h5", g_dir);
+    assert_false(access(p, F_OK) == 0);
+    assert_int_equal(stats(2, "kill", NULL), 0);
+    assert_clean_stderr();
+    char *o = slurp("out.txt");
+    assert_non_null(strstr(o, "resuming from step 3"));
+    free(o);
+    int n = bitwise_equal_datasets("kill", "ref2");
+    printf("    killed after checkpoint 3 and resumed: %d datasets bitwise equal\n", n);
+    assert_true(n > 4 * g_model->table.n);
+    snprintf(p, sizeof p, "%s/out-kill/stats.ranks", g_dir);
+    assert_false(access(p, F_OK) == 0); /* checkpoints are removed once stats.h5 is complete */
+
+    write_job("sig", "domain.json", "general.jsonl", extra);
+    assert_int_equal(stats(2, "sig", "GAPRUNE_TEST_SIGNAL_AT_STEP=4"), 3);
+    o = slurp("out.txt");
+    assert_non_null(strstr(o, "stopped by a signal"));
+    free(o);
+    assert_int_equal(stats(2, "sig", NULL), 0);
+    n = bitwise_equal_datasets("sig", "ref2");
+    printf("    SIGUSR1 (exit 3) and resumed: %d datasets bitwise equal\n", n);
+}
+
+typedef struct {
+    const char *file, *content, *expect;
+    int skipped;
+} broken;
+
+static void test_broken_corpora(void **state) {
+    (void)state;
+    const char *ok = "{\"query\": \"a\", \"positive\": \"b\", \"negative\": \"c\"}\n";
+    static const broken cases[] = {
+        {"trunc.json",
+         "[\n {\"query\": \"a\", \"positive\": \"b\", \"negative\": \"c\"},\n {\"query\": \"d\", \"posi",
+         "trunc.json:3: truncated JSON", 1},
+        {"missing.jsonl", "%s{\"query\": \"a\", \"positive\": \"b\"}\n%s", "missing.jsonl:2: missing field \"negative\"", 1},
+        {"type.jsonl", "%s%s{\"query\": 5, \"positive\": \"b\", \"negative\": \"c\"}\n", "type.jsonl:3: field \"query\" must be", 1},
+        {"utf8.jsonl", "%s{\"query\": \"bad \xff byte\", \"positive\": \"b\", \"negative\": \"c\"}\n", "utf8.jsonl:2: field \"query\" is not valid UTF-8", 1},
+        {"notjson.jsonl", "%s{\"query\": \"a\",,}\n%s", "notjson.jsonl:2: not valid JSON", 1},
+        {"empty.jsonl", "", "empty.jsonl: empty file", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const broken *b = &cases[i];
+        char path[4200], text[2048];
+        snprintf(text, sizeof text, b->content, ok, ok);
+        snprintf(path, sizeof path, "%s/%s", g_dir, b->file);
+        tu_write(path, text);
+        for (int np = 1; np <= 4; np *= 2) {
+            char job[64];
+            snprintf(job, sizeof job, "bad%zu", i);
+            write_job(job, b->file, "general.jsonl", NULL);
+            assert_int_equal(stats(np, job, NULL), 2);
+            assert_clean_stderr();
+            char *e = slurp("err.txt");
+            if (!strstr(e, b->expect)) fail_msg("np %d: expected \"%s\" in:\n%s", np, b->expect, e);
+            free(e);
+        }
+        if (b->skipped < 0) continue; /* nothing to skip to */
+        char job[64];
+        snprintf(job, sizeof job, "skip%zu", i);
+        write_job(job, b->file, "general.jsonl", "[stats]\n[data]\non_bad_record = skip\n");
+        assert_int_equal(stats(2, job, NULL), 0);
+        hid_t f = open_out(job);
+        assert_float_equal(attr_f64(f, "domain", "n_skipped"), b->skipped, 0);
+        H5Fclose(f);
+        printf("    %s: exit 2 on 1, 2 and 4 ranks; skip counts %d\n", b->file, b->skipped);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_fb1), cmocka_unit_test(test_reference_fb4), cmocka_unit_test(test_ranks_agree),
+        cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_broken_corpora),
+    };
+    return cmocka_run_group_tests_name("stats", tests, setup, teardown);
+}
