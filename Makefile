@@ -13,9 +13,9 @@
 CC         ?= gcc
 BUILD      ?= build
 NP         ?= 2
-PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc inih libcrypto
+PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc inih libcrypto zlib
 DEB_BUILD  := pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
-              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libinih-dev libssl-dev
+              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libinih-dev libssl-dev zlib1g-dev
 DEB_PY     := python3-torch python3-numpy python3-h5py
 PYTHON_REF := /usr/bin/python3
 

@@ -41,6 +41,7 @@ typedef struct {
     bool up_to_date;     /* stats.h5 was already complete for these settings */
     int64_t triplets;    /* processed by all ranks in this run */
     double seconds;      /* wall time of the pass */
+    double loop_s;       /* of which: the gradient units (checkpoints included) */
     double allreduce_s;  /* of which: summing over ranks */
     double checkpoint_s; /* of which: writing checkpoints */
     double write_s;      /* of which: writing stats.h5 */

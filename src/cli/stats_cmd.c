@@ -23,10 +23,10 @@ int gp_cmd_stats(int argc, char **argv) {
         rc = gp_stats_run(&cfg, m, &rep, &err);
         if (!rc)
             gp_log0("{\"command\":\"stats\",\"up_to_date\":%s,\"triplets\":%lld,\"ranks\":%d,\"seconds\":%.3f,"
-                    "\"triplets_per_s\":%.2f,\"allreduce_s\":%.3f,\"checkpoint_s\":%.3f,\"write_s\":%.3f,"
+                    "\"triplets_per_s\":%.2f,\"loop_s\":%.3f,\"allreduce_s\":%.3f,\"checkpoint_s\":%.3f,\"write_s\":%.3f,"
                     "\"peak_rss_mb\":%.1f,\"settings_hash\":\"%s\"}",
                     rep.up_to_date ? "true" : "false", (long long)rep.triplets, gp_nranks(), rep.seconds,
-                    rep.seconds > 0 ? (double)rep.triplets / rep.seconds : 0.0, rep.allreduce_s, rep.checkpoint_s,
+                    rep.seconds > 0 ? (double)rep.triplets / rep.seconds : 0.0, rep.loop_s, rep.allreduce_s, rep.checkpoint_s,
                     rep.write_s, rep.peak_rss_mb, rep.settings_hash);
     }
     gp_model_free(m);

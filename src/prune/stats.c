@@ -13,6 +13,7 @@
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
+#include "gaprune/h5par.h"
 #include "gaprune/hash.h"
 #include "gaprune/log.h"
 #include "gaprune/loss.h"
@@ -367,70 +368,88 @@ static bool stats_up_to_date(const stats_ctx *s) {
     return gp_allreduce_max_int(ok) != 0;
 }
 
-static void write_param_group(hid_t f, const stats_ctx *s, const char *group, const float *data, const char *desc,
-                              const char *units) {
-    const gp_model *m = s->m;
-    for (int i = 0; i < m->table.n; i++) {
-        const gp_param *p = &m->table.p[i];
-        char name[320];
-        snprintf(name, sizeof name, "%s/%s", group, m->src_names[i]);
-        hsize_t dims[2] = {(hsize_t)p->shape[0], (hsize_t)p->shape[1]};
-        hid_t ds = gp_h5_dataset_f32(f, name, p->ndim, dims, desc, units);
-        gp_h5_write_rows_f32(ds, 0, dims[0], p->ndim == 2 ? dims[1] : 1, data + p->offset);
-        H5Dclose(ds);
-    }
-}
-
+/* Collective: every rank compresses a share of the chunks; rank 0 writes the file. */
 static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
                              gp_err *err) {
     const gp_model *m = s->m;
     const gp_config *cfg = s->cfg;
-    hid_t f = gp_h5_create_tmp(s->stats_path);
-    char utc[32];
-    gp_utc_now(utc, sizeof utc);
-    gp_h5_attr_str(f, "format", "gaprune-stats");
-    gp_h5_attr_int(f, "format_version", STATS_FORMAT_VERSION);
-    gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
-    gp_h5_attr_str(f, "command", gp_cli_command());
-    gp_h5_attr_str(f, "created_utc", utc);
-    gp_h5_attr_int(f, "n_ranks", s->P);
-    gp_h5_attr_str(f, "model_path", m->dir);
-    gp_h5_attr_str(f, "model_sha256", s->model_sha);
-    gp_h5_attr_str(f, "settings_hash", s->settings);
-    gp_h5_attr_str(f, "loss", "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
-    gp_h5_attr_double(f, "scale", LOSS_SCALE);
-    gp_h5_attr_int(f, "max_length", s->max_len);
-    gp_h5_attr_int(f, "fisher_batch", s->fb);
-    gp_h5_attr_int(f, "max_samples", cfg->max_samples);
-    gp_h5_attr_int(f, "seed", cfg->data_seed);
-    gp_h5_attr_str(f, "alignment", cfg->alignment);
-    gp_h5_attr_str(f, "description",
-                   "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
-                   "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
-    for (int c = 0; c < 2; c++) {
-        hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
-        gp_h5_attr_str(g, "corpus_path", s->corp[c].path);
-        gp_h5_attr_str(g, "corpus_sha256", s->corp[c].sha256);
-        gp_h5_attr_int(g, "n_records", s->corp[c].n_records);
-        gp_h5_attr_int(g, "n_skipped", s->corp[c].n_skipped);
-        gp_h5_attr_int(g, "n_triplets", trips[c]);
-        gp_h5_attr_int(g, "n_units", units[c]);
-        gp_h5_attr_double(g, "loss_mean", units[c] ? loss[c] / (double)units[c] : 0.0);
-        H5Gclose(g);
-        char grp[64];
-        snprintf(grp, sizeof grp, "%s/fisher", k_corpus[c]);
-        write_param_group(f, s, grp, s->F[c],
-                          "diagonal empirical Fisher: sum over gradient units of the squared gradient of the unit's "
-                          "InfoNCE loss, divided by the number of triplets (n_triplets)",
-                          "(loss / parameter)^2");
-        snprintf(grp, sizeof grp, "%s/grad_mean", k_corpus[c]);
-        write_param_group(f, s, grp, s->G[c], "mean over gradient units (n_units) of the gradient of the unit's InfoNCE loss",
-                          "loss / parameter");
+    hid_t f = -1;
+    if (s->rank == 0) {
+        f = gp_h5_create_tmp(s->stats_path);
+        char utc[32];
+        gp_utc_now(utc, sizeof utc);
+        gp_h5_attr_str(f, "format", "gaprune-stats");
+        gp_h5_attr_int(f, "format_version", STATS_FORMAT_VERSION);
+        gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
+        gp_h5_attr_str(f, "command", gp_cli_command());
+        gp_h5_attr_str(f, "created_utc", utc);
+        gp_h5_attr_int(f, "n_ranks", s->P);
+        gp_h5_attr_str(f, "model_path", m->dir);
+        gp_h5_attr_str(f, "model_sha256", s->model_sha);
+        gp_h5_attr_str(f, "settings_hash", s->settings);
+        gp_h5_attr_str(f, "loss", "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
+        gp_h5_attr_double(f, "scale", LOSS_SCALE);
+        gp_h5_attr_int(f, "max_length", s->max_len);
+        gp_h5_attr_int(f, "fisher_batch", s->fb);
+        gp_h5_attr_int(f, "max_samples", cfg->max_samples);
+        gp_h5_attr_int(f, "seed", cfg->data_seed);
+        gp_h5_attr_str(f, "alignment", cfg->alignment);
+        gp_h5_attr_str(f, "description",
+                       "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
+                       "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
+        for (int c = 0; c < 2; c++) {
+            hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
+            gp_h5_attr_str(g, "corpus_path", s->corp[c].path);
+            gp_h5_attr_str(g, "corpus_sha256", s->corp[c].sha256);
+            gp_h5_attr_int(g, "n_records", s->corp[c].n_records);
+            gp_h5_attr_int(g, "n_skipped", s->corp[c].n_skipped);
+            gp_h5_attr_int(g, "n_triplets", trips[c]);
+            gp_h5_attr_int(g, "n_units", units[c]);
+            gp_h5_attr_double(g, "loss_mean", units[c] ? loss[c] / (double)units[c] : 0.0);
+            H5Gclose(g);
+        }
     }
+    /* every per-parameter array, in one parallel write */
+    const int np = m->table.n;
+    gp_h5par_item *it = gp_calloc((size_t)(5 * np), sizeof *it);
+    char **names = gp_calloc((size_t)(5 * np), sizeof(char *));
+    int n = 0;
+    for (int c = 0; c < 2; c++)
+        for (int kind = 0; kind < 2; kind++)
+            for (int i = 0; i < np; i++) {
+                const gp_param *p = &m->table.p[i];
+                char name[320];
+                snprintf(name, sizeof name, "%s/%s/%s", k_corpus[c], kind ? "grad_mean" : "fisher", m->src_names[i]);
+                names[n] = gp_strdup(name);
+                it[n] = (gp_h5par_item){names[n], p->ndim, {(hsize_t)p->shape[0], (hsize_t)p->shape[1]},
+                                        (kind ? s->G[c] : s->F[c]) + p->offset,
+                                        kind ? "mean over gradient units (n_units) of the gradient of the unit's InfoNCE loss"
+                                             : "diagonal empirical Fisher: sum over gradient units of the squared gradient "
+                                               "of the unit's InfoNCE loss, divided by the number of triplets (n_triplets)",
+                                        kind ? "loss / parameter" : "(loss / parameter)^2"};
+                n++;
+            }
+    for (int i = 0; i < np; i++) {
+        if (s->act_off[i] < 0) continue;
+        char name[320];
+        snprintf(name, sizeof name, "activations/%s", m->src_names[i]);
+        names[n] = gp_strdup(name);
+        it[n] = (gp_h5par_item){names[n], 1, {(hsize_t)m->table.p[i].shape[1], 1}, s->act + s->act_off[i],
+                                "sum over the domain corpus's tokens of the squared input activation x_k, per input "
+                                "feature k of this linear weight (Wanda's |x_k|^2)",
+                                "activation^2"};
+        n++;
+    }
+    gp_h5par_write_f32(f, it, n);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(it);
+    if (s->rank != 0) return GP_OK;
+
     /* per-tensor cosine of the mean gradients */
-    hsize_t nt = (hsize_t)m->table.n;
+    hsize_t nt = (hsize_t)np;
     double *cos = gp_malloc(nt * sizeof(double));
-    for (int i = 0; i < m->table.n; i++) {
+    for (int i = 0; i < np; i++) {
         const gp_param *p = &m->table.p[i];
         double dot = 0, ng = 0, nd = 0;
         for (size_t k = p->offset; k < p->offset + p->numel; k++) {
@@ -453,18 +472,6 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     gp_h5_write_strings(ag, "names", (const char *const *)m->src_names, nt, "tensor name of each row of /alignment/cosine");
     H5Gclose(ag);
     free(cos);
-    for (int i = 0; i < m->table.n; i++) {
-        if (s->act_off[i] < 0) continue;
-        char name[320];
-        snprintf(name, sizeof name, "activations/%s", m->src_names[i]);
-        hsize_t dims[1] = {(hsize_t)m->table.p[i].shape[1]};
-        hid_t d = gp_h5_dataset_f32(f, name, 1, dims,
-                                    "sum over the domain corpus's tokens of the squared input activation x_k, per "
-                                    "input feature k of this linear weight (Wanda's |x_k|^2)",
-                                    "activation^2");
-        gp_h5_write_rows_f32(d, 0, dims[0], 1, s->act + s->act_off[i]);
-        H5Dclose(d);
-    }
     gp_h5_attr_int(f, "complete", 1);
     return gp_h5_close_commit(f, s->stats_path, err);
 }
@@ -587,6 +594,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, gp_stats_report *rep, 
     for (int c = 0; c < 2; c++) trip_before += s.trip_done[c];
     gp_allreduce_sum_i64(&trip_before, 1);
     bool stopped = false, agreed = false;
+    double t_loop = gp_now();
     while (s.step < total_steps) {
         if (sig_at && atoll(sig_at) == s.step && s.rank == 0) raise(SIGUSR1);
         int c = s.step < s.S[0] ? 0 : 1;
@@ -616,6 +624,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, gp_stats_report *rep, 
     sigaction(SIGUSR1, &old_usr1, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     gp_infonce_free(&L);
+    rep->loop_s = gp_now() - t_loop;
     if (rc) {
         if (!agreed) rc = gp_cli_agree(rc, err);
         free_ctx(&s);
@@ -658,7 +667,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, gp_stats_report *rep, 
         for (size_t k = 0; k < s.n; k++) s.F[c][k] *= inv_t, s.G[c][k] *= inv_u;
     }
     t0 = gp_now();
-    rc = s.rank == 0 ? write_stats(&s, units, trips, loss, err) : GP_OK;
+    rc = write_stats(&s, units, trips, loss, err);
     s.t_write = gp_now() - t0;
     rc = gp_cli_agree(rc, err);
     if (!rc) remove_checkpoints(&s);

@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gaprune/fs.h"
 #include "gaprune/log.h"
 #include "gaprune/loss.h"
 #include "gaprune/model.h"
+#include "gaprune/safetensors.h"
 
 static double sgemm_gflops(int n) {
     float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
@@ -39,10 +41,7 @@ static double forward_flops(const gp_model_config *c, int B, int T) {
     return c->layers * (linear + attention);
 }
 
-static void run_case(const char *name, gp_model_config cfg, int B, int T, int reps) {
-    gp_pooling pool = {GP_POOL_MEAN, true};
-    gp_model *m = gp_model_create(&cfg, pool);
-    uint64_t s = 42;
+static void random_init(gp_model *m, uint64_t s) {
     for (int i = 0; i < m->table.n; i++) {
         const gp_param *p = &m->table.p[i];
         float *w = gp_model_param(m, i);
@@ -53,6 +52,13 @@ static void run_case(const char *name, gp_model_config cfg, int B, int T, int re
             w[k] = is_ln_w ? 1.0f : (p->ndim == 2 ? 0.05f * u : 0.01f * u);
         }
     }
+}
+
+static void run_case(const char *name, gp_model_config cfg, int B, int T, int reps) {
+    gp_pooling pool = {GP_POOL_MEAN, true};
+    gp_model *m = gp_model_create(&cfg, pool);
+    uint64_t s = 42;
+    random_init(m, s);
     gp_batch b = {B, T, malloc((size_t)B * T * sizeof(int32_t)), malloc((size_t)B * T)};
     for (int i = 0; i < B * T; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -84,7 +90,77 @@ static void run_case(const char *name, gp_model_config cfg, int B, int T, int re
     gp_model_free(m);
 }
 
+static void put(const char *dir, const char *name, const char *text) {
+    char *p = gp_path_join(dir, name);
+    FILE *f = fopen(p, "w");
+    GP_CHECK(f != NULL, "cannot write %s", p);
+    fputs(text, f);
+    fclose(f);
+    free(p);
+}
+
+static void words(FILE *f, int n, int vocab, uint64_t *s) {
+    for (int i = 0; i < n; i++) {
+        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+        fprintf(f, "%sw%d", i ? " " : "", (int)((*s >> 33) % (uint64_t)(vocab - 5)));
+    }
+}
+
+/* A MiniLM-L6-shaped model folder with random weights and a vocabulary of words "w0".."wN",
+ * triplet corpora of such words (query 12, positive and negative 40 words) and a job file. */
+static void make_data(const char *dir, int n) {
+    gp_model_config c = {.arch = GP_ARCH_BERT, .vocab_size = 30522, .hidden = 384, .layers = 6, .heads = 12,
+                         .kv_heads = 12, .head_dim = 32, .intermediate = 1536, .max_positions = 512,
+                         .type_vocab = 2, .norm_eps = 1e-12f};
+    gp_err err = {0};
+    char *md = gp_path_join(dir, "minilm");
+    GP_CHECK(gp_mkdir_p(md, &err) == GP_OK, "%s", err.msg);
+    gp_model *m = gp_model_create(&c, (gp_pooling){GP_POOL_MEAN, true});
+    random_init(m, 7);
+    gp_st_writer *w = gp_st_writer_init();
+    for (int i = 0; i < m->table.n; i++)
+        gp_st_writer_add_f32(w, m->table.p[i].name, GP_DT_F32, m->table.p[i].ndim, m->table.p[i].shape, gp_model_param(m, i));
+    char *wp = gp_path_join(md, "model.safetensors");
+    GP_CHECK(gp_st_writer_write(w, wp, &err) == GP_OK, "%s", err.msg);
+    gp_st_writer_free(w);
+    free(wp);
+    put(md, "config.json",
+        "{\"model_type\": \"bert\", \"vocab_size\": 30522, \"hidden_size\": 384, \"num_hidden_layers\": 6, "
+        "\"num_attention_heads\": 12, \"intermediate_size\": 1536, \"max_position_embeddings\": 512, "
+        "\"type_vocab_size\": 2, \"layer_norm_eps\": 1e-12, \"hidden_act\": \"gelu\"}\n");
+    char *vp = gp_path_join(md, "vocab.txt");
+    FILE *f = fopen(vp, "w");
+    fputs("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", f);
+    for (int i = 0; i < 30522 - 5; i++) fprintf(f, "w%d\n", i);
+    fclose(f);
+    free(vp);
+    gp_model_free(m);
+    uint64_t s = 1;
+    for (int k = 0; k < 2; k++) {
+        char *cp = gp_path_join(dir, k ? "general.jsonl" : "domain.jsonl");
+        f = fopen(cp, "w");
+        for (int i = 0; i < n; i++) {
+            fputs("{\"query\": \"", f);
+            words(f, 12, 30522, &s);
+            fputs("\", \"positive\": \"", f);
+            words(f, 40, 30522, &s);
+            fputs("\", \"negative\": \"", f);
+            words(f, 40, 30522, &s);
+            fputs("\"}\n", f);
+        }
+        fclose(f);
+        free(cp);
+    }
+    put(dir, "stats.ini",
+        "[model]\npath = minilm\n[data]\ndomain = domain.jsonl\ngeneral = general.jsonl\n[stats]\ncheckpoint_every = 50\n");
+    free(md);
+}
+
 int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[1], "data") == 0) {
+        make_data(argv[2], argc > 3 ? atoi(argv[3]) : 100);
+        return 0;
+    }
     int reps = argc > 1 ? atoi(argv[1]) : 3;
     printf("{\"case\": \"sgemm\", \"n\": 1024, \"gflops\": %.2f}\n", sgemm_gflops(1024));
     fflush(stdout);

@@ -23,3 +23,36 @@ for o in ours:
     print(f"{o['case']:38} {o['tokens_per_s']:14.1f} {t['tokens_per_s']:14.1f} {t['seconds'] / o['seconds']:8.2f}x "
           f"{o['gflops']:8.1f} {o['gflops'] / sgemm:8.0%}")
 PY
+
+# ---- the statistics pass on MiniLM-L6 shapes, 1 and 2 ranks ---------------------------------
+data=$(dirname "$bin")/stats-data
+ntrip=${GAPRUNE_BENCH_TRIPLETS:-300}
+if [ ! -f "$data/stats.ini" ] || [ "$(wc -l < "$data/domain.jsonl")" -ne "$ntrip" ]; then
+  rm -rf "$data" && mkdir -p "$data" && "$bin" data "$data" "$ntrip"
+fi
+gaprune=$(cd "$(dirname "$bin")/.." && pwd)/gaprune
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+summaries=""
+for np in 1 2; do
+  rm -rf "$data/out-$np"
+  line=$(cd "$data" && mpirun -np "$np" -x OPENBLAS_NUM_THREADS "$gaprune" stats stats.ini \
+         --set output.dir="out-$np" --set stats.checkpoint_every=100 | grep '^{"command":"stats"')
+  summaries="$summaries$line"$'\n'
+done
+rm -rf "$data"/out-*
+/usr/bin/python3 - "$summaries" "$ntrip" <<'PY'
+import json, sys
+runs = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
+print(f"\nstatistics pass, MiniLM-L6 shapes (random weights, 30522 tokens), {sys.argv[2]} + {sys.argv[2]} triplets "
+      "of 12/40/40 words, fisher_batch 1, checkpoint every 100 units:")
+print(f"{'ranks':>5} {'triplets/s':>11} {'speed-up':>9} {'units/s':>8} {'speed-up':>9} {'allreduce+ckpt':>15} "
+      f"{'stats.h5 write':>15} {'peak RSS/rank':>14}")
+base = runs[0]
+for r in runs:
+    share = (r["allreduce_s"] + r["checkpoint_s"]) / r["seconds"]
+    loop = r["triplets"] / r["loop_s"]
+    print(f"{r['ranks']:5d} {r['triplets_per_s']:11.2f} {r['triplets_per_s'] / base['triplets_per_s']:8.2f}x "
+          f"{loop:8.2f} {loop / (base['triplets'] / base['loop_s']):8.2f}x {share:14.1%} "
+          f"{r['write_s'] / r['seconds']:14.1%} {r['peak_rss_mb']:11.0f} MB")
+print("(triplets/s: end to end; units/s: the gradient units alone, checkpoints included)")
+PY
