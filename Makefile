@@ -99,6 +99,7 @@ bench-run: $(BUILD)/bench/bench_bert
 fixtures: deps-py
 	$(PYTHON_REF) tests/reference/make_bert_fixtures.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_stats_fixtures.py tests/fixtures
+	$(PYTHON_REF) tests/reference/make_prune_fixtures.py tests/fixtures
 
 # apt-get only what dpkg does not already have; sudo when not root.
 define install_debs

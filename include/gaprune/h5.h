@@ -49,7 +49,13 @@ void gp_h5_write_flat_f32(hid_t loc, const char *name, const float *data, size_t
 /* Sets description and units. */
 void gp_h5_describe(hid_t obj, const char *description, const char *units);
 
-/* A chunked, deflated float32 dataset of rank 1 or 2; returns the open dataset. */
+/* A chunked (about 1 MiB of whole rows), shuffled and deflated dataset of rank 1 or 2 with
+ * description and units; returns the open dataset. */
+hid_t gp_h5_dataset(hid_t loc, const char *name, hid_t file_type, int ndim, const hsize_t *dims,
+                    const char *description, const char *units);
+/* Writes rows [row0, row0 + nrows) of a 2-D (or 1-D with cols = 1) dataset from memory of mem_type. */
+void gp_h5_write_rows(hid_t dset, hid_t mem_type, hsize_t row0, hsize_t nrows, hsize_t cols, const void *data);
+/* The float32 forms of the two above. */
 hid_t gp_h5_dataset_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const char *description,
                         const char *units);
 /* Writes rows [row0, row0 + nrows) of a 2-D (or 1-D with cols = 1) float dataset. */

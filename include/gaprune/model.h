@@ -112,6 +112,12 @@ gp_status gp_model_default_max_length(const char *dir, int max_positions, int *o
 /* The parameter table an architecture implies (used by the loader and by tests). */
 void gp_model_build_table(const gp_model_config *cfg, gp_param_table *t);
 
+typedef enum { GP_PARAM_OTHER = 0, GP_PARAM_MLP = 1, GP_PARAM_ATTENTION = 2 } gp_param_kind;
+
+/* Whether parameter i is an MLP or attention weight matrix (what prune.layers selects), and
+ * its transformer block (-1 for the embeddings and anything outside the blocks). */
+gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer);
+
 int gp_model_dim(const gp_model *m);
 float *gp_model_param(const gp_model *m, int i); /* pointer to parameter i's data */
 float *gp_model_grad(const gp_model *m, int i);

@@ -23,6 +23,7 @@ static const command k_commands[] = {
     {"encode", gp_cmd_encode, "embed texts (.txt or .jsonl) into an HDF5 file"},
     {"tokenize", gp_cmd_tokenize, "print token ids of texts, one line per text"},
     {"stats", gp_cmd_stats, "Fisher, mean gradients and activation norms of both corpora -> OUT/stats.h5"},
+    {"score", gp_cmd_score, "masks for each method and sparsity -> OUT/mask-M-P.h5 and OUT/pruned-M-P/"},
     {"help-job", gp_cmd_help_job, "every job-file key with its default"},
 };
 

@@ -56,8 +56,8 @@ void gp_h5_describe(hid_t obj, const char *description, const char *units) {
     gp_h5_attr_str(obj, "units", units);
 }
 
-hid_t gp_h5_dataset_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const char *description,
-                        const char *units) {
+hid_t gp_h5_dataset(hid_t loc, const char *name, hid_t file_type, int ndim, const hsize_t *dims,
+                    const char *description, const char *units) {
     GP_CHECK(ndim == 1 || ndim == 2, "dataset %s: rank %d", name, ndim);
     hid_t sp = GP_H5(H5Screate_simple(ndim, dims, NULL), "space for %s", name);
     hid_t dcpl = GP_H5(H5Pcreate(H5P_DATASET_CREATE), "dcpl");
@@ -67,17 +67,18 @@ hid_t gp_h5_dataset_f32(hid_t loc, const char *name, int ndim, const hsize_t *di
         /* About 1 MiB per chunk, whole rows. */
         hsize_t chunk[2];
         hsize_t row = ndim == 2 ? (dims[1] ? dims[1] : 1) : 1;
-        hsize_t rows = (1u << 18) / row;
+        hsize_t rows = ((hsize_t)1 << 20) / (row * H5Tget_size(file_type));
         if (rows < 1) rows = 1;
         if (rows > dims[0]) rows = dims[0];
         chunk[0] = rows;
         if (ndim == 2) chunk[1] = dims[1] ? dims[1] : 1;
         GP_H5(H5Pset_chunk(dcpl, ndim, chunk), "chunk %s", name);
+        GP_H5(H5Pset_shuffle(dcpl), "shuffle %s", name);
         GP_H5(H5Pset_deflate(dcpl, 4), "deflate %s", name);
     }
     hid_t lcpl = GP_H5(H5Pcreate(H5P_LINK_CREATE), "lcpl");
     GP_H5(H5Pset_create_intermediate_group(lcpl, 1), "lcpl");
-    hid_t ds = GP_H5(H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT), "creating dataset %s", name);
+    hid_t ds = GP_H5(H5Dcreate2(loc, name, file_type, sp, lcpl, dcpl, H5P_DEFAULT), "creating dataset %s", name);
     gp_h5_describe(ds, description, units);
     H5Pclose(lcpl);
     H5Pclose(dcpl);
@@ -85,17 +86,26 @@ hid_t gp_h5_dataset_f32(hid_t loc, const char *name, int ndim, const hsize_t *di
     return ds;
 }
 
-void gp_h5_write_rows_f32(hid_t dset, hsize_t row0, hsize_t nrows, hsize_t cols, const float *data) {
+hid_t gp_h5_dataset_f32(hid_t loc, const char *name, int ndim, const hsize_t *dims, const char *description,
+                        const char *units) {
+    return gp_h5_dataset(loc, name, H5T_IEEE_F32LE, ndim, dims, description, units);
+}
+
+void gp_h5_write_rows(hid_t dset, hid_t mem_type, hsize_t row0, hsize_t nrows, hsize_t cols, const void *data) {
     if (nrows == 0) return;
     hid_t fs = GP_H5(H5Dget_space(dset), "space");
     int nd = H5Sget_simple_extent_ndims(fs);
     hsize_t start[2] = {row0, 0}, count[2] = {nrows, cols};
     GP_H5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL), "hyperslab");
     hid_t ms = GP_H5(H5Screate_simple(nd, count, NULL), "memspace");
-    GP_H5(H5Dwrite(dset, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, data), "writing rows %llu..%llu",
+    GP_H5(H5Dwrite(dset, mem_type, ms, fs, H5P_DEFAULT, data), "writing rows %llu..%llu",
           (unsigned long long)row0, (unsigned long long)(row0 + nrows));
     H5Sclose(ms);
     H5Sclose(fs);
+}
+
+void gp_h5_write_rows_f32(hid_t dset, hsize_t row0, hsize_t nrows, hsize_t cols, const float *data) {
+    gp_h5_write_rows(dset, H5T_NATIVE_FLOAT, row0, nrows, cols, data);
 }
 
 void gp_h5_write_strings(hid_t loc, const char *name, const char *const *s, hsize_t n, const char *description) {

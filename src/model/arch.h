@@ -18,6 +18,8 @@ typedef struct {
     const char *name;
     const char *token_embedding; /* parameter name of the token-embedding matrix [V, C] */
     void (*build_table)(const gp_model_config *cfg, gp_param_table *t);
+    /* Kind of a parameter by its canonical name (2-D weights only are MLP or attention). */
+    gp_param_kind (*param_kind)(const char *name);
     /* Returns hidden states [N, C] (owned by the state). With train = false nothing is kept
      * for backward and memory does not grow with the number of layers. */
     const float *(*forward)(gp_model *m, void **state, const gp_packed *pk, bool train);

@@ -9,6 +9,7 @@
  *               x'  = LN(x1 + gelu(x1 Wi^T + bi) Wout^T + bout)
  * Shapes: N tokens, C hidden, I intermediate, NH heads, hs = C / NH.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,21 @@ static void bert_build_table(const gp_model_config *c, gp_param_table *t) {
         ADD("output.LayerNorm.bias", 1, C, 0);
     }
 #undef ADD
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static gp_param_kind bert_param_kind(const char *name) {
+    if (strncmp(name, "encoder.layer.", 14) != 0) return GP_PARAM_OTHER;
+    if (ends_with(name, ".intermediate.dense.weight")) return GP_PARAM_MLP;
+    if (ends_with(name, ".attention.output.dense.weight") || ends_with(name, ".attention.self.query.weight") ||
+        ends_with(name, ".attention.self.key.weight") || ends_with(name, ".attention.self.value.weight"))
+        return GP_PARAM_ATTENTION;
+    if (ends_with(name, ".output.dense.weight")) return GP_PARAM_MLP;
+    return GP_PARAM_OTHER;
 }
 
 typedef struct {
@@ -250,6 +266,7 @@ const gp_arch_ops gp_bert_ops = {
     .name = "bert",
     .token_embedding = "embeddings.word_embeddings.weight",
     .build_table = bert_build_table,
+    .param_kind = bert_param_kind,
     .forward = bert_forward,
     .backward = bert_backward,
     .state_free = bert_state_free,

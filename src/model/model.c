@@ -381,6 +381,18 @@ void gp_model_free(gp_model *m) {
     free(m);
 }
 
+gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer) {
+    const char *name = m->table.p[i].name;
+    if (layer) {
+        *layer = -1;
+        const char *p = strstr(name, "layer.");
+        if (!p) p = strstr(name, "layers.");
+        if (p) *layer = atoi(strchr(p, '.') + 1);
+    }
+    if (m->table.p[i].ndim != 2) return GP_PARAM_OTHER;
+    return arch_ops(m->cfg.arch)->param_kind(name);
+}
+
 int gp_model_dim(const gp_model *m) { return m->cfg.hidden; }
 float *gp_model_param(const gp_model *m, int i) { return m->params + m->table.p[i].offset; }
 float *gp_model_grad(const gp_model *m, int i) { return m->grads + m->table.p[i].offset; }

@@ -1,0 +1,131 @@
+/*
+ * prune.h — pruning criteria (one registry, one interface), scopes, and exact selection of the
+ * lowest scores.
+ *
+ * Criteria (DESIGN.md §5; the defaults are the paper's):
+ *   gaprune         DAI = [(F_dom − β F_gen)|θ| + γ √|θ|] · (1 + α s)
+ *   gaprune-ref     softplus((F_dom − β F_gen)|θ| · clamp(1 + α s, 0.8, 1.2) + γ √(|θ| + 1e-8))
+ *                   (the authors' code)
+ *   magnitude       |θ|
+ *   fisher-domain   F_dom
+ *   fisher-general  F_gen
+ *   random          a uniform number from (seed, tensor, element): reproducible
+ *   wanda           |θ_kj| · ‖x_j‖ (input activation norm; compared within each output row)
+ * s is the per-tensor cosine of the mean gradients (stats.alignment = tensor) or the authors'
+ * element-wise product of the Frobenius-normalised mean gradients, smoothed by a zero-padded
+ * 3×3 box mean (stats.alignment = refcode).
+ *
+ * Selection: the k lowest scores of a set of tensors, streamed tensor by tensor. Scores map to
+ * ordered 32-bit keys; a histogram of the top 16 bits finds the bucket holding the k-th key, a
+ * histogram of the low 16 bits inside it the key itself; a third pass marks the mask. Ties at
+ * the threshold are pruned lowest global index first, so a mask is reproducible. O(N) time,
+ * 65536 counters of extra memory, and exactly k pruned.
+ *
+ * Usage:
+ *     const gp_criterion *c = gp_criterion_find("gaprune");
+ *     c->score(&in, scores);                                   // one tensor
+ *     gp_select_smallest(&source, k, keep_bits, &threshold, &err);   // many tensors
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gaprune/check.h"
+
+/* ---- criteria ------------------------------------------------------------------------------ */
+
+enum { GP_NEED_FISHER = 1, GP_NEED_GRAD = 2, GP_NEED_ACT = 4 };
+
+/* Everything a criterion may read for one weight matrix [rows, cols]. */
+typedef struct {
+    int index;                /* tensor index in the model's table */
+    int64_t rows, cols;
+    const float *w;           /* weights */
+    const float *fisher_dom;  /* F_dom, F_gen (GP_NEED_FISHER) */
+    const float *fisher_gen;
+    const float *grad_dom;    /* G_dom, G_gen (GP_NEED_GRAD, refcode alignment) */
+    const float *grad_gen;
+    const float *act;         /* Σ x² per input feature [cols] (GP_NEED_ACT) */
+    double cosine;            /* per-tensor alignment */
+    bool refcode_alignment;   /* use the element-wise smoothed alignment instead */
+    double alpha, beta, gamma;
+    uint64_t seed;
+} gp_score_in;
+
+typedef struct {
+    const char *name;
+    unsigned needs;
+    bool rowwise; /* compared within output rows by definition (wanda) */
+    void (*score)(const gp_score_in *in, float *out); /* out: rows × cols */
+    const char *description;
+} gp_criterion;
+
+const gp_criterion *gp_criterion_find(const char *name);
+/* NULL-terminated list of every criterion. */
+const gp_criterion *const *gp_criteria(void);
+
+/* The authors' element-wise alignment of one tensor: e = (G_gen/‖G_gen‖)(G_dom/‖G_dom‖),
+ * smoothed by a 3×3 box mean with zero padding (divided by 9 everywhere). */
+void gp_alignment_refcode(const float *grad_dom, const float *grad_gen, int64_t rows, int64_t cols, float *out);
+
+/* Σ |(F_dom − β F_gen)|θ|| and Σ γ √|θ| of a tensor: their ratio says how far DAI is from
+ * magnitude pruning. */
+void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_term);
+
+/* ---- scopes -------------------------------------------------------------------------------- */
+
+typedef enum { GP_SCOPE_GLOBAL, GP_SCOPE_LAYER, GP_SCOPE_ROW, GP_SCOPE_NM } gp_scope_kind;
+
+typedef struct {
+    gp_scope_kind kind;
+    int n, m; /* n:m: keep n of every m */
+} gp_scope;
+
+gp_status gp_scope_parse(const char *s, gp_scope *out, gp_err *err);
+/* "global", "layer", "row" or "2:4" into buf. */
+const char *gp_scope_name(const gp_scope *s, char *buf, int len);
+
+/* ---- selection ----------------------------------------------------------------------------- */
+
+/* Order-preserving map of a float to an unsigned key (NaN excluded by the caller). */
+static inline uint32_t gp_float_key(float f) {
+    union {
+        float f;
+        uint32_t u;
+    } v = {f};
+    return (v.u & 0x80000000u) ? ~v.u : v.u | 0x80000000u;
+}
+
+static inline float gp_key_float(uint32_t k) {
+    union {
+        uint32_t u;
+        float f;
+    } v = {(k & 0x80000000u) ? k & 0x7fffffffu : ~k};
+    return v.f;
+}
+
+/* Scores of item i (numel[i] floats) into out; GP_EINPUT with a message stops the selection. */
+typedef gp_status (*gp_score_fn)(void *ctx, int item, float *out, gp_err *err);
+
+typedef struct {
+    int n;                /* items, in global order */
+    const int64_t *numel; /* [n] */
+    gp_score_fn fn;
+    void *ctx;
+} gp_score_source;
+
+/* Prunes exactly k of the items' elements: keep[i] gets numel[i] bits (bit j of byte j/8;
+ * 1 = keep). Ties at the threshold go lowest item, then lowest element, first. *threshold is
+ * the score of the last pruned element (or -inf when k = 0). */
+gp_status gp_select_smallest(const gp_score_source *src, int64_t k, uint8_t *const *keep, float *threshold, gp_err *err);
+
+/* Within each run of `len` consecutive elements of scores[0..n), prunes the `k` lowest (ties:
+ * lower index first); writes bits [bit0, bit0 + n) of keep. n must be a multiple of len. */
+void gp_select_groups(const float *scores, int64_t n, int64_t len, int64_t k, uint8_t *keep, int64_t bit0);
+
+static inline int gp_bit_get(const uint8_t *b, int64_t i) { return (b[i >> 3] >> (i & 7)) & 1; }
+static inline void gp_bit_set(uint8_t *b, int64_t i, int v) {
+    if (v) b[i >> 3] |= (uint8_t)(1u << (i & 7));
+    else b[i >> 3] &= (uint8_t)~(1u << (i & 7));
+}

@@ -1,0 +1,163 @@
+/* criteria.c — the pruning criteria of prune.h, each scoring one weight matrix. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/prune.h"
+
+/* Per-element alignment: the tensor's cosine, or the authors' smoothed element-wise product. */
+static float *alignment(const gp_score_in *in) {
+    size_t n = (size_t)(in->rows * in->cols);
+    float *s = gp_malloc(n * sizeof(float));
+    if (in->refcode_alignment) {
+        gp_alignment_refcode(in->grad_dom, in->grad_gen, in->rows, in->cols, s);
+    } else {
+        for (size_t k = 0; k < n; k++) s[k] = (float)in->cosine;
+    }
+    return s;
+}
+
+static void score_gaprune(const gp_score_in *in, float *out) {
+    size_t n = (size_t)(in->rows * in->cols);
+    float *s = alignment(in);
+    for (size_t k = 0; k < n; k++) {
+        double a = fabs((double)in->w[k]);
+        double fisher = ((double)in->fisher_dom[k] - in->beta * in->fisher_gen[k]) * a;
+        out[k] = (float)((fisher + in->gamma * sqrt(a)) * (1.0 + in->alpha * s[k]));
+    }
+    free(s);
+}
+
+static double softplus(double x) { return x > 30 ? x : log1p(exp(x)); }
+
+static void score_gaprune_ref(const gp_score_in *in, float *out) {
+    size_t n = (size_t)(in->rows * in->cols);
+    float *s = alignment(in);
+    for (size_t k = 0; k < n; k++) {
+        double a = fabs((double)in->w[k]);
+        double f = 1.0 + in->alpha * s[k];
+        f = f < 0.8 ? 0.8 : f > 1.2 ? 1.2 : f;
+        double ib = ((double)in->fisher_dom[k] - in->beta * in->fisher_gen[k]) * a;
+        out[k] = (float)softplus(ib * f + in->gamma * sqrt(a + 1e-8));
+    }
+    free(s);
+}
+
+static void score_magnitude(const gp_score_in *in, float *out) {
+    size_t n = (size_t)(in->rows * in->cols);
+    for (size_t k = 0; k < n; k++) out[k] = fabsf(in->w[k]);
+}
+
+static void score_fisher_domain(const gp_score_in *in, float *out) {
+    memcpy(out, in->fisher_dom, (size_t)(in->rows * in->cols) * sizeof(float));
+}
+
+static void score_fisher_general(const gp_score_in *in, float *out) {
+    memcpy(out, in->fisher_gen, (size_t)(in->rows * in->cols) * sizeof(float));
+}
+
+static uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void score_random(const gp_score_in *in, float *out) {
+    size_t n = (size_t)(in->rows * in->cols);
+    uint64_t base = mix(in->seed * 0x9e3779b97f4a7c15ull + (uint64_t)in->index + 1);
+    for (size_t k = 0; k < n; k++) out[k] = (float)((double)(mix(base ^ (k * 0x9e3779b97f4a7c15ull)) >> 11) * 0x1p-53);
+}
+
+static void score_wanda(const gp_score_in *in, float *out) {
+    for (int64_t i = 0; i < in->rows; i++)
+        for (int64_t j = 0; j < in->cols; j++)
+            out[i * in->cols + j] = fabsf(in->w[i * in->cols + j]) * sqrtf(in->act[j]);
+}
+
+static const gp_criterion k_criteria[] = {
+    {"gaprune", GP_NEED_FISHER, false, score_gaprune, "DAI of the paper: [(F_dom - beta F_gen)|w| + gamma sqrt|w|] (1 + alpha s)"},
+    {"gaprune-ref", GP_NEED_FISHER, false, score_gaprune_ref,
+     "the authors' code: softplus((F_dom - beta F_gen)|w| clamp(1 + alpha s, 0.8, 1.2) + gamma sqrt(|w| + 1e-8))"},
+    {"magnitude", 0, false, score_magnitude, "|w|"},
+    {"fisher-domain", GP_NEED_FISHER, false, score_fisher_domain, "F_dom"},
+    {"fisher-general", GP_NEED_FISHER, false, score_fisher_general, "F_gen"},
+    {"random", 0, false, score_random, "uniform random, from (seed, tensor, element)"},
+    {"wanda", GP_NEED_ACT, true, score_wanda, "|w_ij| ||x_j||, compared within each output row"},
+};
+
+const gp_criterion *gp_criterion_find(const char *name) {
+    for (size_t i = 0; i < sizeof k_criteria / sizeof k_criteria[0]; i++)
+        if (strcmp(k_criteria[i].name, name) == 0) return &k_criteria[i];
+    return NULL;
+}
+
+const gp_criterion *const *gp_criteria(void) {
+    static const gp_criterion *list[sizeof k_criteria / sizeof k_criteria[0] + 1];
+    for (size_t i = 0; i < sizeof k_criteria / sizeof k_criteria[0]; i++) list[i] = &k_criteria[i];
+    return list;
+}
+
+void gp_alignment_refcode(const float *gd, const float *gg, int64_t rows, int64_t cols, float *out) {
+    size_t n = (size_t)(rows * cols);
+    double nd = 0, ng = 0;
+    for (size_t k = 0; k < n; k++) nd += (double)gd[k] * gd[k], ng += (double)gg[k] * gg[k];
+    double inv = 1.0 / ((sqrt(ng) + 1e-8) * (sqrt(nd) + 1e-8));
+    /* h = 3-wide horizontal sums of e, then 3-tall sums of h; the box is zero-padded */
+    double *h = gp_malloc((size_t)(3 * cols) * sizeof(double));
+    for (int64_t i = -1; i <= rows; i++) {
+        if (i + 1 < rows) { /* horizontal sums of row i + 1 into slot (i + 1) % 3 */
+            int64_t r = i + 1;
+            double *hr = h + ((r % 3 + 3) % 3) * cols;
+            for (int64_t j = 0; j < cols; j++) {
+                double s = 0;
+                for (int64_t dj = -1; dj <= 1; dj++)
+                    if (j + dj >= 0 && j + dj < cols) s += (double)gg[r * cols + j + dj] * gd[r * cols + j + dj];
+                hr[j] = s * inv;
+            }
+        }
+        if (i < 0 || i >= rows) continue;
+        for (int64_t j = 0; j < cols; j++) {
+            double s = 0;
+            for (int64_t di = -1; di <= 1; di++)
+                if (i + di >= 0 && i + di < rows) s += h[((i + di) % 3) * cols + j];
+            out[i * cols + j] = (float)(s / 9.0);
+        }
+    }
+    free(h);
+}
+
+void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_term) {
+    size_t n = (size_t)(in->rows * in->cols);
+    double f = 0, g = 0;
+    for (size_t k = 0; k < n; k++) {
+        double a = fabs((double)in->w[k]);
+        f += fabs(((double)in->fisher_dom[k] - in->beta * in->fisher_gen[k]) * a);
+        g += in->gamma * sqrt(a);
+    }
+    *fisher_term = f;
+    *magnitude_term = g;
+}
+
+gp_status gp_scope_parse(const char *s, gp_scope *out, gp_err *err) {
+    memset(out, 0, sizeof *out);
+    if (!strcmp(s, "global")) out->kind = GP_SCOPE_GLOBAL;
+    else if (!strcmp(s, "layer")) out->kind = GP_SCOPE_LAYER;
+    else if (!strcmp(s, "row")) out->kind = GP_SCOPE_ROW;
+    else {
+        char tail;
+        if (sscanf(s, "%d:%d%c", &out->n, &out->m, &tail) != 2 || out->n < 0 || out->m <= out->n || out->m > 64)
+            return gp_errf(err, GP_EINPUT, "scope \"%s\" is not global, layer, row or n:m (0 <= n < m <= 64)", s);
+        out->kind = GP_SCOPE_NM;
+    }
+    return GP_OK;
+}
+
+const char *gp_scope_name(const gp_scope *s, char *buf, int len) {
+    switch (s->kind) {
+    case GP_SCOPE_GLOBAL: return "global";
+    case GP_SCOPE_LAYER: return "layer";
+    case GP_SCOPE_ROW: return "row";
+    default: snprintf(buf, (size_t)len, "%d:%d", s->n, s->m); return buf;
+    }
+}

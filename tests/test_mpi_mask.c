@@ -1,0 +1,91 @@
+/* test_mpi_mask.c — rank 0 builds a mask, gp_mask_bcast sends it bit-packed: every rank holds
+ * the identical mask and, once applied, identical weights (run on 1, 2 and 4 ranks). */
+#include "test_util.h"
+
+#include <mpi.h>
+
+#include "gaprune/config.h"
+#include "gaprune/log.h"
+#include "gaprune/mask.h"
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static void check_same_everywhere(uint64_t h) {
+    unsigned long long lo = h, hi = h, v = h;
+    MPI_Allreduce(&v, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&v, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    assert_true(lo == hi);
+}
+
+static void run_method(const char *method, double sparsity, const char *scope) {
+    gp_config cfg;
+    gp_config_defaults(&cfg);
+    cfg.job_path = strdup("test_mpi_mask");
+    free(cfg.scope);
+    cfg.scope = strdup(scope);
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-f32", &m, &err), GP_OK);
+    char path[4200] = "";
+    char *dir = NULL;
+    if (gp_rank() == 0) {
+        dir = tu_mkdtemp();
+        snprintf(path, sizeof path, "%s/mask.h5", dir);
+    }
+    gp_mask mask = {0};
+    gp_mask_request req = {method, sparsity, NULL, path, "test"};
+    gp_status rc = gp_rank() == 0 ? gp_mask_build(&cfg, m, &req, &mask, &err) : GP_OK;
+    assert_int_equal(rc, GP_OK);
+    int64_t pruned0 = mask.pruned;
+    MPI_Bcast(&pruned0, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    gp_mask_bcast(&mask, m);
+    uint64_t h = 14695981039346656037ull;
+    int64_t zeros = 0;
+    for (int i = 0; i < mask.n; i++) {
+        h = fnv(h, &mask.param[i], sizeof(int));
+        h = fnv(h, mask.keep[i], (size_t)(mask.numel[i] + 7) / 8);
+        for (int64_t k = 0; k < mask.numel[i]; k++) zeros += !((mask.keep[i][k >> 3] >> (k & 7)) & 1);
+    }
+    assert_int_equal(zeros, pruned0);
+    assert_int_equal(mask.pruned, pruned0);
+    check_same_everywhere(h);
+    gp_mask_apply(&mask, m);
+    check_same_everywhere(fnv(14695981039346656037ull, m->params, m->table.total * sizeof(float)));
+    if (gp_rank() == 0)
+        printf("    %s %s: %lld of %lld pruned, identical on %d ranks\n", method, scope, (long long)mask.pruned,
+               (long long)mask.total, gp_nranks());
+    gp_mask_free(&mask);
+    gp_model_free(m);
+    gp_config_free(&cfg);
+    if (dir) {
+        tu_rmtree(dir);
+        free(dir);
+    }
+}
+
+static void test_bcast(void **state) {
+    (void)state;
+    run_method("magnitude", 0.5, "global");
+    run_method("random", 0.3, "layer");
+    run_method("magnitude", 0.5, "2:4");
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, n;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    gp_log_init(rank, n);
+    gp_log_set_level(0);
+    if (rank != 0) freopen("/dev/null", "w", stdout);
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_bcast)};
+    int failed = cmocka_run_group_tests_name("mask broadcast", tests, NULL, NULL);
+    int any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return any;
+}

@@ -1,0 +1,357 @@
+/* test_score.c — `gaprune score` end to end (the sanitizer build):
+ *  - magnitude 50% of bert-tiny's MLP: the mask and the pruned model's weights equal the
+ *    PyTorch reference (make_prune_fixtures.py), its embeddings too, non-weight files are
+ *    byte-identical, and (when Debian's torch is installed) the reference reads the folder
+ *    gaprune wrote and reproduces gaprune's embeddings (check_pruned.py);
+ *  - export of the BF16, sharded, "bert."-prefixed model: dtypes, shards, untouched tensors
+ *    byte for byte, weights exactly masked;
+ *  - every scope prunes exactly what it promises, /summary agrees with /mask, reruns skip;
+ *  - a NaN score stops with exit 2 naming the tensor.
+ */
+#include "test_util.h"
+
+#include <hdf5.h>
+#include <sys/wait.h>
+
+#include "gaprune/model.h"
+#include "gaprune/safetensors.h"
+
+static char *g_dir;
+
+static const char *bin(void) {
+    static char abs[4096];
+    const char *b = getenv("GAPRUNE_BIN");
+    if (!realpath(b ? b : "build/san/gaprune", abs)) fail_msg("no gaprune binary");
+    return abs;
+}
+
+static int run(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s >out.txt 2>err.txt", g_dir, args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    b[fread(b, 1, (size_t)n, f)] = '\0';
+    fclose(f);
+    return b;
+}
+
+static char *in_dir(const char *rel) {
+    char *p = malloc(4400);
+    snprintf(p, 4400, "%s/%s", g_dir, rel);
+    return p;
+}
+
+static void assert_stderr_has(const char *needle) {
+    char *p = in_dir("err.txt"), *e = slurp(p);
+    if (!e || !strstr(e, needle)) fail_msg("expected \"%s\" in stderr:\n%s", needle, e ? e : "(none)");
+    if (strstr(e, "AddressSanitizer") || strstr(e, "runtime error")) fail_msg("sanitizer report:\n%s", e);
+    free(e), free(p);
+}
+
+static void write_job(const char *name, const char *model, const char *extra) {
+    char p[4400], cwd[2048], text[8192];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/%s.ini", g_dir, name);
+    snprintf(text, sizeof text,
+             "[model]\npath = %s/" FIXTURES "/%s\n[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\n"
+             "general = %s/" FIXTURES "/corpora/general.jsonl\n[output]\ndir = out-%s\n%s",
+             cwd, model, cwd, cwd, name, extra ? extra : "");
+    tu_write(p, text);
+}
+
+static int setup(void **state) {
+    (void)state;
+    g_dir = tu_mkdtemp();
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tu_rmtree(g_dir);
+    free(g_dir);
+    return 0;
+}
+
+static uint8_t *read_u8(hid_t f, const char *name, size_t n) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) fail_msg("no dataset %s", name);
+    uint8_t *x = malloc(n);
+    assert_true(H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(d);
+    return x;
+}
+
+static bool same_file(const char *a, const char *b) {
+    char *x = slurp(a), *y = slurp(b);
+    bool ok = x && y && strcmp(x, y) == 0;
+    free(x), free(y);
+    return ok;
+}
+
+static void test_magnitude_against_reference(void **state) {
+    (void)state;
+    write_job("mag", "bert-tiny", NULL);
+    assert_int_equal(run("%s score mag.ini --method magnitude --sparsity 0.5", bin()), 0);
+    char *pruned = in_dir("out-mag/pruned-magnitude-0.5"), *maskf = in_dir("out-mag/mask-magnitude-0.5.h5");
+    gp_model *orig, *pm;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-tiny", &orig, &err), GP_OK);
+    if (gp_model_load(pruned, &pm, &err)) fail_msg("%s", err.msg);
+    hid_t ref = H5Fopen(FIXTURES "/pruned-magnitude.expected.h5", H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t mf = H5Fopen(maskf, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(ref >= 0 && mf >= 0);
+    int64_t pruned_total = 0;
+    for (int i = 0; i < orig->table.n; i++) {
+        const gp_param *p = &orig->table.p[i];
+        const float *w0 = gp_model_param(orig, i), *w1 = gp_model_param(pm, i);
+        char name[300];
+        snprintf(name, sizeof name, "mask/%s", p->name);
+        if (H5Lexists(ref, "mask", H5P_DEFAULT) > 0 && H5Lexists(ref, name, H5P_DEFAULT) > 0) {
+            uint8_t *want = read_u8(ref, name, p->numel), *got = read_u8(mf, name, p->numel);
+            for (size_t k = 0; k < p->numel; k++) {
+                assert_int_equal(got[k], want[k]);
+                assert_true(w1[k] == (want[k] ? w0[k] : 0.0f)); /* exactly masked */
+                pruned_total += !want[k];
+            }
+            free(want), free(got);
+        } else {
+            assert_memory_equal(w0, w1, p->numel * sizeof(float)); /* everything else untouched */
+        }
+    }
+    assert_int_equal(pruned_total, 2048);
+    /* embeddings of the pruned model */
+    hid_t d = H5Dopen2(ref, "texts", H5P_DEFAULT);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    char *texts[4];
+    assert_true(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, texts) >= 0);
+    H5Dclose(d);
+    H5Tclose(t);
+    float want[4 * 32], got[4 * 32];
+    d = H5Dopen2(ref, "embeddings", H5P_DEFAULT);
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, want) >= 0);
+    H5Dclose(d);
+    gp_model_encode(pm, (const char *const *)texts, 4, 4, 0, NULL, got);
+    double diff = tu_max_abs(got, want, 4 * 32);
+    printf("    magnitude 50%%: mask and weights equal the reference; embeddings within %.2e\n", diff);
+    assert_true(diff < 1e-5);
+    /* the other files, byte for byte, and the provenance */
+    static const char *same[] = {"config.json", "vocab.txt", "tokenizer_config.json", "modules.json", "1_Pooling/config.json",
+                                 "sentence_bert_config.json"};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        char a[4400], b[4400];
+        snprintf(a, sizeof a, FIXTURES "/bert-tiny/%s", same[i]);
+        snprintf(b, sizeof b, "%s/%s", pruned, same[i]);
+        assert_true(same_file(a, b));
+    }
+    gp_st_file *sf;
+    char sp[4400];
+    snprintf(sp, sizeof sp, "%s/model.safetensors", pruned);
+    assert_int_equal(gp_st_open(sp, &sf, &err), GP_OK);
+    assert_string_equal(gp_st_meta(sf, "format"), "pt");
+    assert_string_equal(gp_st_meta(sf, "gaprune.method"), "magnitude");
+    assert_non_null(gp_st_meta(sf, "gaprune.mask_file"));
+    gp_st_close(sf);
+    /* the PyTorch reference reads gaprune's folder (when Debian's torch is there) */
+    char texts_path[4400], emb_path[4400];
+    snprintf(texts_path, sizeof texts_path, "%s/texts.txt", g_dir);
+    snprintf(emb_path, sizeof emb_path, "%s/pruned-emb.h5", g_dir);
+    FILE *tf = fopen(texts_path, "w");
+    for (int i = 0; i < 3; i++) fprintf(tf, "%s\n", texts[i]); /* the empty text would be lost in a .txt */
+    fclose(tf);
+    assert_int_equal(run("%s encode --model %s --input %s --output %s", bin(), pruned, texts_path, emb_path), 0);
+    if (system("/usr/bin/python3 -c 'import torch, h5py' >/dev/null 2>&1") == 0) {
+        char cwd[2048];
+        assert_non_null(getcwd(cwd, sizeof cwd));
+        int rc = run("/usr/bin/python3 %s/tests/reference/check_pruned.py %s %s %s", cwd, pruned, texts_path, emb_path);
+        char *o = in_dir("out.txt"), *txt = slurp(o);
+        printf("    %s", txt ? txt : "");
+        free(o), free(txt);
+        assert_int_equal(rc, 0);
+    } else {
+        printf("    (no torch here: check_pruned.py not run)\n");
+    }
+    for (int i = 0; i < 4; i++) free(texts[i]);
+    H5Fclose(ref);
+    H5Fclose(mf);
+    gp_model_free(orig);
+    gp_model_free(pm);
+    free(pruned), free(maskf);
+    /* a rerun keeps what is complete */
+    assert_int_equal(run("%s score mag.ini --method magnitude --sparsity 0.5", bin()), 0);
+    char *o = in_dir("out.txt"), *txt = slurp(o);
+    assert_non_null(strstr(txt, "up to date"));
+    free(o), free(txt);
+}
+
+static void test_bf16_sharded_export(void **state) {
+    (void)state;
+    write_job("bf", "bert-bf16", NULL);
+    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS %s score bf.ini --method magnitude --sparsity 0.5", bin()), 0);
+    char *pruned = in_dir("out-bf/pruned-magnitude-0.5");
+    gp_st_set *a, *b;
+    gp_err err = {0};
+    assert_int_equal(gp_st_set_open(FIXTURES "/bert-bf16", &a, &err), GP_OK);
+    assert_int_equal(gp_st_set_open(pruned, &b, &err), GP_OK);
+    assert_int_equal(gp_st_set_nfiles(b), 2);
+    int zeros = 0, tensors = 0;
+    for (int s = 0; s < gp_st_set_nfiles(a); s++) {
+        const gp_st_file *fa = gp_st_set_file(a, s);
+        for (int k = 0; k < gp_st_count(fa); k++) {
+            const gp_st_tensor *ta = gp_st_at(fa, k), *tb = gp_st_set_find(b, ta->name);
+            assert_non_null(tb);
+            assert_int_equal(ta->dtype, tb->dtype);
+            assert_int_equal(ta->ndim, tb->ndim);
+            assert_string_equal(gp_st_set_file_name(a, s), strrchr(tb->path, '/') + 1); /* same shard */
+            bool mlp = strstr(ta->name, "intermediate.dense.weight") ||
+                       (strstr(ta->name, "output.dense.weight") && !strstr(ta->name, "attention"));
+            if (!mlp) {
+                assert_memory_equal(ta->data, tb->data, ta->end - ta->begin); /* pooler, position_ids, ... */
+            } else {
+                const uint16_t *x = (const uint16_t *)ta->data, *y = (const uint16_t *)tb->data;
+                for (int64_t e = 0; e < ta->numel; e++) {
+                    assert_true(y[e] == x[e] || y[e] == 0); /* kept exactly, or +0 */
+                    zeros += y[e] == 0 && x[e] != 0;
+                }
+            }
+            tensors++;
+        }
+    }
+    printf("    BF16, 2 shards: %d tensors, %d weights zeroed\n", tensors, zeros);
+    assert_int_equal(zeros, 2 * (128 * 64 + 64 * 128) / 2); /* 2 layers, intermediate + output, 50% */
+    char idx[4400];
+    snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", pruned);
+    assert_true(same_file(FIXTURES "/bert-bf16/model.safetensors.index.json", idx));
+    gp_st_set_close(a);
+    gp_st_set_close(b);
+    gp_model *pm;
+    if (gp_model_load(pruned, &pm, &err)) fail_msg("%s", err.msg);
+    gp_model_free(pm);
+    free(pruned);
+}
+
+/* Checks the mask file of a run against its scope. */
+static void check_scope(const char *job, const char *tag, const char *scope, gp_model *m) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/out-%s/mask-%s.h5", g_dir, job, tag);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) fail_msg("no %s", path);
+    int64_t total = 0, pruned = 0;
+    int64_t layer_n[8] = {0}, layer_p[8] = {0};
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        if (gp_model_param_kind(m, i, &layer) != GP_PARAM_MLP) continue;
+        const gp_param *p = &m->table.p[i];
+        char name[300];
+        snprintf(name, sizeof name, "mask/%s", m->src_names[i]);
+        uint8_t *k = read_u8(f, name, p->numel);
+        int64_t rows = p->shape[0], cols = p->shape[1];
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t kept = 0;
+            for (int64_t c = 0; c < cols; c++) kept += k[r * cols + c];
+            if (!strcmp(scope, "row")) assert_int_equal(cols - kept, (int64_t)floor(0.5 * (double)cols));
+            if (!strcmp(scope, "2:4"))
+                for (int64_t c = 0; c < cols; c += 4) assert_int_equal(k[r * cols + c] + k[r * cols + c + 1] + k[r * cols + c + 2] + k[r * cols + c + 3], 2);
+            total += cols, pruned += cols - kept;
+            layer_n[layer] += cols, layer_p[layer] += cols - kept;
+        }
+        free(k);
+    }
+    if (!strcmp(scope, "global")) assert_int_equal(pruned, (int64_t)floor(0.5 * (double)total));
+    if (!strcmp(scope, "layer"))
+        for (int l = 0; l < 8; l++) assert_int_equal(layer_p[l], (int64_t)floor(0.5 * (double)layer_n[l]));
+    /* /summary agrees */
+    hid_t d = H5Dopen2(f, "summary", H5P_DEFAULT);
+    hid_t t = H5Tcreate(H5T_COMPOUND, 2 * sizeof(int64_t));
+    H5Tinsert(t, "numel", 0, H5T_NATIVE_INT64);
+    H5Tinsert(t, "kept", sizeof(int64_t), H5T_NATIVE_INT64);
+    hid_t sp = H5Dget_space(d);
+    size_t n = (size_t)H5Sget_simple_extent_npoints(sp);
+    int64_t *rows = malloc(n * 2 * sizeof(int64_t));
+    assert_true(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0);
+    int64_t sn = 0, sk = 0;
+    for (size_t i = 0; i < n; i++) sn += rows[2 * i], sk += rows[2 * i + 1];
+    assert_int_equal(sn, total);
+    assert_int_equal(sn - sk, pruned);
+    double ach;
+    hid_t a = H5Aopen(f, "sparsity_achieved", H5P_DEFAULT);
+    H5Aread(a, H5T_NATIVE_DOUBLE, &ach);
+    H5Aclose(a);
+    assert_true(fabs(ach - (double)pruned / (double)total) < 1e-12);
+    printf("    %-7s %s: pruned %lld of %lld\n", scope, tag, (long long)pruned, (long long)total);
+    free(rows);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+static void test_scopes(void **state) {
+    (void)state;
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-f32", &m, &err), GP_OK);
+    static const char *scopes[] = {"global", "layer", "row", "2:4"};
+    for (int s = 0; s < 4; s++) {
+        char job[32], extra[128];
+        snprintf(job, sizeof job, "scope%d", s);
+        snprintf(extra, sizeof extra, "[prune]\nscope = %s\n", scopes[s]);
+        write_job(job, "bert-f32", extra);
+        assert_int_equal(run("%s stats %s.ini", bin(), job), 0);
+        assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS %s score %s.ini --method gaprune,wanda --sparsity 0.5", bin(), job), 0);
+        check_scope(job, "gaprune-0.5", scopes[s], m);
+    }
+    check_scope("scope0", "wanda-0.5", "row", m); /* wanda: global means row */
+    gp_model_free(m);
+}
+
+static void test_nan_score(void **state) {
+    (void)state;
+    write_job("nan", "bert-tiny", NULL);
+    assert_int_equal(run("%s stats nan.ini", bin()), 0);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/out-nan/stats.h5", g_dir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "domain/fisher/encoder.layer.0.output.dense.weight", H5P_DEFAULT);
+    hsize_t start[2] = {3, 5}, one[2] = {1, 1};
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(2, one, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, one, NULL);
+    float nan = NAN;
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, &nan) >= 0);
+    H5Sclose(ms), H5Sclose(fs), H5Dclose(d), H5Fclose(f);
+    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS %s score nan.ini --method gaprune", bin()), 2);
+    assert_stderr_has("encoder.layer.0.output.dense.weight");
+    assert_stderr_has("score is nan");
+    assert_int_equal(run("%s score nan.ini --method magnitude", bin()), 0); /* needs no statistics */
+    assert_int_equal(run("%s score nan.ini --method nonsense", bin()), 2);
+    assert_stderr_has("unknown method \"nonsense\"");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_magnitude_against_reference),
+        cmocka_unit_test(test_bf16_sharded_export),
+        cmocka_unit_test(test_scopes),
+        cmocka_unit_test(test_nan_score),
+    };
+    return cmocka_run_group_tests_name("score", tests, setup, teardown);
+}
