@@ -321,6 +321,20 @@ static void test_scopes(void **state) {
         check_scope(job, "gaprune-0.5", scopes[s], m);
     }
     check_scope("scope0", "wanda-0.5", "row", m); /* wanda: global means row */
+    /* gaprune inspect: a table per layer and an SVG figure, for a mask and for the statistics */
+    assert_int_equal(run("%s inspect out-scope0/mask-gaprune-0.5.h5 --svg mask.svg", bin()), 0);
+    char *o = in_dir("out.txt"), *txt = slurp(o), *sv = in_dir("mask.svg"), *svg = slurp(sv);
+    assert_non_null(strstr(txt, "mask of gaprune, scope global: target 0.5, achieved 0.5"));
+    assert_non_null(strstr(txt, "score mean"));
+    assert_true(svg && !strncmp(svg, "<svg", 4) && strstr(svg, "kept fraction per layer") && strstr(svg, "</svg>"));
+    free(txt), free(svg);
+    assert_int_equal(run("%s inspect out-scope0/stats.h5 --svg stats.svg", bin()), 0);
+    txt = slurp(o);
+    assert_non_null(strstr(txt, "mean F_dom"));
+    free(txt), free(o), free(sv);
+    char cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(run("%s inspect %s/" FIXTURES "/bert-f32.expected.h5", bin(), cwd), 2); /* not ours */
     gp_model_free(m);
 }
 

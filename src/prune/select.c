@@ -34,11 +34,16 @@ gp_status gp_select_smallest(const gp_score_source *src, int64_t k, uint8_t *con
     if (k == 0) return GP_OK;
     float *buf = gp_malloc((size_t)max_numel(src) * sizeof(float));
     uint64_t *hist = gp_calloc(65536, sizeof(uint64_t));
+    /* 32-bit counts per tensor (256 KiB: stays in L2), added to the 64-bit totals after each */
+    uint32_t *local = gp_malloc(65536 * sizeof(uint32_t));
     gp_status rc = GP_OK;
     /* pass 1: top 16 bits */
     for (int i = 0; i < src->n && !rc; i++) {
         if ((rc = src->fn(src->ctx, i, buf, err))) break;
-        for (int64_t j = 0; j < src->numel[i]; j++) hist[gp_float_key(buf[j]) >> 16]++;
+        GP_CHECK(src->numel[i] < ((int64_t)1 << 32), "tensor of %lld elements", (long long)src->numel[i]);
+        memset(local, 0, 65536 * sizeof(uint32_t));
+        for (int64_t j = 0; j < src->numel[i]; j++) local[gp_float_key(buf[j]) >> 16]++;
+        for (int b = 0; b < 65536; b++) hist[b] += local[b];
     }
     uint64_t before_hi = 0, before_lo = 0;
     uint32_t hi = find_bucket(hist, (uint64_t)k, &before_hi);
@@ -54,18 +59,26 @@ gp_status gp_select_smallest(const gp_score_source *src, int64_t k, uint8_t *con
     uint32_t lo = find_bucket(hist, (uint64_t)k - before_hi, &before_lo);
     const uint32_t T = hi << 16 | lo;
     uint64_t ties = (uint64_t)k - before_hi - before_lo; /* keys equal to T to prune, in order */
-    /* pass 3: the mask */
+    /* pass 3: the mask, eight weights to a byte */
     for (int i = 0; i < src->n && !rc; i++) {
         if ((rc = src->fn(src->ctx, i, buf, err))) break;
         uint8_t *m = keep[i];
-        for (int64_t j = 0; j < src->numel[i]; j++) {
-            uint32_t key = gp_float_key(buf[j]);
-            if (key < T || (key == T && ties > 0)) {
-                if (key == T) ties--;
-                m[j >> 3] &= (uint8_t)~(1u << (j & 7));
+        const int64_t n = src->numel[i];
+        for (int64_t j0 = 0; j0 < n; j0 += 8) {
+            unsigned byte = 0;
+            int64_t j1 = j0 + 8 < n ? j0 + 8 : n;
+            for (int64_t j = j0; j < j1; j++) {
+                uint32_t key = gp_float_key(buf[j]);
+                byte |= (unsigned)(key > T) << (j - j0);
+                if (__builtin_expect(key == T, 0)) { /* rare: the threshold's own ties */
+                    if (ties) ties--;
+                    else byte |= 1u << (j - j0);
+                }
             }
+            m[j0 >> 3] = (uint8_t)byte;
         }
     }
+    free(local);
     *threshold = gp_key_float(T);
     free(hist);
     free(buf);

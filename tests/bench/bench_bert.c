@@ -16,7 +16,10 @@
 #include "gaprune/log.h"
 #include "gaprune/loss.h"
 #include "gaprune/model.h"
+#include "gaprune/prune.h"
 #include "gaprune/safetensors.h"
+
+#include <sys/resource.h>
 
 static double sgemm_gflops(int n) {
     float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
@@ -90,6 +93,58 @@ static void run_case(const char *name, gp_model_config cfg, int B, int T, int re
     gp_model_free(m);
 }
 
+typedef struct {
+    const float *all;
+    int64_t per;
+} sel_ctx;
+
+static gp_status sel_score(void *vctx, int item, float *out, gp_err *err) {
+    (void)err;
+    const sel_ctx *c = vctx;
+    memcpy(out, c->all + (int64_t)item * c->per, (size_t)c->per * sizeof(float)); /* "reading" one tensor */
+    return GP_OK;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* Exact selection of the 50% lowest of 10^8 scores in 100 tensors of 10^6. */
+static void bench_select(void) {
+    const int items = 100;
+    const int64_t per = 1000000, n = items * per;
+    float *all = gp_malloc((size_t)n * sizeof(float));
+    uint64_t s = 3;
+    for (int64_t i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        all[i] = (float)((double)(s >> 11) * 0x1p-53) - 0.25f;
+    }
+    int64_t *numel = gp_malloc(items * sizeof(int64_t));
+    uint8_t **keep = gp_malloc(items * sizeof(uint8_t *));
+    for (int i = 0; i < items; i++) {
+        numel[i] = per;
+        keep[i] = gp_malloc((size_t)(per + 7) / 8);
+        memset(keep[i], 0, (size_t)(per + 7) / 8);
+    }
+    sel_ctx c = {all, per};
+    gp_score_source src = {items, numel, sel_score, &c};
+    double before = peak_rss_mb();
+    float thr;
+    gp_err err = {0};
+    double t = gp_now();
+    gp_select_smallest(&src, n / 2, keep, &thr, &err);
+    t = gp_now() - t;
+    double extra = peak_rss_mb() - before;
+    printf("{\"case\": \"select\", \"scores\": %lld, \"seconds\": %.3f, \"scores_per_s\": %.3g, \"extra_mb\": %.1f, "
+           "\"one_tensor_mb\": %.1f, \"all_scores_mb\": %.1f}\n",
+           (long long)n, t, (double)n / t, extra, (double)per * 4 / 1048576, (double)n * 4 / 1048576);
+    fflush(stdout);
+    for (int i = 0; i < items; i++) free(keep[i]);
+    free(keep), free(numel), free(all);
+}
+
 static void put(const char *dir, const char *name, const char *text) {
     char *p = gp_path_join(dir, name);
     FILE *f = fopen(p, "w");
@@ -159,6 +214,10 @@ static void make_data(const char *dir, int n) {
 int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[1], "data") == 0) {
         make_data(argv[2], argc > 3 ? atoi(argv[3]) : 100);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "select") == 0) {
+        bench_select();
         return 0;
     }
     int reps = argc > 1 ? atoi(argv[1]) : 3;

@@ -24,6 +24,16 @@ for o in ours:
           f"{o['gflops']:8.1f} {o['gflops'] / sgemm:8.0%}")
 PY
 
+# ---- exact selection of the lowest half of 10^8 scores ------------------------------------------
+sel=$("$bin" select)
+/usr/bin/python3 - "$sel" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+print(f"\nselection (prune.h): the lowest half of {r['scores']:.0e} scores in 100 tensors, one core: "
+      f"{r['scores_per_s']:.3g} scores/s ({r['seconds']:.2f} s); extra memory {r['extra_mb']:.1f} MB "
+      f"(one tensor is {r['one_tensor_mb']:.1f} MB, all scores would be {r['all_scores_mb']:.0f} MB)")
+PY
+
 # ---- the statistics pass on MiniLM-L6 shapes, 1 and 2 ranks ---------------------------------
 data=$(dirname "$bin")/stats-data
 ntrip=${GAPRUNE_BENCH_TRIPLETS:-300}

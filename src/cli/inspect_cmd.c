@@ -1,0 +1,322 @@
+/* inspect_cmd.c — `gaprune inspect FILE.h5 [--svg OUT.svg]`: per-layer tables of a statistics
+ * or mask file, and a figure (plain SVG written here: two bar panels need no plotting library).
+ *
+ * stats.h5: per layer the tensors, parameters, mean domain and general Fisher, their ratio and
+ *           the mean alignment cosine; the figure shows the per-layer mean Fisher of both corpora
+ *           and a histogram of log10 F_dom over all weights.
+ * mask-*.h5: per layer the selected weights, kept, sparsity, score range and the
+ *           fisher-vs-magnitude ratio; the figure shows the kept fraction per layer and a
+ *           histogram of the scores (of /score when saved, else of the per-tensor sparsity).
+ */
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/cli.h"
+#include "gaprune/h5.h"
+#include "gaprune/log.h"
+
+#define MAXL 256 /* layers shown; the last slot collects tensors outside the blocks */
+#define NBINS 40
+
+static int layer_of(const char *name) {
+    const char *p = strstr(name, "layer.");
+    if (!p) p = strstr(name, "layers.");
+    return p ? atoi(strchr(p, '.') + 1) : -1;
+}
+
+typedef struct {
+    double a[MAXL], b[MAXL], c[MAXL]; /* per layer series */
+    int64_t n[MAXL];
+    int used[MAXL];
+    double hist[NBINS], lo, hi;
+    const char *hist_label, *bar_label, *bar_a, *bar_b;
+    bool log_bars;
+} figure;
+
+static const char *layer_name(int l, char *buf) {
+    if (l == MAXL - 1) return "other";
+    snprintf(buf, 16, "%d", l);
+    return buf;
+}
+
+static int slot(int layer) { return layer < 0 || layer >= MAXL - 1 ? MAXL - 1 : layer; }
+
+static void svg(const char *path, const char *title, const figure *fg) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "gaprune: error: %s: cannot write\n", path);
+        return;
+    }
+    const int W = 900, H = 640, x0 = 70, pw = W - 100, ph = 220;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+            W, H);
+    fprintf(f, "<text x=\"%d\" y=\"24\" font-size=\"16\">%s</text>\n", x0, title);
+    /* panel 1: bars per layer */
+    int nl = 0, idx[MAXL];
+    for (int l = 0; l < MAXL; l++)
+        if (fg->used[l]) idx[nl++] = l;
+    double vmin = INFINITY, vmax = -INFINITY;
+    for (int i = 0; i < nl; i++) {
+        double v[2] = {fg->a[idx[i]], fg->bar_b ? fg->b[idx[i]] : fg->a[idx[i]]};
+        for (int k = 0; k < 2; k++) {
+            double x = fg->log_bars ? log10(fmax(v[k], 1e-30)) : v[k];
+            vmin = fmin(vmin, x), vmax = fmax(vmax, x);
+        }
+    }
+    if (!fg->log_bars) vmin = 0, vmax = 1; /* fractions */
+    if (vmax <= vmin) vmax = vmin + 1;
+    if (fg->log_bars) vmin -= 0.1 * (vmax - vmin); /* the smallest bar stays visible */
+    int y1 = 50;
+    fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text>\n", x0, y1 - 8, fg->bar_label);
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", x0, y1 + ph, x0 + pw, y1 + ph);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.3g</text>\n", x0 - 4, y1 + 10, vmax);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.3g</text>\n", x0 - 4, y1 + ph, vmin);
+    double bw = nl ? (double)pw / nl : pw;
+    for (int i = 0; i < nl; i++) {
+        char lb[16];
+        int series = fg->bar_b ? 2 : 1;
+        for (int s = 0; s < series; s++) {
+            double v = s ? fg->b[idx[i]] : fg->a[idx[i]];
+            double x = fg->log_bars ? log10(fmax(v, 1e-30)) : v;
+            double h = (x - vmin) / (vmax - vmin) * ph;
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>layer %s: %.4g</title></rect>\n",
+                    x0 + i * bw + 2 + s * (bw - 4) / series, y1 + ph - h, (bw - 4) / series, h, s ? "#e67e22" : "#2e86c1",
+                    layer_name(idx[i], lb), v);
+        }
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x0 + (i + 0.5) * bw, y1 + ph + 14,
+                layer_name(idx[i], lb));
+    }
+    if (fg->bar_b)
+        fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#2e86c1\">%s</text><text x=\"%d\" y=\"%d\" fill=\"#e67e22\">%s</text>\n",
+                x0 + pw - 220, y1 - 8, fg->bar_a, x0 + pw - 100, y1 - 8, fg->bar_b);
+    /* panel 2: histogram */
+    int y2 = 360;
+    double hmax = 0;
+    for (int i = 0; i < NBINS; i++) hmax = fmax(hmax, fg->hist[i]);
+    fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text>\n", x0, y2 - 8, fg->hist_label);
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", x0, y2 + ph, x0 + pw, y2 + ph);
+    for (int i = 0; i < NBINS; i++) {
+        double h = hmax > 0 ? fg->hist[i] / hmax * ph : 0;
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#27ae60\"><title>%.0f</title></rect>\n",
+                x0 + i * (double)pw / NBINS + 1, y2 + ph - h, (double)pw / NBINS - 2, h, fg->hist[i]);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\">%.3g</text><text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.3g</text>\n", x0,
+            y2 + ph + 14, fg->lo, x0 + pw, y2 + ph + 14, fg->hi);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.0f</text>\n", x0 - 4, y2 + 10, hmax);
+    fprintf(f, "</svg>\n");
+    fclose(f);
+    gp_log0("inspect: wrote %s", path);
+}
+
+static void add_hist(figure *fg, double x) {
+    if (!isfinite(x)) return;
+    int b = (int)((x - fg->lo) / (fg->hi - fg->lo) * NBINS);
+    fg->hist[b < 0 ? 0 : b >= NBINS ? NBINS - 1 : b] += 1;
+}
+
+/* Reads /alignment/names (every tensor of the statistics). */
+static char **tensor_names(hid_t f, size_t *n) {
+    hid_t d = H5Dopen2(f, "alignment/names", H5P_DEFAULT);
+    if (d < 0) return NULL;
+    hid_t sp = H5Dget_space(d);
+    *n = (size_t)H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    char **names = gp_calloc(*n + 1, sizeof(char *));
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, names);
+    H5Tclose(t);
+    H5Dclose(d);
+    return names;
+}
+
+static float *read_all(hid_t f, const char *name, size_t *n) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) return NULL;
+    hid_t sp = H5Dget_space(d);
+    *n = (size_t)H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    float *x = gp_malloc(*n * sizeof(float) + 4);
+    H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+    H5Dclose(d);
+    return x;
+}
+
+static int inspect_stats(hid_t f, const char *path, const char *svg_path) {
+    size_t nt = 0;
+    char **names = tensor_names(f, &nt);
+    if (!names) {
+        fprintf(stderr, "gaprune: error: %s: no /alignment/names\n", path);
+        return GP_EINPUT;
+    }
+    double *cos = gp_malloc((nt + 1) * sizeof(double));
+    hid_t d = H5Dopen2(f, "alignment/cosine", H5P_DEFAULT);
+    H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, cos);
+    H5Dclose(d);
+    figure fg = {.lo = -16, .hi = 0, .hist_label = "histogram of log10 F_dom over every parameter (exact zeros in the first bin)",
+                 .bar_label = "mean Fisher per layer (log10)", .bar_a = "domain", .bar_b = "general", .log_bars = true};
+    double cs[MAXL] = {0};
+    int ct[MAXL] = {0};
+    for (size_t i = 0; i < nt; i++) {
+        int s = slot(layer_of(names[i]));
+        char name[400];
+        size_t n1 = 0, n2 = 0;
+        snprintf(name, sizeof name, "domain/fisher/%s", names[i]);
+        float *fd = read_all(f, name, &n1);
+        snprintf(name, sizeof name, "general/fisher/%s", names[i]);
+        float *fgn = read_all(f, name, &n2);
+        if (fd && fgn && n1 == n2) {
+            for (size_t k = 0; k < n1; k++) {
+                fg.a[s] += fd[k], fg.b[s] += fgn[k];
+                add_hist(&fg, log10(fmax(fd[k], 1e-30)));
+            }
+            fg.n[s] += (int64_t)n1;
+            fg.used[s] = 1;
+            cs[s] += cos[i];
+            ct[s]++;
+        }
+        free(fd);
+        free(fgn);
+    }
+    printf("%s: statistics; per layer (\"other\": embeddings and anything outside the blocks)\n", path);
+    printf("%-6s %8s %12s %12s %12s %10s %10s\n", "layer", "tensors", "params", "mean F_dom", "mean F_gen", "dom/gen",
+           "cos(G)");
+    for (int l = 0; l < MAXL; l++) {
+        if (!fg.used[l]) continue;
+        fg.a[l] /= (double)fg.n[l], fg.b[l] /= (double)fg.n[l];
+        char lb[16];
+        printf("%-6s %8d %12lld %12.4g %12.4g %10.3g %10.4f\n", layer_name(l, lb), ct[l], (long long)fg.n[l], fg.a[l],
+               fg.b[l], fg.b[l] > 0 ? fg.a[l] / fg.b[l] : NAN, cs[l] / ct[l]);
+    }
+    for (size_t i = 0; i < nt; i++) free(names[i]);
+    free(names);
+    free(cos);
+    if (svg_path) svg(svg_path, path, &fg);
+    return GP_OK;
+}
+
+static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
+    hid_t d = H5Dopen2(f, "summary", H5P_DEFAULT);
+    if (d < 0) {
+        fprintf(stderr, "gaprune: error: %s: no /summary\n", path);
+        return GP_EINPUT;
+    }
+    typedef struct {
+        char *param;
+        int32_t layer;
+        int64_t numel, kept;
+        double smin, smean, smax, ratio;
+    } row;
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, H5T_VARIABLE);
+    H5Tset_cset(str, H5T_CSET_UTF8);
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(row));
+    H5Tinsert(t, "param", HOFFSET(row, param), str);
+    H5Tinsert(t, "layer", HOFFSET(row, layer), H5T_NATIVE_INT32);
+    H5Tinsert(t, "numel", HOFFSET(row, numel), H5T_NATIVE_INT64);
+    H5Tinsert(t, "kept", HOFFSET(row, kept), H5T_NATIVE_INT64);
+    H5Tinsert(t, "score_min", HOFFSET(row, smin), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "score_mean", HOFFSET(row, smean), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "score_max", HOFFSET(row, smax), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "fisher_vs_magnitude", HOFFSET(row, ratio), H5T_NATIVE_DOUBLE);
+    hid_t sp = H5Dget_space(d);
+    size_t n = (size_t)H5Sget_simple_extent_npoints(sp);
+    row *r = gp_calloc(n + 1, sizeof(row));
+    H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, r);
+    char *method = gp_h5_read_attr_str(f, "method"), *scope = gp_h5_read_attr_str(f, "scope");
+    double target = NAN, achieved = NAN, zero = NAN;
+    gp_h5_read_attr_double(f, "sparsity_target", &target);
+    gp_h5_read_attr_double(f, "sparsity_achieved", &achieved);
+    gp_h5_read_attr_double(f, "model_zero_fraction", &zero);
+    printf("%s: mask of %s, scope %s: target %.4g, achieved %.4g of the selected weights; %.2f%% of all parameters "
+           "are zero\n",
+           path, method ? method : "?", scope ? scope : "?", target, achieved, 100 * zero);
+    printf("%-6s %8s %12s %12s %9s %11s %11s %11s %12s\n", "layer", "tensors", "weights", "kept", "sparsity", "score min",
+           "score mean", "score max", "fisher/mag");
+    double smin[MAXL], smax[MAXL], smean[MAXL], ratio[MAXL];
+    int ct[MAXL] = {0};
+    figure fg = {.bar_label = "kept fraction per layer", .log_bars = false};
+    for (int l = 0; l < MAXL; l++) smin[l] = INFINITY, smax[l] = -INFINITY, smean[l] = ratio[l] = 0;
+    for (size_t i = 0; i < n; i++) {
+        int s = slot(r[i].layer);
+        fg.used[s] = 1;
+        fg.n[s] += r[i].numel;
+        fg.b[s] += (double)r[i].kept;
+        smin[s] = fmin(smin[s], r[i].smin), smax[s] = fmax(smax[s], r[i].smax);
+        smean[s] += r[i].smean * (double)r[i].numel;
+        ratio[s] += r[i].ratio;
+        ct[s]++;
+    }
+    for (int l = 0; l < MAXL; l++) {
+        if (!fg.used[l]) continue;
+        fg.a[l] = fg.b[l] / (double)fg.n[l];
+        char lb[16];
+        printf("%-6s %8d %12lld %12lld %9.4f %11.4g %11.4g %11.4g %12.4g\n", layer_name(l, lb), ct[l], (long long)fg.n[l],
+               (long long)fg.b[l], 1 - fg.a[l], smin[l], smean[l] / (double)fg.n[l], smax[l], ratio[l] / ct[l]);
+    }
+    /* the histogram: scores when saved, else the per-tensor sparsity */
+    bool scores = H5Lexists(f, "score", H5P_DEFAULT) > 0;
+    if (scores) {
+        fg.lo = INFINITY, fg.hi = -INFINITY;
+        for (size_t i = 0; i < n; i++) fg.lo = fmin(fg.lo, r[i].smin), fg.hi = fmax(fg.hi, r[i].smax);
+        if (fg.hi <= fg.lo) fg.hi = fg.lo + 1;
+        for (size_t i = 0; i < n; i++) {
+            char name[400];
+            size_t m = 0;
+            snprintf(name, sizeof name, "score/%s", r[i].param);
+            float *x = read_all(f, name, &m);
+            for (size_t k = 0; x && k < m; k++) add_hist(&fg, x[k]);
+            free(x);
+        }
+        fg.hist_label = "histogram of the scores of every selected weight";
+    } else {
+        fg.lo = 0, fg.hi = 1;
+        for (size_t i = 0; i < n; i++) add_hist(&fg, 1 - (double)r[i].kept / (double)r[i].numel);
+        fg.hist_label = "histogram of per-tensor sparsity (prune.save_scores = true gives the score histogram)";
+    }
+    if (svg_path) svg(svg_path, path, &fg);
+    for (size_t i = 0; i < n; i++) free(r[i].param);
+    free(r);
+    free(method);
+    free(scope);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Tclose(str);
+    H5Dclose(d);
+    return GP_OK;
+}
+
+int gp_cmd_inspect(int argc, char **argv) {
+    const char *svg_path = NULL;
+    const gp_opt opts[] = {
+        {"svg", GP_OPT_STR, &svg_path, "OUT.svg", "also draw the per-layer figure and a histogram"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    const char *pos[1] = {NULL};
+    int npos = 0;
+    gp_err err = {0};
+    gp_status rc = gp_opts_parse("inspect", "FILE.h5 [--svg OUT.svg]", opts, argc, argv, pos, 1, &npos, &err);
+    if (rc == GP_ESTOPPED) return GP_OK;
+    if (!rc && npos != 1) rc = gp_errf(&err, GP_EINPUT, "gaprune inspect: expected one stats or mask file");
+    if ((rc = gp_cli_agree(rc, &err)) || gp_rank() != 0) return rc;
+    hid_t f = gp_h5_open_quiet(pos[0]);
+    if (f < 0) {
+        fprintf(stderr, "gaprune: error: %s: cannot open as HDF5\n", pos[0]);
+        return GP_EINPUT;
+    }
+    char *fmt = gp_h5_read_attr_str(f, "format");
+    if (fmt && !strcmp(fmt, "gaprune-stats")) rc = inspect_stats(f, pos[0], svg_path);
+    else if (fmt && !strcmp(fmt, "gaprune-mask")) rc = inspect_mask(f, pos[0], svg_path);
+    else {
+        fprintf(stderr, "gaprune: error: %s: not a gaprune stats or mask file (format \"%s\")\n", pos[0], fmt ? fmt : "");
+        rc = GP_EINPUT;
+    }
+    free(fmt);
+    H5Fclose(f);
+    return rc;
+}
