@@ -24,6 +24,7 @@ static const command k_commands[] = {
     {"tokenize", gp_cmd_tokenize, "print token ids of texts, one line per text"},
     {"stats", gp_cmd_stats, "Fisher, mean gradients and activation norms of both corpora -> OUT/stats.h5"},
     {"score", gp_cmd_score, "masks for each method and sparsity -> OUT/mask-M-P.h5 and OUT/pruned-M-P/"},
+    {"eval", gp_cmd_eval, "retrieval (nDCG@10, ...) and STS (Spearman) of a model -> OUT/eval-<model>.json"},
     {"inspect", gp_cmd_inspect, "per-layer tables (and --svg figures) of a stats or mask file"},
     {"help-job", gp_cmd_help_job, "every job-file key with its default"},
 };

@@ -1,0 +1,59 @@
+/*
+ * eval.h — retrieval and STS evaluation, with MTEB's metric names.
+ *
+ * Retrieval (BEIR folders: corpus.jsonl, queries.jsonl, qrels/test.tsv with a header row,
+ * graded scores and string ids): every rank embeds a contiguous share of the corpus and of the
+ * queries (queries with model.query_instruction in front), the query embeddings are gathered
+ * everywhere, each rank ranks its corpus share for every query by exact cosine and keeps its
+ * best 100, and rank 0 merges them and scores:
+ *   ndcg_at_10   Σ_{i≤10} rel_i / log2(i+1), divided by the same sum over the ideal order
+ *                (linear gains, as pytrec_eval's ndcg_cut)
+ *   mrr_at_10    1 / rank of the first relevant document in the top 10 (0 if none)
+ *   recall_at_k  relevant documents in the top k / all relevant documents
+ *   map_at_100   Σ over relevant documents in the top 100 of precision at their rank,
+ *                divided by the number of relevant documents (pytrec_eval's map_cut)
+ * A document is relevant when its grade is > 0. Equal scores rank the lower corpus index first.
+ * Queries with qrels but no relevant document count as 0. main_score = ndcg_at_10.
+ * STS (JSONL {sentence1, sentence2, score}): Spearman (average ranks for ties) and Pearson of
+ * the cosine similarity with the gold score; main_score = cosine_spearman.
+ *
+ * Usage (collective):
+ *     cJSON *res; gp_eval_model(&cfg, model, "dense", "out/job/eval-dense.json", &res, &err);
+ */
+#pragma once
+
+#include <cJSON.h>
+#include <stdint.h>
+
+#include "gaprune/check.h"
+#include "gaprune/config.h"
+#include "gaprune/model.h"
+
+typedef struct {
+    double ndcg_at_10, mrr_at_10, recall_at_10, recall_at_100, map_at_100;
+} gp_retrieval_metrics;
+
+typedef struct {
+    int64_t doc;
+    int grade;
+} gp_qrel;
+
+/* Metrics of one query: ranked = corpus indices, best first (n of them); qrels of that query. */
+void gp_query_metrics(const int64_t *ranked, int n, const gp_qrel *qrels, int nq, gp_retrieval_metrics *out);
+
+double gp_pearson(const double *x, const double *y, int64_t n);
+/* Pearson of the ranks, ties sharing their average rank. */
+double gp_spearman(const double *x, const double *y, int64_t n);
+
+/* Collective: one BEIR folder. */
+gp_status gp_eval_retrieval(const gp_config *cfg, gp_model *m, const char *dir, gp_retrieval_metrics *out,
+                            int64_t *n_queries, gp_err *err);
+/* Collective: one STS file. */
+gp_status gp_eval_sts(const gp_config *cfg, gp_model *m, const char *path, double *spearman, double *pearson,
+                      int64_t *n_pairs, gp_err *err);
+
+/* Collective: every set of [eval] (retrieval, sts) for the model as it is in memory; rank 0
+ * writes json_path (via .tmp) and, when result is not NULL, returns the document (caller
+ * frees, rank 0; NULL elsewhere). */
+gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, const char *json_path, cJSON **result,
+                        gp_err *err);

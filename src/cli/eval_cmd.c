@@ -1,0 +1,53 @@
+/* eval_cmd.c — `gaprune eval JOB.ini --model DIR`: the [eval] sets for one model folder. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/cli.h"
+#include "gaprune/config.h"
+#include "gaprune/eval.h"
+#include "gaprune/fs.h"
+#include "gaprune/log.h"
+#include "gaprune/model.h"
+
+int gp_cmd_eval(int argc, char **argv) {
+    const char *model_dir = NULL;
+    const gp_opt extra[] = {
+        {"model", GP_OPT_STR, &model_dir, "DIR", "model folder to evaluate (default: model.path)"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    gp_config cfg;
+    gp_status rc = gp_cli_job("eval", "JOB.ini [--model DIR] [--set section.key=value ...]", extra, argc, argv, &cfg);
+    if (rc == GP_ESTOPPED) return GP_OK;
+    if (rc) {
+        gp_config_free(&cfg);
+        return rc;
+    }
+    gp_err err = {0};
+    const char *dir = model_dir ? model_dir : cfg.model_path;
+    gp_model *m = NULL;
+    rc = gp_model_load(dir, &m, &err);
+    if (!rc && gp_rank() == 0) rc = gp_mkdir_p(cfg.out_dir, &err);
+    if (!(rc = gp_cli_agree(rc, &err))) {
+        char tag[256];
+        snprintf(tag, sizeof tag, "%s", dir);
+        size_t l = strlen(tag);
+        while (l > 1 && tag[l - 1] == '/') tag[--l] = '\0';
+        const char *base = strrchr(tag, '/') ? strrchr(tag, '/') + 1 : tag;
+        char name[300];
+        snprintf(name, sizeof name, "eval-%s.json", base);
+        char *out = gp_path_join(cfg.out_dir, name);
+        cJSON *res = NULL;
+        rc = gp_eval_model(&cfg, m, base, out, &res, &err);
+        if (!rc && res) {
+            const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res, "main_score_mean");
+            gp_log0("{\"command\":\"eval\",\"model\":\"%s\",\"main_score_mean\":%.6f,\"output\":\"%s\"}", base,
+                    ms ? ms->valuedouble : 0.0, out);
+        }
+        cJSON_Delete(res);
+        free(out);
+    }
+    gp_model_free(m);
+    gp_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,438 @@
+/* eval.c — distributed retrieval and STS evaluation (see eval.h). */
+#include <cblas.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/cli.h"
+#include "gaprune/dist.h"
+#include "gaprune/eval.h"
+#include "gaprune/fs.h"
+#include "gaprune/json.h"
+#include "gaprune/kernels.h"
+#include "gaprune/log.h"
+#include "gaprune/strmap.h"
+#include "gaprune/textfile.h"
+
+#define TOPK 100
+
+static int64_t share(int64_t n, int r, int P) { return n * r / P; }
+
+/* Embeds texts [0, n) (this rank's share) and L2-normalises them: cosine = dot product. */
+static float *embed(gp_model *m, char **texts, int64_t n, int batch, const char *prefix) {
+    const int D = gp_model_dim(m);
+    float *e = gp_malloc((size_t)(n ? n : 1) * D * sizeof(float));
+    for (int64_t i = 0; i < n; i += batch) {
+        int k = (int)(n - i < batch ? n - i : batch);
+        gp_model_encode(m, (const char *const *)texts + i, k, batch, 0, prefix, e + i * D);
+    }
+    float *norm = gp_malloc((size_t)(n ? n : 1) * sizeof(float));
+    gp_l2norm_forward(e, norm, e, (int)n, D);
+    free(norm);
+    return e;
+}
+
+/* Every rank's rows of a [n, D] matrix, gathered on every rank in rank order. */
+static float *allgather_rows(const float *mine, int64_t n, int D) {
+    const int P = gp_nranks(), rank = gp_rank();
+    int64_t total = n;
+    gp_allreduce_sum_i64(&total, 1);
+    float *all = gp_malloc((size_t)(total ? total : 1) * D * sizeof(float));
+    if (P == 1) {
+        memcpy(all, mine, (size_t)n * D * sizeof(float));
+        return all;
+    }
+    int *counts = gp_malloc((size_t)P * sizeof(int)), *displs = gp_malloc((size_t)P * sizeof(int));
+    int64_t mine_n = n;
+    int64_t *ns = gp_malloc((size_t)P * sizeof(int64_t));
+    GP_MPI(MPI_Allgather(&mine_n, 1, MPI_INT64_T, ns, 1, MPI_INT64_T, MPI_COMM_WORLD));
+    int64_t at = 0;
+    for (int r = 0; r < P; r++) {
+        GP_CHECK(ns[r] * D < INT32_MAX && at * D < INT32_MAX, "too many rows to gather in one call");
+        counts[r] = (int)(ns[r] * D);
+        displs[r] = (int)(at * D);
+        at += ns[r];
+    }
+    GP_MPI(MPI_Allgatherv(mine, counts[rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
+    free(counts), free(displs), free(ns);
+    return all;
+}
+
+/* ---- top-k -------------------------------------------------------------------------------------- */
+
+typedef struct {
+    float s;
+    int64_t doc;
+} hit;
+
+/* a worse than b: lower score, or equal score and a higher corpus index */
+static int worse(const hit *a, const hit *b) { return a->s < b->s || (a->s == b->s && a->doc > b->doc); }
+
+/* Min-heap (the worst on top) of at most k hits. */
+static void heap_offer(hit *h, int *n, int k, hit x) {
+    if (*n < k) {
+        int i = (*n)++;
+        h[i] = x;
+        while (i > 0 && worse(&h[i], &h[(i - 1) / 2])) {
+            hit t = h[i];
+            h[i] = h[(i - 1) / 2];
+            h[(i - 1) / 2] = t;
+            i = (i - 1) / 2;
+        }
+        return;
+    }
+    if (!worse(&h[0], &x)) return;
+    h[0] = x;
+    for (int i = 0;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < *n && worse(&h[l], &h[w])) w = l;
+        if (r < *n && worse(&h[r], &h[w])) w = r;
+        if (w == i) break;
+        hit t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+static int better_first(const void *a, const void *b) {
+    const hit *x = a, *y = b;
+    return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
+}
+
+/* ---- BEIR ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t query; /* index in queries.jsonl */
+    int n;
+    gp_qrel *q;
+} query_qrels;
+
+/* Rank 0: qrels/test.tsv to per-query lists, in queries.jsonl order. */
+static gp_status read_qrels(const char *dir, const gp_texts *queries, const gp_texts *corpus, query_qrels **out,
+                            int64_t *nout, gp_err *err) {
+    char *qdir = gp_path_join(dir, "qrels"), *path = gp_path_join(qdir, "test.tsv");
+    free(qdir);
+    char *text;
+    size_t len;
+    gp_status rc = gp_read_file(path, &text, &len, err);
+    if (rc) {
+        free(path);
+        return rc;
+    }
+    gp_strmap *qid = gp_strmap_init((size_t)queries->n), *did = gp_strmap_init((size_t)corpus->n);
+    for (int64_t i = 0; i < queries->n; i++) gp_strmap_put(qid, queries->id[i], strlen(queries->id[i]), (int32_t)i);
+    for (int64_t i = 0; i < corpus->n; i++) gp_strmap_put(did, corpus->id[i], strlen(corpus->id[i]), (int32_t)i);
+    query_qrels *per = gp_calloc((size_t)(queries->n ? queries->n : 1), sizeof *per);
+    int64_t line = 0, unknown = 0;
+    for (char *p = text; *p && !rc;) {
+        char *eol = strchr(p, '\n');
+        if (eol) *eol = '\0';
+        line++;
+        size_t l = strlen(p);
+        if (l && p[l - 1] == '\r') p[--l] = '\0';
+        char *f1 = p, *f2 = strchr(f1, '\t'), *f3 = f2 ? strchr(f2 + 1, '\t') : NULL;
+        if (l == 0) {
+        } else if (!f2 || !f3) {
+            rc = gp_errf(err, GP_EINPUT, "%s:%lld: expected query-id<TAB>corpus-id<TAB>score", path, (long long)line);
+        } else {
+            *f2++ = '\0';
+            *f3++ = '\0';
+            char *end;
+            long g = strtol(f3, &end, 10);
+            if (line == 1 && (end == f3 || *end)) { /* the header row */
+            } else if (end == f3 || (*end && *end != '\t' && *end != ' ')) {
+                rc = gp_errf(err, GP_EINPUT, "%s:%lld: score \"%s\" is not an integer", path, (long long)line, f3);
+            } else {
+                int32_t q, d;
+                if (!gp_strmap_get(qid, f1, strlen(f1), &q) || !gp_strmap_get(did, f2, strlen(f2), &d)) {
+                    unknown++;
+                } else {
+                    query_qrels *x = &per[q];
+                    x->q = gp_realloc(x->q, (size_t)(x->n + 1) * sizeof(gp_qrel));
+                    x->q[x->n++] = (gp_qrel){d, (int)g};
+                }
+            }
+        }
+        p = eol ? eol + 1 : p + l;
+    }
+    if (unknown) gp_warn("%s: %lld rows name a query or document that is not in the folder; ignored", path, (long long)unknown);
+    int64_t n = 0;
+    for (int64_t i = 0; i < queries->n; i++)
+        if (per[i].n) per[n] = per[i], per[n].query = i, n++;
+    if (!rc && n == 0) rc = gp_errf(err, GP_EINPUT, "%s: no judged query", path);
+    gp_strmap_free(qid);
+    gp_strmap_free(did);
+    free(text);
+    free(path);
+    if (rc) {
+        for (int64_t i = 0; i < queries->n; i++) free(per[i].q);
+        free(per);
+        return rc;
+    }
+    *out = per;
+    *nout = n;
+    return GP_OK;
+}
+
+static const char *query_prefix(const gp_config *cfg, const gp_model *m) {
+    if (cfg->query_instruction && *cfg->query_instruction) return cfg->query_instruction;
+    return m->query_prompt; /* the model's own query prompt, or none */
+}
+
+gp_status gp_eval_retrieval(const gp_config *cfg, gp_model *m, const char *dir, gp_retrieval_metrics *out,
+                            int64_t *n_queries, gp_err *err) {
+    *out = (gp_retrieval_metrics){0};
+    const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
+    char *cpath = gp_path_join(dir, "corpus.jsonl"), *qpath = gp_path_join(dir, "queries.jsonl");
+    int64_t nc = 0, nq = 0;
+    gp_status rc = gp_texts_count(cpath, &nc, err);
+    if (!rc) rc = gp_texts_count(qpath, &nq, err);
+    if ((rc = gp_cli_agree(rc, err))) {
+        free(cpath), free(qpath);
+        return rc;
+    }
+    gp_texts corpus = {0}, queries = {0}, cid = {0}, qid = {0};
+    int64_t clo = share(nc, rank, P), chi = share(nc, rank + 1, P), qlo = share(nq, rank, P), qhi = share(nq, rank + 1, P);
+    rc = gp_texts_read(cpath, clo, chi - clo, true, false, &corpus, err);
+    if (!rc) rc = gp_texts_read(qpath, qlo, qhi - qlo, true, false, &queries, err);
+    if (!rc && rank == 0) rc = gp_texts_read(cpath, 0, nc, false, true, &cid, err);
+    if (!rc && rank == 0) rc = gp_texts_read(qpath, 0, nq, false, true, &qid, err);
+    query_qrels *qr = NULL;
+    int64_t nj = 0;
+    if (!rc && rank == 0) rc = read_qrels(dir, &qid, &cid, &qr, &nj, err);
+    if ((rc = gp_cli_agree(rc, err))) goto done;
+
+    float *cemb = embed(m, corpus.text, corpus.n, cfg->eval_batch, NULL);
+    float *qmine = embed(m, queries.text, queries.n, cfg->eval_batch, query_prefix(cfg, m));
+    float *qemb = allgather_rows(qmine, queries.n, D);
+    free(qmine);
+    /* each rank: the best TOPK of its corpus share for every query */
+    const int K = TOPK;
+    hit *local = gp_malloc((size_t)(nq ? nq : 1) * K * sizeof(hit));
+    int *cnt = gp_calloc((size_t)(nq ? nq : 1), sizeof(int));
+    const int QB = 64, DB = 2048;
+    float *S = gp_malloc((size_t)QB * DB * sizeof(float));
+    for (int64_t q0 = 0; q0 < nq; q0 += QB) {
+        int qn = (int)(nq - q0 < QB ? nq - q0 : QB);
+        for (int64_t d0 = 0; d0 < corpus.n; d0 += DB) {
+            int dn = (int)(corpus.n - d0 < DB ? corpus.n - d0 : DB);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qn, dn, D, 1.0f, qemb + q0 * D, D, cemb + d0 * D, D, 0.0f,
+                        S, dn);
+            for (int i = 0; i < qn; i++)
+                for (int j = 0; j < dn; j++)
+                    heap_offer(local + (q0 + i) * K, &cnt[q0 + i], K, (hit){S[(size_t)i * dn + j], clo + d0 + j});
+        }
+    }
+    free(S);
+    for (int64_t q = 0; q < nq; q++)
+        for (int j = cnt[q]; j < K; j++) local[q * K + j] = (hit){-INFINITY, -1};
+    /* rank 0 merges every rank's lists */
+    GP_CHECK(nq * K * (int64_t)sizeof(hit) < INT32_MAX, "%lld queries: too many for one gather", (long long)nq);
+    hit *all = rank == 0 ? gp_malloc((size_t)P * (size_t)(nq ? nq : 1) * K * sizeof(hit)) : NULL;
+    if (P > 1)
+        GP_MPI(MPI_Gather(local, (int)(nq * K * (int64_t)sizeof(hit)), MPI_BYTE, all, (int)(nq * K * (int64_t)sizeof(hit)),
+                          MPI_BYTE, 0, MPI_COMM_WORLD));
+    else
+        memcpy(all, local, (size_t)nq * K * sizeof(hit));
+    if (rank == 0) {
+        hit *cand = gp_malloc((size_t)P * K * sizeof(hit));
+        int64_t ranked[TOPK];
+        gp_retrieval_metrics sum = {0};
+        for (int64_t j = 0; j < nj; j++) {
+            int64_t q = qr[j].query;
+            int nc2 = 0;
+            for (int r = 0; r < P; r++)
+                for (int k = 0; k < K; k++) {
+                    hit h = all[((size_t)r * nq + q) * K + k];
+                    if (h.doc >= 0) cand[nc2++] = h;
+                }
+            qsort(cand, (size_t)nc2, sizeof(hit), better_first);
+            int n = nc2 < K ? nc2 : K;
+            for (int k = 0; k < n; k++) ranked[k] = cand[k].doc;
+            gp_retrieval_metrics mq;
+            gp_query_metrics(ranked, n, qr[j].q, qr[j].n, &mq);
+            sum.ndcg_at_10 += mq.ndcg_at_10, sum.mrr_at_10 += mq.mrr_at_10, sum.recall_at_10 += mq.recall_at_10;
+            sum.recall_at_100 += mq.recall_at_100, sum.map_at_100 += mq.map_at_100;
+        }
+        out->ndcg_at_10 = sum.ndcg_at_10 / (double)nj;
+        out->mrr_at_10 = sum.mrr_at_10 / (double)nj;
+        out->recall_at_10 = sum.recall_at_10 / (double)nj;
+        out->recall_at_100 = sum.recall_at_100 / (double)nj;
+        out->map_at_100 = sum.map_at_100 / (double)nj;
+        free(cand);
+    }
+    gp_bcast_bytes(out, sizeof *out, 0);
+    gp_bcast_bytes(&nj, sizeof nj, 0);
+    *n_queries = nj;
+    free(all), free(local), free(cnt), free(cemb), free(qemb);
+done:
+    if (qr)
+        for (int64_t i = 0; i < nj; i++) free(qr[i].q);
+    free(qr);
+    gp_texts_free(&corpus), gp_texts_free(&queries), gp_texts_free(&cid), gp_texts_free(&qid);
+    free(cpath), free(qpath);
+    return rc;
+}
+
+/* ---- STS ------------------------------------------------------------------------------------- */
+
+gp_status gp_eval_sts(const gp_config *cfg, gp_model *m, const char *path, double *spearman, double *pearson,
+                      int64_t *n_pairs, gp_err *err) {
+    const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
+    /* every rank reads the file (pairs are small) and embeds its share */
+    char *text = NULL;
+    size_t len = 0;
+    gp_status rc = gp_read_file(path, &text, &len, err);
+    int64_t n = 0, cap = 0, line = 0;
+    char **s1 = NULL, **s2 = NULL;
+    double *gold = NULL;
+    for (char *p = text; !rc && p && *p;) {
+        char *eol = strchr(p, '\n');
+        if (eol) *eol = '\0';
+        line++;
+        cJSON *j = NULL;
+        size_t l = strlen(p);
+        bool blank = true;
+        for (size_t i = 0; i < l; i++) blank &= p[i] == ' ' || p[i] == '\t' || p[i] == '\r';
+        if (!blank) {
+            j = cJSON_ParseWithLength(p, l);
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "sentence1"), *b = cJSON_GetObjectItemCaseSensitive(j, "sentence2"),
+                        *s = cJSON_GetObjectItemCaseSensitive(j, "score");
+            if (!cJSON_IsString(a) || !cJSON_IsString(b) || !cJSON_IsNumber(s)) {
+                rc = gp_errf(err, GP_EINPUT, "%s:%lld: expected {\"sentence1\": str, \"sentence2\": str, \"score\": number}",
+                             path, (long long)line);
+            } else {
+                if (n == cap) {
+                    cap = cap ? 2 * cap : 256;
+                    s1 = gp_realloc(s1, (size_t)cap * sizeof(char *));
+                    s2 = gp_realloc(s2, (size_t)cap * sizeof(char *));
+                    gold = gp_realloc(gold, (size_t)cap * sizeof(double));
+                }
+                s1[n] = gp_strdup(a->valuestring);
+                s2[n] = gp_strdup(b->valuestring);
+                gold[n++] = s->valuedouble;
+            }
+            cJSON_Delete(j);
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    free(text);
+    if (!rc && n < 2) rc = gp_errf(err, GP_EINPUT, "%s: fewer than 2 sentence pairs", path);
+    if ((rc = gp_cli_agree(rc, err))) goto done;
+    {
+        int64_t lo = share(n, rank, P), hi = share(n, rank + 1, P);
+        float *e1 = embed(m, s1 + lo, hi - lo, cfg->eval_batch, NULL), *e2 = embed(m, s2 + lo, hi - lo, cfg->eval_batch, NULL);
+        double *cos = gp_calloc((size_t)n, sizeof(double));
+        for (int64_t i = lo; i < hi; i++) {
+            double dot = 0;
+            for (int k = 0; k < D; k++) dot += (double)e1[(i - lo) * D + k] * e2[(i - lo) * D + k];
+            cos[i] = dot;
+        }
+        gp_allreduce_sum_f64(cos, (size_t)n); /* each pair is filled by exactly one rank */
+        *spearman = gp_spearman(cos, gold, n);
+        *pearson = gp_pearson(cos, gold, n);
+        *n_pairs = n;
+        free(cos), free(e1), free(e2);
+    }
+done:
+    for (int64_t i = 0; i < n; i++) free(s1[i]), free(s2[i]);
+    free(s1), free(s2), free(gold);
+    return rc;
+}
+
+/* ---- every configured set ------------------------------------------------------------------------ */
+
+static int split(char *s, char **out, int max) {
+    int n = 0;
+    for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) {
+        while (*tok == ' ') tok++;
+        char *e = tok + strlen(tok);
+        while (e > tok && e[-1] == ' ') *--e = '\0';
+        if (*tok) out[n++] = tok;
+    }
+    return n;
+}
+
+static const char *base_name(const char *p) {
+    static char buf[256];
+    snprintf(buf, sizeof buf, "%s", p);
+    size_t l = strlen(buf);
+    while (l > 1 && buf[l - 1] == '/') buf[--l] = '\0';
+    const char *b = strrchr(buf, '/');
+    return b ? b + 1 : buf;
+}
+
+gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, const char *json_path, cJSON **result,
+                        gp_err *err) {
+    if (result) *result = NULL;
+    char *rl = gp_strdup(cfg->eval_retrieval), *sl = gp_strdup(cfg->eval_sts);
+    char *rs[64], *ss[64];
+    int nr = split(rl, rs, 64), ns = split(sl, ss, 64);
+    double t0 = gp_now();
+    cJSON *doc = cJSON_CreateObject(), *jr = cJSON_CreateObject(), *js = cJSON_CreateObject();
+    gp_status rc = GP_OK;
+    double main_sum = 0;
+    for (int i = 0; i < nr && !rc; i++) {
+        gp_retrieval_metrics r;
+        int64_t nq = 0;
+        if ((rc = gp_eval_retrieval(cfg, m, rs[i], &r, &nq, err))) break;
+        cJSON *o = cJSON_AddObjectToObject(jr, base_name(rs[i]));
+        cJSON_AddStringToObject(o, "path", rs[i]);
+        cJSON_AddNumberToObject(o, "main_score", r.ndcg_at_10);
+        cJSON_AddNumberToObject(o, "ndcg_at_10", r.ndcg_at_10);
+        cJSON_AddNumberToObject(o, "mrr_at_10", r.mrr_at_10);
+        cJSON_AddNumberToObject(o, "recall_at_10", r.recall_at_10);
+        cJSON_AddNumberToObject(o, "recall_at_100", r.recall_at_100);
+        cJSON_AddNumberToObject(o, "map_at_100", r.map_at_100);
+        cJSON_AddNumberToObject(o, "n_queries", (double)nq);
+        main_sum += r.ndcg_at_10;
+        gp_log0("eval %s: %s nDCG@10 %.4f MRR@10 %.4f R@10 %.4f R@100 %.4f MAP@100 %.4f (%lld queries)", tag,
+                base_name(rs[i]), r.ndcg_at_10, r.mrr_at_10, r.recall_at_10, r.recall_at_100, r.map_at_100, (long long)nq);
+    }
+    for (int i = 0; i < ns && !rc; i++) {
+        double sp, pe;
+        int64_t np = 0;
+        if ((rc = gp_eval_sts(cfg, m, ss[i], &sp, &pe, &np, err))) break;
+        cJSON *o = cJSON_AddObjectToObject(js, base_name(ss[i]));
+        cJSON_AddStringToObject(o, "path", ss[i]);
+        cJSON_AddNumberToObject(o, "main_score", sp);
+        cJSON_AddNumberToObject(o, "cosine_spearman", sp);
+        cJSON_AddNumberToObject(o, "cosine_pearson", pe);
+        cJSON_AddNumberToObject(o, "n_pairs", (double)np);
+        main_sum += sp;
+        gp_log0("eval %s: %s Spearman %.4f Pearson %.4f (%lld pairs)", tag, base_name(ss[i]), sp, pe, (long long)np);
+    }
+    free(rl), free(sl);
+    if (!rc && nr + ns == 0)
+        rc = gp_cli_agree(gp_errf(err, GP_EINPUT, "%s: [eval] names no retrieval folder and no STS file", cfg->job_path), err);
+    if (rc) {
+        cJSON_Delete(doc), cJSON_Delete(jr), cJSON_Delete(js);
+        return rc;
+    }
+    char utc[32];
+    gp_utc_now(utc, sizeof utc);
+    cJSON_AddStringToObject(doc, "tag", tag);
+    cJSON_AddStringToObject(doc, "model", m->dir);
+    cJSON_AddStringToObject(doc, "gaprune_version", GP_VERSION);
+    cJSON_AddStringToObject(doc, "created_utc", utc);
+    cJSON_AddNumberToObject(doc, "n_ranks", gp_nranks());
+    cJSON_AddNumberToObject(doc, "main_score_mean", main_sum / (nr + ns));
+    cJSON_AddItemToObject(doc, "retrieval", jr);
+    cJSON_AddItemToObject(doc, "sts", js);
+    cJSON_AddNumberToObject(doc, "seconds", gp_now() - t0);
+    if (gp_rank() == 0 && json_path) {
+        char *txt = cJSON_Print(doc), *tmp = gp_tmp_path(json_path);
+        FILE *f = fopen(tmp, "w");
+        if (!f || fputs(txt, f) < 0 || fputc('\n', f) < 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot write", tmp);
+        if (f && fclose(f) != 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot write", tmp);
+        if (!rc) rc = gp_commit_tmp(tmp, json_path, err);
+        free(txt), free(tmp);
+    }
+    rc = gp_cli_agree(rc, err);
+    if (!rc && result && gp_rank() == 0) *result = doc;
+    else cJSON_Delete(doc);
+    return rc;
+}

@@ -1,0 +1,180 @@
+/* test_eval.c — retrieval metrics and correlations against hand-computed values, and
+ * `gaprune eval` on 1 and 2 ranks against a brute-force ranking computed here. */
+#include "test_util.h"
+
+#include <cJSON.h>
+#include <sys/wait.h>
+
+#include "gaprune/config.h"
+#include "gaprune/eval.h"
+#include "gaprune/kernels.h"
+#include "gaprune/model.h"
+#include "gaprune/textfile.h"
+
+static void test_query_metrics(void **state) {
+    (void)state;
+    /* ranked: 5, 2, 9, 1, 7 (only five: k is larger than the list); relevant: 2 (grade 2),
+     * 1 (grade 1), 8 (grade 3, not retrieved); 9 is judged but not relevant (grade 0).
+     * DCG = 2/log2(3) + 1/log2(5); IDCG = 3/log2(2) + 2/log2(3) + 1/log2(4)
+     * MRR = 1/2; recall = 2/3; AP = (1/2 + 2/4) / 3 */
+    const int64_t ranked[5] = {5, 2, 9, 1, 7};
+    const gp_qrel q[4] = {{2, 2}, {1, 1}, {8, 3}, {9, 0}};
+    gp_retrieval_metrics m;
+    gp_query_metrics(ranked, 5, q, 4, &m);
+    assert_true(fabs(m.ndcg_at_10 - 0.35543595158098623) < 1e-12);
+    assert_true(fabs(m.mrr_at_10 - 0.5) < 1e-12);
+    assert_true(fabs(m.recall_at_10 - 2.0 / 3) < 1e-12);
+    assert_true(fabs(m.recall_at_100 - 2.0 / 3) < 1e-12);
+    assert_true(fabs(m.map_at_100 - 1.0 / 3) < 1e-12);
+    /* a perfect ranking of graded documents */
+    const int64_t perfect[3] = {8, 2, 1};
+    gp_query_metrics(perfect, 3, q, 4, &m);
+    assert_true(fabs(m.ndcg_at_10 - 1.0) < 1e-12 && m.mrr_at_10 == 1.0 && m.map_at_100 == 1.0);
+    /* no relevant document: zeros */
+    const gp_qrel none[1] = {{5, 0}};
+    gp_query_metrics(ranked, 5, none, 1, &m);
+    assert_true(m.ndcg_at_10 == 0 && m.mrr_at_10 == 0 && m.recall_at_100 == 0 && m.map_at_100 == 0);
+    /* the first relevant document beyond rank 10 counts for recall@100 and MAP, not for MRR@10 */
+    int64_t long_list[20];
+    for (int i = 0; i < 20; i++) long_list[i] = 100 + i;
+    long_list[14] = 1;
+    const gp_qrel one[1] = {{1, 1}};
+    gp_query_metrics(long_list, 20, one, 1, &m);
+    assert_true(m.mrr_at_10 == 0 && m.ndcg_at_10 == 0 && m.recall_at_10 == 0);
+    assert_true(m.recall_at_100 == 1.0 && fabs(m.map_at_100 - 1.0 / 15) < 1e-12);
+}
+
+static void test_correlations(void **state) {
+    (void)state;
+    const double x[4] = {1, 2, 2, 3}, y[4] = {1, 3, 2, 4};
+    /* ranks of x with the tie averaged: 1, 2.5, 2.5, 4 */
+    assert_true(fabs(gp_spearman(x, y, 4) - 0.9486832980505139) < 1e-12);
+    const double a[3] = {1, 2, 3}, b[3] = {2, 4, 6}, c[3] = {3, 1, 2};
+    assert_true(fabs(gp_pearson(a, b, 3) - 1.0) < 1e-12);
+    assert_true(fabs(gp_spearman(a, c, 3) - (-0.5)) < 1e-12);
+    const double monotone[4] = {1, 10, 100, 1000}, lin[4] = {1, 2, 3, 4};
+    assert_true(fabs(gp_spearman(monotone, lin, 4) - 1.0) < 1e-12); /* ranks, not values */
+    assert_true(gp_pearson(monotone, lin, 4) < 0.99);
+}
+
+/* ---- end to end ------------------------------------------------------------------------------- */
+
+static char *g_dir;
+
+static int run(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s >out.txt 2>err.txt", g_dir, args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static cJSON *load_json(const char *path) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return cJSON_Parse(buf);
+}
+
+static double get(const cJSON *j, const char *a, const char *b, const char *c) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, a), b), c);
+    assert_non_null(x);
+    return x->valuedouble;
+}
+
+/* Brute force: every query against every document, sorted by score then corpus index. */
+static void brute_force(gp_retrieval_metrics *out) {
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-f32", &m, &err), GP_OK);
+    gp_texts c, q;
+    assert_int_equal(gp_texts_read(FIXTURES "/beir-tiny/corpus.jsonl", 0, 10, true, true, &c, &err), GP_OK);
+    assert_int_equal(gp_texts_read(FIXTURES "/beir-tiny/queries.jsonl", 0, 5, true, true, &q, &err), GP_OK);
+    float ce[10 * 64], qe[5 * 64], norm[10];
+    gp_model_encode(m, (const char *const *)c.text, 10, 3, 0, NULL, ce);
+    gp_model_encode(m, (const char *const *)q.text, 5, 3, 0, NULL, qe);
+    gp_l2norm_forward(ce, norm, ce, 10, 64);
+    gp_l2norm_forward(qe, norm, qe, 5, 64);
+    /* qrels of the fixture, by index: q1: d1 2, d5 1; q2: d2 1, d7 2; q3: d5 1; q4: d4 0, doc 9 0 */
+    const gp_qrel r1[] = {{0, 2}, {4, 1}}, r2[] = {{1, 1}, {6, 2}}, r3[] = {{4, 1}}, r4[] = {{3, 0}, {8, 0}};
+    const gp_qrel *rs[4] = {r1, r2, r3, r4};
+    const int rn[4] = {2, 2, 1, 2};
+    *out = (gp_retrieval_metrics){0};
+    for (int i = 0; i < 4; i++) {
+        double s[10];
+        int64_t order[10];
+        for (int d = 0; d < 10; d++) {
+            s[d] = 0;
+            for (int k = 0; k < 64; k++) s[d] += (double)qe[i * 64 + k] * ce[d * 64 + k];
+            order[d] = d;
+        }
+        for (int a = 1; a < 10; a++)
+            for (int b = a; b > 0 && (s[order[b]] > s[order[b - 1]]); b--) {
+                int64_t t = order[b];
+                order[b] = order[b - 1];
+                order[b - 1] = t;
+            }
+        gp_retrieval_metrics mq;
+        gp_query_metrics(order, 10, rs[i], rn[i], &mq);
+        out->ndcg_at_10 += mq.ndcg_at_10 / 4, out->mrr_at_10 += mq.mrr_at_10 / 4, out->map_at_100 += mq.map_at_100 / 4;
+        out->recall_at_10 += mq.recall_at_10 / 4;
+    }
+    gp_texts_free(&c), gp_texts_free(&q);
+    gp_model_free(m);
+}
+
+static void test_eval_command(void **state) {
+    (void)state;
+    g_dir = tu_mkdtemp();
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    char cwd[2048], bin[4096], job[4400], text[8192];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    const char *b = getenv("GAPRUNE_BIN");
+    assert_non_null(realpath(b ? b : "build/san/gaprune", bin));
+    snprintf(job, sizeof job, "%s/e.ini", g_dir);
+    snprintf(text, sizeof text,
+             "[model]\npath = %s/" FIXTURES "/bert-f32\n[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\n"
+             "sts = %s/" FIXTURES "/sts-tiny.jsonl\nbatch = 3\n[output]\ndir = out\n",
+             cwd, cwd, cwd);
+    tu_write(job, text);
+    gp_retrieval_metrics want;
+    brute_force(&want);
+    for (int np = 1; np <= 4; np *= 2) {
+        assert_int_equal(run("mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s eval e.ini", np, bin), 0);
+        char p[4400];
+        snprintf(p, sizeof p, "%s/out/eval-bert-f32.json", g_dir);
+        cJSON *j = load_json(p);
+        assert_non_null(j);
+        double nd = get(j, "retrieval", "beir-tiny", "ndcg_at_10");
+        assert_true(fabs(nd - want.ndcg_at_10) < 1e-6);
+        assert_true(fabs(get(j, "retrieval", "beir-tiny", "mrr_at_10") - want.mrr_at_10) < 1e-6);
+        assert_true(fabs(get(j, "retrieval", "beir-tiny", "map_at_100") - want.map_at_100) < 1e-6);
+        assert_true(fabs(get(j, "retrieval", "beir-tiny", "recall_at_10") - 0.75) < 1e-12); /* q4 has no relevant doc */
+        assert_int_equal((int)get(j, "retrieval", "beir-tiny", "n_queries"), 4);
+        double sp = get(j, "sts", "sts-tiny.jsonl", "cosine_spearman");
+        assert_true(sp >= -1 && sp <= 1);
+        printf("    %d rank%s: nDCG@10 %.4f (brute force %.4f), Spearman %.4f\n", np, np > 1 ? "s" : "", nd, want.ndcg_at_10, sp);
+        cJSON_Delete(j);
+    }
+    tu_rmtree(g_dir);
+    free(g_dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_query_metrics),
+        cmocka_unit_test(test_correlations),
+        cmocka_unit_test(test_eval_command),
+    };
+    return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
+}
