@@ -24,6 +24,8 @@ int gp_cmd_stats(int argc, char **argv);
 int gp_cmd_score(int argc, char **argv);
 int gp_cmd_inspect(int argc, char **argv);
 int gp_cmd_eval(int argc, char **argv);
+int gp_cmd_retrain(int argc, char **argv);
+int gp_cmd_run(int argc, char **argv);
 int gp_cmd_help_job(int argc, char **argv);
 
 

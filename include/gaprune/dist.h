@@ -25,3 +25,6 @@ void gp_bcast_bytes(void *buf, size_t n, int root);
 /* *s on root is sent; on the other ranks it is replaced by a malloc'd copy. */
 void gp_bcast_string(char **s, int root);
 void gp_barrier(void);
+/* Every rank's n rows of D floats, concatenated in rank order on every rank (malloc'd);
+ * *total (when not NULL) gets the number of rows. */
+float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total);

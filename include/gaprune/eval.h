@@ -53,7 +53,11 @@ gp_status gp_eval_sts(const gp_config *cfg, gp_model *m, const char *path, doubl
                       int64_t *n_pairs, gp_err *err);
 
 /* Collective: every set of [eval] (retrieval, sts) for the model as it is in memory; rank 0
- * writes json_path (via .tmp) and, when result is not NULL, returns the document (caller
- * frees, rank 0; NULL elsewhere). */
-gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, const char *json_path, cJSON **result,
-                        gp_err *err);
+ * writes json_path (via .tmp; settings_hash, when not NULL, is stored in it) and, when result
+ * is not NULL, returns the document (caller frees, rank 0; NULL elsewhere). */
+gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, const char *json_path,
+                        const char *settings_hash, cJSON **result, gp_err *err);
+/* Rank 0: the results in json_path when they carry settings_hash, else NULL. */
+cJSON *gp_eval_load_current(const char *json_path, const char *settings_hash);
+/* Rank 0: SHA-256 over the [eval] settings and the bytes of every evaluation file. */
+gp_status gp_eval_hash(const gp_config *cfg, char hex[65], gp_err *err);

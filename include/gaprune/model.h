@@ -130,6 +130,9 @@ void gp_model_backward(gp_model *m, const float *demb);
  * backward passes touched are cleared again, which for a 30k-token vocabulary is most of the
  * cost of a small batch's zero_grad. */
 void gp_model_zero_grad(gp_model *m);
+/* Tells the model that m->grads was written outside backward (an allreduce over ranks): the
+ * next gp_model_zero_grad clears everything. */
+void gp_model_grads_changed(gp_model *m);
 /* Sorted, unique token ids of the last forward: the only rows of the token-embedding gradient
  * (table index m->tok_emb) that its backward makes non-zero. Returns their count. */
 int gp_model_touched_rows(const gp_model *m, const int32_t **rows);

@@ -20,11 +20,13 @@ typedef struct {
 } command;
 
 static const command k_commands[] = {
-    {"encode", gp_cmd_encode, "embed texts (.txt or .jsonl) into an HDF5 file"},
-    {"tokenize", gp_cmd_tokenize, "print token ids of texts, one line per text"},
+    {"run", gp_cmd_run, "every stage of the job, resumable -> OUT/report.md and OUT/report.json"},
     {"stats", gp_cmd_stats, "Fisher, mean gradients and activation norms of both corpora -> OUT/stats.h5"},
     {"score", gp_cmd_score, "masks for each method and sparsity -> OUT/mask-M-P.h5 and OUT/pruned-M-P/"},
+    {"retrain", gp_cmd_retrain, "masked AdamW retraining from a mask file -> OUT/retrained-<tag>/"},
     {"eval", gp_cmd_eval, "retrieval (nDCG@10, ...) and STS (Spearman) of a model -> OUT/eval-<model>.json"},
+    {"encode", gp_cmd_encode, "embed texts (.txt or .jsonl) into an HDF5 file"},
+    {"tokenize", gp_cmd_tokenize, "print token ids of texts, one line per text"},
     {"inspect", gp_cmd_inspect, "per-layer tables (and --svg figures) of a stats or mask file"},
     {"help-job", gp_cmd_help_job, "every job-file key with its default"},
 };

@@ -38,7 +38,7 @@ int gp_cmd_eval(int argc, char **argv) {
         snprintf(name, sizeof name, "eval-%s.json", base);
         char *out = gp_path_join(cfg.out_dir, name);
         cJSON *res = NULL;
-        rc = gp_eval_model(&cfg, m, base, out, &res, &err);
+        rc = gp_eval_model(&cfg, m, base, out, NULL, &res, &err);
         if (!rc && res) {
             const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res, "main_score_mean");
             gp_log0("{\"command\":\"eval\",\"model\":\"%s\",\"main_score_mean\":%.6f,\"output\":\"%s\"}", base,

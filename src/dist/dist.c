@@ -56,3 +56,28 @@ void gp_bcast_string(char **s, int root) {
 void gp_barrier(void) {
     if (gp_nranks() > 1) GP_MPI(MPI_Barrier(MPI_COMM_WORLD));
 }
+
+float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total_out) {
+    const int P = gp_nranks(), rank = gp_rank();
+    int64_t total = n;
+    gp_allreduce_sum_i64(&total, 1);
+    if (total_out) *total_out = total;
+    float *all = gp_malloc((size_t)(total ? total : 1) * D * sizeof(float));
+    if (P == 1) {
+        memcpy(all, mine, (size_t)n * D * sizeof(float));
+        return all;
+    }
+    int *counts = gp_malloc((size_t)P * sizeof(int)), *displs = gp_malloc((size_t)P * sizeof(int));
+    int64_t *ns = gp_malloc((size_t)P * sizeof(int64_t));
+    GP_MPI(MPI_Allgather(&n, 1, MPI_INT64_T, ns, 1, MPI_INT64_T, MPI_COMM_WORLD));
+    int64_t at = 0;
+    for (int r = 0; r < P; r++) {
+        GP_CHECK((at + ns[r]) * D < INT32_MAX, "too many rows to gather in one call");
+        counts[r] = (int)(ns[r] * D);
+        displs[r] = (int)(at * D);
+        at += ns[r];
+    }
+    GP_MPI(MPI_Allgatherv(mine, counts[rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
+    free(counts), free(displs), free(ns);
+    return all;
+}

@@ -10,6 +10,7 @@
 #include "gaprune/dist.h"
 #include "gaprune/eval.h"
 #include "gaprune/fs.h"
+#include "gaprune/hash.h"
 #include "gaprune/json.h"
 #include "gaprune/kernels.h"
 #include "gaprune/log.h"
@@ -32,32 +33,6 @@ static float *embed(gp_model *m, char **texts, int64_t n, int batch, const char 
     gp_l2norm_forward(e, norm, e, (int)n, D);
     free(norm);
     return e;
-}
-
-/* Every rank's rows of a [n, D] matrix, gathered on every rank in rank order. */
-static float *allgather_rows(const float *mine, int64_t n, int D) {
-    const int P = gp_nranks(), rank = gp_rank();
-    int64_t total = n;
-    gp_allreduce_sum_i64(&total, 1);
-    float *all = gp_malloc((size_t)(total ? total : 1) * D * sizeof(float));
-    if (P == 1) {
-        memcpy(all, mine, (size_t)n * D * sizeof(float));
-        return all;
-    }
-    int *counts = gp_malloc((size_t)P * sizeof(int)), *displs = gp_malloc((size_t)P * sizeof(int));
-    int64_t mine_n = n;
-    int64_t *ns = gp_malloc((size_t)P * sizeof(int64_t));
-    GP_MPI(MPI_Allgather(&mine_n, 1, MPI_INT64_T, ns, 1, MPI_INT64_T, MPI_COMM_WORLD));
-    int64_t at = 0;
-    for (int r = 0; r < P; r++) {
-        GP_CHECK(ns[r] * D < INT32_MAX && at * D < INT32_MAX, "too many rows to gather in one call");
-        counts[r] = (int)(ns[r] * D);
-        displs[r] = (int)(at * D);
-        at += ns[r];
-    }
-    GP_MPI(MPI_Allgatherv(mine, counts[rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
-    free(counts), free(displs), free(ns);
-    return all;
 }
 
 /* ---- top-k -------------------------------------------------------------------------------------- */
@@ -207,7 +182,7 @@ gp_status gp_eval_retrieval(const gp_config *cfg, gp_model *m, const char *dir, 
 
     float *cemb = embed(m, corpus.text, corpus.n, cfg->eval_batch, NULL);
     float *qmine = embed(m, queries.text, queries.n, cfg->eval_batch, query_prefix(cfg, m));
-    float *qemb = allgather_rows(qmine, queries.n, D);
+    float *qemb = gp_allgather_rows_f32(qmine, queries.n, D, NULL);
     free(qmine);
     /* each rank: the best TOPK of its corpus share for every query */
     const int K = TOPK;
@@ -365,8 +340,8 @@ static const char *base_name(const char *p) {
     return b ? b + 1 : buf;
 }
 
-gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, const char *json_path, cJSON **result,
-                        gp_err *err) {
+gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, const char *json_path,
+                        const char *settings_hash, cJSON **result, gp_err *err) {
     if (result) *result = NULL;
     char *rl = gp_strdup(cfg->eval_retrieval), *sl = gp_strdup(cfg->eval_sts);
     char *rs[64], *ss[64];
@@ -423,6 +398,7 @@ gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, cons
     cJSON_AddItemToObject(doc, "retrieval", jr);
     cJSON_AddItemToObject(doc, "sts", js);
     cJSON_AddNumberToObject(doc, "seconds", gp_now() - t0);
+    if (settings_hash) cJSON_AddStringToObject(doc, "settings_hash", settings_hash);
     if (gp_rank() == 0 && json_path) {
         char *txt = cJSON_Print(doc), *tmp = gp_tmp_path(json_path);
         FILE *f = fopen(tmp, "w");
@@ -434,5 +410,40 @@ gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, cons
     rc = gp_cli_agree(rc, err);
     if (!rc && result && gp_rank() == 0) *result = doc;
     else cJSON_Delete(doc);
+    return rc;
+}
+
+cJSON *gp_eval_load_current(const char *json_path, const char *settings_hash) {
+    cJSON *j = NULL;
+    gp_err err;
+    if (!gp_file_exists(json_path) || gp_json_load(json_path, &j, &err)) return NULL;
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "settings_hash");
+    if (!cJSON_IsString(h) || strcmp(h->valuestring, settings_hash)) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+gp_status gp_eval_hash(const gp_config *cfg, char hex[65], gp_err *err) {
+    gp_sha256 *h = gp_sha256_init();
+    char head[1024];
+    snprintf(head, sizeof head, "gaprune-eval v1; max_length %d; query_instruction %s; retrieval %s; sts %s",
+             cfg->max_length, cfg->query_instruction, cfg->eval_retrieval, cfg->eval_sts);
+    gp_sha256_update(h, head, strlen(head));
+    char *rl = gp_strdup(cfg->eval_retrieval), *sl = gp_strdup(cfg->eval_sts);
+    char *rs[64], *ss[64];
+    int nr = split(rl, rs, 64), ns = split(sl, ss, 64);
+    gp_status rc = GP_OK;
+    static const char *files[] = {"corpus.jsonl", "queries.jsonl", "qrels/test.tsv"};
+    for (int i = 0; i < nr && !rc; i++)
+        for (int k = 0; k < 3 && !rc; k++) {
+            char *p = gp_path_join(rs[i], files[k]);
+            rc = gp_sha256_update_file(h, p, err);
+            free(p);
+        }
+    for (int i = 0; i < ns && !rc; i++) rc = gp_sha256_update_file(h, ss[i], err);
+    gp_sha256_final(h, hex);
+    free(rl), free(sl);
     return rc;
 }

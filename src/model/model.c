@@ -415,6 +415,10 @@ void gp_model_zero_grad(gp_model *m) {
     s->dirty_valid = true;
 }
 
+void gp_model_grads_changed(gp_model *m) {
+    if (m->st) m->st->dirty_valid = false;
+}
+
 int gp_model_touched_rows(const gp_model *m, const int32_t **rows) {
     GP_CHECK(m->st, "no forward yet");
     *rows = m->st->touched;

@@ -1,0 +1,42 @@
+/*
+ * retrain.h — masked, data-parallel retraining of a pruned model (DESIGN.md §5 "Retraining").
+ *
+ * Every step takes the next retrain.batch domain triplets of a seeded per-epoch shuffle of the
+ * selected domain corpus (the same selection as the statistics); rank r embeds its contiguous
+ * share of them (queries with model.query_instruction in front). The embeddings are gathered on
+ * every rank, so the InfoNCE loss sees all positives and hard negatives of the whole batch and
+ * equals a single process's; each rank back-propagates the gradient of its own embeddings, the
+ * gradients are summed over ranks, pruned weights' gradients are zeroed (so their AdamW moments
+ * stay zero), the global gradient norm is clipped to retrain.grad_clip, and every rank applies
+ * the same AdamW update (β = 0.9, 0.999, ε = 1e-8; decoupled weight decay on weight matrices, not
+ * on biases and LayerNorm, as transformers' Trainer) with linear warm-up over retrain.warmup
+ * steps and linear decay to 0 at retrain.steps. Pruned weights are exact zeros after every step.
+ *
+ * OUT/retrain-<tag>.h5 holds the loss, learning rate and gradient norm of every step and, every
+ * retrain.checkpoint_every steps, the weights and AdamW moments (rank 0 writes, via .tmp); a
+ * rerun resumes from it. SIGUSR1 / SIGTERM: checkpoint, then GP_ESTOPPED (exit 3).
+ *
+ * Usage (collective):
+ *     gp_mask_apply(&mask, model);
+ *     gp_retrain(&cfg, model, &mask, "gaprune-0.5", "out/job/retrain-gaprune-0.5.h5", hash, &rep, &err);
+ */
+#pragma once
+
+#include "gaprune/check.h"
+#include "gaprune/config.h"
+#include "gaprune/mask.h"
+#include "gaprune/model.h"
+
+typedef struct {
+    int steps;            /* steps done in this call */
+    double seconds;
+    double first_loss;    /* loss of step 1 */
+    double last_loss;     /* loss of the last step */
+    bool up_to_date;      /* the log file was already complete for these settings */
+} gp_retrain_report;
+
+gp_status gp_retrain(const gp_config *cfg, gp_model *m, const gp_mask *mask, const char *tag, const char *log_path,
+                     const char *settings_hash, gp_retrain_report *rep, gp_err *err);
+
+/* The learning rate of step t (1-based) of n with w warm-up steps and peak lr. */
+double gp_lr_at(int t, int n, int w, double lr);

@@ -1,0 +1,163 @@
+/* pipeline.c — shared, skippable stages (see pipeline.h). */
+#include "gaprune/pipeline.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/cli.h"
+#include "gaprune/dist.h"
+#include "gaprune/export.h"
+#include "gaprune/fs.h"
+#include "gaprune/h5.h"
+#include "gaprune/hash.h"
+#include "gaprune/log.h"
+#include "gaprune/safetensors.h"
+#include "gaprune/stats.h"
+
+int gp_split_list(char *s, char **out, int max) {
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(s, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ' || *tok == '\t') tok++;
+        char *e = tok + strlen(tok);
+        while (e > tok && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
+        if (*tok) out[n++] = tok;
+    }
+    return n;
+}
+
+bool gp_folder_current(const char *dir, const char *hash) {
+    gp_st_set *set;
+    gp_err err;
+    if (!gp_dir_exists(dir) || gp_st_set_open(dir, &set, &err)) return false;
+    const char *h = gp_st_meta(gp_st_set_file(set, 0), "gaprune.settings_hash");
+    bool ok = h && !strcmp(h, hash);
+    gp_st_set_close(set);
+    return ok;
+}
+
+static bool mask_current(const char *path, const char *hash) {
+    hid_t f = gp_h5_open_quiet(path);
+    if (f < 0) return false;
+    int64_t complete = 0;
+    char *h = gp_h5_read_attr_str(f, "settings_hash");
+    bool ok = !gp_h5_read_attr_int(f, "complete", &complete) && complete == 1 && h && !strcmp(h, hash);
+    free(h);
+    H5Fclose(f);
+    return ok;
+}
+
+gp_status gp_prune_inputs_init(const gp_config *cfg, const gp_model *m, gp_prune_inputs *in, gp_err *err) {
+    memset(in, 0, sizeof *in);
+    snprintf(in->stats_hash, sizeof in->stats_hash, "none");
+    char *stats_path = gp_path_join(cfg->out_dir, "stats.h5");
+    int have = 0;
+    gp_status rc = GP_OK;
+    if (gp_rank() == 0) {
+        have = gp_file_exists(stats_path);
+        rc = gp_model_sha256(m->dir, in->model_sha, err);
+        if (!rc && have) {
+            hid_t f = gp_h5_open_quiet(stats_path);
+            char *ms = f >= 0 ? gp_h5_read_attr_str(f, "model_sha256") : NULL;
+            char *sh = f >= 0 ? gp_h5_read_attr_str(f, "settings_hash") : NULL;
+            if (!ms || strcmp(ms, in->model_sha))
+                rc = gp_errf(err, GP_EINPUT, "%s was computed for another model (or is damaged): rerun gaprune stats",
+                             stats_path);
+            if (sh) snprintf(in->stats_hash, sizeof in->stats_hash, "%s", sh);
+            free(ms), free(sh);
+            if (f >= 0) H5Fclose(f);
+        }
+        if (!rc) rc = gp_mkdir_p(cfg->out_dir, err);
+    }
+    if ((rc = gp_cli_agree(rc, err))) {
+        free(stats_path);
+        return rc;
+    }
+    gp_bcast_bytes(in->model_sha, sizeof in->model_sha, 0);
+    gp_bcast_bytes(in->stats_hash, sizeof in->stats_hash, 0);
+    have = gp_allreduce_max_int(have);
+    if (have) in->stats_path = stats_path;
+    else free(stats_path);
+    return GP_OK;
+}
+
+void gp_prune_inputs_free(gp_prune_inputs *in) {
+    free(in->stats_path);
+    in->stats_path = NULL;
+}
+
+gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs *in, const char *method, double p,
+                        gp_pruned *out, gp_err *err) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->tag, sizeof out->tag, "%s-%g", method, p);
+    char name[160], settings[2048];
+    snprintf(name, sizeof name, "mask-%s.h5", out->tag);
+    out->mask_path = gp_path_join(cfg->out_dir, name);
+    snprintf(name, sizeof name, "pruned-%s", out->tag);
+    out->pruned_dir = gp_path_join(cfg->out_dir, name);
+    snprintf(settings, sizeof settings,
+             "gaprune-mask v1; model %s; stats %s; method %s; sparsity %.17g; scope %s; layers %s; alpha %.17g; "
+             "beta %.17g; gamma %.17g; alignment %s; seed %lld; save_scores %d",
+             in->model_sha, in->stats_hash, method, p, cfg->scope, cfg->layers, cfg->alpha, cfg->beta, cfg->gamma,
+             cfg->alignment, (long long)cfg->prune_seed, cfg->save_scores);
+    gp_sha256 *h = gp_sha256_init();
+    gp_sha256_update(h, settings, strlen(settings));
+    gp_sha256_final(h, out->hash);
+    int current = gp_rank() == 0 && mask_current(out->mask_path, out->hash) && gp_folder_current(out->pruned_dir, out->hash);
+    current = gp_allreduce_max_int(current);
+    gp_status rc = GP_OK;
+    if (gp_rank() == 0) {
+        if (current) {
+            rc = gp_mask_read(out->mask_path, m, &out->mask, err);
+            hid_t f = rc ? -1 : gp_h5_open_quiet(out->mask_path);
+            if (f >= 0) {
+                gp_h5_read_attr_double(f, "model_zero_fraction", &out->mask.model_zero_fraction);
+                H5Fclose(f);
+            }
+        } else {
+            gp_mask_request req = {method, p, in->stats_path, out->mask_path, out->hash};
+            rc = gp_mask_build(cfg, m, &req, &out->mask, err);
+        }
+    }
+    if ((rc = gp_cli_agree(rc, err))) return rc;
+    double ratio_sum = 0;
+    int ratio_n = 0;
+    for (int i = 0; gp_rank() == 0 && out->mask.rows && i < out->mask.n; i++)
+        if (!isnan(out->mask.rows[i].fisher_vs_magnitude)) ratio_sum += out->mask.rows[i].fisher_vs_magnitude, ratio_n++;
+    gp_mask_bcast(&out->mask, m);
+    gp_mask_apply(&out->mask, m);
+    out->reused = current;
+    out->sparsity = (double)out->mask.pruned / (double)out->mask.total;
+    out->zero_fraction = out->mask.model_zero_fraction;
+    out->fisher_ratio = ratio_n ? ratio_sum / ratio_n : NAN;
+    if (current) {
+        gp_log0("score: %s and %s are up to date", out->mask_path, out->pruned_dir);
+        return GP_OK;
+    }
+    if (gp_rank() == 0) {
+        char sparsity[32], zero[32];
+        snprintf(sparsity, sizeof sparsity, "%.6f", out->sparsity);
+        snprintf(zero, sizeof zero, "%.6f", out->zero_fraction);
+        const char *meta[] = {"gaprune.method", method, "gaprune.sparsity", sparsity, "gaprune.scope", cfg->scope,
+                              "gaprune.layers", cfg->layers, "gaprune.mask_file", out->mask_path,
+                              "gaprune.model_zero_fraction", zero, "gaprune.source_model", m->dir,
+                              "gaprune.source_model_sha256", in->model_sha, "gaprune.settings_hash", out->hash,
+                              "gaprune.version", GP_VERSION};
+        rc = gp_export_model(m, out->pruned_dir, meta, 10, err);
+    }
+    if ((rc = gp_cli_agree(rc, err))) return rc;
+    gp_log0("score: %s at %g: pruned %lld of %lld %s weights (%.2f%%), %.2f%% of all parameters are now zero; threshold "
+            "%.4g; mean fisher/magnitude term ratio %.3g -> %s, %s",
+            method, p, (long long)out->mask.pruned, (long long)out->mask.total, cfg->layers, 100.0 * out->sparsity,
+            100.0 * out->zero_fraction, out->mask.threshold, out->fisher_ratio, out->mask_path, out->pruned_dir);
+    return GP_OK;
+}
+
+void gp_pruned_free(gp_pruned *p) {
+    gp_mask_free(&p->mask);
+    free(p->mask_path);
+    free(p->pruned_dir);
+    memset(p, 0, sizeof *p);
+}

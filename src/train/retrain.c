@@ -1,0 +1,375 @@
+/* retrain.c — masked data-parallel AdamW retraining (see retrain.h). */
+#include "gaprune/retrain.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/cli.h"
+#include "gaprune/dist.h"
+#include "gaprune/fs.h"
+#include "gaprune/h5.h"
+#include "gaprune/hash.h"
+#include "gaprune/log.h"
+#include "gaprune/loss.h"
+#include "gaprune/prune.h"
+#include "gaprune/triplets.h"
+
+#define BETA1 0.9
+#define BETA2 0.999
+#define ADAM_EPS 1e-8
+#define LOSS_SCALE 20.0f
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+double gp_lr_at(int t, int n, int w, double lr) {
+    if (w > 0 && t <= w) return lr * t / w;
+    if (n <= w) return lr;
+    double f = (double)(n - t) / (double)(n - w);
+    return lr * (f > 0 ? f : 0);
+}
+
+static uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+typedef struct {
+    const gp_config *cfg;
+    gp_model *m;
+    const gp_mask *mask;
+    gp_corpus corp;
+    int64_t epoch;
+    int64_t *perm; /* this epoch's order of the corpus */
+    float *adam_m, *adam_v;
+    uint8_t *decay; /* per parameter: weight decay applies */
+    double *loss, *lr, *gnorm; /* per step */
+    int step;                  /* steps done */
+    char hash[65];
+    const char *log_path;
+    int checkpoints;
+} rt_ctx;
+
+/* Corpus index of the i-th triplet of the stream: epochs of seeded shuffles. */
+static int64_t stream(rt_ctx *c, int64_t i) {
+    int64_t n = c->corp.n_selected, e = i / n;
+    if (e != c->epoch) {
+        c->epoch = e;
+        for (int64_t k = 0; k < n; k++) c->perm[k] = k;
+        uint64_t s = mix((uint64_t)c->cfg->data_seed * 0x9e3779b97f4a7c15ull + (uint64_t)e + 1);
+        for (int64_t k = n - 1; k > 0; k--) {
+            s = mix(s + 0x9e3779b97f4a7c15ull);
+            int64_t j = (int64_t)(s % (uint64_t)(k + 1));
+            int64_t t = c->perm[k];
+            c->perm[k] = c->perm[j];
+            c->perm[j] = t;
+        }
+    }
+    return c->perm[i % n];
+}
+
+/* ---- the log / checkpoint file (rank 0) -------------------------------------------------------- */
+
+static void write_f64(hid_t f, const char *name, const double *v, int n, const char *desc, const char *units) {
+    hsize_t d = (hsize_t)n;
+    hid_t sp = GP_H5(H5Screate_simple(1, &d, NULL), "space");
+    hid_t ds = GP_H5(H5Dcreate2(f, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "%s", name);
+    if (n) GP_H5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), "%s", name);
+    gp_h5_describe(ds, desc, units);
+    H5Dclose(ds);
+    H5Sclose(sp);
+}
+
+static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
+    if (gp_rank() != 0) return GP_OK;
+    const gp_config *cfg = c->cfg;
+    hid_t f = gp_h5_create_tmp(c->log_path);
+    char utc[32];
+    gp_utc_now(utc, sizeof utc);
+    gp_h5_attr_str(f, "format", "gaprune-retrain");
+    gp_h5_attr_int(f, "format_version", 1);
+    gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
+    gp_h5_attr_str(f, "command", gp_cli_command());
+    gp_h5_attr_str(f, "created_utc", utc);
+    gp_h5_attr_str(f, "settings_hash", c->hash);
+    gp_h5_attr_int(f, "step", c->step);
+    gp_h5_attr_int(f, "steps", cfg->retrain_steps);
+    gp_h5_attr_int(f, "n_ranks", gp_nranks());
+    gp_h5_attr_int(f, "batch", cfg->retrain_batch);
+    gp_h5_attr_double(f, "lr", cfg->lr);
+    gp_h5_attr_int(f, "warmup", cfg->warmup);
+    gp_h5_attr_double(f, "weight_decay", cfg->weight_decay);
+    gp_h5_attr_double(f, "grad_clip", cfg->grad_clip);
+    gp_h5_attr_str(f, "corpus_path", c->corp.path);
+    gp_h5_attr_str(f, "corpus_sha256", c->corp.sha256);
+    gp_h5_attr_str(f, "description", "GAPrune masked retraining: per-step loss, learning rate and gradient norm; "
+                                     "weights and AdamW moments to resume from");
+    write_f64(f, "loss", c->loss, c->step, "InfoNCE loss of each step's batch (before its update)", "nats");
+    write_f64(f, "lr", c->lr, c->step, "learning rate of each step", "1");
+    write_f64(f, "grad_norm", c->gnorm, c->step, "global gradient norm of each step, before clipping", "loss / parameter");
+    gp_h5_write_flat_f32(f, "params", c->m->params, c->m->table.total, "all parameters after the last step, in table order",
+                         "1");
+    gp_h5_write_flat_f32(f, "adam_m", c->adam_m, c->m->table.total, "AdamW first moment", "1");
+    gp_h5_write_flat_f32(f, "adam_v", c->adam_v, c->m->table.total, "AdamW second moment", "1");
+    if (complete) gp_h5_attr_int(f, "complete", 1);
+    return gp_h5_close_commit(f, c->log_path, err);
+}
+
+/* Loads the state of an earlier run; returns the step reached (0: none), -1 when complete. */
+static int64_t try_resume(rt_ctx *c) {
+    int64_t step = 0, complete = 0;
+    if (gp_rank() == 0 && gp_file_exists(c->log_path)) {
+        hid_t f = gp_h5_open_quiet(c->log_path);
+        char *h = f >= 0 ? gp_h5_read_attr_str(f, "settings_hash") : NULL;
+        if (h && !strcmp(h, c->hash) && !gp_h5_read_attr_int(f, "step", &step)) {
+            gp_h5_read_attr_int(f, "complete", &complete);
+            size_t n = c->m->table.total;
+            bool ok = step > 0 && step <= c->cfg->retrain_steps && !gp_h5_read_f32(f, "params", c->m->params, n) &&
+                      !gp_h5_read_f32(f, "adam_m", c->adam_m, n) && !gp_h5_read_f32(f, "adam_v", c->adam_v, n);
+            const char *names[3] = {"loss", "lr", "grad_norm"};
+            double *dst[3] = {c->loss, c->lr, c->gnorm};
+            for (int k = 0; k < 3 && ok; k++) {
+                hid_t d = H5Dopen2(f, names[k], H5P_DEFAULT);
+                ok = d >= 0 && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst[k]) >= 0;
+                if (d >= 0) H5Dclose(d);
+            }
+            if (!ok) step = 0, complete = 0;
+        } else if (h) {
+            gp_warn("%s is from other settings; starting over", c->log_path);
+        }
+        free(h);
+        if (f >= 0) H5Fclose(f);
+    }
+    gp_bcast_bytes(&step, sizeof step, 0);
+    gp_bcast_bytes(&complete, sizeof complete, 0);
+    if (step <= 0) return 0;
+    size_t n = c->m->table.total;
+    gp_bcast_bytes(c->m->params, n * sizeof(float), 0);
+    gp_bcast_bytes(c->adam_m, n * sizeof(float), 0);
+    gp_bcast_bytes(c->adam_v, n * sizeof(float), 0);
+    gp_bcast_bytes(c->loss, (size_t)step * sizeof(double), 0);
+    gp_bcast_bytes(c->lr, (size_t)step * sizeof(double), 0);
+    gp_bcast_bytes(c->gnorm, (size_t)step * sizeof(double), 0);
+    c->step = (int)step;
+    return complete ? -1 : step;
+}
+
+static gp_status checkpoint(rt_ctx *c, bool complete, gp_err *err) {
+    gp_status rc = gp_cli_agree(write_log(c, complete, err), err);
+    c->checkpoints++;
+    const char *kill_after = getenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT");
+    if (!complete && kill_after && atoi(kill_after) == c->checkpoints && gp_rank() == 0) {
+        gp_log0("test hook: SIGKILL after checkpoint %d (step %d)", c->checkpoints, c->step);
+        raise(SIGKILL);
+    }
+    return rc;
+}
+
+/* ---- one step ------------------------------------------------------------------------------- */
+
+static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_out, gp_err *err) {
+    const gp_config *cfg = c->cfg;
+    gp_model *m = c->m;
+    const int P = gp_nranks(), rank = gp_rank(), D = gp_model_dim(m), B = cfg->retrain_batch;
+    const int64_t lo = (int64_t)B * rank / P, hi = (int64_t)B * (rank + 1) / P;
+    const int b = (int)(hi - lo);
+    const int64_t first = (int64_t)c->step * B;
+    gp_triplet *t = gp_calloc((size_t)(b ? b : 1), sizeof *t);
+    const char **texts = gp_malloc((size_t)(3 * b + 1) * sizeof(char *));
+    char **owned = gp_calloc((size_t)(b ? b : 1), sizeof(char *));
+    gp_status rc = GP_OK;
+    for (int i = 0; i < b && !rc; i++) rc = gp_corpus_read(&c->corp, stream(c, first + lo + i), &t[i], err);
+    const char *prefix = cfg->query_instruction;
+    float *emb = gp_malloc((size_t)(3 * b + 1) * D * sizeof(float));
+    gp_model_zero_grad(m);
+    if (!rc && b > 0) {
+        for (int i = 0; i < b; i++) {
+            if (prefix && *prefix) {
+                owned[i] = gp_malloc(strlen(prefix) + strlen(t[i].query) + 1);
+                strcpy(owned[i], prefix);
+                strcat(owned[i], t[i].query);
+                texts[i] = owned[i];
+            } else {
+                texts[i] = t[i].query;
+            }
+            texts[b + i] = t[i].positive;
+            texts[2 * b + i] = t[i].negative;
+        }
+        gp_batch batch;
+        gp_tokenizer_batch(m->tok, texts, 3 * b, cfg->max_length < m->max_length ? cfg->max_length : m->max_length, &batch);
+        gp_model_forward(m, &batch, emb);
+        gp_batch_free(&batch);
+    }
+    /* every rank's flag, before the collectives of the step */
+    if (gp_allreduce_max_int(rc != GP_OK)) {
+        rc = gp_cli_agree(rc, err);
+        goto done;
+    }
+    {
+        /* the whole batch's embeddings everywhere: queries, positives, negatives */
+        float *q = gp_allgather_rows_f32(emb, b, D, NULL);
+        float *p = gp_allgather_rows_f32(emb + (size_t)b * D, b, D, NULL);
+        float *n = gp_allgather_rows_f32(emb + (size_t)2 * b * D, b, D, NULL);
+        float *docs = gp_malloc((size_t)2 * B * D * sizeof(float));
+        memcpy(docs, p, (size_t)B * D * sizeof(float));
+        memcpy(docs + (size_t)B * D, n, (size_t)B * D * sizeof(float));
+        *loss_out = gp_infonce_forward(L, q, docs, B, 2 * B, D, LOSS_SCALE);
+        float *dq = gp_calloc((size_t)B * D, sizeof(float)), *dd = gp_calloc((size_t)2 * B * D, sizeof(float));
+        gp_infonce_backward(L, dq, dd);
+        /* back through this rank's own rows only */
+        float *demb = gp_malloc((size_t)(3 * b + 1) * D * sizeof(float));
+        memcpy(demb, dq + lo * D, (size_t)b * D * sizeof(float));
+        memcpy(demb + (size_t)b * D, dd + lo * D, (size_t)b * D * sizeof(float));
+        memcpy(demb + (size_t)2 * b * D, dd + ((int64_t)B + lo) * D, (size_t)b * D * sizeof(float));
+        if (b > 0) gp_model_backward(m, demb);
+        free(q), free(p), free(n), free(docs), free(dq), free(dd), free(demb);
+    }
+    gp_allreduce_sum_f32(m->grads, m->table.total);
+    gp_model_grads_changed(m); /* other ranks' rows are in the gradient now */
+    gp_mask_apply(c->mask, m); /* pruned weights: zero gradient, so zero moments */
+    {
+        double g2 = 0;
+        for (size_t k = 0; k < m->table.total; k++) g2 += (double)m->grads[k] * m->grads[k];
+        double gn = sqrt(g2), scale = cfg->grad_clip > 0 && gn > cfg->grad_clip ? cfg->grad_clip / gn : 1.0;
+        *gnorm_out = gn;
+        const int t1 = c->step + 1;
+        const double lr = gp_lr_at(t1, cfg->retrain_steps, cfg->warmup, cfg->lr);
+        const double bc1 = 1 - pow(BETA1, t1), bc2 = 1 - pow(BETA2, t1);
+        for (int i = 0; i < m->table.n; i++) {
+            const gp_param *pp = &m->table.p[i];
+            float *w = m->params + pp->offset, *g = m->grads + pp->offset;
+            float *am = c->adam_m + pp->offset, *av = c->adam_v + pp->offset;
+            const double wd = c->decay[i] ? cfg->weight_decay : 0.0;
+            for (size_t k = 0; k < pp->numel; k++) {
+                double gk = g[k] * scale;
+                am[k] = (float)(BETA1 * am[k] + (1 - BETA1) * gk);
+                av[k] = (float)(BETA2 * av[k] + (1 - BETA2) * gk * gk);
+                double upd = (am[k] / bc1) / (sqrt(av[k] / bc2) + ADAM_EPS);
+                w[k] = (float)(w[k] - lr * wd * w[k] - lr * upd);
+            }
+        }
+        gp_mask_apply(c->mask, m);
+        c->lr[c->step] = lr;
+    }
+done:
+    for (int i = 0; i < b; i++) {
+        gp_triplet_free(&t[i]);
+        free(owned[i]);
+    }
+    free(t), free(texts), free(owned), free(emb);
+    return rc;
+}
+
+static void free_ctx(rt_ctx *c) {
+    gp_corpus_free(&c->corp);
+    free(c->perm), free(c->adam_m), free(c->adam_v), free(c->decay), free(c->loss), free(c->lr), free(c->gnorm);
+}
+
+gp_status gp_retrain(const gp_config *cfg, gp_model *m, const gp_mask *mask, const char *tag, const char *log_path,
+                     const char *base_hash, gp_retrain_report *rep, gp_err *err) {
+    memset(rep, 0, sizeof *rep);
+    double t0 = gp_now();
+    rt_ctx c = {.cfg = cfg, .m = m, .mask = mask, .epoch = -1, .log_path = log_path};
+    c.corp.fd = -1;
+    gp_status rc = GP_OK;
+    if (!*cfg->domain) rc = gp_errf(err, GP_EINPUT, "%s: [data] domain must name the retraining triplets", cfg->job_path);
+    if (!rc && gp_rank() == 0)
+        rc = gp_corpus_index(cfg->domain, cfg->max_samples, (uint64_t)cfg->data_seed, cfg->on_bad_record == GP_BAD_SKIP,
+                             &c.corp, err);
+    if ((rc = gp_cli_agree(rc, err))) {
+        free_ctx(&c);
+        return rc;
+    }
+    gp_corpus_bcast(&c.corp, 0);
+    /* what the result depends on */
+    char settings[2048];
+    snprintf(settings, sizeof settings,
+             "gaprune-retrain v1; base %s; domain %s; max_samples %lld; seed %lld; steps %d; lr %.17g; warmup %d; "
+             "weight_decay %.17g; batch %d; grad_clip %.17g; max_length %d; query_instruction %s",
+             base_hash, c.corp.sha256, (long long)cfg->max_samples, (long long)cfg->data_seed, cfg->retrain_steps, cfg->lr,
+             cfg->warmup, cfg->weight_decay, cfg->retrain_batch, cfg->grad_clip, cfg->max_length, cfg->query_instruction);
+    gp_sha256 *h = gp_sha256_init();
+    gp_sha256_update(h, settings, strlen(settings));
+    gp_sha256_final(h, c.hash);
+    const size_t n = m->table.total;
+    const int S = cfg->retrain_steps;
+    c.perm = gp_malloc((size_t)c.corp.n_selected * sizeof(int64_t));
+    c.adam_m = gp_calloc(n, sizeof(float));
+    c.adam_v = gp_calloc(n, sizeof(float));
+    c.decay = gp_malloc((size_t)m->table.n);
+    for (int i = 0; i < m->table.n; i++) c.decay[i] = m->table.p[i].ndim == 2;
+    c.loss = gp_calloc((size_t)S + 1, sizeof(double));
+    c.lr = gp_calloc((size_t)S + 1, sizeof(double));
+    c.gnorm = gp_calloc((size_t)S + 1, sizeof(double));
+    int64_t resumed = try_resume(&c);
+    if (resumed < 0) {
+        gp_log0("retrain %s: %s is complete for these settings; weights loaded from it", tag, log_path);
+        rep->up_to_date = true;
+        rep->first_loss = c.loss[0], rep->last_loss = c.loss[S - 1];
+        free_ctx(&c);
+        return GP_OK;
+    }
+    if (resumed > 0) gp_log0("retrain %s: resuming from step %lld (%s)", tag, (long long)resumed, log_path);
+    gp_log0("retrain %s: %d steps of %d triplets (%d per rank) from %lld domain triplets, lr %g, warm-up %d, weight "
+            "decay %g, clip %g",
+            tag, S, cfg->retrain_batch, cfg->retrain_batch / gp_nranks(), (long long)c.corp.n_selected, cfg->lr,
+            cfg->warmup, cfg->weight_decay, cfg->grad_clip);
+    if (cfg->retrain_batch < gp_nranks())
+        gp_warn("retrain.batch %d is smaller than the %d ranks: some ranks idle", cfg->retrain_batch, gp_nranks());
+
+    struct sigaction sa, old_usr1, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    g_stop = 0;
+    sigaction(SIGUSR1, &sa, &old_usr1);
+    sigaction(SIGTERM, &sa, &old_term);
+    const char *sig_at = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP");
+    gp_infonce L = {0};
+    int start = c.step;
+    double t_loop = gp_now();
+    bool stopped = false;
+    while (c.step < S && !rc) {
+        if (sig_at && atoi(sig_at) == c.step && gp_rank() == 0) raise(SIGUSR1);
+        double loss = 0, gn = 0;
+        if ((rc = step(&c, &L, &loss, &gn, err))) break;
+        c.loss[c.step] = loss;
+        c.gnorm[c.step] = gn;
+        c.step++;
+        double per = (gp_now() - t_loop) / (c.step - start);
+        gp_log0("[retrain %s] step %d/%d loss %.5f lr %.3g |g| %.4g (%.2f s/step, ETA %.0fs)", tag, c.step, S, loss,
+                c.lr[c.step - 1], gn, per, per * (S - c.step));
+        if (gp_allreduce_max_int(g_stop != 0)) {
+            stopped = true;
+            break;
+        }
+        if (c.step % cfg->retrain_checkpoint_every == 0 && c.step < S) rc = checkpoint(&c, false, err);
+    }
+    sigaction(SIGUSR1, &old_usr1, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    gp_infonce_free(&L);
+    if (!rc && stopped) {
+        rc = checkpoint(&c, false, err);
+        if (!rc) {
+            gp_log0("retrain %s: stopped by a signal after step %d of %d; checkpoint in %s; rerun to resume", tag, c.step, S,
+                    log_path);
+            rc = GP_ESTOPPED;
+        }
+    } else if (!rc) {
+        rc = checkpoint(&c, true, err);
+    }
+    rep->steps = c.step - start;
+    rep->seconds = gp_now() - t0;
+    rep->first_loss = c.loss[0];
+    rep->last_loss = c.step ? c.loss[c.step - 1] : NAN;
+    free_ctx(&c);
+    return rc;
+}
