@@ -1,0 +1,313 @@
+/* test_retrain.c — `gaprune retrain` and `gaprune run` end to end (the sanitizer build):
+ *  - 1 rank with batch 8 and 2 ranks with batch 4 each give the same losses and weights after
+ *    5 steps (1e-5 relative): in-batch negatives span the ranks;
+ *  - pruned weights stay exactly zero, their AdamW moments too;
+ *  - a short retraining lowers the loss of the whole domain corpus;
+ *  - SIGKILL after a checkpoint, or SIGUSR1 (exit 3), then a rerun: the same weights, bitwise;
+ *  - gaprune run writes report.md and report.json with every configured row, and a second
+ *    run skips every stage. */
+#include "test_util.h"
+
+#include <cJSON.h>
+#include <hdf5.h>
+#include <sys/wait.h>
+
+#include "gaprune/loss.h"
+#include "gaprune/model.h"
+#include "gaprune/textfile.h"
+#include "gaprune/triplets.h"
+
+static char *g_dir;
+static char g_bin[4096];
+
+static int run(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s >out.txt 2>err.txt", g_dir, args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+static char *slurp_rel(const char *rel) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", g_dir, rel);
+    FILE *f = fopen(p, "rb");
+    if (!f) return NULL;
+    char *b = calloc(1, 1 << 20);
+    size_t n = fread(b, 1, (1 << 20) - 1, f);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void write_job(const char *name, const char *extra) {
+    char p[4400], cwd[2048], text[16384];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/%s.ini", g_dir, name);
+    snprintf(text, sizeof text,
+             "[model]\npath = %s/" FIXTURES "/bert-tiny\n[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\n"
+             "general = %s/" FIXTURES "/corpora/general.jsonl\n[retrain]\nlr = 1e-3\nwarmup = 2\ncheckpoint_every = 2\n"
+             "[output]\ndir = out\n%s",
+             cwd, cwd, cwd, extra ? extra : "");
+    tu_write(p, text);
+}
+
+static int setup(void **state) {
+    (void)state;
+    g_dir = tu_mkdtemp();
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    setenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT", "0", 1);
+    setenv("GAPRUNE_TEST_SIGNAL_AT_STEP", "-1", 1);
+    const char *b = getenv("GAPRUNE_BIN");
+    if (!realpath(b ? b : "build/san/gaprune", g_bin)) return -1;
+    /* one mask for all: magnitude 50% of bert-tiny's MLP (needs no statistics) */
+    write_job("base", NULL);
+    return run("%s score base.ini --method magnitude --sparsity 0.5", g_bin) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tu_rmtree(g_dir);
+    free(g_dir);
+    return 0;
+}
+
+static int retrain(int np, const char *extra_sets, const char *env) {
+    return run("%s mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS -x GAPRUNE_TEST_KILL_AFTER_CHECKPOINT "
+               "-x GAPRUNE_TEST_SIGNAL_AT_STEP %s retrain base.ini --mask out/mask-magnitude-0.5.h5 %s",
+               env ? env : "", np, g_bin, extra_sets);
+}
+
+/* loss [steps] and params, adam_m, adam_v [n] of a retrain log */
+static void read_log(const char *rel, double *loss, int steps, float *params, float *am, float *av, size_t n) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", g_dir, rel);
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) fail_msg("no %s", p);
+    hid_t d = H5Dopen2(f, "loss", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    assert_int_equal((int)H5Sget_simple_extent_npoints(sp), steps);
+    H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, loss);
+    H5Sclose(sp), H5Dclose(d);
+    const char *names[3] = {"params", "adam_m", "adam_v"};
+    float *dst[3] = {params, am, av};
+    for (int k = 0; k < 3; k++) {
+        if (!dst[k]) continue;
+        d = H5Dopen2(f, names[k], H5P_DEFAULT);
+        assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst[k]) >= 0);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+}
+
+static void save_log(const char *as) {
+    tu_sh("cp '%s/out/retrain-magnitude-0.5.h5' '%s/%s' && rm '%s/out/retrain-magnitude-0.5.h5'", g_dir, g_dir, as, g_dir);
+}
+
+static void test_ranks_agree(void **state) {
+    (void)state;
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-tiny", &m, &err), GP_OK);
+    const size_t n = m->table.total;
+    float *p1 = malloc(n * 4), *p2 = malloc(n * 4), *am = malloc(n * 4), *av = malloc(n * 4), *orig = malloc(n * 4);
+    memcpy(orig, m->params, n * 4);
+    double l1[5], l2[5];
+    const char *sets = "--set retrain.batch=8 --set retrain.steps=5";
+    assert_int_equal(retrain(1, sets, NULL), 0);
+    save_log("np1.h5");
+    assert_int_equal(retrain(2, sets, NULL), 0);
+    save_log("np2.h5");
+    read_log("np1.h5", l1, 5, p1, NULL, NULL, n);
+    read_log("np2.h5", l2, 5, p2, am, av, n);
+    double worst_loss = 0;
+    for (int i = 0; i < 5; i++) worst_loss = fmax(worst_loss, fabs(l1[i] - l2[i]) / fabs(l1[i]));
+    /* The attention key bias is left out: softmax ignores a constant added to every score of a
+     * row, so its gradient is zero in exact arithmetic and Adam turns float noise of either
+     * run into lr-sized steps (as PyTorch would); it cannot change the embeddings, which are
+     * compared below instead. */
+    double worst_w = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        const gp_param *p = &m->table.p[i];
+        if (strstr(p->name, "key.bias")) continue;
+        double e = tu_rel_err(p2 + p->offset, p1 + p->offset, p->numel);
+        if (!isnan(e)) worst_w = fmax(worst_w, e);
+    }
+    const char *texts[3] = {"paris is the capital of france", "berlin people", "hello, world!"};
+    float e1[3 * 32], e2[3 * 32];
+    memcpy(m->params, p1, n * 4);
+    gp_model_encode(m, texts, 3, 3, 0, NULL, e1);
+    memcpy(m->params, p2, n * 4);
+    gp_model_encode(m, texts, 3, 3, 0, NULL, e2);
+    double emb = tu_max_abs(e1, e2, 3 * 32);
+    printf("    embeddings of the two retrained models within %.2e\n", emb);
+    assert_true(emb < 1e-5);
+    printf("    batch 8 on 1 rank vs 4 + 4 on 2 ranks, 5 steps: losses %.4f .. %.4f, worst rel diff %.2e; weights %.2e\n",
+           l1[0], l1[4], worst_loss, worst_w);
+    assert_true(worst_loss < 1e-5);
+    assert_true(worst_w < 1e-5);
+    /* pruned weights exact zeros, AdamW moments too; the kept ones moved */
+    char mp[4400];
+    snprintf(mp, sizeof mp, "%s/out/mask-magnitude-0.5.h5", g_dir);
+    hid_t f = H5Fopen(mp, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int64_t pruned = 0, moved = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        char name[300];
+        snprintf(name, sizeof name, "mask/%s", m->src_names[i]);
+        if (H5Lexists(f, "mask", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0) continue;
+        const gp_param *p = &m->table.p[i];
+        uint8_t *k = malloc(p->numel);
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+        H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, k);
+        H5Dclose(d);
+        const float *w0 = orig + m->table.p[i].offset;
+        for (size_t e = 0; e < p->numel; e++) {
+            size_t o = p->offset + e;
+            if (!k[e]) {
+                assert_true(p2[o] == 0.0f && am[o] == 0.0f && av[o] == 0.0f);
+                pruned++;
+            } else {
+                moved += p2[o] != w0[e];
+            }
+        }
+        free(k);
+    }
+    H5Fclose(f);
+    assert_int_equal(pruned, 2048);
+    assert_true(moved > 1000);
+    free(p1), free(p2), free(am), free(av), free(orig);
+    gp_model_free(m);
+}
+
+/* InfoNCE of the whole domain corpus (6 triplets, one batch) for a model folder. */
+static double corpus_loss(const char *dir) {
+    gp_model *m;
+    gp_err err = {0};
+    if (gp_model_load(dir, &m, &err)) fail_msg("%s", err.msg);
+    gp_corpus c;
+    assert_int_equal(gp_corpus_index(FIXTURES "/corpora/domain.json", 100, 42, false, &c, &err), GP_OK);
+    const int B = (int)c.n_selected, D = gp_model_dim(m);
+    const char **texts = malloc((size_t)3 * B * sizeof(char *));
+    gp_triplet *t = calloc((size_t)B, sizeof *t);
+    for (int i = 0; i < B; i++) {
+        assert_int_equal(gp_corpus_read(&c, i, &t[i], &err), GP_OK);
+        texts[i] = t[i].query, texts[B + i] = t[i].positive, texts[2 * B + i] = t[i].negative;
+    }
+    float *e = malloc((size_t)3 * B * D * sizeof(float));
+    gp_model_encode(m, texts, 3 * B, 3 * B, 0, NULL, e);
+    gp_infonce L = {0};
+    double loss = gp_infonce_forward(&L, e, e + (size_t)B * D, B, 2 * B, D, 20.0f);
+    gp_infonce_free(&L);
+    for (int i = 0; i < B; i++) gp_triplet_free(&t[i]);
+    free(t), free(texts), free(e);
+    gp_corpus_free(&c);
+    gp_model_free(m);
+    return loss;
+}
+
+static void test_loss_goes_down(void **state) {
+    (void)state;
+    assert_int_equal(retrain(2, "--set retrain.batch=4 --set retrain.steps=20", NULL), 0);
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/out/pruned-magnitude-0.5", g_dir);
+    snprintf(b, sizeof b, "%s/out/retrained-magnitude-0.5", g_dir);
+    double before = corpus_loss(a), after = corpus_loss(b);
+    printf("    20 steps: domain corpus loss %.4f -> %.4f\n", before, after);
+    assert_true(after < 0.7 * before);
+    save_log("long.h5");
+}
+
+static void test_resume(void **state) {
+    (void)state;
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-tiny", &m, &err), GP_OK);
+    const size_t n = m->table.total;
+    float *ref = malloc(n * 4), *got = malloc(n * 4);
+    double loss[7];
+    const char *sets = "--set retrain.batch=4 --set retrain.steps=7";
+    assert_int_equal(retrain(2, sets, NULL), 0);
+    save_log("ref7.h5");
+    read_log("ref7.h5", loss, 7, ref, NULL, NULL, n);
+    assert_int_not_equal(retrain(2, sets, "GAPRUNE_TEST_KILL_AFTER_CHECKPOINT=2"), 0); /* killed at step 4 */
+    assert_int_equal(retrain(2, sets, NULL), 0);
+    char *o = slurp_rel("out.txt");
+    assert_non_null(strstr(o, "resuming from step 4"));
+    free(o);
+    save_log("killed.h5");
+    read_log("killed.h5", loss, 7, got, NULL, NULL, n);
+    assert_memory_equal(got, ref, n * 4);
+    assert_int_equal(retrain(2, sets, "GAPRUNE_TEST_SIGNAL_AT_STEP=3"), 3);
+    assert_int_equal(retrain(2, sets, NULL), 0);
+    save_log("signal.h5");
+    read_log("signal.h5", loss, 7, got, NULL, NULL, n);
+    assert_memory_equal(got, ref, n * 4);
+    printf("    killed after step 4, and stopped by SIGUSR1 (exit 3) after step 4: resumed weights bitwise equal\n");
+    free(ref), free(got);
+    gp_model_free(m);
+}
+
+static void test_run_end_to_end(void **state) {
+    (void)state;
+    char cwd[2048], extra[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(extra, sizeof extra,
+             "[prune]\nmethods = gaprune, magnitude, random\nsparsity = 0.3, 0.5\n[retrain]\nmethods = gaprune\nsteps = 3\n"
+             "batch = 4\n[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\nsts = %s/" FIXTURES "/sts-tiny.jsonl\n",
+             cwd, cwd);
+    write_job("full", extra);
+    tu_sh("sed -i 's|dir = out|dir = out-full|' '%s/full.ini'", g_dir);
+    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini", g_bin), 0);
+    char *out = slurp_rel("out.txt"), *md = slurp_rel("out-full/report.md"), *js = slurp_rel("out-full/report.json");
+    assert_non_null(md);
+    assert_non_null(strstr(out, "{\"command\":\"run\""));
+    /* every configured row, with retrained scores for gaprune only */
+    cJSON *j = cJSON_Parse(js);
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(j, "rows");
+    assert_int_equal(cJSON_GetArraySize(rows), 6);
+    int retrained = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rows) {
+        const cJSON *one = cJSON_GetObjectItemCaseSensitive(r, "one_shot");
+        assert_true(cJSON_IsObject(one));
+        assert_non_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(one, "retrieval"), "beir-tiny"));
+        retrained += cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r, "retrained"));
+    }
+    assert_int_equal(retrained, 2);
+    assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "dense")));
+    assert_non_null(strstr(md, "| gaprune | 0.3 |"));
+    assert_non_null(strstr(md, "| random | 0.5 |"));
+    assert_non_null(strstr(md, "## beir-tiny (nDCG@10)"));
+    assert_non_null(strstr(md, "## sts-tiny.jsonl (Spearman)"));
+    cJSON_Delete(j);
+    free(out), free(md), free(js);
+    /* the second run: every stage is already there */
+    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini", g_bin), 0);
+    out = slurp_rel("out.txt");
+    int skipped = 0;
+    for (const char *p = out; (p = strstr(p, "up to date")); p++) skipped++;
+    assert_non_null(strstr(out, "nothing to do"));                 /* stats */
+    assert_non_null(strstr(out, "is complete for these settings")); /* retraining */
+    assert_null(strstr(out, "[retrain gaprune"));                   /* no training step ran */
+    assert_null(strstr(out, "/11 triplets")); /* no statistics progress */
+    printf("    run: 6 rows, 2 retrained; second run: stats, retraining and %d more stages skipped\n", skipped);
+    assert_int_equal(skipped, 1 + 6 + 6 + 2); /* dense eval, 6 masks, 6 pruned evals, 2 retrained evals */
+    free(out);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ranks_agree),
+        cmocka_unit_test(test_loss_goes_down),
+        cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_run_end_to_end),
+    };
+    return cmocka_run_group_tests_name("retrain", tests, setup, teardown);
+}
