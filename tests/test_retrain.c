@@ -256,7 +256,7 @@ static void test_resume(void **state) {
 
 static void test_run_end_to_end(void **state) {
     (void)state;
-    char cwd[2048], extra[4096];
+    char cwd[2048], extra[8192];
     assert_non_null(getcwd(cwd, sizeof cwd));
     snprintf(extra, sizeof extra,
              "[prune]\nmethods = gaprune, magnitude, random\nsparsity = 0.3, 0.5\n[retrain]\nmethods = gaprune\nsteps = 3\n"
