@@ -2,7 +2,9 @@
 #
 #   make            release build: build/gaprune and build/libgaprune.a
 #   make test       installs missing packages, builds, runs every test (under ASan + UBSan)
-#   make run        installs missing packages, builds, runs the demo job
+#   make run        installs missing packages, builds, builds the corpora, runs jobs/demo.ini on 2 ranks
+#   make data       the demo corpora (WordNet, manual pages) into build/data
+#   make test-slurm a private Slurm (munge, slurmctld, slurmd): a job, and one requeued by USR1
 #   make bench      speed against PyTorch and the machine's sgemm rate
 #   make fixtures   regenerates tests/fixtures with the PyTorch reference (/usr/bin/python3)
 #   make deps       installs the Debian packages (apt-get; nothing when all are present)
@@ -17,6 +19,8 @@ PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc inih libcrypto z
 DEB_BUILD  := pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
               libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libinih-dev libssl-dev zlib1g-dev
 DEB_PY     := python3-torch python3-numpy python3-h5py
+DEB_DATA   := python3 wordnet-base manpages manpages-dev
+DEB_SLURM  := slurm-wlm munge
 PYTHON_REF := /usr/bin/python3
 
 ARCH_FLAGS ?= $(shell echo 'int main(void){return 0;}' | $(CC) -march=native -x c -o /dev/null - >/dev/null 2>&1 && echo -march=native)
@@ -35,7 +39,7 @@ BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
 REL_OBJ := $(LIB_SRC:%.c=$(BUILD)/rel/%.o)
 SAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all test test-run check run run-local bench bench-run fixtures deps deps-py clean
+.PHONY: all test test-run check run run-local data test-slurm bench bench-run fixtures deps deps-py deps-data deps-slurm clean
 .SUFFIXES:
 
 all: $(BUILD)/gaprune
@@ -81,14 +85,26 @@ check: test
 test-run: $(BUILD)/gaprune $(BUILD)/san/gaprune $(TEST_BIN)
 	@GAPRUNE_BIN=$(BUILD)/san/gaprune tests/run_tests.sh $(TEST_BIN)
 
-run: deps
+# The embedded default: corpora from Debian packages, the committed demo model, jobs/demo.ini.
+run: deps deps-data
 	@$(MAKE) --no-print-directory run-local
 
-run-local: $(BUILD)/gaprune
-	@echo "make run: the demo job arrives with issue P5; for now encode the fixture model:"
-	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np $(NP) $(BUILD)/gaprune encode \
-	  --model tests/fixtures/bert-f32 --input tests/fixtures/texts.txt --output $(BUILD)/demo-embeddings.h5
-	h5dump -H $(BUILD)/demo-embeddings.h5
+run-local: $(BUILD)/gaprune $(BUILD)/data/SOURCES.txt
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 \
+	  mpirun -np $(NP) $(BUILD)/gaprune run jobs/demo.ini
+	@cat $(BUILD)/demo/report.md
+
+# The demo corpora (not committed): WordNet and the Linux manual pages, in seconds.
+data: deps-data
+	@$(MAKE) --no-print-directory $(BUILD)/data/SOURCES.txt
+
+$(BUILD)/data/SOURCES.txt: data/build_corpora.py
+	/usr/bin/python3 data/build_corpora.py $(BUILD)/data
+
+# Slurm: a private munge + slurmctld + slurmd, a job, a requeued job, then the daemons stop.
+test-slurm: deps deps-slurm
+	@$(MAKE) --no-print-directory $(BUILD)/gaprune
+	@tests/slurm/test_slurm.sh $(BUILD)/gaprune
 
 bench: deps deps-py
 	@$(MAKE) --no-print-directory bench-run
@@ -117,6 +133,12 @@ deps:
 
 deps-py:
 	$(call install_debs,$(DEB_PY))
+
+deps-data:
+	$(call install_debs,$(DEB_DATA))
+
+deps-slurm:
+	$(call install_debs,$(DEB_SLURM))
 
 clean:
 	rm -rf $(BUILD)

@@ -73,10 +73,12 @@ void *gp_malloc_at(size_t n, const char *file, int line);
 void *gp_calloc_at(size_t n, size_t size, const char *file, int line);
 void *gp_realloc_at(void *p, size_t n, const char *file, int line);
 char *gp_strdup_at(const char *s, const char *file, int line);
+char *gp_strndup_at(const char *s, size_t n, const char *file, int line);
 #define gp_malloc(n) gp_malloc_at((n), __FILE__, __LINE__)
 #define gp_calloc(n, s) gp_calloc_at((n), (s), __FILE__, __LINE__)
 #define gp_realloc(p, n) gp_realloc_at((p), (n), __FILE__, __LINE__)
 #define gp_strdup(s) gp_strdup_at((s), __FILE__, __LINE__)
+#define gp_strndup(s, n) gp_strndup_at((s), (n), __FILE__, __LINE__)
 
 /* Rank used in fatal and log messages; set once by gp_log_init. */
 int gp_rank(void);

@@ -26,6 +26,7 @@ int gp_cmd_inspect(int argc, char **argv);
 int gp_cmd_eval(int argc, char **argv);
 int gp_cmd_retrain(int argc, char **argv);
 int gp_cmd_run(int argc, char **argv);
+int gp_cmd_train(int argc, char **argv);
 int gp_cmd_help_job(int argc, char **argv);
 
 

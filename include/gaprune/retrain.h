@@ -18,7 +18,8 @@
  *
  * Usage (collective):
  *     gp_mask_apply(&mask, model);
- *     gp_retrain(&cfg, model, &mask, "gaprune-0.5", "out/job/retrain-gaprune-0.5.h5", hash, &rep, &err);
+ *     gp_train_opts o; gp_train_opts_retrain(&cfg, &o);
+ *     gp_retrain(&o, model, &mask, "gaprune-0.5", "out/job/retrain-gaprune-0.5.h5", hash, &rep, &err);
  */
 #pragma once
 
@@ -26,6 +27,22 @@
 #include "gaprune/config.h"
 #include "gaprune/mask.h"
 #include "gaprune/model.h"
+
+/* What a training run reads: [retrain] and [data] for retraining, [train] for training. */
+typedef struct {
+    const char *corpus; /* triplets */
+    int64_t max_samples, seed;
+    bool skip_bad;
+    int steps, warmup, batch, checkpoint_every, max_length;
+    double lr, weight_decay, grad_clip;
+    const char *query_instruction;
+    const char *what;     /* the key that names the corpus, for messages */
+    const char *job_path;
+} gp_train_opts;
+
+void gp_train_opts_retrain(const gp_config *cfg, gp_train_opts *o);
+/* [train]: warm-up over the first 10% of the steps, weight decay 0.01, clip 1. */
+void gp_train_opts_train(const gp_config *cfg, gp_train_opts *o);
 
 typedef struct {
     int steps;            /* steps done in this call */
@@ -35,7 +52,8 @@ typedef struct {
     bool up_to_date;      /* the log file was already complete for these settings */
 } gp_retrain_report;
 
-gp_status gp_retrain(const gp_config *cfg, gp_model *m, const gp_mask *mask, const char *tag, const char *log_path,
+/* mask may be NULL (plain training). */
+gp_status gp_retrain(const gp_train_opts *o, gp_model *m, const gp_mask *mask, const char *tag, const char *log_path,
                      const char *settings_hash, gp_retrain_report *rep, gp_err *err);
 
 /* The learning rate of step t (1-based) of n with w warm-up steps and peak lr. */

@@ -27,8 +27,9 @@ static const command k_commands[] = {
     {"eval", gp_cmd_eval, "retrieval (nDCG@10, ...) and STS (Spearman) of a model -> OUT/eval-<model>.json"},
     {"encode", gp_cmd_encode, "embed texts (.txt or .jsonl) into an HDF5 file"},
     {"tokenize", gp_cmd_tokenize, "print token ids of texts, one line per text"},
+    {"train", gp_cmd_train, "contrastive training, from a model or a config.json -> OUT/model/"},
     {"inspect", gp_cmd_inspect, "per-layer tables (and --svg figures) of a stats or mask file"},
-    {"help-job", gp_cmd_help_job, "every job-file key with its default"},
+    {"help-job", gp_cmd_help_job, "every job-file key with its default (--value SECTION.KEY JOB.ini: one value)"},
 };
 
 static void usage(FILE *f) {
@@ -158,8 +159,43 @@ gp_status gp_cli_agree(gp_status rc, gp_err *err) {
     return (gp_status)worst;
 }
 
+/* `gaprune help-job` documents every key; `gaprune help-job --value SECTION.KEY JOB.ini [--set ...]`
+ * prints one key's effective value (for scripts such as slurm/sweep.sbatch). */
 int gp_cmd_help_job(int argc, char **argv) {
-    (void)argc, (void)argv;
+    if (argc >= 4 && !strcmp(argv[1], "--value")) {
+        const char *key = argv[2], *dot = strchr(key, '.');
+        gp_opt_list sets = {0};
+        gp_err err = {0};
+        gp_status rc = GP_OK;
+        for (int i = 4; i < argc && !rc; i++) {
+            if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+                sets.v = gp_realloc(sets.v, (size_t)(sets.n + 1) * sizeof(char *));
+                sets.v[sets.n++] = argv[++i];
+            } else if (!strncmp(argv[i], "--set=", 6)) {
+                sets.v = gp_realloc(sets.v, (size_t)(sets.n + 1) * sizeof(char *));
+                sets.v[sets.n++] = argv[i] + 6;
+            } else {
+                rc = gp_errf(&err, GP_EINPUT, "gaprune help-job --value: unexpected argument \"%s\"", argv[i]);
+            }
+        }
+        gp_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        if (!rc && !dot) rc = gp_errf(&err, GP_EINPUT, "gaprune help-job --value: expected SECTION.KEY, got \"%s\"", key);
+        if (!rc) rc = gp_config_load(&cfg, argv[3], sets.v, sets.n, &err);
+        char *v = NULL;
+        if (!rc) {
+            char *sec = gp_strdup(key);
+            sec[dot - key] = '\0';
+            v = gp_config_get(&cfg, sec, dot + 1);
+            if (!v) rc = gp_errf(&err, GP_EINPUT, "gaprune help-job --value: unknown key \"%s\"", key);
+            free(sec);
+        }
+        if ((rc = gp_cli_agree(rc, &err)) == GP_OK && gp_rank() == 0) printf("%s\n", v);
+        free(v);
+        free(sets.v);
+        gp_config_free(&cfg);
+        return rc;
+    }
     if (gp_rank() == 0) gp_config_help(stdout);
     return GP_OK;
 }

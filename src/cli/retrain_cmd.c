@@ -63,7 +63,9 @@ int gp_cmd_retrain(int argc, char **argv) {
         snprintf(name, sizeof name, "retrained-%s", tag);
         char *out = gp_path_join(cfg.out_dir, name);
         gp_retrain_report rep;
-        rc = gp_retrain(&cfg, m, &mask, tag, log_path, mask_hash, &rep, &err);
+        gp_train_opts o;
+        gp_train_opts_retrain(&cfg, &o);
+        rc = gp_retrain(&o, m, &mask, tag, log_path, mask_hash, &rep, &err);
         if (!rc) {
             /* the folder's hash: the log's (settings and data) */
             char hash[65] = "";

@@ -100,7 +100,9 @@ static gp_status write_report(const gp_config *cfg, const gp_model *m, const cJS
     fprintf(f, "- %d rank%s, %.0f s\n\n", gp_nranks(), gp_nranks() > 1 ? "s" : "", seconds);
     /* one table per evaluation set, then the mean */
     const char *kinds[2] = {"retrieval", "sts"}, *metric[2] = {"nDCG@10", "Spearman"};
-    for (int k = 0; k < 3; k++) {
+    int nsets = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) +
+                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "sts"));
+    for (int k = 0; k < (nsets > 1 ? 3 : 2); k++) { /* the mean only when there is more than one set */
         const cJSON *sets = k < 2 ? cJSON_GetObjectItemCaseSensitive(dense, kinds[k]) : NULL;
         const cJSON *set = sets ? sets->child : NULL;
         do {
@@ -173,8 +175,14 @@ done:
 
 int gp_cmd_run(int argc, char **argv) {
     double t0 = gp_now();
+    const char *only = NULL;
+    const gp_opt extra[] = {
+        {"only", GP_OPT_STR, &only, "METHOD:SPARSITY",
+         "just this mask (and its retraining and evaluations): no dense evaluation, no report (job arrays)"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
     gp_config cfg;
-    gp_status rc = gp_cli_job("run", "JOB.ini [--set section.key=value ...]", NULL, argc, argv, &cfg);
+    gp_status rc = gp_cli_job("run", "JOB.ini [--only METHOD:SPARSITY] [--set section.key=value ...]", extra, argc, argv, &cfg);
     if (rc == GP_ESTOPPED) return GP_OK;
     if (rc) {
         gp_config_free(&cfg);
@@ -186,6 +194,26 @@ int gp_cmd_run(int argc, char **argv) {
     int nm = gp_split_list(ml, methods, 32), np = gp_split_list(pl, sp_text, 32), nr = gp_split_list(rl, rmethods, 32);
     double sp[32];
     for (int i = 0; i < np; i++) sp[i] = strtod(sp_text[i], NULL);
+    double only_p = -1;
+    if (only) { /* one pair: the method and sparsity replace the lists */
+        const char *colon = strrchr(only, ':');
+        char *end = NULL;
+        if (colon) only_p = strtod(colon + 1, &end);
+        if (!colon || colon == only || !end || *end || !(only_p >= 0 && only_p < 1)) {
+            rc = gp_errf(&err, GP_EINPUT, "gaprune run --only: expected METHOD:SPARSITY, got \"%s\"", only);
+        } else {
+            free(ml);
+            ml = gp_strndup(only, (size_t)(colon - only));
+            methods[0] = ml;
+            nm = 1;
+            np = 1;
+            sp[0] = only_p;
+            bool retrained = false;
+            for (int i = 0; i < nr; i++) retrained |= !strcmp(rmethods[i], ml);
+            if (retrained) rmethods[0] = ml;
+            nr = retrained ? 1 : 0;
+        }
+    }
     for (int i = 0; i < nm + nr && !rc; i++) {
         const char *name = i < nm ? methods[i] : rmethods[i - nm];
         if (!gp_criterion_find(name)) rc = gp_errf(&err, GP_EINPUT, "%s: unknown method \"%s\" (see gaprune help-job)", cfg.job_path, name);
@@ -214,7 +242,7 @@ int gp_cmd_run(int argc, char **argv) {
     cJSON *dense = NULL;
     char h[65];
     hash_of(in.model_sha, eval_hash, h);
-    rc = evaluate(&cfg, m, "dense", h, have_sets, &dense, &err);
+    if (!only) rc = evaluate(&cfg, m, "dense", h, have_sets, &dense, &err);
 
     /* 3. one-shot pruning, 4. retraining */
     int nrows = nm * np;
@@ -252,7 +280,9 @@ int gp_cmd_run(int argc, char **argv) {
                 snprintf(name, sizeof name, "retrained-%s", pr.tag);
                 char *out_dir = gp_path_join(cfg.out_dir, name);
                 gp_retrain_report rep;
-                rc = gp_retrain(&cfg, m, &pr.mask, pr.tag, log_path, pr.hash, &rep, &err);
+                gp_train_opts o;
+                gp_train_opts_retrain(&cfg, &o);
+                rc = gp_retrain(&o, m, &pr.mask, pr.tag, log_path, pr.hash, &rep, &err);
                 char rhash[65] = "";
                 if (!rc) {
                     r->first_loss = rep.first_loss, r->last_loss = rep.last_loss;
@@ -286,7 +316,7 @@ int gp_cmd_run(int argc, char **argv) {
             gp_pruned_free(&pr);
         }
     }
-    if (!rc && gp_rank() == 0) rc = write_report(&cfg, m, dense, rows, k, &sr, gp_now() - t0, &err);
+    if (!rc && gp_rank() == 0 && !only) rc = write_report(&cfg, m, dense, rows, k, &sr, gp_now() - t0, &err);
     if (!(rc = gp_cli_agree(rc, &err)) && gp_rank() == 0) {
         cJSON *s = cJSON_CreateObject();
         cJSON_AddStringToObject(s, "command", "run");
@@ -301,7 +331,7 @@ int gp_cmd_run(int argc, char **argv) {
             if (rows[i].retrained) cJSON_AddNumberToObject(ret, key, mean_score(rows[i].retrained));
         }
         char *rp = gp_path_join(cfg.out_dir, "report.md");
-        cJSON_AddStringToObject(s, "report", rp);
+        if (!only) cJSON_AddStringToObject(s, "report", rp);
         cJSON_AddNumberToObject(s, "seconds", gp_now() - t0);
         char *line = cJSON_PrintUnformatted(s);
         printf("%s\n", line);

@@ -79,3 +79,11 @@ char *gp_strdup_at(const char *s, const char *file, int line) {
     memcpy(d, s, n);
     return d;
 }
+
+char *gp_strndup_at(const char *s, size_t n, const char *file, int line) {
+    size_t l = strnlen(s, n);
+    char *d = gp_malloc_at(l + 1, file, line);
+    memcpy(d, s, l);
+    d[l] = '\0';
+    return d;
+}

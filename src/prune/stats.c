@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
@@ -584,6 +585,9 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, gp_stats_report *rep, 
     sigaction(SIGUSR1, &sa, &old_usr1);
     sigaction(SIGTERM, &sa, &old_term);
     const char *sig_at = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP");
+    /* test hook: slow every unit down, so that a signal from outside lands mid-run */
+    const char *delay = getenv("GAPRUNE_TEST_UNIT_DELAY_MS");
+    const int delay_ms = delay ? atoi(delay) : 0;
 
     const int64_t total_steps = s.S[0] + s.S[1];
     const int64_t total_trip = s.corp[0].n_selected + s.corp[1].n_selected;
@@ -601,6 +605,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, gp_stats_report *rep, 
         int64_t unit = s.lo[c] + (c == 0 ? s.step : s.step - s.S[0]);
         rc = GP_OK;
         if (unit < s.hi[c]) rc = run_unit(&s, c, unit, &L, err);
+        if (delay_ms > 0) usleep((useconds_t)delay_ms * 1000);
         /* one reduction per step: any error (bit 1) or stop request (bit 0) on any rank */
         int flags = gp_allreduce_max_int((rc != GP_OK) << 1 | (g_stop != 0));
         if (flags & 2) {

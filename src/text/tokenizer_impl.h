@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cJSON.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gaprune/tokenizer.h"
@@ -22,3 +23,6 @@ gp_status gp_wordpiece_load(const char *dir, const cJSON *tok_json, const char *
 
 /* UTF-8 to codepoints; each invalid byte becomes U+FFFD. *out is malloc'd. */
 void gp_utf8_decode(const char *s, size_t len, int32_t **out, int *n);
+
+/* BERT normalisation and pre-tokenisation of a text: fn(ctx, codepoints, n) for each word. */
+void gp_bert_words(const char *text, size_t len, bool lower, void (*fn)(void *ctx, const int32_t *cp, int n), void *ctx);

@@ -176,24 +176,49 @@ static void wordpiece_word(const wordpiece *w, const int32_t *cp, int n, ibuf *i
     }
 }
 
-/* Pre-tokenizes a normalized run and appends WordPiece ids. */
-static void encode_run(const wordpiece *w, const int32_t *cp, int n, ibuf *ids) {
+/* BertPreTokenizer: calls fn for each word of a normalized run (whitespace separates words,
+ * every punctuation character is a word of its own). */
+static void split_words(const int32_t *cp, int n, void (*fn)(void *ctx, const int32_t *cp, int n), void *ctx) {
     int i = 0;
     while (i < n) {
         if (is_ws(cp[i])) {
             i++;
             continue;
         }
-        if (is_punct(cp[i])) {
-            wordpiece_word(w, cp + i, 1, ids);
-            i++;
-            continue;
-        }
-        int j = i;
-        while (j < n && !is_ws(cp[j]) && !is_punct(cp[j])) j++;
-        wordpiece_word(w, cp + i, j - i, ids);
+        int j = i + 1;
+        if (!is_punct(cp[i]))
+            while (j < n && !is_ws(cp[j]) && !is_punct(cp[j])) j++;
+        fn(ctx, cp + i, j - i);
         i = j;
     }
+}
+
+typedef struct {
+    const wordpiece *w;
+    ibuf *ids;
+} wp_ctx;
+
+static void word_ids(void *vctx, const int32_t *cp, int n) {
+    wp_ctx *c = vctx;
+    wordpiece_word(c->w, cp, n, c->ids);
+}
+
+/* Pre-tokenizes a normalized run and appends WordPiece ids. */
+static void encode_run(const wordpiece *w, const int32_t *cp, int n, ibuf *ids) {
+    wp_ctx c = {w, ids};
+    split_words(cp, n, word_ids, &c);
+}
+
+void gp_bert_words(const char *text, size_t len, bool lower, void (*fn)(void *ctx, const int32_t *cp, int n), void *ctx) {
+    wordpiece w = {.lower = lower, .strip_accents = lower, .chinese = true, .clean = true};
+    int32_t *cp;
+    int n;
+    gp_utf8_decode(text, len, &cp, &n);
+    ibuf norm = {0};
+    normalize(&w, cp, n, &norm);
+    split_words(norm.v, norm.n, fn, ctx);
+    free(norm.v);
+    free(cp);
 }
 
 static void encode_plain(const wordpiece *w, const char *s, size_t len, ibuf *ids) {

@@ -43,7 +43,7 @@ static uint64_t mix(uint64_t z) {
 }
 
 typedef struct {
-    const gp_config *cfg;
+    const gp_train_opts *cfg;
     gp_model *m;
     const gp_mask *mask;
     gp_corpus corp;
@@ -64,7 +64,7 @@ static int64_t stream(rt_ctx *c, int64_t i) {
     if (e != c->epoch) {
         c->epoch = e;
         for (int64_t k = 0; k < n; k++) c->perm[k] = k;
-        uint64_t s = mix((uint64_t)c->cfg->data_seed * 0x9e3779b97f4a7c15ull + (uint64_t)e + 1);
+        uint64_t s = mix((uint64_t)c->cfg->seed * 0x9e3779b97f4a7c15ull + (uint64_t)e + 1);
         for (int64_t k = n - 1; k > 0; k--) {
             s = mix(s + 0x9e3779b97f4a7c15ull);
             int64_t j = (int64_t)(s % (uint64_t)(k + 1));
@@ -90,7 +90,7 @@ static void write_f64(hid_t f, const char *name, const double *v, int n, const c
 
 static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
     if (gp_rank() != 0) return GP_OK;
-    const gp_config *cfg = c->cfg;
+    const gp_train_opts *cfg = c->cfg;
     hid_t f = gp_h5_create_tmp(c->log_path);
     char utc[32];
     gp_utc_now(utc, sizeof utc);
@@ -101,9 +101,9 @@ static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
     gp_h5_attr_str(f, "created_utc", utc);
     gp_h5_attr_str(f, "settings_hash", c->hash);
     gp_h5_attr_int(f, "step", c->step);
-    gp_h5_attr_int(f, "steps", cfg->retrain_steps);
+    gp_h5_attr_int(f, "steps", cfg->steps);
     gp_h5_attr_int(f, "n_ranks", gp_nranks());
-    gp_h5_attr_int(f, "batch", cfg->retrain_batch);
+    gp_h5_attr_int(f, "batch", cfg->batch);
     gp_h5_attr_double(f, "lr", cfg->lr);
     gp_h5_attr_int(f, "warmup", cfg->warmup);
     gp_h5_attr_double(f, "weight_decay", cfg->weight_decay);
@@ -132,7 +132,7 @@ static int64_t try_resume(rt_ctx *c) {
         if (h && !strcmp(h, c->hash) && !gp_h5_read_attr_int(f, "step", &step)) {
             gp_h5_read_attr_int(f, "complete", &complete);
             size_t n = c->m->table.total;
-            bool ok = step > 0 && step <= c->cfg->retrain_steps && !gp_h5_read_f32(f, "params", c->m->params, n) &&
+            bool ok = step > 0 && step <= c->cfg->steps && !gp_h5_read_f32(f, "params", c->m->params, n) &&
                       !gp_h5_read_f32(f, "adam_m", c->adam_m, n) && !gp_h5_read_f32(f, "adam_v", c->adam_v, n);
             const char *names[3] = {"loss", "lr", "grad_norm"};
             double *dst[3] = {c->loss, c->lr, c->gnorm};
@@ -176,9 +176,9 @@ static gp_status checkpoint(rt_ctx *c, bool complete, gp_err *err) {
 /* ---- one step ------------------------------------------------------------------------------- */
 
 static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_out, gp_err *err) {
-    const gp_config *cfg = c->cfg;
+    const gp_train_opts *cfg = c->cfg;
     gp_model *m = c->m;
-    const int P = gp_nranks(), rank = gp_rank(), D = gp_model_dim(m), B = cfg->retrain_batch;
+    const int P = gp_nranks(), rank = gp_rank(), D = gp_model_dim(m), B = cfg->batch;
     const int64_t lo = (int64_t)B * rank / P, hi = (int64_t)B * (rank + 1) / P;
     const int b = (int)(hi - lo);
     const int64_t first = (int64_t)c->step * B;
@@ -234,14 +234,14 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
     }
     gp_allreduce_sum_f32(m->grads, m->table.total);
     gp_model_grads_changed(m); /* other ranks' rows are in the gradient now */
-    gp_mask_apply(c->mask, m); /* pruned weights: zero gradient, so zero moments */
+    if (c->mask) gp_mask_apply(c->mask, m); /* pruned weights: zero gradient, so zero moments */
     {
         double g2 = 0;
         for (size_t k = 0; k < m->table.total; k++) g2 += (double)m->grads[k] * m->grads[k];
         double gn = sqrt(g2), scale = cfg->grad_clip > 0 && gn > cfg->grad_clip ? cfg->grad_clip / gn : 1.0;
         *gnorm_out = gn;
         const int t1 = c->step + 1;
-        const double lr = gp_lr_at(t1, cfg->retrain_steps, cfg->warmup, cfg->lr);
+        const double lr = gp_lr_at(t1, cfg->steps, cfg->warmup, cfg->lr);
         const double bc1 = 1 - pow(BETA1, t1), bc2 = 1 - pow(BETA2, t1);
         for (int i = 0; i < m->table.n; i++) {
             const gp_param *pp = &m->table.p[i];
@@ -256,7 +256,7 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
                 w[k] = (float)(w[k] - lr * wd * w[k] - lr * upd);
             }
         }
-        gp_mask_apply(c->mask, m);
+        if (c->mask) gp_mask_apply(c->mask, m);
         c->lr[c->step] = lr;
     }
 done:
@@ -273,17 +273,32 @@ static void free_ctx(rt_ctx *c) {
     free(c->perm), free(c->adam_m), free(c->adam_v), free(c->decay), free(c->loss), free(c->lr), free(c->gnorm);
 }
 
-gp_status gp_retrain(const gp_config *cfg, gp_model *m, const gp_mask *mask, const char *tag, const char *log_path,
+void gp_train_opts_retrain(const gp_config *cfg, gp_train_opts *o) {
+    *o = (gp_train_opts){.corpus = cfg->domain, .max_samples = cfg->max_samples, .seed = cfg->data_seed,
+                         .skip_bad = cfg->on_bad_record == GP_BAD_SKIP, .steps = cfg->retrain_steps, .warmup = cfg->warmup,
+                         .batch = cfg->retrain_batch, .checkpoint_every = cfg->retrain_checkpoint_every,
+                         .max_length = cfg->max_length, .lr = cfg->lr, .weight_decay = cfg->weight_decay,
+                         .grad_clip = cfg->grad_clip, .query_instruction = cfg->query_instruction,
+                         .what = "[data] domain", .job_path = cfg->job_path};
+}
+
+void gp_train_opts_train(const gp_config *cfg, gp_train_opts *o) {
+    *o = (gp_train_opts){.corpus = cfg->train_corpus, .max_samples = INT64_MAX / 4, .seed = cfg->data_seed,
+                         .skip_bad = cfg->on_bad_record == GP_BAD_SKIP, .steps = cfg->train_steps,
+                         .warmup = cfg->train_steps / 10, .batch = cfg->train_batch, .checkpoint_every = 200,
+                         .max_length = cfg->max_length, .lr = cfg->train_lr, .weight_decay = 0.01, .grad_clip = 1.0,
+                         .query_instruction = cfg->query_instruction, .what = "[train] corpus", .job_path = cfg->job_path};
+}
+
+gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask, const char *tag, const char *log_path,
                      const char *base_hash, gp_retrain_report *rep, gp_err *err) {
     memset(rep, 0, sizeof *rep);
     double t0 = gp_now();
     rt_ctx c = {.cfg = cfg, .m = m, .mask = mask, .epoch = -1, .log_path = log_path};
     c.corp.fd = -1;
     gp_status rc = GP_OK;
-    if (!*cfg->domain) rc = gp_errf(err, GP_EINPUT, "%s: [data] domain must name the retraining triplets", cfg->job_path);
-    if (!rc && gp_rank() == 0)
-        rc = gp_corpus_index(cfg->domain, cfg->max_samples, (uint64_t)cfg->data_seed, cfg->on_bad_record == GP_BAD_SKIP,
-                             &c.corp, err);
+    if (!cfg->corpus || !*cfg->corpus) rc = gp_errf(err, GP_EINPUT, "%s: %s must name the training triplets", cfg->job_path, cfg->what);
+    if (!rc && gp_rank() == 0) rc = gp_corpus_index(cfg->corpus, cfg->max_samples, (uint64_t)cfg->seed, cfg->skip_bad, &c.corp, err);
     if ((rc = gp_cli_agree(rc, err))) {
         free_ctx(&c);
         return rc;
@@ -292,15 +307,15 @@ gp_status gp_retrain(const gp_config *cfg, gp_model *m, const gp_mask *mask, con
     /* what the result depends on */
     char settings[2048];
     snprintf(settings, sizeof settings,
-             "gaprune-retrain v1; base %s; domain %s; max_samples %lld; seed %lld; steps %d; lr %.17g; warmup %d; "
+             "gaprune-retrain v1; base %s; corpus %s; max_samples %lld; seed %lld; steps %d; lr %.17g; warmup %d; "
              "weight_decay %.17g; batch %d; grad_clip %.17g; max_length %d; query_instruction %s",
-             base_hash, c.corp.sha256, (long long)cfg->max_samples, (long long)cfg->data_seed, cfg->retrain_steps, cfg->lr,
-             cfg->warmup, cfg->weight_decay, cfg->retrain_batch, cfg->grad_clip, cfg->max_length, cfg->query_instruction);
+             base_hash, c.corp.sha256, (long long)cfg->max_samples, (long long)cfg->seed, cfg->steps, cfg->lr, cfg->warmup,
+             cfg->weight_decay, cfg->batch, cfg->grad_clip, cfg->max_length, cfg->query_instruction);
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, settings, strlen(settings));
     gp_sha256_final(h, c.hash);
     const size_t n = m->table.total;
-    const int S = cfg->retrain_steps;
+    const int S = cfg->steps;
     c.perm = gp_malloc((size_t)c.corp.n_selected * sizeof(int64_t));
     c.adam_m = gp_calloc(n, sizeof(float));
     c.adam_v = gp_calloc(n, sizeof(float));
@@ -320,10 +335,9 @@ gp_status gp_retrain(const gp_config *cfg, gp_model *m, const gp_mask *mask, con
     if (resumed > 0) gp_log0("retrain %s: resuming from step %lld (%s)", tag, (long long)resumed, log_path);
     gp_log0("retrain %s: %d steps of %d triplets (%d per rank) from %lld domain triplets, lr %g, warm-up %d, weight "
             "decay %g, clip %g",
-            tag, S, cfg->retrain_batch, cfg->retrain_batch / gp_nranks(), (long long)c.corp.n_selected, cfg->lr,
-            cfg->warmup, cfg->weight_decay, cfg->grad_clip);
-    if (cfg->retrain_batch < gp_nranks())
-        gp_warn("retrain.batch %d is smaller than the %d ranks: some ranks idle", cfg->retrain_batch, gp_nranks());
+            tag, S, cfg->batch, cfg->batch / gp_nranks(), (long long)c.corp.n_selected, cfg->lr, cfg->warmup,
+            cfg->weight_decay, cfg->grad_clip);
+    if (cfg->batch < gp_nranks()) gp_warn("a batch of %d is smaller than the %d ranks: some ranks idle", cfg->batch, gp_nranks());
 
     struct sigaction sa, old_usr1, old_term;
     memset(&sa, 0, sizeof sa);
@@ -351,7 +365,7 @@ gp_status gp_retrain(const gp_config *cfg, gp_model *m, const gp_mask *mask, con
             stopped = true;
             break;
         }
-        if (c.step % cfg->retrain_checkpoint_every == 0 && c.step < S) rc = checkpoint(&c, false, err);
+        if (c.step % cfg->checkpoint_every == 0 && c.step < S) rc = checkpoint(&c, false, err);
     }
     sigaction(SIGUSR1, &old_usr1, NULL);
     sigaction(SIGTERM, &old_term, NULL);
