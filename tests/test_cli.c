@@ -255,11 +255,32 @@ static void test_tokenize(void **state) {
     free(o);
 }
 
+/* README's job-file reference is `gaprune help-job`, generated from the option table. */
+static void test_readme_job_reference(void **state) {
+    (void)state;
+    assert_int_equal(run("%s help-job", bin()), 0);
+    char *help = slurp("out");
+    FILE *f = fopen("README.md", "rb");
+    assert_non_null(f);
+    char *readme = calloc(1, 1 << 20);
+    readme[fread(readme, 1, (1 << 20) - 1, f)] = '\0';
+    fclose(f);
+    const char *open = "<!-- help-job -->\n```\n", *close = "```\n<!-- /help-job -->";
+    char *a = strstr(readme, open), *b = a ? strstr(a, close) : NULL;
+    assert_non_null(a);
+    assert_non_null(b);
+    a += strlen(open);
+    *b = '\0';
+    if (strcmp(a, help) != 0) fail_msg("README.md's job-file reference differs from `gaprune help-job`: regenerate it");
+    free(help), free(readme);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_matches_library), cmocka_unit_test(test_encode_ranks_agree),
         cmocka_unit_test(test_encode_jsonl),           cmocka_unit_test(test_bad_input_exit_2),
         cmocka_unit_test(test_tokenize),
+        cmocka_unit_test(test_readme_job_reference),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

@@ -302,12 +302,61 @@ static void test_run_end_to_end(void **state) {
     free(out);
 }
 
+/* gaprune train from a config.json: a vocabulary of exactly vocab_size, a random model that
+ * loads, and training that moves the weights and lowers the loss. */
+static void test_train_from_config(void **state) {
+    (void)state;
+    char cwd[2048], text[8192], p[4400];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/tiny-config.json", g_dir);
+    tu_write(p, "{\"model_type\": \"bert\", \"vocab_size\": 300, \"hidden_size\": 32, \"num_hidden_layers\": 1, "
+                "\"num_attention_heads\": 2, \"intermediate_size\": 64, \"max_position_embeddings\": 64, "
+                "\"type_vocab_size\": 2, \"layer_norm_eps\": 1e-12, \"hidden_act\": \"gelu\", \"initializer_range\": 0.05}");
+    snprintf(p, sizeof p, "%s/train.ini", g_dir);
+    snprintf(text, sizeof text,
+             "[model]\nmax_length = 64\n[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\n[train]\ninit = tiny-config.json\n"
+             "corpus = %s/" FIXTURES "/corpora/general.jsonl\nsteps = 30\nlr = 3e-3\nbatch = 4\n[output]\ndir = out-train\n",
+             cwd, cwd);
+    tu_write(p, text);
+    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s train train.ini", g_bin), 0);
+    char *out = slurp_rel("out.txt");
+    const char *j = strstr(out, "{\"command\":\"train\"");
+    assert_non_null(j);
+    double first = atof(strstr(j, "first_loss\":") + 12), last = atof(strstr(j, "last_loss\":") + 11);
+    printf("    train from config.json: 30 steps, loss %.4f -> %.4f\n", first, last);
+    assert_true(last < first);
+    free(out);
+    char *vocab = slurp_rel("out-train/model-init/vocab.txt");
+    int lines = 0;
+    for (const char *q = vocab; *q; q++) lines += *q == '\n';
+    assert_int_equal(lines, 300);
+    assert_int_equal(strncmp(vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", 30), 0);
+    free(vocab);
+    gp_model *a, *b;
+    gp_err err = {0};
+    snprintf(p, sizeof p, "%s/out-train/model-init", g_dir);
+    if (gp_model_load(p, &a, &err)) fail_msg("%s", err.msg);
+    snprintf(p, sizeof p, "%s/out-train/model", g_dir);
+    if (gp_model_load(p, &b, &err)) fail_msg("%s", err.msg);
+    assert_true(tu_rel_err(b->params, a->params, a->table.total) > 1e-3);
+    const char *texts[1] = {"what is the capital of france?"};
+    int32_t *ids;
+    int n = gp_tokenizer_encode(b->tok, texts[0], strlen(texts[0]), 64, &ids);
+    int unk = 0;
+    for (int i = 0; i < n; i++) unk += ids[i] == 1;
+    assert_int_equal(unk, 0); /* every piece of a corpus sentence is in the learned vocabulary */
+    free(ids);
+    gp_model_free(a);
+    gp_model_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranks_agree),
         cmocka_unit_test(test_loss_goes_down),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_run_end_to_end),
+        cmocka_unit_test(test_train_from_config),
     };
     return cmocka_run_group_tests_name("retrain", tests, setup, teardown);
 }

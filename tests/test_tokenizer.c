@@ -3,6 +3,7 @@
 #include "test_util.h"
 
 #include "gaprune/tokenizer.h"
+#include "gaprune/vocab.h"
 
 static const char *k_vocab =
     "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n" /* 0-4 */
@@ -175,6 +176,32 @@ static void test_vocab_from_tokenizer_json(void **state) {
     free(d);
 }
 
+/* Worked by hand: "aaab" x3 and "ab" start as a ##a ##a ##b and a ##b (ids 5..7); the pairs
+ * (a,##a), (##a,##a), (##a,##b) tie at 3 and the lowest ids win: "aa" (8); then (##a,##b) beats
+ * (aa,##a): "##ab" (9); then "aaab" (10); (a,##b) occurs once and is not merged. */
+static void test_vocab_learn(void **state) {
+    (void)state;
+    char *d = tu_mkdtemp(), p[4200];
+    snprintf(p, sizeof p, "%s/vocab.txt", d);
+    const char *texts[] = {"aaab AAAB", "aaab ab"};
+    gp_err err = {0};
+    assert_int_equal(gp_wordpiece_learn(texts, 2, 12, true, p, &err), GP_OK);
+    FILE *f = fopen(p, "r");
+    char got[4096] = "", line[64];
+    while (fgets(line, sizeof line, f)) strcat(got, line);
+    fclose(f);
+    assert_string_equal(got, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n##a\n##b\naa\n##ab\naaab\n[unused0]\n");
+    /* and the tokenizer reads it back */
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", d);
+    tu_write(p, "{\"do_lower_case\": true}");
+    gp_tokenizer *t;
+    assert_int_equal(gp_tokenizer_load(d, &t, &err), GP_OK);
+    EXPECT(t, "AAAB ab aab", 2, 10, 5, 7, 8, 7, 3);
+    gp_tokenizer_free(t);
+    tu_rmtree(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_case_and_accents),
@@ -186,6 +213,7 @@ int main(void) {
         cmocka_unit_test(test_special_tokens_in_text),
         cmocka_unit_test(test_batch_padding),
         cmocka_unit_test(test_vocab_from_tokenizer_json),
+        cmocka_unit_test(test_vocab_learn),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, setup, teardown);
 }

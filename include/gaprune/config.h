@@ -5,7 +5,8 @@
  * the job file, the overrides, validation, `gaprune help-job` and the dump of the effective
  * configuration at start-up, so they never disagree. Unknown sections or keys are errors
  * (exit 2) naming the file and line, not ignored. Relative paths are relative to the directory
- * gaprune is started in. String values understand \n, \t and \\ escapes (for instructions).
+ * gaprune is started in. String values understand \n, \t, \\ and \s (a space, which INI would
+ * otherwise trim at the end of a value) escapes, for instructions.
  *
  * Rank 0 reads the file and broadcasts its bytes; every rank parses the same text, so all
  * ranks hold the same configuration.

@@ -12,7 +12,8 @@
  * mask-<method>-<sparsity>.h5:
  *   /            format="gaprune-mask", method, sparsity_target, sparsity_achieved, scope, layers,
  *                threshold, alpha, beta, gamma, alignment, stats_file, seed, model_path, n_selected,
- *                n_pruned, model_params, model_zero_fraction, settings_hash, complete (last)
+ *                n_pruned, model_params, model_zero_fraction, fisher_vs_magnitude_mean, settings_hash,
+ *                complete (last)
  *   /mask/<param>   uint8, the parameter's shape, 1 = keep, 0 = pruned
  *   /score/<param>  float32 (prune.save_scores = true)
  *   /summary        one row per tensor: param, layer, numel, kept, sparsity, score_min,

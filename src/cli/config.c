@@ -39,7 +39,7 @@ static const opt k_opts[] = {
     {"data", "on_bad_record", T_CHOICE_INDEX, F(on_bad_record), "fail", "fail|skip", 0, 0,
      "a bad record stops the run (fail) or is skipped and counted (skip)"},
     {"sample", "method", T_CHOICE, F(sample_method), "none", "none|kmeans|random", 0, 0,
-     "representative calibration sample before the statistics"},
+     "representative calibration sample before the statistics (not available yet: none only)"},
     {"sample", "k", T_I64, F(sample_k), "5000", NULL, 1, 1e12, "triplets kept per corpus by the sample"},
     {"sample", "iterations", T_INT, F(sample_iterations), "20", NULL, 1, 1e6, "k-means iterations"},
     {"sample", "model", T_STR, F(sample_model), "", NULL, 0, 0, "model that embeds the queries (default model.path)"},
@@ -101,7 +101,7 @@ static char *unescape(const char *v) {
     for (const char *p = v; *p; p++) {
         if (*p == '\\' && p[1]) {
             p++;
-            *o++ = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
+            *o++ = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p == 's' ? ' ' : *p;
         } else {
             *o++ = *p;
         }
@@ -256,6 +256,9 @@ static gp_status validate(gp_config *c, gp_err *err) {
         c->out_dir = gp_malloc(strlen(c->job_name) + 5);
         sprintf(c->out_dir, "out/%s", c->job_name);
     }
+    if (strcmp(c->sample_method, "none"))
+        return gp_errf(err, GP_EINPUT, "%s: [sample] method = %s: representative sampling is not available in this version "
+                                       "(only none)", c->job_path, c->sample_method);
     gp_status rc = check_sparsity_list(c->job_path, c->sparsity, err);
     if (rc) return rc;
     const char *s = c->scope;
@@ -338,6 +341,7 @@ static void print_escaped(FILE *f, const char *v) {
     for (; *v; v++) {
         if (*v == '\n') fputs("\\n", f);
         else if (*v == '\t') fputs("\\t", f);
+        else if (*v == ' ' && v[1] == '\0') fputs("\\s", f); /* a trailing space INI would trim */
         else if (*v == '\\') fputs("\\\\", f);
         else fputc(*v, f);
     }

@@ -97,7 +97,8 @@ static gp_status write_report(const gp_config *cfg, const gp_model *m, const cJS
             cfg->alpha, cfg->beta, cfg->gamma, cfg->alignment);
     fprintf(f, "- retraining: %s, %d steps, lr %g, warm-up %d, batch %d\n", *cfg->retrain_methods ? cfg->retrain_methods : "none",
             cfg->retrain_steps, cfg->lr, cfg->warmup, cfg->retrain_batch);
-    fprintf(f, "- %d rank%s, %.0f s\n\n", gp_nranks(), gp_nranks() > 1 ? "s" : "", seconds);
+    fprintf(f, "- %d rank%s; this run took %.0f s (stages already complete are not timed again)\n\n", gp_nranks(),
+            gp_nranks() > 1 ? "s" : "", seconds);
     /* one table per evaluation set, then the mean */
     const char *kinds[2] = {"retrieval", "sts"}, *metric[2] = {"nDCG@10", "Spearman"};
     int nsets = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) +

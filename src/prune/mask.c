@@ -369,6 +369,11 @@ gp_status gp_mask_build(const gp_config *cfg, const gp_model *m, const gp_mask_r
         }
         mk->model_zero_fraction = (double)zeros / (double)m->table.total;
         gp_h5_attr_double(f, "model_zero_fraction", mk->model_zero_fraction);
+        double rsum = 0;
+        int rn = 0;
+        for (int i = 0; i < c.n; i++)
+            if (!isnan(mk->rows[i].fisher_vs_magnitude)) rsum += mk->rows[i].fisher_vs_magnitude, rn++;
+        gp_h5_attr_double(f, "fisher_vs_magnitude_mean", rn ? rsum / rn : NAN);
         gp_h5_attr_str(f, "settings_hash", req->settings_hash ? req->settings_hash : "");
         gp_h5_attr_str(f, "description",
                        "GAPrune pruning mask: /mask/<param> (1 = keep), /summary per tensor, optional /score/<param>");

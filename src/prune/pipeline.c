@@ -108,12 +108,14 @@ gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs
     int current = gp_rank() == 0 && mask_current(out->mask_path, out->hash) && gp_folder_current(out->pruned_dir, out->hash);
     current = gp_allreduce_max_int(current);
     gp_status rc = GP_OK;
+    double reused_ratio = NAN;
     if (gp_rank() == 0) {
         if (current) {
             rc = gp_mask_read(out->mask_path, m, &out->mask, err);
             hid_t f = rc ? -1 : gp_h5_open_quiet(out->mask_path);
             if (f >= 0) {
                 gp_h5_read_attr_double(f, "model_zero_fraction", &out->mask.model_zero_fraction);
+                gp_h5_read_attr_double(f, "fisher_vs_magnitude_mean", &reused_ratio);
                 H5Fclose(f);
             }
         } else {
@@ -131,7 +133,7 @@ gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs
     out->reused = current;
     out->sparsity = (double)out->mask.pruned / (double)out->mask.total;
     out->zero_fraction = out->mask.model_zero_fraction;
-    out->fisher_ratio = ratio_n ? ratio_sum / ratio_n : NAN;
+    out->fisher_ratio = ratio_n ? ratio_sum / ratio_n : reused_ratio;
     if (current) {
         gp_log0("score: %s and %s are up to date", out->mask_path, out->pruned_dir);
         return GP_OK;
