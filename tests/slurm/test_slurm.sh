@@ -3,7 +3,8 @@
 #  1. a job runs `gaprune stats` on 2 ranks and succeeds;
 #  2. a job receives USR1 mid-run (as --signal=B:USR1@120 would send it), checkpoints, exits 3,
 #     is requeued by the script, resumes and finishes with statistics bitwise equal to job 1's;
-# then exactly the daemons started here are stopped. Prints "[  PASSED  ] 2 test(s)." on success.
+#  3. slurm/submit-sweep.sh: statistics once, an array over 2 methods x 2 sparsities, the report;
+# then exactly the daemons started here are stopped. Prints "[  PASSED  ] 3 test(s)." on success.
 set -u
 gaprune=$(realpath "${1:-build/gaprune}")
 root=$(pwd)
@@ -52,7 +53,7 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$tmp/log/jobcomp.txt
 MinJobAge=600
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 Sockets=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=4000 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 Sockets=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=8000 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
 runuser -u munge -- /usr/sbin/munged --socket="$tmp/munge/munge.socket.2" --pid-file="$tmp/munge/munged.pid" \
@@ -123,5 +124,31 @@ else
     cat "$log"; fail=1
     echo "[  FAILED  ] slurm_requeue"
 fi
-if [ $fail = 0 ]; then echo "[  PASSED  ] 2 test(s)."; else echo "[  FAILED  ] slurm tests"; fi
+# 3. a sweep: statistics once, an array task per (method, sparsity), then the report
+sweep_out=$( cd "$tmp/work" && GAPRUNE="$gaprune" GAPRUNE_SBATCH_ARGS="--ntasks=2 --mem-per-cpu=500M --time=00:10:00 --output=$tmp/work/sweep-%j-%a.out" \
+    "$root/slurm/submit-sweep.sh" job.ini --set output.dir=out-sweep --set prune.methods=magnitude,gaprune \
+    --set prune.sparsity=0.3,0.5 --set retrain.methods=gaprune --set retrain.steps=2 --set retrain.batch=4 \
+    --set eval.retrieval="$root/tests/fixtures/beir-tiny" )
+note "$sweep_out"
+report_job=$(echo "$sweep_out" | sed 's/.*report //')
+wait_done "$report_job" 300 || { note "the report job did not finish"; fail=1; }
+ok=1
+[ "$(state "$report_job")" = COMPLETED ] || { note "report job ended $(state "$report_job")"; ok=0; }
+for t in magnitude-0.3 magnitude-0.5 gaprune-0.3 gaprune-0.5; do
+    [ -f "$tmp/work/out-sweep/eval-pruned-$t.json" ] || { note "no evaluation of $t"; ok=0; }
+done
+[ -d "$tmp/work/out-sweep/retrained-gaprune-0.5" ] || { note "no retrained gaprune model"; ok=0; }
+grep -q "| gaprune | 0.3 |" "$tmp/work/out-sweep/report.md" 2>/dev/null || { note "no report"; ok=0; }
+computed=$(grep -l "stats: wrote " "$tmp"/work/sweep-*.out 2>/dev/null | wc -l)
+reused=$(grep -l "is complete for these settings" "$tmp"/work/sweep-*.out 2>/dev/null | wc -l)
+[ "$computed" = 1 ] && [ "$reused" = 5 ] || { note "statistics computed in $computed logs, reused in $reused (want 1 and 5)"; ok=0; }
+if [ $ok = 1 ]; then
+    note "sweep: statistics once, 4 array tasks and the report job reused them"
+    echo "[       OK ] slurm_sweep"
+else
+    tail -n 30 "$tmp"/work/sweep-*.out; fail=1
+    echo "[  FAILED  ] slurm_sweep"
+fi
+
+if [ $fail = 0 ]; then echo "[  PASSED  ] 3 test(s)."; else echo "[  FAILED  ] slurm tests"; fi
 exit $fail
