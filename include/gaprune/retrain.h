@@ -47,6 +47,8 @@ void gp_train_opts_train(const gp_config *cfg, gp_train_opts *o);
 typedef struct {
     int steps;            /* steps done in this call */
     double seconds;
+    double loop_seconds; /* the training steps alone: no corpus indexing, no final checkpoint */
+    double allreduce_seconds; /* of which in the gradient allreduce */
     double first_loss;    /* loss of step 1 */
     double last_loss;     /* loss of the last step */
     bool up_to_date;      /* the log file was already complete for these settings */

@@ -87,8 +87,9 @@ int gp_cmd_retrain(int argc, char **argv) {
             rc = gp_cli_agree(rc, &err);
             if (!rc)
                 gp_log0("{\"command\":\"retrain\",\"tag\":\"%s\",\"steps\":%d,\"first_loss\":%.6f,\"last_loss\":%.6f,"
-                        "\"seconds\":%.3f,\"output\":\"%s\"}",
-                        tag, rep.steps, rep.first_loss, rep.last_loss, rep.seconds, out);
+                        "\"ranks\":%d,\"seconds\":%.3f,\"loop_s\":%.3f,\"allreduce_s\":%.3f,\"output\":\"%s\"}",
+                        tag, rep.steps, rep.first_loss, rep.last_loss, gp_nranks(), rep.seconds, rep.loop_seconds,
+                        rep.allreduce_seconds, out);
         }
         free(log_path);
         free(out);

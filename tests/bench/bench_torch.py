@@ -35,9 +35,30 @@ def run_case(name, cfg, B, T, reps):
                       "loss": round(float(loss), 5)}), flush=True)
 
 
+def encode_case(cfg, n, B, T):
+    """Forward passes only (no autograd), n texts of T tokens in batches of B: what encoding costs."""
+    gen = torch.Generator().manual_seed(42)
+    P = R.random_params(cfg, gen, scale=0.05)
+    t = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, n, B):
+            b = min(B, n - i)
+            ids = torch.randint(0, cfg["vocab_size"], (b, T), generator=gen)
+            mask = torch.ones(b, T, dtype=torch.long)
+            R.pool(R.bert_forward(P, ids, mask, cfg), mask, "mean", True)
+    t = time.perf_counter() - t
+    print(json.dumps({"case": "encode", "texts": n, "seconds": round(t, 4), "texts_per_s": round(n / t, 1)}), flush=True)
+
+
 def main():
-    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     torch.set_num_threads(1)
+    base = {"hidden_act": "gelu", "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "type_vocab_size": 2}
+    if len(sys.argv) > 1 and sys.argv[1] == "encode":
+        minilm = dict(base, vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                      intermediate_size=1536)
+        encode_case(minilm, int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        return
+    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     base = {"hidden_act": "gelu", "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "type_vocab_size": 2}
     minilm = dict(base, vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
                   intermediate_size=1536)

@@ -49,7 +49,6 @@ for np in 1 2; do
          --set output.dir="out-$np" --set stats.checkpoint_every=100 | grep '^{"command":"stats"')
   summaries="$summaries$line"$'\n'
 done
-rm -rf "$data"/out-*
 /usr/bin/python3 - "$summaries" "$ntrip" <<'PY'
 import json, sys
 runs = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
@@ -65,4 +64,46 @@ for r in runs:
           f"{loop:8.2f} {loop / (base['triplets'] / base['loop_s']):8.2f}x {share:14.1%} "
           f"{r['write_s'] / r['seconds']:14.1%} {r['peak_rss_mb']:11.0f} MB")
 print("(triplets/s: end to end; units/s: the gradient units alone, checkpoints included)")
+PY
+
+# ---- masked retraining steps/s on 1 and 2 ranks (50% magnitude mask), and encoding texts/s --------
+steps=${GAPRUNE_BENCH_STEPS:-10}
+(cd "$data" && "$gaprune" score stats.ini --set output.dir=out-1 --method magnitude --sparsity 0.5 >/dev/null)
+summaries=""
+for np in 1 2; do
+  rm -rf "$data/out-r$np"
+  line=$(cd "$data" && mpirun -np "$np" -x OPENBLAS_NUM_THREADS "$gaprune" retrain stats.ini \
+         --mask out-1/mask-magnitude-0.5.h5 --set output.dir="out-r$np" --set retrain.steps="$steps" \
+         --set retrain.batch=8 --set retrain.checkpoint_every=1000 | grep '^{"command":"retrain"')
+  summaries="$summaries$line"$'\n'
+done
+# the positives of the domain corpus, 40 words = 42 tokens each, encoded in batches of 32
+/usr/bin/python3 -c 'import json,sys; [print(json.loads(l)["positive"]) for l in open(sys.argv[1])]' \
+    "$data/domain.jsonl" > "$data/texts.txt"
+enc=""
+for np in 1 2; do
+  line=$(cd "$data" && mpirun -np "$np" -x OPENBLAS_NUM_THREADS "$gaprune" encode --model minilm \
+         --input texts.txt --output "out-enc-$np.h5" --batch 32 | grep '^{"command":"encode"')
+  enc="$enc$line"$'\n'
+done
+torch_enc=$(/usr/bin/python3 "$here/bench_torch.py" encode "$ntrip" 32 42)
+rm -rf "$data"/out-* "$data/texts.txt"
+/usr/bin/python3 - "$summaries" "$enc" "$torch_enc" "$steps" <<'PY'
+import json, sys
+runs = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
+enc = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
+torch_enc = json.loads(sys.argv[3])
+print(f"\nmasked retraining, MiniLM-L6 shapes, 50% magnitude mask, total batch 8 (split over ranks), "
+      f"{sys.argv[4]} AdamW steps:")
+print(f"{'ranks':>5} {'steps/s':>8} {'speed-up':>9} {'triplets/s':>11} {'allreduce':>10}")
+for r in runs:
+    sps = r["steps"] / r["loop_s"]
+    print(f"{r['ranks']:5d} {sps:8.3f} {sps / (runs[0]['steps'] / runs[0]['loop_s']):8.2f}x {8 * sps:11.2f} {r['allreduce_s'] / r['loop_s']:9.1%}")
+print("(the steps alone: forward, loss over the gathered batch, backward, gradient allreduce, AdamW, mask)")
+print(f"\nencoding (gaprune encode, end to end: load, tokenize, forward, HDF5), {enc[0]['texts']} texts of 42 tokens, "
+      "batch 32; PyTorch: the forward passes alone, no autograd, 1 thread:")
+print(f"{'ranks':>5} {'texts/s':>8} {'vs PyTorch 1 thread':>20}")
+for e in enc:
+    print(f"{e['ranks']:5d} {e['texts_per_s']:8.1f} {e['texts_per_s'] / torch_enc['texts_per_s']:19.2f}x")
+print(f"PyTorch: {torch_enc['texts_per_s']:.1f} texts/s")
 PY
