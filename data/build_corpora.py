@@ -13,8 +13,11 @@ those packages own, so other installed software does not change the result):
     positive = the opening of its DESCRIPTION
     negative = the DESCRIPTION opening of a page its SEE ALSO lists
     (pages whose name hashes into the held-back fifth are kept out of the triplets)
+    (and the negative is never a held-back page)
 A retrieval set in BEIR layout, manpages-beir/: corpus = the DESCRIPTION openings of all pages,
 queries = the NAME summaries of the held-back pages, qrels = each query's own page.
+Names that are links to one page, and pages with the same opening, count as one page: every
+passage of the corpus is distinct.
 
 Writes OUT_DIR/general.jsonl, OUT_DIR/domain.jsonl, OUT_DIR/manpages-beir/{corpus,queries}.jsonl,
 OUT_DIR/manpages-beir/qrels/test.tsv and OUT_DIR/SOURCES.txt (package versions, counts).
@@ -160,19 +163,46 @@ def package_versions(pkgs):
                           capture_output=True, text=True).stdout.strip()
 
 
+def unique_pages(files):
+    """One record per distinct passage. The packages install many names as symbolic links to one
+    page (SIMPLEQ_INIT.3 -> stailq.3) and a few pages share their DESCRIPTION opening; as separate
+    passages they would tie in every search and make the evaluation a coin toss among copies.
+    Returns the pages (the alphabetically first name stands for each) and name -> page."""
+    real = {}
+    for f in files:
+        if os.path.exists(f):
+            real.setdefault(os.path.realpath(f), []).append(os.path.basename(f)[:-3])
+    pages, by_opening, by_name = [], {}, {}
+    for path in sorted(real):
+        p = parse_page(path)
+        if not p:
+            continue
+        names = sorted(set(real[path]) | {p["page"]})
+        first = by_opening.get(p["opening"])
+        if first is None:
+            p["page"] = names[0]
+            by_opening[p["opening"]] = first = p
+            pages.append(p)
+        for n in names:
+            by_name[n] = first
+    pages.sort(key=lambda p: p["page"])
+    return pages, by_name
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "build/data"
     os.makedirs(os.path.join(out, "manpages-beir", "qrels"), exist_ok=True)
     general = wordnet_triplets()
-    pages = [p for p in (parse_page(f) for f in package_files(["manpages", "manpages-dev"])) if p]
-    by_page = {p["page"]: p for p in pages}
+    pages, by_name = unique_pages(package_files(["manpages", "manpages-dev"]))
     held = {p["page"] for p in pages if stable_hash("heldout:" + p["page"]) % 5 == 0}
+    held_queries = {p["summary"] for p in pages if p["page"] in held}
     domain = []
     for p in pages:
-        if p["page"] in held:
+        if p["page"] in held or p["summary"] in held_queries:  # a few summaries are shared
             continue
-        neg = next((by_page[s] for s in p["see_also"] if s in by_page and s != p["page"]
-                    and by_page[s]["opening"] != p["opening"]), None)
+        # the first SEE ALSO page that is another passage and not held back
+        neg = next((by_name[s] for s in p["see_also"] if s in by_name and by_name[s] is not p
+                    and by_name[s]["page"] not in held), None)
         if neg:
             domain.append({"query": p["summary"], "positive": p["opening"], "negative": neg["opening"]})
 

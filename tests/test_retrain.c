@@ -12,6 +12,8 @@
 #include <hdf5.h>
 #include <sys/wait.h>
 
+#include "gaprune/export.h"
+#include "gaprune/fs.h"
 #include "gaprune/loss.h"
 #include "gaprune/model.h"
 #include "gaprune/textfile.h"
@@ -339,6 +341,11 @@ static void test_train_from_config(void **state) {
     snprintf(p, sizeof p, "%s/out-train/model", g_dir);
     if (gp_model_load(p, &b, &err)) fail_msg("%s", err.msg);
     assert_true(tu_rel_err(b->params, a->params, a->table.total) > 1e-3);
+    /* the marker of the initial folder describes that folder, not the trained model */
+    snprintf(p, sizeof p, "%s/out-train/model-init/" GP_INIT_MARKER, g_dir);
+    assert_true(gp_file_exists(p));
+    snprintf(p, sizeof p, "%s/out-train/model/" GP_INIT_MARKER, g_dir);
+    assert_false(gp_file_exists(p));
     const char *texts[1] = {"what is the capital of france?"};
     int32_t *ids;
     int n = gp_tokenizer_encode(b->tok, texts[0], strlen(texts[0]), 64, &ids);

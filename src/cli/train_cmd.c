@@ -172,14 +172,14 @@ int gp_cmd_train(int argc, char **argv) {
             gp_sha256 *h = gp_sha256_init();
             gp_sha256_update(h, text, strlen(text));
             gp_sha256_final(h, base);
-            char *marker = gp_path_join(init_dir, "gaprune-init.txt");
+            char *marker = gp_path_join(init_dir, GP_INIT_MARKER);
             char *old = NULL;
             bool current = gp_read_file(marker, &old, NULL, &err) == GP_OK && !strncmp(old, base, 64);
             free(old);
             if (!current && !rc) {
                 gp_log0("train: making %s from %s", init_dir, cfg.train_init);
                 rc = make_init(&cfg, cfg.train_init, init_dir, &err);
-                if (!rc) rc = put(init_dir, "gaprune-init.txt", base, &err);
+                if (!rc) rc = put(init_dir, GP_INIT_MARKER, base, &err);
             }
             free(marker);
         } else if (!rc) {

@@ -38,7 +38,8 @@ static gp_status copy_tree(const char *src, const char *dst, gp_err *err) {
             bool dir = S_ISDIR(st.st_mode);
             if (other_weights(e->d_name, dir)) gp_log0("export: leaving out %s (dense weights in another format)", s);
             else if (dir) rc = copy_tree(s, t, err);
-            else if (S_ISREG(st.st_mode) && !has_suffix(e->d_name, ".safetensors")) rc = gp_copy_file(s, t, err);
+            else if (S_ISREG(st.st_mode) && !has_suffix(e->d_name, ".safetensors") && strcmp(e->d_name, GP_INIT_MARKER))
+                rc = gp_copy_file(s, t, err);
         }
         free(s);
         free(t);
