@@ -190,6 +190,139 @@ static void test_layernorm(void **state) {
     free_problem(&p);
 }
 
+/* ---- RMSNorm over heads with strides (Qwen3's layer norms and q/k norms) ------------------ */
+
+typedef struct {
+    int N, H, C, ld;
+    double eps;
+} rms_dims;
+
+static void rms_ref(const fd_problem *p, double *out) {
+    const rms_dims *d = p->ctx;
+    for (int n = 0; n < d->N; n++)
+        for (int h = 0; h < d->H; h++) {
+            const double *x = p->in[0] + (size_t)n * d->ld + (size_t)h * d->C;
+            double ss = 0;
+            for (int i = 0; i < d->C; i++) ss += x[i] * x[i];
+            double r = 1 / sqrt(ss / d->C + d->eps);
+            for (int i = 0; i < d->C; i++) out[(size_t)n * d->ld + (size_t)h * d->C + i] = x[i] * r * p->in[1][i];
+        }
+}
+
+static void test_rmsnorm(void **state) {
+    (void)state;
+    uint64_t s = 21;
+    /* 3 heads of 8 channels in rows of 29 (5 unused channels each row stay untouched) */
+    rms_dims d = {4, 3, 8, 29, 1e-6};
+    fd_problem p = {.nin = 2, .n_out = (size_t)d.N * d.ld, .f = rms_ref, .ctx = &d};
+    size_t n[2] = {(size_t)d.N * d.ld, (size_t)d.C};
+    for (int i = 0; i < 2; i++) {
+        p.in[i] = drand_vec(n[i], 1.0, &s);
+        p.n_in[i] = n[i];
+        round_to_float(p.in[i], n[i]);
+    }
+    p.g = drand_vec(p.n_out, 1.0, &s);
+    for (int r = 0; r < d.N; r++) /* the unused channels carry no gradient */
+        for (int c = d.H * d.C; c < d.ld; c++) p.g[(size_t)r * d.ld + c] = 0;
+    float *x = to_f(p.in[0], n[0]), *w = to_f(p.in[1], n[1]), *g = to_f(p.g, p.n_out);
+    float *out = calloc(p.n_out, sizeof(float)), *rstd = calloc((size_t)d.N * d.H, sizeof(float));
+    gp_rmsnorm_forward(out, d.ld, rstd, x, d.ld, w, d.N, d.H, d.C, (float)d.eps);
+    check_forward(&p, out, "rmsnorm forward");
+    float *dx = calloc(n[0], sizeof(float)), *dw = calloc(n[1], sizeof(float));
+    gp_rmsnorm_backward(dx, dw, g, d.ld, x, d.ld, w, rstd, d.N, d.H, d.C);
+    check_grad(&p, 0, dx, "rmsnorm d input");
+    check_grad(&p, 1, dw, "rmsnorm d weight");
+    free(x), free(w), free(g), free(out), free(rstd), free(dx), free(dw);
+    free_problem(&p);
+}
+
+/* ---- rotary position embedding ----------------------------------------------------------- */
+
+typedef struct {
+    int N, H, hs, ld;
+    const float *cos_t, *sin_t;
+} rope_dims;
+
+static void rope_ref(const fd_problem *p, double *out) {
+    const rope_dims *d = p->ctx;
+    const int half = d->hs / 2;
+    memcpy(out, p->in[0], p->n_out * sizeof(double));
+    for (int n = 0; n < d->N; n++)
+        for (int h = 0; h < d->H; h++)
+            for (int i = 0; i < half; i++) {
+                size_t a = (size_t)n * d->ld + (size_t)h * d->hs + i, b = a + half;
+                double c = d->cos_t[n * half + i], sn = d->sin_t[n * half + i];
+                out[a] = p->in[0][a] * c - p->in[0][b] * sn;
+                out[b] = p->in[0][b] * c + p->in[0][a] * sn;
+            }
+}
+
+static void test_rope(void **state) {
+    (void)state;
+    uint64_t s = 23;
+    const int N = 5, H = 2, hs = 8, ld = 19;
+    int32_t pos[5] = {0, 1, 2, 7, 1000};
+    float cos_t[5 * 4], sin_t[5 * 4];
+    gp_rope_tables(cos_t, sin_t, pos, N, hs, 10000.0);
+    /* the angles: pos · θ^(−2i/hs), to float32 rounding of the angle */
+    double worst = 0;
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < hs / 2; i++) {
+            double a = pos[n] * pow(10000.0, -2.0 * i / hs);
+            worst = fmax(worst, fabs(cos_t[n * 4 + i] - cos(a)) + fabs(sin_t[n * 4 + i] - sin(a)));
+        }
+    printf("    rope tables vs double angles: max err %.2e (position 1000)\n", worst);
+    assert_true(worst < 1e-4);
+    assert_true(cos_t[0] == 1.0f && sin_t[0] == 0.0f);
+    rope_dims d = {N, H, hs, ld, cos_t, sin_t};
+    fd_problem p = {.nin = 1, .n_out = (size_t)N * ld, .f = rope_ref, .ctx = &d};
+    p.in[0] = drand_vec(p.n_out, 1.0, &s);
+    p.n_in[0] = p.n_out;
+    round_to_float(p.in[0], p.n_out);
+    p.g = drand_vec(p.n_out, 1.0, &s);
+    float *x = to_f(p.in[0], p.n_out), *g = to_f(p.g, p.n_out);
+    gp_rope_forward(x, ld, cos_t, sin_t, N, H, hs);
+    check_forward(&p, x, "rope forward");
+    gp_rope_backward(g, ld, cos_t, sin_t, N, H, hs); /* in place: g becomes d input */
+    check_grad(&p, 0, g, "rope d input");
+    free(x), free(g);
+    free_problem(&p);
+}
+
+/* ---- SwiGLU ------------------------------------------------------------------------------ */
+
+typedef struct {
+    int N, F;
+} swiglu_dims;
+
+static void swiglu_ref(const fd_problem *p, double *out) {
+    const swiglu_dims *d = p->ctx;
+    for (int n = 0; n < d->N; n++)
+        for (int i = 0; i < d->F; i++) {
+            double g = p->in[0][(size_t)n * 2 * d->F + i], u = p->in[0][(size_t)n * 2 * d->F + d->F + i];
+            out[(size_t)n * d->F + i] = g / (1 + exp(-g)) * u;
+        }
+}
+
+static void test_swiglu(void **state) {
+    (void)state;
+    uint64_t s = 25;
+    swiglu_dims d = {3, 21}; /* 21: the 8-wide path and the scalar tail */
+    fd_problem p = {.nin = 1, .n_out = (size_t)d.N * d.F, .f = swiglu_ref, .ctx = &d};
+    p.n_in[0] = (size_t)d.N * 2 * d.F;
+    p.in[0] = drand_vec(p.n_in[0], 4.0, &s);
+    round_to_float(p.in[0], p.n_in[0]);
+    p.g = drand_vec(p.n_out, 1.0, &s);
+    float *gu = to_f(p.in[0], p.n_in[0]), *g = to_f(p.g, p.n_out);
+    float *out = calloc(p.n_out, sizeof(float)), *dgu = calloc(p.n_in[0], sizeof(float));
+    gp_swiglu_forward(out, gu, d.N, d.F);
+    check_forward(&p, out, "swiglu forward");
+    gp_swiglu_backward(dgu, g, gu, d.N, d.F);
+    check_grad(&p, 0, dgu, "swiglu d gate|up");
+    free(gu), free(g), free(out), free(dgu);
+    free_problem(&p);
+}
+
 /* ---- gelu -------------------------------------------------------------------------------- */
 
 static void gelu_ref(const fd_problem *p, double *out) {
@@ -508,6 +641,9 @@ int main(void) {
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_attention_ignores_other_sequences),
         cmocka_unit_test(test_embedding),

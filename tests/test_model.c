@@ -113,6 +113,56 @@ static void test_bad_config(void **state) {
     free(d);
 }
 
+static void test_qwen3_config(void **state) {
+    (void)state;
+    gp_model *m;
+    gp_err err = {0};
+    if (gp_model_load(FIXTURES "/qwen3-bf16", &m, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(m->cfg.arch, GP_ARCH_QWEN3);
+    assert_int_equal(m->cfg.heads, 4);
+    assert_int_equal(m->cfg.kv_heads, 2);
+    assert_int_equal(m->cfg.head_dim, 24); /* set apart from hidden / heads = 16 */
+    assert_true(m->cfg.rope_theta == 1e6);
+    assert_string_equal(m->src_names[0], "model.embed_tokens.weight");
+    assert_int_equal(m->pool.mode, GP_POOL_LAST);
+    assert_true(m->pool.normalize);
+    assert_non_null(m->query_prompt);
+    assert_non_null(strstr(m->query_prompt, "\nQuery:"));
+    int mlp = 0, att = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        gp_param_kind k = gp_model_param_kind(m, i, NULL);
+        mlp += k == GP_PARAM_MLP, att += k == GP_PARAM_ATTENTION;
+    }
+    assert_int_equal(mlp, 3 * 2); /* gate, up, down per layer */
+    assert_int_equal(att, 4 * 2); /* q, k, v, o */
+    gp_model_free(m);
+
+    char *d = copy_fixture("qwen3-f32");
+    tu_sh("rm -rf '%s/modules.json' '%s/1_Pooling'", d, d);
+    if (gp_model_load(d, &m, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(m->pool.mode, GP_POOL_LAST); /* Qwen3's default: the last token */
+    gp_model_free(m);
+    edit_config(d, "\"silu\"", "\"gelu\"");
+    expect_load_error(d, "hidden_act", "gelu");
+    edit_config(d, "\"gelu\"", "\"silu\"");
+    edit_config(d, "\"attention_bias\": false", "\"attention_bias\": true");
+    expect_load_error(d, "attention_bias", NULL);
+    edit_config(d, "\"attention_bias\": true", "\"attention_bias\": false");
+    edit_config(d, "\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"yarn\"}");
+    expect_load_error(d, "rope_scaling", NULL);
+    edit_config(d, "\"rope_scaling\": {\"type\": \"yarn\"}", "\"rope_scaling\": null");
+    edit_config(d, "\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3");
+    expect_load_error(d, "num_key_value_heads", NULL);
+    edit_config(d, "\"num_key_value_heads\": 3", "\"num_key_value_heads\": 2");
+    edit_config(d, "\"rms_norm_eps\"", "\"rms_norm_epsilon\"");
+    expect_load_error(d, "config.json", "\"rms_norm_eps\"");
+    edit_config(d, "\"rms_norm_epsilon\"", "\"rms_norm_eps\"");
+    edit_config(d, "\"head_dim\": 24", "\"head_dim\": 20");
+    expect_load_error(d, "layers.0.self_attn.q_proj.weight", "[96, 64], config.json implies [80, 64]");
+    tu_rmtree(d);
+    free(d);
+}
+
 static void test_shape_mismatch(void **state) {
     (void)state;
     char *d = copy_fixture("bert-f32");
@@ -241,7 +291,8 @@ static void test_f16_model(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),         cmocka_unit_test(test_default_pooling), cmocka_unit_test(test_bad_config),
-        cmocka_unit_test(test_shape_mismatch), cmocka_unit_test(test_bad_weights),     cmocka_unit_test(test_bad_pooling),
+        cmocka_unit_test(test_shape_mismatch),
+        cmocka_unit_test(test_qwen3_config), cmocka_unit_test(test_bad_weights),     cmocka_unit_test(test_bad_pooling),
         cmocka_unit_test(test_f16_model),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);

@@ -1,8 +1,11 @@
-/* test_reference.c — gaprune against the PyTorch reference (tests/reference/make_bert_fixtures.py).
+/* test_reference.c — gaprune against the PyTorch references (tests/reference/make_bert_fixtures.py,
+ * make_qwen3_fixtures.py).
  *
- * For each fixture model (one F32 single file, one BF16 in two shards with "bert." names):
- * token ids and mask exactly; embeddings within 1e-5 absolute; the InfoNCE loss within 1e-5
- * relative; the gradient of every parameter within 1e-4 relative (‖diff‖ / ‖ref‖).
+ * For each fixture model (BERT and Qwen3; one F32 single file, one BF16 in two shards with the
+ * "bert." / "model." names of other checkpoint classes): token ids and mask exactly; embeddings
+ * within 1e-5 absolute; the InfoNCE loss within 1e-5 relative; the gradient of every parameter
+ * within 1e-4 relative (‖diff‖ / ‖ref‖). Qwen3 is checked on a right-padded batch (as gaprune's
+ * tokenizer pads) and on a left-padded one (as Qwen3's tokenizer pads).
  */
 #include "test_util.h"
 
@@ -28,13 +31,17 @@ static void read_attr(hid_t f, const char *name, hid_t type, void *out) {
     H5Aclose(a);
 }
 
-static void load_expected(const char *path, expected *e) {
+/* side: "" or "_left" (the datasets of the left-padded batch) */
+static void load_expected(const char *path, const char *side, expected *e) {
+    char nm[64];
     e->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(e->file >= 0);
     read_attr(e->file, "max_length", H5T_NATIVE_INT, &e->max_length);
     read_attr(e->file, "n_triplets", H5T_NATIVE_INT, &e->B);
-    read_attr(e->file, "loss", H5T_NATIVE_DOUBLE, &e->loss);
-    hid_t d = H5Dopen2(e->file, "ids", H5P_DEFAULT);
+    snprintf(nm, sizeof nm, "loss%s", side);
+    read_attr(e->file, nm, H5T_NATIVE_DOUBLE, &e->loss);
+    snprintf(nm, sizeof nm, "ids%s", side);
+    hid_t d = H5Dopen2(e->file, nm, H5P_DEFAULT);
     hid_t sp = H5Dget_space(d);
     hsize_t dims[2];
     H5Sget_simple_extent_dims(sp, dims, NULL);
@@ -45,10 +52,12 @@ static void load_expected(const char *path, expected *e) {
     H5Sclose(sp);
     H5Dclose(d);
     e->mask = malloc(dims[0] * dims[1]);
-    d = H5Dopen2(e->file, "mask", H5P_DEFAULT);
+    snprintf(nm, sizeof nm, "mask%s", side);
+    d = H5Dopen2(e->file, nm, H5P_DEFAULT);
     assert_true(H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, e->mask) >= 0);
     H5Dclose(d);
-    d = H5Dopen2(e->file, "embeddings", H5P_DEFAULT);
+    snprintf(nm, sizeof nm, "embeddings%s", side);
+    d = H5Dopen2(e->file, nm, H5P_DEFAULT);
     sp = H5Dget_space(d);
     H5Sget_simple_extent_dims(sp, dims, NULL);
     e->emb = malloc(dims[0] * dims[1] * sizeof(float));
@@ -74,24 +83,35 @@ static void free_expected(expected *e) {
     H5Fclose(e->file);
 }
 
-static void check_model(const char *name) {
-    char dir[256], path[256];
+/* side "": the batch gaprune's tokenizer makes must equal the reference's ids and mask; side
+ * "_left": the reference's left-padded batch is fed as it is. */
+static void check_model(const char *name, const char *side) {
+    char dir[256], path[256], grads[64];
     snprintf(dir, sizeof dir, FIXTURES "/%s", name);
     snprintf(path, sizeof path, FIXTURES "/%s.expected.h5", name);
+    snprintf(grads, sizeof grads, "grad%s", side);
     expected e;
-    load_expected(path, &e);
+    load_expected(path, side, &e);
     gp_model *m;
     gp_err err = {0};
     if (gp_model_load(dir, &m, &err)) fail_msg("%s", err.msg);
 
     gp_batch b;
-    gp_tokenizer_batch(m->tok, (const char *const *)e.texts, e.n, e.max_length, &b);
-    assert_int_equal(b.B, e.n);
-    assert_int_equal(b.T, e.T);
-    for (int i = 0; i < e.n * e.T; i++) {
-        if (b.ids[i] != e.ids[i] || b.mask[i] != e.mask[i])
-            fail_msg("%s: text %d position %d: id %d mask %d, reference %d %d", name, i / e.T, i % e.T, b.ids[i],
-                     b.mask[i], e.ids[i], e.mask[i]);
+    if (!*side) {
+        gp_tokenizer_batch(m->tok, (const char *const *)e.texts, e.n, e.max_length, &b);
+        assert_int_equal(b.B, e.n);
+        assert_int_equal(b.T, e.T);
+        for (int i = 0; i < e.n * e.T; i++) {
+            if (b.ids[i] != e.ids[i] || b.mask[i] != e.mask[i])
+                fail_msg("%s: text %d position %d: id %d mask %d, reference %d %d", name, i / e.T, i % e.T, b.ids[i],
+                         b.mask[i], e.ids[i], e.mask[i]);
+        }
+    } else {
+        b.B = e.n, b.T = e.T;
+        b.ids = malloc((size_t)e.n * e.T * sizeof(int32_t));
+        b.mask = malloc((size_t)e.n * e.T);
+        memcpy(b.ids, e.ids, (size_t)e.n * e.T * sizeof(int32_t));
+        memcpy(b.mask, e.mask, (size_t)e.n * e.T);
     }
 
     const int D = gp_model_dim(m), B = e.B;
@@ -107,13 +127,13 @@ static void check_model(const char *name) {
     gp_model_zero_grad(m);
     gp_model_backward(m, demb);
 
-    printf("    %s: embeddings max abs err %.2e, loss %.7f vs %.7f (rel err %.2e)\n", name, emb_err, loss, e.loss,
-           loss_err);
+    printf("    %s%s: embeddings max abs err %.2e, loss %.7f vs %.7f (rel err %.2e)\n", name, side, emb_err, loss,
+           e.loss, loss_err);
     assert_true(emb_err < 1e-5);
     assert_true(loss_err < 1e-5);
 
     /* Read every reference gradient first: the check needs the global norm. */
-    hid_t g = H5Gopen2(e.file, "grad", H5P_DEFAULT);
+    hid_t g = H5Gopen2(e.file, grads, H5P_DEFAULT);
     assert_true(g >= 0);
     float **ref = calloc((size_t)m->table.n, sizeof(float *));
     double total = 0;
@@ -150,13 +170,15 @@ static void check_model(const char *name) {
     }
     for (int i = 0; i < m->table.n; i++) free(ref[i]);
     free(ref);
-    printf("    %s: %d parameter gradients, worst rel err %.2e (%s); %d gradients that are zero in exact arithmetic are below 1e-6 of the total\n", name,
-           m->table.n - zero, worst, worst_name, zero);
+    printf("    %s%s: %d parameter gradients, worst rel err %.2e (%s); %d gradients that are zero in exact arithmetic are below 1e-6 of the total\n",
+           name, side, m->table.n - zero, worst, worst_name, zero);
 
-    /* The inference path (no activations kept) gives the same embeddings. */
+    /* The inference path (no activations kept; batches of 4, padded on the right) gives the
+     * same embeddings. */
     float *emb2 = malloc((size_t)e.n * D * sizeof(float));
     gp_model_encode(m, (const char *const *)e.texts, e.n, 4, e.max_length, NULL, emb2);
-    assert_true(tu_rel_err(emb2, emb, (size_t)e.n * D) < 1e-6);
+    double enc_err = tu_rel_err(emb2, emb, (size_t)e.n * D);
+    if (enc_err >= 1e-6) fail_msg("%s%s: encode differs from forward by %.2e", name, side, enc_err);
 
     free(emb2);
     gp_infonce_free(&L);
@@ -169,18 +191,32 @@ static void check_model(const char *name) {
 
 static void test_bert_f32(void **state) {
     (void)state;
-    check_model("bert-f32");
+    check_model("bert-f32", "");
 }
 
 static void test_bert_bf16_sharded(void **state) {
     (void)state;
-    check_model("bert-bf16");
+    check_model("bert-bf16", "");
+}
+
+static void test_qwen3_f32(void **state) {
+    (void)state;
+    check_model("qwen3-f32", "");
+    check_model("qwen3-f32", "_left");
+}
+
+static void test_qwen3_bf16_sharded(void **state) {
+    (void)state;
+    check_model("qwen3-bf16", "");
+    check_model("qwen3-bf16", "_left");
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bert_f32),
         cmocka_unit_test(test_bert_bf16_sharded),
+        cmocka_unit_test(test_qwen3_f32),
+        cmocka_unit_test(test_qwen3_bf16_sharded),
     };
     return cmocka_run_group_tests_name("reference", tests, NULL, NULL);
 }

@@ -37,6 +37,31 @@ void gp_gelu_forward(float *out, const float *inp, int64_t n);
 /* dinp += dout · gelu'(inp) */
 void gp_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n);
 
+/* RMSNorm (Qwen3): out = inp · rstd · w, rstd = 1/√(mean(inp²) + eps), over chunks of C
+ * channels: each of the N rows (strides ldi, ldo) holds H consecutive chunks, all scaled by the
+ * same w[C]. H = 1 is the layer norm of a hidden state; H = heads is the per-head q/k norm.
+ * rstd[N·H] is saved for backward. */
+void gp_rmsnorm_forward(float *out, int ldo, float *rstd, const float *inp, int ldi, const float *w, int N, int H,
+                        int C, float eps);
+/* dinp (stride ldi) += ∂/∂inp; dw[C] += Σ dout · inp · rstd. */
+void gp_rmsnorm_backward(float *dinp, float *dw, const float *dout, int ldo, const float *inp, int ldi,
+                         const float *w, const float *rstd, int N, int H, int C);
+
+/* Rotary position embedding, transformers' rotate_half form: within each head of hs channels,
+ * channel i < hs/2 pairs with i + hs/2 and the pair turns by pos · θ^(−2i/hs).
+ * gp_rope_tables fills cos, sin [N, hs/2] computing the angle in float32 exactly as
+ * transformers does (so long positions carry the same rounding); the rotation itself is
+ * applied in place to the H heads of each row (stride ld). Being a rotation, its backward turns
+ * the gradient back, in place too. */
+void gp_rope_tables(float *cos_t, float *sin_t, const int32_t *pos, int N, int hs, double theta);
+void gp_rope_forward(float *x, int ld, const float *cos_t, const float *sin_t, int N, int H, int hs);
+void gp_rope_backward(float *dx, int ld, const float *cos_t, const float *sin_t, int N, int H, int hs);
+
+/* SwiGLU: out[N,F] = silu(gu[:, :F]) ⊙ gu[:, F:], gu = [gate | up] of width 2F. */
+void gp_swiglu_forward(float *out, const float *gu, int N, int F);
+/* dgu[N,2F] += the gradients of gate and up. */
+void gp_swiglu_backward(float *dgu, const float *dout, const float *gu, int N, int F);
+
 /* Multi-head scaled dot-product attention over a packed batch.
  * q: rows of NH*hs (row stride ldq), k and v: rows of NKV*hs (strides ldk, ldv); query head h
  * reads key/value head h / (NH/NKV). out: rows of NH*hs (stride ldo).

@@ -80,6 +80,11 @@ static gp_status make_init(const gp_config *cfg, const char *config_path, const 
     if (!rc) rc = gp_copy_file(config_path, cfg_copy, err);
     gp_model_config mc;
     if (!rc) rc = gp_model_config_load(tmp, &mc, err);
+    /* from scratch, gaprune learns a WordPiece vocabulary, which is BERT's; a Qwen3 model needs
+     * its byte-level BPE tokenizer.json, so it starts from a folder instead */
+    if (!rc && mc.arch != GP_ARCH_BERT)
+        rc = gp_errf(err, GP_EINPUT, "%s: [train] init from a config.json makes BERT models only (model_type \"bert\"); "
+                     "start a %s model from its folder", config_path, "qwen3");
     char **texts = NULL;
     int64_t n = 0;
     if (!rc) rc = corpus_texts(cfg->train_corpus, cfg->on_bad_record == GP_BAD_SKIP, &texts, &n, err);

@@ -17,6 +17,9 @@ typedef struct {
 typedef struct {
     const char *name;
     const char *token_embedding; /* parameter name of the token-embedding matrix [V, C] */
+    /* The prefix some checkpoints put before every name ("bert." from BertForMaskedLM, "model."
+     * from Qwen3ForCausalLM); names are looked up without it first. */
+    const char *file_prefix;
     void (*build_table)(const gp_model_config *cfg, gp_param_table *t);
     /* Kind of a parameter by its canonical name (2-D weights only are MLP or attention). */
     gp_param_kind (*param_kind)(const char *name);
@@ -32,3 +35,4 @@ typedef struct {
 } gp_arch_ops;
 
 extern const gp_arch_ops gp_bert_ops;
+extern const gp_arch_ops gp_qwen3_ops;

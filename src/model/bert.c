@@ -265,6 +265,7 @@ static void bert_state_free(void *state) {
 const gp_arch_ops gp_bert_ops = {
     .name = "bert",
     .token_embedding = "embeddings.word_embeddings.weight",
+    .file_prefix = "bert.",
     .build_table = bert_build_table,
     .param_kind = bert_param_kind,
     .forward = bert_forward,

@@ -115,6 +115,122 @@ void gp_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t 
     }
 }
 
+void gp_rmsnorm_forward(float *out, int ldo, float *rstd, const float *inp, int ldi, const float *w, int N, int H,
+                        int C, float eps) {
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            const float *x = inp + (size_t)n * ldi + (size_t)h * C;
+            float *y = out + (size_t)n * ldo + (size_t)h * C;
+            double ss = 0.0;
+            for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
+            float r = (float)(1.0 / sqrt(ss / C + (double)eps));
+            for (int i = 0; i < C; i++) y[i] = x[i] * r * w[i];
+            rstd[(size_t)n * H + h] = r;
+        }
+}
+
+void gp_rmsnorm_backward(float *dinp, float *dw, const float *dout, int ldo, const float *inp, int ldi,
+                         const float *w, const float *rstd, int N, int H, int C) {
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            const float *x = inp + (size_t)n * ldi + (size_t)h * C, *dy = dout + (size_t)n * ldo + (size_t)h * C;
+            float *dx = dinp + (size_t)n * ldi + (size_t)h * C;
+            const float r = rstd[(size_t)n * H + h];
+            /* y = w x r with r = (mean x² + eps)^(-1/2): dx = r (w dy) − r³ x Σ(w dy x) / C */
+            double s = 0.0;
+            for (int i = 0; i < C; i++) {
+                s += (double)dy[i] * w[i] * x[i];
+                dw[i] += dy[i] * x[i] * r;
+            }
+            const float k = (float)(s / C) * r * r * r;
+            for (int i = 0; i < C; i++) dx[i] += dy[i] * w[i] * r - x[i] * k;
+        }
+}
+
+void gp_rope_tables(float *cos_t, float *sin_t, const int32_t *pos, int N, int hs, double theta) {
+    const int half = hs / 2;
+    float inv[half > 0 ? half : 1];
+    /* transformers: inv_freq = 1 / base^(arange(0, hs, 2).float() / hs), angle = inv_freq * pos,
+     * all float32; cos and sin of that float32 angle */
+    for (int i = 0; i < half; i++) {
+        float e = (float)(2 * i) / (float)hs;
+        inv[i] = 1.0f / (float)pow(theta, (double)e);
+    }
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < half; i++) {
+            float a = inv[i] * (float)pos[n];
+            cos_t[(size_t)n * half + i] = (float)cos((double)a);
+            sin_t[(size_t)n * half + i] = (float)sin((double)a);
+        }
+}
+
+static void rope_rotate(float *x, int ld, const float *cos_t, const float *sin_t, int N, int H, int hs, float sign) {
+    const int half = hs / 2;
+    for (int n = 0; n < N; n++) {
+        const float *c = cos_t + (size_t)n * half, *sn = sin_t + (size_t)n * half;
+        for (int h = 0; h < H; h++) {
+            float *a = x + (size_t)n * ld + (size_t)h * hs, *b = a + half;
+            for (int i = 0; i < half; i++) {
+                float s = sign * sn[i], x1 = a[i], x2 = b[i];
+                a[i] = x1 * c[i] - x2 * s;
+                b[i] = x2 * c[i] + x1 * s;
+            }
+        }
+    }
+}
+
+void gp_rope_forward(float *x, int ld, const float *cos_t, const float *sin_t, int N, int H, int hs) {
+    rope_rotate(x, ld, cos_t, sin_t, N, H, hs, 1.0f);
+}
+
+void gp_rope_backward(float *dx, int ld, const float *cos_t, const float *sin_t, int N, int H, int hs) {
+    rope_rotate(dx, ld, cos_t, sin_t, N, H, hs, -1.0f); /* the transpose of a rotation is the opposite turn */
+}
+
+/* sigmoid and silu of a row; exp(-g) is 0 beyond g = 87, where silu(g) = g to float precision */
+void gp_swiglu_forward(float *out, const float *gu, int N, int F) {
+    for (int n = 0; n < N; n++) {
+        const float *g = gu + (size_t)n * 2 * F, *u = g + F;
+        float *o = out + (size_t)n * F;
+        int i = 0;
+#ifdef GP_HAVE_AVX2
+        const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+        for (; i + 8 <= F; i += 8) {
+            __m256 x = _mm256_loadu_ps(g + i);
+            __m256 e = gp_exp8(_mm256_xor_ps(x, neg));
+            __m256 silu = _mm256_div_ps(x, _mm256_add_ps(one, e));
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(silu, _mm256_loadu_ps(u + i)));
+        }
+#endif
+        for (; i < F; i++) o[i] = g[i] / (1.0f + gp_expf(-g[i])) * u[i];
+    }
+}
+
+void gp_swiglu_backward(float *dgu, const float *dout, const float *gu, int N, int F) {
+    for (int n = 0; n < N; n++) {
+        const float *g = gu + (size_t)n * 2 * F, *u = g + F, *d = dout + (size_t)n * F;
+        float *dg = dgu + (size_t)n * 2 * F, *du = dg + F;
+        int i = 0;
+#ifdef GP_HAVE_AVX2
+        const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+        for (; i + 8 <= F; i += 8) {
+            __m256 x = _mm256_loadu_ps(g + i), dd = _mm256_loadu_ps(d + i);
+            __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, gp_exp8(_mm256_xor_ps(x, neg))));
+            __m256 silu = _mm256_mul_ps(x, sg);
+            /* silu'(x) = σ(x) (1 + x (1 − σ(x))) */
+            __m256 dsilu = _mm256_mul_ps(sg, _mm256_fmadd_ps(x, _mm256_sub_ps(one, sg), one));
+            _mm256_storeu_ps(dg + i, _mm256_fmadd_ps(_mm256_mul_ps(dd, _mm256_loadu_ps(u + i)), dsilu, _mm256_loadu_ps(dg + i)));
+            _mm256_storeu_ps(du + i, _mm256_fmadd_ps(dd, silu, _mm256_loadu_ps(du + i)));
+        }
+#endif
+        for (; i < F; i++) {
+            float sg = 1.0f / (1.0f + gp_expf(-g[i]));
+            dg[i] += d[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+            du[i] += d[i] * g[i] * sg;
+        }
+    }
+}
+
 int64_t gp_attention_cache_size(const int *offsets, int B, int NH) {
     int64_t s = 0;
     for (int b = 0; b < B; b++) {

@@ -32,6 +32,7 @@ struct gp_model_state {
 static const gp_arch_ops *arch_ops(gp_arch a) {
     switch (a) {
     case GP_ARCH_BERT: return &gp_bert_ops;
+    case GP_ARCH_QWEN3: return &gp_qwen3_ops;
     default: return NULL;
     }
 }
@@ -83,6 +84,84 @@ static gp_status get_int(const cJSON *j, const char *key, int *out, const char *
     return GP_OK;
 }
 
+static gp_status get_eps(const cJSON *j, const char *key, float *out, const char *path, gp_err *err) {
+    double eps;
+    if (gp_json_double(j, key, &eps, path, err)) return GP_EINPUT;
+    if (!(eps > 0 && eps < 1)) return gp_errf(err, GP_EINPUT, "%s: key \"%s\" = %g is out of range", path, key, eps);
+    *out = (float)eps;
+    return GP_OK;
+}
+
+static gp_status bert_config(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
+    gp_status rc;
+    if ((rc = get_int(j, "vocab_size", &cfg->vocab_size, path, err)) ||
+        (rc = get_int(j, "hidden_size", &cfg->hidden, path, err)) ||
+        (rc = get_int(j, "num_hidden_layers", &cfg->layers, path, err)) ||
+        (rc = get_int(j, "num_attention_heads", &cfg->heads, path, err)) ||
+        (rc = get_int(j, "intermediate_size", &cfg->intermediate, path, err)) ||
+        (rc = get_int(j, "max_position_embeddings", &cfg->max_positions, path, err)) ||
+        (rc = get_int(j, "type_vocab_size", &cfg->type_vocab, path, err)) ||
+        (rc = get_eps(j, "layer_norm_eps", &cfg->norm_eps, path, err)))
+        return rc;
+    const char *act = NULL;
+    if ((rc = gp_json_string(j, "hidden_act", &act, path, err))) return rc;
+    if (strcmp(act, "gelu") != 0)
+        return gp_errf(err, GP_EINPUT, "%s: key \"hidden_act\" = \"%s\" is not supported (gelu, the erf form)", path, act);
+    const char *pet = NULL;
+    if ((rc = gp_json_opt_string(j, "position_embedding_type", &pet, path, err))) return rc;
+    if (pet && strcmp(pet, "absolute") != 0)
+        return gp_errf(err, GP_EINPUT, "%s: key \"position_embedding_type\" = \"%s\" is not supported (absolute)", path, pet);
+    if (cfg->hidden % cfg->heads)
+        return gp_errf(err, GP_EINPUT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path, cfg->hidden,
+                       cfg->heads);
+    cfg->kv_heads = cfg->heads;
+    cfg->head_dim = cfg->hidden / cfg->heads;
+    return GP_OK;
+}
+
+static gp_status qwen3_config(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
+    gp_status rc;
+    if ((rc = get_int(j, "vocab_size", &cfg->vocab_size, path, err)) ||
+        (rc = get_int(j, "hidden_size", &cfg->hidden, path, err)) ||
+        (rc = get_int(j, "num_hidden_layers", &cfg->layers, path, err)) ||
+        (rc = get_int(j, "num_attention_heads", &cfg->heads, path, err)) ||
+        (rc = get_int(j, "intermediate_size", &cfg->intermediate, path, err)) ||
+        (rc = get_int(j, "max_position_embeddings", &cfg->max_positions, path, err)) ||
+        (rc = get_eps(j, "rms_norm_eps", &cfg->norm_eps, path, err)))
+        return rc;
+    /* the optional keys, with transformers' Qwen3Config defaults */
+    cfg->kv_heads = cfg->heads;
+    if (cJSON_GetObjectItemCaseSensitive(j, "num_key_value_heads") &&
+        (rc = get_int(j, "num_key_value_heads", &cfg->kv_heads, path, err)))
+        return rc;
+    cfg->head_dim = cfg->hidden / cfg->heads;
+    const cJSON *hd = cJSON_GetObjectItemCaseSensitive(j, "head_dim");
+    if (hd && !cJSON_IsNull(hd) && (rc = get_int(j, "head_dim", &cfg->head_dim, path, err))) return rc;
+    cfg->rope_theta = 10000.0;
+    if ((rc = gp_json_opt_double(j, "rope_theta", &cfg->rope_theta, path, err))) return rc;
+    if (!(cfg->rope_theta > 1)) return gp_errf(err, GP_EINPUT, "%s: key \"rope_theta\" = %g is out of range", path, cfg->rope_theta);
+    const char *act = NULL;
+    if ((rc = gp_json_string(j, "hidden_act", &act, path, err))) return rc;
+    if (strcmp(act, "silu") != 0)
+        return gp_errf(err, GP_EINPUT, "%s: key \"hidden_act\" = \"%s\" is not supported (silu)", path, act);
+    bool flag = false;
+    if ((rc = gp_json_opt_bool(j, "attention_bias", &flag, path, err))) return rc;
+    if (flag) return gp_errf(err, GP_EINPUT, "%s: key \"attention_bias\" = true is not supported", path);
+    flag = false;
+    if ((rc = gp_json_opt_bool(j, "use_sliding_window", &flag, path, err))) return rc;
+    if (flag) return gp_errf(err, GP_EINPUT, "%s: key \"use_sliding_window\" = true is not supported", path);
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+    if (rs && !cJSON_IsNull(rs))
+        return gp_errf(err, GP_EINPUT, "%s: key \"rope_scaling\" is not supported (must be null)", path);
+    if ((rc = gp_json_opt_bool(j, "tie_word_embeddings", &cfg->tie_embeddings, path, err))) return rc;
+    if (cfg->kv_heads > cfg->heads || cfg->heads % cfg->kv_heads)
+        return gp_errf(err, GP_EINPUT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path,
+                       cfg->heads, cfg->kv_heads);
+    if (cfg->head_dim % 2)
+        return gp_errf(err, GP_EINPUT, "%s: key \"head_dim\" = %d must be even (rotary embeddings)", path, cfg->head_dim);
+    return GP_OK;
+}
+
 gp_status gp_model_config_load(const char *dir, gp_model_config *cfg, gp_err *err) {
     memset(cfg, 0, sizeof *cfg);
     char *path = gp_path_join(dir, "config.json");
@@ -97,45 +176,14 @@ gp_status gp_model_config_load(const char *dir, gp_model_config *cfg, gp_err *er
     }
     if (strcmp(mt, "bert") == 0) {
         cfg->arch = GP_ARCH_BERT;
+        rc = bert_config(j, path, cfg, err);
+    } else if (strcmp(mt, "qwen3") == 0) {
+        cfg->arch = GP_ARCH_QWEN3;
+        rc = qwen3_config(j, path, cfg, err);
     } else {
-        rc = gp_errf(err, GP_EINPUT, "%s: key \"model_type\" = \"%s\" is not a supported architecture (supported: bert)",
+        rc = gp_errf(err, GP_EINPUT, "%s: key \"model_type\" = \"%s\" is not a supported architecture (bert, qwen3)",
                      path, mt);
-        goto done;
     }
-    if ((rc = get_int(j, "vocab_size", &cfg->vocab_size, path, err)) ||
-        (rc = get_int(j, "hidden_size", &cfg->hidden, path, err)) ||
-        (rc = get_int(j, "num_hidden_layers", &cfg->layers, path, err)) ||
-        (rc = get_int(j, "num_attention_heads", &cfg->heads, path, err)) ||
-        (rc = get_int(j, "intermediate_size", &cfg->intermediate, path, err)) ||
-        (rc = get_int(j, "max_position_embeddings", &cfg->max_positions, path, err)) ||
-        (rc = get_int(j, "type_vocab_size", &cfg->type_vocab, path, err)))
-        goto done;
-    double eps;
-    if ((rc = gp_json_double(j, "layer_norm_eps", &eps, path, err))) goto done;
-    if (!(eps > 0 && eps < 1)) {
-        rc = gp_errf(err, GP_EINPUT, "%s: key \"layer_norm_eps\" = %g is out of range", path, eps);
-        goto done;
-    }
-    cfg->norm_eps = (float)eps;
-    const char *act = NULL;
-    if ((rc = gp_json_string(j, "hidden_act", &act, path, err))) goto done;
-    if (strcmp(act, "gelu") != 0) {
-        rc = gp_errf(err, GP_EINPUT, "%s: key \"hidden_act\" = \"%s\" is not supported (gelu, the erf form)", path, act);
-        goto done;
-    }
-    const char *pet = NULL;
-    if ((rc = gp_json_opt_string(j, "position_embedding_type", &pet, path, err))) goto done;
-    if (pet && strcmp(pet, "absolute") != 0) {
-        rc = gp_errf(err, GP_EINPUT, "%s: key \"position_embedding_type\" = \"%s\" is not supported (absolute)", path, pet);
-        goto done;
-    }
-    if (cfg->hidden % cfg->heads) {
-        rc = gp_errf(err, GP_EINPUT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path, cfg->hidden,
-                     cfg->heads);
-        goto done;
-    }
-    cfg->kv_heads = cfg->heads;
-    cfg->head_dim = cfg->hidden / cfg->heads;
 done:
     cJSON_Delete(j);
     free(path);
@@ -145,14 +193,17 @@ done:
 /* ---- sentence-transformers modules ------------------------------------------------------ */
 
 static gp_status load_pooling(gp_model *m, gp_err *err) {
-    m->pool.mode = GP_POOL_MEAN; /* the defaults when the folder has no modules.json */
+    /* the defaults when the folder has no modules.json: what sentence-transformers ships for
+     * each family (BERT-style encoders pool the mean, Qwen3-Embedding the last token) */
+    m->pool.mode = m->cfg.arch == GP_ARCH_QWEN3 ? GP_POOL_LAST : GP_POOL_MEAN;
     m->pool.normalize = true;
     char *mpath = gp_path_join(m->dir, "modules.json");
     cJSON *mods = NULL, *pc = NULL;
     char *ppath = NULL;
     gp_status rc = GP_OK;
     if (!gp_file_exists(mpath)) {
-        gp_debug0("%s: no modules.json, using mean pooling and normalization", m->dir);
+        gp_debug0("%s: no modules.json, using %s pooling and normalization", m->dir,
+                  m->pool.mode == GP_POOL_LAST ? "last-token" : "mean");
         goto done;
     }
     if ((rc = gp_json_load(mpath, &mods, err))) goto done;
@@ -263,8 +314,7 @@ static gp_status load_weights(gp_model *m, gp_err *err) {
     gp_status rc = gp_st_set_open(m->dir, &set, err);
     if (rc) return rc;
     const gp_param_table *t = &m->table;
-    /* Checkpoints saved from BertForMaskedLM and friends prefix the encoder with "bert.". */
-    static const char *prefixes[] = {"", "bert."};
+    const char *prefixes[] = {"", arch_ops(m->cfg.arch)->file_prefix};
     for (int i = 0; i < t->n && !rc; i++) {
         const gp_param *p = &t->p[i];
         const gp_st_tensor *st = NULL;

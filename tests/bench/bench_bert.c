@@ -1,5 +1,5 @@
 /* bench_bert.c — gaprune's side of `make bench`: forward + InfoNCE + backward (loss and all
- * gradients) of BERT-shaped models, and the machine's single-thread sgemm rate.
+ * gradients) of BERT- and Qwen3-shaped models, and the machine's single-thread sgemm rate.
  *
  * Prints one JSON object per line:
  *   {"case": "sgemm", "gflops": ...}
@@ -36,11 +36,14 @@ static double sgemm_gflops(int n) {
     return 2.0 * n * n * n / best / 1e9;
 }
 
-/* Matmul FLOPs of one forward pass (the backward does twice as many). */
+/* Matmul FLOPs of one forward pass (the backward does twice as many). Attention counts the
+ * whole L x L score matrix, causal or not: that is what both sides compute. */
 static double forward_flops(const gp_model_config *c, int B, int T) {
     double N = (double)B * T, hid = c->hidden, inter = c->intermediate;
-    double linear = 2.0 * N * (4 * hid * hid + 2 * hid * inter);
-    double attention = 2.0 * 2.0 * B * (double)T * T * hid;
+    double q = (double)c->heads * c->head_dim, kv = (double)c->kv_heads * c->head_dim;
+    double mlp = c->arch == GP_ARCH_QWEN3 ? 3 * hid * inter : 2 * hid * inter;
+    double linear = 2.0 * N * (hid * q + 2 * hid * kv + q * hid + mlp);
+    double attention = 2.0 * 2.0 * B * (double)T * T * q;
     return c->layers * (linear + attention);
 }
 
@@ -48,7 +51,7 @@ static void random_init(gp_model *m, uint64_t s) {
     for (int i = 0; i < m->table.n; i++) {
         const gp_param *p = &m->table.p[i];
         float *w = gp_model_param(m, i);
-        int is_ln_w = strstr(p->name, "LayerNorm.weight") != NULL;
+        int is_ln_w = strstr(p->name, "LayerNorm.weight") != NULL || strstr(p->name, "norm.weight") != NULL;
         for (size_t k = 0; k < p->numel; k++) {
             s = s * 6364136223846793005ull + 1442695040888963407ull;
             float u = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
@@ -58,7 +61,7 @@ static void random_init(gp_model *m, uint64_t s) {
 }
 
 static void run_case(const char *name, gp_model_config cfg, int B, int T, int reps) {
-    gp_pooling pool = {GP_POOL_MEAN, true};
+    gp_pooling pool = {cfg.arch == GP_ARCH_QWEN3 ? GP_POOL_LAST : GP_POOL_MEAN, true};
     gp_model *m = gp_model_create(&cfg, pool);
     uint64_t s = 42;
     random_init(m, s);
@@ -231,5 +234,9 @@ int main(int argc, char **argv) {
                             .kv_heads = 12, .head_dim = 64, .intermediate = 3072, .max_positions = 512,
                             .type_vocab = 2, .norm_eps = 1e-12f};
     run_case("bert-base layer 8x128", base, 8, 128, reps);
+    gp_model_config qwen = {.arch = GP_ARCH_QWEN3, .vocab_size = 1000, .hidden = 1024, .layers = 2, .heads = 16,
+                            .kv_heads = 8, .head_dim = 128, .intermediate = 3072, .max_positions = 40960,
+                            .norm_eps = 1e-6f, .rope_theta = 1000000.0};
+    run_case("qwen3-0.6b 2 layers 4x128", qwen, 4, 128, reps);
     return 0;
 }

@@ -12,11 +12,13 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
 import bert_ref as R  # noqa: E402
+import qwen3_ref as Q  # noqa: E402
 
 
-def run_case(name, cfg, B, T, reps):
+def run_case(name, cfg, B, T, reps, qwen3=False):
     gen = torch.Generator().manual_seed(42)
-    P = {k: v.requires_grad_(True) for k, v in R.random_params(cfg, gen, scale=0.05).items()}
+    M = Q if qwen3 else R
+    P = {k: v.requires_grad_(True) for k, v in M.random_params(cfg, gen, scale=0.05).items()}
     ids = torch.randint(0, cfg["vocab_size"], (B, T), generator=gen)
     mask = torch.ones(B, T, dtype=torch.long)
     best, loss = 1e30, 0.0
@@ -24,8 +26,10 @@ def run_case(name, cfg, B, T, reps):
         t = time.perf_counter()
         for p in P.values():
             p.grad = None
-        h = R.bert_forward(P, ids, mask, cfg)
-        e = R.pool(h, mask, "mean", True)
+        if qwen3:
+            e = torch.nn.functional.normalize(Q.last_token_pool(Q.qwen3_forward(P, ids, mask, cfg), mask), dim=1)
+        else:
+            e = R.pool(R.bert_forward(P, ids, mask, cfg), mask, "mean", True)
         loss = R.infonce(e[: B // 2], e[B // 2:])
         loss.backward()
         t = time.perf_counter() - t
@@ -66,6 +70,10 @@ def main():
     layer = dict(base, vocab_size=1000, hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
                  intermediate_size=3072)
     run_case("bert-base layer 8x128", layer, 8, 128, reps)
+    qwen = {"vocab_size": 1000, "hidden_size": 1024, "num_hidden_layers": 2, "num_attention_heads": 16,
+            "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 3072, "rms_norm_eps": 1e-6,
+            "rope_theta": 1000000.0}
+    run_case("qwen3-0.6b 2 layers 4x128", qwen, 4, 128, reps, qwen3=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,315 @@
+/* qwen3.c — the Qwen3 decoder as an embedding model (Qwen3-Embedding), forward and backward.
+ *
+ * Pre-norm blocks, as transformers' Qwen3Model in eval mode:
+ *   x0 = wte[id]
+ *   per layer:  a   = RMSNorm(x) w_in
+ *               qkv = a Wqkv^T               (q_proj, k_proj, v_proj are adjacent in the parameter
+ *                                             buffer: one [(NH + 2 NKV) hs, C] matrix)
+ *               q, k = RoPE(RMSNorm_head(q) w_qn), RoPE(RMSNorm_head(k) w_kn)
+ *               ctx = causal softmax(q k^T / √hs) v, query head h reading key/value head h / (NH/NKV)
+ *               r1  = x + ctx Wo^T
+ *               m   = RMSNorm(r1) w_post
+ *               x'  = r1 + (silu(m Wg^T) ⊙ (m Wu^T)) Wd^T   (gate_proj, up_proj adjacent: [2F, C])
+ *   out = RMSNorm(x_L) w_norm; pooling (last token) and normalisation are model.c's.
+ * Shapes: N tokens, C hidden, F intermediate, NH query heads, NKV key/value heads, hs head_dim
+ * (Qwen3 sets it apart from C / NH: 0.6B has C 1024, NH 16, hs 128).
+ *
+ * Positions are the columns of the padded batch. With left padding these start after the pads,
+ * as in transformers (which does not shift them either); RoPE only sees differences of
+ * positions, so the embeddings do not depend on the padding side.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch.h"
+#include "gaprune/kernels.h"
+
+enum { E_WTE, E_COUNT };
+enum {
+    L_QW, L_KW, L_VW, /* adjacent: one [(NH + 2 NKV) hs, C] matrix */
+    L_QN, L_KN,       /* per-head RMSNorm weights [hs] */
+    L_OW,
+    L_INW, L_PNW,     /* input_layernorm, post_attention_layernorm */
+    L_GW, L_UW,       /* adjacent: one [2F, C] matrix */
+    L_DW,
+    L_COUNT
+};
+
+static void qwen3_build_table(const gp_model_config *c, gp_param_table *t) {
+    const int64_t C = c->hidden, F = c->intermediate, Q = (int64_t)c->heads * c->head_dim,
+                  KV = (int64_t)c->kv_heads * c->head_dim, hs = c->head_dim;
+    gp_param_table_add(t, "embed_tokens.weight", 2, c->vocab_size, C);
+    char n[128];
+#define ADD(suffix, nd, d0, d1)                                                                                 \
+    do {                                                                                                        \
+        snprintf(n, sizeof n, "layers.%d.%s", l, suffix);                                                       \
+        gp_param_table_add(t, n, nd, d0, d1);                                                                   \
+    } while (0)
+    for (int l = 0; l < c->layers; l++) {
+        ADD("self_attn.q_proj.weight", 2, Q, C);
+        ADD("self_attn.k_proj.weight", 2, KV, C);
+        ADD("self_attn.v_proj.weight", 2, KV, C);
+        ADD("self_attn.q_norm.weight", 1, hs, 0);
+        ADD("self_attn.k_norm.weight", 1, hs, 0);
+        ADD("self_attn.o_proj.weight", 2, C, Q);
+        ADD("input_layernorm.weight", 1, C, 0);
+        ADD("post_attention_layernorm.weight", 1, C, 0);
+        ADD("mlp.gate_proj.weight", 2, F, C);
+        ADD("mlp.up_proj.weight", 2, F, C);
+        ADD("mlp.down_proj.weight", 2, C, F);
+    }
+#undef ADD
+    gp_param_table_add(t, "norm.weight", 1, C, 0);
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static gp_param_kind qwen3_param_kind(const char *name) {
+    if (strncmp(name, "layers.", 7) != 0) return GP_PARAM_OTHER;
+    if (ends_with(name, ".mlp.gate_proj.weight") || ends_with(name, ".mlp.up_proj.weight") ||
+        ends_with(name, ".mlp.down_proj.weight"))
+        return GP_PARAM_MLP;
+    if (ends_with(name, ".self_attn.q_proj.weight") || ends_with(name, ".self_attn.k_proj.weight") ||
+        ends_with(name, ".self_attn.v_proj.weight") || ends_with(name, ".self_attn.o_proj.weight"))
+        return GP_PARAM_ATTENTION;
+    return GP_PARAM_OTHER;
+}
+
+typedef struct {
+    float *xn, *rstd1;   /* [N, C] input_layernorm output, [N] */
+    float *qkv;          /* [N, QKV] projections before the q/k norms */
+    float *qk;           /* [N, QK] q and k after norm and RoPE (what attention reads) */
+    float *rstd_qk;      /* [N, NH + NKV] */
+    float *ctx;          /* [N, Q] attention output before o_proj */
+    float *r1;           /* [N, C] x + attention */
+    float *mn, *rstd2;   /* [N, C] post_attention_layernorm output, [N] */
+    float *gu;           /* [N, 2F] gate | up */
+    float *h;            /* [N, F] silu(gate) ⊙ up */
+    float *out;          /* [N, C] the layer's output r1 + MLP */
+    float *att;          /* [Σ NH len²] softmax probabilities */
+} layer_acts;
+
+typedef struct {
+    size_t cap;
+    float *mem;
+    float *x0;            /* [N, C] token embeddings */
+    float *cos_t, *sin_t; /* [N, hs/2] */
+    float *fin, *rstd_f;  /* [N, C] final norm output, [N] */
+    layer_acts *la;
+    bool trained;
+    size_t dcap;
+    float *dmem;
+} qwen3_state;
+
+#define W(m, l, k) ((m)->params + (m)->table.p[E_COUNT + (l) * L_COUNT + (k)].offset)
+#define G(m, l, k) ((m)->grads + (m)->table.p[E_COUNT + (l) * L_COUNT + (k)].offset)
+#define FINAL_NORM(m) (E_COUNT + (m)->cfg.layers * L_COUNT)
+
+typedef struct {
+    int C, F, NH, NKV, hs, Q, KV, QK, QKV;
+} dims;
+
+static dims dims_of(const gp_model_config *c) {
+    dims d = {c->hidden, c->intermediate, c->heads, c->kv_heads, c->head_dim, 0, 0, 0, 0};
+    d.Q = d.NH * d.hs;
+    d.KV = d.NKV * d.hs;
+    d.QK = d.Q + d.KV;
+    d.QKV = d.Q + 2 * d.KV;
+    return d;
+}
+
+static void qwen3_alloc(const gp_model_config *c, qwen3_state *s, int N, int64_t att, bool train) {
+    const dims d = dims_of(c);
+    const size_t n = (size_t)N;
+    const int nl = train ? c->layers : 1;
+    size_t per_layer = n * ((size_t)d.C + 1 + d.QKV + d.QK + d.NH + d.NKV + d.Q + d.C + d.C + 1 + 2 * (size_t)d.F +
+                            d.F + d.C) +
+                       (size_t)att;
+    size_t need = n * ((size_t)d.C + (size_t)d.hs + d.C + 1) + (size_t)nl * per_layer;
+    if (need > s->cap) {
+        free(s->mem);
+        s->mem = gp_malloc(need * sizeof(float));
+        s->cap = need;
+    }
+    float *p = s->mem;
+#define TAKE(ptr, k)                                                                                            \
+    do {                                                                                                        \
+        ptr = p;                                                                                                \
+        p += (k);                                                                                               \
+    } while (0)
+    TAKE(s->x0, n * d.C);
+    TAKE(s->cos_t, n * (d.hs / 2));
+    TAKE(s->sin_t, n * (d.hs / 2));
+    TAKE(s->fin, n * d.C);
+    TAKE(s->rstd_f, n);
+    for (int l = 0; l < c->layers; l++) {
+        layer_acts *a = &s->la[l];
+        if (l >= nl) {
+            *a = s->la[0];
+            continue;
+        }
+        TAKE(a->xn, n * d.C);
+        TAKE(a->rstd1, n);
+        TAKE(a->qkv, n * d.QKV);
+        TAKE(a->qk, n * d.QK);
+        TAKE(a->rstd_qk, n * (d.NH + d.NKV));
+        TAKE(a->ctx, n * d.Q);
+        TAKE(a->r1, n * d.C);
+        TAKE(a->mn, n * d.C);
+        TAKE(a->rstd2, n);
+        TAKE(a->gu, n * 2 * d.F);
+        TAKE(a->h, n * d.F);
+        TAKE(a->out, n * d.C);
+        TAKE(a->att, (size_t)att);
+    }
+#undef TAKE
+}
+
+static const float *qwen3_forward(gp_model *m, void **state, const gp_packed *pk, bool train) {
+    const gp_model_config *c = &m->cfg;
+    qwen3_state *s = *state;
+    if (!s) {
+        s = gp_calloc(1, sizeof *s);
+        s->la = gp_calloc((size_t)c->layers, sizeof *s->la);
+        *state = s;
+    }
+    const dims d = dims_of(c);
+    const int N = pk->N;
+    const int64_t att = gp_attention_cache_size(pk->offsets, pk->B, d.NH);
+    qwen3_alloc(c, s, N, att, train);
+    s->trained = train;
+    const float eps = c->norm_eps;
+
+    gp_embedding_forward(s->x0, pk->ids, NULL, m->params + m->table.p[E_WTE].offset, NULL, NULL, N, d.C);
+    gp_rope_tables(s->cos_t, s->sin_t, pk->pos, N, d.hs, c->rope_theta);
+    const float *x = s->x0;
+    for (int l = 0; l < c->layers; l++) {
+        layer_acts *a = &s->la[l];
+        gp_rmsnorm_forward(a->xn, d.C, a->rstd1, x, d.C, W(m, l, L_INW), N, 1, d.C, eps);
+        gp_matmul_forward(a->qkv, a->xn, W(m, l, L_QW), NULL, N, d.C, d.QKV);
+        gp_rmsnorm_forward(a->qk, d.QK, a->rstd_qk, a->qkv, d.QKV, W(m, l, L_QN), N, d.NH, d.hs, eps);
+        gp_rmsnorm_forward(a->qk + d.Q, d.QK, a->rstd_qk + (size_t)N * d.NH, a->qkv + d.Q, d.QKV, W(m, l, L_KN), N,
+                           d.NKV, d.hs, eps);
+        gp_rope_forward(a->qk, d.QK, s->cos_t, s->sin_t, N, d.NH + d.NKV, d.hs);
+        gp_attention_forward(a->ctx, d.Q, a->att, a->qk, d.QK, a->qk + d.Q, d.QK, a->qkv + d.QK, d.QKV, pk->offsets,
+                             pk->B, d.NH, d.NKV, d.hs, 1);
+        gp_matmul_forward(a->r1, a->ctx, W(m, l, L_OW), NULL, N, d.Q, d.C);
+        gp_add(a->r1, a->r1, x, (int64_t)N * d.C);
+        gp_rmsnorm_forward(a->mn, d.C, a->rstd2, a->r1, d.C, W(m, l, L_PNW), N, 1, d.C, eps);
+        gp_matmul_forward(a->gu, a->mn, W(m, l, L_GW), NULL, N, d.C, 2 * d.F);
+        gp_swiglu_forward(a->h, a->gu, N, d.F);
+        /* x is read for the last time above: in inference every layer shares one set of buffers,
+         * and out may be the very buffer x points to */
+        gp_matmul_forward(a->out, a->h, W(m, l, L_DW), NULL, N, d.F, d.C);
+        gp_add(a->out, a->out, a->r1, (int64_t)N * d.C);
+        x = a->out;
+    }
+    const float *wn = m->params + m->table.p[FINAL_NORM(m)].offset;
+    gp_rmsnorm_forward(s->fin, d.C, s->rstd_f, x, d.C, wn, N, 1, d.C, eps);
+    return s->fin;
+}
+
+static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const float *dhidden) {
+    const gp_model_config *c = &m->cfg;
+    qwen3_state *s = state;
+    GP_CHECK(s && s->trained, "backward needs a training-mode forward first");
+    const dims d = dims_of(c);
+    const int N = pk->N;
+    const size_t n = (size_t)N;
+    size_t need = n * (3 * (size_t)d.C + d.Q + d.QKV + d.QK + d.F + 2 * (size_t)d.F);
+    if (need > s->dcap) {
+        free(s->dmem);
+        s->dmem = gp_malloc(need * sizeof(float));
+        s->dcap = need;
+    }
+    float *dx = s->dmem;           /* [N, C] gradient w.r.t. the current layer's output */
+    float *dxin = dx + n * d.C;    /* [N, C] gradient w.r.t. its input */
+    float *dn = dxin + n * d.C;    /* [N, C] gradient w.r.t. a norm's output */
+    float *dctx = dn + n * d.C;    /* [N, Q] */
+    float *dqkv = dctx + n * d.Q;  /* [N, QKV] */
+    float *dqk = dqkv + n * d.QKV; /* [N, QK] */
+    float *dh = dqk + n * d.QK;    /* [N, F] */
+    float *dgu = dh + n * d.F;     /* [N, 2F] */
+
+    const int fi = FINAL_NORM(m);
+    const float *x_last = s->la[c->layers - 1].out;
+    memset(dx, 0, n * d.C * sizeof(float));
+    gp_rmsnorm_backward(dx, m->grads + m->table.p[fi].offset, dhidden, d.C, x_last, d.C,
+                        m->params + m->table.p[fi].offset, s->rstd_f, N, 1, d.C);
+    for (int l = c->layers - 1; l >= 0; l--) {
+        const layer_acts *a = &s->la[l];
+        const float *x = l ? s->la[l - 1].out : s->x0;
+        /* MLP; the residual carries dx straight to r1 */
+        memcpy(dxin, dx, n * d.C * sizeof(float)); /* dxin holds d r1 for now */
+        memset(dh, 0, n * d.F * sizeof(float));
+        gp_matmul_backward(dh, G(m, l, L_DW), NULL, dx, a->h, W(m, l, L_DW), N, d.F, d.C);
+        memset(dgu, 0, n * 2 * d.F * sizeof(float));
+        gp_swiglu_backward(dgu, dh, a->gu, N, d.F);
+        memset(dn, 0, n * d.C * sizeof(float));
+        gp_matmul_backward(dn, G(m, l, L_GW), NULL, dgu, a->mn, W(m, l, L_GW), N, d.C, 2 * d.F);
+        gp_rmsnorm_backward(dxin, G(m, l, L_PNW), dn, d.C, a->r1, d.C, W(m, l, L_PNW), a->rstd2, N, 1, d.C);
+        /* attention; the residual carries d r1 straight to x */
+        memset(dctx, 0, n * d.Q * sizeof(float));
+        gp_matmul_backward(dctx, G(m, l, L_OW), NULL, dxin, a->ctx, W(m, l, L_OW), N, d.Q, d.C);
+        memset(dqk, 0, n * d.QK * sizeof(float));
+        memset(dqkv, 0, n * d.QKV * sizeof(float));
+        gp_attention_backward(dqk, dqk + d.Q, dqkv + d.QK, dctx, d.Q, a->att, a->qk, d.QK, a->qk + d.Q, d.QK,
+                              a->qkv + d.QK, d.QKV, pk->offsets, pk->B, d.NH, d.NKV, d.hs, 1);
+        gp_rope_backward(dqk, d.QK, s->cos_t, s->sin_t, N, d.NH + d.NKV, d.hs);
+        gp_rmsnorm_backward(dqkv, G(m, l, L_QN), dqk, d.QK, a->qkv, d.QKV, W(m, l, L_QN), a->rstd_qk, N, d.NH, d.hs);
+        gp_rmsnorm_backward(dqkv + d.Q, G(m, l, L_KN), dqk + d.Q, d.QK, a->qkv + d.Q, d.QKV, W(m, l, L_KN),
+                            a->rstd_qk + n * d.NH, N, d.NKV, d.hs);
+        memset(dn, 0, n * d.C * sizeof(float));
+        gp_matmul_backward(dn, G(m, l, L_QW), NULL, dqkv, a->xn, W(m, l, L_QW), N, d.C, d.QKV);
+        gp_rmsnorm_backward(dxin, G(m, l, L_INW), dn, d.C, x, d.C, W(m, l, L_INW), a->rstd1, N, 1, d.C);
+        float *t = dx;
+        dx = dxin;
+        dxin = t;
+    }
+    gp_embedding_backward(m->grads + m->table.p[E_WTE].offset, NULL, NULL, dx, pk->ids, NULL, N, d.C);
+}
+
+static void qwen3_each_linear_input(gp_model *m, void *state, const gp_packed *pk, gp_linear_input_fn fn,
+                                    void *ctx) {
+    const qwen3_state *s = state;
+    GP_CHECK(s && s->trained, "needs a training-mode forward");
+    const dims d = dims_of(&m->cfg);
+    const int N = pk->N;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        const layer_acts *a = &s->la[l];
+        const int base = E_COUNT + l * L_COUNT;
+        fn(ctx, base + L_QW, a->xn, N, d.C);
+        fn(ctx, base + L_KW, a->xn, N, d.C);
+        fn(ctx, base + L_VW, a->xn, N, d.C);
+        fn(ctx, base + L_OW, a->ctx, N, d.Q);
+        fn(ctx, base + L_GW, a->mn, N, d.C);
+        fn(ctx, base + L_UW, a->mn, N, d.C);
+        fn(ctx, base + L_DW, a->h, N, d.F);
+    }
+}
+
+static void qwen3_state_free(void *state) {
+    qwen3_state *s = state;
+    if (!s) return;
+    free(s->mem);
+    free(s->dmem);
+    free(s->la);
+    free(s);
+}
+
+const gp_arch_ops gp_qwen3_ops = {
+    .name = "qwen3",
+    .token_embedding = "embed_tokens.weight",
+    .file_prefix = "model.",
+    .build_table = qwen3_build_table,
+    .param_kind = qwen3_param_kind,
+    .forward = qwen3_forward,
+    .backward = qwen3_backward,
+    .state_free = qwen3_state_free,
+    .each_linear_input = qwen3_each_linear_input,
+};
