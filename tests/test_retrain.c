@@ -304,6 +304,46 @@ static void test_run_end_to_end(void **state) {
     free(out);
 }
 
+/* gaprune run end to end on the small random Qwen3 model: every stage, Wanda included (it reads
+ * the inputs of every linear layer), with a Qwen3-style query instruction. */
+static void test_run_qwen3(void **state) {
+    (void)state;
+    char cwd[2048], text[16384], p[4400];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/qwen3.ini", g_dir);
+    snprintf(text, sizeof text,
+             "[model]\npath = %s/" FIXTURES "/qwen3-f32\nquery_instruction = Instruct: find the passage\\nQuery:\n"
+             "[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\ngeneral = %s/" FIXTURES "/corpora/general.jsonl\n"
+             "[prune]\nmethods = gaprune, magnitude, wanda, fisher-domain\nsparsity = 0.5\n"
+             "[retrain]\nmethods = gaprune\nsteps = 2\nbatch = 4\nlr = 1e-3\nwarmup = 1\n"
+             "[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\nsts = %s/" FIXTURES "/sts-tiny.jsonl\n[output]\ndir = out-qwen3\n",
+             cwd, cwd, cwd, cwd, cwd);
+    tu_write(p, text);
+    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run qwen3.ini", g_bin), 0);
+    char *md = slurp_rel("out-qwen3/report.md"), *out = slurp_rel("out.txt");
+    assert_non_null(md);
+    assert_non_null(strstr(md, "qwen3)"));
+    static const char *rows[] = {"| gaprune | 0.5 |", "| magnitude | 0.5 |", "| wanda | 0.5 |", "| fisher-domain | 0.5 |"};
+    for (int i = 0; i < 4; i++) assert_non_null(strstr(md, rows[i]));
+    assert_non_null(strstr(out, "[retrain gaprune-0.5] step 2/2"));
+    /* the pruned model loads, and half of every MLP matrix is zero (global scope: half overall) */
+    gp_model *m;
+    gp_err err = {0};
+    snprintf(p, sizeof p, "%s/out-qwen3/retrained-gaprune-0.5", g_dir);
+    if (gp_model_load(p, &m, &err)) fail_msg("%s", err.msg);
+    size_t z = 0, n = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        if (gp_model_param_kind(m, i, NULL) != GP_PARAM_MLP) continue;
+        const float *w = gp_model_param(m, i);
+        for (size_t k = 0; k < m->table.p[i].numel; k++) z += w[k] == 0.0f;
+        n += m->table.p[i].numel;
+    }
+    printf("    qwen3 run: 4 methods at 50%%, gaprune retrained; MLP zeros after retraining %zu of %zu\n", z, n);
+    assert_true(z == n / 2);
+    gp_model_free(m);
+    free(md), free(out);
+}
+
 /* gaprune train from a config.json: a vocabulary of exactly vocab_size, a random model that
  * loads, and training that moves the weights and lowers the loss. */
 static void test_train_from_config(void **state) {
@@ -363,6 +403,7 @@ int main(void) {
         cmocka_unit_test(test_loss_goes_down),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_run_end_to_end),
+        cmocka_unit_test(test_run_qwen3),
         cmocka_unit_test(test_train_from_config),
     };
     return cmocka_run_group_tests_name("retrain", tests, setup, teardown);
