@@ -15,9 +15,9 @@
 CC         ?= gcc
 BUILD      ?= build
 NP         ?= 2
-PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc inih libcrypto zlib
+PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc libpcre2-8 inih libcrypto zlib
 DEB_BUILD  := pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
-              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libinih-dev libssl-dev zlib1g-dev
+              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libpcre2-dev libinih-dev libssl-dev zlib1g-dev
 DEB_PY     := python3-torch python3-numpy python3-h5py
 DEB_DATA   := python3 wordnet-base manpages manpages-dev
 DEB_SLURM  := slurm-wlm munge
