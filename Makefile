@@ -15,10 +15,10 @@
 CC         ?= gcc
 BUILD      ?= build
 NP         ?= 2
-PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc inih libcrypto zlib
+PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc libpcre2-8 inih libcrypto zlib
 DEB_BUILD  := pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
-              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libinih-dev libssl-dev zlib1g-dev
-DEB_PY     := python3-torch python3-numpy python3-h5py
+              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libpcre2-dev libinih-dev libssl-dev zlib1g-dev
+DEB_PY     := python3-torch python3-numpy python3-h5py python3-regex
 DEB_DATA   := python3 wordnet-base manpages manpages-dev
 DEB_SLURM  := slurm-wlm munge
 PYTHON_REF := /usr/bin/python3
@@ -118,6 +118,7 @@ fixtures: deps-py
 	$(PYTHON_REF) tests/reference/make_bert_fixtures.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_stats_fixtures.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_prune_fixtures.py tests/fixtures
+	$(PYTHON_REF) tests/reference/make_bpe_fixture.py tests/fixtures
 
 # apt-get only what dpkg does not already have; sudo when not root.
 define install_debs

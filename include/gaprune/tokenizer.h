@@ -14,6 +14,23 @@
  * tokenizer.json), else tokenizer.json's normalizer; the vocabulary from vocab.txt, else
  * tokenizer.json's model.vocab.
  *
+ * Byte-level BPE (tokenizer.json model.type "BPE": Qwen2, Qwen3, GPT-2 style), matching Hugging
+ * Face `tokenizers`: added tokens (tokenizer.json added_tokens) are found in the raw text first,
+ * leftmost then longest, and become their ids (lstrip / rstrip absorb the white space beside
+ * them); the text between them is NFC-normalised (normalizer NFC, a Sequence of NFC, or null),
+ * cut by the pre-tokenizer (Split regexes with behaviour Isolated, then ByteLevel; a ByteLevel
+ * with use_regex applies GPT-2's pattern; regexes run on PCRE2 with \s read as Oniguruma reads
+ * it), each piece's UTF-8 bytes are mapped through GPT-2's byte-to-unicode table and merged by
+ * model.merges rank ("a b" strings or [a, b] pairs; ignore_merges honoured). The
+ * post-processor's special tokens (TemplateProcessing's single template, alone or in a
+ * Sequence with ByteLevel) go around the text, which truncation shortens first; Qwen3-Embedding
+ * appends <|endoftext|> this way. Invalid UTF-8 is decoded as U+FFFD first. The pad id is
+ * tokenizer_config.json's pad_token, else <|endoftext|>, else 0; truncation_side "left" keeps
+ * the end of the text. token(id) gives the byte-level form ("Ġhello"). Settings HF would read
+ * differently or that this code does not implement (byte_fallback, BPE dropout, single_word or
+ * normalized added tokens, other normalizers, pre-tokenizers or post-processors, added-token
+ * ids other than those HF assigns) are GP_EINPUT naming tokenizer.json and the key.
+ *
  * Usage:
  *     gp_tokenizer *tok; gp_err err = {0};
  *     if (gp_tokenizer_load(dir, &tok, &err)) ...;
@@ -52,5 +69,6 @@ int gp_tokenizer_vocab_size(const gp_tokenizer *t);
 int gp_tokenizer_max_id(const gp_tokenizer *t);
 const char *gp_tokenizer_token(const gp_tokenizer *t, int32_t id);
 int32_t gp_tokenizer_pad_id(const gp_tokenizer *t);
-/* A short description for logs: "wordpiece, 30522 tokens, lower case, strip accents". */
+/* A short description for logs: "wordpiece, 30522 tokens, lower case, strip accents",
+ * "byte-level BPE, 151669 tokens, NFC, appends <|endoftext|>". */
 const char *gp_tokenizer_describe(const gp_tokenizer *t);

@@ -1,11 +1,37 @@
 /* tokenize.c — `gaprune tokenize`: token ids of texts, one line per text (rank 0 only). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gaprune/cli.h"
+#include "gaprune/fs.h"
+#include "gaprune/json.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
+
+/* The default truncation of a folder: the model's (config.json and sentence_bert_config.json);
+ * a folder with tokenizer files only has no model limit, so tokenizer_config.json's
+ * model_max_length applies, else none (HF writes 1e30 for "unset"). */
+static gp_status default_max_length(const char *dir, int *out, gp_err *err) {
+    char *cpath = gp_path_join(dir, "config.json");
+    bool model = gp_file_exists(cpath);
+    free(cpath);
+    if (model) {
+        gp_model_config cfg;
+        gp_status rc = gp_model_config_load(dir, &cfg, err);
+        return rc ? rc : gp_model_default_max_length(dir, cfg.max_positions, out, err);
+    }
+    *out = INT_MAX;
+    char *tpath = gp_path_join(dir, "tokenizer_config.json");
+    cJSON *tc = NULL;
+    gp_status rc = gp_file_exists(tpath) ? gp_json_load(tpath, &tc, err) : GP_OK;
+    const cJSON *v = tc ? cJSON_GetObjectItemCaseSensitive(tc, "model_max_length") : NULL;
+    if (cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble < (1 << 30)) *out = (int)v->valuedouble;
+    cJSON_Delete(tc);
+    free(tpath);
+    return rc;
+}
 
 static void print_ids(const gp_tokenizer *tok, const char *text, size_t len, int max_len, int tokens) {
     int32_t *ids;
@@ -26,8 +52,9 @@ int gp_cmd_tokenize(int argc, char **argv) {
     const char *model_dir = NULL;
     int max_length = 0, tokens = 0;
     const gp_opt opts[] = {
-        {"model", GP_OPT_STR, &model_dir, "DIR", "model folder (tokenizer files and config.json)"},
-        {"max-length", GP_OPT_INT, &max_length, "N", "truncate to N tokens (default: the model's)"},
+        {"model", GP_OPT_STR, &model_dir, "DIR", "model folder, or a folder with tokenizer files only"},
+        {"max-length", GP_OPT_INT, &max_length, "N",
+         "truncate to N tokens (default: the model's, else tokenizer_config.json model_max_length)"},
         {"tokens", GP_OPT_FLAG, &tokens, NULL, "print token strings instead of ids"},
         {NULL, 0, NULL, NULL, NULL},
     };
@@ -42,10 +69,8 @@ int gp_cmd_tokenize(int argc, char **argv) {
     }
     if (!rc && !model_dir) rc = gp_errf(&err, GP_EINPUT, "gaprune tokenize: --model is required (see --help)");
     gp_tokenizer *tok = NULL;
-    gp_model_config cfg;
     int default_len = 0;
-    if (!rc) rc = gp_model_config_load(model_dir, &cfg, &err);
-    if (!rc) rc = gp_model_default_max_length(model_dir, cfg.max_positions, &default_len, &err);
+    if (!rc) rc = default_max_length(model_dir, &default_len, &err);
     if (!rc) rc = gp_tokenizer_load(model_dir, &tok, &err);
     if ((rc = gp_cli_agree(rc, &err)) || gp_rank() != 0) {
         gp_tokenizer_free(tok);

@@ -27,8 +27,10 @@ gp_status gp_tokenizer_load(const char *dir, gp_tokenizer **out, gp_err *err) {
     gp_tokenizer *t = gp_calloc(1, sizeof *t);
     if (strcmp(kind, "WordPiece") == 0) {
         rc = gp_wordpiece_load(dir, tj, tj_path, tc, tc_path, &t->k, err);
+    } else if (strcmp(kind, "BPE") == 0) {
+        rc = gp_bpe_load(dir, tj, tj_path, tc, tc_path, &t->k, err);
     } else {
-        rc = gp_errf(err, GP_EINPUT, "%s: tokenizer model type \"%s\" is not supported (WordPiece only)", tj_path,
+        rc = gp_errf(err, GP_EINPUT, "%s: tokenizer model type \"%s\" is not supported (WordPiece or BPE)", tj_path,
                      kind);
     }
     if (rc) free(t);
@@ -84,3 +86,4 @@ int gp_tokenizer_max_id(const gp_tokenizer *t) { return t->k.max_id; }
 const char *gp_tokenizer_token(const gp_tokenizer *t, int32_t id) { return t->k.token(t->k.impl, id); }
 int32_t gp_tokenizer_pad_id(const gp_tokenizer *t) { return t->k.pad_id; }
 const char *gp_tokenizer_describe(const gp_tokenizer *t) { return t->k.desc; }
+const gp_tokenizer_impl *gp_tokenizer_impl_of(const gp_tokenizer *t) { return &t->k; }

@@ -21,6 +21,23 @@ typedef struct {
 gp_status gp_wordpiece_load(const char *dir, const cJSON *tok_json, const char *tok_json_path,
                             const cJSON *tok_cfg, const char *tok_cfg_path, gp_tokenizer_impl *out, gp_err *err);
 
+/* tok_json must have model.type "BPE"; see bpe.c. */
+gp_status gp_bpe_load(const char *dir, const cJSON *tok_json, const char *tok_json_path, const cJSON *tok_cfg,
+                      const char *tok_cfg_path, gp_tokenizer_impl *out, gp_err *err);
+
+/* The kind behind a loaded tokenizer (for the test hooks below). */
+const gp_tokenizer_impl *gp_tokenizer_impl_of(const gp_tokenizer *t);
+
+/* Test hook: the pieces a byte-level BPE tokenizer hands to the merge step for a text, as UTF-8
+ * before the byte mapping (after added-token matching, where an added token is a piece of its
+ * own, NFC and the pre-tokenizer's regexes). Returns the count and a malloc'd array of malloc'd
+ * strings in *pieces, or -1 (and *pieces NULL) when t is not byte-level BPE. */
+int gp_bpe_pieces(const gp_tokenizer *t, const char *text, size_t len, char ***pieces);
+
+/* Unicode White_Space, which is Rust's char::is_whitespace (what HF's normalisers and added-token
+ * stripping test). */
+bool gp_is_white_space(int32_t c);
+
 /* UTF-8 to codepoints; each invalid byte becomes U+FFFD. *out is malloc'd. */
 void gp_utf8_decode(const char *s, size_t len, int32_t **out, int *n);
 

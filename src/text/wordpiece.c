@@ -32,7 +32,7 @@ typedef struct {
 
 /* ---- character classes ---------------------------------------------------------------- */
 
-static bool is_ws(int32_t c) {
+bool gp_is_white_space(int32_t c) {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
@@ -97,7 +97,7 @@ static void normalize(const wordpiece *w, const int32_t *in, int n, ibuf *out) {
         int32_t c = in[i];
         if (w->clean) {
             if (c == 0 || c == 0xFFFD || is_control(c)) continue;
-            if (is_ws(c)) c = ' ';
+            if (gp_is_white_space(c)) c = ' ';
         }
         if (w->chinese && is_cjk(c)) {
             ipush(out, ' ');
@@ -181,13 +181,13 @@ static void wordpiece_word(const wordpiece *w, const int32_t *cp, int n, ibuf *i
 static void split_words(const int32_t *cp, int n, void (*fn)(void *ctx, const int32_t *cp, int n), void *ctx) {
     int i = 0;
     while (i < n) {
-        if (is_ws(cp[i])) {
+        if (gp_is_white_space(cp[i])) {
             i++;
             continue;
         }
         int j = i + 1;
         if (!is_punct(cp[i]))
-            while (j < n && !is_ws(cp[j]) && !is_punct(cp[j])) j++;
+            while (j < n && !gp_is_white_space(cp[j]) && !is_punct(cp[j])) j++;
         fn(ctx, cp + i, j - i);
         i = j;
     }
