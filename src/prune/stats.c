@@ -69,7 +69,7 @@ gp_status gp_model_sha256(const char *dir, char hex[65], gp_err *err) {
         }
     }
     closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str); /* names is NULL when there is none */
     gp_sha256 *h = gp_sha256_init();
     char *cfg = gp_path_join(dir, "config.json");
     gp_status rc = gp_sha256_update_file(h, cfg, err);
