@@ -411,10 +411,8 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
         have_km = true;
         sel = km.selected;
         nsel = km.n_selected;
-        gp_log0("%s: %lld centroids after %d iterations (inertia %.6g); %lld triplets kept (%lld centroids share their "
-                "nearest triplet with another)",
-                label, (long long)km.k, km.iterations_run, km.inertia[km.iterations_run], (long long)nsel,
-                (long long)(km.k - nsel));
+        gp_log0("%s: %lld centroids after %d iterations (inertia %.6g); their nearest triplets, %lld distinct, are kept",
+                label, (long long)km.k, km.iterations_run, km.inertia[km.iterations_run], (long long)nsel);
     }
     if (rank == 0) {
         char sha[65];
