@@ -111,7 +111,7 @@ test-slurm: deps deps-slurm
 bench: deps deps-py
 	@$(MAKE) --no-print-directory bench-run
 
-bench-run: $(BUILD)/bench/bench_bert
+bench-run: $(BUILD)/bench/bench_bert $(BUILD)/bench/bench_kmeans
 	@tests/bench/run_bench.sh $(BUILD)/bench/bench_bert
 
 fixtures: deps-py

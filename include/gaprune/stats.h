@@ -21,12 +21,16 @@
  * estimator) go to OUT/stats.h5 with the per-tensor alignment cosine of G_gen and G_dom and the
  * activation sums. A stats.h5 that is complete for the same settings is not recomputed.
  *
+ * With sample.method set, the statistics read the samples (sample.h: OUT/sample-<corpus>.jsonl,
+ * whole, data.max_samples does not apply) instead of the corpora, and their settings hash names
+ * the samples' settings.
+ *
  * Collective; returns the same status on every rank, with any error already reported (exit
  * with it). GP_ESTOPPED means a signal stopped the pass after a checkpoint.
  *
  * Usage (collective):
  *     gp_stats_report rep; gp_err err = {0};
- *     gp_status rc = gp_stats_run(&cfg, model, &rep, &err);
+ *     gp_status rc = gp_stats_run(&cfg, model, NULL, &rep, &err);   // or &samples (gp_sample_run)
  */
 #pragma once
 
@@ -36,6 +40,7 @@
 #include "gaprune/check.h"
 #include "gaprune/config.h"
 #include "gaprune/model.h"
+#include "gaprune/sample.h"
 
 typedef struct {
     bool up_to_date;     /* stats.h5 was already complete for these settings */
@@ -49,7 +54,9 @@ typedef struct {
     char settings_hash[65];
 } gp_stats_report;
 
-gp_status gp_stats_run(const gp_config *cfg, gp_model *m, gp_stats_report *rep, gp_err *err);
+/* sample: the samples of gp_sample_run when sample.method is not none, else NULL. */
+gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
+                       gp_err *err);
 
 /* SHA-256 over config.json and the safetensors files of a model folder (rank-local). */
 gp_status gp_model_sha256(const char *dir, char hex[65], gp_err *err);

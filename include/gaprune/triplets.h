@@ -57,6 +57,9 @@ gp_status gp_corpus_index(const char *path, int64_t max_samples, uint64_t seed, 
 /* Collective: every rank ends with root's gp_corpus (fd closed). */
 void gp_corpus_bcast(gp_corpus *c, int root);
 gp_status gp_corpus_read(gp_corpus *c, int64_t i, gp_triplet *t, gp_err *err);
+/* The bytes of selected record i as they are in the file (NUL-terminated, malloc'd; length
+ * c->sel[i].length): a JSONL line without its line end, or one element of a JSON array. */
+gp_status gp_corpus_read_raw(gp_corpus *c, int64_t i, char **text, gp_err *err);
 void gp_corpus_free(gp_corpus *c);
 
 /* One record's text to a triplet; `path` and `line` name it in messages. */

@@ -31,19 +31,26 @@ static const opt k_opts[] = {
     {"model", "path", T_STR, F(model_path), "", NULL, 0, 0, "model folder (Hugging Face / sentence-transformers)"},
     {"model", "max_length", T_INT, F(max_length), "512", NULL, 2, 1 << 20, "truncate texts to this many tokens"},
     {"model", "query_instruction", T_STR, F(query_instruction), "", NULL, 0, 0,
-     "prefix for queries at evaluation and retraining (calibration corpora carry their own)"},
+     "prefix for queries at evaluation and retraining (calibration corpora carry their own: the statistics and "
+     "the sample take queries as written)"},
     {"data", "domain", T_STR, F(domain), "", NULL, 0, 0, "domain triplets (.json array, .jsonl, FlagEmbedding .jsonl)"},
     {"data", "general", T_STR, F(general), "", NULL, 0, 0, "general triplets, same formats"},
-    {"data", "max_samples", T_I64, F(max_samples), "5000", NULL, 1, 1e15, "triplets used per corpus (a seeded sample)"},
+    {"data", "max_samples", T_I64, F(max_samples), "5000", NULL, 1, 1e15,
+     "triplets used per corpus (a seeded sample; not used when sample.method is set: the statistics read the whole "
+     "sample)"},
     {"data", "seed", T_I64, F(data_seed), "42", NULL, 0, 1e18, "seed of the triplet sample"},
     {"data", "on_bad_record", T_CHOICE_INDEX, F(on_bad_record), "fail", "fail|skip", 0, 0,
      "a bad record stops the run (fail) or is skipped and counted (skip)"},
     {"sample", "method", T_CHOICE, F(sample_method), "none", "none|kmeans|random", 0, 0,
-     "representative calibration sample before the statistics (not available yet: none only)"},
-    {"sample", "k", T_I64, F(sample_k), "5000", NULL, 1, 1e12, "triplets kept per corpus by the sample"},
-    {"sample", "iterations", T_INT, F(sample_iterations), "20", NULL, 1, 1e6, "k-means iterations"},
-    {"sample", "model", T_STR, F(sample_model), "", NULL, 0, 0, "model that embeds the queries (default model.path)"},
-    {"sample", "seed", T_I64, F(sample_seed), "42", NULL, 0, 1e18, "seed of the sample"},
+     "calibration sample taken from every triplet of each corpus, which the statistics then use: kmeans over the "
+     "L2-normalised query embeddings, keeping the triplet nearest each centroid (the paper), or random"},
+    {"sample", "k", T_I64, F(sample_k), "5000", NULL, 1, 1e12,
+     "clusters (kmeans) or triplets (random) per corpus; a corpus with no more triplets is kept whole"},
+    {"sample", "iterations", T_INT, F(sample_iterations), "20", NULL, 1, 1e6,
+     "k-means (Lloyd) iterations at most: it stops early when no point changes cluster"},
+    {"sample", "model", T_STR, F(sample_model), "", NULL, 0, 0,
+     "model that embeds the queries (empty: model.path; the paper used a smaller one of the same family)"},
+    {"sample", "seed", T_I64, F(sample_seed), "42", NULL, 0, 1e18, "seed of the k-means++ seeding or of the random sample"},
     {"stats", "fisher_batch", T_INT, F(fisher_batch), "1", NULL, 1, 1e6,
      "triplets per gradient unit (1: per-triplet Fisher as in the paper; 4: the authors' code)"},
     {"stats", "checkpoint_every", T_INT, F(checkpoint_every), "100", NULL, 1, 1e9,
@@ -256,9 +263,6 @@ static gp_status validate(gp_config *c, gp_err *err) {
         c->out_dir = gp_malloc(strlen(c->job_name) + 5);
         sprintf(c->out_dir, "out/%s", c->job_name);
     }
-    if (strcmp(c->sample_method, "none"))
-        return gp_errf(err, GP_EINPUT, "%s: [sample] method = %s: representative sampling is not available in this version "
-                                       "(only none)", c->job_path, c->sample_method);
     gp_status rc = check_sparsity_list(c->job_path, c->sparsity, err);
     if (rc) return rc;
     const char *s = c->scope;

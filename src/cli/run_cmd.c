@@ -1,6 +1,6 @@
 /* run_cmd.c — `gaprune run JOB.ini`: every stage, resumable, and the report.
  *
- *   stats -> dense evaluation -> for each method x sparsity: mask, pruned model, evaluation
+ *   [calibration sample] -> stats -> dense evaluation -> for each method x sparsity: mask, pruned model, evaluation
  *         -> for each retrain method x sparsity: retraining, retrained model, evaluation
  *         -> OUT/report.md, OUT/report.json, one JSON line on stdout.
  * Every stage whose output is complete and made from the same inputs and settings is skipped
@@ -23,6 +23,7 @@
 #include "gaprune/pipeline.h"
 #include "gaprune/prune.h"
 #include "gaprune/retrain.h"
+#include "gaprune/sample.h"
 #include "gaprune/stats.h"
 
 typedef struct {
@@ -79,7 +80,7 @@ static void pct(char *buf, size_t n, double v, double base) {
 }
 
 static gp_status write_report(const gp_config *cfg, const gp_model *m, const cJSON *dense, row *rows, int nrows,
-                              const gp_stats_report *sr, double seconds, gp_err *err) {
+                              const gp_sample_report *samples, const gp_stats_report *sr, double seconds, gp_err *err) {
     char *md_path = gp_path_join(cfg->out_dir, "report.md"), *js_path = gp_path_join(cfg->out_dir, "report.json");
     char *md_tmp = gp_tmp_path(md_path), *js_tmp = gp_tmp_path(js_path);
     FILE *f = fopen(md_tmp, "w");
@@ -90,9 +91,16 @@ static gp_status write_report(const gp_config *cfg, const gp_model *m, const cJS
     }
     fprintf(f, "# gaprune report: %s\n\n", cfg->job_name);
     fprintf(f, "- model: `%s` (%zu parameters, %s)\n", m->dir, m->table.total, m->cfg.arch == GP_ARCH_BERT ? "bert" : "qwen3");
-    fprintf(f, "- calibration: `%s` (domain) and `%s` (general), at most %lld triplets each, fisher_batch %d, statistics in "
-               "`%s/stats.h5`\n",
-            cfg->domain, cfg->general, (long long)cfg->max_samples, cfg->fisher_batch, cfg->out_dir);
+    if (samples)
+        fprintf(f, "- calibration: %s samples (k %lld) of `%s` (domain) and `%s` (general): %lld of %lld and %lld of %lld "
+                   "triplets, in `%s` and `%s`; fisher_batch %d, statistics in `%s/stats.h5`\n",
+                cfg->sample_method, (long long)cfg->sample_k, cfg->domain, cfg->general, (long long)samples->selected[0],
+                (long long)samples->candidates[0], (long long)samples->selected[1], (long long)samples->candidates[1],
+                samples->jsonl[0], samples->jsonl[1], cfg->fisher_batch, cfg->out_dir);
+    else
+        fprintf(f, "- calibration: `%s` (domain) and `%s` (general), at most %lld triplets each, fisher_batch %d, statistics in "
+                   "`%s/stats.h5`\n",
+                cfg->domain, cfg->general, (long long)cfg->max_samples, cfg->fisher_batch, cfg->out_dir);
     fprintf(f, "- pruning: %s weights, scope %s, alpha %g, beta %g, gamma %g, alignment %s\n", cfg->layers, cfg->scope,
             cfg->alpha, cfg->beta, cfg->gamma, cfg->alignment);
     fprintf(f, "- retraining: %s, %d steps, lr %g, warm-up %d, batch %d\n", *cfg->retrain_methods ? cfg->retrain_methods : "none",
@@ -149,6 +157,18 @@ static gp_status write_report(const gp_config *cfg, const gp_model *m, const cJS
         cJSON_AddNumberToObject(j, "n_ranks", gp_nranks());
         cJSON_AddNumberToObject(j, "seconds", seconds);
         cJSON_AddStringToObject(j, "stats_settings_hash", sr->settings_hash);
+        if (samples) {
+            cJSON *sj = cJSON_AddObjectToObject(j, "sample");
+            cJSON_AddStringToObject(sj, "method", cfg->sample_method);
+            cJSON_AddNumberToObject(sj, "k", (double)cfg->sample_k);
+            for (int c = 0; c < 2; c++) {
+                cJSON *cj = cJSON_AddObjectToObject(sj, c ? "general" : "domain");
+                cJSON_AddStringToObject(cj, "file", samples->jsonl[c]);
+                cJSON_AddNumberToObject(cj, "candidates", (double)samples->candidates[c]);
+                cJSON_AddNumberToObject(cj, "selected", (double)samples->selected[c]);
+                cJSON_AddStringToObject(cj, "settings_hash", samples->settings_hash[c]);
+            }
+        }
         cJSON_AddItemToObject(j, "dense", dense ? cJSON_Duplicate(dense, 1) : cJSON_CreateNull());
         cJSON *arr = cJSON_AddArrayToObject(j, "rows");
         for (int i = 0; i < nrows; i++) {
@@ -221,6 +241,7 @@ int gp_cmd_run(int argc, char **argv) {
     }
     bool have_sets = *cfg.eval_retrieval || *cfg.eval_sts;
     gp_model *m = NULL;
+    gp_sample_report samples = {0};
     if (!rc) rc = gp_model_load(cfg.model_path, &m, &err);
     if (!rc && gp_rank() == 0) rc = gp_mkdir_p(cfg.out_dir, &err);
     char eval_hash[65] = "";
@@ -229,10 +250,15 @@ int gp_cmd_run(int argc, char **argv) {
     gp_bcast_bytes(eval_hash, sizeof eval_hash, 0);
     if (!have_sets) gp_warn("%s: [eval] names no retrieval folder and no STS file: no scores in the report", cfg.job_path);
 
-    /* 1. statistics */
+    /* 0. the calibration sample, 1. statistics (of the sample when there is one) */
+    const bool sampled = strcmp(cfg.sample_method, "none") != 0;
+    if (sampled) {
+        gp_log0("run: stage 0/4, calibration sample (%s, k %lld)", cfg.sample_method, (long long)cfg.sample_k);
+        if ((rc = gp_sample_run(&cfg, m, &samples, &err))) goto out;
+    }
     gp_stats_report sr;
     gp_log0("run: stage 1/4, statistics");
-    if ((rc = gp_stats_run(&cfg, m, &sr, &err))) goto out;
+    if ((rc = gp_stats_run(&cfg, m, sampled ? &samples : NULL, &sr, &err))) goto out;
     gp_prune_inputs in;
     if ((rc = gp_prune_inputs_init(&cfg, m, &in, &err))) goto out;
     float *dense_params = gp_malloc(m->table.total * sizeof(float));
@@ -317,7 +343,8 @@ int gp_cmd_run(int argc, char **argv) {
             gp_pruned_free(&pr);
         }
     }
-    if (!rc && gp_rank() == 0 && !only) rc = write_report(&cfg, m, dense, rows, k, &sr, gp_now() - t0, &err);
+    if (!rc && gp_rank() == 0 && !only)
+        rc = write_report(&cfg, m, dense, rows, k, sampled ? &samples : NULL, &sr, gp_now() - t0, &err);
     if (!(rc = gp_cli_agree(rc, &err)) && gp_rank() == 0) {
         cJSON *s = cJSON_CreateObject();
         cJSON_AddStringToObject(s, "command", "run");
@@ -346,6 +373,7 @@ int gp_cmd_run(int argc, char **argv) {
     free(dense_params);
     gp_prune_inputs_free(&in);
 out:
+    gp_sample_report_free(&samples);
     gp_model_free(m);
     free(ml), free(pl), free(rl);
     gp_config_free(&cfg);

@@ -1,10 +1,13 @@
-/* stats_cmd.c — `gaprune stats JOB.ini`: the statistics pass as its own command. */
+/* stats_cmd.c — `gaprune stats JOB.ini`: the statistics pass as its own command (with
+ * sample.method set, the calibration sample first, skipped when complete). */
 #include <stdio.h>
+#include <string.h>
 
 #include "gaprune/cli.h"
 #include "gaprune/config.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
+#include "gaprune/sample.h"
 #include "gaprune/stats.h"
 
 int gp_cmd_stats(int argc, char **argv) {
@@ -18,9 +21,12 @@ int gp_cmd_stats(int argc, char **argv) {
     gp_err err = {0};
     gp_model *m = NULL;
     rc = gp_cli_agree(gp_model_load(cfg.model_path, &m, &err), &err);
+    gp_sample_report samples = {0};
+    const bool sampled = strcmp(cfg.sample_method, "none") != 0;
+    if (!rc && sampled) rc = gp_sample_run(&cfg, m, &samples, &err);
     if (!rc) {
         gp_stats_report rep;
-        rc = gp_stats_run(&cfg, m, &rep, &err);
+        rc = gp_stats_run(&cfg, m, sampled ? &samples : NULL, &rep, &err);
         if (!rc)
             gp_log0("{\"command\":\"stats\",\"up_to_date\":%s,\"triplets\":%lld,\"ranks\":%d,\"seconds\":%.3f,"
                     "\"triplets_per_s\":%.2f,\"loop_s\":%.3f,\"allreduce_s\":%.3f,\"checkpoint_s\":%.3f,\"write_s\":%.3f,"
@@ -29,6 +35,7 @@ int gp_cmd_stats(int argc, char **argv) {
                     rep.seconds > 0 ? (double)rep.triplets / rep.seconds : 0.0, rep.loop_s, rep.allreduce_s, rep.checkpoint_s,
                     rep.write_s, rep.peak_rss_mb, rep.settings_hash);
     }
+    gp_sample_report_free(&samples);
     gp_model_free(m);
     gp_config_free(&cfg);
     return rc;

@@ -359,8 +359,9 @@ void gp_corpus_bcast(gp_corpus *c, int root) {
     gp_bcast_bytes(c->sel, (size_t)c->n_selected * sizeof(gp_record_ref), root);
 }
 
-gp_status gp_corpus_read(gp_corpus *c, int64_t i, gp_triplet *t, gp_err *err) {
+gp_status gp_corpus_read_raw(gp_corpus *c, int64_t i, char **text, gp_err *err) {
     GP_CHECK(i >= 0 && i < c->n_selected, "record %lld of %lld", (long long)i, (long long)c->n_selected);
+    *text = NULL;
     if (c->fd < 0) {
         c->fd = open(c->path, O_RDONLY);
         if (c->fd < 0) return gp_errf(err, GP_EINPUT, "%s: cannot open: %s", c->path, strerror(errno));
@@ -368,12 +369,24 @@ gp_status gp_corpus_read(gp_corpus *c, int64_t i, gp_triplet *t, gp_err *err) {
     const gp_record_ref *r = &c->sel[i];
     char *buf = gp_malloc((size_t)r->length + 1);
     ssize_t got = pread(c->fd, buf, (size_t)r->length, r->offset);
-    gp_status rc;
-    if (got != (ssize_t)r->length)
-        rc = gp_errf(err, GP_EINPUT, "%s:%lld: cannot read the record (file changed since it was indexed?)", c->path,
-                     (long long)r->line);
-    else
-        rc = gp_triplet_parse(buf, (size_t)r->length, c->path, r->line, t, err);
+    if (got != (ssize_t)r->length) {
+        free(buf);
+        return gp_errf(err, GP_EINPUT, "%s:%lld: cannot read the record (file changed since it was indexed?)", c->path,
+                       (long long)r->line);
+    }
+    buf[r->length] = '\0';
+    *text = buf;
+    return GP_OK;
+}
+
+gp_status gp_corpus_read(gp_corpus *c, int64_t i, gp_triplet *t, gp_err *err) {
+    char *buf;
+    gp_status rc = gp_corpus_read_raw(c, i, &buf, err);
+    if (rc) {
+        memset(t, 0, sizeof *t);
+        return rc;
+    }
+    rc = gp_triplet_parse(buf, (size_t)c->sel[i].length, c->path, c->sel[i].line, t, err);
     free(buf);
     return rc;
 }

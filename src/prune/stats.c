@@ -18,6 +18,7 @@
 #include "gaprune/hash.h"
 #include "gaprune/log.h"
 #include "gaprune/loss.h"
+#include "gaprune/sample.h"
 #include "gaprune/triplets.h"
 
 #define STATS_FORMAT_VERSION 1
@@ -33,6 +34,7 @@ static void on_signal(int sig) {
 
 typedef struct {
     const gp_config *cfg;
+    const gp_sample_report *sample; /* the samples the statistics read, or NULL: the corpora */
     gp_model *m;
     int rank, P, max_len, fb;
     gp_corpus corp[2];
@@ -69,7 +71,7 @@ gp_status gp_model_sha256(const char *dir, char hex[65], gp_err *err) {
         }
     }
     closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str); /* names is NULL when there is none */
     gp_sha256 *h = gp_sha256_init();
     char *cfg = gp_path_join(dir, "config.json");
     gp_status rc = gp_sha256_update_file(h, cfg, err);
@@ -91,11 +93,16 @@ gp_status gp_model_sha256(const char *dir, char hex[65], gp_err *err) {
 /* What the statistics depend on; a stats.h5 or a checkpoint with another hash is stale. */
 static void settings_hash(stats_ctx *s) {
     char buf[1024];
+    /* With a sample, the corpus hashes are the sample files' and the sample settings are named
+     * too, so statistics of the whole corpora (or of another sample) are never taken for these. */
+    char sample[160] = "sample none";
+    if (s->sample)
+        snprintf(sample, sizeof sample, "sample %s %s", s->sample->settings_hash[0], s->sample->settings_hash[1]);
     snprintf(buf, sizeof buf,
              "gaprune-stats v%d; model %s; domain %s; general %s; max_samples %lld; seed %lld; on_bad_record %d; "
-             "fisher_batch %d; max_length %d; scale %g",
+             "fisher_batch %d; max_length %d; scale %g; %s",
              STATS_FORMAT_VERSION, s->model_sha, s->corp[0].sha256, s->corp[1].sha256, (long long)s->cfg->max_samples,
-             (long long)s->cfg->data_seed, s->cfg->on_bad_record, s->fb, s->max_len, (double)LOSS_SCALE);
+             (long long)s->cfg->data_seed, s->cfg->on_bad_record, s->fb, s->max_len, (double)LOSS_SCALE, sample);
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, buf, strlen(buf));
     gp_sha256_final(h, s->settings);
@@ -394,6 +401,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         gp_h5_attr_int(f, "fisher_batch", s->fb);
         gp_h5_attr_int(f, "max_samples", cfg->max_samples);
         gp_h5_attr_int(f, "seed", cfg->data_seed);
+        gp_h5_attr_str(f, "sample_method", s->sample ? cfg->sample_method : "none");
         gp_h5_attr_str(f, "alignment", cfg->alignment);
         gp_h5_attr_str(f, "description",
                        "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
@@ -401,6 +409,10 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         for (int c = 0; c < 2; c++) {
             hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
             gp_h5_attr_str(g, "corpus_path", s->corp[c].path);
+            if (s->sample) { /* corpus_path is the sample; where it was taken from */
+                gp_h5_attr_str(g, "sampled_from", c == 0 ? cfg->domain : cfg->general);
+                gp_h5_attr_str(g, "sample_settings_hash", s->sample->settings_hash[c]);
+            }
             gp_h5_attr_str(g, "corpus_sha256", s->corp[c].sha256);
             gp_h5_attr_int(g, "n_records", s->corp[c].n_records);
             gp_h5_attr_int(g, "n_skipped", s->corp[c].n_skipped);
@@ -513,10 +525,13 @@ static gp_status prepare(stats_ctx *s, gp_err *err) {
         rc = gp_errf(err, GP_EINPUT, "%s: [data] domain and general must both name triplet files", cfg->job_path);
     if (!rc && s->rank == 0) rc = gp_mkdir_p(s->ranks_dir, err);
     if (!rc && s->rank == 0) rc = gp_model_sha256(s->m->dir, s->model_sha, err);
+    /* a sample is read whole: it is the selection */
     const char *paths[2] = {cfg->domain, cfg->general};
+    if (s->sample) paths[0] = s->sample->jsonl[0], paths[1] = s->sample->jsonl[1];
+    const int64_t max_samples = s->sample ? INT64_MAX : cfg->max_samples;
     for (int c = 0; c < 2 && !rc; c++)
         if (s->rank == 0)
-            rc = gp_corpus_index(paths[c], cfg->max_samples, (uint64_t)cfg->data_seed, cfg->on_bad_record == GP_BAD_SKIP,
+            rc = gp_corpus_index(paths[c], max_samples, (uint64_t)cfg->data_seed, cfg->on_bad_record == GP_BAD_SKIP,
                                  &s->corp[c], err);
     if ((rc = gp_cli_agree(rc, err))) return rc;
     gp_bcast_bytes(s->model_sha, sizeof s->model_sha, 0);
@@ -525,10 +540,13 @@ static gp_status prepare(stats_ctx *s, gp_err *err) {
     return GP_OK;
 }
 
-gp_status gp_stats_run(const gp_config *cfg, gp_model *m, gp_stats_report *rep, gp_err *err) {
+gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
+                       gp_err *err) {
     memset(rep, 0, sizeof *rep);
     double t_start = gp_now();
-    stats_ctx s = {.cfg = cfg, .m = m, .rank = gp_rank(), .P = gp_nranks(), .fb = cfg->fisher_batch};
+    GP_CHECK(!sample == !strcmp(cfg->sample_method, "none"), "sample.method %s with%s samples", cfg->sample_method,
+             sample ? "" : "out");
+    stats_ctx s = {.cfg = cfg, .sample = sample, .m = m, .rank = gp_rank(), .P = gp_nranks(), .fb = cfg->fisher_batch};
     s.corp[0].fd = s.corp[1].fd = -1;
     s.max_len = cfg->max_length < m->max_length ? cfg->max_length : m->max_length;
     s.stats_path = gp_path_join(cfg->out_dir, "stats.h5");

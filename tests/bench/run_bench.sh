@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: gaprune and PyTorch on the same shapes with one thread each, in one run, and the
-# ratios. Usage: tests/bench/run_bench.sh BENCH_BINARY [REPS]
+# ratios; then the selection, the statistics pass, retraining, encoding and k-means (bench_kmeans,
+# next to BENCH_BINARY) on 1 and 2 ranks. Usage: tests/bench/run_bench.sh BENCH_BINARY [REPS]
 set -euo pipefail
 bin=$1
 reps=${2:-5}
@@ -106,4 +107,33 @@ print(f"{'ranks':>5} {'texts/s':>8} {'vs PyTorch 1 thread':>20}")
 for e in enc:
     print(f"{e['ranks']:5d} {e['texts_per_s']:8.1f} {e['texts_per_s'] / torch_enc['texts_per_s']:19.2f}x")
 print(f"PyTorch: {torch_enc['texts_per_s']:.1f} texts/s")
+PY
+
+# ---- k-means for the calibration sample: the paper's shape, on 1 and 2 ranks ------------------------
+# GAPRUNE_BENCH_KMEANS="N K D ITERATIONS" shrinks it (default: 50000 5000 384 20).
+km_bin=$(dirname "$bin")/bench_kmeans
+km_args=${GAPRUNE_BENCH_KMEANS:-50000 5000 384 20}
+km=""
+for np in 1 2; do
+  # shellcheck disable=SC2086  # the four numbers are separate arguments
+  line=$(mpirun -np "$np" -x OPENBLAS_NUM_THREADS "$km_bin" $km_args | grep '^{"case": "kmeans"')
+  km="$km$line"$'\n'
+done
+/usr/bin/python3 - "$ours" "$km" <<'PY'
+import json, sys
+sgemm = next(json.loads(l) for l in sys.argv[1].splitlines() if '"sgemm"' in l)["gflops"]
+runs = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
+r0 = runs[0]
+print(f"\nk-means (calibration sample), {r0['n']} random unit vectors of dimension {r0['d']}, k {r0['k']}, "
+      f"{r0['iterations']} iterations, all run (random points stop moving after one):")
+print(f"{'ranks':>5} {'k-means++ s':>12} {'s/iteration':>12} {'speed-up':>9} {'GFLOP/s':>8} {'of sgemm x ranks':>17}")
+for r in runs:
+    print(f"{r['ranks']:5d} {r['seconds_seed']:12.2f} {r['seconds_per_iteration']:12.3f} "
+          f"{r0['seconds_per_iteration'] / r['seconds_per_iteration']:8.2f}x {r['gflops']:8.1f} "
+          f"{r['gflops'] / (sgemm * r['ranks']):16.0%}")
+same = all(r["n_selected"] == r0["n_selected"] and r["inertia_last"] == r0["inertia_last"] for r in runs)
+print(f"(an iteration: the sgemm of every point against every centroid, 2·n·k·d = "
+      f"{2 * r0['n'] * r0['k'] * r0['d'] / 1e12:.3f} TFLOP, the exact checks it leaves, the centroid update and its "
+      f"allreduce; GFLOP/s counts the sgemm flops; {r0['n_selected']} triplets selected, "
+      f"{'identical' if same else 'DIFFERENT'} on 1 and 2 ranks)")
 PY
