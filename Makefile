@@ -119,6 +119,7 @@ fixtures: deps-py
 	$(PYTHON_REF) tests/reference/make_stats_fixtures.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_prune_fixtures.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_bpe_fixture.py tests/fixtures
+	$(PYTHON_REF) tests/reference/make_qwen3_fixtures.py tests/fixtures
 
 # apt-get only what dpkg does not already have; sudo when not root.
 define install_debs
