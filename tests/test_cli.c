@@ -137,6 +137,51 @@ static void test_encode_matches_library(void **state) {
     free(e);
 }
 
+/* Qwen3 queries: --query takes the model's own prompt (config_sentence_transformers.json), --task
+ * TEXT makes "Instruct: TEXT\nQuery:"; 2 ranks against the library with that exact prefix. */
+static void test_encode_qwen3_query(void **state) {
+    (void)state;
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/qwen3-f32", &m, &err), GP_OK);
+    assert_non_null(m->query_prompt);
+    gp_texts t;
+    assert_int_equal(gp_texts_read(FIXTURES "/texts.txt", 0, 8, true, false, &t, &err), GP_OK);
+    const int D = gp_model_dim(m);
+    const char *cases[][2] = {{"--query", NULL}, {"--query --task 'Find man pages'", "Instruct: Find man pages\nQuery:"}};
+    float *first = NULL;
+    for (int k = 0; k < 2; k++) {
+        char out[4200];
+        snprintf(out, sizeof out, "%s/q%d.h5", g_dir, k);
+        int rc = run("mpirun -np 2 %s encode --model " FIXTURES "/qwen3-f32 --input " FIXTURES "/texts.txt --output %s %s",
+                     bin(), out, cases[k][0]);
+        assert_clean_stderr();
+        assert_int_equal(rc, 0);
+        hsize_t dims[2];
+        float *e = read_embeddings(out, dims, NULL);
+        assert_int_equal(dims[0], 8);
+        assert_int_equal(dims[1], D);
+        float *ref = malloc(8 * (size_t)D * sizeof(float));
+        gp_model_encode(m, (const char *const *)t.text, 8, 4, 0, cases[k][1] ? cases[k][1] : m->query_prompt, ref);
+        double d = tu_max_abs(e, ref, 8 * (size_t)D);
+        printf("    qwen3 %s: 2 ranks vs library with its prefix: max abs diff %.2e\n", cases[k][0], d);
+        assert_true(d < 1e-6);
+        free(ref);
+        if (k == 0) first = e;
+        else {
+            assert_true(tu_max_abs(e, first, 8 * (size_t)D) > 1e-3); /* another prefix, other embeddings */
+            free(e);
+        }
+    }
+    assert_int_equal(run("%s encode --model " FIXTURES "/qwen3-f32 --input " FIXTURES "/texts.txt --output %s/x.h5 --query "
+                         "--task a --instruction b",
+                         bin(), g_dir),
+                     2);
+    free(first);
+    gp_texts_free(&t);
+    gp_model_free(m);
+}
+
 static void test_encode_ranks_agree(void **state) {
     (void)state;
     char one[4200], many[4200];
@@ -278,6 +323,7 @@ static void test_readme_job_reference(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_matches_library), cmocka_unit_test(test_encode_ranks_agree),
+        cmocka_unit_test(test_encode_qwen3_query),
         cmocka_unit_test(test_encode_jsonl),           cmocka_unit_test(test_bad_input_exit_2),
         cmocka_unit_test(test_tokenize),
         cmocka_unit_test(test_readme_job_reference),

@@ -91,6 +91,15 @@ static void test_overrides(void **state) {
     const char *bad2[] = {"nodot=3"};
     assert_int_equal(gp_config_load(&c, g_path, bad2, 1, &err), GP_EINPUT);
     gp_config_free(&c);
+    /* query_task becomes Qwen3-Embedding's own prompt form, with the query right after "Query:" */
+    const char *task[] = {"model.query_task=Given a question, find answers"};
+    assert_int_equal(gp_config_load(&c, g_path, task, 1, &err), GP_OK);
+    assert_string_equal(c.query_instruction, "Instruct: Given a question, find answers\nQuery:");
+    gp_config_free(&c);
+    const char *both[] = {"model.query_task=t", "model.query_instruction=q: "};
+    assert_int_equal(gp_config_load(&c, g_path, both, 2, &err), GP_EINPUT);
+    assert_non_null(strstr(err.msg, "query_task and query_instruction"));
+    gp_config_free(&c);
 }
 
 static void expect_error(const char *text, const char *needle) {

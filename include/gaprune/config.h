@@ -35,7 +35,8 @@ typedef struct gp_config {
     /* [model] */
     char *model_path;
     int max_length;
-    char *query_instruction;
+    char *query_instruction; /* the query prefix; query_task, when set, has been turned into it */
+    char *query_task;
     /* [data] */
     char *domain, *general;
     int64_t max_samples;

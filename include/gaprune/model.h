@@ -142,6 +142,10 @@ int gp_model_touched_rows(const gp_model *m, const int32_t **rows);
 typedef void (*gp_linear_input_fn)(void *ctx, int param, const float *x, int N, int in);
 void gp_model_each_linear_input(gp_model *m, gp_linear_input_fn fn, void *ctx);
 
+/* Qwen3-Embedding's query prefix for a task description, "Instruct: {task}\nQuery:", the form of
+ * the model's own sentence-transformers prompt (the query follows with no space). Caller frees. */
+char *gp_query_instruct(const char *task);
+
 /* Embeds n texts in mini-batches of `batch` without keeping activations for backward; emb is
  * [n, dim]. max_len <= 0 means the model's max_length (larger values are clamped to it);
  * prefix, when not NULL, is prepended to every text (the query instruction). */

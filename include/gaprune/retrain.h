@@ -3,8 +3,8 @@
  *
  * Every step takes the next retrain.batch domain triplets of a seeded per-epoch shuffle of the
  * selected domain corpus (the same selection as the statistics); rank r embeds its contiguous
- * share of them (queries with model.query_instruction in front). The embeddings are gathered on
- * every rank, so the InfoNCE loss sees all positives and hard negatives of the whole batch and
+ * share of them (queries with model.query_instruction, or else the model's own query prompt, in
+ * front). The embeddings are gathered on every rank, so the InfoNCE loss sees all positives and hard negatives of the whole batch and
  * equals a single process's; each rank back-propagates the gradient of its own embeddings, the
  * gradients are summed over ranks, pruned weights' gradients are zeroed (so their AdamW moments
  * stay zero), the global gradient norm is clipped to retrain.grad_clip, and every rank applies

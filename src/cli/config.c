@@ -12,6 +12,7 @@
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/log.h"
+#include "gaprune/model.h"
 
 typedef enum { T_STR, T_INT, T_I64, T_DBL, T_BOOL, T_CHOICE, T_CHOICE_INDEX } otype;
 
@@ -31,8 +32,12 @@ static const opt k_opts[] = {
     {"model", "path", T_STR, F(model_path), "", NULL, 0, 0, "model folder (Hugging Face / sentence-transformers)"},
     {"model", "max_length", T_INT, F(max_length), "512", NULL, 2, 1 << 20, "truncate texts to this many tokens"},
     {"model", "query_instruction", T_STR, F(query_instruction), "", NULL, 0, 0,
-     "prefix for queries at evaluation and retraining (calibration corpora carry their own: the statistics and "
-     "the sample take queries as written)"},
+     "prefix for queries at evaluation and retraining; empty: the model's own query prompt "
+     "(config_sentence_transformers.json), if any (calibration corpora carry their own: the statistics and the "
+     "sample take queries as written)"},
+    {"model", "query_task", T_STR, F(query_task), "", NULL, 0, 0,
+     "task description for Qwen3-Embedding's query format: queries become \"Instruct: {task}\\nQuery:{query}\" "
+     "(the model's own prompt form; not with query_instruction)"},
     {"data", "domain", T_STR, F(domain), "", NULL, 0, 0, "domain triplets (.json array, .jsonl, FlagEmbedding .jsonl)"},
     {"data", "general", T_STR, F(general), "", NULL, 0, 0, "general triplets, same formats"},
     {"data", "max_samples", T_I64, F(max_samples), "5000", NULL, 1, 1e15,
@@ -262,6 +267,12 @@ static gp_status validate(gp_config *c, gp_err *err) {
         free(c->out_dir);
         c->out_dir = gp_malloc(strlen(c->job_name) + 5);
         sprintf(c->out_dir, "out/%s", c->job_name);
+    }
+    if (c->query_task && *c->query_task) {
+        if (c->query_instruction && *c->query_instruction)
+            return gp_errf(err, GP_EINPUT, "%s: [model] query_task and query_instruction are both set (use one)", c->job_path);
+        free(c->query_instruction);
+        c->query_instruction = gp_query_instruct(c->query_task);
     }
     gp_status rc = check_sparsity_list(c->job_path, c->sparsity, err);
     if (rc) return rc;

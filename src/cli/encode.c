@@ -39,7 +39,7 @@ static void send_rows(const float *emb, int64_t n, int dim) {
 }
 
 int gp_cmd_encode(int argc, char **argv) {
-    const char *model_dir = NULL, *input = NULL, *output = NULL, *instruction = NULL;
+    const char *model_dir = NULL, *input = NULL, *output = NULL, *instruction = NULL, *task = NULL;
     int batch = 32, max_length = 0, query = 0;
     const gp_opt opts[] = {
         {"model", GP_OPT_STR, &model_dir, "DIR", "model folder (Hugging Face / sentence-transformers)"},
@@ -49,6 +49,7 @@ int gp_cmd_encode(int argc, char **argv) {
         {"max-length", GP_OPT_INT, &max_length, "N", "truncate to N tokens (default: the model's)"},
         {"query", GP_OPT_FLAG, &query, NULL, "prepend the model's query instruction"},
         {"instruction", GP_OPT_STR, &instruction, "TEXT", "query instruction to use with --query"},
+        {"task", GP_OPT_STR, &task, "TEXT", "with --query: Qwen3-Embedding's \"Instruct: TEXT\\nQuery:\" prefix"},
         {NULL, 0, NULL, NULL, NULL},
     };
     gp_err err = {0};
@@ -57,6 +58,7 @@ int gp_cmd_encode(int argc, char **argv) {
     if (rc == GP_ESTOPPED) return GP_OK;
     if (!rc && (!model_dir || !input || !output))
         rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --model, --input and --output are required (see --help)");
+    if (!rc && instruction && task) rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --instruction and --task exclude each other");
     if (!rc && batch < 1) rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --batch must be at least 1");
     if ((rc = gp_cli_agree(rc, &err))) return rc;
 
@@ -69,13 +71,15 @@ int gp_cmd_encode(int argc, char **argv) {
         return rc;
     }
     const char *prefix = NULL;
+    char *task_prefix = task ? gp_query_instruct(task) : NULL;
     if (query) {
-        prefix = instruction ? instruction : m->query_prompt;
+        prefix = task_prefix ? task_prefix : instruction ? instruction : m->query_prompt;
         if (!prefix) gp_warn("--query: %s has no query prompt (config_sentence_transformers.json); texts are not prefixed", model_dir);
     }
     int64_t n = 0;
     rc = gp_texts_count(input, &n, &err);
     if ((rc = gp_cli_agree(rc, &err))) {
+        free(task_prefix);
         gp_model_free(m);
         return rc;
     }
@@ -86,6 +90,7 @@ int gp_cmd_encode(int argc, char **argv) {
     if ((rc = gp_cli_agree(rc, &err))) {
         gp_texts_free(&texts);
         gp_texts_free(&ids);
+        free(task_prefix);
         gp_model_free(m);
         return rc;
     }
@@ -149,6 +154,7 @@ int gp_cmd_encode(int argc, char **argv) {
                 "\"output\":\"%s\"}",
                 (long long)n, dim, P, s, s > 0 ? (double)n / s : 0.0, output);
     }
+    free(task_prefix);
     gp_model_free(m);
     return rc;
 }

@@ -581,6 +581,13 @@ void gp_model_each_linear_input(gp_model *m, gp_linear_input_fn fn, void *ctx) {
     arch_ops(m->cfg.arch)->each_linear_input(m, m->st->arch, &m->st->pk, fn, ctx);
 }
 
+char *gp_query_instruct(const char *task) {
+    static const char head[] = "Instruct: ", tail[] = "\nQuery:";
+    char *s = gp_malloc(sizeof head + strlen(task) + sizeof tail);
+    sprintf(s, "%s%s%s", head, task, tail);
+    return s;
+}
+
 void gp_model_encode(gp_model *m, const char *const *texts, int n, int batch, int max_len, const char *prefix,
                      float *emb) {
     const int C = gp_model_dim(m);

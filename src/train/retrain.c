@@ -57,6 +57,7 @@ typedef struct {
     int step;                  /* steps done */
     char hash[65];
     const char *log_path;
+    const char *prefix; /* the query prefix: the job's instruction, else the model's own prompt, else "" */
     int checkpoints;
 } rt_ctx;
 
@@ -189,7 +190,7 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
     char **owned = gp_calloc((size_t)(b ? b : 1), sizeof(char *));
     gp_status rc = GP_OK;
     for (int i = 0; i < b && !rc; i++) rc = gp_corpus_read(&c->corp, stream(c, first + lo + i), &t[i], err);
-    const char *prefix = cfg->query_instruction;
+    const char *prefix = c->prefix;
     float *emb = gp_malloc((size_t)(3 * b + 1) * D * sizeof(float));
     gp_model_zero_grad(m);
     if (!rc && b > 0) {
@@ -304,7 +305,10 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
                      const char *base_hash, gp_retrain_report *rep, gp_err *err) {
     memset(rep, 0, sizeof *rep);
     double t0 = gp_now();
-    rt_ctx c = {.cfg = cfg, .m = m, .mask = mask, .epoch = -1, .log_path = log_path};
+    rt_ctx c = {.cfg = cfg, .m = m, .mask = mask, .epoch = -1, .log_path = log_path,
+                .prefix = cfg->query_instruction && *cfg->query_instruction ? cfg->query_instruction
+                          : m->query_prompt                                 ? m->query_prompt
+                                                                            : ""};
     c.corp.fd = -1;
     gp_status rc = GP_OK;
     if (!cfg->corpus || !*cfg->corpus) rc = gp_errf(err, GP_EINPUT, "%s: %s must name the training triplets", cfg->job_path, cfg->what);
@@ -320,7 +324,7 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
              "gaprune-retrain v1; base %s; corpus %s; max_samples %lld; seed %lld; steps %d; lr %.17g; warmup %d; "
              "weight_decay %.17g; batch %d; grad_clip %.17g; max_length %d; query_instruction %s",
              base_hash, c.corp.sha256, (long long)cfg->max_samples, (long long)cfg->seed, cfg->steps, cfg->lr, cfg->warmup,
-             cfg->weight_decay, cfg->batch, cfg->grad_clip, cfg->max_length, cfg->query_instruction);
+             cfg->weight_decay, cfg->batch, cfg->grad_clip, cfg->max_length, c.prefix);
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, settings, strlen(settings));
     gp_sha256_final(h, c.hash);
