@@ -8,7 +8,9 @@
  * piece's bytes become GPT-2's byte characters and BPE merges them; the post-processor's
  * special tokens go around the truncated result.
  *
- * The merge loop is HF's (models/bpe/word.rs): a min-heap of candidate pairs ordered by (rank,
+ * Written here because no Debian library runs tokenizer.json files (HF's `tokenizers` is a Rust
+ * crate, and Debian's C libraries do not do GPT-2 byte-level BPE); PCRE2 and utf8proc do the parts
+ * a library does well. The merge loop is HF's (models/bpe/word.rs): a min-heap of candidate pairs ordered by (rank,
  * position), stale candidates skipped when popped. A word of n bytes costs O(n log n), so a
  * long text without spaces (one \p{L}+ piece) does not go quadratic as the textbook loop
  * "find the best pair, rescan" does. There is no word cache: encoding reads the tokenizer and
