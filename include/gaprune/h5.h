@@ -45,6 +45,10 @@ gp_status gp_h5_read_f32(hid_t loc, const char *name, float *data, size_t n);
 /* A contiguous, uncompressed float32 dataset written at once (checkpoints: speed over size). */
 void gp_h5_write_flat_f32(hid_t loc, const char *name, const float *data, size_t n, const char *description,
                           const char *units);
+/* The same for float64 (accumulators kept in double). */
+gp_status gp_h5_read_f64(hid_t loc, const char *name, double *data, size_t n);
+void gp_h5_write_flat_f64(hid_t loc, const char *name, const double *data, size_t n, const char *description,
+                          const char *units);
 
 /* Sets description and units. */
 void gp_h5_describe(hid_t obj, const char *description, const char *units);

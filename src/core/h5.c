@@ -170,26 +170,44 @@ hid_t gp_h5_open_quiet(const char *path) {
     return f;
 }
 
-gp_status gp_h5_read_f32(hid_t loc, const char *name, float *data, size_t n) {
+static gp_status read_flat(hid_t loc, const char *name, hid_t mem_type, void *data, size_t n) {
     if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return GP_EINPUT;
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0) return GP_EINPUT;
     hid_t sp = H5Dget_space(d);
     hssize_t npts = H5Sget_simple_extent_npoints(sp);
     gp_status rc = GP_EINPUT;
-    if (npts == (hssize_t)n && (n == 0 || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0)) rc = GP_OK;
+    if (npts == (hssize_t)n && (n == 0 || H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0)) rc = GP_OK;
     H5Sclose(sp);
     H5Dclose(d);
     return rc;
 }
 
-void gp_h5_write_flat_f32(hid_t loc, const char *name, const float *data, size_t n, const char *description,
-                          const char *units) {
+static void write_flat(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *data, size_t n,
+                       const char *description, const char *units) {
     hsize_t dims[1] = {n};
     hid_t sp = GP_H5(H5Screate_simple(1, dims, NULL), "space for %s", name);
-    hid_t ds = GP_H5(H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating %s", name);
-    if (n) GP_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "writing %s", name);
+    hid_t ds = GP_H5(H5Dcreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating %s", name);
+    if (n) GP_H5(H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "writing %s", name);
     gp_h5_describe(ds, description, units);
     H5Dclose(ds);
     H5Sclose(sp);
+}
+
+gp_status gp_h5_read_f32(hid_t loc, const char *name, float *data, size_t n) {
+    return read_flat(loc, name, H5T_NATIVE_FLOAT, data, n);
+}
+
+gp_status gp_h5_read_f64(hid_t loc, const char *name, double *data, size_t n) {
+    return read_flat(loc, name, H5T_NATIVE_DOUBLE, data, n);
+}
+
+void gp_h5_write_flat_f32(hid_t loc, const char *name, const float *data, size_t n, const char *description,
+                          const char *units) {
+    write_flat(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, n, description, units);
+}
+
+void gp_h5_write_flat_f64(hid_t loc, const char *name, const double *data, size_t n, const char *description,
+                          const char *units) {
+    write_flat(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data, n, description, units);
 }

@@ -41,7 +41,9 @@ typedef struct {
     int64_t U[2], lo[2], hi[2], S[2]; /* units, this rank's block [lo, hi), lockstep steps */
     size_t n;                         /* parameters */
     float *F[2], *G[2];               /* accumulators [n] */
-    float *act;                       /* Σ x² per input feature of every linear weight */
+    double *act; /* Σ x² per input feature of every linear weight; double, because each sums
+                  * every token of the corpus, and in float the result moved with the rank count
+                  * (1e-5 relative on 16 ranks) while the buffer is only the size of the inputs */
     size_t nact;
     int64_t *act_off; /* per parameter: offset into act, or -1 */
     double loss_sum[2];
@@ -117,10 +119,10 @@ typedef struct {
 static void add_act(void *vctx, int param, const float *x, int N, int in) {
     stats_ctx *s = ((act_ctx *)vctx)->s;
     GP_CHECK(s->act_off[param] >= 0, "parameter %d is not a linear weight", param);
-    float *a = s->act + s->act_off[param];
+    double *a = s->act + s->act_off[param];
     for (int t = 0; t < N; t++) {
         const float *r = x + (size_t)t * in;
-        for (int k = 0; k < in; k++) a[k] += r[k] * r[k];
+        for (int k = 0; k < in; k++) a[k] += (double)r[k] * r[k];
     }
 }
 
@@ -238,7 +240,7 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
         snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
         gp_h5_write_flat_f32(f, name, s->G[c], s->n, "this rank's sum of g over its units, in parameter-table order", "1");
     }
-    gp_h5_write_flat_f32(f, "activation_sq_sum", s->act, s->nact, "this rank's sum of x^2 per linear-layer input feature", "1");
+    gp_h5_write_flat_f64(f, "activation_sq_sum", s->act, s->nact, "this rank's sum of x^2 per linear-layer input feature", "1");
     write_counters(f, s);
     GP_H5(H5Fclose(f), "closing %s", tmp);
     /* Once every rank has its new file: rotate (the old one becomes .prev), then rank 0 names
@@ -289,7 +291,7 @@ static gp_status load_checkpoint_file(stats_ctx *s, const char *path, int64_t st
             snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
             if (!rc) rc = gp_h5_read_f32(f, name, s->G[c], s->n);
         }
-        if (!rc) rc = gp_h5_read_f32(f, "activation_sq_sum", s->act, s->nact);
+        if (!rc) rc = gp_h5_read_f64(f, "activation_sq_sum", s->act, s->nact);
         if (!rc) {
             double d[2];
             int64_t cnt[4];
@@ -318,7 +320,7 @@ static void zero_accumulators(stats_ctx *s) {
         s->loss_sum[c] = 0;
         s->units_done[c] = s->trip_done[c] = 0;
     }
-    memset(s->act, 0, s->nact * sizeof(float));
+    memset(s->act, 0, s->nact * sizeof(double));
     s->step = 0;
 }
 
@@ -425,6 +427,8 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     /* every per-parameter array, in one parallel write */
     const int np = m->table.n;
     gp_h5par_item *it = gp_calloc((size_t)(5 * np), sizeof *it);
+    float *actf = gp_malloc((s->nact ? s->nact : 1) * sizeof(float)); /* stats.h5 stores float32 */
+    for (size_t k = 0; k < s->nact; k++) actf[k] = (float)s->act[k];
     char **names = gp_calloc((size_t)(5 * np), sizeof(char *));
     int n = 0;
     for (int c = 0; c < 2; c++)
@@ -447,13 +451,14 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         char name[320];
         snprintf(name, sizeof name, "activations/%s", m->src_names[i]);
         names[n] = gp_strdup(name);
-        it[n] = (gp_h5par_item){names[n], 1, {(hsize_t)m->table.p[i].shape[1], 1}, s->act + s->act_off[i],
+        it[n] = (gp_h5par_item){names[n], 1, {(hsize_t)m->table.p[i].shape[1], 1}, actf + s->act_off[i],
                                 "sum over the domain corpus's tokens of the squared input activation x_k, per input "
                                 "feature k of this linear weight (Wanda's |x_k|^2)",
                                 "activation^2"};
         n++;
     }
     gp_h5par_write_f32(f, it, n);
+    free(actf);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(it);
@@ -592,7 +597,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
         free(e);
         gp_batch_free(&b);
     }
-    s.act = gp_calloc(s.nact ? s.nact : 1, sizeof(float));
+    s.act = gp_calloc(s.nact ? s.nact : 1, sizeof(double));
     try_resume(&s);
 
     struct sigaction sa, old_usr1, old_term;
@@ -676,7 +681,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
         gp_allreduce_sum_f32(s.F[c], s.n);
         gp_allreduce_sum_f32(s.G[c], s.n);
     }
-    gp_allreduce_sum_f32(s.act, s.nact);
+    gp_allreduce_sum_f64(s.act, s.nact);
     int64_t units[2] = {s.units_done[0], s.units_done[1]}, trips[2] = {s.trip_done[0], s.trip_done[1]};
     double loss[2] = {s.loss_sum[0], s.loss_sum[1]};
     gp_allreduce_sum_i64(units, 2);
