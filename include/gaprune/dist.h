@@ -21,6 +21,11 @@ void gp_allreduce_sum_f64(double *buf, size_t n);
 void gp_allreduce_sum_i64(int64_t *buf, size_t n);
 int gp_allreduce_max_int(int v);
 double gp_allreduce_max_f64(double v);
+/* Sums over ranks the rows of mat [nrows, ncols] that some rank lists in rows[0..nr) (any
+ * order); every other row must be zero on every rank, and stays zero. A token-embedding
+ * gradient is non-zero only in the rows of the batch's tokens: this moves those rows alone, a
+ * bitmap of the union first. Falls back to the whole matrix when most rows are in use. */
+void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const int32_t *rows, int nr);
 void gp_bcast_bytes(void *buf, size_t n, int root);
 /* *s on root is sent; on the other ranks it is replaced by a malloc'd copy. */
 void gp_bcast_string(char **s, int root);

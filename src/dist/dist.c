@@ -21,6 +21,37 @@ void gp_allreduce_sum_f32(float *buf, size_t n) { allreduce(buf, n, sizeof(float
 void gp_allreduce_sum_f64(double *buf, size_t n) { allreduce(buf, n, sizeof(double), MPI_DOUBLE); }
 void gp_allreduce_sum_i64(int64_t *buf, size_t n) { allreduce(buf, n, sizeof(int64_t), MPI_INT64_T); }
 
+void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const int32_t *rows, int nr) {
+    if (gp_nranks() == 1) return;
+    const int64_t nw = (nrows + 63) / 64;
+    uint64_t *bits = gp_calloc((size_t)nw, sizeof(uint64_t));
+    for (int i = 0; i < nr; i++) {
+        GP_CHECK(rows[i] >= 0 && rows[i] < nrows, "row %d outside [0, %lld)", rows[i], (long long)nrows);
+        bits[rows[i] / 64] |= (uint64_t)1 << (rows[i] % 64);
+    }
+    for (int64_t i = 0; i < nw; i += (int64_t)GP_DIST_CHUNK) {
+        int64_t k = nw - i < (int64_t)GP_DIST_CHUNK ? nw - i : (int64_t)GP_DIST_CHUNK;
+        GP_MPI(MPI_Allreduce(MPI_IN_PLACE, bits + i, (int)k, MPI_UINT64_T, MPI_BOR, MPI_COMM_WORLD));
+    }
+    int64_t nu = 0;
+    for (int64_t i = 0; i < nw; i++) nu += __builtin_popcountll(bits[i]);
+    if (2 * nu > nrows) { /* packing would cost more than it saves */
+        free(bits);
+        gp_allreduce_sum_f32(mat, (size_t)(nrows * ncols));
+        return;
+    }
+    float *pk = gp_malloc((size_t)(nu ? nu : 1) * (size_t)ncols * sizeof(float));
+    int64_t j = 0;
+    for (int64_t r = 0; r < nrows; r++)
+        if (bits[r / 64] >> (r % 64) & 1) memcpy(pk + j++ * ncols, mat + r * ncols, (size_t)ncols * sizeof(float));
+    gp_allreduce_sum_f32(pk, (size_t)(nu * ncols));
+    j = 0;
+    for (int64_t r = 0; r < nrows; r++)
+        if (bits[r / 64] >> (r % 64) & 1) memcpy(mat + r * ncols, pk + j++ * ncols, (size_t)ncols * sizeof(float));
+    free(pk);
+    free(bits);
+}
+
 int gp_allreduce_max_int(int v) {
     int out = v;
     if (gp_nranks() > 1) GP_MPI(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));

@@ -236,7 +236,16 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
         free(q), free(p), free(n), free(docs), free(dq), free(dd), free(demb);
     }
     double t_ar = gp_now();
-    gp_allreduce_sum_f32(m->grads, m->table.total);
+    {
+        /* the token-embedding gradient (a third to a half of all weights) is zero outside the
+         * rows of the step's tokens: only those rows travel */
+        const gp_param *e = &m->table.p[m->tok_emb];
+        const int32_t *rows = NULL;
+        const int nr = b > 0 ? gp_model_touched_rows(m, &rows) : 0;
+        gp_allreduce_sum_f32(m->grads, e->offset);
+        gp_allreduce_sum_rows_f32(m->grads + e->offset, e->shape[0], e->shape[1], rows, nr);
+        gp_allreduce_sum_f32(m->grads + e->offset + e->numel, m->table.total - e->offset - e->numel);
+    }
     c->allreduce_s += gp_now() - t_ar;
     gp_model_grads_changed(m); /* other ranks' rows are in the gradient now */
     if (c->mask) gp_mask_apply(c->mask, m); /* pruned weights: zero gradient, so zero moments */

@@ -1,0 +1,91 @@
+/* test_mpi_dist.c — gp_allreduce_sum_rows_f32, the sparse sum of a token-embedding gradient:
+ * every rank writes values into its own rows (overlapping between ranks, unsorted, repeated in
+ * the list), and every rank must end with the exact sums in those rows and zeros elsewhere, on
+ * the packed path (few rows in use) and the dense fallback (most rows in use). Run on 1, 2
+ * and 4 ranks. */
+#include "test_util.h"
+
+#include <mpi.h>
+
+#include "gaprune/check.h"
+#include "gaprune/dist.h"
+#include "gaprune/log.h"
+
+enum { NROWS = 1000, NCOLS = 7 };
+
+/* Rank r uses every stride-th row (shared by all ranks) and every stride-th from its own offset. */
+static int uses(int rank, int row, int stride) { return row % stride == 0 || (row + 3 * rank) % stride == 0; }
+
+/* A small integer, so every sum is exact whatever the order over ranks. */
+static float value(int rank, int row, int col) { return (float)((rank + 1) * 100 + (row % 17) * 3 + col); }
+
+static void check(int stride) {
+    const int rank = gp_rank(), P = gp_nranks();
+    float *mat = calloc((size_t)NROWS * NCOLS, sizeof(float));
+    int32_t *rows = malloc(2 * NROWS * sizeof(int32_t));
+    int nr = 0;
+    for (int r = NROWS - 1; r >= 0; r--) /* descending, and each listed twice */
+        if (uses(rank, r, stride)) {
+            rows[nr++] = r;
+            rows[nr++] = r;
+            for (int c = 0; c < NCOLS; c++) mat[(size_t)r * NCOLS + c] = value(rank, r, c);
+        }
+    gp_allreduce_sum_rows_f32(mat, NROWS, NCOLS, rows, nr);
+    int used = 0;
+    for (int r = 0; r < NROWS; r++) {
+        int any = 0;
+        for (int c = 0; c < NCOLS; c++) {
+            float want = 0;
+            for (int q = 0; q < P; q++)
+                if (uses(q, r, stride)) want += value(q, r, c), any = 1;
+            if (mat[(size_t)r * NCOLS + c] != want)
+                fail_msg("rank %d, row %d col %d: %g, want %g", rank, r, c, mat[(size_t)r * NCOLS + c], want);
+        }
+        used += any;
+    }
+    if (rank == 0) printf("    %d ranks, %d of %d rows in use: every row exact\n", P, used, NROWS);
+    free(mat);
+    free(rows);
+}
+
+static void test_few_rows(void **state) {
+    (void)state;
+    check(13); /* the packed path */
+}
+
+static void test_most_rows(void **state) {
+    (void)state;
+    check(1); /* every row: the dense fallback */
+}
+
+static void test_no_rows_here(void **state) {
+    (void)state;
+    /* rank 1 has no triplets this step (an empty list), the others have rows */
+    const int rank = gp_rank();
+    float *mat = calloc((size_t)NROWS * NCOLS, sizeof(float));
+    int32_t row = 5 + rank;
+    if (rank != 1) mat[(size_t)row * NCOLS] = 1.0f;
+    gp_allreduce_sum_rows_f32(mat, NROWS, NCOLS, &row, rank != 1);
+    for (int r = 0; r < NROWS; r++) {
+        float want = r >= 5 && r < 5 + gp_nranks() && r != 6 ? 1.0f : 0.0f;
+        assert_true(mat[(size_t)r * NCOLS] == want);
+    }
+    free(mat);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, n;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    gp_log_init(rank, n);
+    gp_log_set_level(0);
+    if (rank != 0) freopen("/dev/null", "w", stdout);
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_few_rows), cmocka_unit_test(test_most_rows),
+                                       cmocka_unit_test(test_no_rows_here)};
+    int failed = cmocka_run_group_tests_name("sparse row allreduce", tests, NULL, NULL);
+    int any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return any;
+}
