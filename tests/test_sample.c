@@ -21,6 +21,7 @@
 
 #include "gaprune/h5.h"
 #include "gaprune/hash.h"
+#include "gaprune/json.h"
 #include "gaprune/sample.h"
 
 static char *g_dir;

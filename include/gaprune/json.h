@@ -34,3 +34,8 @@ gp_status gp_json_opt_double(const cJSON *obj, const char *key, double *out, con
 gp_status gp_json_opt_bool(const cJSON *obj, const char *key, bool *out, const char *what, gp_err *err);
 gp_status gp_json_opt_string(const cJSON *obj, const char *key, const char **out, const char *what,
                              gp_err *err);
+
+/* A JSON text on one line (malloc'd, NUL-terminated, *out_len bytes): returned unchanged when it
+ * has no line break; otherwise whitespace between tokens is dropped and line breaks or other
+ * control characters inside strings (which JSON does not allow raw) become \u00XX escapes. */
+char *gp_json_one_line(const char *text, size_t len, size_t *out_len);

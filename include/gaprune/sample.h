@@ -56,8 +56,3 @@ void gp_sample_report_free(gp_sample_report *rep);
 /* The min(k, n) indices of [0, n) with the smallest keys gp_record_key(seed, i), ascending, into
  * out (room for min(k, n)). Returns their count. */
 int64_t gp_sample_random(int64_t n, int64_t k, uint64_t seed, int64_t *out);
-
-/* A JSON text on one line (malloc'd, NUL-terminated, *out_len bytes): returned unchanged when it
- * has no line break; otherwise whitespace between tokens is dropped and line breaks or other
- * control characters inside strings (which JSON does not allow raw) become \u00XX escapes. */
-char *gp_json_one_line(const char *text, size_t len, size_t *out_len);

@@ -2,7 +2,9 @@
 #include "gaprune/json.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gaprune/fs.h"
 
@@ -89,4 +91,37 @@ gp_status gp_json_opt_bool(const cJSON *obj, const char *key, bool *out, const c
     if (!cJSON_IsBool(v)) return gp_errf(err, GP_EINPUT, "%s: key \"%s\" must be true or false", what, key);
     *out = cJSON_IsTrue(v);
     return GP_OK;
+}
+
+char *gp_json_one_line(const char *t, size_t n, size_t *out_len) {
+    if (!memchr(t, '\n', n) && !memchr(t, '\r', n)) {
+        char *o = gp_malloc(n + 1);
+        memcpy(o, t, n);
+        o[n] = '\0';
+        *out_len = n;
+        return o;
+    }
+    char *o = gp_malloc(6 * n + 1);
+    size_t k = 0;
+    bool in_str = false, esc = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)t[i];
+        if (in_str && ch < 0x20) {
+            k += (size_t)sprintf(o + k, "\\u%04x", ch);
+            esc = false;
+        } else if (in_str) {
+            o[k++] = (char)ch;
+            if (esc) esc = false;
+            else if (ch == '\\') esc = true;
+            else if (ch == '"') in_str = false;
+        } else if (ch == '"') {
+            o[k++] = (char)ch;
+            in_str = true;
+        } else if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
+            o[k++] = (char)ch;
+        }
+    }
+    o[k] = '\0';
+    *out_len = k;
+    return o;
 }

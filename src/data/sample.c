@@ -11,6 +11,7 @@
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
 #include "gaprune/hash.h"
+#include "gaprune/json.h"
 #include "gaprune/kernels.h"
 #include "gaprune/kmeans.h"
 #include "gaprune/log.h"
@@ -55,39 +56,6 @@ int64_t gp_sample_random(int64_t n, int64_t k, uint64_t seed, int64_t *out) {
     free(a);
     qsort(out, (size_t)k, sizeof *out, by_value);
     return k;
-}
-
-char *gp_json_one_line(const char *t, size_t n, size_t *out_len) {
-    if (!memchr(t, '\n', n) && !memchr(t, '\r', n)) {
-        char *o = gp_malloc(n + 1);
-        memcpy(o, t, n);
-        o[n] = '\0';
-        *out_len = n;
-        return o;
-    }
-    char *o = gp_malloc(6 * n + 1);
-    size_t k = 0;
-    bool in_str = false, esc = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)t[i];
-        if (in_str && ch < 0x20) {
-            k += (size_t)sprintf(o + k, "\\u%04x", ch);
-            esc = false;
-        } else if (in_str) {
-            o[k++] = (char)ch;
-            if (esc) esc = false;
-            else if (ch == '\\') esc = true;
-            else if (ch == '"') in_str = false;
-        } else if (ch == '"') {
-            o[k++] = (char)ch;
-            in_str = true;
-        } else if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
-            o[k++] = (char)ch;
-        }
-    }
-    o[k] = '\0';
-    *out_len = k;
-    return o;
 }
 
 /* ---- the stage ---------------------------------------------------------------------------------- */
