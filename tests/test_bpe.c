@@ -38,17 +38,9 @@ static int teardown(void **state) {
 /* ---- helpers ------------------------------------------------------------------------------- */
 
 static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return buf;
+    char *b = tu_read_file(path, len);
+    assert_non_null(b);
+    return b;
 }
 
 static void check_pieces(const gp_tokenizer *t, const char *text, size_t len, const char *const *want, int n) {

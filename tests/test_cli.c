@@ -30,15 +30,9 @@ static int run(const char *fmt, ...) {
 }
 
 static char *slurp(const char *name) {
-    char p[4200];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    FILE *f = fopen(p, "rb");
-    assert_non_null(f);
-    char *buf = calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
+    char *b = tu_read_in(g_dir, name);
+    assert_non_null(b);
+    return b;
 }
 
 static void assert_clean_stderr(void) {

@@ -61,17 +61,6 @@ static void test_correlations(void **state) {
 
 static char *g_dir;
 
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s >out.txt 2>err.txt", g_dir, args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 static cJSON *load_json(const char *path) {
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
@@ -150,7 +139,7 @@ static void test_eval_command(void **state) {
     gp_retrieval_metrics want;
     brute_force(&want);
     for (int np = 1; np <= 4; np *= 2) {
-        assert_int_equal(run("mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s eval e.ini", np, bin), 0);
+        assert_int_equal(tu_run_in(g_dir, "mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s eval e.ini", np, bin), 0);
         char p[4400];
         snprintf(p, sizeof p, "%s/out/eval-bert-f32.json", g_dir);
         cJSON *j = load_json(p);

@@ -22,29 +22,6 @@
 static char *g_dir;
 static char g_bin[4096];
 
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s >out.txt 2>err.txt", g_dir, args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
-static char *slurp_rel(const char *rel) {
-    char p[4400];
-    snprintf(p, sizeof p, "%s/%s", g_dir, rel);
-    FILE *f = fopen(p, "rb");
-    if (!f) return NULL;
-    char *b = calloc(1, 1 << 20);
-    size_t n = fread(b, 1, (1 << 20) - 1, f);
-    b[n] = '\0';
-    fclose(f);
-    return b;
-}
-
 static void write_job(const char *name, const char *extra) {
     char p[4400], cwd[2048], text[16384];
     assert_non_null(getcwd(cwd, sizeof cwd));
@@ -71,7 +48,7 @@ static int setup(void **state) {
     if (!realpath(b ? b : "build/san/gaprune", g_bin)) return -1;
     /* one mask for all: magnitude 50% of bert-tiny's MLP (needs no statistics) */
     write_job("base", NULL);
-    return run("%s score base.ini --method magnitude --sparsity 0.5", g_bin) == 0 ? 0 : -1;
+    return tu_run_in(g_dir, "%s score base.ini --method magnitude --sparsity 0.5", g_bin) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state) {
@@ -82,7 +59,7 @@ static int teardown(void **state) {
 }
 
 static int retrain(int np, const char *extra_sets, const char *env) {
-    return run("%s mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS -x GAPRUNE_TEST_KILL_AFTER_CHECKPOINT "
+    return tu_run_in(g_dir, "%s mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS -x GAPRUNE_TEST_KILL_AFTER_CHECKPOINT "
                "-x GAPRUNE_TEST_SIGNAL_AT_STEP %s retrain base.ini --mask out/mask-magnitude-0.5.h5 %s",
                env ? env : "", np, g_bin, extra_sets);
 }
@@ -240,7 +217,7 @@ static void test_resume(void **state) {
     read_log("ref7.h5", loss, 7, ref, NULL, NULL, n);
     assert_int_not_equal(retrain(2, sets, "GAPRUNE_TEST_KILL_AFTER_CHECKPOINT=2"), 0); /* killed at step 4 */
     assert_int_equal(retrain(2, sets, NULL), 0);
-    char *o = slurp_rel("out.txt");
+    char *o = tu_read_in(g_dir, "out.txt");
     assert_non_null(strstr(o, "resuming from step 4"));
     free(o);
     save_log("killed.h5");
@@ -266,8 +243,8 @@ static void test_run_end_to_end(void **state) {
              cwd, cwd);
     write_job("full", extra);
     tu_sh("sed -i 's|dir = out|dir = out-full|' '%s/full.ini'", g_dir);
-    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini", g_bin), 0);
-    char *out = slurp_rel("out.txt"), *md = slurp_rel("out-full/report.md"), *js = slurp_rel("out-full/report.json");
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini", g_bin), 0);
+    char *out = tu_read_in(g_dir, "out.txt"), *md = tu_read_in(g_dir, "out-full/report.md"), *js = tu_read_in(g_dir, "out-full/report.json");
     assert_non_null(md);
     assert_non_null(strstr(out, "{\"command\":\"run\""));
     /* every configured row, with retrained scores for gaprune only */
@@ -291,8 +268,8 @@ static void test_run_end_to_end(void **state) {
     cJSON_Delete(j);
     free(out), free(md), free(js);
     /* the second run: every stage is already there */
-    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini", g_bin), 0);
-    out = slurp_rel("out.txt");
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini", g_bin), 0);
+    out = tu_read_in(g_dir, "out.txt");
     int skipped = 0;
     for (const char *p = out; (p = strstr(p, "up to date")); p++) skipped++;
     assert_non_null(strstr(out, "nothing to do"));                 /* stats */
@@ -319,8 +296,8 @@ static void test_run_qwen3(void **state) {
              "[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\nsts = %s/" FIXTURES "/sts-tiny.jsonl\n[output]\ndir = out-qwen3\n",
              cwd, cwd, cwd, cwd, cwd);
     tu_write(p, text);
-    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run qwen3.ini", g_bin), 0);
-    char *md = slurp_rel("out-qwen3/report.md"), *out = slurp_rel("out.txt");
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run qwen3.ini", g_bin), 0);
+    char *md = tu_read_in(g_dir, "out-qwen3/report.md"), *out = tu_read_in(g_dir, "out.txt");
     assert_non_null(md);
     assert_non_null(strstr(md, "qwen3)"));
     static const char *rows[] = {"| gaprune | 0.5 |", "| magnitude | 0.5 |", "| wanda | 0.5 |", "| fisher-domain | 0.5 |"};
@@ -360,15 +337,15 @@ static void test_train_from_config(void **state) {
              "corpus = %s/" FIXTURES "/corpora/general.jsonl\nsteps = 30\nlr = 3e-3\nbatch = 4\n[output]\ndir = out-train\n",
              cwd, cwd);
     tu_write(p, text);
-    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s train train.ini", g_bin), 0);
-    char *out = slurp_rel("out.txt");
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s train train.ini", g_bin), 0);
+    char *out = tu_read_in(g_dir, "out.txt");
     const char *j = strstr(out, "{\"command\":\"train\"");
     assert_non_null(j);
     double first = atof(strstr(j, "first_loss\":") + 12), last = atof(strstr(j, "last_loss\":") + 11);
     printf("    train from config.json: 30 steps, loss %.4f -> %.4f\n", first, last);
     assert_true(last < first);
     free(out);
-    char *vocab = slurp_rel("out-train/model-init/vocab.txt");
+    char *vocab = tu_read_in(g_dir, "out-train/model-init/vocab.txt");
     int lines = 0;
     for (const char *q = vocab; *q; q++) lines += *q == '\n';
     assert_int_equal(lines, 300);

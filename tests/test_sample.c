@@ -27,17 +27,6 @@
 static char *g_dir;
 static char g_bin[4096], g_cwd[2048];
 
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s >out.txt 2>err.txt", g_dir, args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 /* mpirun -np N gaprune ARGS (np 0: the binary alone) */
 static int gaprune(int np, const char *fmt, ...) {
     char args[4096];
@@ -45,34 +34,18 @@ static int gaprune(int np, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    if (np == 0) return run("%s %s", g_bin, args);
-    return run("mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s %s", np, g_bin, args);
-}
-
-static char *slurp(const char *rel) {
-    char p[4400];
-    snprintf(p, sizeof p, "%s/%s", g_dir, rel);
-    FILE *f = fopen(p, "rb");
-    if (!f) return NULL;
-    char *b = calloc(1, 1 << 20);
-    size_t n = fread(b, 1, (1 << 20) - 1, f);
-    b[n] = '\0';
-    fclose(f);
-    return b;
+    if (np == 0) return tu_run_in(g_dir, "%s %s", g_bin, args);
+    return tu_run_in(g_dir, "mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s %s", np, g_bin, args);
 }
 
 static char *slurp_abs(const char *path) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *b = calloc(1, 1 << 20);
-    size_t n = fread(b, 1, (1 << 20) - 1, f);
-    b[n] = '\0';
-    fclose(f);
+    char *b = tu_read_file(path, NULL);
+    assert_non_null(b);
     return b;
 }
 
 static void assert_clean_stderr(void) {
-    char *e = slurp("err.txt");
+    char *e = tu_read_in(g_dir, "err.txt");
     assert_non_null(e);
     if (strstr(e, "AddressSanitizer") || strstr(e, "runtime error") || strstr(e, "LeakSanitizer"))
         fail_msg("sanitizer report:\n%s", e);
@@ -121,7 +94,7 @@ static int count_lines(const char *text) {
 /* Every line of the sample is a record of the corpus as it is in the file (a whole line of a
  * JSONL file, or an element of a one-element-per-line JSON array), in corpus order. */
 static void assert_original_records(const char *sample_rel, const char *corpus_path, int expect_lines) {
-    char *s = slurp(sample_rel), *corpus = slurp_abs(corpus_path);
+    char *s = tu_read_in(g_dir, sample_rel), *corpus = slurp_abs(corpus_path);
     assert_non_null(s);
     assert_int_equal(count_lines(s), expect_lines);
     const char *after = corpus;
@@ -230,7 +203,7 @@ static void test_kmeans_sample(void **state) {
     (void)state;
     assert_int_equal(gaprune(0, "sample job.ini"), 0);
     assert_clean_stderr();
-    char *out = slurp("out.txt");
+    char *out = tu_read_in(g_dir, "out.txt");
     assert_non_null(strstr(out, "{\"command\":\"sample\""));
     assert_non_null(strstr(out, "sample domain: iteration 0/20: inertia"));
     assert_non_null(strstr(out, "points moved"));
@@ -246,7 +219,7 @@ static void test_kmeans_sample(void **state) {
 }
 
 static bool same_file(const char *a, const char *b) {
-    char *x = slurp(a), *y = slurp(b);
+    char *x = tu_read_in(g_dir, a), *y = tu_read_in(g_dir, b);
     bool same = x && y && !strcmp(x, y);
     free(x), free(y);
     return same;
@@ -264,7 +237,7 @@ static void test_ranks_agree(void **state) {
             snprintf(b, sizeof b, "out-np%d/sample-%s.jsonl", np, corpus);
             assert_true(same_file(a, b));
             /* every dataset, bit for bit (attributes such as n_ranks and times may differ) */
-            assert_int_equal(run("h5diff -q out/sample-%s.h5 out-np%d/sample-%s.h5 /centroids && "
+            assert_int_equal(tu_run_in(g_dir, "h5diff -q out/sample-%s.h5 out-np%d/sample-%s.h5 /centroids && "
                                  "h5diff -q out/sample-%s.h5 out-np%d/sample-%s.h5 /assignment && "
                                  "h5diff -q out/sample-%s.h5 out-np%d/sample-%s.h5 /inertia && "
                                  "h5diff -q out/sample-%s.h5 out-np%d/sample-%s.h5 /selected",
@@ -287,7 +260,7 @@ static void test_skip_and_redo(void **state) {
     (void)state;
     double j0 = mtime("out/sample-domain.jsonl"), h0 = mtime("out/sample-general.h5");
     assert_int_equal(gaprune(2, "sample job.ini"), 0);
-    char *out = slurp("out.txt");
+    char *out = tu_read_in(g_dir, "out.txt");
     assert_non_null(strstr(out, "sample domain: out/sample-domain.jsonl is complete for these settings"));
     assert_non_null(strstr(out, "sample general: out/sample-general.jsonl is complete for these settings"));
     assert_non_null(strstr(out, "\"up_to_date\":true"));
@@ -295,17 +268,17 @@ static void test_skip_and_redo(void **state) {
     assert_true(mtime("out/sample-domain.jsonl") == j0 && mtime("out/sample-general.h5") == h0);
     /* another k: redone */
     assert_int_equal(gaprune(0, "sample job.ini --set sample.k=2"), 0);
-    char *s = slurp("out/sample-domain.jsonl");
+    char *s = tu_read_in(g_dir, "out/sample-domain.jsonl");
     assert_int_equal(count_lines(s), 2);
     free(s);
     /* a sample file changed by hand: redone, even with the same settings */
     tu_sh("echo '{\"query\": \"q\", \"positive\": \"p\", \"negative\": \"n\"}' >> '%s/out/sample-general.jsonl'", g_dir);
     assert_int_equal(gaprune(0, "sample job.ini --set sample.k=2"), 0);
-    out = slurp("out.txt");
+    out = tu_read_in(g_dir, "out.txt");
     assert_non_null(strstr(out, "sample domain: out/sample-domain.jsonl is complete"));
     assert_null(strstr(out, "sample general: out/sample-general.jsonl is complete"));
     free(out);
-    s = slurp("out/sample-general.jsonl");
+    s = tu_read_in(g_dir, "out/sample-general.jsonl");
     assert_int_equal(count_lines(s), 2);
     free(s);
     printf("    a rerun skips both corpora (files untouched); another k or an edited sample is redone\n");
@@ -319,20 +292,20 @@ static void test_json_array_and_small(void **state) {
           g_dir);
     assert_int_equal(gaprune(0, "sample job.ini --set output.dir=out-small --set data.domain=pretty.json"), 0);
     assert_clean_stderr();
-    char *s = slurp("out-small/sample-domain.jsonl");
+    char *s = tu_read_in(g_dir, "out-small/sample-domain.jsonl");
     assert_string_equal(s, "{\"query\":\"a  b\",\"positive\":\"x y\",\"negative\":[\"z\",\"w\"]}\n"
                            "{\"query\": \"c\", \"positive\": \"d\", \"negative\": \"e\"}\n");
     free(s);
     /* n <= k (5000 by default): everything, unchanged */
     assert_int_equal(gaprune(2, "sample job.ini --set output.dir=out-all --set sample.k=5000"), 0);
-    char *a = slurp("out-all/sample-general.jsonl");
+    char *a = tu_read_in(g_dir, "out-all/sample-general.jsonl");
     char corpus[4400];
     snprintf(corpus, sizeof corpus, "%s/" FIXTURES "/corpora/general.jsonl", g_cwd);
     char *b = slurp_abs(corpus);
     /* the fixture has a blank line, which is no record */
     assert_int_equal(count_lines(a), 5);
     assert_original_records("out-all/sample-general.jsonl", corpus, 5);
-    char *out = slurp("out.txt");
+    char *out = tu_read_in(g_dir, "out.txt");
     assert_non_null(strstr(out, "no more than k = 5000 triplets: all are kept"));
     free(out), free(a), free(b);
     /* the one-line form is JSON's: the library agrees */
@@ -360,7 +333,7 @@ static void test_random(void **state) {
         "{\"query\": \"12,345 people\", \"positive\": \"people of the city: 12,345\", \"negative\": [\"xyzzy\"]}"};
     char want[1024];
     snprintf(want, sizeof want, "%s\n%s\n", rec[idx[0]], rec[idx[1]]);
-    char *s = slurp("out-r1/sample-general.jsonl");
+    char *s = tu_read_in(g_dir, "out-r1/sample-general.jsonl");
     assert_string_equal(s, want);
     free(s);
     printf("    random, k 2: records %lld and %lld of general.jsonl on 1 and 2 ranks\n", (long long)idx[0], (long long)idx[1]);
@@ -369,7 +342,7 @@ static void test_random(void **state) {
 static void expect_exit2(const char *sets, const char *needle) {
     assert_int_equal(gaprune(2, "sample job.ini --set output.dir=out-bad %s", sets), 2);
     assert_clean_stderr();
-    char *e = slurp("err.txt");
+    char *e = tu_read_in(g_dir, "err.txt");
     if (!strstr(e, needle)) fail_msg("%s: expected \"%s\" in:\n%s", sets, needle, e);
     free(e);
 }
@@ -412,7 +385,7 @@ static void test_run_uses_samples(void **state) {
     write_job("run", "[prune]\nmethods = magnitude\n[retrain]\nmethods =\n");
     assert_int_equal(gaprune(2, "run run.ini --set output.dir=out-run"), 0);
     assert_clean_stderr();
-    char *out = slurp("out.txt");
+    char *out = tu_read_in(g_dir, "out.txt");
     assert_non_null(strstr(out, "run: stage 0/4, calibration sample (kmeans, k 3)"));
     free(out);
     for (int c = 0; c < 2; c++) {
@@ -427,18 +400,18 @@ static void test_run_uses_samples(void **state) {
     char *root = h5_group_attr("out-run/stats.h5", "/", "sample_method");
     assert_string_equal(root, "kmeans");
     free(root);
-    char *md = slurp("out-run/report.md");
+    char *md = tu_read_in(g_dir, "out-run/report.md");
     assert_non_null(strstr(md, "kmeans samples (k 3)"));
     free(md);
     /* again: the sample and the statistics are complete */
     assert_int_equal(gaprune(2, "run run.ini --set output.dir=out-run"), 0);
-    out = slurp("out.txt");
+    out = tu_read_in(g_dir, "out.txt");
     assert_non_null(strstr(out, "sample domain: out-run/sample-domain.jsonl is complete"));
     assert_non_null(strstr(out, "stats: out-run/stats.h5 is complete for these settings"));
     free(out);
     /* without the sample the old statistics are not reused */
     assert_int_equal(gaprune(2, "run run.ini --set output.dir=out-run --set sample.method=none"), 0);
-    out = slurp("out.txt");
+    out = tu_read_in(g_dir, "out.txt");
     assert_null(strstr(out, "stats.h5 is complete"));
     assert_non_null(strstr(out, "stats: domain: 6 triplets selected"));
     free(out);

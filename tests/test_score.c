@@ -25,29 +25,6 @@ static const char *bin(void) {
     return abs;
 }
 
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s >out.txt 2>err.txt", g_dir, args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    b[fread(b, 1, (size_t)n, f)] = '\0';
-    fclose(f);
-    return b;
-}
-
 static char *in_dir(const char *rel) {
     char *p = malloc(4400);
     snprintf(p, 4400, "%s/%s", g_dir, rel);
@@ -55,7 +32,7 @@ static char *in_dir(const char *rel) {
 }
 
 static void assert_stderr_has(const char *needle) {
-    char *p = in_dir("err.txt"), *e = slurp(p);
+    char *p = in_dir("err.txt"), *e = tu_read_file(p, NULL);
     if (!e || !strstr(e, needle)) fail_msg("expected \"%s\" in stderr:\n%s", needle, e ? e : "(none)");
     if (strstr(e, "AddressSanitizer") || strstr(e, "runtime error")) fail_msg("sanitizer report:\n%s", e);
     free(e), free(p);
@@ -100,7 +77,7 @@ static uint8_t *read_u8(hid_t f, const char *name, size_t n) {
 }
 
 static bool same_file(const char *a, const char *b) {
-    char *x = slurp(a), *y = slurp(b);
+    char *x = tu_read_file(a, NULL), *y = tu_read_file(b, NULL);
     bool ok = x && y && strcmp(x, y) == 0;
     free(x), free(y);
     return ok;
@@ -109,7 +86,7 @@ static bool same_file(const char *a, const char *b) {
 static void test_magnitude_against_reference(void **state) {
     (void)state;
     write_job("mag", "bert-tiny", NULL);
-    assert_int_equal(run("%s score mag.ini --method magnitude --sparsity 0.5", bin()), 0);
+    assert_int_equal(tu_run_in(g_dir, "%s score mag.ini --method magnitude --sparsity 0.5", bin()), 0);
     char *pruned = in_dir("out-mag/pruned-magnitude-0.5"), *maskf = in_dir("out-mag/mask-magnitude-0.5.h5");
     gp_model *orig, *pm;
     gp_err err = {0};
@@ -178,12 +155,12 @@ static void test_magnitude_against_reference(void **state) {
     FILE *tf = fopen(texts_path, "w");
     for (int i = 0; i < 3; i++) fprintf(tf, "%s\n", texts[i]); /* the empty text would be lost in a .txt */
     fclose(tf);
-    assert_int_equal(run("%s encode --model %s --input %s --output %s", bin(), pruned, texts_path, emb_path), 0);
+    assert_int_equal(tu_run_in(g_dir, "%s encode --model %s --input %s --output %s", bin(), pruned, texts_path, emb_path), 0);
     if (system("/usr/bin/python3 -c 'import torch, h5py' >/dev/null 2>&1") == 0) {
         char cwd[2048];
         assert_non_null(getcwd(cwd, sizeof cwd));
-        int rc = run("/usr/bin/python3 %s/tests/reference/check_pruned.py %s %s %s", cwd, pruned, texts_path, emb_path);
-        char *o = in_dir("out.txt"), *txt = slurp(o);
+        int rc = tu_run_in(g_dir, "/usr/bin/python3 %s/tests/reference/check_pruned.py %s %s %s", cwd, pruned, texts_path, emb_path);
+        char *o = in_dir("out.txt"), *txt = tu_read_file(o, NULL);
         printf("    %s", txt ? txt : "");
         free(o), free(txt);
         assert_int_equal(rc, 0);
@@ -197,8 +174,8 @@ static void test_magnitude_against_reference(void **state) {
     gp_model_free(pm);
     free(pruned), free(maskf);
     /* a rerun keeps what is complete */
-    assert_int_equal(run("%s score mag.ini --method magnitude --sparsity 0.5", bin()), 0);
-    char *o = in_dir("out.txt"), *txt = slurp(o);
+    assert_int_equal(tu_run_in(g_dir, "%s score mag.ini --method magnitude --sparsity 0.5", bin()), 0);
+    char *o = in_dir("out.txt"), *txt = tu_read_file(o, NULL);
     assert_non_null(strstr(txt, "up to date"));
     free(o), free(txt);
 }
@@ -206,7 +183,7 @@ static void test_magnitude_against_reference(void **state) {
 static void test_bf16_sharded_export(void **state) {
     (void)state;
     write_job("bf", "bert-bf16", NULL);
-    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS %s score bf.ini --method magnitude --sparsity 0.5", bin()), 0);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS %s score bf.ini --method magnitude --sparsity 0.5", bin()), 0);
     char *pruned = in_dir("out-bf/pruned-magnitude-0.5");
     gp_st_set *a, *b;
     gp_err err = {0};
@@ -316,32 +293,32 @@ static void test_scopes(void **state) {
         snprintf(job, sizeof job, "scope%d", s);
         snprintf(extra, sizeof extra, "[prune]\nscope = %s\n", scopes[s]);
         write_job(job, "bert-f32", extra);
-        assert_int_equal(run("%s stats %s.ini", bin(), job), 0);
-        assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS %s score %s.ini --method gaprune,wanda --sparsity 0.5", bin(), job), 0);
+        assert_int_equal(tu_run_in(g_dir, "%s stats %s.ini", bin(), job), 0);
+        assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS %s score %s.ini --method gaprune,wanda --sparsity 0.5", bin(), job), 0);
         check_scope(job, "gaprune-0.5", scopes[s], m);
     }
     check_scope("scope0", "wanda-0.5", "row", m); /* wanda: global means row */
     /* gaprune inspect: a table per layer and an SVG figure, for a mask and for the statistics */
-    assert_int_equal(run("%s inspect out-scope0/mask-gaprune-0.5.h5 --svg mask.svg", bin()), 0);
-    char *o = in_dir("out.txt"), *txt = slurp(o), *sv = in_dir("mask.svg"), *svg = slurp(sv);
+    assert_int_equal(tu_run_in(g_dir, "%s inspect out-scope0/mask-gaprune-0.5.h5 --svg mask.svg", bin()), 0);
+    char *o = in_dir("out.txt"), *txt = tu_read_file(o, NULL), *sv = in_dir("mask.svg"), *svg = tu_read_file(sv, NULL);
     assert_non_null(strstr(txt, "mask of gaprune, scope global: target 0.5, achieved 0.5"));
     assert_non_null(strstr(txt, "score mean"));
     assert_true(svg && !strncmp(svg, "<svg", 4) && strstr(svg, "kept fraction per layer") && strstr(svg, "</svg>"));
     free(txt), free(svg);
-    assert_int_equal(run("%s inspect out-scope0/stats.h5 --svg stats.svg", bin()), 0);
-    txt = slurp(o);
+    assert_int_equal(tu_run_in(g_dir, "%s inspect out-scope0/stats.h5 --svg stats.svg", bin()), 0);
+    txt = tu_read_file(o, NULL);
     assert_non_null(strstr(txt, "mean F_dom"));
     free(txt), free(o), free(sv);
     char cwd[2048];
     assert_non_null(getcwd(cwd, sizeof cwd));
-    assert_int_equal(run("%s inspect %s/" FIXTURES "/bert-f32.expected.h5", bin(), cwd), 2); /* not ours */
+    assert_int_equal(tu_run_in(g_dir, "%s inspect %s/" FIXTURES "/bert-f32.expected.h5", bin(), cwd), 2); /* not ours */
     gp_model_free(m);
 }
 
 static void test_nan_score(void **state) {
     (void)state;
     write_job("nan", "bert-tiny", NULL);
-    assert_int_equal(run("%s stats nan.ini", bin()), 0);
+    assert_int_equal(tu_run_in(g_dir, "%s stats nan.ini", bin()), 0);
     char path[4400];
     snprintf(path, sizeof path, "%s/out-nan/stats.h5", g_dir);
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
@@ -352,11 +329,11 @@ static void test_nan_score(void **state) {
     float nan = NAN;
     assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, &nan) >= 0);
     H5Sclose(ms), H5Sclose(fs), H5Dclose(d), H5Fclose(f);
-    assert_int_equal(run("mpirun -np 2 -x ASAN_OPTIONS %s score nan.ini --method gaprune", bin()), 2);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS %s score nan.ini --method gaprune", bin()), 2);
     assert_stderr_has("encoder.layer.0.output.dense.weight");
     assert_stderr_has("score is nan");
-    assert_int_equal(run("%s score nan.ini --method magnitude", bin()), 0); /* needs no statistics */
-    assert_int_equal(run("%s score nan.ini --method nonsense", bin()), 2);
+    assert_int_equal(tu_run_in(g_dir, "%s score nan.ini --method magnitude", bin()), 0); /* needs no statistics */
+    assert_int_equal(tu_run_in(g_dir, "%s score nan.ini --method nonsense", bin()), 2);
     assert_stderr_has("unknown method \"nonsense\"");
 }
 

@@ -23,27 +23,10 @@ static const char *bin(void) {
     return abs;
 }
 
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s >out.txt 2>err.txt", g_dir, args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 static char *slurp(const char *name) {
-    char p[4200];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    FILE *f = fopen(p, "rb");
-    assert_non_null(f);
-    char *buf = calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
+    char *b = tu_read_in(g_dir, name);
+    assert_non_null(b);
+    return b;
 }
 
 static void assert_clean_stderr(void) {
@@ -66,7 +49,7 @@ static void write_job(const char *name, const char *domain, const char *general,
 
 /* env: "VAR=value" for the test hooks of this run, or NULL. */
 static int stats(int np, const char *job, const char *env) {
-    return run("%s mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS -x GAPRUNE_TEST_KILL_AFTER_CHECKPOINT "
+    return tu_run_in(g_dir, "%s mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS -x GAPRUNE_TEST_KILL_AFTER_CHECKPOINT "
                "-x GAPRUNE_TEST_SIGNAL_AT_STEP %s stats %s.ini",
                env ? env : "", np, bin(), job);
 }

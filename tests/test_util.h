@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -42,6 +43,42 @@ static inline void tu_sh(const char *fmt, ...) {
     va_end(ap);
     int rc = system(cmd);
     if (rc != 0) fail_msg("command failed (%d): %s", rc, cmd);
+}
+
+/* Runs a command line with sh in dir, stdout to dir/out.txt and stderr to dir/err.txt; returns
+ * its exit status (128 when it did not exit). */
+static inline int tu_run_in(const char *dir, const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s >out.txt 2>err.txt", dir, args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+/* The whole file, NUL-terminated and malloc'd (*len its size when len is not NULL), or NULL
+ * when it cannot be opened. */
+static inline char *tu_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    size_t got = fread(b, 1, (size_t)n, f);
+    b[got] = '\0';
+    fclose(f);
+    if (len) *len = got;
+    return b;
+}
+
+/* dir/name, as tu_read_file. */
+static inline char *tu_read_in(const char *dir, const char *name) {
+    char p[8192];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return tu_read_file(p, NULL);
 }
 
 static inline void tu_write(const char *path, const char *text) {
