@@ -92,15 +92,21 @@ static gp_status get_eps(const cJSON *j, const char *key, float *out, const char
     return GP_OK;
 }
 
-static gp_status bert_config(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
+/* The sizes every architecture's config.json gives under the same names. */
+static gp_status common_sizes(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
     gp_status rc;
     if ((rc = get_int(j, "vocab_size", &cfg->vocab_size, path, err)) ||
         (rc = get_int(j, "hidden_size", &cfg->hidden, path, err)) ||
         (rc = get_int(j, "num_hidden_layers", &cfg->layers, path, err)) ||
         (rc = get_int(j, "num_attention_heads", &cfg->heads, path, err)) ||
-        (rc = get_int(j, "intermediate_size", &cfg->intermediate, path, err)) ||
-        (rc = get_int(j, "max_position_embeddings", &cfg->max_positions, path, err)) ||
-        (rc = get_int(j, "type_vocab_size", &cfg->type_vocab, path, err)) ||
+        (rc = get_int(j, "intermediate_size", &cfg->intermediate, path, err)))
+        return rc;
+    return get_int(j, "max_position_embeddings", &cfg->max_positions, path, err);
+}
+
+static gp_status bert_config(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
+    gp_status rc;
+    if ((rc = common_sizes(j, path, cfg, err)) || (rc = get_int(j, "type_vocab_size", &cfg->type_vocab, path, err)) ||
         (rc = get_eps(j, "layer_norm_eps", &cfg->norm_eps, path, err)))
         return rc;
     const char *act = NULL;
@@ -121,13 +127,7 @@ static gp_status bert_config(const cJSON *j, const char *path, gp_model_config *
 
 static gp_status qwen3_config(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
     gp_status rc;
-    if ((rc = get_int(j, "vocab_size", &cfg->vocab_size, path, err)) ||
-        (rc = get_int(j, "hidden_size", &cfg->hidden, path, err)) ||
-        (rc = get_int(j, "num_hidden_layers", &cfg->layers, path, err)) ||
-        (rc = get_int(j, "num_attention_heads", &cfg->heads, path, err)) ||
-        (rc = get_int(j, "intermediate_size", &cfg->intermediate, path, err)) ||
-        (rc = get_int(j, "max_position_embeddings", &cfg->max_positions, path, err)) ||
-        (rc = get_eps(j, "rms_norm_eps", &cfg->norm_eps, path, err)))
+    if ((rc = common_sizes(j, path, cfg, err)) || (rc = get_eps(j, "rms_norm_eps", &cfg->norm_eps, path, err)))
         return rc;
     /* the optional keys, with transformers' Qwen3Config defaults */
     cfg->kv_heads = cfg->heads;
