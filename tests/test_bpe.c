@@ -66,26 +66,10 @@ static void check_pieces(const gp_tokenizer *t, const char *text, size_t len, co
         check_pieces(t, text, sizeof(text) - 1, w_, (int)(sizeof w_ / sizeof w_[0]));                                  \
     } while (0)
 
-static void check_ids(const gp_tokenizer *t, const char *text, size_t len, int max_len, const int32_t *want, int n) {
-    int32_t *ids;
-    int got = gp_tokenizer_encode(t, text, len, max_len, &ids);
-    int ok = got == n;
-    for (int i = 0; ok && i < n; i++) ok = ids[i] == want[i];
-    if (!ok) {
-        fprintf(stderr, "text \"%.*s\": got", (int)(len > 60 ? 60 : len), text);
-        for (int i = 0; i < got; i++) fprintf(stderr, " %d", ids[i]);
-        fprintf(stderr, ", want");
-        for (int i = 0; i < n; i++) fprintf(stderr, " %d", want[i]);
-        fprintf(stderr, "\n");
-    }
-    free(ids);
-    assert_true(ok);
-}
-
 #define IDS(t, text, max_len, ...)                                                                                     \
     do {                                                                                                               \
         const int32_t w_[] = {__VA_ARGS__};                                                                            \
-        check_ids(t, text, sizeof(text) - 1, max_len, w_, (int)(sizeof w_ / sizeof w_[0]));                            \
+        tu_expect_ids(t, text, sizeof(text) - 1, max_len, w_, (int)(sizeof w_ / sizeof w_[0]));                            \
     } while (0)
 
 /* The byte-level form of a text, written out independently of the library: GPT-2's table. */
@@ -357,7 +341,7 @@ static int check_reference(const gp_tokenizer *t, bool pieces, int32_t shift) {
             w[i] = (int32_t)cJSON_GetArrayItem(want, i)->valuedouble;
             if (shift && w[i] >= shift) w[i]++;
         }
-        check_ids(t, buf, len, cJSON_IsNumber(ml) ? (int)ml->valuedouble : 1 << 30, w, n);
+        tu_expect_ids(t, buf, len, cJSON_IsNumber(ml) ? (int)ml->valuedouble : 1 << 30, w, n);
         free(w);
         if (pieces) {
             int np = cJSON_GetArraySize(wp);
@@ -713,9 +697,7 @@ static void test_cli(void **state) {
     (void)state;
     const char *bin = getenv("GAPRUNE_BIN") ? getenv("GAPRUNE_BIN") : "build/san/gaprune";
     char *d = tu_mkdtemp(), cmd[8192], p[4200];
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 1); /* Open MPI's allocations at exit are not ours */
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    tu_mpi_env();
     snprintf(cmd, sizeof cmd,
              "%s tokenize --model " BPE_DIR " 'a<|im_start|>b' '' > '%s/out' 2> '%s/err' &&"
              " printf 'a b c d\\n' | %s tokenize --model " BPE_DIR " --max-length 3 --tokens >> '%s/out' 2>> '%s/err'",

@@ -121,11 +121,7 @@ static void brute_force(gp_retrieval_metrics *out) {
 static void test_eval_command(void **state) {
     (void)state;
     g_dir = tu_mkdtemp();
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    tu_mpi_env();
     char cwd[2048], bin[4096], job[4400], text[8192];
     assert_non_null(getcwd(cwd, sizeof cwd));
     const char *b = getenv("GAPRUNE_BIN");

@@ -37,11 +37,7 @@ static void write_job(const char *name, const char *extra) {
 static int setup(void **state) {
     (void)state;
     g_dir = tu_mkdtemp();
-    setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    tu_mpi_env();
     setenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT", "0", 1);
     setenv("GAPRUNE_TEST_SIGNAL_AT_STEP", "-1", 1);
     const char *b = getenv("GAPRUNE_BIN");

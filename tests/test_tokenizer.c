@@ -53,26 +53,10 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void expect(const gp_tokenizer *t, const char *text, size_t len, int max_len, const int32_t *want, int n) {
-    int32_t *ids;
-    int got = gp_tokenizer_encode(t, text, len, max_len, &ids);
-    int ok = got == n;
-    for (int i = 0; ok && i < n; i++) ok = ids[i] == want[i];
-    if (!ok) {
-        fprintf(stderr, "text \"%.*s\": got", (int)(len > 60 ? 60 : len), text);
-        for (int i = 0; i < got; i++) fprintf(stderr, " %d", ids[i]);
-        fprintf(stderr, ", want");
-        for (int i = 0; i < n; i++) fprintf(stderr, " %d", want[i]);
-        fprintf(stderr, "\n");
-    }
-    free(ids);
-    assert_true(ok);
-}
-
 #define EXPECT(tok, text, ...)                                                                                  \
     do {                                                                                                        \
         const int32_t w_[] = {__VA_ARGS__};                                                                     \
-        expect(tok, text, sizeof(text) - 1, 512, w_, (int)(sizeof w_ / sizeof w_[0]));                          \
+        tu_expect_ids(tok, text, sizeof(text) - 1, 512, w_, (int)(sizeof w_ / sizeof w_[0]));                          \
     } while (0)
 
 static void test_case_and_accents(void **state) {
@@ -105,12 +89,12 @@ static void test_long_words(void **state) {
     memset(w, 'a', 101);
     w[101] = '\0';
     const int32_t unk[] = {2, 1, 3};
-    expect(f->lower, w, 101, 512, unk, 3); /* over 100 characters: [UNK] */
+    tu_expect_ids(f->lower, w, 101, 512, unk, 3); /* over 100 characters: [UNK] */
     int32_t want[102];
     want[0] = 2, want[1] = 20;
     for (int i = 2; i <= 100; i++) want[i] = 21;
     want[101] = 3;
-    expect(f->lower, w, 100, 512, want, 102); /* exactly 100: a ##a × 99 */
+    tu_expect_ids(f->lower, w, 100, 512, want, 102); /* exactly 100: a ##a × 99 */
 }
 
 static void test_empty_and_truncation(void **state) {
@@ -118,9 +102,9 @@ static void test_empty_and_truncation(void **state) {
     EXPECT(f->lower, "", 2, 3);
     EXPECT(f->lower, "   \t\n ", 2, 3);
     const int32_t want[] = {2, 5, 6, 3};
-    expect(f->lower, "hello world hello world", 23, 4, want, 4); /* max_length 4 keeps room for [CLS] [SEP] */
+    tu_expect_ids(f->lower, "hello world hello world", 23, 4, want, 4); /* max_length 4 keeps room for [CLS] [SEP] */
     const int32_t two[] = {2, 3};
-    expect(f->lower, "hello", 5, 2, two, 2);
+    tu_expect_ids(f->lower, "hello", 5, 2, two, 2);
 }
 
 static void test_invalid_utf8_and_controls(void **state) {

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "gaprune/tokenizer.h"
+
 /* Fixture folder; tests run from the repository root. */
 #define FIXTURES "tests/fixtures"
 
@@ -43,6 +45,34 @@ static inline void tu_sh(const char *fmt, ...) {
     va_end(ap);
     int rc = system(cmd);
     if (rc != 0) fail_msg("command failed (%d): %s", rc, cmd);
+}
+
+/* The environment for running gaprune under mpirun from a test: leak reports off (Open MPI's
+ * allocations at exit are not ours), root and more ranks than cores allowed, one BLAS thread. */
+static inline void tu_mpi_env(void) {
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+}
+
+/* Fails unless t encodes text[0..len) with max_len into exactly want[0..n); prints both. */
+static inline void tu_expect_ids(const gp_tokenizer *t, const char *text, size_t len, int max_len, const int32_t *want,
+                                 int n) {
+    int32_t *ids;
+    int got = gp_tokenizer_encode(t, text, len, max_len, &ids);
+    int ok = got == n;
+    for (int i = 0; ok && i < n; i++) ok = ids[i] == want[i];
+    if (!ok) {
+        fprintf(stderr, "text \"%.*s\": got", (int)(len > 60 ? 60 : len), text);
+        for (int i = 0; i < got; i++) fprintf(stderr, " %d", ids[i]);
+        fprintf(stderr, ", want");
+        for (int i = 0; i < n; i++) fprintf(stderr, " %d", want[i]);
+        fprintf(stderr, "\n");
+    }
+    free(ids);
+    assert_true(ok);
 }
 
 /* Runs a command line with sh in dir, stdout to dir/out.txt and stderr to dir/err.txt; returns
