@@ -85,6 +85,7 @@ test: deps
 check: test
 
 test-run: $(BUILD)/gaprune $(BUILD)/san/gaprune $(TEST_BIN)
+	@tests/check_layers.sh && tests/check_layers.sh --selftest
 	@GAPRUNE_BIN=$(BUILD)/san/gaprune tests/run_tests.sh $(TEST_BIN)
 
 # The embedded default: corpora from Debian packages, the committed demo model, jobs/demo.ini.

@@ -6,7 +6,7 @@
 
 #include "gaprune/config.h"
 #include "gaprune/log.h"
-#include "gaprune/mask.h"
+#include "gaprune/score.h"
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const uint8_t *b = p;

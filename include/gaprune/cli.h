@@ -62,10 +62,3 @@ struct gp_config;
 gp_status gp_cli_job(const char *cmd, const char *usage, const gp_opt *extra, int argc, char **argv,
                      struct gp_config *cfg);
 
-/* Collective: every rank passes its own status; when any rank failed, the lowest failing
- * rank prints its message, every rank receives that message in *err (when not NULL) and the
- * largest code is returned everywhere. */
-gp_status gp_cli_agree(gp_status rc, gp_err *err);
-
-/* The command line as typed (for provenance attributes). */
-const char *gp_cli_command(void);

@@ -14,7 +14,7 @@
  * Usage:
  *     gp_config cfg; gp_err err = {0};
  *     gp_status rc = gp_config_load(&cfg, "jobs/demo.ini", sets, nsets, &err);   // collective
- *     if (gp_cli_agree(rc, &err)) ...;
+ *     if (gp_agree(rc, &err)) ...;
  *     gp_config_print(&cfg);                      // rank 0
  *     gp_config_free(&cfg);
  */

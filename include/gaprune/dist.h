@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gaprune/check.h"
+
 /* Elements per MPI call (2^24: 64 MiB of floats). */
 #define GP_DIST_CHUNK ((size_t)1 << 24)
 
@@ -33,3 +35,8 @@ void gp_barrier(void);
 /* Every rank's n rows of D floats, concatenated in rank order on every rank (malloc'd);
  * *total (when not NULL) gets the number of rows. */
 float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total);
+
+/* Collective: every rank passes its own status; when any rank failed, the lowest failing
+ * rank prints its message, every rank receives that message in *err (when not NULL) and the
+ * largest code is returned everywhere. */
+gp_status gp_agree(gp_status rc, gp_err *err);

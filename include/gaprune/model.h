@@ -151,3 +151,6 @@ char *gp_query_instruct(const char *task);
  * prefix, when not NULL, is prepended to every text (the query instruction). */
 void gp_model_encode(gp_model *m, const char *const *texts, int n, int batch, int max_len, const char *prefix,
                      float *emb);
+
+/* SHA-256 over config.json and the safetensors files of a model folder (rank-local). */
+gp_status gp_model_sha256(const char *dir, char hex[65], gp_err *err);

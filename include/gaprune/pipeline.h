@@ -16,7 +16,7 @@
 
 #include "gaprune/check.h"
 #include "gaprune/config.h"
-#include "gaprune/mask.h"
+#include "gaprune/score.h"
 #include "gaprune/model.h"
 
 typedef struct {

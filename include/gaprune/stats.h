@@ -57,6 +57,3 @@ typedef struct {
 /* sample: the samples of gp_sample_run when sample.method is not none, else NULL. */
 gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
                        gp_err *err);
-
-/* SHA-256 over config.json and the safetensors files of a model folder (rank-local). */
-gp_status gp_model_sha256(const char *dir, char hex[65], gp_err *err);

@@ -19,7 +19,7 @@
  * Usage:
  *     gp_corpus c; gp_err err = {0};
  *     if (rank == 0) rc = gp_corpus_index(path, 5000, 42, false, &c, &err);
- *     if (gp_cli_agree(rc, &err)) ...;
+ *     if (gp_agree(rc, &err)) ...;
  *     gp_corpus_bcast(&c, 0);
  *     gp_triplet t; gp_corpus_read(&c, i, &t, &err); ... gp_triplet_free(&t);
  *     gp_corpus_free(&c);

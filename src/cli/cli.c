@@ -7,11 +7,9 @@
 #include <string.h>
 
 #include "gaprune/config.h"
+#include "gaprune/dist.h"
+#include "gaprune/provenance.h"
 #include "gaprune/log.h"
-
-static char g_command[4096];
-
-const char *gp_cli_command(void) { return g_command; }
 
 typedef struct {
     const char *name;
@@ -46,14 +44,7 @@ static void usage(FILE *f) {
 }
 
 int gp_cli_main(int argc, char **argv) {
-    size_t at = 0;
-    for (int i = 0; i < argc && at + 2 < sizeof g_command; i++) {
-        int k = snprintf(g_command + at, sizeof g_command - at, "%s%s", i ? " " : "", argv[i]);
-        if (k < 0) break;
-        at += (size_t)k;
-    }
-    if (at >= sizeof g_command) at = sizeof g_command - 1;
-    g_command[at] = '\0';
+    gp_provenance_set_command(argc, argv);
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         if (gp_rank() == 0) usage(argc < 2 ? stderr : stdout);
@@ -141,25 +132,6 @@ gp_status gp_opts_parse(const char *cmd, const char *use, const gp_opt *opts, in
     return GP_OK;
 }
 
-gp_status gp_cli_agree(gp_status rc, gp_err *err) {
-    int mine = rc != GP_OK ? gp_rank() : gp_nranks(), first;
-    int code = (int)rc, worst;
-    GP_MPI(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-    if (first == gp_nranks()) return GP_OK;
-    GP_MPI(MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    gp_err local = {0};
-    if (!err) err = &local;
-    if (first == gp_rank()) {
-        if (gp_rank() == 0) fprintf(stderr, "gaprune: error: %s\n", err->msg);
-        else fprintf(stderr, "gaprune: error: [rank %d] %s\n", gp_rank(), err->msg);
-        fflush(stderr);
-    }
-    /* every rank ends with the message that was reported */
-    GP_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD));
-    err->code = (gp_status)worst;
-    return (gp_status)worst;
-}
-
 /* `gaprune help-job` documents every key; `gaprune help-job --value SECTION.KEY JOB.ini [--set ...]`
  * prints one key's effective value (for scripts such as slurm/sweep.sbatch). */
 int gp_cmd_help_job(int argc, char **argv) {
@@ -191,7 +163,7 @@ int gp_cmd_help_job(int argc, char **argv) {
             if (!v) rc = gp_errf(&err, GP_EINPUT, "gaprune help-job --value: unknown key \"%s\"", key);
             free(sec);
         }
-        if ((rc = gp_cli_agree(rc, &err)) == GP_OK && gp_rank() == 0) printf("%s\n", v);
+        if ((rc = gp_agree(rc, &err)) == GP_OK && gp_rank() == 0) printf("%s\n", v);
         free(v);
         free(sets.v);
         gp_config_free(&cfg);
@@ -218,13 +190,13 @@ gp_status gp_cli_job(const char *cmd, const char *use, const gp_opt *extra, int 
         return GP_ESTOPPED;
     }
     if (!rc && npos != 1) rc = gp_errf(&err, GP_EINPUT, "gaprune %s: expected one job file (see --help)", cmd);
-    if ((rc = gp_cli_agree(rc, &err))) {
+    if ((rc = gp_agree(rc, &err))) {
         free(sets.v);
         return rc;
     }
     rc = gp_config_load(cfg, pos[0], sets.v, sets.n, &err);
     free(sets.v);
-    if ((rc = gp_cli_agree(rc, &err))) return rc;
+    if ((rc = gp_agree(rc, &err))) return rc;
     if (gp_rank() == 0 && gp_log_level() >= 1) {
         printf("gaprune %s %s: job %s on %d rank%s; effective configuration:\n", GP_VERSION, cmd, cfg->job_path,
                gp_nranks(), gp_nranks() > 1 ? "s" : "");

@@ -9,9 +9,11 @@
 #include <string.h>
 
 #include "gaprune/cli.h"
+#include "gaprune/dist.h"
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
+#include "gaprune/provenance.h"
 #include "gaprune/textfile.h"
 
 #define SEND_FLOATS (1 << 22) /* 16 MiB per message */
@@ -60,13 +62,13 @@ int gp_cmd_encode(int argc, char **argv) {
         rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --model, --input and --output are required (see --help)");
     if (!rc && instruction && task) rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --instruction and --task exclude each other");
     if (!rc && batch < 1) rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --batch must be at least 1");
-    if ((rc = gp_cli_agree(rc, &err))) return rc;
+    if ((rc = gp_agree(rc, &err))) return rc;
 
     const int rank = gp_rank(), P = gp_nranks();
     double t0 = gp_now();
     gp_model *m = NULL;
     rc = gp_model_load(model_dir, &m, &err);
-    if ((rc = gp_cli_agree(rc, &err))) {
+    if ((rc = gp_agree(rc, &err))) {
         gp_model_free(m);
         return rc;
     }
@@ -78,7 +80,7 @@ int gp_cmd_encode(int argc, char **argv) {
     }
     int64_t n = 0;
     rc = gp_texts_count(input, &n, &err);
-    if ((rc = gp_cli_agree(rc, &err))) {
+    if ((rc = gp_agree(rc, &err))) {
         free(task_prefix);
         gp_model_free(m);
         return rc;
@@ -87,7 +89,7 @@ int gp_cmd_encode(int argc, char **argv) {
     gp_texts texts = {0}, ids = {0};
     rc = gp_texts_read(input, lo, hi - lo, true, false, &texts, &err);
     if (!rc && rank == 0) rc = gp_texts_read(input, 0, n, false, true, &ids, &err);
-    if ((rc = gp_cli_agree(rc, &err))) {
+    if ((rc = gp_agree(rc, &err))) {
         gp_texts_free(&texts);
         gp_texts_free(&ids);
         free(task_prefix);
@@ -118,7 +120,7 @@ int gp_cmd_encode(int argc, char **argv) {
         gp_h5_attr_str(f, "format", "gaprune-embeddings");
         gp_h5_attr_int(f, "format_version", 1);
         gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
-        gp_h5_attr_str(f, "command", gp_cli_command());
+        gp_h5_attr_str(f, "command", gp_provenance_command());
         gp_h5_attr_str(f, "created_utc", utc);
         gp_h5_attr_int(f, "n_ranks", P);
         gp_h5_attr_str(f, "model_path", model_dir);
@@ -146,7 +148,7 @@ int gp_cmd_encode(int argc, char **argv) {
     }
     free(emb);
     gp_texts_free(&ids);
-    rc = gp_cli_agree(rc, &err);
+    rc = gp_agree(rc, &err);
     if (!rc) {
         gp_progress_done(&prog);
         double s = gp_now() - t0;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gaprune/cli.h"
+#include "gaprune/dist.h"
 #include "gaprune/config.h"
 #include "gaprune/eval.h"
 #include "gaprune/fs.h"
@@ -28,7 +29,7 @@ int gp_cmd_eval(int argc, char **argv) {
     gp_model *m = NULL;
     rc = gp_model_load(dir, &m, &err);
     if (!rc && gp_rank() == 0) rc = gp_mkdir_p(cfg.out_dir, &err);
-    if (!(rc = gp_cli_agree(rc, &err))) {
+    if (!(rc = gp_agree(rc, &err))) {
         char tag[256];
         snprintf(tag, sizeof tag, "%s", dir);
         size_t l = strlen(tag);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gaprune/cli.h"
+#include "gaprune/dist.h"
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
 
@@ -303,7 +304,7 @@ int gp_cmd_inspect(int argc, char **argv) {
     gp_status rc = gp_opts_parse("inspect", "FILE.h5 [--svg OUT.svg]", opts, argc, argv, pos, 1, &npos, &err);
     if (rc == GP_ESTOPPED) return GP_OK;
     if (!rc && npos != 1) rc = gp_errf(&err, GP_EINPUT, "gaprune inspect: expected one stats or mask file");
-    if ((rc = gp_cli_agree(rc, &err)) || gp_rank() != 0) return rc;
+    if ((rc = gp_agree(rc, &err)) || gp_rank() != 0) return rc;
     hid_t f = gp_h5_open_quiet(pos[0]);
     if (f < 0) {
         fprintf(stderr, "gaprune: error: %s: cannot open as HDF5\n", pos[0]);

@@ -47,7 +47,7 @@ int gp_cmd_retrain(int argc, char **argv) {
         if (f >= 0) H5Fclose(f);
         if (!rc) rc = gp_mkdir_p(cfg.out_dir, &err);
     }
-    if ((rc = gp_cli_agree(rc, &err))) goto done;
+    if ((rc = gp_agree(rc, &err))) goto done;
     gp_bcast_bytes(mask_hash, sizeof mask_hash, 0);
     gp_mask_bcast(&mask, m);
     gp_mask_apply(&mask, m);
@@ -84,7 +84,7 @@ int gp_cmd_retrain(int argc, char **argv) {
                     rc = gp_export_model(m, out, meta, 6, &err);
                 }
             }
-            rc = gp_cli_agree(rc, &err);
+            rc = gp_agree(rc, &err);
             if (!rc)
                 gp_log0("{\"command\":\"retrain\",\"tag\":\"%s\",\"steps\":%d,\"first_loss\":%.6f,\"last_loss\":%.6f,"
                         "\"ranks\":%d,\"seconds\":%.3f,\"loop_s\":%.3f,\"allreduce_s\":%.3f,\"output\":\"%s\"}",

@@ -246,7 +246,7 @@ int gp_cmd_run(int argc, char **argv) {
     if (!rc && gp_rank() == 0) rc = gp_mkdir_p(cfg.out_dir, &err);
     char eval_hash[65] = "";
     if (!rc && gp_rank() == 0 && have_sets) rc = gp_eval_hash(&cfg, eval_hash, &err);
-    if ((rc = gp_cli_agree(rc, &err))) goto out;
+    if ((rc = gp_agree(rc, &err))) goto out;
     gp_bcast_bytes(eval_hash, sizeof eval_hash, 0);
     if (!have_sets) gp_warn("%s: [eval] names no retrieval folder and no STS file: no scores in the report", cfg.job_path);
 
@@ -328,7 +328,7 @@ int gp_cmd_run(int argc, char **argv) {
                             rc = gp_export_model(m, out_dir, meta, 6, &err);
                         }
                     }
-                    rc = gp_cli_agree(rc, &err);
+                    rc = gp_agree(rc, &err);
                     gp_bcast_bytes(rhash, sizeof rhash, 0);
                 }
                 if (!rc) {
@@ -345,7 +345,7 @@ int gp_cmd_run(int argc, char **argv) {
     }
     if (!rc && gp_rank() == 0 && !only)
         rc = write_report(&cfg, m, dense, rows, k, sampled ? &samples : NULL, &sr, gp_now() - t0, &err);
-    if (!(rc = gp_cli_agree(rc, &err)) && gp_rank() == 0) {
+    if (!(rc = gp_agree(rc, &err)) && gp_rank() == 0) {
         cJSON *s = cJSON_CreateObject();
         cJSON_AddStringToObject(s, "command", "run");
         cJSON_AddStringToObject(s, "job", cfg.job_path);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gaprune/cli.h"
+#include "gaprune/dist.h"
 #include "gaprune/config.h"
 #include "gaprune/log.h"
 #include "gaprune/pipeline.h"
@@ -47,7 +48,7 @@ int gp_cmd_score(int argc, char **argv) {
     gp_model *m = NULL;
     gp_prune_inputs in = {0};
     if (!rc) rc = gp_model_load(cfg.model_path, &m, &err);
-    if (!(rc = gp_cli_agree(rc, &err))) rc = gp_prune_inputs_init(&cfg, m, &in, &err);
+    if (!(rc = gp_agree(rc, &err))) rc = gp_prune_inputs_init(&cfg, m, &in, &err);
     if (!rc && !in.stats_path)
         gp_warn("%s/stats.h5 does not exist: only criteria without statistics can run (magnitude, random)", cfg.out_dir);
     float *dense = rc ? NULL : gp_malloc(m->table.total * sizeof(float));

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gaprune/cli.h"
+#include "gaprune/dist.h"
 #include "gaprune/config.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
@@ -20,7 +21,7 @@ int gp_cmd_stats(int argc, char **argv) {
     }
     gp_err err = {0};
     gp_model *m = NULL;
-    rc = gp_cli_agree(gp_model_load(cfg.model_path, &m, &err), &err);
+    rc = gp_agree(gp_model_load(cfg.model_path, &m, &err), &err);
     gp_sample_report samples = {0};
     const bool sampled = strcmp(cfg.sample_method, "none") != 0;
     if (!rc && sampled) rc = gp_sample_run(&cfg, m, &samples, &err);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gaprune/cli.h"
+#include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/json.h"
 #include "gaprune/log.h"
@@ -72,7 +73,7 @@ int gp_cmd_tokenize(int argc, char **argv) {
     int default_len = 0;
     if (!rc) rc = default_max_length(model_dir, &default_len, &err);
     if (!rc) rc = gp_tokenizer_load(model_dir, &tok, &err);
-    if ((rc = gp_cli_agree(rc, &err)) || gp_rank() != 0) {
+    if ((rc = gp_agree(rc, &err)) || gp_rank() != 0) {
         gp_tokenizer_free(tok);
         free(pos);
         return rc;

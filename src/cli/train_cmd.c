@@ -193,7 +193,7 @@ int gp_cmd_train(int argc, char **argv) {
     }
     if (from_config) model_dir = init_dir;
     gp_model *m = NULL;
-    if (!(rc = gp_cli_agree(rc, &err))) rc = gp_cli_agree(gp_model_load(model_dir, &m, &err), &err);
+    if (!(rc = gp_agree(rc, &err))) rc = gp_agree(gp_model_load(model_dir, &m, &err), &err);
     gp_bcast_bytes(base, sizeof base, 0);
     if (!rc) {
         gp_train_opts o;
@@ -216,7 +216,7 @@ int gp_cmd_train(int argc, char **argv) {
                     rc = gp_export_model(m, out, meta, 5, &err);
                 }
             }
-            if (!(rc = gp_cli_agree(rc, &err)))
+            if (!(rc = gp_agree(rc, &err)))
                 gp_log0("{\"command\":\"train\",\"steps\":%d,\"first_loss\":%.6f,\"last_loss\":%.6f,\"seconds\":%.1f,"
                         "\"output\":\"%s\"}",
                         rep.steps, rep.first_loss, rep.last_loss, rep.seconds, out);

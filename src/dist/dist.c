@@ -2,6 +2,7 @@
 #include "gaprune/dist.h"
 
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,4 +112,23 @@ float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total
     GP_MPI(MPI_Allgatherv(mine, counts[rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
     free(counts), free(displs), free(ns);
     return all;
+}
+
+gp_status gp_agree(gp_status rc, gp_err *err) {
+    int mine = rc != GP_OK ? gp_rank() : gp_nranks(), first;
+    int code = (int)rc, worst;
+    GP_MPI(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first == gp_nranks()) return GP_OK;
+    GP_MPI(MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    gp_err local = {0};
+    if (!err) err = &local;
+    if (first == gp_rank()) {
+        if (gp_rank() == 0) fprintf(stderr, "gaprune: error: %s\n", err->msg);
+        else fprintf(stderr, "gaprune: error: [rank %d] %s\n", gp_rank(), err->msg);
+        fflush(stderr);
+    }
+    /* every rank ends with the message that was reported */
+    GP_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD));
+    err->code = (gp_status)worst;
+    return (gp_status)worst;
 }

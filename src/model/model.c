@@ -1,6 +1,7 @@
 /* model.c — loading a model folder, packing batches, pooling and normalisation (see model.h). */
 #include "gaprune/model.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "arch.h"
 #include "gaprune/fs.h"
+#include "gaprune/hash.h"
 #include "gaprune/json.h"
 #include "gaprune/log.h"
 
@@ -618,4 +620,39 @@ void gp_model_encode(gp_model *m, const char *const *texts, int n, int batch, in
     }
     free(owned);
     free(bt);
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+gp_status gp_model_sha256(const char *dir, char hex[65], gp_err *err) {
+    DIR *d = opendir(dir);
+    if (!d) return gp_errf(err, GP_EINPUT, "%s: cannot list the folder", dir);
+    char **names = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 12 && strcmp(e->d_name + l - 12, ".safetensors") == 0) {
+            names = gp_realloc(names, (size_t)(n + 1) * sizeof *names);
+            names[n++] = gp_strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_name); /* names is NULL when there is none */
+    gp_sha256 *h = gp_sha256_init();
+    char *cfg = gp_path_join(dir, "config.json");
+    gp_status rc = gp_sha256_update_file(h, cfg, err);
+    free(cfg);
+    for (int i = 0; i < n; i++) {
+        if (!rc) {
+            char *p = gp_path_join(dir, names[i]);
+            gp_sha256_update(h, names[i], strlen(names[i]) + 1);
+            rc = gp_sha256_update_file(h, p, err);
+            free(p);
+        }
+        free(names[i]);
+    }
+    free(names);
+    gp_sha256_final(h, hex);
+    return rc;
 }

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gaprune/cli.h"
 #include "gaprune/dist.h"
 #include "gaprune/export.h"
 #include "gaprune/fs.h"
@@ -71,7 +70,7 @@ gp_status gp_prune_inputs_init(const gp_config *cfg, const gp_model *m, gp_prune
         }
         if (!rc) rc = gp_mkdir_p(cfg->out_dir, err);
     }
-    if ((rc = gp_cli_agree(rc, err))) {
+    if ((rc = gp_agree(rc, err))) {
         free(stats_path);
         return rc;
     }
@@ -123,7 +122,7 @@ gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs
             rc = gp_mask_build(cfg, m, &req, &out->mask, err);
         }
     }
-    if ((rc = gp_cli_agree(rc, err))) return rc;
+    if ((rc = gp_agree(rc, err))) return rc;
     double ratio_sum = 0;
     int ratio_n = 0;
     for (int i = 0; gp_rank() == 0 && out->mask.rows && i < out->mask.n; i++)
@@ -149,7 +148,7 @@ gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs
                               "gaprune.version", GP_VERSION};
         rc = gp_export_model(m, out->pruned_dir, meta, 10, err);
     }
-    if ((rc = gp_cli_agree(rc, err))) return rc;
+    if ((rc = gp_agree(rc, err))) return rc;
     gp_log0("score: %s at %g: pruned %lld of %lld %s weights (%.2f%%), %.2f%% of all parameters are now zero; threshold "
             "%.4g; mean fisher/magnitude term ratio %.3g -> %s, %s",
             method, p, (long long)out->mask.pruned, (long long)out->mask.total, cfg->layers, 100.0 * out->sparsity,

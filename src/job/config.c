@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gaprune/cli.h"
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/log.h"
@@ -297,7 +296,7 @@ gp_status gp_config_load(gp_config *c, const char *path, const char *const *sets
     size_t len = 0;
     gp_status rc = GP_OK;
     if (gp_rank() == 0) rc = gp_read_file(path, &text, &len, err);
-    if ((rc = gp_cli_agree(rc, err))) return rc;
+    if ((rc = gp_agree(rc, err))) return rc;
     gp_bcast_string(&text, 0);
 
     ini_ctx x = {c, path, {0}, 0};

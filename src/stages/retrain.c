@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gaprune/cli.h"
+#include "gaprune/provenance.h"
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
@@ -100,7 +100,7 @@ static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
     gp_h5_attr_str(f, "format", "gaprune-retrain");
     gp_h5_attr_int(f, "format_version", 1);
     gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
-    gp_h5_attr_str(f, "command", gp_cli_command());
+    gp_h5_attr_str(f, "command", gp_provenance_command());
     gp_h5_attr_str(f, "created_utc", utc);
     gp_h5_attr_str(f, "settings_hash", c->hash);
     gp_h5_attr_int(f, "step", c->step);
@@ -166,7 +166,7 @@ static int64_t try_resume(rt_ctx *c) {
 }
 
 static gp_status checkpoint(rt_ctx *c, bool complete, gp_err *err) {
-    gp_status rc = gp_cli_agree(write_log(c, complete, err), err);
+    gp_status rc = gp_agree(write_log(c, complete, err), err);
     c->checkpoints++;
     const char *kill_after = getenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT");
     if (!complete && kill_after && atoi(kill_after) == c->checkpoints && gp_rank() == 0) {
@@ -213,7 +213,7 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
     }
     /* every rank's flag, before the collectives of the step */
     if (gp_allreduce_max_int(rc != GP_OK)) {
-        rc = gp_cli_agree(rc, err);
+        rc = gp_agree(rc, err);
         goto done;
     }
     {
@@ -322,7 +322,7 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     gp_status rc = GP_OK;
     if (!cfg->corpus || !*cfg->corpus) rc = gp_errf(err, GP_EINPUT, "%s: %s must name the training triplets", cfg->job_path, cfg->what);
     if (!rc && gp_rank() == 0) rc = gp_corpus_index(cfg->corpus, cfg->max_samples, (uint64_t)cfg->seed, cfg->skip_bad, &c.corp, err);
-    if ((rc = gp_cli_agree(rc, err))) {
+    if ((rc = gp_agree(rc, err))) {
         free_ctx(&c);
         return rc;
     }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gaprune/cli.h"
+#include "gaprune/provenance.h"
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
@@ -15,7 +15,6 @@
 #include "gaprune/kernels.h"
 #include "gaprune/kmeans.h"
 #include "gaprune/log.h"
-#include "gaprune/stats.h"
 #include "gaprune/triplets.h"
 
 #define SAMPLE_FORMAT_VERSION 1
@@ -116,7 +115,7 @@ static gp_status sampling_model(sample_ctx *x, gp_model **m, gp_err *err) {
             snprintf(msg, sizeof msg, "%s", err->msg);
             gp_errf(err, rc, "%s: [sample] model: %s", x->cfg->job_path, msg);
         }
-        if ((rc = gp_cli_agree(rc, err))) {
+        if ((rc = gp_agree(rc, err))) {
             gp_model_free(x->own_model);
             x->own_model = NULL;
             return rc;
@@ -146,7 +145,7 @@ static gp_status embed_queries(gp_model *m, gp_corpus *c, int max_len, const cha
         gp_triplet_free(&t);
     }
     float *emb = gp_malloc((size_t)(nl ? nl : 1) * D * sizeof(float));
-    if ((rc = gp_cli_agree(rc, err)) == GP_OK) {
+    if ((rc = gp_agree(rc, err)) == GP_OK) {
         char plabel[96];
         snprintf(plabel, sizeof plabel, "%s: embedding", label);
         gp_progress prog;
@@ -224,7 +223,7 @@ static gp_status write_h5(const sample_ctx *x, const gp_corpus *corp, const h5_o
     gp_h5_attr_str(f, "format", "gaprune-sample");
     gp_h5_attr_int(f, "format_version", SAMPLE_FORMAT_VERSION);
     gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
-    gp_h5_attr_str(f, "command", gp_cli_command());
+    gp_h5_attr_str(f, "command", gp_provenance_command());
     gp_h5_attr_str(f, "created_utc", utc);
     gp_h5_attr_int(f, "n_ranks", gp_nranks());
     gp_h5_attr_str(f, "corpus", k_corpus[o->c]);
@@ -315,7 +314,7 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
     if (!*path) rc = gp_errf(err, GP_EINPUT, "%s: [data] %s must name a triplet file", cfg->job_path, k_corpus[c]);
     else if (rank == 0)
         rc = gp_corpus_index(path, INT64_MAX, (uint64_t)cfg->data_seed, cfg->on_bad_record == GP_BAD_SKIP, &corp, err);
-    if ((rc = gp_cli_agree(rc, err))) {
+    if ((rc = gp_agree(rc, err))) {
         gp_corpus_free(&corp);
         return rc;
     }
@@ -372,7 +371,7 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
                             .label = label};
         rc = gp_kmeans_run(emb, nl, gp_model_dim(m), &o, MPI_COMM_WORLD, &km, err);
         free(emb);
-        if ((rc = gp_cli_agree(rc, err))) {
+        if ((rc = gp_agree(rc, err))) {
             gp_corpus_free(&corp);
             return rc;
         }
@@ -390,7 +389,7 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
             rc = write_h5(x, &corp, &o, rep->h5[c], err);
         }
     }
-    rc = gp_cli_agree(rc, err);
+    rc = gp_agree(rc, err);
     if (!rc) {
         rep->selected[c] = nsel;
         gp_log0("%s: wrote %s (%lld triplets) and %s", label, rep->jsonl[c], (long long)nsel, rep->h5[c]);
@@ -425,7 +424,7 @@ gp_status gp_sample_run(const gp_config *cfg, gp_model *model, gp_sample_report 
             gp_errf(err, rc, "%s: [sample] model: %s", cfg->job_path, msg);
         }
     }
-    if ((rc = gp_cli_agree(rc, err))) return rc;
+    if ((rc = gp_agree(rc, err))) return rc;
     gp_bcast_bytes(x.model_sha, sizeof x.model_sha, 0);
     for (int c = 0; c < 2 && !rc; c++) rc = sample_corpus(&x, c, rep, err);
     gp_model_free(x.own_model);

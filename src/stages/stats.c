@@ -1,7 +1,6 @@
 /* stats.c — the distributed statistics pass (see stats.h). */
 #include "gaprune/stats.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,7 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "gaprune/cli.h"
+#include "gaprune/provenance.h"
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
@@ -56,41 +55,6 @@ typedef struct {
 } stats_ctx;
 
 /* ---- hashes ----------------------------------------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-gp_status gp_model_sha256(const char *dir, char hex[65], gp_err *err) {
-    DIR *d = opendir(dir);
-    if (!d) return gp_errf(err, GP_EINPUT, "%s: cannot list the folder", dir);
-    char **names = NULL;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l > 12 && strcmp(e->d_name + l - 12, ".safetensors") == 0) {
-            names = gp_realloc(names, (size_t)(n + 1) * sizeof *names);
-            names[n++] = gp_strdup(e->d_name);
-        }
-    }
-    closedir(d);
-    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str); /* names is NULL when there is none */
-    gp_sha256 *h = gp_sha256_init();
-    char *cfg = gp_path_join(dir, "config.json");
-    gp_status rc = gp_sha256_update_file(h, cfg, err);
-    free(cfg);
-    for (int i = 0; i < n; i++) {
-        if (!rc) {
-            char *p = gp_path_join(dir, names[i]);
-            gp_sha256_update(h, names[i], strlen(names[i]) + 1);
-            rc = gp_sha256_update_file(h, p, err);
-            free(p);
-        }
-        free(names[i]);
-    }
-    free(names);
-    gp_sha256_final(h, hex);
-    return rc;
-}
 
 /* What the statistics depend on; a stats.h5 or a checkpoint with another hash is stale. */
 static void settings_hash(stats_ctx *s) {
@@ -250,7 +214,7 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
     if (gp_file_exists(cur)) rename(cur, prev);
     gp_status rc = gp_commit_tmp(tmp, cur, err);
     free(cur), free(prev), free(tmp);
-    if ((rc = gp_cli_agree(rc, err))) return rc;
+    if ((rc = gp_agree(rc, err))) return rc;
     if (s->rank == 0) {
         char *latest = gp_path_join(s->ranks_dir, "latest"), *ltmp = gp_tmp_path(latest);
         FILE *lf = fopen(ltmp, "w");
@@ -263,7 +227,7 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
         free(latest);
         free(ltmp);
     }
-    rc = gp_cli_agree(rc, err);
+    rc = gp_agree(rc, err);
     s->t_checkpoint += gp_now() - t0;
     s->checkpoints_written++;
     const char *kill_after = getenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT");
@@ -391,7 +355,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         gp_h5_attr_str(f, "format", "gaprune-stats");
         gp_h5_attr_int(f, "format_version", STATS_FORMAT_VERSION);
         gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
-        gp_h5_attr_str(f, "command", gp_cli_command());
+        gp_h5_attr_str(f, "command", gp_provenance_command());
         gp_h5_attr_str(f, "created_utc", utc);
         gp_h5_attr_int(f, "n_ranks", s->P);
         gp_h5_attr_str(f, "model_path", m->dir);
@@ -538,7 +502,7 @@ static gp_status prepare(stats_ctx *s, gp_err *err) {
         if (s->rank == 0)
             rc = gp_corpus_index(paths[c], max_samples, (uint64_t)cfg->data_seed, cfg->on_bad_record == GP_BAD_SKIP,
                                  &s->corp[c], err);
-    if ((rc = gp_cli_agree(rc, err))) return rc;
+    if ((rc = gp_agree(rc, err))) return rc;
     gp_bcast_bytes(s->model_sha, sizeof s->model_sha, 0);
     for (int c = 0; c < 2; c++) gp_corpus_bcast(&s->corp[c], 0);
     settings_hash(s);
@@ -632,7 +596,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
         /* one reduction per step: any error (bit 1) or stop request (bit 0) on any rank */
         int flags = gp_allreduce_max_int((rc != GP_OK) << 1 | (g_stop != 0));
         if (flags & 2) {
-            rc = gp_cli_agree(rc, err);
+            rc = gp_agree(rc, err);
             agreed = true;
             break;
         }
@@ -654,7 +618,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
     gp_infonce_free(&L);
     rep->loop_s = gp_now() - t_loop;
     if (rc) {
-        if (!agreed) rc = gp_cli_agree(rc, err);
+        if (!agreed) rc = gp_agree(rc, err);
         free_ctx(&s);
         return rc;
     }
@@ -697,7 +661,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
     t0 = gp_now();
     rc = write_stats(&s, units, trips, loss, err);
     s.t_write = gp_now() - t0;
-    rc = gp_cli_agree(rc, err);
+    rc = gp_agree(rc, err);
     if (!rc) remove_checkpoints(&s);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

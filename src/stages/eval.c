@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gaprune/cli.h"
 #include "gaprune/dist.h"
 #include "gaprune/eval.h"
 #include "gaprune/fs.h"
@@ -165,7 +164,7 @@ gp_status gp_eval_retrieval(const gp_config *cfg, gp_model *m, const char *dir, 
     int64_t nc = 0, nq = 0;
     gp_status rc = gp_texts_count(cpath, &nc, err);
     if (!rc) rc = gp_texts_count(qpath, &nq, err);
-    if ((rc = gp_cli_agree(rc, err))) {
+    if ((rc = gp_agree(rc, err))) {
         free(cpath), free(qpath);
         return rc;
     }
@@ -178,7 +177,7 @@ gp_status gp_eval_retrieval(const gp_config *cfg, gp_model *m, const char *dir, 
     query_qrels *qr = NULL;
     int64_t nj = 0;
     if (!rc && rank == 0) rc = read_qrels(dir, &qid, &cid, &qr, &nj, err);
-    if ((rc = gp_cli_agree(rc, err))) goto done;
+    if ((rc = gp_agree(rc, err))) goto done;
 
     float *cemb = embed(m, corpus.text, corpus.n, cfg->eval_batch, NULL);
     float *qmine = embed(m, queries.text, queries.n, cfg->eval_batch, query_prefix(cfg, m));
@@ -296,7 +295,7 @@ gp_status gp_eval_sts(const gp_config *cfg, gp_model *m, const char *path, doubl
     }
     free(text);
     if (!rc && n < 2) rc = gp_errf(err, GP_EINPUT, "%s: fewer than 2 sentence pairs", path);
-    if ((rc = gp_cli_agree(rc, err))) goto done;
+    if ((rc = gp_agree(rc, err))) goto done;
     {
         int64_t lo = share(n, rank, P), hi = share(n, rank + 1, P);
         float *e1 = embed(m, s1 + lo, hi - lo, cfg->eval_batch, NULL), *e2 = embed(m, s2 + lo, hi - lo, cfg->eval_batch, NULL);
@@ -382,7 +381,7 @@ gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, cons
     }
     free(rl), free(sl);
     if (!rc && nr + ns == 0)
-        rc = gp_cli_agree(gp_errf(err, GP_EINPUT, "%s: [eval] names no retrieval folder and no STS file", cfg->job_path), err);
+        rc = gp_agree(gp_errf(err, GP_EINPUT, "%s: [eval] names no retrieval folder and no STS file", cfg->job_path), err);
     if (rc) {
         cJSON_Delete(doc), cJSON_Delete(jr), cJSON_Delete(js);
         return rc;
@@ -407,7 +406,7 @@ gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, cons
         if (!rc) rc = gp_commit_tmp(tmp, json_path, err);
         free(txt), free(tmp);
     }
-    rc = gp_cli_agree(rc, err);
+    rc = gp_agree(rc, err);
     if (!rc && result && gp_rank() == 0) *result = doc;
     else cJSON_Delete(doc);
     return rc;

@@ -1,0 +1,44 @@
+/*
+ * score.h — the scoring stage: rank 0 scores the selected weights of a model with one
+ * criterion (prune.h) from the model and stats.h5, selects the lowest exactly, writes
+ * mask-<method>-<sparsity>.h5 and fills a gp_mask (mask.h) to broadcast and apply.
+ *
+ * Which weights: prune.layers = mlp | attention | linear (2-D weights of those kinds, named per
+ * architecture). Scope (prune.scope): global (exactly floor(p·N) of all selected weights),
+ * layer (floor(p·N_l) in every transformer block), row (floor(p·cols) in every output row),
+ * n:m (the m−n lowest of every m consecutive inputs; p is then 1 − n/m). wanda compares within
+ * rows by definition, so its global scope means row.
+ *
+ * mask-<method>-<sparsity>.h5:
+ *   /            format="gaprune-mask", method, sparsity_target, sparsity_achieved, scope, layers,
+ *                threshold, alpha, beta, gamma, alignment, stats_file, seed, model_path, n_selected,
+ *                n_pruned, model_params, model_zero_fraction, fisher_vs_magnitude_mean, settings_hash,
+ *                complete (last)
+ *   /mask/<param>   uint8, the parameter's shape, 1 = keep, 0 = pruned
+ *   /score/<param>  float32 (prune.save_scores = true)
+ *   /summary        one row per tensor: param, layer, numel, kept, sparsity, score_min,
+ *                   score_mean, score_max, fisher_vs_magnitude = Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ|
+ *
+ * Usage:
+ *     gp_mask mask;
+ *     if (rank == 0) rc = gp_mask_build(&cfg, model, &req, &mask, &err);
+ *     if ((rc = gp_agree(rc, &err))) ...;
+ *     gp_mask_bcast(&mask, model);
+ */
+#pragma once
+
+#include "gaprune/check.h"
+#include "gaprune/config.h"
+#include "gaprune/mask.h"
+#include "gaprune/model.h"
+
+typedef struct {
+    const char *method;
+    double sparsity;
+    const char *stats_path; /* may be NULL for criteria that need no statistics */
+    const char *mask_path;  /* file to write */
+    const char *settings_hash;
+} gp_mask_request;
+
+/* Rank 0: scores, selects, writes the mask file (via .tmp) and fills mask. */
+gp_status gp_mask_build(const gp_config *cfg, const gp_model *m, const gp_mask_request *req, gp_mask *mask, gp_err *err);
