@@ -3,6 +3,7 @@
 #include "test_util.h"
 
 #include "gaprune/hash.h"
+#include "gaprune/rng.h"
 #include "gaprune/triplets.h"
 
 static char *g_dir;

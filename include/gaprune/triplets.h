@@ -65,6 +65,3 @@ void gp_corpus_free(gp_corpus *c);
 /* One record's text to a triplet; `path` and `line` name it in messages. */
 gp_status gp_triplet_parse(const char *text, size_t len, const char *path, int64_t line, gp_triplet *t, gp_err *err);
 void gp_triplet_free(gp_triplet *t);
-
-/* The selection key of record i: splitmix64 of seed and i. */
-uint64_t gp_record_key(uint64_t seed, int64_t i);

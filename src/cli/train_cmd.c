@@ -23,6 +23,7 @@
 #include "gaprune/model.h"
 #include "gaprune/pipeline.h"
 #include "gaprune/retrain.h"
+#include "gaprune/rng.h"
 #include "gaprune/safetensors.h"
 #include "gaprune/stats.h"
 #include "gaprune/triplets.h"
@@ -55,14 +56,7 @@ static gp_status corpus_texts(const char *path, bool skip_bad, char ***texts, in
 
 static double normal(uint64_t *s) {
     double u[2];
-    for (int k = 0; k < 2; k++) {
-        *s += 0x9e3779b97f4a7c15ull;
-        uint64_t z = *s;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        z ^= z >> 31;
-        u[k] = ((double)(z >> 11) + 0.5) * 0x1p-53;
-    }
+    for (int k = 0; k < 2; k++) u[k] = gp_rng_unit_open(gp_rng_next(s));
     return sqrt(-2 * log(u[0])) * cos(2 * M_PI * u[1]);
 }
 

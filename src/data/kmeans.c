@@ -12,6 +12,7 @@
 
 #include "gaprune/dist.h"
 #include "gaprune/log.h"
+#include "gaprune/rng.h"
 
 /* Blocks of the sweep: 1024 points against 1024 centroids, a 4 MiB score block (larger ones ran
  * no faster on 50,000 x 5000 x 384; smaller ones spent more of the time packing operands). */
@@ -51,24 +52,6 @@ double gp_kmeans_dist2(const float *a, const float *b, int d) {
         s[0] += t * t;
     }
     return (s[0] + s[1]) + (s[2] + s[3]);
-}
-
-/* ---- random numbers: splitmix64, drawn identically on every rank ------------------------------ */
-
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, bound), bound >= 1, without modulo bias. */
-static uint64_t rng_below(uint64_t *s, uint64_t bound) {
-    uint64_t threshold = (0 - bound) % bound; /* 2^64 mod bound */
-    for (;;) {
-        uint64_t r = rng_next(s);
-        if (r >= threshold) return r % bound;
-    }
 }
 
 /* ---- order-independent sums ---------------------------------------------------------------------- */
@@ -266,16 +249,16 @@ static void seed_plusplus(const km *s, int64_t k, uint64_t seed, const char *lab
     gp_progress prog;
     if (label) gp_progress_init(&prog, plabel, k, "centres");
 
-    bcast_row(s, (int64_t)rng_below(&rng, (uint64_t)s->n), C);
+    bcast_row(s, (int64_t)gp_rng_below(&rng, (uint64_t)s->n), C);
     int64_t t = 1;
     refresh(s, &sn, C, t, S);
     int rejects = 0;
     while (t < k) {
         if (sn.total == 0) {
-            bcast_row(s, (int64_t)rng_below(&rng, (uint64_t)s->n), C + (size_t)t * d);
+            bcast_row(s, (int64_t)gp_rng_below(&rng, (uint64_t)s->n), C + (size_t)t * d);
             t++;
         } else {
-            int64_t r = (int64_t)rng_below(&rng, (uint64_t)sn.total);
+            int64_t r = (int64_t)gp_rng_below(&rng, (uint64_t)sn.total);
             int owner = 0;
             while (r >= sn.W[owner]) r -= sn.W[owner++];
             int64_t hdr[2] = {0, 0};
@@ -299,7 +282,7 @@ static void seed_plusplus(const km *s, int64_t k, uint64_t seed, const char *lab
             memcpy(packet, hdr, sizeof hdr);
             GP_MPI(MPI_Bcast(packet, (int)pk, MPI_BYTE, owner, s->comm));
             memcpy(hdr, packet, sizeof hdr);
-            if ((int64_t)rng_below(&rng, (uint64_t)hdr[0]) < hdr[1]) {
+            if ((int64_t)gp_rng_below(&rng, (uint64_t)hdr[0]) < hdr[1]) {
                 memcpy(C + (size_t)t * d, packet + sizeof hdr, (size_t)d * sizeof(float));
                 t++;
                 rejects = 0;

@@ -13,13 +13,7 @@
 #include "gaprune/dist.h"
 #include "gaprune/hash.h"
 #include "gaprune/log.h"
-
-uint64_t gp_record_key(uint64_t seed, int64_t i) {
-    uint64_t z = seed ^ (0x9e3779b97f4a7c15ull * ((uint64_t)i + 1));
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+#include "gaprune/rng.h"
 
 /* ---- one record ------------------------------------------------------------------------- */
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gaprune/prune.h"
+#include "gaprune/rng.h"
 
 /* Per-element alignment: the tensor's cosine, or the authors' smoothed element-wise product. */
 static float *alignment(const gp_score_in *in) {
@@ -57,16 +58,10 @@ static void score_fisher_general(const gp_score_in *in, float *out) {
     memcpy(out, in->fisher_gen, (size_t)(in->rows * in->cols) * sizeof(float));
 }
 
-static uint64_t mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void score_random(const gp_score_in *in, float *out) {
     size_t n = (size_t)(in->rows * in->cols);
-    uint64_t base = mix(in->seed * 0x9e3779b97f4a7c15ull + (uint64_t)in->index + 1);
-    for (size_t k = 0; k < n; k++) out[k] = (float)((double)(mix(base ^ (k * 0x9e3779b97f4a7c15ull)) >> 11) * 0x1p-53);
+    uint64_t base = gp_rng_seed(in->seed, (uint64_t)in->index);
+    for (size_t k = 0; k < n; k++) out[k] = (float)gp_rng_unit(gp_rng_mix(base ^ (k * GP_RNG_GOLDEN)));
 }
 
 static void score_wanda(const gp_score_in *in, float *out) {

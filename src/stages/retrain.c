@@ -17,6 +17,7 @@
 #include "gaprune/log.h"
 #include "gaprune/loss.h"
 #include "gaprune/prune.h"
+#include "gaprune/rng.h"
 #include "gaprune/triplets.h"
 
 #define BETA1 0.9
@@ -35,12 +36,6 @@ double gp_lr_at(int t, int n, int w, double lr) {
     if (n <= w) return lr;
     double f = (double)(n - t) / (double)(n - w);
     return lr * (f > 0 ? f : 0);
-}
-
-static uint64_t mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 typedef struct {
@@ -67,9 +62,9 @@ static int64_t stream(rt_ctx *c, int64_t i) {
     if (e != c->epoch) {
         c->epoch = e;
         for (int64_t k = 0; k < n; k++) c->perm[k] = k;
-        uint64_t s = mix((uint64_t)c->cfg->seed * 0x9e3779b97f4a7c15ull + (uint64_t)e + 1);
+        uint64_t s = gp_rng_seed((uint64_t)c->cfg->seed, (uint64_t)e);
         for (int64_t k = n - 1; k > 0; k--) {
-            s = mix(s + 0x9e3779b97f4a7c15ull);
+            s = gp_rng_mix(s + GP_RNG_GOLDEN);
             int64_t j = (int64_t)(s % (uint64_t)(k + 1));
             int64_t t = c->perm[k];
             c->perm[k] = c->perm[j];

@@ -15,6 +15,7 @@
 #include "gaprune/kernels.h"
 #include "gaprune/kmeans.h"
 #include "gaprune/log.h"
+#include "gaprune/rng.h"
 #include "gaprune/triplets.h"
 
 #define SAMPLE_FORMAT_VERSION 1

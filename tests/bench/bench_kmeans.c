@@ -18,13 +18,10 @@
 
 #include "gaprune/kmeans.h"
 #include "gaprune/log.h"
+#include "gaprune/rng.h"
 
-static uint64_t mix(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* the state after a step is the output itself: a different stream from gp_rng_next's */
+static uint64_t mix(uint64_t z) { return gp_rng_mix(z + GP_RNG_GOLDEN); }
 
 /* Row i: d Box-Muller normals from the row index, scaled to unit length. */
 static void unit_row(int64_t i, int d, float *out) {
