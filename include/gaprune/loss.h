@@ -9,11 +9,15 @@
  *
  * Usage:
  *     gp_infonce L = {0};
- *     float loss = gp_infonce_forward(&L, q, d, B, M, D, 20.0f);
+ *     float loss = gp_infonce_forward(&L, q, d, B, M, D, GP_INFONCE_SCALE);
  *     gp_infonce_backward(&L, dq, dd);     // adds d loss / dq [B, D] and / dd [M, D]
  *     gp_infonce_free(&L);
  */
 #pragma once
+
+/* The scale of the paper's InfoNCE (τ = 0.05): the statistics pass and retraining both use it,
+ * and stats.h5 records it (its settings hash too). */
+#define GP_INFONCE_SCALE 20.0f
 
 typedef struct {
     int B, M, D, cap_q, cap_d;

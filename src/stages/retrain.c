@@ -23,7 +23,6 @@
 #define BETA1 0.9
 #define BETA2 0.999
 #define ADAM_EPS 1e-8
-#define LOSS_SCALE 20.0f
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) {
@@ -219,7 +218,7 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
         float *docs = gp_malloc((size_t)2 * B * D * sizeof(float));
         memcpy(docs, p, (size_t)B * D * sizeof(float));
         memcpy(docs + (size_t)B * D, n, (size_t)B * D * sizeof(float));
-        *loss_out = gp_infonce_forward(L, q, docs, B, 2 * B, D, LOSS_SCALE);
+        *loss_out = gp_infonce_forward(L, q, docs, B, 2 * B, D, GP_INFONCE_SCALE);
         float *dq = gp_calloc((size_t)B * D, sizeof(float)), *dd = gp_calloc((size_t)2 * B * D, sizeof(float));
         gp_infonce_backward(L, dq, dd);
         /* back through this rank's own rows only */

@@ -21,7 +21,6 @@
 #include "gaprune/triplets.h"
 
 #define STATS_FORMAT_VERSION 1
-#define LOSS_SCALE 20.0f
 
 static const char *k_corpus[2] = {"domain", "general"};
 
@@ -68,7 +67,7 @@ static void settings_hash(stats_ctx *s) {
              "gaprune-stats v%d; model %s; domain %s; general %s; max_samples %lld; seed %lld; on_bad_record %d; "
              "fisher_batch %d; max_length %d; scale %g; %s",
              STATS_FORMAT_VERSION, s->model_sha, s->corp[0].sha256, s->corp[1].sha256, (long long)s->cfg->max_samples,
-             (long long)s->cfg->data_seed, s->cfg->on_bad_record, s->fb, s->max_len, (double)LOSS_SCALE, sample);
+             (long long)s->cfg->data_seed, s->cfg->on_bad_record, s->fb, s->max_len, (double)GP_INFONCE_SCALE, sample);
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, buf, strlen(buf));
     gp_sha256_final(h, s->settings);
@@ -137,7 +136,7 @@ static gp_status run_unit(stats_ctx *s, int c, int64_t unit, gp_infonce *L, gp_e
         float *demb = gp_calloc((size_t)(3 * b) * D, sizeof(float));
         gp_model_zero_grad(m);
         gp_model_forward(m, &batch, emb);
-        float loss = gp_infonce_forward(L, emb, emb + (size_t)b * D, b, 2 * b, D, LOSS_SCALE);
+        float loss = gp_infonce_forward(L, emb, emb + (size_t)b * D, b, 2 * b, D, GP_INFONCE_SCALE);
         gp_infonce_backward(L, demb, demb + (size_t)b * D);
         gp_model_backward(m, demb);
         accumulate(s, c);
@@ -362,7 +361,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         gp_h5_attr_str(f, "model_sha256", s->model_sha);
         gp_h5_attr_str(f, "settings_hash", s->settings);
         gp_h5_attr_str(f, "loss", "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
-        gp_h5_attr_double(f, "scale", LOSS_SCALE);
+        gp_h5_attr_double(f, "scale", GP_INFONCE_SCALE);
         gp_h5_attr_int(f, "max_length", s->max_len);
         gp_h5_attr_int(f, "fisher_batch", s->fb);
         gp_h5_attr_int(f, "max_samples", cfg->max_samples);
