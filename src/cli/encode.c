@@ -115,14 +115,7 @@ int gp_cmd_encode(int argc, char **argv) {
 
     if (rank == 0) {
         hid_t f = gp_h5_create_tmp(output);
-        char utc[32];
-        gp_utc_now(utc, sizeof utc);
-        gp_h5_attr_str(f, "format", "gaprune-embeddings");
-        gp_h5_attr_int(f, "format_version", 1);
-        gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
-        gp_h5_attr_str(f, "command", gp_provenance_command());
-        gp_h5_attr_str(f, "created_utc", utc);
-        gp_h5_attr_int(f, "n_ranks", P);
+        gp_provenance_write(f, "gaprune-embeddings", 1);
         gp_h5_attr_str(f, "model_path", model_dir);
         gp_h5_attr_str(f, "input_path", input);
         gp_h5_attr_str(f, "pooling", m->pool.mode == GP_POOL_MEAN ? "mean" : m->pool.mode == GP_POOL_CLS ? "cls" : "lasttoken");

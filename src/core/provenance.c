@@ -3,6 +3,9 @@
 
 #include <stdio.h>
 
+#include "gaprune/h5.h"
+#include "gaprune/log.h"
+
 static char g_command[4096];
 
 void gp_provenance_set_command(int argc, char **argv) {
@@ -17,3 +20,14 @@ void gp_provenance_set_command(int argc, char **argv) {
 }
 
 const char *gp_provenance_command(void) { return g_command; }
+
+void gp_provenance_write(hid_t file, const char *format, int format_version) {
+    char utc[32];
+    gp_utc_now(utc, sizeof utc);
+    gp_h5_attr_str(file, "format", format);
+    gp_h5_attr_int(file, "format_version", format_version);
+    gp_h5_attr_str(file, "gaprune_version", GP_VERSION);
+    gp_h5_attr_str(file, "command", gp_provenance_command());
+    gp_h5_attr_str(file, "created_utc", utc);
+    gp_h5_attr_int(file, "n_ranks", gp_nranks());
+}

@@ -89,17 +89,10 @@ static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
     if (gp_rank() != 0) return GP_OK;
     const gp_train_opts *cfg = c->cfg;
     hid_t f = gp_h5_create_tmp(c->log_path);
-    char utc[32];
-    gp_utc_now(utc, sizeof utc);
-    gp_h5_attr_str(f, "format", "gaprune-retrain");
-    gp_h5_attr_int(f, "format_version", 1);
-    gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
-    gp_h5_attr_str(f, "command", gp_provenance_command());
-    gp_h5_attr_str(f, "created_utc", utc);
+    gp_provenance_write(f, "gaprune-retrain", 1);
     gp_h5_attr_str(f, "settings_hash", c->hash);
     gp_h5_attr_int(f, "step", c->step);
     gp_h5_attr_int(f, "steps", cfg->steps);
-    gp_h5_attr_int(f, "n_ranks", gp_nranks());
     gp_h5_attr_int(f, "batch", cfg->batch);
     gp_h5_attr_double(f, "lr", cfg->lr);
     gp_h5_attr_int(f, "warmup", cfg->warmup);

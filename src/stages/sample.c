@@ -219,14 +219,7 @@ static gp_status write_h5(const sample_ctx *x, const gp_corpus *corp, const h5_o
     const gp_config *cfg = x->cfg;
     const gp_kmeans_result *km = o->km;
     hid_t f = gp_h5_create_tmp(path);
-    char utc[32];
-    gp_utc_now(utc, sizeof utc);
-    gp_h5_attr_str(f, "format", "gaprune-sample");
-    gp_h5_attr_int(f, "format_version", SAMPLE_FORMAT_VERSION);
-    gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
-    gp_h5_attr_str(f, "command", gp_provenance_command());
-    gp_h5_attr_str(f, "created_utc", utc);
-    gp_h5_attr_int(f, "n_ranks", gp_nranks());
+    gp_provenance_write(f, "gaprune-sample", SAMPLE_FORMAT_VERSION);
     gp_h5_attr_str(f, "corpus", k_corpus[o->c]);
     gp_h5_attr_str(f, "corpus_path", corp->path);
     gp_h5_attr_str(f, "corpus_sha256", corp->sha256);

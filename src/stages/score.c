@@ -336,13 +336,8 @@ gp_status gp_mask_build(const gp_config *cfg, const gp_model *m, const gp_mask_r
     }
     free(bytes);
     if (!rc) {
-        char sc[16], utc[32];
-        gp_utc_now(utc, sizeof utc);
-        gp_h5_attr_str(f, "format", "gaprune-mask");
-        gp_h5_attr_int(f, "format_version", 1);
-        gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
-        gp_h5_attr_str(f, "command", gp_provenance_command());
-        gp_h5_attr_str(f, "created_utc", utc);
+        char sc[16];
+        gp_provenance_write(f, "gaprune-mask", 1);
         gp_h5_attr_str(f, "method", crit->name);
         gp_h5_attr_str(f, "method_description", crit->description);
         gp_h5_attr_double(f, "sparsity_target", p);

@@ -349,14 +349,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     hid_t f = -1;
     if (s->rank == 0) {
         f = gp_h5_create_tmp(s->stats_path);
-        char utc[32];
-        gp_utc_now(utc, sizeof utc);
-        gp_h5_attr_str(f, "format", "gaprune-stats");
-        gp_h5_attr_int(f, "format_version", STATS_FORMAT_VERSION);
-        gp_h5_attr_str(f, "gaprune_version", GP_VERSION);
-        gp_h5_attr_str(f, "command", gp_provenance_command());
-        gp_h5_attr_str(f, "created_utc", utc);
-        gp_h5_attr_int(f, "n_ranks", s->P);
+        gp_provenance_write(f, "gaprune-stats", STATS_FORMAT_VERSION);
         gp_h5_attr_str(f, "model_path", m->dir);
         gp_h5_attr_str(f, "model_sha256", s->model_sha);
         gp_h5_attr_str(f, "settings_hash", s->settings);
