@@ -30,3 +30,6 @@ gp_status gp_commit_tmp(const char *tmp, const char *path, gp_err *err);
 gp_status gp_mkdir_p(const char *path, gp_err *err);
 /* Byte-for-byte copy through dst.tmp + rename. */
 gp_status gp_copy_file(const char *src, const char *dst, gp_err *err);
+/* rm -rf: removes path and, for a directory, everything under it (symbolic links themselves,
+ * never what they point to). True when nothing is left at path (also when nothing was there). */
+bool gp_rmtree(const char *path);

@@ -132,10 +132,8 @@ static gp_status make_init(const gp_config *cfg, const char *config_path, const 
         gp_model_free(m);
     }
     if (!rc) {
-        char *cmd = gp_malloc(2 * strlen(dir) + 32);
-        sprintf(cmd, "rm -rf '%s'", dir); /* a directory rename needs the target gone */
-        if (system(cmd) != 0) gp_warn("could not remove %s", dir);
-        free(cmd);
+        /* a directory rename needs the target gone */
+        if (!gp_rmtree(dir)) gp_warn("could not remove %s", dir);
         if (rename(tmp, dir) != 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot rename to %s", tmp, dir);
     }
     free(vocab), free(cfg_copy), free(pool), free(tmp);

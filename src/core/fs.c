@@ -1,6 +1,7 @@
 /* fs.c — file helpers (see fs.h). */
 #include "gaprune/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,4 +119,21 @@ gp_status gp_copy_file(const char *src, const char *dst, gp_err *err) {
     }
     free(tmp);
     return rc;
+}
+
+bool gp_rmtree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char *p = gp_path_join(path, e->d_name);
+            gp_rmtree(p);
+            free(p);
+        }
+        if (d) closedir(d);
+    }
+    return remove(path) == 0;
 }

@@ -48,26 +48,9 @@ static gp_status copy_tree(const char *src, const char *dst, gp_err *err) {
     return rc;
 }
 
-static void rmtree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char *p = gp_path_join(path, e->d_name);
-            rmtree(p);
-            free(p);
-        }
-        if (d) closedir(d);
-    }
-    remove(path);
-}
-
 gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *const *meta, int nmeta, gp_err *err) {
     char *tmp = gp_tmp_path(out_dir);
-    rmtree(tmp);
+    gp_rmtree(tmp);
     gp_status rc = copy_tree(m->dir, tmp, err);
     gp_st_set *set = NULL;
     if (!rc) rc = gp_st_set_open(m->dir, &set, err);
@@ -95,10 +78,10 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
     }
     gp_st_set_close(set);
     if (!rc) {
-        rmtree(out_dir);
+        gp_rmtree(out_dir);
         if (rename(tmp, out_dir) != 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot rename to %s", tmp, out_dir);
     } else {
-        rmtree(tmp);
+        gp_rmtree(tmp);
     }
     free(tmp);
     return rc;
