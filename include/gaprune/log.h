@@ -25,8 +25,6 @@ int gp_log_level(void);
 void gp_log0(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gp_debug0(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Any rank, prefixed with the rank: for per-rank diagnostics. */
-void gp_log_all(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Monotonic wall clock in seconds. */
 double gp_now(void);

@@ -63,15 +63,6 @@ void gp_warn(const char *fmt, ...) {
     va_end(ap);
 }
 
-void gp_log_all(const char *fmt, ...) {
-    char prefix[32];
-    snprintf(prefix, sizeof prefix, "[rank %d] ", g_rank);
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(stderr, prefix, fmt, ap);
-    va_end(ap);
-}
-
 double gp_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
