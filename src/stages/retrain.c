@@ -18,17 +18,12 @@
 #include "gaprune/loss.h"
 #include "gaprune/prune.h"
 #include "gaprune/rng.h"
+#include "gaprune/stop.h"
 #include "gaprune/triplets.h"
 
 #define BETA1 0.9
 #define BETA2 0.999
 #define ADAM_EPS 1e-8
-
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
 
 double gp_lr_at(int t, int n, int w, double lr) {
     if (w > 0 && t <= w) return lr * t / w;
@@ -349,13 +344,8 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
             cfg->weight_decay, cfg->grad_clip);
     if (cfg->batch < gp_nranks()) gp_warn("a batch of %d is smaller than the %d ranks: some ranks idle", cfg->batch, gp_nranks());
 
-    struct sigaction sa, old_usr1, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    g_stop = 0;
-    sigaction(SIGUSR1, &sa, &old_usr1);
-    sigaction(SIGTERM, &sa, &old_term);
+    gp_stop_watch stop;
+    gp_stop_begin(&stop);
     const char *sig_at = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP");
     gp_infonce L = {0};
     int start = c.step;
@@ -371,7 +361,7 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
         double per = (gp_now() - t_loop) / (c.step - start);
         gp_log0("[retrain %s] step %d/%d loss %.5f lr %.3g |g| %.4g (%.2f s/step, ETA %.0fs)", tag, c.step, S, loss,
                 c.lr[c.step - 1], gn, per, per * (S - c.step));
-        if (gp_allreduce_max_int(g_stop != 0)) {
+        if (gp_allreduce_max_int(gp_stop_requested())) {
             stopped = true;
             break;
         }
@@ -379,8 +369,7 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     }
     rep->loop_seconds = gp_now() - t_loop;
     rep->allreduce_seconds = c.allreduce_s;
-    sigaction(SIGUSR1, &old_usr1, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    gp_stop_end(&stop);
     gp_infonce_free(&L);
     if (!rc && stopped) {
         rc = checkpoint(&c, false, err);

@@ -18,17 +18,12 @@
 #include "gaprune/log.h"
 #include "gaprune/loss.h"
 #include "gaprune/sample.h"
+#include "gaprune/stop.h"
 #include "gaprune/triplets.h"
 
 #define STATS_FORMAT_VERSION 1
 
 static const char *k_corpus[2] = {"domain", "general"};
-
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
 
 typedef struct {
     const gp_config *cfg;
@@ -556,13 +551,8 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
     s.act = gp_calloc(s.nact ? s.nact : 1, sizeof(double));
     try_resume(&s);
 
-    struct sigaction sa, old_usr1, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    g_stop = 0;
-    sigaction(SIGUSR1, &sa, &old_usr1);
-    sigaction(SIGTERM, &sa, &old_term);
+    gp_stop_watch stop;
+    gp_stop_begin(&stop);
     const char *sig_at = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP");
     /* test hook: slow every unit down, so that a signal from outside lands mid-run */
     const char *delay = getenv("GAPRUNE_TEST_UNIT_DELAY_MS");
@@ -586,7 +576,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
         if (unit < s.hi[c]) rc = run_unit(&s, c, unit, &L, err);
         if (delay_ms > 0) usleep((useconds_t)delay_ms * 1000);
         /* one reduction per step: any error (bit 1) or stop request (bit 0) on any rank */
-        int flags = gp_allreduce_max_int((rc != GP_OK) << 1 | (g_stop != 0));
+        int flags = gp_allreduce_max_int((rc != GP_OK) << 1 | gp_stop_requested());
         if (flags & 2) {
             rc = gp_agree(rc, err);
             agreed = true;
@@ -605,8 +595,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
             break;
         }
     }
-    sigaction(SIGUSR1, &old_usr1, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    gp_stop_end(&stop);
     gp_infonce_free(&L);
     rep->loop_s = gp_now() - t_loop;
     if (rc) {
