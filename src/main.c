@@ -1,8 +1,21 @@
 /* main.c — MPI start-up, dispatch to a subcommand, shutdown. */
 #include <mpi.h>
+#include <stdlib.h>
 
 #include "gaprune/cli.h"
 #include "gaprune/log.h"
+#include "gaprune/testhook.h"
+
+/* The resume tests' fault hooks come through the environment of the program only: the
+ * library never reads them there (testhook.h). */
+static void testhooks_from_env(void) {
+    gp_testhooks h = GP_TESTHOOKS_OFF;
+    const char *v;
+    if ((v = getenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT"))) h.kill_after_checkpoint = atoi(v);
+    if ((v = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP"))) h.signal_at_step = atoll(v);
+    if ((v = getenv("GAPRUNE_TEST_UNIT_DELAY_MS"))) h.unit_delay_ms = atoi(v);
+    gp_testhook_set(&h);
+}
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
@@ -10,6 +23,7 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     gp_log_init(rank, nranks);
+    testhooks_from_env();
     int rc = gp_cli_main(argc, argv);
     MPI_Finalize();
     return rc;

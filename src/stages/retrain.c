@@ -19,6 +19,7 @@
 #include "gaprune/prune.h"
 #include "gaprune/rng.h"
 #include "gaprune/stop.h"
+#include "gaprune/testhook.h"
 #include "gaprune/triplets.h"
 
 #define BETA1 0.9
@@ -150,8 +151,7 @@ static int64_t try_resume(rt_ctx *c) {
 static gp_status checkpoint(rt_ctx *c, bool complete, gp_err *err) {
     gp_status rc = gp_agree(write_log(c, complete, err), err);
     c->checkpoints++;
-    const char *kill_after = getenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT");
-    if (!complete && kill_after && atoi(kill_after) == c->checkpoints && gp_rank() == 0) {
+    if (!complete && gp_testhook_get()->kill_after_checkpoint == c->checkpoints && gp_rank() == 0) {
         gp_log0("test hook: SIGKILL after checkpoint %d (step %d)", c->checkpoints, c->step);
         raise(SIGKILL);
     }
@@ -346,13 +346,13 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
 
     gp_stop_watch stop;
     gp_stop_begin(&stop);
-    const char *sig_at = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP");
+    const int64_t sig_at = gp_testhook_get()->signal_at_step;
     gp_infonce L = {0};
     int start = c.step;
     double t_loop = gp_now();
     bool stopped = false;
     while (c.step < S && !rc) {
-        if (sig_at && atoi(sig_at) == c.step && gp_rank() == 0) raise(SIGUSR1);
+        if (sig_at == c.step && gp_rank() == 0) raise(SIGUSR1);
         double loss = 0, gn = 0;
         if ((rc = step(&c, &L, &loss, &gn, err))) break;
         c.loss[c.step] = loss;

@@ -19,6 +19,7 @@
 #include "gaprune/loss.h"
 #include "gaprune/sample.h"
 #include "gaprune/stop.h"
+#include "gaprune/testhook.h"
 #include "gaprune/triplets.h"
 
 #define STATS_FORMAT_VERSION 1
@@ -224,8 +225,7 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
     rc = gp_agree(rc, err);
     s->t_checkpoint += gp_now() - t0;
     s->checkpoints_written++;
-    const char *kill_after = getenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT");
-    if (kill_after && atoi(kill_after) == s->checkpoints_written && s->rank == 0) {
+    if (gp_testhook_get()->kill_after_checkpoint == s->checkpoints_written && s->rank == 0) {
         gp_log0("test hook: SIGKILL after checkpoint %d (step %lld)", s->checkpoints_written, (long long)s->step);
         raise(SIGKILL);
     }
@@ -553,10 +553,9 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
 
     gp_stop_watch stop;
     gp_stop_begin(&stop);
-    const char *sig_at = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP");
+    const int64_t sig_at = gp_testhook_get()->signal_at_step;
     /* test hook: slow every unit down, so that a signal from outside lands mid-run */
-    const char *delay = getenv("GAPRUNE_TEST_UNIT_DELAY_MS");
-    const int delay_ms = delay ? atoi(delay) : 0;
+    const int delay_ms = gp_testhook_get()->unit_delay_ms;
 
     const int64_t total_steps = s.S[0] + s.S[1];
     const int64_t total_trip = s.corp[0].n_selected + s.corp[1].n_selected;
@@ -569,7 +568,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
     bool stopped = false, agreed = false;
     double t_loop = gp_now();
     while (s.step < total_steps) {
-        if (sig_at && atoll(sig_at) == s.step && s.rank == 0) raise(SIGUSR1);
+        if (sig_at == s.step && s.rank == 0) raise(SIGUSR1);
         int c = s.step < s.S[0] ? 0 : 1;
         int64_t unit = s.lo[c] + (c == 0 ? s.step : s.step - s.S[0]);
         rc = GP_OK;
