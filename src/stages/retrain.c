@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gaprune/provenance.h"
+#include "gaprune/checkpoint.h"
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
@@ -81,8 +82,9 @@ static void write_f64(hid_t f, const char *name, const double *v, int n, const c
     H5Sclose(sp);
 }
 
-static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
-    if (gp_rank() != 0) return GP_OK;
+/* Rank 0: the log written to <log_path>.tmp, still open; -1 on the other ranks. */
+static hid_t write_log(rt_ctx *c, bool complete) {
+    if (gp_rank() != 0) return -1;
     const gp_train_opts *cfg = c->cfg;
     hid_t f = gp_h5_create_tmp(c->log_path);
     gp_provenance_write(f, "gaprune-retrain", 1);
@@ -106,34 +108,46 @@ static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
     gp_h5_write_flat_f32(f, "adam_m", c->adam_m, c->m->table.total, "AdamW first moment", "1");
     gp_h5_write_flat_f32(f, "adam_v", c->adam_v, c->m->table.total, "AdamW second moment", "1");
     if (complete) gp_h5_attr_int(f, "complete", 1);
-    return gp_h5_close_commit(f, c->log_path, err);
+    return f;
+}
+
+typedef struct {
+    rt_ctx *c;
+    int64_t step, complete; /* what the log says */
+} load_ctx;
+
+/* Rank 0: the state of an earlier run from its log, when that was made with these settings. */
+static gp_status load_log(hid_t f, void *vctx) {
+    load_ctx *lc = vctx;
+    rt_ctx *c = lc->c;
+    int64_t step = 0, complete = 0;
+    char *h = gp_h5_read_attr_str(f, "settings_hash");
+    if (h && !strcmp(h, c->hash) && !gp_h5_read_attr_int(f, "step", &step)) {
+        gp_h5_read_attr_int(f, "complete", &complete);
+        size_t n = c->m->table.total;
+        bool ok = step > 0 && step <= c->cfg->steps && !gp_h5_read_f32(f, "params", c->m->params, n) &&
+                  !gp_h5_read_f32(f, "adam_m", c->adam_m, n) && !gp_h5_read_f32(f, "adam_v", c->adam_v, n);
+        const char *names[3] = {"loss", "lr", "grad_norm"};
+        double *dst[3] = {c->loss, c->lr, c->gnorm};
+        for (int k = 0; k < 3 && ok; k++) {
+            hid_t d = H5Dopen2(f, names[k], H5P_DEFAULT);
+            ok = d >= 0 && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst[k]) >= 0;
+            if (d >= 0) H5Dclose(d);
+        }
+        if (!ok) step = 0, complete = 0;
+    } else if (h) {
+        gp_warn("%s is from other settings; starting over", c->log_path);
+    }
+    free(h);
+    lc->step = step, lc->complete = complete;
+    return step > 0 ? GP_OK : GP_EINPUT;
 }
 
 /* Loads the state of an earlier run; returns the step reached (0: none), -1 when complete. */
 static int64_t try_resume(rt_ctx *c) {
-    int64_t step = 0, complete = 0;
-    if (gp_rank() == 0 && gp_file_exists(c->log_path)) {
-        hid_t f = gp_h5_open_quiet(c->log_path);
-        char *h = f >= 0 ? gp_h5_read_attr_str(f, "settings_hash") : NULL;
-        if (h && !strcmp(h, c->hash) && !gp_h5_read_attr_int(f, "step", &step)) {
-            gp_h5_read_attr_int(f, "complete", &complete);
-            size_t n = c->m->table.total;
-            bool ok = step > 0 && step <= c->cfg->steps && !gp_h5_read_f32(f, "params", c->m->params, n) &&
-                      !gp_h5_read_f32(f, "adam_m", c->adam_m, n) && !gp_h5_read_f32(f, "adam_v", c->adam_v, n);
-            const char *names[3] = {"loss", "lr", "grad_norm"};
-            double *dst[3] = {c->loss, c->lr, c->gnorm};
-            for (int k = 0; k < 3 && ok; k++) {
-                hid_t d = H5Dopen2(f, names[k], H5P_DEFAULT);
-                ok = d >= 0 && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst[k]) >= 0;
-                if (d >= 0) H5Dclose(d);
-            }
-            if (!ok) step = 0, complete = 0;
-        } else if (h) {
-            gp_warn("%s is from other settings; starting over", c->log_path);
-        }
-        free(h);
-        if (f >= 0) H5Fclose(f);
-    }
+    load_ctx lc = {c, 0, 0};
+    if (gp_rank() == 0) gp_checkpoint_load(c->log_path, NULL, load_log, &lc);
+    int64_t step = lc.step, complete = lc.complete;
     gp_bcast_bytes(&step, sizeof step, 0);
     gp_bcast_bytes(&complete, sizeof complete, 0);
     if (step <= 0) return 0;
@@ -149,7 +163,7 @@ static int64_t try_resume(rt_ctx *c) {
 }
 
 static gp_status checkpoint(rt_ctx *c, bool complete, gp_err *err) {
-    gp_status rc = gp_agree(write_log(c, complete, err), err);
+    gp_status rc = gp_checkpoint_commit(write_log(c, complete), c->log_path, NULL, err);
     c->checkpoints++;
     if (!complete && gp_testhook_get()->kill_after_checkpoint == c->checkpoints && gp_rank() == 0) {
         gp_log0("test hook: SIGKILL after checkpoint %d (step %d)", c->checkpoints, c->step);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gaprune/provenance.h"
+#include "gaprune/checkpoint.h"
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
@@ -182,8 +183,7 @@ static void write_counters(hid_t f, const stats_ctx *s) {
 /* Collective; returns a status agreed by every rank (errors already reported). */
 static gp_status checkpoint(stats_ctx *s, gp_err *err) {
     double t0 = gp_now();
-    char *cur = rank_file(s, s->rank, ".h5"), *prev = rank_file(s, s->rank, ".prev.h5"),
-         *tmp = rank_file(s, s->rank, ".h5.tmp");
+    char *cur = rank_file(s, s->rank, ".h5"), *prev = rank_file(s, s->rank, ".prev.h5");
     hid_t f = gp_h5_create_tmp(cur);
     gp_h5_attr_str(f, "format", "gaprune-stats-checkpoint");
     gp_h5_attr_str(f, "settings_hash", s->settings);
@@ -201,28 +201,11 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
     }
     gp_h5_write_flat_f64(f, "activation_sq_sum", s->act, s->nact, "this rank's sum of x^2 per linear-layer input feature", "1");
     write_counters(f, s);
-    GP_H5(H5Fclose(f), "closing %s", tmp);
-    /* Once every rank has its new file: rotate (the old one becomes .prev), then rank 0 names
-     * the step in `latest`. A kill anywhere leaves, for the step `latest` names, a complete
-     * file on every rank under either name. */
-    gp_barrier();
-    if (gp_file_exists(cur)) rename(cur, prev);
-    gp_status rc = gp_commit_tmp(tmp, cur, err);
-    free(cur), free(prev), free(tmp);
-    if ((rc = gp_agree(rc, err))) return rc;
-    if (s->rank == 0) {
-        char *latest = gp_path_join(s->ranks_dir, "latest"), *ltmp = gp_tmp_path(latest);
-        FILE *lf = fopen(ltmp, "w");
-        if (!lf) {
-            rc = gp_errf(err, GP_EINPUT, "%s: cannot write", ltmp);
-        } else {
-            fprintf(lf, "step %lld\nsettings %s\nranks %d\n", (long long)s->step, s->settings, s->P);
-            rc = fclose(lf) == 0 ? gp_commit_tmp(ltmp, latest, err) : gp_errf(err, GP_EINPUT, "%s: write failed", ltmp);
-        }
-        free(latest);
-        free(ltmp);
-    }
-    rc = gp_agree(rc, err);
+    /* every rank's file in place (the old one becomes .prev), then rank 0 names the step in `latest` */
+    gp_status rc = gp_checkpoint_commit(f, cur, prev, err);
+    free(cur), free(prev);
+    if (rc) return rc;
+    rc = gp_checkpoint_mark_latest(s->ranks_dir, s->step, s->settings, s->P, err);
     s->t_checkpoint += gp_now() - t0;
     s->checkpoints_written++;
     if (gp_testhook_get()->kill_after_checkpoint == s->checkpoints_written && s->rank == 0) {
@@ -232,9 +215,14 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
     return rc;
 }
 
-static gp_status load_checkpoint_file(stats_ctx *s, const char *path, int64_t step) {
-    hid_t f = gp_h5_open_quiet(path);
-    if (f < 0) return GP_EINPUT;
+typedef struct {
+    stats_ctx *s;
+    int64_t step; /* the step `latest` names */
+} load_ctx;
+
+static gp_status load_checkpoint_file(hid_t f, void *vctx) {
+    stats_ctx *s = ((load_ctx *)vctx)->s;
+    const int64_t step = ((load_ctx *)vctx)->step;
     int64_t fstep = -1, frank = -1;
     char *hash = gp_h5_read_attr_str(f, "settings_hash");
     gp_status rc = GP_EINPUT;
@@ -267,7 +255,6 @@ static gp_status load_checkpoint_file(stats_ctx *s, const char *path, int64_t st
         }
     }
     free(hash);
-    H5Fclose(f);
     return rc;
 }
 
@@ -284,31 +271,11 @@ static void zero_accumulators(stats_ctx *s) {
 
 /* Collective: the step every rank resumes from (0 when there is nothing to resume). */
 static void try_resume(stats_ctx *s) {
-    int64_t step = 0;
-    if (s->rank == 0) {
-        char *latest = gp_path_join(s->ranks_dir, "latest");
-        FILE *f = fopen(latest, "r");
-        if (f) {
-            long long st = -1;
-            int ranks = -1;
-            char hash[80] = "";
-            if (fscanf(f, "step %lld\nsettings %79s\nranks %d", &st, hash, &ranks) == 3) {
-                if (strcmp(hash, s->settings) != 0)
-                    gp_warn("%s: checkpoints from other settings; starting over", latest);
-                else if (ranks != s->P)
-                    gp_warn("%s: checkpoints from %d ranks, this run has %d; starting over", latest, ranks, s->P);
-                else
-                    step = st;
-            }
-            fclose(f);
-        }
-        free(latest);
-    }
-    gp_bcast_bytes(&step, sizeof step, 0);
+    int64_t step = gp_checkpoint_latest(s->ranks_dir, s->settings, s->P);
     if (step <= 0) return;
     char *cur = rank_file(s, s->rank, ".h5"), *prev = rank_file(s, s->rank, ".prev.h5");
-    gp_status rc = load_checkpoint_file(s, cur, step);
-    if (rc) rc = load_checkpoint_file(s, prev, step);
+    load_ctx lc = {s, step};
+    gp_status rc = gp_checkpoint_load(cur, prev, load_checkpoint_file, &lc);
     free(cur), free(prev);
     if (gp_allreduce_max_int(rc != GP_OK)) {
         gp_warn("the checkpoints of step %lld are incomplete; starting over", (long long)step);
@@ -446,18 +413,9 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
 }
 
 static void remove_checkpoints(const stats_ctx *s) {
-    char *files[3] = {rank_file(s, s->rank, ".h5"), rank_file(s, s->rank, ".prev.h5"), rank_file(s, s->rank, ".h5.tmp")};
-    for (int i = 0; i < 3; i++) {
-        remove(files[i]);
-        free(files[i]);
-    }
-    gp_barrier();
-    if (s->rank == 0) {
-        char *latest = gp_path_join(s->ranks_dir, "latest");
-        remove(latest);
-        free(latest);
-        remove(s->ranks_dir); /* only when empty */
-    }
+    char *cur = rank_file(s, s->rank, ".h5"), *prev = rank_file(s, s->rank, ".prev.h5");
+    gp_checkpoint_remove(s->ranks_dir, cur, prev);
+    free(cur), free(prev);
 }
 
 /* ---- the pass ------------------------------------------------------------------------------ */
