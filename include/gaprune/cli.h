@@ -4,7 +4,7 @@
  *
  * Usage (main.c):
  *     MPI_Init(...); gp_log_init(rank, n);
- *     int rc = gp_cli_main(argc, argv);       // 0, 1, 2 or 3 (DESIGN.md §3)
+ *     int rc = gp_cli_main(argc, argv);       // 0, 1, 2 or 3 (docs/DESIGN.md §3.1)
  *     MPI_Finalize(); return rc;
  *
  * A subcommand describes its flags in a gp_opt table; the same table parses argv and prints

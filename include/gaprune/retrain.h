@@ -1,5 +1,5 @@
 /*
- * retrain.h — masked, data-parallel retraining of a pruned model (DESIGN.md §5 "Retraining").
+ * retrain.h — masked, data-parallel retraining of a pruned model (docs/DESIGN.md §4.4, §5.6).
  *
  * Every step takes the next retrain.batch domain triplets of a seeded per-epoch shuffle of the
  * selected domain corpus (the same selection as the statistics); rank r embeds its contiguous

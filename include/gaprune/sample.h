@@ -1,6 +1,6 @@
 /*
- * sample.h — the representative calibration sample (DESIGN.md §2 "sample"; reference/method.md
- * §3): `gaprune sample`, and the first stage of `gaprune stats` and `gaprune run` when
+ * sample.h — the representative calibration sample (docs/DESIGN.md §1.2, §4.6, §6.3):
+ * `gaprune sample`, and the first stage of `gaprune stats` and `gaprune run` when
  * sample.method is not none. The statistics then read the samples instead of the corpora.
  *
  * For each corpus (domain, then general), every valid triplet is a candidate (data.on_bad_record

@@ -1,5 +1,5 @@
 /*
- * stats.h — the distributed statistics pass (DESIGN.md §2 "stats", §5, §6).
+ * stats.h — the distributed statistics pass (docs/DESIGN.md §4.1, §5.2, §6.1, §7.1).
  *
  * For each corpus c (domain, then general), the selected triplets are cut into gradient units
  * of stats.fisher_batch consecutive triplets; the units are split into contiguous blocks, one

@@ -256,7 +256,7 @@ static gp_status write_h5(const sample_ctx *x, const gp_corpus *corp, const h5_o
     gp_h5_attr_int(f, "n_selected", o->n_sel);
     gp_h5_attr_str(f, "description",
                    km ? "representative calibration sample: k-means over the L2-normalised query embeddings of every "
-                        "candidate triplet; the triplet nearest each centroid is kept (method.md §3)"
+                        "candidate triplet; the triplet nearest each centroid is kept (docs/DESIGN.md §4.6)"
                       : corp->n_selected <= so->k ? "calibration sample: the corpus has no more than k triplets, "
                                                             "all are kept"
                                                           : "calibration sample: k triplets drawn uniformly with the seed");
