@@ -579,6 +579,13 @@ void gp_job_help(FILE *f) {
         if (o->type == T_CRITERIA) fprintf(f, "  %-18s %s %s (%s)\n", o->key, o->help, valid, def);
         else fprintf(f, "  %-18s %s (%s)\n", o->key, o->help, def);
     }
-    fprintf(f, "\nCriteria:\n");
+    fprintf(f, "\nCriteria (prune.methods, retrain.methods):\n");
     for (const gp_criterion *const *c = gp_criteria(); *c; c++) fprintf(f, "  %-18s %s\n", (*c)->name, (*c)->description);
+    fprintf(f, "\nArchitectures (model.path: config.json's model_type):\n");
+    for (const gp_arch_info *const *a = gp_architectures(); *a; a++) {
+        char types[256] = "";
+        for (const char *const *t = (*a)->model_types; *t; t++)
+            snprintf(types + strlen(types), sizeof types - strlen(types), "%s%s", t == (*a)->model_types ? "" : ", ", *t);
+        fprintf(f, "  %-18s %s (model_type %s)\n", (*a)->name, (*a)->description, types);
+    }
 }
