@@ -16,7 +16,7 @@
 /* ---- scoring one selected tensor from the model and stats.h5 --------------------------------- */
 
 typedef struct {
-    const gp_config *cfg;
+    const gp_prune_opts *cfg;
     const gp_model *m;
     const gp_criterion *crit;
     hid_t stats; /* -1 when there is no statistics file */
@@ -60,7 +60,7 @@ static gp_status score_item(void *vctx, int item, float *out, gp_err *err) {
                       .seed = (uint64_t)c->cfg->prune_seed};
     gp_status rc = GP_OK;
     unsigned needs = c->crit->needs;
-    bool refcode = !strcmp(c->cfg->alignment, "refcode") && (needs & GP_NEED_FISHER);
+    bool refcode = c->cfg->alignment == GP_ALIGN_REFCODE && (needs & GP_NEED_FISHER);
     if (refcode) needs |= GP_NEED_GRAD;
     if (needs & GP_NEED_FISHER) {
         if ((rc = load_fisher(c, p, err))) return rc;
@@ -137,10 +137,10 @@ static int64_t floor_frac(double p, int64_t n) {
     return k < 0 ? 0 : (int64_t)k > n ? n : (int64_t)k;
 }
 
-static bool selected(const gp_config *cfg, const gp_model *m, int i, int *layer) {
+static bool selected(const gp_prune_opts *cfg, const gp_model *m, int i, int *layer) {
     gp_param_kind k = gp_model_param_kind(m, i, layer);
-    if (!strcmp(cfg->layers, "mlp")) return k == GP_PARAM_MLP;
-    if (!strcmp(cfg->layers, "attention")) return k == GP_PARAM_ATTENTION;
+    if (cfg->layers == GP_LAYERS_MLP) return k == GP_PARAM_MLP;
+    if (cfg->layers == GP_LAYERS_ATTENTION) return k == GP_PARAM_ATTENTION;
     return k == GP_PARAM_MLP || k == GP_PARAM_ATTENTION;
 }
 
@@ -178,19 +178,27 @@ static gp_status load_cosines(score_ctx *c, gp_err *err) {
     return rc;
 }
 
-gp_status gp_mask_build(const gp_config *cfg, const gp_model *m, const gp_mask_request *req, gp_mask *mk, gp_err *err) {
+void gp_prune_opts_from_job(gp_prune_opts *o, const gp_job *job) {
+    *o = (gp_prune_opts){.layers = job->prune.layers,
+                         .scope = job->prune.scope,
+                         .alignment = job->stats.alignment,
+                         .alpha = job->prune.alpha,
+                         .beta = job->prune.beta,
+                         .gamma = job->prune.gamma,
+                         .prune_seed = job->prune.seed,
+                         .save_scores = job->prune.save_scores,
+                         .out_dir = job->out_dir,
+                         .job_path = job->path,
+                         .layers_origin = gp_job_origin(job, "prune", "layers"),
+                         .scope_origin = gp_job_origin(job, "prune", "scope")};
+}
+
+gp_status gp_mask_build(const gp_prune_opts *cfg, const gp_model *m, const gp_mask_request *req, gp_mask *mk, gp_err *err) {
     memset(mk, 0, sizeof *mk);
     mk->threshold = NAN;
-    const gp_criterion *crit = gp_criterion_find(req->method);
-    if (!crit) {
-        char list[256] = "";
-        for (const gp_criterion *const *c = gp_criteria(); *c; c++)
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", (*c)->name);
-        return gp_errf(err, GP_EINPUT, "%s: [prune] method \"%s\" is not one of %s", cfg->job_path, req->method, list);
-    }
-    gp_scope scope;
-    gp_status rc = gp_scope_parse(cfg->scope, &scope, err);
-    if (rc) return rc;
+    const gp_criterion *crit = req->method;
+    gp_scope scope = cfg->scope;
+    gp_status rc = GP_OK;
     if (crit->rowwise && scope.kind == GP_SCOPE_GLOBAL) {
         gp_log0("score: %s compares weights within output rows: scope global means row here", crit->name);
         scope.kind = GP_SCOPE_ROW;
@@ -219,8 +227,8 @@ gp_status gp_mask_build(const gp_config *cfg, const gp_model *m, const gp_mask_r
         if (!selected(cfg, m, i, &layer)) continue;
         const gp_param *t = &m->table.p[i];
         if (scope.kind == GP_SCOPE_NM && t->shape[1] % scope.m)
-            rc = gp_errf(err, GP_EINPUT, "tensor \"%s\": %lld inputs are not a multiple of m = %d (scope %s)",
-                         m->src_names[i], (long long)t->shape[1], scope.m, cfg->scope);
+            rc = gp_errf(err, GP_EINPUT, "%s: [prune] scope %d:%d: tensor \"%s\" has %lld inputs, not a multiple of m = %d",
+                         cfg->scope_origin, scope.n, scope.m, m->src_names[i], (long long)t->shape[1], scope.m);
         layer_of[c.n] = layer;
         c.numel[c.n] = (int64_t)t->numel;
         c.items[c.n++] = i;
@@ -228,7 +236,8 @@ gp_status gp_mask_build(const gp_config *cfg, const gp_model *m, const gp_mask_r
         maxc = t->shape[1] > maxc ? t->shape[1] : maxc;
         mk->total += (int64_t)t->numel;
     }
-    if (!rc && c.n == 0) rc = gp_errf(err, GP_EINPUT, "%s: [prune] layers = %s selects no weights", cfg->job_path, cfg->layers);
+    if (!rc && c.n == 0) rc = gp_errf(err, GP_EINPUT, "%s: [prune] layers = %s selects no weights of %s", cfg->layers_origin,
+                                      gp_layers_name(cfg->layers), m->dir);
     c.fd = gp_malloc((size_t)maxn * sizeof(float));
     c.fg = gp_malloc((size_t)maxn * sizeof(float));
     c.gd = gp_malloc((size_t)maxn * sizeof(float));
@@ -343,12 +352,12 @@ gp_status gp_mask_build(const gp_config *cfg, const gp_model *m, const gp_mask_r
         gp_h5_attr_double(f, "sparsity_target", p);
         gp_h5_attr_double(f, "sparsity_achieved", (double)mk->pruned / (double)mk->total);
         gp_h5_attr_str(f, "scope", gp_scope_name(&scope, sc, sizeof sc));
-        gp_h5_attr_str(f, "layers", cfg->layers);
+        gp_h5_attr_str(f, "layers", gp_layers_name(cfg->layers));
         gp_h5_attr_double(f, "threshold", mk->threshold);
         gp_h5_attr_double(f, "alpha", cfg->alpha);
         gp_h5_attr_double(f, "beta", cfg->beta);
         gp_h5_attr_double(f, "gamma", cfg->gamma);
-        gp_h5_attr_str(f, "alignment", cfg->alignment);
+        gp_h5_attr_str(f, "alignment", gp_alignment_name(cfg->alignment));
         gp_h5_attr_str(f, "stats_file", req->stats_path ? req->stats_path : "");
         gp_h5_attr_int(f, "seed", cfg->prune_seed);
         gp_h5_attr_str(f, "model_path", m->dir);
