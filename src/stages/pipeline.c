@@ -79,8 +79,8 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
                         double p, gp_pruned *out, gp_err *err) {
     memset(out, 0, sizeof *out);
     const char *method = crit->name;
-    char scope[32];
-    gp_scope_name(&cfg->scope, scope, sizeof scope);
+    char scope_buf[32];
+    const char *scope = gp_scope_name(&cfg->scope, scope_buf, sizeof scope_buf);
     const char *layers = gp_layers_name(cfg->layers);
     snprintf(out->tag, sizeof out->tag, "%s-%g", method, p);
     char name[160], settings[2048];
