@@ -23,6 +23,7 @@
 #include "gaprune/pipeline.h"
 #include "gaprune/prune.h"
 #include "gaprune/retrain.h"
+#include "gaprune/retrain_file.h"
 #include "gaprune/sample.h"
 #include "gaprune/stats.h"
 
@@ -302,7 +303,7 @@ int gp_cmd_run(int argc, char **argv) {
             if (!rc && retrain && cfg.retrain_steps > 0) {
                 gp_log0("run: stage 4/4, retraining %s", pr.tag);
                 char name[200];
-                snprintf(name, sizeof name, "retrain-%s.h5", pr.tag);
+                snprintf(name, sizeof name, GP_RETRAIN_FILE_FMT, pr.tag);
                 char *log_path = gp_path_join(cfg.out_dir, name);
                 snprintf(name, sizeof name, "retrained-%s", pr.tag);
                 char *out_dir = gp_path_join(cfg.out_dir, name);
@@ -315,7 +316,7 @@ int gp_cmd_run(int argc, char **argv) {
                     r->first_loss = rep.first_loss, r->last_loss = rep.last_loss;
                     if (gp_rank() == 0) {
                         hid_t f = gp_h5_open_quiet(log_path);
-                        char *lh = f >= 0 ? gp_h5_read_attr_str(f, "settings_hash") : NULL;
+                        char *lh = f >= 0 ? gp_h5_read_attr_str(f, GP_RETRAIN_ATTR_SETTINGS_HASH) : NULL;
                         snprintf(rhash, sizeof rhash, "%s", lh ? lh : "");
                         free(lh);
                         if (f >= 0) H5Fclose(f);
