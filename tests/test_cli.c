@@ -5,6 +5,7 @@
 #include "test_util.h"
 
 #include <hdf5.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "gaprune/model.h"
@@ -236,6 +237,69 @@ static void test_encode_jsonl(void **state) {
     assert_false(access(out, F_OK) == 0); /* nothing written */
 }
 
+/* Every job-file error stops the job before any stage runs (no output folder is made), with
+ * exit code 2 on every rank and one message naming FILE:LINE or the option it came from and,
+ * for a choice, the valid values. */
+static void test_job_errors_before_any_stage(void **state) {
+    (void)state;
+    char job[4200], out[4200];
+    snprintf(job, sizeof job, "%s/bad.ini", g_dir);
+    snprintf(out, sizeof out, "%s/bad-out", g_dir);
+    const char *good = "[model]\npath = " FIXTURES "/bert-tiny\n[data]\ndomain = " FIXTURES "/corpora/domain.json\n"
+                       "general = " FIXTURES "/corpora/general.jsonl\n[output]\ndir = %s\n[prune]\n";
+    static const struct {
+        const char *line;  /* appended to [prune] (line 9), or NULL */
+        const char *args;  /* extra arguments */
+        const char *cmd;   /* gaprune command */
+        const char *want;  /* in stderr; "@" stands for the job file */
+    } cases[] = {
+        {"alpah = 1\n", "", "run", "@:9: unknown key \"alpah\" in [prune]"},
+        {"gamma = much\n", "", "run", "@:9: [prune] gamma: expected a number, got \"much\""},
+        {"methods = gaprune, magnitud\n", "", "run",
+         "@:9: [prune] methods: \"magnitud\" is not a criterion; one of gaprune|gaprune-ref|magnitude|fisher-domain|"},
+        {"sparsity = 0.5, 2\n", "", "run", "@:9: [prune] sparsity: \"2\" is not a number in [0, 1) (in \"0.5, 2\")"},
+        {"scope = 2:5x\n", "", "stats", "@:9: [prune] scope: \"2:5x\" is not one of global|layer|row|n:m"},
+        {"layers = all\n", "", "score", "@:9: [prune] layers: \"all\" is not one of mlp|attention|linear"},
+        {NULL, "--set prune.scope=2:5x", "run", "--set prune.scope=2:5x: [prune] scope: \"2:5x\" is not one of"},
+        {NULL, "--set prune.sparsity=1", "run", "--set prune.sparsity=1: [prune] sparsity: \"1\" is not a number in [0, 1)"},
+        {NULL, "--set prune.methods=gaprun", "run", "--set prune.methods=gaprun: [prune] methods: \"gaprun\" is not a criterion"},
+        {NULL, "--set retrain.methods=gaprune,x", "retrain --mask m.h5", "--set retrain.methods=gaprune,x: [retrain] methods"},
+        {NULL, "--set stats.alignment=cosine", "stats", "--set stats.alignment=cosine: [stats] alignment: \"cosine\" is not one of tensor|refcode"},
+        {NULL, "--method gaprun", "score", "--method gaprun: [prune] methods: \"gaprun\" is not a criterion; one of gaprune|"},
+        {NULL, "--sparsity 0.5,1.5", "score", "--sparsity 0.5,1.5: [prune] sparsity: \"1.5\" is not a number in [0, 1)"},
+        {NULL, "--only gaprun:0.5", "run", "--only gaprun:0.5: \"gaprun\" is not a criterion; one of gaprune|"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[8192];
+        int at = snprintf(text, sizeof text, good, out);
+        if (cases[i].line) snprintf(text + at, sizeof text - (size_t)at, "%s", cases[i].line);
+        tu_write(job, text);
+        char want[8192] = "";
+        const char *at_sign = strchr(cases[i].want, '@');
+        if (at_sign) snprintf(want, sizeof want, "%s%s", job, at_sign + 1);
+        else snprintf(want, sizeof want, "%s", cases[i].want);
+        for (int np = 1; np <= 2; np++) {
+            char cmd[256];
+            snprintf(cmd, sizeof cmd, "%s", cases[i].cmd);
+            char *sp = strchr(cmd, ' ');
+            const char *rest = "";
+            if (sp) *sp = '\0', rest = sp + 1;
+            int rc = run("mpirun -np %d -x ASAN_OPTIONS %s %s '%s' %s %s", np, bin(), cmd, job, rest, cases[i].args);
+            char *e = slurp("err");
+            if (rc != 2 || !strstr(e, want))
+                fail_msg("gaprune %s %s (%d ranks): exit %d, expected 2 and \"%s\" in:\n%s", cases[i].cmd, cases[i].args, np, rc,
+                         want, e);
+            /* reported once, by the lowest failing rank, not once per rank */
+            assert_null(strstr(strstr(e, "gaprune: error:") + 1, "gaprune: error:"));
+            free(e);
+            assert_clean_stderr();
+            struct stat st;
+            assert_int_not_equal(stat(out, &st), 0); /* no stage ran */
+        }
+    }
+    if (gp_rank() == 0) printf("    %zu bad jobs: exit 2 before any stage on 1 and 2 ranks\n", sizeof cases / sizeof cases[0]);
+}
+
 static void test_bad_input_exit_2(void **state) {
     (void)state;
     char d[4200];
@@ -315,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_encode_matches_library), cmocka_unit_test(test_encode_ranks_agree),
         cmocka_unit_test(test_encode_qwen3_query),
         cmocka_unit_test(test_encode_jsonl),           cmocka_unit_test(test_bad_input_exit_2),
+        cmocka_unit_test(test_job_errors_before_any_stage),
         cmocka_unit_test(test_tokenize),
         cmocka_unit_test(test_readme_job_reference),
     };

@@ -5,7 +5,7 @@
 #include <cJSON.h>
 #include <sys/wait.h>
 
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/eval.h"
 #include "gaprune/kernels.h"
 #include "gaprune/model.h"

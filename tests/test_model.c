@@ -288,12 +288,80 @@ static void test_f16_model(void **state) {
     free(d);
 }
 
+/* The architecture registry: every row is complete and unique, config.json's model_type leads
+ * back to its row, the unknown-model_type message lists the registry's, and the weight names a
+ * row gives prune.layers are 2-D weights of every block of its parameter table. */
+static void test_registry(void **state) {
+    (void)state;
+    const gp_arch_info *const *reg = gp_architectures();
+    int n = 0;
+    bool bert = false, qwen3 = false;
+    for (; reg[n]; n++) {
+        const gp_arch_info *a = reg[n];
+        printf("    %-6s %s\n", a->name, a->description);
+        assert_int_equal(a->arch, n);
+        assert_ptr_equal(gp_arch_get(a->arch), a);
+        assert_true(a->name && *a->name && a->description && *a->description && a->block_prefix);
+        bert |= !strcmp(a->name, "bert") && a->arch == GP_ARCH_BERT;
+        qwen3 |= !strcmp(a->name, "qwen3") && a->arch == GP_ARCH_QWEN3;
+        for (int o = 0; o < n; o++) assert_string_not_equal(reg[o]->name, a->name);
+        assert_non_null(a->model_types[0]);
+        for (const char *const *t = a->model_types; *t; t++) assert_ptr_equal(gp_arch_for_model_type(*t), a);
+        assert_true(a->mlp[0] && a->attention[0]);
+    }
+    assert_true(bert && qwen3);
+    assert_int_equal(n, 2);
+    assert_null(gp_arch_for_model_type("roberta"));
+
+    /* the message lists every model_type of the registry */
+    char *d = copy_fixture("bert-f32");
+    edit_config(d, "\"bert\"", "\"roberta\"");
+    gp_model_config cfg;
+    gp_err err = {0};
+    assert_int_equal(gp_model_config_load(d, &cfg, &err), GP_EINPUT);
+    printf("    %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "key \"model_type\" = \"roberta\" is not a supported architecture (bert, qwen3)"));
+    for (int i = 0; i < n; i++)
+        for (const char *const *t = reg[i]->model_types; *t; t++) assert_non_null(strstr(err.msg, *t));
+    tu_rmtree(d);
+    free(d);
+
+    for (int i = 0; i < n; i++) {
+        const gp_arch_info *a = reg[i];
+        gp_model_config c = {.arch = a->arch, .vocab_size = 16, .hidden = 8, .layers = 2, .heads = 2, .kv_heads = 1,
+                             .head_dim = 4, .intermediate = 12, .max_positions = 8, .type_vocab = 2, .norm_eps = 1e-6f};
+        gp_model *m = gp_model_create(&c, (gp_pooling){a->default_pool, true});
+        int mlp = 0, att = 0;
+        for (int l = 0; l < c.layers; l++)
+            for (int kind = GP_PARAM_MLP; kind <= GP_PARAM_ATTENTION; kind++)
+                for (const char *const *w = kind == GP_PARAM_MLP ? a->mlp : a->attention; *w; w++) {
+                    char name[160];
+                    snprintf(name, sizeof name, "%s%d.%s", a->block_prefix, l, *w);
+                    int p = gp_param_table_find(&m->table, name), layer = -9;
+                    assert_true(p >= 0);
+                    assert_int_equal(m->table.p[p].ndim, 2);
+                    assert_int_equal(gp_model_param_kind(m, p, &layer), kind);
+                    assert_int_equal(layer, l);
+                }
+        for (int p = 0; p < m->table.n; p++) {
+            gp_param_kind k = gp_model_param_kind(m, p, NULL);
+            mlp += k == GP_PARAM_MLP, att += k == GP_PARAM_ATTENTION;
+        }
+        int nm = 0, na = 0;
+        while (a->mlp[nm]) nm++;
+        while (a->attention[na]) na++;
+        assert_int_equal(mlp, nm * c.layers); /* nothing else is selected */
+        assert_int_equal(att, na * c.layers);
+        gp_model_free(m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),         cmocka_unit_test(test_default_pooling), cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_shape_mismatch),
         cmocka_unit_test(test_qwen3_config), cmocka_unit_test(test_bad_weights),     cmocka_unit_test(test_bad_pooling),
-        cmocka_unit_test(test_f16_model),
+        cmocka_unit_test(test_f16_model),     cmocka_unit_test(test_registry),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

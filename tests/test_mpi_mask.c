@@ -4,7 +4,7 @@
 
 #include <mpi.h>
 
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/log.h"
 #include "gaprune/score.h"
 
@@ -22,11 +22,12 @@ static void check_same_everywhere(uint64_t h) {
 }
 
 static void run_method(const char *method, double sparsity, const char *scope) {
-    gp_config cfg;
-    gp_config_defaults(&cfg);
-    cfg.job_path = strdup("test_mpi_mask");
-    free(cfg.scope);
-    cfg.scope = strdup(scope);
+    gp_job job;
+    gp_job_defaults(&job);
+    gp_err serr = {0};
+    assert_int_equal(gp_scope_parse(scope, &job.prune.scope, &serr), GP_OK);
+    gp_prune_opts cfg;
+    gp_prune_opts_from_job(&cfg, &job);
     gp_model *m;
     gp_err err = {0};
     assert_int_equal(gp_model_load(FIXTURES "/bert-f32", &m, &err), GP_OK);
@@ -37,7 +38,7 @@ static void run_method(const char *method, double sparsity, const char *scope) {
         snprintf(path, sizeof path, "%s/mask.h5", dir);
     }
     gp_mask mask = {0};
-    gp_mask_request req = {method, sparsity, NULL, path, "test"};
+    gp_mask_request req = {gp_criterion_find(method), sparsity, NULL, path, "test"};
     gp_status rc = gp_rank() == 0 ? gp_mask_build(&cfg, m, &req, &mask, &err) : GP_OK;
     assert_int_equal(rc, GP_OK);
     int64_t pruned0 = mask.pruned;
@@ -60,7 +61,7 @@ static void run_method(const char *method, double sparsity, const char *scope) {
                (long long)mask.total, gp_nranks());
     gp_mask_free(&mask);
     gp_model_free(m);
-    gp_config_free(&cfg);
+    gp_job_free(&job);
     if (dir) {
         tu_rmtree(dir);
         free(dir);

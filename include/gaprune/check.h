@@ -1,7 +1,7 @@
 /*
  * check.h — errors, fatal checks and checked allocation.
  *
- * Two tiers (see DESIGN.md §3, exit codes):
+ * Two tiers (see docs/DESIGN.md §3.1, exit codes):
  *  - Bad input (a broken config.json, a truncated safetensors file, a bad record) is a
  *    recoverable condition: the function that finds it fills a gp_err with a message naming
  *    the file, line, key or tensor and returns GP_EINPUT. The command layer turns it into

@@ -4,7 +4,7 @@
  *
  * Usage (main.c):
  *     MPI_Init(...); gp_log_init(rank, n);
- *     int rc = gp_cli_main(argc, argv);       // 0, 1, 2 or 3 (DESIGN.md §3)
+ *     int rc = gp_cli_main(argc, argv);       // 0, 1, 2 or 3 (docs/DESIGN.md §3.1)
  *     MPI_Finalize(); return rc;
  *
  * A subcommand describes its flags in a gp_opt table; the same table parses argv and prints
@@ -31,7 +31,9 @@ int gp_cmd_train(int argc, char **argv);
 int gp_cmd_help_job(int argc, char **argv);
 
 
-typedef enum { GP_OPT_STR, GP_OPT_INT, GP_OPT_FLAG, GP_OPT_LIST } gp_opt_type;
+/* GP_OPT_KEY (job commands only): the value sets a job key, dst being its "section.key"
+ * name, as a --set would, so it is checked and reported like one. */
+typedef enum { GP_OPT_STR, GP_OPT_INT, GP_OPT_FLAG, GP_OPT_LIST, GP_OPT_KEY } gp_opt_type;
 
 /* Destination of a GP_OPT_LIST option: every occurrence appends (v points into argv). */
 typedef struct {
@@ -42,7 +44,7 @@ typedef struct {
 typedef struct {
     const char *name;    /* long flag without "--" */
     gp_opt_type type;
-    void *dst;           /* const char **, int *, int * (flag: set to 1), or gp_opt_list * */
+    void *dst;           /* const char **, int *, int * (flag: set to 1), gp_opt_list * or "section.key" */
     const char *metavar; /* e.g. "DIR" */
     const char *help;
 } gp_opt;
@@ -54,11 +56,11 @@ gp_status gp_opts_parse(const char *cmd, const char *usage, const gp_opt *opts, 
                         const char **pos, int max_pos, int *npos, gp_err *err);
 void gp_opts_help(FILE *f, const char *cmd, const char *usage, const gp_opt *opts);
 
-struct gp_config;
+struct gp_job;
 /* For the job commands (`gaprune CMD JOB.ini [--set k=v ...] [extra options]`): parses argv
  * with the extra options plus --set, loads the job file on every rank, agrees on errors and
  * prints the effective configuration. Returns GP_OK, an error code to exit with, or
  * GP_ESTOPPED after --help (exit 0). */
 gp_status gp_cli_job(const char *cmd, const char *usage, const gp_opt *extra, int argc, char **argv,
-                     struct gp_config *cfg);
+                     struct gp_job *job);
 

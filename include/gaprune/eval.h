@@ -18,7 +18,8 @@
  * the cosine similarity with the gold score; main_score = cosine_spearman.
  *
  * Usage (collective):
- *     cJSON *res; gp_eval_model(&cfg, model, "dense", "out/job/eval-dense.json", &res, &err);
+ *     gp_eval_opts o; gp_eval_opts_from_job(&o, &job);
+ *     cJSON *res; gp_eval_model(&o, model, "dense", "out/job/eval-dense.json", &res, &err);
  */
 #pragma once
 
@@ -26,7 +27,7 @@
 #include <stdint.h>
 
 #include "gaprune/check.h"
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/model.h"
 
 typedef struct {
@@ -45,19 +46,33 @@ double gp_pearson(const double *x, const double *y, int64_t n);
 /* Pearson of the ranks, ties sharing their average rank. */
 double gp_spearman(const double *x, const double *y, int64_t n);
 
+/* What evaluation reads of the job. */
+typedef struct {
+    const char *const *retrieval; /* eval.retrieval: BEIR folders */
+    int n_retrieval;
+    const char *const *sts; /* eval.sts: STS JSONL files */
+    int n_sts;
+    int batch;                     /* eval.batch */
+    int max_length;                /* model.max_length */
+    const char *query_instruction; /* model.query_instruction ("" = the model's own prompt) */
+    const char *job_path;          /* for messages */
+} gp_eval_opts;
+
+void gp_eval_opts_from_job(gp_eval_opts *o, const gp_job *job);
+
 /* Collective: one BEIR folder. */
-gp_status gp_eval_retrieval(const gp_config *cfg, gp_model *m, const char *dir, gp_retrieval_metrics *out,
+gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir, gp_retrieval_metrics *out,
                             int64_t *n_queries, gp_err *err);
 /* Collective: one STS file. */
-gp_status gp_eval_sts(const gp_config *cfg, gp_model *m, const char *path, double *spearman, double *pearson,
+gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, double *spearman, double *pearson,
                       int64_t *n_pairs, gp_err *err);
 
 /* Collective: every set of [eval] (retrieval, sts) for the model as it is in memory; rank 0
  * writes json_path (via .tmp; settings_hash, when not NULL, is stored in it) and, when result
  * is not NULL, returns the document (caller frees, rank 0; NULL elsewhere). */
-gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, const char *json_path,
+gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *json_path,
                         const char *settings_hash, cJSON **result, gp_err *err);
 /* Rank 0: the results in json_path when they carry settings_hash, else NULL. */
 cJSON *gp_eval_load_current(const char *json_path, const char *settings_hash);
 /* Rank 0: SHA-256 over the [eval] settings and the bytes of every evaluation file. */
-gp_status gp_eval_hash(const gp_config *cfg, char hex[65], gp_err *err);
+gp_status gp_eval_hash(const gp_eval_opts *o, char hex[65], gp_err *err);

@@ -1,6 +1,6 @@
 /*
  * kmeans.h — distributed k-means with k-means++ seeding, for the representative calibration
- * sample (DESIGN.md §2 "sample", reference/method.md §3).
+ * sample (docs/DESIGN.md §1.2, §4.6).
  *
  * The points are rows of a [n, d] float matrix spread over the ranks of a communicator in
  * contiguous blocks, in rank order (rank 0 holds the first rows; a rank may hold none). Every

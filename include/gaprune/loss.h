@@ -1,5 +1,5 @@
 /*
- * loss.h — the contrastive InfoNCE loss of GAPrune (DESIGN.md §5).
+ * loss.h — the contrastive InfoNCE loss of GAPrune (docs/DESIGN.md §5.1).
  *
  * For B queries and M >= B candidate documents, where document i < B is the positive of query
  * i and the rest are hard negatives:

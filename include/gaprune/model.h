@@ -35,7 +35,31 @@
 #include "gaprune/safetensors.h"
 #include "gaprune/tokenizer.h"
 
+/* An architecture's place in the registry (gp_architectures()[a]); the names exist for code
+ * that must single one out, which registry fields should make rare. */
 typedef enum { GP_ARCH_BERT = 0, GP_ARCH_QWEN3 = 1 } gp_arch;
+
+/* One supported architecture as the registry describes it, for help texts, checks and tests.
+ * Each is defined in its own file under src/model and listed by one row of the registry. */
+typedef struct {
+    gp_arch arch;                   /* its gp_model_config.arch value (= its registry index) */
+    const char *name;               /* "bert" */
+    const char *const *model_types; /* config.json "model_type" values it reads; NULL-terminated */
+    const char *description;        /* one line */
+    gp_pool_mode default_pool;      /* pooling of a folder without modules.json */
+    const char *block_prefix;       /* canonical names of a block's parameters: prefix, block number, "." */
+    /* The weight matrices prune.layers selects, by their names inside a block (after the
+     * block number): "mlp" the first list, "attention" the second, "linear" both. NULL-terminated. */
+    const char *const *mlp;
+    const char *const *attention;
+} gp_arch_info;
+
+/* The registry, NULL-terminated, in gp_arch order. */
+const gp_arch_info *const *gp_architectures(void);
+/* The architecture that reads config.json's model_type, or NULL. */
+const gp_arch_info *gp_arch_for_model_type(const char *model_type);
+/* The registry row of a gp_model_config.arch value (aborts on one outside the registry). */
+const gp_arch_info *gp_arch_get(gp_arch a);
 
 typedef struct {
     gp_arch arch;
@@ -54,7 +78,7 @@ typedef struct {
 } gp_model_config;
 
 /* Reads and validates config.json; missing keys and unknown architectures are GP_EINPUT
- * naming the key. */
+ * naming the key (an unknown model_type lists the registry's). */
 gp_status gp_model_config_load(const char *dir, gp_model_config *cfg, gp_err *err);
 
 typedef struct {

@@ -4,20 +4,24 @@
  * settings (a settings hash stored in the output).
  *
  * Usage (collective):
- *     gp_prune_inputs in; gp_prune_inputs_init(&cfg, m, &in, &err);   // model and stats hashes
+ *     gp_prune_opts o; gp_prune_opts_from_job(&o, &job);
+ *     gp_prune_inputs in; gp_prune_inputs_init(&o, m, &in, &err);   // model and stats hashes
  *     gp_pruned pr;
- *     gp_prune_step(&cfg, m, &in, "gaprune", 0.5, &pr, &err);   // m->params now masked
- *     ... retrain / evaluate ...
- *     gp_pruned_free(&pr);
+ *     gp_prune_step(&o, m, &in, gp_criterion_find("gaprune"), 0.5, &pr, &err);   // m->params now masked
+ *     gp_retrained rt;
+ *     gp_retrain_step(&train_opts, m, &pr.mask, pr.tag, pr.mask_path, pr.hash, job.out_dir, &rt, &err);
+ *     ... evaluate ...
+ *     gp_retrained_free(&rt), gp_pruned_free(&pr);
  */
 #pragma once
 
 #include <stdbool.h>
 
 #include "gaprune/check.h"
-#include "gaprune/config.h"
-#include "gaprune/score.h"
+#include "gaprune/job.h"
 #include "gaprune/model.h"
+#include "gaprune/retrain.h"
+#include "gaprune/score.h"
 
 typedef struct {
     char model_sha[65];  /* the dense model's files */
@@ -26,7 +30,7 @@ typedef struct {
 } gp_prune_inputs;
 
 /* Collective: hashes the model, checks that OUT/stats.h5 (when there) was made from it. */
-gp_status gp_prune_inputs_init(const gp_config *cfg, const gp_model *m, gp_prune_inputs *in, gp_err *err);
+gp_status gp_prune_inputs_init(const gp_prune_opts *cfg, const gp_model *m, gp_prune_inputs *in, gp_err *err);
 void gp_prune_inputs_free(gp_prune_inputs *in);
 
 typedef struct {
@@ -41,12 +45,23 @@ typedef struct {
 
 /* Collective: builds (or reads back, when current) the mask of method at sparsity p, writes the
  * mask file and the pruned folder, and leaves m->params masked. */
-gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs *in, const char *method, double p,
+gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_inputs *in, const gp_criterion *method, double p,
                         gp_pruned *out, gp_err *err);
 void gp_pruned_free(gp_pruned *p);
 
 /* True when the safetensors of the folder carry gaprune.settings_hash = hash (rank-local). */
 bool gp_folder_current(const char *dir, const char *hash);
 
-/* Splits a comma-separated list in place (spaces trimmed); returns the count. */
-int gp_split_list(char *s, char **out, int max);
+typedef struct {
+    char *log_path;   /* OUT/retrain-<tag>.h5 */
+    char *model_dir;  /* OUT/retrained-<tag> */
+    char hash[65];    /* settings hash of the log and the folder (every rank) */
+    gp_retrain_report report;
+} gp_retrained;
+
+/* Collective: masked retraining of m (gp_retrain; resumed or skipped when its log says so),
+ * then the retrained folder, unless it is current. mask_path and mask_hash name the mask it
+ * came from. */
+gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *mask, const char *tag, const char *mask_path,
+                          const char *mask_hash, const char *out_dir, gp_retrained *out, gp_err *err);
+void gp_retrained_free(gp_retrained *r);

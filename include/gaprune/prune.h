@@ -2,7 +2,7 @@
  * prune.h — pruning criteria (one registry, one interface), scopes, and exact selection of the
  * lowest scores.
  *
- * Criteria (DESIGN.md §5; the defaults are the paper's):
+ * Criteria (docs/DESIGN.md §5.4; the defaults are the paper's):
  *   gaprune         DAI = [(F_dom − β F_gen)|θ| + γ √|θ|] · (1 + α s)
  *   gaprune-ref     softplus((F_dom − β F_gen)|θ| · clamp(1 + α s, 0.8, 1.2) + γ √(|θ| + 1e-8))
  *                   (the authors' code)

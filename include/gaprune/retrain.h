@@ -1,5 +1,5 @@
 /*
- * retrain.h — masked, data-parallel retraining of a pruned model (DESIGN.md §5 "Retraining").
+ * retrain.h — masked, data-parallel retraining of a pruned model (docs/DESIGN.md §4.4, §5.6).
  *
  * Every step takes the next retrain.batch domain triplets of a seeded per-epoch shuffle of the
  * selected domain corpus (the same selection as the statistics); rank r embeds its contiguous
@@ -19,13 +19,13 @@
  *
  * Usage (collective):
  *     gp_mask_apply(&mask, model);
- *     gp_train_opts o; gp_train_opts_retrain(&cfg, &o);
+ *     gp_train_opts o; gp_train_opts_retrain(&job, &o);
  *     gp_retrain(&o, model, &mask, "gaprune-0.5", "out/job/retrain-gaprune-0.5.h5", hash, &rep, &err);
  */
 #pragma once
 
 #include "gaprune/check.h"
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/mask.h"
 #include "gaprune/model.h"
 
@@ -41,9 +41,9 @@ typedef struct {
     const char *job_path;
 } gp_train_opts;
 
-void gp_train_opts_retrain(const gp_config *cfg, gp_train_opts *o);
+void gp_train_opts_retrain(const gp_job *job, gp_train_opts *o);
 /* [train]: warm-up over the first 10% of the steps, weight decay 0.01, clip 1. */
-void gp_train_opts_train(const gp_config *cfg, gp_train_opts *o);
+void gp_train_opts_train(const gp_job *job, gp_train_opts *o);
 
 typedef struct {
     int steps;            /* steps done in this call */

@@ -1,6 +1,6 @@
 /*
- * sample.h — the representative calibration sample (DESIGN.md §2 "sample"; reference/method.md
- * §3): `gaprune sample`, and the first stage of `gaprune stats` and `gaprune run` when
+ * sample.h — the representative calibration sample (docs/DESIGN.md §1.2, §4.6, §6.3):
+ * `gaprune sample`, and the first stage of `gaprune stats` and `gaprune run` when
  * sample.method is not none. The statistics then read the samples instead of the corpora.
  *
  * For each corpus (domain, then general), every valid triplet is a candidate (data.on_bad_record
@@ -26,7 +26,8 @@
  *
  * Usage (collective; errors are reported and agreed, exit with the status):
  *     gp_sample_report rep; gp_err err = {0};
- *     if (gp_sample_run(&cfg, model_or_NULL, &rep, &err)) ...;
+ *     gp_sample_opts o; gp_sample_opts_from_job(&o, &job);
+ *     if (gp_sample_run(&o, model_or_NULL, &rep, &err)) ...;
  *     ... rep.jsonl[0] (domain), rep.jsonl[1] (general) ...
  *     gp_sample_report_free(&rep);
  */
@@ -36,7 +37,7 @@
 #include <stdint.h>
 
 #include "gaprune/check.h"
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/model.h"
 
 typedef struct {
@@ -48,10 +49,28 @@ typedef struct {
     double seconds;
 } gp_sample_report;
 
+/* What the sample reads of the job. */
+typedef struct {
+    const char *corpus[2];     /* data.domain, data.general */
+    int64_t data_seed;         /* data.seed */
+    bool skip_bad;             /* data.on_bad_record = skip */
+    gp_sample_method method;   /* sample.method */
+    int64_t k;                 /* sample.k */
+    int iterations;            /* sample.iterations */
+    int64_t seed;              /* sample.seed */
+    const char *model;         /* sample.model ("" = the job's model) */
+    const char *job_model_path; /* model.path */
+    int max_length;            /* model.max_length */
+    const char *out_dir;
+    const char *job_path;      /* for messages */
+} gp_sample_opts;
+
+void gp_sample_opts_from_job(gp_sample_opts *o, const gp_job *job);
+
 /* Collective. model: the job's model, used when the sampling model is the same folder (may be
  * NULL: the sampling model is then loaded, only if a corpus needs embedding). GP_EINPUT for
  * sample.method = none, a missing sampling model, an empty or broken corpus. */
-gp_status gp_sample_run(const gp_config *cfg, gp_model *model, gp_sample_report *rep, gp_err *err);
+gp_status gp_sample_run(const gp_sample_opts *o, gp_model *model, gp_sample_report *rep, gp_err *err);
 void gp_sample_report_free(gp_sample_report *rep);
 
 /* The min(k, n) indices of [0, n) with the smallest keys gp_record_key(seed, i), ascending, into

@@ -13,20 +13,36 @@
  * /summary row per tensor and the settings as attributes: mask_file.h names them all.
  *
  * Usage:
+ *     gp_prune_opts o; gp_prune_opts_from_job(&o, &job);
  *     gp_mask mask;
- *     if (rank == 0) rc = gp_mask_build(&cfg, model, &req, &mask, &err);
+ *     if (rank == 0) rc = gp_mask_build(&o, model, &req, &mask, &err);
  *     if ((rc = gp_agree(rc, &err))) ...;
  *     gp_mask_bcast(&mask, model);
  */
 #pragma once
 
 #include "gaprune/check.h"
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/mask.h"
 #include "gaprune/model.h"
 
+/* What the scoring reads of the job ([prune] and stats.alignment). */
 typedef struct {
-    const char *method;
+    gp_layers layers;
+    gp_scope scope;
+    gp_alignment alignment;
+    double alpha, beta, gamma;
+    int64_t prune_seed;
+    bool save_scores;
+    const char *out_dir;
+    const char *job_path;
+    const char *layers_origin, *scope_origin; /* where prune.layers and prune.scope were set, for messages */
+} gp_prune_opts;
+
+void gp_prune_opts_from_job(gp_prune_opts *o, const gp_job *job);
+
+typedef struct {
+    const gp_criterion *method;
     double sparsity;
     const char *stats_path; /* may be NULL for criteria that need no statistics */
     const char *mask_path;  /* file to write */
@@ -34,4 +50,4 @@ typedef struct {
 } gp_mask_request;
 
 /* Rank 0: scores, selects, writes the mask file (via .tmp) and fills mask. */
-gp_status gp_mask_build(const gp_config *cfg, const gp_model *m, const gp_mask_request *req, gp_mask *mask, gp_err *err);
+gp_status gp_mask_build(const gp_prune_opts *cfg, const gp_model *m, const gp_mask_request *req, gp_mask *mask, gp_err *err);

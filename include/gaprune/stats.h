@@ -1,5 +1,5 @@
 /*
- * stats.h — the distributed statistics pass (DESIGN.md §2 "stats", §5, §6).
+ * stats.h — the distributed statistics pass (docs/DESIGN.md §4.1, §5.2, §6.1, §7.1).
  *
  * For each corpus c (domain, then general), the selected triplets are cut into gradient units
  * of stats.fisher_batch consecutive triplets; the units are split into contiguous blocks, one
@@ -30,8 +30,9 @@
  * with it). GP_ESTOPPED means a signal stopped the pass after a checkpoint.
  *
  * Usage (collective):
+ *     gp_stats_opts o; gp_stats_opts_from_job(&o, &job);
  *     gp_stats_report rep; gp_err err = {0};
- *     gp_status rc = gp_stats_run(&cfg, model, NULL, &rep, &err);   // or &samples (gp_sample_run)
+ *     gp_status rc = gp_stats_run(&o, model, NULL, &rep, &err);   // or &samples (gp_sample_run)
  */
 #pragma once
 
@@ -39,7 +40,7 @@
 #include <stdint.h>
 
 #include "gaprune/check.h"
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/model.h"
 #include "gaprune/sample.h"
 
@@ -55,6 +56,22 @@ typedef struct {
     char settings_hash[65];
 } gp_stats_report;
 
+/* What the statistics read of the job. */
+typedef struct {
+    const char *corpus[2];      /* data.domain, data.general */
+    int64_t max_samples, seed;  /* data.max_samples, data.seed: the seeded selection */
+    bool skip_bad;              /* data.on_bad_record = skip */
+    int max_length;             /* model.max_length (the model's own limit applies too) */
+    int fisher_batch;           /* stats.fisher_batch */
+    int checkpoint_every;       /* stats.checkpoint_every */
+    gp_alignment alignment;     /* recorded in stats.h5 for the scoring */
+    gp_sample_method sample_method;
+    const char *out_dir;
+    const char *job_path;       /* for messages */
+} gp_stats_opts;
+
+void gp_stats_opts_from_job(gp_stats_opts *o, const gp_job *job);
+
 /* sample: the samples of gp_sample_run when sample.method is not none, else NULL. */
-gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
+gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
                        gp_err *err);

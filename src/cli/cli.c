@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/dist.h"
 #include "gaprune/provenance.h"
 #include "gaprune/log.h"
@@ -151,39 +151,47 @@ int gp_cmd_help_job(int argc, char **argv) {
                 rc = gp_errf(&err, GP_EINPUT, "gaprune help-job --value: unexpected argument \"%s\"", argv[i]);
             }
         }
-        gp_config cfg;
+        gp_job cfg;
         memset(&cfg, 0, sizeof cfg);
         if (!rc && !dot) rc = gp_errf(&err, GP_EINPUT, "gaprune help-job --value: expected SECTION.KEY, got \"%s\"", key);
-        if (!rc) rc = gp_config_load(&cfg, argv[3], sets.v, sets.n, &err);
+        if (!rc) rc = gp_job_load(&cfg, argv[3], sets.v, NULL, sets.n, &err);
         char *v = NULL;
         if (!rc) {
             char *sec = gp_strdup(key);
             sec[dot - key] = '\0';
-            v = gp_config_get(&cfg, sec, dot + 1);
+            v = gp_job_get(&cfg, sec, dot + 1);
             if (!v) rc = gp_errf(&err, GP_EINPUT, "gaprune help-job --value: unknown key \"%s\"", key);
             free(sec);
         }
         if ((rc = gp_agree(rc, &err)) == GP_OK && gp_rank() == 0) printf("%s\n", v);
         free(v);
         free(sets.v);
-        gp_config_free(&cfg);
+        gp_job_free(&cfg);
         return rc;
     }
-    if (gp_rank() == 0) gp_config_help(stdout);
+    if (gp_rank() == 0) gp_job_help(stdout);
     return GP_OK;
 }
 
-gp_status gp_cli_job(const char *cmd, const char *use, const gp_opt *extra, int argc, char **argv, gp_config *cfg) {
+gp_status gp_cli_job(const char *cmd, const char *use, const gp_opt *extra, int argc, char **argv, gp_job *job) {
     gp_opt_list sets = {0};
-    gp_opt opts[32];
+    enum { MAX_OPTS = 32 };
+    gp_opt opts[MAX_OPTS];
+    const char *key_value[MAX_OPTS] = {0}; /* the value given to each GP_OPT_KEY option */
     int n = 0;
-    for (const gp_opt *o = extra; o && o->name && n < 30; o++) opts[n++] = *o;
+    for (const gp_opt *o = extra; o && o->name; o++) {
+        GP_CHECK(n < MAX_OPTS - 2, "gaprune %s: more than %d options", cmd, MAX_OPTS - 2);
+        opts[n] = *o;
+        if (o->type == GP_OPT_KEY) opts[n].type = GP_OPT_STR, opts[n].dst = &key_value[n];
+        n++;
+    }
+    const int nextra = n;
     opts[n++] = (gp_opt){"set", GP_OPT_LIST, &sets, "SECTION.KEY=VALUE", "override a job-file key (repeatable)"};
     opts[n] = (gp_opt){NULL, 0, NULL, NULL, NULL};
     const char *pos[2] = {NULL, NULL};
     int npos = 0;
     gp_err err = {0};
-    memset(cfg, 0, sizeof *cfg);
+    memset(job, 0, sizeof *job);
     gp_status rc = gp_opts_parse(cmd, use, opts, argc, argv, pos, 1, &npos, &err);
     if (rc == GP_ESTOPPED) {
         free(sets.v);
@@ -194,13 +202,33 @@ gp_status gp_cli_job(const char *cmd, const char *use, const gp_opt *extra, int 
         free(sets.v);
         return rc;
     }
-    rc = gp_config_load(cfg, pos[0], sets.v, sets.n, &err);
+    /* options that stand for a job key come after the --set overrides, as "key=value" with their
+     * own name as the origin of messages */
+    const char **origins = gp_calloc((size_t)(sets.n + nextra + 1), sizeof(char *));
+    char **owned = gp_calloc((size_t)(2 * nextra + 1), sizeof(char *));
+    int nowned = 0;
+    for (int i = 0; i < nextra; i++) {
+        if (extra[i].type != GP_OPT_KEY || !key_value[i]) continue;
+        const char *key = extra[i].dst;
+        char *set = gp_malloc(strlen(key) + strlen(key_value[i]) + 2);
+        sprintf(set, "%s=%s", key, key_value[i]);
+        char *origin = gp_malloc(strlen(extra[i].name) + strlen(key_value[i]) + 4);
+        sprintf(origin, "--%s %s", extra[i].name, key_value[i]);
+        sets.v = gp_realloc(sets.v, (size_t)(sets.n + 1) * sizeof(char *));
+        origins[sets.n] = origin;
+        sets.v[sets.n++] = set;
+        owned[nowned++] = set, owned[nowned++] = origin;
+    }
+    rc = gp_job_load(job, pos[0], sets.v, origins, sets.n, &err);
+    for (int i = 0; i < nowned; i++) free(owned[i]);
+    free(owned);
+    free(origins);
     free(sets.v);
     if ((rc = gp_agree(rc, &err))) return rc;
     if (gp_rank() == 0 && gp_log_level() >= 1) {
-        printf("gaprune %s %s: job %s on %d rank%s; effective configuration:\n", GP_VERSION, cmd, cfg->job_path,
+        printf("gaprune %s %s: job %s on %d rank%s; effective configuration:\n", GP_VERSION, cmd, job->path,
                gp_nranks(), gp_nranks() > 1 ? "s" : "");
-        gp_config_print(cfg, stdout);
+        gp_job_print(job, stdout);
     }
     return GP_OK;
 }

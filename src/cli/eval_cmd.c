@@ -5,7 +5,7 @@
 
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/eval.h"
 #include "gaprune/fs.h"
 #include "gaprune/log.h"
@@ -17,18 +17,18 @@ int gp_cmd_eval(int argc, char **argv) {
         {"model", GP_OPT_STR, &model_dir, "DIR", "model folder to evaluate (default: model.path)"},
         {NULL, 0, NULL, NULL, NULL},
     };
-    gp_config cfg;
-    gp_status rc = gp_cli_job("eval", "JOB.ini [--model DIR] [--set section.key=value ...]", extra, argc, argv, &cfg);
+    gp_job job;
+    gp_status rc = gp_cli_job("eval", "JOB.ini [--model DIR] [--set section.key=value ...]", extra, argc, argv, &job);
     if (rc == GP_ESTOPPED) return GP_OK;
     if (rc) {
-        gp_config_free(&cfg);
+        gp_job_free(&job);
         return rc;
     }
     gp_err err = {0};
-    const char *dir = model_dir ? model_dir : cfg.model_path;
+    const char *dir = model_dir ? model_dir : job.model.path;
     gp_model *m = NULL;
     rc = gp_model_load(dir, &m, &err);
-    if (!rc && gp_rank() == 0) rc = gp_mkdir_p(cfg.out_dir, &err);
+    if (!rc && gp_rank() == 0) rc = gp_mkdir_p(job.out_dir, &err);
     if (!(rc = gp_agree(rc, &err))) {
         char tag[256];
         snprintf(tag, sizeof tag, "%s", dir);
@@ -37,9 +37,11 @@ int gp_cmd_eval(int argc, char **argv) {
         const char *base = strrchr(tag, '/') ? strrchr(tag, '/') + 1 : tag;
         char name[300];
         snprintf(name, sizeof name, "eval-%s.json", base);
-        char *out = gp_path_join(cfg.out_dir, name);
+        char *out = gp_path_join(job.out_dir, name);
         cJSON *res = NULL;
-        rc = gp_eval_model(&cfg, m, base, out, NULL, &res, &err);
+        gp_eval_opts o;
+        gp_eval_opts_from_job(&o, &job);
+        rc = gp_eval_model(&o, m, base, out, NULL, &res, &err);
         if (!rc && res) {
             const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res, "main_score_mean");
             gp_log0("{\"command\":\"eval\",\"model\":\"%s\",\"main_score_mean\":%.6f,\"output\":\"%s\"}", base,
@@ -49,6 +51,6 @@ int gp_cmd_eval(int argc, char **argv) {
         free(out);
     }
     gp_model_free(m);
-    gp_config_free(&cfg);
+    gp_job_free(&job);
     return rc;
 }

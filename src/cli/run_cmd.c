@@ -2,7 +2,7 @@
  *
  *   [calibration sample] -> stats -> dense evaluation -> for each method x sparsity: mask, pruned model, evaluation
  *         -> for each retrain method x sparsity: retraining, retrained model, evaluation
- *         -> OUT/report.md, OUT/report.json, one JSON line on stdout.
+ *         -> OUT/report.md, OUT/report.json (report.h), one JSON line on stdout.
  * Every stage whose output is complete and made from the same inputs and settings is skipped
  * (its results are read back), so rerunning a killed job continues where it stopped.
  */
@@ -12,28 +12,17 @@
 #include <string.h>
 
 #include "gaprune/cli.h"
-#include "gaprune/config.h"
 #include "gaprune/dist.h"
 #include "gaprune/eval.h"
-#include "gaprune/export.h"
 #include "gaprune/fs.h"
-#include "gaprune/h5.h"
 #include "gaprune/hash.h"
+#include "gaprune/job.h"
 #include "gaprune/log.h"
+#include "gaprune/model.h"
 #include "gaprune/pipeline.h"
-#include "gaprune/prune.h"
-#include "gaprune/retrain.h"
-#include "gaprune/retrain_file.h"
+#include "gaprune/report.h"
 #include "gaprune/sample.h"
 #include "gaprune/stats.h"
-
-typedef struct {
-    char method[48];
-    double sparsity;
-    double achieved, zero_fraction, fisher_ratio;
-    cJSON *one_shot, *retrained; /* eval documents (rank 0), retrained may be NULL */
-    double first_loss, last_loss;
-} row;
 
 static void hash_of(const char *a, const char *b, char out[65]) {
     gp_sha256 *h = gp_sha256_init();
@@ -45,13 +34,13 @@ static void hash_of(const char *a, const char *b, char out[65]) {
 
 /* Evaluates the model as it is in memory unless OUT/eval-<tag>.json is current; rank 0 gets
  * the document. */
-static gp_status evaluate(const gp_config *cfg, gp_model *m, const char *tag, const char *hash, bool have_sets,
+static gp_status evaluate(const gp_eval_opts *eo, const char *out_dir, gp_model *m, const char *tag, const char *hash,
                           cJSON **doc, gp_err *err) {
     *doc = NULL;
-    if (!have_sets) return GP_OK;
+    if (!eo->n_retrieval && !eo->n_sts) return GP_OK;
     char name[256];
     snprintf(name, sizeof name, "eval-%s.json", tag);
-    char *path = gp_path_join(cfg->out_dir, name);
+    char *path = gp_path_join(out_dir, name);
     int current = 0;
     if (gp_rank() == 0) {
         *doc = gp_eval_load_current(path, hash);
@@ -59,140 +48,131 @@ static gp_status evaluate(const gp_config *cfg, gp_model *m, const char *tag, co
     }
     gp_status rc = GP_OK;
     if (gp_allreduce_max_int(current)) gp_log0("eval %s: %s is up to date", tag, path);
-    else rc = gp_eval_model(cfg, m, tag, path, hash, doc, err);
+    else rc = gp_eval_model(eo, m, tag, path, hash, doc, err);
     free(path);
     return rc;
 }
 
-static double main_score(const cJSON *doc, const char *kind, const char *set) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, kind), set),
-                                                      "main_score");
-    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+/* What to prune and retrain: the methods of prune.methods, then those of retrain.methods that
+ * are not pruned one-shot too (they still get a row), each once, at every sparsity. */
+typedef struct {
+    const gp_criterion **method; /* [n] */
+    bool *retrain;               /* [n] */
+    int n;
+    const double *sparsity;
+    int n_sparsity;
+    double only_sparsity; /* --only */
+} plan;
+
+static bool in_list(const gp_criteria_list *l, const gp_criterion *c) {
+    for (int i = 0; i < l->n; i++)
+        if (l->v[i] == c) return true;
+    return false;
 }
 
-static double mean_score(const cJSON *doc) {
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(doc, "main_score_mean");
-    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+static void plan_add(plan *p, const gp_criterion *c, bool retrain) {
+    for (int i = 0; i < p->n; i++)
+        if (p->method[i] == c) return;
+    p->method = gp_realloc(p->method, (size_t)(p->n + 1) * sizeof *p->method);
+    p->retrain = gp_realloc(p->retrain, (size_t)(p->n + 1) * sizeof *p->retrain);
+    p->method[p->n] = c;
+    p->retrain[p->n++] = retrain;
 }
 
-static void pct(char *buf, size_t n, double v, double base) {
-    if (isnan(v) || isnan(base) || base == 0) buf[0] = '\0';
-    else snprintf(buf, n, "%+.2f%%", 100.0 * (v - base) / base);
-}
-
-static gp_status write_report(const gp_config *cfg, const gp_model *m, const cJSON *dense, row *rows, int nrows,
-                              const gp_sample_report *samples, const gp_stats_report *sr, double seconds, gp_err *err) {
-    char *md_path = gp_path_join(cfg->out_dir, "report.md"), *js_path = gp_path_join(cfg->out_dir, "report.json");
-    char *md_tmp = gp_tmp_path(md_path), *js_tmp = gp_tmp_path(js_path);
-    FILE *f = fopen(md_tmp, "w");
-    gp_status rc = GP_OK;
-    if (!f) {
-        rc = gp_errf(err, GP_EINPUT, "%s: cannot write", md_tmp);
-        goto done;
-    }
-    fprintf(f, "# gaprune report: %s\n\n", cfg->job_name);
-    fprintf(f, "- model: `%s` (%zu parameters, %s)\n", m->dir, m->table.total, m->cfg.arch == GP_ARCH_BERT ? "bert" : "qwen3");
-    if (samples)
-        fprintf(f, "- calibration: %s samples (k %lld) of `%s` (domain) and `%s` (general): %lld of %lld and %lld of %lld "
-                   "triplets, in `%s` and `%s`; fisher_batch %d, statistics in `%s/stats.h5`\n",
-                cfg->sample_method, (long long)cfg->sample_k, cfg->domain, cfg->general, (long long)samples->selected[0],
-                (long long)samples->candidates[0], (long long)samples->selected[1], (long long)samples->candidates[1],
-                samples->jsonl[0], samples->jsonl[1], cfg->fisher_batch, cfg->out_dir);
-    else
-        fprintf(f, "- calibration: `%s` (domain) and `%s` (general), at most %lld triplets each, fisher_batch %d, statistics in "
-                   "`%s/stats.h5`\n",
-                cfg->domain, cfg->general, (long long)cfg->max_samples, cfg->fisher_batch, cfg->out_dir);
-    fprintf(f, "- pruning: %s weights, scope %s, alpha %g, beta %g, gamma %g, alignment %s\n", cfg->layers, cfg->scope,
-            cfg->alpha, cfg->beta, cfg->gamma, cfg->alignment);
-    fprintf(f, "- retraining: %s, %d steps, lr %g, warm-up %d, batch %d\n", *cfg->retrain_methods ? cfg->retrain_methods : "none",
-            cfg->retrain_steps, cfg->lr, cfg->warmup, cfg->retrain_batch);
-    fprintf(f, "- %d rank%s; this run took %.0f s (stages already complete are not timed again)\n\n", gp_nranks(),
-            gp_nranks() > 1 ? "s" : "", seconds);
-    /* one table per evaluation set, then the mean */
-    const char *kinds[2] = {"retrieval", "sts"}, *metric[2] = {"nDCG@10", "Spearman"};
-    int nsets = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) +
-                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "sts"));
-    for (int k = 0; k < (nsets > 1 ? 3 : 2); k++) { /* the mean only when there is more than one set */
-        const cJSON *sets = k < 2 ? cJSON_GetObjectItemCaseSensitive(dense, kinds[k]) : NULL;
-        const cJSON *set = sets ? sets->child : NULL;
-        do {
-            if (k < 2 && !set) break;
-            const char *sname = k < 2 ? set->string : "mean of the main scores";
-            if (k < 2) fprintf(f, "## %s (%s)\n\n", sname, metric[k]);
-            else fprintf(f, "## %s\n\n", sname);
-            double base = k < 2 ? main_score(dense, kinds[k], sname) : mean_score(dense);
-            fprintf(f, "| method | sparsity | zeros in the model | one-shot | Δ vs dense | retrained | Δ vs dense |\n");
-            fprintf(f, "|---|---|---|---|---|---|---|\n");
-            fprintf(f, "| dense | 0 | | %.4f | | | |\n", base);
-            for (int i = 0; i < nrows; i++) {
-                double o = k < 2 ? main_score(rows[i].one_shot, kinds[k], sname) : mean_score(rows[i].one_shot);
-                double r = rows[i].retrained ? (k < 2 ? main_score(rows[i].retrained, kinds[k], sname) : mean_score(rows[i].retrained))
-                                             : NAN;
-                char d1[32], d2[32], rs[32] = "";
-                pct(d1, sizeof d1, o, base);
-                pct(d2, sizeof d2, r, base);
-                if (!isnan(r)) snprintf(rs, sizeof rs, "%.4f", r);
-                fprintf(f, "| %s | %g | %.1f%% | %.4f | %s | %s | %s |\n", rows[i].method, rows[i].sparsity,
-                        100 * rows[i].zero_fraction, o, d1, rs, d2);
-            }
-            fprintf(f, "\n");
-            set = set ? set->next : NULL;
-        } while (k < 2 && set);
-    }
-    fprintf(f, "## masks\n\n| method | sparsity | achieved | zeros in the model | fisher/magnitude term ratio | retraining loss "
-               "(first → last step) |\n|---|---|---|---|---|---|\n");
-    for (int i = 0; i < nrows; i++) {
-        char loss[64] = "";
-        if (rows[i].retrained) snprintf(loss, sizeof loss, "%.4f → %.4f", rows[i].first_loss, rows[i].last_loss);
-        fprintf(f, "| %s | %g | %.4f | %.2f%% | %.3g | %s |\n", rows[i].method, rows[i].sparsity, rows[i].achieved,
-                100 * rows[i].zero_fraction, rows[i].fisher_ratio, loss);
-    }
-    fprintf(f, "\nThe fisher/magnitude ratio is Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ| per tensor, averaged: near 0, GAPrune's "
-               "DAI ranks weights almost as magnitude pruning does.\n");
-    if (fclose(f) != 0) rc = gp_errf(err, GP_EINPUT, "%s: write failed", md_tmp);
-    if (!rc) rc = gp_commit_tmp(md_tmp, md_path, err);
-    if (!rc) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "job", cfg->job_path);
-        cJSON_AddStringToObject(j, "model", m->dir);
-        cJSON_AddNumberToObject(j, "n_ranks", gp_nranks());
-        cJSON_AddNumberToObject(j, "seconds", seconds);
-        cJSON_AddStringToObject(j, "stats_settings_hash", sr->settings_hash);
-        if (samples) {
-            cJSON *sj = cJSON_AddObjectToObject(j, "sample");
-            cJSON_AddStringToObject(sj, "method", cfg->sample_method);
-            cJSON_AddNumberToObject(sj, "k", (double)cfg->sample_k);
-            for (int c = 0; c < 2; c++) {
-                cJSON *cj = cJSON_AddObjectToObject(sj, c ? "general" : "domain");
-                cJSON_AddStringToObject(cj, "file", samples->jsonl[c]);
-                cJSON_AddNumberToObject(cj, "candidates", (double)samples->candidates[c]);
-                cJSON_AddNumberToObject(cj, "selected", (double)samples->selected[c]);
-                cJSON_AddStringToObject(cj, "settings_hash", samples->settings_hash[c]);
-            }
+/* --only METHOD:SPARSITY: that pair replaces the lists (retrained when retrain.methods has it). */
+static gp_status plan_make(plan *p, const gp_job *job, const char *only, gp_err *err) {
+    memset(p, 0, sizeof *p);
+    if (only) {
+        const char *colon = strrchr(only, ':');
+        char *end = NULL;
+        if (colon) p->only_sparsity = strtod(colon + 1, &end);
+        if (!colon || colon == only || !end || *end || !(p->only_sparsity >= 0 && p->only_sparsity < 1))
+            return gp_errf(err, GP_EINPUT, "--only %s: expected METHOD:SPARSITY with a sparsity in [0, 1)", only);
+        char *name = gp_strndup(only, (size_t)(colon - only));
+        const gp_criterion *c = gp_criterion_find(name);
+        free(name);
+        if (!c) {
+            char valid[512] = "";
+            for (const gp_criterion *const *k = gp_criteria(); *k; k++)
+                snprintf(valid + strlen(valid), sizeof valid - strlen(valid), "%s%s", k == gp_criteria() ? "" : "|", (*k)->name);
+            return gp_errf(err, GP_EINPUT, "--only %s: \"%.*s\" is not a criterion; one of %s", only, (int)(colon - only), only,
+                           valid);
         }
-        cJSON_AddItemToObject(j, "dense", dense ? cJSON_Duplicate(dense, 1) : cJSON_CreateNull());
-        cJSON *arr = cJSON_AddArrayToObject(j, "rows");
-        for (int i = 0; i < nrows; i++) {
-            cJSON *r = cJSON_CreateObject();
-            cJSON_AddStringToObject(r, "method", rows[i].method);
-            cJSON_AddNumberToObject(r, "sparsity", rows[i].sparsity);
-            cJSON_AddNumberToObject(r, "sparsity_achieved", rows[i].achieved);
-            cJSON_AddNumberToObject(r, "model_zero_fraction", rows[i].zero_fraction);
-            if (!isnan(rows[i].fisher_ratio)) cJSON_AddNumberToObject(r, "fisher_vs_magnitude", rows[i].fisher_ratio);
-            cJSON_AddItemToObject(r, "one_shot", rows[i].one_shot ? cJSON_Duplicate(rows[i].one_shot, 1) : cJSON_CreateNull());
-            cJSON_AddItemToObject(r, "retrained", rows[i].retrained ? cJSON_Duplicate(rows[i].retrained, 1) : cJSON_CreateNull());
-            cJSON_AddItemToArray(arr, r);
-        }
-        char *txt = cJSON_Print(j);
-        FILE *g = fopen(js_tmp, "w");
-        if (!g || fputs(txt, g) < 0 || fclose(g) != 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot write", js_tmp);
-        else rc = gp_commit_tmp(js_tmp, js_path, err);
-        free(txt);
-        cJSON_Delete(j);
+        plan_add(p, c, in_list(&job->retrain.methods, c));
+        p->sparsity = &p->only_sparsity;
+        p->n_sparsity = 1;
+        return GP_OK;
     }
-done:
-    free(md_path), free(js_path), free(md_tmp), free(js_tmp);
+    for (int i = 0; i < job->prune.methods.n; i++)
+        plan_add(p, job->prune.methods.v[i], in_list(&job->retrain.methods, job->prune.methods.v[i]));
+    for (int i = 0; i < job->retrain.methods.n; i++) plan_add(p, job->retrain.methods.v[i], true);
+    p->sparsity = job->prune.sparsity;
+    p->n_sparsity = job->prune.n_sparsity;
+    return GP_OK;
+}
+
+static void plan_free(plan *p) {
+    free(p->method);
+    free(p->retrain);
+}
+
+/* One mask: prune, evaluate, and when asked retrain and evaluate again; m->params is left
+ * masked (the caller restores the dense weights). */
+static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_prune_opts *po, gp_model *m,
+                          const gp_prune_inputs *in, const gp_criterion *method, double p, bool retrain,
+                          const char *eval_hash, gp_report_row *r, gp_err *err) {
+    snprintf(r->method, sizeof r->method, "%s", method->name);
+    r->sparsity = p;
+    gp_log0("run: stage 3/4, %s at %g", method->name, p);
+    gp_pruned pr;
+    gp_status rc = gp_prune_step(po, m, in, method, p, &pr, err);
+    if (rc) return rc;
+    r->achieved = pr.sparsity, r->zero_fraction = pr.zero_fraction, r->fisher_ratio = pr.fisher_ratio;
+    char h[65], tag[160];
+    hash_of(pr.hash, eval_hash, h);
+    snprintf(tag, sizeof tag, "pruned-%s", pr.tag);
+    rc = evaluate(eo, job->out_dir, m, tag, h, &r->one_shot, err);
+    if (!rc && retrain && job->retrain.steps > 0) {
+        gp_log0("run: stage 4/4, retraining %s", pr.tag);
+        gp_train_opts o;
+        gp_train_opts_retrain(job, &o);
+        gp_retrained rt;
+        rc = gp_retrain_step(&o, m, &pr.mask, pr.tag, pr.mask_path, pr.hash, job->out_dir, &rt, err);
+        if (!rc) {
+            r->first_loss = rt.report.first_loss, r->last_loss = rt.report.last_loss;
+            hash_of(rt.hash, eval_hash, h);
+            snprintf(tag, sizeof tag, "retrained-%s", pr.tag);
+            rc = evaluate(eo, job->out_dir, m, tag, h, &r->retrained, err);
+        }
+        gp_retrained_free(&rt);
+    }
+    gp_pruned_free(&pr);
     return rc;
+}
+
+/* The machine-readable summary line (rank 0). */
+static void print_summary(const gp_job *job, const cJSON *dense, const gp_report_row *rows, int n, bool report,
+                          double seconds) {
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "command", "run");
+    cJSON_AddStringToObject(s, "job", job->path);
+    if (dense) cJSON_AddNumberToObject(s, "dense", gp_report_mean(dense));
+    cJSON *res = cJSON_AddObjectToObject(s, "one_shot");
+    cJSON *ret = cJSON_AddObjectToObject(s, "retrained");
+    for (int i = 0; i < n; i++) {
+        char key[96];
+        snprintf(key, sizeof key, "%s-%g", rows[i].method, rows[i].sparsity);
+        if (rows[i].one_shot) cJSON_AddNumberToObject(res, key, gp_report_mean(rows[i].one_shot));
+        if (rows[i].retrained) cJSON_AddNumberToObject(ret, key, gp_report_mean(rows[i].retrained));
+    }
+    char *rp = gp_path_join(job->out_dir, "report.md");
+    if (report) cJSON_AddStringToObject(s, "report", rp);
+    cJSON_AddNumberToObject(s, "seconds", seconds);
+    char *line = cJSON_PrintUnformatted(s);
+    printf("%s\n", line);
+    fflush(stdout);
+    free(line), free(rp);
+    cJSON_Delete(s);
 }
 
 int gp_cmd_run(int argc, char **argv) {
@@ -203,65 +183,47 @@ int gp_cmd_run(int argc, char **argv) {
          "just this mask (and its retraining and evaluations): no dense evaluation, no report (job arrays)"},
         {NULL, 0, NULL, NULL, NULL},
     };
-    gp_config cfg;
-    gp_status rc = gp_cli_job("run", "JOB.ini [--only METHOD:SPARSITY] [--set section.key=value ...]", extra, argc, argv, &cfg);
+    gp_job job;
+    gp_status rc = gp_cli_job("run", "JOB.ini [--only METHOD:SPARSITY] [--set section.key=value ...]", extra, argc, argv, &job);
     if (rc == GP_ESTOPPED) return GP_OK;
     if (rc) {
-        gp_config_free(&cfg);
+        gp_job_free(&job);
         return rc;
     }
     gp_err err = {0};
-    char *ml = gp_strdup(cfg.prune_methods), *pl = gp_strdup(cfg.sparsity), *rl = gp_strdup(cfg.retrain_methods);
-    char *methods[32], *sp_text[32], *rmethods[32];
-    int nm = gp_split_list(ml, methods, 32), np = gp_split_list(pl, sp_text, 32), nr = gp_split_list(rl, rmethods, 32);
-    double sp[32];
-    for (int i = 0; i < np; i++) sp[i] = strtod(sp_text[i], NULL);
-    double only_p = -1;
-    if (only) { /* one pair: the method and sparsity replace the lists */
-        const char *colon = strrchr(only, ':');
-        char *end = NULL;
-        if (colon) only_p = strtod(colon + 1, &end);
-        if (!colon || colon == only || !end || *end || !(only_p >= 0 && only_p < 1)) {
-            rc = gp_errf(&err, GP_EINPUT, "gaprune run --only: expected METHOD:SPARSITY, got \"%s\"", only);
-        } else {
-            free(ml);
-            ml = gp_strndup(only, (size_t)(colon - only));
-            methods[0] = ml;
-            nm = 1;
-            np = 1;
-            sp[0] = only_p;
-            bool retrained = false;
-            for (int i = 0; i < nr; i++) retrained |= !strcmp(rmethods[i], ml);
-            if (retrained) rmethods[0] = ml;
-            nr = retrained ? 1 : 0;
-        }
-    }
-    for (int i = 0; i < nm + nr && !rc; i++) {
-        const char *name = i < nm ? methods[i] : rmethods[i - nm];
-        if (!gp_criterion_find(name)) rc = gp_errf(&err, GP_EINPUT, "%s: unknown method \"%s\" (see gaprune help-job)", cfg.job_path, name);
-    }
-    bool have_sets = *cfg.eval_retrieval || *cfg.eval_sts;
+    plan pl;
+    rc = plan_make(&pl, &job, only, &err);
+    gp_eval_opts eo;
+    gp_eval_opts_from_job(&eo, &job);
+    gp_prune_opts po;
+    gp_prune_opts_from_job(&po, &job);
+    const bool have_sets = eo.n_retrieval || eo.n_sts;
     gp_model *m = NULL;
     gp_sample_report samples = {0};
-    if (!rc) rc = gp_model_load(cfg.model_path, &m, &err);
-    if (!rc && gp_rank() == 0) rc = gp_mkdir_p(cfg.out_dir, &err);
+    if (!rc) rc = gp_model_load(job.model.path, &m, &err);
+    if (!rc && gp_rank() == 0) rc = gp_mkdir_p(job.out_dir, &err);
     char eval_hash[65] = "";
-    if (!rc && gp_rank() == 0 && have_sets) rc = gp_eval_hash(&cfg, eval_hash, &err);
+    if (!rc && gp_rank() == 0 && have_sets) rc = gp_eval_hash(&eo, eval_hash, &err);
     if ((rc = gp_agree(rc, &err))) goto out;
     gp_bcast_bytes(eval_hash, sizeof eval_hash, 0);
-    if (!have_sets) gp_warn("%s: [eval] names no retrieval folder and no STS file: no scores in the report", cfg.job_path);
+    if (!have_sets) gp_warn("%s: [eval] names no retrieval folder and no STS file: no scores in the report", job.path);
 
     /* 0. the calibration sample, 1. statistics (of the sample when there is one) */
-    const bool sampled = strcmp(cfg.sample_method, "none") != 0;
+    const bool sampled = job.sample.method != GP_SAMPLE_NONE;
     if (sampled) {
-        gp_log0("run: stage 0/4, calibration sample (%s, k %lld)", cfg.sample_method, (long long)cfg.sample_k);
-        if ((rc = gp_sample_run(&cfg, m, &samples, &err))) goto out;
+        gp_log0("run: stage 0/4, calibration sample (%s, k %lld)", gp_sample_method_name(job.sample.method),
+                (long long)job.sample.k);
+        gp_sample_opts so;
+        gp_sample_opts_from_job(&so, &job);
+        if ((rc = gp_sample_run(&so, m, &samples, &err))) goto out;
     }
     gp_stats_report sr;
+    gp_stats_opts sto;
+    gp_stats_opts_from_job(&sto, &job);
     gp_log0("run: stage 1/4, statistics");
-    if ((rc = gp_stats_run(&cfg, m, sampled ? &samples : NULL, &sr, &err))) goto out;
+    if ((rc = gp_stats_run(&sto, m, sampled ? &samples : NULL, &sr, &err))) goto out;
     gp_prune_inputs in;
-    if ((rc = gp_prune_inputs_init(&cfg, m, &in, &err))) goto out;
+    if ((rc = gp_prune_inputs_init(&po, m, &in, &err))) goto out;
     float *dense_params = gp_malloc(m->table.total * sizeof(float));
     memcpy(dense_params, m->params, m->table.total * sizeof(float));
 
@@ -270,113 +232,31 @@ int gp_cmd_run(int argc, char **argv) {
     cJSON *dense = NULL;
     char h[65];
     hash_of(in.model_sha, eval_hash, h);
-    if (!only) rc = evaluate(&cfg, m, "dense", h, have_sets, &dense, &err);
+    if (!only) rc = evaluate(&eo, job.out_dir, m, "dense", h, &dense, &err);
 
     /* 3. one-shot pruning, 4. retraining */
-    int nrows = nm * np;
-    for (int i = 0; i < nr; i++) {
-        bool seen = false;
-        for (int j = 0; j < nm; j++) seen |= !strcmp(rmethods[i], methods[j]);
-        if (!seen) nrows += np; /* retrained methods that are not pruned one-shot still get a row */
-    }
-    row *rows = gp_calloc((size_t)(nrows ? nrows : 1), sizeof(row));
+    const int nrows = pl.n * pl.n_sparsity;
+    gp_report_row *rows = gp_calloc((size_t)(nrows ? nrows : 1), sizeof *rows);
     int k = 0;
-    for (int a = 0; a < nm + nr && !rc; a++) {
-        const char *method = a < nm ? methods[a] : rmethods[a - nm];
-        bool dup = false;
-        for (int j = 0; j < a; j++) dup |= !strcmp(method, j < nm ? methods[j] : rmethods[j - nm]);
-        if (dup) continue;
-        bool retrain = false;
-        for (int j = 0; j < nr; j++) retrain |= !strcmp(method, rmethods[j]);
-        for (int b = 0; b < np && !rc; b++) {
-            row *r = &rows[k++];
-            snprintf(r->method, sizeof r->method, "%s", method);
-            r->sparsity = sp[b];
-            gp_log0("run: stage 3/4, %s at %g", method, sp[b]);
-            gp_pruned pr;
-            if ((rc = gp_prune_step(&cfg, m, &in, method, sp[b], &pr, &err))) break;
-            r->achieved = pr.sparsity, r->zero_fraction = pr.zero_fraction, r->fisher_ratio = pr.fisher_ratio;
-            hash_of(pr.hash, eval_hash, h);
-            char tag[160];
-            snprintf(tag, sizeof tag, "pruned-%s", pr.tag);
-            rc = evaluate(&cfg, m, tag, h, have_sets, &r->one_shot, &err);
-            if (!rc && retrain && cfg.retrain_steps > 0) {
-                gp_log0("run: stage 4/4, retraining %s", pr.tag);
-                char name[200];
-                snprintf(name, sizeof name, GP_RETRAIN_FILE_FMT, pr.tag);
-                char *log_path = gp_path_join(cfg.out_dir, name);
-                snprintf(name, sizeof name, "retrained-%s", pr.tag);
-                char *out_dir = gp_path_join(cfg.out_dir, name);
-                gp_retrain_report rep;
-                gp_train_opts o;
-                gp_train_opts_retrain(&cfg, &o);
-                rc = gp_retrain(&o, m, &pr.mask, pr.tag, log_path, pr.hash, &rep, &err);
-                char rhash[65] = "";
-                if (!rc) {
-                    r->first_loss = rep.first_loss, r->last_loss = rep.last_loss;
-                    if (gp_rank() == 0) {
-                        hid_t f = gp_h5_open_quiet(log_path);
-                        char *lh = f >= 0 ? gp_h5_read_attr_str(f, GP_RETRAIN_ATTR_SETTINGS_HASH) : NULL;
-                        snprintf(rhash, sizeof rhash, "%s", lh ? lh : "");
-                        free(lh);
-                        if (f >= 0) H5Fclose(f);
-                        if (!gp_folder_current(out_dir, rhash)) {
-                            char steps[32];
-                            snprintf(steps, sizeof steps, "%d", cfg.retrain_steps);
-                            const char *meta[] = {"gaprune.retrained_from_mask", pr.mask_path, "gaprune.retrain_steps", steps,
-                                                  "gaprune.retrain_log", log_path, "gaprune.source_model", m->dir,
-                                                  "gaprune.settings_hash", rhash, "gaprune.version", GP_VERSION};
-                            rc = gp_export_model(m, out_dir, meta, 6, &err);
-                        }
-                    }
-                    rc = gp_agree(rc, &err);
-                    gp_bcast_bytes(rhash, sizeof rhash, 0);
-                }
-                if (!rc) {
-                    hash_of(rhash, eval_hash, h);
-                    snprintf(tag, sizeof tag, "retrained-%s", pr.tag);
-                    rc = evaluate(&cfg, m, tag, h, have_sets, &r->retrained, &err);
-                }
-                free(log_path);
-                free(out_dir);
-            }
+    for (int a = 0; a < pl.n && !rc; a++)
+        for (int b = 0; b < pl.n_sparsity && !rc; b++) {
+            rc = run_mask(&job, &eo, &po, m, &in, pl.method[a], pl.sparsity[b], pl.retrain[a], eval_hash, &rows[k++], &err);
             memcpy(m->params, dense_params, m->table.total * sizeof(float));
-            gp_pruned_free(&pr);
         }
+    if (!rc && gp_rank() == 0 && !only) {
+        gp_report_model rm = {m->dir, m->table.total, m->cfg.arch == GP_ARCH_BERT ? "bert" : "qwen3"};
+        rc = gp_report_write(&job, &rm, dense, rows, k, sampled ? &samples : NULL, sr.settings_hash, gp_now() - t0, &err);
     }
-    if (!rc && gp_rank() == 0 && !only)
-        rc = write_report(&cfg, m, dense, rows, k, sampled ? &samples : NULL, &sr, gp_now() - t0, &err);
-    if (!(rc = gp_agree(rc, &err)) && gp_rank() == 0) {
-        cJSON *s = cJSON_CreateObject();
-        cJSON_AddStringToObject(s, "command", "run");
-        cJSON_AddStringToObject(s, "job", cfg.job_path);
-        if (dense) cJSON_AddNumberToObject(s, "dense", mean_score(dense));
-        cJSON *res = cJSON_AddObjectToObject(s, "one_shot");
-        cJSON *ret = cJSON_AddObjectToObject(s, "retrained");
-        for (int i = 0; i < k; i++) {
-            char key[96];
-            snprintf(key, sizeof key, "%s-%g", rows[i].method, rows[i].sparsity);
-            if (rows[i].one_shot) cJSON_AddNumberToObject(res, key, mean_score(rows[i].one_shot));
-            if (rows[i].retrained) cJSON_AddNumberToObject(ret, key, mean_score(rows[i].retrained));
-        }
-        char *rp = gp_path_join(cfg.out_dir, "report.md");
-        if (!only) cJSON_AddStringToObject(s, "report", rp);
-        cJSON_AddNumberToObject(s, "seconds", gp_now() - t0);
-        char *line = cJSON_PrintUnformatted(s);
-        printf("%s\n", line);
-        fflush(stdout);
-        free(line), free(rp);
-        cJSON_Delete(s);
-    }
+    if (!(rc = gp_agree(rc, &err)) && gp_rank() == 0) print_summary(&job, dense, rows, k, !only, gp_now() - t0);
     for (int i = 0; i < k; i++) cJSON_Delete(rows[i].one_shot), cJSON_Delete(rows[i].retrained);
     free(rows);
     cJSON_Delete(dense);
     free(dense_params);
     gp_prune_inputs_free(&in);
 out:
+    plan_free(&pl);
     gp_sample_report_free(&samples);
     gp_model_free(m);
-    free(ml), free(pl), free(rl);
-    gp_config_free(&cfg);
+    gp_job_free(&job);
     return rc;
 }

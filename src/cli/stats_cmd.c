@@ -1,33 +1,39 @@
 /* stats_cmd.c — `gaprune stats JOB.ini`: the statistics pass as its own command (with
  * sample.method set, the calibration sample first, skipped when complete). */
-#include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/sample.h"
 #include "gaprune/stats.h"
 
 int gp_cmd_stats(int argc, char **argv) {
-    gp_config cfg;
-    gp_status rc = gp_cli_job("stats", "JOB.ini [--set section.key=value ...]", NULL, argc, argv, &cfg);
+    gp_job job;
+    gp_status rc = gp_cli_job("stats", "JOB.ini [--set section.key=value ...]", NULL, argc, argv, &job);
     if (rc == GP_ESTOPPED) return GP_OK;
     if (rc) {
-        gp_config_free(&cfg);
+        gp_job_free(&job);
         return rc;
     }
     gp_err err = {0};
     gp_model *m = NULL;
-    rc = gp_agree(gp_model_load(cfg.model_path, &m, &err), &err);
+    rc = gp_agree(gp_model_load(job.model.path, &m, &err), &err);
     gp_sample_report samples = {0};
-    const bool sampled = strcmp(cfg.sample_method, "none") != 0;
-    if (!rc && sampled) rc = gp_sample_run(&cfg, m, &samples, &err);
+    const bool sampled = job.sample.method != GP_SAMPLE_NONE;
+    if (!rc && sampled) {
+        gp_sample_opts so;
+        gp_sample_opts_from_job(&so, &job);
+        rc = gp_sample_run(&so, m, &samples, &err);
+    }
     if (!rc) {
+        gp_stats_opts o;
+        gp_stats_opts_from_job(&o, &job);
         gp_stats_report rep;
-        rc = gp_stats_run(&cfg, m, sampled ? &samples : NULL, &rep, &err);
+        rc = gp_stats_run(&o, m, sampled ? &samples : NULL, &rep, &err);
         if (!rc)
             gp_log0("{\"command\":\"stats\",\"up_to_date\":%s,\"triplets\":%lld,\"ranks\":%d,\"seconds\":%.3f,"
                     "\"triplets_per_s\":%.2f,\"loop_s\":%.3f,\"allreduce_s\":%.3f,\"checkpoint_s\":%.3f,\"write_s\":%.3f,"
@@ -38,6 +44,6 @@ int gp_cmd_stats(int argc, char **argv) {
     }
     gp_sample_report_free(&samples);
     gp_model_free(m);
-    gp_config_free(&cfg);
+    gp_job_free(&job);
     return rc;
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "gaprune/cli.h"
-#include "gaprune/config.h"
+#include "gaprune/job.h"
 #include "gaprune/dist.h"
 #include "gaprune/export.h"
 #include "gaprune/fs.h"
@@ -67,7 +67,7 @@ static double normal(uint64_t *s) {
 }
 
 /* Rank 0: OUT/model-init from a config.json. */
-static gp_status make_init(const gp_config *cfg, const char *config_path, const char *dir, gp_err *err) {
+static gp_status make_init(const gp_job *job, const char *config_path, const char *dir, gp_err *err) {
     cJSON *j = NULL;
     gp_status rc = gp_json_load(config_path, &j, err);
     double range = 0.02;
@@ -87,14 +87,14 @@ static gp_status make_init(const gp_config *cfg, const char *config_path, const 
                      "start a %s model from its folder", config_path, "qwen3");
     char **texts = NULL;
     int64_t n = 0;
-    if (!rc) rc = corpus_texts(cfg->train_corpus, cfg->on_bad_record == GP_BAD_SKIP, &texts, &n, err);
-    if (!rc && *cfg->domain) rc = corpus_texts(cfg->domain, cfg->on_bad_record == GP_BAD_SKIP, &texts, &n, err);
+    if (!rc) rc = corpus_texts(job->train.corpus, job->data.on_bad_record == GP_BAD_SKIP, &texts, &n, err);
+    if (!rc && *job->data.domain) rc = corpus_texts(job->data.domain, job->data.on_bad_record == GP_BAD_SKIP, &texts, &n, err);
     char *vocab = gp_path_join(tmp, "vocab.txt");
     if (!rc) rc = gp_wordpiece_learn((const char *const *)texts, n, mc.vocab_size, true, vocab, err);
     for (int64_t i = 0; i < n; i++) free(texts[i]);
     free(texts);
     char sbc[128];
-    int msl = cfg->max_length < mc.max_positions ? cfg->max_length : mc.max_positions;
+    int msl = job->model.max_length < mc.max_positions ? job->model.max_length : mc.max_positions;
     snprintf(sbc, sizeof sbc, "{\n  \"max_seq_length\": %d,\n  \"do_lower_case\": false\n}\n", msl);
     char pooling[512];
     snprintf(pooling, sizeof pooling,
@@ -120,7 +120,7 @@ static gp_status make_init(const gp_config *cfg, const char *config_path, const 
     if (!rc) rc = put(tmp, "sentence_bert_config.json", sbc, err);
     if (!rc) {
         gp_model *m = gp_model_create(&mc, (gp_pooling){GP_POOL_MEAN, true});
-        uint64_t s = (uint64_t)cfg->data_seed * 0x2545f4914f6cdd1dull + 1;
+        uint64_t s = (uint64_t)job->data.seed * 0x2545f4914f6cdd1dull + 1;
         for (int i = 0; i < m->table.n; i++) {
             const gp_param *p = &m->table.p[i];
             float *w = gp_model_param(m, i);
@@ -149,31 +149,31 @@ static gp_status make_init(const gp_config *cfg, const char *config_path, const 
 }
 
 int gp_cmd_train(int argc, char **argv) {
-    gp_config cfg;
-    gp_status rc = gp_cli_job("train", "JOB.ini [--set section.key=value ...]", NULL, argc, argv, &cfg);
+    gp_job job;
+    gp_status rc = gp_cli_job("train", "JOB.ini [--set section.key=value ...]", NULL, argc, argv, &job);
     if (rc == GP_ESTOPPED) return GP_OK;
     if (rc) {
-        gp_config_free(&cfg);
+        gp_job_free(&job);
         return rc;
     }
     gp_err err = {0};
-    if (!*cfg.train_init || !*cfg.train_corpus)
-        rc = gp_errf(&err, GP_EINPUT, "%s: [train] init and corpus are required", cfg.job_path);
-    char *init_dir = gp_path_join(cfg.out_dir, "model-init"), *out = gp_path_join(cfg.out_dir, "model"),
-         *log_path = gp_path_join(cfg.out_dir, "train.h5");
-    const char *model_dir = cfg.train_init;
-    bool from_config = !rc && gp_file_exists(cfg.train_init);
+    if (!*job.train.init || !*job.train.corpus)
+        rc = gp_errf(&err, GP_EINPUT, "%s: [train] init and corpus are required", job.path);
+    char *init_dir = gp_path_join(job.out_dir, "model-init"), *out = gp_path_join(job.out_dir, "model"),
+         *log_path = gp_path_join(job.out_dir, "train.h5");
+    const char *model_dir = job.train.init;
+    bool from_config = !rc && gp_file_exists(job.train.init);
     char base[65] = "";
     if (!rc && gp_rank() == 0) {
-        rc = gp_mkdir_p(cfg.out_dir, &err);
+        rc = gp_mkdir_p(job.out_dir, &err);
         if (!rc && from_config) {
             /* the initial model depends on config.json, the corpora and the seed */
             char cfg_sha[65], a[65] = "", b[65] = "", text[512];
-            rc = gp_sha256_file(cfg.train_init, cfg_sha, &err);
-            if (!rc) rc = gp_sha256_file(cfg.train_corpus, a, &err);
-            if (!rc && *cfg.domain) rc = gp_sha256_file(cfg.domain, b, &err);
+            rc = gp_sha256_file(job.train.init, cfg_sha, &err);
+            if (!rc) rc = gp_sha256_file(job.train.corpus, a, &err);
+            if (!rc && *job.data.domain) rc = gp_sha256_file(job.data.domain, b, &err);
             snprintf(text, sizeof text, "gaprune-init v1; config %s; corpus %s; domain %s; seed %lld; max_length %d", cfg_sha, a, b,
-                     (long long)cfg.data_seed, cfg.max_length);
+                     (long long)job.data.seed, job.model.max_length);
             gp_sha256 *h = gp_sha256_init();
             gp_sha256_update(h, text, strlen(text));
             gp_sha256_final(h, base);
@@ -182,13 +182,13 @@ int gp_cmd_train(int argc, char **argv) {
             bool current = gp_read_file(marker, &old, NULL, &err) == GP_OK && !strncmp(old, base, 64);
             free(old);
             if (!current && !rc) {
-                gp_log0("train: making %s from %s", init_dir, cfg.train_init);
-                rc = make_init(&cfg, cfg.train_init, init_dir, &err);
+                gp_log0("train: making %s from %s", init_dir, job.train.init);
+                rc = make_init(&job, job.train.init, init_dir, &err);
                 if (!rc) rc = put(init_dir, GP_INIT_MARKER, base, &err);
             }
             free(marker);
         } else if (!rc) {
-            rc = gp_model_sha256(cfg.train_init, base, &err);
+            rc = gp_model_sha256(job.train.init, base, &err);
         }
     }
     if (from_config) model_dir = init_dir;
@@ -197,22 +197,22 @@ int gp_cmd_train(int argc, char **argv) {
     gp_bcast_bytes(base, sizeof base, 0);
     if (!rc) {
         gp_train_opts o;
-        gp_train_opts_train(&cfg, &o);
+        gp_train_opts_train(&job, &o);
         gp_retrain_report rep;
         rc = gp_retrain(&o, m, NULL, "train", log_path, base, &rep, &err);
         if (!rc) {
             char hash[65] = "";
             if (gp_rank() == 0) {
                 char text[200];
-                snprintf(text, sizeof text, "%s|%d|%.17g|%d", base, cfg.train_steps, cfg.train_lr, cfg.train_batch);
+                snprintf(text, sizeof text, "%s|%d|%.17g|%d", base, job.train.steps, job.train.lr, job.train.batch);
                 gp_sha256 *h = gp_sha256_init();
                 gp_sha256_update(h, text, strlen(text));
                 gp_sha256_final(h, hash);
                 if (!gp_folder_current(out, hash)) {
                     char steps[32];
-                    snprintf(steps, sizeof steps, "%d", cfg.train_steps);
+                    snprintf(steps, sizeof steps, "%d", job.train.steps);
                     const char *meta[] = {"gaprune.trained_from", model_dir, "gaprune.train_steps", steps, "gaprune.train_corpus",
-                                          cfg.train_corpus, "gaprune.settings_hash", hash, "gaprune.version", GP_VERSION};
+                                          job.train.corpus, "gaprune.settings_hash", hash, "gaprune.version", GP_VERSION};
                     rc = gp_export_model(m, out, meta, 5, &err);
                 }
             }
@@ -224,6 +224,6 @@ int gp_cmd_train(int argc, char **argv) {
     }
     gp_model_free(m);
     free(init_dir), free(out), free(log_path);
-    gp_config_free(&cfg);
+    gp_job_free(&job);
     return rc;
 }

@@ -1,9 +1,22 @@
-/* arch.h — what each encoder architecture provides to model.c (private to src/model). */
+/*
+ * arch.h — what each encoder architecture provides to model.c, and the registry that lists
+ * them (private to src/model; gp_arch_info in model.h is the public part of a row).
+ *
+ * An architecture is one file (bert.c, qwen3.c) defining a gp_arch_ops: its description, its
+ * config.json parser, its parameter table and its forward and backward. arch.c's registry has
+ * one row per architecture; model.c reaches an architecture only through gp_arch_ops_get, so
+ * adding one touches its own file, the registry row and the gp_arch enum.
+ *
+ * Usage (inside src/model):
+ *     const gp_arch_ops *ops = gp_arch_ops_get(m->cfg.arch);
+ *     const float *hidden = ops->forward(m, &state, &packed, true);
+ */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gaprune/json.h"
 #include "gaprune/model.h"
 
 /* A batch packed to its real tokens: sequence b owns rows offsets[b] .. offsets[b+1]-1. */
@@ -15,14 +28,14 @@ typedef struct {
 } gp_packed;
 
 typedef struct {
-    const char *name;
+    gp_arch_info info; /* first, so that a registry row's info leads back to its ops */
     const char *token_embedding; /* parameter name of the token-embedding matrix [V, C] */
     /* The prefix some checkpoints put before every name ("bert." from BertForMaskedLM, "model."
      * from Qwen3ForCausalLM); names are looked up without it first. */
     const char *file_prefix;
+    /* Fills cfg (cfg->arch is already set) from config.json, whose path errors name. */
+    gp_status (*parse_config)(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err);
     void (*build_table)(const gp_model_config *cfg, gp_param_table *t);
-    /* Kind of a parameter by its canonical name (2-D weights only are MLP or attention). */
-    gp_param_kind (*param_kind)(const char *name);
     /* Returns hidden states [N, C] (owned by the state). With train = false nothing is kept
      * for backward and memory does not grow with the number of layers. */
     const float *(*forward)(gp_model *m, void **state, const gp_packed *pk, bool train);
@@ -36,3 +49,13 @@ typedef struct {
 
 extern const gp_arch_ops gp_bert_ops;
 extern const gp_arch_ops gp_qwen3_ops;
+
+/* The ops of a gp_model_config.arch value (aborts on one outside the registry). */
+const gp_arch_ops *gp_arch_ops_get(gp_arch a);
+
+/* config.json readers the architectures' parsers share: a positive int key, an epsilon in
+ * (0, 1), and the six sizes every architecture names alike (vocab_size, hidden_size,
+ * num_hidden_layers, num_attention_heads, intermediate_size, max_position_embeddings). */
+gp_status gp_config_int(const cJSON *j, const char *key, int *out, const char *path, gp_err *err);
+gp_status gp_config_eps(const cJSON *j, const char *key, float *out, const char *path, gp_err *err);
+gp_status gp_config_common_sizes(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err);

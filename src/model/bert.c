@@ -1,4 +1,5 @@
-/* bert.c — the BERT encoder (BERT, MiniLM, bge, e5, gte), forward and backward.
+/* bert.c — the BERT encoder (BERT, MiniLM, bge, e5, gte): its config.json, parameters, forward
+ * and backward, and its registry row (arch.h).
  *
  * Post-LN blocks, as transformers' BertModel in eval mode (no dropout):
  *   x0  = LN(wte[id] + wpe[pos] + wtt[0])
@@ -15,7 +16,37 @@
 #include <string.h>
 
 #include "arch.h"
+#include "gaprune/json.h"
 #include "gaprune/kernels.h"
+
+/* ---- config.json ------------------------------------------------------------------------ */
+
+static gp_status bert_config(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
+    gp_status rc;
+    if ((rc = gp_config_common_sizes(j, path, cfg, err)) ||
+        (rc = gp_config_int(j, "type_vocab_size", &cfg->type_vocab, path, err)) ||
+        (rc = gp_config_eps(j, "layer_norm_eps", &cfg->norm_eps, path, err)))
+        return rc;
+    const char *act = NULL;
+    if ((rc = gp_json_string(j, "hidden_act", &act, path, err))) return rc;
+    if (strcmp(act, "gelu") != 0)
+        return gp_errf(err, GP_EINPUT, "%s: key \"hidden_act\" = \"%s\" is not supported (gelu, the erf form)", path, act);
+    const char *pet = NULL;
+    if ((rc = gp_json_opt_string(j, "position_embedding_type", &pet, path, err))) return rc;
+    if (pet && strcmp(pet, "absolute") != 0)
+        return gp_errf(err, GP_EINPUT, "%s: key \"position_embedding_type\" = \"%s\" is not supported (absolute)", path, pet);
+    if (cfg->hidden % cfg->heads)
+        return gp_errf(err, GP_EINPUT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path, cfg->hidden,
+                       cfg->heads);
+    cfg->kv_heads = cfg->heads;
+    cfg->head_dim = cfg->hidden / cfg->heads;
+    return GP_OK;
+}
+
+/* ---- parameter table ---------------------------------------------------------------------- */
+
+/* Canonical names of block l's parameters start with BLOCK "l." */
+#define BLOCK "encoder.layer."
 
 /* Index layout of the parameter table built below. */
 enum { E_WTE, E_WPE, E_WTT, E_LNW, E_LNB, E_COUNT };
@@ -36,7 +67,7 @@ static void bert_build_table(const gp_model_config *c, gp_param_table *t) {
     char n[128];
 #define ADD(suffix, nd, d0, d1)                                                                                 \
     do {                                                                                                        \
-        snprintf(n, sizeof n, "encoder.layer.%d.%s", l, suffix);                                                \
+        snprintf(n, sizeof n, "%s%d.%s", BLOCK, l, suffix);                                                     \
         gp_param_table_add(t, n, nd, d0, d1);                                                                   \
     } while (0)
     for (int l = 0; l < c->layers; l++) {
@@ -58,21 +89,6 @@ static void bert_build_table(const gp_model_config *c, gp_param_table *t) {
         ADD("output.LayerNorm.bias", 1, C, 0);
     }
 #undef ADD
-}
-
-static bool ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-static gp_param_kind bert_param_kind(const char *name) {
-    if (strncmp(name, "encoder.layer.", 14) != 0) return GP_PARAM_OTHER;
-    if (ends_with(name, ".intermediate.dense.weight")) return GP_PARAM_MLP;
-    if (ends_with(name, ".attention.output.dense.weight") || ends_with(name, ".attention.self.query.weight") ||
-        ends_with(name, ".attention.self.key.weight") || ends_with(name, ".attention.self.value.weight"))
-        return GP_PARAM_ATTENTION;
-    if (ends_with(name, ".output.dense.weight")) return GP_PARAM_MLP;
-    return GP_PARAM_OTHER;
 }
 
 typedef struct {
@@ -262,12 +278,27 @@ static void bert_state_free(void *state) {
     free(s);
 }
 
+static const char *const bert_model_types[] = {"bert", NULL};
+static const char *const bert_mlp[] = {"intermediate.dense.weight", "output.dense.weight", NULL};
+static const char *const bert_attention[] = {"attention.self.query.weight", "attention.self.key.weight",
+                                             "attention.self.value.weight", "attention.output.dense.weight", NULL};
+
 const gp_arch_ops gp_bert_ops = {
-    .name = "bert",
+    .info =
+        {
+            .arch = GP_ARCH_BERT,
+            .name = "bert",
+            .model_types = bert_model_types,
+            .description = "BERT-family encoders (BERT, MiniLM, bge, e5, gte): post-LN, absolute positions, GELU",
+            .default_pool = GP_POOL_MEAN,
+            .block_prefix = BLOCK,
+            .mlp = bert_mlp,
+            .attention = bert_attention,
+        },
     .token_embedding = "embeddings.word_embeddings.weight",
     .file_prefix = "bert.",
+    .parse_config = bert_config,
     .build_table = bert_build_table,
-    .param_kind = bert_param_kind,
     .forward = bert_forward,
     .backward = bert_backward,
     .state_free = bert_state_free,

@@ -31,14 +31,6 @@ struct gp_model_state {
     bool dirty_valid; /* grads is zero outside the dirty rows of the token embedding */
 };
 
-static const gp_arch_ops *arch_ops(gp_arch a) {
-    switch (a) {
-    case GP_ARCH_BERT: return &gp_bert_ops;
-    case GP_ARCH_QWEN3: return &gp_qwen3_ops;
-    default: return NULL;
-    }
-}
-
 /* ---- parameter table -------------------------------------------------------------------- */
 
 void gp_param_table_add(gp_param_table *t, const char *name, int ndim, int64_t d0, int64_t d1) {
@@ -68,128 +60,12 @@ void gp_param_table_free(gp_param_table *t) {
 
 void gp_model_build_table(const gp_model_config *cfg, gp_param_table *t) {
     memset(t, 0, sizeof *t);
-    arch_ops(cfg->arch)->build_table(cfg, t);
+    gp_arch_ops_get(cfg->arch)->build_table(cfg, t);
 }
 
 static void set_tok_emb(gp_model *m) {
-    m->tok_emb = gp_param_table_find(&m->table, arch_ops(m->cfg.arch)->token_embedding);
-    GP_CHECK(m->tok_emb >= 0, "architecture %s has no token embedding", arch_ops(m->cfg.arch)->name);
-}
-
-/* ---- config.json ------------------------------------------------------------------------ */
-
-static gp_status get_int(const cJSON *j, const char *key, int *out, const char *path, gp_err *err) {
-    int64_t v;
-    if (gp_json_int(j, key, &v, path, err)) return GP_EINPUT;
-    if (v <= 0 || v > (1 << 30)) return gp_errf(err, GP_EINPUT, "%s: key \"%s\" = %lld is out of range", path, key, (long long)v);
-    *out = (int)v;
-    return GP_OK;
-}
-
-static gp_status get_eps(const cJSON *j, const char *key, float *out, const char *path, gp_err *err) {
-    double eps;
-    if (gp_json_double(j, key, &eps, path, err)) return GP_EINPUT;
-    if (!(eps > 0 && eps < 1)) return gp_errf(err, GP_EINPUT, "%s: key \"%s\" = %g is out of range", path, key, eps);
-    *out = (float)eps;
-    return GP_OK;
-}
-
-/* The sizes every architecture's config.json gives under the same names. */
-static gp_status common_sizes(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
-    gp_status rc;
-    if ((rc = get_int(j, "vocab_size", &cfg->vocab_size, path, err)) ||
-        (rc = get_int(j, "hidden_size", &cfg->hidden, path, err)) ||
-        (rc = get_int(j, "num_hidden_layers", &cfg->layers, path, err)) ||
-        (rc = get_int(j, "num_attention_heads", &cfg->heads, path, err)) ||
-        (rc = get_int(j, "intermediate_size", &cfg->intermediate, path, err)))
-        return rc;
-    return get_int(j, "max_position_embeddings", &cfg->max_positions, path, err);
-}
-
-static gp_status bert_config(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
-    gp_status rc;
-    if ((rc = common_sizes(j, path, cfg, err)) || (rc = get_int(j, "type_vocab_size", &cfg->type_vocab, path, err)) ||
-        (rc = get_eps(j, "layer_norm_eps", &cfg->norm_eps, path, err)))
-        return rc;
-    const char *act = NULL;
-    if ((rc = gp_json_string(j, "hidden_act", &act, path, err))) return rc;
-    if (strcmp(act, "gelu") != 0)
-        return gp_errf(err, GP_EINPUT, "%s: key \"hidden_act\" = \"%s\" is not supported (gelu, the erf form)", path, act);
-    const char *pet = NULL;
-    if ((rc = gp_json_opt_string(j, "position_embedding_type", &pet, path, err))) return rc;
-    if (pet && strcmp(pet, "absolute") != 0)
-        return gp_errf(err, GP_EINPUT, "%s: key \"position_embedding_type\" = \"%s\" is not supported (absolute)", path, pet);
-    if (cfg->hidden % cfg->heads)
-        return gp_errf(err, GP_EINPUT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path, cfg->hidden,
-                       cfg->heads);
-    cfg->kv_heads = cfg->heads;
-    cfg->head_dim = cfg->hidden / cfg->heads;
-    return GP_OK;
-}
-
-static gp_status qwen3_config(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
-    gp_status rc;
-    if ((rc = common_sizes(j, path, cfg, err)) || (rc = get_eps(j, "rms_norm_eps", &cfg->norm_eps, path, err)))
-        return rc;
-    /* the optional keys, with transformers' Qwen3Config defaults */
-    cfg->kv_heads = cfg->heads;
-    if (cJSON_GetObjectItemCaseSensitive(j, "num_key_value_heads") &&
-        (rc = get_int(j, "num_key_value_heads", &cfg->kv_heads, path, err)))
-        return rc;
-    cfg->head_dim = cfg->hidden / cfg->heads;
-    const cJSON *hd = cJSON_GetObjectItemCaseSensitive(j, "head_dim");
-    if (hd && !cJSON_IsNull(hd) && (rc = get_int(j, "head_dim", &cfg->head_dim, path, err))) return rc;
-    cfg->rope_theta = 10000.0;
-    if ((rc = gp_json_opt_double(j, "rope_theta", &cfg->rope_theta, path, err))) return rc;
-    if (!(cfg->rope_theta > 1)) return gp_errf(err, GP_EINPUT, "%s: key \"rope_theta\" = %g is out of range", path, cfg->rope_theta);
-    const char *act = NULL;
-    if ((rc = gp_json_string(j, "hidden_act", &act, path, err))) return rc;
-    if (strcmp(act, "silu") != 0)
-        return gp_errf(err, GP_EINPUT, "%s: key \"hidden_act\" = \"%s\" is not supported (silu)", path, act);
-    bool flag = false;
-    if ((rc = gp_json_opt_bool(j, "attention_bias", &flag, path, err))) return rc;
-    if (flag) return gp_errf(err, GP_EINPUT, "%s: key \"attention_bias\" = true is not supported", path);
-    flag = false;
-    if ((rc = gp_json_opt_bool(j, "use_sliding_window", &flag, path, err))) return rc;
-    if (flag) return gp_errf(err, GP_EINPUT, "%s: key \"use_sliding_window\" = true is not supported", path);
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
-    if (rs && !cJSON_IsNull(rs))
-        return gp_errf(err, GP_EINPUT, "%s: key \"rope_scaling\" is not supported (must be null)", path);
-    if ((rc = gp_json_opt_bool(j, "tie_word_embeddings", &cfg->tie_embeddings, path, err))) return rc;
-    if (cfg->kv_heads > cfg->heads || cfg->heads % cfg->kv_heads)
-        return gp_errf(err, GP_EINPUT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path,
-                       cfg->heads, cfg->kv_heads);
-    if (cfg->head_dim % 2)
-        return gp_errf(err, GP_EINPUT, "%s: key \"head_dim\" = %d must be even (rotary embeddings)", path, cfg->head_dim);
-    return GP_OK;
-}
-
-gp_status gp_model_config_load(const char *dir, gp_model_config *cfg, gp_err *err) {
-    memset(cfg, 0, sizeof *cfg);
-    char *path = gp_path_join(dir, "config.json");
-    cJSON *j = NULL;
-    gp_status rc = gp_json_load(path, &j, err);
-    if (rc) goto done;
-    const char *mt = NULL;
-    if ((rc = gp_json_opt_string(j, "model_type", &mt, path, err))) goto done;
-    if (!mt) {
-        rc = gp_errf(err, GP_EINPUT, "%s: missing key \"model_type\"", path);
-        goto done;
-    }
-    if (strcmp(mt, "bert") == 0) {
-        cfg->arch = GP_ARCH_BERT;
-        rc = bert_config(j, path, cfg, err);
-    } else if (strcmp(mt, "qwen3") == 0) {
-        cfg->arch = GP_ARCH_QWEN3;
-        rc = qwen3_config(j, path, cfg, err);
-    } else {
-        rc = gp_errf(err, GP_EINPUT, "%s: key \"model_type\" = \"%s\" is not a supported architecture (bert, qwen3)",
-                     path, mt);
-    }
-done:
-    cJSON_Delete(j);
-    free(path);
-    return rc;
+    m->tok_emb = gp_param_table_find(&m->table, gp_arch_ops_get(m->cfg.arch)->token_embedding);
+    GP_CHECK(m->tok_emb >= 0, "architecture %s has no token embedding", gp_arch_get(m->cfg.arch)->name);
 }
 
 /* ---- sentence-transformers modules ------------------------------------------------------ */
@@ -197,7 +73,7 @@ done:
 static gp_status load_pooling(gp_model *m, gp_err *err) {
     /* the defaults when the folder has no modules.json: what sentence-transformers ships for
      * each family (BERT-style encoders pool the mean, Qwen3-Embedding the last token) */
-    m->pool.mode = m->cfg.arch == GP_ARCH_QWEN3 ? GP_POOL_LAST : GP_POOL_MEAN;
+    m->pool.mode = gp_arch_get(m->cfg.arch)->default_pool;
     m->pool.normalize = true;
     char *mpath = gp_path_join(m->dir, "modules.json");
     cJSON *mods = NULL, *pc = NULL;
@@ -316,7 +192,7 @@ static gp_status load_weights(gp_model *m, gp_err *err) {
     gp_status rc = gp_st_set_open(m->dir, &set, err);
     if (rc) return rc;
     const gp_param_table *t = &m->table;
-    const char *prefixes[] = {"", arch_ops(m->cfg.arch)->file_prefix};
+    const char *prefixes[] = {"", gp_arch_ops_get(m->cfg.arch)->file_prefix};
     for (int i = 0; i < t->n && !rc; i++) {
         const gp_param *p = &t->p[i];
         const gp_st_tensor *st = NULL;
@@ -406,8 +282,7 @@ gp_model *gp_model_create(const gp_model_config *cfg, gp_pooling pool) {
 void gp_model_free(gp_model *m) {
     if (!m) return;
     if (m->st) {
-        const gp_arch_ops *ops = arch_ops(m->cfg.arch);
-        if (ops) ops->state_free(m->st->arch);
+        gp_arch_ops_get(m->cfg.arch)->state_free(m->st->arch);
         free(m->st->pk.ids);
         free(m->st->pk.pos);
         free(m->st->pk.offsets);
@@ -433,16 +308,30 @@ void gp_model_free(gp_model *m) {
     free(m);
 }
 
+static bool listed(const char *const *names, const char *name) {
+    for (; *names; names++)
+        if (strcmp(*names, name) == 0) return true;
+    return false;
+}
+
 gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer) {
+    const gp_arch_info *a = gp_arch_get(m->cfg.arch);
     const char *name = m->table.p[i].name;
-    if (layer) {
-        *layer = -1;
-        const char *p = strstr(name, "layer.");
-        if (!p) p = strstr(name, "layers.");
-        if (p) *layer = atoi(strchr(p, '.') + 1);
+    const size_t pl = strlen(a->block_prefix);
+    /* a block parameter is block_prefix, the block number, ".", its name inside the block */
+    const char *in_block = NULL;
+    long block = -1;
+    if (strncmp(name, a->block_prefix, pl) == 0) {
+        char *end;
+        block = strtol(name + pl, &end, 10);
+        if (end > name + pl && *end == '.') in_block = end + 1;
+        else block = -1;
     }
-    if (m->table.p[i].ndim != 2) return GP_PARAM_OTHER;
-    return arch_ops(m->cfg.arch)->param_kind(name);
+    if (layer) *layer = (int)block;
+    if (m->table.p[i].ndim != 2 || !in_block) return GP_PARAM_OTHER;
+    if (listed(a->mlp, in_block)) return GP_PARAM_MLP;
+    if (listed(a->attention, in_block)) return GP_PARAM_ATTENTION;
+    return GP_PARAM_OTHER;
 }
 
 int gp_model_dim(const gp_model *m) { return m->cfg.hidden; }
@@ -550,7 +439,7 @@ static void forward(gp_model *m, const gp_batch *b, float *emb, bool train) {
     gp_model_state *s = m->st;
     pack(m, b);
     const int C = m->cfg.hidden;
-    const float *hidden = arch_ops(m->cfg.arch)->forward(m, &s->arch, &s->pk, train);
+    const float *hidden = gp_arch_ops_get(m->cfg.arch)->forward(m, &s->arch, &s->pk, train);
     gp_pool_forward(s->pooled, hidden, s->pk.offsets, b->B, C, m->pool.mode);
     if (m->pool.normalize) gp_l2norm_forward(s->emb, s->norm, s->pooled, b->B, C);
     else memcpy(s->emb, s->pooled, (size_t)b->B * C * sizeof(float));
@@ -575,12 +464,12 @@ void gp_model_backward(gp_model *m, const float *demb) {
     memset(s->dhidden, 0, (size_t)N * C * sizeof(float));
     gp_pool_backward(s->dhidden, s->dpooled, s->pk.offsets, B, C, m->pool.mode);
     mark_dirty(s, m->cfg.vocab_size);
-    arch_ops(m->cfg.arch)->backward(m, s->arch, &s->pk, s->dhidden);
+    gp_arch_ops_get(m->cfg.arch)->backward(m, s->arch, &s->pk, s->dhidden);
 }
 
 void gp_model_each_linear_input(gp_model *m, gp_linear_input_fn fn, void *ctx) {
     GP_CHECK(m->st && m->st->have_train_forward, "needs a gp_model_forward first");
-    arch_ops(m->cfg.arch)->each_linear_input(m, m->st->arch, &m->st->pk, fn, ctx);
+    gp_arch_ops_get(m->cfg.arch)->each_linear_input(m, m->st->arch, &m->st->pk, fn, ctx);
 }
 
 char *gp_query_instruct(const char *task) {

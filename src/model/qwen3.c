@@ -1,4 +1,5 @@
-/* qwen3.c — the Qwen3 decoder as an embedding model (Qwen3-Embedding), forward and backward.
+/* qwen3.c — the Qwen3 decoder as an embedding model (Qwen3-Embedding): its config.json,
+ * parameters, forward and backward, and its registry row (arch.h).
  *
  * Pre-norm blocks, as transformers' Qwen3Model in eval mode:
  *   x0 = wte[id]
@@ -24,7 +25,53 @@
 #include <string.h>
 
 #include "arch.h"
+#include "gaprune/json.h"
 #include "gaprune/kernels.h"
+
+/* ---- config.json ------------------------------------------------------------------------ */
+
+static gp_status qwen3_config(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
+    gp_status rc;
+    if ((rc = gp_config_common_sizes(j, path, cfg, err)) ||
+        (rc = gp_config_eps(j, "rms_norm_eps", &cfg->norm_eps, path, err)))
+        return rc;
+    /* the optional keys, with transformers' Qwen3Config defaults */
+    cfg->kv_heads = cfg->heads;
+    if (cJSON_GetObjectItemCaseSensitive(j, "num_key_value_heads") &&
+        (rc = gp_config_int(j, "num_key_value_heads", &cfg->kv_heads, path, err)))
+        return rc;
+    cfg->head_dim = cfg->hidden / cfg->heads;
+    const cJSON *hd = cJSON_GetObjectItemCaseSensitive(j, "head_dim");
+    if (hd && !cJSON_IsNull(hd) && (rc = gp_config_int(j, "head_dim", &cfg->head_dim, path, err))) return rc;
+    cfg->rope_theta = 10000.0;
+    if ((rc = gp_json_opt_double(j, "rope_theta", &cfg->rope_theta, path, err))) return rc;
+    if (!(cfg->rope_theta > 1)) return gp_errf(err, GP_EINPUT, "%s: key \"rope_theta\" = %g is out of range", path, cfg->rope_theta);
+    const char *act = NULL;
+    if ((rc = gp_json_string(j, "hidden_act", &act, path, err))) return rc;
+    if (strcmp(act, "silu") != 0)
+        return gp_errf(err, GP_EINPUT, "%s: key \"hidden_act\" = \"%s\" is not supported (silu)", path, act);
+    bool flag = false;
+    if ((rc = gp_json_opt_bool(j, "attention_bias", &flag, path, err))) return rc;
+    if (flag) return gp_errf(err, GP_EINPUT, "%s: key \"attention_bias\" = true is not supported", path);
+    flag = false;
+    if ((rc = gp_json_opt_bool(j, "use_sliding_window", &flag, path, err))) return rc;
+    if (flag) return gp_errf(err, GP_EINPUT, "%s: key \"use_sliding_window\" = true is not supported", path);
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+    if (rs && !cJSON_IsNull(rs))
+        return gp_errf(err, GP_EINPUT, "%s: key \"rope_scaling\" is not supported (must be null)", path);
+    if ((rc = gp_json_opt_bool(j, "tie_word_embeddings", &cfg->tie_embeddings, path, err))) return rc;
+    if (cfg->kv_heads > cfg->heads || cfg->heads % cfg->kv_heads)
+        return gp_errf(err, GP_EINPUT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path,
+                       cfg->heads, cfg->kv_heads);
+    if (cfg->head_dim % 2)
+        return gp_errf(err, GP_EINPUT, "%s: key \"head_dim\" = %d must be even (rotary embeddings)", path, cfg->head_dim);
+    return GP_OK;
+}
+
+/* ---- parameter table ---------------------------------------------------------------------- */
+
+/* Canonical names of block l's parameters start with BLOCK "l." */
+#define BLOCK "layers."
 
 enum { E_WTE, E_COUNT };
 enum {
@@ -44,7 +91,7 @@ static void qwen3_build_table(const gp_model_config *c, gp_param_table *t) {
     char n[128];
 #define ADD(suffix, nd, d0, d1)                                                                                 \
     do {                                                                                                        \
-        snprintf(n, sizeof n, "layers.%d.%s", l, suffix);                                                       \
+        snprintf(n, sizeof n, "%s%d.%s", BLOCK, l, suffix);                                                     \
         gp_param_table_add(t, n, nd, d0, d1);                                                                   \
     } while (0)
     for (int l = 0; l < c->layers; l++) {
@@ -62,22 +109,6 @@ static void qwen3_build_table(const gp_model_config *c, gp_param_table *t) {
     }
 #undef ADD
     gp_param_table_add(t, "norm.weight", 1, C, 0);
-}
-
-static bool ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-static gp_param_kind qwen3_param_kind(const char *name) {
-    if (strncmp(name, "layers.", 7) != 0) return GP_PARAM_OTHER;
-    if (ends_with(name, ".mlp.gate_proj.weight") || ends_with(name, ".mlp.up_proj.weight") ||
-        ends_with(name, ".mlp.down_proj.weight"))
-        return GP_PARAM_MLP;
-    if (ends_with(name, ".self_attn.q_proj.weight") || ends_with(name, ".self_attn.k_proj.weight") ||
-        ends_with(name, ".self_attn.v_proj.weight") || ends_with(name, ".self_attn.o_proj.weight"))
-        return GP_PARAM_ATTENTION;
-    return GP_PARAM_OTHER;
 }
 
 typedef struct {
@@ -302,12 +333,28 @@ static void qwen3_state_free(void *state) {
     free(s);
 }
 
+static const char *const qwen3_model_types[] = {"qwen3", NULL};
+static const char *const qwen3_mlp[] = {"mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight", NULL};
+static const char *const qwen3_attention[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                                              "self_attn.v_proj.weight", "self_attn.o_proj.weight", NULL};
+
 const gp_arch_ops gp_qwen3_ops = {
-    .name = "qwen3",
+    .info =
+        {
+            .arch = GP_ARCH_QWEN3,
+            .name = "qwen3",
+            .model_types = qwen3_model_types,
+            .description = "Qwen3 decoders as embedding models (Qwen3-Embedding): pre-RMSNorm, RoPE, grouped-query "
+                           "causal attention, SwiGLU",
+            .default_pool = GP_POOL_LAST,
+            .block_prefix = BLOCK,
+            .mlp = qwen3_mlp,
+            .attention = qwen3_attention,
+        },
     .token_embedding = "embed_tokens.weight",
     .file_prefix = "model.",
+    .parse_config = qwen3_config,
     .build_table = qwen3_build_table,
-    .param_kind = qwen3_param_kind,
     .forward = qwen3_forward,
     .backward = qwen3_backward,
     .state_free = qwen3_state_free,

@@ -151,12 +151,12 @@ static gp_status read_qrels(const char *dir, const gp_texts *queries, const gp_t
     return GP_OK;
 }
 
-static const char *query_prefix(const gp_config *cfg, const gp_model *m) {
-    if (cfg->query_instruction && *cfg->query_instruction) return cfg->query_instruction;
+static const char *query_prefix(const gp_eval_opts *o, const gp_model *m) {
+    if (o->query_instruction && *o->query_instruction) return o->query_instruction;
     return m->query_prompt; /* the model's own query prompt, or none */
 }
 
-gp_status gp_eval_retrieval(const gp_config *cfg, gp_model *m, const char *dir, gp_retrieval_metrics *out,
+gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir, gp_retrieval_metrics *out,
                             int64_t *n_queries, gp_err *err) {
     *out = (gp_retrieval_metrics){0};
     const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
@@ -179,8 +179,8 @@ gp_status gp_eval_retrieval(const gp_config *cfg, gp_model *m, const char *dir, 
     if (!rc && rank == 0) rc = read_qrels(dir, &qid, &cid, &qr, &nj, err);
     if ((rc = gp_agree(rc, err))) goto done;
 
-    float *cemb = embed(m, corpus.text, corpus.n, cfg->eval_batch, NULL);
-    float *qmine = embed(m, queries.text, queries.n, cfg->eval_batch, query_prefix(cfg, m));
+    float *cemb = embed(m, corpus.text, corpus.n, o->batch, NULL);
+    float *qmine = embed(m, queries.text, queries.n, o->batch, query_prefix(o, m));
     float *qemb = gp_allgather_rows_f32(qmine, queries.n, D, NULL);
     free(qmine);
     /* each rank: the best TOPK of its corpus share for every query */
@@ -253,7 +253,7 @@ done:
 
 /* ---- STS ------------------------------------------------------------------------------------- */
 
-gp_status gp_eval_sts(const gp_config *cfg, gp_model *m, const char *path, double *spearman, double *pearson,
+gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, double *spearman, double *pearson,
                       int64_t *n_pairs, gp_err *err) {
     const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
     /* every rank reads the file (pairs are small) and embeds its share */
@@ -298,7 +298,7 @@ gp_status gp_eval_sts(const gp_config *cfg, gp_model *m, const char *path, doubl
     if ((rc = gp_agree(rc, err))) goto done;
     {
         int64_t lo = share(n, rank, P), hi = share(n, rank + 1, P);
-        float *e1 = embed(m, s1 + lo, hi - lo, cfg->eval_batch, NULL), *e2 = embed(m, s2 + lo, hi - lo, cfg->eval_batch, NULL);
+        float *e1 = embed(m, s1 + lo, hi - lo, o->batch, NULL), *e2 = embed(m, s2 + lo, hi - lo, o->batch, NULL);
         double *cos = gp_calloc((size_t)n, sizeof(double));
         for (int64_t i = lo; i < hi; i++) {
             double dot = 0;
@@ -319,17 +319,6 @@ done:
 
 /* ---- every configured set ------------------------------------------------------------------------ */
 
-static int split(char *s, char **out, int max) {
-    int n = 0;
-    for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) {
-        while (*tok == ' ') tok++;
-        char *e = tok + strlen(tok);
-        while (e > tok && e[-1] == ' ') *--e = '\0';
-        if (*tok) out[n++] = tok;
-    }
-    return n;
-}
-
 static const char *base_name(const char *p) {
     static char buf[256];
     snprintf(buf, sizeof buf, "%s", p);
@@ -339,12 +328,22 @@ static const char *base_name(const char *p) {
     return b ? b + 1 : buf;
 }
 
-gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, const char *json_path,
+void gp_eval_opts_from_job(gp_eval_opts *o, const gp_job *job) {
+    *o = (gp_eval_opts){.retrieval = (const char *const *)job->eval.retrieval.v,
+                        .n_retrieval = job->eval.retrieval.n,
+                        .sts = (const char *const *)job->eval.sts.v,
+                        .n_sts = job->eval.sts.n,
+                        .batch = job->eval.batch,
+                        .max_length = job->model.max_length,
+                        .query_instruction = job->model.query_instruction,
+                        .job_path = job->path};
+}
+
+gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *json_path,
                         const char *settings_hash, cJSON **result, gp_err *err) {
     if (result) *result = NULL;
-    char *rl = gp_strdup(cfg->eval_retrieval), *sl = gp_strdup(cfg->eval_sts);
-    char *rs[64], *ss[64];
-    int nr = split(rl, rs, 64), ns = split(sl, ss, 64);
+    const char *const *rs = o->retrieval, *const *ss = o->sts;
+    const int nr = o->n_retrieval, ns = o->n_sts;
     double t0 = gp_now();
     cJSON *doc = cJSON_CreateObject(), *jr = cJSON_CreateObject(), *js = cJSON_CreateObject();
     gp_status rc = GP_OK;
@@ -352,16 +351,16 @@ gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, cons
     for (int i = 0; i < nr && !rc; i++) {
         gp_retrieval_metrics r;
         int64_t nq = 0;
-        if ((rc = gp_eval_retrieval(cfg, m, rs[i], &r, &nq, err))) break;
-        cJSON *o = cJSON_AddObjectToObject(jr, base_name(rs[i]));
-        cJSON_AddStringToObject(o, "path", rs[i]);
-        cJSON_AddNumberToObject(o, "main_score", r.ndcg_at_10);
-        cJSON_AddNumberToObject(o, "ndcg_at_10", r.ndcg_at_10);
-        cJSON_AddNumberToObject(o, "mrr_at_10", r.mrr_at_10);
-        cJSON_AddNumberToObject(o, "recall_at_10", r.recall_at_10);
-        cJSON_AddNumberToObject(o, "recall_at_100", r.recall_at_100);
-        cJSON_AddNumberToObject(o, "map_at_100", r.map_at_100);
-        cJSON_AddNumberToObject(o, "n_queries", (double)nq);
+        if ((rc = gp_eval_retrieval(o, m, rs[i], &r, &nq, err))) break;
+        cJSON *set = cJSON_AddObjectToObject(jr, base_name(rs[i]));
+        cJSON_AddStringToObject(set, "path", rs[i]);
+        cJSON_AddNumberToObject(set, "main_score", r.ndcg_at_10);
+        cJSON_AddNumberToObject(set, "ndcg_at_10", r.ndcg_at_10);
+        cJSON_AddNumberToObject(set, "mrr_at_10", r.mrr_at_10);
+        cJSON_AddNumberToObject(set, "recall_at_10", r.recall_at_10);
+        cJSON_AddNumberToObject(set, "recall_at_100", r.recall_at_100);
+        cJSON_AddNumberToObject(set, "map_at_100", r.map_at_100);
+        cJSON_AddNumberToObject(set, "n_queries", (double)nq);
         main_sum += r.ndcg_at_10;
         gp_log0("eval %s: %s nDCG@10 %.4f MRR@10 %.4f R@10 %.4f R@100 %.4f MAP@100 %.4f (%lld queries)", tag,
                 base_name(rs[i]), r.ndcg_at_10, r.mrr_at_10, r.recall_at_10, r.recall_at_100, r.map_at_100, (long long)nq);
@@ -369,19 +368,18 @@ gp_status gp_eval_model(const gp_config *cfg, gp_model *m, const char *tag, cons
     for (int i = 0; i < ns && !rc; i++) {
         double sp, pe;
         int64_t np = 0;
-        if ((rc = gp_eval_sts(cfg, m, ss[i], &sp, &pe, &np, err))) break;
-        cJSON *o = cJSON_AddObjectToObject(js, base_name(ss[i]));
-        cJSON_AddStringToObject(o, "path", ss[i]);
-        cJSON_AddNumberToObject(o, "main_score", sp);
-        cJSON_AddNumberToObject(o, "cosine_spearman", sp);
-        cJSON_AddNumberToObject(o, "cosine_pearson", pe);
-        cJSON_AddNumberToObject(o, "n_pairs", (double)np);
+        if ((rc = gp_eval_sts(o, m, ss[i], &sp, &pe, &np, err))) break;
+        cJSON *set = cJSON_AddObjectToObject(js, base_name(ss[i]));
+        cJSON_AddStringToObject(set, "path", ss[i]);
+        cJSON_AddNumberToObject(set, "main_score", sp);
+        cJSON_AddNumberToObject(set, "cosine_spearman", sp);
+        cJSON_AddNumberToObject(set, "cosine_pearson", pe);
+        cJSON_AddNumberToObject(set, "n_pairs", (double)np);
         main_sum += sp;
         gp_log0("eval %s: %s Spearman %.4f Pearson %.4f (%lld pairs)", tag, base_name(ss[i]), sp, pe, (long long)np);
     }
-    free(rl), free(sl);
     if (!rc && nr + ns == 0)
-        rc = gp_agree(gp_errf(err, GP_EINPUT, "%s: [eval] names no retrieval folder and no STS file", cfg->job_path), err);
+        rc = gp_agree(gp_errf(err, GP_EINPUT, "%s: [eval] names no retrieval folder and no STS file", o->job_path), err);
     if (rc) {
         cJSON_Delete(doc), cJSON_Delete(jr), cJSON_Delete(js);
         return rc;
@@ -424,15 +422,26 @@ cJSON *gp_eval_load_current(const char *json_path, const char *settings_hash) {
     return j;
 }
 
-gp_status gp_eval_hash(const gp_config *cfg, char hex[65], gp_err *err) {
+/* "a,b,c" (malloc'd) */
+static char *joined(const char *const *v, int n) {
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(v[i]) + 1;
+    char *s = gp_malloc(len), *at = s;
+    *s = '\0';
+    for (int i = 0; i < n; i++) at += sprintf(at, "%s%s", i ? "," : "", v[i]);
+    return s;
+}
+
+gp_status gp_eval_hash(const gp_eval_opts *o, char hex[65], gp_err *err) {
     gp_sha256 *h = gp_sha256_init();
-    char head[1024];
-    snprintf(head, sizeof head, "gaprune-eval v1; max_length %d; query_instruction %s; retrieval %s; sts %s",
-             cfg->max_length, cfg->query_instruction, cfg->eval_retrieval, cfg->eval_sts);
+    const char *const *rs = o->retrieval, *const *ss = o->sts;
+    const int nr = o->n_retrieval, ns = o->n_sts;
+    char *rl = joined(rs, nr), *sl = joined(ss, ns);
+    char *head = gp_malloc(strlen(rl) + strlen(sl) + strlen(o->query_instruction) + 128);
+    sprintf(head, "gaprune-eval v1; max_length %d; query_instruction %s; retrieval %s; sts %s", o->max_length,
+            o->query_instruction, rl, sl);
     gp_sha256_update(h, head, strlen(head));
-    char *rl = gp_strdup(cfg->eval_retrieval), *sl = gp_strdup(cfg->eval_sts);
-    char *rs[64], *ss[64];
-    int nr = split(rl, rs, 64), ns = split(sl, ss, 64);
+    free(head);
     gp_status rc = GP_OK;
     static const char *files[] = {"corpus.jsonl", "queries.jsonl", "qrels/test.tsv"};
     for (int i = 0; i < nr && !rc; i++)

@@ -13,21 +13,10 @@
 #include "gaprune/hash.h"
 #include "gaprune/log.h"
 #include "gaprune/mask_file.h"
+#include "gaprune/retrain_file.h"
 #include "gaprune/safetensors.h"
 #include "gaprune/stats.h"
 #include "gaprune/stats_file.h"
-
-int gp_split_list(char *s, char **out, int max) {
-    int n = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(s, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ' || *tok == '\t') tok++;
-        char *e = tok + strlen(tok);
-        while (e > tok && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
-        if (*tok) out[n++] = tok;
-    }
-    return n;
-}
 
 bool gp_folder_current(const char *dir, const char *hash) {
     gp_st_set *set;
@@ -50,7 +39,7 @@ static bool mask_current(const char *path, const char *hash) {
     return ok;
 }
 
-gp_status gp_prune_inputs_init(const gp_config *cfg, const gp_model *m, gp_prune_inputs *in, gp_err *err) {
+gp_status gp_prune_inputs_init(const gp_prune_opts *cfg, const gp_model *m, gp_prune_inputs *in, gp_err *err) {
     memset(in, 0, sizeof *in);
     snprintf(in->stats_hash, sizeof in->stats_hash, "none");
     char *stats_path = gp_path_join(cfg->out_dir, GP_STATS_FILE);
@@ -89,9 +78,13 @@ void gp_prune_inputs_free(gp_prune_inputs *in) {
     in->stats_path = NULL;
 }
 
-gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs *in, const char *method, double p,
-                        gp_pruned *out, gp_err *err) {
+gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_inputs *in, const gp_criterion *crit,
+                        double p, gp_pruned *out, gp_err *err) {
     memset(out, 0, sizeof *out);
+    const char *method = crit->name;
+    char scope[32];
+    gp_scope_name(&cfg->scope, scope, sizeof scope);
+    const char *layers = gp_layers_name(cfg->layers);
     snprintf(out->tag, sizeof out->tag, "%s-%g", method, p);
     char name[160], settings[2048];
     snprintf(name, sizeof name, GP_MASK_FILE_FMT, out->tag);
@@ -101,8 +94,8 @@ gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs
     snprintf(settings, sizeof settings,
              "gaprune-mask v1; model %s; stats %s; method %s; sparsity %.17g; scope %s; layers %s; alpha %.17g; "
              "beta %.17g; gamma %.17g; alignment %s; seed %lld; save_scores %d",
-             in->model_sha, in->stats_hash, method, p, cfg->scope, cfg->layers, cfg->alpha, cfg->beta, cfg->gamma,
-             cfg->alignment, (long long)cfg->prune_seed, cfg->save_scores);
+             in->model_sha, in->stats_hash, method, p, scope, layers, cfg->alpha, cfg->beta, cfg->gamma,
+             gp_alignment_name(cfg->alignment), (long long)cfg->prune_seed, cfg->save_scores);
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, settings, strlen(settings));
     gp_sha256_final(h, out->hash);
@@ -120,7 +113,7 @@ gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs
                 H5Fclose(f);
             }
         } else {
-            gp_mask_request req = {method, p, in->stats_path, out->mask_path, out->hash};
+            gp_mask_request req = {crit, p, in->stats_path, out->mask_path, out->hash};
             rc = gp_mask_build(cfg, m, &req, &out->mask, err);
         }
     }
@@ -143,8 +136,8 @@ gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs
         char sparsity[32], zero[32];
         snprintf(sparsity, sizeof sparsity, "%.6f", out->sparsity);
         snprintf(zero, sizeof zero, "%.6f", out->zero_fraction);
-        const char *meta[] = {"gaprune.method", method, "gaprune.sparsity", sparsity, "gaprune.scope", cfg->scope,
-                              "gaprune.layers", cfg->layers, "gaprune.mask_file", out->mask_path,
+        const char *meta[] = {"gaprune.method", method, "gaprune.sparsity", sparsity, "gaprune.scope", scope,
+                              "gaprune.layers", layers, "gaprune.mask_file", out->mask_path,
                               "gaprune.model_zero_fraction", zero, "gaprune.source_model", m->dir,
                               "gaprune.source_model_sha256", in->model_sha, "gaprune.settings_hash", out->hash,
                               "gaprune.version", GP_VERSION};
@@ -153,7 +146,7 @@ gp_status gp_prune_step(const gp_config *cfg, gp_model *m, const gp_prune_inputs
     if ((rc = gp_agree(rc, err))) return rc;
     gp_log0("score: %s at %g: pruned %lld of %lld %s weights (%.2f%%), %.2f%% of all parameters are now zero; threshold "
             "%.4g; mean fisher/magnitude term ratio %.3g -> %s, %s",
-            method, p, (long long)out->mask.pruned, (long long)out->mask.total, cfg->layers, 100.0 * out->sparsity,
+            method, p, (long long)out->mask.pruned, (long long)out->mask.total, layers, 100.0 * out->sparsity,
             100.0 * out->zero_fraction, out->mask.threshold, out->fisher_ratio, out->mask_path, out->pruned_dir);
     return GP_OK;
 }
@@ -163,4 +156,41 @@ void gp_pruned_free(gp_pruned *p) {
     free(p->mask_path);
     free(p->pruned_dir);
     memset(p, 0, sizeof *p);
+}
+
+gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *mask, const char *tag, const char *mask_path,
+                          const char *mask_hash, const char *out_dir, gp_retrained *out, gp_err *err) {
+    memset(out, 0, sizeof *out);
+    char name[320];
+    snprintf(name, sizeof name, GP_RETRAIN_FILE_FMT, tag);
+    out->log_path = gp_path_join(out_dir, name);
+    snprintf(name, sizeof name, "retrained-%s", tag);
+    out->model_dir = gp_path_join(out_dir, name);
+    gp_status rc = gp_retrain(o, m, mask, tag, out->log_path, mask_hash, &out->report, err);
+    if (rc) return rc;
+    /* the folder's hash is the log's (settings and data) */
+    if (gp_rank() == 0) {
+        hid_t f = gp_h5_open_quiet(out->log_path);
+        char *h = f >= 0 ? gp_h5_read_attr_str(f, GP_RETRAIN_ATTR_SETTINGS_HASH) : NULL;
+        snprintf(out->hash, sizeof out->hash, "%s", h ? h : "");
+        free(h);
+        if (f >= 0) H5Fclose(f);
+        if (!gp_folder_current(out->model_dir, out->hash)) {
+            char steps[32];
+            snprintf(steps, sizeof steps, "%d", o->steps);
+            const char *meta[] = {"gaprune.retrained_from_mask", mask_path, "gaprune.retrain_steps", steps,
+                                  "gaprune.retrain_log", out->log_path, "gaprune.source_model", m->dir,
+                                  "gaprune.settings_hash", out->hash, "gaprune.version", GP_VERSION};
+            rc = gp_export_model(m, out->model_dir, meta, 6, err);
+        }
+    }
+    rc = gp_agree(rc, err);
+    gp_bcast_bytes(out->hash, sizeof out->hash, 0);
+    return rc;
+}
+
+void gp_retrained_free(gp_retrained *r) {
+    free(r->log_path);
+    free(r->model_dir);
+    memset(r, 0, sizeof *r);
 }

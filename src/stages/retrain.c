@@ -296,21 +296,21 @@ static void free_ctx(rt_ctx *c) {
     free(c->perm), free(c->adam_m), free(c->adam_v), free(c->decay), free(c->loss), free(c->lr), free(c->gnorm);
 }
 
-void gp_train_opts_retrain(const gp_config *cfg, gp_train_opts *o) {
-    *o = (gp_train_opts){.corpus = cfg->domain, .max_samples = cfg->max_samples, .seed = cfg->data_seed,
-                         .skip_bad = cfg->on_bad_record == GP_BAD_SKIP, .steps = cfg->retrain_steps, .warmup = cfg->warmup,
-                         .batch = cfg->retrain_batch, .checkpoint_every = cfg->retrain_checkpoint_every,
-                         .max_length = cfg->max_length, .lr = cfg->lr, .weight_decay = cfg->weight_decay,
-                         .grad_clip = cfg->grad_clip, .query_instruction = cfg->query_instruction,
-                         .what = "[data] domain", .job_path = cfg->job_path};
+void gp_train_opts_retrain(const gp_job *job, gp_train_opts *o) {
+    *o = (gp_train_opts){.corpus = job->data.domain, .max_samples = job->data.max_samples, .seed = job->data.seed,
+                         .skip_bad = job->data.on_bad_record == GP_BAD_SKIP, .steps = job->retrain.steps,
+                         .warmup = job->retrain.warmup, .batch = job->retrain.batch,
+                         .checkpoint_every = job->retrain.checkpoint_every, .max_length = job->model.max_length,
+                         .lr = job->retrain.lr, .weight_decay = job->retrain.weight_decay, .grad_clip = job->retrain.grad_clip,
+                         .query_instruction = job->model.query_instruction, .what = "[data] domain", .job_path = job->path};
 }
 
-void gp_train_opts_train(const gp_config *cfg, gp_train_opts *o) {
-    *o = (gp_train_opts){.corpus = cfg->train_corpus, .max_samples = INT64_MAX / 4, .seed = cfg->data_seed,
-                         .skip_bad = cfg->on_bad_record == GP_BAD_SKIP, .steps = cfg->train_steps,
-                         .warmup = cfg->train_steps / 10, .batch = cfg->train_batch, .checkpoint_every = 200,
-                         .max_length = cfg->max_length, .lr = cfg->train_lr, .weight_decay = 0.01, .grad_clip = 1.0,
-                         .query_instruction = cfg->query_instruction, .what = "[train] corpus", .job_path = cfg->job_path};
+void gp_train_opts_train(const gp_job *job, gp_train_opts *o) {
+    *o = (gp_train_opts){.corpus = job->train.corpus, .max_samples = INT64_MAX / 4, .seed = job->data.seed,
+                         .skip_bad = job->data.on_bad_record == GP_BAD_SKIP, .steps = job->train.steps,
+                         .warmup = job->train.steps / 10, .batch = job->train.batch, .checkpoint_every = 200,
+                         .max_length = job->model.max_length, .lr = job->train.lr, .weight_decay = 0.01, .grad_clip = 1.0,
+                         .query_instruction = job->model.query_instruction, .what = "[train] corpus", .job_path = job->path};
 }
 
 gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask, const char *tag, const char *log_path,

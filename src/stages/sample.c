@@ -60,7 +60,7 @@ int64_t gp_sample_random(int64_t n, int64_t k, uint64_t seed, int64_t *out) {
 /* ---- the stage ---------------------------------------------------------------------------------- */
 
 typedef struct {
-    const gp_config *cfg;
+    const gp_sample_opts *o;
     bool kmeans;
     const char *model_dir; /* kmeans: the folder that embeds the queries */
     char model_sha[65];
@@ -68,17 +68,17 @@ typedef struct {
 } sample_ctx;
 
 static void settings_hash(const sample_ctx *x, const gp_corpus *c, char out[65]) {
-    const gp_config *cfg = x->cfg;
+    const gp_sample_opts *o = x->o;
     char buf[1024];
     if (x->kmeans)
         snprintf(buf, sizeof buf,
                  "gaprune-sample v%d; corpus %s; on_bad_record %d; method kmeans; k %lld; iterations %d; seed %lld; "
                  "model %s; max_length %d; batch %d; queries as written; L2-normalised",
-                 GP_SAMPLE_FORMAT_VERSION, c->sha256, cfg->on_bad_record, (long long)cfg->sample_k, cfg->sample_iterations,
-                 (long long)cfg->sample_seed, x->model_sha, cfg->max_length, ENCODE_BATCH);
+                 GP_SAMPLE_FORMAT_VERSION, c->sha256, (int)o->skip_bad, (long long)o->k, o->iterations,
+                 (long long)o->seed, x->model_sha, o->max_length, ENCODE_BATCH);
     else
         snprintf(buf, sizeof buf, "gaprune-sample v%d; corpus %s; on_bad_record %d; method random; k %lld; seed %lld",
-                 GP_SAMPLE_FORMAT_VERSION, c->sha256, cfg->on_bad_record, (long long)cfg->sample_k, (long long)cfg->sample_seed);
+                 GP_SAMPLE_FORMAT_VERSION, c->sha256, (int)o->skip_bad, (long long)o->k, (long long)o->seed);
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, buf, strlen(buf));
     gp_sha256_final(h, out);
@@ -105,7 +105,7 @@ static bool sample_current(const char *h5, const char *jsonl, const char *hash, 
 
 /* The sampling model: the job's when it is the same folder, else loaded once. Collective. */
 static gp_status sampling_model(sample_ctx *x, gp_model **m, gp_err *err) {
-    if (x->job_model && !strcmp(x->model_dir, x->cfg->model_path)) {
+    if (x->job_model && !strcmp(x->model_dir, x->o->job_model_path)) {
         *m = x->job_model;
         return GP_OK;
     }
@@ -114,7 +114,7 @@ static gp_status sampling_model(sample_ctx *x, gp_model **m, gp_err *err) {
         if (rc) {
             char msg[sizeof err->msg];
             snprintf(msg, sizeof msg, "%s", err->msg);
-            gp_errf(err, rc, "%s: [sample] model: %s", x->cfg->job_path, msg);
+            gp_errf(err, rc, "%s: [sample] model: %s", x->o->job_path, msg);
         }
         if ((rc = gp_agree(rc, err))) {
             gp_model_free(x->own_model);
@@ -216,7 +216,7 @@ typedef struct {
 
 /* Rank 0: the self-describing record of one sample; `complete` last. */
 static gp_status write_h5(const sample_ctx *x, const gp_corpus *corp, const h5_out *o, const char *path, gp_err *err) {
-    const gp_config *cfg = x->cfg;
+    const gp_sample_opts *so = x->o;
     const gp_kmeans_result *km = o->km;
     hid_t f = gp_h5_create_tmp(path);
     char utc[32];
@@ -233,14 +233,14 @@ static gp_status write_h5(const sample_ctx *x, const gp_corpus *corp, const h5_o
     gp_h5_attr_int(f, GP_SAMPLE_ATTR_N_RECORDS, corp->n_records);
     gp_h5_attr_int(f, GP_SAMPLE_ATTR_N_SKIPPED, corp->n_skipped);
     gp_h5_attr_int(f, GP_SAMPLE_ATTR_N_CANDIDATES, corp->n_selected);
-    gp_h5_attr_str(f, GP_SAMPLE_ATTR_METHOD, cfg->sample_method);
-    gp_h5_attr_int(f, GP_SAMPLE_ATTR_K, cfg->sample_k);
-    gp_h5_attr_int(f, GP_SAMPLE_ATTR_SEED, cfg->sample_seed);
+    gp_h5_attr_str(f, GP_SAMPLE_ATTR_METHOD, gp_sample_method_name(so->method));
+    gp_h5_attr_int(f, GP_SAMPLE_ATTR_K, so->k);
+    gp_h5_attr_int(f, GP_SAMPLE_ATTR_SEED, so->seed);
     if (x->kmeans) {
-        gp_h5_attr_int(f, GP_SAMPLE_ATTR_ITERATIONS, cfg->sample_iterations);
+        gp_h5_attr_int(f, GP_SAMPLE_ATTR_ITERATIONS, so->iterations);
         gp_h5_attr_str(f, GP_SAMPLE_ATTR_MODEL_PATH, x->model_dir);
         gp_h5_attr_str(f, GP_SAMPLE_ATTR_MODEL_SHA256, x->model_sha);
-        gp_h5_attr_int(f, GP_SAMPLE_ATTR_MAX_LENGTH, cfg->max_length);
+        gp_h5_attr_int(f, GP_SAMPLE_ATTR_MAX_LENGTH, so->max_length);
         gp_h5_attr_int(f, GP_SAMPLE_ATTR_BATCH, ENCODE_BATCH);
         gp_h5_attr_str(f, GP_SAMPLE_ATTR_QUERIES,
                        "embedded as written in the corpus (no instruction added), then L2-normalised");
@@ -258,8 +258,8 @@ static gp_status write_h5(const sample_ctx *x, const gp_corpus *corp, const h5_o
     gp_h5_attr_int(f, GP_SAMPLE_ATTR_N_SELECTED, o->n_sel);
     gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION,
                    km ? "representative calibration sample: k-means over the L2-normalised query embeddings of every "
-                        "candidate triplet; the triplet nearest each centroid is kept (method.md §3)"
-                      : corp->n_selected <= cfg->sample_k ? "calibration sample: the corpus has no more than k triplets, "
+                        "candidate triplet; the triplet nearest each centroid is kept (docs/DESIGN.md §4.6)"
+                      : corp->n_selected <= so->k ? "calibration sample: the corpus has no more than k triplets, "
                                                             "all are kept"
                                                           : "calibration sample: k triplets drawn uniformly with the seed");
     if (km) {
@@ -305,8 +305,8 @@ static gp_status write_h5(const sample_ctx *x, const gp_corpus *corp, const h5_o
 
 /* One corpus: index, skip when current, select, write. Collective. */
 static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_err *err) {
-    const gp_config *cfg = x->cfg;
-    const char *path = c == 0 ? cfg->domain : cfg->general;
+    const gp_sample_opts *o = x->o;
+    const char *path = c == 0 ? o->corpus[0] : o->corpus[1];
     const int rank = gp_rank();
     char label[64];
     snprintf(label, sizeof label, "sample %s", k_corpus[c]);
@@ -314,9 +314,9 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
     memset(&corp, 0, sizeof corp);
     corp.fd = -1;
     gp_status rc = GP_OK;
-    if (!*path) rc = gp_errf(err, GP_EINPUT, "%s: [data] %s must name a triplet file", cfg->job_path, k_corpus[c]);
+    if (!*path) rc = gp_errf(err, GP_EINPUT, "%s: [data] %s must name a triplet file", o->job_path, k_corpus[c]);
     else if (rank == 0)
-        rc = gp_corpus_index(path, INT64_MAX, (uint64_t)cfg->data_seed, cfg->on_bad_record == GP_BAD_SKIP, &corp, err);
+        rc = gp_corpus_index(path, INT64_MAX, (uint64_t)o->data_seed, o->skip_bad, &corp, err);
     if ((rc = gp_agree(rc, err))) {
         gp_corpus_free(&corp);
         return rc;
@@ -327,9 +327,9 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
     settings_hash(x, &corp, rep->settings_hash[c]);
     char name[64];
     snprintf(name, sizeof name, GP_SAMPLE_JSONL_FMT, k_corpus[c]);
-    rep->jsonl[c] = gp_path_join(cfg->out_dir, name);
+    rep->jsonl[c] = gp_path_join(o->out_dir, name);
     snprintf(name, sizeof name, GP_SAMPLE_FILE_FMT, k_corpus[c]);
-    rep->h5[c] = gp_path_join(cfg->out_dir, name);
+    rep->h5[c] = gp_path_join(o->out_dir, name);
     int64_t nsel = 0;
     int current = rank == 0 && sample_current(rep->h5[c], rep->jsonl[c], rep->settings_hash[c], &nsel);
     if (gp_allreduce_max_int(current)) {
@@ -342,19 +342,19 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
         return GP_OK;
     }
     gp_log0("%s: %lld candidate triplets in %s (%lld records, %lld skipped); %s, k %lld", label, (long long)n, path,
-            (long long)corp.n_records, (long long)corp.n_skipped, cfg->sample_method, (long long)cfg->sample_k);
+            (long long)corp.n_records, (long long)corp.n_skipped, gp_sample_method_name(o->method), (long long)o->k);
 
     gp_kmeans_result km;
     memset(&km, 0, sizeof km);
     bool have_km = false;
     int64_t *sel = NULL;
-    if (n <= cfg->sample_k) {
-        gp_log0("%s: no more than k = %lld triplets: all are kept", label, (long long)cfg->sample_k);
+    if (n <= o->k) {
+        gp_log0("%s: no more than k = %lld triplets: all are kept", label, (long long)o->k);
         sel = gp_malloc((size_t)n * sizeof(int64_t));
         nsel = gp_sample_random(n, n, 0, sel);
     } else if (!x->kmeans) {
-        sel = gp_malloc((size_t)cfg->sample_k * sizeof(int64_t));
-        nsel = gp_sample_random(n, cfg->sample_k, (uint64_t)cfg->sample_seed, sel);
+        sel = gp_malloc((size_t)o->k * sizeof(int64_t));
+        nsel = gp_sample_random(n, o->k, (uint64_t)o->seed, sel);
     } else {
         gp_model *m = NULL;
         float *emb = NULL;
@@ -364,15 +364,14 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
             gp_corpus_free(&corp);
             return rc;
         }
-        if ((rc = embed_queries(m, &corp, cfg->max_length, label, &emb, &lo, &nl, err))) {
+        if ((rc = embed_queries(m, &corp, o->max_length, label, &emb, &lo, &nl, err))) {
             gp_corpus_free(&corp);
             return rc;
         }
         gp_log0("%s: %lld queries embedded by %s (dimension %d, L2-normalised) in %.1f s", label, (long long)n,
                 x->model_dir, gp_model_dim(m), gp_now() - t0);
-        gp_kmeans_opts o = {.k = cfg->sample_k, .iterations = cfg->sample_iterations, .seed = (uint64_t)cfg->sample_seed,
-                            .label = label};
-        rc = gp_kmeans_run(emb, nl, gp_model_dim(m), &o, MPI_COMM_WORLD, &km, err);
+        gp_kmeans_opts ko = {.k = o->k, .iterations = o->iterations, .seed = (uint64_t)o->seed, .label = label};
+        rc = gp_kmeans_run(emb, nl, gp_model_dim(m), &ko, MPI_COMM_WORLD, &km, err);
         free(emb);
         if ((rc = gp_agree(rc, err))) {
             gp_corpus_free(&corp);
@@ -388,8 +387,8 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
         char sha[65];
         rc = write_jsonl(&corp, sel, nsel, rep->jsonl[c], sha, err);
         if (!rc) {
-            h5_out o = {have_km ? &km : NULL, sel, nsel, rep->settings_hash[c], sha, rep->jsonl[c], c};
-            rc = write_h5(x, &corp, &o, rep->h5[c], err);
+            h5_out out = {have_km ? &km : NULL, sel, nsel, rep->settings_hash[c], sha, rep->jsonl[c], c};
+            rc = write_h5(x, &corp, &out, rep->h5[c], err);
         }
     }
     rc = gp_agree(rc, err);
@@ -403,28 +402,43 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
     return rc;
 }
 
-gp_status gp_sample_run(const gp_config *cfg, gp_model *model, gp_sample_report *rep, gp_err *err) {
+void gp_sample_opts_from_job(gp_sample_opts *o, const gp_job *job) {
+    *o = (gp_sample_opts){.corpus = {job->data.domain, job->data.general},
+                          .data_seed = job->data.seed,
+                          .skip_bad = job->data.on_bad_record == GP_BAD_SKIP,
+                          .method = job->sample.method,
+                          .k = job->sample.k,
+                          .iterations = job->sample.iterations,
+                          .seed = job->sample.seed,
+                          .model = job->sample.model,
+                          .job_model_path = job->model.path,
+                          .max_length = job->model.max_length,
+                          .out_dir = job->out_dir,
+                          .job_path = job->path};
+}
+
+gp_status gp_sample_run(const gp_sample_opts *o, gp_model *model, gp_sample_report *rep, gp_err *err) {
     memset(rep, 0, sizeof *rep);
     double t0 = gp_now();
-    sample_ctx x = {.cfg = cfg, .kmeans = !strcmp(cfg->sample_method, "kmeans"), .job_model = model};
-    x.model_dir = *cfg->sample_model ? cfg->sample_model : cfg->model_path;
+    sample_ctx x = {.o = o, .kmeans = o->method == GP_SAMPLE_KMEANS, .job_model = model};
+    x.model_dir = *o->model ? o->model : o->job_model_path;
     gp_status rc = GP_OK;
-    if (!strcmp(cfg->sample_method, "none"))
+    if (o->method == GP_SAMPLE_NONE)
         rc = gp_errf(err, GP_EINPUT, "%s: [sample] method is none: nothing to sample (set kmeans or random, e.g. --set "
-                                     "sample.method=kmeans)", cfg->job_path);
+                                     "sample.method=kmeans)", o->job_path);
     else if (x.kmeans && !*x.model_dir)
         rc = gp_errf(err, GP_EINPUT, "%s: [sample] model and [model] path are both empty: no model to embed the queries",
-                     cfg->job_path);
+                     o->job_path);
     else if (x.kmeans && !gp_dir_exists(x.model_dir))
-        rc = gp_errf(err, GP_EINPUT, "%s: [sample] model: %s is not a model folder (no such directory)", cfg->job_path,
+        rc = gp_errf(err, GP_EINPUT, "%s: [sample] model: %s is not a model folder (no such directory)", o->job_path,
                      x.model_dir);
-    if (!rc && gp_rank() == 0) rc = gp_mkdir_p(cfg->out_dir, err);
+    if (!rc && gp_rank() == 0) rc = gp_mkdir_p(o->out_dir, err);
     if (!rc && x.kmeans && gp_rank() == 0) {
         rc = gp_model_sha256(x.model_dir, x.model_sha, err);
         if (rc) {
             char msg[sizeof err->msg];
             snprintf(msg, sizeof msg, "%s", err->msg);
-            gp_errf(err, rc, "%s: [sample] model: %s", cfg->job_path, msg);
+            gp_errf(err, rc, "%s: [sample] model: %s", o->job_path, msg);
         }
     }
     if ((rc = gp_agree(rc, err))) return rc;

@@ -18,7 +18,7 @@
 /* ---- scoring one selected tensor from the model and stats.h5 --------------------------------- */
 
 typedef struct {
-    const gp_config *cfg;
+    const gp_prune_opts *cfg;
     const gp_model *m;
     const gp_criterion *crit;
     hid_t stats; /* -1 when there is no statistics file */
@@ -65,7 +65,7 @@ static gp_status score_item(void *vctx, int item, float *out, gp_err *err) {
                       .seed = (uint64_t)c->cfg->prune_seed};
     gp_status rc = GP_OK;
     unsigned needs = c->crit->needs;
-    bool refcode = !strcmp(c->cfg->alignment, "refcode") && (needs & GP_NEED_FISHER);
+    bool refcode = c->cfg->alignment == GP_ALIGN_REFCODE && (needs & GP_NEED_FISHER);
     if (refcode) needs |= GP_NEED_GRAD;
     if (needs & GP_NEED_FISHER) {
         if ((rc = load_fisher(c, p, err))) return rc;
@@ -92,26 +92,16 @@ static gp_status score_item(void *vctx, int item, float *out, gp_err *err) {
     return GP_OK;
 }
 
-/* ---- setup: the criterion, the scope and the statistics ---------------------------------------- */
-
-static gp_status find_criterion(const gp_config *cfg, const char *method, const gp_criterion **out, gp_err *err) {
-    *out = gp_criterion_find(method);
-    if (*out) return GP_OK;
-    char list[256] = "";
-    for (const gp_criterion *const *c = gp_criteria(); *c; c++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", (*c)->name);
-    return gp_errf(err, GP_EINPUT, "%s: [prune] method \"%s\" is not one of %s", cfg->job_path, method, list);
-}
+/* ---- setup: the scope and the statistics ------------------------------------------------- */
 
 /* prune.scope, except that a criterion comparing within rows turns global into row. */
-static gp_status find_scope(const gp_config *cfg, const gp_criterion *crit, gp_scope *scope, gp_err *err) {
-    gp_status rc = gp_scope_parse(cfg->scope, scope, err);
-    if (rc) return rc;
-    if (crit->rowwise && scope->kind == GP_SCOPE_GLOBAL) {
+static gp_scope effective_scope(const gp_prune_opts *cfg, const gp_criterion *crit) {
+    gp_scope scope = cfg->scope;
+    if (crit->rowwise && scope.kind == GP_SCOPE_GLOBAL) {
         gp_log0("score: %s compares weights within output rows: scope global means row here", crit->name);
-        scope->kind = GP_SCOPE_ROW;
+        scope.kind = GP_SCOPE_ROW;
     }
-    return GP_OK;
+    return scope;
 }
 
 static gp_status load_cosines(score_ctx *c, gp_err *err) {
@@ -178,10 +168,10 @@ static int64_t floor_frac(double p, int64_t n) {
     return k < 0 ? 0 : (int64_t)k > n ? n : (int64_t)k;
 }
 
-static bool selected(const gp_config *cfg, const gp_model *m, int i, int *layer) {
+static bool selected(const gp_prune_opts *cfg, const gp_model *m, int i, int *layer) {
     gp_param_kind k = gp_model_param_kind(m, i, layer);
-    if (!strcmp(cfg->layers, "mlp")) return k == GP_PARAM_MLP;
-    if (!strcmp(cfg->layers, "attention")) return k == GP_PARAM_ATTENTION;
+    if (cfg->layers == GP_LAYERS_MLP) return k == GP_PARAM_MLP;
+    if (cfg->layers == GP_LAYERS_ATTENTION) return k == GP_PARAM_ATTENTION;
     return k == GP_PARAM_MLP || k == GP_PARAM_ATTENTION;
 }
 
@@ -199,8 +189,8 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
         if (!selected(c->cfg, m, i, &layer)) continue;
         const gp_param *t = &m->table.p[i];
         if (scope->kind == GP_SCOPE_NM && t->shape[1] % scope->m)
-            rc = gp_errf(err, GP_EINPUT, "tensor \"%s\": %lld inputs are not a multiple of m = %d (scope %s)",
-                         m->src_names[i], (long long)t->shape[1], scope->m, c->cfg->scope);
+            rc = gp_errf(err, GP_EINPUT, "%s: [prune] scope %d:%d: tensor \"%s\" has %lld inputs, not a multiple of m = %d",
+                         c->cfg->scope_origin, scope->n, scope->m, m->src_names[i], (long long)t->shape[1], scope->m);
         c->layer_of[c->n] = layer;
         c->numel[c->n] = (int64_t)t->numel;
         c->items[c->n++] = i;
@@ -209,7 +199,8 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
         mk->total += (int64_t)t->numel;
     }
     if (!rc && c->n == 0)
-        rc = gp_errf(err, GP_EINPUT, "%s: [prune] layers = %s selects no weights", c->cfg->job_path, c->cfg->layers);
+        rc = gp_errf(err, GP_EINPUT, "%s: [prune] layers = %s selects no weights of %s", c->cfg->layers_origin,
+                     gp_layers_name(c->cfg->layers), m->dir);
     c->maxn = maxn;
     c->fd = gp_malloc((size_t)maxn * sizeof(float));
     c->fg = gp_malloc((size_t)maxn * sizeof(float));
@@ -374,7 +365,7 @@ static double model_zero_fraction(const score_ctx *c, const gp_mask *mk) {
 
 static void write_attributes(const score_ctx *c, hid_t f, const gp_mask_request *req, const gp_scope *scope, double p,
                              const gp_mask *mk) {
-    const gp_config *cfg = c->cfg;
+    const gp_prune_opts *cfg = c->cfg;
     char sc[16], utc[32];
     gp_utc_now(utc, sizeof utc);
     gp_h5_attr_str(f, "format", GP_MASK_FORMAT);
@@ -387,12 +378,12 @@ static void write_attributes(const score_ctx *c, hid_t f, const gp_mask_request 
     gp_h5_attr_double(f, GP_MASK_ATTR_SPARSITY_TARGET, p);
     gp_h5_attr_double(f, GP_MASK_ATTR_SPARSITY_ACHIEVED, (double)mk->pruned / (double)mk->total);
     gp_h5_attr_str(f, GP_MASK_ATTR_SCOPE, gp_scope_name(scope, sc, sizeof sc));
-    gp_h5_attr_str(f, GP_MASK_ATTR_LAYERS, cfg->layers);
+    gp_h5_attr_str(f, GP_MASK_ATTR_LAYERS, gp_layers_name(cfg->layers));
     gp_h5_attr_double(f, GP_MASK_ATTR_THRESHOLD, mk->threshold);
     gp_h5_attr_double(f, GP_MASK_ATTR_ALPHA, cfg->alpha);
     gp_h5_attr_double(f, GP_MASK_ATTR_BETA, cfg->beta);
     gp_h5_attr_double(f, GP_MASK_ATTR_GAMMA, cfg->gamma);
-    gp_h5_attr_str(f, GP_MASK_ATTR_ALIGNMENT, cfg->alignment);
+    gp_h5_attr_str(f, GP_MASK_ATTR_ALIGNMENT, gp_alignment_name(cfg->alignment));
     gp_h5_attr_str(f, GP_MASK_ATTR_STATS_FILE, req->stats_path ? req->stats_path : "");
     gp_h5_attr_int(f, GP_MASK_ATTR_SEED, cfg->prune_seed);
     gp_h5_attr_str(f, GP_MASK_ATTR_MODEL_PATH, c->m->dir);
@@ -433,17 +424,29 @@ static gp_status write_mask_file(score_ctx *c, const gp_mask_request *req, const
 
 /* ---- build ------------------------------------------------------------------------------------- */
 
-gp_status gp_mask_build(const gp_config *cfg, const gp_model *m, const gp_mask_request *req, gp_mask *mk, gp_err *err) {
+void gp_prune_opts_from_job(gp_prune_opts *o, const gp_job *job) {
+    *o = (gp_prune_opts){.layers = job->prune.layers,
+                         .scope = job->prune.scope,
+                         .alignment = job->stats.alignment,
+                         .alpha = job->prune.alpha,
+                         .beta = job->prune.beta,
+                         .gamma = job->prune.gamma,
+                         .prune_seed = job->prune.seed,
+                         .save_scores = job->prune.save_scores,
+                         .out_dir = job->out_dir,
+                         .job_path = job->path,
+                         .layers_origin = gp_job_origin(job, "prune", "layers"),
+                         .scope_origin = gp_job_origin(job, "prune", "scope")};
+}
+
+gp_status gp_mask_build(const gp_prune_opts *cfg, const gp_model *m, const gp_mask_request *req, gp_mask *mk, gp_err *err) {
     memset(mk, 0, sizeof *mk);
     mk->threshold = NAN;
-    const gp_criterion *crit;
-    gp_scope scope;
-    gp_status rc = find_criterion(cfg, req->method, &crit, err);
-    if (!rc) rc = find_scope(cfg, crit, &scope, err);
-    if (rc) return rc;
+    const gp_criterion *crit = req->method;
+    const gp_scope scope = effective_scope(cfg, crit);
     double p = scope.kind == GP_SCOPE_NM ? 1.0 - (double)scope.n / scope.m : req->sparsity;
     score_ctx c = {.cfg = cfg, .m = m, .crit = crit, .stats = -1, .stats_path = req->stats_path};
-    rc = open_stats(&c, err);
+    gp_status rc = open_stats(&c, err);
     if (!rc) rc = select_tensors(&c, &scope, mk, err);
     if (!rc) rc = select_weights(&c, &scope, p, mk, err);
     if (!rc) rc = write_mask_file(&c, req, &scope, p, mk, err);

@@ -32,7 +32,7 @@ static void on_signal(int sig) {
 }
 
 typedef struct {
-    const gp_config *cfg;
+    const gp_stats_opts *o;
     const gp_sample_report *sample; /* the samples the statistics read, or NULL: the corpora */
     gp_model *m;
     int rank, P, max_len, fb;
@@ -67,8 +67,8 @@ static void settings_hash(stats_ctx *s) {
     snprintf(buf, sizeof buf,
              "gaprune-stats v%d; model %s; domain %s; general %s; max_samples %lld; seed %lld; on_bad_record %d; "
              "fisher_batch %d; max_length %d; scale %g; %s",
-             GP_STATS_FORMAT_VERSION, s->model_sha, s->corp[0].sha256, s->corp[1].sha256, (long long)s->cfg->max_samples,
-             (long long)s->cfg->data_seed, s->cfg->on_bad_record, s->fb, s->max_len, (double)LOSS_SCALE, sample);
+             GP_STATS_FORMAT_VERSION, s->model_sha, s->corp[0].sha256, s->corp[1].sha256, (long long)s->o->max_samples,
+             (long long)s->o->seed, (int)s->o->skip_bad, s->fb, s->max_len, (double)LOSS_SCALE, sample);
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, buf, strlen(buf));
     gp_sha256_final(h, s->settings);
@@ -347,7 +347,7 @@ static bool stats_up_to_date(const stats_ctx *s) {
 static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
                              gp_err *err) {
     const gp_model *m = s->m;
-    const gp_config *cfg = s->cfg;
+    const gp_stats_opts *o = s->o;
     hid_t f = -1;
     if (s->rank == 0) {
         f = gp_h5_create_tmp(s->stats_path);
@@ -367,10 +367,10 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         gp_h5_attr_double(f, GP_STATS_ATTR_SCALE, LOSS_SCALE);
         gp_h5_attr_int(f, GP_STATS_ATTR_MAX_LENGTH, s->max_len);
         gp_h5_attr_int(f, GP_STATS_ATTR_FISHER_BATCH, s->fb);
-        gp_h5_attr_int(f, GP_STATS_ATTR_MAX_SAMPLES, cfg->max_samples);
-        gp_h5_attr_int(f, GP_STATS_ATTR_SEED, cfg->data_seed);
-        gp_h5_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, s->sample ? cfg->sample_method : "none");
-        gp_h5_attr_str(f, GP_STATS_ATTR_ALIGNMENT, cfg->alignment);
+        gp_h5_attr_int(f, GP_STATS_ATTR_MAX_SAMPLES, o->max_samples);
+        gp_h5_attr_int(f, GP_STATS_ATTR_SEED, o->seed);
+        gp_h5_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));
+        gp_h5_attr_str(f, GP_STATS_ATTR_ALIGNMENT, gp_alignment_name(o->alignment));
         gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION,
                        "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
                        "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
@@ -378,7 +378,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
             hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
             gp_h5_attr_str(g, GP_STATS_CORPUS_PATH, s->corp[c].path);
             if (s->sample) { /* corpus_path is the sample; where it was taken from */
-                gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLED_FROM, c == 0 ? cfg->domain : cfg->general);
+                gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLED_FROM, o->corpus[c]);
                 gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLE_HASH, s->sample->settings_hash[c]);
             }
             gp_h5_attr_str(g, GP_STATS_CORPUS_SHA256, s->corp[c].sha256);
@@ -491,19 +491,19 @@ static void free_ctx(stats_ctx *s) {
 }
 
 static gp_status prepare(stats_ctx *s, gp_err *err) {
-    const gp_config *cfg = s->cfg;
+    const gp_stats_opts *o = s->o;
     gp_status rc = GP_OK;
-    if (!*cfg->domain || !*cfg->general)
-        rc = gp_errf(err, GP_EINPUT, "%s: [data] domain and general must both name triplet files", cfg->job_path);
+    if (!*o->corpus[0] || !*o->corpus[1])
+        rc = gp_errf(err, GP_EINPUT, "%s: [data] domain and general must both name triplet files", o->job_path);
     if (!rc && s->rank == 0) rc = gp_mkdir_p(s->ranks_dir, err);
     if (!rc && s->rank == 0) rc = gp_model_sha256(s->m->dir, s->model_sha, err);
     /* a sample is read whole: it is the selection */
-    const char *paths[2] = {cfg->domain, cfg->general};
+    const char *paths[2] = {o->corpus[0], o->corpus[1]};
     if (s->sample) paths[0] = s->sample->jsonl[0], paths[1] = s->sample->jsonl[1];
-    const int64_t max_samples = s->sample ? INT64_MAX : cfg->max_samples;
+    const int64_t max_samples = s->sample ? INT64_MAX : o->max_samples;
     for (int c = 0; c < 2 && !rc; c++)
         if (s->rank == 0)
-            rc = gp_corpus_index(paths[c], max_samples, (uint64_t)cfg->data_seed, cfg->on_bad_record == GP_BAD_SKIP,
+            rc = gp_corpus_index(paths[c], max_samples, (uint64_t)o->seed, o->skip_bad,
                                  &s->corp[c], err);
     if ((rc = gp_agree(rc, err))) return rc;
     gp_bcast_bytes(s->model_sha, sizeof s->model_sha, 0);
@@ -512,17 +512,31 @@ static gp_status prepare(stats_ctx *s, gp_err *err) {
     return GP_OK;
 }
 
-gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
+void gp_stats_opts_from_job(gp_stats_opts *o, const gp_job *job) {
+    *o = (gp_stats_opts){.corpus = {job->data.domain, job->data.general},
+                         .max_samples = job->data.max_samples,
+                         .seed = job->data.seed,
+                         .skip_bad = job->data.on_bad_record == GP_BAD_SKIP,
+                         .max_length = job->model.max_length,
+                         .fisher_batch = job->stats.fisher_batch,
+                         .checkpoint_every = job->stats.checkpoint_every,
+                         .alignment = job->stats.alignment,
+                         .sample_method = job->sample.method,
+                         .out_dir = job->out_dir,
+                         .job_path = job->path};
+}
+
+gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
                        gp_err *err) {
     memset(rep, 0, sizeof *rep);
     double t_start = gp_now();
-    GP_CHECK(!sample == !strcmp(cfg->sample_method, "none"), "sample.method %s with%s samples", cfg->sample_method,
+    GP_CHECK(!sample == (o->sample_method == GP_SAMPLE_NONE), "sample.method %s with%s samples", gp_sample_method_name(o->sample_method),
              sample ? "" : "out");
-    stats_ctx s = {.cfg = cfg, .sample = sample, .m = m, .rank = gp_rank(), .P = gp_nranks(), .fb = cfg->fisher_batch};
+    stats_ctx s = {.o = o, .sample = sample, .m = m, .rank = gp_rank(), .P = gp_nranks(), .fb = o->fisher_batch};
     s.corp[0].fd = s.corp[1].fd = -1;
-    s.max_len = cfg->max_length < m->max_length ? cfg->max_length : m->max_length;
-    s.stats_path = gp_path_join(cfg->out_dir, GP_STATS_FILE);
-    s.ranks_dir = gp_path_join(cfg->out_dir, "stats.ranks");
+    s.max_len = o->max_length < m->max_length ? o->max_length : m->max_length;
+    s.stats_path = gp_path_join(o->out_dir, GP_STATS_FILE);
+    s.ranks_dir = gp_path_join(o->out_dir, "stats.ranks");
     gp_status rc = prepare(&s, err);
     if (rc) {
         free_ctx(&s);
@@ -611,7 +625,7 @@ gp_status gp_stats_run(const gp_config *cfg, gp_model *m, const gp_sample_report
             stopped = true;
             break;
         }
-        if (s.step % cfg->checkpoint_every == 0 && s.step < total_steps && (rc = checkpoint(&s, err))) {
+        if (s.step % o->checkpoint_every == 0 && s.step < total_steps && (rc = checkpoint(&s, err))) {
             agreed = true;
             break;
         }

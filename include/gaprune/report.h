@@ -1,0 +1,42 @@
+/*
+ * report.h — the last stage of `gaprune run`: OUT/report.md (one table per evaluation set and
+ * one of the mean main score: dense, each mask one-shot and retrained, Δ against dense; then
+ * the masks: sparsity achieved, zeros in the model, the DAI fisher/magnitude term ratio, the
+ * retraining loss) and OUT/report.json (the same numbers with every evaluation document), both
+ * written via .tmp and renamed.
+ *
+ * Usage (rank 0):
+ *     gp_report_row rows[n];   // one per method × sparsity, eval documents from eval.h
+ *     gp_report_write(&job, &model_info, dense_doc, rows, n, samples_or_NULL, stats_hash, seconds, &err);
+ *     double s = gp_report_mean(doc);   // main_score_mean of an eval document, NaN if none
+ */
+#pragma once
+
+#include <cJSON.h>
+#include <stddef.h>
+
+#include "gaprune/check.h"
+#include "gaprune/job.h"
+#include "gaprune/sample.h"
+
+typedef struct {
+    char method[48];
+    double sparsity;
+    double achieved, zero_fraction, fisher_ratio; /* of the mask; fisher_ratio NaN without statistics */
+    cJSON *one_shot, *retrained; /* eval documents (rank 0); NULL when not evaluated / not retrained */
+    double first_loss, last_loss; /* of the retraining */
+} gp_report_row;
+
+typedef struct {
+    const char *dir;     /* the dense model's folder */
+    size_t n_params;
+    const char *arch;    /* "bert", "qwen3" */
+} gp_report_model;
+
+/* Rank 0. samples: the calibration sample when there was one, else NULL. */
+gp_status gp_report_write(const gp_job *job, const gp_report_model *model, const cJSON *dense, const gp_report_row *rows,
+                          int nrows, const gp_sample_report *samples, const char *stats_settings_hash, double seconds,
+                          gp_err *err);
+
+/* main_score_mean of an evaluation document (NaN when there is none). */
+double gp_report_mean(const cJSON *doc);

@@ -1,0 +1,584 @@
+/* job.c — the job-file key table, INI parsing (inih), overrides, typed values, printing (see job.h).
+ *
+ * Two passes: the INI lines and the --set overrides only record each key's text and where it
+ * came from (an unknown key fails at once, on its line); then every key is converted to its
+ * typed value in table order, so a bad value is reported with its origin whether it came from
+ * the file, an override or the defaults, and nothing reaches a stage unchecked.
+ */
+#include "gaprune/job.h"
+
+#include <ini.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/dist.h"
+#include "gaprune/fs.h"
+#include "gaprune/log.h"
+#include "gaprune/model.h"
+
+typedef enum {
+    T_STR,      /* char *, escapes decoded */
+    T_INT,      /* int */
+    T_I64,      /* int64_t */
+    T_DBL,      /* double */
+    T_BOOL,     /* bool */
+    T_CHOICE,   /* an enum: the index of the value in `choices` */
+    T_SCOPE,    /* gp_scope */
+    T_CRITERIA, /* gp_criteria_list: names of the criteria registry */
+    T_NUMBERS,  /* double * + int count (the int follows the pointer's field: see `off2`) */
+    T_PATHS,    /* gp_path_list */
+} otype;
+
+typedef struct {
+    const char *section, *key;
+    otype type;
+    size_t off, off2;    /* field offset(s) in gp_job */
+    const char *def;
+    const char *choices; /* "a|b|c" for T_CHOICE */
+    double lo, hi;       /* numeric range (inclusive); for T_NUMBERS, [lo, hi) */
+    const char *help;
+} opt;
+
+#define F(field) offsetof(gp_job, field)
+
+/* The names of the enums, in enum order (also the valid values the messages list). */
+#define ON_BAD_CHOICES "fail|skip"
+#define SAMPLE_CHOICES "none|kmeans|random"
+#define ALIGN_CHOICES "tensor|refcode"
+#define LAYERS_CHOICES "mlp|attention|linear"
+
+static const opt k_opts[] = {
+    {"model", "path", T_STR, F(model.path), 0, "", NULL, 0, 0, "model folder (Hugging Face / sentence-transformers)"},
+    {"model", "max_length", T_INT, F(model.max_length), 0, "512", NULL, 2, 1 << 20, "truncate texts to this many tokens"},
+    {"model", "query_instruction", T_STR, F(model.query_instruction), 0, "", NULL, 0, 0,
+     "prefix for queries at evaluation and retraining; empty: the model's own query prompt "
+     "(config_sentence_transformers.json), if any (calibration corpora carry their own: the statistics and the "
+     "sample take queries as written)"},
+    {"model", "query_task", T_STR, F(model.query_task), 0, "", NULL, 0, 0,
+     "task description for Qwen3-Embedding's query format: queries become \"Instruct: {task}\\nQuery:{query}\" "
+     "(the model's own prompt form; not with query_instruction)"},
+    {"data", "domain", T_STR, F(data.domain), 0, "", NULL, 0, 0, "domain triplets (.json array, .jsonl, FlagEmbedding .jsonl)"},
+    {"data", "general", T_STR, F(data.general), 0, "", NULL, 0, 0, "general triplets, same formats"},
+    {"data", "max_samples", T_I64, F(data.max_samples), 0, "5000", NULL, 1, 1e15,
+     "triplets used per corpus (a seeded sample; not used when sample.method is set: the statistics read the whole "
+     "sample)"},
+    {"data", "seed", T_I64, F(data.seed), 0, "42", NULL, 0, 1e18, "seed of the triplet sample"},
+    {"data", "on_bad_record", T_CHOICE, F(data.on_bad_record), 0, "fail", ON_BAD_CHOICES, 0, 0,
+     "a bad record stops the run (fail) or is skipped and counted (skip)"},
+    {"sample", "method", T_CHOICE, F(sample.method), 0, "none", SAMPLE_CHOICES, 0, 0,
+     "calibration sample taken from every triplet of each corpus, which the statistics then use: kmeans over the "
+     "L2-normalised query embeddings, keeping the triplet nearest each centroid (the paper), or random"},
+    {"sample", "k", T_I64, F(sample.k), 0, "5000", NULL, 1, 1e12,
+     "clusters (kmeans) or triplets (random) per corpus; a corpus with no more triplets is kept whole"},
+    {"sample", "iterations", T_INT, F(sample.iterations), 0, "20", NULL, 1, 1e6,
+     "k-means (Lloyd) iterations at most: it stops early when no point changes cluster"},
+    {"sample", "model", T_STR, F(sample.model), 0, "", NULL, 0, 0,
+     "model that embeds the queries (empty: model.path; the paper used a smaller one of the same family)"},
+    {"sample", "seed", T_I64, F(sample.seed), 0, "42", NULL, 0, 1e18, "seed of the k-means++ seeding or of the random sample"},
+    {"stats", "fisher_batch", T_INT, F(stats.fisher_batch), 0, "1", NULL, 1, 1e6,
+     "triplets per gradient unit (1: per-triplet Fisher as in the paper; 4: the authors' code)"},
+    {"stats", "checkpoint_every", T_INT, F(stats.checkpoint_every), 0, "100", NULL, 1, 1e9,
+     "gradient units between per-rank checkpoints"},
+    {"stats", "alignment", T_CHOICE, F(stats.alignment), 0, "tensor", ALIGN_CHOICES, 0, 0,
+     "per-tensor cosine (paper) or the authors' element-wise smoothed product"},
+    {"prune", "methods", T_CRITERIA, F(prune.methods), 0, "gaprune", NULL, 0, 0, "criteria, a list of"},
+    {"prune", "sparsity", T_NUMBERS, F(prune.sparsity), F(prune.n_sparsity), "0.5", NULL, 0, 1,
+     "fraction of the selected weights set to zero (a list makes a sweep)"},
+    {"prune", "layers", T_CHOICE, F(prune.layers), 0, "mlp", LAYERS_CHOICES, 0, 0, "which weight matrices are pruned"},
+    {"prune", "scope", T_SCOPE, F(prune.scope), 0, "global", NULL, 0, 0, "global, layer, row or n:m (e.g. 2:4)"},
+    {"prune", "alpha", T_DBL, F(prune.alpha), 0, "0.2", NULL, -1e9, 1e9, "DAI alignment weight"},
+    {"prune", "beta", T_DBL, F(prune.beta), 0, "1.0", NULL, -1e9, 1e9, "DAI general-Fisher weight"},
+    {"prune", "gamma", T_DBL, F(prune.gamma), 0, "0.5", NULL, -1e9, 1e9, "DAI magnitude weight"},
+    {"prune", "seed", T_I64, F(prune.seed), 0, "42", NULL, 0, 1e18, "seed of the random criterion"},
+    {"prune", "save_scores", T_BOOL, F(prune.save_scores), 0, "false", NULL, 0, 0, "store every score in the mask file"},
+    {"retrain", "methods", T_CRITERIA, F(retrain.methods), 0, "gaprune", NULL, 0, 0,
+     "pruned models to retrain (criteria, a list; empty: none) of"},
+    {"retrain", "steps", T_INT, F(retrain.steps), 0, "100", NULL, 0, 1e9, "optimizer steps"},
+    {"retrain", "lr", T_DBL, F(retrain.lr), 0, "2e-5", NULL, 0, 1, "peak learning rate (AdamW)"},
+    {"retrain", "warmup", T_INT, F(retrain.warmup), 0, "10", NULL, 0, 1e9, "linear warm-up steps"},
+    {"retrain", "weight_decay", T_DBL, F(retrain.weight_decay), 0, "0.01", NULL, 0, 1, "AdamW weight decay"},
+    {"retrain", "batch", T_INT, F(retrain.batch), 0, "16", NULL, 1, 1e6, "triplets per step, in total over ranks"},
+    {"retrain", "grad_clip", T_DBL, F(retrain.grad_clip), 0, "1.0", NULL, 0, 1e9, "gradient norm clip (0: off)"},
+    {"retrain", "checkpoint_every", T_INT, F(retrain.checkpoint_every), 0, "50", NULL, 1, 1e9, "steps between checkpoints"},
+    {"eval", "retrieval", T_PATHS, F(eval.retrieval), 0, "", NULL, 0, 0, "BEIR folders (a list)"},
+    {"eval", "sts", T_PATHS, F(eval.sts), 0, "", NULL, 0, 0, "STS JSONL files (a list)"},
+    {"eval", "batch", T_INT, F(eval.batch), 0, "64", NULL, 1, 1e6, "texts per forward pass"},
+    {"train", "init", T_STR, F(train.init), 0, "", NULL, 0, 0, "model folder, or a config.json for random initialisation"},
+    {"train", "corpus", T_STR, F(train.corpus), 0, "", NULL, 0, 0, "training triplets"},
+    {"train", "steps", T_INT, F(train.steps), 0, "1000", NULL, 0, 1e9, "optimizer steps"},
+    {"train", "lr", T_DBL, F(train.lr), 0, "1e-4", NULL, 0, 1, "peak learning rate"},
+    {"train", "batch", T_INT, F(train.batch), 0, "32", NULL, 1, 1e6, "triplets per step"},
+    {"output", "dir", T_STR, F(out_dir), 0, "", NULL, 0, 0, "output folder (default out/<job name>)"},
+};
+
+#define NOPTS (sizeof k_opts / sizeof k_opts[0])
+
+/* Each key's value as given (leading blanks removed, escapes not yet decoded) and its origin. */
+struct gp_job_text {
+    char *value[NOPTS];
+    char *origin[NOPTS];
+};
+
+static void *field(gp_job *j, const opt *o) { return (char *)j + o->off; }
+
+static int find(const char *section, const char *key) {
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(k_opts[i].section, section) == 0 && strcmp(k_opts[i].key, key) == 0) return (int)i;
+    return -1;
+}
+
+static bool section_known(const char *section) {
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(k_opts[i].section, section) == 0) return true;
+    return false;
+}
+
+/* ---- names of the enums ------------------------------------------------------------------- */
+
+/* Entry idx of "a|b|c" into buf. */
+static const char *choice_at(const char *choices, int idx, char *buf, size_t n) {
+    const char *p = choices;
+    for (int i = 0; i < idx && p; i++) {
+        p = strchr(p, '|');
+        if (p) p++;
+    }
+    if (!p) return "?";
+    const char *bar = strchr(p, '|');
+    size_t len = bar ? (size_t)(bar - p) : strlen(p);
+    if (len >= n) len = n - 1;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Index of v in "a|b|c", or -1. */
+static int choice_index(const char *choices, const char *v) {
+    int i = 0;
+    size_t n = strlen(v);
+    for (const char *p = choices; *p; i++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, v, n) == 0) return i;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+const char *gp_sample_method_name(gp_sample_method m) {
+    static const char *names[] = {"none", "kmeans", "random"};
+    return (unsigned)m < 3 ? names[m] : "?";
+}
+const char *gp_alignment_name(gp_alignment a) {
+    static const char *names[] = {"tensor", "refcode"};
+    return (unsigned)a < 2 ? names[a] : "?";
+}
+const char *gp_layers_name(gp_layers l) {
+    static const char *names[] = {"mlp", "attention", "linear"};
+    return (unsigned)l < 3 ? names[l] : "?";
+}
+
+/* "gaprune|gaprune-ref|..." from the registry, for messages. */
+static void criteria_names(char *buf, size_t n) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (const gp_criterion *const *c = gp_criteria(); *c && at < n; c++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%s", c == gp_criteria() ? "" : "|", (*c)->name);
+}
+
+/* ---- typed values from text ---------------------------------------------------------------- */
+
+static char *unescape(const char *v) {
+    char *out = gp_malloc(strlen(v) + 1), *o = out;
+    for (const char *p = v; *p; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            *o++ = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p == 's' ? ' ' : *p;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Splits a comma-separated list (blanks around entries trimmed, empty entries dropped) into a
+ * malloc'd array of malloc'd strings. */
+static int split_list(const char *s, char ***out) {
+    char **v = NULL;
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        const char *e = comma ? comma : p + strlen(p);
+        const char *a = p;
+        while (a < e && (*a == ' ' || *a == '\t')) a++;
+        const char *b = e;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+        if (b > a) {
+            v = gp_realloc(v, (size_t)(n + 1) * sizeof *v);
+            v[n++] = gp_strndup(a, (size_t)(b - a));
+        }
+        p = comma ? comma + 1 : e;
+    }
+    *out = v;
+    return n;
+}
+
+static void free_list(char **v, int n) {
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+#define BAD(...) gp_errf(err, GP_EINPUT, __VA_ARGS__)
+
+static gp_status set_value(gp_job *j, const opt *o, const char *v, const char *where, gp_err *err) {
+    char *end = NULL;
+    switch (o->type) {
+    case T_STR: {
+        char **dst = field(j, o);
+        free(*dst);
+        *dst = unescape(v);
+        return GP_OK;
+    }
+    case T_INT:
+    case T_I64: {
+        long long x = strtoll(v, &end, 10);
+        if (!*v || *end) return BAD("%s: [%s] %s: expected an integer, got \"%s\"", where, o->section, o->key, v);
+        if ((double)x < o->lo || (double)x > o->hi)
+            return BAD("%s: [%s] %s = %lld is out of range [%g, %g]", where, o->section, o->key, x, o->lo, o->hi);
+        if (o->type == T_INT) *(int *)field(j, o) = (int)x;
+        else *(int64_t *)field(j, o) = x;
+        return GP_OK;
+    }
+    case T_DBL: {
+        double x = strtod(v, &end);
+        if (!*v || *end || !isfinite(x)) return BAD("%s: [%s] %s: expected a number, got \"%s\"", where, o->section, o->key, v);
+        if (x < o->lo || x > o->hi)
+            return BAD("%s: [%s] %s = %g is out of range [%g, %g]", where, o->section, o->key, x, o->lo, o->hi);
+        *(double *)field(j, o) = x;
+        return GP_OK;
+    }
+    case T_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on")) *(bool *)field(j, o) = true;
+        else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off")) *(bool *)field(j, o) = false;
+        else return BAD("%s: [%s] %s: expected true or false, got \"%s\"", where, o->section, o->key, v);
+        return GP_OK;
+    case T_CHOICE: {
+        int i = choice_index(o->choices, v);
+        if (i < 0) return BAD("%s: [%s] %s: \"%s\" is not one of %s", where, o->section, o->key, v, o->choices);
+        *(int *)field(j, o) = i;
+        return GP_OK;
+    }
+    case T_SCOPE: {
+        gp_err e = {0};
+        if (gp_scope_parse(v, field(j, o), &e))
+            return BAD("%s: [%s] %s: \"%s\" is not one of global|layer|row|n:m (0 <= n < m <= 64, e.g. 2:4)", where,
+                       o->section, o->key, v);
+        return GP_OK;
+    }
+    case T_CRITERIA: {
+        gp_criteria_list *l = field(j, o);
+        char **names;
+        int n = split_list(v, &names);
+        gp_status rc = GP_OK;
+        const gp_criterion **c = gp_malloc((size_t)(n ? n : 1) * sizeof *c);
+        for (int i = 0; i < n && !rc; i++) {
+            c[i] = gp_criterion_find(names[i]);
+            if (!c[i]) {
+                char valid[512];
+                criteria_names(valid, sizeof valid);
+                rc = BAD("%s: [%s] %s: \"%s\" is not a criterion; one of %s", where, o->section, o->key, names[i], valid);
+            }
+        }
+        free_list(names, n);
+        if (rc) {
+            free(c);
+            return rc;
+        }
+        free(l->v);
+        l->v = c;
+        l->n = n;
+        return GP_OK;
+    }
+    case T_NUMBERS: {
+        char **items;
+        int n = split_list(v, &items);
+        double *x = gp_malloc((size_t)(n ? n : 1) * sizeof *x);
+        gp_status rc = n ? GP_OK : BAD("%s: [%s] %s: empty list", where, o->section, o->key);
+        for (int i = 0; i < n && !rc; i++) {
+            x[i] = strtod(items[i], &end);
+            if (*end || !(x[i] >= o->lo && x[i] < o->hi))
+                rc = BAD("%s: [%s] %s: \"%s\" is not a number in [%g, %g) (in \"%s\")", where, o->section, o->key, items[i],
+                         o->lo, o->hi, v);
+        }
+        free_list(items, n);
+        if (rc) {
+            free(x);
+            return rc;
+        }
+        double **dst = field(j, o);
+        free(*dst);
+        *dst = x;
+        *(int *)((char *)j + o->off2) = n;
+        return GP_OK;
+    }
+    case T_PATHS: {
+        gp_path_list *l = field(j, o);
+        free_list(l->v, l->n);
+        l->n = split_list(v, &l->v);
+        return GP_OK;
+    }
+    }
+    return GP_EINTERNAL;
+}
+
+/* ---- recording the text of each key ------------------------------------------------------------ */
+
+static gp_status record(gp_job *j, const char *section, const char *key, const char *value, const char *origin,
+                        gp_err *err) {
+    int i = find(section, key);
+    if (i < 0) {
+        if (!*section) return BAD("%s: \"%s\" is outside any [section]", origin, key);
+        if (!section_known(section)) return BAD("%s: unknown section [%s]", origin, section);
+        return BAD("%s: unknown key \"%s\" in [%s] (see gaprune help-job)", origin, key, section);
+    }
+    while (*value == ' ' || *value == '\t') value++;
+    free(j->text->value[i]);
+    free(j->text->origin[i]);
+    j->text->value[i] = gp_strdup(value);
+    j->text->origin[i] = gp_strdup(origin);
+    return GP_OK;
+}
+
+typedef struct {
+    gp_job *j;
+    const char *text; /* the file's bytes, read line by line */
+    const char *path;
+    int line;
+    bool at_line_start; /* the last chunk ended a line (inih reads long lines in pieces) */
+    gp_err first;
+    int failed;
+} ini_ctx;
+
+/* inih reads through this, one line a call, so the handler knows the line of every value. */
+static char *read_line(char *str, int num, void *stream) {
+    ini_ctx *x = stream;
+    if (!*x->text) return NULL;
+    const char *nl = strchr(x->text, '\n');
+    size_t len = nl ? (size_t)(nl - x->text) + 1 : strlen(x->text);
+    if (len > (size_t)num - 1) len = (size_t)num - 1;
+    memcpy(str, x->text, len);
+    str[len] = '\0';
+    x->text += len;
+    if (x->at_line_start) x->line++;
+    x->at_line_start = len > 0 && str[len - 1] == '\n';
+    return str;
+}
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value) {
+    ini_ctx *x = user;
+    char origin[4200];
+    snprintf(origin, sizeof origin, "%s:%d", x->path, x->line);
+    gp_err e = {0};
+    if (record(x->j, section, name, value, origin, &e) == GP_OK) return 1;
+    if (!x->failed) x->first = e;
+    x->failed = 1;
+    return 0;
+}
+
+static gp_status read_sets(gp_job *j, const char *const *sets, const char *const *origins, int nsets, gp_err *err) {
+    for (int i = 0; i < nsets; i++) {
+        const char *dot = strchr(sets[i], '.'), *eq = strchr(sets[i], '=');
+        if (!dot || !eq || dot > eq) return BAD("--set %s: expected section.key=value", sets[i]);
+        if (origins && origins[i]) {
+            gp_status rc = GP_OK;
+            char *sec = gp_strndup(sets[i], (size_t)(dot - sets[i])), *key = gp_strndup(dot + 1, (size_t)(eq - dot - 1));
+            rc = record(j, sec, key, eq + 1, origins[i], err);
+            free(sec), free(key);
+            if (rc) return rc;
+            continue;
+        }
+        char *sec = gp_strdup(sets[i]);
+        sec[dot - sets[i]] = '\0';
+        char *key = sec + (dot - sets[i]) + 1;
+        key[eq - dot - 1] = '\0';
+        char *origin = gp_malloc(strlen(sets[i]) + 8);
+        sprintf(origin, "--set %s", sets[i]);
+        gp_status rc = record(j, sec, key, eq + 1, origin, err);
+        free(origin);
+        free(sec);
+        if (rc) return rc;
+    }
+    return GP_OK;
+}
+
+/* ---- the job ------------------------------------------------------------------------------------- */
+
+static void init_text(gp_job *j) {
+    j->text = gp_calloc(1, sizeof *j->text);
+    for (size_t i = 0; i < NOPTS; i++) {
+        j->text->value[i] = gp_strdup(k_opts[i].def);
+        j->text->origin[i] = gp_strdup("default");
+    }
+}
+
+/* Every key from its text, in table order; then the checks that involve several keys. */
+static gp_status convert(gp_job *j, gp_err *err) {
+    for (size_t i = 0; i < NOPTS; i++) {
+        gp_status rc = set_value(j, &k_opts[i], j->text->value[i], j->text->origin[i], err);
+        if (rc) return rc;
+    }
+    if (!*j->out_dir) {
+        free(j->out_dir);
+        j->out_dir = gp_malloc(strlen(j->name) + 5);
+        sprintf(j->out_dir, "out/%s", j->name);
+    }
+    if (*j->model.query_task) {
+        if (*j->model.query_instruction)
+            return BAD("%s and %s: [model] query_task and query_instruction are both set (use one)",
+                       gp_job_origin(j, "model", "query_task"), gp_job_origin(j, "model", "query_instruction"));
+        free(j->model.query_instruction);
+        j->model.query_instruction = gp_query_instruct(j->model.query_task);
+    }
+    return GP_OK;
+}
+
+static void set_name(gp_job *j, const char *path) {
+    j->path = gp_strdup(path);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    j->name = gp_strdup(base);
+    size_t bl = strlen(j->name);
+    if (bl > 4 && strcmp(j->name + bl - 4, ".ini") == 0) j->name[bl - 4] = '\0';
+}
+
+void gp_job_defaults(gp_job *j) {
+    memset(j, 0, sizeof *j);
+    set_name(j, "job");
+    init_text(j);
+    gp_err err = {0};
+    GP_CHECK(convert(j, &err) == GP_OK, "defaults: %s", err.msg);
+}
+
+gp_status gp_job_load(gp_job *j, const char *path, const char *const *sets, const char *const *origins, int nsets,
+                      gp_err *err) {
+    memset(j, 0, sizeof *j);
+    set_name(j, path);
+    init_text(j);
+
+    /* Rank 0 reads the file; every rank parses the same bytes. */
+    char *text = NULL;
+    size_t len = 0;
+    gp_status rc = GP_OK;
+    if (gp_rank() == 0) rc = gp_read_file(path, &text, &len, err);
+    if ((rc = gp_agree(rc, err))) return rc;
+    gp_bcast_string(&text, 0);
+
+    ini_ctx x = {.j = j, .text = text, .path = path, .at_line_start = true};
+    int line = ini_parse_stream(read_line, &x, on_ini_value, &x);
+    free(text);
+    if (line != 0) {
+        if (x.failed) return gp_errf(err, GP_EINPUT, "%s", x.first.msg);
+        return BAD("%s:%d: not an INI line (expected [section] or key = value)", path, line);
+    }
+    if ((rc = read_sets(j, sets, origins, nsets, err))) return rc;
+    return convert(j, err);
+}
+
+void gp_job_free(gp_job *j) {
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt *o = &k_opts[i];
+        switch (o->type) {
+        case T_STR: free(*(char **)field(j, o)); break;
+        case T_CRITERIA: free(((gp_criteria_list *)field(j, o))->v); break;
+        case T_NUMBERS: free(*(double **)field(j, o)); break;
+        case T_PATHS: free_list(((gp_path_list *)field(j, o))->v, ((gp_path_list *)field(j, o))->n); break;
+        default: break;
+        }
+        if (j->text) free(j->text->value[i]), free(j->text->origin[i]);
+    }
+    free(j->text);
+    free(j->path);
+    free(j->name);
+    memset(j, 0, sizeof *j);
+}
+
+const char *gp_job_origin(const gp_job *j, const char *section, const char *key) {
+    int i = find(section, key);
+    return i >= 0 && j->text ? j->text->origin[i] : "default";
+}
+
+/* ---- printing and help ----------------------------------------------------------------------------- */
+
+char *gp_job_get(const gp_job *j, const char *section, const char *key) {
+    int i = find(section, key);
+    if (i < 0) return NULL;
+    const opt *o = &k_opts[i];
+    const void *f = (const char *)j + o->off;
+    char buf[64];
+    switch (o->type) {
+    case T_STR: return gp_strdup(*(char *const *)f ? *(char *const *)f : "");
+    case T_INT: snprintf(buf, sizeof buf, "%d", *(const int *)f); break;
+    case T_I64: snprintf(buf, sizeof buf, "%lld", (long long)*(const int64_t *)f); break;
+    case T_DBL: snprintf(buf, sizeof buf, "%.17g", *(const double *)f); break;
+    case T_BOOL: snprintf(buf, sizeof buf, "%s", *(const bool *)f ? "true" : "false"); break;
+    case T_CHOICE: choice_at(o->choices, *(const int *)f, buf, sizeof buf); break;
+    case T_SCOPE: /* lists and the scope: as given, so a dump reads back the same */
+    case T_CRITERIA:
+    case T_NUMBERS:
+    case T_PATHS: return gp_strdup(j->text->value[i]);
+    }
+    return gp_strdup(buf);
+}
+
+/* Prints a value with newlines and tabs escaped again, so the dump reads as a job file. */
+static void print_escaped(FILE *f, const char *v) {
+    for (; *v; v++) {
+        if (*v == '\n') fputs("\\n", f);
+        else if (*v == '\t') fputs("\\t", f);
+        else if (*v == ' ' && v[1] == '\0') fputs("\\s", f); /* a trailing space INI would trim */
+        else if (*v == '\\') fputs("\\\\", f);
+        else fputc(*v, f);
+    }
+}
+
+void gp_job_print(const gp_job *j, FILE *f) {
+    const char *sec = "";
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (strcmp(sec, k_opts[i].section)) {
+            sec = k_opts[i].section;
+            fprintf(f, "[%s]\n", sec);
+        }
+        char *v = gp_job_get(j, k_opts[i].section, k_opts[i].key);
+        fprintf(f, "  %s = ", k_opts[i].key);
+        print_escaped(f, v);
+        fputc('\n', f);
+        free(v);
+    }
+    fflush(f);
+}
+
+void gp_job_help(FILE *f) {
+    char valid[512];
+    criteria_names(valid, sizeof valid);
+    fprintf(f, "Job files are INI: [section] then key = value lines; ';' or '#' start comments.\n"
+               "Any key can be overridden with --set section.key=value.\n");
+    const char *sec = "";
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt *o = &k_opts[i];
+        if (strcmp(sec, o->section)) {
+            sec = o->section;
+            fprintf(f, "\n[%s]\n", sec);
+        }
+        char def[96];
+        snprintf(def, sizeof def, "%s%s%s", o->choices ? o->choices : "", o->choices ? ", default " : "default ",
+                 *o->def ? o->def : "\"\"");
+        if (o->type == T_CRITERIA) fprintf(f, "  %-18s %s %s (%s)\n", o->key, o->help, valid, def);
+        else fprintf(f, "  %-18s %s (%s)\n", o->key, o->help, def);
+    }
+    fprintf(f, "\nCriteria:\n");
+    for (const gp_criterion *const *c = gp_criteria(); *c; c++) fprintf(f, "  %-18s %s\n", (*c)->name, (*c)->description);
+}
