@@ -244,7 +244,7 @@ int gp_cmd_run(int argc, char **argv) {
             memcpy(m->params, dense_params, m->table.total * sizeof(float));
         }
     if (!rc && gp_rank() == 0 && !only) {
-        gp_report_model rm = {m->dir, m->table.total, m->cfg.arch == GP_ARCH_BERT ? "bert" : "qwen3"};
+        gp_report_model rm = {m->dir, m->table.total, gp_arch_get(m->cfg.arch)->name};
         rc = gp_report_write(&job, &rm, dense, rows, k, sampled ? &samples : NULL, sr.settings_hash, gp_now() - t0, &err);
     }
     if (!(rc = gp_agree(rc, &err)) && gp_rank() == 0) print_summary(&job, dense, rows, k, !only, gp_now() - t0);

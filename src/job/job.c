@@ -36,7 +36,7 @@ typedef struct {
     otype type;
     size_t off, off2;    /* field offset(s) in gp_job */
     const char *def;
-    const char *choices; /* "a|b|c" for T_CHOICE */
+    const char *const *choices; /* the names of the enum values, in order, NULL-terminated (T_CHOICE) */
     double lo, hi;       /* numeric range (inclusive); for T_NUMBERS, [lo, hi) */
     const char *help;
 } opt;
@@ -44,10 +44,10 @@ typedef struct {
 #define F(field) offsetof(gp_job, field)
 
 /* The names of the enums, in enum order (also the valid values the messages list). */
-#define ON_BAD_CHOICES "fail|skip"
-#define SAMPLE_CHOICES "none|kmeans|random"
-#define ALIGN_CHOICES "tensor|refcode"
-#define LAYERS_CHOICES "mlp|attention|linear"
+static const char *const k_on_bad[] = {"fail", "skip", NULL};
+static const char *const k_sample[] = {"none", "kmeans", "random", NULL};
+static const char *const k_alignment[] = {"tensor", "refcode", NULL};
+static const char *const k_layers[] = {"mlp", "attention", "linear", NULL};
 
 static const opt k_opts[] = {
     {"model", "path", T_STR, F(model.path), 0, "", NULL, 0, 0, "model folder (Hugging Face / sentence-transformers)"},
@@ -65,9 +65,9 @@ static const opt k_opts[] = {
      "triplets used per corpus (a seeded sample; not used when sample.method is set: the statistics read the whole "
      "sample)"},
     {"data", "seed", T_I64, F(data.seed), 0, "42", NULL, 0, 1e18, "seed of the triplet sample"},
-    {"data", "on_bad_record", T_CHOICE, F(data.on_bad_record), 0, "fail", ON_BAD_CHOICES, 0, 0,
+    {"data", "on_bad_record", T_CHOICE, F(data.on_bad_record), 0, "fail", k_on_bad, 0, 0,
      "a bad record stops the run (fail) or is skipped and counted (skip)"},
-    {"sample", "method", T_CHOICE, F(sample.method), 0, "none", SAMPLE_CHOICES, 0, 0,
+    {"sample", "method", T_CHOICE, F(sample.method), 0, "none", k_sample, 0, 0,
      "calibration sample taken from every triplet of each corpus, which the statistics then use: kmeans over the "
      "L2-normalised query embeddings, keeping the triplet nearest each centroid (the paper), or random"},
     {"sample", "k", T_I64, F(sample.k), 0, "5000", NULL, 1, 1e12,
@@ -81,12 +81,12 @@ static const opt k_opts[] = {
      "triplets per gradient unit (1: per-triplet Fisher as in the paper; 4: the authors' code)"},
     {"stats", "checkpoint_every", T_INT, F(stats.checkpoint_every), 0, "100", NULL, 1, 1e9,
      "gradient units between per-rank checkpoints"},
-    {"stats", "alignment", T_CHOICE, F(stats.alignment), 0, "tensor", ALIGN_CHOICES, 0, 0,
+    {"stats", "alignment", T_CHOICE, F(stats.alignment), 0, "tensor", k_alignment, 0, 0,
      "per-tensor cosine (paper) or the authors' element-wise smoothed product"},
     {"prune", "methods", T_CRITERIA, F(prune.methods), 0, "gaprune", NULL, 0, 0, "criteria, a list of"},
     {"prune", "sparsity", T_NUMBERS, F(prune.sparsity), F(prune.n_sparsity), "0.5", NULL, 0, 1,
      "fraction of the selected weights set to zero (a list makes a sweep)"},
-    {"prune", "layers", T_CHOICE, F(prune.layers), 0, "mlp", LAYERS_CHOICES, 0, 0, "which weight matrices are pruned"},
+    {"prune", "layers", T_CHOICE, F(prune.layers), 0, "mlp", k_layers, 0, 0, "which weight matrices are pruned"},
     {"prune", "scope", T_SCOPE, F(prune.scope), 0, "global", NULL, 0, 0, "global, layer, row or n:m (e.g. 2:4)"},
     {"prune", "alpha", T_DBL, F(prune.alpha), 0, "0.2", NULL, -1e9, 1e9, "DAI alignment weight"},
     {"prune", "beta", T_DBL, F(prune.beta), 0, "1.0", NULL, -1e9, 1e9, "DAI general-Fisher weight"},
@@ -137,48 +137,30 @@ static bool section_known(const char *section) {
 
 /* ---- names of the enums ------------------------------------------------------------------- */
 
-/* Entry idx of "a|b|c" into buf. */
-static const char *choice_at(const char *choices, int idx, char *buf, size_t n) {
-    const char *p = choices;
-    for (int i = 0; i < idx && p; i++) {
-        p = strchr(p, '|');
-        if (p) p++;
-    }
-    if (!p) return "?";
-    const char *bar = strchr(p, '|');
-    size_t len = bar ? (size_t)(bar - p) : strlen(p);
-    if (len >= n) len = n - 1;
-    memcpy(buf, p, len);
-    buf[len] = '\0';
+/* "a|b|c" into buf: the valid values, for messages and help. */
+static const char *joined(const char *const *names, char *buf, size_t n) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (const char *const *c = names; *c && at < n; c++) at += (size_t)snprintf(buf + at, n - at, "%s%s", c == names ? "" : "|", *c);
     return buf;
 }
 
-/* Index of v in "a|b|c", or -1. */
-static int choice_index(const char *choices, const char *v) {
-    int i = 0;
-    size_t n = strlen(v);
-    for (const char *p = choices; *p; i++) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == n && strncmp(p, v, n) == 0) return i;
-        if (!bar) break;
-        p = bar + 1;
-    }
+/* Index of v in names, or -1. */
+static int choice_index(const char *const *names, const char *v) {
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], v)) return i;
     return -1;
 }
 
-const char *gp_sample_method_name(gp_sample_method m) {
-    static const char *names[] = {"none", "kmeans", "random"};
-    return (unsigned)m < 3 ? names[m] : "?";
+static const char *name_of(const char *const *names, int i) {
+    for (int k = 0; names[k]; k++)
+        if (k == i) return names[k];
+    return "?";
 }
-const char *gp_alignment_name(gp_alignment a) {
-    static const char *names[] = {"tensor", "refcode"};
-    return (unsigned)a < 2 ? names[a] : "?";
-}
-const char *gp_layers_name(gp_layers l) {
-    static const char *names[] = {"mlp", "attention", "linear"};
-    return (unsigned)l < 3 ? names[l] : "?";
-}
+
+const char *gp_sample_method_name(gp_sample_method m) { return name_of(k_sample, (int)m); }
+const char *gp_alignment_name(gp_alignment a) { return name_of(k_alignment, (int)a); }
+const char *gp_layers_name(gp_layers l) { return name_of(k_layers, (int)l); }
 
 /* "gaprune|gaprune-ref|..." from the registry, for messages. */
 static void criteria_names(char *buf, size_t n) {
@@ -268,7 +250,9 @@ static gp_status set_value(gp_job *j, const opt *o, const char *v, const char *w
         return GP_OK;
     case T_CHOICE: {
         int i = choice_index(o->choices, v);
-        if (i < 0) return BAD("%s: [%s] %s: \"%s\" is not one of %s", where, o->section, o->key, v, o->choices);
+        char valid[256];
+        if (i < 0)
+            return BAD("%s: [%s] %s: \"%s\" is not one of %s", where, o->section, o->key, v, joined(o->choices, valid, sizeof valid));
         *(int *)field(j, o) = i;
         return GP_OK;
     }
@@ -525,7 +509,7 @@ char *gp_job_get(const gp_job *j, const char *section, const char *key) {
     case T_I64: snprintf(buf, sizeof buf, "%lld", (long long)*(const int64_t *)f); break;
     case T_DBL: snprintf(buf, sizeof buf, "%.17g", *(const double *)f); break;
     case T_BOOL: snprintf(buf, sizeof buf, "%s", *(const bool *)f ? "true" : "false"); break;
-    case T_CHOICE: choice_at(o->choices, *(const int *)f, buf, sizeof buf); break;
+    case T_CHOICE: snprintf(buf, sizeof buf, "%s", o->choices[*(const int *)f]); break;
     case T_SCOPE: /* lists and the scope: as given, so a dump reads back the same */
     case T_CRITERIA:
     case T_NUMBERS:
@@ -562,8 +546,8 @@ void gp_job_print(const gp_job *j, FILE *f) {
 }
 
 void gp_job_help(FILE *f) {
-    char valid[512];
-    criteria_names(valid, sizeof valid);
+    char criteria[512];
+    criteria_names(criteria, sizeof criteria);
     fprintf(f, "Job files are INI: [section] then key = value lines; ';' or '#' start comments.\n"
                "Any key can be overridden with --set section.key=value.\n");
     const char *sec = "";
@@ -573,12 +557,19 @@ void gp_job_help(FILE *f) {
             sec = o->section;
             fprintf(f, "\n[%s]\n", sec);
         }
-        char def[96];
-        snprintf(def, sizeof def, "%s%s%s", o->choices ? o->choices : "", o->choices ? ", default " : "default ",
-                 *o->def ? o->def : "\"\"");
-        if (o->type == T_CRITERIA) fprintf(f, "  %-18s %s %s (%s)\n", o->key, o->help, valid, def);
+        char def[256], valid[160];
+        snprintf(def, sizeof def, "%s%s%s", o->choices ? joined(o->choices, valid, sizeof valid) : "",
+                 o->choices ? ", default " : "default ", *o->def ? o->def : "\"\"");
+        if (o->type == T_CRITERIA) fprintf(f, "  %-18s %s %s (%s)\n", o->key, o->help, criteria, def);
         else fprintf(f, "  %-18s %s (%s)\n", o->key, o->help, def);
     }
-    fprintf(f, "\nCriteria:\n");
+    fprintf(f, "\nCriteria (prune.methods, retrain.methods):\n");
     for (const gp_criterion *const *c = gp_criteria(); *c; c++) fprintf(f, "  %-18s %s\n", (*c)->name, (*c)->description);
+    fprintf(f, "\nArchitectures (model.path: config.json's model_type):\n");
+    for (const gp_arch_info *const *a = gp_architectures(); *a; a++) {
+        char types[256] = "";
+        for (const char *const *t = (*a)->model_types; *t; t++)
+            snprintf(types + strlen(types), sizeof types - strlen(types), "%s%s", t == (*a)->model_types ? "" : ", ", *t);
+        fprintf(f, "  %-18s %s (model_type %s)\n", (*a)->name, (*a)->description, types);
+    }
 }
