@@ -49,5 +49,10 @@ typedef struct {
     const char *settings_hash;
 } gp_mask_request;
 
+/* The checks of the settings against the model that need no statistics (the layers select some
+ * weights; an n:m scope divides every selected width), so that a job fails before its long
+ * stages rather than after them. Rank-local. */
+gp_status gp_prune_check(const gp_prune_opts *o, const gp_model *m, gp_err *err);
+
 /* Rank 0: scores, selects, writes the mask file (via .tmp) and fills mask. */
 gp_status gp_mask_build(const gp_prune_opts *cfg, const gp_model *m, const gp_mask_request *req, gp_mask *mask, gp_err *err);

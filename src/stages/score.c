@@ -177,6 +177,31 @@ static bool selected(const gp_prune_opts *cfg, const gp_model *m, int i, int *la
 
 /* The tensors prune.layers selects (c->items, numel, layer_of; mk->total), the buffers to score
  * the largest of them, and an all-zero keep bitmap for each. */
+/* An n:m scope groups m consecutive inputs: every selected tensor's width must divide. */
+static gp_status check_width(const gp_prune_opts *cfg, const gp_scope *scope, const gp_model *m, int i, gp_err *err) {
+    const gp_param *t = &m->table.p[i];
+    if (scope->kind == GP_SCOPE_NM && t->shape[1] % scope->m)
+        return gp_errf(err, GP_EINPUT, "%s: [prune] scope %d:%d: tensor \"%s\" has %lld inputs, not a multiple of m = %d",
+                       cfg->scope_origin, scope->n, scope->m, m->src_names[i], (long long)t->shape[1], scope->m);
+    return GP_OK;
+}
+
+static gp_status selects_nothing(const gp_prune_opts *cfg, const gp_model *m, gp_err *err) {
+    return gp_errf(err, GP_EINPUT, "%s: [prune] layers = %s selects no weights of %s", cfg->layers_origin,
+                   gp_layers_name(cfg->layers), m->dir);
+}
+
+gp_status gp_prune_check(const gp_prune_opts *cfg, const gp_model *m, gp_err *err) {
+    int n = 0, layer;
+    for (int i = 0; i < m->table.n; i++) {
+        if (!selected(cfg, m, i, &layer)) continue;
+        gp_status rc = check_width(cfg, &cfg->scope, m, i, err);
+        if (rc) return rc;
+        n++;
+    }
+    return n ? GP_OK : selects_nothing(cfg, m, err);
+}
+
 static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk, gp_err *err) {
     const gp_model *m = c->m;
     c->items = gp_malloc((size_t)m->table.n * sizeof(int));
@@ -188,9 +213,7 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
         int layer;
         if (!selected(c->cfg, m, i, &layer)) continue;
         const gp_param *t = &m->table.p[i];
-        if (scope->kind == GP_SCOPE_NM && t->shape[1] % scope->m)
-            rc = gp_errf(err, GP_EINPUT, "%s: [prune] scope %d:%d: tensor \"%s\" has %lld inputs, not a multiple of m = %d",
-                         c->cfg->scope_origin, scope->n, scope->m, m->src_names[i], (long long)t->shape[1], scope->m);
+        rc = check_width(c->cfg, scope, m, i, err);
         c->layer_of[c->n] = layer;
         c->numel[c->n] = (int64_t)t->numel;
         c->items[c->n++] = i;
@@ -198,9 +221,7 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
         maxc = t->shape[1] > maxc ? t->shape[1] : maxc;
         mk->total += (int64_t)t->numel;
     }
-    if (!rc && c->n == 0)
-        rc = gp_errf(err, GP_EINPUT, "%s: [prune] layers = %s selects no weights of %s", c->cfg->layers_origin,
-                     gp_layers_name(c->cfg->layers), m->dir);
+    if (!rc && c->n == 0) rc = selects_nothing(c->cfg, m, err);
     c->maxn = maxn;
     c->fd = gp_malloc((size_t)maxn * sizeof(float));
     c->fg = gp_malloc((size_t)maxn * sizeof(float));
