@@ -27,8 +27,8 @@ rank_of() { # layer name -> position
   echo -1
 }
 # The layer of a public header is the folder of the source file with the same name; the few
-# headers that serve several sources of one folder are named here.
-declare -A extra=([prune]=nn)
+# headers that serve several sources of one folder, or none (file layouts), are named here.
+declare -A extra=([prune]=nn [stats_file]=stages [sample_file]=stages [retrain_file]=stages)
 header_layer() { # include/gaprune/NAME.h -> layer
   local name c
   name=$(basename "$1" .h)

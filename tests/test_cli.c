@@ -268,6 +268,9 @@ static void test_job_errors_before_any_stage(void **state) {
         {NULL, "--method gaprun", "score", "--method gaprun: [prune] methods: \"gaprun\" is not a criterion; one of gaprune|"},
         {NULL, "--sparsity 0.5,1.5", "score", "--sparsity 0.5,1.5: [prune] sparsity: \"1.5\" is not a number in [0, 1)"},
         {NULL, "--only gaprun:0.5", "run", "--only gaprun:0.5: \"gaprun\" is not a criterion; one of gaprune|"},
+        /* checks that need the model still come before the first stage */
+        {"scope = 3:7\n", "", "run", "@:9: [prune] scope 3:7: tensor \"encoder.layer.0.intermediate.dense.weight\" has"},
+        {NULL, "--set prune.scope=1:3", "stats", "--set prune.scope=1:3: [prune] scope 1:3: tensor"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[8192];

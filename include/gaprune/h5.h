@@ -26,6 +26,13 @@
 
 #include "gaprune/check.h"
 
+/* Root attributes every output file carries; the schema headers (stats_file.h, mask_file.h,
+ * sample_file.h, retrain_file.h) name the rest of each file. */
+#define GP_H5_ATTR_FORMAT "format"                 /* the file's format name, e.g. "gaprune-mask" */
+#define GP_H5_ATTR_FORMAT_VERSION "format_version" /* integer, raised when the layout changes */
+#define GP_H5_ATTR_DESCRIPTION "description"       /* one sentence on what the file holds */
+#define GP_H5_ATTR_COMPLETE "complete"             /* integer 1, written last: the file is whole */
+
 hid_t gp_h5_create_tmp(const char *path);
 /* Closes the file and renames <path>.tmp to <path>. */
 gp_status gp_h5_close_commit(hid_t file, const char *path, gp_err *err);

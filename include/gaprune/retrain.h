@@ -14,7 +14,8 @@
  *
  * OUT/retrain-<tag>.h5 holds the loss, learning rate and gradient norm of every step and, every
  * retrain.checkpoint_every steps, the weights and AdamW moments (rank 0 writes, via .tmp); a
- * rerun resumes from it. SIGUSR1 / SIGTERM: checkpoint, then GP_ESTOPPED (exit 3).
+ * rerun resumes from it (retrain_file.h names its datasets and attributes). SIGUSR1 / SIGTERM:
+ * checkpoint, then GP_ESTOPPED (exit 3).
  *
  * Usage (collective):
  *     gp_mask_apply(&mask, model);

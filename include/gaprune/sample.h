@@ -20,8 +20,9 @@
  * records unchanged in corpus order (a JSONL line byte for byte; an element of a JSON array on
  * one line), and OUT/sample-<corpus>.h5 (centroids, the assignment of every candidate, the
  * nearest candidate of every centroid, the selection, inertia and points moved per iteration,
- * provenance, the settings hash and the .jsonl's SHA-256, `complete` last). A corpus whose .h5
- * is complete for the same settings and whose .jsonl still has that SHA-256 is not redone.
+ * provenance, the settings hash and the .jsonl's SHA-256, `complete` last; sample_file.h names
+ * them all). A corpus whose .h5 is complete for the same settings and whose .jsonl still has
+ * that SHA-256 is not redone.
  *
  * Usage (collective; errors are reported and agreed, exit with the status):
  *     gp_sample_report rep; gp_err err = {0};

@@ -9,15 +9,8 @@
  * n:m (the m−n lowest of every m consecutive inputs; p is then 1 − n/m). wanda compares within
  * rows by definition, so its global scope means row.
  *
- * mask-<method>-<sparsity>.h5:
- *   /            format="gaprune-mask", method, sparsity_target, sparsity_achieved, scope, layers,
- *                threshold, alpha, beta, gamma, alignment, stats_file, seed, model_path, n_selected,
- *                n_pruned, model_params, model_zero_fraction, fisher_vs_magnitude_mean, settings_hash,
- *                complete (last)
- *   /mask/<param>   uint8, the parameter's shape, 1 = keep, 0 = pruned
- *   /score/<param>  float32 (prune.save_scores = true)
- *   /summary        one row per tensor: param, layer, numel, kept, sparsity, score_min,
- *                   score_mean, score_max, fisher_vs_magnitude = Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ|
+ * mask-<method>-<sparsity>.h5 holds /mask/<param> (1 = keep), optionally /score/<param>, a
+ * /summary row per tensor and the settings as attributes: mask_file.h names them all.
  *
  * Usage:
  *     gp_prune_opts o; gp_prune_opts_from_job(&o, &job);
@@ -55,6 +48,11 @@ typedef struct {
     const char *mask_path;  /* file to write */
     const char *settings_hash;
 } gp_mask_request;
+
+/* The checks of the settings against the model that need no statistics (the layers select some
+ * weights; an n:m scope divides every selected width), so that a job fails before its long
+ * stages rather than after them. Rank-local. */
+gp_status gp_prune_check(const gp_prune_opts *o, const gp_model *m, gp_err *err);
 
 /* Rank 0: scores, selects, writes the mask file (via .tmp) and fills mask. */
 gp_status gp_mask_build(const gp_prune_opts *cfg, const gp_model *m, const gp_mask_request *req, gp_mask *mask, gp_err *err);

@@ -19,7 +19,8 @@
  *     F_c = Σ_units g² / N_c triplets      G_c = Σ_units g / U_c units
  * (with fisher_batch 1 both are the paper's per-triplet means; with 4, F is the authors' code's
  * estimator) go to OUT/stats.h5 with the per-tensor alignment cosine of G_gen and G_dom and the
- * activation sums. A stats.h5 that is complete for the same settings is not recomputed.
+ * activation sums (stats_file.h names its groups, datasets and attributes). A stats.h5 that is
+ * complete for the same settings is not recomputed.
  *
  * With sample.method set, the statistics read the samples (sample.h: OUT/sample-<corpus>.jsonl,
  * whole, data.max_samples does not apply) instead of the corpora, and their settings hash names

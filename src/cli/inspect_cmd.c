@@ -18,6 +18,8 @@
 #include "gaprune/dist.h"
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
+#include "gaprune/mask_file.h"
+#include "gaprune/stats_file.h"
 
 #define MAXL 256 /* layers shown; the last slot collects tensors outside the blocks */
 #define NBINS 40
@@ -121,7 +123,7 @@ static void add_hist(figure *fg, double x) {
 
 /* Reads /alignment/names (every tensor of the statistics). */
 static char **tensor_names(hid_t f, size_t *n) {
-    hid_t d = H5Dopen2(f, "alignment/names", H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, GP_STATS_ALIGNMENT_NAMES, H5P_DEFAULT);
     if (d < 0) return NULL;
     hid_t sp = H5Dget_space(d);
     *n = (size_t)H5Sget_simple_extent_npoints(sp);
@@ -152,11 +154,11 @@ static int inspect_stats(hid_t f, const char *path, const char *svg_path) {
     size_t nt = 0;
     char **names = tensor_names(f, &nt);
     if (!names) {
-        fprintf(stderr, "gaprune: error: %s: no /alignment/names\n", path);
+        fprintf(stderr, "gaprune: error: %s: no /" GP_STATS_ALIGNMENT_NAMES "\n", path);
         return GP_EINPUT;
     }
     double *cos = gp_malloc((nt + 1) * sizeof(double));
-    hid_t d = H5Dopen2(f, "alignment/cosine", H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, GP_STATS_ALIGNMENT_COSINE, H5P_DEFAULT);
     H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, cos);
     H5Dclose(d);
     figure fg = {.lo = -16, .hi = 0, .hist_label = "histogram of log10 F_dom over every parameter (exact zeros in the first bin)",
@@ -167,10 +169,8 @@ static int inspect_stats(hid_t f, const char *path, const char *svg_path) {
         int s = slot(layer_of(names[i]));
         char name[400];
         size_t n1 = 0, n2 = 0;
-        snprintf(name, sizeof name, "domain/fisher/%s", names[i]);
-        float *fd = read_all(f, name, &n1);
-        snprintf(name, sizeof name, "general/fisher/%s", names[i]);
-        float *fgn = read_all(f, name, &n2);
+        float *fd = read_all(f, gp_stats_tensor(name, sizeof name, GP_STATS_DOMAIN_FISHER, names[i]), &n1);
+        float *fgn = read_all(f, gp_stats_tensor(name, sizeof name, GP_STATS_GENERAL_FISHER, names[i]), &n2);
         if (fd && fgn && n1 == n2) {
             for (size_t k = 0; k < n1; k++) {
                 fg.a[s] += fd[k], fg.b[s] += fgn[k];
@@ -202,38 +202,17 @@ static int inspect_stats(hid_t f, const char *path, const char *svg_path) {
 }
 
 static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
-    hid_t d = H5Dopen2(f, "summary", H5P_DEFAULT);
-    if (d < 0) {
-        fprintf(stderr, "gaprune: error: %s: no /summary\n", path);
+    size_t n = 0;
+    gp_mask_summary_row *r = gp_mask_summary_read(f, &n);
+    if (!r) {
+        fprintf(stderr, "gaprune: error: %s: no /" GP_MASK_SUMMARY "\n", path);
         return GP_EINPUT;
     }
-    typedef struct {
-        char *param;
-        int32_t layer;
-        int64_t numel, kept;
-        double smin, smean, smax, ratio;
-    } row;
-    hid_t str = H5Tcopy(H5T_C_S1);
-    H5Tset_size(str, H5T_VARIABLE);
-    H5Tset_cset(str, H5T_CSET_UTF8);
-    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(row));
-    H5Tinsert(t, "param", HOFFSET(row, param), str);
-    H5Tinsert(t, "layer", HOFFSET(row, layer), H5T_NATIVE_INT32);
-    H5Tinsert(t, "numel", HOFFSET(row, numel), H5T_NATIVE_INT64);
-    H5Tinsert(t, "kept", HOFFSET(row, kept), H5T_NATIVE_INT64);
-    H5Tinsert(t, "score_min", HOFFSET(row, smin), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "score_mean", HOFFSET(row, smean), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "score_max", HOFFSET(row, smax), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "fisher_vs_magnitude", HOFFSET(row, ratio), H5T_NATIVE_DOUBLE);
-    hid_t sp = H5Dget_space(d);
-    size_t n = (size_t)H5Sget_simple_extent_npoints(sp);
-    row *r = gp_calloc(n + 1, sizeof(row));
-    H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, r);
-    char *method = gp_h5_read_attr_str(f, "method"), *scope = gp_h5_read_attr_str(f, "scope");
+    char *method = gp_h5_read_attr_str(f, GP_MASK_ATTR_METHOD), *scope = gp_h5_read_attr_str(f, GP_MASK_ATTR_SCOPE);
     double target = NAN, achieved = NAN, zero = NAN;
-    gp_h5_read_attr_double(f, "sparsity_target", &target);
-    gp_h5_read_attr_double(f, "sparsity_achieved", &achieved);
-    gp_h5_read_attr_double(f, "model_zero_fraction", &zero);
+    gp_h5_read_attr_double(f, GP_MASK_ATTR_SPARSITY_TARGET, &target);
+    gp_h5_read_attr_double(f, GP_MASK_ATTR_SPARSITY_ACHIEVED, &achieved);
+    gp_h5_read_attr_double(f, GP_MASK_ATTR_MODEL_ZERO_FRACTION, &zero);
     printf("%s: mask of %s, scope %s: target %.4g, achieved %.4g of the selected weights; %.2f%% of all parameters "
            "are zero\n",
            path, method ? method : "?", scope ? scope : "?", target, achieved, 100 * zero);
@@ -248,9 +227,9 @@ static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
         fg.used[s] = 1;
         fg.n[s] += r[i].numel;
         fg.b[s] += (double)r[i].kept;
-        smin[s] = fmin(smin[s], r[i].smin), smax[s] = fmax(smax[s], r[i].smax);
-        smean[s] += r[i].smean * (double)r[i].numel;
-        ratio[s] += r[i].ratio;
+        smin[s] = fmin(smin[s], r[i].score_min), smax[s] = fmax(smax[s], r[i].score_max);
+        smean[s] += r[i].score_mean * (double)r[i].numel;
+        ratio[s] += r[i].fisher_vs_magnitude;
         ct[s]++;
     }
     for (int l = 0; l < MAXL; l++) {
@@ -261,16 +240,15 @@ static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
                (long long)fg.b[l], 1 - fg.a[l], smin[l], smean[l] / (double)fg.n[l], smax[l], ratio[l] / ct[l]);
     }
     /* the histogram: scores when saved, else the per-tensor sparsity */
-    bool scores = H5Lexists(f, "score", H5P_DEFAULT) > 0;
+    bool scores = H5Lexists(f, GP_MASK_SCORE, H5P_DEFAULT) > 0;
     if (scores) {
         fg.lo = INFINITY, fg.hi = -INFINITY;
-        for (size_t i = 0; i < n; i++) fg.lo = fmin(fg.lo, r[i].smin), fg.hi = fmax(fg.hi, r[i].smax);
+        for (size_t i = 0; i < n; i++) fg.lo = fmin(fg.lo, r[i].score_min), fg.hi = fmax(fg.hi, r[i].score_max);
         if (fg.hi <= fg.lo) fg.hi = fg.lo + 1;
         for (size_t i = 0; i < n; i++) {
             char name[400];
             size_t m = 0;
-            snprintf(name, sizeof name, "score/%s", r[i].param);
-            float *x = read_all(f, name, &m);
+            float *x = read_all(f, gp_mask_tensor(name, sizeof name, GP_MASK_SCORE, r[i].param), &m);
             for (size_t k = 0; x && k < m; k++) add_hist(&fg, x[k]);
             free(x);
         }
@@ -281,14 +259,9 @@ static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
         fg.hist_label = "histogram of per-tensor sparsity (prune.save_scores = true gives the score histogram)";
     }
     if (svg_path) svg(svg_path, path, &fg);
-    for (size_t i = 0; i < n; i++) free(r[i].param);
-    free(r);
+    gp_mask_summary_free(r, n);
     free(method);
     free(scope);
-    H5Sclose(sp);
-    H5Tclose(t);
-    H5Tclose(str);
-    H5Dclose(d);
     return GP_OK;
 }
 
@@ -310,9 +283,9 @@ int gp_cmd_inspect(int argc, char **argv) {
         fprintf(stderr, "gaprune: error: %s: cannot open as HDF5\n", pos[0]);
         return GP_EINPUT;
     }
-    char *fmt = gp_h5_read_attr_str(f, "format");
-    if (fmt && !strcmp(fmt, "gaprune-stats")) rc = inspect_stats(f, pos[0], svg_path);
-    else if (fmt && !strcmp(fmt, "gaprune-mask")) rc = inspect_mask(f, pos[0], svg_path);
+    char *fmt = gp_h5_read_attr_str(f, GP_H5_ATTR_FORMAT);
+    if (fmt && !strcmp(fmt, GP_STATS_FORMAT)) rc = inspect_stats(f, pos[0], svg_path);
+    else if (fmt && !strcmp(fmt, GP_MASK_FORMAT)) rc = inspect_mask(f, pos[0], svg_path);
     else {
         fprintf(stderr, "gaprune: error: %s: not a gaprune stats or mask file (format \"%s\")\n", pos[0], fmt ? fmt : "");
         rc = GP_EINPUT;

@@ -12,6 +12,7 @@
 #include "gaprune/hash.h"
 #include "gaprune/log.h"
 #include "gaprune/mask.h"
+#include "gaprune/mask_file.h"
 #include "gaprune/model.h"
 #include "gaprune/pipeline.h"
 
@@ -37,7 +38,7 @@ int gp_cmd_retrain(int argc, char **argv) {
     if (!rc && gp_rank() == 0) {
         rc = gp_mask_read(mask_path, m, &mask, &err);
         hid_t f = rc ? -1 : gp_h5_open_quiet(mask_path);
-        char *h = f >= 0 ? gp_h5_read_attr_str(f, "settings_hash") : NULL;
+        char *h = f >= 0 ? gp_h5_read_attr_str(f, GP_MASK_ATTR_SETTINGS_HASH) : NULL;
         if (h && *h) snprintf(mask_hash, sizeof mask_hash, "%s", h);
         else if (!rc) rc = gp_sha256_file(mask_path, mask_hash, &err);
         free(h);
@@ -51,7 +52,8 @@ int gp_cmd_retrain(int argc, char **argv) {
     {
         char tag[256];
         const char *b = strrchr(mask_path, '/') ? strrchr(mask_path, '/') + 1 : mask_path;
-        snprintf(tag, sizeof tag, "%s", strncmp(b, "mask-", 5) ? b : b + 5);
+        const size_t pl = strlen(GP_MASK_FILE_PREFIX);
+        snprintf(tag, sizeof tag, "%s", strncmp(b, GP_MASK_FILE_PREFIX, pl) ? b : b + pl);
         size_t l = strlen(tag);
         if (l > 3 && !strcmp(tag + l - 3, ".h5")) tag[l - 3] = '\0';
         gp_train_opts o;

@@ -201,6 +201,7 @@ int gp_cmd_run(int argc, char **argv) {
     gp_model *m = NULL;
     gp_sample_report samples = {0};
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
+    if (!rc) rc = gp_prune_check(&po, m, &err);
     if (!rc && gp_rank() == 0) rc = gp_mkdir_p(job.out_dir, &err);
     char eval_hash[65] = "";
     if (!rc && gp_rank() == 0 && have_sets) rc = gp_eval_hash(&eo, eval_hash, &err);

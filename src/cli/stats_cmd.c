@@ -9,6 +9,7 @@
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/sample.h"
+#include "gaprune/score.h"
 #include "gaprune/stats.h"
 
 int gp_cmd_stats(int argc, char **argv) {
@@ -21,7 +22,13 @@ int gp_cmd_stats(int argc, char **argv) {
     }
     gp_err err = {0};
     gp_model *m = NULL;
-    rc = gp_agree(gp_model_load(job.model.path, &m, &err), &err);
+    rc = gp_model_load(job.model.path, &m, &err);
+    if (!rc) { /* a scope or layers the model cannot take fail now, not after the statistics */
+        gp_prune_opts po;
+        gp_prune_opts_from_job(&po, &job);
+        rc = gp_prune_check(&po, m, &err);
+    }
+    rc = gp_agree(rc, &err);
     gp_sample_report samples = {0};
     const bool sampled = job.sample.method != GP_SAMPLE_NONE;
     if (!rc && sampled) {

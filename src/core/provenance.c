@@ -24,8 +24,8 @@ const char *gp_provenance_command(void) { return g_command; }
 void gp_provenance_write(hid_t file, const char *format, int format_version) {
     char utc[32];
     gp_utc_now(utc, sizeof utc);
-    gp_h5_attr_str(file, "format", format);
-    gp_h5_attr_int(file, "format_version", format_version);
+    gp_h5_attr_str(file, GP_H5_ATTR_FORMAT, format);
+    gp_h5_attr_int(file, GP_H5_ATTR_FORMAT_VERSION, format_version);
     gp_h5_attr_str(file, "gaprune_version", GP_VERSION);
     gp_h5_attr_str(file, "command", gp_provenance_command());
     gp_h5_attr_str(file, "created_utc", utc);

@@ -10,6 +10,7 @@
 #include "gaprune/dist.h"
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
+#include "gaprune/mask_file.h"
 #include "gaprune/prune.h"
 
 /* ---- distribution and use -------------------------------------------------------------------- */
@@ -61,9 +62,9 @@ gp_status gp_mask_read(const char *path, const gp_model *m, gp_mask *mk, gp_err 
     hid_t f = gp_h5_open_quiet(path);
     if (f < 0) return gp_errf(err, GP_EINPUT, "%s: cannot open as HDF5", path);
     int64_t complete = 0;
-    char *fmt = gp_h5_read_attr_str(f, "format");
+    char *fmt = gp_h5_read_attr_str(f, GP_H5_ATTR_FORMAT);
     gp_status rc = GP_OK;
-    if (!fmt || strcmp(fmt, "gaprune-mask") || gp_h5_read_attr_int(f, "complete", &complete) || complete != 1)
+    if (!fmt || strcmp(fmt, GP_MASK_FORMAT) || gp_h5_read_attr_int(f, GP_H5_ATTR_COMPLETE, &complete) || complete != 1)
         rc = gp_errf(err, GP_EINPUT, "%s: not a complete gaprune mask file", path);
     free(fmt);
     mk->param = gp_malloc((size_t)m->table.n * sizeof(int));
@@ -74,8 +75,8 @@ gp_status gp_mask_read(const char *path, const gp_model *m, gp_mask *mk, gp_err 
     uint8_t *bytes = gp_malloc(maxn);
     for (int i = 0; i < m->table.n && !rc; i++) {
         char name[320];
-        snprintf(name, sizeof name, "mask/%s", m->src_names[i]);
-        if (H5Lexists(f, "mask", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0) continue;
+        gp_mask_tensor(name, sizeof name, GP_MASK_KEEP, m->src_names[i]);
+        if (H5Lexists(f, GP_MASK_KEEP, H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0) continue;
         hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
         hid_t sp = H5Dget_space(d);
         size_t n = (size_t)H5Sget_simple_extent_npoints(sp);

@@ -12,8 +12,11 @@
 #include "gaprune/h5.h"
 #include "gaprune/hash.h"
 #include "gaprune/log.h"
+#include "gaprune/mask_file.h"
+#include "gaprune/retrain_file.h"
 #include "gaprune/safetensors.h"
 #include "gaprune/stats.h"
+#include "gaprune/stats_file.h"
 
 bool gp_folder_current(const char *dir, const char *hash) {
     gp_st_set *set;
@@ -29,8 +32,8 @@ static bool mask_current(const char *path, const char *hash) {
     hid_t f = gp_h5_open_quiet(path);
     if (f < 0) return false;
     int64_t complete = 0;
-    char *h = gp_h5_read_attr_str(f, "settings_hash");
-    bool ok = !gp_h5_read_attr_int(f, "complete", &complete) && complete == 1 && h && !strcmp(h, hash);
+    char *h = gp_h5_read_attr_str(f, GP_MASK_ATTR_SETTINGS_HASH);
+    bool ok = !gp_h5_read_attr_int(f, GP_H5_ATTR_COMPLETE, &complete) && complete == 1 && h && !strcmp(h, hash);
     free(h);
     H5Fclose(f);
     return ok;
@@ -39,7 +42,7 @@ static bool mask_current(const char *path, const char *hash) {
 gp_status gp_prune_inputs_init(const gp_prune_opts *cfg, const gp_model *m, gp_prune_inputs *in, gp_err *err) {
     memset(in, 0, sizeof *in);
     snprintf(in->stats_hash, sizeof in->stats_hash, "none");
-    char *stats_path = gp_path_join(cfg->out_dir, "stats.h5");
+    char *stats_path = gp_path_join(cfg->out_dir, GP_STATS_FILE);
     int have = 0;
     gp_status rc = GP_OK;
     if (gp_rank() == 0) {
@@ -47,8 +50,8 @@ gp_status gp_prune_inputs_init(const gp_prune_opts *cfg, const gp_model *m, gp_p
         rc = gp_model_sha256(m->dir, in->model_sha, err);
         if (!rc && have) {
             hid_t f = gp_h5_open_quiet(stats_path);
-            char *ms = f >= 0 ? gp_h5_read_attr_str(f, "model_sha256") : NULL;
-            char *sh = f >= 0 ? gp_h5_read_attr_str(f, "settings_hash") : NULL;
+            char *ms = f >= 0 ? gp_h5_read_attr_str(f, GP_STATS_ATTR_MODEL_SHA256) : NULL;
+            char *sh = f >= 0 ? gp_h5_read_attr_str(f, GP_STATS_ATTR_SETTINGS_HASH) : NULL;
             if (!ms || strcmp(ms, in->model_sha))
                 rc = gp_errf(err, GP_EINPUT, "%s was computed for another model (or is damaged): rerun gaprune stats",
                              stats_path);
@@ -79,12 +82,12 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
                         double p, gp_pruned *out, gp_err *err) {
     memset(out, 0, sizeof *out);
     const char *method = crit->name;
-    char scope[32];
-    gp_scope_name(&cfg->scope, scope, sizeof scope);
+    char scope_buf[32];
+    const char *scope = gp_scope_name(&cfg->scope, scope_buf, sizeof scope_buf);
     const char *layers = gp_layers_name(cfg->layers);
     snprintf(out->tag, sizeof out->tag, "%s-%g", method, p);
     char name[160], settings[2048];
-    snprintf(name, sizeof name, "mask-%s.h5", out->tag);
+    snprintf(name, sizeof name, GP_MASK_FILE_FMT, out->tag);
     out->mask_path = gp_path_join(cfg->out_dir, name);
     snprintf(name, sizeof name, "pruned-%s", out->tag);
     out->pruned_dir = gp_path_join(cfg->out_dir, name);
@@ -105,8 +108,8 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
             rc = gp_mask_read(out->mask_path, m, &out->mask, err);
             hid_t f = rc ? -1 : gp_h5_open_quiet(out->mask_path);
             if (f >= 0) {
-                gp_h5_read_attr_double(f, "model_zero_fraction", &out->mask.model_zero_fraction);
-                gp_h5_read_attr_double(f, "fisher_vs_magnitude_mean", &reused_ratio);
+                gp_h5_read_attr_double(f, GP_MASK_ATTR_MODEL_ZERO_FRACTION, &out->mask.model_zero_fraction);
+                gp_h5_read_attr_double(f, GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN, &reused_ratio);
                 H5Fclose(f);
             }
         } else {
@@ -159,7 +162,7 @@ gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *ma
                           const char *mask_hash, const char *out_dir, gp_retrained *out, gp_err *err) {
     memset(out, 0, sizeof *out);
     char name[320];
-    snprintf(name, sizeof name, "retrain-%s.h5", tag);
+    snprintf(name, sizeof name, GP_RETRAIN_FILE_FMT, tag);
     out->log_path = gp_path_join(out_dir, name);
     snprintf(name, sizeof name, "retrained-%s", tag);
     out->model_dir = gp_path_join(out_dir, name);
@@ -168,7 +171,7 @@ gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *ma
     /* the folder's hash is the log's (settings and data) */
     if (gp_rank() == 0) {
         hid_t f = gp_h5_open_quiet(out->log_path);
-        char *h = f >= 0 ? gp_h5_read_attr_str(f, "settings_hash") : NULL;
+        char *h = f >= 0 ? gp_h5_read_attr_str(f, GP_RETRAIN_ATTR_SETTINGS_HASH) : NULL;
         snprintf(out->hash, sizeof out->hash, "%s", h ? h : "");
         free(h);
         if (f >= 0) H5Fclose(f);

@@ -16,6 +16,7 @@
 #include "gaprune/h5.h"
 #include "gaprune/hash.h"
 #include "gaprune/log.h"
+#include "gaprune/retrain_file.h"
 #include "gaprune/loss.h"
 #include "gaprune/prune.h"
 #include "gaprune/rng.h"
@@ -87,27 +88,28 @@ static hid_t write_log(rt_ctx *c, bool complete) {
     if (gp_rank() != 0) return -1;
     const gp_train_opts *cfg = c->cfg;
     hid_t f = gp_h5_create_tmp(c->log_path);
-    gp_provenance_write(f, "gaprune-retrain", 1);
-    gp_h5_attr_str(f, "settings_hash", c->hash);
-    gp_h5_attr_int(f, "step", c->step);
-    gp_h5_attr_int(f, "steps", cfg->steps);
-    gp_h5_attr_int(f, "batch", cfg->batch);
-    gp_h5_attr_double(f, "lr", cfg->lr);
-    gp_h5_attr_int(f, "warmup", cfg->warmup);
-    gp_h5_attr_double(f, "weight_decay", cfg->weight_decay);
-    gp_h5_attr_double(f, "grad_clip", cfg->grad_clip);
-    gp_h5_attr_str(f, "corpus_path", c->corp.path);
-    gp_h5_attr_str(f, "corpus_sha256", c->corp.sha256);
-    gp_h5_attr_str(f, "description", "GAPrune masked retraining: per-step loss, learning rate and gradient norm; "
+    gp_provenance_write(f, GP_RETRAIN_FORMAT, GP_RETRAIN_FORMAT_VERSION);
+    gp_h5_attr_str(f, GP_RETRAIN_ATTR_SETTINGS_HASH, c->hash);
+    gp_h5_attr_int(f, GP_RETRAIN_ATTR_STEP, c->step);
+    gp_h5_attr_int(f, GP_RETRAIN_ATTR_STEPS, cfg->steps);
+    gp_h5_attr_int(f, GP_RETRAIN_ATTR_BATCH, cfg->batch);
+    gp_h5_attr_double(f, GP_RETRAIN_ATTR_LR, cfg->lr);
+    gp_h5_attr_int(f, GP_RETRAIN_ATTR_WARMUP, cfg->warmup);
+    gp_h5_attr_double(f, GP_RETRAIN_ATTR_WEIGHT_DECAY, cfg->weight_decay);
+    gp_h5_attr_double(f, GP_RETRAIN_ATTR_GRAD_CLIP, cfg->grad_clip);
+    gp_h5_attr_str(f, GP_RETRAIN_ATTR_CORPUS_PATH, c->corp.path);
+    gp_h5_attr_str(f, GP_RETRAIN_ATTR_CORPUS_SHA256, c->corp.sha256);
+    gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION, "GAPrune masked retraining: per-step loss, learning rate and gradient norm; "
                                      "weights and AdamW moments to resume from");
-    write_f64(f, "loss", c->loss, c->step, "InfoNCE loss of each step's batch (before its update)", "nats");
-    write_f64(f, "lr", c->lr, c->step, "learning rate of each step", "1");
-    write_f64(f, "grad_norm", c->gnorm, c->step, "global gradient norm of each step, before clipping", "loss / parameter");
-    gp_h5_write_flat_f32(f, "params", c->m->params, c->m->table.total, "all parameters after the last step, in table order",
-                         "1");
-    gp_h5_write_flat_f32(f, "adam_m", c->adam_m, c->m->table.total, "AdamW first moment", "1");
-    gp_h5_write_flat_f32(f, "adam_v", c->adam_v, c->m->table.total, "AdamW second moment", "1");
-    if (complete) gp_h5_attr_int(f, "complete", 1);
+    write_f64(f, GP_RETRAIN_LOSS, c->loss, c->step, "InfoNCE loss of each step's batch (before its update)", "nats");
+    write_f64(f, GP_RETRAIN_LR, c->lr, c->step, "learning rate of each step", "1");
+    write_f64(f, GP_RETRAIN_GRAD_NORM, c->gnorm, c->step, "global gradient norm of each step, before clipping",
+              "loss / parameter");
+    gp_h5_write_flat_f32(f, GP_RETRAIN_PARAMS, c->m->params, c->m->table.total,
+                         "all parameters after the last step, in table order", "1");
+    gp_h5_write_flat_f32(f, GP_RETRAIN_ADAM_M, c->adam_m, c->m->table.total, "AdamW first moment", "1");
+    gp_h5_write_flat_f32(f, GP_RETRAIN_ADAM_V, c->adam_v, c->m->table.total, "AdamW second moment", "1");
+    if (complete) gp_h5_attr_int(f, GP_H5_ATTR_COMPLETE, 1);
     return f;
 }
 
@@ -121,13 +123,14 @@ static gp_status load_log(hid_t f, void *vctx) {
     load_ctx *lc = vctx;
     rt_ctx *c = lc->c;
     int64_t step = 0, complete = 0;
-    char *h = gp_h5_read_attr_str(f, "settings_hash");
-    if (h && !strcmp(h, c->hash) && !gp_h5_read_attr_int(f, "step", &step)) {
-        gp_h5_read_attr_int(f, "complete", &complete);
+    char *h = gp_h5_read_attr_str(f, GP_RETRAIN_ATTR_SETTINGS_HASH);
+    if (h && !strcmp(h, c->hash) && !gp_h5_read_attr_int(f, GP_RETRAIN_ATTR_STEP, &step)) {
+        gp_h5_read_attr_int(f, GP_H5_ATTR_COMPLETE, &complete);
         size_t n = c->m->table.total;
-        bool ok = step > 0 && step <= c->cfg->steps && !gp_h5_read_f32(f, "params", c->m->params, n) &&
-                  !gp_h5_read_f32(f, "adam_m", c->adam_m, n) && !gp_h5_read_f32(f, "adam_v", c->adam_v, n);
-        const char *names[3] = {"loss", "lr", "grad_norm"};
+        bool ok = step > 0 && step <= c->cfg->steps && !gp_h5_read_f32(f, GP_RETRAIN_PARAMS, c->m->params, n) &&
+                  !gp_h5_read_f32(f, GP_RETRAIN_ADAM_M, c->adam_m, n) &&
+                  !gp_h5_read_f32(f, GP_RETRAIN_ADAM_V, c->adam_v, n);
+        const char *names[3] = {GP_RETRAIN_LOSS, GP_RETRAIN_LR, GP_RETRAIN_GRAD_NORM};
         double *dst[3] = {c->loss, c->lr, c->gnorm};
         for (int k = 0; k < 3 && ok; k++) {
             hid_t d = H5Dopen2(f, names[k], H5P_DEFAULT);

@@ -16,9 +16,9 @@
 #include "gaprune/kmeans.h"
 #include "gaprune/log.h"
 #include "gaprune/rng.h"
+#include "gaprune/sample_file.h"
 #include "gaprune/triplets.h"
 
-#define SAMPLE_FORMAT_VERSION 1
 /* Queries per forward pass (the authors' batch), and the unit the candidates are shared out in:
  * a query is always embedded with the same neighbours, so its embedding, and hence the sample,
  * does not depend on the number of ranks. */
@@ -75,11 +75,11 @@ static void settings_hash(const sample_ctx *x, const gp_corpus *c, char out[65])
         snprintf(buf, sizeof buf,
                  "gaprune-sample v%d; corpus %s; on_bad_record %d; method kmeans; k %lld; iterations %d; seed %lld; "
                  "model %s; max_length %d; batch %d; queries as written; L2-normalised",
-                 SAMPLE_FORMAT_VERSION, c->sha256, (int)o->skip_bad, (long long)o->k, o->iterations,
+                 GP_SAMPLE_FORMAT_VERSION, c->sha256, (int)o->skip_bad, (long long)o->k, o->iterations,
                  (long long)o->seed, x->model_sha, o->max_length, ENCODE_BATCH);
     else
         snprintf(buf, sizeof buf, "gaprune-sample v%d; corpus %s; on_bad_record %d; method random; k %lld; seed %lld",
-                 SAMPLE_FORMAT_VERSION, c->sha256, (int)o->skip_bad, (long long)o->k, (long long)o->seed);
+                 GP_SAMPLE_FORMAT_VERSION, c->sha256, (int)o->skip_bad, (long long)o->k, (long long)o->seed);
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, buf, strlen(buf));
     gp_sha256_final(h, out);
@@ -91,9 +91,10 @@ static bool sample_current(const char *h5, const char *jsonl, const char *hash, 
     hid_t f = gp_h5_open_quiet(h5);
     if (f < 0) return false;
     int64_t complete = 0;
-    char *h = gp_h5_read_attr_str(f, "settings_hash"), *js = gp_h5_read_attr_str(f, "sample_sha256");
-    bool ok = !gp_h5_read_attr_int(f, "complete", &complete) && complete == 1 && h && !strcmp(h, hash) && js &&
-              !gp_h5_read_attr_int(f, "n_selected", n_selected);
+    char *h = gp_h5_read_attr_str(f, GP_SAMPLE_ATTR_SETTINGS_HASH);
+    char *js = gp_h5_read_attr_str(f, GP_SAMPLE_ATTR_SAMPLE_SHA256);
+    bool ok = !gp_h5_read_attr_int(f, GP_H5_ATTR_COMPLETE, &complete) && complete == 1 && h && !strcmp(h, hash) && js &&
+              !gp_h5_read_attr_int(f, GP_SAMPLE_ATTR_N_SELECTED, n_selected);
     H5Fclose(f);
     char now[65];
     gp_err e;
@@ -219,36 +220,37 @@ static gp_status write_h5(const sample_ctx *x, const gp_corpus *corp, const h5_o
     const gp_sample_opts *so = x->o;
     const gp_kmeans_result *km = o->km;
     hid_t f = gp_h5_create_tmp(path);
-    gp_provenance_write(f, "gaprune-sample", SAMPLE_FORMAT_VERSION);
-    gp_h5_attr_str(f, "corpus", k_corpus[o->c]);
-    gp_h5_attr_str(f, "corpus_path", corp->path);
-    gp_h5_attr_str(f, "corpus_sha256", corp->sha256);
-    gp_h5_attr_int(f, "n_records", corp->n_records);
-    gp_h5_attr_int(f, "n_skipped", corp->n_skipped);
-    gp_h5_attr_int(f, "n_candidates", corp->n_selected);
-    gp_h5_attr_str(f, "method", gp_sample_method_name(so->method));
-    gp_h5_attr_int(f, "k", so->k);
-    gp_h5_attr_int(f, "seed", so->seed);
+    gp_provenance_write(f, GP_SAMPLE_FORMAT, GP_SAMPLE_FORMAT_VERSION);
+    gp_h5_attr_str(f, GP_SAMPLE_ATTR_CORPUS, k_corpus[o->c]);
+    gp_h5_attr_str(f, GP_SAMPLE_ATTR_CORPUS_PATH, corp->path);
+    gp_h5_attr_str(f, GP_SAMPLE_ATTR_CORPUS_SHA256, corp->sha256);
+    gp_h5_attr_int(f, GP_SAMPLE_ATTR_N_RECORDS, corp->n_records);
+    gp_h5_attr_int(f, GP_SAMPLE_ATTR_N_SKIPPED, corp->n_skipped);
+    gp_h5_attr_int(f, GP_SAMPLE_ATTR_N_CANDIDATES, corp->n_selected);
+    gp_h5_attr_str(f, GP_SAMPLE_ATTR_METHOD, gp_sample_method_name(so->method));
+    gp_h5_attr_int(f, GP_SAMPLE_ATTR_K, so->k);
+    gp_h5_attr_int(f, GP_SAMPLE_ATTR_SEED, so->seed);
     if (x->kmeans) {
-        gp_h5_attr_int(f, "iterations", so->iterations);
-        gp_h5_attr_str(f, "model_path", x->model_dir);
-        gp_h5_attr_str(f, "model_sha256", x->model_sha);
-        gp_h5_attr_int(f, "max_length", so->max_length);
-        gp_h5_attr_int(f, "batch", ENCODE_BATCH);
-        gp_h5_attr_str(f, "queries", "embedded as written in the corpus (no instruction added), then L2-normalised");
+        gp_h5_attr_int(f, GP_SAMPLE_ATTR_ITERATIONS, so->iterations);
+        gp_h5_attr_str(f, GP_SAMPLE_ATTR_MODEL_PATH, x->model_dir);
+        gp_h5_attr_str(f, GP_SAMPLE_ATTR_MODEL_SHA256, x->model_sha);
+        gp_h5_attr_int(f, GP_SAMPLE_ATTR_MAX_LENGTH, so->max_length);
+        gp_h5_attr_int(f, GP_SAMPLE_ATTR_BATCH, ENCODE_BATCH);
+        gp_h5_attr_str(f, GP_SAMPLE_ATTR_QUERIES,
+                       "embedded as written in the corpus (no instruction added), then L2-normalised");
     }
     if (km) {
-        gp_h5_attr_int(f, "k_effective", km->k);
-        gp_h5_attr_int(f, "iterations_run", km->iterations_run);
-        gp_h5_attr_double(f, "inertia_final", km->inertia[km->iterations_run]);
-        gp_h5_attr_double(f, "seconds_seeding", km->seconds_seed);
-        gp_h5_attr_double(f, "seconds_iterations", km->seconds_iter);
+        gp_h5_attr_int(f, GP_SAMPLE_ATTR_K_EFFECTIVE, km->k);
+        gp_h5_attr_int(f, GP_SAMPLE_ATTR_ITERATIONS_RUN, km->iterations_run);
+        gp_h5_attr_double(f, GP_SAMPLE_ATTR_INERTIA_FINAL, km->inertia[km->iterations_run]);
+        gp_h5_attr_double(f, GP_SAMPLE_ATTR_SECONDS_SEEDING, km->seconds_seed);
+        gp_h5_attr_double(f, GP_SAMPLE_ATTR_SECONDS_ITERATIONS, km->seconds_iter);
     }
-    gp_h5_attr_str(f, "settings_hash", o->hash);
-    gp_h5_attr_str(f, "sample_path", o->jsonl);
-    gp_h5_attr_str(f, "sample_sha256", o->sample_sha);
-    gp_h5_attr_int(f, "n_selected", o->n_sel);
-    gp_h5_attr_str(f, "description",
+    gp_h5_attr_str(f, GP_SAMPLE_ATTR_SETTINGS_HASH, o->hash);
+    gp_h5_attr_str(f, GP_SAMPLE_ATTR_SAMPLE_PATH, o->jsonl);
+    gp_h5_attr_str(f, GP_SAMPLE_ATTR_SAMPLE_SHA256, o->sample_sha);
+    gp_h5_attr_int(f, GP_SAMPLE_ATTR_N_SELECTED, o->n_sel);
+    gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION,
                    km ? "representative calibration sample: k-means over the L2-normalised query embeddings of every "
                         "candidate triplet; the triplet nearest each centroid is kept (docs/DESIGN.md §4.6)"
                       : corp->n_selected <= so->k ? "calibration sample: the corpus has no more than k triplets, "
@@ -256,41 +258,42 @@ static gp_status write_h5(const sample_ctx *x, const gp_corpus *corp, const h5_o
                                                           : "calibration sample: k triplets drawn uniformly with the seed");
     if (km) {
         hsize_t dims[2] = {(hsize_t)km->k, (hsize_t)km->d};
-        hid_t ds = gp_h5_dataset_f32(f, "centroids", 2, dims,
+        hid_t ds = gp_h5_dataset_f32(f, GP_SAMPLE_CENTROIDS, 2, dims,
                                      "final k-means centroids (one row per cluster) in the space of the L2-normalised "
                                      "query embeddings; row j is cluster j of /assignment",
                                      "1 (embedding space)");
         gp_h5_write_rows_f32(ds, 0, dims[0], dims[1], km->centroids);
         H5Dclose(ds);
         hsize_t n = (hsize_t)km->n;
-        ds = gp_h5_dataset(f, "assignment", H5T_STD_I32LE, 1, &n,
+        ds = gp_h5_dataset(f, GP_SAMPLE_ASSIGNMENT, H5T_STD_I32LE, 1, &n,
                            "nearest final centroid of every candidate triplet (row i: the i-th valid record of the "
                            "corpus, in file order)",
                            "1");
         gp_h5_write_rows(ds, H5T_NATIVE_INT32, 0, n, 1, km->assign);
         H5Dclose(ds);
-        dataset_i64(f, "nearest", km->nearest, (hsize_t)km->k,
+        dataset_i64(f, GP_SAMPLE_NEAREST, km->nearest, (hsize_t)km->k,
                     "candidate index (row of /assignment) of the triplet nearest each final centroid; ties go to the "
                     "lower index");
         hsize_t it = (hsize_t)km->iterations_run + 1;
-        ds = gp_h5_dataset(f, "inertia", H5T_IEEE_F64LE, 1, &it,
+        ds = gp_h5_dataset(f, GP_SAMPLE_INERTIA, H5T_IEEE_F64LE, 1, &it,
                            "sum over the candidates of the squared Euclidean distance to the nearest centroid after i "
                            "Lloyd updates (row 0: the k-means++ seeds)",
                            "1 (squared distance between unit vectors)");
         gp_h5_write_rows(ds, H5T_NATIVE_DOUBLE, 0, it, 1, km->inertia);
         H5Dclose(ds);
-        dataset_i64(f, "moved", km->moved, it,
+        dataset_i64(f, GP_SAMPLE_MOVED, km->moved, it,
                     "candidates whose nearest centroid changed after i Lloyd updates (row 0: all, the first assignment)");
-        dataset_i64(f, "reseeded", km->reseeded, it,
+        dataset_i64(f, GP_SAMPLE_RESEEDED, km->reseeded, it,
                     "empty clusters re-seeded with the candidate farthest from its centroid by update i (row 0: none)");
     }
-    dataset_i64(f, "selected", o->sel, (hsize_t)o->n_sel,
+    dataset_i64(f, GP_SAMPLE_SELECTED, o->sel, (hsize_t)o->n_sel,
                 "candidate index of each triplet in sample_path, in that order (ascending: corpus order)");
     int64_t *lines = gp_malloc((size_t)o->n_sel * sizeof(int64_t));
     for (int64_t j = 0; j < o->n_sel; j++) lines[j] = corp->sel[o->sel[j]].line;
-    dataset_i64(f, "selected_line", lines, (hsize_t)o->n_sel, "1-based line of corpus_path where each selected record starts");
+    dataset_i64(f, GP_SAMPLE_SELECTED_LINE, lines, (hsize_t)o->n_sel,
+                "1-based line of corpus_path where each selected record starts");
     free(lines);
-    gp_h5_attr_int(f, "complete", 1);
+    gp_h5_attr_int(f, GP_H5_ATTR_COMPLETE, 1);
     return gp_h5_close_commit(f, path, err);
 }
 
@@ -317,9 +320,9 @@ static gp_status sample_corpus(sample_ctx *x, int c, gp_sample_report *rep, gp_e
     rep->candidates[c] = n;
     settings_hash(x, &corp, rep->settings_hash[c]);
     char name[64];
-    snprintf(name, sizeof name, "sample-%s.jsonl", k_corpus[c]);
+    snprintf(name, sizeof name, GP_SAMPLE_JSONL_FMT, k_corpus[c]);
     rep->jsonl[c] = gp_path_join(o->out_dir, name);
-    snprintf(name, sizeof name, "sample-%s.h5", k_corpus[c]);
+    snprintf(name, sizeof name, GP_SAMPLE_FILE_FMT, k_corpus[c]);
     rep->h5[c] = gp_path_join(o->out_dir, name);
     int64_t nsel = 0;
     int current = rank == 0 && sample_current(rep->h5[c], rep->jsonl[c], rep->settings_hash[c], &nsel);

@@ -19,13 +19,12 @@
 #include "gaprune/log.h"
 #include "gaprune/loss.h"
 #include "gaprune/sample.h"
+#include "gaprune/stats_file.h"
 #include "gaprune/stop.h"
 #include "gaprune/testhook.h"
 #include "gaprune/triplets.h"
 
-#define STATS_FORMAT_VERSION 1
-
-static const char *k_corpus[2] = {"domain", "general"};
+static const char *k_corpus[2] = {GP_STATS_DOMAIN, GP_STATS_GENERAL}; /* also the stats.h5 groups */
 
 typedef struct {
     const gp_stats_opts *o;
@@ -63,7 +62,7 @@ static void settings_hash(stats_ctx *s) {
     snprintf(buf, sizeof buf,
              "gaprune-stats v%d; model %s; domain %s; general %s; max_samples %lld; seed %lld; on_bad_record %d; "
              "fisher_batch %d; max_length %d; scale %g; %s",
-             STATS_FORMAT_VERSION, s->model_sha, s->corp[0].sha256, s->corp[1].sha256, (long long)s->o->max_samples,
+             GP_STATS_FORMAT_VERSION, s->model_sha, s->corp[0].sha256, s->corp[1].sha256, (long long)s->o->max_samples,
              (long long)s->o->seed, (int)s->o->skip_bad, s->fb, s->max_len, (double)GP_INFONCE_SCALE, sample);
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, buf, strlen(buf));
@@ -294,8 +293,9 @@ static bool stats_up_to_date(const stats_ctx *s) {
         hid_t f = gp_h5_open_quiet(s->stats_path);
         if (f >= 0) {
             int64_t complete = 0;
-            char *hash = gp_h5_read_attr_str(f, "settings_hash");
-            ok = !gp_h5_read_attr_int(f, "complete", &complete) && complete == 1 && hash && !strcmp(hash, s->settings);
+            char *hash = gp_h5_read_attr_str(f, GP_STATS_ATTR_SETTINGS_HASH);
+            ok = !gp_h5_read_attr_int(f, GP_H5_ATTR_COMPLETE, &complete) && complete == 1 && hash &&
+                 !strcmp(hash, s->settings);
             free(hash);
             H5Fclose(f);
         }
@@ -311,34 +311,35 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     hid_t f = -1;
     if (s->rank == 0) {
         f = gp_h5_create_tmp(s->stats_path);
-        gp_provenance_write(f, "gaprune-stats", STATS_FORMAT_VERSION);
-        gp_h5_attr_str(f, "model_path", m->dir);
-        gp_h5_attr_str(f, "model_sha256", s->model_sha);
-        gp_h5_attr_str(f, "settings_hash", s->settings);
-        gp_h5_attr_str(f, "loss", "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
-        gp_h5_attr_double(f, "scale", GP_INFONCE_SCALE);
-        gp_h5_attr_int(f, "max_length", s->max_len);
-        gp_h5_attr_int(f, "fisher_batch", s->fb);
-        gp_h5_attr_int(f, "max_samples", o->max_samples);
-        gp_h5_attr_int(f, "seed", o->seed);
-        gp_h5_attr_str(f, "sample_method", gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));
-        gp_h5_attr_str(f, "alignment", gp_alignment_name(o->alignment));
-        gp_h5_attr_str(f, "description",
+        gp_provenance_write(f, GP_STATS_FORMAT, GP_STATS_FORMAT_VERSION);
+        gp_h5_attr_str(f, GP_STATS_ATTR_MODEL_PATH, m->dir);
+        gp_h5_attr_str(f, GP_STATS_ATTR_MODEL_SHA256, s->model_sha);
+        gp_h5_attr_str(f, GP_STATS_ATTR_SETTINGS_HASH, s->settings);
+        gp_h5_attr_str(f, GP_STATS_ATTR_LOSS,
+                       "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
+        gp_h5_attr_double(f, GP_STATS_ATTR_SCALE, GP_INFONCE_SCALE);
+        gp_h5_attr_int(f, GP_STATS_ATTR_MAX_LENGTH, s->max_len);
+        gp_h5_attr_int(f, GP_STATS_ATTR_FISHER_BATCH, s->fb);
+        gp_h5_attr_int(f, GP_STATS_ATTR_MAX_SAMPLES, o->max_samples);
+        gp_h5_attr_int(f, GP_STATS_ATTR_SEED, o->seed);
+        gp_h5_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));
+        gp_h5_attr_str(f, GP_STATS_ATTR_ALIGNMENT, gp_alignment_name(o->alignment));
+        gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION,
                        "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
                        "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
         for (int c = 0; c < 2; c++) {
             hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
-            gp_h5_attr_str(g, "corpus_path", s->corp[c].path);
+            gp_h5_attr_str(g, GP_STATS_CORPUS_PATH, s->corp[c].path);
             if (s->sample) { /* corpus_path is the sample; where it was taken from */
-                gp_h5_attr_str(g, "sampled_from", o->corpus[c]);
-                gp_h5_attr_str(g, "sample_settings_hash", s->sample->settings_hash[c]);
+                gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLED_FROM, o->corpus[c]);
+                gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLE_HASH, s->sample->settings_hash[c]);
             }
-            gp_h5_attr_str(g, "corpus_sha256", s->corp[c].sha256);
-            gp_h5_attr_int(g, "n_records", s->corp[c].n_records);
-            gp_h5_attr_int(g, "n_skipped", s->corp[c].n_skipped);
-            gp_h5_attr_int(g, "n_triplets", trips[c]);
-            gp_h5_attr_int(g, "n_units", units[c]);
-            gp_h5_attr_double(g, "loss_mean", units[c] ? loss[c] / (double)units[c] : 0.0);
+            gp_h5_attr_str(g, GP_STATS_CORPUS_SHA256, s->corp[c].sha256);
+            gp_h5_attr_int(g, GP_STATS_CORPUS_N_RECORDS, s->corp[c].n_records);
+            gp_h5_attr_int(g, GP_STATS_CORPUS_N_SKIPPED, s->corp[c].n_skipped);
+            gp_h5_attr_int(g, GP_STATS_CORPUS_N_TRIPLETS, trips[c]);
+            gp_h5_attr_int(g, GP_STATS_CORPUS_N_UNITS, units[c]);
+            gp_h5_attr_double(g, GP_STATS_CORPUS_LOSS_MEAN, units[c] ? loss[c] / (double)units[c] : 0.0);
             H5Gclose(g);
         }
     }
@@ -348,14 +349,15 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     float *actf = gp_malloc((s->nact ? s->nact : 1) * sizeof(float)); /* stats.h5 stores float32 */
     for (size_t k = 0; k < s->nact; k++) actf[k] = (float)s->act[k];
     char **names = gp_calloc((size_t)(5 * np), sizeof(char *));
+    static const char *const groups[2][2] = {{GP_STATS_DOMAIN_FISHER, GP_STATS_DOMAIN_GRAD_MEAN},
+                                             {GP_STATS_GENERAL_FISHER, GP_STATS_GENERAL_GRAD_MEAN}};
     int n = 0;
     for (int c = 0; c < 2; c++)
         for (int kind = 0; kind < 2; kind++)
             for (int i = 0; i < np; i++) {
                 const gp_param *p = &m->table.p[i];
                 char name[320];
-                snprintf(name, sizeof name, "%s/%s/%s", k_corpus[c], kind ? "grad_mean" : "fisher", m->src_names[i]);
-                names[n] = gp_strdup(name);
+                names[n] = gp_strdup(gp_stats_tensor(name, sizeof name, groups[c][kind], m->src_names[i]));
                 it[n] = (gp_h5par_item){names[n], p->ndim, {(hsize_t)p->shape[0], (hsize_t)p->shape[1]},
                                         (kind ? s->G[c] : s->F[c]) + p->offset,
                                         kind ? "mean over gradient units (n_units) of the gradient of the unit's InfoNCE loss"
@@ -367,8 +369,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     for (int i = 0; i < np; i++) {
         if (s->act_off[i] < 0) continue;
         char name[320];
-        snprintf(name, sizeof name, "activations/%s", m->src_names[i]);
-        names[n] = gp_strdup(name);
+        names[n] = gp_strdup(gp_stats_tensor(name, sizeof name, GP_STATS_ACTIVATIONS, m->src_names[i]));
         it[n] = (gp_h5par_item){names[n], 1, {(hsize_t)m->table.p[i].shape[1], 1}, actf + s->act_off[i],
                                 "sum over the domain corpus's tokens of the squared input activation x_k, per input "
                                 "feature k of this linear weight (Wanda's |x_k|^2)",
@@ -395,9 +396,9 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         }
         cos[i] = dot / (sqrt(ng) * sqrt(nd) + 1e-12);
     }
-    hid_t ag = GP_H5(H5Gcreate2(f, "alignment", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group alignment");
+    hid_t ag = GP_H5(H5Gcreate2(f, GP_STATS_ALIGNMENT, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group alignment");
     hid_t sp = GP_H5(H5Screate_simple(1, &nt, NULL), "space");
-    hid_t ds = GP_H5(H5Dcreate2(ag, "cosine", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "cosine");
+    hid_t ds = GP_H5(H5Dcreate2(ag, GP_STATS_COSINE, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "cosine");
     GP_H5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, cos), "cosine");
     gp_h5_describe(ds,
                    "per tensor: <G_general, G_domain> / (|G_general| |G_domain| + 1e-12) of the mean gradients; "
@@ -405,10 +406,11 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
                    "1");
     H5Dclose(ds);
     H5Sclose(sp);
-    gp_h5_write_strings(ag, "names", (const char *const *)m->src_names, nt, "tensor name of each row of /alignment/cosine");
+    gp_h5_write_strings(ag, GP_STATS_NAMES, (const char *const *)m->src_names, nt,
+                        "tensor name of each row of /alignment/cosine");
     H5Gclose(ag);
     free(cos);
-    gp_h5_attr_int(f, "complete", 1);
+    gp_h5_attr_int(f, GP_H5_ATTR_COMPLETE, 1);
     return gp_h5_close_commit(f, s->stats_path, err);
 }
 
@@ -477,7 +479,7 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
     stats_ctx s = {.o = o, .sample = sample, .m = m, .rank = gp_rank(), .P = gp_nranks(), .fb = o->fisher_batch};
     s.corp[0].fd = s.corp[1].fd = -1;
     s.max_len = o->max_length < m->max_length ? o->max_length : m->max_length;
-    s.stats_path = gp_path_join(o->out_dir, "stats.h5");
+    s.stats_path = gp_path_join(o->out_dir, GP_STATS_FILE);
     s.ranks_dir = gp_path_join(o->out_dir, "stats.ranks");
     gp_status rc = prepare(&s, err);
     if (rc) {

@@ -1,0 +1,85 @@
+/*
+ * mask_file.h — the layout of OUT/mask-<method>-<sparsity>.h5, a pruning mask file: every
+ * dataset and attribute name and the /summary table, in one place for its writer (score.c) and
+ * its readers (gp_mask_read in mask.c, pipeline.c, `gaprune inspect`). A name changed here
+ * changes the file; raise GP_MASK_FORMAT_VERSION then.
+ *
+ *   /                  provenance (format = "gaprune-mask", format_version, gaprune_version,
+ *                      command, created_utc, n_ranks) and the GP_MASK_ATTR_* below; `complete`
+ *                      (h5.h) last
+ *   /mask/<tensor>     uint8, the tensor's shape: 1 = keep, 0 = pruned
+ *   /score/<tensor>    float32, the tensor's shape: the criterion's score of every weight, lower is
+ *                      pruned first (only with prune.save_scores = true)
+ *   /summary           one gp_mask_summary_row per selected tensor, in model order
+ * <tensor> is the name the model files use (gp_model.src_names). Every dataset carries
+ * `description` and `units`.
+ *
+ * Usage:
+ *     char name[320];
+ *     gp_mask_tensor(name, sizeof name, GP_MASK_KEEP, m->src_names[p]);   // "mask/<p>"
+ *     gp_mask_summary_write(f, rows, n);                                   // the writer
+ *     size_t n; gp_mask_summary_row *r = gp_mask_summary_read(f, &n);      // a reader
+ *     ... r[i].param, r[i].kept ...
+ *     gp_mask_summary_free(r, n);
+ */
+#pragma once
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define GP_MASK_FILE_PREFIX "mask-"                      /* then "<method>-<sparsity>.h5" */
+#define GP_MASK_FILE_FMT GP_MASK_FILE_PREFIX "%s.h5"     /* printf format of the tag */
+#define GP_MASK_FORMAT "gaprune-mask"
+#define GP_MASK_FORMAT_VERSION 1
+
+/* ---- root attributes (besides provenance, description and complete) ---- */
+#define GP_MASK_ATTR_METHOD "method"                         /* string: the criterion (prune.h) */
+#define GP_MASK_ATTR_METHOD_DESCRIPTION "method_description" /* string: its formula in words */
+#define GP_MASK_ATTR_SPARSITY_TARGET "sparsity_target"       /* float: fraction of selected weights to prune */
+#define GP_MASK_ATTR_SPARSITY_ACHIEVED "sparsity_achieved"   /* float: fraction pruned, n_pruned / n_selected */
+#define GP_MASK_ATTR_SCOPE "scope"                           /* string: global, layer, row or n:m */
+#define GP_MASK_ATTR_LAYERS "layers"                         /* string: prune.layers, mlp | attention | linear */
+#define GP_MASK_ATTR_THRESHOLD "threshold"                   /* float: score of the last pruned weight (global), else NaN */
+#define GP_MASK_ATTR_ALPHA "alpha"                           /* float: DAI alignment weight */
+#define GP_MASK_ATTR_BETA "beta"                             /* float: DAI general-Fisher weight */
+#define GP_MASK_ATTR_GAMMA "gamma"                           /* float: DAI magnitude weight */
+#define GP_MASK_ATTR_ALIGNMENT "alignment"                   /* string: stats.alignment, tensor or refcode */
+#define GP_MASK_ATTR_STATS_FILE "stats_file"                 /* string: the stats.h5 read, "" without */
+#define GP_MASK_ATTR_SEED "seed"                             /* integer: prune.seed (the random criterion) */
+#define GP_MASK_ATTR_MODEL_PATH "model_path"                 /* string: the dense model folder */
+#define GP_MASK_ATTR_N_SELECTED "n_selected"                 /* integer: weights of the selected tensors */
+#define GP_MASK_ATTR_N_PRUNED "n_pruned"                     /* integer: of which pruned */
+#define GP_MASK_ATTR_MODEL_PARAMS "model_params"             /* integer: every parameter of the model */
+#define GP_MASK_ATTR_MODEL_ZERO_FRACTION "model_zero_fraction" /* float: zeros of all parameters once applied */
+#define GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN "fisher_vs_magnitude_mean" /* float: mean of /summary's ratio, NaN without statistics */
+#define GP_MASK_ATTR_SETTINGS_HASH "settings_hash"           /* string: SHA-256 of the settings (pipeline.c), "" when none */
+
+/* ---- datasets: the group, then gp_mask_tensor for "<group>/<tensor>" ---- */
+#define GP_MASK_KEEP "mask"
+#define GP_MASK_SCORE "score"
+#define GP_MASK_SUMMARY "summary"
+
+/* One row of /summary (a compound of these members, by these names). */
+typedef struct {
+    char *param;                /* "param": tensor name (variable-length UTF-8) */
+    int32_t layer;              /* "layer": transformer block, -1 outside the blocks */
+    int64_t numel, kept;        /* "numel", "kept": weights, weights kept */
+    double sparsity;            /* "sparsity": 1 - kept / numel */
+    double score_min, score_mean, score_max; /* "score_min" ...: the tensor's scores, criterion units */
+    double fisher_vs_magnitude; /* "fisher_vs_magnitude": Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ|, NaN without
+                                 * statistics (near 0: DAI ranks like magnitude pruning) */
+} gp_mask_summary_row;
+
+/* "<group>/<tensor>" into buf (truncated to size); returns buf. */
+static inline const char *gp_mask_tensor(char *buf, size_t size, const char *group, const char *tensor) {
+    snprintf(buf, size, "%s/%s", group, tensor);
+    return buf;
+}
+
+/* Writes /summary (n rows, n may be 0) with its description. The rows' param is only read. */
+void gp_mask_summary_write(hid_t file, const gp_mask_summary_row *rows, size_t n);
+/* Reads /summary: malloc'd rows (*n of them), or NULL when the file has none. */
+gp_mask_summary_row *gp_mask_summary_read(hid_t file, size_t *n);
+void gp_mask_summary_free(gp_mask_summary_row *rows, size_t n);
