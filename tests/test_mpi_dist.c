@@ -4,6 +4,7 @@
  * the packed path (few rows in use) and the dense fallback (most rows in use). Run on 1, 2
  * and 4 ranks. */
 #include "test_util.h"
+#include "test_mpi.h"
 
 #include <mpi.h>
 
@@ -74,18 +75,8 @@ static void test_no_rows_here(void **state) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    int rank, n;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
-    gp_log_init(rank, n);
-    gp_log_set_level(0);
-    if (rank != 0) freopen("/dev/null", "w", stdout);
+    tu_mpi_init(&argc, &argv, 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_few_rows), cmocka_unit_test(test_most_rows),
                                        cmocka_unit_test(test_no_rows_here)};
-    int failed = cmocka_run_group_tests_name("sparse row allreduce", tests, NULL, NULL);
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Finalize();
-    return any;
+    return tu_mpi_finish(cmocka_run_group_tests_name("sparse row allreduce", tests, NULL, NULL));
 }

@@ -3,6 +3,7 @@
  * valid values of every choice, escapes, and every rank holding the same job (run on 1, 2 and 4
  * ranks). */
 #include "test_util.h"
+#include "test_mpi.h"
 
 #include <mpi.h>
 
@@ -213,21 +214,12 @@ static void test_same_on_every_rank(void **state) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    int rank, n;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
-    gp_log_init(rank, n);
-    if (rank != 0) freopen("/dev/null", "w", stdout); /* one report, from rank 0 */
+    tu_mpi_init(&argc, &argv, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_values),
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_same_on_every_rank),
     };
-    int failed = cmocka_run_group_tests_name("config", tests, setup, teardown);
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Finalize();
-    return any;
+    return tu_mpi_finish(cmocka_run_group_tests_name("job", tests, setup, teardown));
 }

@@ -11,6 +11,7 @@
  *    breaks, and the selection holds each distinct point once;
  *  - k = 0 and a NaN coordinate are input errors on every rank. */
 #include "test_util.h"
+#include "test_mpi.h"
 
 #include <limits.h>
 #include <mpi.h>
@@ -262,20 +263,12 @@ static void test_bad_input(void **state) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    g_rank = tu_mpi_init(&argc, &argv, 0);
     MPI_Comm_size(MPI_COMM_WORLD, &g_P);
-    gp_log_init(g_rank, g_P);
-    gp_log_set_level(0);
-    if (g_rank != 0) freopen("/dev/null", "w", stdout);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_separated),        cmocka_unit_test(test_ties_brute_force),
         cmocka_unit_test(test_small_n),          cmocka_unit_test(test_k1_mean),
         cmocka_unit_test(test_duplicates_empty_clusters), cmocka_unit_test(test_bad_input),
     };
-    int failed = cmocka_run_group_tests_name("k-means", tests, NULL, NULL);
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Finalize();
-    return any;
+    return tu_mpi_finish(cmocka_run_group_tests_name("k-means", tests, NULL, NULL));
 }

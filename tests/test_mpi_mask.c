@@ -1,6 +1,7 @@
 /* test_mpi_mask.c — rank 0 builds a mask, gp_mask_bcast sends it bit-packed: every rank holds
  * the identical mask and, once applied, identical weights (run on 1, 2 and 4 ranks). */
 #include "test_util.h"
+#include "test_mpi.h"
 
 #include <mpi.h>
 
@@ -76,17 +77,7 @@ static void test_bcast(void **state) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    int rank, n;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
-    gp_log_init(rank, n);
-    gp_log_set_level(0);
-    if (rank != 0) freopen("/dev/null", "w", stdout);
+    tu_mpi_init(&argc, &argv, 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_bcast)};
-    int failed = cmocka_run_group_tests_name("mask broadcast", tests, NULL, NULL);
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Finalize();
-    return any;
+    return tu_mpi_finish(cmocka_run_group_tests_name("mask broadcast", tests, NULL, NULL));
 }

@@ -1,6 +1,7 @@
 /* test_mpi_stages.c — stages called directly with options made here, no job file and no binary,
  * on 1, 2 and 4 ranks: the evaluation stage against the brute-force ranking of eval_ref.h. */
 #include "eval_ref.h"
+#include "test_mpi.h"
 
 #include <mpi.h>
 
@@ -34,18 +35,9 @@ static void test_eval_stage(void **state) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    int rank, n;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
-    gp_log_init(rank, n);
-    if (rank != 0) freopen("/dev/null", "w", stdout); /* one report, from rank 0 */
+    tu_mpi_init(&argc, &argv, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eval_stage),
     };
-    int failed = cmocka_run_group_tests_name("stages", tests, NULL, NULL);
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Finalize();
-    return any;
+    return tu_mpi_finish(cmocka_run_group_tests_name("stages", tests, NULL, NULL));
 }

@@ -470,83 +470,65 @@ void gp_stats_opts_from_job(gp_stats_opts *o, const gp_job *job) {
                          .job_path = job->path};
 }
 
-gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
-                       gp_err *err) {
-    memset(rep, 0, sizeof *rep);
-    double t_start = gp_now();
-    GP_CHECK(!sample == (o->sample_method == GP_SAMPLE_NONE), "sample.method %s with%s samples", gp_sample_method_name(o->sample_method),
-             sample ? "" : "out");
-    stats_ctx s = {.o = o, .sample = sample, .m = m, .rank = gp_rank(), .P = gp_nranks(), .fb = o->fisher_batch};
-    s.corp[0].fd = s.corp[1].fd = -1;
-    s.max_len = o->max_length < m->max_length ? o->max_length : m->max_length;
-    s.stats_path = gp_path_join(o->out_dir, GP_STATS_FILE);
-    s.ranks_dir = gp_path_join(o->out_dir, "stats.ranks");
-    gp_status rc = prepare(&s, err);
-    if (rc) {
-        free_ctx(&s);
-        return rc;
-    }
-    memcpy(rep->settings_hash, s.settings, sizeof s.settings);
-    if (stats_up_to_date(&s)) {
-        gp_log0("stats: %s is complete for these settings (%.16s...); nothing to do", s.stats_path, s.settings);
-        rep->up_to_date = true;
-        free_ctx(&s);
-        return GP_OK;
-    }
+/* Units per corpus, this rank's contiguous block of them, and the lockstep steps. */
+static void plan_units(stats_ctx *s) {
     for (int c = 0; c < 2; c++) {
-        s.U[c] = (s.corp[c].n_selected + s.fb - 1) / s.fb;
-        s.lo[c] = s.U[c] * s.rank / s.P;
-        s.hi[c] = s.U[c] * (s.rank + 1) / s.P;
-        s.S[c] = (s.U[c] + s.P - 1) / s.P;
+        s->U[c] = (s->corp[c].n_selected + s->fb - 1) / s->fb;
+        s->lo[c] = s->U[c] * s->rank / s->P;
+        s->hi[c] = s->U[c] * (s->rank + 1) / s->P;
+        s->S[c] = (s->U[c] + s->P - 1) / s->P;
         gp_log0("stats: %s: %lld triplets selected of %lld records (%lld skipped) in %s; %lld units of %d", k_corpus[c],
-                (long long)s.corp[c].n_selected, (long long)s.corp[c].n_records, (long long)s.corp[c].n_skipped,
-                s.corp[c].path, (long long)s.U[c], s.fb);
+                (long long)s->corp[c].n_selected, (long long)s->corp[c].n_records, (long long)s->corp[c].n_skipped,
+                s->corp[c].path, (long long)s->U[c], s->fb);
     }
-    /* accumulators */
-    s.n = m->table.total;
-    for (int c = 0; c < 2; c++) {
-        s.F[c] = gp_calloc(s.n, sizeof(float));
-        s.G[c] = gp_calloc(s.n, sizeof(float));
-    }
-    s.act_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
-    for (int i = 0; i < m->table.n; i++) s.act_off[i] = -1;
-    {
-        /* one tiny forward to learn which weights are linear layers and their input sizes */
-        const char *probe[1] = {""};
-        gp_batch b;
-        gp_tokenizer_batch(m->tok, probe, 1, s.max_len, &b);
-        float *e = gp_malloc((size_t)gp_model_dim(m) * sizeof(float));
-        gp_model_forward(m, &b, e);
-        act_ctx a = {&s};
-        gp_model_each_linear_input(m, record_act_layout, &a);
-        free(e);
-        gp_batch_free(&b);
-    }
-    s.act = gp_calloc(s.nact ? s.nact : 1, sizeof(double));
-    try_resume(&s);
+}
 
+static void alloc_accumulators(stats_ctx *s) {
+    gp_model *m = s->m;
+    s->n = m->table.total;
+    for (int c = 0; c < 2; c++) {
+        s->F[c] = gp_calloc(s->n, sizeof(float));
+        s->G[c] = gp_calloc(s->n, sizeof(float));
+    }
+    s->act_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
+    for (int i = 0; i < m->table.n; i++) s->act_off[i] = -1;
+    /* one tiny forward to learn which weights are linear layers and their input sizes */
+    const char *probe[1] = {""};
+    gp_batch b;
+    gp_tokenizer_batch(m->tok, probe, 1, s->max_len, &b);
+    float *e = gp_malloc((size_t)gp_model_dim(m) * sizeof(float));
+    gp_model_forward(m, &b, e);
+    act_ctx a = {s};
+    gp_model_each_linear_input(m, record_act_layout, &a);
+    free(e);
+    gp_batch_free(&b);
+    s->act = gp_calloc(s->nact ? s->nact : 1, sizeof(double));
+}
+
+/* The lockstep loop over this rank's units, from s->step on. Returns a status every rank agrees
+ * on (errors already reported); *stopped when a signal asked every rank to stop. */
+static gp_status run_loop(stats_ctx *s, gp_stats_report *rep, bool *stopped, gp_err *err) {
     gp_stop_watch stop;
     gp_stop_begin(&stop);
     const int64_t sig_at = gp_testhook_get()->signal_at_step;
     /* test hook: slow every unit down, so that a signal from outside lands mid-run */
     const int delay_ms = gp_testhook_get()->unit_delay_ms;
-
-    const int64_t total_steps = s.S[0] + s.S[1];
-    const int64_t total_trip = s.corp[0].n_selected + s.corp[1].n_selected;
+    const int64_t total_steps = s->S[0] + s->S[1];
+    const int64_t total_trip = s->corp[0].n_selected + s->corp[1].n_selected;
     gp_infonce L = {0};
     gp_progress prog;
     gp_progress_init(&prog, "stats", total_trip, "triplets");
-    int64_t trip_before = 0;
-    for (int c = 0; c < 2; c++) trip_before += s.trip_done[c];
+    int64_t trip_before = s->trip_done[0] + s->trip_done[1];
     gp_allreduce_sum_i64(&trip_before, 1);
-    bool stopped = false, agreed = false;
+    gp_status rc = GP_OK;
+    bool agreed = false;
+    *stopped = false;
     double t_loop = gp_now();
-    while (s.step < total_steps) {
-        if (sig_at == s.step && s.rank == 0) raise(SIGUSR1);
-        int c = s.step < s.S[0] ? 0 : 1;
-        int64_t unit = s.lo[c] + (c == 0 ? s.step : s.step - s.S[0]);
-        rc = GP_OK;
-        if (unit < s.hi[c]) rc = run_unit(&s, c, unit, &L, err);
+    while (s->step < total_steps) {
+        if (sig_at == s->step && s->rank == 0) raise(SIGUSR1);
+        int c = s->step < s->S[0] ? 0 : 1;
+        int64_t unit = s->lo[c] + (c == 0 ? s->step : s->step - s->S[0]);
+        if (unit < s->hi[c]) rc = run_unit(s, c, unit, &L, err);
         if (delay_ms > 0) usleep((useconds_t)delay_ms * 1000);
         /* one reduction per step: any error (bit 1) or stop request (bit 0) on any rank */
         int flags = gp_allreduce_max_int((rc != GP_OK) << 1 | gp_stop_requested());
@@ -555,15 +537,15 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
             agreed = true;
             break;
         }
-        s.step++;
-        int64_t est_units = (c == 0 ? s.step : s.step - s.S[0]) * s.P;
-        int64_t done = c == 0 ? est_units * s.fb : s.corp[0].n_selected + est_units * s.fb;
+        s->step++;
+        int64_t est_units = (c == 0 ? s->step : s->step - s->S[0]) * s->P;
+        int64_t done = c == 0 ? est_units * s->fb : s->corp[0].n_selected + est_units * s->fb;
         gp_progress_update(&prog, done < total_trip ? done : total_trip);
         if (flags & 1) {
-            stopped = true;
+            *stopped = true;
             break;
         }
-        if (s.step % o->checkpoint_every == 0 && s.step < total_steps && (rc = checkpoint(&s, err))) {
+        if (s->step % s->o->checkpoint_every == 0 && s->step < total_steps && (rc = checkpoint(s, err))) {
             agreed = true;
             break;
         }
@@ -571,63 +553,84 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
     gp_stop_end(&stop);
     gp_infonce_free(&L);
     rep->loop_s = gp_now() - t_loop;
-    if (rc) {
-        if (!agreed) rc = gp_agree(rc, err);
-        free_ctx(&s);
-        return rc;
-    }
-    int64_t trip_now = s.trip_done[0] + s.trip_done[1];
+    if (rc) return agreed ? rc : gp_agree(rc, err);
+    int64_t trip_now = s->trip_done[0] + s->trip_done[1];
     gp_allreduce_sum_i64(&trip_now, 1);
     rep->triplets = trip_now - trip_before;
-    if (stopped) {
-        rc = checkpoint(&s, err);
-        if (!rc) {
-            gp_log0("stats: stopped by a signal after step %lld of %lld; checkpoint written to %s; rerun the same job "
-                    "to resume",
-                    (long long)s.step, (long long)total_steps, s.ranks_dir);
-            rc = GP_ESTOPPED;
-        }
-        rep->seconds = gp_now() - t_start;
-        free_ctx(&s);
-        return rc;
+    if (*stopped) {
+        if ((rc = checkpoint(s, err))) return rc;
+        gp_log0("stats: stopped by a signal after step %lld of %lld; checkpoint written to %s; rerun the same job to resume",
+                (long long)s->step, (long long)total_steps, s->ranks_dir);
+        return GP_ESTOPPED;
     }
     gp_progress_done(&prog);
+    return GP_OK;
+}
 
-    /* sum over ranks */
+/* Sums over ranks, the means (F over triplets, G over units), stats.h5, the checkpoints gone. */
+static gp_status finish(stats_ctx *s, gp_stats_report *rep, gp_err *err) {
     double t0 = gp_now();
     for (int c = 0; c < 2; c++) {
-        gp_allreduce_sum_f32(s.F[c], s.n);
-        gp_allreduce_sum_f32(s.G[c], s.n);
+        gp_allreduce_sum_f32(s->F[c], s->n);
+        gp_allreduce_sum_f32(s->G[c], s->n);
     }
-    gp_allreduce_sum_f64(s.act, s.nact);
-    int64_t units[2] = {s.units_done[0], s.units_done[1]}, trips[2] = {s.trip_done[0], s.trip_done[1]};
-    double loss[2] = {s.loss_sum[0], s.loss_sum[1]};
+    gp_allreduce_sum_f64(s->act, s->nact);
+    int64_t units[2] = {s->units_done[0], s->units_done[1]}, trips[2] = {s->trip_done[0], s->trip_done[1]};
+    double loss[2] = {s->loss_sum[0], s->loss_sum[1]};
     gp_allreduce_sum_i64(units, 2);
     gp_allreduce_sum_i64(trips, 2);
     gp_allreduce_sum_f64(loss, 2);
-    s.t_allreduce += gp_now() - t0;
-    GP_CHECK(units[0] == s.U[0] && units[1] == s.U[1], "units done %lld/%lld, expected %lld/%lld", (long long)units[0],
-             (long long)units[1], (long long)s.U[0], (long long)s.U[1]);
+    s->t_allreduce += gp_now() - t0;
+    GP_CHECK(units[0] == s->U[0] && units[1] == s->U[1], "units done %lld/%lld, expected %lld/%lld", (long long)units[0],
+             (long long)units[1], (long long)s->U[0], (long long)s->U[1]);
     for (int c = 0; c < 2; c++) {
         float inv_t = 1.0f / (float)trips[c], inv_u = 1.0f / (float)units[c];
-        for (size_t k = 0; k < s.n; k++) s.F[c][k] *= inv_t, s.G[c][k] *= inv_u;
+        for (size_t k = 0; k < s->n; k++) s->F[c][k] *= inv_t, s->G[c][k] *= inv_u;
     }
     t0 = gp_now();
-    rc = write_stats(&s, units, trips, loss, err);
-    s.t_write = gp_now() - t0;
+    gp_status rc = write_stats(s, units, trips, loss, err);
+    s->t_write = gp_now() - t0;
     rc = gp_agree(rc, err);
-    if (!rc) remove_checkpoints(&s);
+    if (!rc) remove_checkpoints(s);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double rss_max = gp_allreduce_max_f64((double)ru.ru_maxrss / 1024.0);
-    rep->seconds = gp_now() - t_start;
-    rep->allreduce_s = s.t_allreduce;
-    rep->checkpoint_s = s.t_checkpoint;
-    rep->write_s = s.t_write;
-    rep->peak_rss_mb = rss_max;
+    rep->peak_rss_mb = gp_allreduce_max_f64((double)ru.ru_maxrss / 1024.0);
+    rep->allreduce_s = s->t_allreduce;
+    rep->checkpoint_s = s->t_checkpoint;
+    rep->write_s = s->t_write;
     if (!rc)
-        gp_log0("stats: wrote %s (domain loss %.4f over %lld units, general loss %.4f over %lld units)", s.stats_path,
+        gp_log0("stats: wrote %s (domain loss %.4f over %lld units, general loss %.4f over %lld units)", s->stats_path,
                 loss[0] / (double)units[0], (long long)units[0], loss[1] / (double)units[1], (long long)units[1]);
+    return rc;
+}
+
+gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
+                       gp_err *err) {
+    memset(rep, 0, sizeof *rep);
+    double t_start = gp_now();
+    GP_CHECK(!sample == (o->sample_method == GP_SAMPLE_NONE), "sample.method %s with%s samples",
+             gp_sample_method_name(o->sample_method), sample ? "" : "out");
+    stats_ctx s = {.o = o, .sample = sample, .m = m, .rank = gp_rank(), .P = gp_nranks(), .fb = o->fisher_batch};
+    s.corp[0].fd = s.corp[1].fd = -1;
+    s.max_len = o->max_length < m->max_length ? o->max_length : m->max_length;
+    s.stats_path = gp_path_join(o->out_dir, GP_STATS_FILE);
+    s.ranks_dir = gp_path_join(o->out_dir, "stats.ranks");
+    gp_status rc = prepare(&s, err);
+    if (!rc) {
+        memcpy(rep->settings_hash, s.settings, sizeof s.settings);
+        rep->up_to_date = stats_up_to_date(&s);
+    }
+    if (!rc && rep->up_to_date) {
+        gp_log0("stats: %s is complete for these settings (%.16s...); nothing to do", s.stats_path, s.settings);
+    } else if (!rc) {
+        plan_units(&s);
+        alloc_accumulators(&s);
+        try_resume(&s);
+        bool stopped;
+        rc = run_loop(&s, rep, &stopped, err);
+        if (!rc) rc = finish(&s, rep, err);
+        rep->seconds = gp_now() - t_start;
+    }
     free_ctx(&s);
     return rc;
 }
