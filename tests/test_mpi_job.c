@@ -8,6 +8,7 @@
 #include <mpi.h>
 
 #include "gaprune/job.h"
+#include "gaprune/model.h"
 #include "gaprune/log.h"
 
 static char g_path[4200];
@@ -213,6 +214,46 @@ static void test_same_on_every_rank(void **state) {
     gp_job_free(&c);
 }
 
+/* The registries are the lists: every criterion is a valid method, every criterion and every
+ * architecture is in `gaprune help-job`. */
+static void test_registries(void **state) {
+    (void)state;
+    write_job("[model]\npath = m\n");
+    int n = 0;
+    for (const gp_criterion *const *c = gp_criteria(); *c; c++, n++) {
+        char set[128];
+        snprintf(set, sizeof set, "retrain.methods=%s", (*c)->name);
+        const char *sets[] = {set};
+        gp_job j;
+        gp_err err = {0};
+        assert_int_equal(gp_job_load(&j, g_path, sets, NULL, 1, &err), GP_OK);
+        assert_int_equal(j.retrain.methods.n, 1);
+        assert_ptr_equal(j.retrain.methods.v[0], *c);
+        assert_ptr_equal(gp_criterion_find((*c)->name), *c);
+        gp_job_free(&j);
+    }
+    assert_true(n >= 7);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    gp_job_help(f);
+    fclose(f);
+    for (const gp_criterion *const *c = gp_criteria(); *c; c++) {
+        char line[128];
+        snprintf(line, sizeof line, "\n  %-18s %s\n", (*c)->name, (*c)->description);
+        assert_non_null(strstr(buf, line));
+    }
+    int na = 0;
+    for (const gp_arch_info *const *a = gp_architectures(); *a; a++, na++) {
+        char line[128];
+        snprintf(line, sizeof line, "\n  %-18s %s (model_type ", (*a)->name, (*a)->description);
+        assert_non_null(strstr(buf, line));
+    }
+    assert_int_equal(na, 2);
+    free(buf);
+    if (gp_rank() == 0) printf("    %d criteria accepted and listed, %d architectures listed\n", n, na);
+}
+
 int main(int argc, char **argv) {
     tu_mpi_init(&argc, &argv, 1);
     const struct CMUnitTest tests[] = {
@@ -220,6 +261,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_same_on_every_rank),
+        cmocka_unit_test(test_registries),
     };
     return tu_mpi_finish(cmocka_run_group_tests_name("job", tests, setup, teardown));
 }

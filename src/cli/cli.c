@@ -10,6 +10,8 @@
 #include "gaprune/dist.h"
 #include "gaprune/provenance.h"
 #include "gaprune/log.h"
+#include "gaprune/model.h"
+#include "gaprune/prune.h"
 
 typedef struct {
     const char *name;
@@ -39,7 +41,11 @@ static void usage(FILE *f) {
             GP_VERSION);
     for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
         fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
-    fprintf(f, "\n`gaprune COMMAND --help` shows the options of a command.\n"
+    fprintf(f, "\ncriteria:     ");
+    for (const gp_criterion *const *c = gp_criteria(); *c; c++) fprintf(f, "%s%s", c == gp_criteria() ? "" : ", ", (*c)->name);
+    fprintf(f, "\narchitectures:");
+    for (const gp_arch_info *const *a = gp_architectures(); *a; a++) fprintf(f, " %s%s", (*a)->name, a[1] ? "," : "");
+    fprintf(f, "\n\n`gaprune COMMAND --help` shows the options of a command; `gaprune help-job` the job-file keys.\n"
                "exit codes: 0 success, 1 internal error, 2 bad input, 3 stopped early (requeue)\n");
 }
 
