@@ -5,7 +5,7 @@
  *  - Bad input (a broken config.json, a truncated safetensors file, a bad record) is a
  *    recoverable condition: the function that finds it fills a gp_err with a message naming
  *    the file, line, key or tensor and returns GP_EINPUT. The command layer turns it into
- *    exit code 2 after all ranks agree (gp_agree in cli.h).
+ *    exit code 2 after all ranks agree (gp_agree in dist.h).
  *  - Programmer errors and failed system/MPI/HDF5 calls are fatal: GP_CHECK and friends print
  *    rank, file, line and function, then end the whole job with MPI_Abort (or exit when MPI
  *    is not running, as in the unit tests).

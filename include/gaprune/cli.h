@@ -1,6 +1,7 @@
 /*
- * cli.h — the gaprune command line: subcommands, their option tables, and the collective
- * error path that turns a bad input on any rank into exit code 2 on every rank.
+ * cli.h — the gaprune command line: subcommands (a registry), their option tables, and the
+ * job commands' common start (the job file and its overrides, loaded and agreed on by every
+ * rank; a bad input on any rank becomes exit code 2 on every rank through gp_agree, dist.h).
  *
  * Usage (main.c):
  *     MPI_Init(...); gp_log_init(rank, n);

@@ -1,4 +1,4 @@
-/* cli.c — subcommand dispatch, option tables and the collective error path (see cli.h). */
+/* cli.c — subcommand dispatch, option tables and the job commands' common start (see cli.h). */
 #include "gaprune/cli.h"
 
 #include <mpi.h>
