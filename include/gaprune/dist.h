@@ -41,6 +41,10 @@ void gp_barrier(void);
  * *total (when not NULL) gets the number of rows. */
 float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total);
 
+/* Collective: this rank's share of its node's memory, in bytes: Slurm's SLURM_MEM_PER_NODE (MB)
+ * when set, else the physical memory, divided by the ranks on the node. */
+double gp_memory_per_rank(void);
+
 /* Collective: every rank passes its own status; when any rank failed, the lowest failing
  * rank prints its message, every rank receives that message in *err (when not NULL) and the
  * largest code is returned everywhere. */

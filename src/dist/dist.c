@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gaprune/check.h"
 #include "gaprune/log.h"
@@ -160,4 +161,16 @@ gp_status gp_agree(gp_status rc, gp_err *err) {
     GP_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD));
     err->code = (gp_status)worst;
     return (gp_status)worst;
+}
+
+double gp_memory_per_rank(void) {
+    MPI_Comm node;
+    GP_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    int local = 1;
+    GP_MPI(MPI_Comm_size(node, &local));
+    MPI_Comm_free(&node);
+    const char *slurm = getenv("SLURM_MEM_PER_NODE");
+    double total = slurm && atof(slurm) > 0 ? atof(slurm) * 1048576.0
+                                             : (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+    return total / local;
 }

@@ -35,9 +35,14 @@ typedef struct {
     gp_corpus corp[2];
     int64_t U[2], lo[2], hi[2], S[2]; /* units, this rank's block [lo, hi), lockstep steps */
     size_t n;                         /* elements of the selected tensors */
+    bool sharded;                     /* stats.accumulators: each rank keeps F and G of its block only */
+    int64_t *bounds;                  /* [P + 1] element offsets of the owners' blocks (row-aligned) */
+    size_t na;                        /* accumulator length here: n, or this rank's block */
+    float *scratch;                   /* [na] one reduce-scatter's result (sharded) */
     int64_t *sel_off;                 /* per parameter: offset into F and G when prune.layers selects it, else -1 */
     bool *sel;                        /* per parameter: selected (the only gradients formed) */
-    float *F[2], *G[2];               /* accumulators [n], the selected tensors in table order */
+    float *F[2], *G[2];               /* accumulators [na]: the selected tensors in table order, or this
+                                       * rank's block of them */
     double *act; /* Σ x² per input feature of every selected linear weight; double, because each sums
                   * every token of the corpus, and in float the result moved with the rank count
                   * (1e-5 relative on 16 ranks) while the buffer is only the size of the inputs */
@@ -96,7 +101,8 @@ static void record_act_layout(void *vctx, int param, const float *x, int N, int 
     s->nact += (size_t)in;
 }
 
-/* F += g², G += g over the selected tensors, the only gradients backward formed. */
+/* Replicated: F += g², G += g over the selected tensors (the only gradients backward formed),
+ * on the rank that ran the unit. */
 static void accumulate(stats_ctx *s, int c) {
     const gp_model *m = s->m;
     for (int i = 0; i < m->table.n; i++) {
@@ -106,6 +112,22 @@ static void accumulate(stats_ctx *s, int c) {
         const size_t n = m->table.p[i].numel;
         for (size_t k = 0; k < n; k++) F[k] += g[k] * g[k], G[k] += g[k];
     }
+}
+
+/* Sharded, collective, every step: the sum over ranks of this step's g and g² reaches the owner
+ * of each block (a rank without a unit this step contributes zeros). backward laid the selected
+ * gradients out contiguously in table order (gp_model_need_grads), the order of the blocks, so
+ * m->grads is the vector to scatter; it is squared in place for the second pass, as the next
+ * unit zeroes it anyway. */
+static void accumulate_sharded(stats_ctx *s, int c, bool had_unit) {
+    gp_model *m = s->m;
+    if (!had_unit) gp_model_zero_grad(m);
+    float *g = m->grads;
+    gp_reduce_scatter_sum_f32(g, s->bounds, s->scratch);
+    for (size_t k = 0; k < s->na; k++) s->G[c][k] += s->scratch[k];
+    for (size_t k = 0; k < s->n; k++) g[k] *= g[k];
+    gp_reduce_scatter_sum_f32(g, s->bounds, s->scratch);
+    for (size_t k = 0; k < s->na; k++) s->F[c][k] += s->scratch[k];
 }
 
 /* One gradient unit: triplets [first, first + b) of corpus c. */
@@ -133,7 +155,7 @@ static gp_status run_unit(stats_ctx *s, int c, int64_t unit, gp_infonce *L, gp_e
         float loss = gp_infonce_forward(L, emb, emb + (size_t)b * D, b, 2 * b, D, GP_INFONCE_SCALE);
         gp_infonce_backward(L, demb, demb + (size_t)b * D);
         gp_model_backward(m, demb);
-        accumulate(s, c);
+        if (!s->sharded) accumulate(s, c);
         if (c == 0) {
             act_ctx a = {s};
             gp_model_each_linear_input(m, add_act, &a);
@@ -192,9 +214,9 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
         if (!s->units_done[c]) continue;
         char name[64];
         snprintf(name, sizeof name, "%s_fisher_sum", k_corpus[c]);
-        gp_h5_write_flat_f32(f, name, s->F[c], s->n, "this rank's sum of g^2 over its units, in parameter-table order", "1");
+        gp_h5_write_flat_f32(f, name, s->F[c], s->na, "this rank's sum of g^2 over its units (replicated) or over every rank's units for its block (sharded), in parameter-table order", "1");
         snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
-        gp_h5_write_flat_f32(f, name, s->G[c], s->n, "this rank's sum of g over its units, in parameter-table order", "1");
+        gp_h5_write_flat_f32(f, name, s->G[c], s->na, "this rank's sum of g over its units (replicated) or over every rank's units for its block (sharded), in parameter-table order", "1");
     }
     gp_h5_write_flat_f64(f, "activation_sq_sum", s->act, s->nact, "this rank's sum of x^2 per linear-layer input feature", "1");
     write_counters(f, s);
@@ -230,9 +252,9 @@ static gp_status load_checkpoint_file(hid_t f, void *vctx) {
             char name[64];
             snprintf(name, sizeof name, "%s_fisher_sum", k_corpus[c]);
             if (H5Lexists(f, name, H5P_DEFAULT) <= 0) continue; /* corpus not started */
-            rc = gp_h5_read_f32(f, name, s->F[c], s->n);
+            rc = gp_h5_read_f32(f, name, s->F[c], s->na);
             snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
-            if (!rc) rc = gp_h5_read_f32(f, name, s->G[c], s->n);
+            if (!rc) rc = gp_h5_read_f32(f, name, s->G[c], s->na);
         }
         if (!rc) rc = gp_h5_read_f64(f, "activation_sq_sum", s->act, s->nact);
         if (!rc) {
@@ -257,8 +279,8 @@ static gp_status load_checkpoint_file(hid_t f, void *vctx) {
 
 static void zero_accumulators(stats_ctx *s) {
     for (int c = 0; c < 2; c++) {
-        memset(s->F[c], 0, s->n * sizeof(float));
-        memset(s->G[c], 0, s->n * sizeof(float));
+        memset(s->F[c], 0, s->na * sizeof(float));
+        memset(s->G[c], 0, s->na * sizeof(float));
         s->loss_sum[c] = 0;
         s->units_done[c] = s->trip_done[c] = 0;
     }
@@ -299,6 +321,32 @@ static bool stats_up_to_date(const stats_ctx *s) {
         }
     }
     return gp_allreduce_max_int(ok) != 0;
+}
+
+/* Collective: the per-tensor cosine of the mean gradients of the selected tensors, on every
+ * rank, with their names (cos and names: room for every tensor; returns the count). Each rank
+ * sums the products over its block (replicated: rank 0 holds them all), then one allreduce. */
+static int alignment_cosines(const stats_ctx *s, double *cos, const char **names) {
+    const gp_model *m = s->m;
+    const int64_t lo = s->bounds[s->rank], hi = s->bounds[s->rank + 1], base = s->sharded ? lo : 0;
+    double *part = gp_calloc((size_t)(3 * m->table.n + 1), sizeof(double));
+    int nt = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        if (s->sel_off[i] < 0) continue;
+        const int64_t a = s->sel_off[i] > lo ? s->sel_off[i] : lo;
+        const int64_t e = s->sel_off[i] + (int64_t)m->table.p[i].numel < hi ? s->sel_off[i] + (int64_t)m->table.p[i].numel : hi;
+        double *d = part + 3 * nt;
+        for (int64_t k = a - base; k < e - base; k++) {
+            d[0] += (double)s->G[1][k] * s->G[0][k];
+            d[1] += (double)s->G[1][k] * s->G[1][k];
+            d[2] += (double)s->G[0][k] * s->G[0][k];
+        }
+        names[nt++] = m->src_names[i];
+    }
+    gp_allreduce_sum_f64(part, (size_t)(3 * nt));
+    for (int t = 0; t < nt; t++) cos[t] = part[3 * t] / (sqrt(part[3 * t + 1]) * sqrt(part[3 * t + 2]) + 1e-12);
+    free(part);
+    return nt;
 }
 
 /* Collective: every rank compresses a share of the chunks; rank 0 writes the file. */
@@ -381,23 +429,14 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(it);
-    if (s->rank != 0) return GP_OK;
-
     /* per-tensor cosine of the mean gradients, for the selected tensors */
-    hsize_t nt = 0;
     double *cos = gp_malloc((size_t)np * sizeof(double));
     const char **sel_names = gp_malloc((size_t)np * sizeof(char *));
-    for (int i = 0; i < np; i++) {
-        if (s->sel_off[i] < 0) continue;
-        const size_t lo = (size_t)s->sel_off[i], hi = lo + m->table.p[i].numel;
-        double dot = 0, ng = 0, nd = 0;
-        for (size_t k = lo; k < hi; k++) {
-            dot += (double)s->G[1][k] * s->G[0][k];
-            ng += (double)s->G[1][k] * s->G[1][k];
-            nd += (double)s->G[0][k] * s->G[0][k];
-        }
-        sel_names[nt] = m->src_names[i];
-        cos[nt++] = dot / (sqrt(ng) * sqrt(nd) + 1e-12);
+    const hsize_t nt = (hsize_t)alignment_cosines(s, cos, sel_names);
+    if (s->rank != 0) {
+        free(cos);
+        free(sel_names);
+        return GP_OK;
     }
     hid_t ag = GP_H5(H5Gcreate2(f, GP_STATS_ALIGNMENT, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group alignment");
     hid_t sp = GP_H5(H5Screate_simple(1, &nt, NULL), "space");
@@ -435,6 +474,8 @@ static void free_ctx(stats_ctx *s) {
     free(s->act_off);
     free(s->sel_off);
     free(s->sel);
+    free(s->bounds);
+    free(s->scratch);
     free(s->stats_path);
     free(s->ranks_dir);
 }
@@ -471,6 +512,7 @@ void gp_stats_opts_from_job(gp_stats_opts *o, const gp_job *job) {
                          .checkpoint_every = job->stats.checkpoint_every,
                          .alignment = job->stats.alignment,
                          .layers = job->prune.layers,
+                         .accumulators = job->stats.accumulators,
                          .sample_method = job->sample.method,
                          .out_dir = job->out_dir,
                          .job_path = job->path};
@@ -489,6 +531,38 @@ static void plan_units(stats_ctx *s) {
     }
 }
 
+/* The owners' blocks: contiguous runs of whole rows of the selected tensors (in table order),
+ * about n / P elements each, so each rank's share of a tensor is a block of its rows (what the
+ * parallel writer takes). bounds[q] is the element offset where owner q's block starts. */
+static void plan_blocks(stats_ctx *s) {
+    const gp_model *m = s->m;
+    s->bounds[0] = 0;
+    for (int q = 1; q <= s->P; q++) s->bounds[q] = (int64_t)s->n;
+    if (!s->sharded) return;
+    int q = 1;
+    for (int i = 0; i < m->table.n && q < s->P; i++) {
+        if (s->sel_off[i] < 0) continue;
+        const gp_param *p = &m->table.p[i];
+        const int64_t cols = p->ndim == 2 ? p->shape[1] : (int64_t)p->numel;
+        for (int64_t row = 0; row < (int64_t)p->numel / cols && q < s->P; row++) {
+            const int64_t at = s->sel_off[i] + row * cols;
+            while (q < s->P && at >= (int64_t)s->n * q / s->P) s->bounds[q++] = at;
+        }
+    }
+}
+
+/* stats.accumulators: auto shards when the replicated F and G of both corpora (16 bytes per
+ * selected element) would take more than a quarter of this rank's share of the node's memory. */
+static bool choose_sharded(const stats_ctx *s) {
+    if (s->P == 1) return false;
+    if (s->o->accumulators != GP_ACC_AUTO) return s->o->accumulators == GP_ACC_SHARDED;
+    const double need = 16.0 * (double)s->n, share = gp_memory_per_rank();
+    const bool shard = need > 0.25 * share;
+    gp_log0("stats: replicated accumulators need %.3g GB per rank, %.3g GB is this rank's share of the node: %s", need / 1e9,
+            share / 1e9, shard ? "sharded" : "replicated");
+    return shard;
+}
+
 static void alloc_accumulators(stats_ctx *s) {
     gp_model *m = s->m;
     s->sel = gp_calloc((size_t)m->table.n, sizeof(bool));
@@ -502,9 +576,14 @@ static void alloc_accumulators(stats_ctx *s) {
     }
     /* backward forms the selected weights' gradients only; their inputs' gradients still flow */
     gp_model_need_grads(m, s->sel);
+    s->bounds = gp_calloc((size_t)s->P + 1, sizeof(int64_t));
+    s->sharded = choose_sharded(s);
+    plan_blocks(s);
+    s->na = s->sharded ? (size_t)(s->bounds[s->rank + 1] - s->bounds[s->rank]) : s->n;
+    if (s->sharded) s->scratch = gp_malloc((s->na ? s->na : 1) * sizeof(float));
     for (int c = 0; c < 2; c++) {
-        s->F[c] = gp_calloc(s->n, sizeof(float));
-        s->G[c] = gp_calloc(s->n, sizeof(float));
+        s->F[c] = gp_calloc(s->na ? s->na : 1, sizeof(float));
+        s->G[c] = gp_calloc(s->na ? s->na : 1, sizeof(float));
     }
     s->act_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
     for (int i = 0; i < m->table.n; i++) s->act_off[i] = -1;
@@ -553,6 +632,7 @@ static gp_status run_loop(stats_ctx *s, gp_stats_report *rep, bool *stopped, gp_
             agreed = true;
             break;
         }
+        if (s->sharded) accumulate_sharded(s, c, unit < s->hi[c]);
         s->step++;
         int64_t est_units = (c == 0 ? s->step : s->step - s->S[0]) * s->P;
         int64_t done = c == 0 ? est_units * s->fb : s->corp[0].n_selected + est_units * s->fb;
@@ -586,7 +666,7 @@ static gp_status run_loop(stats_ctx *s, gp_stats_report *rep, bool *stopped, gp_
 /* Sums over ranks, the means (F over triplets, G over units), stats.h5, the checkpoints gone. */
 static gp_status finish(stats_ctx *s, gp_stats_report *rep, gp_err *err) {
     double t0 = gp_now();
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < 2 && !s->sharded; c++) { /* sharded: every block is complete at its owner */
         gp_allreduce_sum_f32(s->F[c], s->n);
         gp_allreduce_sum_f32(s->G[c], s->n);
     }
@@ -601,7 +681,7 @@ static gp_status finish(stats_ctx *s, gp_stats_report *rep, gp_err *err) {
              (long long)units[1], (long long)s->U[0], (long long)s->U[1]);
     for (int c = 0; c < 2; c++) {
         float inv_t = 1.0f / (float)trips[c], inv_u = 1.0f / (float)units[c];
-        for (size_t k = 0; k < s->n; k++) s->F[c][k] *= inv_t, s->G[c][k] *= inv_u;
+        for (size_t k = 0; k < s->na; k++) s->F[c][k] *= inv_t, s->G[c][k] *= inv_u;
     }
     t0 = gp_now();
     gp_status rc = write_stats(s, units, trips, loss, err);
