@@ -303,47 +303,47 @@ static bool stats_up_to_date(const stats_ctx *s) {
     return gp_allreduce_max_int(ok) != 0;
 }
 
-/* Collective: every rank compresses a share of the chunks; rank 0 writes the file. */
+/* Collective: every rank writes its rows of every per-parameter array into stats.h5.tmp (parallel
+ * HDF5, h5par.h); rank 0 then adds what parallel HDF5 cannot write (the names are
+ * variable-length strings) and `complete`, and renames the file. */
 static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
                              gp_err *err) {
     const gp_model *m = s->m;
     const gp_stats_opts *o = s->o;
-    hid_t f = -1;
-    if (s->rank == 0) {
-        f = gp_h5_create_tmp(s->stats_path);
-        gp_provenance_write(f, GP_STATS_FORMAT, GP_STATS_FORMAT_VERSION);
-        gp_h5_attr_str(f, GP_STATS_ATTR_MODEL_PATH, m->dir);
-        gp_h5_attr_str(f, GP_STATS_ATTR_MODEL_SHA256, s->model_sha);
-        gp_h5_attr_str(f, GP_STATS_ATTR_SETTINGS_HASH, s->settings);
-        gp_h5_attr_str(f, GP_STATS_ATTR_LOSS,
-                       "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
-        gp_h5_attr_double(f, GP_STATS_ATTR_SCALE, GP_INFONCE_SCALE);
-        gp_h5_attr_int(f, GP_STATS_ATTR_MAX_LENGTH, s->max_len);
-        gp_h5_attr_int(f, GP_STATS_ATTR_FISHER_BATCH, s->fb);
-        gp_h5_attr_int(f, GP_STATS_ATTR_MAX_SAMPLES, o->max_samples);
-        gp_h5_attr_int(f, GP_STATS_ATTR_SEED, o->seed);
-        gp_h5_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));
-        gp_h5_attr_str(f, GP_STATS_ATTR_ALIGNMENT, gp_alignment_name(o->alignment));
-        gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION,
-                       "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
-                       "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
-        for (int c = 0; c < 2; c++) {
-            hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
-            gp_h5_attr_str(g, GP_STATS_CORPUS_PATH, s->corp[c].path);
-            if (s->sample) { /* corpus_path is the sample; where it was taken from */
-                gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLED_FROM, o->corpus[c]);
-                gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLE_HASH, s->sample->settings_hash[c]);
-            }
-            gp_h5_attr_str(g, GP_STATS_CORPUS_SHA256, s->corp[c].sha256);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_RECORDS, s->corp[c].n_records);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_SKIPPED, s->corp[c].n_skipped);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_TRIPLETS, trips[c]);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_UNITS, units[c]);
-            gp_h5_attr_double(g, GP_STATS_CORPUS_LOSS_MEAN, units[c] ? loss[c] / (double)units[c] : 0.0);
-            H5Gclose(g);
+    hid_t f = gp_h5par_create_tmp(s->stats_path);
+    gp_h5par_provenance(f, GP_STATS_FORMAT, GP_STATS_FORMAT_VERSION);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_MODEL_PATH, m->dir);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_MODEL_SHA256, s->model_sha);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_SETTINGS_HASH, s->settings);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_LOSS,
+                      "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
+    gp_h5par_attr_double(f, GP_STATS_ATTR_SCALE, GP_INFONCE_SCALE);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_MAX_LENGTH, s->max_len);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_FISHER_BATCH, s->fb);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_MAX_SAMPLES, o->max_samples);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_SEED, o->seed);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));
+    gp_h5par_attr_str(f, GP_STATS_ATTR_ALIGNMENT, gp_alignment_name(o->alignment));
+    gp_h5par_attr_str(f, GP_H5_ATTR_DESCRIPTION,
+                      "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
+                      "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
+    for (int c = 0; c < 2; c++) {
+        hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
+        gp_h5par_attr_str(g, GP_STATS_CORPUS_PATH, s->corp[c].path);
+        if (s->sample) { /* corpus_path is the sample; where it was taken from */
+            gp_h5par_attr_str(g, GP_STATS_CORPUS_SAMPLED_FROM, o->corpus[c]);
+            gp_h5par_attr_str(g, GP_STATS_CORPUS_SAMPLE_HASH, s->sample->settings_hash[c]);
         }
+        gp_h5par_attr_str(g, GP_STATS_CORPUS_SHA256, s->corp[c].sha256);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_RECORDS, s->corp[c].n_records);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_SKIPPED, s->corp[c].n_skipped);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_TRIPLETS, trips[c]);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_UNITS, units[c]);
+        gp_h5par_attr_double(g, GP_STATS_CORPUS_LOSS_MEAN, units[c] ? loss[c] / (double)units[c] : 0.0);
+        H5Gclose(g);
     }
-    /* every per-parameter array, in one parallel write */
+    /* every per-parameter array, each rank its block of rows (every rank holds the sums, so it
+     * passes its rows of them) */
     const int np = m->table.n;
     gp_h5par_item *it = gp_calloc((size_t)(5 * np), sizeof *it);
     float *actf = gp_malloc((s->nact ? s->nact : 1) * sizeof(float)); /* stats.h5 stores float32 */
@@ -357,23 +357,27 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
             for (int i = 0; i < np; i++) {
                 const gp_param *p = &m->table.p[i];
                 char name[320];
+                hsize_t r0, nr, cols = p->ndim == 2 ? (hsize_t)p->shape[1] : 1;
+                gp_h5par_share((hsize_t)p->shape[0], &r0, &nr);
                 names[n] = gp_strdup(gp_stats_tensor(name, sizeof name, groups[c][kind], m->src_names[i]));
                 it[n] = (gp_h5par_item){names[n], p->ndim, {(hsize_t)p->shape[0], (hsize_t)p->shape[1]},
-                                        (kind ? s->G[c] : s->F[c]) + p->offset,
                                         kind ? "mean over gradient units (n_units) of the gradient of the unit's InfoNCE loss"
                                              : "diagonal empirical Fisher: sum over gradient units of the squared gradient "
                                                "of the unit's InfoNCE loss, divided by the number of triplets (n_triplets)",
-                                        kind ? "loss / parameter" : "(loss / parameter)^2"};
+                                        kind ? "loss / parameter" : "(loss / parameter)^2",
+                                        (kind ? s->G[c] : s->F[c]) + p->offset + r0 * cols, r0, nr};
                 n++;
             }
     for (int i = 0; i < np; i++) {
         if (s->act_off[i] < 0) continue;
         char name[320];
+        hsize_t r0, nr, in = (hsize_t)m->table.p[i].shape[1];
+        gp_h5par_share(in, &r0, &nr);
         names[n] = gp_strdup(gp_stats_tensor(name, sizeof name, GP_STATS_ACTIVATIONS, m->src_names[i]));
-        it[n] = (gp_h5par_item){names[n], 1, {(hsize_t)m->table.p[i].shape[1], 1}, actf + s->act_off[i],
+        it[n] = (gp_h5par_item){names[n], 1, {in, 1},
                                 "sum over the domain corpus's tokens of the squared input activation x_k, per input "
                                 "feature k of this linear weight (Wanda's |x_k|^2)",
-                                "activation^2"};
+                                "activation^2", actf + s->act_off[i] + r0, r0, nr};
         n++;
     }
     gp_h5par_write_f32(f, it, n);
@@ -381,7 +385,9 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(it);
+    gp_h5par_close(f);
     if (s->rank != 0) return GP_OK;
+    f = gp_h5_open_tmp(s->stats_path);
 
     /* per-tensor cosine of the mean gradients */
     hsize_t nt = (hsize_t)np;
