@@ -172,9 +172,11 @@ void gp_h5par_write_f32(hid_t file, const gp_h5par_item *items, int n) {
     if (gp_nranks() > 1) GP_MPI(MPI_Allreduce(MPI_IN_PLACE, pieces, n, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD));
     hid_t lcpl = GP_H5(H5Pcreate(H5P_LINK_CREATE), "lcpl");
     GP_H5(H5Pset_create_intermediate_group(lcpl, 1), "lcpl");
-    /* collective transfers: the filtered (compressed) parallel write path requires them */
+    /* collective transfers: the filtered (compressed) parallel write path requires them; all
+     * of a write's chunks in one MPI-IO call, without the collective vote on how */
     hid_t dxpl = GP_H5(H5Pcreate(H5P_DATASET_XFER), "dxpl");
     GP_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "collective transfer");
+    GP_H5(H5Pset_dxpl_mpio_chunk_opt(dxpl, H5FD_MPIO_CHUNK_ONE_IO), "one collective I/O per write");
     for (int i = 0; i < n; i++) {
         hid_t ds = create_dataset(file, lcpl, &items[i]);
         for (int64_t k = 0; k < pieces[i]; k++) write_piece(ds, dxpl, &items[i], k);
