@@ -53,6 +53,7 @@ typedef struct {
     double checkpoint_s; /* of which: writing checkpoints */
     double write_s;      /* of which: writing stats.h5 */
     double peak_rss_mb;  /* largest over ranks */
+    bool sharded;        /* each rank kept a block of the accumulators (stats.accumulators) */
     char settings_hash[65];
 } gp_stats_report;
 

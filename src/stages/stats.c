@@ -349,48 +349,70 @@ static int alignment_cosines(const stats_ctx *s, double *cos, const char **names
     return nt;
 }
 
-/* Collective: every rank compresses a share of the chunks; rank 0 writes the file. */
+/* This rank's rows of selected tensor i, and where they are in F and G: its block's rows
+ * (sharded), or an even share of the rows of the copy every rank holds (replicated). */
+static void my_rows(const stats_ctx *s, int i, hsize_t *r0, hsize_t *nr, int64_t *at) {
+    const gp_param *p = &s->m->table.p[i];
+    const int64_t cols = p->ndim == 2 ? p->shape[1] : 1, rows = (int64_t)p->numel / cols, off = s->sel_off[i];
+    if (!s->sharded) {
+        gp_h5par_share((hsize_t)rows, r0, nr);
+        *at = off + (int64_t)*r0 * cols;
+        return;
+    }
+    /* the blocks are row-aligned: clip [lo, hi) to the tensor and count whole rows */
+    const int64_t lo = s->bounds[s->rank], hi = s->bounds[s->rank + 1];
+    const int64_t a = lo > off ? lo : off, e = hi < off + rows * cols ? hi : off + rows * cols;
+    if (e <= a) { /* none of this tensor's rows are here */
+        *r0 = *nr = 0;
+        *at = 0;
+        return;
+    }
+    *r0 = (hsize_t)((a - off) / cols);
+    *nr = (hsize_t)((e - a) / cols);
+    *at = a - lo;
+}
+
+/* Collective: every rank writes its rows of every per-parameter array into stats.h5.tmp (parallel
+ * HDF5, h5par.h); rank 0 then adds what parallel HDF5 cannot write (the names are
+ * variable-length strings) and `complete`, and renames the file. */
 static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
                              gp_err *err) {
     const gp_model *m = s->m;
     const gp_stats_opts *o = s->o;
-    hid_t f = -1;
-    if (s->rank == 0) {
-        f = gp_h5_create_tmp(s->stats_path);
-        gp_provenance_write(f, GP_STATS_FORMAT, GP_STATS_FORMAT_VERSION);
-        gp_h5_attr_str(f, GP_STATS_ATTR_MODEL_PATH, m->dir);
-        gp_h5_attr_str(f, GP_STATS_ATTR_MODEL_SHA256, s->model_sha);
-        gp_h5_attr_str(f, GP_STATS_ATTR_SETTINGS_HASH, s->settings);
-        gp_h5_attr_str(f, GP_STATS_ATTR_LOSS,
-                       "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
-        gp_h5_attr_double(f, GP_STATS_ATTR_SCALE, GP_INFONCE_SCALE);
-        gp_h5_attr_int(f, GP_STATS_ATTR_MAX_LENGTH, s->max_len);
-        gp_h5_attr_int(f, GP_STATS_ATTR_FISHER_BATCH, s->fb);
-        gp_h5_attr_int(f, GP_STATS_ATTR_MAX_SAMPLES, o->max_samples);
-        gp_h5_attr_int(f, GP_STATS_ATTR_SEED, o->seed);
-        gp_h5_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));
-        gp_h5_attr_str(f, GP_STATS_ATTR_ALIGNMENT, gp_alignment_name(o->alignment));
-        gp_h5_attr_str(f, GP_STATS_ATTR_LAYERS, gp_layers_name(o->layers));
-        gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION,
-                       "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
-                       "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
-        for (int c = 0; c < 2; c++) {
-            hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
-            gp_h5_attr_str(g, GP_STATS_CORPUS_PATH, s->corp[c].path);
-            if (s->sample) { /* corpus_path is the sample; where it was taken from */
-                gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLED_FROM, o->corpus[c]);
-                gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLE_HASH, s->sample->settings_hash[c]);
-            }
-            gp_h5_attr_str(g, GP_STATS_CORPUS_SHA256, s->corp[c].sha256);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_RECORDS, s->corp[c].n_records);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_SKIPPED, s->corp[c].n_skipped);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_TRIPLETS, trips[c]);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_UNITS, units[c]);
-            gp_h5_attr_double(g, GP_STATS_CORPUS_LOSS_MEAN, units[c] ? loss[c] / (double)units[c] : 0.0);
-            H5Gclose(g);
+    hid_t f = gp_h5par_create_tmp(s->stats_path);
+    gp_h5par_provenance(f, GP_STATS_FORMAT, GP_STATS_FORMAT_VERSION);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_MODEL_PATH, m->dir);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_MODEL_SHA256, s->model_sha);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_SETTINGS_HASH, s->settings);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_LOSS,
+                      "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
+    gp_h5par_attr_double(f, GP_STATS_ATTR_SCALE, GP_INFONCE_SCALE);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_MAX_LENGTH, s->max_len);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_FISHER_BATCH, s->fb);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_MAX_SAMPLES, o->max_samples);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_SEED, o->seed);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));
+    gp_h5par_attr_str(f, GP_STATS_ATTR_ALIGNMENT, gp_alignment_name(o->alignment));
+    gp_h5par_attr_str(f, GP_STATS_ATTR_LAYERS, gp_layers_name(o->layers));
+    gp_h5par_attr_str(f, GP_H5_ATTR_DESCRIPTION,
+                      "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
+                      "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
+    for (int c = 0; c < 2; c++) {
+        hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
+        gp_h5par_attr_str(g, GP_STATS_CORPUS_PATH, s->corp[c].path);
+        if (s->sample) { /* corpus_path is the sample; where it was taken from */
+            gp_h5par_attr_str(g, GP_STATS_CORPUS_SAMPLED_FROM, o->corpus[c]);
+            gp_h5par_attr_str(g, GP_STATS_CORPUS_SAMPLE_HASH, s->sample->settings_hash[c]);
         }
+        gp_h5par_attr_str(g, GP_STATS_CORPUS_SHA256, s->corp[c].sha256);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_RECORDS, s->corp[c].n_records);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_SKIPPED, s->corp[c].n_skipped);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_TRIPLETS, trips[c]);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_UNITS, units[c]);
+        gp_h5par_attr_double(g, GP_STATS_CORPUS_LOSS_MEAN, units[c] ? loss[c] / (double)units[c] : 0.0);
+        H5Gclose(g);
     }
-    /* every per-parameter array, in one parallel write */
+    /* every per-parameter array of the selected tensors, each rank its rows */
     const int np = m->table.n;
     gp_h5par_item *it = gp_calloc((size_t)(5 * np), sizeof *it);
     float *actf = gp_malloc((s->nact ? s->nact : 1) * sizeof(float)); /* stats.h5 stores float32 */
@@ -405,23 +427,28 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
                 if (s->sel_off[i] < 0) continue;
                 const gp_param *p = &m->table.p[i];
                 char name[320];
+                hsize_t r0, nr;
+                int64_t at;
+                my_rows(s, i, &r0, &nr, &at);
                 names[n] = gp_strdup(gp_stats_tensor(name, sizeof name, groups[c][kind], m->src_names[i]));
                 it[n] = (gp_h5par_item){names[n], p->ndim, {(hsize_t)p->shape[0], (hsize_t)p->shape[1]},
-                                        (kind ? s->G[c] : s->F[c]) + s->sel_off[i],
                                         kind ? "mean over gradient units (n_units) of the gradient of the unit's InfoNCE loss"
                                              : "diagonal empirical Fisher: sum over gradient units of the squared gradient "
                                                "of the unit's InfoNCE loss, divided by the number of triplets (n_triplets)",
-                                        kind ? "loss / parameter" : "(loss / parameter)^2"};
+                                        kind ? "loss / parameter" : "(loss / parameter)^2",
+                                        (kind ? s->G[c] : s->F[c]) + at, r0, nr};
                 n++;
             }
     for (int i = 0; i < np; i++) {
         if (s->act_off[i] < 0) continue;
         char name[320];
+        hsize_t r0, nr, in = (hsize_t)m->table.p[i].shape[1];
+        gp_h5par_share(in, &r0, &nr);
         names[n] = gp_strdup(gp_stats_tensor(name, sizeof name, GP_STATS_ACTIVATIONS, m->src_names[i]));
-        it[n] = (gp_h5par_item){names[n], 1, {(hsize_t)m->table.p[i].shape[1], 1}, actf + s->act_off[i],
+        it[n] = (gp_h5par_item){names[n], 1, {in, 1},
                                 "sum over the domain corpus's tokens of the squared input activation x_k, per input "
                                 "feature k of this linear weight (Wanda's |x_k|^2)",
-                                "activation^2"};
+                                "activation^2", actf + s->act_off[i] + r0, r0, nr};
         n++;
     }
     gp_h5par_write_f32(f, it, n);
@@ -429,6 +456,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(it);
+    gp_h5par_close(f);
     /* per-tensor cosine of the mean gradients, for the selected tensors */
     double *cos = gp_malloc((size_t)np * sizeof(double));
     const char **sel_names = gp_malloc((size_t)np * sizeof(char *));
@@ -438,6 +466,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         free(sel_names);
         return GP_OK;
     }
+    f = gp_h5_open_tmp(s->stats_path);
     hid_t ag = GP_H5(H5Gcreate2(f, GP_STATS_ALIGNMENT, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group alignment");
     hid_t sp = GP_H5(H5Screate_simple(1, &nt, NULL), "space");
     hid_t ds = GP_H5(H5Dcreate2(ag, GP_STATS_COSINE, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "cosine");
@@ -721,6 +750,7 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
     } else if (!rc) {
         plan_units(&s);
         alloc_accumulators(&s);
+        rep->sharded = s.sharded;
         try_resume(&s);
         bool stopped;
         rc = run_loop(&s, rep, &stopped, err);
