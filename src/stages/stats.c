@@ -38,7 +38,6 @@ typedef struct {
     bool sharded;                     /* stats.accumulators: each rank keeps F and G of its block only */
     int64_t *bounds;                  /* [P + 1] element offsets of the owners' blocks (row-aligned) */
     size_t na;                        /* accumulator length here: n, or this rank's block */
-    float *scratch;                   /* [na] one reduce-scatter's result (sharded) */
     int64_t *sel_off;                 /* per parameter: offset into F and G when prune.layers selects it, else -1 */
     bool *sel;                        /* per parameter: selected (the only gradients formed) */
     float *F[2], *G[2];               /* accumulators [na]: the selected tensors in table order, or this
@@ -123,11 +122,9 @@ static void accumulate_sharded(stats_ctx *s, int c, bool had_unit) {
     gp_model *m = s->m;
     if (!had_unit) gp_model_zero_grad(m);
     float *g = m->grads;
-    gp_reduce_scatter_sum_f32(g, s->bounds, s->scratch);
-    for (size_t k = 0; k < s->na; k++) s->G[c][k] += s->scratch[k];
+    gp_reduce_scatter_add_f32(g, s->bounds, s->G[c]);
     for (size_t k = 0; k < s->n; k++) g[k] *= g[k];
-    gp_reduce_scatter_sum_f32(g, s->bounds, s->scratch);
-    for (size_t k = 0; k < s->na; k++) s->F[c][k] += s->scratch[k];
+    gp_reduce_scatter_add_f32(g, s->bounds, s->F[c]);
 }
 
 /* One gradient unit: triplets [first, first + b) of corpus c. */
@@ -504,7 +501,6 @@ static void free_ctx(stats_ctx *s) {
     free(s->sel_off);
     free(s->sel);
     free(s->bounds);
-    free(s->scratch);
     free(s->stats_path);
     free(s->ranks_dir);
 }
@@ -609,7 +605,6 @@ static void alloc_accumulators(stats_ctx *s) {
     s->sharded = choose_sharded(s);
     plan_blocks(s);
     s->na = s->sharded ? (size_t)(s->bounds[s->rank + 1] - s->bounds[s->rank]) : s->n;
-    if (s->sharded) s->scratch = gp_malloc((s->na ? s->na : 1) * sizeof(float));
     for (int c = 0; c < 2; c++) {
         s->F[c] = gp_calloc(s->na ? s->na : 1, sizeof(float));
         s->G[c] = gp_calloc(s->na ? s->na : 1, sizeof(float));
