@@ -27,7 +27,7 @@ void gp_matmul_forward(float *out, const float *inp, const float *w, const float
 void gp_matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         int N, int C, int OC) {
     if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (db)
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * OC;
@@ -66,9 +66,11 @@ void gp_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
             float xhat = (x[i] - m) * r, dn = dy[i] * w[i];
             sd += dn;
             sdn += (double)dn * xhat;
-            db[i] += dy[i];
-            dw[i] += dy[i] * xhat;
         }
+        if (db)
+            for (int i = 0; i < C; i++) db[i] += dy[i];
+        if (dw)
+            for (int i = 0; i < C; i++) dw[i] += dy[i] * ((x[i] - m) * r);
         float md = (float)(sd / C), mdn = (float)(sdn / C);
         for (int i = 0; i < C; i++) {
             float xhat = (x[i] - m) * r;
@@ -138,10 +140,9 @@ void gp_rmsnorm_backward(float *dinp, float *dw, const float *dout, int ldo, con
             const float r = rstd[(size_t)n * H + h];
             /* y = w x r with r = (mean x² + eps)^(-1/2): dx = r (w dy) − r³ x Σ(w dy x) / C */
             double s = 0.0;
-            for (int i = 0; i < C; i++) {
-                s += (double)dy[i] * w[i] * x[i];
-                dw[i] += dy[i] * x[i] * r;
-            }
+            for (int i = 0; i < C; i++) s += (double)dy[i] * w[i] * x[i];
+            if (dw)
+                for (int i = 0; i < C; i++) dw[i] += dy[i] * x[i] * r;
             const float k = (float)(s / C) * r * r * r;
             for (int i = 0; i < C; i++) dx[i] += dy[i] * w[i] * r - x[i] * k;
         }
@@ -340,10 +341,13 @@ void gp_embedding_forward(float *out, const int32_t *ids, const int32_t *pos, co
 
 void gp_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout, const int32_t *ids,
                            const int32_t *pos, int N, int C) {
+    if (!dwte && !dwpe && !dwtt) return;
     for (int n = 0; n < N; n++) {
         const float *d = dout + (size_t)n * C;
-        float *e = dwte + (size_t)ids[n] * C;
-        for (int i = 0; i < C; i++) e[i] += d[i];
+        if (dwte) {
+            float *e = dwte + (size_t)ids[n] * C;
+            for (int i = 0; i < C; i++) e[i] += d[i];
+        }
         if (dwpe) {
             float *p = dwpe + (size_t)pos[n] * C;
             for (int i = 0; i < C; i++) p[i] += d[i];
