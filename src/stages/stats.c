@@ -346,32 +346,32 @@ static int alignment_cosines(const stats_ctx *s, double *cos, const char **names
     return nt;
 }
 
-/* This rank's rows of selected tensor i, and where they are in F and G: its block's rows
- * (sharded), or an even share of the rows of the copy every rank holds (replicated). */
-static void my_rows(const stats_ctx *s, int i, hsize_t *r0, hsize_t *nr, int64_t *at) {
+/* This rank's rows of selected tensor i in F or G: its block of the rows when every rank holds
+ * the sums (replicated), else the part of its owner block that falls in the tensor (sharded:
+ * blocks are runs of whole rows, plan_blocks). *data points into the accumulator. */
+static void my_rows(const stats_ctx *s, int i, const float *acc, const float **data, hsize_t *row0, hsize_t *nrows) {
     const gp_param *p = &s->m->table.p[i];
-    const int64_t cols = p->ndim == 2 ? p->shape[1] : 1, rows = (int64_t)p->numel / cols, off = s->sel_off[i];
+    const int64_t cols = p->ndim == 2 ? p->shape[1] : 1, off = s->sel_off[i], end = off + (int64_t)p->numel;
     if (!s->sharded) {
-        gp_h5par_share((hsize_t)rows, r0, nr);
-        *at = off + (int64_t)*r0 * cols;
+        gp_h5par_share((hsize_t)p->shape[0], row0, nrows);
+        *data = acc + off + (int64_t)*row0 * cols;
         return;
     }
-    /* the blocks are row-aligned: clip [lo, hi) to the tensor and count whole rows */
     const int64_t lo = s->bounds[s->rank], hi = s->bounds[s->rank + 1];
-    const int64_t a = lo > off ? lo : off, e = hi < off + rows * cols ? hi : off + rows * cols;
-    if (e <= a) { /* none of this tensor's rows are here */
-        *r0 = *nr = 0;
-        *at = 0;
-        return;
-    }
-    *r0 = (hsize_t)((a - off) / cols);
-    *nr = (hsize_t)((e - a) / cols);
-    *at = a - lo;
+    const int64_t a = off > lo ? off : lo, e = end < hi ? end : hi;
+    *row0 = 0, *nrows = 0, *data = NULL;
+    if (e <= a) return;
+    GP_CHECK((a - off) % cols == 0 && (e - a) % cols == 0, "owner block [%lld, %lld) cuts a row of %s",
+             (long long)lo, (long long)hi, s->m->src_names[i]);
+    *row0 = (hsize_t)((a - off) / cols);
+    *nrows = (hsize_t)((e - a) / cols);
+    *data = acc + (a - lo);
 }
 
-/* Collective: every rank writes its rows of every per-parameter array into stats.h5.tmp (parallel
- * HDF5, h5par.h); rank 0 then adds what parallel HDF5 cannot write (the names are
- * variable-length strings) and `complete`, and renames the file. */
+/* Collective: every rank writes its rows of every per-tensor array into stats.h5.tmp (parallel
+ * HDF5, h5par.h: all ranks make the metadata calls, attributes carry rank 0's values); rank 0
+ * then adds what parallel HDF5 cannot write (the names are variable-length strings) and
+ * `complete`, and renames the file. */
 static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
                              gp_err *err) {
     const gp_model *m = s->m;
@@ -409,7 +409,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         gp_h5par_attr_double(g, GP_STATS_CORPUS_LOSS_MEAN, units[c] ? loss[c] / (double)units[c] : 0.0);
         H5Gclose(g);
     }
-    /* every per-parameter array of the selected tensors, each rank its rows */
+    /* every per-tensor array of the selected tensors, each rank its own rows */
     const int np = m->table.n;
     gp_h5par_item *it = gp_calloc((size_t)(5 * np), sizeof *it);
     float *actf = gp_malloc((s->nact ? s->nact : 1) * sizeof(float)); /* stats.h5 stores float32 */
@@ -424,19 +424,18 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
                 if (s->sel_off[i] < 0) continue;
                 const gp_param *p = &m->table.p[i];
                 char name[320];
+                const float *rows;
                 hsize_t r0, nr;
-                int64_t at;
-                my_rows(s, i, &r0, &nr, &at);
+                my_rows(s, i, kind ? s->G[c] : s->F[c], &rows, &r0, &nr);
                 names[n] = gp_strdup(gp_stats_tensor(name, sizeof name, groups[c][kind], m->src_names[i]));
                 it[n] = (gp_h5par_item){names[n], p->ndim, {(hsize_t)p->shape[0], (hsize_t)p->shape[1]},
                                         kind ? "mean over gradient units (n_units) of the gradient of the unit's InfoNCE loss"
                                              : "diagonal empirical Fisher: sum over gradient units of the squared gradient "
                                                "of the unit's InfoNCE loss, divided by the number of triplets (n_triplets)",
-                                        kind ? "loss / parameter" : "(loss / parameter)^2",
-                                        (kind ? s->G[c] : s->F[c]) + at, r0, nr};
+                                        kind ? "loss / parameter" : "(loss / parameter)^2", rows, r0, nr};
                 n++;
             }
-    for (int i = 0; i < np; i++) {
+    for (int i = 0; i < np; i++) { /* the activation sums are small and on every rank: a block each */
         if (s->act_off[i] < 0) continue;
         char name[320];
         hsize_t r0, nr, in = (hsize_t)m->table.p[i].shape[1];
@@ -454,6 +453,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     free(names);
     free(it);
     gp_h5par_close(f);
+
     /* per-tensor cosine of the mean gradients, for the selected tensors */
     double *cos = gp_malloc((size_t)np * sizeof(double));
     const char **sel_names = gp_malloc((size_t)np * sizeof(char *));
