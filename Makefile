@@ -30,9 +30,11 @@ PKG_LIBS    = $(shell pkg-config --libs $(PKGS)) -lm
 WARN        = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter
 # nothing reads errno after a math call; without errno, sqrt and friends vectorize (same results)
 WARN       += -fno-math-errno
-CFLAGS_REL  = -O3 -g $(ARCH_FLAGS) $(WARN) -Iinclude $(PKG_CFLAGS)
+# OpenMP threads for the kernels' loops (libgomp comes with gcc), compiling and linking; §4.6 of docs/DESIGN.md
+OMP_FLAGS   = -fopenmp
+CFLAGS_REL  = -O3 -g $(ARCH_FLAGS) $(OMP_FLAGS) $(WARN) -Iinclude $(PKG_CFLAGS)
 CFLAGS_SAN  = -O1 -g $(ARCH_FLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-              $(WARN) -Iinclude $(PKG_CFLAGS)
+              $(OMP_FLAGS) $(WARN) -Iinclude $(PKG_CFLAGS)
 
 LIB_SRC   := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "gaprune/cli.h"
+#include "gaprune/kernels.h"
 #include "gaprune/log.h"
 #include "gaprune/testhook.h"
 
@@ -15,6 +16,10 @@ static void testhooks_from_env(void) {
     if ((v = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP"))) h.signal_at_step = atoll(v);
     if ((v = getenv("GAPRUNE_TEST_UNIT_DELAY_MS"))) h.unit_delay_ms = atoi(v);
     gp_testhook_set(&h);
+    /* the thread tests run the tiny fixture models with every kernel loop threaded, with the
+     * matmuls split or not */
+    if ((v = getenv("GAPRUNE_TEST_PAR_MIN"))) gp_set_par_min(atoll(v));
+    if ((v = getenv("GAPRUNE_TEST_SGEMM_MIN"))) gp_set_sgemm_min(atoll(v));
 }
 
 int main(int argc, char **argv) {

@@ -98,12 +98,16 @@ static void accumulate(stats_ctx *s, int c) {
     const float *g = m->grads;
     float *F = s->F[c], *G = s->G[c];
     const gp_param *e = &m->table.p[m->tok_emb];
-    /* everything but the token embedding, whose gradient is zero outside the rows in use */
+    /* everything but the token embedding, whose gradient is zero outside the rows in use;
+     * elementwise, so threads change no result */
+#pragma omp parallel for schedule(static)
     for (size_t k = 0; k < e->offset; k++) F[k] += g[k] * g[k], G[k] += g[k];
+#pragma omp parallel for schedule(static)
     for (size_t k = e->offset + e->numel; k < s->n; k++) F[k] += g[k] * g[k], G[k] += g[k];
     const int32_t *rows;
     int nr = gp_model_touched_rows(m, &rows);
     const size_t C = (size_t)e->shape[1];
+#pragma omp parallel for if ((size_t)nr * C >= 32768) schedule(static)
     for (int r = 0; r < nr; r++) {
         size_t o = e->offset + (size_t)rows[r] * C;
         for (size_t k = o; k < o + C; k++) F[k] += g[k] * g[k], G[k] += g[k];
