@@ -20,7 +20,7 @@
 
 #include <stdint.h>
 
-/* Threads inside a rank (docs/DESIGN.md §4.6): OpenMP's threads, OMP_NUM_THREADS of them, run
+/* Threads inside a rank (docs/DESIGN.md §4.7): OpenMP's threads, OMP_NUM_THREADS of them, run
  * the loops of these kernels and the matmuls, which gp_sgemm splits into one-thread OpenBLAS
  * calls (OpenBLAS is held at one thread; OPENBLAS_NUM_THREADS changes nothing). gp_set_threads
  * sets the count in the running process (tests compare 1, 2 and 4). The loops give bitwise the

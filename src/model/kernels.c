@@ -5,7 +5,7 @@
  * accumulated in double: they are cheap next to the matmuls and keep the float error at the
  * level of one rounding.
  *
- * Threads (docs/DESIGN.md §4.6): everything runs on OpenMP's threads. A big matmul is split into
+ * Threads (docs/DESIGN.md §4.7): everything runs on OpenMP's threads. A big matmul is split into
  * blocks of rows or columns of its output, one one-thread OpenBLAS call each (gp_sgemm); the
  * attention runs one (sequence, head) per task; the other loops go over independent rows, heads
  * or elements. No element's sum is ever split between threads: where rows add into one parameter
