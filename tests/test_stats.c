@@ -1,6 +1,8 @@
 /* test_stats.c — `gaprune stats` end to end (the sanitizer build, under mpirun):
  *  - stats.h5 equals the PyTorch float64 reference (tests/reference/make_stats_fixtures.py) for
  *    fisher_batch 1 and 4: Fisher, mean gradients, alignment, activation sums;
+ *  - only the tensors prune.layers selects have statistics (layers = linear: every weight matrix,
+ *    which the reference covers; mlp: the MLP ones, bitwise equal to those of the linear run);
  *  - 1, 2 and 4 ranks agree within 1e-5;
  *  - SIGKILL after a checkpoint then a rerun, and SIGUSR1 (exit 3) then a rerun, both give a
  *    stats.h5 whose every dataset is bitwise equal to an uninterrupted run;
@@ -109,7 +111,21 @@ static hid_t open_out(const char *job) {
     return f;
 }
 
-/* Compares every per-parameter dataset of `a` with `b` (relative per tensor). Tensors whose
+/* The weight matrices prune.layers = mlp (mlp_only) or linear selects in bert-tiny, by name. */
+static bool expected(int i, bool mlp_only) {
+    const char *n = g_model->src_names[i];
+    if (g_model->table.p[i].ndim != 2 || strstr(n, "embeddings")) return false;
+    return !mlp_only || strstr(n, "intermediate.dense") || (strstr(n, "output.dense") && !strstr(n, "attention"));
+}
+
+static int n_expected(bool mlp_only) {
+    int n = 0;
+    for (int i = 0; i < g_model->table.n; i++) n += expected(i, mlp_only);
+    return n;
+}
+
+/* Compares the per-parameter datasets of `a` with `b` (relative per tensor): exactly the
+ * tensors prune.layers = linear selects are in `a`. Tensors whose
  * gradient is zero in exact arithmetic (the attention key bias) must instead be zero to within
  * 1e-6 of the group's total norm. Returns the worst relative error. */
 static double compare_groups(hid_t a, hid_t b, double tol) {
@@ -122,12 +138,17 @@ static double compare_groups(hid_t a, hid_t b, double tol) {
             char name[256];
             snprintf(name, sizeof name, "%s/%s", groups[gi], g_model->src_names[i]);
             ra[i] = read_f32(a, name, g_model->table.p[i].numel);
+            if (!expected(i, false)) {
+                if (ra[i]) fail_msg("%s has statistics though prune.layers = linear does not select it", name);
+                continue;
+            }
             rb[i] = read_f32(b, name, g_model->table.p[i].numel);
             if (!ra[i] || !rb[i]) fail_msg("missing %s", name);
             for (size_t k = 0; k < g_model->table.p[i].numel; k++) total += (double)rb[i][k] * rb[i][k];
         }
         total = sqrt(total);
         for (int i = 0; i < g_model->table.n; i++) {
+            if (!ra[i]) continue;
             size_t n = g_model->table.p[i].numel;
             double rn = 0, an = 0;
             for (size_t k = 0; k < n; k++) rn += (double)rb[i][k] * rb[i][k], an += (double)ra[i][k] * ra[i][k];
@@ -160,22 +181,34 @@ static void check_against_reference(const char *job, int fb) {
         assert_float_equal(attr_f64(out, g, "n_triplets"), attr_f64(ref, g, "n_triplets"), 0);
         assert_true(fabs(attr_f64(out, g, "loss_mean") / attr_f64(ref, g, "loss_mean") - 1) < 1e-5);
     }
-    /* alignment: our /alignment/cosine[i] is the tensor /alignment/names[i] */
-    hid_t d = H5Dopen2(out, "alignment/cosine", H5P_DEFAULT);
-    double *cos = malloc((size_t)g_model->table.n * sizeof(double));
+    /* alignment: our /alignment/cosine[k] is the tensor /alignment/names[k], one per selected tensor */
+    hid_t d = H5Dopen2(out, "alignment/cosine", H5P_DEFAULT), dn = H5Dopen2(out, "alignment/names", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    const int nt = (int)H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    assert_int_equal(nt, n_expected(false));
+    double *cos = malloc((size_t)nt * sizeof(double));
+    char **names = calloc((size_t)nt, sizeof(char *));
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, H5T_VARIABLE);
+    H5Tset_cset(st, H5T_CSET_UTF8);
     assert_true(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, cos) >= 0);
+    assert_true(H5Dread(dn, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, names) >= 0);
+    H5Tclose(st);
     H5Dclose(d);
+    H5Dclose(dn);
     double worst_cos = 0;
-    for (int i = 0; i < g_model->table.n; i++) {
-        if (strstr(g_model->src_names[i], "key.bias")) continue; /* a zero gradient has no direction */
+    for (int i = 0; i < nt; i++) {
         char name[256];
-        snprintf(name, sizeof name, "alignment/%s", g_model->src_names[i]);
+        snprintf(name, sizeof name, "alignment/%s", names[i]);
         hid_t r = H5Dopen2(ref, name, H5P_DEFAULT);
         double want;
         assert_true(H5Dread(r, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &want) >= 0);
         H5Dclose(r);
         worst_cos = fmax(worst_cos, fabs(cos[i] - want));
+        free(names[i]);
     }
+    free(names);
     free(cos);
     assert_true(worst_cos < 1e-4);
     /* activation sums */
@@ -202,7 +235,7 @@ static void check_against_reference(const char *job, int fb) {
 
 static void test_reference_fb1(void **state) {
     (void)state;
-    write_job("fb1", "domain.json", "general.jsonl", "[stats]\nfisher_batch = 1\n");
+    write_job("fb1", "domain.json", "general.jsonl", "[stats]\nfisher_batch = 1\n[prune]\nlayers = linear\n");
     assert_int_equal(stats(1, "fb1", NULL), 0);
     assert_clean_stderr();
     char *o = slurp("out.txt");
@@ -219,7 +252,7 @@ static void test_reference_fb1(void **state) {
 
 static void test_reference_fb4(void **state) {
     (void)state;
-    write_job("fb4", "domain.json", "general.jsonl", "[stats]\nfisher_batch = 4\n");
+    write_job("fb4", "domain.json", "general.jsonl", "[stats]\nfisher_batch = 4\n[prune]\nlayers = linear\n");
     assert_int_equal(stats(2, "fb4", NULL), 0);
     assert_clean_stderr();
     check_against_reference("fb4", 4);
@@ -230,7 +263,7 @@ static void test_ranks_agree(void **state) {
     char job[16];
     for (int np = 2; np <= 4; np += 2) {
         snprintf(job, sizeof job, "np%d", np);
-        write_job(job, "domain.json", "general.jsonl", "[stats]\nfisher_batch = 1\n");
+        write_job(job, "domain.json", "general.jsonl", "[stats]\nfisher_batch = 1\n[prune]\nlayers = linear\n");
         assert_int_equal(stats(np, job, NULL), 0);
         assert_clean_stderr();
         hid_t a = open_out(job), b = open_out("fb1");
@@ -254,6 +287,45 @@ static void test_ranks_agree(void **state) {
         H5Fclose(a);
         H5Fclose(b);
     }
+}
+
+/* prune.layers = mlp: statistics of the MLP weights only, bitwise those of the linear run (the
+ * other weights' gradients are not formed, and nothing else changes). */
+static void test_only_selected(void **state) {
+    (void)state;
+    write_job("mlp", "domain.json", "general.jsonl", "[stats]\nfisher_batch = 1\n");
+    assert_int_equal(stats(1, "mlp", NULL), 0);
+    assert_clean_stderr();
+    hid_t a = open_out("mlp"), b = open_out("fb1");
+    static const char *groups[] = {"domain/fisher", "domain/grad_mean", "general/fisher", "general/grad_mean", "activations"};
+    int same = 0;
+    for (int gi = 0; gi < 5; gi++)
+        for (int i = 0; i < g_model->table.n; i++) {
+            char name[256];
+            snprintf(name, sizeof name, "%s/%s", groups[gi], g_model->src_names[i]);
+            size_t n = gi == 4 ? (size_t)g_model->table.p[i].shape[1] : g_model->table.p[i].numel;
+            float *x = read_f32(a, name, n);
+            if (!expected(i, true)) {
+                if (x) fail_msg("%s has statistics though prune.layers = mlp does not select it", name);
+                continue;
+            }
+            float *y = read_f32(b, name, n);
+            if (!x || !y) fail_msg("missing %s", name);
+            if (memcmp(x, y, n * sizeof(float))) fail_msg("%s differs from the linear run", name);
+            free(x), free(y);
+            same++;
+        }
+    assert_int_equal(same, 5 * n_expected(true));
+    H5Fclose(a);
+    H5Fclose(b);
+    /* scoring other layers than the statistics were gathered for is bad input, named */
+    assert_int_equal(tu_run_in(g_dir, "%s score mlp.ini --set prune.layers=attention --method gaprune", bin()), 2);
+    char *e = slurp("err.txt");
+    assert_non_null(strstr(e, "--set prune.layers=attention: [prune] layers = attention, but out-mlp/stats.h5 holds the "
+                              "statistics of layers = mlp only"));
+    free(e);
+    printf("    layers = mlp: %d datasets (%d tensors), bitwise those of layers = linear; no other tensor\n", same,
+           n_expected(true));
 }
 
 /* Every dataset of two files, byte for byte. */
@@ -296,7 +368,7 @@ static int bitwise_equal_datasets(const char *job_a, const char *job_b) {
 
 static void test_kill_and_resume(void **state) {
     (void)state;
-    const char *extra = "[stats]\ncheckpoint_every = 1\n";
+    const char *extra = "[stats]\ncheckpoint_every = 1\n[prune]\nlayers = linear\n";
     write_job("ref2", "domain.json", "general.jsonl", extra);
     assert_int_equal(stats(2, "ref2", NULL), 0);
     write_job("kill", "domain.json", "general.jsonl", extra);
@@ -314,7 +386,7 @@ static void test_kill_and_resume(void **state) {
     free(o);
     int n = bitwise_equal_datasets("kill", "ref2");
     printf("    killed after checkpoint 3 and resumed: %d datasets bitwise equal\n", n);
-    assert_true(n > 4 * g_model->table.n);
+    assert_true(n >= 4 * n_expected(false));
     snprintf(p, sizeof p, "%s/out-kill/stats.ranks", g_dir);
     assert_false(access(p, F_OK) == 0); /* checkpoints are removed once stats.h5 is complete */
 
@@ -377,6 +449,7 @@ static void test_broken_corpora(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_fb1), cmocka_unit_test(test_reference_fb4), cmocka_unit_test(test_ranks_agree),
+        cmocka_unit_test(test_only_selected),
         cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_broken_corpora),
     };
     return cmocka_run_group_tests_name("stats", tests, setup, teardown);

@@ -28,6 +28,11 @@ double gp_allreduce_max_f64(double v);
  * gradient is non-zero only in the rows of the batch's tokens: this moves those rows alone, a
  * bitmap of the union first. Falls back to the whole matrix when most rows are in use. */
 void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const int32_t *rows, int nr);
+/* Sums send[0, bounds[P]) over the ranks and leaves on rank r only its block, elements
+ * [bounds[r], bounds[r+1]), in mine (overwritten; bounds[r+1] - bounds[r] floats). What an
+ * owner of a slice of the statistics needs from every rank's gradient, without anyone holding
+ * the sum of the whole. Any sizes (64-bit; bounded messages). */
+void gp_reduce_scatter_sum_f32(const float *send, const int64_t *bounds, float *mine);
 void gp_bcast_bytes(void *buf, size_t n, int root);
 /* *s on root is sent; on the other ranks it is replaced by a malloc'd copy. */
 void gp_bcast_string(char **s, int root);

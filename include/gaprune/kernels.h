@@ -44,13 +44,15 @@ int64_t gp_sgemm_min(void);
 
 /* out[N,OC] = inp[N,C] · w[OC,C]^T + b[OC] (b may be NULL). */
 void gp_matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC);
-/* dinp[N,C] += dout·w; dw[OC,C] += dout^T·inp; db[OC] += Σ_n dout. dinp/db may be NULL. */
+/* dinp[N,C] += dout·w; dw[OC,C] += dout^T·inp; db[OC] += Σ_n dout. Any of dinp, dw, db may be
+ * NULL: that gradient is not formed (the statistics form only the weights they score). */
 void gp_matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         int N, int C, int OC);
 
 /* out[N,C] = (inp - mean) * rstd * w + b, with mean[N], rstd[N] saved. */
 void gp_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                           int N, int C, float eps);
+/* dinp += ∂/∂inp; dw += Σ dout · x̂; db += Σ dout (dw, db may be NULL: not formed). */
 void gp_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                            const float *mean, const float *rstd, int N, int C);
 
@@ -65,7 +67,7 @@ void gp_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t 
  * rstd[N·H] is saved for backward. */
 void gp_rmsnorm_forward(float *out, int ldo, float *rstd, const float *inp, int ldi, const float *w, int N, int H,
                         int C, float eps);
-/* dinp (stride ldi) += ∂/∂inp; dw[C] += Σ dout · inp · rstd. */
+/* dinp (stride ldi) += ∂/∂inp; dw[C] += Σ dout · inp · rstd (dw may be NULL: not formed). */
 void gp_rmsnorm_backward(float *dinp, float *dw, const float *dout, int ldo, const float *inp, int ldi,
                          const float *w, const float *rstd, int N, int H, int C);
 
@@ -99,6 +101,7 @@ void gp_attention_backward(float *dq, float *dk, float *dv, const float *dout, i
 /* BERT embeddings: out[n] = wte[ids[n]] + wpe[pos[n]] + wtt[type 0]; wpe/wtt may be NULL. */
 void gp_embedding_forward(float *out, const int32_t *ids, const int32_t *pos, const float *wte, const float *wpe,
                           const float *wtt, int N, int C);
+/* Scatter-adds dout into the rows used; any of dwte, dwpe, dwtt may be NULL (not formed). */
 void gp_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout, const int32_t *ids,
                            const int32_t *pos, int N, int C);
 

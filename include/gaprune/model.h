@@ -115,7 +115,11 @@ typedef struct {
     char **src_names;     /* [table.n] tensor name in the safetensors files */
     gp_dtype *src_dtypes; /* [table.n] dtype on disk */
     float *params;        /* [table.total] */
-    float *grads;         /* [table.total], allocated by the first gp_model_zero_grad */
+    float *grads;         /* [grad_total], allocated by the first gp_model_zero_grad */
+    int64_t *grad_off;    /* [table.n] offset of each parameter's gradient in grads, -1 when it is
+                           * not formed (gp_model_need_grads); NULL: every parameter's, at its
+                           * offset in params */
+    size_t grad_total;
     gp_tokenizer *tok;
     int max_length;     /* default truncation: min(sentence_bert_config max_seq_length, positions) */
     char *query_prompt; /* config_sentence_transformers.json prompts.query, or NULL */
@@ -144,7 +148,13 @@ gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer);
 
 int gp_model_dim(const gp_model *m);
 float *gp_model_param(const gp_model *m, int i); /* pointer to parameter i's data */
+/* Parameter i's gradient in m->grads, or NULL when gp_model_need_grads left it out. */
 float *gp_model_grad(const gp_model *m, int i);
+/* Which parameters get a gradient from gp_model_backward: need[i] for every table index, or
+ * NULL for all (the default; then m->grads is laid out like m->params). The input gradients
+ * still flow through every layer; a parameter left out costs neither its weight-gradient
+ * GEMM nor its memory. Frees m->grads; the next gp_model_zero_grad allocates what is needed. */
+void gp_model_need_grads(gp_model *m, const bool *need);
 
 /* emb[B, dim] for a padded batch; keeps the activations for gp_model_backward. */
 void gp_model_forward(gp_model *m, const gp_batch *b, float *emb);

@@ -49,6 +49,10 @@ typedef struct {
     const char *settings_hash;
 } gp_mask_request;
 
+/* Whether prune.layers = layers selects parameter i of m (and its transformer block): the
+ * tensors that are scored, and the only ones the statistics are gathered for. */
+bool gp_prune_selects(gp_layers layers, const gp_model *m, int i, int *layer);
+
 /* The checks of the settings against the model that need no statistics (the layers select some
  * weights; an n:m scope divides every selected width), so that a job fails before its long
  * stages rather than after them. Rank-local. */

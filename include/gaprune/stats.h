@@ -65,6 +65,7 @@ typedef struct {
     int fisher_batch;           /* stats.fisher_batch */
     int checkpoint_every;       /* stats.checkpoint_every */
     gp_alignment alignment;     /* recorded in stats.h5 for the scoring */
+    gp_layers layers;           /* prune.layers: the tensors with statistics (the only ones scored) */
     gp_sample_method sample_method;
     const char *out_dir;
     const char *job_path;       /* for messages */

@@ -45,6 +45,7 @@
 #define GP_STATS_ATTR_SEED "seed"                   /* integer: data.seed of the triplet selection */
 #define GP_STATS_ATTR_SAMPLE_METHOD "sample_method" /* string: sample.method, "none" for whole corpora */
 #define GP_STATS_ATTR_ALIGNMENT "alignment"         /* string: stats.alignment, tensor (cosine) or refcode */
+#define GP_STATS_ATTR_LAYERS "layers"               /* string: prune.layers, the tensors that have statistics */
 
 /* ---- the corpus groups and their attributes ---- */
 #define GP_STATS_DOMAIN "domain"

@@ -53,6 +53,35 @@ void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const i
     free(bits);
 }
 
+void gp_reduce_scatter_sum_f32(const float *send, const int64_t *bounds, float *mine) {
+    const int P = gp_nranks(), r = gp_rank();
+    if (P == 1) {
+        memcpy(mine, send + bounds[0], (size_t)(bounds[1] - bounds[0]) * sizeof(float));
+        return;
+    }
+    /* rounds of at most K elements of every owner's block, so every count fits an int and the
+     * packed message stays bounded whatever the sizes */
+    const int64_t K = (int64_t)GP_DIST_CHUNK / P > 0 ? (int64_t)GP_DIST_CHUNK / P : 1;
+    int64_t longest = 0;
+    for (int q = 0; q < P; q++) longest = bounds[q + 1] - bounds[q] > longest ? bounds[q + 1] - bounds[q] : longest;
+    float *pack = gp_malloc((size_t)(P * (longest < K ? longest : K) + 1) * sizeof(float));
+    int *counts = gp_malloc((size_t)P * sizeof(int));
+    for (int64_t off = 0; off < longest; off += K) {
+        size_t at = 0;
+        for (int q = 0; q < P; q++) {
+            int64_t len = bounds[q + 1] - bounds[q] - off;
+            len = len < 0 ? 0 : len > K ? K : len;
+            counts[q] = (int)len;
+            memcpy(pack + at, send + bounds[q] + off, (size_t)len * sizeof(float));
+            at += (size_t)len;
+        }
+        /* an owner whose block is done still takes part, with a count of 0 */
+        GP_MPI(MPI_Reduce_scatter(pack, counts[r] ? mine + off : NULL, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    }
+    free(pack);
+    free(counts);
+}
+
 int gp_allreduce_max_int(int v) {
     int out = v;
     if (gp_nranks() > 1) GP_MPI(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));

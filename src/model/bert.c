@@ -113,9 +113,9 @@ typedef struct {
 } bert_state;
 
 #define W(m, l, k) ((m)->params + (m)->table.p[E_COUNT + (l) * L_COUNT + (k)].offset)
-#define G(m, l, k) ((m)->grads + (m)->table.p[E_COUNT + (l) * L_COUNT + (k)].offset)
+#define G(m, l, k) gp_model_grad((m), E_COUNT + (l) * L_COUNT + (k)) /* NULL: not formed */
 #define EW(m, k) ((m)->params + (m)->table.p[(k)].offset)
-#define EG(m, k) ((m)->grads + (m)->table.p[(k)].offset)
+#define EG(m, k) gp_model_grad((m), (k))
 
 /* Lays out the activations in one allocation; grows it when the batch is larger. */
 static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t att, bool train) {

@@ -105,7 +105,7 @@ void gp_matmul_forward(float *out, const float *inp, const float *w, const float
 void gp_matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         int N, int C, int OC) {
     if (dinp) gp_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
-    gp_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (dw) gp_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (!db) return;
     /* threads split the columns; each column sums its rows in row order */
 #pragma omp parallel for if ((int64_t)N * OC >= PAR_MIN) schedule(static)
@@ -165,14 +165,13 @@ void gp_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 #pragma omp for schedule(static)
         for (int i0 = 0; i0 < C; i0 += COLS) {
             const int i1 = min_int(i0 + COLS, C);
-            for (int n = 0; n < N; n++) {
+            for (int n = 0; n < N && (dw || db); n++) {
                 const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
                 float m = mean[n], r = rstd[n];
-                for (int i = i0; i < i1; i++) {
-                    float xhat = (x[i] - m) * r;
-                    db[i] += dy[i];
-                    dw[i] += dy[i] * xhat;
-                }
+                if (db)
+                    for (int i = i0; i < i1; i++) db[i] += dy[i];
+                if (dw)
+                    for (int i = i0; i < i1; i++) dw[i] += dy[i] * ((x[i] - m) * r);
             }
         }
     }
@@ -262,7 +261,7 @@ void gp_rmsnorm_backward(float *dinp, float *dw, const float *dout, int ldo, con
 #pragma omp for schedule(static)
         for (int i0 = 0; i0 < C; i0 += COLS) {
             const int i1 = min_int(i0 + COLS, C);
-            for (int n = 0; n < N; n++)
+            for (int n = 0; n < N && dw; n++)
                 for (int h = 0; h < H; h++) {
                     const float *x = inp + (size_t)n * ldi + (size_t)h * C, *dy = dout + (size_t)n * ldo + (size_t)h * C;
                     const float r = rstd[(size_t)n * H + h];
@@ -489,6 +488,7 @@ void gp_embedding_forward(float *out, const int32_t *ids, const int32_t *pos, co
 
 void gp_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout, const int32_t *ids,
                            const int32_t *pos, int N, int C) {
+    if (!dwte && !dwpe && !dwtt) return;
     /* rows repeat (a token twice, a position in every sequence): threads split the columns and
      * each column takes its tokens in order */
 #pragma omp parallel for if ((int64_t)N * C >= PAR_MIN) schedule(static)
@@ -496,8 +496,10 @@ void gp_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *d
         const int i1 = min_int(i0 + COLS, C);
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * C;
-            float *e = dwte + (size_t)ids[n] * C;
-            for (int i = i0; i < i1; i++) e[i] += d[i];
+            if (dwte) {
+                float *e = dwte + (size_t)ids[n] * C;
+                for (int i = i0; i < i1; i++) e[i] += d[i];
+            }
             if (dwpe) {
                 float *p = dwpe + (size_t)pos[n] * C;
                 for (int i = i0; i < i1; i++) p[i] += d[i];

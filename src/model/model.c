@@ -303,6 +303,7 @@ void gp_model_free(gp_model *m) {
     gp_tokenizer_free(m->tok);
     free(m->params);
     free(m->grads);
+    free(m->grad_off);
     free(m->query_prompt);
     free(m->dir);
     free(m);
@@ -336,20 +337,41 @@ gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer) {
 
 int gp_model_dim(const gp_model *m) { return m->cfg.hidden; }
 float *gp_model_param(const gp_model *m, int i) { return m->params + m->table.p[i].offset; }
-float *gp_model_grad(const gp_model *m, int i) { return m->grads + m->table.p[i].offset; }
+float *gp_model_grad(const gp_model *m, int i) {
+    if (!m->grad_off) return m->grads + m->table.p[i].offset;
+    return m->grad_off[i] < 0 ? NULL : m->grads + m->grad_off[i];
+}
+
+void gp_model_need_grads(gp_model *m, const bool *need) {
+    free(m->grads);
+    m->grads = NULL;
+    free(m->grad_off);
+    m->grad_off = NULL;
+    m->grad_total = m->table.total;
+    if (m->st) m->st->dirty_valid = false;
+    if (!need) return;
+    m->grad_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
+    m->grad_total = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        m->grad_off[i] = need[i] ? (int64_t)m->grad_total : -1;
+        if (need[i]) m->grad_total += m->table.p[i].numel;
+    }
+}
 
 void gp_model_zero_grad(gp_model *m) {
     gp_model_state *s = m->st;
+    if (!m->grad_off) m->grad_total = m->table.total;
+    const float *ge = m->grads ? gp_model_grad(m, m->tok_emb) : NULL;
     if (!m->grads) {
-        m->grads = gp_calloc(m->table.total, sizeof(float));
-    } else if (s && s->dirty_valid) {
+        m->grads = gp_calloc(m->grad_total ? m->grad_total : 1, sizeof(float));
+    } else if (s && s->dirty_valid && ge) {
         const gp_param *e = &m->table.p[m->tok_emb];
-        const size_t C = (size_t)e->shape[1];
-        memset(m->grads, 0, e->offset * sizeof(float));
-        memset(m->grads + e->offset + e->numel, 0, (m->table.total - e->offset - e->numel) * sizeof(float));
-        for (int i = 0; i < s->ndirty; i++) memset(m->grads + e->offset + (size_t)s->dirty[i] * C, 0, C * sizeof(float));
+        const size_t C = (size_t)e->shape[1], at = (size_t)(ge - m->grads);
+        memset(m->grads, 0, at * sizeof(float));
+        memset(m->grads + at + e->numel, 0, (m->grad_total - at - e->numel) * sizeof(float));
+        for (int i = 0; i < s->ndirty; i++) memset(m->grads + at + (size_t)s->dirty[i] * C, 0, C * sizeof(float));
     } else {
-        memset(m->grads, 0, m->table.total * sizeof(float));
+        memset(m->grads, 0, m->grad_total * sizeof(float));
     }
     if (!s) s = m->st = gp_calloc(1, sizeof *m->st);
     s->ndirty = 0;

@@ -138,7 +138,7 @@ typedef struct {
 } qwen3_state;
 
 #define W(m, l, k) ((m)->params + (m)->table.p[E_COUNT + (l) * L_COUNT + (k)].offset)
-#define G(m, l, k) ((m)->grads + (m)->table.p[E_COUNT + (l) * L_COUNT + (k)].offset)
+#define G(m, l, k) gp_model_grad((m), E_COUNT + (l) * L_COUNT + (k)) /* NULL: not formed */
 #define FINAL_NORM(m) (E_COUNT + (m)->cfg.layers * L_COUNT)
 
 typedef struct {
@@ -270,7 +270,7 @@ static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const 
     const int fi = FINAL_NORM(m);
     const float *x_last = s->la[c->layers - 1].out;
     memset(dx, 0, n * d.C * sizeof(float));
-    gp_rmsnorm_backward(dx, m->grads + m->table.p[fi].offset, dhidden, d.C, x_last, d.C,
+    gp_rmsnorm_backward(dx, gp_model_grad(m, fi), dhidden, d.C, x_last, d.C,
                         m->params + m->table.p[fi].offset, s->rstd_f, N, 1, d.C);
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_acts *a = &s->la[l];
@@ -302,7 +302,7 @@ static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const 
         dx = dxin;
         dxin = t;
     }
-    gp_embedding_backward(m->grads + m->table.p[E_WTE].offset, NULL, NULL, dx, pk->ids, NULL, N, d.C);
+    gp_embedding_backward(gp_model_grad(m, E_WTE), NULL, NULL, dx, pk->ids, NULL, N, d.C);
 }
 
 static void qwen3_each_linear_input(gp_model *m, void *state, const gp_packed *pk, gp_linear_input_fn fn,

@@ -52,11 +52,17 @@ gp_status gp_prune_inputs_init(const gp_prune_opts *cfg, const gp_model *m, gp_p
             hid_t f = gp_h5_open_quiet(stats_path);
             char *ms = f >= 0 ? gp_h5_read_attr_str(f, GP_STATS_ATTR_MODEL_SHA256) : NULL;
             char *sh = f >= 0 ? gp_h5_read_attr_str(f, GP_STATS_ATTR_SETTINGS_HASH) : NULL;
+            char *layers = f >= 0 ? gp_h5_read_attr_str(f, GP_STATS_ATTR_LAYERS) : NULL;
             if (!ms || strcmp(ms, in->model_sha))
                 rc = gp_errf(err, GP_EINPUT, "%s was computed for another model (or is damaged): rerun gaprune stats",
                              stats_path);
+            else if (layers && strcmp(layers, gp_layers_name(cfg->layers)))
+                rc = gp_errf(err, GP_EINPUT,
+                             "%s: [prune] layers = %s, but %s holds the statistics of layers = %s only: rerun gaprune "
+                             "stats with these layers",
+                             cfg->layers_origin, gp_layers_name(cfg->layers), stats_path, layers);
             if (sh) snprintf(in->stats_hash, sizeof in->stats_hash, "%s", sh);
-            free(ms), free(sh);
+            free(ms), free(sh), free(layers);
             if (f >= 0) H5Fclose(f);
         }
         if (!rc) rc = gp_mkdir_p(cfg->out_dir, err);

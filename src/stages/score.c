@@ -36,10 +36,15 @@ typedef struct {
 static gp_status read_stat(score_ctx *c, const char *group, int p, float *buf, size_t n, gp_err *err) {
     char name[320];
     gp_stats_tensor(name, sizeof name, group, c->m->src_names[p]);
-    if (gp_h5_read_f32(c->stats, name, buf, n))
-        return gp_errf(err, GP_EINPUT, "%s: no dataset %s of %zu values (statistics of another model?)", c->stats_path,
-                       name, n);
-    return GP_OK;
+    if (!gp_h5_read_f32(c->stats, name, buf, n)) return GP_OK;
+    /* statistics exist only for the tensors of the layers they were gathered for */
+    char *layers = gp_h5_read_attr_str(c->stats, GP_STATS_ATTR_LAYERS);
+    gp_status rc = gp_errf(err, GP_EINPUT,
+                           "%s: no dataset %s of %zu values (statistics of another model, or of other layers: the file "
+                           "has prune.layers = %s, this job %s; rerun gaprune stats with the job's layers)",
+                           c->stats_path, name, n, layers ? layers : "?", gp_layers_name(c->cfg->layers));
+    free(layers);
+    return rc;
 }
 
 static gp_status load_fisher(score_ctx *c, int p, gp_err *err) {
@@ -168,11 +173,15 @@ static int64_t floor_frac(double p, int64_t n) {
     return k < 0 ? 0 : (int64_t)k > n ? n : (int64_t)k;
 }
 
-static bool selected(const gp_prune_opts *cfg, const gp_model *m, int i, int *layer) {
+bool gp_prune_selects(gp_layers layers, const gp_model *m, int i, int *layer) {
     gp_param_kind k = gp_model_param_kind(m, i, layer);
-    if (cfg->layers == GP_LAYERS_MLP) return k == GP_PARAM_MLP;
-    if (cfg->layers == GP_LAYERS_ATTENTION) return k == GP_PARAM_ATTENTION;
+    if (layers == GP_LAYERS_MLP) return k == GP_PARAM_MLP;
+    if (layers == GP_LAYERS_ATTENTION) return k == GP_PARAM_ATTENTION;
     return k == GP_PARAM_MLP || k == GP_PARAM_ATTENTION;
+}
+
+static bool selected(const gp_prune_opts *cfg, const gp_model *m, int i, int *layer) {
+    return gp_prune_selects(cfg->layers, m, i, layer);
 }
 
 /* The tensors prune.layers selects (c->items, numel, layer_of; mk->total), the buffers to score

@@ -19,6 +19,7 @@
 #include "gaprune/log.h"
 #include "gaprune/loss.h"
 #include "gaprune/sample.h"
+#include "gaprune/score.h"
 #include "gaprune/stats_file.h"
 #include "gaprune/stop.h"
 #include "gaprune/testhook.h"
@@ -33,9 +34,11 @@ typedef struct {
     int rank, P, max_len, fb;
     gp_corpus corp[2];
     int64_t U[2], lo[2], hi[2], S[2]; /* units, this rank's block [lo, hi), lockstep steps */
-    size_t n;                         /* parameters */
-    float *F[2], *G[2];               /* accumulators [n] */
-    double *act; /* Σ x² per input feature of every linear weight; double, because each sums
+    size_t n;                         /* elements of the selected tensors */
+    int64_t *sel_off;                 /* per parameter: offset into F and G when prune.layers selects it, else -1 */
+    bool *sel;                        /* per parameter: selected (the only gradients formed) */
+    float *F[2], *G[2];               /* accumulators [n], the selected tensors in table order */
+    double *act; /* Σ x² per input feature of every selected linear weight; double, because each sums
                   * every token of the corpus, and in float the result moved with the rank count
                   * (1e-5 relative on 16 ranks) while the buffer is only the size of the inputs */
     size_t nact;
@@ -61,9 +64,9 @@ static void settings_hash(stats_ctx *s) {
         snprintf(sample, sizeof sample, "sample %s %s", s->sample->settings_hash[0], s->sample->settings_hash[1]);
     snprintf(buf, sizeof buf,
              "gaprune-stats v%d; model %s; domain %s; general %s; max_samples %lld; seed %lld; on_bad_record %d; "
-             "fisher_batch %d; max_length %d; scale %g; %s",
+             "fisher_batch %d; max_length %d; scale %g; %s; layers %s",
              GP_STATS_FORMAT_VERSION, s->model_sha, s->corp[0].sha256, s->corp[1].sha256, (long long)s->o->max_samples,
-             (long long)s->o->seed, (int)s->o->skip_bad, s->fb, s->max_len, (double)GP_INFONCE_SCALE, sample);
+             (long long)s->o->seed, (int)s->o->skip_bad, s->fb, s->max_len, (double)GP_INFONCE_SCALE, sample, gp_layers_name(s->o->layers));
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, buf, strlen(buf));
     gp_sha256_final(h, s->settings);
@@ -77,7 +80,7 @@ typedef struct {
 
 static void add_act(void *vctx, int param, const float *x, int N, int in) {
     stats_ctx *s = ((act_ctx *)vctx)->s;
-    GP_CHECK(s->act_off[param] >= 0, "parameter %d is not a linear weight", param);
+    if (s->act_off[param] < 0) return; /* not selected */
     double *a = s->act + s->act_off[param];
     for (int t = 0; t < N; t++) {
         const float *r = x + (size_t)t * in;
@@ -88,29 +91,22 @@ static void add_act(void *vctx, int param, const float *x, int N, int in) {
 static void record_act_layout(void *vctx, int param, const float *x, int N, int in) {
     (void)x, (void)N;
     stats_ctx *s = ((act_ctx *)vctx)->s;
-    if (s->act_off[param] >= 0) return;
+    if (s->act_off[param] >= 0 || !s->sel[param]) return;
     s->act_off[param] = (int64_t)s->nact;
     s->nact += (size_t)in;
 }
 
+/* F += g², G += g over the selected tensors, the only gradients backward formed. */
 static void accumulate(stats_ctx *s, int c) {
     const gp_model *m = s->m;
-    const float *g = m->grads;
-    float *F = s->F[c], *G = s->G[c];
-    const gp_param *e = &m->table.p[m->tok_emb];
-    /* everything but the token embedding, whose gradient is zero outside the rows in use;
-     * elementwise, so threads change no result */
-#pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < e->offset; k++) F[k] += g[k] * g[k], G[k] += g[k];
-#pragma omp parallel for schedule(static)
-    for (size_t k = e->offset + e->numel; k < s->n; k++) F[k] += g[k] * g[k], G[k] += g[k];
-    const int32_t *rows;
-    int nr = gp_model_touched_rows(m, &rows);
-    const size_t C = (size_t)e->shape[1];
-#pragma omp parallel for if ((size_t)nr * C >= 32768) schedule(static)
-    for (int r = 0; r < nr; r++) {
-        size_t o = e->offset + (size_t)rows[r] * C;
-        for (size_t k = o; k < o + C; k++) F[k] += g[k] * g[k], G[k] += g[k];
+    for (int i = 0; i < m->table.n; i++) {
+        if (s->sel_off[i] < 0) continue;
+        const float *g = gp_model_grad(m, i);
+        float *F = s->F[c] + s->sel_off[i], *G = s->G[c] + s->sel_off[i];
+        const size_t n = m->table.p[i].numel;
+        /* elementwise, so threads change no result */
+#pragma omp parallel for if (n >= 32768) schedule(static)
+        for (size_t k = 0; k < n; k++) F[k] += g[k] * g[k], G[k] += g[k];
     }
 }
 
@@ -328,6 +324,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         gp_h5_attr_int(f, GP_STATS_ATTR_SEED, o->seed);
         gp_h5_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));
         gp_h5_attr_str(f, GP_STATS_ATTR_ALIGNMENT, gp_alignment_name(o->alignment));
+        gp_h5_attr_str(f, GP_STATS_ATTR_LAYERS, gp_layers_name(o->layers));
         gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION,
                        "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
                        "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
@@ -359,11 +356,12 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     for (int c = 0; c < 2; c++)
         for (int kind = 0; kind < 2; kind++)
             for (int i = 0; i < np; i++) {
+                if (s->sel_off[i] < 0) continue;
                 const gp_param *p = &m->table.p[i];
                 char name[320];
                 names[n] = gp_strdup(gp_stats_tensor(name, sizeof name, groups[c][kind], m->src_names[i]));
                 it[n] = (gp_h5par_item){names[n], p->ndim, {(hsize_t)p->shape[0], (hsize_t)p->shape[1]},
-                                        (kind ? s->G[c] : s->F[c]) + p->offset,
+                                        (kind ? s->G[c] : s->F[c]) + s->sel_off[i],
                                         kind ? "mean over gradient units (n_units) of the gradient of the unit's InfoNCE loss"
                                              : "diagonal empirical Fisher: sum over gradient units of the squared gradient "
                                                "of the unit's InfoNCE loss, divided by the number of triplets (n_triplets)",
@@ -387,18 +385,21 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     free(it);
     if (s->rank != 0) return GP_OK;
 
-    /* per-tensor cosine of the mean gradients */
-    hsize_t nt = (hsize_t)np;
-    double *cos = gp_malloc(nt * sizeof(double));
+    /* per-tensor cosine of the mean gradients, for the selected tensors */
+    hsize_t nt = 0;
+    double *cos = gp_malloc((size_t)np * sizeof(double));
+    const char **sel_names = gp_malloc((size_t)np * sizeof(char *));
     for (int i = 0; i < np; i++) {
-        const gp_param *p = &m->table.p[i];
+        if (s->sel_off[i] < 0) continue;
+        const size_t lo = (size_t)s->sel_off[i], hi = lo + m->table.p[i].numel;
         double dot = 0, ng = 0, nd = 0;
-        for (size_t k = p->offset; k < p->offset + p->numel; k++) {
+        for (size_t k = lo; k < hi; k++) {
             dot += (double)s->G[1][k] * s->G[0][k];
             ng += (double)s->G[1][k] * s->G[1][k];
             nd += (double)s->G[0][k] * s->G[0][k];
         }
-        cos[i] = dot / (sqrt(ng) * sqrt(nd) + 1e-12);
+        sel_names[nt] = m->src_names[i];
+        cos[nt++] = dot / (sqrt(ng) * sqrt(nd) + 1e-12);
     }
     hid_t ag = GP_H5(H5Gcreate2(f, GP_STATS_ALIGNMENT, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group alignment");
     hid_t sp = GP_H5(H5Screate_simple(1, &nt, NULL), "space");
@@ -410,10 +411,10 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
                    "1");
     H5Dclose(ds);
     H5Sclose(sp);
-    gp_h5_write_strings(ag, GP_STATS_NAMES, (const char *const *)m->src_names, nt,
-                        "tensor name of each row of /alignment/cosine");
+    gp_h5_write_strings(ag, GP_STATS_NAMES, sel_names, nt, "tensor name of each row of /alignment/cosine");
     H5Gclose(ag);
     free(cos);
+    free(sel_names);
     gp_h5_attr_int(f, GP_H5_ATTR_COMPLETE, 1);
     return gp_h5_close_commit(f, s->stats_path, err);
 }
@@ -434,6 +435,8 @@ static void free_ctx(stats_ctx *s) {
     }
     free(s->act);
     free(s->act_off);
+    free(s->sel_off);
+    free(s->sel);
     free(s->stats_path);
     free(s->ranks_dir);
 }
@@ -469,6 +472,7 @@ void gp_stats_opts_from_job(gp_stats_opts *o, const gp_job *job) {
                          .fisher_batch = job->stats.fisher_batch,
                          .checkpoint_every = job->stats.checkpoint_every,
                          .alignment = job->stats.alignment,
+                         .layers = job->prune.layers,
                          .sample_method = job->sample.method,
                          .out_dir = job->out_dir,
                          .job_path = job->path};
@@ -489,7 +493,17 @@ static void plan_units(stats_ctx *s) {
 
 static void alloc_accumulators(stats_ctx *s) {
     gp_model *m = s->m;
-    s->n = m->table.total;
+    s->sel = gp_calloc((size_t)m->table.n, sizeof(bool));
+    s->sel_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
+    s->n = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        s->sel[i] = gp_prune_selects(s->o->layers, m, i, &layer);
+        s->sel_off[i] = s->sel[i] ? (int64_t)s->n : -1;
+        if (s->sel[i]) s->n += m->table.p[i].numel;
+    }
+    /* backward forms the selected weights' gradients only; their inputs' gradients still flow */
+    gp_model_need_grads(m, s->sel);
     for (int c = 0; c < 2; c++) {
         s->F[c] = gp_calloc(s->n, sizeof(float));
         s->G[c] = gp_calloc(s->n, sizeof(float));
@@ -635,6 +649,7 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
         if (!rc) rc = finish(&s, rep, err);
         rep->seconds = gp_now() - t_start;
     }
+    gp_model_need_grads(m, NULL); /* the model's next user (retraining) gets every gradient */
     free_ctx(&s);
     return rc;
 }
