@@ -80,16 +80,17 @@ static void test_reduce_scatter(void **state) {
     (void)state;
     const int P = gp_nranks(), r = gp_rank();
     int64_t *b = calloc((size_t)P + 1, sizeof(int64_t));
-    /* rank 1 owns nothing; the last block is longer than one round (GP_DIST_CHUNK / P) */
+    /* rank 1 owns nothing; the last block is longer than one round (2^22 / P) */
     for (int q = 0; q < P; q++)
-        b[q + 1] = b[q] + (q == 1 ? 0 : q == P - 1 ? (int64_t)GP_DIST_CHUNK / P + 5 : 1000 * (q + 1) + 7);
+        b[q + 1] = b[q] + (q == 1 ? 0 : q == P - 1 ? ((int64_t)1 << 22) / P + 5 : 1000 * (q + 1) + 7);
     const int64_t n = b[P];
     float *x = malloc((size_t)n * sizeof(float)), *mine = malloc((size_t)(b[r + 1] - b[r] + 1) * sizeof(float));
+    for (int64_t i = 0; i < b[r + 1] - b[r]; i++) mine[i] = 1.0f; /* the sums are added to what is there */
     for (int64_t i = 0; i < n; i++) x[i] = (float)((i % 97) * (r + 1)) * 0.25f; /* exact in float */
-    gp_reduce_scatter_sum_f32(x, b, mine);
+    gp_reduce_scatter_add_f32(x, b, mine);
     const float ranks_sum = (float)(P * (P + 1) / 2);
     for (int64_t i = b[r]; i < b[r + 1]; i++)
-        if (mine[i - b[r]] != (float)(i % 97) * 0.25f * ranks_sum) fail_msg("element %lld: %g", (long long)i, mine[i - b[r]]);
+        if (mine[i - b[r]] != 1.0f + (float)(i % 97) * 0.25f * ranks_sum) fail_msg("element %lld: %g", (long long)i, mine[i - b[r]]);
     free(x), free(mine), free(b);
     if (r == 0) printf("    reduce-scatter over %d uneven blocks (one empty, one of two rounds): exact\n", P);
 }

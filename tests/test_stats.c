@@ -3,9 +3,13 @@
  *    fisher_batch 1 and 4: Fisher, mean gradients, alignment, activation sums;
  *  - only the tensors prune.layers selects have statistics (layers = linear: every weight matrix,
  *    which the reference covers; mlp: the MLP ones, bitwise equal to those of the linear run);
- *  - 1, 2 and 4 ranks agree within 1e-5;
+ *  - 2, 3, 4, 8 and 48 ranks agree with 1 rank within 1e-6 (activation sums bitwise), and
+ *    `h5dump -A` (layout and attributes but the run's own) is identical;
+ *  - stats.accumulators = sharded (each rank a block of F and G) on 2, 3 and 4 ranks equals 1 rank
+ *    within 1e-6 with the same layout;
  *  - SIGKILL after a checkpoint then a rerun, and SIGUSR1 (exit 3) then a rerun, both give a
- *    stats.h5 whose every dataset is bitwise equal to an uninterrupted run;
+ *    stats.h5 whose every dataset is bitwise equal to an uninterrupted run (sharded too, on 2 and
+ *    4 ranks);
  *  - broken corpora give exit 2 with file:line on every rank count; `skip` counts them.
  */
 #include "test_util.h"
@@ -13,6 +17,7 @@
 #include <hdf5.h>
 #include <sys/wait.h>
 
+#include "gaprune/log.h"
 #include "gaprune/model.h"
 
 static char *g_dir;
@@ -258,34 +263,77 @@ static void test_reference_fb4(void **state) {
     check_against_reference("fb4", 4);
 }
 
+/* `h5dump -A` of job's stats.h5 (the layout: groups, datasets, shapes, types, every attribute)
+ * without the file name and the attributes that record the run (command, created_utc,
+ * n_ranks); malloc'd. */
+static char *layout(const char *job) {
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "h5dump -A '%s/out-%s/stats.h5'", g_dir, job);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap), line[8192], skip_to[256] = "";
+    out[0] = '\0';
+    for (int first = 1; fgets(line, sizeof line, p); first = 0) {
+        if (first) continue; /* HDF5 "<path>" { */
+        if (*skip_to) { /* inside a skipped attribute until its closing brace at its indent */
+            if (!strcmp(line, skip_to)) *skip_to = '\0';
+            continue;
+        }
+        const char *a = strstr(line, "ATTRIBUTE \"");
+        if (a && (!strncmp(a + 11, "command\"", 8) || !strncmp(a + 11, "created_utc\"", 12) ||
+                  !strncmp(a + 11, "n_ranks\"", 8))) {
+            snprintf(skip_to, sizeof skip_to, "%.*s}\n", (int)(a - line), line);
+            continue;
+        }
+        size_t k = strlen(line);
+        if (len + k + 1 > cap) out = realloc(out, cap *= 2);
+        memcpy(out + len, line, k + 1);
+        len += k;
+    }
+    assert_int_equal(pclose(p), 0);
+    return out;
+}
+
+/* stats.h5 of job (np ranks) against the 1-rank run fb1: per-parameter arrays within 1e-6
+ * relative, activation sums bitwise, the same layout and attributes. */
+static void check_ranks_agree(const char *job, int np) {
+    hid_t a = open_out(job), b = open_out("fb1");
+    double worst = compare_groups(a, b, 1e-6);
+    printf("    %d ranks vs 1 rank: worst rel err %.2e\n", np, worst);
+    /* the activation sums are summed in double, so they do not depend on the rank count */
+    int nact = 0;
+    for (int i = 0; i < g_model->table.n; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "activations/%s", g_model->src_names[i]);
+        if (H5Lexists(b, name, H5P_DEFAULT) <= 0) continue;
+        const size_t in = (size_t)g_model->table.p[i].shape[1];
+        float *x = read_f32(a, name, in), *y = read_f32(b, name, in);
+        if (!x || !y) fail_msg("missing %s", name);
+        if (memcmp(x, y, in * sizeof(float))) fail_msg("%s differs between %d ranks and 1", name, np);
+        free(x), free(y);
+        nact++;
+    }
+    assert_true(nact > 0);
+    H5Fclose(a);
+    H5Fclose(b);
+    char *la = layout(job), *lb = layout("fb1");
+    if (strcmp(la, lb)) fail_msg("h5dump -A differs between %d ranks and 1:\n%s\n----\n%s", np, la, lb);
+    printf("    %d ranks vs 1 rank: %d activation datasets bitwise equal; h5dump -A identical (%zu bytes)\n", np, nact,
+           strlen(la));
+    free(la), free(lb);
+}
+
 static void test_ranks_agree(void **state) {
     (void)state;
+    static const int nps[] = {2, 3, 4, 8}; /* 8: more ranks than either corpus has units */
     char job[16];
-    for (int np = 2; np <= 4; np += 2) {
-        snprintf(job, sizeof job, "np%d", np);
+    for (size_t k = 0; k < sizeof nps / sizeof *nps; k++) {
+        snprintf(job, sizeof job, "np%d", nps[k]);
         write_job(job, "domain.json", "general.jsonl", "[stats]\nfisher_batch = 1\n[prune]\nlayers = linear\n");
-        assert_int_equal(stats(np, job, NULL), 0);
+        assert_int_equal(stats(nps[k], job, NULL), 0);
         assert_clean_stderr();
-        hid_t a = open_out(job), b = open_out("fb1");
-        double worst = compare_groups(a, b, 1e-5);
-        printf("    %d ranks vs 1 rank: worst rel err %.2e\n", np, worst);
-        /* the activation sums are summed in double, so they do not depend on the rank count */
-        int nact = 0;
-        for (int i = 0; i < g_model->table.n; i++) {
-            char name[256];
-            snprintf(name, sizeof name, "activations/%s", g_model->src_names[i]);
-            if (H5Lexists(b, name, H5P_DEFAULT) <= 0) continue;
-            const size_t in = (size_t)g_model->table.p[i].shape[1];
-            float *x = read_f32(a, name, in), *y = read_f32(b, name, in);
-            if (!x || !y) fail_msg("missing %s", name);
-            if (memcmp(x, y, in * sizeof(float))) fail_msg("%s differs between %d ranks and 1", name, np);
-            free(x), free(y);
-            nact++;
-        }
-        assert_true(nact > 0);
-        printf("    %d ranks vs 1 rank: %d activation datasets bitwise equal\n", np, nact);
-        H5Fclose(a);
-        H5Fclose(b);
+        check_ranks_agree(job, nps[k]);
     }
 }
 
@@ -326,6 +374,37 @@ static void test_only_selected(void **state) {
     free(e);
     printf("    layers = mlp: %d datasets (%d tensors), bitwise those of layers = linear; no other tensor\n", same,
            n_expected(true));
+}
+
+/* 48 ranks (oversubscribed) on the same triplets: most ranks have no unit and most tensors
+ * fewer rows than ranks; the file equals the 1-rank one. */
+static void test_48_ranks(void **state) {
+    (void)state;
+    write_job("np48", "domain.json", "general.jsonl", "[stats]\nfisher_batch = 1\n[prune]\nlayers = linear\n");
+    double t0 = gp_now();
+    assert_int_equal(stats(48, "np48", NULL), 0);
+    double t = gp_now() - t0;
+    assert_clean_stderr();
+    check_ranks_agree("np48", 48);
+    printf("    48 ranks: gaprune stats took %.1f s\n", t);
+}
+
+/* stats.accumulators = sharded: each rank keeps its block of F and G, reduce-scattered after every
+ * unit; the file equals the replicated 1-rank one within 1e-6, with the same layout. */
+static void test_sharded(void **state) {
+    (void)state;
+    for (int np = 2; np <= 4; np++) {
+        char job[16];
+        snprintf(job, sizeof job, "sh%d", np);
+        write_job(job, "domain.json", "general.jsonl",
+                  "[stats]\nfisher_batch = 1\naccumulators = sharded\n[prune]\nlayers = linear\n");
+        assert_int_equal(stats(np, job, NULL), 0);
+        assert_clean_stderr();
+        char *o = slurp("out.txt");
+        assert_null(strstr(o, "replicated accumulators need")); /* chosen, not estimated */
+        free(o);
+        check_ranks_agree(job, np);
+    }
 }
 
 /* Every dataset of two files, byte for byte. */
@@ -398,6 +477,25 @@ static void test_kill_and_resume(void **state) {
     assert_int_equal(stats(2, "sig", NULL), 0);
     n = bitwise_equal_datasets("sig", "ref2");
     printf("    SIGUSR1 (exit 3) and resumed: %d datasets bitwise equal\n", n);
+    /* sharded: each rank's checkpoint is its block; resumed runs end bitwise as uninterrupted ones */
+    for (int np = 2; np <= 4; np += 2) {
+        char ref[32], kill[32];
+        snprintf(ref, sizeof ref, "shref%d", np);
+        snprintf(kill, sizeof kill, "shkill%d", np);
+        const char *shx = "[stats]\ncheckpoint_every = 1\naccumulators = sharded\n[prune]\nlayers = linear\n";
+        write_job(ref, "domain.json", "general.jsonl", shx);
+        assert_int_equal(stats(np, ref, NULL), 0);
+        write_job(kill, "domain.json", "general.jsonl", shx);
+        assert_int_not_equal(stats(np, kill, "GAPRUNE_TEST_KILL_AFTER_CHECKPOINT=2"), 0);
+        assert_int_equal(stats(np, kill, NULL), 0);
+        assert_clean_stderr();
+        o = slurp("out.txt");
+        assert_non_null(strstr(o, "resuming from step 2"));
+        free(o);
+        n = bitwise_equal_datasets(kill, ref);
+        assert_true(n >= 4 * n_expected(false));
+        printf("    sharded, %d ranks: killed after checkpoint 2 and resumed: %d datasets bitwise equal\n", np, n);
+    }
 }
 
 typedef struct {
@@ -449,8 +547,8 @@ static void test_broken_corpora(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_fb1), cmocka_unit_test(test_reference_fb4), cmocka_unit_test(test_ranks_agree),
-        cmocka_unit_test(test_only_selected),
-        cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_broken_corpora),
+        cmocka_unit_test(test_only_selected), cmocka_unit_test(test_sharded), cmocka_unit_test(test_48_ranks),      cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_broken_corpora),
     };
     return cmocka_run_group_tests_name("stats", tests, setup, teardown);
 }

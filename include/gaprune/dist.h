@@ -28,11 +28,11 @@ double gp_allreduce_max_f64(double v);
  * gradient is non-zero only in the rows of the batch's tokens: this moves those rows alone, a
  * bitmap of the union first. Falls back to the whole matrix when most rows are in use. */
 void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const int32_t *rows, int nr);
-/* Sums send[0, bounds[P]) over the ranks and leaves on rank r only its block, elements
- * [bounds[r], bounds[r+1]), in mine (overwritten; bounds[r+1] - bounds[r] floats). What an
- * owner of a slice of the statistics needs from every rank's gradient, without anyone holding
- * the sum of the whole. Any sizes (64-bit; bounded messages). */
-void gp_reduce_scatter_sum_f32(const float *send, const int64_t *bounds, float *mine);
+/* Sums send[0, bounds[P]) over the ranks and adds to mine, on rank r, only its block: elements
+ * [bounds[r], bounds[r+1]) (mine[k] += Σ_ranks send[bounds[r] + k]). What an owner of a slice
+ * of the statistics needs from every rank's gradient, without anyone holding the sum of the
+ * whole. Any sizes (64-bit); messages and buffers stay bounded. */
+void gp_reduce_scatter_add_f32(const float *send, const int64_t *bounds, float *mine);
 void gp_bcast_bytes(void *buf, size_t n, int root);
 /* *s on root is sent; on the other ranks it is replaced by a malloc'd copy. */
 void gp_bcast_string(char **s, int root);
@@ -40,6 +40,10 @@ void gp_barrier(void);
 /* Every rank's n rows of D floats, concatenated in rank order on every rank (malloc'd);
  * *total (when not NULL) gets the number of rows. */
 float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total);
+
+/* Collective: this rank's share of its node's memory, in bytes: Slurm's SLURM_MEM_PER_NODE (MB)
+ * when set, else the physical memory, divided by the ranks on the node. */
+double gp_memory_per_rank(void);
 
 /* Collective: every rank passes its own status; when any rank failed, the lowest failing
  * rank prints its message, every rank receives that message in *err (when not NULL) and the

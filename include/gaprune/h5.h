@@ -34,6 +34,8 @@
 #define GP_H5_ATTR_COMPLETE "complete"             /* integer 1, written last: the file is whole */
 
 hid_t gp_h5_create_tmp(const char *path);
+/* Reopens <path>.tmp for writing, serially (to finish a file written in parallel, h5par.h). */
+hid_t gp_h5_open_tmp(const char *path);
 /* Closes the file and renames <path>.tmp to <path>. */
 gp_status gp_h5_close_commit(hid_t file, const char *path, gp_err *err);
 

@@ -1,26 +1,70 @@
 /*
- * h5par.h — writing large float datasets with the compression spread over the ranks.
+ * h5par.h — writing one HDF5 file from every rank at once with parallel HDF5 (MPI-IO).
  *
  * Deflate is what makes a statistics file slow to write (about 45 MB/s per core here, against
- * 600 MB/s for raw bytes). Every rank already holds the data after the allreduce, so each
- * compresses its share of the chunks (byte shuffle + deflate, exactly HDF5's own filters) and
- * sends them to rank 0, which stores them with H5Dwrite_chunk. The file is an ordinary HDF5
- * file: h5dump, h5py and gaprune read it through the usual filter pipeline.
+ * 600 MB/s for raw bytes), and the arrays are the size of the model. So every rank opens the
+ * file with the MPI-IO driver and writes its own contiguous rows of each dataset in one
+ * collective H5Dwrite; HDF5 (1.10.2 and later) compresses each chunk on the rank that owns it
+ * and places the chunks. No rank ever holds or receives more than its own rows. The datasets
+ * are ordinary chunked, byte-shuffled, deflated float32 (whole rows, about 1 MiB per chunk,
+ * deflate level 1): h5dump, h5py and gaprune read the file through the usual filter pipeline.
  *
- * Usage (collective; `file` is rank 0's open file, -1 elsewhere):
- *     gp_h5par_item it[] = {{"domain/fisher/w", 2, {rows, cols}, data, "Fisher", "1"}};
- *     gp_h5par_write_f32(file, it, 1);
+ * Parallel HDF5 requires every rank to make the same metadata calls (files, groups, datasets,
+ * attributes) with the same arguments, in the same order. So every function here is
+ * collective, and the attribute writers write rank 0's value everywhere (a clock, or a string
+ * only rank 0 computed, cannot then make the ranks disagree). Row counts and offsets are 64-bit
+ * throughout: datasets beyond 2^31 elements, and slices of any size, work.
+ *
+ * Parallel HDF5 cannot write variable-length strings; a file that has them is finished by
+ * rank 0 alone after gp_h5par_close (gp_h5_open_tmp, then gp_h5_close_commit), which is also
+ * where `complete` is written last.
+ *
+ * Usage (every rank):
+ *     hid_t f = gp_h5par_create_tmp(path);             // <path>.tmp
+ *     gp_h5par_provenance(f, "gaprune-stats", 1);
+ *     gp_h5par_attr_int(f, "seed", seed);
+ *     hsize_t r0, nr;
+ *     gp_h5par_share(rows, &r0, &nr);                  // this rank's block of rows
+ *     gp_h5par_item it[] = {{"domain/fisher/w", 2, {rows, cols}, "Fisher", "1", data + r0 * cols, r0, nr}};
+ *     gp_h5par_write_f32(f, it, 1);
+ *     gp_h5par_close(f);
+ *     if (rank == 0) {                                 // the serial tail, then the rename
+ *         hid_t g = gp_h5_open_tmp(path);
+ *         gp_h5_attr_int(g, "complete", 1);
+ *         rc = gp_h5_close_commit(g, path, &err);
+ *     }
  */
 #pragma once
 
 #include <hdf5.h>
+#include <stdint.h>
 
 typedef struct {
-    const char *name; /* dataset path; intermediate groups are created */
-    int ndim;         /* 1 or 2 */
-    hsize_t dims[2];
-    const float *data; /* the whole array, on every rank */
-    const char *description, *units;
+    const char *name;                 /* dataset path; intermediate groups are created */
+    int ndim;                         /* 1 or 2 */
+    hsize_t dims[2];                  /* the whole dataset's shape (dims[1] unused when 1-D) */
+    const char *description, *units;  /* the dataset's attributes */
+    const float *data;                /* this rank's rows only, row-major: nrows × dims[1] floats */
+    hsize_t row0, nrows;              /* which rows of the dataset data holds; nrows may be 0 */
 } gp_h5par_item;
 
+/* Every rank opens <path>.tmp, created or truncated, with the MPI-IO driver. */
+hid_t gp_h5par_create_tmp(const char *path);
+/* Closes the file on every rank; when it returns, <path>.tmp is whole on disk for any rank to
+ * reopen serially. Every object opened in it must be closed first. */
+void gp_h5par_close(hid_t file);
+
+/* Rank 0's value, written as the attribute `name` of obj by every rank (as h5.h's forms). */
+void gp_h5par_attr_str(hid_t obj, const char *name, const char *value);
+void gp_h5par_attr_int(hid_t obj, const char *name, int64_t value);
+void gp_h5par_attr_double(hid_t obj, const char *name, double value);
+/* gp_provenance_write with rank 0's command line and clock. */
+void gp_h5par_provenance(hid_t file, const char *format, int format_version);
+
+/* This rank's contiguous block of n rows: [n·r/P, n·(r+1)/P) (DESIGN §4). */
+void gp_h5par_share(hsize_t n, hsize_t *row0, hsize_t *nrows);
+
+/* Creates items[0..n) (the same n, names, shapes and descriptions on every rank) as chunked,
+ * shuffled and deflated float32 datasets and writes each rank's rows of each. Rows no rank
+ * writes read as 0. */
 void gp_h5par_write_f32(hid_t file, const gp_h5par_item *items, int n);

@@ -38,11 +38,13 @@ typedef enum { GP_BAD_FAIL = 0, GP_BAD_SKIP = 1 } gp_on_bad;
 typedef enum { GP_SAMPLE_NONE = 0, GP_SAMPLE_KMEANS = 1, GP_SAMPLE_RANDOM = 2 } gp_sample_method;
 typedef enum { GP_ALIGN_TENSOR = 0, GP_ALIGN_REFCODE = 1 } gp_alignment;
 typedef enum { GP_LAYERS_MLP = 0, GP_LAYERS_ATTENTION = 1, GP_LAYERS_LINEAR = 2 } gp_layers;
+typedef enum { GP_ACC_AUTO = 0, GP_ACC_REPLICATED = 1, GP_ACC_SHARDED = 2 } gp_accumulators;
 
 /* The names the job file uses for the enum values ("kmeans", "refcode", "mlp", ...). */
 const char *gp_sample_method_name(gp_sample_method m);
 const char *gp_alignment_name(gp_alignment a);
 const char *gp_layers_name(gp_layers l);
+const char *gp_accumulators_name(gp_accumulators a);
 
 typedef struct {
     const gp_criterion **v; /* entries of the criteria registry, in the order given */
@@ -82,6 +84,7 @@ typedef struct gp_job {
         int fisher_batch;
         int checkpoint_every;
         gp_alignment alignment;
+        gp_accumulators accumulators;
     } stats;
     struct {
         gp_criteria_list methods;

@@ -18,3 +18,7 @@ const char *gp_provenance_command(void);
 /* The root attributes every gaprune HDF5 output carries: format, format_version,
  * gaprune_version, command, created_utc (now) and n_ranks (of this run). */
 void gp_provenance_write(hid_t file, const char *format, int format_version);
+/* The same with the command line and time given: a file every rank writes (h5par.h) must get
+ * one value of each, rank 0's, on every rank. */
+void gp_provenance_write_as(hid_t file, const char *format, int format_version, const char *command,
+                            const char *created_utc);

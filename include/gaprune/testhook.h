@@ -1,9 +1,10 @@
 /*
  * testhook.h — TEST ONLY: faults the resume tests inject into the long stages (stats,
- * retrain). Library code never reads the environment for these; the program's main() sets
- * them from GAPRUNE_TEST_KILL_AFTER_CHECKPOINT, GAPRUNE_TEST_SIGNAL_AT_STEP and
- * GAPRUNE_TEST_UNIT_DELAY_MS, and a test that calls a stage directly sets them itself. All off
- * by default; no production path sets them.
+ * retrain), and h5par's bound on one write lowered so that small tests reach its splitting.
+ * Library code never reads the environment for these; the program's main() sets them from
+ * GAPRUNE_TEST_KILL_AFTER_CHECKPOINT, GAPRUNE_TEST_SIGNAL_AT_STEP and GAPRUNE_TEST_UNIT_DELAY_MS,
+ * and a test that calls a stage directly sets them itself. All off by default; no production
+ * path sets them.
  *
  * Usage:
  *     gp_testhooks h = *gp_testhook_get();
@@ -20,10 +21,13 @@ typedef struct {
     int kill_after_checkpoint; /* > 0: rank 0 raises SIGKILL right after its n-th checkpoint; 0: off */
     int64_t signal_at_step;    /* >= 0: rank 0 raises SIGUSR1 before that step; -1: off */
     int unit_delay_ms;         /* > 0: stats sleeps this long after every step (a signal from outside lands mid-run) */
+    int64_t h5par_piece_elems; /* > 0: gp_h5par_write_f32 writes at most this many elements per H5Dwrite (its
+                                  splitting of huge slices, exercised on small ones); 0: the default */
 } gp_testhooks;
 
-/* The hooks off: {0, -1, 0}. */
-#define GP_TESTHOOKS_OFF ((gp_testhooks){.kill_after_checkpoint = 0, .signal_at_step = -1, .unit_delay_ms = 0})
+/* The hooks off: {0, -1, 0, 0}. */
+#define GP_TESTHOOKS_OFF                                                                          \
+    ((gp_testhooks){.kill_after_checkpoint = 0, .signal_at_step = -1, .unit_delay_ms = 0, .h5par_piece_elems = 0})
 
 void gp_testhook_set(const gp_testhooks *h);
 /* The hooks in force (GP_TESTHOOKS_OFF until gp_testhook_set). */

@@ -13,6 +13,13 @@ hid_t gp_h5_create_tmp(const char *path) {
     return f;
 }
 
+hid_t gp_h5_open_tmp(const char *path) {
+    char *tmp = gp_tmp_path(path);
+    hid_t f = GP_H5(H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT), "reopening %s", tmp);
+    free(tmp);
+    return f;
+}
+
 gp_status gp_h5_close_commit(hid_t file, const char *path, gp_err *err) {
     GP_H5(H5Fclose(file), "closing %s.tmp", path);
     char *tmp = gp_tmp_path(path);

@@ -24,10 +24,15 @@ const char *gp_provenance_command(void) { return g_command; }
 void gp_provenance_write(hid_t file, const char *format, int format_version) {
     char utc[32];
     gp_utc_now(utc, sizeof utc);
+    gp_provenance_write_as(file, format, format_version, gp_provenance_command(), utc);
+}
+
+void gp_provenance_write_as(hid_t file, const char *format, int format_version, const char *command,
+                            const char *created_utc) {
     gp_h5_attr_str(file, GP_H5_ATTR_FORMAT, format);
     gp_h5_attr_int(file, GP_H5_ATTR_FORMAT_VERSION, format_version);
     gp_h5_attr_str(file, "gaprune_version", GP_VERSION);
-    gp_h5_attr_str(file, "command", gp_provenance_command());
-    gp_h5_attr_str(file, "created_utc", utc);
+    gp_h5_attr_str(file, "command", command);
+    gp_h5_attr_str(file, "created_utc", created_utc);
     gp_h5_attr_int(file, "n_ranks", gp_nranks());
 }

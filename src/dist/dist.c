@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gaprune/check.h"
 #include "gaprune/log.h"
@@ -53,18 +54,21 @@ void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const i
     free(bits);
 }
 
-void gp_reduce_scatter_sum_f32(const float *send, const int64_t *bounds, float *mine) {
+void gp_reduce_scatter_add_f32(const float *send, const int64_t *bounds, float *mine) {
     const int P = gp_nranks(), r = gp_rank();
     if (P == 1) {
-        memcpy(mine, send + bounds[0], (size_t)(bounds[1] - bounds[0]) * sizeof(float));
+        const int64_t n = bounds[1] - bounds[0];
+        for (int64_t k = 0; k < n; k++) mine[k] += send[bounds[0] + k];
         return;
     }
-    /* rounds of at most K elements of every owner's block, so every count fits an int and the
-     * packed message stays bounded whatever the sizes */
-    const int64_t K = (int64_t)GP_DIST_CHUNK / P > 0 ? (int64_t)GP_DIST_CHUNK / P : 1;
+    /* rounds of at most K elements of every owner's block: every count fits an int, and the
+     * packed message, the result and what MPI allocates inside stay bounded (2^22 floats a
+     * round in all) however large the statistics are */
+    const int64_t K = ((int64_t)1 << 22) / P > 0 ? ((int64_t)1 << 22) / P : 1;
     int64_t longest = 0;
     for (int q = 0; q < P; q++) longest = bounds[q + 1] - bounds[q] > longest ? bounds[q + 1] - bounds[q] : longest;
-    float *pack = gp_malloc((size_t)(P * (longest < K ? longest : K) + 1) * sizeof(float));
+    const int64_t round = longest < K ? longest : K;
+    float *pack = gp_malloc((size_t)(P * round + 1) * sizeof(float)), *got = gp_malloc((size_t)(round + 1) * sizeof(float));
     int *counts = gp_malloc((size_t)P * sizeof(int));
     for (int64_t off = 0; off < longest; off += K) {
         size_t at = 0;
@@ -76,9 +80,11 @@ void gp_reduce_scatter_sum_f32(const float *send, const int64_t *bounds, float *
             at += (size_t)len;
         }
         /* an owner whose block is done still takes part, with a count of 0 */
-        GP_MPI(MPI_Reduce_scatter(pack, counts[r] ? mine + off : NULL, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+        GP_MPI(MPI_Reduce_scatter(pack, got, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+        for (int k = 0; k < counts[r]; k++) mine[off + k] += got[k];
     }
     free(pack);
+    free(got);
     free(counts);
 }
 
@@ -160,4 +166,16 @@ gp_status gp_agree(gp_status rc, gp_err *err) {
     GP_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD));
     err->code = (gp_status)worst;
     return (gp_status)worst;
+}
+
+double gp_memory_per_rank(void) {
+    MPI_Comm node;
+    GP_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    int local = 1;
+    GP_MPI(MPI_Comm_size(node, &local));
+    MPI_Comm_free(&node);
+    const char *slurm = getenv("SLURM_MEM_PER_NODE");
+    double total = slurm && atof(slurm) > 0 ? atof(slurm) * 1048576.0
+                                             : (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+    return total / local;
 }

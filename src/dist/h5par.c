@@ -1,131 +1,188 @@
-/* h5par.c — chunks compressed by every rank, written by rank 0 (see h5par.h). */
+/* h5par.c — one HDF5 file written by every rank with parallel HDF5 (see h5par.h). */
 #include "gaprune/h5par.h"
 
 #include <mpi.h>
 #include <stdlib.h>
-#include <string.h>
-#include <zlib.h>
 
 #include "gaprune/check.h"
+#include "gaprune/dist.h"
+#include "gaprune/fs.h"
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
+#include "gaprune/provenance.h"
+#include "gaprune/testhook.h"
 
-#define CHUNK_ELEMS (1u << 18) /* 1 MiB of floats */
-#define BATCH_BYTES ((size_t)64 << 20)
+#define CHUNK_ELEMS ((hsize_t)1 << 18) /* 1 MiB of floats per chunk, whole rows */
+#define DEFLATE_LEVEL 1                /* deflate is the slow part of the write: its cheapest level */
+/* Elements one rank hands to one H5Dwrite. HDF5 keeps a buffer per chunk the write touches
+ * and describes the whole write as one MPI datatype, whose size is an int: a bounded piece
+ * keeps both small whatever the slice. */
+#define PIECE_ELEMS ((hsize_t)1 << 26)
 
-typedef struct {
-    int item;
-    hsize_t row0, rows; /* rows of this chunk inside the dataset (rows < rpc at the edge) */
-} chunk;
+hid_t gp_h5par_create_tmp(const char *path) {
+    char *tmp = gp_tmp_path(path);
+    hid_t fapl = GP_H5(H5Pcreate(H5P_FILE_ACCESS), "fapl");
+    GP_H5(H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL), "MPI-IO driver");
+    /* metadata read once and broadcast, written collectively: at many ranks this keeps every
+     * rank from reading the same object headers from the file */
+    GP_H5(H5Pset_all_coll_metadata_ops(fapl, 1), "collective metadata reads");
+    GP_H5(H5Pset_coll_metadata_write(fapl, 1), "collective metadata writes");
+    hid_t f = GP_H5(H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "creating %s", tmp);
+    H5Pclose(fapl);
+    free(tmp);
+    return f;
+}
+
+void gp_h5par_close(hid_t file) {
+    GP_H5(H5Fclose(file), "closing a file written in parallel");
+    /* MPI_File_close need not wait for the other ranks: after the barrier every rank's part is
+     * on disk, so one rank may reopen the file */
+    gp_barrier();
+}
+
+/* rank 0's copy of value, malloc'd, on every rank */
+static char *bcast_str(const char *value) {
+    char *v = gp_rank() == 0 ? gp_strdup(value) : NULL;
+    gp_bcast_string(&v, 0);
+    return v;
+}
+
+void gp_h5par_attr_str(hid_t obj, const char *name, const char *value) {
+    char *v = bcast_str(value);
+    gp_h5_attr_str(obj, name, v);
+    free(v);
+}
+
+void gp_h5par_attr_int(hid_t obj, const char *name, int64_t value) {
+    gp_bcast_bytes(&value, sizeof value, 0);
+    gp_h5_attr_int(obj, name, value);
+}
+
+void gp_h5par_attr_double(hid_t obj, const char *name, double value) {
+    gp_bcast_bytes(&value, sizeof value, 0);
+    gp_h5_attr_double(obj, name, value);
+}
+
+void gp_h5par_provenance(hid_t file, const char *format, int format_version) {
+    char utc[32];
+    gp_utc_now(utc, sizeof utc);
+    gp_bcast_bytes(utc, sizeof utc, 0);
+    char *cmd = bcast_str(gp_provenance_command());
+    gp_provenance_write_as(file, format, format_version, cmd, utc);
+    free(cmd);
+}
+
+void gp_h5par_share(hsize_t n, hsize_t *row0, hsize_t *nrows) {
+    const hsize_t r = (hsize_t)gp_rank(), P = (hsize_t)gp_nranks();
+    /* n·r/P without forming n·r, which could overflow for huge n */
+    hsize_t a = n / P * r + n % P * r / P, b = n / P * (r + 1) + n % P * (r + 1) / P;
+    *row0 = a;
+    *nrows = b - a;
+}
+
+static hsize_t cols_of(const gp_h5par_item *it) { return it->ndim == 2 ? it->dims[1] : 1; }
 
 static hsize_t rows_per_chunk(const gp_h5par_item *it) {
-    hsize_t cols = it->ndim == 2 ? it->dims[1] : 1;
+    hsize_t cols = cols_of(it);
     hsize_t r = cols ? CHUNK_ELEMS / cols : 1;
     if (r < 1) r = 1;
     if (r > it->dims[0]) r = it->dims[0];
     return r ? r : 1;
 }
 
-/* Byte shuffle (HDF5's H5Z_SHUFFLE for 4-byte elements) of a zero-padded chunk, then deflate. */
-static size_t compress_chunk(const gp_h5par_item *it, const chunk *c, uint8_t *shuf, uint8_t *out, size_t out_cap) {
-    hsize_t cols = it->ndim == 2 ? it->dims[1] : 1, rpc = rows_per_chunk(it);
-    size_t n = (size_t)(rpc * cols), valid = (size_t)(c->rows * cols);
-    const uint8_t *src = (const uint8_t *)(it->data + c->row0 * cols);
-    for (size_t i = 0; i < n; i++)
-        for (int b = 0; b < 4; b++) shuf[(size_t)b * n + i] = i < valid ? src[4 * i + (size_t)b] : 0;
-    uLongf len = (uLongf)out_cap;
-    GP_CHECK(compress2(out, &len, shuf, (uLong)(4 * n), 1) == Z_OK, "zlib compress2 failed");
-    return (size_t)len;
+/* Rows per H5Dwrite: whole chunks where a piece holds several, so that no chunk is written by
+ * two writes (each would decompress, merge and recompress it). */
+static hsize_t rows_per_piece(const gp_h5par_item *it) {
+    const int64_t hook = gp_testhook_get()->h5par_piece_elems;
+    hsize_t limit = hook > 0 ? (hsize_t)hook : PIECE_ELEMS, cols = cols_of(it), rpc = rows_per_chunk(it);
+    hsize_t r = cols ? limit / cols : limit;
+    if (r < 1) r = 1;
+    if (r >= rpc) r -= r % rpc;
+    return r;
+}
+
+/* Pieces are the blocks [k·rpp, (k+1)·rpp) of the dataset that this rank's rows touch. */
+static int64_t pieces_of(const gp_h5par_item *it) {
+    if (!it->nrows) return 0;
+    hsize_t rpp = rows_per_piece(it);
+    return (int64_t)((it->row0 + it->nrows - 1) / rpp - it->row0 / rpp + 1);
+}
+
+static hid_t create_dataset(hid_t file, hid_t lcpl, const gp_h5par_item *it) {
+    GP_CHECK(it->ndim == 1 || it->ndim == 2, "dataset %s: rank %d", it->name, it->ndim);
+    /* HDF5 limits a chunk to 4 GiB, and a chunk holds at least one row */
+    GP_CHECK(cols_of(it) < ((hsize_t)1 << 30), "dataset %s: rows of %llu floats", it->name,
+             (unsigned long long)cols_of(it));
+    hid_t sp = GP_H5(H5Screate_simple(it->ndim, it->dims, NULL), "space %s", it->name);
+    hid_t dcpl = GP_H5(H5Pcreate(H5P_DATASET_CREATE), "dcpl");
+    hsize_t ch[2] = {rows_per_chunk(it), cols_of(it)};
+    GP_H5(H5Pset_chunk(dcpl, it->ndim, ch), "chunk %s", it->name);
+    GP_H5(H5Pset_shuffle(dcpl), "shuffle");
+    GP_H5(H5Pset_deflate(dcpl, DEFLATE_LEVEL), "deflate");
+    hid_t ds = GP_H5(H5Dcreate2(file, it->name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT), "creating %s", it->name);
+    gp_h5_describe(ds, it->description, it->units);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    return ds;
+}
+
+/* Piece k of this rank's rows, or nothing when it has fewer: every rank makes the same number
+ * of collective H5Dwrite calls. */
+static void write_piece(hid_t ds, hid_t dxpl, const gp_h5par_item *it, int64_t k) {
+    const hsize_t cols = cols_of(it), rpp = rows_per_piece(it), end = it->row0 + it->nrows;
+    hsize_t start = 0, count = 0;
+    if (k < pieces_of(it)) {
+        start = (it->row0 / rpp + (hsize_t)k) * rpp;
+        if (start < it->row0) start = it->row0;
+        hsize_t stop = (start / rpp + 1) * rpp;
+        count = (stop < end ? stop : end) - start;
+    }
+    hid_t fs = GP_H5(H5Dget_space(ds), "space %s", it->name), ms;
+    const float *buf = it->data;
+    if (count) {
+        hsize_t off[2] = {start, 0}, cnt[2] = {count, cols};
+        GP_H5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL), "hyperslab %s", it->name);
+        ms = GP_H5(H5Screate_simple(it->ndim, cnt, NULL), "memspace");
+        buf += (start - it->row0) * cols;
+    } else {
+        hsize_t one = 1;
+        GP_H5(H5Sselect_none(fs), "empty selection");
+        ms = GP_H5(H5Screate_simple(1, &one, NULL), "memspace");
+        GP_H5(H5Sselect_none(ms), "empty selection");
+        static const float dummy = 0; /* HDF5 wants a buffer even for nothing */
+        buf = &dummy;
+    }
+    GP_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf), "writing rows %llu..%llu of %s",
+          (unsigned long long)start, (unsigned long long)(start + count), it->name);
+    H5Sclose(ms);
+    H5Sclose(fs);
 }
 
 void gp_h5par_write_f32(hid_t file, const gp_h5par_item *items, int n) {
-    const int rank = gp_rank(), P = gp_nranks();
-    hid_t *ds = NULL;
-    size_t nchunks = 0;
-    for (int i = 0; i < n; i++) nchunks += (size_t)((items[i].dims[0] + rows_per_chunk(&items[i]) - 1) / rows_per_chunk(&items[i]));
-    chunk *list = gp_malloc((nchunks ? nchunks : 1) * sizeof *list);
-    size_t k = 0, max_chunk = 0;
+    if (n <= 0) return;
+    /* the most pieces any rank has, per dataset: that many collective writes for everyone */
+    int64_t *pieces = gp_malloc((size_t)n * sizeof(int64_t));
     for (int i = 0; i < n; i++) {
-        hsize_t rpc = rows_per_chunk(&items[i]), cols = items[i].ndim == 2 ? items[i].dims[1] : 1;
-        if ((size_t)(rpc * cols) > max_chunk) max_chunk = (size_t)(rpc * cols);
-        for (hsize_t r = 0; r < items[i].dims[0]; r += rpc)
-            list[k++] = (chunk){i, r, items[i].dims[0] - r < rpc ? items[i].dims[0] - r : rpc};
+        const gp_h5par_item *it = &items[i];
+        GP_CHECK(it->row0 <= it->dims[0] && it->nrows <= it->dims[0] - it->row0 && (it->data || !it->nrows),
+                 "%s: rows %llu + %llu of %llu", it->name, (unsigned long long)it->row0,
+                 (unsigned long long)it->nrows, (unsigned long long)it->dims[0]);
+        pieces[i] = pieces_of(it);
     }
-    if (rank == 0) {
-        ds = gp_malloc((size_t)(n ? n : 1) * sizeof(hid_t));
-        hid_t lcpl = GP_H5(H5Pcreate(H5P_LINK_CREATE), "lcpl");
-        GP_H5(H5Pset_create_intermediate_group(lcpl, 1), "lcpl");
-        for (int i = 0; i < n; i++) {
-            hid_t sp = GP_H5(H5Screate_simple(items[i].ndim, items[i].dims, NULL), "space %s", items[i].name);
-            hid_t dcpl = GP_H5(H5Pcreate(H5P_DATASET_CREATE), "dcpl");
-            hsize_t ch[2] = {rows_per_chunk(&items[i]), items[i].ndim == 2 ? items[i].dims[1] : 1};
-            GP_H5(H5Pset_chunk(dcpl, items[i].ndim, ch), "chunk %s", items[i].name);
-            GP_H5(H5Pset_shuffle(dcpl), "shuffle");
-            GP_H5(H5Pset_deflate(dcpl, 1), "deflate");
-            ds[i] = GP_H5(H5Dcreate2(file, items[i].name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT), "creating %s",
-                          items[i].name);
-            gp_h5_describe(ds[i], items[i].description, items[i].units);
-            H5Pclose(dcpl);
-            H5Sclose(sp);
-        }
-        H5Pclose(lcpl);
+    if (gp_nranks() > 1) GP_MPI(MPI_Allreduce(MPI_IN_PLACE, pieces, n, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD));
+    hid_t lcpl = GP_H5(H5Pcreate(H5P_LINK_CREATE), "lcpl");
+    GP_H5(H5Pset_create_intermediate_group(lcpl, 1), "lcpl");
+    /* collective transfers: the filtered (compressed) parallel write path requires them; all
+     * of a write's chunks in one MPI-IO call, without the collective vote on how */
+    hid_t dxpl = GP_H5(H5Pcreate(H5P_DATASET_XFER), "dxpl");
+    GP_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "collective transfer");
+    GP_H5(H5Pset_dxpl_mpio_chunk_opt(dxpl, H5FD_MPIO_CHUNK_ONE_IO), "one collective I/O per write");
+    for (int i = 0; i < n; i++) {
+        hid_t ds = create_dataset(file, lcpl, &items[i]);
+        for (int64_t k = 0; k < pieces[i]; k++) write_piece(ds, dxpl, &items[i], k);
+        GP_H5(H5Dclose(ds), "closing %s", items[i].name);
     }
-    size_t bound = (size_t)compressBound((uLong)(4 * max_chunk));
-    uint8_t *shuf = gp_malloc(4 * max_chunk + 1);
-    int *counts = gp_malloc((size_t)P * sizeof(int)), *displs = gp_malloc((size_t)P * sizeof(int));
-    /* batches of chunks: chunk j of a batch is compressed by rank j % P */
-    for (size_t b0 = 0; b0 < nchunks;) {
-        size_t b1 = b0, bytes = 0;
-        while (b1 < nchunks && (bytes < BATCH_BYTES * (size_t)P || b1 == b0)) bytes += 4 * max_chunk, b1++;
-        size_t mine = 0;
-        for (size_t j = b0; j < b1; j++) mine += (j - b0) % (size_t)P == (size_t)rank;
-        uint8_t *out = gp_malloc(mine * bound + 1);
-        int64_t *sizes = gp_malloc((b1 - b0) * sizeof(int64_t));
-        memset(sizes, 0, (b1 - b0) * sizeof(int64_t));
-        size_t used = 0;
-        for (size_t j = b0; j < b1; j++) {
-            if ((j - b0) % (size_t)P != (size_t)rank) continue;
-            size_t len = compress_chunk(&items[list[j].item], &list[j], shuf, out + used, bound);
-            sizes[j - b0] = (int64_t)len;
-            used += len;
-        }
-        if (P > 1) GP_MPI(MPI_Allreduce(MPI_IN_PLACE, sizes, (int)(b1 - b0), MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
-        /* bytes per rank, then the compressed chunks (in rank order) to rank 0 */
-        size_t total = 0;
-        for (int r = 0; r < P; r++) {
-            size_t s = 0;
-            for (size_t j = b0; j < b1; j++)
-                if ((j - b0) % (size_t)P == (size_t)r) s += (size_t)sizes[j - b0];
-            GP_CHECK(s < (size_t)1 << 31, "batch too large for one message");
-            counts[r] = (int)s;
-            displs[r] = (int)total;
-            total += s;
-        }
-        uint8_t *all = rank == 0 ? gp_malloc(total + 1) : NULL;
-        if (P > 1) GP_MPI(MPI_Gatherv(out, counts[rank], MPI_BYTE, all, counts, displs, MPI_BYTE, 0, MPI_COMM_WORLD));
-        else memcpy(all, out, used);
-        if (rank == 0) {
-            size_t *at = gp_calloc((size_t)P, sizeof(size_t));
-            for (size_t j = b0; j < b1; j++) {
-                int r = (int)((j - b0) % (size_t)P);
-                const chunk *c = &list[j];
-                hsize_t off[2] = {c->row0, 0};
-                GP_H5(H5Dwrite_chunk(ds[c->item], H5P_DEFAULT, 0, off, (size_t)sizes[j - b0], all + displs[r] + at[r]),
-                      "writing a chunk of %s", items[c->item].name);
-                at[r] += (size_t)sizes[j - b0];
-            }
-            free(at);
-            free(all);
-        }
-        free(out);
-        free(sizes);
-        b0 = b1;
-    }
-    if (rank == 0)
-        for (int i = 0; i < n; i++) H5Dclose(ds[i]);
-    free(ds);
-    free(shuf);
-    free(counts);
-    free(displs);
-    free(list);
+    H5Pclose(dxpl);
+    H5Pclose(lcpl);
+    free(pieces);
 }

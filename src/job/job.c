@@ -48,6 +48,7 @@ static const char *const k_on_bad[] = {"fail", "skip", NULL};
 static const char *const k_sample[] = {"none", "kmeans", "random", NULL};
 static const char *const k_alignment[] = {"tensor", "refcode", NULL};
 static const char *const k_layers[] = {"mlp", "attention", "linear", NULL};
+static const char *const k_accumulators[] = {"auto", "replicated", "sharded", NULL};
 
 static const opt k_opts[] = {
     {"model", "path", T_STR, F(model.path), 0, "", NULL, 0, 0, "model folder (Hugging Face / sentence-transformers)"},
@@ -83,6 +84,10 @@ static const opt k_opts[] = {
      "gradient units between per-rank checkpoints"},
     {"stats", "alignment", T_CHOICE, F(stats.alignment), 0, "tensor", k_alignment, 0, 0,
      "per-tensor cosine (paper) or the authors' element-wise smoothed product"},
+    {"stats", "accumulators", T_CHOICE, F(stats.accumulators), 0, "auto", k_accumulators, 0, 0,
+     "where the Fisher and mean-gradient sums live: a full copy on every rank (replicated), or each rank a block "
+     "of them, reduce-scattered after every unit (sharded: memory per rank falls with the ranks); auto shards when "
+     "the copies would take over a quarter of a rank's share of the node's memory"},
     {"prune", "methods", T_CRITERIA, F(prune.methods), 0, "gaprune", NULL, 0, 0, "criteria, a list of"},
     {"prune", "sparsity", T_NUMBERS, F(prune.sparsity), F(prune.n_sparsity), "0.5", NULL, 0, 1,
      "fraction of the selected weights set to zero (a list makes a sweep)"},
@@ -161,6 +166,7 @@ static const char *name_of(const char *const *names, int i) {
 const char *gp_sample_method_name(gp_sample_method m) { return name_of(k_sample, (int)m); }
 const char *gp_alignment_name(gp_alignment a) { return name_of(k_alignment, (int)a); }
 const char *gp_layers_name(gp_layers l) { return name_of(k_layers, (int)l); }
+const char *gp_accumulators_name(gp_accumulators a) { return name_of(k_accumulators, (int)a); }
 
 /* "gaprune|gaprune-ref|..." from the registry, for messages. */
 static void criteria_names(char *buf, size_t n) {

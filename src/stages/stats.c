@@ -35,9 +35,13 @@ typedef struct {
     gp_corpus corp[2];
     int64_t U[2], lo[2], hi[2], S[2]; /* units, this rank's block [lo, hi), lockstep steps */
     size_t n;                         /* elements of the selected tensors */
+    bool sharded;                     /* stats.accumulators: each rank keeps F and G of its block only */
+    int64_t *bounds;                  /* [P + 1] element offsets of the owners' blocks (row-aligned) */
+    size_t na;                        /* accumulator length here: n, or this rank's block */
     int64_t *sel_off;                 /* per parameter: offset into F and G when prune.layers selects it, else -1 */
     bool *sel;                        /* per parameter: selected (the only gradients formed) */
-    float *F[2], *G[2];               /* accumulators [n], the selected tensors in table order */
+    float *F[2], *G[2];               /* accumulators [na]: the selected tensors in table order, or this
+                                       * rank's block of them */
     double *act; /* Σ x² per input feature of every selected linear weight; double, because each sums
                   * every token of the corpus, and in float the result moved with the rank count
                   * (1e-5 relative on 16 ranks) while the buffer is only the size of the inputs */
@@ -96,7 +100,8 @@ static void record_act_layout(void *vctx, int param, const float *x, int N, int 
     s->nact += (size_t)in;
 }
 
-/* F += g², G += g over the selected tensors, the only gradients backward formed. */
+/* Replicated: F += g², G += g over the selected tensors (the only gradients backward formed),
+ * on the rank that ran the unit. */
 static void accumulate(stats_ctx *s, int c) {
     const gp_model *m = s->m;
     for (int i = 0; i < m->table.n; i++) {
@@ -108,6 +113,20 @@ static void accumulate(stats_ctx *s, int c) {
 #pragma omp parallel for if (n >= 32768) schedule(static)
         for (size_t k = 0; k < n; k++) F[k] += g[k] * g[k], G[k] += g[k];
     }
+}
+
+/* Sharded, collective, every step: the sum over ranks of this step's g and g² reaches the owner
+ * of each block (a rank without a unit this step contributes zeros). backward laid the selected
+ * gradients out contiguously in table order (gp_model_need_grads), the order of the blocks, so
+ * m->grads is the vector to scatter; it is squared in place for the second pass, as the next
+ * unit zeroes it anyway. */
+static void accumulate_sharded(stats_ctx *s, int c, bool had_unit) {
+    gp_model *m = s->m;
+    if (!had_unit) gp_model_zero_grad(m);
+    float *g = m->grads;
+    gp_reduce_scatter_add_f32(g, s->bounds, s->G[c]);
+    for (size_t k = 0; k < s->n; k++) g[k] *= g[k];
+    gp_reduce_scatter_add_f32(g, s->bounds, s->F[c]);
 }
 
 /* One gradient unit: triplets [first, first + b) of corpus c. */
@@ -135,7 +154,7 @@ static gp_status run_unit(stats_ctx *s, int c, int64_t unit, gp_infonce *L, gp_e
         float loss = gp_infonce_forward(L, emb, emb + (size_t)b * D, b, 2 * b, D, GP_INFONCE_SCALE);
         gp_infonce_backward(L, demb, demb + (size_t)b * D);
         gp_model_backward(m, demb);
-        accumulate(s, c);
+        if (!s->sharded) accumulate(s, c);
         if (c == 0) {
             act_ctx a = {s};
             gp_model_each_linear_input(m, add_act, &a);
@@ -194,9 +213,9 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
         if (!s->units_done[c]) continue;
         char name[64];
         snprintf(name, sizeof name, "%s_fisher_sum", k_corpus[c]);
-        gp_h5_write_flat_f32(f, name, s->F[c], s->n, "this rank's sum of g^2 over its units, in parameter-table order", "1");
+        gp_h5_write_flat_f32(f, name, s->F[c], s->na, "this rank's sum of g^2 over its units (replicated) or over every rank's units for its block (sharded), in parameter-table order", "1");
         snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
-        gp_h5_write_flat_f32(f, name, s->G[c], s->n, "this rank's sum of g over its units, in parameter-table order", "1");
+        gp_h5_write_flat_f32(f, name, s->G[c], s->na, "this rank's sum of g over its units (replicated) or over every rank's units for its block (sharded), in parameter-table order", "1");
     }
     gp_h5_write_flat_f64(f, "activation_sq_sum", s->act, s->nact, "this rank's sum of x^2 per linear-layer input feature", "1");
     write_counters(f, s);
@@ -232,9 +251,9 @@ static gp_status load_checkpoint_file(hid_t f, void *vctx) {
             char name[64];
             snprintf(name, sizeof name, "%s_fisher_sum", k_corpus[c]);
             if (H5Lexists(f, name, H5P_DEFAULT) <= 0) continue; /* corpus not started */
-            rc = gp_h5_read_f32(f, name, s->F[c], s->n);
+            rc = gp_h5_read_f32(f, name, s->F[c], s->na);
             snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
-            if (!rc) rc = gp_h5_read_f32(f, name, s->G[c], s->n);
+            if (!rc) rc = gp_h5_read_f32(f, name, s->G[c], s->na);
         }
         if (!rc) rc = gp_h5_read_f64(f, "activation_sq_sum", s->act, s->nact);
         if (!rc) {
@@ -259,8 +278,8 @@ static gp_status load_checkpoint_file(hid_t f, void *vctx) {
 
 static void zero_accumulators(stats_ctx *s) {
     for (int c = 0; c < 2; c++) {
-        memset(s->F[c], 0, s->n * sizeof(float));
-        memset(s->G[c], 0, s->n * sizeof(float));
+        memset(s->F[c], 0, s->na * sizeof(float));
+        memset(s->G[c], 0, s->na * sizeof(float));
         s->loss_sum[c] = 0;
         s->units_done[c] = s->trip_done[c] = 0;
     }
@@ -303,48 +322,96 @@ static bool stats_up_to_date(const stats_ctx *s) {
     return gp_allreduce_max_int(ok) != 0;
 }
 
-/* Collective: every rank compresses a share of the chunks; rank 0 writes the file. */
+/* Collective: the per-tensor cosine of the mean gradients of the selected tensors, on every
+ * rank, with their names (cos and names: room for every tensor; returns the count). Each rank
+ * sums the products over its block (replicated: rank 0 holds them all), then one allreduce. */
+static int alignment_cosines(const stats_ctx *s, double *cos, const char **names) {
+    const gp_model *m = s->m;
+    const int64_t lo = s->bounds[s->rank], hi = s->bounds[s->rank + 1], base = s->sharded ? lo : 0;
+    double *part = gp_calloc((size_t)(3 * m->table.n + 1), sizeof(double));
+    int nt = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        if (s->sel_off[i] < 0) continue;
+        const int64_t a = s->sel_off[i] > lo ? s->sel_off[i] : lo;
+        const int64_t e = s->sel_off[i] + (int64_t)m->table.p[i].numel < hi ? s->sel_off[i] + (int64_t)m->table.p[i].numel : hi;
+        double *d = part + 3 * nt;
+        for (int64_t k = a - base; k < e - base; k++) {
+            d[0] += (double)s->G[1][k] * s->G[0][k];
+            d[1] += (double)s->G[1][k] * s->G[1][k];
+            d[2] += (double)s->G[0][k] * s->G[0][k];
+        }
+        names[nt++] = m->src_names[i];
+    }
+    gp_allreduce_sum_f64(part, (size_t)(3 * nt));
+    for (int t = 0; t < nt; t++) cos[t] = part[3 * t] / (sqrt(part[3 * t + 1]) * sqrt(part[3 * t + 2]) + 1e-12);
+    free(part);
+    return nt;
+}
+
+/* This rank's rows of selected tensor i, and where they are in F and G: its block's rows
+ * (sharded), or an even share of the rows of the copy every rank holds (replicated). */
+static void my_rows(const stats_ctx *s, int i, hsize_t *r0, hsize_t *nr, int64_t *at) {
+    const gp_param *p = &s->m->table.p[i];
+    const int64_t cols = p->ndim == 2 ? p->shape[1] : 1, rows = (int64_t)p->numel / cols, off = s->sel_off[i];
+    if (!s->sharded) {
+        gp_h5par_share((hsize_t)rows, r0, nr);
+        *at = off + (int64_t)*r0 * cols;
+        return;
+    }
+    /* the blocks are row-aligned: clip [lo, hi) to the tensor and count whole rows */
+    const int64_t lo = s->bounds[s->rank], hi = s->bounds[s->rank + 1];
+    const int64_t a = lo > off ? lo : off, e = hi < off + rows * cols ? hi : off + rows * cols;
+    if (e <= a) { /* none of this tensor's rows are here */
+        *r0 = *nr = 0;
+        *at = 0;
+        return;
+    }
+    *r0 = (hsize_t)((a - off) / cols);
+    *nr = (hsize_t)((e - a) / cols);
+    *at = a - lo;
+}
+
+/* Collective: every rank writes its rows of every per-parameter array into stats.h5.tmp (parallel
+ * HDF5, h5par.h); rank 0 then adds what parallel HDF5 cannot write (the names are
+ * variable-length strings) and `complete`, and renames the file. */
 static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
                              gp_err *err) {
     const gp_model *m = s->m;
     const gp_stats_opts *o = s->o;
-    hid_t f = -1;
-    if (s->rank == 0) {
-        f = gp_h5_create_tmp(s->stats_path);
-        gp_provenance_write(f, GP_STATS_FORMAT, GP_STATS_FORMAT_VERSION);
-        gp_h5_attr_str(f, GP_STATS_ATTR_MODEL_PATH, m->dir);
-        gp_h5_attr_str(f, GP_STATS_ATTR_MODEL_SHA256, s->model_sha);
-        gp_h5_attr_str(f, GP_STATS_ATTR_SETTINGS_HASH, s->settings);
-        gp_h5_attr_str(f, GP_STATS_ATTR_LOSS,
-                       "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
-        gp_h5_attr_double(f, GP_STATS_ATTR_SCALE, GP_INFONCE_SCALE);
-        gp_h5_attr_int(f, GP_STATS_ATTR_MAX_LENGTH, s->max_len);
-        gp_h5_attr_int(f, GP_STATS_ATTR_FISHER_BATCH, s->fb);
-        gp_h5_attr_int(f, GP_STATS_ATTR_MAX_SAMPLES, o->max_samples);
-        gp_h5_attr_int(f, GP_STATS_ATTR_SEED, o->seed);
-        gp_h5_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));
-        gp_h5_attr_str(f, GP_STATS_ATTR_ALIGNMENT, gp_alignment_name(o->alignment));
-        gp_h5_attr_str(f, GP_STATS_ATTR_LAYERS, gp_layers_name(o->layers));
-        gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION,
-                       "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
-                       "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
-        for (int c = 0; c < 2; c++) {
-            hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
-            gp_h5_attr_str(g, GP_STATS_CORPUS_PATH, s->corp[c].path);
-            if (s->sample) { /* corpus_path is the sample; where it was taken from */
-                gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLED_FROM, o->corpus[c]);
-                gp_h5_attr_str(g, GP_STATS_CORPUS_SAMPLE_HASH, s->sample->settings_hash[c]);
-            }
-            gp_h5_attr_str(g, GP_STATS_CORPUS_SHA256, s->corp[c].sha256);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_RECORDS, s->corp[c].n_records);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_SKIPPED, s->corp[c].n_skipped);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_TRIPLETS, trips[c]);
-            gp_h5_attr_int(g, GP_STATS_CORPUS_N_UNITS, units[c]);
-            gp_h5_attr_double(g, GP_STATS_CORPUS_LOSS_MEAN, units[c] ? loss[c] / (double)units[c] : 0.0);
-            H5Gclose(g);
+    hid_t f = gp_h5par_create_tmp(s->stats_path);
+    gp_h5par_provenance(f, GP_STATS_FORMAT, GP_STATS_FORMAT_VERSION);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_MODEL_PATH, m->dir);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_MODEL_SHA256, s->model_sha);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_SETTINGS_HASH, s->settings);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_LOSS,
+                      "InfoNCE over cosine similarity; candidates: the unit's positives and hard negatives");
+    gp_h5par_attr_double(f, GP_STATS_ATTR_SCALE, GP_INFONCE_SCALE);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_MAX_LENGTH, s->max_len);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_FISHER_BATCH, s->fb);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_MAX_SAMPLES, o->max_samples);
+    gp_h5par_attr_int(f, GP_STATS_ATTR_SEED, o->seed);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));
+    gp_h5par_attr_str(f, GP_STATS_ATTR_ALIGNMENT, gp_alignment_name(o->alignment));
+    gp_h5par_attr_str(f, GP_STATS_ATTR_LAYERS, gp_layers_name(o->layers));
+    gp_h5par_attr_str(f, GP_H5_ATTR_DESCRIPTION,
+                      "GAPrune statistics: per-parameter diagonal Fisher and mean gradient of the InfoNCE loss on a "
+                      "domain and a general corpus, per-tensor gradient alignment, and linear-layer activation norms");
+    for (int c = 0; c < 2; c++) {
+        hid_t g = GP_H5(H5Gcreate2(f, k_corpus[c], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group %s", k_corpus[c]);
+        gp_h5par_attr_str(g, GP_STATS_CORPUS_PATH, s->corp[c].path);
+        if (s->sample) { /* corpus_path is the sample; where it was taken from */
+            gp_h5par_attr_str(g, GP_STATS_CORPUS_SAMPLED_FROM, o->corpus[c]);
+            gp_h5par_attr_str(g, GP_STATS_CORPUS_SAMPLE_HASH, s->sample->settings_hash[c]);
         }
+        gp_h5par_attr_str(g, GP_STATS_CORPUS_SHA256, s->corp[c].sha256);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_RECORDS, s->corp[c].n_records);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_SKIPPED, s->corp[c].n_skipped);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_TRIPLETS, trips[c]);
+        gp_h5par_attr_int(g, GP_STATS_CORPUS_N_UNITS, units[c]);
+        gp_h5par_attr_double(g, GP_STATS_CORPUS_LOSS_MEAN, units[c] ? loss[c] / (double)units[c] : 0.0);
+        H5Gclose(g);
     }
-    /* every per-parameter array, in one parallel write */
+    /* every per-parameter array of the selected tensors, each rank its rows */
     const int np = m->table.n;
     gp_h5par_item *it = gp_calloc((size_t)(5 * np), sizeof *it);
     float *actf = gp_malloc((s->nact ? s->nact : 1) * sizeof(float)); /* stats.h5 stores float32 */
@@ -359,23 +426,28 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
                 if (s->sel_off[i] < 0) continue;
                 const gp_param *p = &m->table.p[i];
                 char name[320];
+                hsize_t r0, nr;
+                int64_t at;
+                my_rows(s, i, &r0, &nr, &at);
                 names[n] = gp_strdup(gp_stats_tensor(name, sizeof name, groups[c][kind], m->src_names[i]));
                 it[n] = (gp_h5par_item){names[n], p->ndim, {(hsize_t)p->shape[0], (hsize_t)p->shape[1]},
-                                        (kind ? s->G[c] : s->F[c]) + s->sel_off[i],
                                         kind ? "mean over gradient units (n_units) of the gradient of the unit's InfoNCE loss"
                                              : "diagonal empirical Fisher: sum over gradient units of the squared gradient "
                                                "of the unit's InfoNCE loss, divided by the number of triplets (n_triplets)",
-                                        kind ? "loss / parameter" : "(loss / parameter)^2"};
+                                        kind ? "loss / parameter" : "(loss / parameter)^2",
+                                        (kind ? s->G[c] : s->F[c]) + at, r0, nr};
                 n++;
             }
     for (int i = 0; i < np; i++) {
         if (s->act_off[i] < 0) continue;
         char name[320];
+        hsize_t r0, nr, in = (hsize_t)m->table.p[i].shape[1];
+        gp_h5par_share(in, &r0, &nr);
         names[n] = gp_strdup(gp_stats_tensor(name, sizeof name, GP_STATS_ACTIVATIONS, m->src_names[i]));
-        it[n] = (gp_h5par_item){names[n], 1, {(hsize_t)m->table.p[i].shape[1], 1}, actf + s->act_off[i],
+        it[n] = (gp_h5par_item){names[n], 1, {in, 1},
                                 "sum over the domain corpus's tokens of the squared input activation x_k, per input "
                                 "feature k of this linear weight (Wanda's |x_k|^2)",
-                                "activation^2"};
+                                "activation^2", actf + s->act_off[i] + r0, r0, nr};
         n++;
     }
     gp_h5par_write_f32(f, it, n);
@@ -383,24 +455,17 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(it);
-    if (s->rank != 0) return GP_OK;
-
+    gp_h5par_close(f);
     /* per-tensor cosine of the mean gradients, for the selected tensors */
-    hsize_t nt = 0;
     double *cos = gp_malloc((size_t)np * sizeof(double));
     const char **sel_names = gp_malloc((size_t)np * sizeof(char *));
-    for (int i = 0; i < np; i++) {
-        if (s->sel_off[i] < 0) continue;
-        const size_t lo = (size_t)s->sel_off[i], hi = lo + m->table.p[i].numel;
-        double dot = 0, ng = 0, nd = 0;
-        for (size_t k = lo; k < hi; k++) {
-            dot += (double)s->G[1][k] * s->G[0][k];
-            ng += (double)s->G[1][k] * s->G[1][k];
-            nd += (double)s->G[0][k] * s->G[0][k];
-        }
-        sel_names[nt] = m->src_names[i];
-        cos[nt++] = dot / (sqrt(ng) * sqrt(nd) + 1e-12);
+    const hsize_t nt = (hsize_t)alignment_cosines(s, cos, sel_names);
+    if (s->rank != 0) {
+        free(cos);
+        free(sel_names);
+        return GP_OK;
     }
+    f = gp_h5_open_tmp(s->stats_path);
     hid_t ag = GP_H5(H5Gcreate2(f, GP_STATS_ALIGNMENT, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group alignment");
     hid_t sp = GP_H5(H5Screate_simple(1, &nt, NULL), "space");
     hid_t ds = GP_H5(H5Dcreate2(ag, GP_STATS_COSINE, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "cosine");
@@ -437,6 +502,7 @@ static void free_ctx(stats_ctx *s) {
     free(s->act_off);
     free(s->sel_off);
     free(s->sel);
+    free(s->bounds);
     free(s->stats_path);
     free(s->ranks_dir);
 }
@@ -473,6 +539,7 @@ void gp_stats_opts_from_job(gp_stats_opts *o, const gp_job *job) {
                          .checkpoint_every = job->stats.checkpoint_every,
                          .alignment = job->stats.alignment,
                          .layers = job->prune.layers,
+                         .accumulators = job->stats.accumulators,
                          .sample_method = job->sample.method,
                          .out_dir = job->out_dir,
                          .job_path = job->path};
@@ -491,6 +558,38 @@ static void plan_units(stats_ctx *s) {
     }
 }
 
+/* The owners' blocks: contiguous runs of whole rows of the selected tensors (in table order),
+ * about n / P elements each, so each rank's share of a tensor is a block of its rows (what the
+ * parallel writer takes). bounds[q] is the element offset where owner q's block starts. */
+static void plan_blocks(stats_ctx *s) {
+    const gp_model *m = s->m;
+    s->bounds[0] = 0;
+    for (int q = 1; q <= s->P; q++) s->bounds[q] = (int64_t)s->n;
+    if (!s->sharded) return;
+    int q = 1;
+    for (int i = 0; i < m->table.n && q < s->P; i++) {
+        if (s->sel_off[i] < 0) continue;
+        const gp_param *p = &m->table.p[i];
+        const int64_t cols = p->ndim == 2 ? p->shape[1] : (int64_t)p->numel;
+        for (int64_t row = 0; row < (int64_t)p->numel / cols && q < s->P; row++) {
+            const int64_t at = s->sel_off[i] + row * cols;
+            while (q < s->P && at >= (int64_t)s->n * q / s->P) s->bounds[q++] = at;
+        }
+    }
+}
+
+/* stats.accumulators: auto shards when the replicated F and G of both corpora (16 bytes per
+ * selected element) would take more than a quarter of this rank's share of the node's memory. */
+static bool choose_sharded(const stats_ctx *s) {
+    if (s->P == 1) return false;
+    if (s->o->accumulators != GP_ACC_AUTO) return s->o->accumulators == GP_ACC_SHARDED;
+    const double need = 16.0 * (double)s->n, share = gp_memory_per_rank();
+    const bool shard = need > 0.25 * share;
+    gp_log0("stats: replicated accumulators need %.3g GB per rank, %.3g GB is this rank's share of the node: %s", need / 1e9,
+            share / 1e9, shard ? "sharded" : "replicated");
+    return shard;
+}
+
 static void alloc_accumulators(stats_ctx *s) {
     gp_model *m = s->m;
     s->sel = gp_calloc((size_t)m->table.n, sizeof(bool));
@@ -504,9 +603,13 @@ static void alloc_accumulators(stats_ctx *s) {
     }
     /* backward forms the selected weights' gradients only; their inputs' gradients still flow */
     gp_model_need_grads(m, s->sel);
+    s->bounds = gp_calloc((size_t)s->P + 1, sizeof(int64_t));
+    s->sharded = choose_sharded(s);
+    plan_blocks(s);
+    s->na = s->sharded ? (size_t)(s->bounds[s->rank + 1] - s->bounds[s->rank]) : s->n;
     for (int c = 0; c < 2; c++) {
-        s->F[c] = gp_calloc(s->n, sizeof(float));
-        s->G[c] = gp_calloc(s->n, sizeof(float));
+        s->F[c] = gp_calloc(s->na ? s->na : 1, sizeof(float));
+        s->G[c] = gp_calloc(s->na ? s->na : 1, sizeof(float));
     }
     s->act_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
     for (int i = 0; i < m->table.n; i++) s->act_off[i] = -1;
@@ -555,6 +658,7 @@ static gp_status run_loop(stats_ctx *s, gp_stats_report *rep, bool *stopped, gp_
             agreed = true;
             break;
         }
+        if (s->sharded) accumulate_sharded(s, c, unit < s->hi[c]);
         s->step++;
         int64_t est_units = (c == 0 ? s->step : s->step - s->S[0]) * s->P;
         int64_t done = c == 0 ? est_units * s->fb : s->corp[0].n_selected + est_units * s->fb;
@@ -588,7 +692,7 @@ static gp_status run_loop(stats_ctx *s, gp_stats_report *rep, bool *stopped, gp_
 /* Sums over ranks, the means (F over triplets, G over units), stats.h5, the checkpoints gone. */
 static gp_status finish(stats_ctx *s, gp_stats_report *rep, gp_err *err) {
     double t0 = gp_now();
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < 2 && !s->sharded; c++) { /* sharded: every block is complete at its owner */
         gp_allreduce_sum_f32(s->F[c], s->n);
         gp_allreduce_sum_f32(s->G[c], s->n);
     }
@@ -603,7 +707,7 @@ static gp_status finish(stats_ctx *s, gp_stats_report *rep, gp_err *err) {
              (long long)units[1], (long long)s->U[0], (long long)s->U[1]);
     for (int c = 0; c < 2; c++) {
         float inv_t = 1.0f / (float)trips[c], inv_u = 1.0f / (float)units[c];
-        for (size_t k = 0; k < s->n; k++) s->F[c][k] *= inv_t, s->G[c][k] *= inv_u;
+        for (size_t k = 0; k < s->na; k++) s->F[c][k] *= inv_t, s->G[c][k] *= inv_u;
     }
     t0 = gp_now();
     gp_status rc = write_stats(s, units, trips, loss, err);
@@ -643,6 +747,7 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
     } else if (!rc) {
         plan_units(&s);
         alloc_accumulators(&s);
+        rep->sharded = s.sharded;
         try_resume(&s);
         bool stopped;
         rc = run_loop(&s, rep, &stopped, err);
