@@ -5,7 +5,7 @@
 set -euo pipefail
 bin=$1
 reps=${2:-5}
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # PyTorch and gaprune alike: one thread unless said otherwise
 here=$(dirname "$0")
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(getconf _NPROCESSORS_ONLN) cores; one thread per process"
 ours=$("$bin" "$reps")
