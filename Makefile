@@ -10,7 +10,7 @@
 #   make deps       installs the Debian packages (apt-get; nothing when all are present)
 #
 # Knobs: CC, BUILD (build dir), ARCH_FLAGS (default -march=native when the compiler takes it),
-# NP (ranks for `make run`).
+# NP (ranks for `make run`, one thread each; README "Ranks and threads" for more threads).
 
 CC         ?= gcc
 BUILD      ?= build
@@ -30,9 +30,11 @@ PKG_LIBS    = $(shell pkg-config --libs $(PKGS)) -lm
 WARN        = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter
 # nothing reads errno after a math call; without errno, sqrt and friends vectorize (same results)
 WARN       += -fno-math-errno
-CFLAGS_REL  = -O3 -g $(ARCH_FLAGS) $(WARN) -Iinclude $(PKG_CFLAGS)
+# OpenMP threads for the kernels' loops (libgomp comes with gcc), compiling and linking; §4.7 of docs/DESIGN.md
+OMP_FLAGS   = -fopenmp
+CFLAGS_REL  = -O3 -g $(ARCH_FLAGS) $(OMP_FLAGS) $(WARN) -Iinclude $(PKG_CFLAGS)
 CFLAGS_SAN  = -O1 -g $(ARCH_FLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-              $(WARN) -Iinclude $(PKG_CFLAGS)
+              $(OMP_FLAGS) $(WARN) -Iinclude $(PKG_CFLAGS)
 
 LIB_SRC   := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
@@ -93,8 +95,8 @@ run: deps deps-data
 	@$(MAKE) --no-print-directory run-local
 
 run-local: $(BUILD)/gaprune $(BUILD)/data/SOURCES.txt
-	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 \
-	  mpirun -np $(NP) $(BUILD)/gaprune run jobs/demo.ini
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 \
+	  mpirun -np $(NP) -x OMP_NUM_THREADS $(BUILD)/gaprune run jobs/demo.ini
 	@cat $(BUILD)/demo/report.md
 
 # The demo corpora (not committed): WordNet and the Linux manual pages, in seconds.

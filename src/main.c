@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "gaprune/cli.h"
+#include "gaprune/kernels.h"
 #include "gaprune/log.h"
 #include "gaprune/testhook.h"
 
@@ -15,6 +16,23 @@ static void testhooks_from_env(void) {
     if ((v = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP"))) h.signal_at_step = atoll(v);
     if ((v = getenv("GAPRUNE_TEST_UNIT_DELAY_MS"))) h.unit_delay_ms = atoi(v);
     gp_testhook_set(&h);
+    /* the thread tests run the tiny fixture models with every kernel loop threaded, with the
+     * matmuls split or not */
+    if ((v = getenv("GAPRUNE_TEST_PAR_MIN"))) gp_set_par_min(atoll(v));
+    if ((v = getenv("GAPRUNE_TEST_SGEMM_MIN"))) gp_set_sgemm_min(atoll(v));
+}
+
+/* OMP_NUM_THREADS decides the threads of a rank. Unset, ranks that share a node take one thread
+ * each: libgomp's default, every CPU the rank may run on, would put ranks × CPUs threads on the
+ * node whenever mpirun binds ranks to a socket (its default beyond 2 ranks) or not at all. */
+static void threads_default(void) {
+    if (getenv("OMP_NUM_THREADS")) return;
+    MPI_Comm node;
+    int here = 1;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &here);
+    MPI_Comm_free(&node);
+    if (here > 1) gp_set_threads(1);
 }
 
 int main(int argc, char **argv) {
@@ -23,6 +41,7 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     gp_log_init(rank, nranks);
+    threads_default();
     testhooks_from_env();
     int rc = gp_cli_main(argc, argv);
     MPI_Finalize();

@@ -4,6 +4,8 @@
 # failed binaries (0 = all passed). Run from the repository root (fixtures are relative).
 set -u
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# one thread per process: up to 4 ranks share 2 cores here (test_threads sets its own counts)
+export OMP_NUM_THREADS=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 failed=0
 failures=()
@@ -16,7 +18,7 @@ for t in "$@"; do
         # Open MPI's own allocations are reported as leaks at exit; our code's leaks are
         # caught by the non-MPI tests, which keep leak detection on.
         if ! ASAN_OPTIONS=detect_leaks=0 OPENBLAS_NUM_THREADS=1 \
-             mpirun -np "$np" -x ASAN_OPTIONS -x UBSAN_OPTIONS -x OPENBLAS_NUM_THREADS "$t"; then
+             mpirun -np "$np" -x ASAN_OPTIONS -x UBSAN_OPTIONS -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS "$t"; then
           failed=$((failed + 1)); failures+=("$name -np $np")
         fi
       done ;;

@@ -48,13 +48,16 @@ static inline void tu_sh(const char *fmt, ...) {
 }
 
 /* The environment for running gaprune under mpirun from a test: leak reports off (Open MPI's
- * allocations at exit are not ours), root and more ranks than cores allowed, one BLAS thread. */
+ * allocations at exit are not ours), root and more ranks than cores allowed, one thread per rank
+ * (gaprune holds OpenBLAS at one thread anyway; OMP_NUM_THREADS reaches ranks through the
+ * environment mpirun starts them with). */
 static inline void tu_mpi_env(void) {
     setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    setenv("OMP_NUM_THREADS", "1", 1);
 }
 
 /* Fails unless t encodes text[0..len) with max_len into exactly want[0..n); prints both. */

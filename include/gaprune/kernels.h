@@ -20,6 +20,28 @@
 
 #include <stdint.h>
 
+/* Threads inside a rank (docs/DESIGN.md §4.7): OpenMP's threads, OMP_NUM_THREADS of them, run
+ * the loops of these kernels and the matmuls, which gp_sgemm splits into one-thread OpenBLAS
+ * calls (OpenBLAS is held at one thread; OPENBLAS_NUM_THREADS changes nothing). gp_set_threads
+ * sets the count in the running process (tests compare 1, 2 and 4). The loops give bitwise the
+ * same results on any number of threads; a split matmul differs from one call in the last bits
+ * (OpenBLAS's kernels round by the shape they are given), about 1e-7 relative. */
+void gp_set_threads(int n);
+int gp_threads(void);
+/* C[M,N] = alpha op(A) op(B) + beta C, row-major (cblas_sgemm's arguments; op transposes when
+ * trans_x is nonzero), the rows or columns of C split over the threads; call it from outside a
+ * parallel region. */
+void gp_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+              int ldb, float beta, float *C, int ldc);
+/* Loops with less work than this many floats stay on the calling thread (default 32768); tests
+ * set 0 so that even the tiny fixture models run every loop threaded. */
+void gp_set_par_min(int64_t floats);
+int64_t gp_par_min(void);
+/* Matmuls of fewer multiply-adds than this run as one call (default 262144); tests set a huge
+ * value to check that everything else is bitwise independent of the thread count. */
+void gp_set_sgemm_min(int64_t madds);
+int64_t gp_sgemm_min(void);
+
 /* out[N,OC] = inp[N,C] · w[OC,C]^T + b[OC] (b may be NULL). */
 void gp_matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC);
 /* dinp[N,C] += dout·w; dw[OC,C] += dout^T·inp; db[OC] += Σ_n dout. Any of dinp, dw, db may be

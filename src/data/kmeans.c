@@ -2,7 +2,6 @@
  * (see kmeans.h). */
 #include "gaprune/kmeans.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdbool.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 
 #include "gaprune/dist.h"
+#include "gaprune/kernels.h"
 #include "gaprune/log.h"
 #include "gaprune/rng.h"
 
@@ -148,8 +148,7 @@ static void sweep(const km *s, const centres *c, double *best, int32_t *assign, 
         int m = (int)(s->nl - i0 < ROWS ? s->nl - i0 : ROWS);
         for (int64_t j0 = 0; j0 < c->k; j0 += COLS) {
             int nc = (int)(c->k - j0 < COLS ? c->k - j0 : COLS);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nc, d, 1.0f, s->x + (size_t)i0 * d, d,
-                        c->c + (size_t)j0 * d, d, 0.0f, S, nc);
+            gp_sgemm(0, 1, m, nc, d, 1.0f, s->x + (size_t)i0 * d, d, c->c + (size_t)j0 * d, d, 0.0f, S, nc);
             const double *cn = c->cn + j0;
             double *cv = colv ? colv + j0 : NULL;
             for (int ii = 0; ii < m; ii++) {

@@ -1,7 +1,6 @@
 /* loss.c — InfoNCE over cosine similarities (see loss.h). */
 #include "gaprune/loss.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,17 +31,23 @@ float gp_infonce_forward(gp_infonce *s, const float *q, const float *d, int B, i
     gp_l2norm_forward(s->qn, s->qnorm, q, B, D);
     gp_l2norm_forward(s->dn, s->dnorm, d, M, D);
     /* S = scale · qn dn^T, then a stable log-softmax per row */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, M, D, scale, s->qn, D, s->dn, D, 0.0f, s->probs, M);
-    double loss = 0.0;
+    gp_sgemm(0, 1, B, M, D, scale, s->qn, D, s->dn, D, 0.0f, s->probs, M);
+    /* rows in parallel (a retraining batch has B·M exp), each row's loss kept apart so that the
+     * sum over rows runs in row order whatever the thread count */
+    double *row = gp_malloc((size_t)B * sizeof(double));
+#pragma omp parallel for if ((int64_t)B * M >= gp_par_min() / 2) schedule(static)
     for (int i = 0; i < B; i++) {
         float *p = s->probs + (size_t)i * M;
         float mx = p[0];
         for (int k = 1; k < M; k++) mx = p[k] > mx ? p[k] : mx;
         double z = 0.0;
         for (int k = 0; k < M; k++) z += exp((double)p[k] - mx);
-        loss += (double)mx + log(z) - p[i];
+        row[i] = (double)mx + log(z) - p[i];
         for (int k = 0; k < M; k++) p[k] = (float)(exp((double)p[k] - mx) / z);
     }
+    double loss = 0.0;
+    for (int i = 0; i < B; i++) loss += row[i];
+    free(row);
     s->loss = loss / B;
     return (float)s->loss;
 }
@@ -51,12 +56,13 @@ void gp_infonce_backward(gp_infonce *s, float *dq, float *dd) {
     const int B = s->B, M = s->M, D = s->D;
     /* dS = (softmax − onehot) / B, then through S = scale qn dn^T and the normalisations */
     float *dS = gp_malloc((size_t)B * M * sizeof(float));
+#pragma omp parallel for if ((int64_t)B * M >= gp_par_min()) schedule(static)
     for (int i = 0; i < B; i++)
         for (int k = 0; k < M; k++) dS[(size_t)i * M + k] = (s->probs[(size_t)i * M + k] - (k == i)) / (float)B;
     float *dqn = gp_calloc((size_t)B * D, sizeof(float));
     float *ddn = gp_calloc((size_t)M * D, sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, D, M, s->scale, dS, M, s->dn, D, 0.0f, dqn, D);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, D, B, s->scale, dS, M, s->qn, D, 0.0f, ddn, D);
+    gp_sgemm(0, 0, B, D, M, s->scale, dS, M, s->dn, D, 0.0f, dqn, D);
+    gp_sgemm(1, 0, M, D, B, s->scale, dS, M, s->qn, D, 0.0f, ddn, D);
     gp_l2norm_backward(dq, dqn, s->qn, s->qnorm, B, D);
     gp_l2norm_backward(dd, ddn, s->dn, s->dnorm, M, D);
     free(dS);

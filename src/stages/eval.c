@@ -1,5 +1,4 @@
 /* eval.c — distributed retrieval and STS evaluation (see eval.h). */
-#include <cblas.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -193,8 +192,7 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
         int qn = (int)(nq - q0 < QB ? nq - q0 : QB);
         for (int64_t d0 = 0; d0 < corpus.n; d0 += DB) {
             int dn = (int)(corpus.n - d0 < DB ? corpus.n - d0 : DB);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qn, dn, D, 1.0f, qemb + q0 * D, D, cemb + d0 * D, D, 0.0f,
-                        S, dn);
+            gp_sgemm(0, 1, qn, dn, D, 1.0f, qemb + q0 * D, D, cemb + d0 * D, D, 0.0f, S, dn);
             for (int i = 0; i < qn; i++)
                 for (int j = 0; j < dn; j++)
                     heap_offer(local + (q0 + i) * K, &cnt[q0 + i], K, (hit){S[(size_t)i * dn + j], clo + d0 + j});

@@ -109,6 +109,8 @@ static void accumulate(stats_ctx *s, int c) {
         const float *g = gp_model_grad(m, i);
         float *F = s->F[c] + s->sel_off[i], *G = s->G[c] + s->sel_off[i];
         const size_t n = m->table.p[i].numel;
+        /* elementwise, so threads change no result */
+#pragma omp parallel for if (n >= 32768) schedule(static)
         for (size_t k = 0; k < n; k++) F[k] += g[k] * g[k], G[k] += g[k];
     }
 }

@@ -9,7 +9,8 @@
  *    "seconds_iter", "seconds_per_iteration", "gflops", "n_selected", "inertia_first", "inertia_last"}
  * where an iteration is one assignment pass (the sgemm of every point against every centroid,
  * 2·n·k·d flops, plus the exact checks) and the centroid update, and gflops counts the sgemm
- * flops of all passes over their wall time. Run with OPENBLAS_NUM_THREADS=1: one thread per rank.
+ * flops of all passes over their wall time. Run with OMP_NUM_THREADS=1: one thread per rank
+ * (gaprune splits the sgemm over its OpenMP threads).
  */
 #include <math.h>
 #include <mpi.h>

@@ -5,7 +5,7 @@
 set -euo pipefail
 bin=$1
 reps=${2:-5}
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # PyTorch and gaprune alike: one thread unless said otherwise
 here=$(dirname "$0")
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(getconf _NPROCESSORS_ONLN) cores; one thread per process"
 ours=$("$bin" "$reps")
@@ -43,38 +43,43 @@ if [ ! -f "$data/stats.ini" ] || [ "$(wc -l < "$data/domain.jsonl")" -ne "$ntrip
 fi
 gaprune=$(cd "$(dirname "$bin")/.." && pwd)/gaprune
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# R ranks x T threads, each rank bound to T cores (README, "Ranks and threads"); passive waiting,
+# since this VM's cores are shared and a spinning thread only takes time from the others
 summaries=""
-for np in 1 2; do
-  rm -rf "$data/out-$np"
-  line=$(cd "$data" && mpirun -np "$np" -x OPENBLAS_NUM_THREADS "$gaprune" stats stats.ini \
-         --set output.dir="out-$np" --set stats.checkpoint_every=100 | grep '^{"command":"stats"')
-  summaries="$summaries$line"$'\n'
+for rt in "1 1" "1 2" "2 1"; do
+  set -- $rt
+  rm -rf "$data/out-$1x$2"
+  line=$(cd "$data" && OMP_NUM_THREADS=$2 OMP_WAIT_POLICY=passive mpirun -np "$1" --map-by "slot:PE=$2" --bind-to core \
+         -x OMP_NUM_THREADS -x OMP_WAIT_POLICY "$gaprune" stats stats.ini \
+         --set output.dir="out-$1x$2" --set stats.checkpoint_every=100 | grep '^{"command":"stats"')
+  summaries="$summaries${line%\}},\"threads\":$2}"$'\n'
 done
 /usr/bin/python3 - "$summaries" "$ntrip" <<'PY'
 import json, sys
 runs = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 print(f"\nstatistics pass, MiniLM-L6 shapes (random weights, 30522 tokens), {sys.argv[2]} + {sys.argv[2]} triplets "
       "of 12/40/40 words, fisher_batch 1, checkpoint every 100 units:")
-print(f"{'ranks':>5} {'triplets/s':>11} {'speed-up':>9} {'units/s':>8} {'speed-up':>9} {'allreduce+ckpt':>15} "
+print(f"{'ranks x threads':>15} {'triplets/s':>11} {'speed-up':>9} {'units/s':>8} {'speed-up':>9} {'allreduce+ckpt':>15} "
       f"{'stats.h5 write':>15} {'peak RSS/rank':>14}")
 base = runs[0]
 for r in runs:
     share = (r["allreduce_s"] + r["checkpoint_s"]) / r["seconds"]
     loop = r["triplets"] / r["loop_s"]
-    print(f"{r['ranks']:5d} {r['triplets_per_s']:11.2f} {r['triplets_per_s'] / base['triplets_per_s']:8.2f}x "
+    print(f"{str(r['ranks']) + ' x ' + str(r['threads']):>15} {r['triplets_per_s']:11.2f} "
+          f"{r['triplets_per_s'] / base['triplets_per_s']:8.2f}x "
           f"{loop:8.2f} {loop / (base['triplets'] / base['loop_s']):8.2f}x {share:14.1%} "
           f"{r['write_s'] / r['seconds']:14.1%} {r['peak_rss_mb']:11.0f} MB")
-print("(triplets/s: end to end; units/s: the gradient units alone, checkpoints included)")
+print("(triplets/s: end to end; units/s: the gradient units alone, checkpoints included; speed-up against 1 x 1)")
 PY
 
 # ---- masked retraining steps/s on 1 and 2 ranks (50% magnitude mask), and encoding texts/s --------
 steps=${GAPRUNE_BENCH_STEPS:-10}
-(cd "$data" && "$gaprune" score stats.ini --set output.dir=out-1 --method magnitude --sparsity 0.5 >/dev/null)
+(cd "$data" && "$gaprune" score stats.ini --set output.dir=out-1x1 --method magnitude --sparsity 0.5 >/dev/null)
 summaries=""
 for np in 1 2; do
   rm -rf "$data/out-r$np"
   line=$(cd "$data" && mpirun -np "$np" -x OPENBLAS_NUM_THREADS "$gaprune" retrain stats.ini \
-         --mask out-1/mask-magnitude-0.5.h5 --set output.dir="out-r$np" --set retrain.steps="$steps" \
+         --mask out-1x1/mask-magnitude-0.5.h5 --set output.dir="out-r$np" --set retrain.steps="$steps" \
          --set retrain.batch=8 --set retrain.checkpoint_every=1000 | grep '^{"command":"retrain"')
   summaries="$summaries$line"$'\n'
 done
