@@ -44,7 +44,6 @@ typedef enum { GP_ACC_AUTO = 0, GP_ACC_REPLICATED = 1, GP_ACC_SHARDED = 2 } gp_a
 const char *gp_sample_method_name(gp_sample_method m);
 const char *gp_alignment_name(gp_alignment a);
 const char *gp_layers_name(gp_layers l);
-const char *gp_accumulators_name(gp_accumulators a);
 
 typedef struct {
     const gp_criterion **v; /* entries of the criteria registry, in the order given */

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gaprune/check.h"
@@ -64,6 +65,8 @@ typedef struct {
 const gp_criterion *gp_criterion_find(const char *name);
 /* NULL-terminated list of every criterion. */
 const gp_criterion *const *gp_criteria(void);
+/* "gaprune|gaprune-ref|...": every criterion's name, for messages and help (into buf of n). */
+void gp_criteria_names(char *buf, size_t n);
 
 /* The authors' element-wise alignment of one tensor: e = (G_gen/‖G_gen‖)(G_dom/‖G_dom‖),
  * smoothed by a 3×3 box mean with zero padding (divided by 9 everywhere). */

@@ -92,9 +92,8 @@ static gp_status plan_make(plan *p, const gp_job *job, const char *only, gp_err 
         const gp_criterion *c = gp_criterion_find(name);
         free(name);
         if (!c) {
-            char valid[512] = "";
-            for (const gp_criterion *const *k = gp_criteria(); *k; k++)
-                snprintf(valid + strlen(valid), sizeof valid - strlen(valid), "%s%s", k == gp_criteria() ? "" : "|", (*k)->name);
+            char valid[512];
+            gp_criteria_names(valid, sizeof valid);
             return gp_errf(err, GP_EINPUT, "--only %s: \"%.*s\" is not a criterion; one of %s", only, (int)(colon - only), only,
                            valid);
         }

@@ -166,15 +166,6 @@ static const char *name_of(const char *const *names, int i) {
 const char *gp_sample_method_name(gp_sample_method m) { return name_of(k_sample, (int)m); }
 const char *gp_alignment_name(gp_alignment a) { return name_of(k_alignment, (int)a); }
 const char *gp_layers_name(gp_layers l) { return name_of(k_layers, (int)l); }
-const char *gp_accumulators_name(gp_accumulators a) { return name_of(k_accumulators, (int)a); }
-
-/* "gaprune|gaprune-ref|..." from the registry, for messages. */
-static void criteria_names(char *buf, size_t n) {
-    size_t at = 0;
-    buf[0] = '\0';
-    for (const gp_criterion *const *c = gp_criteria(); *c && at < n; c++)
-        at += (size_t)snprintf(buf + at, n - at, "%s%s", c == gp_criteria() ? "" : "|", (*c)->name);
-}
 
 /* ---- typed values from text ---------------------------------------------------------------- */
 
@@ -279,7 +270,7 @@ static gp_status set_value(gp_job *j, const opt *o, const char *v, const char *w
             c[i] = gp_criterion_find(names[i]);
             if (!c[i]) {
                 char valid[512];
-                criteria_names(valid, sizeof valid);
+                gp_criteria_names(valid, sizeof valid);
                 rc = BAD("%s: [%s] %s: \"%s\" is not a criterion; one of %s", where, o->section, o->key, names[i], valid);
             }
         }
@@ -553,7 +544,7 @@ void gp_job_print(const gp_job *j, FILE *f) {
 
 void gp_job_help(FILE *f) {
     char criteria[512];
-    criteria_names(criteria, sizeof criteria);
+    gp_criteria_names(criteria, sizeof criteria);
     fprintf(f, "Job files are INI: [section] then key = value lines; ';' or '#' start comments.\n"
                "Any key can be overridden with --set section.key=value.\n");
     const char *sec = "";

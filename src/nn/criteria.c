@@ -93,6 +93,13 @@ const gp_criterion *const *gp_criteria(void) {
     return list;
 }
 
+void gp_criteria_names(char *buf, size_t n) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (const gp_criterion *const *c = gp_criteria(); *c && at < n; c++)
+        at += (size_t)snprintf(buf + at, n - at, "%s%s", c == gp_criteria() ? "" : "|", (*c)->name);
+}
+
 void gp_alignment_refcode(const float *gd, const float *gg, int64_t rows, int64_t cols, float *out) {
     size_t n = (size_t)(rows * cols);
     double nd = 0, ng = 0;
