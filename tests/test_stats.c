@@ -496,6 +496,19 @@ static void test_kill_and_resume(void **state) {
         assert_true(n >= 4 * n_expected(false));
         printf("    sharded, %d ranks: killed after checkpoint 2 and resumed: %d datasets bitwise equal\n", np, n);
     }
+    /* checkpoints of blocks are not taken for copies: a rerun with replicated accumulators starts
+     * over, and ends bitwise as the replicated run */
+    const char *shx = "[stats]\ncheckpoint_every = 1\naccumulators = sharded\n[prune]\nlayers = linear\n";
+    write_job("switch", "domain.json", "general.jsonl", shx);
+    assert_int_not_equal(stats(2, "switch", "GAPRUNE_TEST_KILL_AFTER_CHECKPOINT=2"), 0);
+    write_job("switch", "domain.json", "general.jsonl", extra);
+    assert_int_equal(stats(2, "switch", NULL), 0);
+    o = slurp("err.txt");
+    assert_non_null(strstr(o, "incomplete; starting over"));
+    free(o);
+    n = bitwise_equal_datasets("switch", "ref2");
+    assert_true(n >= 4 * n_expected(false));
+    printf("    killed sharded, rerun replicated: started over, %d datasets bitwise equal to the replicated run\n", n);
 }
 
 typedef struct {

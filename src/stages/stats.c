@@ -208,14 +208,23 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
     gp_h5_attr_int(f, "rank", s->rank);
     gp_h5_attr_int(f, "n_ranks", s->P);
     gp_h5_attr_int(f, "step", s->step);
+    /* what the arrays are: a copy of everything, or this rank's block (a resume must match) */
+    gp_h5_attr_str(f, "accumulators", s->sharded ? "sharded" : "replicated");
+    gp_h5_attr_int(f, "block_start", s->sharded ? s->bounds[s->rank] : 0);
     /* A corpus not started yet has all-zero accumulators: nothing to write. */
     for (int c = 0; c < 2; c++) {
         if (!s->units_done[c]) continue;
         char name[64];
         snprintf(name, sizeof name, "%s_fisher_sum", k_corpus[c]);
-        gp_h5_write_flat_f32(f, name, s->F[c], s->na, "this rank's sum of g^2 over its units (replicated) or over every rank's units for its block (sharded), in parameter-table order", "1");
+        gp_h5_write_flat_f32(f, name, s->F[c], s->na,
+                             "this rank's sum of g^2 over its units (replicated) or over every rank's units for its "
+                             "block (sharded), selected tensors in parameter-table order",
+                             "1");
         snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
-        gp_h5_write_flat_f32(f, name, s->G[c], s->na, "this rank's sum of g over its units (replicated) or over every rank's units for its block (sharded), in parameter-table order", "1");
+        gp_h5_write_flat_f32(f, name, s->G[c], s->na,
+                             "this rank's sum of g over its units (replicated) or over every rank's units for its "
+                             "block (sharded), selected tensors in parameter-table order",
+                             "1");
     }
     gp_h5_write_flat_f64(f, "activation_sq_sum", s->act, s->nact, "this rank's sum of x^2 per linear-layer input feature", "1");
     write_counters(f, s);
@@ -241,11 +250,15 @@ typedef struct {
 static gp_status load_checkpoint_file(hid_t f, void *vctx) {
     stats_ctx *s = ((load_ctx *)vctx)->s;
     const int64_t step = ((load_ctx *)vctx)->step;
-    int64_t fstep = -1, frank = -1;
-    char *hash = gp_h5_read_attr_str(f, "settings_hash");
+    int64_t fstep = -1, frank = -1, fstart = -1;
+    char *hash = gp_h5_read_attr_str(f, "settings_hash"), *acc = gp_h5_read_attr_str(f, "accumulators");
     gp_status rc = GP_EINPUT;
+    const bool same_layout = acc && !strcmp(acc, s->sharded ? "sharded" : "replicated") &&
+                             !gp_h5_read_attr_int(f, "block_start", &fstart) &&
+                             fstart == (s->sharded ? s->bounds[s->rank] : 0);
+    free(acc);
     if (!gp_h5_read_attr_int(f, "step", &fstep) && !gp_h5_read_attr_int(f, "rank", &frank) && hash &&
-        strcmp(hash, s->settings) == 0 && fstep == step && frank == s->rank) {
+        strcmp(hash, s->settings) == 0 && fstep == step && frank == s->rank && same_layout) {
         rc = GP_OK;
         for (int c = 0; c < 2 && !rc; c++) {
             char name[64];
