@@ -117,7 +117,8 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
     add(out, "unit activations", gp_plan_unit_activations(c, out->texts, out->seq_len, out->threads),
         "3*fisher_batch texts x T tokens, kept for backward");
     add(out, "tokenizer", 2.0 * pm->tokenizer_bytes, "2 x tokenizer files (approximate)");
-    add(out, "runtime", GP_PLAN_RUNTIME_BYTES, "MPI, HDF5, OpenBLAS (measured constant)");
+    add(out, "runtime", GP_PLAN_RUNTIME_BYTES + (P > 1 ? GP_PLAN_RUNTIME_MPI_BYTES : 0),
+        P > 1 ? "MPI (shared memory), HDF5, OpenBLAS (measured constant)" : "MPI, HDF5, OpenBLAS (measured constant)");
 }
 
 bool gp_plan_parse_size(const char *s, double *bytes) {
