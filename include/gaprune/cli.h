@@ -23,6 +23,7 @@ int gp_cmd_encode(int argc, char **argv);
 int gp_cmd_tokenize(int argc, char **argv);
 int gp_cmd_sample(int argc, char **argv);
 int gp_cmd_stats(int argc, char **argv);
+int gp_cmd_plan(int argc, char **argv);
 int gp_cmd_score(int argc, char **argv);
 int gp_cmd_inspect(int argc, char **argv);
 int gp_cmd_eval(int argc, char **argv);

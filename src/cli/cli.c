@@ -23,6 +23,7 @@ static const command k_commands[] = {
     {"run", gp_cmd_run, "every stage of the job, resumable -> OUT/report.md and OUT/report.json"},
     {"sample", gp_cmd_sample, "representative calibration sample of each corpus (k-means or random) -> OUT/sample-*.jsonl"},
     {"stats", gp_cmd_stats, "Fisher, mean gradients and activation norms of both corpora -> OUT/stats.h5"},
+    {"plan", gp_cmd_plan, "memory per rank each stage will need, from config.json and the job (no weights loaded)"},
     {"score", gp_cmd_score, "masks for each method and sparsity -> OUT/mask-M-P.h5 and OUT/pruned-M-P/"},
     {"retrain", gp_cmd_retrain, "masked AdamW retraining from a mask file -> OUT/retrained-<tag>/"},
     {"eval", gp_cmd_eval, "retrieval (nDCG@10, ...) and STS (Spearman) of a model -> OUT/eval-<model>.json"},
