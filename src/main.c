@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "gaprune/cli.h"
+#include "gaprune/dist.h"
 #include "gaprune/kernels.h"
 #include "gaprune/log.h"
 #include "gaprune/testhook.h"
@@ -26,13 +27,7 @@ static void testhooks_from_env(void) {
  * each: libgomp's default, every CPU the rank may run on, would put ranks × CPUs threads on the
  * node whenever mpirun binds ranks to a socket (its default beyond 2 ranks) or not at all. */
 static void threads_default(void) {
-    if (getenv("OMP_NUM_THREADS")) return;
-    MPI_Comm node;
-    int here = 1;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &here);
-    MPI_Comm_free(&node);
-    if (here > 1) gp_set_threads(1);
+    if (!getenv("OMP_NUM_THREADS") && gp_ranks_on_node() > 1) gp_set_threads(1);
 }
 
 int main(int argc, char **argv) {

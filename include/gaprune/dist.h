@@ -41,6 +41,8 @@ void gp_barrier(void);
  * *total (when not NULL) gets the number of rows. */
 float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total);
 
+/* Collective: the ranks of this run on this rank's node (shared memory). */
+int gp_ranks_on_node(void);
 /* Collective: this rank's share of its node's memory, in bytes: Slurm's SLURM_MEM_PER_NODE (MB)
  * when set, else the physical memory, divided by the ranks on the node. */
 double gp_memory_per_rank(void);

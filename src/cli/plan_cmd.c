@@ -37,14 +37,7 @@ static double tokenizer_bytes(const char *dir) {
 static int ranks_per_node(int ranks) {
     const char *s = getenv("SLURM_NTASKS_PER_NODE");
     if (s && atoi(s) > 0) return atoi(s);
-    if (ranks == gp_nranks()) {
-        MPI_Comm node;
-        int local = 1;
-        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-        MPI_Comm_size(node, &local);
-        MPI_Comm_free(&node);
-        return local;
-    }
+    if (ranks == gp_nranks()) return gp_ranks_on_node();
     return ranks;
 }
 

@@ -168,12 +168,17 @@ gp_status gp_agree(gp_status rc, gp_err *err) {
     return (gp_status)worst;
 }
 
-double gp_memory_per_rank(void) {
+int gp_ranks_on_node(void) {
     MPI_Comm node;
     GP_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
     int local = 1;
     GP_MPI(MPI_Comm_size(node, &local));
     MPI_Comm_free(&node);
+    return local;
+}
+
+double gp_memory_per_rank(void) {
+    const int local = gp_ranks_on_node();
     const char *slurm = getenv("SLURM_MEM_PER_NODE");
     double total = slurm && atof(slurm) > 0 ? atof(slurm) * 1048576.0
                                              : (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
