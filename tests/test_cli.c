@@ -13,22 +13,9 @@
 
 static char *g_dir;
 
-static const char *bin(void) {
-    const char *b = getenv("GAPRUNE_BIN");
-    return b ? b : "build/san/gaprune";
-}
+static const char *bin(void) { return tu_bin(); }
 
-/* Runs a shell command line with stdout and stderr captured; returns the exit status. */
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s >'%s/out' 2>'%s/err'", args, g_dir, g_dir);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
+#define run(...) tu_run_to(g_dir, __VA_ARGS__)
 
 static char *slurp(const char *name) {
     char *b = tu_read_in(g_dir, name);
@@ -38,8 +25,7 @@ static char *slurp(const char *name) {
 
 static void assert_clean_stderr(void) {
     char *e = slurp("err");
-    if (strstr(e, "AddressSanitizer") || strstr(e, "runtime error") || strstr(e, "LeakSanitizer"))
-        fail_msg("sanitizer report:\n%s", e);
+    tu_assert_no_sanitizer(e);
     free(e);
 }
 

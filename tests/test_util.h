@@ -91,6 +91,31 @@ static inline int tu_run_in(const char *dir, const char *fmt, ...) {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 
+/* The gaprune binary under test: $GAPRUNE_BIN (the sanitizer build, set by tests/run_tests.sh). */
+static inline const char *tu_bin(void) {
+    const char *b = getenv("GAPRUNE_BIN");
+    return b ? b : "build/san/gaprune";
+}
+
+/* Runs a command line (from the current folder) with stdout to dir/out and stderr to dir/err;
+ * returns its exit status (128 when it did not exit). */
+static inline int tu_run_to(const char *dir, const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s >'%s/out' 2>'%s/err'", args, dir, dir);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+/* Fails when a program's stderr holds a sanitizer report. */
+static inline void tu_assert_no_sanitizer(const char *err) {
+    if (strstr(err, "AddressSanitizer") || strstr(err, "runtime error") || strstr(err, "LeakSanitizer"))
+        fail_msg("sanitizer report:\n%s", err);
+}
+
 /* The whole file, NUL-terminated and malloc'd (*len its size when len is not NULL), or NULL
  * when it cannot be opened. */
 static inline char *tu_read_file(const char *path, size_t *len) {
