@@ -33,6 +33,9 @@ void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const i
  * of the statistics needs from every rank's gradient, without anyone holding the sum of the
  * whole. Any sizes (64-bit); messages and buffers stay bounded. */
 void gp_reduce_scatter_add_f32(const float *send, const int64_t *bounds, float *mine);
+/* Floats a gp_reduce_scatter_add_f32 round moves in all: each owner gets at most
+ * GP_DIST_RS_ROUND / P of them a round, and the round's buffers are that big. */
+#define GP_DIST_RS_ROUND ((int64_t)1 << 22)
 void gp_bcast_bytes(void *buf, size_t n, int root);
 /* *s on root is sent; on the other ranks it is replaced by a malloc'd copy. */
 void gp_bcast_string(char **s, int root);

@@ -75,6 +75,19 @@ typedef struct {
 
 void gp_stats_opts_from_job(gp_stats_opts *o, const gp_job *job);
 
+/* The statistics' layout, which gaprune plan (plan.h) predicts with the same rules:
+ *   gp_stats_layout  off[i] = offset of parameter i in the vector of the selected tensors (table
+ *                    order), or -1 when prune.layers does not select it; returns its length n.
+ *                    Needs only m's config and table.
+ *   gp_stats_blocks  sharded owners' blocks: bounds[P + 1] element offsets, runs of whole rows,
+ *                    owner q's starting at the first row boundary at or past q·n/P.
+ *   gp_stats_shard   stats.accumulators: auto shards when the replicated F and G of both corpora
+ *                    (16 bytes per selected element) would take more than a quarter of a rank's
+ *                    share of the node's memory (share, bytes). */
+int64_t gp_stats_layout(const gp_model *m, gp_layers layers, int64_t *off);
+void gp_stats_blocks(const gp_param_table *t, const int64_t *off, int64_t n, int P, int64_t *bounds);
+bool gp_stats_shard(gp_accumulators mode, int P, int64_t n, double share);
+
 /* sample: the samples of gp_sample_run when sample.method is not none, else NULL. */
 gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
                        gp_err *err);

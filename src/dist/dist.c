@@ -63,8 +63,8 @@ void gp_reduce_scatter_add_f32(const float *send, const int64_t *bounds, float *
     }
     /* rounds of at most K elements of every owner's block: every count fits an int, and the
      * packed message, the result and what MPI allocates inside stay bounded (2^22 floats a
-     * round in all) however large the statistics are */
-    const int64_t K = ((int64_t)1 << 22) / P > 0 ? ((int64_t)1 << 22) / P : 1;
+     * round in all, GP_DIST_RS_ROUND) however large the statistics are */
+    const int64_t K = GP_DIST_RS_ROUND / P > 0 ? GP_DIST_RS_ROUND / P : 1;
     int64_t longest = 0;
     for (int q = 0; q < P; q++) longest = bounds[q + 1] - bounds[q] > longest ? bounds[q + 1] - bounds[q] : longest;
     const int64_t round = longest < K ? longest : K;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gaprune/dist.h"
 #include "gaprune/score.h"
 
 /* bert.c bert_alloc (train: every layer kept) and bert_backward's scratch, in floats. */
@@ -60,40 +61,22 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
     const int P = ranks > 0 ? ranks : 1;
     out->ranks = P;
     out->threads = threads > 0 ? threads : 1;
-    /* gp_prune_selects reads only the config and the table: a model without weights answers */
+    /* gp_stats_layout (gp_prune_selects) reads only the config and the table: a model without weights answers */
     gp_model shape = {0};
     shape.cfg = *c;
     shape.table = *t;
-    int64_t n = 0, nact = 0;
     int64_t *sel_off = malloc((size_t)(t->n ? t->n : 1) * sizeof *sel_off);
-    for (int i = 0; i < t->n; i++) {
-        int layer;
-        const bool s = gp_prune_selects(so->layers, &shape, i, &layer);
-        sel_off[i] = s ? n : -1;
-        if (s) n += (int64_t)t->p[i].numel;
-        /* every 2-D block weight is a linear layer whose input sums stats.c keeps (Σ in) */
+    const int64_t n = gp_stats_layout(&shape, so->layers, sel_off);
+    int64_t nact = 0;
+    for (int i = 0; i < t->n; i++) /* every 2-D block weight is a linear layer whose input sums stats.c keeps (Σ in) */
         if (t->p[i].ndim == 2 && gp_model_param_kind(&shape, i, NULL) != GP_PARAM_OTHER) nact += t->p[i].shape[1];
-    }
     out->params = (int64_t)t->total;
     out->selected = n;
-    /* stats.c choose_sharded: auto shards when 16·n exceeds a quarter of the rank's share */
-    if (P > 1 && so->accumulators != GP_ACC_AUTO) out->sharded = so->accumulators == GP_ACC_SHARDED;
-    else if (P > 1) out->sharded = share > 0 && 16.0 * (double)n > 0.25 * share;
-    /* stats.c plan_blocks: owner q's block starts at the first row boundary at or past q·n/P */
+    out->sharded = gp_stats_shard(so->accumulators, P, n, share);
     out->block = n;
     if (out->sharded) {
         int64_t *bounds = calloc((size_t)P + 1, sizeof *bounds);
-        for (int q = 1; q <= P; q++) bounds[q] = n;
-        int q = 1;
-        for (int i = 0; i < t->n && q < P; i++) {
-            if (sel_off[i] < 0) continue;
-            const gp_param *p = &t->p[i];
-            const int64_t cols = p->ndim == 2 ? p->shape[1] : (int64_t)p->numel;
-            for (int64_t row = 0; row < (int64_t)p->numel / cols && q < P; row++) {
-                const int64_t at = sel_off[i] + row * cols;
-                while (q < P && at >= n * q / P) bounds[q++] = at;
-            }
-        }
+        gp_stats_blocks(t, sel_off, n, P, bounds);
         out->block = 0;
         for (int k = 0; k < P; k++) out->block = bounds[k + 1] - bounds[k] > out->block ? bounds[k + 1] - bounds[k] : out->block;
         free(bounds);
@@ -109,7 +92,7 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
     add(out, "accumulators", 16.0 * (double)out->block,
         out->sharded ? "16*max block (F, G of 2 corpora, this rank's block)" : "16*n (F, G of 2 corpora)");
     if (out->sharded) {
-        const int64_t K = ((int64_t)1 << 22) / P > 0 ? ((int64_t)1 << 22) / P : 1;
+        const int64_t K = GP_DIST_RS_ROUND / P > 0 ? GP_DIST_RS_ROUND / P : 1;
         const int64_t round = out->block < K ? out->block : K;
         add(out, "reduce-scatter", 4.0 * (double)(P + 1) * (double)round, "4*(R+1)*min(block, 2^22/R)");
     }

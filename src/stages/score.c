@@ -180,10 +180,6 @@ bool gp_prune_selects(gp_layers layers, const gp_model *m, int i, int *layer) {
     return k == GP_PARAM_MLP || k == GP_PARAM_ATTENTION;
 }
 
-static bool selected(const gp_prune_opts *cfg, const gp_model *m, int i, int *layer) {
-    return gp_prune_selects(cfg->layers, m, i, layer);
-}
-
 /* The tensors prune.layers selects (c->items, numel, layer_of; mk->total), the buffers to score
  * the largest of them, and an all-zero keep bitmap for each. */
 /* An n:m scope groups m consecutive inputs: every selected tensor's width must divide. */
@@ -203,7 +199,7 @@ static gp_status selects_nothing(const gp_prune_opts *cfg, const gp_model *m, gp
 gp_status gp_prune_check(const gp_prune_opts *cfg, const gp_model *m, gp_err *err) {
     int n = 0, layer;
     for (int i = 0; i < m->table.n; i++) {
-        if (!selected(cfg, m, i, &layer)) continue;
+        if (!gp_prune_selects(cfg->layers, m, i, &layer)) continue;
         gp_status rc = check_width(cfg, &cfg->scope, m, i, err);
         if (rc) return rc;
         n++;
@@ -220,7 +216,7 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
     gp_status rc = GP_OK;
     for (int i = 0; i < m->table.n && !rc; i++) {
         int layer;
-        if (!selected(c->cfg, m, i, &layer)) continue;
+        if (!gp_prune_selects(c->cfg->layers, m, i, &layer)) continue;
         const gp_param *t = &m->table.p[i];
         rc = check_width(c->cfg, scope, m, i, err);
         c->layer_of[c->n] = layer;

@@ -363,7 +363,7 @@ static int alignment_cosines(const stats_ctx *s, double *cos, const char **names
 
 /* This rank's rows of selected tensor i in F or G: its block of the rows when every rank holds
  * the sums (replicated), else the part of its owner block that falls in the tensor (sharded:
- * blocks are runs of whole rows, plan_blocks). *data points into the accumulator. */
+ * blocks are runs of whole rows, gp_stats_blocks). *data points into the accumulator. */
 static void my_rows(const stats_ctx *s, int i, const float *acc, const float **data, hsize_t *row0, hsize_t *nrows) {
     const gp_param *p = &s->m->table.p[i];
     const int64_t cols = p->ndim == 2 ? p->shape[1] : 1, off = s->sel_off[i], end = off + (int64_t)p->numel;
@@ -571,54 +571,61 @@ static void plan_units(stats_ctx *s) {
     }
 }
 
-/* The owners' blocks: contiguous runs of whole rows of the selected tensors (in table order),
- * about n / P elements each, so each rank's share of a tensor is a block of its rows (what the
- * parallel writer takes). bounds[q] is the element offset where owner q's block starts. */
-static void plan_blocks(stats_ctx *s) {
-    const gp_model *m = s->m;
-    s->bounds[0] = 0;
-    for (int q = 1; q <= s->P; q++) s->bounds[q] = (int64_t)s->n;
-    if (!s->sharded) return;
+int64_t gp_stats_layout(const gp_model *m, gp_layers layers, int64_t *off) {
+    int64_t n = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        off[i] = gp_prune_selects(layers, m, i, &layer) ? n : -1;
+        if (off[i] >= 0) n += (int64_t)m->table.p[i].numel;
+    }
+    return n;
+}
+
+/* Each rank's share of a tensor is then a block of its rows, what the parallel writer takes. */
+void gp_stats_blocks(const gp_param_table *t, const int64_t *off, int64_t n, int P, int64_t *bounds) {
+    bounds[0] = 0;
+    for (int q = 1; q <= P; q++) bounds[q] = n;
     int q = 1;
-    for (int i = 0; i < m->table.n && q < s->P; i++) {
-        if (s->sel_off[i] < 0) continue;
-        const gp_param *p = &m->table.p[i];
+    for (int i = 0; i < t->n && q < P; i++) {
+        if (off[i] < 0) continue;
+        const gp_param *p = &t->p[i];
         const int64_t cols = p->ndim == 2 ? p->shape[1] : (int64_t)p->numel;
-        for (int64_t row = 0; row < (int64_t)p->numel / cols && q < s->P; row++) {
-            const int64_t at = s->sel_off[i] + row * cols;
-            while (q < s->P && at >= (int64_t)s->n * q / s->P) s->bounds[q++] = at;
+        for (int64_t row = 0; row < (int64_t)p->numel / cols && q < P; row++) {
+            const int64_t at = off[i] + row * cols;
+            while (q < P && at >= n * q / P) bounds[q++] = at;
         }
     }
 }
 
-/* stats.accumulators: auto shards when the replicated F and G of both corpora (16 bytes per
- * selected element) would take more than a quarter of this rank's share of the node's memory. */
+bool gp_stats_shard(gp_accumulators mode, int P, int64_t n, double share) {
+    if (P == 1) return false;
+    if (mode != GP_ACC_AUTO) return mode == GP_ACC_SHARDED;
+    return share > 0 && 16.0 * (double)n > 0.25 * share; /* an unknown share (0) keeps the copies */
+}
+
 static bool choose_sharded(const stats_ctx *s) {
-    if (s->P == 1) return false;
-    if (s->o->accumulators != GP_ACC_AUTO) return s->o->accumulators == GP_ACC_SHARDED;
-    const double need = 16.0 * (double)s->n, share = gp_memory_per_rank();
-    const bool shard = need > 0.25 * share;
-    gp_log0("stats: replicated accumulators need %.3g GB per rank, %.3g GB is this rank's share of the node: %s", need / 1e9,
-            share / 1e9, shard ? "sharded" : "replicated");
+    if (s->P == 1 || s->o->accumulators != GP_ACC_AUTO) return gp_stats_shard(s->o->accumulators, s->P, (int64_t)s->n, 0);
+    const double share = gp_memory_per_rank();
+    const bool shard = gp_stats_shard(GP_ACC_AUTO, s->P, (int64_t)s->n, share);
+    gp_log0("stats: replicated accumulators need %.3g GB per rank, %.3g GB is this rank's share of the node: %s",
+            16.0 * (double)s->n / 1e9, share / 1e9, shard ? "sharded" : "replicated");
     return shard;
 }
 
 static void alloc_accumulators(stats_ctx *s) {
     gp_model *m = s->m;
-    s->sel = gp_calloc((size_t)m->table.n, sizeof(bool));
     s->sel_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
-    s->n = 0;
-    for (int i = 0; i < m->table.n; i++) {
-        int layer;
-        s->sel[i] = gp_prune_selects(s->o->layers, m, i, &layer);
-        s->sel_off[i] = s->sel[i] ? (int64_t)s->n : -1;
-        if (s->sel[i]) s->n += m->table.p[i].numel;
-    }
+    s->n = (size_t)gp_stats_layout(m, s->o->layers, s->sel_off);
+    s->sel = gp_calloc((size_t)m->table.n, sizeof(bool)); /* what gp_model_need_grads takes */
+    for (int i = 0; i < m->table.n; i++) s->sel[i] = s->sel_off[i] >= 0;
     /* backward forms the selected weights' gradients only; their inputs' gradients still flow */
     gp_model_need_grads(m, s->sel);
     s->bounds = gp_calloc((size_t)s->P + 1, sizeof(int64_t));
     s->sharded = choose_sharded(s);
-    plan_blocks(s);
+    /* replicated: rank 0's "block" is everything, the others' empty (alignment_cosines sums blocks) */
+    if (s->sharded) gp_stats_blocks(&m->table, s->sel_off, (int64_t)s->n, s->P, s->bounds);
+    else
+        for (int q = 1; q <= s->P; q++) s->bounds[q] = (int64_t)s->n;
     s->na = s->sharded ? (size_t)(s->bounds[s->rank + 1] - s->bounds[s->rank]) : s->n;
     for (int c = 0; c < 2; c++) {
         s->F[c] = gp_calloc(s->na ? s->na : 1, sizeof(float));
