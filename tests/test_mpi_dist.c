@@ -74,30 +74,38 @@ static void test_no_rows_here(void **state) {
     free(mat);
 }
 
-/* Reduce-scatter over uneven blocks (one empty, one longer than a round of messages) equals the
- * sum exactly. */
-static void test_reduce_scatter(void **state) {
+/* Non-blocking reductions of segments into owner blocks over uneven blocks (one empty, one
+ * longer than a piece of GP_DIST_RS_ROUND), the segments cutting blocks anywhere, several in
+ * flight at once, equal the sums exactly (added to what the block held). */
+static void test_reduce_add(void **state) {
     (void)state;
     const int P = gp_nranks(), r = gp_rank();
     int64_t *b = calloc((size_t)P + 1, sizeof(int64_t));
-    /* rank 1 owns nothing; the last block is longer than one round (2^22 / P) */
-    for (int q = 0; q < P; q++)
-        b[q + 1] = b[q] + (q == 1 ? 0 : q == P - 1 ? ((int64_t)1 << 22) / P + 5 : 1000 * (q + 1) + 7);
+    /* rank 1 owns nothing; the last block is longer than one piece */
+    for (int q = 0; q < P; q++) b[q + 1] = b[q] + (q == 1 ? 0 : q == P - 1 ? GP_DIST_RS_ROUND + 5 : 1000 * (q + 1) + 7);
     const int64_t n = b[P];
     float *x = malloc((size_t)n * sizeof(float)), *mine = malloc((size_t)(b[r + 1] - b[r] + 1) * sizeof(float));
     for (int64_t i = 0; i < b[r + 1] - b[r]; i++) mine[i] = 1.0f; /* the sums are added to what is there */
     for (int64_t i = 0; i < n; i++) x[i] = (float)((i % 97) * (r + 1)) * 0.25f; /* exact in float */
-    gp_reduce_scatter_add_f32(x, b, mine);
+    /* three segments, cut at 1/3 and 2/3 of the vector (inside blocks), all in flight */
+    gp_reduce_pending p = {0};
+    const int64_t cut[4] = {0, n / 3, 2 * n / 3, n};
+    for (int k = 0; k < 3; k++) {
+        gp_reduce_add_start(x + cut[k], cut[k], cut[k + 1], b, mine, &p);
+        gp_reduce_add_progress(&p);
+    }
+    gp_reduce_add_wait(&p);
+    gp_reduce_pending_free(&p);
     const float ranks_sum = (float)(P * (P + 1) / 2);
     for (int64_t i = b[r]; i < b[r + 1]; i++)
         if (mine[i - b[r]] != 1.0f + (float)(i % 97) * 0.25f * ranks_sum) fail_msg("element %lld: %g", (long long)i, mine[i - b[r]]);
     free(x), free(mine), free(b);
-    if (r == 0) printf("    reduce-scatter over %d uneven blocks (one empty, one of two rounds): exact\n", P);
+    if (r == 0) printf("    reductions of 3 segments into %d uneven blocks (one empty, one of two pieces), in flight together: exact\n", P);
 }
 
 int main(int argc, char **argv) {
     tu_mpi_init(&argc, &argv, 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_few_rows), cmocka_unit_test(test_most_rows),
-                                       cmocka_unit_test(test_no_rows_here), cmocka_unit_test(test_reduce_scatter)};
+                                       cmocka_unit_test(test_no_rows_here), cmocka_unit_test(test_reduce_add)};
     return tu_mpi_finish(cmocka_run_group_tests_name("sparse row allreduce", tests, NULL, NULL));
 }

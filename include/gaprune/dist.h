@@ -28,13 +28,31 @@ double gp_allreduce_max_f64(double v);
  * gradient is non-zero only in the rows of the batch's tokens: this moves those rows alone, a
  * bitmap of the union first. Falls back to the whole matrix when most rows are in use. */
 void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const int32_t *rows, int nr);
-/* Sums send[0, bounds[P]) over the ranks and adds to mine, on rank r, only its block: elements
- * [bounds[r], bounds[r+1]) (mine[k] += Σ_ranks send[bounds[r] + k]). What an owner of a slice
- * of the statistics needs from every rank's gradient, without anyone holding the sum of the
- * whole. Any sizes (64-bit); messages and buffers stay bounded. */
-void gp_reduce_scatter_add_f32(const float *send, const int64_t *bounds, float *mine);
-/* Floats a gp_reduce_scatter_add_f32 round moves in all: each owner gets at most
- * GP_DIST_RS_ROUND / P of them a round, and the round's buffers are that big. */
+/* Adding a segment of a vector, summed over the ranks, into the owners' blocks — what an owner
+ * of a slice of the statistics needs from every rank's gradient without anyone holding the sum
+ * of the whole — non-blocking, so that a block's gradients travel while the backward of the
+ * blocks below it computes.
+ *
+ * The vector is split into owner blocks: rank q owns elements [bounds[q], bounds[q+1]).
+ * gp_reduce_add_start(seg, a, b, bounds, mine, p) starts adding Σ_ranks seg[0, b - a) (the
+ * vector's elements [a, b)) into mine, this rank's block (mine[k] is element bounds[r] + k).
+ * Collective: every rank starts the same segments in the same order. One MPI_Ireduce per
+ * owner's part of the segment, in pieces of at most GP_DIST_RS_ROUND floats (every count fits
+ * an int; Open MPI's temporaries per piece stay bounded), so any sizes work (64-bit offsets).
+ * The owner adds its own block into its part of seg before sending, so the sum arrives in mine
+ * with no receive buffer: seg is modified, and neither seg nor mine may be touched until
+ * gp_reduce_add_wait. gp_reduce_add_progress lets MPI move data meanwhile (Open MPI's
+ * non-blocking collectives advance inside MPI calls). One rank: mine += seg at once. */
+typedef struct {
+    int n, cap;
+    void *req; /* MPI_Request[cap] in flight */
+} gp_reduce_pending;
+
+void gp_reduce_add_start(float *seg, int64_t a, int64_t b, const int64_t *bounds, float *mine, gp_reduce_pending *p);
+void gp_reduce_add_progress(gp_reduce_pending *p);
+void gp_reduce_add_wait(gp_reduce_pending *p);
+void gp_reduce_pending_free(gp_reduce_pending *p);
+/* Floats one MPI_Ireduce of gp_reduce_add_start moves at most. */
 #define GP_DIST_RS_ROUND ((int64_t)1 << 22)
 void gp_bcast_bytes(void *buf, size_t n, int root);
 /* *s on root is sent; on the other ranks it is replaced by a malloc'd copy. */

@@ -107,6 +107,17 @@ typedef struct {
 
 typedef struct gp_model_state gp_model_state;
 
+/* Per-layer events of gp_model_backward: a caller that needs each transformer block's weight
+ * gradients can take them as soon as they are final (accumulate them, start sending them)
+ * instead of after the whole backward, and the block's gradient memory can then be reused
+ * (gp_model_need_grads with windows). begin(l) comes before block l's weight gradients are
+ * written, done(l) once they are final; blocks run from the last to the first. */
+typedef struct {
+    void (*begin)(void *ctx, int layer);
+    void (*done)(void *ctx, int layer);
+    void *ctx;
+} gp_grad_hooks;
+
 typedef struct {
     char *dir;
     gp_model_config cfg;
@@ -120,6 +131,8 @@ typedef struct {
                            * not formed (gp_model_need_grads); NULL: every parameter's, at its
                            * offset in params */
     size_t grad_total;
+    int grad_windows;     /* > 0: block l's gradients live in window l % grad_windows (need_grads) */
+    gp_grad_hooks hooks;  /* all NULL: no events */
     gp_tokenizer *tok;
     int max_length;     /* default truncation: min(sentence_bert_config max_seq_length, positions) */
     char *query_prompt; /* config_sentence_transformers.json prompts.query, or NULL */
@@ -153,8 +166,22 @@ float *gp_model_grad(const gp_model *m, int i);
 /* Which parameters get a gradient from gp_model_backward: need[i] for every table index, or
  * NULL for all (the default; then m->grads is laid out like m->params). The input gradients
  * still flow through every layer; a parameter left out costs neither its weight-gradient
- * GEMM nor its memory. Frees m->grads; the next gp_model_zero_grad allocates what is needed. */
-void gp_model_need_grads(gp_model *m, const bool *need);
+ * GEMM nor its memory. Frees m->grads; the next gp_model_zero_grad allocates what is needed.
+ *
+ * windows > 0 (with need): when every needed parameter is inside a transformer block and the
+ * blocks need the same tensors, block l's gradients are laid out in window l % windows of one
+ * block's length each, in table order, so m->grads holds `windows` blocks instead of all of
+ * them; each window is reused by a later block of the same backward, so the caller must take
+ * block l's gradients in hooks.done(l) and zero the window in hooks.begin(l) (after its last
+ * reader is done). Returns the window length in floats (one block's needed elements), or 0
+ * when the layout is the contiguous one (windows == 0, need NULL, or a needed parameter
+ * outside the blocks). */
+size_t gp_model_need_grads(gp_model *m, const bool *need, int windows);
+/* Installs (or with NULL removes) the per-layer events of gp_model_backward. */
+void gp_model_set_grad_hooks(gp_model *m, const gp_grad_hooks *hooks);
+/* Called by the architectures' backward around each block's weight gradients. */
+void gp_model_layer_begin(gp_model *m, int layer);
+void gp_model_layer_done(gp_model *m, int layer);
 
 /* emb[B, dim] for a padded batch; keeps the activations for gp_model_backward. */
 void gp_model_forward(gp_model *m, const gp_batch *b, float *emb);

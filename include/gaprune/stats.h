@@ -49,7 +49,8 @@ typedef struct {
     int64_t triplets;    /* processed by all ranks in this run */
     double seconds;      /* wall time of the pass */
     double loop_s;       /* of which: the gradient units (checkpoints included) */
-    double allreduce_s;  /* of which: summing over ranks */
+    double allreduce_s;  /* of which: summing over ranks at the end */
+    double reduce_s;     /* sharded: of the loop, posting and waiting for the per-block reductions */
     double checkpoint_s; /* of which: writing checkpoints */
     double write_s;      /* of which: writing stats.h5 */
     double peak_rss_mb;  /* largest over ranks */

@@ -43,10 +43,10 @@ int gp_cmd_stats(int argc, char **argv) {
         rc = gp_stats_run(&o, m, sampled ? &samples : NULL, &rep, &err);
         if (!rc)
             gp_log0("{\"command\":\"stats\",\"up_to_date\":%s,\"triplets\":%lld,\"ranks\":%d,\"seconds\":%.3f,"
-                    "\"triplets_per_s\":%.2f,\"loop_s\":%.3f,\"allreduce_s\":%.3f,\"checkpoint_s\":%.3f,\"write_s\":%.3f,"
+                    "\"triplets_per_s\":%.2f,\"loop_s\":%.3f,\"allreduce_s\":%.3f,\"reduce_s\":%.3f,\"checkpoint_s\":%.3f,\"write_s\":%.3f,"
                     "\"peak_rss_mb\":%.1f,\"accumulators\":\"%s\",\"settings_hash\":\"%s\"}",
                     rep.up_to_date ? "true" : "false", (long long)rep.triplets, gp_nranks(), rep.seconds,
-                    rep.seconds > 0 ? (double)rep.triplets / rep.seconds : 0.0, rep.loop_s, rep.allreduce_s, rep.checkpoint_s,
+                    rep.seconds > 0 ? (double)rep.triplets / rep.seconds : 0.0, rep.loop_s, rep.allreduce_s, rep.reduce_s, rep.checkpoint_s,
                     rep.write_s, rep.peak_rss_mb, rep.up_to_date ? "none" : rep.sharded ? "sharded" : "replicated",
                     rep.settings_hash);
     }

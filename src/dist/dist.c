@@ -54,38 +54,44 @@ void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const i
     free(bits);
 }
 
-void gp_reduce_scatter_add_f32(const float *send, const int64_t *bounds, float *mine) {
+void gp_reduce_add_start(float *seg, int64_t a, int64_t b, const int64_t *bounds, float *mine, gp_reduce_pending *p) {
     const int P = gp_nranks(), r = gp_rank();
     if (P == 1) {
-        const int64_t n = bounds[1] - bounds[0];
-        for (int64_t k = 0; k < n; k++) mine[k] += send[bounds[0] + k];
+        for (int64_t k = a; k < b; k++) mine[k - bounds[0]] += seg[k - a];
         return;
     }
-    /* rounds of at most K elements of every owner's block: every count fits an int, and the
-     * packed message, the result and what MPI allocates inside stay bounded (2^22 floats a
-     * round in all, GP_DIST_RS_ROUND) however large the statistics are */
-    const int64_t K = GP_DIST_RS_ROUND / P > 0 ? GP_DIST_RS_ROUND / P : 1;
-    int64_t longest = 0;
-    for (int q = 0; q < P; q++) longest = bounds[q + 1] - bounds[q] > longest ? bounds[q + 1] - bounds[q] : longest;
-    const int64_t round = longest < K ? longest : K;
-    float *pack = gp_malloc((size_t)(P * round + 1) * sizeof(float)), *got = gp_malloc((size_t)(round + 1) * sizeof(float));
-    int *counts = gp_malloc((size_t)P * sizeof(int));
-    for (int64_t off = 0; off < longest; off += K) {
-        size_t at = 0;
-        for (int q = 0; q < P; q++) {
-            int64_t len = bounds[q + 1] - bounds[q] - off;
-            len = len < 0 ? 0 : len > K ? K : len;
-            counts[q] = (int)len;
-            memcpy(pack + at, send + bounds[q] + off, (size_t)len * sizeof(float));
-            at += (size_t)len;
+    for (int q = 0; q < P; q++) {
+        const int64_t lo = a > bounds[q] ? a : bounds[q], hi = b < bounds[q + 1] ? b : bounds[q + 1];
+        for (int64_t at = lo; at < hi; at += GP_DIST_RS_ROUND) {
+            const int cnt = (int)(hi - at < GP_DIST_RS_ROUND ? hi - at : GP_DIST_RS_ROUND);
+            float *send = seg + (at - a), *own = q == r ? mine + (at - bounds[r]) : NULL;
+            if (own)
+                for (int k = 0; k < cnt; k++) send[k] += own[k];
+            if (p->n == p->cap) {
+                p->cap = p->cap ? 2 * p->cap : 16;
+                p->req = gp_realloc(p->req, (size_t)p->cap * sizeof(MPI_Request));
+            }
+            GP_MPI(MPI_Ireduce(send, own, cnt, MPI_FLOAT, MPI_SUM, q, MPI_COMM_WORLD, (MPI_Request *)p->req + p->n));
+            p->n++;
         }
-        /* an owner whose block is done still takes part, with a count of 0 */
-        GP_MPI(MPI_Reduce_scatter(pack, got, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-        for (int k = 0; k < counts[r]; k++) mine[off + k] += got[k];
     }
-    free(pack);
-    free(got);
-    free(counts);
+}
+
+void gp_reduce_add_progress(gp_reduce_pending *p) {
+    int done = 0;
+    if (p->n) GP_MPI(MPI_Testall(p->n, p->req, &done, MPI_STATUSES_IGNORE));
+    if (done) p->n = 0;
+}
+
+void gp_reduce_add_wait(gp_reduce_pending *p) {
+    if (p->n) GP_MPI(MPI_Waitall(p->n, p->req, MPI_STATUSES_IGNORE));
+    p->n = 0;
+}
+
+void gp_reduce_pending_free(gp_reduce_pending *p) {
+    GP_CHECK(p->n == 0, "%d reductions still in flight", p->n);
+    free(p->req);
+    memset(p, 0, sizeof *p);
 }
 
 int gp_allreduce_max_int(int v) {

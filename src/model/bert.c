@@ -221,6 +221,7 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].xo : s->x0;
+        gp_model_layer_begin(m, l); /* a caller may reuse this block's gradient window */
         /* output LayerNorm; the residual carries dres2 straight to x1 */
         memset(dres, 0, n * C * sizeof(float));
         gp_layernorm_backward(dres, G(m, l, L_OLNW), G(m, l, L_OLNB), dx, a->res2, W(m, l, L_OLNW), a->mean2,
@@ -242,6 +243,7 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
         gp_attention_backward(dqkv, dqkv + C, dqkv + 2 * C, dctx, C, a->att, a->qkv, 3 * C, a->qkv + C, 3 * C,
                               a->qkv + 2 * C, 3 * C, pk->offsets, pk->B, NH, NH, hs, 0);
         gp_matmul_backward(dxin, G(m, l, L_QW), G(m, l, L_QB), dqkv, x, W(m, l, L_QW), N, C, 3 * C);
+        gp_model_layer_done(m, l); /* block l's weight gradients are final */
         float *t = dx;
         dx = dxin;
         dxin = t;

@@ -342,27 +342,89 @@ float *gp_model_grad(const gp_model *m, int i) {
     return m->grad_off[i] < 0 ? NULL : m->grads + m->grad_off[i];
 }
 
-void gp_model_need_grads(gp_model *m, const bool *need) {
+size_t gp_model_need_grads(gp_model *m, const bool *need, int windows) {
     free(m->grads);
     m->grads = NULL;
     free(m->grad_off);
     m->grad_off = NULL;
     m->grad_total = m->table.total;
+    m->grad_windows = 0;
     if (m->st) m->st->dirty_valid = false;
-    if (!need) return;
+    if (!need) return 0;
     m->grad_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
     m->grad_total = 0;
     for (int i = 0; i < m->table.n; i++) {
         m->grad_off[i] = need[i] ? (int64_t)m->grad_total : -1;
         if (need[i]) m->grad_total += m->table.p[i].numel;
     }
+    if (windows <= 0 || m->cfg.layers <= 0) return 0;
+    /* windows only when every block needs block 0's tensors at the same places of its part of
+     * the table: then a tensor's offset within its block's gradients is the same in every block */
+    int64_t *within = gp_malloc((size_t)m->table.n * sizeof(int64_t));
+    int *rel0 = gp_malloc((size_t)m->table.n * sizeof(int));
+    int64_t len = 0, at = 0;
+    int cur = -2, start = 0, start0 = 0, k = 0, k0 = 0, blocks = 0;
+    bool ok = true;
+    for (int i = 0; i <= m->table.n && ok; i++) {
+        int layer = -3;
+        if (i < m->table.n) gp_model_param_kind(m, i, &layer);
+        if (layer != cur) { /* the end of a block (or of the parameters outside them) */
+            if (cur == 0) len = at, k0 = k;
+            else if (cur > 0 && (at != len || k != k0)) ok = false;
+            if (layer >= 0 && layer != blocks++) ok = false; /* blocks in order, each once */
+            cur = layer, start = i, at = 0, k = 0;
+            if (layer == 0) start0 = i;
+        }
+        if (i == m->table.n || !need[i]) continue;
+        if (layer < 0) ok = false;
+        else if (layer == 0) rel0[k] = i - start;
+        else if (k >= k0 || rel0[k] != i - start || m->table.p[i].numel != m->table.p[start0 + rel0[k]].numel)
+            ok = false;
+        within[i] = at;
+        at += (int64_t)m->table.p[i].numel;
+        k++;
+    }
+    free(rel0);
+    if (!ok || len <= 0) {
+        free(within);
+        return 0;
+    }
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        gp_model_param_kind(m, i, &layer);
+        if (need[i]) m->grad_off[i] = (int64_t)(layer % windows) * len + within[i];
+    }
+    free(within);
+    m->grad_total = (size_t)len * (size_t)windows;
+    m->grad_windows = windows;
+    return (size_t)len;
+}
+
+void gp_model_set_grad_hooks(gp_model *m, const gp_grad_hooks *h) {
+    if (h) m->hooks = *h;
+    else memset(&m->hooks, 0, sizeof m->hooks);
+}
+
+void gp_model_layer_begin(gp_model *m, int layer) {
+    if (m->hooks.begin) m->hooks.begin(m->hooks.ctx, layer);
+    if (m->grad_windows > 0) {
+        const size_t len = m->grad_total / (size_t)m->grad_windows;
+        memset(m->grads + (size_t)(layer % m->grad_windows) * len, 0, len * sizeof(float));
+    }
+}
+
+void gp_model_layer_done(gp_model *m, int layer) {
+    if (m->hooks.done) m->hooks.done(m->hooks.ctx, layer);
 }
 
 void gp_model_zero_grad(gp_model *m) {
     gp_model_state *s = m->st;
     if (!m->grad_off) m->grad_total = m->table.total;
     const float *ge = m->grads ? gp_model_grad(m, m->tok_emb) : NULL;
-    if (!m->grads) {
+    if (m->grads && m->grad_windows > 0) {
+        /* windows are zeroed as each block begins (gp_model_layer_begin), after the caller's
+         * last reader of the window is done: a reduction may still be reading one now */
+    } else if (!m->grads) {
         m->grads = gp_calloc(m->grad_total ? m->grad_total : 1, sizeof(float));
     } else if (s && s->dirty_valid && ge) {
         const gp_param *e = &m->table.p[m->tok_emb];

@@ -275,6 +275,7 @@ static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const 
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].out : s->x0;
+        gp_model_layer_begin(m, l); /* a caller may reuse this block's gradient window */
         /* MLP; the residual carries dx straight to r1 */
         memcpy(dxin, dx, n * d.C * sizeof(float)); /* dxin holds d r1 for now */
         memset(dh, 0, n * d.F * sizeof(float));
@@ -298,6 +299,7 @@ static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const 
         memset(dn, 0, n * d.C * sizeof(float));
         gp_matmul_backward(dn, G(m, l, L_QW), NULL, dqkv, a->xn, W(m, l, L_QW), N, d.C, d.QKV);
         gp_rmsnorm_backward(dxin, G(m, l, L_INW), dn, d.C, x, d.C, W(m, l, L_INW), a->rstd1, N, 1, d.C);
+        gp_model_layer_done(m, l); /* block l's weight gradients are final */
         float *t = dx;
         dx = dxin;
         dxin = t;

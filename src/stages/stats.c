@@ -40,6 +40,14 @@ typedef struct {
     size_t na;                        /* accumulator length here: n, or this rank's block */
     int64_t *sel_off;                 /* per parameter: offset into F and G when prune.layers selects it, else -1 */
     bool *sel;                        /* per parameter: selected (the only gradients formed) */
+    size_t win;                       /* one transformer block's selected elements: block l is
+                                       * [l·win, (l+1)·win) of the selected vector, and its
+                                       * gradients live in window l % nwin of m->grads */
+    int nwin;                         /* gradient windows: 1 replicated, 2 sharded (one block's
+                                       * reductions travel while the next block's backward runs) */
+    float *sq;                        /* sharded: [nwin·win] the squared gradients being sent */
+    gp_reduce_pending pend[2];        /* sharded: reductions in flight from each window */
+    int cur;                          /* the corpus of the unit in backward (for the hooks) */
     float *F[2], *G[2];               /* accumulators [na]: the selected tensors in table order, or this
                                        * rank's block of them */
     double *act; /* Σ x² per input feature of every selected linear weight; double, because each sums
@@ -54,6 +62,7 @@ typedef struct {
     char *stats_path, *ranks_dir;
     int checkpoints_written;
     double t_allreduce, t_checkpoint, t_write;
+    double t_comm; /* sharded: time in the per-block reductions (posting, progress, waits) */
 } stats_ctx;
 
 /* ---- hashes ----------------------------------------------------------------------------- */
@@ -100,76 +109,119 @@ static void record_act_layout(void *vctx, int param, const float *x, int N, int 
     s->nact += (size_t)in;
 }
 
-/* Replicated: F += g², G += g over the selected tensors (the only gradients backward formed),
- * on the rank that ran the unit. */
-static void accumulate(stats_ctx *s, int c) {
-    const gp_model *m = s->m;
-    for (int i = 0; i < m->table.n; i++) {
-        if (s->sel_off[i] < 0) continue;
-        const float *g = gp_model_grad(m, i);
-        float *F = s->F[c] + s->sel_off[i], *G = s->G[c] + s->sel_off[i];
-        const size_t n = m->table.p[i].numel;
-        /* elementwise, so threads change no result */
+/* ---- per-block accumulation, as backward finishes each block (gp_grad_hooks) ---------------- */
+
+/* Before block l's gradients are written into window l % nwin: the reductions still reading
+ * that window (block l + nwin's) must be done (the model then zeroes the window). */
+static void block_begin(void *vctx, int layer) {
+    stats_ctx *s = vctx;
+    if (!s->sharded) return;
+    double t0 = gp_now();
+    gp_reduce_add_wait(&s->pend[layer % s->nwin]);
+    s->t_comm += gp_now() - t0;
+}
+
+/* Block l's gradients are final. Replicated: F += g², G += g for the block on this rank.
+ * Sharded (collective, every rank in the same block order; a rank without a unit sends
+ * zeros): the sums over ranks of g and g² start towards the owners of the block's elements,
+ * and travel while the backward of the blocks below runs. Elementwise, so threads change no
+ * result. */
+static void block_done(void *vctx, int layer) {
+    stats_ctx *s = vctx;
+    const int w = layer % s->nwin;
+    const int64_t a = (int64_t)layer * (int64_t)s->win, n = (int64_t)s->win;
+    float *g = s->m->grads + (size_t)w * s->win;
+    if (!s->sharded) {
+        float *F = s->F[s->cur] + a, *G = s->G[s->cur] + a;
 #pragma omp parallel for if (n >= 32768) schedule(static)
-        for (size_t k = 0; k < n; k++) F[k] += g[k] * g[k], G[k] += g[k];
+        for (int64_t k = 0; k < n; k++) F[k] += g[k] * g[k], G[k] += g[k];
+        return;
+    }
+    double t0 = gp_now();
+    float *sq = s->sq + (size_t)w * s->win;
+#pragma omp parallel for if (n >= 32768) schedule(static)
+    for (int64_t k = 0; k < n; k++) sq[k] = g[k] * g[k];
+    gp_reduce_add_start(g, a, a + n, s->bounds, s->G[s->cur], &s->pend[w]);
+    gp_reduce_add_start(sq, a, a + n, s->bounds, s->F[s->cur], &s->pend[w]);
+    gp_reduce_add_progress(&s->pend[(w + 1) % s->nwin]);
+    s->t_comm += gp_now() - t0;
+}
+
+/* Sharded, a rank without a unit this step: its part of every block's reductions, with zero
+ * gradients, in the order backward would have run them. */
+static void blocks_without_unit(stats_ctx *s, int c) {
+    s->cur = c;
+    gp_model_zero_grad(s->m); /* allocates the windows the first time */
+    for (int l = s->m->cfg.layers - 1; l >= 0; l--) {
+        gp_model_layer_begin(s->m, l);
+        gp_model_layer_done(s->m, l);
     }
 }
 
-/* Sharded, collective, every step: the sum over ranks of this step's g and g² reaches the owner
- * of each block (a rank without a unit this step contributes zeros). backward laid the selected
- * gradients out contiguously in table order (gp_model_need_grads), the order of the blocks, so
- * m->grads is the vector to scatter; it is squared in place for the second pass, as the next
- * unit zeroes it anyway. */
-static void accumulate_sharded(stats_ctx *s, int c, bool had_unit) {
-    gp_model *m = s->m;
-    if (!had_unit) gp_model_zero_grad(m);
-    float *g = m->grads;
-    gp_reduce_scatter_add_f32(g, s->bounds, s->G[c]);
-    for (size_t k = 0; k < s->n; k++) g[k] *= g[k];
-    gp_reduce_scatter_add_f32(g, s->bounds, s->F[c]);
+/* Every reduction in flight has landed in F and G (before they are read or saved). */
+static void reductions_wait(stats_ctx *s) {
+    double t0 = gp_now();
+    for (int w = 0; w < 2; w++) gp_reduce_add_wait(&s->pend[w]);
+    s->t_comm += gp_now() - t0;
 }
 
-/* One gradient unit: triplets [first, first + b) of corpus c. */
-static gp_status run_unit(stats_ctx *s, int c, int64_t unit, gp_infonce *L, gp_err *err) {
-    gp_model *m = s->m;
+/* One gradient unit's triplets: [first, first + b) of corpus c, read before the step's
+ * agreement, so that a bad record stops every rank before the collective per-block reductions
+ * of backward begin. */
+typedef struct {
+    int c, b;
+    gp_triplet *t;
+} unit_in;
+
+static gp_status load_unit(stats_ctx *s, int c, int64_t unit, unit_in *u, gp_err *err) {
     int64_t first = unit * s->fb;
-    int b = (int)(s->corp[c].n_selected - first < s->fb ? s->corp[c].n_selected - first : s->fb);
-    gp_triplet *t = gp_calloc((size_t)b, sizeof *t);
-    const char **texts = gp_malloc((size_t)(3 * b) * sizeof(char *));
+    u->c = c;
+    u->b = (int)(s->corp[c].n_selected - first < s->fb ? s->corp[c].n_selected - first : s->fb);
+    u->t = gp_calloc((size_t)u->b, sizeof *u->t);
     gp_status rc = GP_OK;
-    for (int i = 0; i < b && !rc; i++) rc = gp_corpus_read(&s->corp[c], first + i, &t[i], err);
-    if (!rc) {
-        for (int i = 0; i < b; i++) {
-            texts[i] = t[i].query;
-            texts[b + i] = t[i].positive;
-            texts[2 * b + i] = t[i].negative;
-        }
-        gp_batch batch;
-        gp_tokenizer_batch(m->tok, texts, 3 * b, s->max_len, &batch);
-        const int D = gp_model_dim(m);
-        float *emb = gp_malloc((size_t)(3 * b) * D * sizeof(float));
-        float *demb = gp_calloc((size_t)(3 * b) * D, sizeof(float));
-        gp_model_zero_grad(m);
-        gp_model_forward(m, &batch, emb);
-        float loss = gp_infonce_forward(L, emb, emb + (size_t)b * D, b, 2 * b, D, GP_INFONCE_SCALE);
-        gp_infonce_backward(L, demb, demb + (size_t)b * D);
-        gp_model_backward(m, demb);
-        if (!s->sharded) accumulate(s, c);
-        if (c == 0) {
-            act_ctx a = {s};
-            gp_model_each_linear_input(m, add_act, &a);
-        }
-        s->loss_sum[c] += loss;
-        s->units_done[c]++;
-        s->trip_done[c] += b;
-        free(emb);
-        free(demb);
-        gp_batch_free(&batch);
-    }
-    for (int i = 0; i < b; i++) gp_triplet_free(&t[i]);
-    free(t);
-    free(texts);
+    for (int i = 0; i < u->b && !rc; i++) rc = gp_corpus_read(&s->corp[c], first + i, &u->t[i], err);
     return rc;
+}
+
+static void unit_free(unit_in *u) {
+    for (int i = 0; i < u->b; i++) gp_triplet_free(&u->t[i]);
+    free(u->t);
+    memset(u, 0, sizeof *u);
+}
+
+/* Forward and backward of one unit; the block hooks accumulate its gradients (collective in
+ * sharded mode). */
+static void run_unit(stats_ctx *s, const unit_in *u, gp_infonce *L) {
+    gp_model *m = s->m;
+    const int b = u->b, c = u->c;
+    const char **texts = gp_malloc((size_t)(3 * b) * sizeof(char *));
+    for (int i = 0; i < b; i++) {
+        texts[i] = u->t[i].query;
+        texts[b + i] = u->t[i].positive;
+        texts[2 * b + i] = u->t[i].negative;
+    }
+    gp_batch batch;
+    gp_tokenizer_batch(m->tok, texts, 3 * b, s->max_len, &batch);
+    const int D = gp_model_dim(m);
+    float *emb = gp_malloc((size_t)(3 * b) * D * sizeof(float));
+    float *demb = gp_calloc((size_t)(3 * b) * D, sizeof(float));
+    gp_model_zero_grad(m);
+    gp_model_forward(m, &batch, emb);
+    float loss = gp_infonce_forward(L, emb, emb + (size_t)b * D, b, 2 * b, D, GP_INFONCE_SCALE);
+    gp_infonce_backward(L, demb, demb + (size_t)b * D);
+    s->cur = c;
+    gp_model_backward(m, demb);
+    if (c == 0) {
+        act_ctx a = {s};
+        gp_model_each_linear_input(m, add_act, &a);
+    }
+    s->loss_sum[c] += loss;
+    s->units_done[c]++;
+    s->trip_done[c] += b;
+    free(emb);
+    free(demb);
+    gp_batch_free(&batch);
+    free(texts);
 }
 
 /* ---- checkpoints -------------------------------------------------------------------------- */
@@ -200,6 +252,7 @@ static void write_counters(hid_t f, const stats_ctx *s) {
 
 /* Collective; returns a status agreed by every rank (errors already reported). */
 static gp_status checkpoint(stats_ctx *s, gp_err *err) {
+    reductions_wait(s);
     double t0 = gp_now();
     char *cur = rank_file(s, s->rank, ".h5"), *prev = rank_file(s, s->rank, ".prev.h5");
     hid_t f = gp_h5_create_tmp(cur);
@@ -511,6 +564,8 @@ static void free_ctx(stats_ctx *s) {
         free(s->F[c]);
         free(s->G[c]);
     }
+    free(s->sq);
+    for (int w = 0; w < 2; w++) gp_reduce_pending_free(&s->pend[w]);
     free(s->act);
     free(s->act_off);
     free(s->sel_off);
@@ -618,10 +673,19 @@ static void alloc_accumulators(stats_ctx *s) {
     s->n = (size_t)gp_stats_layout(m, s->o->layers, s->sel_off);
     s->sel = gp_calloc((size_t)m->table.n, sizeof(bool)); /* what gp_model_need_grads takes */
     for (int i = 0; i < m->table.n; i++) s->sel[i] = s->sel_off[i] >= 0;
-    /* backward forms the selected weights' gradients only; their inputs' gradients still flow */
-    gp_model_need_grads(m, s->sel);
     s->bounds = gp_calloc((size_t)s->P + 1, sizeof(int64_t));
     s->sharded = choose_sharded(s);
+    /* backward forms the selected weights' gradients only (their inputs' gradients still flow),
+     * one block at a time in a window that block_done empties: no buffer of every selected
+     * gradient. prune.layers selects weights inside the blocks, alike in every block, so the
+     * windows always apply. */
+    s->nwin = s->sharded ? 2 : 1;
+    s->win = gp_model_need_grads(m, s->sel, s->nwin);
+    GP_CHECK(s->win > 0 && s->win * (size_t)m->cfg.layers == s->n, "selected tensors not alike in every block (%zu x %d != %zu)",
+             s->win, m->cfg.layers, s->n);
+    if (s->sharded) s->sq = gp_malloc((size_t)s->nwin * s->win * sizeof(float));
+    const gp_grad_hooks hooks = {block_begin, block_done, s};
+    gp_model_set_grad_hooks(m, &hooks);
     /* replicated: rank 0's "block" is everything, the others' empty (alignment_cosines sums blocks) */
     if (s->sharded) gp_stats_blocks(&m->table, s->sel_off, (int64_t)s->n, s->P, s->bounds);
     else
@@ -669,29 +733,36 @@ static gp_status run_loop(stats_ctx *s, gp_stats_report *rep, bool *stopped, gp_
         if (sig_at == s->step && s->rank == 0) raise(SIGUSR1);
         int c = s->step < s->S[0] ? 0 : 1;
         int64_t unit = s->lo[c] + (c == 0 ? s->step : s->step - s->S[0]);
-        if (unit < s->hi[c]) rc = run_unit(s, c, unit, &L, err);
+        const bool have = unit < s->hi[c];
+        unit_in u = {0};
+        if (have) rc = load_unit(s, c, unit, &u, err);
         if (delay_ms > 0) usleep((useconds_t)delay_ms * 1000);
-        /* one reduction per step: any error (bit 1) or stop request (bit 0) on any rank */
+        /* one reduction per step, before its collective backward: any error (bit 1) or stop
+         * request (bit 0) on any rank; a stop leaves the step to the resumed run */
         int flags = gp_allreduce_max_int((rc != GP_OK) << 1 | gp_stop_requested());
-        if (flags & 2) {
-            rc = gp_agree(rc, err);
-            agreed = true;
+        if (flags) {
+            unit_free(&u);
+            if (flags & 2) {
+                rc = gp_agree(rc, err);
+                agreed = true;
+            } else {
+                *stopped = true;
+            }
             break;
         }
-        if (s->sharded) accumulate_sharded(s, c, unit < s->hi[c]);
+        if (have) run_unit(s, &u, &L);
+        else if (s->sharded) blocks_without_unit(s, c);
+        unit_free(&u);
         s->step++;
         int64_t est_units = (c == 0 ? s->step : s->step - s->S[0]) * s->P;
         int64_t done = c == 0 ? est_units * s->fb : s->corp[0].n_selected + est_units * s->fb;
         gp_progress_update(&prog, done < total_trip ? done : total_trip);
-        if (flags & 1) {
-            *stopped = true;
-            break;
-        }
         if (s->step % s->o->checkpoint_every == 0 && s->step < total_steps && (rc = checkpoint(s, err))) {
             agreed = true;
             break;
         }
     }
+    reductions_wait(s);
     gp_stop_end(&stop);
     gp_infonce_free(&L);
     rep->loop_s = gp_now() - t_loop;
@@ -738,6 +809,7 @@ static gp_status finish(stats_ctx *s, gp_stats_report *rep, gp_err *err) {
     getrusage(RUSAGE_SELF, &ru);
     rep->peak_rss_mb = gp_allreduce_max_f64((double)ru.ru_maxrss / 1024.0);
     rep->allreduce_s = s->t_allreduce;
+    rep->reduce_s = s->t_comm;
     rep->checkpoint_s = s->t_checkpoint;
     rep->write_s = s->t_write;
     if (!rc)
@@ -774,7 +846,8 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
         if (!rc) rc = finish(&s, rep, err);
         rep->seconds = gp_now() - t_start;
     }
-    gp_model_need_grads(m, NULL); /* the model's next user (retraining) gets every gradient */
+    gp_model_need_grads(m, NULL, 0); /* the model's next user (retraining) gets every gradient */
+    gp_model_set_grad_hooks(m, NULL);
     free_ctx(&s);
     return rc;
 }
