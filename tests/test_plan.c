@@ -74,7 +74,7 @@ static void load_shape(const char *dir, gp_model_config *cfg, gp_param_table *t)
     gp_model_build_table(cfg, t);
 }
 
-/* The parts that do not depend on the unit, against the table: 4·P, 4·n, 16·n; sharded on 2
+/* The parts that do not depend on the unit, against the table: 4·P, 4·n/L, 16·n; sharded on 2
  * ranks the largest block is about half, cut at a row. */
 static void test_formula_parts(void **state) {
     (void)state;
@@ -96,7 +96,7 @@ static void test_formula_parts(void **state) {
     for (int k = 0; k < p.nparts; k++) {
         sum += p.part[k].bytes;
         if (!strcmp(p.part[k].name, "weights")) assert_true(p.part[k].bytes == 4.0 * (double)t.total);
-        if (!strcmp(p.part[k].name, "gradients")) assert_true(p.part[k].bytes == 4.0 * (double)n);
+        if (!strcmp(p.part[k].name, "gradients")) assert_true(p.part[k].bytes == 4.0 * (double)n / cfg.layers); /* one block */
         if (!strcmp(p.part[k].name, "accumulators")) assert_true(p.part[k].bytes == 16.0 * (double)n);
     }
     assert_true(fabs(sum - p.total) < 1);
@@ -110,7 +110,7 @@ static void test_formula_parts(void **state) {
     bool rs = false;
     for (int k = 0; k < p.nparts; k++) {
         if (!strcmp(p.part[k].name, "accumulators")) assert_true(p.part[k].bytes == 16.0 * (double)p.block);
-        rs |= !strcmp(p.part[k].name, "reduce-scatter");
+        rs |= !strcmp(p.part[k].name, "squared gradients");
     }
     assert_true(rs);
     /* auto: sharded only when 16·n is over a quarter of the share */

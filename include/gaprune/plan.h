@@ -6,12 +6,12 @@
  *
  * Every component is a formula over the buffers the code allocates (the numbers say why):
  *   weights        4·P                       m->params, P = every parameter (model.c)
- *   gradients      4·n                       m->grads of the selected tensors only
- *                                            (gp_model_need_grads), n = selected elements
+ *   gradients      4·W·n/L                   m->grads: the selected gradients of one block per
+ *                                            window (gp_model_need_grads), L blocks, n selected
+ *                                            elements, W = 1 window replicated, 2 sharded
  *   accumulators   16·n replicated           F and G of both corpora, float32 (stats.c)
- *                  16·max block sharded      the largest owner block (plan_blocks' rule)
- *                  + 4·(R+1)·round           the reduce-scatter's pack and result, round =
- *                                            min(max block, 2^22 / R) (dist.c)
+ *                  16·max block sharded      the largest owner block (gp_stats_blocks)
+ *                  + 4·W·n/L                 the squares of the blocks' gradients being sent
  *   act. sums      8·Σ inputs of the linear layers (Wanda's Σx², doubles)
  *   activations    of the largest unit: B = 3·fisher_batch texts of T = min(model.max_length,
  *                  the model's max_length) tokens, N = B·T tokens, kept for backward

@@ -87,15 +87,16 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
     out->seq_len = so->max_length < model_max ? so->max_length : model_max;
     out->texts = 3 * (so->fisher_batch > 0 ? so->fisher_batch : 1);
 
+    /* stats.c: one transformer block's selected gradients per window (gp_model_need_grads),
+     * 1 window replicated, 2 sharded (one block in flight while the next is computed) */
+    const int W = out->sharded ? 2 : 1;
+    const double win = c->layers > 0 ? (double)n / c->layers : (double)n;
     add(out, "weights", 4.0 * (double)t->total, "4*P (float32 parameters)");
-    add(out, "gradients", 4.0 * (double)n, "4*n (selected tensors only)");
+    add(out, "gradients", 4.0 * W * win, out->sharded ? "4*2*n/L (two blocks' selected gradients)"
+                                                      : "4*n/L (one block's selected gradients)");
     add(out, "accumulators", 16.0 * (double)out->block,
         out->sharded ? "16*max block (F, G of 2 corpora, this rank's block)" : "16*n (F, G of 2 corpora)");
-    if (out->sharded) {
-        const int64_t K = GP_DIST_RS_ROUND / P > 0 ? GP_DIST_RS_ROUND / P : 1;
-        const int64_t round = out->block < K ? out->block : K;
-        add(out, "reduce-scatter", 4.0 * (double)(P + 1) * (double)round, "4*(R+1)*min(block, 2^22/R)");
-    }
+    if (out->sharded) add(out, "squared gradients", 4.0 * W * win, "4*2*n/L (g^2 of the blocks being sent)");
     add(out, "activation sums", 8.0 * (double)nact, "8*sum of linear inputs (Wanda)");
     add(out, "unit activations", gp_plan_unit_activations(c, out->texts, out->seq_len, out->threads),
         "3*fisher_batch texts x T tokens, kept for backward");
