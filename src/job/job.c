@@ -86,7 +86,8 @@ static const opt k_opts[] = {
      "per-tensor cosine (paper) or the authors' element-wise smoothed product"},
     {"stats", "accumulators", T_CHOICE, F(stats.accumulators), 0, "auto", k_accumulators, 0, 0,
      "where the Fisher and mean-gradient sums live: a full copy on every rank (replicated), or each rank a block "
-     "of them, reduce-scattered after every unit (sharded: memory per rank falls with the ranks); auto shards when "
+     "of them, each transformer block's gradients sent to their owners as backward finishes it (sharded: memory per "
+     "rank falls with the ranks); auto shards when "
      "the copies would take over a quarter of a rank's share of the node's memory"},
     {"prune", "methods", T_CRITERIA, F(prune.methods), 0, "gaprune", NULL, 0, 0, "criteria, a list of"},
     {"prune", "sparsity", T_NUMBERS, F(prune.sparsity), F(prune.n_sparsity), "0.5", NULL, 0, 1,
