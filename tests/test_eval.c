@@ -115,11 +115,67 @@ static void test_eval_command(void **state) {
     free(g_dir);
 }
 
+/* Evaluation embeds at the job's model.max_length: two STS files whose sentences agree in their
+ * first max_length tokens and differ after them (b.jsonl appends a long tail) give the same
+ * metrics bitwise at max_length 8 on 1 and 2 ranks, and different ones at the model's 48. */
+static void test_eval_max_length(void **state) {
+    (void)state;
+    g_dir = tu_mkdtemp();
+    tu_mpi_env();
+    char cwd[2048], bin[4096], text[8192];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    const char *b = getenv("GAPRUNE_BIN");
+    assert_non_null(realpath(b ? b : "build/san/gaprune", bin));
+    static const char *const s1[] = {"paris is the capital of france and", "berlin is big and the city is big",
+                                     "hello world hello world hello world", "a naive cafe in paris is a cafe",
+                                     "special tokens inside text are special"};
+    static const char *const s2[] = {"the capital of france is paris and", "the city of berlin is big and big",
+                                     "japan people japan people japan people", "a cafe in paris is a naive cafe",
+                                     "tokens inside text are special tokens"};
+    static const double gold[] = {5.0, 4.2, 0.5, 2.5, 3.0};
+    static const char tail[] = " japan people hello world berlin germany large city the big world people paris";
+    for (int f = 0; f < 2; f++) {
+        char p[2200], line[1024];
+        snprintf(p, sizeof p, "%s/%s.jsonl", g_dir, f ? "b" : "a");
+        text[0] = '\0';
+        for (int i = 0; i < 5; i++) {
+            snprintf(line, sizeof line, "{\"sentence1\": \"%s%s\", \"sentence2\": \"%s%s\", \"score\": %.1f}\n", s1[i],
+                     f ? tail : "", s2[i], f ? tail : "", gold[i]);
+            strcat(text, line);
+        }
+        tu_write(p, text);
+    }
+    snprintf(text, sizeof text, "%s/m.ini", g_dir);
+    char job[8192];
+    snprintf(job, sizeof job, "[model]\npath = %s/" FIXTURES "/bert-f32\n[eval]\nsts = a.jsonl, b.jsonl\nbatch = 2\n[output]\ndir = out\n",
+             cwd);
+    tu_write(text, job);
+    for (int run = 0; run < 3; run++) {
+        const int np = run == 1 ? 2 : 1, len = run == 2 ? 48 : 8;
+        assert_int_equal(tu_run_in(g_dir, "rm -rf out && mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s eval m.ini "
+                                          "--set model.max_length=%d",
+                                   np, bin, len),
+                         0);
+        char p[2200];
+        snprintf(p, sizeof p, "%s/out/eval-bert-f32.json", g_dir);
+        cJSON *j = load_json(p);
+        assert_non_null(j);
+        const double pa = get(j, "sts", "a.jsonl", "cosine_pearson"), pb = get(j, "sts", "b.jsonl", "cosine_pearson");
+        printf("    max_length %d, %d rank%s: Pearson %.6f without the tail, %.6f with it\n", len, np, np > 1 ? "s" : "", pa, pb);
+        if (len == 8) assert_true(pa == pb && get(j, "sts", "a.jsonl", "cosine_spearman") == get(j, "sts", "b.jsonl", "cosine_spearman"));
+        else assert_true(fabs(pa - pb) > 1e-4);
+        cJSON_Delete(j);
+    }
+    tu_rmtree(g_dir);
+    free(g_dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_metrics),
         cmocka_unit_test(test_correlations),
         cmocka_unit_test(test_eval_command),
+        cmocka_unit_test(test_eval_max_length),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }

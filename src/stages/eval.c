@@ -19,13 +19,14 @@
 
 static int64_t share(int64_t n, int r, int P) { return n * r / P; }
 
-/* Embeds texts [0, n) (this rank's share) and L2-normalises them: cosine = dot product. */
-static float *embed(gp_model *m, char **texts, int64_t n, int batch, const char *prefix) {
+/* Embeds texts [0, n) (this rank's share), truncated at the job's model.max_length (capped by
+ * the model's own), and L2-normalises them: cosine = dot product. */
+static float *embed(gp_model *m, char **texts, int64_t n, int batch, int max_length, const char *prefix) {
     const int D = gp_model_dim(m);
     float *e = gp_malloc((size_t)(n ? n : 1) * D * sizeof(float));
     for (int64_t i = 0; i < n; i += batch) {
         int k = (int)(n - i < batch ? n - i : batch);
-        gp_model_encode(m, (const char *const *)texts + i, k, batch, 0, prefix, e + i * D);
+        gp_model_encode(m, (const char *const *)texts + i, k, batch, max_length, prefix, e + i * D);
     }
     float *norm = gp_malloc((size_t)(n ? n : 1) * sizeof(float));
     gp_l2norm_forward(e, norm, e, (int)n, D);
@@ -178,8 +179,8 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
     if (!rc && rank == 0) rc = read_qrels(dir, &qid, &cid, &qr, &nj, err);
     if ((rc = gp_agree(rc, err))) goto done;
 
-    float *cemb = embed(m, corpus.text, corpus.n, o->batch, NULL);
-    float *qmine = embed(m, queries.text, queries.n, o->batch, query_prefix(o, m));
+    float *cemb = embed(m, corpus.text, corpus.n, o->batch, o->max_length, NULL);
+    float *qmine = embed(m, queries.text, queries.n, o->batch, o->max_length, query_prefix(o, m));
     float *qemb = gp_allgather_rows_f32(qmine, queries.n, D, NULL);
     free(qmine);
     /* each rank: the best TOPK of its corpus share for every query */
@@ -296,7 +297,8 @@ gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, doub
     if ((rc = gp_agree(rc, err))) goto done;
     {
         int64_t lo = share(n, rank, P), hi = share(n, rank + 1, P);
-        float *e1 = embed(m, s1 + lo, hi - lo, o->batch, NULL), *e2 = embed(m, s2 + lo, hi - lo, o->batch, NULL);
+        float *e1 = embed(m, s1 + lo, hi - lo, o->batch, o->max_length, NULL),
+              *e2 = embed(m, s2 + lo, hi - lo, o->batch, o->max_length, NULL);
         double *cos = gp_calloc((size_t)n, sizeof(double));
         for (int64_t i = lo; i < hi; i++) {
             double dot = 0;
