@@ -143,6 +143,10 @@ typedef struct {
 /* Loads everything from the folder. Any problem is GP_EINPUT naming the file and key or tensor. */
 gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err);
 void gp_model_free(gp_model *m);
+/* Reads the weights of m's folder into m->params again (after pruning or retraining changed
+ * them): what keeps a second copy of the weights out of memory. Every check of gp_model_load
+ * applies, so a folder changed meanwhile is an input error, not a silent mix. */
+gp_status gp_model_reload_weights(gp_model *m, gp_err *err);
 /* A model with zeroed parameters and no tokenizer, for benchmarks, tests and training from
  * scratch; the caller fills m->params. */
 gp_model *gp_model_create(const gp_model_config *cfg, gp_pooling pool);

@@ -224,8 +224,6 @@ int gp_cmd_run(int argc, char **argv) {
     if ((rc = gp_stats_run(&sto, m, sampled ? &samples : NULL, &sr, &err))) goto out;
     gp_prune_inputs in;
     if ((rc = gp_prune_inputs_init(&po, m, &in, &err))) goto out;
-    float *dense_params = gp_malloc(m->table.total * sizeof(float));
-    memcpy(dense_params, m->params, m->table.total * sizeof(float));
 
     /* 2. the dense model */
     gp_log0("run: stage 2/4, the dense model");
@@ -241,7 +239,8 @@ int gp_cmd_run(int argc, char **argv) {
     for (int a = 0; a < pl.n && !rc; a++)
         for (int b = 0; b < pl.n_sparsity && !rc; b++) {
             rc = run_mask(&job, &eo, &po, m, &in, pl.method[a], pl.sparsity[b], pl.retrain[a], eval_hash, &rows[k++], &err);
-            memcpy(m->params, dense_params, m->table.total * sizeof(float));
+            /* the dense weights again for the next mask, reread rather than kept: one model in memory */
+            if (!rc && k < nrows) rc = gp_agree(gp_model_reload_weights(m, &err), &err);
         }
     if (!rc && gp_rank() == 0 && !only) {
         gp_report_model rm = {m->dir, m->table.total, gp_arch_get(m->cfg.arch)->name};
@@ -251,7 +250,6 @@ int gp_cmd_run(int argc, char **argv) {
     for (int i = 0; i < k; i++) cJSON_Delete(rows[i].one_shot), cJSON_Delete(rows[i].retrained);
     free(rows);
     cJSON_Delete(dense);
-    free(dense_params);
     gp_prune_inputs_free(&in);
 out:
     plan_free(&pl);

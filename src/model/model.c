@@ -233,6 +233,14 @@ static gp_status load_weights(gp_model *m, gp_err *err) {
     return rc;
 }
 
+gp_status gp_model_reload_weights(gp_model *m, gp_err *err) {
+    for (int i = 0; i < m->table.n; i++) {
+        free(m->src_names[i]);
+        m->src_names[i] = NULL;
+    }
+    return load_weights(m, err);
+}
+
 gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err) {
     *out = NULL;
     if (!gp_dir_exists(dir)) return gp_errf(err, GP_EINPUT, "%s: not a model folder (no such directory)", dir);
