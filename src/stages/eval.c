@@ -21,12 +21,16 @@ static int64_t share(int64_t n, int r, int P) { return n * r / P; }
 
 /* Embeds texts [0, n) (this rank's share), truncated at the job's model.max_length (capped by
  * the model's own), and L2-normalises them: cosine = dot product. */
-static float *embed(gp_model *m, char **texts, int64_t n, int batch, int max_length, const char *prefix) {
+static float *embed(gp_model *m, char **texts, int64_t n, int batch, int max_length, const char *prefix,
+                    gp_progress *prog, int64_t before) {
     const int D = gp_model_dim(m);
     float *e = gp_malloc((size_t)(n ? n : 1) * D * sizeof(float));
     for (int64_t i = 0; i < n; i += batch) {
         int k = (int)(n - i < batch ? n - i : batch);
         gp_model_encode(m, (const char *const *)texts + i, k, batch, max_length, prefix, e + i * D);
+        /* rank 0's share times the ranks: the shares differ by one text at most */
+        const int64_t done = before + (i + k) * gp_nranks();
+        gp_progress_update(prog, done < prog->total ? done : prog->total);
     }
     float *norm = gp_malloc((size_t)(n ? n : 1) * sizeof(float));
     gp_l2norm_forward(e, norm, e, (int)n, D);
@@ -179,8 +183,13 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
     if (!rc && rank == 0) rc = read_qrels(dir, &qid, &cid, &qr, &nj, err);
     if ((rc = gp_agree(rc, err))) goto done;
 
-    float *cemb = embed(m, corpus.text, corpus.n, o->batch, o->max_length, NULL);
-    float *qmine = embed(m, queries.text, queries.n, o->batch, o->max_length, query_prefix(o, m));
+    gp_progress prog;
+    gp_progress_init(&prog, "eval corpus", nc, "texts");
+    float *cemb = embed(m, corpus.text, corpus.n, o->batch, o->max_length, NULL, &prog, 0);
+    gp_progress_done(&prog);
+    gp_progress_init(&prog, "eval queries", nq, "texts");
+    float *qmine = embed(m, queries.text, queries.n, o->batch, o->max_length, query_prefix(o, m), &prog, 0);
+    gp_progress_done(&prog);
     float *qemb = gp_allgather_rows_f32(qmine, queries.n, D, NULL);
     free(qmine);
     /* each rank: the best TOPK of its corpus share for every query */
@@ -297,8 +306,11 @@ gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, doub
     if ((rc = gp_agree(rc, err))) goto done;
     {
         int64_t lo = share(n, rank, P), hi = share(n, rank + 1, P);
-        float *e1 = embed(m, s1 + lo, hi - lo, o->batch, o->max_length, NULL),
-              *e2 = embed(m, s2 + lo, hi - lo, o->batch, o->max_length, NULL);
+        gp_progress prog;
+        gp_progress_init(&prog, "eval sts", 2 * n, "texts");
+        float *e1 = embed(m, s1 + lo, hi - lo, o->batch, o->max_length, NULL, &prog, 0),
+              *e2 = embed(m, s2 + lo, hi - lo, o->batch, o->max_length, NULL, &prog, n);
+        gp_progress_done(&prog);
         double *cos = gp_calloc((size_t)n, sizeof(double));
         for (int64_t i = lo; i < hi; i++) {
             double dot = 0;
