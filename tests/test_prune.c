@@ -104,6 +104,55 @@ static void test_refcode_alignment(void **state) {
     }
 }
 
+/* A rank scores a slice of a tensor's rows: the refcode alignment of rows [r0, r1) (given the
+ * whole tensor's Σ G², added slice by slice in order), random draws and DAI's terms equal the
+ * whole tensor's, bitwise, for every cut. */
+static void test_slices(void **state) {
+    (void)state;
+    const int64_t rows = 7, cols = 5, n = rows * cols;
+    float gd[35], gg[35], w[35], fd[35], fg[35], whole[35], part[35];
+    uint64_t seed = 3;
+    tu_fill(gd, n, 1.0, &seed), tu_fill(gg, n, 0.5, &seed), tu_fill(w, n, 0.1, &seed);
+    tu_fill(fd, n, 1e-3, &seed), tu_fill(fg, n, 1e-3, &seed);
+    gp_alignment_refcode(gd, gg, rows, cols, whole);
+    gp_score_in in = {.index = 2, .rows = rows, .cols = cols, .w = w, .fisher_dom = fd, .fisher_gen = fg,
+                      .grad_dom = gd, .grad_gen = gg, .refcode_alignment = true, .alpha = 0.2, .beta = 1, .gamma = 0.5,
+                      .seed = 9};
+    float sw[35], sp[35], rw[35], rp[35];
+    gp_criterion_find("gaprune")->score(&in, sw);
+    gp_criterion_find("random")->score(&in, rw);
+    double fw = 0, mw = 0;
+    gp_dai_terms(&in, &fw, &mw);
+    int cuts = 0;
+    for (int64_t a = 0; a < rows; a++)
+        for (int64_t b = a + 1; b <= rows; b++) {
+            /* Σ G² carried over the slices [0, a), [a, b), [b, rows) in order */
+            double sd = 0, sg = 0, fp = 0, mp = 0;
+            gp_alignment_sq_sums(gd, gg, a * cols, &sd, &sg);
+            gp_alignment_sq_sums(gd + a * cols, gg + a * cols, (b - a) * cols, &sd, &sg);
+            gp_alignment_sq_sums(gd + b * cols, gg + b * cols, (rows - b) * cols, &sd, &sg);
+            gp_alignment_refcode_rows(gd + a * cols, gg + a * cols, a, b - a, rows, cols, sd, sg, part);
+            assert_memory_equal(part, whole + a * cols, (size_t)((b - a) * cols) * sizeof(float));
+            gp_score_in sl = in;
+            sl.rows = b - a, sl.row0 = a, sl.tensor_rows = rows, sl.grad_sq_dom = sd, sl.grad_sq_gen = sg;
+            sl.w = w + a * cols, sl.fisher_dom = fd + a * cols, sl.fisher_gen = fg + a * cols;
+            sl.grad_dom = gd + a * cols, sl.grad_gen = gg + a * cols;
+            gp_criterion_find("gaprune")->score(&sl, sp);
+            gp_criterion_find("random")->score(&sl, rp);
+            assert_memory_equal(sp, sw + a * cols, (size_t)((b - a) * cols) * sizeof(float));
+            assert_memory_equal(rp, rw + a * cols, (size_t)((b - a) * cols) * sizeof(float));
+            gp_score_in head = in, tail = in;
+            head.rows = a, tail.rows = rows - a, tail.row0 = a, tail.tensor_rows = rows;
+            tail.w = w + a * cols, tail.fisher_dom = fd + a * cols, tail.fisher_gen = fg + a * cols;
+            gp_dai_terms(&head, &fp, &mp);
+            gp_dai_terms(&tail, &fp, &mp);
+            assert_true(fp == fw && mp == mw);
+            cuts++;
+        }
+    printf("    %d row slices of a 7x5 tensor: refcode alignment, gaprune and random scores, DAI terms bitwise the "
+           "whole tensor's\n", cuts);
+}
+
 /* ---- selection ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -267,6 +316,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_criteria),
         cmocka_unit_test(test_refcode_alignment),
+        cmocka_unit_test(test_slices),
         cmocka_unit_test(test_select_global_and_layer),
         cmocka_unit_test(test_select_rows_and_nm),
         cmocka_unit_test(test_scope_parse),

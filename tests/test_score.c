@@ -6,6 +6,9 @@
  *  - export of the BF16, sharded, "bert."-prefixed model: dtypes, shards, untouched tensors
  *    byte for byte, weights exactly masked;
  *  - every scope prunes exactly what it promises, /summary agrees with /mask, reruns skip;
+ *  - the mask files (masks, scores, summary, attributes: all of h5dump but the run's command,
+ *    clock, rank count and paths) are identical on 1, 2, 3, 4 and 8 ranks for every scope and
+ *    criterion, the refcode alignment included;
  *  - a NaN score stops with exit 2 naming the tensor.
  */
 #include "test_util.h"
@@ -311,6 +314,79 @@ static void test_scopes(void **state) {
     gp_model_free(m);
 }
 
+/* h5dump of a mask file without the attributes that record the run (command, created_utc,
+ * n_ranks) or name its folder (stats_file); malloc'd. */
+static char *mask_dump(const char *path) {
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "h5dump '%s'", path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap), line[8192], skip_to[256] = "";
+    out[0] = '\0';
+    for (int first = 1; fgets(line, sizeof line, p); first = 0) {
+        if (first) continue; /* HDF5 "<path>" { */
+        if (*skip_to) {
+            if (!strcmp(line, skip_to)) *skip_to = '\0';
+            continue;
+        }
+        const char *a = strstr(line, "ATTRIBUTE \"");
+        if (a && (!strncmp(a + 11, "command\"", 8) || !strncmp(a + 11, "created_utc\"", 12) ||
+                  !strncmp(a + 11, "n_ranks\"", 8) || !strncmp(a + 11, "stats_file\"", 11))) {
+            snprintf(skip_to, sizeof skip_to, "%.*s}\n", (int)(a - line), line);
+            continue;
+        }
+        size_t k = strlen(line);
+        while (len + k + 1 > cap) out = realloc(out, cap *= 2);
+        memcpy(out + len, line, k + 1);
+        len += k;
+    }
+    assert_int_equal(pclose(p), 0);
+    return out;
+}
+
+/* Every rank scores its slice: the mask files equal one rank's on 2, 3, 4 and (global, layer)
+ * 8 ranks, for every scope, with the scores saved; gaprune-ref with the refcode alignment, whose
+ * smoothing reads a row beyond each slice and whose norms are the whole tensor's. */
+static void test_ranks_agree(void **state) {
+    (void)state;
+    write_job("rk", "bert-f32", "[prune]\nlayers = linear\nsave_scores = true\n");
+    assert_int_equal(tu_run_in(g_dir, "%s stats rk.ini", bin()), 0);
+    static const char *scopes[] = {"global", "layer", "row", "2:4"};
+    static const char *sets[][3] = {{"gaprune,random,wanda,magnitude", "tensor", "gaprune random wanda magnitude"},
+                                    {"gaprune-ref", "refcode", "gaprune-ref"}};
+    static const int nps[] = {1, 2, 3, 4, 8};
+    int files = 0;
+    size_t bytes = 0;
+    for (int sc = 0; sc < 4; sc++)
+        for (int st = 0; st < 2; st++)
+            for (size_t k = 0; k < sizeof nps / sizeof *nps; k++) {
+                if (nps[k] == 8 && sc >= 2) continue; /* 8 oversubscribed ranks: the two selections over ranks */
+                char out[64];
+                snprintf(out, sizeof out, "out-rk%d-%d-%d", nps[k], sc, st);
+                tu_sh("mkdir -p '%s/%s' && cp '%s/out-rk/stats.h5' '%s/%s/'", g_dir, out, g_dir, g_dir, out);
+                assert_int_equal(tu_run_in(g_dir,
+                                           "mpirun -np %d -x ASAN_OPTIONS %s score rk.ini --method %s --sparsity 0.5 "
+                                           "--set prune.scope=%s --set stats.alignment=%s --set output.dir=%s",
+                                           nps[k], bin(), sets[st][0], scopes[sc], sets[st][1], out),
+                                 0);
+                if (nps[k] == 1) continue;
+                char methods[128], *save = NULL;
+                snprintf(methods, sizeof methods, "%s", sets[st][2]);
+                for (char *mt = strtok_r(methods, " ", &save); mt; mt = strtok_r(NULL, " ", &save)) {
+                    char a[4400], b[4400];
+                    snprintf(a, sizeof a, "%s/out-rk1-%d-%d/mask-%s-0.5.h5", g_dir, sc, st, mt);
+                    snprintf(b, sizeof b, "%s/%s/mask-%s-0.5.h5", g_dir, out, mt);
+                    char *da = mask_dump(a), *db = mask_dump(b);
+                    if (strcmp(da, db)) fail_msg("%s on %d ranks, scope %s: h5dump differs from 1 rank's", mt, nps[k], scopes[sc]);
+                    bytes += strlen(da);
+                    free(da), free(db);
+                    files++;
+                }
+            }
+    printf("    %d mask files on 2, 3, 4 and 8 ranks: h5dump identical to 1 rank's (%zu bytes compared)\n", files, bytes);
+}
+
 static void test_nan_score(void **state) {
     (void)state;
     write_job("nan", "bert-tiny", NULL);
@@ -338,6 +414,7 @@ int main(void) {
         cmocka_unit_test(test_magnitude_against_reference),
         cmocka_unit_test(test_bf16_sharded_export),
         cmocka_unit_test(test_scopes),
+        cmocka_unit_test(test_ranks_agree),
         cmocka_unit_test(test_nan_score),
     };
     return cmocka_run_group_tests_name("score", tests, setup, teardown);

@@ -7,6 +7,9 @@
  *    `h5dump -A` (layout and attributes but the run's own) is identical;
  *  - stats.accumulators = sharded (each rank a block of F and G) on 2, 3 and 4 ranks equals 1 rank
  *    within 1e-6 with the same layout;
+ *  - the masks scored from each of those files (on as many ranks as gathered it) equal, bit for
+ *    bit, the masks of the 1-rank replicated file, for gaprune, gaprune-ref with the refcode
+ *    alignment, fisher-domain and wanda;
  *  - SIGKILL after a checkpoint then a rerun, and SIGUSR1 (exit 3) then a rerun, both give a
  *    stats.h5 whose every dataset is bitwise equal to an uninterrupted run (sharded too, on 2 and
  *    4 ranks);
@@ -324,6 +327,44 @@ static void check_ranks_agree(const char *job, int np) {
     free(la), free(lb);
 }
 
+/* `h5dump -g /mask` of job's mask of method; malloc'd. */
+static char *mask_bits(const char *job, const char *method) {
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "h5dump -g /mask '%s/out-%s/mask-%s-0.5.h5' | tail -n +2", g_dir, job, method);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 16, len = 0, k;
+    char *out = malloc(cap);
+    while ((k = fread(out + len, 1, cap - len - 1, p)) > 0)
+        if ((len += k) + 1 >= cap) out = realloc(out, cap *= 2);
+    out[len] = '\0';
+    assert_int_equal(pclose(p), 0);
+    assert_true(len > 1000);
+    return out;
+}
+
+/* Scores job's stats.h5 on np ranks (and fb1's, on one, the first time) with criteria reading
+ * every kind of statistic; every mask must equal fb1's bit for bit. */
+static void check_masks_agree(const char *job, int np) {
+    static const char *methods[] = {"gaprune", "gaprune-ref", "fisher-domain", "wanda"};
+    static bool have_ref;
+    const char *score = "score %s.ini --method gaprune,gaprune-ref,fisher-domain,wanda --set stats.alignment=refcode";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, score, "fb1");
+    if (!have_ref) assert_int_equal(tu_run_in(g_dir, "%s %s", bin(), cmd), 0);
+    have_ref = true;
+    snprintf(cmd, sizeof cmd, score, job);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np %d -x ASAN_OPTIONS %s %s", np, bin(), cmd), 0);
+    assert_clean_stderr();
+    for (int i = 0; i < 4; i++) {
+        char *a = mask_bits(job, methods[i]), *b = mask_bits("fb1", methods[i]);
+        if (strcmp(a, b)) fail_msg("%s mask from %s's statistics (%d ranks) differs from the 1-rank one", methods[i], job, np);
+        free(a), free(b);
+    }
+    printf("    %s: 4 masks (gaprune, gaprune-ref refcode, fisher-domain, wanda) scored on %d ranks equal 1 rank's "
+           "bit for bit\n", job, np);
+}
+
 static void test_ranks_agree(void **state) {
     (void)state;
     static const int nps[] = {2, 3, 4, 8}; /* 8: more ranks than either corpus has units */
@@ -334,6 +375,7 @@ static void test_ranks_agree(void **state) {
         assert_int_equal(stats(nps[k], job, NULL), 0);
         assert_clean_stderr();
         check_ranks_agree(job, nps[k]);
+        check_masks_agree(job, nps[k]);
     }
 }
 
@@ -404,6 +446,7 @@ static void test_sharded(void **state) {
         assert_null(strstr(o, "replicated accumulators need")); /* chosen, not estimated */
         free(o);
         check_ranks_agree(job, np);
+        check_masks_agree(job, np);
     }
 }
 

@@ -21,6 +21,12 @@
 void gp_allreduce_sum_f32(float *buf, size_t n);
 void gp_allreduce_sum_f64(double *buf, size_t n);
 void gp_allreduce_sum_i64(int64_t *buf, size_t n);
+void gp_allreduce_sum_u64(uint64_t *buf, size_t n);
+/* In place, every rank gets the bitwise OR over ranks: pieces of a bitmap set by different
+ * ranks, a byte shared at a boundary included. */
+void gp_allreduce_bor_u8(uint8_t *buf, size_t n);
+/* The sum of v over the ranks below this one (0 on rank 0). */
+int64_t gp_exscan_sum_i64(int64_t v);
 int gp_allreduce_max_int(int v);
 double gp_allreduce_max_f64(double v);
 /* Sums over ranks the rows of mat [nrows, ncols] that some rank lists in rows[0..nr) (any
@@ -58,6 +64,10 @@ void gp_bcast_bytes(void *buf, size_t n, int root);
 /* *s on root is sent; on the other ranks it is replaced by a malloc'd copy. */
 void gp_bcast_string(char **s, int root);
 void gp_barrier(void);
+/* Point to point, in chunks of GP_DIST_CHUNK bytes: a receive must name the sender, the tag and
+ * the same n. Messages between two ranks with one tag arrive in the order sent. */
+void gp_send_bytes(const void *buf, size_t n, int to, int tag);
+void gp_recv_bytes(void *buf, size_t n, int from, int tag);
 /* Every rank's n rows of D floats, concatenated in rank order on every rank (malloc'd);
  * *total (when not NULL) gets the number of rows. */
 float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total);

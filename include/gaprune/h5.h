@@ -51,6 +51,11 @@ char *gp_h5_read_attr_str(hid_t obj, const char *name);
 hid_t gp_h5_open_quiet(const char *path);
 /* A whole float32 dataset into data (n elements expected); GP_EINPUT when absent or wrong size. */
 gp_status gp_h5_read_f32(hid_t loc, const char *name, float *data, size_t n);
+/* Rows [row0, row0 + nrows) of a float32 dataset of rows × cols elements (2-D, or 1-D of
+ * rows·cols) into data: a rank's slice of a tensor, read through the chunks that hold it.
+ * GP_EINPUT when absent or of another size. */
+gp_status gp_h5_read_rows_f32(hid_t loc, const char *name, int64_t rows, int64_t cols, int64_t row0, int64_t nrows,
+                              float *data);
 /* A contiguous, uncompressed float32 dataset written at once (checkpoints: speed over size). */
 void gp_h5_write_flat_f32(hid_t loc, const char *name, const float *data, size_t n, const char *description,
                           const char *units);

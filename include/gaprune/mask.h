@@ -1,11 +1,11 @@
 /*
- * mask.h — a pruning mask in memory: one bit per selected weight (1 = keep), broadcast
- * bit-packed from rank 0 to every rank, applied to a model's weights (and gradients), and read
- * back from a mask file (score.h writes them; mask_file.h names what is in one).
+ * mask.h — a pruning mask in memory: one bit per selected weight (1 = keep), applied to a
+ * model's weights (and gradients), read back from a mask file (score.h writes them;
+ * mask_file.h names what is in one) and broadcast bit-packed from rank 0 to every rank.
  *
  * Usage:
- *     gp_mask mask;                      // from gp_mask_build (score.h) on rank 0, or:
- *     gp_mask_read("out/job/mask-gaprune-0.5.h5", model, &mask, &err);
+ *     gp_mask mask;                      // from gp_mask_build (score.h) on every rank, or:
+ *     gp_mask_read("out/job/mask-gaprune-0.5.h5", model, &mask, &err);   // rank 0
  *     gp_mask_bcast(&mask, model);       // collective
  *     gp_mask_apply(&mask, model);       // pruned weights become exact zeros
  *     gp_mask_free(&mask);
@@ -34,7 +34,7 @@ typedef struct {
     int64_t pruned;
     double threshold;          /* score of the last pruned weight (global scope), else NaN */
     double model_zero_fraction; /* zeros in all parameters once applied */
-    gp_mask_row *rows;         /* [n], rank 0 after gp_mask_build only */
+    gp_mask_row *rows;         /* [n], after gp_mask_build only (every rank) */
 } gp_mask;
 
 /* Collective: rank 0's mask (bit-packed) to every rank. */

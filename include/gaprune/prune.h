@@ -15,11 +15,14 @@
  * element-wise product of the Frobenius-normalised mean gradients, smoothed by a zero-padded
  * 3×3 box mean (stats.alignment = refcode).
  *
- * Selection: the k lowest scores of a set of tensors, streamed tensor by tensor. Scores map to
- * ordered 32-bit keys; a histogram of the top 16 bits finds the bucket holding the k-th key, a
- * histogram of the low 16 bits inside it the key itself; a third pass marks the mask. Ties at
- * the threshold are pruned lowest global index first, so a mask is reproducible. O(N) time,
- * 65536 counters of extra memory, and exactly k pruned.
+ * Selection: the k lowest scores of a set of tensors, streamed tensor by tensor, over every rank
+ * (collective): each rank passes its own items, which follow those of the ranks below it in the
+ * global order. Scores map to ordered 32-bit keys; a histogram of the top 16 bits (summed over
+ * ranks) finds the bucket holding the k-th key, a histogram of the low 16 bits inside it the key
+ * itself; a third pass marks the mask. Ties at the threshold are pruned lowest global index
+ * first (a rank learns how many ties the ranks below hold by a prefix sum), so a mask is
+ * reproducible and the same on any number of ranks. O(N/P) time per rank, 65536 counters of
+ * extra memory, two allreduces of 512 KiB, and exactly k pruned.
  *
  * Usage:
  *     const gp_criterion *c = gp_criterion_find("gaprune");
@@ -38,15 +41,20 @@
 
 enum { GP_NEED_FISHER = 1, GP_NEED_GRAD = 2, GP_NEED_ACT = 4 };
 
-/* Everything a criterion may read for one weight matrix [rows, cols]. */
+/* Everything a criterion may read for one weight matrix, or for a slice of its rows: rows
+ * [row0, row0 + rows) of a tensor of tensor_rows rows (tensor_rows 0: the slice is the whole
+ * tensor, row0 0). Every array but act holds the slice's rows × cols. */
 typedef struct {
     int index;                /* tensor index in the model's table */
     int64_t rows, cols;
+    int64_t row0, tensor_rows;
     const float *w;           /* weights */
     const float *fisher_dom;  /* F_dom, F_gen (GP_NEED_FISHER) */
     const float *fisher_gen;
-    const float *grad_dom;    /* G_dom, G_gen (GP_NEED_GRAD, refcode alignment) */
-    const float *grad_gen;
+    const float *grad_dom;    /* G_dom, G_gen (GP_NEED_GRAD, refcode alignment); for a slice, */
+    const float *grad_gen;    /* the rows just above and below it must be readable too */
+    double grad_sq_dom;       /* for a slice with refcode alignment: Σ G_dom², Σ G_gen² over the */
+    double grad_sq_gen;       /* whole tensor (gp_alignment_sq_sums, in element order) */
     const float *act;         /* Σ x² per input feature [cols] (GP_NEED_ACT) */
     double cosine;            /* per-tensor alignment */
     bool refcode_alignment;   /* use the element-wise smoothed alignment instead */
@@ -71,9 +79,19 @@ void gp_criteria_names(char *buf, size_t n);
 /* The authors' element-wise alignment of one tensor: e = (G_gen/‖G_gen‖)(G_dom/‖G_dom‖),
  * smoothed by a 3×3 box mean with zero padding (divided by 9 everywhere). */
 void gp_alignment_refcode(const float *grad_dom, const float *grad_gen, int64_t rows, int64_t cols, float *out);
+/* The same for rows [row0, row0 + rows) of a tensor of tensor_rows rows, given its Σ G² (the
+ * norms are of the whole tensor): grad_dom and grad_gen point at row row0, and the rows just
+ * above and below the slice (where the tensor has them) must be readable. Bitwise the whole
+ * tensor's values of those rows. */
+void gp_alignment_refcode_rows(const float *grad_dom, const float *grad_gen, int64_t row0, int64_t rows,
+                               int64_t tensor_rows, int64_t cols, double sq_dom, double sq_gen, float *out);
+/* Adds Σ grad_dom² and Σ grad_gen² of n elements, in element order, to *sq_dom and *sq_gen: a
+ * sum carried from slice to slice in order equals the whole tensor's. */
+void gp_alignment_sq_sums(const float *grad_dom, const float *grad_gen, int64_t n, double *sq_dom, double *sq_gen);
 
-/* Σ |(F_dom − β F_gen)|θ|| and Σ γ √|θ| of a tensor: their ratio says how far DAI is from
- * magnitude pruning. */
+/* Adds Σ |(F_dom − β F_gen)|θ|| and Σ γ √|θ| of the (slice of the) tensor, in element order,
+ * to *fisher_term and *magnitude_term (start them at 0 for one tensor): their ratio says how far
+ * DAI is from magnitude pruning. */
 void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_term);
 
 /* ---- scopes -------------------------------------------------------------------------------- */
@@ -108,19 +126,21 @@ static inline float gp_key_float(uint32_t k) {
     return v.f;
 }
 
-/* Scores of item i (numel[i] floats) into out; GP_EINPUT with a message stops the selection. */
+/* Scores of item i (numel[i] floats) into out; GP_EINPUT with a message stops the selection
+ * (on every rank: the error is agreed after each pass, and reported by gp_agree). */
 typedef gp_status (*gp_score_fn)(void *ctx, int item, float *out, gp_err *err);
 
 typedef struct {
-    int n;                /* items, in global order */
+    int n;                /* this rank's items, in global order */
     const int64_t *numel; /* [n] */
     gp_score_fn fn;
     void *ctx;
 } gp_score_source;
 
-/* Prunes exactly k of the items' elements: keep[i] gets numel[i] bits (bit j of byte j/8;
- * 1 = keep). Ties at the threshold go lowest item, then lowest element, first. *threshold is
- * the score of the last pruned element (or -inf when k = 0). */
+/* Collective: prunes exactly k of all ranks' items' elements: keep[i] gets numel[i] bits (bit j
+ * of byte j/8; 1 = keep). Ties at the threshold go lowest rank, item, then element first.
+ * *threshold is the score of the last pruned element (or -inf when k = 0), the same everywhere.
+ * Returns the same status on every rank. Without MPI (one process) it runs alone. */
 gp_status gp_select_smallest(const gp_score_source *src, int64_t k, uint8_t *const *keep, float *threshold, gp_err *err);
 
 /* Within each run of `len` consecutive elements of scores[0..n), prunes the `k` lowest (ties:

@@ -76,12 +76,17 @@ typedef struct {
 
 void gp_stats_opts_from_job(gp_stats_opts *o, const gp_job *job);
 
+/* Whether prune.layers = layers selects parameter i of m (and its transformer block): the
+ * tensors the statistics are gathered for, and the only ones scored (score.h). */
+bool gp_prune_selects(gp_layers layers, const gp_model *m, int i, int *layer);
+
 /* The statistics' layout, which gaprune plan (plan.h) predicts with the same rules:
  *   gp_stats_layout  off[i] = offset of parameter i in the vector of the selected tensors (table
  *                    order), or -1 when prune.layers does not select it; returns its length n.
  *                    Needs only m's config and table.
  *   gp_stats_blocks  sharded owners' blocks: bounds[P + 1] element offsets, runs of whole rows,
- *                    owner q's starting at the first row boundary at or past q·n/P.
+ *                    owner q's starting at the first row boundary at or past q·n/P; also the
+ *                    slices the scoring gives each rank (score.h).
  *   gp_stats_shard   stats.accumulators: auto shards when the replicated F and G of both corpora
  *                    (16 bytes per selected element) would take more than a quarter of a rank's
  *                    share of the node's memory (share, bytes). */

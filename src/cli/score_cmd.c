@@ -1,9 +1,9 @@
 /* score_cmd.c — `gaprune score JOB.ini [--method M] [--sparsity P]`: masks and pruned models.
  *
  * For every method of prune.methods (or --method) and every sparsity of prune.sparsity (or
- * --sparsity): rank 0 scores and selects (score.h) and writes OUT/mask-<method>-<p>.h5, the mask
- * reaches every rank bit-packed, every rank applies it, and rank 0 writes the pruned model to
- * OUT/pruned-<method>-<p>/ (pipeline.h). Outputs made with the same settings are kept.
+ * --sparsity): every rank scores its slice, the ranks select together and every rank ends with
+ * the whole mask (score.h), rank 0 writes OUT/mask-<method>-<p>.h5, every rank applies the mask,
+ * and rank 0 writes the pruned model to OUT/pruned-<method>-<p>/ (pipeline.h). Outputs made with the same settings are kept.
  * --method and --sparsity set prune.methods and prune.sparsity, checked as the job is.
  */
 #include <stdio.h>

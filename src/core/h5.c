@@ -205,6 +205,32 @@ gp_status gp_h5_read_f32(hid_t loc, const char *name, float *data, size_t n) {
     return read_flat(loc, name, H5T_NATIVE_FLOAT, data, n);
 }
 
+gp_status gp_h5_read_rows_f32(hid_t loc, const char *name, int64_t rows, int64_t cols, int64_t row0, int64_t nrows,
+                              float *data) {
+    GP_CHECK(row0 >= 0 && nrows >= 0 && row0 + nrows <= rows, "rows [%lld, +%lld) of %lld", (long long)row0,
+             (long long)nrows, (long long)rows);
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return GP_EINPUT;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0) return GP_EINPUT;
+    hid_t sp = H5Dget_space(d);
+    const int nd = H5Sget_simple_extent_ndims(sp);
+    gp_status rc = GP_EINPUT;
+    if (H5Sget_simple_extent_npoints(sp) == (hssize_t)(rows * cols) && (nd == 1 || nd == 2)) {
+        /* a 2-D dataset is [rows, cols]; a 1-D one is the same elements flat */
+        hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)nrows, (hsize_t)cols};
+        if (nd == 1) start[0] = (hsize_t)(row0 * cols), count[0] = (hsize_t)(nrows * cols);
+        hsize_t mcount = (hsize_t)(nrows * cols);
+        hid_t ms = H5Screate_simple(1, &mcount, NULL);
+        if (nrows == 0 || (H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+                           H5Dread(d, H5T_NATIVE_FLOAT, ms, sp, H5P_DEFAULT, data) >= 0))
+            rc = GP_OK;
+        H5Sclose(ms);
+    }
+    H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
 gp_status gp_h5_read_f64(hid_t loc, const char *name, double *data, size_t n) {
     return read_flat(loc, name, H5T_NATIVE_DOUBLE, data, n);
 }

@@ -10,18 +10,27 @@
 #include "gaprune/check.h"
 #include "gaprune/log.h"
 
-static void allreduce(void *buf, size_t n, size_t elem, MPI_Datatype t) {
+static void allreduce(void *buf, size_t n, size_t elem, MPI_Datatype t, MPI_Op op) {
     if (gp_nranks() == 1) return;
     char *p = buf;
     for (size_t i = 0; i < n; i += GP_DIST_CHUNK) {
         size_t k = n - i < GP_DIST_CHUNK ? n - i : GP_DIST_CHUNK;
-        GP_MPI(MPI_Allreduce(MPI_IN_PLACE, p + i * elem, (int)k, t, MPI_SUM, MPI_COMM_WORLD));
+        GP_MPI(MPI_Allreduce(MPI_IN_PLACE, p + i * elem, (int)k, t, op, MPI_COMM_WORLD));
     }
 }
 
-void gp_allreduce_sum_f32(float *buf, size_t n) { allreduce(buf, n, sizeof(float), MPI_FLOAT); }
-void gp_allreduce_sum_f64(double *buf, size_t n) { allreduce(buf, n, sizeof(double), MPI_DOUBLE); }
-void gp_allreduce_sum_i64(int64_t *buf, size_t n) { allreduce(buf, n, sizeof(int64_t), MPI_INT64_T); }
+void gp_allreduce_sum_f32(float *buf, size_t n) { allreduce(buf, n, sizeof(float), MPI_FLOAT, MPI_SUM); }
+void gp_allreduce_sum_f64(double *buf, size_t n) { allreduce(buf, n, sizeof(double), MPI_DOUBLE, MPI_SUM); }
+void gp_allreduce_sum_i64(int64_t *buf, size_t n) { allreduce(buf, n, sizeof(int64_t), MPI_INT64_T, MPI_SUM); }
+void gp_allreduce_sum_u64(uint64_t *buf, size_t n) { allreduce(buf, n, sizeof(uint64_t), MPI_UINT64_T, MPI_SUM); }
+void gp_allreduce_bor_u8(uint8_t *buf, size_t n) { allreduce(buf, n, 1, MPI_UINT8_T, MPI_BOR); }
+
+int64_t gp_exscan_sum_i64(int64_t v) {
+    int64_t below = 0;
+    if (gp_nranks() == 1) return 0;
+    GP_MPI(MPI_Exscan(&v, &below, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD));
+    return gp_rank() == 0 ? 0 : below; /* MPI leaves rank 0's result undefined */
+}
 
 void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const int32_t *rows, int nr) {
     if (gp_nranks() == 1) return;
@@ -130,6 +139,22 @@ void gp_barrier(void) {
     if (gp_nranks() > 1) GP_MPI(MPI_Barrier(MPI_COMM_WORLD));
 }
 
+void gp_send_bytes(const void *buf, size_t n, int to, int tag) {
+    const char *p = buf;
+    for (size_t i = 0; i < n; i += GP_DIST_CHUNK) {
+        size_t k = n - i < GP_DIST_CHUNK ? n - i : GP_DIST_CHUNK;
+        GP_MPI(MPI_Send(p + i, (int)k, MPI_BYTE, to, tag, MPI_COMM_WORLD));
+    }
+}
+
+void gp_recv_bytes(void *buf, size_t n, int from, int tag) {
+    char *p = buf;
+    for (size_t i = 0; i < n; i += GP_DIST_CHUNK) {
+        size_t k = n - i < GP_DIST_CHUNK ? n - i : GP_DIST_CHUNK;
+        GP_MPI(MPI_Recv(p + i, (int)k, MPI_BYTE, from, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+    }
+}
+
 float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total_out) {
     const int P = gp_nranks(), rank = gp_rank();
     int64_t total = n;
@@ -156,6 +181,14 @@ float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total
 }
 
 gp_status gp_agree(gp_status rc, gp_err *err) {
+    if (gp_nranks() == 1) { /* the same outcome without MPI, so rank-free callers (unit tests) may agree too */
+        if (rc) {
+            fprintf(stderr, "gaprune: error: %s\n", err ? err->msg : "");
+            fflush(stderr);
+            if (err) err->code = rc;
+        }
+        return rc;
+    }
     int mine = rc != GP_OK ? gp_rank() : gp_nranks(), first;
     int code = (int)rc, worst;
     GP_MPI(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));

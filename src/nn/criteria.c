@@ -7,12 +7,16 @@
 #include "gaprune/prune.h"
 #include "gaprune/rng.h"
 
-/* Per-element alignment: the tensor's cosine, or the authors' smoothed element-wise product. */
+/* Per-element alignment: the tensor's cosine, or the authors' smoothed element-wise product
+ * (of the whole tensor, or of a slice given the whole tensor's sums). */
 static float *alignment(const gp_score_in *in) {
     size_t n = (size_t)(in->rows * in->cols);
     float *s = gp_malloc(n * sizeof(float));
-    if (in->refcode_alignment) {
+    if (in->refcode_alignment && in->tensor_rows == 0) {
         gp_alignment_refcode(in->grad_dom, in->grad_gen, in->rows, in->cols, s);
+    } else if (in->refcode_alignment) {
+        gp_alignment_refcode_rows(in->grad_dom, in->grad_gen, in->row0, in->rows, in->tensor_rows, in->cols,
+                                  in->grad_sq_dom, in->grad_sq_gen, s);
     } else {
         for (size_t k = 0; k < n; k++) s[k] = (float)in->cosine;
     }
@@ -58,10 +62,11 @@ static void score_fisher_general(const gp_score_in *in, float *out) {
     memcpy(out, in->fisher_gen, (size_t)(in->rows * in->cols) * sizeof(float));
 }
 
+/* Element k of a slice is element row0·cols + k of its tensor: the draw is the tensor's. */
 static void score_random(const gp_score_in *in, float *out) {
-    size_t n = (size_t)(in->rows * in->cols);
+    size_t n = (size_t)(in->rows * in->cols), at = (size_t)(in->row0 * in->cols);
     uint64_t base = gp_rng_seed(in->seed, (uint64_t)in->index);
-    for (size_t k = 0; k < n; k++) out[k] = (float)gp_rng_unit(gp_rng_mix(base ^ (k * GP_RNG_GOLDEN)));
+    for (size_t k = 0; k < n; k++) out[k] = (float)gp_rng_unit(gp_rng_mix(base ^ ((at + k) * GP_RNG_GOLDEN)));
 }
 
 static void score_wanda(const gp_score_in *in, float *out) {
@@ -100,30 +105,44 @@ void gp_criteria_names(char *buf, size_t n) {
         at += (size_t)snprintf(buf + at, n - at, "%s%s", c == gp_criteria() ? "" : "|", (*c)->name);
 }
 
+void gp_alignment_sq_sums(const float *gd, const float *gg, int64_t n, double *sq_dom, double *sq_gen) {
+    double nd = *sq_dom, ng = *sq_gen;
+    for (int64_t k = 0; k < n; k++) nd += (double)gd[k] * gd[k], ng += (double)gg[k] * gg[k];
+    *sq_dom = nd, *sq_gen = ng;
+}
+
 void gp_alignment_refcode(const float *gd, const float *gg, int64_t rows, int64_t cols, float *out) {
-    size_t n = (size_t)(rows * cols);
     double nd = 0, ng = 0;
-    for (size_t k = 0; k < n; k++) nd += (double)gd[k] * gd[k], ng += (double)gg[k] * gg[k];
+    gp_alignment_sq_sums(gd, gg, rows * cols, &nd, &ng);
+    gp_alignment_refcode_rows(gd, gg, 0, rows, rows, cols, nd, ng, out);
+}
+
+void gp_alignment_refcode_rows(const float *gd, const float *gg, int64_t row0, int64_t rows, int64_t tensor_rows,
+                               int64_t cols, double nd, double ng, float *out) {
+    const int64_t R = tensor_rows, end = row0 + rows;
     double inv = 1.0 / ((sqrt(ng) + 1e-8) * (sqrt(nd) + 1e-8));
-    /* h = 3-wide horizontal sums of e, then 3-tall sums of h; the box is zero-padded */
+    /* h = 3-wide horizontal sums of e for tensor rows row0 - 1 .. end (those that exist), a ring
+     * of three rows by tensor row; then output row i is the 3-tall sum of h; the box is
+     * zero-padded at the tensor's edges, not the slice's. gd and gg are indexed from row0. */
     double *h = gp_malloc((size_t)(3 * cols) * sizeof(double));
-    for (int64_t i = -1; i <= rows; i++) {
-        if (i + 1 < rows) { /* horizontal sums of row i + 1 into slot (i + 1) % 3 */
-            int64_t r = i + 1;
-            double *hr = h + ((r % 3 + 3) % 3) * cols;
+    for (int64_t i = row0 - 2; i < end; i++) {
+        int64_t r = i + 1;
+        if (r >= 0 && r < R) { /* horizontal sums of row r into slot r % 3 */
+            const float *d = gd + (r - row0) * cols, *g = gg + (r - row0) * cols;
+            double *hr = h + (r % 3) * cols;
             for (int64_t j = 0; j < cols; j++) {
                 double s = 0;
                 for (int64_t dj = -1; dj <= 1; dj++)
-                    if (j + dj >= 0 && j + dj < cols) s += (double)gg[r * cols + j + dj] * gd[r * cols + j + dj];
+                    if (j + dj >= 0 && j + dj < cols) s += (double)g[j + dj] * d[j + dj];
                 hr[j] = s * inv;
             }
         }
-        if (i < 0 || i >= rows) continue;
+        if (i < row0) continue;
         for (int64_t j = 0; j < cols; j++) {
             double s = 0;
             for (int64_t di = -1; di <= 1; di++)
-                if (i + di >= 0 && i + di < rows) s += h[((i + di) % 3) * cols + j];
-            out[i * cols + j] = (float)(s / 9.0);
+                if (i + di >= 0 && i + di < R) s += h[((i + di) % 3) * cols + j];
+            out[(i - row0) * cols + j] = (float)(s / 9.0);
         }
     }
     free(h);
@@ -131,7 +150,7 @@ void gp_alignment_refcode(const float *gd, const float *gg, int64_t rows, int64_
 
 void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_term) {
     size_t n = (size_t)(in->rows * in->cols);
-    double f = 0, g = 0;
+    double f = *fisher_term, g = *magnitude_term;
     for (size_t k = 0; k < n; k++) {
         double a = fabs((double)in->w[k]);
         f += fabs(((double)in->fisher_dom[k] - in->beta * in->fisher_gen[k]) * a);

@@ -1,8 +1,10 @@
-/* select.c — exact k-smallest selection by two 16-bit radix histograms (see prune.h). */
+/* select.c — exact k-smallest selection by two 16-bit radix histograms, over the items of every
+ * rank (see prune.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gaprune/dist.h"
 #include "gaprune/prune.h"
 
 static int64_t max_numel(const gp_score_source *s) {
@@ -28,6 +30,7 @@ static uint32_t find_bucket(const uint64_t *hist, uint64_t k, uint64_t *before) 
 gp_status gp_select_smallest(const gp_score_source *src, int64_t k, uint8_t *const *keep, float *threshold, gp_err *err) {
     int64_t total = 0;
     for (int i = 0; i < src->n; i++) total += src->numel[i];
+    gp_allreduce_sum_i64(&total, 1);
     GP_CHECK(k >= 0 && k <= total, "k=%lld of %lld", (long long)k, (long long)total);
     for (int i = 0; i < src->n; i++) memset(keep[i], 0xff, (size_t)(src->numel[i] + 7) / 8);
     *threshold = -INFINITY;
@@ -37,7 +40,7 @@ gp_status gp_select_smallest(const gp_score_source *src, int64_t k, uint8_t *con
     /* 32-bit counts per tensor (256 KiB: stays in L2), added to the 64-bit totals after each */
     uint32_t *local = gp_malloc(65536 * sizeof(uint32_t));
     gp_status rc = GP_OK;
-    /* pass 1: top 16 bits */
+    /* pass 1: top 16 bits, this rank's items, then the sum over ranks */
     for (int i = 0; i < src->n && !rc; i++) {
         if ((rc = src->fn(src->ctx, i, buf, err))) break;
         GP_CHECK(src->numel[i] < ((int64_t)1 << 32), "tensor of %lld elements", (long long)src->numel[i]);
@@ -45,6 +48,8 @@ gp_status gp_select_smallest(const gp_score_source *src, int64_t k, uint8_t *con
         for (int64_t j = 0; j < src->numel[i]; j++) local[gp_float_key(buf[j]) >> 16]++;
         for (int b = 0; b < 65536; b++) hist[b] += local[b];
     }
+    if ((rc = gp_agree(rc, err))) goto out;
+    gp_allreduce_sum_u64(hist, 65536);
     uint64_t before_hi = 0, before_lo = 0;
     uint32_t hi = find_bucket(hist, (uint64_t)k, &before_hi);
     /* pass 2: low 16 bits inside that bucket */
@@ -56,9 +61,20 @@ gp_status gp_select_smallest(const gp_score_source *src, int64_t k, uint8_t *con
             if (key >> 16 == hi) hist[key & 0xffff]++;
         }
     }
+    if ((rc = gp_agree(rc, err))) goto out;
+    /* this rank's keys equal to each candidate threshold, before the sum replaces them */
+    uint64_t *mine = gp_malloc(65536 * sizeof(uint64_t));
+    memcpy(mine, hist, 65536 * sizeof(uint64_t));
+    gp_allreduce_sum_u64(hist, 65536);
     uint32_t lo = find_bucket(hist, (uint64_t)k - before_hi, &before_lo);
     const uint32_t T = hi << 16 | lo;
-    uint64_t ties = (uint64_t)k - before_hi - before_lo; /* keys equal to T to prune, in order */
+    /* keys equal to T to prune: the first `ties` in global order. Ranks hold consecutive runs of
+     * that order, so the ties of the ranks below come first. */
+    const uint64_t ties_all = (uint64_t)k - before_hi - before_lo;
+    const uint64_t below = (uint64_t)gp_exscan_sum_i64((int64_t)mine[lo]);
+    uint64_t ties = ties_all > below ? ties_all - below : 0;
+    ties = ties < mine[lo] ? ties : mine[lo];
+    free(mine);
     /* pass 3: the mask, eight weights to a byte */
     for (int i = 0; i < src->n && !rc; i++) {
         if ((rc = src->fn(src->ctx, i, buf, err))) break;
@@ -78,8 +94,10 @@ gp_status gp_select_smallest(const gp_score_source *src, int64_t k, uint8_t *con
             m[j0 >> 3] = (uint8_t)byte;
         }
     }
-    free(local);
+    rc = gp_agree(rc, err);
     *threshold = gp_key_float(T);
+out:
+    free(local);
     free(hist);
     free(buf);
     return rc;

@@ -109,8 +109,8 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
     current = gp_allreduce_max_int(current);
     gp_status rc = GP_OK;
     double reused_ratio = NAN;
-    if (gp_rank() == 0) {
-        if (current) {
+    if (current) { /* rank 0 reads the mask back and sends it to every rank */
+        if (gp_rank() == 0) {
             rc = gp_mask_read(out->mask_path, m, &out->mask, err);
             hid_t f = rc ? -1 : gp_h5_open_quiet(out->mask_path);
             if (f >= 0) {
@@ -118,17 +118,17 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
                 gp_h5_read_attr_double(f, GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN, &reused_ratio);
                 H5Fclose(f);
             }
-        } else {
-            gp_mask_request req = {crit, p, in->stats_path, out->mask_path, out->hash};
-            rc = gp_mask_build(cfg, m, &req, &out->mask, err);
         }
+        if ((rc = gp_agree(rc, err))) return rc;
+        gp_mask_bcast(&out->mask, m);
+    } else { /* every rank scores its slice and ends with the whole mask */
+        gp_mask_request req = {crit, p, in->stats_path, out->mask_path, out->hash};
+        if ((rc = gp_mask_build(cfg, m, &req, &out->mask, err))) return rc;
     }
-    if ((rc = gp_agree(rc, err))) return rc;
     double ratio_sum = 0;
     int ratio_n = 0;
-    for (int i = 0; gp_rank() == 0 && out->mask.rows && i < out->mask.n; i++)
+    for (int i = 0; out->mask.rows && i < out->mask.n; i++)
         if (!isnan(out->mask.rows[i].fisher_vs_magnitude)) ratio_sum += out->mask.rows[i].fisher_vs_magnitude, ratio_n++;
-    gp_mask_bcast(&out->mask, m);
     gp_mask_apply(&out->mask, m);
     out->reused = current;
     out->sparsity = (double)out->mask.pruned / (double)out->mask.total;

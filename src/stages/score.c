@@ -1,4 +1,5 @@
-/* score.c — scoring the selected weights with one criterion, selecting, and writing the mask file (see score.h). */
+/* score.c — scoring the selected weights with one criterion, selecting, and writing the mask
+ * file, every rank its slice (see score.h). */
 #include "gaprune/score.h"
 
 #include <hdf5.h>
@@ -15,7 +16,21 @@
 #include "gaprune/prune.h"
 #include "gaprune/stats_file.h"
 
-/* ---- scoring one selected tensor from the model and stats.h5 --------------------------------- */
+/* ---- this rank's slice ------------------------------------------------------------------------- */
+
+/* Rows [row0, row0 + rows) of selected tensor `item`, the part of it in this rank's block; its
+ * scores are at `at` in the slice's. */
+typedef struct {
+    int item;
+    int64_t row0, rows;
+    int64_t at;
+} piece;
+
+/* The running values of the summary, carried through each tensor in element order. */
+enum { SUM_MIN, SUM_MAX, SUM_SCORES, SUM_FISHER, SUM_MAGNITUDE, N_SUM };
+
+/* Message tags of the values passed from rank to rank and of the scores gathered to rank 0. */
+enum { TAG_SQ = 11, TAG_SUMMARY = 12, TAG_SCORES = 13 };
 
 typedef struct {
     const gp_prune_opts *cfg;
@@ -23,78 +38,176 @@ typedef struct {
     const gp_criterion *crit;
     hid_t stats; /* -1 when there is no statistics file */
     const char *stats_path;
-    int n, *items;       /* selected tensors (table indices) */
-    int64_t *numel;
+    unsigned needs;                 /* statistics the scores read (GP_NEED_*; refcode adds the gradients) */
+    bool refcode;                   /* the element-wise alignment of the authors' code */
+    int n, *items;                  /* selected tensors (table indices), in table order */
+    int64_t *numel, *off;           /* of each: elements, offset in the vector of all selected elements */
     int *layer_of;                  /* transformer block of each item, -1 outside */
     int64_t maxn;                   /* largest numel of an item */
-    float *fd, *fg, *gd, *gg, *act; /* one tensor's statistics */
-    float *scores;                  /* one tensor's scores */
+    int64_t *bounds;                /* [P + 1] the ranks' blocks of that vector (gp_stats_blocks) */
+    piece *pc;                      /* this rank's pieces, in global order */
+    int npc;
+    int64_t slice_n;                /* elements in them */
+    float *scores;                  /* [slice_n] */
+    float *fd, *fg, *gd, *gg, *act; /* one piece's statistics (gd, gg with a row above and below) */
     double *cosine;                 /* per table index */
-    int *map, map_n;                /* a subset of items (layer scope), or NULL */
+    double *sq;                     /* [n][2] Σ G_dom², Σ G_gen² of each item (refcode) */
+    double *sum;                    /* [n][N_SUM] the summary values of each item */
+    int *map, map_n;                /* a subset of the pieces (layer scope), or NULL */
 } score_ctx;
 
-static gp_status read_stat(score_ctx *c, const char *group, int p, float *buf, size_t n, gp_err *err) {
+static int64_t cols_of(const score_ctx *c, int item) { return c->m->table.p[c->items[item]].shape[1]; }
+static int64_t rows_of(const score_ctx *c, int item) { return c->m->table.p[c->items[item]].shape[0]; }
+
+/* The rows of item that rank q's block holds; false when none. */
+static bool piece_on(const score_ctx *c, int item, int q, int64_t *row0, int64_t *rows) {
+    const int64_t a = c->off[item], b = a + c->numel[item], cols = cols_of(c, item);
+    const int64_t s = a > c->bounds[q] ? a : c->bounds[q], e = b < c->bounds[q + 1] ? b : c->bounds[q + 1];
+    if (s >= e) return false;
+    *row0 = (s - a) / cols, *rows = (e - s) / cols; /* blocks are whole rows */
+    return true;
+}
+
+/* The rank whose block holds element e of the selected vector. */
+static int owner_of(const score_ctx *c, int64_t e) {
+    int q = 0;
+    while (q + 1 < gp_nranks() && !(e >= c->bounds[q] && e < c->bounds[q + 1])) q++;
+    return q;
+}
+
+/* ---- scoring this rank's pieces from the model and stats.h5 ------------------------------------- */
+
+static gp_status read_stat(score_ctx *c, const char *group, int item, int64_t row0, int64_t rows, float *buf,
+                           gp_err *err) {
+    const int p = c->items[item];
     char name[320];
     gp_stats_tensor(name, sizeof name, group, c->m->src_names[p]);
-    if (!gp_h5_read_f32(c->stats, name, buf, n)) return GP_OK;
+    if (!gp_h5_read_rows_f32(c->stats, name, rows_of(c, item), cols_of(c, item), row0, rows, buf)) return GP_OK;
     /* statistics exist only for the tensors of the layers they were gathered for */
     char *layers = gp_h5_read_attr_str(c->stats, GP_STATS_ATTR_LAYERS);
     gp_status rc = gp_errf(err, GP_EINPUT,
                            "%s: no dataset %s of %zu values (statistics of another model, or of other layers: the file "
                            "has prune.layers = %s, this job %s; rerun gaprune stats with the job's layers)",
-                           c->stats_path, name, n, layers ? layers : "?", gp_layers_name(c->cfg->layers));
+                           c->stats_path, name, (size_t)c->numel[item], layers ? layers : "?",
+                           gp_layers_name(c->cfg->layers));
     free(layers);
     return rc;
 }
 
-static gp_status load_fisher(score_ctx *c, int p, gp_err *err) {
-    size_t n = c->m->table.p[p].numel;
-    gp_status rc = read_stat(c, GP_STATS_DOMAIN_FISHER, p, c->fd, n, err);
-    if (!rc) rc = read_stat(c, GP_STATS_GENERAL_FISHER, p, c->fg, n, err);
-    return rc;
+static gp_status read_act(score_ctx *c, int item, gp_err *err) {
+    char name[320];
+    gp_stats_tensor(name, sizeof name, GP_STATS_ACTIVATIONS, c->m->src_names[c->items[item]]);
+    if (!gp_h5_read_f32(c->stats, name, c->act, (size_t)cols_of(c, item))) return GP_OK;
+    return gp_errf(err, GP_EINPUT, "%s: no dataset %s of %lld values (statistics of another model?)", c->stats_path,
+                   name, (long long)cols_of(c, item));
 }
 
-static gp_status score_item(void *vctx, int item, float *out, gp_err *err) {
-    score_ctx *c = vctx;
-    if (c->map) item = c->map[item];
-    const int p = c->items[item];
-    const gp_param *t = &c->m->table.p[p];
+/* Piece j's part of Σ G² (refcode), added to acc[0..2) in element order. */
+static gp_status sq_piece(score_ctx *c, int j, double *acc, gp_err *err) {
+    const piece *q = &c->pc[j];
+    gp_status rc;
+    if ((rc = read_stat(c, GP_STATS_DOMAIN_GRAD_MEAN, q->item, q->row0, q->rows, c->gd, err)) ||
+        (rc = read_stat(c, GP_STATS_GENERAL_GRAD_MEAN, q->item, q->row0, q->rows, c->gg, err)))
+        return rc;
+    gp_alignment_sq_sums(c->gd, c->gg, q->rows * cols_of(c, q->item), &acc[0], &acc[1]);
+    return GP_OK;
+}
+
+/* Scores piece j into its place in c->scores, checks them, and adds its part of the summary
+ * (min, max, sum, and with statistics DAI's two terms) to acc in element order. */
+static gp_status score_piece(score_ctx *c, int j, double *acc, gp_err *err) {
+    const piece *q = &c->pc[j];
+    const int p = c->items[q->item];
+    const int64_t cols = cols_of(c, q->item), R = rows_of(c, q->item), n = q->rows * cols;
+    float *out = c->scores + q->at;
     gp_score_in in = {.index = p,
-                      .rows = t->shape[0],
-                      .cols = t->shape[1],
-                      .w = gp_model_param(c->m, p),
+                      .rows = q->rows,
+                      .cols = cols,
+                      .row0 = q->row0,
+                      .tensor_rows = R,
+                      .w = gp_model_param(c->m, p) + q->row0 * cols,
                       .cosine = c->cosine ? c->cosine[p] : 0.0,
                       .alpha = c->cfg->alpha,
                       .beta = c->cfg->beta,
                       .gamma = c->cfg->gamma,
                       .seed = (uint64_t)c->cfg->prune_seed};
     gp_status rc = GP_OK;
-    unsigned needs = c->crit->needs;
-    bool refcode = c->cfg->alignment == GP_ALIGN_REFCODE && (needs & GP_NEED_FISHER);
-    if (refcode) needs |= GP_NEED_GRAD;
-    if (needs & GP_NEED_FISHER) {
-        if ((rc = load_fisher(c, p, err))) return rc;
-        in.fisher_dom = c->fd;
-        in.fisher_gen = c->fg;
-    }
-    if (needs & GP_NEED_GRAD) {
-        if ((rc = read_stat(c, GP_STATS_DOMAIN_GRAD_MEAN, p, c->gd, t->numel, err)) ||
-            (rc = read_stat(c, GP_STATS_GENERAL_GRAD_MEAN, p, c->gg, t->numel, err)))
+    const bool fisher = (c->needs & GP_NEED_FISHER) || c->stats >= 0; /* the summary's DAI terms read it too */
+    if (fisher && ((rc = read_stat(c, GP_STATS_DOMAIN_FISHER, q->item, q->row0, q->rows, c->fd, err)) ||
+                   (rc = read_stat(c, GP_STATS_GENERAL_FISHER, q->item, q->row0, q->rows, c->fg, err))))
+        return rc;
+    in.fisher_dom = c->fd, in.fisher_gen = c->fg;
+    if (c->needs & GP_NEED_GRAD) {
+        /* the 3×3 box needs the rows just above and below the piece */
+        const int64_t h0 = q->row0 > 0 ? q->row0 - 1 : 0, h1 = q->row0 + q->rows < R ? q->row0 + q->rows + 1 : R;
+        if ((rc = read_stat(c, GP_STATS_DOMAIN_GRAD_MEAN, q->item, h0, h1 - h0, c->gd, err)) ||
+            (rc = read_stat(c, GP_STATS_GENERAL_GRAD_MEAN, q->item, h0, h1 - h0, c->gg, err)))
             return rc;
-        in.grad_dom = c->gd;
-        in.grad_gen = c->gg;
-        in.refcode_alignment = refcode;
+        in.grad_dom = c->gd + (q->row0 - h0) * cols;
+        in.grad_gen = c->gg + (q->row0 - h0) * cols;
+        in.grad_sq_dom = c->sq[2 * q->item], in.grad_sq_gen = c->sq[2 * q->item + 1];
+        in.refcode_alignment = c->refcode;
     }
-    if (needs & GP_NEED_ACT) {
-        if ((rc = read_stat(c, GP_STATS_ACTIVATIONS, p, c->act, (size_t)t->shape[1], err))) return rc;
-        in.act = c->act;
-    }
+    if ((c->needs & GP_NEED_ACT) && (rc = read_act(c, q->item, err))) return rc;
+    in.act = c->act;
     c->crit->score(&in, out);
-    for (size_t k = 0; k < t->numel; k++)
+    for (int64_t k = 0; k < n; k++)
         if (!isfinite(out[k]))
-            return gp_errf(err, GP_EINPUT, "tensor \"%s\": %s score is %g at element %zu (check %s)", c->m->src_names[p],
-                           c->crit->name, (double)out[k], k, c->stats_path ? c->stats_path : "the weights");
+            return gp_errf(err, GP_EINPUT, "tensor \"%s\": %s score is %g at element %lld (check %s)", c->m->src_names[p],
+                           c->crit->name, (double)out[k], (long long)(q->row0 * cols + k),
+                           c->stats_path ? c->stats_path : "the weights");
+    double smin = acc[SUM_MIN], smax = acc[SUM_MAX], ssum = acc[SUM_SCORES];
+    for (int64_t k = 0; k < n; k++) smin = fmin(smin, out[k]), smax = fmax(smax, out[k]), ssum += out[k];
+    acc[SUM_MIN] = smin, acc[SUM_MAX] = smax, acc[SUM_SCORES] = ssum;
+    if (c->stats >= 0) gp_dai_terms(&in, &acc[SUM_FISHER], &acc[SUM_MAGNITUDE]);
     return GP_OK;
+}
+
+typedef gp_status (*piece_fn)(score_ctx *c, int j, double *acc, gp_err *err);
+
+/* Runs fn over this rank's pieces with nv running values that go through each tensor in element
+ * order, from the rank that holds its earlier rows to the one that holds the next: every sum,
+ * minimum and maximum is then the one a single process makes, bitwise, on any number of ranks
+ * (docs/DESIGN.md §4.3). Only a rank's first piece can continue a tensor and only its last can
+ * be continued elsewhere, so the others run first and a rank waits only for a tensor it shares.
+ * totals[item·nv ..] gets every item's final values on every rank. After an error the values
+ * are still passed on (no rank waits forever); the error is agreed at the end. */
+static gp_status chain(score_ctx *c, int nv, const double *init, piece_fn fn, int tag, double *totals, gp_err *err) {
+    int64_t *bits = gp_calloc((size_t)(c->n > 0 ? c->n * nv : 1), sizeof(int64_t));
+    const bool first_waits = c->npc > 0 && c->pc[0].row0 > 0;
+    double acc[N_SUM];
+    gp_status rc = GP_OK;
+    for (int step = 0; step < c->npc; step++) {
+        const int j = first_waits ? (step + 1) % c->npc : step;
+        const piece *q = &c->pc[j];
+        const int64_t cols = cols_of(c, q->item), start = c->off[q->item] + q->row0 * cols;
+        if (j == 0 && first_waits) gp_recv_bytes(acc, (size_t)nv * sizeof(double), owner_of(c, start - 1), tag);
+        else memcpy(acc, init, (size_t)nv * sizeof(double));
+        gp_status r = rc ? GP_OK : fn(c, j, acc, err);
+        if (!rc) rc = r;
+        if (q->row0 + q->rows < rows_of(c, q->item))
+            gp_send_bytes(acc, (size_t)nv * sizeof(double), owner_of(c, start + q->rows * cols), tag);
+        else
+            memcpy(bits + (size_t)q->item * nv, acc, (size_t)nv * sizeof(double));
+    }
+    /* one rank ends each item, the others hold zero bits: an integer sum moves the values exactly */
+    gp_allreduce_sum_i64(bits, (size_t)(c->n * nv));
+    memcpy(totals, bits, (size_t)(c->n * nv) * sizeof(double));
+    free(bits);
+    return gp_agree(rc, err);
+}
+
+/* Scores this rank's slice: c->scores, and every item's summary values in c->sum (collective). */
+static gp_status score_slice(score_ctx *c, gp_err *err) {
+    gp_status rc = GP_OK;
+    if (c->needs & GP_NEED_GRAD) {
+        const double zero[2] = {0, 0};
+        c->sq = gp_malloc((size_t)(2 * c->n) * sizeof(double));
+        if ((rc = chain(c, 2, zero, sq_piece, TAG_SQ, c->sq, err))) return rc;
+    }
+    const double init[N_SUM] = {INFINITY, -INFINITY, 0, 0, 0};
+    c->sum = gp_malloc((size_t)(N_SUM * c->n) * sizeof(double));
+    return chain(c, N_SUM, init, score_piece, TAG_SUMMARY, c->sum, err);
 }
 
 /* ---- setup: the scope and the statistics ------------------------------------------------- */
@@ -166,22 +279,13 @@ static gp_status open_stats(score_ctx *c, gp_err *err) {
     return rc ? rc : load_cosines(c, err);
 }
 
-/* ---- the selected tensors ---------------------------------------------------------------------- */
+/* ---- the selected tensors and the slices ----------------------------------------------------------- */
 
 static int64_t floor_frac(double p, int64_t n) {
     double k = floor(p * (double)n + 1e-9); /* 0.3 * 10 must give 3 */
     return k < 0 ? 0 : (int64_t)k > n ? n : (int64_t)k;
 }
 
-bool gp_prune_selects(gp_layers layers, const gp_model *m, int i, int *layer) {
-    gp_param_kind k = gp_model_param_kind(m, i, layer);
-    if (layers == GP_LAYERS_MLP) return k == GP_PARAM_MLP;
-    if (layers == GP_LAYERS_ATTENTION) return k == GP_PARAM_ATTENTION;
-    return k == GP_PARAM_MLP || k == GP_PARAM_ATTENTION;
-}
-
-/* The tensors prune.layers selects (c->items, numel, layer_of; mk->total), the buffers to score
- * the largest of them, and an all-zero keep bitmap for each. */
 /* An n:m scope groups m consecutive inputs: every selected tensor's width must divide. */
 static gp_status check_width(const gp_prune_opts *cfg, const gp_scope *scope, const gp_model *m, int i, gp_err *err) {
     const gp_param *t = &m->table.p[i];
@@ -207,33 +311,60 @@ gp_status gp_prune_check(const gp_prune_opts *cfg, const gp_model *m, gp_err *er
     return n ? GP_OK : selects_nothing(cfg, m, err);
 }
 
+/* The tensors prune.layers selects (c->items, numel, off, layer_of; mk->total), an all-zero keep
+ * bitmap of each (every rank assembles the whole mask), this rank's pieces of them and the
+ * buffers to score the largest piece. */
 static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk, gp_err *err) {
     const gp_model *m = c->m;
+    const int P = gp_nranks();
+    int64_t *off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
+    const int64_t total = gp_stats_layout(m, c->cfg->layers, off);
     c->items = gp_malloc((size_t)m->table.n * sizeof(int));
     c->numel = gp_malloc((size_t)m->table.n * sizeof(int64_t));
+    c->off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
     c->layer_of = gp_malloc((size_t)m->table.n * sizeof(int));
-    int64_t maxn = 1, maxc = 1;
+    int64_t maxn = 1;
     gp_status rc = GP_OK;
     for (int i = 0; i < m->table.n && !rc; i++) {
         int layer;
-        if (!gp_prune_selects(c->cfg->layers, m, i, &layer)) continue;
+        if (off[i] < 0) continue;
+        gp_prune_selects(c->cfg->layers, m, i, &layer);
         const gp_param *t = &m->table.p[i];
         rc = check_width(c->cfg, scope, m, i, err);
         c->layer_of[c->n] = layer;
         c->numel[c->n] = (int64_t)t->numel;
+        c->off[c->n] = off[i];
         c->items[c->n++] = i;
         maxn = (int64_t)t->numel > maxn ? (int64_t)t->numel : maxn;
-        maxc = t->shape[1] > maxc ? t->shape[1] : maxc;
         mk->total += (int64_t)t->numel;
     }
     if (!rc && c->n == 0) rc = selects_nothing(c->cfg, m, err);
     c->maxn = maxn;
-    c->fd = gp_malloc((size_t)maxn * sizeof(float));
-    c->fg = gp_malloc((size_t)maxn * sizeof(float));
-    c->gd = gp_malloc((size_t)maxn * sizeof(float));
-    c->gg = gp_malloc((size_t)maxn * sizeof(float));
-    c->act = gp_malloc((size_t)maxc * sizeof(float));
-    c->scores = gp_malloc((size_t)maxn * sizeof(float));
+    c->bounds = gp_malloc((size_t)(P + 1) * sizeof(int64_t));
+    gp_stats_blocks(&m->table, off, total, P, c->bounds);
+    free(off);
+    c->pc = gp_malloc((size_t)(c->n ? c->n : 1) * sizeof(piece));
+    int64_t maxp = 1, maxh = 1, maxc = 1;
+    for (int i = 0; i < c->n; i++) {
+        int64_t row0, rows;
+        if (!piece_on(c, i, gp_rank(), &row0, &rows)) continue;
+        const int64_t cols = cols_of(c, i);
+        c->pc[c->npc++] = (piece){i, row0, rows, c->slice_n};
+        c->slice_n += rows * cols;
+        maxp = rows * cols > maxp ? rows * cols : maxp;
+        maxh = (rows + 2) * cols > maxh ? (rows + 2) * cols : maxh;
+        maxc = cols > maxc ? cols : maxc;
+    }
+    c->scores = gp_malloc((size_t)(c->slice_n ? c->slice_n : 1) * sizeof(float));
+    if ((c->needs & GP_NEED_FISHER) || c->stats >= 0) {
+        c->fd = gp_malloc((size_t)maxp * sizeof(float));
+        c->fg = gp_malloc((size_t)maxp * sizeof(float));
+    }
+    if (c->needs & GP_NEED_GRAD) {
+        c->gd = gp_malloc((size_t)maxh * sizeof(float));
+        c->gg = gp_malloc((size_t)maxh * sizeof(float));
+    }
+    if (c->needs & GP_NEED_ACT) c->act = gp_malloc((size_t)maxc * sizeof(float));
     mk->n = c->n;
     mk->param = gp_malloc((size_t)(c->n ? c->n : 1) * sizeof(int));
     mk->numel = gp_malloc((size_t)(c->n ? c->n : 1) * sizeof(int64_t));
@@ -241,35 +372,45 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
     for (int i = 0; i < c->n; i++) {
         mk->param[i] = c->items[i];
         mk->numel[i] = c->numel[i];
-        mk->keep[i] = gp_malloc((size_t)(c->numel[i] + 7) / 8);
+        mk->keep[i] = gp_calloc((size_t)(c->numel[i] + 7) / 8, 1);
     }
     return rc;
 }
 
 static void free_ctx(score_ctx *c) {
     if (c->stats >= 0) H5Fclose(c->stats);
-    free(c->items), free(c->numel), free(c->layer_of), free(c->cosine);
-    free(c->fd), free(c->fg), free(c->gd), free(c->gg), free(c->act), free(c->scores);
+    free(c->items), free(c->numel), free(c->off), free(c->layer_of), free(c->cosine), free(c->bounds), free(c->pc);
+    free(c->scores), free(c->fd), free(c->fg), free(c->gd), free(c->gg), free(c->act), free(c->sq), free(c->sum);
 }
 
 /* ---- selection, per scope ---------------------------------------------------------------------- */
 
-/* scope global: the floor(p·N) lowest scores of all selected weights; sets mk->threshold. */
-static gp_status select_global(score_ctx *c, double p, gp_mask *mk, gp_err *err) {
+/* The source of the selection: piece j's scores (through c->map in layer scope). */
+static gp_status give_piece(void *vctx, int j, float *out, gp_err *err) {
+    (void)err;
+    const score_ctx *c = vctx;
+    const piece *q = &c->pc[c->map ? c->map[j] : j];
+    memcpy(out, c->scores + q->at, (size_t)(q->rows * cols_of(c, q->item)) * sizeof(float));
+    return GP_OK;
+}
+
+/* scope global: the floor(p·N) lowest scores of all selected weights, over every rank's pieces;
+ * sets mk->threshold. */
+static gp_status select_global(score_ctx *c, double p, int64_t *numel, uint8_t **kp, gp_mask *mk, gp_err *err) {
     float thr;
-    gp_score_source src = {c->n, c->numel, score_item, c};
-    gp_status rc = gp_select_smallest(&src, floor_frac(p, mk->total), mk->keep, &thr, err);
+    gp_score_source src = {c->npc, numel, give_piece, c};
+    gp_status rc = gp_select_smallest(&src, floor_frac(p, mk->total), kp, &thr, err);
     mk->threshold = thr;
     return rc;
 }
 
 /* scope layer: the floor(p·N_l) lowest of every transformer block (and of the tensors outside
- * them, layer -1), block after block in increasing order; score_item sees the block's tensors
- * through c->map. */
-static gp_status select_per_layer(score_ctx *c, double p, gp_mask *mk, gp_err *err) {
-    c->map = gp_malloc((size_t)c->n * sizeof(int));
-    int64_t *nm = gp_malloc((size_t)c->n * sizeof(int64_t));
-    uint8_t **kp = gp_malloc((size_t)c->n * sizeof(uint8_t *));
+ * them, layer -1), block after block in increasing order, each over every rank's pieces of the
+ * block (a rank without one takes part with none); give_piece sees them through c->map. */
+static gp_status select_per_layer(score_ctx *c, double p, const int64_t *numel, uint8_t **kp, gp_err *err) {
+    c->map = gp_malloc((size_t)(c->npc ? c->npc : 1) * sizeof(int));
+    int64_t *nm = gp_malloc((size_t)(c->npc ? c->npc : 1) * sizeof(int64_t));
+    uint8_t **km = gp_malloc((size_t)(c->npc ? c->npc : 1) * sizeof(uint8_t *));
     gp_status rc = GP_OK;
     for (int L = -1; !rc;) {
         /* the next layer id above L present among the items */
@@ -277,48 +418,117 @@ static gp_status select_per_layer(score_ctx *c, double p, gp_mask *mk, gp_err *e
         for (int i = 0; i < c->n; i++)
             if (c->layer_of[i] > L && (next == -2 || c->layer_of[i] < next)) next = c->layer_of[i];
         if (next == -2) break;
-        c->map_n = 0;
         int64_t nl = 0;
         for (int i = 0; i < c->n; i++)
-            if (c->layer_of[i] == next) {
-                nm[c->map_n] = c->numel[i];
-                kp[c->map_n] = mk->keep[i];
-                c->map[c->map_n++] = i;
-                nl += c->numel[i];
+            if (c->layer_of[i] == next) nl += c->numel[i];
+        c->map_n = 0;
+        for (int j = 0; j < c->npc; j++)
+            if (c->layer_of[c->pc[j].item] == next) {
+                nm[c->map_n] = numel[j];
+                km[c->map_n] = kp[j];
+                c->map[c->map_n++] = j;
             }
         float thr;
-        gp_score_source src = {c->map_n, nm, score_item, c};
-        rc = gp_select_smallest(&src, floor_frac(p, nl), kp, &thr, err);
+        gp_score_source src = {c->map_n, nm, give_piece, c};
+        rc = gp_select_smallest(&src, floor_frac(p, nl), km, &thr, err);
         L = next;
     }
     free(c->map);
     c->map = NULL;
     free(nm);
-    free(kp);
+    free(km);
     return rc;
 }
 
 /* scope row (floor(p·cols) of every output row) and n:m (m − n of every m consecutive inputs):
- * groups within one tensor, scored one tensor at a time. */
-static gp_status select_in_groups(score_ctx *c, const gp_scope *scope, double p, gp_mask *mk, gp_err *err) {
-    gp_status rc = GP_OK;
-    for (int i = 0; i < c->n && !rc; i++) {
-        const gp_param *t = &c->m->table.p[c->items[i]];
-        if ((rc = score_item(c, i, c->scores, err))) break;
-        int64_t len = scope->kind == GP_SCOPE_ROW ? t->shape[1] : scope->m;
-        int64_t k = scope->kind == GP_SCOPE_ROW ? floor_frac(p, t->shape[1]) : scope->m - scope->n;
-        gp_select_groups(c->scores, (int64_t)t->numel, len, k, mk->keep[i], 0);
+ * groups within one row, so within one piece: no rank needs another's scores. */
+static void select_in_groups(score_ctx *c, const gp_scope *scope, double p, const int64_t *numel, uint8_t **kp) {
+    for (int j = 0; j < c->npc; j++) {
+        const int64_t cols = cols_of(c, c->pc[j].item);
+        int64_t len = scope->kind == GP_SCOPE_ROW ? cols : scope->m;
+        int64_t k = scope->kind == GP_SCOPE_ROW ? floor_frac(p, cols) : scope->m - scope->n;
+        gp_select_groups(c->scores + c->pc[j].at, numel[j], len, k, kp[j], 0);
     }
+}
+
+/* ORs the n bits of src into dst from bit `at` (src's bits past n are ignored). */
+static void or_bits(uint8_t *dst, int64_t at, const uint8_t *src, int64_t n) {
+    const int sh = (int)(at & 7);
+    uint8_t *d = dst + (at >> 3);
+    for (int64_t b = 0; b < (n + 7) / 8; b++) {
+        unsigned v = src[b];
+        if (b == n / 8) v &= (1u << (n % 8)) - 1; /* the last, partial byte */
+        d[b] |= (uint8_t)(v << sh);
+        if (sh && v >> (8 - sh)) d[b + 1] |= (uint8_t)(v >> (8 - sh));
+    }
+}
+
+/* Selects within this rank's pieces (global and layer scope: with every rank's), then
+ * assembles the whole mask on every rank: each sets its pieces' bits in the zeroed bitmaps and
+ * an OR over ranks joins them (a piece starts at a row, not always at a byte). */
+static gp_status select_weights(score_ctx *c, const gp_scope *scope, double p, gp_mask *mk, gp_err *err) {
+    int64_t *numel = gp_malloc((size_t)(c->npc ? c->npc : 1) * sizeof(int64_t));
+    uint8_t **kp = gp_malloc((size_t)(c->npc ? c->npc : 1) * sizeof(uint8_t *));
+    for (int j = 0; j < c->npc; j++) {
+        numel[j] = c->pc[j].rows * cols_of(c, c->pc[j].item);
+        kp[j] = gp_malloc((size_t)(numel[j] + 7) / 8);
+    }
+    gp_status rc = GP_OK;
+    if (scope->kind == GP_SCOPE_GLOBAL) rc = select_global(c, p, numel, kp, mk, err);
+    else if (scope->kind == GP_SCOPE_LAYER) rc = select_per_layer(c, p, numel, kp, err);
+    else select_in_groups(c, scope, p, numel, kp);
+    for (int j = 0; j < c->npc && !rc; j++)
+        or_bits(mk->keep[c->pc[j].item], c->pc[j].row0 * cols_of(c, c->pc[j].item), kp[j], numel[j]);
+    for (int i = 0; i < c->n && !rc; i++) gp_allreduce_bor_u8(mk->keep[i], (size_t)(c->numel[i] + 7) / 8);
+    for (int j = 0; j < c->npc; j++) free(kp[j]);
+    free(kp);
+    free(numel);
     return rc;
 }
 
-static gp_status select_weights(score_ctx *c, const gp_scope *scope, double p, gp_mask *mk, gp_err *err) {
-    if (scope->kind == GP_SCOPE_GLOBAL) return select_global(c, p, mk, err);
-    if (scope->kind == GP_SCOPE_LAYER) return select_per_layer(c, p, mk, err);
-    return select_in_groups(c, scope, p, mk, err);
+/* ---- the mask file ----------------------------------------------------------------------------- */
+
+/* Every rank: the summary rows (mk->rows) from the whole mask and the items' summary values,
+ * mk->pruned and the model's zero fraction. */
+static void fill_rows(const score_ctx *c, gp_mask *mk) {
+    const gp_model *m = c->m;
+    mk->rows = gp_calloc((size_t)(c->n ? c->n : 1), sizeof(gp_mask_row));
+    for (int i = 0; i < c->n; i++) {
+        gp_mask_row *r = &mk->rows[i];
+        const double *s = c->sum + (size_t)i * N_SUM;
+        snprintf(r->name, sizeof r->name, "%s", m->src_names[c->items[i]]);
+        r->param = c->items[i];
+        r->layer = c->layer_of[i];
+        r->numel = c->numel[i];
+        for (int64_t b = 0; b < (c->numel[i] + 7) / 8; b++) r->kept += __builtin_popcount(mk->keep[i][b]);
+        r->score_min = s[SUM_MIN], r->score_max = s[SUM_MAX], r->score_mean = s[SUM_SCORES] / (double)r->numel;
+        r->fisher_vs_magnitude = c->stats >= 0 && s[SUM_MAGNITUDE] > 0 ? s[SUM_FISHER] / s[SUM_MAGNITUDE] : NAN;
+        mk->pruned += r->numel - r->kept;
+    }
 }
 
-/* ---- the mask file ----------------------------------------------------------------------------- */
+/* Rank 0 gets item i's scores from the ranks that hold its rows, in row order (every rank takes
+ * part: the others send their piece of it, if any). */
+static void gather_scores(const score_ctx *c, int i, float *all) {
+    const int64_t cols = cols_of(c, i);
+    if (gp_rank() != 0) {
+        for (int j = 0; j < c->npc; j++)
+            if (c->pc[j].item == i)
+                gp_send_bytes(c->scores + c->pc[j].at, (size_t)(c->pc[j].rows * cols) * sizeof(float), 0, TAG_SCORES);
+        return;
+    }
+    for (int q = 0; q < gp_nranks(); q++) {
+        int64_t row0, rows;
+        if (!piece_on(c, i, q, &row0, &rows)) continue;
+        const size_t bytes = (size_t)(rows * cols) * sizeof(float);
+        if (q != 0) {
+            gp_recv_bytes(all + row0 * cols, bytes, q, TAG_SCORES);
+            continue;
+        }
+        for (int j = 0; j < c->npc; j++)
+            if (c->pc[j].item == i) memcpy(all + row0 * cols, c->scores + c->pc[j].at, bytes);
+    }
+}
 
 static void write_summary(hid_t f, const gp_mask *mk) {
     gp_mask_summary_row *r = gp_malloc((size_t)(mk->n ? mk->n : 1) * sizeof *r);
@@ -330,51 +540,6 @@ static void write_summary(hid_t f, const gp_mask *mk) {
     }
     gp_mask_summary_write(f, r, (size_t)mk->n);
     free(r);
-}
-
-/* Item i: scores it again for its summary row (mk->rows[i]) and writes /mask/<tensor> (and
- * /score/<tensor>). bytes: room for the largest item. */
-static gp_status write_tensor(score_ctx *c, hid_t f, int i, gp_mask *mk, uint8_t *bytes, gp_err *err) {
-    const gp_model *m = c->m;
-    const int pi = c->items[i];
-    const gp_param *t = &m->table.p[pi];
-    const float *scores = c->scores;
-    gp_status rc = score_item(c, i, c->scores, err);
-    if (rc) return rc;
-    gp_mask_row *r = &mk->rows[i];
-    snprintf(r->name, sizeof r->name, "%s", m->src_names[pi]);
-    r->param = pi;
-    r->layer = c->layer_of[i];
-    r->numel = (int64_t)t->numel;
-    double smin = INFINITY, smax = -INFINITY, ssum = 0;
-    for (size_t k = 0; k < t->numel; k++) {
-        bytes[k] = (uint8_t)gp_bit_get(mk->keep[i], (int64_t)k);
-        r->kept += bytes[k];
-        smin = fmin(smin, scores[k]), smax = fmax(smax, scores[k]), ssum += scores[k];
-    }
-    r->score_min = smin, r->score_max = smax, r->score_mean = ssum / (double)t->numel;
-    r->fisher_vs_magnitude = NAN;
-    if (c->stats >= 0 && !(rc = load_fisher(c, pi, err))) {
-        gp_score_in in = {.rows = t->shape[0], .cols = t->shape[1], .w = gp_model_param(m, pi), .fisher_dom = c->fd,
-                          .fisher_gen = c->fg, .beta = c->cfg->beta, .gamma = c->cfg->gamma};
-        double ft, mt;
-        gp_dai_terms(&in, &ft, &mt);
-        r->fisher_vs_magnitude = mt > 0 ? ft / mt : NAN;
-    }
-    mk->pruned += r->numel - r->kept;
-    char name[320];
-    hsize_t dims[2] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1]};
-    gp_mask_tensor(name, sizeof name, GP_MASK_KEEP, m->src_names[pi]);
-    hid_t ds = gp_h5_dataset(f, name, H5T_STD_U8LE, 2, dims, "1 = keep, 0 = pruned", "1");
-    gp_h5_write_rows(ds, H5T_NATIVE_UINT8, 0, dims[0], dims[1], bytes);
-    H5Dclose(ds);
-    if (c->cfg->save_scores) {
-        gp_mask_tensor(name, sizeof name, GP_MASK_SCORE, m->src_names[pi]);
-        ds = gp_h5_dataset_f32(f, name, 2, dims, "pruning score of each weight (lower is pruned first)", "criterion units");
-        gp_h5_write_rows_f32(ds, 0, dims[0], dims[1], scores);
-        H5Dclose(ds);
-    }
-    return rc;
 }
 
 /* Zeros of the whole model once the mask is applied, as a fraction of its parameters. */
@@ -422,25 +587,46 @@ static void write_attributes(const score_ctx *c, hid_t f, const gp_mask_request 
                    "GAPrune pruning mask: /mask/<param> (1 = keep), /summary per tensor, optional /score/<param>");
 }
 
-/* The mask file, via .tmp: one more scoring pass for the summary (and the scores), the
- * attributes, the summary, `complete` last. Fills mk->rows, pruned and model_zero_fraction. */
+/* Rank 0 writes the mask file, via .tmp: /mask/<tensor> (and /score/<tensor>, gathered one
+ * tensor at a time), the attributes, the summary, `complete` last. Collective (the scores'
+ * gathering), with the status agreed. */
 static gp_status write_mask_file(score_ctx *c, const gp_mask_request *req, const gp_scope *scope, double p, gp_mask *mk,
                                  gp_err *err) {
-    hid_t f = gp_h5_create_tmp(req->mask_path);
-    mk->rows = gp_calloc((size_t)(c->n ? c->n : 1), sizeof(gp_mask_row));
-    uint8_t *bytes = gp_malloc((size_t)c->maxn);
-    gp_status rc = GP_OK;
-    for (int i = 0; i < c->n && !rc; i++) rc = write_tensor(c, f, i, mk, bytes, err);
-    free(bytes);
-    if (rc) {
-        H5Fclose(f);
-        return rc;
+    const gp_model *m = c->m;
+    const bool root = gp_rank() == 0;
+    hid_t f = root ? gp_h5_create_tmp(req->mask_path) : -1;
+    uint8_t *bytes = root ? gp_malloc((size_t)c->maxn) : NULL;
+    float *all = root && c->cfg->save_scores ? gp_malloc((size_t)c->maxn * sizeof(float)) : NULL;
+    for (int i = 0; i < c->n; i++) {
+        if (c->cfg->save_scores) gather_scores(c, i, all);
+        if (!root) continue;
+        const int pi = c->items[i];
+        const gp_param *t = &m->table.p[pi];
+        for (size_t k = 0; k < t->numel; k++) bytes[k] = (uint8_t)gp_bit_get(mk->keep[i], (int64_t)k);
+        char name[320];
+        hsize_t dims[2] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1]};
+        gp_mask_tensor(name, sizeof name, GP_MASK_KEEP, m->src_names[pi]);
+        hid_t ds = gp_h5_dataset(f, name, H5T_STD_U8LE, 2, dims, "1 = keep, 0 = pruned", "1");
+        gp_h5_write_rows(ds, H5T_NATIVE_UINT8, 0, dims[0], dims[1], bytes);
+        H5Dclose(ds);
+        if (c->cfg->save_scores) {
+            gp_mask_tensor(name, sizeof name, GP_MASK_SCORE, m->src_names[pi]);
+            ds = gp_h5_dataset_f32(f, name, 2, dims, "pruning score of each weight (lower is pruned first)",
+                                   "criterion units");
+            gp_h5_write_rows_f32(ds, 0, dims[0], dims[1], all);
+            H5Dclose(ds);
+        }
     }
-    mk->model_zero_fraction = model_zero_fraction(c, mk);
-    write_attributes(c, f, req, scope, p, mk);
-    write_summary(f, mk);
-    gp_h5_attr_int(f, GP_H5_ATTR_COMPLETE, 1);
-    return gp_h5_close_commit(f, req->mask_path, err);
+    free(bytes);
+    free(all);
+    gp_status rc = GP_OK;
+    if (root) {
+        write_attributes(c, f, req, scope, p, mk);
+        write_summary(f, mk);
+        gp_h5_attr_int(f, GP_H5_ATTR_COMPLETE, 1);
+        rc = gp_h5_close_commit(f, req->mask_path, err);
+    }
+    return gp_agree(rc, err);
 }
 
 /* ---- build ------------------------------------------------------------------------------------- */
@@ -466,11 +652,19 @@ gp_status gp_mask_build(const gp_prune_opts *cfg, const gp_model *m, const gp_ma
     const gp_criterion *crit = req->method;
     const gp_scope scope = effective_scope(cfg, crit);
     double p = scope.kind == GP_SCOPE_NM ? 1.0 - (double)scope.n / scope.m : req->sparsity;
-    score_ctx c = {.cfg = cfg, .m = m, .crit = crit, .stats = -1, .stats_path = req->stats_path};
+    score_ctx c = {.cfg = cfg, .m = m, .crit = crit, .stats = -1, .stats_path = req->stats_path, .needs = crit->needs};
+    c.refcode = cfg->alignment == GP_ALIGN_REFCODE && (crit->needs & GP_NEED_FISHER);
+    if (c.refcode) c.needs |= GP_NEED_GRAD;
     gp_status rc = open_stats(&c, err);
     if (!rc) rc = select_tensors(&c, &scope, mk, err);
+    rc = gp_agree(rc, err);
+    if (!rc) rc = score_slice(&c, err);
     if (!rc) rc = select_weights(&c, &scope, p, mk, err);
-    if (!rc) rc = write_mask_file(&c, req, &scope, p, mk, err);
+    if (!rc) {
+        fill_rows(&c, mk);
+        mk->model_zero_fraction = model_zero_fraction(&c, mk);
+        rc = write_mask_file(&c, req, &scope, p, mk, err);
+    }
     free_ctx(&c);
     if (rc) gp_mask_free(mk);
     return rc;

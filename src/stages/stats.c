@@ -19,7 +19,6 @@
 #include "gaprune/log.h"
 #include "gaprune/loss.h"
 #include "gaprune/sample.h"
-#include "gaprune/score.h"
 #include "gaprune/stats_file.h"
 #include "gaprune/stop.h"
 #include "gaprune/testhook.h"
@@ -624,6 +623,13 @@ static void plan_units(stats_ctx *s) {
                 (long long)s->corp[c].n_selected, (long long)s->corp[c].n_records, (long long)s->corp[c].n_skipped,
                 s->corp[c].path, (long long)s->U[c], s->fb);
     }
+}
+
+bool gp_prune_selects(gp_layers layers, const gp_model *m, int i, int *layer) {
+    gp_param_kind k = gp_model_param_kind(m, i, layer);
+    if (layers == GP_LAYERS_MLP) return k == GP_PARAM_MLP;
+    if (layers == GP_LAYERS_ATTENTION) return k == GP_PARAM_ATTENTION;
+    return k == GP_PARAM_MLP || k == GP_PARAM_ATTENTION;
 }
 
 int64_t gp_stats_layout(const gp_model *m, gp_layers layers, int64_t *off) {
