@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/plan.h"
 #include "gaprune/stats.h"
@@ -284,11 +285,13 @@ static const char *rel_bin(void) {
     "\"vocab_size\": " #V "}\n"
 
 /* gaprune plan's prediction and gaprune stats' peak RSS (release build) on np ranks. */
-static void shape_measure(const char *job, int np, double *pred, double *meas) {
+static void shape_measure(const char *job, int np, double *pred, double *meas, double *load, double *stats) {
     int rc = run("%s plan '%s' --ranks %d --threads 1", rel_bin(), job, np);
     if (rc) fail_msg("gaprune plan exited %d:\n%s", rc, slurp("err"));
     cJSON *j = summary("plan");
     *pred = cJSON_GetObjectItem(j, "stats_command_bytes")->valuedouble;
+    *load = cJSON_GetObjectItem(plan_stage(j, "load"), "bytes")->valuedouble;
+    *stats = cJSON_GetObjectItem(plan_stage(j, "stats"), "bytes")->valuedouble;
     cJSON_Delete(j);
     tu_sh("rm -rf '%s.out'", job);
     rc = run("mpirun -np %d %s stats '%s'", np, rel_bin(), job);
@@ -310,7 +313,8 @@ static void test_shapes_vs_peak_rss(void **state) {
     const shape shapes[] = {
         {"bert-base-2l", FIXTURES "/bert-tiny", BERT_BASE(2), 512},
         {"qwen3-0.6b-2l", FIXTURES "/qwen3-f32", QWEN3(1024, 3072, 16, 2, 151669), 512},
-        {"qwen3-4b-1l", FIXTURES "/qwen3-f32", QWEN3(2560, 9728, 32, 1, 151665), 512},
+        /* 256 tokens: at 512 a triplet's pass is ~1 TFLOP, too slow for make test on 2 cores */
+        {"qwen3-4b-1l", FIXTURES "/qwen3-f32", QWEN3(2560, 9728, 32, 1, 151665), 256},
     };
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         const shape *s = &shapes[k];
@@ -323,11 +327,13 @@ static void test_shapes_vs_peak_rss(void **state) {
                  dir, s->max_length, corpus, corpus, job);
         tu_write(job, text);
         for (int np = 1; np <= 2; np++) {
-            double pred, meas;
-            shape_measure(job, np, &pred, &meas);
+            double pred, meas, load, stats, t0 = gp_now();
+            shape_measure(job, np, &pred, &meas, &load, &stats);
             const double rel = (pred - meas) / meas;
-            printf("plan vs stats (release): %s, %d rank%s, %d tokens: predicted %.1f MiB, measured %.1f MiB (%+.1f%%)\n",
-                   s->name, np, np > 1 ? "s" : "", s->max_length, pred / 1048576.0, meas / 1048576.0, 100 * rel);
+            printf("plan vs stats (release): %s, %d rank%s, %d tokens: predicted %.1f MiB (load %.1f, stats %.1f), "
+                   "measured %.1f MiB (%+.1f%%) in %.0f s\n",
+                   s->name, np, np > 1 ? "s" : "", s->max_length, pred / 1048576.0, load / 1048576.0, stats / 1048576.0,
+                   meas / 1048576.0, 100 * rel, gp_now() - t0);
             fflush(stdout);
             if (fabs(rel) > 0.10) fail_msg("%s on %d ranks: predicted %.1f MiB, measured %.1f MiB: more than 10%% apart",
                                            s->name, np, pred / 1048576.0, meas / 1048576.0);
@@ -377,8 +383,8 @@ static void test_command(void **state) {
     assert_non_null(strstr(o, "accumulators"));
     assert_non_null(strstr(o, "unit activations"));
     assert_null(strstr(o, "not covered"));
-    for (const char *const *st = (const char *const[]){"stage load:", "stage stats:", "stage score:", "stage retrain:", NULL}; *st; st++)
-        assert_non_null(strstr(o, *st));
+    static const char *const stages[] = {"stage load:", "stage stats:", "stage score:", "stage retrain:"};
+    for (int i = 0; i < 4; i++) assert_non_null(strstr(o, stages[i]));
     free(o);
     cJSON *j = summary("plan");
     assert_int_equal(cJSON_GetObjectItem(j, "ranks")->valueint, 2);
@@ -403,6 +409,35 @@ static void test_command(void **state) {
     e = slurp("err");
     assert_non_null(strstr(e, "limit of 1.0 MiB (SLURM_MEM_PER_NODE / ranks per node)"));
     free(e);
+
+    /* gaprune stats and run refuse with the same numbers before reading the weights: no line of
+     * the statistics, no output folder; without Slurm's variable the limit is the node's share */
+    char out_dir[600];
+    snprintf(out_dir, sizeof out_dir, "%s/refused", g_dir);
+    const char *const cmds[] = {"stats", "run", "score"};
+    for (int i = 0; i < 3; i++) {
+        rc = run("SLURM_MEM_PER_NODE=2 %s %s '%s' --set output.dir=%s", bin(), cmds[i], job, out_dir);
+        assert_int_equal(rc, 2);
+        e = slurp("err");
+        char want[64];
+        snprintf(want, sizeof want, "error: %s: stage ", cmds[i]);
+        assert_non_null(strstr(e, want));
+        assert_non_null(strstr(e, "over the limit of 2.0 MiB (SLURM_MEM_PER_NODE / ranks per node) on 1 rank; try "));
+        free(e);
+        o = slurp("out");
+        assert_null(strstr(o, "stats: "));
+        assert_null(strstr(o, "run: stage"));
+        free(o);
+        assert_int_equal(access(out_dir, F_OK), -1);
+    }
+    rc = run("SLURM_MEM_PER_NODE=2 %s stats '%s' --set output.dir=%s", bin(), job, out_dir);
+    e = slurp("err");
+    assert_non_null(strstr(e, "error: stats: stage stats needs "));
+    assert_non_null(strstr(e, "stats.accumulators = sharded"));
+    free(e);
+    rc = run("%s stats '%s' --set output.dir=%s", bin(), job, out_dir);
+    assert_clean_stderr();
+    assert_int_equal(rc, 0);
 
     rc = run("%s plan '%s' --mem-per-rank 12X", bin(), job);
     assert_int_equal(rc, 2);

@@ -127,14 +127,14 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
 gp_status gp_plan_limit(const char *mem, bool physical, int ranks, double *limit, const char **from, gp_err *err);
 
 /* GP_EINPUT with the message "<cmd>: stage S needs X MiB per rank, over the limit of Y MiB
- * (from); <advice>" for the first stage of `stages` (GP_PLAN_BIT set) that runs and exceeds
- * `limit` (> 0); GP_OK otherwise. */
+ * (from); <advice>" for the stage of `stages` (GP_PLAN_BIT set) that runs, exceeds `limit` (> 0)
+ * and needs the most; GP_OK otherwise. */
 gp_status gp_plan_refusal(const gp_plan *p, double limit, const char *from, const char *cmd, unsigned stages, gp_err *err);
 
 /* What a stage command does before its first long step: plans the job for this run's ranks and
  * threads (OMP_NUM_THREADS) and refuses as gp_plan_refusal against gp_plan_limit(NULL, true).
  * A plan that cannot be made (a missing file) is not a refusal: the stage reports it itself.
- * Collective; every rank returns the same status. */
+ * Collective; every rank returns the same status and message, not yet printed (gp_agree does). */
 gp_status gp_plan_guard(const gp_job *job, const char *cmd, unsigned stages, gp_err *err);
 
 /* "24G", "512M", "1.5T", "4096K" or bytes (binary units) -> bytes; false when unreadable. */

@@ -15,6 +15,7 @@
 #include "gaprune/job.h"
 #include "gaprune/log.h"
 #include "gaprune/pipeline.h"
+#include "gaprune/plan.h"
 
 int gp_cmd_score(int argc, char **argv) {
     const gp_opt extra[] = {
@@ -38,6 +39,7 @@ int gp_cmd_score(int argc, char **argv) {
     gp_prune_opts_from_job(&o, &job);
     gp_model *m = NULL;
     gp_prune_inputs in = {0};
+    if (!rc) rc = gp_plan_guard(&job, "score", GP_PLAN_BIT(GP_PLAN_SCORE), &err);
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
     if (!rc) rc = gp_prune_check(&o, m, &err);
     if (!(rc = gp_agree(rc, &err))) rc = gp_prune_inputs_init(&o, m, &in, &err);

@@ -477,15 +477,16 @@ gp_status gp_plan_limit(const char *mem, bool physical, int ranks, double *limit
 
 gp_status gp_plan_refusal(const gp_plan *p, double limit, const char *from, const char *cmd, unsigned stages, gp_err *err) {
     if (limit <= 0) return GP_OK;
-    for (int s = 0; s < GP_PLAN_NSTAGES; s++) {
-        const gp_plan_stage_out *o = &p->stage[s];
-        if (!(stages & GP_PLAN_BIT(s)) || !o->runs || o->total <= limit) continue;
+    const gp_plan_stage_out *o = NULL; /* the largest need over the limit: its advice helps most */
+    for (int s = 0; s < GP_PLAN_NSTAGES; s++)
+        if ((stages & GP_PLAN_BIT(s)) && p->stage[s].runs && p->stage[s].total > limit && (!o || p->stage[s].total > o->total))
+            o = &p->stage[s];
+    if (o)
         return gp_errf(err, GP_EINPUT,
                        "%s: stage %s needs %.1f MiB per rank, over the limit of %.1f MiB (%s) on %d rank%s; "
                        "try %s (gaprune plan shows every part)",
                        cmd, o->name, o->total / 1048576.0, limit / 1048576.0, from, p->ranks, p->ranks > 1 ? "s" : "",
                        o->advice);
-    }
     return GP_OK;
 }
 
@@ -494,12 +495,19 @@ gp_status gp_plan_guard(const gp_job *job, const char *cmd, unsigned stages, gp_
     const int threads = env && atoi(env) > 0 ? atoi(env) : 1;
     double limit;
     const char *from;
-    gp_status rc = gp_plan_limit(NULL, true, gp_nranks(), &limit, &from, err);
+    gp_plan_limit(NULL, true, gp_nranks(), &limit, &from, err); /* no size to parse: cannot fail */
     /* the statistics decide stats.accumulators = auto on the same share (stats.c); collective */
     const double share = gp_memory_per_rank();
     gp_plan p;
     gp_err perr = {0};
-    if (!rc && gp_rank() == 0 && gp_plan_job(job, gp_nranks(), threads, share, &p, &perr) == GP_OK)
+    int rc = GP_OK;
+    if (gp_rank() == 0 && gp_plan_job(job, gp_nranks(), threads, share, &p, &perr) == GP_OK)
         rc = gp_plan_refusal(&p, limit, from, cmd, stages | GP_PLAN_BIT(GP_PLAN_LOAD), err);
-    return gp_agree(rc, err);
+    /* rank 0's verdict everywhere, not yet reported: the caller's gp_agree prints it once */
+    gp_bcast_bytes(&rc, sizeof rc, 0);
+    if (rc && err) {
+        gp_bcast_bytes(err->msg, sizeof err->msg, 0);
+        err->code = (gp_status)rc;
+    }
+    return (gp_status)rc;
 }
