@@ -33,7 +33,7 @@
  *     gp_plan p; gp_err err = {0};
  *     gp_plan_job(&job, ranks, threads, share, &p, &err);   // share: for stats.accumulators = auto
  *     p.stage[GP_PLAN_STATS].total, p.stage[k].part[i].name, .bytes, .formula; p.peak
- *     gp_plan_limit(NULL, true, ranks, &limit, &from);      // Slurm's or the physical share
+ *     gp_plan_limit(NULL, true, ranks, &limit, &from, &err); // Slurm's or the physical share
  *     gp_plan_refusal(&p, limit, from, "stats", stages, &err);  // GP_EINPUT when one will not fit
  *     gp_plan_guard(&job, "stats", GP_PLAN_BIT(GP_PLAN_STATS), &err);  // all of it, collective
  */
