@@ -30,6 +30,10 @@
 #include "gaprune/job.h"
 #include "gaprune/model.h"
 
+/* Documents each rank keeps per query before rank 0 merges the lists (the metrics read the top
+ * 100); gaprune plan sizes the lists by it. */
+#define GP_EVAL_TOPK 100
+
 typedef struct {
     double ndcg_at_10, mrr_at_10, recall_at_10, recall_at_100, map_at_100;
 } gp_retrieval_metrics;

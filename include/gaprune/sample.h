@@ -40,6 +40,11 @@
 #include "gaprune/job.h"
 #include "gaprune/model.h"
 
+/* Queries per forward pass (the authors' batch), and the unit the candidates are shared out in:
+ * a query is always embedded with the same neighbours, so its embedding, and hence the sample,
+ * does not depend on the number of ranks. gaprune plan sizes the batch's activations by it. */
+#define GP_SAMPLE_ENCODE_BATCH 32
+
 typedef struct {
     char *jsonl[2], *h5[2];    /* OUT/sample-domain.*, OUT/sample-general.* */
     char settings_hash[2][65]; /* of each sample */

@@ -20,6 +20,7 @@
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/pipeline.h"
+#include "gaprune/plan.h"
 #include "gaprune/report.h"
 #include "gaprune/sample.h"
 #include "gaprune/stats.h"
@@ -199,6 +200,8 @@ int gp_cmd_run(int argc, char **argv) {
     const bool have_sets = eo.n_retrieval || eo.n_sts;
     gp_model *m = NULL;
     gp_sample_report samples = {0};
+    /* every stage is planned before the model is read: one that will not fit stops the run now */
+    if (!rc) rc = gp_plan_guard(&job, "run", (1u << GP_PLAN_NSTAGES) - 1, &err);
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
     if (!rc) rc = gp_prune_check(&po, m, &err);
     if (!rc && gp_rank() == 0) rc = gp_mkdir_p(job.out_dir, &err);

@@ -15,6 +15,7 @@
 #include "gaprune/job.h"
 #include "gaprune/log.h"
 #include "gaprune/pipeline.h"
+#include "gaprune/plan.h"
 
 int gp_cmd_score(int argc, char **argv) {
     const gp_opt extra[] = {
@@ -38,13 +39,12 @@ int gp_cmd_score(int argc, char **argv) {
     gp_prune_opts_from_job(&o, &job);
     gp_model *m = NULL;
     gp_prune_inputs in = {0};
+    if (!rc) rc = gp_plan_guard(&job, "score", GP_PLAN_BIT(GP_PLAN_SCORE), &err);
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
     if (!rc) rc = gp_prune_check(&o, m, &err);
     if (!(rc = gp_agree(rc, &err))) rc = gp_prune_inputs_init(&o, m, &in, &err);
     if (!rc && !in.stats_path)
         gp_warn("%s/stats.h5 does not exist: only criteria without statistics can run (magnitude, random)", job.out_dir);
-    float *dense = rc ? NULL : gp_malloc(m->table.total * sizeof(float));
-    if (dense) memcpy(dense, m->params, m->table.total * sizeof(float));
     for (int a = 0; a < methods->n && !rc; a++)
         for (int b = 0; b < job.prune.n_sparsity && !rc; b++) {
             double t0 = gp_now(), p = job.prune.sparsity[b];
@@ -55,10 +55,11 @@ int gp_cmd_score(int argc, char **argv) {
                         "\"n_selected\":%lld,\"n_pruned\":%lld,\"model_zero_fraction\":%.6f,\"reused\":%s,\"seconds\":%.3f}",
                         methods->v[a]->name, p, pr.sparsity, (long long)pr.mask.total, (long long)pr.mask.pruned,
                         pr.zero_fraction, pr.reused ? "true" : "false", gp_now() - t0);
-            memcpy(m->params, dense, m->table.total * sizeof(float));
             gp_pruned_free(&pr);
+            /* the dense weights again for the next mask, reread rather than kept: one model in memory */
+            const bool more = a < methods->n - 1 || b < job.prune.n_sparsity - 1;
+            if (!rc && more) rc = gp_agree(gp_model_reload_weights(m, &err), &err);
         }
-    free(dense);
     gp_prune_inputs_free(&in);
     gp_model_free(m);
     gp_job_free(&job);

@@ -1,5 +1,6 @@
 /* stats_cmd.c — `gaprune stats JOB.ini`: the statistics pass as its own command (with
- * sample.method set, the calibration sample first, skipped when complete). */
+ * sample.method set, the calibration sample first, skipped when complete). Refuses first, with exit
+ * 2, when gaprune plan's numbers say a stage will not fit the memory per rank (gp_plan_guard). */
 #include <stdbool.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "gaprune/job.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
+#include "gaprune/plan.h"
 #include "gaprune/sample.h"
 #include "gaprune/score.h"
 #include "gaprune/stats.h"
@@ -22,7 +24,10 @@ int gp_cmd_stats(int argc, char **argv) {
     }
     gp_err err = {0};
     gp_model *m = NULL;
-    rc = gp_model_load(job.model.path, &m, &err);
+    /* a stage that will not fit the memory per rank stops now, not hours in */
+    const unsigned stages = GP_PLAN_BIT(GP_PLAN_STATS) | (job.sample.method != GP_SAMPLE_NONE ? GP_PLAN_BIT(GP_PLAN_SAMPLE) : 0);
+    rc = gp_plan_guard(&job, "stats", stages, &err);
+    if (!rc) rc = gp_model_load(job.model.path, &m, &err);
     if (!rc) { /* a scope or layers the model cannot take fail now, not after the statistics */
         gp_prune_opts po;
         gp_prune_opts_from_job(&po, &job);

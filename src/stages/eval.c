@@ -15,8 +15,6 @@
 #include "gaprune/strmap.h"
 #include "gaprune/textfile.h"
 
-#define TOPK 100
-
 static int64_t share(int64_t n, int r, int P) { return n * r / P; }
 
 /* Embeds texts [0, n) (this rank's share), truncated at the job's model.max_length (capped by
@@ -192,8 +190,8 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
     gp_progress_done(&prog);
     float *qemb = gp_allgather_rows_f32(qmine, queries.n, D, NULL);
     free(qmine);
-    /* each rank: the best TOPK of its corpus share for every query */
-    const int K = TOPK;
+    /* each rank: the best GP_EVAL_TOPK of its corpus share for every query */
+    const int K = GP_EVAL_TOPK;
     hit *local = gp_malloc((size_t)(nq ? nq : 1) * K * sizeof(hit));
     int *cnt = gp_calloc((size_t)(nq ? nq : 1), sizeof(int));
     const int QB = 64, DB = 2048;
@@ -221,7 +219,7 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
         memcpy(all, local, (size_t)nq * K * sizeof(hit));
     if (rank == 0) {
         hit *cand = gp_malloc((size_t)P * K * sizeof(hit));
-        int64_t ranked[TOPK];
+        int64_t ranked[GP_EVAL_TOPK];
         gp_retrieval_metrics sum = {0};
         for (int64_t j = 0; j < nj; j++) {
             int64_t q = qr[j].query;

@@ -4,42 +4,59 @@
 #include "gaprune/plan.h"
 
 #include <ctype.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gaprune/dist.h"
+#include "gaprune/eval.h"
+#include "gaprune/fs.h"
+#include "gaprune/log.h"
+#include "gaprune/sample.h"
 #include "gaprune/score.h"
 
-/* bert.c bert_alloc (train: every layer kept) and bert_backward's scratch, in floats. */
-static double bert_floats(const gp_model_config *c, double N, double att) {
-    const double C = c->hidden, I = c->intermediate;
-    const double fwd = N * (2 * C + 2) + c->layers * (N * (8 * C + 2 * I + 4) + att);
-    const double bwd = N * (7 * C + 2 * I);
-    return fwd + bwd;
-}
+/* The model's activation memory for B texts of T tokens, split by how long it lives:
+ *   fwd    the architecture's one activation allocation (bert_alloc / qwen3_alloc: every layer in
+ *          train mode, one layer reused for inference) and model.c's packed ids, positions,
+ *          touched rows, offsets and pooled / emb / dpooled / norm rows; kept at their largest
+ *   bwd    the backward scratch (bert_backward / qwen3_backward) and model.c's dhidden [N, C],
+ *          kept; gp_attention_backward's dP, T² per thread, per call
+ *   batch  the padded batch (ids int32 + mask byte) and the tokenizer's id arrays, per call */
+typedef struct {
+    double fwd, bwd, batch;
+} acts;
 
-/* qwen3.c qwen3_alloc (train) and qwen3_backward's scratch, in floats. */
-static double qwen3_floats(const gp_model_config *c, double N, double att) {
-    const double C = c->hidden, F = c->intermediate, NH = c->heads, NKV = c->kv_heads, hs = c->head_dim;
-    const double Q = NH * hs, KV = NKV * hs, QK = Q + KV, QKV = Q + 2 * KV;
-    const double per_layer = N * (C + 1 + QKV + QK + NH + NKV + Q + C + C + 1 + 2 * F + F + C) + att;
-    const double fwd = N * (C + hs + C + 1) + c->layers * per_layer;
-    const double bwd = N * (3 * C + Q + QKV + QK + F + 2 * F);
-    return fwd + bwd;
+static acts model_acts(const gp_model_config *c, double B, double T, int threads, bool train) {
+    const double N = B * T, C = c->hidden;
+    const double nl = train ? c->layers : 1;
+    /* every sequence full: gp_attention_cache_size = heads · Σ len² */
+    const double att = (double)c->heads * B * T * T;
+    double fwd, bwd;
+    if (c->arch == GP_ARCH_QWEN3) {
+        const double F = c->intermediate, NH = c->heads, NKV = c->kv_heads, hs = c->head_dim;
+        const double Q = NH * hs, KV = NKV * hs, QK = Q + KV, QKV = Q + 2 * KV;
+        const double per_layer = N * (C + 1 + QKV + QK + NH + NKV + Q + C + C + 1 + 2 * F + F + C) + att;
+        fwd = N * (C + hs + C + 1) + nl * per_layer;
+        bwd = N * (3 * C + Q + QKV + QK + F + 2 * F);
+    } else {
+        const double I = c->intermediate;
+        fwd = N * (2 * C + 2) + nl * (N * (8 * C + 2 * I + 4) + att);
+        bwd = N * (7 * C + 2 * I);
+    }
+    acts a;
+    a.fwd = 4 * fwd + 4 * (3 * B * C + B) + 4 * 3 * N + 4 * (B + 1);
+    a.bwd = train ? 4 * bwd + 4 * N * C + 4.0 * (threads > 1 ? threads : 1) * T * T : 0;
+    a.batch = 5 * N + 4 * N;
+    return a;
 }
 
 double gp_plan_unit_activations(const gp_model_config *c, int Bi, int Ti, int threads) {
-    const double B = Bi, T = Ti, N = B * T, C = c->hidden;
-    /* every sequence full: gp_attention_cache_size = heads · Σ len² */
-    const double att = (double)c->heads * B * T * T;
-    double fl = c->arch == GP_ARCH_QWEN3 ? qwen3_floats(c, N, att) : bert_floats(c, N, att);
-    fl += (threads > 1 ? threads : 1) * T * T; /* gp_attention_backward's dP, one per thread */
-    double bytes = 4 * fl;
-    /* model.c: pooled, emb, dpooled [B, C], norm [B]; packed ids, pos, touched [N] int32;
-     * offsets [B+1]; dhidden [N, C] */
-    bytes += 4 * (3 * B * C + B) + 4 * 3 * N + 4 * (B + 1) + 4 * N * C;
-    /* the padded batch (ids int32 + mask byte) and the tokenizer's per-text id arrays */
-    bytes += 5 * N + 4 * N;
+    const double B = Bi, C = c->hidden;
+    const acts a = model_acts(c, B, Ti, threads, true);
+    double bytes = a.fwd + a.bwd + a.batch;
     /* stats.c run_unit: emb and demb [B, C]; InfoNCE (loss.c) of b = B/3 queries against 2b
      * documents: normalized copies and their gradients (6·b·C) and two [b, 2b] matrices */
     const double b = B / 3;
@@ -123,4 +140,384 @@ bool gp_plan_parse_size(const char *s, double *bytes) {
     if (*end) return false;
     *bytes = v * mul;
     return true;
+}
+
+/* ---- every stage of a job ----------------------------------------------------------------------- */
+
+static void padd(gp_plan_stage_out *s, const char *name, double bytes, const char *formula) {
+    if (s->nparts >= GP_PLAN_MAX_PARTS) return;
+    s->part[s->nparts++] = (gp_plan_part){name, bytes, formula};
+    s->total += bytes;
+}
+
+/* A model folder's shapes and file sizes. */
+typedef struct {
+    gp_model_config cfg;
+    gp_param_table table;
+    int max_length;
+    double tokenizer_bytes, weight_bytes; /* the tokenizer files; the safetensors files */
+} folder;
+
+static double file_size(const char *dir, const char *name) {
+    char *p = name ? gp_path_join(dir, name) : gp_strdup(dir);
+    struct stat st;
+    double s = stat(p, &st) == 0 ? (double)st.st_size : 0;
+    free(p);
+    return s;
+}
+
+static gp_status folder_load(const char *dir, folder *f, gp_err *err) {
+    memset(f, 0, sizeof *f);
+    gp_status rc = gp_model_config_load(dir, &f->cfg, err);
+    if (!rc) rc = gp_model_default_max_length(dir, f->cfg.max_positions, &f->max_length, err);
+    if (rc) return rc;
+    gp_model_build_table(&f->cfg, &f->table);
+    static const char *const tok[] = {"tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", NULL};
+    for (int i = 0; tok[i]; i++) f->tokenizer_bytes += file_size(dir, tok[i]);
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        if (l > 12 && !strcmp(e->d_name + l - 12, ".safetensors")) f->weight_bytes += file_size(dir, e->d_name);
+    }
+    if (d) closedir(d);
+    return GP_OK;
+}
+
+/* Lines, bytes and the longest line of a text file (zeros when it cannot be read: the stage
+ * itself reports that). */
+typedef struct {
+    double lines, bytes, longest;
+} file_scan;
+
+static file_scan scan(const char *path) {
+    file_scan s = {0, 0, 0};
+    FILE *f = path && *path ? fopen(path, "rb") : NULL;
+    if (!f) return s;
+    char *buf = gp_malloc(1 << 20);
+    double cur = 0;
+    size_t got;
+    while ((got = fread(buf, 1, 1 << 20, f)) > 0) {
+        s.bytes += (double)got;
+        for (size_t i = 0; i < got; i++) {
+            if (buf[i] != '\n') {
+                cur++;
+                continue;
+            }
+            s.lines++;
+            s.longest = cur > s.longest ? cur : s.longest;
+            cur = 0;
+        }
+    }
+    if (cur > 0) s.lines++, s.longest = cur > s.longest ? cur : s.longest;
+    free(buf);
+    fclose(f);
+    return s;
+}
+
+static double dmax(double a, double b) { return a > b ? a : b; }
+static double ceil_div(double a, double b) { return ceil(a / b); }
+
+/* One rank's scoring buffers (score.c, gp_select_smallest) for its slice of s selected
+ * elements (its owner block of gp_stats_blocks) whose largest piece has q elements and widest
+ * row c, of N selected elements in all: the slice's scores 4·s and bits s/8, the whole mask's
+ * bits N/8 (every rank assembles it), the selection's buffer 4·q, one piece's Fisher (or the
+ * summary's DAI terms when there are statistics) 8·q, refcode's mean gradients with a row above
+ * and below 8·(q + 2c), wanda's sums 4·c, and the two 65,536-bin histograms. */
+static double score_slice_bytes(double s, double q, double c, double N, bool stats, bool refcode, bool wanda) {
+    return 4 * s + s / 8 + N / 8 + 4 * q + (stats ? 8 * q : 0) + (refcode ? 8 * (q + 2 * c) : 0) + (wanda ? 4 * c : 0) +
+           1.25 * 1048576.0;
+}
+
+gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, gp_plan *out, gp_err *err) {
+    memset(out, 0, sizeof *out);
+    const int R = ranks > 0 ? ranks : 1, TH = threads > 0 ? threads : 1;
+    out->ranks = R;
+    out->threads = TH;
+    static const char *const names[GP_PLAN_NSTAGES] = {"load", "sample", "stats", "score", "retrain", "eval"};
+    for (int s = 0; s < GP_PLAN_NSTAGES; s++) out->stage[s].name = names[s];
+    folder mf, sf;
+    gp_status rc = folder_load(job->model.path, &mf, err);
+    if (rc) return rc;
+    const bool kmeans = job->sample.method == GP_SAMPLE_KMEANS;
+    const bool own_sampler = kmeans && *job->sample.model && strcmp(job->sample.model, job->model.path);
+    if (own_sampler && (rc = folder_load(job->sample.model, &sf, err))) {
+        gp_param_table_free(&mf.table);
+        return rc;
+    }
+    const folder *smf = own_sampler ? &sf : &mf;
+    const gp_model_config *c = &mf.cfg;
+    const double P = (double)mf.table.total, C = c->hidden;
+    const double runtime = GP_PLAN_RUNTIME_BYTES + (R > 1 ? GP_PLAN_RUNTIME_MPI_BYTES : 0);
+    const char *runtime_f = R > 1 ? "MPI (shared memory), HDF5, OpenBLAS (measured constant)"
+                                  : "MPI, HDF5, OpenBLAS (measured constant)";
+    const double tok = 2 * mf.tokenizer_bytes;
+    const char *tok_f = "2 x tokenizer files (approximate)";
+
+    /* load: gp_model_load's params, while safetensors.c keeps every file mapped */
+    gp_plan_stage_out *ld = &out->stage[GP_PLAN_LOAD];
+    ld->runs = true;
+    ld->advice = "more memory per rank (fewer ranks per node): the weights and the mapped files are needed at once";
+    snprintf(ld->what, sizeof ld->what, "%s: %.0f parameters, %.1f MiB of safetensors", job->model.path, P,
+             mf.weight_bytes / 1048576.0);
+    padd(ld, "weights", 4 * P, "4*P (float32 parameters, model.c)");
+    padd(ld, "mapped files", mf.weight_bytes, "the safetensors files, mapped while converted (safetensors.c)");
+    padd(ld, "tokenizer", tok, tok_f);
+    padd(ld, "runtime", runtime, runtime_f);
+
+    /* sample */
+    gp_plan_stage_out *sp = &out->stage[GP_PLAN_SAMPLE];
+    sp->runs = job->sample.method != GP_SAMPLE_NONE;
+    sp->advice = "more ranks, a smaller model.max_length, or a smaller sample.model";
+    acts a_sample = {0, 0, 0};
+    {
+        const file_scan corp[2] = {sp->runs ? scan(job->data.domain) : (file_scan){0, 0, 0},
+                                   sp->runs ? scan(job->data.general) : (file_scan){0, 0, 0}};
+        const int c0 = corp[1].lines > corp[0].lines; /* the larger corpus is the peak */
+        const double n = corp[c0].lines, k = (double)job->sample.k, D = smf->cfg.hidden;
+        const bool km = kmeans && n > k;
+        const int Ts = job->model.max_length < smf->max_length ? job->model.max_length : smf->max_length;
+        const double nl = ceil_div(ceil_div(n, GP_SAMPLE_ENCODE_BATCH), R) * GP_SAMPLE_ENCODE_BATCH;
+        snprintf(sp->what, sizeof sp->what, "%s: ~%.0f candidates (lines of %s), k %.0f%s", gp_sample_method_name(job->sample.method),
+                 n, c0 ? "data.general" : "data.domain", k, km ? "" : ": no k-means");
+        padd(sp, "weights", 4 * P + (own_sampler ? 4.0 * (double)sf.table.total : 0),
+             own_sampler ? "4*P of the job's model + 4*P of sample.model" : "4*P (float32 parameters)");
+        padd(sp, "corpus index", 64 * n, "64*n (triplets.c: 40-byte heap entries, 24-byte record refs)");
+        if (km) {
+            a_sample = model_acts(&smf->cfg, GP_SAMPLE_ENCODE_BATCH, Ts, TH, false);
+            padd(sp, "queries", corp[c0].bytes / R + 8 * nl, "this rank's query texts (< corpus bytes / R) and pointers");
+            padd(sp, "embeddings", 4 * nl * D + 4 * nl, "4*ceil(n/R)*D, L2-normalised (sample.c embed_queries)");
+            const double kd = k * D;
+            const double seed = 24 * nl + 4 * 1024 * 1024 + 8 * R, lloyd = 16 * nl + 8 * kd + 8 * k + 12 * k + 16 * k + 4 * 1024 * 1024;
+            padd(sp, "k-means", 4 * kd + 4 * n + 16 * k + 16 * nl + dmax(seed, lloyd),
+                 "centroids 4kD, assignment 4n, |x|, 16*n/R, then the seeding's D2 snapshot 24*n/R or Lloyd's "
+                 "8kD sums and 16*n/R, a 1024x1024 float tile (kmeans.c)");
+            padd(sp, "encode batch", a_sample.batch, "32 padded texts of T tokens (per call)");
+        }
+        padd(sp, "tokenizer", tok + (own_sampler ? 2 * sf.tokenizer_bytes : 0), tok_f);
+        padd(sp, "runtime", runtime, runtime_f);
+    }
+
+    /* stats */
+    gp_stats_opts so;
+    gp_stats_opts_from_job(&so, job);
+    const gp_plan_model pm = {&mf.cfg, &mf.table, mf.max_length, mf.tokenizer_bytes};
+    gp_plan_stats(&pm, &so, R, TH, share, &out->stats);
+    const gp_plan_stats_out *st = &out->stats;
+    const acts a_stats = model_acts(c, st->texts, st->seq_len, TH, true);
+    const double n_sel = (double)st->selected;
+
+    /* eval: shapes first, the stage is filled in below with what it carries */
+    const int B_eval = job->eval.batch > 0 ? job->eval.batch : 1;
+    double t_eval = 0, eval_sets = 0;
+    const char *eval_set_f = "";
+    bool eval_runs = false;
+    {
+        const double prefix = strlen(job->model.query_instruction) + 128; /* the model's own prompt: a margin */
+        for (int i = 0; i < job->eval.retrieval.n; i++) {
+            eval_runs = true;
+            char *cp = gp_path_join(job->eval.retrieval.v[i], "corpus.jsonl"), *qp = gp_path_join(job->eval.retrieval.v[i], "queries.jsonl");
+            const file_scan cs = scan(cp), qs = scan(qp);
+            free(cp), free(qp);
+            t_eval = dmax(t_eval, dmax(cs.longest, qs.longest + prefix) + 16);
+            const double nc = cs.lines, nq = qs.lines, K = GP_EVAL_TOPK;
+            /* this rank's corpus texts and embeddings; every query's embedding and this rank's
+             * top-K heaps; rank 0's ids of both files and every rank's lists (eval.c) */
+            const double b = cs.bytes / R + qs.bytes / R + 8 * (nc + nq) / R + 4 * ceil_div(nc, R) * C +
+                             4 * ceil_div(nq, R) * C + 4 * nq * C + 16 * nq * K + 4 * nq + 4 * 64 * 2048 +
+                             24 * (nc + nq) + 16 * R * nq * K + 16 * R * K;
+            if (b > eval_sets) eval_sets = b, eval_set_f = "retrieval: corpus/R texts + 4*nc/R*D, 4*nq*D, top-100 lists 16*nq*100 (x R on rank 0)";
+        }
+        for (int i = 0; i < job->eval.sts.n; i++) {
+            eval_runs = true;
+            const file_scan ss = scan(job->eval.sts.v[i]);
+            t_eval = dmax(t_eval, ss.longest + 16);
+            const double n = ss.lines;
+            const double b = ss.bytes + 24 * n + 8 * ceil_div(n, R) * C + 8 * n;
+            if (b > eval_sets) eval_sets = b, eval_set_f = "STS: every pair's texts, 2*4*n/R*D embeddings, 8*n cosines";
+        }
+        /* eval.c embeds at the job's model.max_length, capped by the model's own */
+        const double t_job = job->model.max_length < mf.max_length ? job->model.max_length : mf.max_length;
+        t_eval = t_eval < t_job ? t_eval : t_job;
+        if (t_eval < 1) t_eval = 1;
+    }
+    const acts a_eval = eval_runs ? model_acts(c, B_eval, t_eval, TH, false) : (acts){0, 0, 0};
+
+    /* retrain: this rank's ceil(batch/R) triplets */
+    const bool retrain_runs = job->retrain.methods.n > 0 && job->retrain.steps > 0;
+    const double B = job->retrain.batch, b = ceil_div(B, R);
+    const int T_rt = job->model.max_length < mf.max_length ? job->model.max_length : mf.max_length;
+    const acts a_rt = retrain_runs ? model_acts(c, 3 * b, T_rt, TH, true) : (acts){0, 0, 0};
+
+    /* the model's kept buffers in gaprune run's order: sample, stats, eval (dense), score, eval,
+     * retrain, eval */
+    const acts *order[4] = {&a_sample, &a_stats, &a_eval, &a_rt};
+    acts carry[4];
+    for (int i = 0; i < 4; i++) {
+        carry[i] = *order[i];
+        if (i) carry[i].fwd = dmax(carry[i].fwd, carry[i - 1].fwd), carry[i].bwd = dmax(carry[i].bwd, carry[i - 1].bwd);
+    }
+    const char *carry_f = "forward + backward buffers, kept at the largest of this and the earlier stages";
+    if (sp->runs && a_sample.fwd > 0) padd(sp, "model activations", a_sample.fwd, "inference of 32 texts x T tokens, one layer's buffers");
+
+    gp_plan_stage_out *ss = &out->stage[GP_PLAN_STATS];
+    ss->runs = true;
+    ss->advice = "more ranks with stats.accumulators = sharded, a smaller stats.fisher_batch or model.max_length";
+    snprintf(ss->what, sizeof ss->what, "%lld selected of %lld parameters (prune.layers = %s), units of %d texts x %d tokens, %s accumulators",
+             (long long)st->selected, (long long)st->params, gp_layers_name(so.layers), st->texts, st->seq_len,
+             st->sharded ? "sharded" : "replicated");
+    for (int k = 0; k < st->nparts; k++) {
+        if (!strcmp(st->part[k].name, "unit activations")) {
+            /* what the model keeps from an earlier sample stage adds to the unit's own */
+            const double extra = carry[1].fwd + carry[1].bwd - a_stats.fwd - a_stats.bwd;
+            padd(ss, st->part[k].name, st->part[k].bytes + extra,
+                 extra > 0 ? "3*fisher_batch texts x T tokens, kept for backward (+ the sample's larger buffers)"
+                           : st->part[k].formula);
+        } else {
+            padd(ss, st->part[k].name, st->part[k].bytes, st->part[k].formula);
+        }
+    }
+
+    /* score */
+    gp_plan_stage_out *sc = &out->stage[GP_PLAN_SCORE];
+    sc->runs = job->prune.methods.n > 0;
+    sc->advice = "more ranks (each scores its slice) or fewer prune.layers";
+    {
+        gp_model shape = {0};
+        shape.cfg = mf.cfg;
+        shape.table = mf.table;
+        int64_t *off = gp_malloc((size_t)(mf.table.n ? mf.table.n : 1) * sizeof *off), *bounds = gp_calloc((size_t)R + 1, sizeof *bounds);
+        const int64_t N = gp_stats_layout(&shape, job->prune.layers, off);
+        gp_stats_blocks(&mf.table, off, N, R, bounds);
+        double s_max = 0, T = 1, cmax = 1;
+        for (int q = 0; q < R; q++) s_max = dmax(s_max, (double)(bounds[q + 1] - bounds[q]));
+        for (int i = 0; i < mf.table.n; i++)
+            if (off[i] >= 0) T = dmax(T, (double)mf.table.p[i].numel), cmax = dmax(cmax, (double)mf.table.p[i].shape[1]);
+        free(off), free(bounds);
+        const double q = s_max < T ? s_max : T; /* a piece is at most a whole tensor and the slice */
+        /* the summary's DAI terms read Fisher whenever stats.h5 exists, as it does in a run */
+        const bool fisher = true, save = job->prune.save_scores;
+        bool refcode = false, wanda = false;
+        for (int k = 0; k < job->prune.methods.n; k++) {
+            const gp_criterion *cr = job->prune.methods.v[k];
+            refcode |= (cr->needs & GP_NEED_FISHER) && job->stats.alignment == GP_ALIGN_REFCODE;
+            wanda |= (cr->needs & GP_NEED_ACT) != 0;
+        }
+        snprintf(sc->what, sizeof sc->what, "each rank scores its slice of %.0f selected elements (largest %.0f, pieces up to %.0f)",
+                 n_sel, s_max, q);
+        padd(sc, "weights", 4 * P, "4*P (float32 parameters; reread from the folder between masks)");
+        padd(sc, "scoring buffers", score_slice_bytes(s_max, q, cmax, (double)N, fisher, refcode, wanda),
+             "4s + s/8 + N/8 + 4q (+8q Fisher, +8(q+2c) refcode, +4c wanda) + 1.25 MiB (score.c, gp_select_smallest)");
+        if (save) padd(sc, "saved scores (rank 0)", 5 * T, "5*T: one tensor's scores gathered and its mask bytes (prune.save_scores)");
+        else padd(sc, "mask file (rank 0)", T, "T: one tensor's mask bytes while the file is written");
+        padd(sc, "model activations", carry[2].fwd + carry[2].bwd, carry_f);
+        padd(sc, "tokenizer", tok, tok_f);
+        padd(sc, "runtime", runtime, runtime_f);
+    }
+
+    /* retrain */
+    gp_plan_stage_out *rt = &out->stage[GP_PLAN_RETRAIN];
+    rt->runs = retrain_runs;
+    rt->advice = "more ranks, a smaller retrain.batch or model.max_length";
+    {
+        const double S = job->retrain.steps, n_train = (double)job->data.max_samples;
+        snprintf(rt->what, sizeof rt->what, "batch %.0f, %.0f triplets per rank x 3 texts x %d tokens, %.0f steps", B, b, T_rt, S);
+        padd(rt, "weights", 4 * P, "4*P (float32 parameters)");
+        padd(rt, "gradients", 4 * P, "4*P: every parameter's gradient (retrain.c)");
+        padd(rt, "AdamW moments", 8 * P, "8*P: m and v (retrain.c)");
+        padd(rt, "mask", n_sel / 8, "n/8: the keep bits");
+        padd(rt, "model activations", carry[3].fwd + carry[3].bwd, carry_f);
+        padd(rt, "step buffers",
+             a_rt.batch + 4 * (3 * b + 1) * C * 2 + 4 * 3 * B * C + 4 * 2 * B * C + 4 * 3 * B * C + 4 * (6 * B * C + 3 * B + 4 * B * B) + 8 * B,
+             "emb, demb 2*4*(3b+1)*C; gathered q, p, n 12*B*C, docs 8*B*C; dq, dd 12*B*C; InfoNCE 4*(6BC + 4B^2)");
+        padd(rt, "log, index", 8 * n_train + 24 * n_train + 24 * (S + 1) + mf.table.n, "perm, record refs, loss/lr/|g| per step");
+        padd(rt, "tokenizer", tok, tok_f);
+        padd(rt, "runtime", runtime, runtime_f);
+    }
+
+    /* eval */
+    gp_plan_stage_out *ev = &out->stage[GP_PLAN_EVAL];
+    ev->runs = eval_runs;
+    ev->advice = "a smaller eval.batch or model.max_length, or more ranks";
+    snprintf(ev->what, sizeof ev->what, "%d texts x %.0f tokens (model.max_length, bounded by the longest line)", B_eval, t_eval);
+    padd(ev, "weights", 4 * P, "4*P (float32 parameters)");
+    padd(ev, "mask", n_sel / 8, "n/8: the keep bits of the mask evaluated");
+    padd(ev, "model activations", carry[3].fwd + carry[3].bwd, carry_f);
+    padd(ev, "encode batch", a_eval.batch, "eval.batch padded texts (per call)");
+    padd(ev, "eval set", eval_sets, eval_set_f);
+    padd(ev, "tokenizer", tok, tok_f);
+    padd(ev, "runtime", runtime, runtime_f);
+
+    out->peak = 0;
+    out->peak_stage = GP_PLAN_LOAD;
+    for (int s = 0; s < GP_PLAN_NSTAGES; s++)
+        if (out->stage[s].runs && out->stage[s].total > out->peak) out->peak = out->stage[s].total, out->peak_stage = (gp_plan_stage)s;
+    gp_param_table_free(&mf.table);
+    if (own_sampler) gp_param_table_free(&sf.table);
+    return GP_OK;
+}
+
+/* Ranks sharing a node: Slurm's count when set, else those of this run on this node when the
+ * plan is for this run's size, else all of them (one node). */
+static int ranks_per_node(int ranks) {
+    const char *s = getenv("SLURM_NTASKS_PER_NODE");
+    if (s && atoi(s) > 0) return atoi(s);
+    if (ranks == gp_nranks()) return gp_ranks_on_node();
+    return ranks;
+}
+
+gp_status gp_plan_limit(const char *mem, bool physical, int ranks, double *limit, const char **from, gp_err *err) {
+    *limit = 0;
+    *from = "none";
+    if (mem) {
+        *from = "--mem-per-rank";
+        if (!gp_plan_parse_size(mem, limit) || *limit <= 0)
+            return gp_errf(err, GP_EINPUT, "gaprune plan: --mem-per-rank expects a size such as 24G or 512M, got \"%s\"", mem);
+        return GP_OK;
+    }
+    const char *slurm = getenv("SLURM_MEM_PER_NODE");
+    if (slurm && atof(slurm) > 0) {
+        *limit = atof(slurm) * 1048576.0 / ranks_per_node(ranks);
+        *from = "SLURM_MEM_PER_NODE / ranks per node";
+    } else if (physical) {
+        *limit = gp_memory_per_rank();
+        *from = "physical memory / ranks on this node";
+    }
+    return GP_OK;
+}
+
+gp_status gp_plan_refusal(const gp_plan *p, double limit, const char *from, const char *cmd, unsigned stages, gp_err *err) {
+    if (limit <= 0) return GP_OK;
+    const gp_plan_stage_out *o = NULL; /* the largest need over the limit: its advice helps most */
+    for (int s = 0; s < GP_PLAN_NSTAGES; s++)
+        if ((stages & GP_PLAN_BIT(s)) && p->stage[s].runs && p->stage[s].total > limit && (!o || p->stage[s].total > o->total))
+            o = &p->stage[s];
+    if (o)
+        return gp_errf(err, GP_EINPUT,
+                       "%s: stage %s needs %.1f MiB per rank, over the limit of %.1f MiB (%s) on %d rank%s; "
+                       "try %s (gaprune plan shows every part)",
+                       cmd, o->name, o->total / 1048576.0, limit / 1048576.0, from, p->ranks, p->ranks > 1 ? "s" : "",
+                       o->advice);
+    return GP_OK;
+}
+
+gp_status gp_plan_guard(const gp_job *job, const char *cmd, unsigned stages, gp_err *err) {
+    const char *env = getenv("OMP_NUM_THREADS");
+    const int threads = env && atoi(env) > 0 ? atoi(env) : 1;
+    double limit;
+    const char *from;
+    gp_plan_limit(NULL, true, gp_nranks(), &limit, &from, err); /* no size to parse: cannot fail */
+    /* the statistics decide stats.accumulators = auto on the same share (stats.c); collective */
+    const double share = gp_memory_per_rank();
+    gp_plan p;
+    gp_err perr = {0};
+    int rc = GP_OK;
+    if (gp_rank() == 0 && gp_plan_job(job, gp_nranks(), threads, share, &p, &perr) == GP_OK)
+        rc = gp_plan_refusal(&p, limit, from, cmd, stages | GP_PLAN_BIT(GP_PLAN_LOAD), err);
+    /* rank 0's verdict everywhere, not yet reported: the caller's gp_agree prints it once */
+    gp_bcast_bytes(&rc, sizeof rc, 0);
+    if (rc && err) {
+        gp_bcast_bytes(err->msg, sizeof err->msg, 0);
+        err->code = (gp_status)rc;
+    }
+    return (gp_status)rc;
 }

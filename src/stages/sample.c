@@ -19,11 +19,6 @@
 #include "gaprune/sample_file.h"
 #include "gaprune/triplets.h"
 
-/* Queries per forward pass (the authors' batch), and the unit the candidates are shared out in:
- * a query is always embedded with the same neighbours, so its embedding, and hence the sample,
- * does not depend on the number of ranks. */
-#define ENCODE_BATCH 32
-
 static const char *k_corpus[2] = {"domain", "general"};
 
 /* ---- pure helpers ------------------------------------------------------------------------------- */
@@ -76,7 +71,7 @@ static void settings_hash(const sample_ctx *x, const gp_corpus *c, char out[65])
                  "gaprune-sample v%d; corpus %s; on_bad_record %d; method kmeans; k %lld; iterations %d; seed %lld; "
                  "model %s; max_length %d; batch %d; queries as written; L2-normalised",
                  GP_SAMPLE_FORMAT_VERSION, c->sha256, (int)o->skip_bad, (long long)o->k, o->iterations,
-                 (long long)o->seed, x->model_sha, o->max_length, ENCODE_BATCH);
+                 (long long)o->seed, x->model_sha, o->max_length, GP_SAMPLE_ENCODE_BATCH);
     else
         snprintf(buf, sizeof buf, "gaprune-sample v%d; corpus %s; on_bad_record %d; method random; k %lld; seed %lld",
                  GP_SAMPLE_FORMAT_VERSION, c->sha256, (int)o->skip_bad, (long long)o->k, (long long)o->seed);
@@ -131,8 +126,8 @@ static gp_status sampling_model(sample_ctx *x, gp_model **m, gp_err *err) {
 static gp_status embed_queries(gp_model *m, gp_corpus *c, int max_len, const char *label, float **out, int64_t *lo_out,
                                int64_t *nl_out, gp_err *err) {
     const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
-    const int64_t n = c->n_selected, nb = (n + ENCODE_BATCH - 1) / ENCODE_BATCH;
-    int64_t lo = nb * rank / P * ENCODE_BATCH, hi = nb * (rank + 1) / P * ENCODE_BATCH;
+    const int64_t n = c->n_selected, nb = (n + GP_SAMPLE_ENCODE_BATCH - 1) / GP_SAMPLE_ENCODE_BATCH;
+    int64_t lo = nb * rank / P * GP_SAMPLE_ENCODE_BATCH, hi = nb * (rank + 1) / P * GP_SAMPLE_ENCODE_BATCH;
     if (lo > n) lo = n;
     if (hi > n) hi = n;
     const int64_t nl = hi - lo;
@@ -152,9 +147,9 @@ static gp_status embed_queries(gp_model *m, gp_corpus *c, int max_len, const cha
         snprintf(plabel, sizeof plabel, "%s: embedding", label);
         gp_progress prog;
         gp_progress_init(&prog, plabel, n, "queries");
-        for (int64_t i = 0; i < nl; i += ENCODE_BATCH) {
-            int k = (int)(nl - i < ENCODE_BATCH ? nl - i : ENCODE_BATCH);
-            gp_model_encode(m, (const char *const *)q + i, k, ENCODE_BATCH, max_len, NULL, emb + (size_t)i * D);
+        for (int64_t i = 0; i < nl; i += GP_SAMPLE_ENCODE_BATCH) {
+            int k = (int)(nl - i < GP_SAMPLE_ENCODE_BATCH ? nl - i : GP_SAMPLE_ENCODE_BATCH);
+            gp_model_encode(m, (const char *const *)q + i, k, GP_SAMPLE_ENCODE_BATCH, max_len, NULL, emb + (size_t)i * D);
             gp_progress_update(&prog, (i + k) * P < n ? (i + k) * P : n); /* equal shares: rank 0 speaks for all */
         }
         gp_barrier();
@@ -235,7 +230,7 @@ static gp_status write_h5(const sample_ctx *x, const gp_corpus *corp, const h5_o
         gp_h5_attr_str(f, GP_SAMPLE_ATTR_MODEL_PATH, x->model_dir);
         gp_h5_attr_str(f, GP_SAMPLE_ATTR_MODEL_SHA256, x->model_sha);
         gp_h5_attr_int(f, GP_SAMPLE_ATTR_MAX_LENGTH, so->max_length);
-        gp_h5_attr_int(f, GP_SAMPLE_ATTR_BATCH, ENCODE_BATCH);
+        gp_h5_attr_int(f, GP_SAMPLE_ATTR_BATCH, GP_SAMPLE_ENCODE_BATCH);
         gp_h5_attr_str(f, GP_SAMPLE_ATTR_QUERIES,
                        "embedded as written in the corpus (no instruction added), then L2-normalised");
     }
