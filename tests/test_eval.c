@@ -115,11 +115,86 @@ static void test_eval_command(void **state) {
     free(g_dir);
 }
 
+/* A BEIR folder (the fixture's corpus and queries, qrels given) and an STS file in a scratch
+ * folder, evaluated by `gaprune eval` on one rank; returns the exit status, stderr in err. */
+static int eval_sets(const char *dir, const char *qrels, const char *sts) {
+    tu_sh("mkdir -p '%s/beir/qrels' && cp " FIXTURES "/beir-tiny/*.jsonl '%s/beir/'", dir, dir);
+    char p[4400], text[8192], cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/beir/qrels/test.tsv", dir);
+    tu_write(p, qrels);
+    snprintf(p, sizeof p, "%s/s.jsonl", dir);
+    tu_write(p, sts);
+    snprintf(p, sizeof p, "%s/e.ini", dir);
+    snprintf(text, sizeof text, "[model]\npath = %s/" FIXTURES "/bert-f32\n[eval]\nretrieval = %s/beir\nsts = %s/s.jsonl\n"
+             "[output]\ndir = %s/res\n", cwd, dir, dir, dir);
+    tu_write(p, text);
+    return tu_run_to(dir, "%s eval '%s/e.ini'", tu_bin(), dir);
+}
+
+static const char *k_good_sts = "{\"sentence1\": \"paris\", \"sentence2\": \"france\", \"score\": 4}\n"
+                                "{\"sentence1\": \"berlin\", \"sentence2\": \"cafe\", \"score\": 1}\n"
+                                "{\"sentence1\": \"hello\", \"sentence2\": \"world\", \"score\": 2}\n";
+
+/* issue 14: a judged query that is not the first, then a malformed row, was a double free */
+static void test_qrels_error_after_later_query(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    assert_int_equal(eval_sets(dir, "q2\td1\t1\nq2\td2\tx\n", k_good_sts), 2);
+    char *e = tu_read_in(dir, "err");
+    tu_assert_no_sanitizer(e);
+    char want[4400];
+    snprintf(want, sizeof want, "%s/beir/qrels/test.tsv:2: score \"x\" is not an integer", dir);
+    if (!strstr(e, want)) fail_msg("expected \"%s\" in:\n%s", want, e);
+    free(e);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* issue 14: equal gold scores made Spearman NaN and stdout "main_score_mean":nan */
+static void test_sts_constant_gold_is_null(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    const char *flat = "{\"sentence1\": \"paris\", \"sentence2\": \"france\", \"score\": 3}\n"
+                       "{\"sentence1\": \"berlin\", \"sentence2\": \"cafe\", \"score\": 3}\n"
+                       "{\"sentence1\": \"hello\", \"sentence2\": \"world\", \"score\": 3}\n";
+    assert_int_equal(eval_sets(dir, "q1\td1\t1\nq2\td2\t1\n", flat), 0);
+    char *e = tu_read_in(dir, "err"), *o = tu_read_in(dir, "out");
+    tu_assert_no_sanitizer(e);
+    char want[4400];
+    snprintf(want, sizeof want, "%s/s.jsonl: the gold scores (or the model's cosines) are all equal", dir);
+    if (!strstr(e, want)) fail_msg("expected \"%s\" in:\n%s", want, e);
+    /* the last stdout line is JSON; the mean is the retrieval set's alone */
+    char *last = strrchr(o, '{');
+    assert_non_null(last);
+    cJSON *j = cJSON_Parse(last);
+    if (!j) fail_msg("stdout's last line is not JSON: %s", last);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "main_score_mean")));
+    cJSON_Delete(j);
+    char p[4400];
+    snprintf(p, sizeof p, "%s/res/eval-bert-f32.json", dir);
+    cJSON *doc = load_json(p);
+    assert_non_null(doc);
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "sts"), "s.jsonl");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(set, "main_score")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(set, "cosine_spearman")));
+    double nd = get(doc, "retrieval", "beir", "ndcg_at_10");
+    assert_true(fabs(cJSON_GetObjectItemCaseSensitive(doc, "main_score_mean")->valuedouble - nd) < 1e-12);
+    cJSON_Delete(doc);
+    free(e), free(o);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_metrics),
         cmocka_unit_test(test_correlations),
         cmocka_unit_test(test_eval_command),
+        cmocka_unit_test(test_qrels_error_after_later_query),
+        cmocka_unit_test(test_sts_constant_gold_is_null),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }

@@ -44,8 +44,10 @@ int gp_cmd_eval(int argc, char **argv) {
         rc = gp_eval_model(&o, m, base, out, NULL, &res, &err);
         if (!rc && res) {
             const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res, "main_score_mean");
-            gp_log0("{\"command\":\"eval\",\"model\":\"%s\",\"main_score_mean\":%.6f,\"output\":\"%s\"}", base,
-                    ms ? ms->valuedouble : 0.0, out);
+            char score[32] = "null"; /* JSON has no NaN */
+            if (cJSON_IsNumber(ms)) snprintf(score, sizeof score, "%.6f", ms->valuedouble);
+            gp_log0("{\"command\":\"eval\",\"model\":\"%s\",\"main_score_mean\":%s,\"output\":\"%s\"}", base, score,
+                    out);
         }
         cJSON_Delete(res);
         free(out);

@@ -131,11 +131,15 @@ static gp_status read_qrels(const char *dir, const gp_texts *queries, const gp_t
         }
         p = eol ? eol + 1 : p + l;
     }
-    if (unknown) gp_warn("%s: %lld rows name a query or document that is not in the folder; ignored", path, (long long)unknown);
+    if (!rc && unknown)
+        gp_warn("%s: %lld rows name a query or document that is not in the folder; ignored", path, (long long)unknown);
+    /* compacting makes two slots share one list, so an error must free the lists before it */
     int64_t n = 0;
-    for (int64_t i = 0; i < queries->n; i++)
-        if (per[i].n) per[n] = per[i], per[n].query = i, n++;
-    if (!rc && n == 0) rc = gp_errf(err, GP_EINPUT, "%s: no judged query", path);
+    if (!rc) {
+        for (int64_t i = 0; i < queries->n; i++)
+            if (per[i].n) per[n] = per[i], per[n].query = i, n++;
+        if (n == 0) rc = gp_errf(err, GP_EINPUT, "%s: no judged query", path);
+    }
     gp_strmap_free(qid);
     gp_strmap_free(did);
     free(text);
@@ -326,6 +330,12 @@ static const char *base_name(const char *p) {
     return b ? b + 1 : buf;
 }
 
+/* JSON has no NaN: an undefined score is null */
+static void add_score(cJSON *o, const char *key, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
 void gp_eval_opts_from_job(gp_eval_opts *o, const gp_job *job) {
     *o = (gp_eval_opts){.retrieval = (const char *const *)job->eval.retrieval.v,
                         .n_retrieval = job->eval.retrieval.n,
@@ -346,6 +356,7 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     cJSON *doc = cJSON_CreateObject(), *jr = cJSON_CreateObject(), *js = cJSON_CreateObject();
     gp_status rc = GP_OK;
     double main_sum = 0;
+    int n_scored = 0;
     for (int i = 0; i < nr && !rc; i++) {
         gp_retrieval_metrics r;
         int64_t nq = 0;
@@ -359,7 +370,7 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
         cJSON_AddNumberToObject(set, "recall_at_100", r.recall_at_100);
         cJSON_AddNumberToObject(set, "map_at_100", r.map_at_100);
         cJSON_AddNumberToObject(set, "n_queries", (double)nq);
-        main_sum += r.ndcg_at_10;
+        main_sum += r.ndcg_at_10, n_scored++;
         gp_log0("eval %s: %s nDCG@10 %.4f MRR@10 %.4f R@10 %.4f R@100 %.4f MAP@100 %.4f (%lld queries)", tag,
                 base_name(rs[i]), r.ndcg_at_10, r.mrr_at_10, r.recall_at_10, r.recall_at_100, r.map_at_100, (long long)nq);
     }
@@ -369,11 +380,16 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
         if ((rc = gp_eval_sts(o, m, ss[i], &sp, &pe, &np, err))) break;
         cJSON *set = cJSON_AddObjectToObject(js, base_name(ss[i]));
         cJSON_AddStringToObject(set, "path", ss[i]);
-        cJSON_AddNumberToObject(set, "main_score", sp);
-        cJSON_AddNumberToObject(set, "cosine_spearman", sp);
-        cJSON_AddNumberToObject(set, "cosine_pearson", pe);
+        add_score(set, "main_score", sp);
+        add_score(set, "cosine_spearman", sp);
+        add_score(set, "cosine_pearson", pe);
         cJSON_AddNumberToObject(set, "n_pairs", (double)np);
-        main_sum += sp;
+        /* a correlation with a constant is undefined: say so, and leave the set out of the mean */
+        if (isfinite(sp)) main_sum += sp, n_scored++;
+        else
+            gp_warn("%s: the gold scores (or the model's cosines) are all equal, so the correlation is undefined; "
+                     "main_score is null and the set is left out of main_score_mean",
+                     ss[i]);
         gp_log0("eval %s: %s Spearman %.4f Pearson %.4f (%lld pairs)", tag, base_name(ss[i]), sp, pe, (long long)np);
     }
     if (!rc && nr + ns == 0)
@@ -389,7 +405,7 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     cJSON_AddStringToObject(doc, "gaprune_version", GP_VERSION);
     cJSON_AddStringToObject(doc, "created_utc", utc);
     cJSON_AddNumberToObject(doc, "n_ranks", gp_nranks());
-    cJSON_AddNumberToObject(doc, "main_score_mean", main_sum / (nr + ns));
+    add_score(doc, "main_score_mean", n_scored ? main_sum / n_scored : NAN);
     cJSON_AddItemToObject(doc, "retrieval", jr);
     cJSON_AddItemToObject(doc, "sts", js);
     cJSON_AddNumberToObject(doc, "seconds", gp_now() - t0);
