@@ -241,6 +241,9 @@ static void test_bad_weights(void **state) {
     expect_load_error(d, "model.safetensors", "truncated");
     tu_sh("rm '%s/model.safetensors'", d);
     expect_load_error(d, "no model.safetensors", NULL);
+    /* issue 14: a folder with only PyTorch weights is refused saying what was found and how to convert it */
+    tu_sh("touch '%s/pytorch_model.bin'", d);
+    expect_load_error(d, "only pytorch_model.bin (PyTorch pickle weights", "save_pretrained(d, safe_serialization=True)");
     tu_rmtree(d);
     free(d);
 }

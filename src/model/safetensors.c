@@ -406,7 +406,22 @@ gp_status gp_st_set_open(const char *dir, gp_st_set **out, gp_err *err) {
         if ((rc = gp_st_open(single, &f, err))) goto done;
         set_add(s, f, "model.safetensors");
     } else {
-        rc = gp_errf(err, GP_EINPUT, "%s: no model.safetensors or model.safetensors.index.json", dir);
+        /* a PyTorch pickle is never read (loading one runs code): say what was found and how to convert it */
+        static const char *const pickles[] = {"pytorch_model.bin", "pytorch_model.bin.index.json"};
+        const char *found = NULL;
+        for (size_t k = 0; k < 2 && !found; k++) {
+            char *pk = gp_path_join(dir, pickles[k]);
+            if (gp_file_exists(pk)) found = pickles[k];
+            free(pk);
+        }
+        if (found)
+            rc = gp_errf(err, GP_EINPUT,
+                         "%s: no model.safetensors or model.safetensors.index.json, only %s (PyTorch pickle weights, "
+                         "which gaprune does not read); convert the folder with: python3 -c \"from transformers import "
+                         "AutoModel; d='%s'; AutoModel.from_pretrained(d).save_pretrained(d, "
+                         "safe_serialization=True)\"",
+                         dir, found, dir);
+        else rc = gp_errf(err, GP_EINPUT, "%s: no model.safetensors or model.safetensors.index.json", dir);
         goto done;
     }
     for (int i = 0; i < s->n; i++)
