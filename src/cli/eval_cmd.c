@@ -28,6 +28,7 @@ int gp_cmd_eval(int argc, char **argv) {
     const char *dir = model_dir ? model_dir : job.model.path;
     gp_model *m = NULL;
     rc = gp_model_load(dir, &m, &err);
+    if (!rc) gp_cli_fit_max_length(&job, m);
     if (!rc && gp_rank() == 0) rc = gp_mkdir_p(job.out_dir, &err);
     if (!(rc = gp_agree(rc, &err))) {
         char tag[256];
@@ -41,7 +42,7 @@ int gp_cmd_eval(int argc, char **argv) {
         cJSON *res = NULL;
         gp_eval_opts o;
         gp_eval_opts_from_job(&o, &job);
-        rc = gp_eval_model(&o, m, base, out, NULL, &res, &err);
+        rc = gp_eval_model(&o, m, base, NULL, out, NULL, &res, &err);
         if (!rc && res) {
             const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res, "main_score_mean");
             char score[32] = "null"; /* JSON has no NaN */

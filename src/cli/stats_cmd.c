@@ -23,6 +23,7 @@ int gp_cmd_stats(int argc, char **argv) {
     gp_err err = {0};
     gp_model *m = NULL;
     rc = gp_model_load(job.model.path, &m, &err);
+    if (!rc) gp_cli_fit_max_length(&job, m);
     if (!rc) { /* a scope or layers the model cannot take fail now, not after the statistics */
         gp_prune_opts po;
         gp_prune_opts_from_job(&po, &job);

@@ -347,7 +347,7 @@ void gp_eval_opts_from_job(gp_eval_opts *o, const gp_job *job) {
                         .job_path = job->path};
 }
 
-gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *json_path,
+gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *folder, const char *json_path,
                         const char *settings_hash, cJSON **result, gp_err *err) {
     if (result) *result = NULL;
     const char *const *rs = o->retrieval, *const *ss = o->sts;
@@ -401,7 +401,8 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     char utc[32];
     gp_utc_now(utc, sizeof utc);
     cJSON_AddStringToObject(doc, "tag", tag);
-    cJSON_AddStringToObject(doc, "model", m->dir);
+    cJSON_AddStringToObject(doc, "model", folder ? folder : m->dir);
+    cJSON_AddStringToObject(doc, "source_model", m->dir);
     cJSON_AddStringToObject(doc, "gaprune_version", GP_VERSION);
     cJSON_AddStringToObject(doc, "created_utc", utc);
     cJSON_AddNumberToObject(doc, "n_ranks", gp_nranks());
