@@ -188,6 +188,27 @@ static void test_sts_constant_gold_is_null(void **state) {
     free(dir);
 }
 
+/* issue 14: max_length beyond the model's positions was cut in silence while the printed
+ * configuration said otherwise; now a warning names the key's origin and the value used */
+static void test_max_length_fitted(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    char p[4400], text[8192], cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/m.ini", dir);
+    snprintf(text, sizeof text, "[model]\npath = %s/" FIXTURES "/bert-f32\nmax_length = 512\n[eval]\nsts = %s/" FIXTURES
+             "/sts-tiny.jsonl\n[output]\ndir = %s/res\n", cwd, cwd, dir);
+    tu_write(p, text);
+    assert_int_equal(tu_run_to(dir, "%s eval '%s'", tu_bin(), p), 0);
+    char *e = tu_read_in(dir, "err"), want[8400];
+    snprintf(want, sizeof want, "%s:3: [model] max_length = 512 is more than the 40 tokens", p);
+    if (!strstr(e, want) || !strstr(e, "using max_length = 40")) /* sentence_bert_config.json's max_seq_length */ fail_msg("want \"%s\" in:\n%s", want, e);
+    free(e);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_metrics),
@@ -195,6 +216,7 @@ int main(void) {
         cmocka_unit_test(test_eval_command),
         cmocka_unit_test(test_qrels_error_after_later_query),
         cmocka_unit_test(test_sts_constant_gold_is_null),
+        cmocka_unit_test(test_max_length_fitted),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }
