@@ -117,8 +117,9 @@ static void test_eval_command(void **state) {
 
 /* A BEIR folder (the fixture's corpus and queries, qrels given) and an STS file in a scratch
  * folder, evaluated by `gaprune eval` on one rank; returns the exit status, stderr in err. */
-static int eval_sets(const char *dir, const char *qrels, const char *sts) {
+static int eval_sets(const char *dir, const char *qrels, const char *sts, const char *more_corpus) {
     tu_sh("mkdir -p '%s/beir/qrels' && cp " FIXTURES "/beir-tiny/*.jsonl '%s/beir/'", dir, dir);
+    if (more_corpus) tu_sh("printf '%%s\\n' '%s' >> '%s/beir/corpus.jsonl'", more_corpus, dir);
     char p[4400], text[8192], cwd[2048];
     assert_non_null(getcwd(cwd, sizeof cwd));
     snprintf(p, sizeof p, "%s/beir/qrels/test.tsv", dir);
@@ -141,12 +142,67 @@ static void test_qrels_error_after_later_query(void **state) {
     (void)state;
     char *dir = tu_mkdtemp();
     tu_mpi_env();
-    assert_int_equal(eval_sets(dir, "q2\td1\t1\nq2\td2\tx\n", k_good_sts), 2);
+    assert_int_equal(eval_sets(dir, "q2\td1\t1\nq2\td2\tx\n", k_good_sts, NULL), 2);
     char *e = tu_read_in(dir, "err");
     tu_assert_no_sanitizer(e);
     char want[4400];
     snprintf(want, sizeof want, "%s/beir/qrels/test.tsv:2: score \"x\" is not an integer", dir);
     if (!strstr(e, want)) fail_msg("expected \"%s\" in:\n%s", want, e);
+    free(e);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* issue 14: a corpus _id twice passed in silence (the qrels judged whichever copy was kept) */
+static void test_duplicate_corpus_id(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    assert_int_equal(eval_sets(dir, "q1\td1\t1\n", k_good_sts, "{\"_id\": \"d2\", \"text\": \"again\"}"), 2);
+    char *e = tu_read_in(dir, "err"), want[4400];
+    tu_assert_no_sanitizer(e);
+    snprintf(want, sizeof want, "%s/beir/corpus.jsonl:11: _id \"d2\" appears twice (first on line 2)", dir);
+    if (!strstr(e, want)) fail_msg("expected \"%s\" in:\n%s", want, e);
+    free(e);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* issue 14: two model folders of one name shared eval-<name>.json, and two [eval] sets of one
+ * name shared a key; the first gets a file of its own, the second is exit 2 */
+static void test_same_names(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    char p[4400], text[8192], cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    tu_sh("mkdir -p '%s/a' '%s/b' '%s/x' '%s/y' && cp -r " FIXTURES "/bert-f32 '%s/a/' && cp -r " FIXTURES "/bert-f32 '%s/b/'"
+          " && cp " FIXTURES "/sts-tiny.jsonl '%s/x/s.jsonl' && cp " FIXTURES "/sts-tiny.jsonl '%s/y/s.jsonl'",
+          dir, dir, dir, dir, dir, dir, dir, dir);
+    snprintf(p, sizeof p, "%s/n.ini", dir);
+    snprintf(text, sizeof text, "[model]\npath = %s/a/bert-f32\n[eval]\nsts = %s/x/s.jsonl\n[output]\ndir = %s/res\n", dir, dir, dir);
+    tu_write(p, text);
+    assert_int_equal(tu_run_to(dir, "%s eval '%s'", tu_bin(), p), 0);
+    assert_int_equal(tu_run_to(dir, "%s eval '%s' --model '%s/b/bert-f32'", tu_bin(), p, dir), 0);
+    char *e = tu_read_in(dir, "err");
+    if (!strstr(e, "holds the evaluation of another folder called bert-f32; writing")) fail_msg("no warning:\n%s", e);
+    free(e);
+    snprintf(p, sizeof p, "%s/res/eval-bert-f32.json", dir);
+    cJSON *j = load_json(p);
+    assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(j, "model")->valuestring, "/a/bert-f32"));
+    cJSON_Delete(j);
+    char cmd[4600];
+    snprintf(cmd, sizeof cmd, "ls '%s'/res/eval-bert-f32-*.json >/dev/null", dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/n2.ini", dir);
+    snprintf(text, sizeof text, "[model]\npath = %s/a/bert-f32\n[eval]\nsts = %s/x/s.jsonl, %s/y/s.jsonl\n[output]\ndir = %s/res\n",
+             dir, dir, dir, dir);
+    tu_write(p, text);
+    assert_int_equal(tu_run_to(dir, "%s eval '%s'", tu_bin(), p), 2);
+    e = tu_read_in(dir, "err");
+    char want[8800];
+    snprintf(want, sizeof want, "%s: [eval] sts names two sets called \"s.jsonl\"", p);
+    if (!strstr(e, want)) fail_msg("want \"%s\" in:\n%s", want, e);
     free(e);
     tu_rmtree(dir);
     free(dir);
@@ -160,7 +216,7 @@ static void test_sts_constant_gold_is_null(void **state) {
     const char *flat = "{\"sentence1\": \"paris\", \"sentence2\": \"france\", \"score\": 3}\n"
                        "{\"sentence1\": \"berlin\", \"sentence2\": \"cafe\", \"score\": 3}\n"
                        "{\"sentence1\": \"hello\", \"sentence2\": \"world\", \"score\": 3}\n";
-    assert_int_equal(eval_sets(dir, "q1\td1\t1\nq2\td2\t1\n", flat), 0);
+    assert_int_equal(eval_sets(dir, "q1\td1\t1\nq2\td2\t1\n", flat, NULL), 0);
     char *e = tu_read_in(dir, "err"), *o = tu_read_in(dir, "out");
     tu_assert_no_sanitizer(e);
     char want[4400];
@@ -217,6 +273,8 @@ int main(void) {
         cmocka_unit_test(test_qrels_error_after_later_query),
         cmocka_unit_test(test_sts_constant_gold_is_null),
         cmocka_unit_test(test_max_length_fitted),
+        cmocka_unit_test(test_duplicate_corpus_id),
+        cmocka_unit_test(test_same_names),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }

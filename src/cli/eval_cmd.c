@@ -8,6 +8,8 @@
 #include "gaprune/job.h"
 #include "gaprune/eval.h"
 #include "gaprune/fs.h"
+#include "gaprune/hash.h"
+#include "gaprune/json.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 
@@ -39,6 +41,29 @@ int gp_cmd_eval(int argc, char **argv) {
         char name[300];
         snprintf(name, sizeof name, "eval-%s.json", base);
         char *out = gp_path_join(job.out_dir, name);
+        /* two folders of the same name (a/model, b/model) would share eval-model.json: a file that
+         * names another folder is kept, and this one's name gets a short hash of the path */
+        int other = 0;
+        if (gp_rank() == 0 && gp_file_exists(out)) {
+            cJSON *prev = NULL;
+            gp_err ignored = {0};
+            if (!gp_json_load(out, &prev, &ignored)) {
+                const cJSON *pm = cJSON_GetObjectItemCaseSensitive(prev, "model");
+                other = cJSON_IsString(pm) && strcmp(pm->valuestring, dir) != 0;
+            }
+            cJSON_Delete(prev);
+        }
+        if (gp_allreduce_max_int(other)) {
+            char hex[65];
+            gp_sha256 *h = gp_sha256_init();
+            gp_sha256_update(h, dir, strlen(dir));
+            gp_sha256_final(h, hex);
+            snprintf(name, sizeof name, "eval-%s-%.8s.json", base, hex);
+            char *unique = gp_path_join(job.out_dir, name);
+            gp_warn("%s holds the evaluation of another folder called %s; writing %s instead", out, base, unique);
+            free(out);
+            out = unique;
+        }
         cJSON *res = NULL;
         gp_eval_opts o;
         gp_eval_opts_from_job(&o, &job);

@@ -84,6 +84,43 @@ typedef struct {
 } query_qrels;
 
 /* Rank 0: qrels/test.tsv to per-query lists, in queries.jsonl order. */
+/* The physical line of record idx of a JSONL file (blank lines are not records), for messages. */
+static long long record_line(const char *path, int64_t idx) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char *buf = NULL;
+    size_t cap = 0;
+    long long line = 0, at = -1;
+    while (getline(&buf, &cap, f) >= 0) {
+        line++;
+        bool blank = true;
+        for (const char *c = buf; *c && blank; c++) blank = *c == ' ' || *c == '\t' || *c == '\r' || *c == '\n';
+        if (!blank && ++at == idx) break;
+    }
+    free(buf);
+    fclose(f);
+    return line;
+}
+
+/* Every _id once: a repeated one would make its qrels judge whichever copy the map kept. */
+static gp_status map_ids(const char *dir, const char *file, const gp_texts *t, gp_strmap *map, gp_err *err) {
+    for (int64_t i = 0; i < t->n; i++) {
+        if (gp_strmap_put(map, t->id[i], strlen(t->id[i]), (int32_t)i)) continue;
+        int32_t first = 0;
+        for (int64_t k = 0; k < i; k++)
+            if (strcmp(t->id[k], t->id[i]) == 0) {
+                first = (int32_t)k;
+                break;
+            }
+        char *path = gp_path_join(dir, file);
+        gp_status rc = gp_errf(err, GP_EINPUT, "%s:%lld: _id \"%s\" appears twice (first on line %lld)", path,
+                               record_line(path, i), t->id[i], record_line(path, first));
+        free(path);
+        return rc;
+    }
+    return GP_OK;
+}
+
 static gp_status read_qrels(const char *dir, const gp_texts *queries, const gp_texts *corpus, query_qrels **out,
                             int64_t *nout, gp_err *err) {
     char *qdir = gp_path_join(dir, "qrels"), *path = gp_path_join(qdir, "test.tsv");
@@ -96,8 +133,8 @@ static gp_status read_qrels(const char *dir, const gp_texts *queries, const gp_t
         return rc;
     }
     gp_strmap *qid = gp_strmap_init((size_t)queries->n), *did = gp_strmap_init((size_t)corpus->n);
-    for (int64_t i = 0; i < queries->n; i++) gp_strmap_put(qid, queries->id[i], strlen(queries->id[i]), (int32_t)i);
-    for (int64_t i = 0; i < corpus->n; i++) gp_strmap_put(did, corpus->id[i], strlen(corpus->id[i]), (int32_t)i);
+    rc = map_ids(dir, "queries.jsonl", queries, qid, err);
+    if (!rc) rc = map_ids(dir, "corpus.jsonl", corpus, did, err);
     query_qrels *per = gp_calloc((size_t)(queries->n ? queries->n : 1), sizeof *per);
     int64_t line = 0, unknown = 0;
     for (char *p = text; *p && !rc;) {
@@ -353,6 +390,21 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     const char *const *rs = o->retrieval, *const *ss = o->sts;
     const int nr = o->n_retrieval, ns = o->n_sts;
     double t0 = gp_now();
+    /* results are keyed by each set's base name: two sets of one name would overwrite each other */
+    for (int k = 0; k < 2; k++) {
+        const char *const *v = k ? ss : rs;
+        for (int i = 0, n = k ? ns : nr; i < n; i++)
+            for (int j = 0; j < i; j++) {
+                char a[256];
+                snprintf(a, sizeof a, "%s", base_name(v[j]));
+                if (strcmp(a, base_name(v[i])) == 0)
+                    return gp_agree(gp_errf(err, GP_EINPUT,
+                                            "%s: [eval] %s names two sets called \"%s\" (%s and %s): results are keyed "
+                                            "by that name; rename one",
+                                            o->job_path, k ? "sts" : "retrieval", a, v[j], v[i]),
+                                    err);
+            }
+    }
     cJSON *doc = cJSON_CreateObject(), *jr = cJSON_CreateObject(), *js = cJSON_CreateObject();
     gp_status rc = GP_OK;
     double main_sum = 0;
