@@ -285,6 +285,11 @@ static void test_invalid_utf8(void **state) {
 static void test_truncation_and_empty(void **state) {
     (void)state;
     IDS(g_tok, "", 512, EOT);
+    /* issue 14: no tokens left e.ids NULL, and the copy computed NULL + 0 (clang's UBSan) */
+    int32_t *none;
+    assert_int_equal(gp_tokenizer_encode(g_tok, NULL, 0, 512, &none), 1);
+    assert_int_equal(none[0], EOT);
+    free(none);
     /* "a b c d" is a, Ġb (merges[38] "Ġ b", id 256 + 38), Ġ c (no merge), Ġd (merges[10]): three
      * of them, then room for <|endoftext|> */
     IDS(g_tok, "a b c d", 512, 64, 294, 220, 66, 266, EOT);
@@ -604,6 +609,15 @@ static void template_unknown(cJSON *tj) {
     cJSON *sp = obj_path(obj_path(tj, "post_processor", "special_tokens"), "<|endoftext|>", NULL);
     set_json(sp, "ids", "[999]");
 }
+/* issue 14: an added token that is a raw 0xA9 byte matched inside "é" (C3 A9) and tripped a
+ * fatal check in the NFC step; it is refused when the file is read */
+static void added_not_utf8(cJSON *tj) {
+    cJSON *added = cJSON_GetObjectItemCaseSensitive(tj, "added_tokens");
+    cJSON *bad = cJSON_Duplicate(cJSON_GetArrayItem(added, 2), 1);
+    cJSON_ReplaceItemInObjectCaseSensitive(bad, "content", cJSON_CreateString("\xa9"));
+    cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(bad, "id"), 479); /* the id Hugging Face would give it */
+    cJSON_AddItemToArray(added, bad);
+}
 static void nothing(cJSON *tj) { (void)tj; }
 
 static void test_malformed(void **state) {
@@ -622,6 +636,7 @@ static void test_malformed(void **state) {
     expect_bad(added_gap, NULL, "added_tokens[2].id\" = 500");
     expect_bad(added_in_vocab, NULL, "added_tokens[1].id\" = 477, but Hugging Face gives \"a\" id 64");
     expect_bad(added_not_list, NULL, "added_tokens");
+    expect_bad(added_not_utf8, NULL, "key \"added_tokens[3].content\" = \"\\xA9\" is not valid UTF-8");
     expect_bad(lowercase, NULL, "normalizer");
     expect_bad(removed, NULL, "pre_tokenizer.pretokenizers[0].behavior");
     expect_bad(string_pattern, NULL, "pre_tokenizer.pretokenizers[0].pattern");

@@ -317,6 +317,25 @@ static void test_bad_input_exit_2(void **state) {
     e = slurp("err");
     assert_non_null(strstr(e, "/no/such.txt"));
     free(e);
+    /* issue 14: a job file that cannot be read was reported twice */
+    for (int np = 0; np <= 2; np += 2) {
+        if (np) assert_int_equal(run("mpirun -np %d -x ASAN_OPTIONS %s run /nonexistent.ini", np, bin()), 2);
+        else assert_int_equal(run("%s run /nonexistent.ini", bin()), 2);
+        e = slurp("err");
+        const char *first = strstr(e, "gaprune: error: /nonexistent.ini: cannot open");
+        if (!first || strstr(first + 1, "gaprune: error:")) fail_msg("want the error once:\n%s", e);
+        free(e);
+    }
+    /* issue 14: a warm-up longer than the retraining is said at load, with both origins */
+    char job[4300];
+    snprintf(job, sizeof job, "%s/warm.ini", g_dir);
+    tu_write(job, "[model]\npath = /no/such/model\n[retrain]\nsteps = 100\nwarmup = 200\n");
+    assert_int_equal(run("%s eval '%s'", bin(), job), 2);
+    e = slurp("err");
+    char want[8800];
+    snprintf(want, sizeof want, "%s:5: [retrain] warmup = 200 is more than [retrain] steps = 100 (%s:4)", job, job);
+    if (!strstr(e, want) || !strstr(e, "continuing")) fail_msg("want \"%s\" in:\n%s", want, e);
+    free(e);
     assert_int_equal(run("%s frobnicate", bin()), 2);
     assert_int_equal(run("%s --version", bin()), 0);
     assert_int_equal(run("%s encode --help", bin()), 0);

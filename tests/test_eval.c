@@ -168,6 +168,154 @@ static void test_eval_max_length(void **state) {
     }
     tu_rmtree(g_dir);
     free(g_dir);
+/* A BEIR folder (the fixture's corpus and queries, qrels given) and an STS file in a scratch
+ * folder, evaluated by `gaprune eval` on one rank; returns the exit status, stderr in err. */
+static int eval_sets(const char *dir, const char *qrels, const char *sts, const char *more_corpus) {
+    tu_sh("mkdir -p '%s/beir/qrels' && cp " FIXTURES "/beir-tiny/*.jsonl '%s/beir/'", dir, dir);
+    if (more_corpus) tu_sh("printf '%%s\\n' '%s' >> '%s/beir/corpus.jsonl'", more_corpus, dir);
+    char p[4400], text[8192], cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/beir/qrels/test.tsv", dir);
+    tu_write(p, qrels);
+    snprintf(p, sizeof p, "%s/s.jsonl", dir);
+    tu_write(p, sts);
+    snprintf(p, sizeof p, "%s/e.ini", dir);
+    snprintf(text, sizeof text, "[model]\npath = %s/" FIXTURES "/bert-f32\n[eval]\nretrieval = %s/beir\nsts = %s/s.jsonl\n"
+             "[output]\ndir = %s/res\n", cwd, dir, dir, dir);
+    tu_write(p, text);
+    return tu_run_to(dir, "%s eval '%s/e.ini'", tu_bin(), dir);
+}
+
+static const char *k_good_sts = "{\"sentence1\": \"paris\", \"sentence2\": \"france\", \"score\": 4}\n"
+                                "{\"sentence1\": \"berlin\", \"sentence2\": \"cafe\", \"score\": 1}\n"
+                                "{\"sentence1\": \"hello\", \"sentence2\": \"world\", \"score\": 2}\n";
+
+/* issue 14: a judged query that is not the first, then a malformed row, was a double free */
+static void test_qrels_error_after_later_query(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    assert_int_equal(eval_sets(dir, "q2\td1\t1\nq2\td2\tx\n", k_good_sts, NULL), 2);
+    char *e = tu_read_in(dir, "err");
+    tu_assert_no_sanitizer(e);
+    char want[4400];
+    snprintf(want, sizeof want, "%s/beir/qrels/test.tsv:2: score \"x\" is not an integer", dir);
+    if (!strstr(e, want)) fail_msg("expected \"%s\" in:\n%s", want, e);
+    free(e);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* issue 14: a corpus _id twice passed in silence (the qrels judged whichever copy was kept) */
+static void test_duplicate_corpus_id(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    assert_int_equal(eval_sets(dir, "q1\td1\t1\n", k_good_sts, "{\"_id\": \"d2\", \"text\": \"again\"}"), 2);
+    char *e = tu_read_in(dir, "err"), want[4400];
+    tu_assert_no_sanitizer(e);
+    snprintf(want, sizeof want, "%s/beir/corpus.jsonl:11: _id \"d2\" appears twice (first on line 2)", dir);
+    if (!strstr(e, want)) fail_msg("expected \"%s\" in:\n%s", want, e);
+    free(e);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* issue 14: two model folders of one name shared eval-<name>.json, and two [eval] sets of one
+ * name shared a key; the first gets a file of its own, the second is exit 2 */
+static void test_same_names(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    char p[4400], text[8192], cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    tu_sh("mkdir -p '%s/a' '%s/b' '%s/x' '%s/y' && cp -r " FIXTURES "/bert-f32 '%s/a/' && cp -r " FIXTURES "/bert-f32 '%s/b/'"
+          " && cp " FIXTURES "/sts-tiny.jsonl '%s/x/s.jsonl' && cp " FIXTURES "/sts-tiny.jsonl '%s/y/s.jsonl'",
+          dir, dir, dir, dir, dir, dir, dir, dir);
+    snprintf(p, sizeof p, "%s/n.ini", dir);
+    snprintf(text, sizeof text, "[model]\npath = %s/a/bert-f32\n[eval]\nsts = %s/x/s.jsonl\n[output]\ndir = %s/res\n", dir, dir, dir);
+    tu_write(p, text);
+    assert_int_equal(tu_run_to(dir, "%s eval '%s'", tu_bin(), p), 0);
+    assert_int_equal(tu_run_to(dir, "%s eval '%s' --model '%s/b/bert-f32'", tu_bin(), p, dir), 0);
+    char *e = tu_read_in(dir, "err");
+    if (!strstr(e, "holds the evaluation of another folder called bert-f32; writing")) fail_msg("no warning:\n%s", e);
+    free(e);
+    snprintf(p, sizeof p, "%s/res/eval-bert-f32.json", dir);
+    cJSON *j = load_json(p);
+    assert_non_null(strstr(cJSON_GetObjectItemCaseSensitive(j, "model")->valuestring, "/a/bert-f32"));
+    cJSON_Delete(j);
+    char cmd[4600];
+    snprintf(cmd, sizeof cmd, "ls '%s'/res/eval-bert-f32-*.json >/dev/null", dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/n2.ini", dir);
+    snprintf(text, sizeof text, "[model]\npath = %s/a/bert-f32\n[eval]\nsts = %s/x/s.jsonl, %s/y/s.jsonl\n[output]\ndir = %s/res\n",
+             dir, dir, dir, dir);
+    tu_write(p, text);
+    assert_int_equal(tu_run_to(dir, "%s eval '%s'", tu_bin(), p), 2);
+    e = tu_read_in(dir, "err");
+    char want[8800];
+    snprintf(want, sizeof want, "%s: [eval] sts names two sets called \"s.jsonl\"", p);
+    if (!strstr(e, want)) fail_msg("want \"%s\" in:\n%s", want, e);
+    free(e);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* issue 14: equal gold scores made Spearman NaN and stdout "main_score_mean":nan */
+static void test_sts_constant_gold_is_null(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    const char *flat = "{\"sentence1\": \"paris\", \"sentence2\": \"france\", \"score\": 3}\n"
+                       "{\"sentence1\": \"berlin\", \"sentence2\": \"cafe\", \"score\": 3}\n"
+                       "{\"sentence1\": \"hello\", \"sentence2\": \"world\", \"score\": 3}\n";
+    assert_int_equal(eval_sets(dir, "q1\td1\t1\nq2\td2\t1\n", flat, NULL), 0);
+    char *e = tu_read_in(dir, "err"), *o = tu_read_in(dir, "out");
+    tu_assert_no_sanitizer(e);
+    char want[4400];
+    snprintf(want, sizeof want, "%s/s.jsonl: the gold scores (or the model's cosines) are all equal", dir);
+    if (!strstr(e, want)) fail_msg("expected \"%s\" in:\n%s", want, e);
+    /* the last stdout line is JSON; the mean is the retrieval set's alone */
+    char *last = strrchr(o, '{');
+    assert_non_null(last);
+    cJSON *j = cJSON_Parse(last);
+    if (!j) fail_msg("stdout's last line is not JSON: %s", last);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "main_score_mean")));
+    cJSON_Delete(j);
+    char p[4400];
+    snprintf(p, sizeof p, "%s/res/eval-bert-f32.json", dir);
+    cJSON *doc = load_json(p);
+    assert_non_null(doc);
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "sts"), "s.jsonl");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(set, "main_score")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(set, "cosine_spearman")));
+    double nd = get(doc, "retrieval", "beir", "ndcg_at_10");
+    assert_true(fabs(cJSON_GetObjectItemCaseSensitive(doc, "main_score_mean")->valuedouble - nd) < 1e-12);
+    cJSON_Delete(doc);
+    free(e), free(o);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* issue 14: max_length beyond the model's positions was cut in silence while the printed
+ * configuration said otherwise; now a warning names the key's origin and the value used */
+static void test_max_length_fitted(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    char p[4400], text[8192], cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/m.ini", dir);
+    snprintf(text, sizeof text, "[model]\npath = %s/" FIXTURES "/bert-f32\nmax_length = 512\n[eval]\nsts = %s/" FIXTURES
+             "/sts-tiny.jsonl\n[output]\ndir = %s/res\n", cwd, cwd, dir);
+    tu_write(p, text);
+    assert_int_equal(tu_run_to(dir, "%s eval '%s'", tu_bin(), p), 0);
+    char *e = tu_read_in(dir, "err"), want[8400];
+    snprintf(want, sizeof want, "%s:3: [model] max_length = 512 is more than the 40 tokens", p);
+    if (!strstr(e, want) || !strstr(e, "using max_length = 40")) /* sentence_bert_config.json's max_seq_length */ fail_msg("want \"%s\" in:\n%s", want, e);
+    free(e);
+    tu_rmtree(dir);
+    free(dir);
 }
 
 int main(void) {
@@ -176,6 +324,11 @@ int main(void) {
         cmocka_unit_test(test_correlations),
         cmocka_unit_test(test_eval_command),
         cmocka_unit_test(test_eval_max_length),
+        cmocka_unit_test(test_qrels_error_after_later_query),
+        cmocka_unit_test(test_sts_constant_gold_is_null),
+        cmocka_unit_test(test_max_length_fitted),
+        cmocka_unit_test(test_duplicate_corpus_id),
+        cmocka_unit_test(test_same_names),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }

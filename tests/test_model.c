@@ -3,6 +3,8 @@
  * or tensor, and no leak on the error path: this runs under LeakSanitizer). */
 #include "test_util.h"
 
+#include <time.h>
+
 #include "gaprune/model.h"
 #include "gaprune/safetensors.h"
 
@@ -239,6 +241,9 @@ static void test_bad_weights(void **state) {
     expect_load_error(d, "model.safetensors", "truncated");
     tu_sh("rm '%s/model.safetensors'", d);
     expect_load_error(d, "no model.safetensors", NULL);
+    /* issue 14: a folder with only PyTorch weights is refused saying what was found and how to convert it */
+    tu_sh("touch '%s/pytorch_model.bin'", d);
+    expect_load_error(d, "only pytorch_model.bin (PyTorch pickle weights", "save_pretrained(d, safe_serialization=True)");
     tu_rmtree(d);
     free(d);
 }
@@ -356,12 +361,57 @@ static void test_registry(void **state) {
     }
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* issue 14: config.json's sizes were checked one at a time: "hidden_size": 536870912 asked
+ * malloc for 4.6e18 bytes and "num_hidden_layers": 1073741824 grew a table for 23 s. The count
+ * they imply together is checked against a bound and then against the weight files, before
+ * anything is allocated; the message names config.json and the key. */
+static void test_config_sizes_bounded(void **state) {
+    (void)state;
+    static const struct {
+        const char *from, *to, *want;
+    } cases[] = {
+        {"\"hidden_size\": 64", "\"hidden_size\": 536870912", "config.json: key \"hidden_size\" = 536870912: the sizes imply"},
+        {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1073741824",
+         "config.json: key \"num_hidden_layers\" = 1073741824: the sizes imply"},
+        {"\"intermediate_size\": 128", "\"intermediate_size\": 1073741824", "config.json implies [1073741824, 64]"},
+        /* plausible sizes the files do not hold: one block too many */
+        {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3",
+         "config.json: key \"num_hidden_layers\" = 3: the sizes imply"},
+        /* a wrong width: the first tensor whose shape differs, before any allocation */
+        {"\"vocab_size\": 156", "\"vocab_size\": 100000", "config.json implies [100000, 64]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *d = copy_fixture("bert-f32");
+        edit_config(d, cases[i].from, cases[i].to);
+        double t0 = now_s();
+        expect_load_error(d, cases[i].want, NULL);
+        assert_true(now_s() - t0 < 2.0);
+        tu_rmtree(d);
+        free(d);
+    }
+    /* the bound alone, as gaprune plan and tokenize read config.json */
+    char *d = copy_fixture("bert-f32");
+    edit_config(d, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1073741824");
+    gp_model_config cfg;
+    gp_err err = {0};
+    assert_int_equal(gp_model_config_load(d, &cfg, &err), GP_EINPUT);
+    assert_non_null(strstr(err.msg, "more than gaprune's limit of 2^40"));
+    tu_rmtree(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),         cmocka_unit_test(test_default_pooling), cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_shape_mismatch),
         cmocka_unit_test(test_qwen3_config), cmocka_unit_test(test_bad_weights),     cmocka_unit_test(test_bad_pooling),
-        cmocka_unit_test(test_f16_model),     cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_f16_model),     cmocka_unit_test(test_registry), cmocka_unit_test(test_config_sizes_bounded),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

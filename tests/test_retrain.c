@@ -97,6 +97,12 @@ static void test_ranks_agree(void **state) {
     double l1[5], l2[5];
     const char *sets = "--set retrain.batch=8 --set retrain.steps=5";
     assert_int_equal(retrain(1, sets, NULL), 0);
+    /* issue 14: a batch larger than the corpus repeated triplets in silence; now it is said, with the origin */
+    char *e8 = tu_read_in(g_dir, "err.txt");
+    assert_non_null(e8);
+    if (!strstr(e8, "--set retrain.batch=8: batch = 8 is more than the 6 triplets of") || !strstr(e8, "continuing"))
+        fail_msg("no warning about the batch:\n%s", e8);
+    free(e8);
     save_log("np1.h5");
     assert_int_equal(retrain(2, sets, NULL), 0);
     save_log("np2.h5");
@@ -315,6 +321,50 @@ static void test_run_qwen3(void **state) {
     assert_true(z == n / 2);
     gp_model_free(m);
     free(md), free(out);
+    /* issue 14: eval files name the folder evaluated, with the model it came from */
+    static const char *const evals[][2] = {{"eval-pruned-gaprune-0.5.json", "out-qwen3/pruned-gaprune-0.5"},
+                                           {"eval-retrained-gaprune-0.5.json", "out-qwen3/retrained-gaprune-0.5"},
+                                           {"eval-dense.json", FIXTURES "/qwen3-f32"}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "out-qwen3/%s", evals[i][0]);
+        char *txt = tu_read_in(g_dir, p);
+        assert_non_null(txt);
+        cJSON *j = cJSON_Parse(txt);
+        const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model"), *src = cJSON_GetObjectItemCaseSensitive(j, "source_model");
+        assert_true(cJSON_IsString(model) && cJSON_IsString(src));
+        const char *want = evals[i][1];
+        size_t ml = strlen(model->valuestring), wl = strlen(want);
+        if (ml < wl || strcmp(model->valuestring + ml - wl, want)) fail_msg("%s: model \"%s\", want .../%s", evals[i][0], model->valuestring, want);
+        assert_non_null(strstr(src->valuestring, FIXTURES "/qwen3-f32"));
+        cJSON_Delete(j);
+        free(txt);
+    }
+    /* issue 14: without evaluation sets the retraining still shows in report.md and report.json
+     * (every stage is complete: this rerun only writes the report) */
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run qwen3.ini --set eval.retrieval= --set eval.sts=",
+                               g_bin), 0);
+    md = tu_read_in(g_dir, "out-qwen3/report.md");
+    char *rj = tu_read_in(g_dir, "out-qwen3/report.json");
+    assert_non_null(md);
+    assert_non_null(rj);
+    const char *row = strstr(md, "| gaprune | 0.5 | "); /* without sets, the masks table's row */
+    assert_non_null(row);
+    char line[512];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(row, "\n"), row);
+    if (!strstr(line, " → ")) fail_msg("no retraining loss in report.md's row: %s\n%s", line, md);
+    cJSON *r = cJSON_Parse(rj);
+    const cJSON *jrows = cJSON_GetObjectItemCaseSensitive(r, "rows"), *x;
+    bool seen = false;
+    cJSON_ArrayForEach(x, jrows) {
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(x, "method")->valuestring, "gaprune")) continue;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(x, "retraining");
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(t, "first_loss")));
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(t, "last_loss")));
+        seen = true;
+    }
+    assert_true(seen);
+    cJSON_Delete(r);
+    free(md), free(rj);
 }
 
 /* gaprune train from a config.json: a vocabulary of exactly vocab_size, a random model that

@@ -2,6 +2,8 @@
  * broken: each is GP_EINPUT with a message naming the file and the tensor. */
 #include "test_util.h"
 
+#include <time.h>
+
 #include "gaprune/safetensors.h"
 
 /* ---- conversions ---------------------------------------------------------------------------- */
@@ -179,6 +181,56 @@ static void test_broken_files(void **state) {
     write_raw(p, "{\"__metadata__\":{\"k\":3}}", 0);
     expect_error(p, "__metadata__", NULL);
 
+    /* issue 14: a second __metadata__ (larger than the first) wrote past a heap buffer */
+    write_raw(p, "{\"__metadata__\":{\"format\":\"pt\"},\"__metadata__\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}}", 0);
+    expect_error(p, "\"__metadata__\"", "twice");
+
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* issue 14: the duplicate-name check was quadratic (100,000 tiny tensors took 17.5 s). Every
+ * name is now checked and found through a hash map. */
+static void test_many_tensors(void **state) {
+    (void)state;
+    enum { N = 100000 };
+    char *dir = tu_mkdtemp(), p[4200];
+    snprintf(p, sizeof p, "%s/many.safetensors", dir);
+    size_t cap = (size_t)N * 80 + 200, at = 0;
+    char *h = malloc(cap);
+    at += (size_t)snprintf(h + at, cap - at, "{");
+    for (int i = 0; i < N; i++)
+        at += (size_t)snprintf(h + at, cap - at, "%s\"t%d\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}",
+                               i ? "," : "", i, i, i + 1);
+    size_t body = at;
+    snprintf(h + at, cap - at, "}");
+    write_raw(p, h, N);
+    double t0 = now_s();
+    gp_st_file *f = NULL;
+    gp_err err = {0};
+    if (gp_st_open(p, &f, &err)) fail_msg("%s", err.msg);
+    double t_ok = now_s() - t0;
+    assert_int_equal(gp_st_count(f), N);
+    const gp_st_tensor *t = gp_st_find(f, "t99999");
+    assert_non_null(t);
+    assert_int_equal(t->begin, 99999);
+    assert_null(gp_st_find(f, "t100000"));
+    gp_st_close(f);
+    /* the same tensors and then "t0" again: refused, naming it */
+    snprintf(h + body, cap - body, ",\"t0\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%d,%d]}}", N, N + 1);
+    write_raw(p, h, N + 1);
+    t0 = now_s();
+    expect_error(p, "\"t0\"", "twice");
+    double t_dup = now_s() - t0;
+    printf("    %d tensors: opened in %.3f s, duplicate refused in %.3f s\n", N, t_ok, t_dup);
+    assert_true(t_ok < 5.0 && t_dup < 5.0); /* was 17.5 s; about 0.2 s under ASan here */
+    free(h);
     tu_rmtree(dir);
     free(dir);
 }
@@ -222,7 +274,7 @@ static void test_shards(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f16),         cmocka_unit_test(test_bf16),   cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_broken_files), cmocka_unit_test(test_shards),
+        cmocka_unit_test(test_broken_files), cmocka_unit_test(test_many_tensors), cmocka_unit_test(test_shards),
     };
     return cmocka_run_group_tests_name("safetensors", tests, NULL, NULL);
 }

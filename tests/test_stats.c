@@ -18,6 +18,7 @@
 #include "test_util.h"
 
 #include <hdf5.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include "gaprune/log.h"
@@ -511,6 +512,13 @@ static void test_kill_and_resume(void **state) {
     assert_true(n >= 4 * n_expected(false));
     snprintf(p, sizeof p, "%s/out-kill/stats.ranks", g_dir);
     assert_false(access(p, F_OK) == 0); /* checkpoints are removed once stats.h5 is complete */
+    /* issue 14: a rerun whose statistics are complete made stats.ranks/ again (and failed on a
+     * read-only output folder); it writes nothing */
+    assert_int_equal(stats(2, "kill", NULL), 0);
+    o = slurp("out.txt");
+    assert_non_null(strstr(o, "is complete for these settings"));
+    free(o);
+    assert_false(access(p, F_OK) == 0);
 
     write_job("sig", "domain.json", "general.jsonl", extra);
     assert_int_equal(stats(2, "sig", "GAPRUNE_TEST_SIGNAL_AT_STEP=4"), 3);
@@ -600,10 +608,69 @@ static void test_broken_corpora(void **state) {
     }
 }
 
+/* Starts `gaprune stats JOB.ini` (under mpirun with np ranks, alone when np is 0) with one
+ * second per unit, sends sig to the process started (mpirun, or gaprune) two seconds into the
+ * loop, and returns its exit status. */
+static int stats_interrupted(int np, const char *job, int sig) {
+    char cmd[8192], out[4200];
+    if (np) snprintf(cmd, sizeof cmd, "exec mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS -x GAPRUNE_TEST_UNIT_DELAY_MS %s stats %s.ini",
+                     np, bin(), job);
+    else snprintf(cmd, sizeof cmd, "exec %s stats %s.ini", bin(), job);
+    snprintf(out, sizeof out, "%s/out.txt", g_dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (chdir(g_dir) != 0 || !freopen("out.txt", "w", stdout) || !freopen("err.txt", "w", stderr)) _exit(127);
+        setenv("GAPRUNE_TEST_UNIT_DELAY_MS", "1000", 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 600; i++) { /* until the loop has started (at most a minute) */
+        char *o = tu_read_file(out, NULL);
+        bool started = o && strstr(o, "units of");
+        free(o);
+        if (started) break;
+        usleep(100000);
+    }
+    sleep(2);
+    kill(pid, sig);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* issue 14: SIGINT (Ctrl-C) stops the statistics as SIGTERM does: checkpoint, the message,
+ * exit 3 from gaprune; mpirun sends its ranks SIGTERM on SIGINT and itself exits 1 (Open MPI
+ * 4.1, README "Stopping and resuming"); either way a rerun resumes. */
+static void test_sigint(void **state) {
+    (void)state;
+    for (int np = 0; np <= 2; np += 2) {
+        char job[32], p[4200];
+        snprintf(job, sizeof job, "int%d", np);
+        write_job(job, "domain.json", "general.jsonl", "[stats]\ncheckpoint_every = 100\n");
+        int rc = stats_interrupted(np, job, SIGINT);
+        char *o = slurp("out.txt");
+        if (!strstr(o, "stopped by a signal") || !strstr(o, "rerun the same job to resume"))
+            fail_msg("%s: no stop message:\n%s", job, o);
+        free(o);
+        assert_clean_stderr();
+        assert_int_equal(rc, np ? 1 : 3); /* mpirun's own code after SIGINT is 1; gaprune's is 3 */
+        snprintf(p, sizeof p, "%s/out-%s/stats.ranks/latest", g_dir, job);
+        assert_int_equal(access(p, F_OK), 0);
+        assert_int_equal(np ? stats(np, job, NULL) : tu_run_in(g_dir, "%s stats %s.ini", bin(), job), 0);
+        o = slurp("out.txt");
+        assert_non_null(strstr(o, "stats: resuming from step"));
+        free(o);
+        snprintf(p, sizeof p, "%s/out-%s/stats.h5", g_dir, job);
+        assert_int_equal(access(p, F_OK), 0);
+        printf("    SIGINT to %s: exit %d, checkpoint written, rerun resumed\n", np ? "mpirun -np 2" : "gaprune alone", rc);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_fb1), cmocka_unit_test(test_reference_fb4), cmocka_unit_test(test_ranks_agree),
-        cmocka_unit_test(test_only_selected), cmocka_unit_test(test_sharded), cmocka_unit_test(test_48_ranks),      cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_only_selected), cmocka_unit_test(test_sharded), cmocka_unit_test(test_48_ranks),      cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_sigint),
         cmocka_unit_test(test_broken_corpora),
     };
     return cmocka_run_group_tests_name("stats", tests, setup, teardown);

@@ -156,6 +156,17 @@ static void test_vocab_from_tokenizer_json(void **state) {
     tu_write(p, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"[CLS]\": 1, \"[SEP]\": 2}}}");
     assert_int_equal(gp_tokenizer_load(d, &t, &err), GP_EINPUT);
     assert_non_null(strstr(err.msg, "[PAD]"));
+    /* issue 14: one id of 99,999,999 sized a table of 100 million tokens (800 MB); ids are
+     * bounded by the entries the file holds */
+    tu_write(p, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[PAD]\": 0, \"[UNK]\": 1, \"[CLS]\": 2,"
+                " \"[SEP]\": 3, \"hi\": 99999999}}}");
+    assert_int_equal(gp_tokenizer_load(d, &t, &err), GP_EINPUT);
+    printf("    %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "tokenizer.json: model.vocab[\"hi\"] is not a token id (an integer in [0, 5)"));
+    tu_write(p, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[PAD]\": 0, \"[UNK]\": 1, \"[CLS]\": 2,"
+                " \"[SEP]\": 3, \"hi\": 4.5}}}");
+    assert_int_equal(gp_tokenizer_load(d, &t, &err), GP_EINPUT);
+    assert_non_null(strstr(err.msg, "model.vocab[\"hi\"]"));
     tu_rmtree(d);
     free(d);
 }

@@ -19,6 +19,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define GP_VERSION "0.1.0"
@@ -33,6 +34,7 @@ typedef enum {
 typedef struct {
     gp_status code;
     char msg[1024];
+    bool reported; /* gp_agree has printed msg: agreeing on it again (a caller's check) does not print it twice */
 } gp_err;
 
 /* Sets err (when not NULL) and returns code, so callers can `return gp_errf(...)`. */

@@ -73,8 +73,10 @@ gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, doub
 
 /* Collective: every set of [eval] (retrieval, sts) for the model as it is in memory; rank 0
  * writes json_path (via .tmp; settings_hash, when not NULL, is stored in it) and, when result
- * is not NULL, returns the document (caller frees, rank 0; NULL elsewhere). */
-gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *json_path,
+ * is not NULL, returns the document (caller frees, rank 0; NULL elsewhere). folder: the folder
+ * the weights in memory were written to (a pruned or retrained model), named as "model" with
+ * m->dir as "source_model"; NULL when they are m->dir's own. */
+gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *folder, const char *json_path,
                         const char *settings_hash, cJSON **result, gp_err *err);
 /* Rank 0: the results in json_path when they carry settings_hash, else NULL. */
 cJSON *gp_eval_load_current(const char *json_path, const char *settings_hash);

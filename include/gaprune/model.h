@@ -92,7 +92,8 @@ typedef struct {
 typedef struct {
     int n;
     gp_param *p;
-    size_t total; /* floats in all parameters */
+    size_t total;  /* floats in all parameters */
+    bool overflow; /* a shape or the total does not fit in size_t (sizes from a corrupt config.json) */
 } gp_param_table;
 
 void gp_param_table_add(gp_param_table *t, const char *name, int ndim, int64_t d0, int64_t d1);

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "gaprune/check.h"
@@ -24,6 +25,7 @@ typedef struct {
     double sparsity;
     double achieved, zero_fraction, fisher_ratio; /* of the mask; fisher_ratio NaN without statistics */
     cJSON *one_shot, *retrained; /* eval documents (rank 0); NULL when not evaluated / not retrained */
+    bool did_retrain;             /* retrained, evaluated or not (no [eval] sets still retrain) */
     double first_loss, last_loss; /* of the retraining */
 } gp_report_row;
 

@@ -39,6 +39,7 @@ typedef struct {
     const char *query_instruction;
     const char *what;     /* the key that names the corpus, for messages */
     const char *job_path;
+    const char *batch_origin; /* where the batch came from, for messages (NULL: the job file) */
 } gp_train_opts;
 
 void gp_train_opts_retrain(const gp_job *job, gp_train_opts *o);

@@ -1,6 +1,6 @@
 /*
  * stop.h — a polite stop: SIGUSR1 or SIGTERM (Slurm's warning before a requeue or time limit)
- * only sets a flag, and the long stages (stats, retrain) look at it between steps, agree on it
+ * or SIGINT (Ctrl-C, on gaprune alone or forwarded by mpirun) only sets a flag, and the long stages (stats, retrain) look at it between steps, agree on it
  * over the ranks, write a checkpoint and return GP_ESTOPPED. Outside such a stage the signals
  * keep whatever handlers they had.
  *
@@ -16,12 +16,12 @@
 #include <stdbool.h>
 
 typedef struct {
-    struct sigaction old_usr1, old_term; /* the handlers before gp_stop_begin */
+    struct sigaction old_usr1, old_term, old_int; /* the handlers before gp_stop_begin */
 } gp_stop_watch;
 
-/* Clears the flag and makes SIGUSR1 and SIGTERM set it; w keeps the handlers they had. */
+/* Clears the flag and makes SIGUSR1, SIGTERM and SIGINT set it; w keeps the handlers they had. */
 void gp_stop_begin(gp_stop_watch *w);
-/* Whether SIGUSR1 or SIGTERM arrived since gp_stop_begin. */
+/* Whether SIGUSR1, SIGTERM or SIGINT arrived since gp_stop_begin. */
 bool gp_stop_requested(void);
 /* Restores the handlers gp_stop_begin replaced (the flag stays as it is). */
 void gp_stop_end(gp_stop_watch *w);

@@ -180,6 +180,18 @@ int gp_cmd_help_job(int argc, char **argv) {
     return GP_OK;
 }
 
+void gp_cli_fit_max_length(gp_job *job, const gp_model *m) {
+    if (job->model.max_length <= m->max_length) return;
+    const char *origin = gp_job_origin(job, "model", "max_length");
+    if (strcmp(origin, "default") == 0)
+        gp_log0("[model] max_length: the default %d is more than the %d tokens %s takes; using max_length = %d",
+                job->model.max_length, m->max_length, m->dir, m->max_length);
+    else
+        gp_warn("%s: [model] max_length = %d is more than the %d tokens %s takes; using max_length = %d", origin,
+                job->model.max_length, m->max_length, m->dir, m->max_length);
+    job->model.max_length = m->max_length;
+}
+
 gp_status gp_cli_job(const char *cmd, const char *use, const gp_opt *extra, int argc, char **argv, gp_job *job) {
     gp_opt_list sets = {0};
     enum { MAX_OPTS = 32 };

@@ -35,8 +35,8 @@ static void hash_of(const char *a, const char *b, char out[65]) {
 
 /* Evaluates the model as it is in memory unless OUT/eval-<tag>.json is current; rank 0 gets
  * the document. */
-static gp_status evaluate(const gp_eval_opts *eo, const char *out_dir, gp_model *m, const char *tag, const char *hash,
-                          cJSON **doc, gp_err *err) {
+static gp_status evaluate(const gp_eval_opts *eo, const char *out_dir, gp_model *m, const char *tag, const char *folder,
+                          const char *hash, cJSON **doc, gp_err *err) {
     *doc = NULL;
     if (!eo->n_retrieval && !eo->n_sts) return GP_OK;
     char name[256];
@@ -49,7 +49,7 @@ static gp_status evaluate(const gp_eval_opts *eo, const char *out_dir, gp_model 
     }
     gp_status rc = GP_OK;
     if (gp_allreduce_max_int(current)) gp_log0("eval %s: %s is up to date", tag, path);
-    else rc = gp_eval_model(eo, m, tag, path, hash, doc, err);
+    else rc = gp_eval_model(eo, m, tag, folder, path, hash, doc, err);
     free(path);
     return rc;
 }
@@ -131,7 +131,7 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
     char h[65], tag[160];
     hash_of(pr.hash, eval_hash, h);
     snprintf(tag, sizeof tag, "pruned-%s", pr.tag);
-    rc = evaluate(eo, job->out_dir, m, tag, h, &r->one_shot, err);
+    rc = evaluate(eo, job->out_dir, m, tag, pr.pruned_dir, h, &r->one_shot, err);
     if (!rc && retrain && job->retrain.steps > 0) {
         gp_log0("run: stage 4/4, retraining %s", pr.tag);
         gp_train_opts o;
@@ -139,10 +139,11 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
         gp_retrained rt;
         rc = gp_retrain_step(&o, m, &pr.mask, pr.tag, pr.mask_path, pr.hash, job->out_dir, &rt, err);
         if (!rc) {
+            r->did_retrain = true;
             r->first_loss = rt.report.first_loss, r->last_loss = rt.report.last_loss;
             hash_of(rt.hash, eval_hash, h);
             snprintf(tag, sizeof tag, "retrained-%s", pr.tag);
-            rc = evaluate(eo, job->out_dir, m, tag, h, &r->retrained, err);
+            rc = evaluate(eo, job->out_dir, m, tag, rt.model_dir, h, &r->retrained, err);
         }
         gp_retrained_free(&rt);
     }
@@ -203,6 +204,10 @@ int gp_cmd_run(int argc, char **argv) {
     /* every stage is planned before the model is read: one that will not fit stops the run now */
     if (!rc) rc = gp_plan_guard(&job, "run", (1u << GP_PLAN_NSTAGES) - 1, &err);
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
+    if (!rc) {
+        gp_cli_fit_max_length(&job, m);
+        gp_eval_opts_from_job(&eo, &job); /* with the effective max_length */
+    }
     if (!rc) rc = gp_prune_check(&po, m, &err);
     if (!rc && gp_rank() == 0) rc = gp_mkdir_p(job.out_dir, &err);
     char eval_hash[65] = "";
@@ -233,7 +238,7 @@ int gp_cmd_run(int argc, char **argv) {
     cJSON *dense = NULL;
     char h[65];
     hash_of(in.model_sha, eval_hash, h);
-    if (!only) rc = evaluate(&eo, job.out_dir, m, "dense", h, &dense, &err);
+    if (!only) rc = evaluate(&eo, job.out_dir, m, "dense", NULL, h, &dense, &err);
 
     /* 3. one-shot pruning, 4. retraining */
     const int nrows = pl.n * pl.n_sparsity;

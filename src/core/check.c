@@ -14,6 +14,7 @@ gp_status gp_errf(gp_err *err, gp_status code, const char *fmt, ...) {
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
         err->code = code;
+        err->reported = false;
     }
     return code;
 }

@@ -1,4 +1,4 @@
-/* stop.c — SIGUSR1/SIGTERM to a stop flag (see stop.h). */
+/* stop.c — SIGUSR1/SIGTERM/SIGINT to a stop flag (see stop.h). */
 #include "gaprune/stop.h"
 
 #include <string.h>
@@ -19,6 +19,7 @@ void gp_stop_begin(gp_stop_watch *w) {
     g_stop = 0;
     sigaction(SIGUSR1, &sa, &w->old_usr1);
     sigaction(SIGTERM, &sa, &w->old_term);
+    sigaction(SIGINT, &sa, &w->old_int);
 }
 
 bool gp_stop_requested(void) { return g_stop != 0; }
@@ -26,4 +27,5 @@ bool gp_stop_requested(void) { return g_stop != 0; }
 void gp_stop_end(gp_stop_watch *w) {
     sigaction(SIGUSR1, &w->old_usr1, NULL);
     sigaction(SIGTERM, &w->old_term, NULL);
+    sigaction(SIGINT, &w->old_int, NULL);
 }

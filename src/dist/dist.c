@@ -196,7 +196,7 @@ gp_status gp_agree(gp_status rc, gp_err *err) {
     GP_MPI(MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     gp_err local = {0};
     if (!err) err = &local;
-    if (first == gp_rank()) {
+    if (first == gp_rank() && !err->reported) {
         if (gp_rank() == 0) fprintf(stderr, "gaprune: error: %s\n", err->msg);
         else fprintf(stderr, "gaprune: error: [rank %d] %s\n", gp_rank(), err->msg);
         fflush(stderr);
@@ -204,6 +204,7 @@ gp_status gp_agree(gp_status rc, gp_err *err) {
     /* every rank ends with the message that was reported */
     GP_MPI(MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD));
     err->code = (gp_status)worst;
+    err->reported = true;
     return (gp_status)worst;
 }
 

@@ -425,6 +425,11 @@ static gp_status convert(gp_job *j, gp_err *err) {
         free(j->model.query_instruction);
         j->model.query_instruction = gp_query_instruct(j->model.query_task);
     }
+    /* the run is still sound (the rate just never reaches retrain.lr): a warning, not an error */
+    if (j->retrain.steps > 0 && j->retrain.warmup > j->retrain.steps)
+        gp_warn("%s: [retrain] warmup = %d is more than [retrain] steps = %d (%s): the learning rate never reaches "
+                "retrain.lr; continuing",
+                gp_job_origin(j, "retrain", "warmup"), j->retrain.warmup, j->retrain.steps, gp_job_origin(j, "retrain", "steps"));
     return GP_OK;
 }
 

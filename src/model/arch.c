@@ -104,6 +104,7 @@ gp_status gp_model_config_load(const char *dir, gp_model_config *cfg, gp_err *er
     }
     cfg->arch = a->arch;
     rc = gp_arch_ops_get(a->arch)->parse_config(j, path, cfg, err);
+    if (!rc) rc = gp_config_check_params(cfg, path, err);
 done:
     cJSON_Delete(j);
     free(path);

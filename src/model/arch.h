@@ -59,3 +59,11 @@ const gp_arch_ops *gp_arch_ops_get(gp_arch a);
 gp_status gp_config_int(const cJSON *j, const char *key, int *out, const char *path, gp_err *err);
 gp_status gp_config_eps(const cJSON *j, const char *key, float *out, const char *path, gp_err *err);
 gp_status gp_config_common_sizes(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err);
+
+/* Every size in config.json is checked alone when read; the parameter count they imply
+ * together is checked here against GP_MAX_PARAMS, with overflow-safe arithmetic and without
+ * building a table of every block. The message names path and the size most to blame.
+ * (gp_model_load then checks the count against the values the weight files hold, before it
+ * allocates anything.) */
+#define GP_MAX_PARAMS (1ull << 40)
+gp_status gp_config_check_params(const gp_model_config *cfg, const char *path, gp_err *err);

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +43,10 @@ void gp_param_table_add(gp_param_table *t, const char *name, int ndim, int64_t d
     p->ndim = ndim;
     p->shape[0] = d0;
     p->shape[1] = ndim > 1 ? d1 : 1;
-    p->numel = (size_t)d0 * (size_t)(ndim > 1 ? d1 : 1);
+    /* the sizes come from config.json: a product past size_t is flagged, never wrapped */
+    t->overflow |= d0 < 0 || d1 < 0 || __builtin_mul_overflow((size_t)d0, (size_t)(ndim > 1 ? d1 : 1), &p->numel);
     p->offset = t->total;
-    t->total += p->numel;
+    t->overflow |= __builtin_add_overflow(t->total, p->numel, &t->total);
 }
 
 int gp_param_table_find(const gp_param_table *t, const char *name) {
@@ -61,6 +63,64 @@ void gp_param_table_free(gp_param_table *t) {
 void gp_model_build_table(const gp_model_config *cfg, gp_param_table *t) {
     memset(t, 0, sizeof *t);
     gp_arch_ops_get(cfg->arch)->build_table(cfg, t);
+}
+
+/* Parameters cfg implies, without building the table of every block (a corrupt layer count
+ * grew one for minutes): the tables of one and of two blocks give the embeddings' share and one
+ * block's (*block, when not NULL). UINT64_MAX when the count does not fit. */
+static uint64_t implied_params_block(const gp_model_config *cfg, uint64_t *block) {
+    gp_model_config c = *cfg;
+    gp_param_table t[2];
+    for (int k = 0; k < 2; k++) {
+        c.layers = k + 1;
+        gp_model_build_table(&c, &t[k]);
+    }
+    bool over = t[0].overflow || t[1].overflow;
+    uint64_t one = t[1].total - t[0].total, base = t[0].total - one, all = 0;
+    gp_param_table_free(&t[0]);
+    gp_param_table_free(&t[1]);
+    if (block) *block = over ? UINT64_MAX : one;
+    if (over || __builtin_mul_overflow(one, (uint64_t)cfg->layers, &all) || __builtin_add_overflow(all, base, &all))
+        return UINT64_MAX;
+    return all;
+}
+
+static uint64_t implied_params(const gp_model_config *cfg) { return implied_params_block(cfg, NULL); }
+
+gp_status gp_config_check_params(const gp_model_config *cfg, const char *path, gp_err *err) {
+    uint64_t n = implied_params(cfg);
+    if (n <= GP_MAX_PARAMS) return GP_OK;
+    /* blame the size whose reduction to 1 shrinks the count most: an absurd value does */
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {
+        {"num_hidden_layers", offsetof(gp_model_config, layers)},
+        {"hidden_size", offsetof(gp_model_config, hidden)},
+        {"intermediate_size", offsetof(gp_model_config, intermediate)},
+        {"vocab_size", offsetof(gp_model_config, vocab_size)},
+        {"max_position_embeddings", offsetof(gp_model_config, max_positions)},
+        {"type_vocab_size", offsetof(gp_model_config, type_vocab)},
+        {"num_attention_heads", offsetof(gp_model_config, heads)},
+        {"num_key_value_heads", offsetof(gp_model_config, kv_heads)},
+        {"head_dim", offsetof(gp_model_config, head_dim)},
+    };
+    size_t worst = 0;
+    uint64_t best = UINT64_MAX;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        gp_model_config c = *cfg;
+        int *v = (int *)((char *)&c + keys[k].off);
+        if (*v <= 1) continue;
+        *v = 1;
+        uint64_t m = implied_params(&c);
+        if (m < best) best = m, worst = k;
+    }
+    const int value = *(const int *)((const char *)cfg + keys[worst].off);
+    if (n == UINT64_MAX)
+        return gp_errf(err, GP_EINPUT, "%s: key \"%s\" = %d: the sizes imply more than 2^64 parameters", path, keys[worst].key,
+                       value);
+    return gp_errf(err, GP_EINPUT, "%s: key \"%s\" = %d: the sizes imply %llu parameters, more than gaprune's limit of 2^40",
+                   path, keys[worst].key, value, (unsigned long long)n);
 }
 
 static void set_tok_emb(gp_model *m) {
@@ -187,37 +247,81 @@ done:
 
 /* ---- weights ------------------------------------------------------------------------------ */
 
-static gp_status load_weights(gp_model *m, gp_err *err) {
-    gp_st_set *set;
-    gp_status rc = gp_st_set_open(m->dir, &set, err);
-    if (rc) return rc;
+/* The tensor of the weight files that holds parameter p, with the shape config.json implies. */
+static gp_status find_tensor(const gp_model_config *cfg, const char *dir, const gp_st_set *set, const gp_param *p,
+                             const gp_st_tensor **out, gp_err *err) {
+    const char *prefixes[] = {"", gp_arch_ops_get(cfg->arch)->file_prefix};
+    const gp_st_tensor *st = NULL;
+    char name[160];
+    for (size_t k = 0; k < 2 && !st; k++) {
+        snprintf(name, sizeof name, "%s%s", prefixes[k], p->name);
+        st = gp_st_set_find(set, name);
+    }
+    *out = st;
+    if (!st) return gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" is missing from the safetensors files", dir, p->name);
+    if (st->ndim == p->ndim && st->shape[0] == p->shape[0] && (p->ndim < 2 || st->shape[1] == p->shape[1])) return GP_OK;
+    char got[96] = "";
+    for (int d = 0; d < st->ndim && d < 4; d++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)st->shape[d]);
+    if (p->ndim == 2)
+        return gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" has shape [%s], config.json implies [%lld, %lld]", st->path,
+                       st->name, got, (long long)p->shape[0], (long long)p->shape[1]);
+    return gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" has shape [%s], config.json implies [%lld]", st->path, st->name, got,
+                   (long long)p->shape[0]);
+}
+
+/* Before anything is allocated: the parameters config.json implies must fit in the values the
+ * weight files hold. When they do not, the first tensor missing or of another shape among the
+ * blocks the files could hold (a table bounded by the files, not by config.json) says what is
+ * wrong; when there is none, the number of blocks is. */
+static gp_status check_against_files(const gp_model_config *cfg, const char *dir, const gp_st_set *set, gp_err *err) {
+    uint64_t have = 0;
+    for (int i = 0; i < gp_st_set_nfiles(set); i++) {
+        const gp_st_file *f = gp_st_set_file(set, i);
+        for (int k = 0; k < gp_st_count(f); k++) have += (uint64_t)gp_st_at(f, k)->numel;
+    }
+    uint64_t block, need = implied_params_block(cfg, &block);
+    if (need <= have) return GP_OK;
+    gp_model_config fits = *cfg;
+    if (block && (uint64_t)fits.layers > have / block + 1) fits.layers = (int)(have / block + 1);
+    gp_param_table t;
+    gp_model_build_table(&fits, &t);
+    gp_status rc = GP_OK;
+    int i = 0;
+    for (; i < t.n && !rc; i++) {
+        const gp_st_tensor *st;
+        rc = find_tensor(cfg, dir, set, &t.p[i], &st, err);
+        if (rc && !st) break;
+    }
+    /* a missing tensor of a block the files hold nothing of: config.json counts too many */
+    const char *bp = gp_arch_get(cfg->arch)->block_prefix;
+    bool extra_block = false;
+    if (rc && i < t.n && strncmp(t.p[i].name, bp, strlen(bp)) == 0) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "%s%ld.", bp, strtol(t.p[i].name + strlen(bp), NULL, 10));
+        extra_block = true;
+        for (int f = 0; f < gp_st_set_nfiles(set) && extra_block; f++)
+            for (int k = 0; k < gp_st_count(gp_st_set_file(set, f)) && extra_block; k++)
+                extra_block = !strstr(gp_st_at(gp_st_set_file(set, f), k)->name, pre);
+    }
+    gp_param_table_free(&t);
+    if (rc && !extra_block) return rc;
+    char *path = gp_path_join(dir, "config.json");
+    rc = gp_errf(err, GP_EINPUT, "%s: key \"num_hidden_layers\" = %d: the sizes imply %llu parameters, more than the %llu "
+                 "values in the weight files%s",
+                 path, cfg->layers, (unsigned long long)need, (unsigned long long)have,
+                 extra_block ? ", which hold fewer blocks" : "");
+    free(path);
+    return rc;
+}
+
+static gp_status load_weights(gp_model *m, const gp_st_set *set, gp_err *err) {
+    gp_status rc = GP_OK;
     const gp_param_table *t = &m->table;
-    const char *prefixes[] = {"", gp_arch_ops_get(m->cfg.arch)->file_prefix};
     for (int i = 0; i < t->n && !rc; i++) {
         const gp_param *p = &t->p[i];
-        const gp_st_tensor *st = NULL;
-        char name[160];
-        for (size_t k = 0; k < 2 && !st; k++) {
-            snprintf(name, sizeof name, "%s%s", prefixes[k], p->name);
-            st = gp_st_set_find(set, name);
-        }
-        if (!st) {
-            rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" is missing from the safetensors files", m->dir, p->name);
-            break;
-        }
-        bool same = st->ndim == p->ndim && st->shape[0] == p->shape[0] && (p->ndim < 2 || st->shape[1] == p->shape[1]);
-        if (!same) {
-            char got[96] = "";
-            for (int d = 0; d < st->ndim && d < 4; d++)
-                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)st->shape[d]);
-            if (p->ndim == 2)
-                rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" has shape [%s], config.json implies [%lld, %lld]",
-                             st->path, st->name, got, (long long)p->shape[0], (long long)p->shape[1]);
-            else
-                rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" has shape [%s], config.json implies [%lld]", st->path,
-                             st->name, got, (long long)p->shape[0]);
-            break;
-        }
+        const gp_st_tensor *st;
+        if ((rc = find_tensor(&m->cfg, m->dir, set, p, &st, err))) break;
         float *dst = m->params + p->offset;
         if ((rc = gp_st_tensor_to_f32(st, dst, err))) break;
         for (size_t k = 0; k < p->numel; k++)
@@ -229,7 +333,6 @@ static gp_status load_weights(gp_model *m, gp_err *err) {
         m->src_names[i] = gp_strdup(st->name);
         m->src_dtypes[i] = st->dtype;
     }
-    gp_st_set_close(set);
     return rc;
 }
 
@@ -247,13 +350,19 @@ gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err) {
     gp_model *m = gp_calloc(1, sizeof *m);
     m->dir = gp_strdup(dir);
     gp_status rc;
+    gp_st_set *set = NULL;
     if ((rc = gp_model_config_load(dir, &m->cfg, err))) goto fail;
+    if ((rc = gp_st_set_open(dir, &set, err))) goto fail;
+    if ((rc = check_against_files(&m->cfg, dir, set, err))) goto fail;
     gp_model_build_table(&m->cfg, &m->table);
     set_tok_emb(m);
     m->src_names = gp_calloc((size_t)m->table.n, sizeof(char *));
     m->src_dtypes = gp_calloc((size_t)m->table.n, sizeof(gp_dtype));
     m->params = gp_malloc(m->table.total * sizeof(float));
-    if ((rc = load_weights(m, err))) goto fail;
+    rc = load_weights(m, set, err);
+    gp_st_set_close(set);
+    set = NULL;
+    if (rc) goto fail;
     if ((rc = load_pooling(m, err))) goto fail;
     if ((rc = load_st_configs(m, err))) goto fail;
     if ((rc = gp_tokenizer_load(dir, &m->tok, err))) goto fail;
@@ -265,6 +374,7 @@ gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err) {
     *out = m;
     return GP_OK;
 fail:
+    gp_st_set_close(set);
     gp_model_free(m);
     return rc;
 }

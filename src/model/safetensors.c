@@ -14,6 +14,7 @@
 
 #include "gaprune/fs.h"
 #include "gaprune/json.h"
+#include "gaprune/strmap.h"
 
 /* The reference reader's cap; a larger header is certainly garbage. */
 #define ST_MAX_HEADER (100u << 20)
@@ -99,6 +100,7 @@ struct gp_st_file {
     gp_st_tensor *t;
     int nmeta;
     char **meta_keys, **meta_vals;
+    gp_strmap *index; /* tensor name → position in t: duplicates found and names looked up in O(1) */
 };
 
 static int cmp_begin(const void *a, const void *b) {
@@ -124,11 +126,16 @@ static gp_status parse_header(gp_st_file *f, const char *hdr, size_t n, gp_err *
         goto done;
     }
     int cap = cJSON_GetArraySize(root);
-    f->t = gp_calloc((size_t)cap, sizeof *f->t);
+    f->t = gp_calloc((size_t)(cap ? cap : 1), sizeof *f->t);
+    f->index = gp_strmap_init((size_t)cap);
     const cJSON *it;
     cJSON_ArrayForEach(it, root) {
         const char *name = it->string;
         if (strcmp(name, "__metadata__") == 0) {
+            if (f->meta_keys) { /* a second one would be appended to arrays sized for the first */
+                rc = gp_errf(err, GP_EINPUT, "%s: key \"__metadata__\" appears twice in the header", P);
+                goto done;
+            }
             if (!cJSON_IsObject(it)) {
                 rc = gp_errf(err, GP_EINPUT, "%s: __metadata__ is not an object", P);
                 goto done;
@@ -152,6 +159,10 @@ static gp_status parse_header(gp_st_file *f, const char *hdr, size_t n, gp_err *
         t->name = gp_strdup(name);
         t->path = f->path;
         f->n++;
+        if (!gp_strmap_put(f->index, name, strlen(name), f->n - 1)) {
+            rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" appears twice", P, name);
+            goto done;
+        }
         if (!cJSON_IsObject(it)) {
             rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\": entry is not an object", P, name);
             goto done;
@@ -210,13 +221,7 @@ static gp_status parse_header(gp_st_file *f, const char *hdr, size_t n, gp_err *
         }
         t->data = f->data + t->begin;
     }
-    /* Duplicate names and overlapping byte ranges. */
-    for (int i = 0; i < f->n; i++)
-        for (int j = i + 1; j < f->n; j++)
-            if (strcmp(f->t[i].name, f->t[j].name) == 0) {
-                rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" appears twice", P, f->t[i].name);
-                goto done;
-            }
+    /* Overlapping byte ranges (duplicate names were refused above). */
     if (f->n > 1) {
         const gp_st_tensor **s = gp_malloc((size_t)f->n * sizeof *s);
         for (int i = 0; i < f->n; i++) s[i] = &f->t[i];
@@ -288,6 +293,7 @@ void gp_st_close(gp_st_file *f) {
     }
     free(f->meta_keys);
     free(f->meta_vals);
+    if (f->index) gp_strmap_free(f->index);
     if (f->map) munmap(f->map, f->map_size);
     free(f->path);
     free(f);
@@ -297,9 +303,8 @@ int gp_st_count(const gp_st_file *f) { return f->n; }
 const gp_st_tensor *gp_st_at(const gp_st_file *f, int i) { return &f->t[i]; }
 
 const gp_st_tensor *gp_st_find(const gp_st_file *f, const char *name) {
-    for (int i = 0; i < f->n; i++)
-        if (strcmp(f->t[i].name, name) == 0) return &f->t[i];
-    return NULL;
+    int32_t i;
+    return gp_strmap_get(f->index, name, strlen(name), &i) ? &f->t[i] : NULL;
 }
 
 const char *gp_st_meta(const gp_st_file *f, const char *key) {
@@ -401,7 +406,22 @@ gp_status gp_st_set_open(const char *dir, gp_st_set **out, gp_err *err) {
         if ((rc = gp_st_open(single, &f, err))) goto done;
         set_add(s, f, "model.safetensors");
     } else {
-        rc = gp_errf(err, GP_EINPUT, "%s: no model.safetensors or model.safetensors.index.json", dir);
+        /* a PyTorch pickle is never read (loading one runs code): say what was found and how to convert it */
+        static const char *const pickles[] = {"pytorch_model.bin", "pytorch_model.bin.index.json"};
+        const char *found = NULL;
+        for (size_t k = 0; k < 2 && !found; k++) {
+            char *pk = gp_path_join(dir, pickles[k]);
+            if (gp_file_exists(pk)) found = pickles[k];
+            free(pk);
+        }
+        if (found)
+            rc = gp_errf(err, GP_EINPUT,
+                         "%s: no model.safetensors or model.safetensors.index.json, only %s (PyTorch pickle weights, "
+                         "which gaprune does not read); convert the folder with: python3 -c \"from transformers import "
+                         "AutoModel; d='%s'; AutoModel.from_pretrained(d).save_pretrained(d, "
+                         "safe_serialization=True)\"",
+                         dir, found, dir);
+        else rc = gp_errf(err, GP_EINPUT, "%s: no model.safetensors or model.safetensors.index.json", dir);
         goto done;
     }
     for (int i = 0; i < s->n; i++)

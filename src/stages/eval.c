@@ -87,6 +87,43 @@ typedef struct {
 } query_qrels;
 
 /* Rank 0: qrels/test.tsv to per-query lists, in queries.jsonl order. */
+/* The physical line of record idx of a JSONL file (blank lines are not records), for messages. */
+static long long record_line(const char *path, int64_t idx) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char *buf = NULL;
+    size_t cap = 0;
+    long long line = 0, at = -1;
+    while (getline(&buf, &cap, f) >= 0) {
+        line++;
+        bool blank = true;
+        for (const char *c = buf; *c && blank; c++) blank = *c == ' ' || *c == '\t' || *c == '\r' || *c == '\n';
+        if (!blank && ++at == idx) break;
+    }
+    free(buf);
+    fclose(f);
+    return line;
+}
+
+/* Every _id once: a repeated one would make its qrels judge whichever copy the map kept. */
+static gp_status map_ids(const char *dir, const char *file, const gp_texts *t, gp_strmap *map, gp_err *err) {
+    for (int64_t i = 0; i < t->n; i++) {
+        if (gp_strmap_put(map, t->id[i], strlen(t->id[i]), (int32_t)i)) continue;
+        int32_t first = 0;
+        for (int64_t k = 0; k < i; k++)
+            if (strcmp(t->id[k], t->id[i]) == 0) {
+                first = (int32_t)k;
+                break;
+            }
+        char *path = gp_path_join(dir, file);
+        gp_status rc = gp_errf(err, GP_EINPUT, "%s:%lld: _id \"%s\" appears twice (first on line %lld)", path,
+                               record_line(path, i), t->id[i], record_line(path, first));
+        free(path);
+        return rc;
+    }
+    return GP_OK;
+}
+
 static gp_status read_qrels(const char *dir, const gp_texts *queries, const gp_texts *corpus, query_qrels **out,
                             int64_t *nout, gp_err *err) {
     char *qdir = gp_path_join(dir, "qrels"), *path = gp_path_join(qdir, "test.tsv");
@@ -99,8 +136,8 @@ static gp_status read_qrels(const char *dir, const gp_texts *queries, const gp_t
         return rc;
     }
     gp_strmap *qid = gp_strmap_init((size_t)queries->n), *did = gp_strmap_init((size_t)corpus->n);
-    for (int64_t i = 0; i < queries->n; i++) gp_strmap_put(qid, queries->id[i], strlen(queries->id[i]), (int32_t)i);
-    for (int64_t i = 0; i < corpus->n; i++) gp_strmap_put(did, corpus->id[i], strlen(corpus->id[i]), (int32_t)i);
+    rc = map_ids(dir, "queries.jsonl", queries, qid, err);
+    if (!rc) rc = map_ids(dir, "corpus.jsonl", corpus, did, err);
     query_qrels *per = gp_calloc((size_t)(queries->n ? queries->n : 1), sizeof *per);
     int64_t line = 0, unknown = 0;
     for (char *p = text; *p && !rc;) {
@@ -134,11 +171,15 @@ static gp_status read_qrels(const char *dir, const gp_texts *queries, const gp_t
         }
         p = eol ? eol + 1 : p + l;
     }
-    if (unknown) gp_warn("%s: %lld rows name a query or document that is not in the folder; ignored", path, (long long)unknown);
+    if (!rc && unknown)
+        gp_warn("%s: %lld rows name a query or document that is not in the folder; ignored", path, (long long)unknown);
+    /* compacting makes two slots share one list, so an error must free the lists before it */
     int64_t n = 0;
-    for (int64_t i = 0; i < queries->n; i++)
-        if (per[i].n) per[n] = per[i], per[n].query = i, n++;
-    if (!rc && n == 0) rc = gp_errf(err, GP_EINPUT, "%s: no judged query", path);
+    if (!rc) {
+        for (int64_t i = 0; i < queries->n; i++)
+            if (per[i].n) per[n] = per[i], per[n].query = i, n++;
+        if (n == 0) rc = gp_errf(err, GP_EINPUT, "%s: no judged query", path);
+    }
     gp_strmap_free(qid);
     gp_strmap_free(did);
     free(text);
@@ -338,6 +379,12 @@ static const char *base_name(const char *p) {
     return b ? b + 1 : buf;
 }
 
+/* JSON has no NaN: an undefined score is null */
+static void add_score(cJSON *o, const char *key, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
 void gp_eval_opts_from_job(gp_eval_opts *o, const gp_job *job) {
     *o = (gp_eval_opts){.retrieval = (const char *const *)job->eval.retrieval.v,
                         .n_retrieval = job->eval.retrieval.n,
@@ -349,15 +396,31 @@ void gp_eval_opts_from_job(gp_eval_opts *o, const gp_job *job) {
                         .job_path = job->path};
 }
 
-gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *json_path,
+gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *folder, const char *json_path,
                         const char *settings_hash, cJSON **result, gp_err *err) {
     if (result) *result = NULL;
     const char *const *rs = o->retrieval, *const *ss = o->sts;
     const int nr = o->n_retrieval, ns = o->n_sts;
     double t0 = gp_now();
+    /* results are keyed by each set's base name: two sets of one name would overwrite each other */
+    for (int k = 0; k < 2; k++) {
+        const char *const *v = k ? ss : rs;
+        for (int i = 0, n = k ? ns : nr; i < n; i++)
+            for (int j = 0; j < i; j++) {
+                char a[256];
+                snprintf(a, sizeof a, "%s", base_name(v[j]));
+                if (strcmp(a, base_name(v[i])) == 0)
+                    return gp_agree(gp_errf(err, GP_EINPUT,
+                                            "%s: [eval] %s names two sets called \"%s\" (%s and %s): results are keyed "
+                                            "by that name; rename one",
+                                            o->job_path, k ? "sts" : "retrieval", a, v[j], v[i]),
+                                    err);
+            }
+    }
     cJSON *doc = cJSON_CreateObject(), *jr = cJSON_CreateObject(), *js = cJSON_CreateObject();
     gp_status rc = GP_OK;
     double main_sum = 0;
+    int n_scored = 0;
     for (int i = 0; i < nr && !rc; i++) {
         gp_retrieval_metrics r;
         int64_t nq = 0;
@@ -371,7 +434,7 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
         cJSON_AddNumberToObject(set, "recall_at_100", r.recall_at_100);
         cJSON_AddNumberToObject(set, "map_at_100", r.map_at_100);
         cJSON_AddNumberToObject(set, "n_queries", (double)nq);
-        main_sum += r.ndcg_at_10;
+        main_sum += r.ndcg_at_10, n_scored++;
         gp_log0("eval %s: %s nDCG@10 %.4f MRR@10 %.4f R@10 %.4f R@100 %.4f MAP@100 %.4f (%lld queries)", tag,
                 base_name(rs[i]), r.ndcg_at_10, r.mrr_at_10, r.recall_at_10, r.recall_at_100, r.map_at_100, (long long)nq);
     }
@@ -381,11 +444,16 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
         if ((rc = gp_eval_sts(o, m, ss[i], &sp, &pe, &np, err))) break;
         cJSON *set = cJSON_AddObjectToObject(js, base_name(ss[i]));
         cJSON_AddStringToObject(set, "path", ss[i]);
-        cJSON_AddNumberToObject(set, "main_score", sp);
-        cJSON_AddNumberToObject(set, "cosine_spearman", sp);
-        cJSON_AddNumberToObject(set, "cosine_pearson", pe);
+        add_score(set, "main_score", sp);
+        add_score(set, "cosine_spearman", sp);
+        add_score(set, "cosine_pearson", pe);
         cJSON_AddNumberToObject(set, "n_pairs", (double)np);
-        main_sum += sp;
+        /* a correlation with a constant is undefined: say so, and leave the set out of the mean */
+        if (isfinite(sp)) main_sum += sp, n_scored++;
+        else
+            gp_warn("%s: the gold scores (or the model's cosines) are all equal, so the correlation is undefined; "
+                     "main_score is null and the set is left out of main_score_mean",
+                     ss[i]);
         gp_log0("eval %s: %s Spearman %.4f Pearson %.4f (%lld pairs)", tag, base_name(ss[i]), sp, pe, (long long)np);
     }
     if (!rc && nr + ns == 0)
@@ -397,11 +465,12 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     char utc[32];
     gp_utc_now(utc, sizeof utc);
     cJSON_AddStringToObject(doc, "tag", tag);
-    cJSON_AddStringToObject(doc, "model", m->dir);
+    cJSON_AddStringToObject(doc, "model", folder ? folder : m->dir);
+    cJSON_AddStringToObject(doc, "source_model", m->dir);
     cJSON_AddStringToObject(doc, "gaprune_version", GP_VERSION);
     cJSON_AddStringToObject(doc, "created_utc", utc);
     cJSON_AddNumberToObject(doc, "n_ranks", gp_nranks());
-    cJSON_AddNumberToObject(doc, "main_score_mean", main_sum / (nr + ns));
+    add_score(doc, "main_score_mean", n_scored ? main_sum / n_scored : NAN);
     cJSON_AddItemToObject(doc, "retrieval", jr);
     cJSON_AddItemToObject(doc, "sts", js);
     cJSON_AddNumberToObject(doc, "seconds", gp_now() - t0);

@@ -93,7 +93,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                "(first → last step) |\n|---|---|---|---|---|---|\n");
     for (int i = 0; i < nrows; i++) {
         char loss[64] = "";
-        if (rows[i].retrained) snprintf(loss, sizeof loss, "%.4f → %.4f", rows[i].first_loss, rows[i].last_loss);
+        if (rows[i].did_retrain) snprintf(loss, sizeof loss, "%.4f → %.4f", rows[i].first_loss, rows[i].last_loss);
         fprintf(f, "| %s | %g | %.4f | %.2f%% | %.3g | %s |\n", rows[i].method, rows[i].sparsity, rows[i].achieved,
                 100 * rows[i].zero_fraction, rows[i].fisher_ratio, loss);
     }
@@ -131,6 +131,11 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             if (!isnan(rows[i].fisher_ratio)) cJSON_AddNumberToObject(r, "fisher_vs_magnitude", rows[i].fisher_ratio);
             cJSON_AddItemToObject(r, "one_shot", rows[i].one_shot ? cJSON_Duplicate(rows[i].one_shot, 1) : cJSON_CreateNull());
             cJSON_AddItemToObject(r, "retrained", rows[i].retrained ? cJSON_Duplicate(rows[i].retrained, 1) : cJSON_CreateNull());
+            if (rows[i].did_retrain) { /* also without an evaluation of the retrained model */
+                cJSON *t = cJSON_AddObjectToObject(r, "retraining");
+                cJSON_AddNumberToObject(t, "first_loss", rows[i].first_loss);
+                cJSON_AddNumberToObject(t, "last_loss", rows[i].last_loss);
+            }
             cJSON_AddItemToArray(arr, r);
         }
         char *txt = cJSON_Print(j);

@@ -298,7 +298,8 @@ void gp_train_opts_retrain(const gp_job *job, gp_train_opts *o) {
                          .warmup = job->retrain.warmup, .batch = job->retrain.batch,
                          .checkpoint_every = job->retrain.checkpoint_every, .max_length = job->model.max_length,
                          .lr = job->retrain.lr, .weight_decay = job->retrain.weight_decay, .grad_clip = job->retrain.grad_clip,
-                         .query_instruction = job->model.query_instruction, .what = "[data] domain", .job_path = job->path};
+                         .query_instruction = job->model.query_instruction, .what = "[data] domain", .job_path = job->path,
+                         .batch_origin = gp_job_origin(job, "retrain", "batch")};
 }
 
 void gp_train_opts_train(const gp_job *job, gp_train_opts *o) {
@@ -306,7 +307,8 @@ void gp_train_opts_train(const gp_job *job, gp_train_opts *o) {
                          .skip_bad = job->data.on_bad_record == GP_BAD_SKIP, .steps = job->train.steps,
                          .warmup = job->train.steps / 10, .batch = job->train.batch, .checkpoint_every = 200,
                          .max_length = job->model.max_length, .lr = job->train.lr, .weight_decay = 0.01, .grad_clip = 1.0,
-                         .query_instruction = job->model.query_instruction, .what = "[train] corpus", .job_path = job->path};
+                         .query_instruction = job->model.query_instruction, .what = "[train] corpus", .job_path = job->path,
+                         .batch_origin = gp_job_origin(job, "train", "batch")};
 }
 
 gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask, const char *tag, const char *log_path,
@@ -321,6 +323,13 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     gp_status rc = GP_OK;
     if (!cfg->corpus || !*cfg->corpus) rc = gp_errf(err, GP_EINPUT, "%s: %s must name the training triplets", cfg->job_path, cfg->what);
     if (!rc && gp_rank() == 0) rc = gp_corpus_index(cfg->corpus, cfg->max_samples, (uint64_t)cfg->seed, cfg->skip_bad, &c.corp, err);
+    /* a batch larger than the corpus holds a triplet twice (its copy becomes one of its in-batch
+     * negatives): the run still trains, so a warning that says so, not an error */
+    if (!rc && gp_rank() == 0 && cfg->batch > c.corp.n_selected)
+        gp_warn("%s: batch = %d is more than the %lld triplets of %s (%s): every batch repeats triplets, and a "
+                "repeated triplet's copy is among its negatives; continuing",
+                cfg->batch_origin ? cfg->batch_origin : cfg->job_path, cfg->batch, (long long)c.corp.n_selected, cfg->corpus,
+                cfg->what);
     if ((rc = gp_agree(rc, err))) {
         free_ctx(&c);
         return rc;

@@ -579,7 +579,6 @@ static gp_status prepare(stats_ctx *s, gp_err *err) {
     gp_status rc = GP_OK;
     if (!*o->corpus[0] || !*o->corpus[1])
         rc = gp_errf(err, GP_EINPUT, "%s: [data] domain and general must both name triplet files", o->job_path);
-    if (!rc && s->rank == 0) rc = gp_mkdir_p(s->ranks_dir, err);
     if (!rc && s->rank == 0) rc = gp_model_sha256(s->m->dir, s->model_sha, err);
     /* a sample is read whole: it is the selection */
     const char *paths[2] = {o->corpus[0], o->corpus[1]};
@@ -843,6 +842,10 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
     if (!rc && rep->up_to_date) {
         gp_log0("stats: %s is complete for these settings (%.16s...); nothing to do", s.stats_path, s.settings);
     } else if (!rc) {
+        /* only a run that computes makes the checkpoint folder: a complete rerun writes nothing */
+        rc = gp_agree(s.rank == 0 ? gp_mkdir_p(s.ranks_dir, err) : GP_OK, err);
+    }
+    if (!rc && !rep->up_to_date) {
         plan_units(&s);
         alloc_accumulators(&s);
         rep->sharded = s.sharded;

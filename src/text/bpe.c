@@ -312,6 +312,7 @@ static int32_t char_before(const char *s, size_t lo, size_t at, size_t *start) {
  * rest through encode_segment. */
 static void run(enc *e, const char *text, size_t len) {
     const bpe *b = e->b;
+    if (len == 0) return; /* text may be NULL, and NULL + 0 is undefined */
     char *fixed = NULL;
     if (!utf8_valid(text, len)) {
         int32_t *cp;
@@ -386,7 +387,8 @@ static int bpe_encode(const void *impl, const char *text, size_t len, int max_le
     int keep = max_len - b->npre - b->npost;
     if (keep < 0) keep = 0;
     if ((size_t)keep > e.nids) keep = (int)e.nids;
-    const int32_t *from = e.ids + (b->trunc_left ? e.nids - (size_t)keep : 0);
+    /* no tokens (an empty text): e.ids is NULL, and NULL + 0 is undefined */
+    const int32_t *from = keep ? e.ids + (b->trunc_left ? e.nids - (size_t)keep : 0) : NULL;
     int total = b->npre + keep + b->npost;
     int32_t *r = gp_malloc((size_t)total * sizeof(int32_t));
     if (b->npre) memcpy(r, b->pre, (size_t)b->npre * sizeof(int32_t));
@@ -606,6 +608,16 @@ static gp_status load_added(bpe *b, const cJSON *added, const char *path, gp_err
         if ((rc = want_false(e, "single_word", path, where, err)) ||
             (rc = want_false(e, "normalized", path, where, err)))
             return rc;
+        /* added tokens are matched in the text after invalid UTF-8 became U+FFFD: one that is not
+         * UTF-8 itself would match inside a character and cut it */
+        if (!utf8_valid(content->valuestring, strlen(content->valuestring))) {
+            char shown[256];
+            size_t at = 0;
+            for (const char *c = content->valuestring; *c && at + 5 < sizeof shown; c++)
+                at += (size_t)snprintf(shown + at, sizeof shown - at, (uint8_t)*c < 0x80 && *c >= 0x20 ? "%c" : "\\x%02X",
+                                       (uint8_t)*c);
+            return gp_errf(err, GP_EINPUT, "%s: key \"%scontent\" = \"%s\" is not valid UTF-8", path, where, shown);
+        }
         added_tok *a = &b->added[b->nadded++];
         a->len = strlen(content->valuestring);
         a->s = gp_strndup(content->valuestring, a->len);

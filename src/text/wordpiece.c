@@ -6,6 +6,7 @@
  * char::is_whitespace, "punctuation" is ASCII punctuation or any P* category.
  */
 #include <stdbool.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,11 +325,16 @@ static gp_status load_vocab_json(wordpiece *w, const cJSON *tj, const char *path
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(tj, "model");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     if (!cJSON_IsObject(vocab)) return gp_errf(err, GP_EINPUT, "%s: missing key \"model.vocab\"", path);
-    w->map = gp_strmap_init((size_t)cJSON_GetArraySize(vocab) + 16);
+    /* ids index a table: bounded by the entries the file holds, not by the largest id it names */
+    const int n = cJSON_GetArraySize(vocab);
+    w->map = gp_strmap_init((size_t)n + 16);
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 1e8)
-            return gp_errf(err, GP_EINPUT, "%s: model.vocab[\"%s\"] is not a token id", path, e->string);
+        if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble < n) || e->valuedouble != floor(e->valuedouble))
+            return gp_errf(err, GP_EINPUT,
+                           "%s: model.vocab[\"%s\"] is not a token id (an integer in [0, %d), the vocabulary's entry "
+                           "count)",
+                           path, e->string, n);
         add_token(w, e->string, strlen(e->string), (int32_t)e->valuedouble);
     }
     return GP_OK;
