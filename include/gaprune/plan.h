@@ -6,8 +6,8 @@
  *
  * Every component is a formula over the buffers the code allocates (plan.c names each one).
  * The stages, in the order `gaprune run` meets them in one process:
- *   load      the model being read: 4·P floats + the safetensors files, mapped while they are
- *             converted (safetensors.c: MAP_PRIVATE pages count in RSS until the set closes)
+ *   load      the model being read: 4·P floats + the largest tensor's mapped bytes (safetensors.c
+ *             releases each tensor's pages once converted)
  *   sample    (sample.method = kmeans) the sampling model, the corpus index, this rank's query
  *             embeddings [~n/R, D], k-means (kmeans.c), 32-text inference batches
  *   stats     weights 4·P; gradients 4·W·n/L: one transformer block's selected gradients per

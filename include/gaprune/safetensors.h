@@ -89,7 +89,8 @@ int gp_st_meta_count(const gp_st_file *f);
 void gp_st_meta_at(const gp_st_file *f, int i, const char **key, const char **value);
 
 /* Converts F32, F16 or BF16 data to float32 (dst holds t->numel floats); any other dtype is
- * GP_EINPUT naming the tensor. */
+ * GP_EINPUT naming the tensor. The tensor's mapped pages are then released (read again from
+ * the file if touched), so a model being loaded costs its float32 copy and one tensor. */
 gp_status gp_st_tensor_to_f32(const gp_st_tensor *t, float *dst, gp_err *err);
 
 /* A model folder: one file or the shards of model.safetensors.index.json. */

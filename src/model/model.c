@@ -341,7 +341,12 @@ gp_status gp_model_reload_weights(gp_model *m, gp_err *err) {
         free(m->src_names[i]);
         m->src_names[i] = NULL;
     }
-    return load_weights(m, err);
+    gp_st_set *set = NULL;
+    gp_status rc = gp_st_set_open(m->dir, &set, err);
+    if (!rc) rc = check_against_files(&m->cfg, m->dir, set, err);
+    if (!rc) rc = load_weights(m, set, err);
+    gp_st_set_close(set);
+    return rc;
 }
 
 gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err) {

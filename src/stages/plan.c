@@ -256,11 +256,14 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     /* load: gp_model_load's params, while safetensors.c keeps every file mapped */
     gp_plan_stage_out *ld = &out->stage[GP_PLAN_LOAD];
     ld->runs = true;
-    ld->advice = "more memory per rank (fewer ranks per node): the weights and the mapped files are needed at once";
+    ld->advice = "more memory per rank (fewer ranks per node): the weights are needed whole";
     snprintf(ld->what, sizeof ld->what, "%s: %.0f parameters, %.1f MiB of safetensors", job->model.path, P,
              mf.weight_bytes / 1048576.0);
     padd(ld, "weights", 4 * P, "4*P (float32 parameters, model.c)");
-    padd(ld, "mapped files", mf.weight_bytes, "the safetensors files, mapped while converted (safetensors.c)");
+    double tmax = 0; /* the largest tensor, at the files' bytes per parameter */
+    for (int i = 0; i < mf.table.n; i++) tmax = dmax(tmax, (double)mf.table.p[i].numel);
+    padd(ld, "mapped tensor", P > 0 ? tmax * mf.weight_bytes / P : 0,
+         "the largest tensor's mapped bytes: each is released once converted (safetensors.c)");
     padd(ld, "tokenizer", tok, tok_f);
     padd(ld, "runtime", runtime, runtime_f);
 
