@@ -117,7 +117,7 @@ static void test_eval_command(void **state) {
 
 /* Evaluation embeds at the job's model.max_length: two STS files whose sentences agree in their
  * first max_length tokens and differ after them (b.jsonl appends a long tail) give the same
- * metrics bitwise at max_length 8 on 1 and 2 ranks, and different ones at the model's 48. */
+ * metrics bitwise at max_length 8 on 1 and 2 ranks, and different ones at the model's 40. */
 static void test_eval_max_length(void **state) {
     (void)state;
     g_dir = tu_mkdtemp();
@@ -151,7 +151,7 @@ static void test_eval_max_length(void **state) {
              cwd);
     tu_write(text, job);
     for (int run = 0; run < 3; run++) {
-        const int np = run == 1 ? 2 : 1, len = run == 2 ? 48 : 8;
+        const int np = run == 1 ? 2 : 1, len = run == 2 ? 40 : 8;
         assert_int_equal(tu_run_in(g_dir, "rm -rf out && mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s eval m.ini "
                                           "--set model.max_length=%d",
                                    np, bin, len),
@@ -168,6 +168,8 @@ static void test_eval_max_length(void **state) {
     }
     tu_rmtree(g_dir);
     free(g_dir);
+}
+
 /* A BEIR folder (the fixture's corpus and queries, qrels given) and an STS file in a scratch
  * folder, evaluated by `gaprune eval` on one rank; returns the exit status, stderr in err. */
 static int eval_sets(const char *dir, const char *qrels, const char *sts, const char *more_corpus) {

@@ -214,7 +214,35 @@ static void make_data(const char *dir, int n) {
     free(md);
 }
 
+/* `shape DIR FIXTURE CONFIG_JSON`: a model folder DIR with config.json = CONFIG_JSON (real
+ * shapes), random float32 weights written by the library's safetensors writer, and the rest
+ * (tokenizer, pooling) copied from the fixture folder, for memory benchmarks at real sizes. */
+static void make_shape(const char *dir, const char *fixture, const char *config) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s' && rm -f '%s'/model*.safetensors*", dir, fixture, dir, dir);
+    GP_CHECK(system(cmd) == 0, "%s", cmd);
+    put(dir, "config.json", config);
+    put(dir, "sentence_bert_config.json", "{\"max_seq_length\": 512, \"do_lower_case\": false}\n");
+    gp_model_config c;
+    gp_err err = {0};
+    GP_CHECK(gp_model_config_load(dir, &c, &err) == GP_OK, "%s", err.msg);
+    gp_model *m = gp_model_create(&c, (gp_pooling){GP_POOL_MEAN, true});
+    random_init(m, 7);
+    gp_st_writer *w = gp_st_writer_init();
+    for (int i = 0; i < m->table.n; i++)
+        gp_st_writer_add_f32(w, m->table.p[i].name, GP_DT_F32, m->table.p[i].ndim, m->table.p[i].shape, gp_model_param(m, i));
+    char *wp = gp_path_join(dir, "model.safetensors");
+    GP_CHECK(gp_st_writer_write(w, wp, &err) == GP_OK, "%s", err.msg);
+    gp_st_writer_free(w);
+    free(wp);
+    gp_model_free(m);
+}
+
 int main(int argc, char **argv) {
+    if (argc > 4 && strcmp(argv[1], "shape") == 0) {
+        make_shape(argv[2], argv[3], argv[4]);
+        return 0;
+    }
     if (argc > 2 && strcmp(argv[1], "data") == 0) {
         make_data(argv[2], argc > 3 ? atoi(argv[3]) : 100);
         return 0;
