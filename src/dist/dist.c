@@ -182,11 +182,11 @@ float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total
 
 gp_status gp_agree(gp_status rc, gp_err *err) {
     if (gp_nranks() == 1) { /* the same outcome without MPI, so rank-free callers (unit tests) may agree too */
-        if (rc) {
+        if (rc && !(err && err->reported)) {
             fprintf(stderr, "gaprune: error: %s\n", err ? err->msg : "");
             fflush(stderr);
-            if (err) err->code = rc;
         }
+        if (rc && err) err->code = rc, err->reported = true;
         return rc;
     }
     int mine = rc != GP_OK ? gp_rank() : gp_nranks(), first;
