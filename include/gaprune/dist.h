@@ -33,7 +33,13 @@ void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const i
  * of the statistics needs from every rank's gradient, without anyone holding the sum of the
  * whole. Any sizes (64-bit); messages and buffers stay bounded. */
 void gp_reduce_scatter_add_f32(const float *send, const int64_t *bounds, float *mine);
-/* Floats a gp_reduce_scatter_add_f32 round moves in all: each owner gets at most
+/* The same sum, in place: on rank r, buf[bounds[r], bounds[r+1]) becomes Σ_ranks of those
+ * elements of buf; the rest of buf is left as it was. What a ZeRO-2 owner needs of a gradient. */
+void gp_reduce_scatter_f32(float *buf, const int64_t *bounds);
+/* The inverse: every rank's block [bounds[r], bounds[r+1]) of buf is copied to the same place
+ * on every rank (MPI_Allgatherv in rounds: 64-bit sizes, bounded buffers). */
+void gp_allgather_blocks_f32(float *buf, const int64_t *bounds);
+/* Floats a gp_reduce_scatter_add_f32 (or _f32, gp_allgather_blocks_f32) round moves in all: each owner gets at most
  * GP_DIST_RS_ROUND / P of them a round, and the round's buffers are that big. */
 #define GP_DIST_RS_ROUND ((int64_t)1 << 22)
 void gp_bcast_bytes(void *buf, size_t n, int root);

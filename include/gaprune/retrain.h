@@ -36,6 +36,7 @@ typedef struct {
     bool skip_bad;
     int steps, warmup, batch, checkpoint_every, max_length;
     double lr, weight_decay, grad_clip;
+    gp_optimizer_sharding sharding; /* retrain.optimizer_sharding; auto for [train] */
     const char *query_instruction;
     const char *what;     /* the key that names the corpus, for messages */
     const char *job_path;
@@ -49,15 +50,33 @@ typedef struct {
     int steps;            /* steps done in this call */
     double seconds;
     double loop_seconds; /* the training steps alone: no corpus indexing, no final checkpoint */
-    double allreduce_seconds; /* of which in the gradient allreduce */
+    double allreduce_seconds; /* of which in the gradient sum (and, sharded, the weights' gather) */
     double first_loss;    /* loss of step 1 */
     double last_loss;     /* loss of the last step */
     bool up_to_date;      /* the log file was already complete for these settings */
+    gp_optimizer_sharding sharding; /* the mode in effect */
+    double peak_rss_mb;   /* largest over ranks (0 when up to date) */
 } gp_retrain_report;
 
 /* mask may be NULL (plain training). */
 gp_status gp_retrain(const gp_train_opts *o, gp_model *m, const gp_mask *mask, const char *tag, const char *log_path,
                      const char *settings_hash, gp_retrain_report *rep, gp_err *err);
+
+/* The optimizer's sharding, one rule for gp_retrain and gaprune plan:
+ *   gp_retrain_sharding     the mode in effect: mode itself unless auto; auto shards the states
+ *                           when P > 1 and the moments (8 bytes per parameter) would take over a
+ *                           quarter of a rank's share of the node's memory (share, bytes; 0:
+ *                           unknown, none).
+ *   gp_retrain_bounds       bounds[P + 1]: rank q owns elements [bounds[q], bounds[q+1]) of the
+ *                           flat parameter vector (table order), an even split in whole blocks of
+ *                           the gradient norm's sums (256 elements or more; 64-bit).
+ *   gp_retrain_state_bytes  bytes per rank of weights, gradient and AdamW state in a mode in
+ *                           effect: 8n + 8·slice (+ 32 MiB of round buffers when sharded), slice
+ *                           = n for none, the largest rank's slice (about n/P) otherwise; the
+ *                           activations of the step come on top. */
+gp_optimizer_sharding gp_retrain_sharding(gp_optimizer_sharding mode, int P, int64_t n, double share);
+void gp_retrain_bounds(int64_t n, int P, int64_t *bounds);
+double gp_retrain_state_bytes(gp_optimizer_sharding mode, int P, int64_t n);
 
 /* The learning rate of step t (1-based) of n with w warm-up steps and peak lr. */
 double gp_lr_at(int t, int n, int w, double lr);

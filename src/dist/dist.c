@@ -2,6 +2,7 @@
 #include "gaprune/dist.h"
 
 #include <mpi.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,11 +55,16 @@ void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const i
     free(bits);
 }
 
-void gp_reduce_scatter_add_f32(const float *send, const int64_t *bounds, float *mine) {
+/* The reduce-scatter rounds both forms share. add: mine[k] += the sum; else mine[k] = the sum
+ * (mine may then be send + bounds[r]: each round packs its part of send before it writes). */
+static void reduce_scatter(const float *send, const int64_t *bounds, float *mine, bool add) {
     const int P = gp_nranks(), r = gp_rank();
     if (P == 1) {
         const int64_t n = bounds[1] - bounds[0];
-        for (int64_t k = 0; k < n; k++) mine[k] += send[bounds[0] + k];
+        if (add)
+            for (int64_t k = 0; k < n; k++) mine[k] += send[bounds[0] + k];
+        else if (mine != send + bounds[0])
+            memmove(mine, send + bounds[0], (size_t)n * sizeof(float));
         return;
     }
     /* rounds of at most K elements of every owner's block: every count fits an int, and the
@@ -81,11 +87,51 @@ void gp_reduce_scatter_add_f32(const float *send, const int64_t *bounds, float *
         }
         /* an owner whose block is done still takes part, with a count of 0 */
         GP_MPI(MPI_Reduce_scatter(pack, got, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-        for (int k = 0; k < counts[r]; k++) mine[off + k] += got[k];
+        if (add)
+            for (int k = 0; k < counts[r]; k++) mine[off + k] += got[k];
+        else
+            memcpy(mine + off, got, (size_t)counts[r] * sizeof(float));
     }
     free(pack);
     free(got);
     free(counts);
+}
+
+void gp_reduce_scatter_add_f32(const float *send, const int64_t *bounds, float *mine) {
+    reduce_scatter(send, bounds, mine, true);
+}
+
+void gp_reduce_scatter_f32(float *buf, const int64_t *bounds) {
+    reduce_scatter(buf, bounds, buf + bounds[gp_rank()], false);
+}
+
+void gp_allgather_blocks_f32(float *buf, const int64_t *bounds) {
+    const int P = gp_nranks(), r = gp_rank();
+    if (P == 1) return;
+    /* the same bounded rounds as the reduce-scatter: at most K elements of each owner's block
+     * a round, so counts and displacements are ints and the buffer is GP_DIST_RS_ROUND floats */
+    const int64_t K = GP_DIST_RS_ROUND / P > 0 ? GP_DIST_RS_ROUND / P : 1;
+    int64_t longest = 0;
+    for (int q = 0; q < P; q++) longest = bounds[q + 1] - bounds[q] > longest ? bounds[q + 1] - bounds[q] : longest;
+    const int64_t round = longest < K ? longest : K;
+    float *got = gp_malloc((size_t)(P * round + 1) * sizeof(float));
+    int *counts = gp_malloc((size_t)P * sizeof(int)), *displs = gp_malloc((size_t)P * sizeof(int));
+    for (int64_t off = 0; off < longest; off += K) {
+        int at = 0;
+        for (int q = 0; q < P; q++) {
+            int64_t len = bounds[q + 1] - bounds[q] - off;
+            counts[q] = (int)(len < 0 ? 0 : len > K ? K : len);
+            displs[q] = at;
+            at += counts[q];
+        }
+        GP_MPI(MPI_Allgatherv(buf + bounds[r] + off, counts[r], MPI_FLOAT, got, counts, displs, MPI_FLOAT,
+                              MPI_COMM_WORLD));
+        for (int q = 0; q < P; q++)
+            if (q != r) memcpy(buf + bounds[q] + off, got + displs[q], (size_t)counts[q] * sizeof(float));
+    }
+    free(got);
+    free(counts);
+    free(displs);
 }
 
 int gp_allreduce_max_int(int v) {
