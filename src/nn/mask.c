@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gaprune/dist.h"
+#include "gaprune/kernels.h"
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
 #include "gaprune/mask_file.h"
@@ -42,7 +43,7 @@ void gp_mask_bcast(gp_mask *mk, const gp_model *m) {
  * and a 50% mask makes a branch per element a coin toss. Gives +0.0f, never -0.0f. Element-wise,
  * so threads change nothing. */
 static void mask_clear(float *x, const uint8_t *keep, int64_t k0, int64_t count) {
-#pragma omp parallel for if (count >= 32768) schedule(static)
+#pragma omp parallel for if (count >= gp_par_min()) schedule(static)
     for (int64_t k = 0; k < count; k++) {
         uint32_t u;
         memcpy(&u, &x[k], sizeof u);

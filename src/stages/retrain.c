@@ -16,6 +16,7 @@
 #include "gaprune/h5.h"
 #include "gaprune/h5par.h"
 #include "gaprune/hash.h"
+#include "gaprune/kernels.h"
 #include "gaprune/log.h"
 #include "gaprune/retrain_file.h"
 #include "gaprune/loss.h"
@@ -272,7 +273,7 @@ static double grad_norm(rt_ctx *c) {
     const float *g = c->m->grads;
     double *part = c->part;
     memset(part, 0, (size_t)nb * sizeof(double));
-#pragma omp parallel for if (b1 - b0 >= 16) schedule(static)
+#pragma omp parallel for if ((b1 - b0) * B >= gp_par_min()) schedule(static)
     for (int64_t bl = b0; bl < b1; bl++) {
         const int64_t a = bl * B, e = a + B < n ? a + B : n;
         double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -310,7 +311,7 @@ static void adamw(rt_ctx *c, int t1, double lr, double scale) {
         float *restrict am = c->adam_m + (a - c->lo), *restrict av = c->adam_v + (a - c->lo);
         const double wd = c->decay[i] ? cfg->weight_decay : 0.0;
         const int64_t len = e - a;
-#pragma omp parallel for if (len >= 32768) schedule(static)
+#pragma omp parallel for if (len >= gp_par_min()) schedule(static)
         for (int64_t k = 0; k < len; k++) {
             double gk = g[k] * scale;
             am[k] = (float)(BETA1 * am[k] + (1 - BETA1) * gk);
