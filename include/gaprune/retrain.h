@@ -7,14 +7,20 @@
  * front). The embeddings are gathered on every rank, so the InfoNCE loss sees all positives and hard negatives of the whole batch and
  * equals a single process's; each rank back-propagates the gradient of its own embeddings, the
  * gradients are summed over ranks, pruned weights' gradients are zeroed (so their AdamW moments
- * stay zero), the global gradient norm is clipped to retrain.grad_clip, and every rank applies
- * the same AdamW update (β = 0.9, 0.999, ε = 1e-8; decoupled weight decay on weight matrices, not
- * on biases and LayerNorm, as transformers' Trainer) with linear warm-up over retrain.warmup
- * steps and linear decay to 0 at retrain.steps. Pruned weights are exact zeros after every step.
+ * stay zero), the global gradient norm is clipped to retrain.grad_clip, and the AdamW update
+ * (β = 0.9, 0.999, ε = 1e-8; decoupled weight decay on weight matrices, not on biases and
+ * LayerNorm, as transformers' Trainer) with linear warm-up over retrain.warmup steps and linear
+ * decay to 0 at retrain.steps is applied: by every rank to all weights (optimizer_sharding none),
+ * or by each rank to its slice, whose moments only it keeps, followed by an all-gather of the
+ * weights (states: the gradient allreduced, bitwise the replicated result; gradients: the
+ * gradient reduce-scattered to the slices' owners, within rounding). Pruned weights are exact
+ * zeros after every step. AdamW, the mask and the norm run threaded, bitwise the same on any
+ * thread count.
  *
  * OUT/retrain-<tag>.h5 holds the loss, learning rate and gradient norm of every step and, every
- * retrain.checkpoint_every steps, the weights and AdamW moments (rank 0 writes, via .tmp); a
- * rerun resumes from it (retrain_file.h names its datasets and attributes). SIGUSR1 / SIGTERM:
+ * retrain.checkpoint_every steps, the weights and AdamW moments (every rank its slice with
+ * parallel HDF5, then rank 0 the rest, via .tmp); a rerun with any sharding or rank count resumes
+ * from it (retrain_file.h names its datasets and attributes). SIGUSR1 / SIGTERM:
  * checkpoint, then GP_ESTOPPED (exit 3).
  *
  * Usage (collective):
