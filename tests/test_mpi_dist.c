@@ -1,8 +1,8 @@
 /* test_mpi_dist.c — gp_allreduce_sum_rows_f32, the sparse sum of a token-embedding gradient:
  * every rank writes values into its own rows (overlapping between ranks, unsorted, repeated in
  * the list), and every rank must end with the exact sums in those rows and zeros elsewhere, on
- * the packed path (few rows in use) and the dense fallback (most rows in use). Run on 1, 2
- * and 4 ranks. */
+ * the packed path (few rows in use) and the dense fallback (most rows in use); the reduce-scatters
+ * and the block gather over uneven blocks. Run on 1, 2 and 4 ranks. */
 #include "test_util.h"
 #include "test_mpi.h"
 
@@ -103,9 +103,35 @@ static void test_reduce_add(void **state) {
     if (r == 0) printf("    reductions of 3 segments into %d uneven blocks (one empty, one of two pieces), in flight together: exact\n", P);
 }
 
+/* The in-place reduce-scatter (ZeRO-2's gradient) leaves the sum in the owner's block and the
+ * rest as it was; the block gather (the weights after a sharded update) then puts every
+ * owner's block everywhere: over the same uneven blocks, exact. */
+static void test_scatter_in_place_and_gather(void **state) {
+    (void)state;
+    const int P = gp_nranks(), r = gp_rank();
+    int64_t *b = calloc((size_t)P + 1, sizeof(int64_t));
+    for (int q = 0; q < P; q++)
+        b[q + 1] = b[q] + (q == 1 ? 0 : q == P - 1 ? ((int64_t)1 << 22) / P + 5 : 1000 * (q + 1) + 7);
+    const int64_t n = b[P];
+    float *x = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) x[i] = (float)((i % 97) * (r + 1)) * 0.25f;
+    gp_reduce_scatter_f32(x, b);
+    const float ranks_sum = (float)(P * (P + 1) / 2);
+    for (int64_t i = 0; i < n; i++) {
+        const float want = (float)(i % 97) * 0.25f * (i >= b[r] && i < b[r + 1] ? ranks_sum : (float)(r + 1));
+        if (x[i] != want) fail_msg("scattered element %lld: %g, want %g", (long long)i, x[i], want);
+    }
+    gp_allgather_blocks_f32(x, b);
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] != (float)(i % 97) * 0.25f * ranks_sum) fail_msg("gathered element %lld: %g", (long long)i, x[i]);
+    free(x), free(b);
+    if (r == 0) printf("    in-place reduce-scatter and block gather over %d uneven blocks: exact\n", P);
+}
+
 int main(int argc, char **argv) {
     tu_mpi_init(&argc, &argv, 0);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_few_rows), cmocka_unit_test(test_most_rows),
-                                       cmocka_unit_test(test_no_rows_here), cmocka_unit_test(test_reduce_add)};
+                                       cmocka_unit_test(test_no_rows_here), cmocka_unit_test(test_reduce_add),
+                                       cmocka_unit_test(test_scatter_in_place_and_gather)};
     return tu_mpi_finish(cmocka_run_group_tests_name("sparse row allreduce", tests, NULL, NULL));
 }

@@ -2,7 +2,8 @@
  * ranks):
  *  - datasets split unevenly (rows not divisible by the ranks, fewer rows than ranks, 1-D and
  *    2-D, chunks shared by two ranks, a slice cut into several writes, one rank writing all,
- *    blocks in reverse rank order) read back exactly, with description and units;
+ *    blocks in reverse rank order; every other one raw, without filters) read back exactly, with
+ *    description and units;
  *  - attributes carry rank 0's value even where the ranks pass different ones, h5dump prints
  *    them, and the file is <path>.tmp until rank 0 commits it;
  *  - a dataset of 2^31 + 8 rows, each rank writing a few rows around and past row 2^31 (the
@@ -77,6 +78,10 @@ static void check_dataset(hid_t f, const gp_h5par_item *it) {
     assert_string_equal(desc, it->description);
     assert_string_equal(units, it->units);
     free(desc), free(units), free(x);
+    /* raw datasets have no filter; the others shuffle and deflate */
+    hid_t dcpl = H5Dget_create_plist(d);
+    assert_int_equal(H5Pget_nfilters(dcpl), it->raw ? 0 : 2);
+    H5Pclose(dcpl);
     H5Tclose(t);
     H5Sclose(sp);
     H5Dclose(d);
@@ -116,7 +121,7 @@ static void test_uneven_splits(void **state) {
             nr = n * (q + 1) / (hsize_t)P - r0;
         }
         it[i] = (gp_h5par_item){spec[i].name, spec[i].ndim, {spec[i].rows, spec[i].cols}, spec[i].name, "units of test",
-                                make_rows(r0, nr, spec[i].cols), r0, nr};
+                                make_rows(r0, nr, spec[i].cols), r0, nr, i % 2 == 1};
     }
     hid_t f = gp_h5par_create_tmp(path);
     gp_h5par_provenance(f, "gaprune-test", 3);
@@ -187,8 +192,8 @@ static void test_beyond_2_31(void **state) {
     const hsize_t rows = ((hsize_t)1 << 31) + 8, rows1 = ((hsize_t)1 << 32) + 5;
     const hsize_t r0 = rows - 3 * (hsize_t)(P - rank), r1 = rank == 0 ? 1 : rows1 - 2 * (hsize_t)(P - rank);
     gp_h5par_item it[2] = {
-        {"huge", 2, {rows, 1}, "2^31 + 8 rows, few written", "1", make_rows(r0, 3, 1), r0, 3},
-        {"huge_1d", 1, {rows1, 1}, "2^32 + 5 elements, few written", "1", make_rows(r1, 2, 1), r1, 2},
+        {"huge", 2, {rows, 1}, "2^31 + 8 rows, few written", "1", make_rows(r0, 3, 1), r0, 3, false},
+        {"huge_1d", 1, {rows1, 1}, "2^32 + 5 elements, few written", "1", make_rows(r1, 2, 1), r1, 2, false},
     };
     double t0 = MPI_Wtime();
     hid_t f = gp_h5par_create_tmp(path);

@@ -4,6 +4,10 @@
  *  - pruned weights stay exactly zero, their AdamW moments too;
  *  - a short retraining lowers the loss of the whole domain corpus;
  *  - SIGKILL after a checkpoint, or SIGUSR1 (exit 3), then a rerun: the same weights, bitwise;
+ *  - retrain.optimizer_sharding: auto's rule and the slices; states and gradients on 1, 2 and 4
+ *    ranks equal to none (states bitwise), masked weights and moments zero in each; sharded
+ *    kill-and-resume bitwise on 2 and 4 ranks; a checkpoint resumed with another mode and rank
+ *    count;
  *  - gaprune run writes report.md and report.json with every configured row, and a second
  *    run skips every stage. */
 #include "test_util.h"
@@ -16,6 +20,7 @@
 #include "gaprune/fs.h"
 #include "gaprune/loss.h"
 #include "gaprune/model.h"
+#include "gaprune/retrain.h"
 #include "gaprune/textfile.h"
 #include "gaprune/triplets.h"
 
@@ -86,6 +91,54 @@ static void save_log(const char *as) {
     tu_sh("cp '%s/out/retrain-magnitude-0.5.h5' '%s/%s' && rm '%s/out/retrain-magnitude-0.5.h5'", g_dir, g_dir, as, g_dir);
 }
 
+/* Pruned weights (mask-magnitude-0.5) are exact zeros in params, and their AdamW moments too;
+ * the kept weights moved away from orig. */
+static void check_masked(const gp_model *m, const float *p2, const float *am, const float *av, const float *orig) {
+    char mp[4400];
+    snprintf(mp, sizeof mp, "%s/out/mask-magnitude-0.5.h5", g_dir);
+    hid_t f = H5Fopen(mp, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int64_t pruned = 0, moved = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        char name[300];
+        snprintf(name, sizeof name, "mask/%s", m->src_names[i]);
+        if (H5Lexists(f, "mask", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0) continue;
+        const gp_param *p = &m->table.p[i];
+        uint8_t *k = malloc(p->numel);
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+        H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, k);
+        H5Dclose(d);
+        const float *w0 = orig + m->table.p[i].offset;
+        for (size_t e = 0; e < p->numel; e++) {
+            size_t o = p->offset + e;
+            if (!k[e]) {
+                assert_true(p2[o] == 0.0f && !signbit(p2[o]) && am[o] == 0.0f && av[o] == 0.0f);
+                pruned++;
+            } else {
+                moved += p2[o] != w0[e];
+            }
+        }
+        free(k);
+    }
+    H5Fclose(f);
+    assert_int_equal(pruned, 2048);
+    assert_true(moved > 1000);
+}
+
+/* The largest relative difference of two weight vectors, per tensor, leaving out the attention
+ * key bias: softmax ignores a constant added to every score of a row, so its gradient is zero
+ * in exact arithmetic and Adam turns float noise of either run into lr-sized steps (as PyTorch
+ * would); it cannot change the embeddings. */
+static double weights_rel(const gp_model *m, const float *a, const float *b) {
+    double worst = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        const gp_param *p = &m->table.p[i];
+        if (strstr(p->name, "key.bias")) continue;
+        double e = tu_rel_err(a + p->offset, b + p->offset, p->numel);
+        if (!isnan(e)) worst = fmax(worst, e);
+    }
+    return worst;
+}
+
 static void test_ranks_agree(void **state) {
     (void)state;
     gp_model *m;
@@ -110,17 +163,7 @@ static void test_ranks_agree(void **state) {
     read_log("np2.h5", l2, 5, p2, am, av, n);
     double worst_loss = 0;
     for (int i = 0; i < 5; i++) worst_loss = fmax(worst_loss, fabs(l1[i] - l2[i]) / fabs(l1[i]));
-    /* The attention key bias is left out: softmax ignores a constant added to every score of a
-     * row, so its gradient is zero in exact arithmetic and Adam turns float noise of either
-     * run into lr-sized steps (as PyTorch would); it cannot change the embeddings, which are
-     * compared below instead. */
-    double worst_w = 0;
-    for (int i = 0; i < m->table.n; i++) {
-        const gp_param *p = &m->table.p[i];
-        if (strstr(p->name, "key.bias")) continue;
-        double e = tu_rel_err(p2 + p->offset, p1 + p->offset, p->numel);
-        if (!isnan(e)) worst_w = fmax(worst_w, e);
-    }
+    double worst_w = weights_rel(m, p2, p1);
     const char *texts[3] = {"paris is the capital of france", "berlin people", "hello, world!"};
     float e1[3 * 32], e2[3 * 32];
     memcpy(m->params, p1, n * 4);
@@ -134,36 +177,173 @@ static void test_ranks_agree(void **state) {
            l1[0], l1[4], worst_loss, worst_w);
     assert_true(worst_loss < 1e-5);
     assert_true(worst_w < 1e-5);
-    /* pruned weights exact zeros, AdamW moments too; the kept ones moved */
-    char mp[4400];
-    snprintf(mp, sizeof mp, "%s/out/mask-magnitude-0.5.h5", g_dir);
-    hid_t f = H5Fopen(mp, H5F_ACC_RDONLY, H5P_DEFAULT);
-    int64_t pruned = 0, moved = 0;
-    for (int i = 0; i < m->table.n; i++) {
-        char name[300];
-        snprintf(name, sizeof name, "mask/%s", m->src_names[i]);
-        if (H5Lexists(f, "mask", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0) continue;
-        const gp_param *p = &m->table.p[i];
-        uint8_t *k = malloc(p->numel);
-        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-        H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, k);
-        H5Dclose(d);
-        const float *w0 = orig + m->table.p[i].offset;
-        for (size_t e = 0; e < p->numel; e++) {
-            size_t o = p->offset + e;
-            if (!k[e]) {
-                assert_true(p2[o] == 0.0f && am[o] == 0.0f && av[o] == 0.0f);
-                pruned++;
-            } else {
-                moved += p2[o] != w0[e];
-            }
-        }
-        free(k);
-    }
-    H5Fclose(f);
-    assert_int_equal(pruned, 2048);
-    assert_true(moved > 1000);
+    check_masked(m, p2, am, av, orig);
     free(p1), free(p2), free(am), free(av), free(orig);
+    gp_model_free(m);
+}
+
+/* retrain.optimizer_sharding: the rule of auto, the slices, the memory per rank */
+static void test_sharding_rule(void **state) {
+    (void)state;
+    int64_t b[5];
+    gp_retrain_bounds(1000, 4, b); /* 4 blocks of 256, the last one short */
+    assert_true(b[0] == 0 && b[1] == 256 && b[2] == 512 && b[3] == 768 && b[4] == 1000);
+    gp_retrain_bounds(1000, 3, b); /* whole blocks: 1, 1 and 2 of the 4 */
+    assert_true(b[0] == 0 && b[1] == 256 && b[2] == 512 && b[3] == 1000);
+    gp_retrain_bounds(300, 4, b); /* 2 blocks for 4 ranks: two own nothing */
+    assert_true(b[0] == 0 && b[1] == 0 && b[2] == 256 && b[3] == 256 && b[4] == 300);
+    const int64_t big = (int64_t)5 << 30; /* beyond 2^32: blocks of 2^17, 40960 of them */
+    gp_retrain_bounds(big, 3, b);
+    assert_true(b[1] == (int64_t)13653 << 17 && b[2] == (int64_t)27306 << 17 && b[3] == big);
+    /* auto: the moments (8 bytes per weight) against a quarter of the share */
+    assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 16e9), GP_SHARD_STATES);
+    assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 64e9), GP_SHARD_NONE);
+    assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 1, 1000000000, 16e9), GP_SHARD_NONE);
+    assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 0), GP_SHARD_NONE);
+    assert_int_equal(gp_retrain_sharding(GP_SHARD_GRADIENTS, 1, 10, 0), GP_SHARD_GRADIENTS);
+    assert_int_equal(gp_retrain_sharding(GP_SHARD_NONE, 8, 1000000000, 1e9), GP_SHARD_NONE);
+    /* bytes per rank: 16 per weight replicated; 8 + 8 of the largest slice + 32 MiB sharded */
+    assert_true(gp_retrain_state_bytes(GP_SHARD_NONE, 4, 1000) == 16000.0);
+    assert_true(gp_retrain_state_bytes(GP_SHARD_STATES, 4, 1000) == 8000.0 + 8 * 256 + 8.0 * (1 << 22));
+    assert_true(gp_retrain_state_bytes(GP_SHARD_GRADIENTS, 3, 1000) == 8000.0 + 8 * 488 + 8.0 * (1 << 22));
+}
+
+static const char *const k_modes[3] = {"none", "states", "gradients"};
+static const int k_np[3] = {1, 2, 4};
+
+/* the log of mode on np ranks, batch 8, 5 steps, saved as sh-MODE-NP.h5 by test_sharding_agrees */
+static void sharded_name(char *buf, size_t len, int mode, int np) { snprintf(buf, len, "sh-%s-%d.h5", k_modes[mode], np); }
+
+/* Every mode on 1, 2 and 4 ranks against none on as many: losses within 1e-6 and weights within
+ * 1e-5 relative; states bitwise (the same sums, an element-wise update); pruned weights and
+ * moments exact zeros in every file; none on 4 ranks within 1e-5 of 1 rank; 3 threads a rank
+ * bitwise 1 thread's. */
+static void test_sharding_agrees(void **state) {
+    (void)state;
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-tiny", &m, &err), GP_OK);
+    const size_t n = m->table.total;
+    float *orig = malloc(n * 4), *p[3], *am[3], *av[3];
+    memcpy(orig, m->params, n * 4);
+    for (int k = 0; k < 3; k++) p[k] = malloc(n * 4), am[k] = malloc(n * 4), av[k] = malloc(n * 4);
+    float *p1 = malloc(n * 4);
+    double loss[3][5], l1[5];
+    for (int r = 0; r < 3; r++) {
+        int bitwise = 0;
+        double worst_l = 0, worst_w = 0;
+        for (int k = 0; k < 3; k++) {
+            char sets[200], name[64];
+            snprintf(sets, sizeof sets, "--set retrain.batch=8 --set retrain.steps=5 --set retrain.optimizer_sharding=%s",
+                     k_modes[k]);
+            assert_int_equal(retrain(k_np[r], sets, NULL), 0);
+            char *o = tu_read_in(g_dir, "out.txt");
+            char want[80];
+            snprintf(want, sizeof want, "\"optimizer_sharding\":\"%s\",\"peak_rss_mb\":", k_modes[k]);
+            assert_non_null(strstr(o, want));
+            free(o);
+            sharded_name(name, sizeof name, k, k_np[r]);
+            save_log(name);
+            read_log(name, loss[k], 5, p[k], am[k], av[k], n);
+            check_masked(m, p[k], am[k], av[k], orig);
+            if (k == 0) continue;
+            for (int i = 0; i < 5; i++) worst_l = fmax(worst_l, fabs(loss[k][i] - loss[0][i]) / fabs(loss[0][i]));
+            worst_w = fmax(worst_w, weights_rel(m, p[k], p[0]));
+            const bool same = !memcmp(p[k], p[0], n * 4) && !memcmp(am[k], am[0], n * 4) && !memcmp(av[k], av[0], n * 4);
+            bitwise += same;
+            if (k == 1) assert_true(same); /* states: the replicated sums, split */
+        }
+        printf("    %d rank(s): states and gradients vs none: losses within %.2e, weights %.2e; %d of 2 bitwise\n", k_np[r],
+               worst_l, worst_w, bitwise);
+        assert_true(worst_l < 1e-6);
+        assert_true(worst_w < 1e-5);
+        if (r == 0) memcpy(l1, loss[0], sizeof l1), memcpy(p1, p[0], n * 4);
+    }
+    double worst_l = 0;
+    for (int i = 0; i < 5; i++) worst_l = fmax(worst_l, fabs(loss[0][i] - l1[i]) / fabs(l1[i]));
+    printf("    none on 4 ranks vs 1: losses within %.2e, weights %.2e\n", worst_l, weights_rel(m, p[0], p1));
+    assert_true(worst_l < 1e-5);
+    assert_true(weights_rel(m, p[0], p1) < 1e-5);
+    /* threads inside a rank, every loop threaded however small (matmuls whole: a split one rounds
+     * differently, test_threads): the norm's blocks, the update and the mask are split among
+     * them element- or block-wise, so 3 threads a rank give the same bits */
+    assert_int_equal(retrain(2, "--set retrain.batch=8 --set retrain.steps=5 --set retrain.optimizer_sharding=gradients",
+                             "OMP_NUM_THREADS=3 GAPRUNE_TEST_PAR_MIN=0 GAPRUNE_TEST_SGEMM_MIN=9223372036854775807"),
+                     0);
+    save_log("threads.h5");
+    read_log("threads.h5", loss[0], 5, p[0], am[0], av[0], n);
+    read_log("sh-gradients-2.h5", loss[1], 5, p[1], am[1], av[1], n);
+    assert_memory_equal(loss[0], loss[1], sizeof loss[0]);
+    assert_memory_equal(p[0], p[1], n * 4);
+    assert_memory_equal(av[0], av[1], n * 4);
+    printf("    gradients on 2 ranks of 3 threads each: bitwise those of 1 thread\n");
+    /* the file is ordinary HDF5 whatever wrote it */
+    tu_sh("h5dump -d params -c 3 '%s/sh-gradients-4.h5' > /dev/null", g_dir);
+    for (int k = 0; k < 3; k++) free(p[k]), free(am[k]), free(av[k]);
+    free(p1), free(orig);
+    gp_model_free(m);
+}
+
+/* Killed after checkpoint 2 (step 4 of 5) in a sharded mode on 2 and 4 ranks, then rerun: each
+ * rank wrote and reads back its slice of the moments, and the result is bitwise the
+ * uninterrupted run's. Then resuming with another mode and rank count: 2 ranks' states
+ * checkpoint continued on 1 rank unsharded, and 4 ranks' gradients on 2 ranks' states. */
+static void test_sharded_resume(void **state) {
+    (void)state;
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-tiny", &m, &err), GP_OK);
+    const size_t n = m->table.total;
+    float *ref[3], *got[3];
+    for (int k = 0; k < 3; k++) ref[k] = malloc(n * 4), got[k] = malloc(n * 4);
+    double lref[5], lgot[5];
+    for (int r = 1; r < 3; r++) {
+        for (int k = 1; k < 3; k++) {
+            char sets[200], name[64];
+            snprintf(sets, sizeof sets, "--set retrain.batch=8 --set retrain.steps=5 --set retrain.optimizer_sharding=%s",
+                     k_modes[k]);
+            assert_int_not_equal(retrain(k_np[r], sets, "GAPRUNE_TEST_KILL_AFTER_CHECKPOINT=2"), 0);
+            assert_int_equal(retrain(k_np[r], sets, NULL), 0);
+            char *o = tu_read_in(g_dir, "out.txt");
+            assert_non_null(strstr(o, "resuming from step 4"));
+            free(o);
+            save_log("resumed.h5");
+            sharded_name(name, sizeof name, k, k_np[r]);
+            read_log(name, lref, 5, ref[0], ref[1], ref[2], n);
+            read_log("resumed.h5", lgot, 5, got[0], got[1], got[2], n);
+            assert_memory_equal(lgot, lref, sizeof lref);
+            for (int j = 0; j < 3; j++) assert_memory_equal(got[j], ref[j], n * 4);
+        }
+    }
+    printf("    states and gradients on 2 and 4 ranks, killed after step 4 and resumed: weights and moments bitwise\n");
+    /* across modes and rank counts: within rounding of the uninterrupted run */
+    const struct {
+        int np_from, mode_from, np_to, mode_to;
+    } cross[2] = {{2, 1, 1, 0}, {4, 2, 2, 1}};
+    for (int c = 0; c < 2; c++) {
+        char sets[200], name[64];
+        snprintf(sets, sizeof sets, "--set retrain.batch=8 --set retrain.steps=5 --set retrain.optimizer_sharding=%s",
+                 k_modes[cross[c].mode_from]);
+        assert_int_not_equal(retrain(cross[c].np_from, sets, "GAPRUNE_TEST_KILL_AFTER_CHECKPOINT=2"), 0);
+        snprintf(sets, sizeof sets, "--set retrain.batch=8 --set retrain.steps=5 --set retrain.optimizer_sharding=%s",
+                 k_modes[cross[c].mode_to]);
+        assert_int_equal(retrain(cross[c].np_to, sets, NULL), 0);
+        char *o = tu_read_in(g_dir, "out.txt");
+        assert_non_null(strstr(o, "resuming from step 4"));
+        free(o);
+        save_log("resumed.h5");
+        sharded_name(name, sizeof name, cross[c].mode_to, cross[c].np_to);
+        read_log(name, lref, 5, ref[0], NULL, NULL, n);
+        read_log("resumed.h5", lgot, 5, got[0], NULL, NULL, n);
+        double worst_l = 0;
+        for (int i = 0; i < 5; i++) worst_l = fmax(worst_l, fabs(lgot[i] - lref[i]) / fabs(lref[i]));
+        double w = weights_rel(m, got[0], ref[0]);
+        printf("    %s on %d ranks resumed as %s on %d: losses within %.2e, weights %.2e\n", k_modes[cross[c].mode_from],
+               cross[c].np_from, k_modes[cross[c].mode_to], cross[c].np_to, worst_l, w);
+        assert_true(worst_l < 1e-5);
+        assert_true(w < 1e-5);
+    }
+    for (int k = 0; k < 3; k++) free(ref[k]), free(got[k]);
     gp_model_free(m);
 }
 
@@ -423,6 +603,9 @@ static void test_train_from_config(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranks_agree),
+        cmocka_unit_test(test_sharding_rule),
+        cmocka_unit_test(test_sharding_agrees),
+        cmocka_unit_test(test_sharded_resume),
         cmocka_unit_test(test_loss_goes_down),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_run_end_to_end),

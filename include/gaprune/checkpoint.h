@@ -18,7 +18,8 @@
  *     int64_t step = gp_checkpoint_latest(dir, hash, P);           // on a rerun: 0 = none
  *     rc = gp_checkpoint_load(path, prev, load_fn, ctx);
  *     gp_checkpoint_remove(dir, path, prev);                       // once the output is written
- * Usage (retrain: one file, rank 0 writes it; f < 0 on the other ranks):
+ * Usage (retrain: one file, every rank its slice with h5par.h, then rank 0 alone finishes it;
+ *        f < 0 on the other ranks):
  *     rc = gp_checkpoint_commit(rank == 0 ? f : -1, log_path, NULL, err);
  */
 #pragma once

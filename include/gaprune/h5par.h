@@ -37,6 +37,7 @@
 #pragma once
 
 #include <hdf5.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct {
@@ -46,6 +47,9 @@ typedef struct {
     const char *description, *units;  /* the dataset's attributes */
     const float *data;                /* this rank's rows only, row-major: nrows × dims[1] floats */
     hsize_t row0, nrows;              /* which rows of the dataset data holds; nrows may be 0 */
+    bool raw;                         /* chunked without shuffle and deflate: for data that does
+                                       * not compress (weights, AdamW moments), where deflate
+                                       * would only cost the time */
 } gp_h5par_item;
 
 /* Every rank opens <path>.tmp, created or truncated, with the MPI-IO driver. */
@@ -65,6 +69,6 @@ void gp_h5par_provenance(hid_t file, const char *format, int format_version);
 void gp_h5par_share(hsize_t n, hsize_t *row0, hsize_t *nrows);
 
 /* Creates items[0..n) (the same n, names, shapes and descriptions on every rank) as chunked,
- * shuffled and deflated float32 datasets and writes each rank's rows of each. Rows no rank
+ * shuffled and deflated (unless raw) float32 datasets and writes each rank's rows of each. Rows no rank
  * writes read as 0. */
 void gp_h5par_write_f32(hid_t file, const gp_h5par_item *items, int n);

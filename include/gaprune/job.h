@@ -39,11 +39,14 @@ typedef enum { GP_SAMPLE_NONE = 0, GP_SAMPLE_KMEANS = 1, GP_SAMPLE_RANDOM = 2 } 
 typedef enum { GP_ALIGN_TENSOR = 0, GP_ALIGN_REFCODE = 1 } gp_alignment;
 typedef enum { GP_LAYERS_MLP = 0, GP_LAYERS_ATTENTION = 1, GP_LAYERS_LINEAR = 2 } gp_layers;
 typedef enum { GP_ACC_AUTO = 0, GP_ACC_REPLICATED = 1, GP_ACC_SHARDED = 2 } gp_accumulators;
+/* retrain.optimizer_sharding (retrain.h): who holds the AdamW moments and the summed gradient */
+typedef enum { GP_SHARD_AUTO = 0, GP_SHARD_NONE = 1, GP_SHARD_STATES = 2, GP_SHARD_GRADIENTS = 3 } gp_optimizer_sharding;
 
 /* The names the job file uses for the enum values ("kmeans", "refcode", "mlp", ...). */
 const char *gp_sample_method_name(gp_sample_method m);
 const char *gp_alignment_name(gp_alignment a);
 const char *gp_layers_name(gp_layers l);
+const char *gp_optimizer_sharding_name(gp_optimizer_sharding s);
 
 typedef struct {
     const gp_criterion **v; /* entries of the criteria registry, in the order given */
@@ -104,6 +107,7 @@ typedef struct gp_job {
         int batch;
         double grad_clip;
         int checkpoint_every;
+        gp_optimizer_sharding optimizer_sharding;
     } retrain;
     struct {
         gp_path_list retrieval, sts;

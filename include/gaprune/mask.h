@@ -41,6 +41,10 @@ typedef struct {
 void gp_mask_bcast(gp_mask *mask, const gp_model *m);
 /* Zeroes the pruned weights of m->params (and m->grads when allocated). */
 void gp_mask_apply(const gp_mask *mask, gp_model *m);
+/* Zeroes the pruned elements of x, which holds the elements [lo, hi) of a vector laid out like
+ * m->params (table order; x[0] is element lo): a rank's slice of the weights or gradients when
+ * retraining shards the optimizer (retrain.h). */
+void gp_mask_clear_range(const gp_mask *mask, const gp_model *m, float *x, int64_t lo, int64_t hi);
 /* Reads a mask file written for this model; GP_EINPUT naming the file and tensor otherwise. */
 gp_status gp_mask_read(const char *path, const gp_model *m, gp_mask *mask, gp_err *err);
 void gp_mask_free(gp_mask *mask);

@@ -14,6 +14,7 @@
  *   /params      float32 [model parameters]: every weight after the last step, in table order
  *   /adam_m      float32 [model parameters]: AdamW first moment
  *   /adam_v      float32 [model parameters]: AdamW second moment
+ *                (these three chunked, uncompressed, written by every rank's slice at once)
  * Every dataset carries `description` and `units`.
  *
  * Usage:
@@ -37,6 +38,8 @@
 #define GP_RETRAIN_ATTR_GRAD_CLIP "grad_clip"         /* float: gradient norm clip, 0 = off */
 #define GP_RETRAIN_ATTR_CORPUS_PATH "corpus_path"     /* string: the triplets trained on */
 #define GP_RETRAIN_ATTR_CORPUS_SHA256 "corpus_sha256" /* string: their SHA-256 */
+#define GP_RETRAIN_ATTR_SHARDING "optimizer_sharding" /* string: none, states or gradients, of the run that
+                                                        * wrote it (any run resumes from it) */
 
 /* ---- datasets ---- */
 #define GP_RETRAIN_LOSS "loss"

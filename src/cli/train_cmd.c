@@ -210,8 +210,9 @@ int gp_cmd_train(int argc, char **argv) {
             }
             if (!(rc = gp_agree(rc, &err)))
                 gp_log0("{\"command\":\"train\",\"steps\":%d,\"first_loss\":%.6f,\"last_loss\":%.6f,\"seconds\":%.1f,"
-                        "\"output\":\"%s\"}",
-                        rep.steps, rep.first_loss, rep.last_loss, rep.seconds, out);
+                        "\"optimizer_sharding\":\"%s\",\"peak_rss_mb\":%.1f,\"output\":\"%s\"}",
+                        rep.steps, rep.first_loss, rep.last_loss, rep.seconds,
+                        gp_optimizer_sharding_name(rep.sharding), rep.peak_rss_mb, out);
         }
     }
     gp_model_free(m);

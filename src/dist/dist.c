@@ -103,6 +103,77 @@ void gp_reduce_pending_free(gp_reduce_pending *p) {
     memset(p, 0, sizeof *p);
 }
 
+/* Blocking reduce-scatter in bounded rounds: mine[k] = the sum over ranks of send's element
+ * bounds[r] + k (mine may be send + bounds[r]: each round packs its part of send before it
+ * writes). */
+static void reduce_scatter(const float *send, const int64_t *bounds, float *mine) {
+    const int P = gp_nranks(), r = gp_rank();
+    if (P == 1) {
+        const int64_t n = bounds[1] - bounds[0];
+        if (mine != send + bounds[0])
+            memmove(mine, send + bounds[0], (size_t)n * sizeof(float));
+        return;
+    }
+    /* rounds of at most K elements of every owner's block: every count fits an int, and the
+     * packed message, the result and what MPI allocates inside stay bounded (2^22 floats a
+     * round in all, GP_DIST_RS_ROUND) however large the statistics are */
+    const int64_t K = GP_DIST_RS_ROUND / P > 0 ? GP_DIST_RS_ROUND / P : 1;
+    int64_t longest = 0;
+    for (int q = 0; q < P; q++) longest = bounds[q + 1] - bounds[q] > longest ? bounds[q + 1] - bounds[q] : longest;
+    const int64_t round = longest < K ? longest : K;
+    float *pack = gp_malloc((size_t)(P * round + 1) * sizeof(float)), *got = gp_malloc((size_t)(round + 1) * sizeof(float));
+    int *counts = gp_malloc((size_t)P * sizeof(int));
+    for (int64_t off = 0; off < longest; off += K) {
+        size_t at = 0;
+        for (int q = 0; q < P; q++) {
+            int64_t len = bounds[q + 1] - bounds[q] - off;
+            len = len < 0 ? 0 : len > K ? K : len;
+            counts[q] = (int)len;
+            memcpy(pack + at, send + bounds[q] + off, (size_t)len * sizeof(float));
+            at += (size_t)len;
+        }
+        /* an owner whose block is done still takes part, with a count of 0 */
+        GP_MPI(MPI_Reduce_scatter(pack, got, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+        memcpy(mine + off, got, (size_t)counts[r] * sizeof(float));
+    }
+    free(pack);
+    free(got);
+    free(counts);
+}
+
+void gp_reduce_scatter_f32(float *buf, const int64_t *bounds) {
+    reduce_scatter(buf, bounds, buf + bounds[gp_rank()]);
+}
+
+void gp_allgather_blocks_f32(float *buf, const int64_t *bounds) {
+    const int P = gp_nranks(), r = gp_rank();
+    if (P == 1) return;
+    /* the same bounded rounds as the reduce-scatter: at most K elements of each owner's block
+     * a round, so counts and displacements are ints and the buffer is GP_DIST_RS_ROUND floats */
+    const int64_t K = GP_DIST_RS_ROUND / P > 0 ? GP_DIST_RS_ROUND / P : 1;
+    int64_t longest = 0;
+    for (int q = 0; q < P; q++) longest = bounds[q + 1] - bounds[q] > longest ? bounds[q + 1] - bounds[q] : longest;
+    const int64_t round = longest < K ? longest : K;
+    float *got = gp_malloc((size_t)(P * round + 1) * sizeof(float));
+    int *counts = gp_malloc((size_t)P * sizeof(int)), *displs = gp_malloc((size_t)P * sizeof(int));
+    for (int64_t off = 0; off < longest; off += K) {
+        int at = 0;
+        for (int q = 0; q < P; q++) {
+            int64_t len = bounds[q + 1] - bounds[q] - off;
+            counts[q] = (int)(len < 0 ? 0 : len > K ? K : len);
+            displs[q] = at;
+            at += counts[q];
+        }
+        GP_MPI(MPI_Allgatherv(buf + bounds[r] + off, counts[r], MPI_FLOAT, got, counts, displs, MPI_FLOAT,
+                              MPI_COMM_WORLD));
+        for (int q = 0; q < P; q++)
+            if (q != r) memcpy(buf + bounds[q] + off, got + displs[q], (size_t)counts[q] * sizeof(float));
+    }
+    free(got);
+    free(counts);
+    free(displs);
+}
+
 int gp_allreduce_max_int(int v) {
     int out = v;
     if (gp_nranks() > 1) GP_MPI(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));

@@ -117,8 +117,10 @@ static hid_t create_dataset(hid_t file, hid_t lcpl, const gp_h5par_item *it) {
     hid_t dcpl = GP_H5(H5Pcreate(H5P_DATASET_CREATE), "dcpl");
     hsize_t ch[2] = {rows_per_chunk(it), cols_of(it)};
     GP_H5(H5Pset_chunk(dcpl, it->ndim, ch), "chunk %s", it->name);
-    GP_H5(H5Pset_shuffle(dcpl), "shuffle");
-    GP_H5(H5Pset_deflate(dcpl, DEFLATE_LEVEL), "deflate");
+    if (!it->raw) {
+        GP_H5(H5Pset_shuffle(dcpl), "shuffle");
+        GP_H5(H5Pset_deflate(dcpl, DEFLATE_LEVEL), "deflate");
+    }
     hid_t ds = GP_H5(H5Dcreate2(file, it->name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT), "creating %s", it->name);
     gp_h5_describe(ds, it->description, it->units);
     H5Pclose(dcpl);

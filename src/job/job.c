@@ -49,6 +49,7 @@ static const char *const k_sample[] = {"none", "kmeans", "random", NULL};
 static const char *const k_alignment[] = {"tensor", "refcode", NULL};
 static const char *const k_layers[] = {"mlp", "attention", "linear", NULL};
 static const char *const k_accumulators[] = {"auto", "replicated", "sharded", NULL};
+static const char *const k_sharding[] = {"auto", "none", "states", "gradients", NULL};
 
 static const opt k_opts[] = {
     {"model", "path", T_STR, F(model.path), 0, "", NULL, 0, 0, "model folder (Hugging Face / sentence-transformers)"},
@@ -108,6 +109,12 @@ static const opt k_opts[] = {
     {"retrain", "batch", T_INT, F(retrain.batch), 0, "16", NULL, 1, 1e6, "triplets per step, in total over ranks"},
     {"retrain", "grad_clip", T_DBL, F(retrain.grad_clip), 0, "1.0", NULL, 0, 1e9, "gradient norm clip (0: off)"},
     {"retrain", "checkpoint_every", T_INT, F(retrain.checkpoint_every), 0, "50", NULL, 1, 1e9, "steps between checkpoints"},
+    {"retrain", "optimizer_sharding", T_CHOICE, F(retrain.optimizer_sharding), 0, "auto", k_sharding, 0, 0,
+     "where AdamW's state lives: every rank a full copy (none); each rank the moments of a 1/ranks slice of the "
+     "weights, updating that slice and all-gathering the weights (states: 8 bytes per weight become 8/ranks); "
+     "also the summed gradient of the slice only, reduce-scattered instead of allreduced (gradients); auto shards "
+     "the states when the moments would take over a quarter of a rank's share of the node's memory. The results "
+     "equal the copies' (states bitwise, gradients within rounding)"},
     {"eval", "retrieval", T_PATHS, F(eval.retrieval), 0, "", NULL, 0, 0, "BEIR folders (a list)"},
     {"eval", "sts", T_PATHS, F(eval.sts), 0, "", NULL, 0, 0, "STS JSONL files (a list)"},
     {"eval", "batch", T_INT, F(eval.batch), 0, "64", NULL, 1, 1e6, "texts per forward pass"},
@@ -167,6 +174,7 @@ static const char *name_of(const char *const *names, int i) {
 const char *gp_sample_method_name(gp_sample_method m) { return name_of(k_sample, (int)m); }
 const char *gp_alignment_name(gp_alignment a) { return name_of(k_alignment, (int)a); }
 const char *gp_layers_name(gp_layers l) { return name_of(k_layers, (int)l); }
+const char *gp_optimizer_sharding_name(gp_optimizer_sharding s) { return name_of(k_sharding, (int)s); }
 
 /* ---- typed values from text ---------------------------------------------------------------- */
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gaprune/dist.h"
+#include "gaprune/kernels.h"
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
 #include "gaprune/mask_file.h"
@@ -38,21 +39,31 @@ void gp_mask_bcast(gp_mask *mk, const gp_model *m) {
     }
 }
 
-/* Clears the bits of x where keep bit k is 0, with no branch: retraining calls this twice a step
- * and a 50% mask makes a branch per element a coin toss. Gives +0.0f, never -0.0f. */
-static void mask_clear(float *x, const uint8_t *keep, int64_t numel) {
-    for (int64_t k = 0; k < numel; k++) {
+/* Clears x[k] where keep bit k0 + k is 0, with no branch: retraining calls this twice a step
+ * and a 50% mask makes a branch per element a coin toss. Gives +0.0f, never -0.0f. Element-wise,
+ * so threads change nothing. */
+static void mask_clear(float *x, const uint8_t *keep, int64_t k0, int64_t count) {
+#pragma omp parallel for if (count >= gp_par_min()) schedule(static)
+    for (int64_t k = 0; k < count; k++) {
         uint32_t u;
         memcpy(&u, &x[k], sizeof u);
-        u &= 0u - (uint32_t)gp_bit_get(keep, k);
+        u &= 0u - (uint32_t)gp_bit_get(keep, k0 + k);
         memcpy(&x[k], &u, sizeof u);
     }
 }
 
 void gp_mask_apply(const gp_mask *mk, gp_model *m) {
     for (int i = 0; i < mk->n; i++) {
-        mask_clear(gp_model_param(m, mk->param[i]), mk->keep[i], mk->numel[i]);
-        if (m->grads) mask_clear(gp_model_grad(m, mk->param[i]), mk->keep[i], mk->numel[i]);
+        mask_clear(gp_model_param(m, mk->param[i]), mk->keep[i], 0, mk->numel[i]);
+        if (m->grads) mask_clear(gp_model_grad(m, mk->param[i]), mk->keep[i], 0, mk->numel[i]);
+    }
+}
+
+void gp_mask_clear_range(const gp_mask *mk, const gp_model *m, float *x, int64_t lo, int64_t hi) {
+    for (int i = 0; i < mk->n; i++) {
+        const int64_t off = (int64_t)m->table.p[mk->param[i]].offset, end = off + mk->numel[i];
+        const int64_t a = off > lo ? off : lo, b = end < hi ? end : hi;
+        if (a < b) mask_clear(x + (a - lo), mk->keep[i], a - off, b - a);
     }
 }
 

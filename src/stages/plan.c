@@ -15,6 +15,7 @@
 #include "gaprune/eval.h"
 #include "gaprune/fs.h"
 #include "gaprune/log.h"
+#include "gaprune/retrain.h"
 #include "gaprune/sample.h"
 #include "gaprune/score.h"
 
@@ -424,9 +425,13 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     {
         const double S = job->retrain.steps, n_train = (double)job->data.max_samples;
         snprintf(rt->what, sizeof rt->what, "batch %.0f, %.0f triplets per rank x 3 texts x %d tokens, %.0f steps", B, b, T_rt, S);
+        const gp_optimizer_sharding mode = gp_retrain_sharding(job->retrain.optimizer_sharding, R, (int64_t)P, share);
+        const double state = gp_retrain_state_bytes(mode, R, (int64_t)P); /* 8P + 8 slice (+ round buffers) */
         padd(rt, "weights", 4 * P, "4*P (float32 parameters)");
         padd(rt, "gradients", 4 * P, "4*P: every parameter's gradient (retrain.c)");
-        padd(rt, "AdamW moments", 8 * P, "8*P: m and v (retrain.c)");
+        padd(rt, "AdamW moments", state - 8 * P,
+             mode == GP_SHARD_NONE ? "8*P: m and v (retrain.optimizer_sharding = none)"
+                                   : "8*P/R: m and v of this rank's slice + 32 MiB of round buffers (optimizer_sharding)");
         padd(rt, "mask", n_sel / 8, "n/8: the keep bits");
         padd(rt, "model activations", carry[3].fwd + carry[3].bwd, carry_f);
         padd(rt, "step buffers",

@@ -2,9 +2,9 @@
 #include "gaprune/retrain.h"
 
 #include <hdf5.h>
-#include <cblas.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,9 @@
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
+#include "gaprune/h5par.h"
 #include "gaprune/hash.h"
+#include "gaprune/kernels.h"
 #include "gaprune/log.h"
 #include "gaprune/retrain_file.h"
 #include "gaprune/loss.h"
@@ -42,10 +44,15 @@ typedef struct {
     gp_corpus corp;
     int64_t epoch;
     int64_t *perm; /* this epoch's order of the corpus */
-    float *adam_m, *adam_v;
+    gp_optimizer_sharding sharding; /* in effect: none, states or gradients */
+    int64_t *bounds;      /* [P + 1] the ranks' slices of the flat parameter vector (gp_retrain_bounds) */
+    int64_t lo, hi;       /* the elements this rank updates and keeps moments of: all, or its slice */
+    int64_t block;        /* elements per block of the gradient norm's sums */
+    double *part;         /* [blocks] Σg² of each block */
+    float *adam_m, *adam_v; /* [hi - lo] */
     uint8_t *decay; /* per parameter: weight decay applies */
     double *loss, *lr, *gnorm; /* per step */
-    double allreduce_s;        /* wall time in the gradient allreduce */
+    double allreduce_s;        /* wall time in the gradient sum and the weights' gather */
     int step;                  /* steps done */
     char hash[65];
     const char *log_path;
@@ -71,23 +78,72 @@ static int64_t stream(rt_ctx *c, int64_t i) {
     return c->perm[i % n];
 }
 
-/* ---- the log / checkpoint file (rank 0) -------------------------------------------------------- */
+/* ---- the shards -------------------------------------------------------------------------------- */
 
-static void write_f64(hid_t f, const char *name, const double *v, int n, const char *desc, const char *units) {
-    hsize_t d = (hsize_t)n;
-    hid_t sp = GP_H5(H5Screate_simple(1, &d, NULL), "space");
-    hid_t ds = GP_H5(H5Dcreate2(f, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "%s", name);
-    if (n) GP_H5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), "%s", name);
-    gp_h5_describe(ds, desc, units);
-    H5Dclose(ds);
-    H5Sclose(sp);
+/* Elements per block of the norm's partial sums: a function of the parameter count alone (at
+ * least 256, at most about 2^16 blocks), so the norm is the same sum in the same order for every
+ * rank count, sharding mode and thread count. */
+static int64_t norm_block(int64_t n) {
+    int64_t b = 256;
+    while (n / b > 65536) b *= 2;
+    return b;
 }
 
-/* Rank 0: the log written to <log_path>.tmp, still open; -1 on the other ranks. */
-static hid_t write_log(rt_ctx *c, bool complete) {
-    if (gp_rank() != 0) return -1;
+void gp_retrain_bounds(int64_t n, int P, int64_t *bounds) {
+    const int64_t B = norm_block(n), nb = (n + B - 1) / B;
+    /* whole norm blocks, so each block's sum is formed by one owner; nb·q/P without overflow */
+    for (int q = 0; q <= P; q++) {
+        const int64_t at = (nb / P * q + nb % P * q / P) * B;
+        bounds[q] = at < n ? at : n;
+    }
+}
+
+gp_optimizer_sharding gp_retrain_sharding(gp_optimizer_sharding mode, int P, int64_t n, double share) {
+    if (mode != GP_SHARD_AUTO) return mode;
+    /* an unknown share (0) keeps the copies, as the statistics' accumulators do */
+    return P > 1 && share > 0 && 8.0 * (double)n > 0.25 * share ? GP_SHARD_STATES : GP_SHARD_NONE;
+}
+
+double gp_retrain_state_bytes(gp_optimizer_sharding mode, int P, int64_t n) {
+    int64_t slice = n;
+    if (mode == GP_SHARD_STATES || mode == GP_SHARD_GRADIENTS) {
+        int64_t *b = gp_malloc((size_t)(P + 1) * sizeof(int64_t));
+        gp_retrain_bounds(n, P, b);
+        slice = 0;
+        for (int q = 0; q < P; q++) slice = b[q + 1] - b[q] > slice ? b[q + 1] - b[q] : slice;
+        free(b);
+    }
+    /* weights and the local gradient (4 + 4 bytes each), the moments (8 each) of the slice and,
+     * sharded, the rounds' buffers of the gather and reduce-scatter */
+    return 8.0 * (double)n + 8.0 * (double)slice + (slice < n ? 8.0 * (double)GP_DIST_RS_ROUND : 0.0);
+}
+
+/* Collective: the mode in effect and this rank's slice. */
+static void choose_shards(rt_ctx *c) {
+    const int P = gp_nranks(), r = gp_rank();
+    const int64_t n = (int64_t)c->m->table.total;
+    double share = 0;
+    if (c->cfg->sharding == GP_SHARD_AUTO && P > 1) share = gp_memory_per_rank();
+    c->sharding = gp_retrain_sharding(c->cfg->sharding, P, n, share);
+    if (c->cfg->sharding == GP_SHARD_AUTO && P > 1)
+        gp_log0("retrain: replicated AdamW moments need %.3g GB per rank, %.3g GB is this rank's share of the node: %s",
+                8.0 * (double)n / 1e9, share / 1e9, gp_optimizer_sharding_name(c->sharding));
+    c->bounds = gp_malloc((size_t)(P + 1) * sizeof(int64_t));
+    gp_retrain_bounds(n, P, c->bounds);
+    c->block = norm_block(n);
+    c->part = gp_calloc((size_t)((n + c->block - 1) / c->block + 1), sizeof(double));
+    const bool sharded = c->sharding != GP_SHARD_NONE;
+    c->lo = sharded ? c->bounds[r] : 0;
+    c->hi = sharded ? c->bounds[r + 1] : n;
+}
+
+/* ---- the log / checkpoint file -------------------------------------------------------------- */
+
+/* Rank 0, after the parallel write: the attributes and per-step logs (serial HDF5: provenance
+ * has variable-length strings), in <log_path>.tmp, still open. */
+static hid_t write_tail(rt_ctx *c, bool complete) {
     const gp_train_opts *cfg = c->cfg;
-    hid_t f = gp_h5_create_tmp(c->log_path);
+    hid_t f = gp_h5_open_tmp(c->log_path);
     gp_provenance_write(f, GP_RETRAIN_FORMAT, GP_RETRAIN_FORMAT_VERSION);
     gp_h5_attr_str(f, GP_RETRAIN_ATTR_SETTINGS_HASH, c->hash);
     gp_h5_attr_int(f, GP_RETRAIN_ATTR_STEP, c->step);
@@ -99,18 +155,34 @@ static hid_t write_log(rt_ctx *c, bool complete) {
     gp_h5_attr_double(f, GP_RETRAIN_ATTR_GRAD_CLIP, cfg->grad_clip);
     gp_h5_attr_str(f, GP_RETRAIN_ATTR_CORPUS_PATH, c->corp.path);
     gp_h5_attr_str(f, GP_RETRAIN_ATTR_CORPUS_SHA256, c->corp.sha256);
+    gp_h5_attr_str(f, GP_RETRAIN_ATTR_SHARDING, gp_optimizer_sharding_name(c->sharding));
     gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION, "GAPrune masked retraining: per-step loss, learning rate and gradient norm; "
                                      "weights and AdamW moments to resume from");
-    write_f64(f, GP_RETRAIN_LOSS, c->loss, c->step, "InfoNCE loss of each step's batch (before its update)", "nats");
-    write_f64(f, GP_RETRAIN_LR, c->lr, c->step, "learning rate of each step", "1");
-    write_f64(f, GP_RETRAIN_GRAD_NORM, c->gnorm, c->step, "global gradient norm of each step, before clipping",
-              "loss / parameter");
-    gp_h5_write_flat_f32(f, GP_RETRAIN_PARAMS, c->m->params, c->m->table.total,
-                         "all parameters after the last step, in table order", "1");
-    gp_h5_write_flat_f32(f, GP_RETRAIN_ADAM_M, c->adam_m, c->m->table.total, "AdamW first moment", "1");
-    gp_h5_write_flat_f32(f, GP_RETRAIN_ADAM_V, c->adam_v, c->m->table.total, "AdamW second moment", "1");
+    gp_h5_write_flat_f64(f, GP_RETRAIN_LOSS, c->loss, (size_t)c->step, "InfoNCE loss of each step's batch (before its update)",
+                         "nats");
+    gp_h5_write_flat_f64(f, GP_RETRAIN_LR, c->lr, (size_t)c->step, "learning rate of each step", "1");
+    gp_h5_write_flat_f64(f, GP_RETRAIN_GRAD_NORM, c->gnorm, (size_t)c->step,
+                         "global gradient norm of each step, before clipping", "loss / parameter");
     if (complete) gp_h5_attr_int(f, GP_H5_ATTR_COMPLETE, 1);
     return f;
+}
+
+/* Collective: every rank writes its slice of the weights and moments (parallel HDF5, whole flat
+ * arrays in the file whatever the mode or rank count), then rank 0 the rest. */
+static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
+    const int r = gp_rank();
+    const hsize_t n = c->m->table.total, r0 = (hsize_t)c->bounds[r], nr = (hsize_t)(c->bounds[r + 1] - c->bounds[r]);
+    const float *am = c->adam_m + (c->bounds[r] - c->lo), *av = c->adam_v + (c->bounds[r] - c->lo);
+    const gp_h5par_item it[3] = {
+        {GP_RETRAIN_PARAMS, 1, {n, 0}, "all parameters after the last step, in table order", "1", c->m->params + r0, r0,
+         nr, true},
+        {GP_RETRAIN_ADAM_M, 1, {n, 0}, "AdamW first moment", "1", am, r0, nr, true},
+        {GP_RETRAIN_ADAM_V, 1, {n, 0}, "AdamW second moment", "1", av, r0, nr, true},
+    };
+    hid_t f = gp_h5par_create_tmp(c->log_path);
+    gp_h5par_write_f32(f, it, 3);
+    gp_h5par_close(f);
+    return gp_checkpoint_commit(r == 0 ? write_tail(c, complete) : -1, c->log_path, NULL, err);
 }
 
 typedef struct {
@@ -118,7 +190,26 @@ typedef struct {
     int64_t step, complete; /* what the log says */
 } load_ctx;
 
-/* Rank 0: the state of an earlier run from its log, when that was made with these settings. */
+/* count floats of the flat dataset name from element lo on: this rank's slice of the moments */
+static bool read_slice(hid_t f, const char *name, int64_t n, int64_t lo, int64_t count, float *dst) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) return false;
+    hid_t fs = H5Dget_space(d);
+    bool ok = fs >= 0 && H5Sget_simple_extent_npoints(fs) == n;
+    if (ok && count > 0) {
+        hsize_t off = (hsize_t)lo, cnt = (hsize_t)count;
+        hid_t ms = H5Screate_simple(1, &cnt, NULL);
+        ok = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL) >= 0 &&
+             H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, dst) >= 0;
+        H5Sclose(ms);
+    }
+    if (fs >= 0) H5Sclose(fs);
+    H5Dclose(d);
+    return ok;
+}
+
+/* Every rank: the state of an earlier run from its log, when that was made with these settings
+ * (whatever its sharding and rank count): all weights, this rank's slice of the moments. */
 static gp_status load_log(hid_t f, void *vctx) {
     load_ctx *lc = vctx;
     rt_ctx *c = lc->c;
@@ -126,17 +217,13 @@ static gp_status load_log(hid_t f, void *vctx) {
     char *h = gp_h5_read_attr_str(f, GP_RETRAIN_ATTR_SETTINGS_HASH);
     if (h && !strcmp(h, c->hash) && !gp_h5_read_attr_int(f, GP_RETRAIN_ATTR_STEP, &step)) {
         gp_h5_read_attr_int(f, GP_H5_ATTR_COMPLETE, &complete);
-        size_t n = c->m->table.total;
-        bool ok = step > 0 && step <= c->cfg->steps && !gp_h5_read_f32(f, GP_RETRAIN_PARAMS, c->m->params, n) &&
-                  !gp_h5_read_f32(f, GP_RETRAIN_ADAM_M, c->adam_m, n) &&
-                  !gp_h5_read_f32(f, GP_RETRAIN_ADAM_V, c->adam_v, n);
-        const char *names[3] = {GP_RETRAIN_LOSS, GP_RETRAIN_LR, GP_RETRAIN_GRAD_NORM};
-        double *dst[3] = {c->loss, c->lr, c->gnorm};
-        for (int k = 0; k < 3 && ok; k++) {
-            hid_t d = H5Dopen2(f, names[k], H5P_DEFAULT);
-            ok = d >= 0 && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst[k]) >= 0;
-            if (d >= 0) H5Dclose(d);
-        }
+        const int64_t n = (int64_t)c->m->table.total;
+        bool ok = step > 0 && step <= c->cfg->steps && !gp_h5_read_f32(f, GP_RETRAIN_PARAMS, c->m->params, (size_t)n) &&
+                  read_slice(f, GP_RETRAIN_ADAM_M, n, c->lo, c->hi - c->lo, c->adam_m) &&
+                  read_slice(f, GP_RETRAIN_ADAM_V, n, c->lo, c->hi - c->lo, c->adam_v) &&
+                  !gp_h5_read_f64(f, GP_RETRAIN_LOSS, c->loss, (size_t)step) &&
+                  !gp_h5_read_f64(f, GP_RETRAIN_LR, c->lr, (size_t)step) &&
+                  !gp_h5_read_f64(f, GP_RETRAIN_GRAD_NORM, c->gnorm, (size_t)step);
         if (!ok) step = 0, complete = 0;
     } else if (h) {
         gp_warn("%s is from other settings; starting over", c->log_path);
@@ -146,27 +233,26 @@ static gp_status load_log(hid_t f, void *vctx) {
     return step > 0 ? GP_OK : GP_EINPUT;
 }
 
-/* Loads the state of an earlier run; returns the step reached (0: none), -1 when complete. */
-static int64_t try_resume(rt_ctx *c) {
+/* Collective: loads the state of an earlier run into *step (0: none, -1: complete). */
+static gp_status try_resume(rt_ctx *c, int64_t *step_out, gp_err *err) {
     load_ctx lc = {c, 0, 0};
-    if (gp_rank() == 0) gp_checkpoint_load(c->log_path, NULL, load_log, &lc);
-    int64_t step = lc.step, complete = lc.complete;
-    gp_bcast_bytes(&step, sizeof step, 0);
+    gp_checkpoint_load(c->log_path, NULL, load_log, &lc);
+    const int most = gp_allreduce_max_int((int)lc.step), least = -gp_allreduce_max_int(-(int)lc.step);
+    *step_out = 0;
+    if (most == 0) return GP_OK;
+    /* a rank that read less has the pruned weights still, the others the checkpoint's */
+    if (least != most)
+        return gp_errf(err, GP_EINPUT, "%s: the ranks read different states from it (steps %d to %d); remove it to start over",
+                       c->log_path, least, most);
+    int64_t complete = lc.complete;
     gp_bcast_bytes(&complete, sizeof complete, 0);
-    if (step <= 0) return 0;
-    size_t n = c->m->table.total;
-    gp_bcast_bytes(c->m->params, n * sizeof(float), 0);
-    gp_bcast_bytes(c->adam_m, n * sizeof(float), 0);
-    gp_bcast_bytes(c->adam_v, n * sizeof(float), 0);
-    gp_bcast_bytes(c->loss, (size_t)step * sizeof(double), 0);
-    gp_bcast_bytes(c->lr, (size_t)step * sizeof(double), 0);
-    gp_bcast_bytes(c->gnorm, (size_t)step * sizeof(double), 0);
-    c->step = (int)step;
-    return complete ? -1 : step;
+    c->step = most;
+    *step_out = complete ? -1 : most;
+    return GP_OK;
 }
 
 static gp_status checkpoint(rt_ctx *c, bool complete, gp_err *err) {
-    gp_status rc = gp_checkpoint_commit(write_log(c, complete), c->log_path, NULL, err);
+    gp_status rc = write_log(c, complete, err);
     c->checkpoints++;
     if (!complete && gp_testhook_get()->kill_after_checkpoint == c->checkpoints && gp_rank() == 0) {
         gp_log0("test hook: SIGKILL after checkpoint %d (step %d)", c->checkpoints, c->step);
@@ -176,6 +262,65 @@ static gp_status checkpoint(rt_ctx *c, bool complete, gp_err *err) {
 }
 
 /* ---- one step ------------------------------------------------------------------------------- */
+
+/* ‖g‖ of the summed gradient (collective when sharded): each block's Σg² in double, four
+ * interleaved sums within it, the blocks summed in order on every rank. The blocks are fixed by
+ * the parameter count and each lies in one owner's slice, so the norm is bitwise the same for
+ * any thread count, and for any rank count or mode that sums the gradient the same way. */
+static double grad_norm(rt_ctx *c) {
+    const int64_t n = (int64_t)c->m->table.total, B = c->block, nb = (n + B - 1) / B;
+    const int64_t b0 = c->lo / B, b1 = (c->hi + B - 1) / B;
+    const float *g = c->m->grads;
+    double *part = c->part;
+    memset(part, 0, (size_t)nb * sizeof(double));
+#pragma omp parallel for if ((b1 - b0) * B >= gp_par_min()) schedule(static)
+    for (int64_t bl = b0; bl < b1; bl++) {
+        const int64_t a = bl * B, e = a + B < n ? a + B : n;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int64_t k = a;
+        for (; k + 4 <= e; k += 4) {
+            s0 += (double)g[k] * g[k];
+            s1 += (double)g[k + 1] * g[k + 1];
+            s2 += (double)g[k + 2] * g[k + 2];
+            s3 += (double)g[k + 3] * g[k + 3];
+        }
+        for (; k < e; k++) s0 += (double)g[k] * g[k];
+        part[bl] = (s0 + s1) + (s2 + s3);
+    }
+    /* the other owners' blocks are zeros here: x + 0 is exact, so the sum is every block's own */
+    if (c->sharding != GP_SHARD_NONE) gp_allreduce_sum_f64(part, (size_t)nb);
+    double g2 = 0;
+    for (int64_t bl = 0; bl < nb; bl++) g2 += part[bl];
+    return sqrt(g2);
+}
+
+/* AdamW on this rank's elements [lo, hi) of the weights: element-wise, so the result does not
+ * depend on the threads or on how the elements are split among ranks. */
+static void adamw(rt_ctx *c, int t1, double lr, double scale) {
+    const gp_train_opts *cfg = c->cfg;
+    gp_model *m = c->m;
+    const double bc1 = 1 - pow(BETA1, t1), bc2 = 1 - pow(BETA2, t1);
+    for (int i = 0; i < m->table.n; i++) {
+        const gp_param *pp = &m->table.p[i];
+        const int64_t off = (int64_t)pp->offset, end = off + (int64_t)pp->numel;
+        const int64_t a = off > c->lo ? off : c->lo, e = end < c->hi ? end : c->hi;
+        if (a >= e) continue;
+        /* restrict lets the compiler vectorize; element-wise, so the result is the scalar one */
+        float *restrict w = m->params + a;
+        const float *restrict g = m->grads + a;
+        float *restrict am = c->adam_m + (a - c->lo), *restrict av = c->adam_v + (a - c->lo);
+        const double wd = c->decay[i] ? cfg->weight_decay : 0.0;
+        const int64_t len = e - a;
+#pragma omp parallel for if (len >= gp_par_min()) schedule(static)
+        for (int64_t k = 0; k < len; k++) {
+            double gk = g[k] * scale;
+            am[k] = (float)(BETA1 * am[k] + (1 - BETA1) * gk);
+            av[k] = (float)(BETA2 * av[k] + (1 - BETA2) * gk * gk);
+            double upd = (am[k] / bc1) / (sqrt(av[k] / bc2) + ADAM_EPS);
+            w[k] = (float)(w[k] - lr * wd * w[k] - lr * upd);
+        }
+    }
+}
 
 static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_out, gp_err *err) {
     const gp_train_opts *cfg = c->cfg;
@@ -235,7 +380,10 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
         free(q), free(p), free(n), free(docs), free(dq), free(dd), free(demb);
     }
     double t_ar = gp_now();
-    {
+    if (c->sharding == GP_SHARD_GRADIENTS) {
+        /* each owner gets the sum of its slice only; the rest of m->grads stays this rank's own */
+        gp_reduce_scatter_f32(m->grads, c->bounds);
+    } else {
         /* the token-embedding gradient (a third to a half of all weights) is zero outside the
          * rows of the step's tokens: only those rows travel */
         const gp_param *e = &m->table.p[m->tok_emb];
@@ -247,37 +395,20 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
     }
     c->allreduce_s += gp_now() - t_ar;
     gp_model_grads_changed(m); /* other ranks' rows are in the gradient now */
-    if (c->mask) gp_mask_apply(c->mask, m); /* pruned weights: zero gradient, so zero moments */
-    {
-        double g2 = 0; /* accumulated in double by OpenBLAS, in pieces that fit its int */
-        for (size_t k = 0; k < m->table.total; k += (size_t)1 << 30) {
-            size_t len = m->table.total - k < ((size_t)1 << 30) ? m->table.total - k : (size_t)1 << 30;
-            g2 += cblas_dsdot((blasint)len, m->grads + k, 1, m->grads + k, 1);
-        }
-        double gn = sqrt(g2), scale = cfg->grad_clip > 0 && gn > cfg->grad_clip ? cfg->grad_clip / gn : 1.0;
-        *gnorm_out = gn;
-        const int t1 = c->step + 1;
-        const double lr = gp_lr_at(t1, cfg->steps, cfg->warmup, cfg->lr);
-        const double bc1 = 1 - pow(BETA1, t1), bc2 = 1 - pow(BETA2, t1);
-        for (int i = 0; i < m->table.n; i++) {
-            const gp_param *pp = &m->table.p[i];
-            /* restrict lets the compiler vectorize; element-wise, so the result is the scalar one */
-            float *restrict w = m->params + pp->offset;
-            const float *restrict g = m->grads + pp->offset;
-            float *restrict am = c->adam_m + pp->offset, *restrict av = c->adam_v + pp->offset;
-            const double wd = c->decay[i] ? cfg->weight_decay : 0.0;
-            const size_t numel = pp->numel;
-            for (size_t k = 0; k < numel; k++) {
-                double gk = g[k] * scale;
-                am[k] = (float)(BETA1 * am[k] + (1 - BETA1) * gk);
-                av[k] = (float)(BETA2 * av[k] + (1 - BETA2) * gk * gk);
-                double upd = (am[k] / bc1) / (sqrt(av[k] / bc2) + ADAM_EPS);
-                w[k] = (float)(w[k] - lr * wd * w[k] - lr * upd);
-            }
-        }
-        if (c->mask) gp_mask_apply(c->mask, m);
-        c->lr[c->step] = lr;
+    /* pruned weights: zero gradient, so zero moments */
+    if (c->mask) gp_mask_clear_range(c->mask, m, m->grads + c->lo, c->lo, c->hi);
+    const double gn = grad_norm(c), scale = cfg->grad_clip > 0 && gn > cfg->grad_clip ? cfg->grad_clip / gn : 1.0;
+    *gnorm_out = gn;
+    const int t1 = c->step + 1;
+    const double lr = gp_lr_at(t1, cfg->steps, cfg->warmup, cfg->lr);
+    adamw(c, t1, lr, scale);
+    if (c->mask) gp_mask_clear_range(c->mask, m, m->params + c->lo, c->lo, c->hi);
+    if (c->sharding != GP_SHARD_NONE) {
+        t_ar = gp_now();
+        gp_allgather_blocks_f32(m->params, c->bounds);
+        c->allreduce_s += gp_now() - t_ar;
     }
+    c->lr[c->step] = lr;
 done:
     for (int i = 0; i < b; i++) {
         gp_triplet_free(&t[i]);
@@ -290,6 +421,7 @@ done:
 static void free_ctx(rt_ctx *c) {
     gp_corpus_free(&c->corp);
     free(c->perm), free(c->adam_m), free(c->adam_v), free(c->decay), free(c->loss), free(c->lr), free(c->gnorm);
+    free(c->bounds), free(c->part);
 }
 
 void gp_train_opts_retrain(const gp_job *job, gp_train_opts *o) {
@@ -298,7 +430,7 @@ void gp_train_opts_retrain(const gp_job *job, gp_train_opts *o) {
                          .warmup = job->retrain.warmup, .batch = job->retrain.batch,
                          .checkpoint_every = job->retrain.checkpoint_every, .max_length = job->model.max_length,
                          .lr = job->retrain.lr, .weight_decay = job->retrain.weight_decay, .grad_clip = job->retrain.grad_clip,
-                         .query_instruction = job->model.query_instruction, .what = "[data] domain", .job_path = job->path,
+                         .sharding = job->retrain.optimizer_sharding, .query_instruction = job->model.query_instruction, .what = "[data] domain", .job_path = job->path,
                          .batch_origin = gp_job_origin(job, "retrain", "batch")};
 }
 
@@ -307,7 +439,7 @@ void gp_train_opts_train(const gp_job *job, gp_train_opts *o) {
                          .skip_bad = job->data.on_bad_record == GP_BAD_SKIP, .steps = job->train.steps,
                          .warmup = job->train.steps / 10, .batch = job->train.batch, .checkpoint_every = 200,
                          .max_length = job->model.max_length, .lr = job->train.lr, .weight_decay = 0.01, .grad_clip = 1.0,
-                         .query_instruction = job->model.query_instruction, .what = "[train] corpus", .job_path = job->path,
+                         .sharding = GP_SHARD_AUTO, .query_instruction = job->model.query_instruction, .what = "[train] corpus", .job_path = job->path,
                          .batch_origin = gp_job_origin(job, "train", "batch")};
 }
 
@@ -335,7 +467,9 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
         return rc;
     }
     gp_corpus_bcast(&c.corp, 0);
-    /* what the result depends on */
+    /* what the result depends on. Not the rank count nor retrain.optimizer_sharding: they change
+     * only the order in which the ranks' gradients are summed (states not even that), so a run
+     * resumes from a checkpoint of any of them, with weights within rounding of an unbroken one */
     char settings[2048];
     snprintf(settings, sizeof settings,
              "gaprune-retrain v1; base %s; corpus %s; max_samples %lld; seed %lld; steps %d; lr %.17g; warmup %d; "
@@ -345,17 +479,22 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, settings, strlen(settings));
     gp_sha256_final(h, c.hash);
-    const size_t n = m->table.total;
     const int S = cfg->steps;
     c.perm = gp_malloc((size_t)c.corp.n_selected * sizeof(int64_t));
-    c.adam_m = gp_calloc(n, sizeof(float));
-    c.adam_v = gp_calloc(n, sizeof(float));
+    choose_shards(&c);
+    c.adam_m = gp_calloc((size_t)(c.hi - c.lo + 1), sizeof(float));
+    c.adam_v = gp_calloc((size_t)(c.hi - c.lo + 1), sizeof(float));
+    rep->sharding = c.sharding;
     c.decay = gp_malloc((size_t)m->table.n);
     for (int i = 0; i < m->table.n; i++) c.decay[i] = m->table.p[i].ndim == 2;
     c.loss = gp_calloc((size_t)S + 1, sizeof(double));
     c.lr = gp_calloc((size_t)S + 1, sizeof(double));
     c.gnorm = gp_calloc((size_t)S + 1, sizeof(double));
-    int64_t resumed = try_resume(&c);
+    int64_t resumed = 0;
+    if ((rc = gp_agree(try_resume(&c, &resumed, err), err))) {
+        free_ctx(&c);
+        return rc;
+    }
     if (resumed < 0) {
         gp_log0("retrain %s: %s is complete for these settings; weights loaded from it", tag, log_path);
         rep->up_to_date = true;
@@ -365,9 +504,9 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     }
     if (resumed > 0) gp_log0("retrain %s: resuming from step %lld (%s)", tag, (long long)resumed, log_path);
     gp_log0("retrain %s: %d steps of %d triplets (%d per rank) from %lld domain triplets, lr %g, warm-up %d, weight "
-            "decay %g, clip %g",
+            "decay %g, clip %g, optimizer sharding %s",
             tag, S, cfg->batch, cfg->batch / gp_nranks(), (long long)c.corp.n_selected, cfg->lr, cfg->warmup,
-            cfg->weight_decay, cfg->grad_clip);
+            cfg->weight_decay, cfg->grad_clip, gp_optimizer_sharding_name(c.sharding));
     if (cfg->batch < gp_nranks()) gp_warn("a batch of %d is smaller than the %d ranks: some ranks idle", cfg->batch, gp_nranks());
 
     gp_stop_watch stop;
@@ -411,6 +550,9 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     rep->seconds = gp_now() - t0;
     rep->first_loss = c.loss[0];
     rep->last_loss = c.step ? c.loss[c.step - 1] : NAN;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    rep->peak_rss_mb = gp_allreduce_max_f64((double)ru.ru_maxrss / 1024.0);
     free_ctx(&c);
     return rc;
 }

@@ -499,7 +499,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
                                         kind ? "mean over gradient units (n_units) of the gradient of the unit's InfoNCE loss"
                                              : "diagonal empirical Fisher: sum over gradient units of the squared gradient "
                                                "of the unit's InfoNCE loss, divided by the number of triplets (n_triplets)",
-                                        kind ? "loss / parameter" : "(loss / parameter)^2", rows, r0, nr};
+                                        kind ? "loss / parameter" : "(loss / parameter)^2", rows, r0, nr, false};
                 n++;
             }
     for (int i = 0; i < np; i++) { /* the activation sums are small and on every rank: a block each */
@@ -511,7 +511,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         it[n] = (gp_h5par_item){names[n], 1, {in, 1},
                                 "sum over the domain corpus's tokens of the squared input activation x_k, per input "
                                 "feature k of this linear weight (Wanda's |x_k|^2)",
-                                "activation^2", actf + s->act_off[i] + r0, r0, nr};
+                                "activation^2", actf + s->act_off[i] + r0, r0, nr, false};
         n++;
     }
     gp_h5par_write_f32(f, it, n);
