@@ -239,6 +239,22 @@ static void expect_same_stats(const char *dir, const char *a, const char *b, dou
         printf("    stats %s = %s: %d datasets within %.1e relative (limit %.0e)\n", b, a, c.compared, c.worst, tol);
 }
 
+/* `h5dump -g /mask` of the mask of method scored from dir/out's statistics; malloc'd. */
+static char *mask_dump(const char *dir, const char *out, const char *method) {
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "h5dump -g /mask '%s/%s/mask-%s-0.5.h5' | tail -n +2", dir, out, method);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 16, len = 0, k;
+    char *txt = malloc(cap);
+    while ((k = fread(txt + len, 1, cap - len - 1, p)) > 0)
+        if ((len += k) + 1 >= cap) txt = realloc(txt, cap *= 2);
+    txt[len] = '\0';
+    assert_int_equal(pclose(p), 0);
+    assert_true(len > 1000);
+    return txt;
+}
+
 static void test_stats_threads(void **state) {
     (void)state;
     char *dir = tu_mkdtemp(), cwd[2048];
@@ -281,6 +297,23 @@ static void test_stats_threads(void **state) {
             expect_same_stats(dir, a, o, tol);
         }
     }
+    /* the masks scored from every run's statistics (split matmuls: the default) equal 1 x 1's bit
+     * for bit, for criteria reading each kind of statistic */
+    static const char *const methods[] = {"gaprune", "gaprune-ref", "fisher-domain", "wanda"};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        int rc = tu_run_in(dir, "%s score t.ini --set output.dir=out-1-%dx%d --method gaprune,gaprune-ref,fisher-domain,wanda "
+                                "--set stats.alignment=refcode", bin, runs[i][0], runs[i][1]);
+        if (rc != 0) fail_msg("score of out-1-%dx%d: exit %d", runs[i][0], runs[i][1], rc);
+        if (i == 0) continue;
+        char o[64];
+        snprintf(o, sizeof o, "out-1-%dx%d", runs[i][0], runs[i][1]);
+        for (int k = 0; k < 4; k++) {
+            char *x = mask_dump(dir, "out-1-1x1", methods[k]), *y = mask_dump(dir, o, methods[k]);
+            if (strcmp(x, y)) fail_msg("%s mask from %s's statistics differs from 1 x 1's", methods[k], o);
+            free(x), free(y);
+        }
+    }
+    printf("    masks (gaprune, gaprune-ref refcode, fisher-domain, wanda) from 1x2, 1x4, 2x1 and 2x2 statistics equal 1x1's bit for bit\n");
     unsetenv("GAPRUNE_TEST_SGEMM_MIN");
     unsetenv("GAPRUNE_TEST_PAR_MIN");
     tu_rmtree(dir);
