@@ -47,12 +47,16 @@ void gp_allreduce_sum_rows_f32(float *mat, int64_t nrows, int64_t ncols, const i
  * an int; Open MPI's temporaries per piece stay bounded), so any sizes work (64-bit offsets).
  * The owner adds its own block into its part of seg before sending, so the sum arrives in mine
  * with no receive buffer: seg is modified, and neither seg nor mine may be touched until
- * gp_reduce_add_wait. gp_reduce_add_progress lets MPI move data meanwhile (Open MPI's
+ * gp_reduce_add_wait. At most GP_DIST_INFLIGHT pieces are in flight per gp_reduce_pending (the
+ * oldest is finished before another starts), which bounds Open MPI's temporaries to a few
+ * pieces. gp_reduce_add_progress lets MPI move data meanwhile (Open MPI's
  * non-blocking collectives advance inside MPI calls). One rank: mine += seg at once. */
 typedef struct {
-    int n, cap;
-    void *req; /* MPI_Request[cap] in flight */
+    int n;
+    void *req; /* MPI_Request[GP_DIST_INFLIGHT]; n in flight */
 } gp_reduce_pending;
+/* Reductions one gp_reduce_pending keeps in flight at most (see gp_reduce_add_start). */
+#define GP_DIST_INFLIGHT 4
 
 void gp_reduce_add_start(float *seg, int64_t a, int64_t b, const int64_t *bounds, float *mine, gp_reduce_pending *p);
 void gp_reduce_add_progress(gp_reduce_pending *p);

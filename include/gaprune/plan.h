@@ -13,7 +13,7 @@
  *   stats     weights 4·P; gradients 4·W·n/L: one transformer block's selected gradients per
  *             window (W = 1 replicated, 2 sharded; L blocks, n selected elements); accumulators
  *             16·n replicated or 16·(largest owner block) sharded + the squares being sent
- *             4·W·n/L; Wanda's sums 8·Σ inputs; one unit of 3·fisher_batch texts kept for
+ *             4·W·n/L and MPI's temporaries of the pieces in flight 4·W·GP_DIST_INFLIGHT·piece; Wanda's sums 8·Σ inputs; one unit of 3·fisher_batch texts kept for
  *             backward (bert.c/qwen3.c)
  *   score     weights 4·P (reread from the folder between masks, no dense copy); every rank's
  *             slice (its owner block): scores, bits and piece buffers (score.c,

@@ -76,10 +76,15 @@ void gp_reduce_add_start(float *seg, int64_t a, int64_t b, const int64_t *bounds
             float *send = seg + (at - a), *own = q == r ? mine + (at - bounds[r]) : NULL;
             if (own)
                 for (int k = 0; k < cnt; k++) send[k] += own[k];
-            if (p->n == p->cap) {
-                p->cap = p->cap ? 2 * p->cap : 16;
-                p->req = gp_realloc(p->req, (size_t)p->cap * sizeof(MPI_Request));
+            /* Open MPI keeps temporaries of about a piece for each reduction in flight: past
+             * GP_DIST_INFLIGHT of them the oldest is finished first, so that memory stays bounded
+             * (every rank posts in the same order, so waiting on the oldest cannot deadlock) */
+            if (p->n == GP_DIST_INFLIGHT) {
+                GP_MPI(MPI_Wait((MPI_Request *)p->req, MPI_STATUS_IGNORE));
+                memmove(p->req, (MPI_Request *)p->req + 1, (size_t)(p->n - 1) * sizeof(MPI_Request));
+                p->n--;
             }
+            if (!p->req) p->req = gp_malloc(GP_DIST_INFLIGHT * sizeof(MPI_Request));
             GP_MPI(MPI_Ireduce(send, own, cnt, MPI_FLOAT, MPI_SUM, q, MPI_COMM_WORLD, (MPI_Request *)p->req + p->n));
             p->n++;
         }

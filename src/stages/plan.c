@@ -114,7 +114,13 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
                                                       : "4*n/L (one block's selected gradients)");
     add(out, "accumulators", 16.0 * (double)out->block,
         out->sharded ? "16*max block (F, G of 2 corpora, this rank's block)" : "16*n (F, G of 2 corpora)");
-    if (out->sharded) add(out, "squared gradients", 4.0 * W * win, "4*2*n/L (g^2 of the blocks being sent)");
+    if (out->sharded) {
+        add(out, "squared gradients", 4.0 * W * win, "4*2*n/L (g^2 of the blocks being sent)");
+        /* Open MPI's temporaries: about one piece per MPI_Ireduce in flight, GP_DIST_INFLIGHT
+         * per window (dist.c) */
+        const double piece = win < (double)GP_DIST_RS_ROUND ? win : (double)GP_DIST_RS_ROUND;
+        add(out, "reductions in flight", 4.0 * W * GP_DIST_INFLIGHT * piece, "4*2*4*min(n/L, 2^22) (MPI's piece temporaries)");
+    }
     add(out, "activation sums", 8.0 * (double)nact, "8*sum of linear inputs (Wanda)");
     add(out, "unit activations", gp_plan_unit_activations(c, out->texts, out->seq_len, out->threads),
         "3*fisher_batch texts x T tokens, kept for backward");
