@@ -9,6 +9,7 @@
  *  - a NaN weight on the last rank's slice stops every rank with exit 2 and one message naming
  *    the tensor and its element. */
 #include "test_util.h"
+#include "select_ref.h"
 #include "test_mpi.h"
 
 #include <mpi.h>
@@ -33,34 +34,6 @@ static gp_status give(void *vctx, int item, float *out, gp_err *err) {
     const cut_src *c = vctx;
     memcpy(out, c->all + c->start[item], (size_t)c->numel[item] * sizeof(float));
     return GP_OK;
-}
-
-typedef struct {
-    uint32_t key;
-    int64_t pos;
-} kp;
-
-static int cmp_kp(const void *a, const void *b) {
-    const kp *x = a, *y = b;
-    if (x->key != y->key) return x->key < y->key ? -1 : 1;
-    return (x->pos > y->pos) - (x->pos < y->pos);
-}
-
-/* pruned[pos] = 1 for the k first of all scores sorted by (key, position). */
-static void reference(const float *s, int64_t n, int64_t k, uint8_t *pruned) {
-    kp *v = malloc((size_t)n * sizeof *v);
-    for (int64_t i = 0; i < n; i++) v[i] = (kp){gp_float_key(s[i]), i};
-    qsort(v, (size_t)n, sizeof *v, cmp_kp);
-    memset(pruned, 0, (size_t)n);
-    for (int64_t i = 0; i < k; i++) pruned[v[i].pos] = 1;
-    free(v);
-}
-
-static float tie_score(uint64_t *s) {
-    static const float vals[] = {-1.0f, -0.0f, 0.0f, 0.25f, 0.25f, 0.5f, 1.0f, 3.0f, 1e-30f, 1e30f};
-    double r = tu_rand(s);
-    if (r < 0) return vals[(int)(-r * 10) % 10];
-    return (float)(r * 4.0 - 1.0);
 }
 
 /* Selects k of the n scores in `all` (tensors of the given sizes, cut between ranks at cut[]) and
@@ -106,7 +79,7 @@ static void test_select_across_ranks(void **state) {
     uint8_t *want = malloc((size_t)n);
     int64_t cut[65];
     uint64_t seed = 17;
-    for (int64_t i = 0; i < n; i++) all[i] = tie_score(&seed);
+    for (int64_t i = 0; i < n; i++) all[i] = sr_tie_score(&seed);
     /* skewed cuts (rank q ends at n·(q+1)²/P²), rank 1 empty when there are 3 or more */
     cut[0] = 0;
     for (int q = 1; q <= P; q++) cut[q] = n * q * q / ((int64_t)P * P);
@@ -114,7 +87,7 @@ static void test_select_across_ranks(void **state) {
     const int64_t ks[] = {0, 1, n / 3, n / 2, n - 1, n};
     float thr;
     for (size_t q = 0; q < sizeof ks / sizeof ks[0]; q++) {
-        reference(all, n, ks[q], want);
+        sr_reference(all, n, ks[q], want);
         select_cut(all, sizes, 3, cut, ks[q], want, &thr);
     }
     /* all scores equal: the threshold is that score and exactly the first k in global order go,

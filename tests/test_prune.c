@@ -2,6 +2,7 @@
  * authors' smoothed alignment, and selection against a sort-based reference on random scores
  * with many ties, for every scope. */
 #include "test_util.h"
+#include "select_ref.h"
 
 #include "gaprune/prune.h"
 
@@ -168,34 +169,6 @@ static gp_status give(void *ctx, int item, float *out, gp_err *err) {
     return GP_OK;
 }
 
-typedef struct {
-    uint32_t key;
-    int64_t pos; /* global position */
-} kp;
-
-static int cmp_kp(const void *a, const void *b) {
-    const kp *x = a, *y = b;
-    if (x->key != y->key) return x->key < y->key ? -1 : 1;
-    return (x->pos > y->pos) - (x->pos < y->pos);
-}
-
-/* Reference: sort (key, position) and prune the first k. pruned[pos] = 1. */
-static void reference(const float *s, int64_t n, int64_t k, uint8_t *pruned) {
-    kp *v = malloc((size_t)n * sizeof *v);
-    for (int64_t i = 0; i < n; i++) v[i] = (kp){gp_float_key(s[i]), i};
-    qsort(v, (size_t)n, sizeof *v, cmp_kp);
-    memset(pruned, 0, (size_t)n);
-    for (int64_t i = 0; i < k; i++) pruned[v[i].pos] = 1;
-    free(v);
-}
-
-static float tie_score(uint64_t *s) {
-    static const float vals[] = {-1.0f, -0.0f, 0.0f, 0.25f, 0.25f, 0.5f, 1.0f, 3.0f, 1e-30f, 1e30f};
-    double r = tu_rand(s);
-    if (r < 0) return vals[(int)(-r * 10) % 10];
-    return (float)(r * 4.0 - 1.0); /* half the values continuous */
-}
-
 static void test_select_global_and_layer(void **state) {
     (void)state;
     uint64_t seed = 5;
@@ -207,7 +180,7 @@ static void test_select_global_and_layer(void **state) {
         for (int i = 0; i < c.n; i++) {
             c.numel[i] = 1 + (int64_t)((tu_rand(&seed) + 1) * 700);
             c.scores[i] = malloc((size_t)c.numel[i] * sizeof(float));
-            for (int64_t j = 0; j < c.numel[i]; j++) c.scores[i][j] = tie_score(&seed);
+            for (int64_t j = 0; j < c.numel[i]; j++) c.scores[i][j] = sr_tie_score(&seed);
             total += c.numel[i];
         }
         float *all = malloc((size_t)total * sizeof(float));
@@ -220,7 +193,7 @@ static void test_select_global_and_layer(void **state) {
         int64_t ks[] = {0, 1, total / 3, total / 2, total - 1, total};
         for (size_t q = 0; q < sizeof ks / sizeof ks[0]; q++) {
             int64_t k = ks[q];
-            reference(all, total, k, want);
+            sr_reference(all, total, k, want);
             uint8_t **keep = malloc((size_t)c.n * sizeof(uint8_t *));
             for (int i = 0; i < c.n; i++) keep[i] = malloc((size_t)(c.numel[i] + 7) / 8);
             gp_score_source src = {c.n, c.numel, give, &c};
@@ -243,7 +216,7 @@ static void test_select_global_and_layer(void **state) {
         /* "layer" scope = the same selection on a subset: the last item alone */
         int last = c.n - 1;
         int64_t k = c.numel[last] / 2;
-        reference(c.scores[last], c.numel[last], k, want);
+        sr_reference(c.scores[last], c.numel[last], k, want);
         uint8_t *keep1 = malloc((size_t)(c.numel[last] + 7) / 8);
         src_ctx one = {1, &c.numel[last], &c.scores[last]};
         gp_score_source src1 = {1, one.numel, give, &one};
@@ -262,12 +235,12 @@ static void test_select_rows_and_nm(void **state) {
     uint64_t seed = 11;
     const int64_t rows = 37, cols = 48, n = rows * cols;
     float *s = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) s[i] = tie_score(&seed);
+    for (int64_t i = 0; i < n; i++) s[i] = sr_tie_score(&seed);
     uint8_t *keep = calloc((size_t)(n + 64) / 8, 1), *want = malloc((size_t)cols);
     /* row scope: 50% of every row, with a bit offset to check packing */
     gp_select_groups(s, n, cols, cols / 2, keep, 5);
     for (int64_t r = 0; r < rows; r++) {
-        reference(s + r * cols, cols, cols / 2, want);
+        sr_reference(s + r * cols, cols, cols / 2, want);
         int kept = 0;
         for (int64_t j = 0; j < cols; j++) {
             assert_int_equal(!gp_bit_get(keep, 5 + r * cols + j), want[j]);
@@ -281,7 +254,7 @@ static void test_select_rows_and_nm(void **state) {
         int keepn = nm[t][0], m = nm[t][1];
         gp_select_groups(s, n, m, m - keepn, keep, 0);
         for (int64_t g = 0; g < n; g += m) {
-            reference(s + g, m, m - keepn, want);
+            sr_reference(s + g, m, m - keepn, want);
             int kept = 0;
             for (int j = 0; j < m; j++) {
                 assert_int_equal(!gp_bit_get(keep, g + j), want[j]);

@@ -330,17 +330,8 @@ static void check_ranks_agree(const char *job, int np) {
 
 /* `h5dump -g /mask` of job's mask of method; malloc'd. */
 static char *mask_bits(const char *job, const char *method) {
-    char cmd[4400];
-    snprintf(cmd, sizeof cmd, "h5dump -g /mask '%s/out-%s/mask-%s-0.5.h5' | tail -n +2", g_dir, job, method);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 1 << 16, len = 0, k;
-    char *out = malloc(cap);
-    while ((k = fread(out + len, 1, cap - len - 1, p)) > 0)
-        if ((len += k) + 1 >= cap) out = realloc(out, cap *= 2);
-    out[len] = '\0';
-    assert_int_equal(pclose(p), 0);
-    assert_true(len > 1000);
+    char *out = tu_output("h5dump -g /mask '%s/out-%s/mask-%s-0.5.h5' | tail -n +2", g_dir, job, method);
+    assert_true(strlen(out) > 1000);
     return out;
 }
 

@@ -241,17 +241,8 @@ static void expect_same_stats(const char *dir, const char *a, const char *b, dou
 
 /* `h5dump -g /mask` of the mask of method scored from dir/out's statistics; malloc'd. */
 static char *mask_dump(const char *dir, const char *out, const char *method) {
-    char cmd[4400];
-    snprintf(cmd, sizeof cmd, "h5dump -g /mask '%s/%s/mask-%s-0.5.h5' | tail -n +2", dir, out, method);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 1 << 16, len = 0, k;
-    char *txt = malloc(cap);
-    while ((k = fread(txt + len, 1, cap - len - 1, p)) > 0)
-        if ((len += k) + 1 >= cap) txt = realloc(txt, cap *= 2);
-    txt[len] = '\0';
-    assert_int_equal(pclose(p), 0);
-    assert_true(len > 1000);
+    char *txt = tu_output("h5dump -g /mask '%s/%s/mask-%s-0.5.h5' | tail -n +2", dir, out, method);
+    assert_true(strlen(txt) > 1000);
     return txt;
 }
 

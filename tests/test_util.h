@@ -111,6 +111,24 @@ static inline int tu_run_to(const char *dir, const char *fmt, ...) {
 }
 
 /* Fails when a program's stderr holds a sanitizer report. */
+/* The standard output of a shell command (malloc'd); the command must exit 0. */
+static inline char *tu_output(const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 16, len = 0, k;
+    char *out = malloc(cap);
+    while ((k = fread(out + len, 1, cap - len - 1, p)) > 0)
+        if ((len += k) + 1 >= cap) out = realloc(out, cap *= 2);
+    out[len] = '\0';
+    assert_int_equal(pclose(p), 0);
+    return out;
+}
+
 static inline void tu_assert_no_sanitizer(const char *err) {
     if (strstr(err, "AddressSanitizer") || strstr(err, "runtime error") || strstr(err, "LeakSanitizer"))
         fail_msg("sanitizer report:\n%s", err);

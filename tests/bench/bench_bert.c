@@ -148,6 +148,18 @@ static void bench_select(void) {
     free(keep), free(numel), free(all);
 }
 
+/* m's parameters as float32 into dir/model.safetensors, by the library's writer. */
+static void write_weights(const gp_model *m, const char *dir) {
+    gp_err err = {0};
+    gp_st_writer *w = gp_st_writer_init();
+    for (int i = 0; i < m->table.n; i++)
+        gp_st_writer_add_f32(w, m->table.p[i].name, GP_DT_F32, m->table.p[i].ndim, m->table.p[i].shape, gp_model_param(m, i));
+    char *wp = gp_path_join(dir, "model.safetensors");
+    GP_CHECK(gp_st_writer_write(w, wp, &err) == GP_OK, "%s", err.msg);
+    gp_st_writer_free(w);
+    free(wp);
+}
+
 static void put(const char *dir, const char *name, const char *text) {
     char *p = gp_path_join(dir, name);
     FILE *f = fopen(p, "w");
@@ -175,13 +187,7 @@ static void make_data(const char *dir, int n) {
     GP_CHECK(gp_mkdir_p(md, &err) == GP_OK, "%s", err.msg);
     gp_model *m = gp_model_create(&c, (gp_pooling){GP_POOL_MEAN, true});
     random_init(m, 7);
-    gp_st_writer *w = gp_st_writer_init();
-    for (int i = 0; i < m->table.n; i++)
-        gp_st_writer_add_f32(w, m->table.p[i].name, GP_DT_F32, m->table.p[i].ndim, m->table.p[i].shape, gp_model_param(m, i));
-    char *wp = gp_path_join(md, "model.safetensors");
-    GP_CHECK(gp_st_writer_write(w, wp, &err) == GP_OK, "%s", err.msg);
-    gp_st_writer_free(w);
-    free(wp);
+    write_weights(m, md);
     put(md, "config.json",
         "{\"model_type\": \"bert\", \"vocab_size\": 30522, \"hidden_size\": 384, \"num_hidden_layers\": 6, "
         "\"num_attention_heads\": 12, \"intermediate_size\": 1536, \"max_position_embeddings\": 512, "
@@ -228,13 +234,7 @@ static void make_shape(const char *dir, const char *fixture, const char *config)
     GP_CHECK(gp_model_config_load(dir, &c, &err) == GP_OK, "%s", err.msg);
     gp_model *m = gp_model_create(&c, (gp_pooling){GP_POOL_MEAN, true});
     random_init(m, 7);
-    gp_st_writer *w = gp_st_writer_init();
-    for (int i = 0; i < m->table.n; i++)
-        gp_st_writer_add_f32(w, m->table.p[i].name, GP_DT_F32, m->table.p[i].ndim, m->table.p[i].shape, gp_model_param(m, i));
-    char *wp = gp_path_join(dir, "model.safetensors");
-    GP_CHECK(gp_st_writer_write(w, wp, &err) == GP_OK, "%s", err.msg);
-    gp_st_writer_free(w);
-    free(wp);
+    write_weights(m, dir);
     gp_model_free(m);
 }
 
