@@ -105,6 +105,7 @@ typedef struct gp_job {
         int warmup;
         double weight_decay;
         int batch;
+        int micro_batch;
         double grad_clip;
         int checkpoint_every;
         gp_optimizer_sharding optimizer_sharding;

@@ -41,6 +41,7 @@ typedef struct {
     int64_t max_samples, seed;
     bool skip_bad;
     int steps, warmup, batch, checkpoint_every, max_length;
+    int micro_batch; /* triplets per forward/backward on a rank; 0: the rank's whole share */
     double lr, weight_decay, grad_clip;
     gp_optimizer_sharding sharding; /* retrain.optimizer_sharding; auto for [train] */
     const char *query_instruction;

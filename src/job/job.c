@@ -107,6 +107,9 @@ static const opt k_opts[] = {
     {"retrain", "warmup", T_INT, F(retrain.warmup), 0, "10", NULL, 0, 1e9, "linear warm-up steps"},
     {"retrain", "weight_decay", T_DBL, F(retrain.weight_decay), 0, "0.01", NULL, 0, 1, "AdamW weight decay"},
     {"retrain", "batch", T_INT, F(retrain.batch), 0, "16", NULL, 1, 1e6, "triplets per step, in total over ranks"},
+    {"retrain", "micro_batch", T_INT, F(retrain.micro_batch), 0, "0", NULL, 0, 1e6,
+     "triplets per forward and backward on a rank (0: the rank's whole share of the batch); smaller keeps fewer "
+     "activations at the cost of a second forward: the loss stays the whole batch's, the results equal within rounding"},
     {"retrain", "grad_clip", T_DBL, F(retrain.grad_clip), 0, "1.0", NULL, 0, 1e9, "gradient norm clip (0: off)"},
     {"retrain", "checkpoint_every", T_INT, F(retrain.checkpoint_every), 0, "50", NULL, 1, 1e9, "steps between checkpoints"},
     {"retrain", "optimizer_sharding", T_CHOICE, F(retrain.optimizer_sharding), 0, "auto", k_sharding, 0, 0,

@@ -356,7 +356,9 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     const bool retrain_runs = job->retrain.methods.n > 0 && job->retrain.steps > 0;
     const double B = job->retrain.batch, b = ceil_div(B, R);
     const int T_rt = job->model.max_length < mf.max_length ? job->model.max_length : mf.max_length;
-    const acts a_rt = retrain_runs ? model_acts(c, 3 * b, T_rt, TH, true) : (acts){0, 0, 0};
+    /* retrain.micro_batch: the activations kept are those of one micro-batch (retrain.c) */
+    const double ub = job->retrain.micro_batch > 0 && job->retrain.micro_batch < b ? job->retrain.micro_batch : b;
+    const acts a_rt = retrain_runs ? model_acts(c, 3 * ub, T_rt, TH, true) : (acts){0, 0, 0};
 
     /* the model's kept buffers in gaprune run's order: sample, stats, eval (dense), score, eval,
      * retrain, eval */
@@ -430,7 +432,8 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     rt->advice = "more ranks, a smaller retrain.batch or model.max_length";
     {
         const double S = job->retrain.steps, n_train = (double)job->data.max_samples;
-        snprintf(rt->what, sizeof rt->what, "batch %.0f, %.0f triplets per rank x 3 texts x %d tokens, %.0f steps", B, b, T_rt, S);
+        snprintf(rt->what, sizeof rt->what, "batch %.0f, %.0f triplets per rank (%.0f per forward) x 3 texts x %d tokens, %.0f steps",
+                 B, b, ub, T_rt, S);
         const gp_optimizer_sharding mode = gp_retrain_sharding(job->retrain.optimizer_sharding, R, (int64_t)P, share);
         const double state = gp_retrain_state_bytes(mode, R, (int64_t)P); /* 8P + 8 slice (+ round buffers) */
         padd(rt, "weights", 4 * P, "4*P (float32 parameters)");

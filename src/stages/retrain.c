@@ -322,6 +322,27 @@ static void adamw(rt_ctx *c, int t1, double lr, double scale) {
     }
 }
 
+/* Train-mode forward of this rank's triplets [j0, j1) (texts: b queries, b positives, b
+ * negatives): their 3·(j1 − j0) embeddings into emb's rows (laid out as texts) or, with emb
+ * NULL, into e3 [queries, positives, negatives of the micro-batch]. The model keeps the
+ * activations for a backward of exactly this micro-batch. */
+static void micro_forward(gp_model *m, const char **texts, int b, int j0, int j1, int max_len, float *emb, float *e3) {
+    const int k = j1 - j0, D = gp_model_dim(m);
+    const char **mt = gp_malloc((size_t)3 * k * sizeof(char *));
+    for (int g = 0; g < 3; g++)
+        for (int i = 0; i < k; i++) mt[g * k + i] = texts[g * b + j0 + i];
+    gp_batch batch;
+    gp_tokenizer_batch(m->tok, mt, 3 * k, max_len, &batch);
+    float *out = e3 ? e3 : gp_malloc((size_t)3 * k * D * sizeof(float));
+    gp_model_forward(m, &batch, out);
+    gp_batch_free(&batch);
+    if (emb)
+        for (int g = 0; g < 3; g++)
+            memcpy(emb + ((size_t)g * b + j0) * D, out + (size_t)g * k * D, (size_t)k * D * sizeof(float));
+    if (!e3) free(out);
+    free(mt);
+}
+
 static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_out, gp_err *err) {
     const gp_train_opts *cfg = c->cfg;
     gp_model *m = c->m;
@@ -336,6 +357,13 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
     for (int i = 0; i < b && !rc; i++) rc = gp_corpus_read(&c->corp, stream(c, first + lo + i), &t[i], err);
     const char *prefix = c->prefix;
     float *emb = gp_malloc((size_t)(3 * b + 1) * D * sizeof(float));
+    /* micro-batches of u triplets: each is forwarded for its embeddings, and once the loss of the
+     * whole batch is known forwarded again and back-propagated (the same forward, so the same
+     * activations); u = b keeps today's single forward and backward */
+    const int u = cfg->micro_batch > 0 && cfg->micro_batch < b ? cfg->micro_batch : b;
+    const int max_len = cfg->max_length < m->max_length ? cfg->max_length : m->max_length;
+    int32_t *rows_all = NULL; /* the token-embedding rows every micro-batch's backward touched */
+    int nrows_all = 0;
     gp_model_zero_grad(m);
     if (!rc && b > 0) {
         for (int i = 0; i < b; i++) {
@@ -350,10 +378,7 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
             texts[b + i] = t[i].positive;
             texts[2 * b + i] = t[i].negative;
         }
-        gp_batch batch;
-        gp_tokenizer_batch(m->tok, texts, 3 * b, cfg->max_length < m->max_length ? cfg->max_length : m->max_length, &batch);
-        gp_model_forward(m, &batch, emb);
-        gp_batch_free(&batch);
+        for (int j0 = 0; j0 < b; j0 += u) micro_forward(m, texts, b, j0, j0 + u < b ? j0 + u : b, max_len, emb, NULL);
     }
     /* every rank's flag, before the collectives of the step */
     if (gp_allreduce_max_int(rc != GP_OK)) {
@@ -376,7 +401,24 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
         memcpy(demb, dq + lo * D, (size_t)b * D * sizeof(float));
         memcpy(demb + (size_t)b * D, dd + lo * D, (size_t)b * D * sizeof(float));
         memcpy(demb + (size_t)2 * b * D, dd + ((int64_t)B + lo) * D, (size_t)b * D * sizeof(float));
-        if (b > 0) gp_model_backward(m, demb);
+        if (b > 0 && u == b) {
+            gp_model_backward(m, demb); /* the single forward's activations are still there */
+        } else if (b > 0) {
+            float *e3 = gp_malloc((size_t)3 * u * D * sizeof(float));
+            for (int j0 = 0; j0 < b; j0 += u) {
+                const int j1 = j0 + u < b ? j0 + u : b, k = j1 - j0;
+                micro_forward(m, texts, b, j0, j1, max_len, NULL, e3);
+                for (int g = 0; g < 3; g++) /* this micro-batch's rows of demb, as micro_forward lays them out */
+                    memcpy(e3 + (size_t)g * k * D, demb + ((size_t)g * b + j0) * D, (size_t)k * D * sizeof(float));
+                gp_model_backward(m, e3);
+                const int32_t *r = NULL;
+                const int nr = gp_model_touched_rows(m, &r);
+                rows_all = gp_realloc(rows_all, (size_t)(nrows_all + nr + 1) * sizeof(int32_t));
+                memcpy(rows_all + nrows_all, r, (size_t)nr * sizeof(int32_t));
+                nrows_all += nr;
+            }
+            free(e3);
+        }
         free(q), free(p), free(n), free(docs), free(dq), free(dd), free(demb);
     }
     double t_ar = gp_now();
@@ -388,7 +430,8 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
          * rows of the step's tokens: only those rows travel */
         const gp_param *e = &m->table.p[m->tok_emb];
         const int32_t *rows = NULL;
-        const int nr = b > 0 ? gp_model_touched_rows(m, &rows) : 0;
+        int nr = b > 0 ? gp_model_touched_rows(m, &rows) : 0;
+        if (u < b) rows = rows_all, nr = nrows_all; /* every micro-batch's rows (repeats allowed) */
         gp_allreduce_sum_f32(m->grads, e->offset);
         gp_allreduce_sum_rows_f32(m->grads + e->offset, e->shape[0], e->shape[1], rows, nr);
         gp_allreduce_sum_f32(m->grads + e->offset + e->numel, m->table.total - e->offset - e->numel);
@@ -410,6 +453,7 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
     }
     c->lr[c->step] = lr;
 done:
+    free(rows_all);
     for (int i = 0; i < b; i++) {
         gp_triplet_free(&t[i]);
         free(owned[i]);
@@ -427,7 +471,7 @@ static void free_ctx(rt_ctx *c) {
 void gp_train_opts_retrain(const gp_job *job, gp_train_opts *o) {
     *o = (gp_train_opts){.corpus = job->data.domain, .max_samples = job->data.max_samples, .seed = job->data.seed,
                          .skip_bad = job->data.on_bad_record == GP_BAD_SKIP, .steps = job->retrain.steps,
-                         .warmup = job->retrain.warmup, .batch = job->retrain.batch,
+                         .warmup = job->retrain.warmup, .batch = job->retrain.batch, .micro_batch = job->retrain.micro_batch,
                          .checkpoint_every = job->retrain.checkpoint_every, .max_length = job->model.max_length,
                          .lr = job->retrain.lr, .weight_decay = job->retrain.weight_decay, .grad_clip = job->retrain.grad_clip,
                          .sharding = job->retrain.optimizer_sharding, .query_instruction = job->model.query_instruction, .what = "[data] domain", .job_path = job->path,
