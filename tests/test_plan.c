@@ -94,7 +94,7 @@ static void test_formula_parts(void **state) {
     gp_job_defaults(&job);
     gp_stats_opts o;
     gp_stats_opts_from_job(&o, &job);
-    const gp_plan_model pm = {&cfg, &t, 40, 0};
+    const gp_plan_model pm = {&cfg, &t, 40, 0, false};
     /* bert-tiny, prune.layers = mlp: intermediate [I, C] and output [C, I] of each block */
     const int64_t n = 2LL * cfg.intermediate * cfg.hidden * cfg.layers;
     gp_plan_stats_out p;
@@ -130,7 +130,7 @@ static void test_formula_parts(void **state) {
     assert_true(p.sharded);
 
     /* activations grow as N for the kept buffers plus heads·B·T² */
-    const double a1 = gp_plan_unit_activations(&cfg, 3, 40, 1), a2 = gp_plan_unit_activations(&cfg, 6, 40, 1);
+    const double a1 = gp_plan_unit_activations(&cfg, 3, 40, 1, false), a2 = gp_plan_unit_activations(&cfg, 6, 40, 1, false);
     assert_true(a2 > 1.9 * a1 && a2 < 2.1 * a1);
 
     double b;

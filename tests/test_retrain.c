@@ -603,7 +603,8 @@ static void test_train_from_config(void **state) {
 /* Micro-batches (retrain.micro_batch) against the rank's whole share at once, batch 8, 5 steps,
  * on 1 and 2 ranks, alone and with the sharded optimizer: the loss is still the whole batch's,
  * so losses within 1e-6 and weights within 1e-5 (the gradient is summed in another order);
- * pruned weights and their moments exactly zero. Micro-batches of 3 leave a short last one. */
+ * pruned weights and their moments exactly zero. Micro-batches of 3 leave a short last one.
+ * model.recompute: bitwise the stored activations' result, and with micro-batches as above. */
 static void test_micro_batches(void **state) {
     (void)state;
     gp_model *m;
@@ -614,13 +615,15 @@ static void test_micro_batches(void **state) {
           *a1 = malloc(n * 4), *v1 = malloc(n * 4);
     memcpy(orig, m->params, n * 4);
     static const char *const cases[] = {"--set retrain.micro_batch=1", "--set retrain.micro_batch=3",
-                                        "--set retrain.micro_batch=1 --set retrain.optimizer_sharding=states"};
+                                        "--set retrain.micro_batch=1 --set retrain.optimizer_sharding=states",
+                                        "--set model.recompute=true",
+                                        "--set model.recompute=true --set retrain.micro_batch=3"};
     for (int np = 1; np <= 2; np++) {
         double l0[5], l1[5];
         assert_int_equal(retrain(np, "--set retrain.batch=8 --set retrain.steps=5 --set retrain.optimizer_sharding=none", NULL), 0);
         save_log("micro-ref.h5");
         read_log("micro-ref.h5", l0, 5, p0, a0, v0, n);
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 5; k++) {
             if (np == 1 && k == 2) continue; /* one rank: nothing to shard */
             char sets[300];
             snprintf(sets, sizeof sets, "--set retrain.batch=8 --set retrain.steps=5 %s%s", cases[k],
@@ -636,6 +639,8 @@ static void test_micro_batches(void **state) {
                    worst_l, worst_w);
             assert_true(worst_l < 1e-6);
             assert_true(worst_w < 1e-5);
+            /* recomputation alone runs the same kernels on the same inputs: bitwise */
+            if (k == 3) assert_true(!memcmp(l0, l1, sizeof l0) && !memcmp(p0, p1, n * 4) && !memcmp(v0, v1, n * 4));
         }
     }
     free(orig), free(p0), free(a0), free(v0), free(p1), free(a1), free(v1);

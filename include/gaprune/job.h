@@ -68,6 +68,7 @@ typedef struct gp_job {
         int max_length;
         char *query_instruction; /* the query prefix; query_task, when set, has been turned into it */
         char *query_task;
+        bool recompute;
     } model;
     struct {
         char *domain, *general;

@@ -134,6 +134,7 @@ typedef struct {
     size_t grad_total;
     int grad_windows;     /* > 0: block l's gradients live in window l % grad_windows (need_grads) */
     gp_grad_hooks hooks;  /* all NULL: no events */
+    bool recompute;       /* train-mode forwards keep each block's input only (gp_model_set_recompute) */
     gp_tokenizer *tok;
     int max_length;     /* default truncation: min(sentence_bert_config max_seq_length, positions) */
     char *query_prompt; /* config_sentence_transformers.json prompts.query, or NULL */
@@ -182,6 +183,14 @@ float *gp_model_grad(const gp_model *m, int i);
  * when the layout is the contiguous one (windows == 0, need NULL, or a needed parameter
  * outside the blocks). */
 size_t gp_model_need_grads(gp_model *m, const bool *need, int windows);
+/* Activation recomputation (model.recompute): a train-mode forward keeps each transformer block's
+ * output (the next block's input) and one block's working buffers instead of every block's, and
+ * gp_model_backward runs each block's forward again from its input just before that block's
+ * backward. The same kernels on the same inputs give the same activations, so the gradients are
+ * bitwise those of the stored path; the price is one more forward of every block but the last,
+ * and gp_model_each_linear_input runs the blocks' forwards once more. Memory: L·N·C floats plus
+ * one block's buffers instead of L blocks' (N tokens, C hidden). */
+void gp_model_set_recompute(gp_model *m, bool on);
 /* Installs (or with NULL removes) the per-layer events of gp_model_backward. */
 void gp_model_set_grad_hooks(gp_model *m, const gp_grad_hooks *hooks);
 /* Called by the architectures' backward around each block's weight gradients. */

@@ -62,6 +62,7 @@ typedef struct {
     const gp_param_table *table;
     int max_length;        /* the model's own limit: min(max_positions, sentence_bert_config) */
     double tokenizer_bytes; /* size of the tokenizer files in the folder */
+    bool recompute;         /* model.recompute: one block's activations kept, and the blocks' outputs */
 } gp_plan_model;
 
 enum { GP_PLAN_MAX_PARTS = 16 };
@@ -114,7 +115,7 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *o, int ranks, i
 
 /* The activations of one train-mode forward + backward of B texts of T tokens (bytes), the
  * part of gp_plan_stats that depends on the unit's shape; exposed for tests. */
-double gp_plan_unit_activations(const gp_model_config *cfg, int B, int T, int threads);
+double gp_plan_unit_activations(const gp_model_config *cfg, int B, int T, int threads, bool recompute);
 
 /* Every stage of the job on `ranks` ranks: reads config.json (and sample.model's), the
  * tokenizer, safetensors and data files' sizes, and the eval files' line counts; no weights. */

@@ -180,7 +180,8 @@ int gp_cmd_help_job(int argc, char **argv) {
     return GP_OK;
 }
 
-void gp_cli_fit_max_length(gp_job *job, const gp_model *m) {
+void gp_cli_model_settings(gp_job *job, gp_model *m) {
+    gp_model_set_recompute(m, job->model.recompute);
     if (job->model.max_length <= m->max_length) return;
     const char *origin = gp_job_origin(job, "model", "max_length");
     if (strcmp(origin, "default") == 0)

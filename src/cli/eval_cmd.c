@@ -30,7 +30,7 @@ int gp_cmd_eval(int argc, char **argv) {
     const char *dir = model_dir ? model_dir : job.model.path;
     gp_model *m = NULL;
     rc = gp_model_load(dir, &m, &err);
-    if (!rc) gp_cli_fit_max_length(&job, m);
+    if (!rc) gp_cli_model_settings(&job, m);
     if (!rc && gp_rank() == 0) rc = gp_mkdir_p(job.out_dir, &err);
     if (!(rc = gp_agree(rc, &err))) {
         char tag[256];

@@ -54,6 +54,9 @@ static const char *const k_sharding[] = {"auto", "none", "states", "gradients", 
 static const opt k_opts[] = {
     {"model", "path", T_STR, F(model.path), 0, "", NULL, 0, 0, "model folder (Hugging Face / sentence-transformers)"},
     {"model", "max_length", T_INT, F(model.max_length), 0, "512", NULL, 2, 1 << 20, "truncate texts to this many tokens"},
+    {"model", "recompute", T_BOOL, F(model.recompute), 0, "false", NULL, 0, 0,
+     "keep only each transformer block's input in a training forward and run the block again before its backward "
+     "(statistics and retraining): one block's activations instead of all, for one more forward; the same gradients"},
     {"model", "query_instruction", T_STR, F(model.query_instruction), 0, "", NULL, 0, 0,
      "prefix for queries at evaluation and retraining; empty: the model's own query prompt "
      "(config_sentence_transformers.json), if any (calibration corpora carry their own: the statistics and the "

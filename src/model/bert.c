@@ -106,8 +106,10 @@ typedef struct {
     size_t cap; /* floats in mem */
     float *mem;
     float *emb, *x0, *mean0, *rstd0; /* embeddings sum [N, C], its LN [N, C], [N], [N] */
-    layer_acts *la;                  /* [L], or all layers share la[0] after an inference forward */
-    bool trained;                    /* the last forward kept every layer */
+    layer_acts *la;                  /* [L], or all layers share la[0] after an inference forward (and,
+                                      * recomputing, all but their own xo) */
+    bool trained;                    /* the last forward kept what backward needs */
+    bool recompute;                  /* ... as block inputs only (gp_model_set_recompute) */
     size_t dcap;                     /* backward scratch */
     float *dmem;
 } bert_state;
@@ -118,11 +120,13 @@ typedef struct {
 #define EG(m, k) gp_model_grad((m), (k))
 
 /* Lays out the activations in one allocation; grows it when the batch is larger. */
-static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t att, bool train) {
+static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t att, bool train, bool recompute) {
     const size_t C = (size_t)c->hidden, I = (size_t)c->intermediate, n = (size_t)N;
-    const int nl = train ? c->layers : 1;
+    const int nl = train && !recompute ? c->layers : 1;
+    /* recomputing, every block but the first keeps its own output xo (the next one's input) */
+    const size_t own_xo = train && recompute ? (size_t)(c->layers - 1) * n * C : 0;
     size_t per_layer = n * (3 * C + C + C + C + 2 + 2 * I + C + C + 2) + (size_t)att;
-    size_t need = n * (2 * C + 2) + (size_t)nl * per_layer;
+    size_t need = n * (2 * C + 2) + (size_t)nl * per_layer + own_xo;
     if (need > s->cap) {
         free(s->mem);
         s->mem = gp_malloc(need * sizeof(float));
@@ -142,6 +146,7 @@ static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t a
         layer_acts *a = &s->la[l];
         if (l >= nl) {
             *a = s->la[0];
+            if (own_xo) TAKE(a->xo, n * C);
             continue;
         }
         TAKE(a->qkv, 3 * n * C);
@@ -161,6 +166,8 @@ static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t a
 #undef TAKE
 }
 
+static void bert_layer_forward(gp_model *m, bert_state *s, const gp_packed *pk, int l, const float *x);
+
 static const float *bert_forward(gp_model *m, void **state, const gp_packed *pk, bool train) {
     const gp_model_config *c = &m->cfg;
     bert_state *s = *state;
@@ -169,15 +176,28 @@ static const float *bert_forward(gp_model *m, void **state, const gp_packed *pk,
         s->la = gp_calloc((size_t)c->layers, sizeof *s->la);
         *state = s;
     }
-    const int N = pk->N, C = c->hidden, I = c->intermediate, NH = c->heads, hs = c->head_dim;
+    const int N = pk->N, C = c->hidden, NH = c->heads;
     const int64_t att = gp_attention_cache_size(pk->offsets, pk->B, NH);
-    bert_alloc(c, s, N, att, train);
+    bert_alloc(c, s, N, att, train, m->recompute);
     s->trained = train;
+    s->recompute = train && m->recompute;
 
     gp_embedding_forward(s->emb, pk->ids, pk->pos, EW(m, E_WTE), EW(m, E_WPE), EW(m, E_WTT), N, C);
     gp_layernorm_forward(s->x0, s->mean0, s->rstd0, s->emb, EW(m, E_LNW), EW(m, E_LNB), N, C, c->norm_eps);
     const float *x = s->x0;
     for (int l = 0; l < c->layers; l++) {
+        bert_layer_forward(m, s, pk, l, x);
+        x = s->la[l].xo;
+    }
+    return x;
+}
+
+/* Block l on its input x [N, C] into s->la[l] (for the forward, and again before its backward
+ * when recomputing). */
+static void bert_layer_forward(gp_model *m, bert_state *s, const gp_packed *pk, int l, const float *x) {
+    const gp_model_config *c = &m->cfg;
+    const int N = pk->N, C = c->hidden, I = c->intermediate, NH = c->heads, hs = c->head_dim;
+    {
         layer_acts *a = &s->la[l];
         gp_matmul_forward(a->qkv, x, W(m, l, L_QW), W(m, l, L_QB), N, C, 3 * C);
         gp_attention_forward(a->ctx, C, a->att, a->qkv, 3 * C, a->qkv + C, 3 * C, a->qkv + 2 * C, 3 * C,
@@ -192,9 +212,7 @@ static const float *bert_forward(gp_model *m, void **state, const gp_packed *pk,
         gp_add(a->res2, a->res2, a->x1, (int64_t)N * C);
         gp_layernorm_forward(a->xo, a->mean2, a->rstd2, a->res2, W(m, l, L_OLNW), W(m, l, L_OLNB), N, C,
                              c->norm_eps);
-        x = a->xo;
     }
-    return x;
 }
 
 static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const float *dhidden) {
@@ -221,6 +239,7 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].xo : s->x0;
+        if (s->recompute && l < c->layers - 1) bert_layer_forward(m, s, pk, l, x); /* the last is still there */
         gp_model_layer_begin(m, l); /* a caller may reuse this block's gradient window */
         /* output LayerNorm; the residual carries dres2 straight to x1 */
         memset(dres, 0, n * C * sizeof(float));
@@ -255,12 +274,13 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
 
 static void bert_each_linear_input(gp_model *m, void *state, const gp_packed *pk, gp_linear_input_fn fn,
                                    void *ctx) {
-    const bert_state *s = state;
+    bert_state *s = state;
     GP_CHECK(s && s->trained, "needs a training-mode forward");
     const int N = pk->N, C = m->cfg.hidden, I = m->cfg.intermediate;
     for (int l = 0; l < m->cfg.layers; l++) {
         const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].xo : s->x0;
+        if (s->recompute) bert_layer_forward(m, s, pk, l, x); /* one block's buffers serve them all */
         const int base = E_COUNT + l * L_COUNT;
         fn(ctx, base + L_QW, x, N, C);
         fn(ctx, base + L_KW, x, N, C);

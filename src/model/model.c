@@ -523,6 +523,8 @@ size_t gp_model_need_grads(gp_model *m, const bool *need, int windows) {
     return (size_t)len;
 }
 
+void gp_model_set_recompute(gp_model *m, bool on) { m->recompute = on; }
+
 void gp_model_set_grad_hooks(gp_model *m, const gp_grad_hooks *h) {
     if (h) m->hooks = *h;
     else memset(&m->hooks, 0, sizeof m->hooks);

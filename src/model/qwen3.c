@@ -131,8 +131,10 @@ typedef struct {
     float *x0;            /* [N, C] token embeddings */
     float *cos_t, *sin_t; /* [N, hs/2] */
     float *fin, *rstd_f;  /* [N, C] final norm output, [N] */
-    layer_acts *la;
+    layer_acts *la;       /* [L]; all share la[0] after an inference forward (and, recomputing, all
+                           * but their own out) */
     bool trained;
+    bool recompute;       /* block inputs only were kept (gp_model_set_recompute) */
     size_t dcap;
     float *dmem;
 } qwen3_state;
@@ -154,14 +156,16 @@ static dims dims_of(const gp_model_config *c) {
     return d;
 }
 
-static void qwen3_alloc(const gp_model_config *c, qwen3_state *s, int N, int64_t att, bool train) {
+static void qwen3_alloc(const gp_model_config *c, qwen3_state *s, int N, int64_t att, bool train, bool recompute) {
     const dims d = dims_of(c);
     const size_t n = (size_t)N;
-    const int nl = train ? c->layers : 1;
+    const int nl = train && !recompute ? c->layers : 1;
+    /* recomputing, every block but the first keeps its own output (the next one's input) */
+    const size_t own_out = train && recompute ? (size_t)(c->layers - 1) * n * d.C : 0;
     size_t per_layer = n * ((size_t)d.C + 1 + d.QKV + d.QK + d.NH + d.NKV + d.Q + d.C + d.C + 1 + 2 * (size_t)d.F +
                             d.F + d.C) +
                        (size_t)att;
-    size_t need = n * ((size_t)d.C + (size_t)d.hs + d.C + 1) + (size_t)nl * per_layer;
+    size_t need = n * ((size_t)d.C + (size_t)d.hs + d.C + 1) + (size_t)nl * per_layer + own_out;
     if (need > s->cap) {
         free(s->mem);
         s->mem = gp_malloc(need * sizeof(float));
@@ -182,6 +186,7 @@ static void qwen3_alloc(const gp_model_config *c, qwen3_state *s, int N, int64_t
         layer_acts *a = &s->la[l];
         if (l >= nl) {
             *a = s->la[0];
+            if (own_out) TAKE(a->out, n * d.C);
             continue;
         }
         TAKE(a->xn, n * d.C);
@@ -201,6 +206,8 @@ static void qwen3_alloc(const gp_model_config *c, qwen3_state *s, int N, int64_t
 #undef TAKE
 }
 
+static void qwen3_layer_forward(gp_model *m, qwen3_state *s, const gp_packed *pk, int l, const float *x);
+
 static const float *qwen3_forward(gp_model *m, void **state, const gp_packed *pk, bool train) {
     const gp_model_config *c = &m->cfg;
     qwen3_state *s = *state;
@@ -212,14 +219,30 @@ static const float *qwen3_forward(gp_model *m, void **state, const gp_packed *pk
     const dims d = dims_of(c);
     const int N = pk->N;
     const int64_t att = gp_attention_cache_size(pk->offsets, pk->B, d.NH);
-    qwen3_alloc(c, s, N, att, train);
+    qwen3_alloc(c, s, N, att, train, m->recompute);
     s->trained = train;
+    s->recompute = train && m->recompute;
     const float eps = c->norm_eps;
 
     gp_embedding_forward(s->x0, pk->ids, NULL, m->params + m->table.p[E_WTE].offset, NULL, NULL, N, d.C);
     gp_rope_tables(s->cos_t, s->sin_t, pk->pos, N, d.hs, c->rope_theta);
     const float *x = s->x0;
     for (int l = 0; l < c->layers; l++) {
+        qwen3_layer_forward(m, s, pk, l, x);
+        x = s->la[l].out;
+    }
+    const float *wn = m->params + m->table.p[FINAL_NORM(m)].offset;
+    gp_rmsnorm_forward(s->fin, d.C, s->rstd_f, x, d.C, wn, N, 1, d.C, eps);
+    return s->fin;
+}
+
+/* Block l on its input x [N, C] into s->la[l] (for the forward, and again before its backward
+ * when recomputing). */
+static void qwen3_layer_forward(gp_model *m, qwen3_state *s, const gp_packed *pk, int l, const float *x) {
+    const dims d = dims_of(&m->cfg);
+    const int N = pk->N;
+    const float eps = m->cfg.norm_eps;
+    {
         layer_acts *a = &s->la[l];
         gp_rmsnorm_forward(a->xn, d.C, a->rstd1, x, d.C, W(m, l, L_INW), N, 1, d.C, eps);
         gp_matmul_forward(a->qkv, a->xn, W(m, l, L_QW), NULL, N, d.C, d.QKV);
@@ -238,11 +261,7 @@ static const float *qwen3_forward(gp_model *m, void **state, const gp_packed *pk
          * and out may be the very buffer x points to */
         gp_matmul_forward(a->out, a->h, W(m, l, L_DW), NULL, N, d.F, d.C);
         gp_add(a->out, a->out, a->r1, (int64_t)N * d.C);
-        x = a->out;
     }
-    const float *wn = m->params + m->table.p[FINAL_NORM(m)].offset;
-    gp_rmsnorm_forward(s->fin, d.C, s->rstd_f, x, d.C, wn, N, 1, d.C, eps);
-    return s->fin;
 }
 
 static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const float *dhidden) {
@@ -275,6 +294,7 @@ static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const 
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].out : s->x0;
+        if (s->recompute && l < c->layers - 1) qwen3_layer_forward(m, s, pk, l, x); /* the last is still there */
         gp_model_layer_begin(m, l); /* a caller may reuse this block's gradient window */
         /* MLP; the residual carries dx straight to r1 */
         memcpy(dxin, dx, n * d.C * sizeof(float)); /* dxin holds d r1 for now */
@@ -309,12 +329,13 @@ static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const 
 
 static void qwen3_each_linear_input(gp_model *m, void *state, const gp_packed *pk, gp_linear_input_fn fn,
                                     void *ctx) {
-    const qwen3_state *s = state;
+    qwen3_state *s = state;
     GP_CHECK(s && s->trained, "needs a training-mode forward");
     const dims d = dims_of(&m->cfg);
     const int N = pk->N;
     for (int l = 0; l < m->cfg.layers; l++) {
         const layer_acts *a = &s->la[l];
+        if (s->recompute) qwen3_layer_forward(m, s, pk, l, l ? s->la[l - 1].out : s->x0); /* one block's buffers */
         const int base = E_COUNT + l * L_COUNT;
         fn(ctx, base + L_QW, a->xn, N, d.C);
         fn(ctx, base + L_KW, a->xn, N, d.C);

@@ -30,9 +30,11 @@ typedef struct {
     double fwd, bwd, batch;
 } acts;
 
-static acts model_acts(const gp_model_config *c, double B, double T, int threads, bool train) {
+static acts model_acts(const gp_model_config *c, double B, double T, int threads, bool train, bool recompute) {
     const double N = B * T, C = c->hidden;
-    const double nl = train ? c->layers : 1;
+    /* model.recompute: one block's buffers, and every block but the first its own output */
+    const double nl = train && !recompute ? c->layers : 1;
+    const double own_out = train && recompute ? (c->layers - 1) * N * C : 0;
     /* every sequence full: gp_attention_cache_size = heads · Σ len² */
     const double att = (double)c->heads * B * T * T;
     double fwd, bwd;
@@ -40,11 +42,11 @@ static acts model_acts(const gp_model_config *c, double B, double T, int threads
         const double F = c->intermediate, NH = c->heads, NKV = c->kv_heads, hs = c->head_dim;
         const double Q = NH * hs, KV = NKV * hs, QK = Q + KV, QKV = Q + 2 * KV;
         const double per_layer = N * (C + 1 + QKV + QK + NH + NKV + Q + C + C + 1 + 2 * F + F + C) + att;
-        fwd = N * (C + hs + C + 1) + nl * per_layer;
+        fwd = N * (C + hs + C + 1) + nl * per_layer + own_out;
         bwd = N * (3 * C + Q + QKV + QK + F + 2 * F);
     } else {
         const double I = c->intermediate;
-        fwd = N * (2 * C + 2) + nl * (N * (8 * C + 2 * I + 4) + att);
+        fwd = N * (2 * C + 2) + nl * (N * (8 * C + 2 * I + 4) + att) + own_out;
         bwd = N * (7 * C + 2 * I);
     }
     acts a;
@@ -54,9 +56,9 @@ static acts model_acts(const gp_model_config *c, double B, double T, int threads
     return a;
 }
 
-double gp_plan_unit_activations(const gp_model_config *c, int Bi, int Ti, int threads) {
+double gp_plan_unit_activations(const gp_model_config *c, int Bi, int Ti, int threads, bool recompute) {
     const double B = Bi, C = c->hidden;
-    const acts a = model_acts(c, B, Ti, threads, true);
+    const acts a = model_acts(c, B, Ti, threads, true, recompute);
     double bytes = a.fwd + a.bwd + a.batch;
     /* stats.c run_unit: emb and demb [B, C]; InfoNCE (loss.c) of b = B/3 queries against 2b
      * documents: normalized copies and their gradients (6·b·C) and two [b, 2b] matrices */
@@ -122,7 +124,7 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
         add(out, "reductions in flight", 4.0 * W * GP_DIST_INFLIGHT * piece, "4*2*4*min(n/L, 2^22) (MPI's piece temporaries)");
     }
     add(out, "activation sums", 8.0 * (double)nact, "8*sum of linear inputs (Wanda)");
-    add(out, "unit activations", gp_plan_unit_activations(c, out->texts, out->seq_len, out->threads),
+    add(out, "unit activations", gp_plan_unit_activations(c, out->texts, out->seq_len, out->threads, pm->recompute),
         "3*fisher_batch texts x T tokens, kept for backward");
     add(out, "tokenizer", 2.0 * pm->tokenizer_bytes, "2 x tokenizer files (approximate)");
     add(out, "runtime", GP_PLAN_RUNTIME_BYTES + (P > 1 ? GP_PLAN_RUNTIME_MPI_BYTES : 0),
@@ -293,7 +295,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
              own_sampler ? "4*P of the job's model + 4*P of sample.model" : "4*P (float32 parameters)");
         padd(sp, "corpus index", 64 * n, "64*n (triplets.c: 40-byte heap entries, 24-byte record refs)");
         if (km) {
-            a_sample = model_acts(&smf->cfg, GP_SAMPLE_ENCODE_BATCH, Ts, TH, false);
+            a_sample = model_acts(&smf->cfg, GP_SAMPLE_ENCODE_BATCH, Ts, TH, false, false);
             padd(sp, "queries", corp[c0].bytes / R + 8 * nl, "this rank's query texts (< corpus bytes / R) and pointers");
             padd(sp, "embeddings", 4 * nl * D + 4 * nl, "4*ceil(n/R)*D, L2-normalised (sample.c embed_queries)");
             const double kd = k * D;
@@ -310,10 +312,10 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     /* stats */
     gp_stats_opts so;
     gp_stats_opts_from_job(&so, job);
-    const gp_plan_model pm = {&mf.cfg, &mf.table, mf.max_length, mf.tokenizer_bytes};
+    const gp_plan_model pm = {&mf.cfg, &mf.table, mf.max_length, mf.tokenizer_bytes, job->model.recompute};
     gp_plan_stats(&pm, &so, R, TH, share, &out->stats);
     const gp_plan_stats_out *st = &out->stats;
-    const acts a_stats = model_acts(c, st->texts, st->seq_len, TH, true);
+    const acts a_stats = model_acts(c, st->texts, st->seq_len, TH, true, job->model.recompute);
     const double n_sel = (double)st->selected;
 
     /* eval: shapes first, the stage is filled in below with what it carries */
@@ -350,7 +352,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         t_eval = t_eval < t_job ? t_eval : t_job;
         if (t_eval < 1) t_eval = 1;
     }
-    const acts a_eval = eval_runs ? model_acts(c, B_eval, t_eval, TH, false) : (acts){0, 0, 0};
+    const acts a_eval = eval_runs ? model_acts(c, B_eval, t_eval, TH, false, false) : (acts){0, 0, 0};
 
     /* retrain: this rank's ceil(batch/R) triplets */
     const bool retrain_runs = job->retrain.methods.n > 0 && job->retrain.steps > 0;
@@ -358,7 +360,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     const int T_rt = job->model.max_length < mf.max_length ? job->model.max_length : mf.max_length;
     /* retrain.micro_batch: the activations kept are those of one micro-batch (retrain.c) */
     const double ub = job->retrain.micro_batch > 0 && job->retrain.micro_batch < b ? job->retrain.micro_batch : b;
-    const acts a_rt = retrain_runs ? model_acts(c, 3 * ub, T_rt, TH, true) : (acts){0, 0, 0};
+    const acts a_rt = retrain_runs ? model_acts(c, 3 * ub, T_rt, TH, true, job->model.recompute) : (acts){0, 0, 0};
 
     /* the model's kept buffers in gaprune run's order: sample, stats, eval (dense), score, eval,
      * retrain, eval */
