@@ -187,6 +187,7 @@ int gp_cmd_train(int argc, char **argv) {
     gp_model *m = NULL;
     if (!(rc = gp_agree(rc, &err))) rc = gp_agree(gp_model_load(model_dir, &m, &err), &err);
     gp_bcast_bytes(base, sizeof base, 0);
+    if (!rc) gp_cli_model_settings(&job, m);
     if (!rc) {
         gp_train_opts o;
         gp_train_opts_train(&job, &o);
