@@ -320,6 +320,54 @@ static void test_max_length_fitted(void **state) {
     free(dir);
 }
 
+/* A corpus of 400 documents, more than the 100 best each rank keeps per query on 1 to 3 ranks:
+ * the per-query lists merged up the reduction tree (merge_topk) give bitwise the metrics of one
+ * rank ranking everything, on 2, 3 and 4 ranks. */
+static void test_eval_merge_many_docs(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    char cwd[2048], p[4400], text[8192], bin[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_non_null(realpath(tu_bin(), bin));
+    static const char *const words[] = {"paris", "france", "berlin", "city", "big", "capital", "hello", "world",
+                                        "japan", "people", "cafe", "naive", "special", "tokens", "text", "large"};
+    tu_sh("mkdir -p '%s/big/qrels'", dir);
+    snprintf(p, sizeof p, "%s/big/corpus.jsonl", dir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    uint64_t seed = 3;
+    for (int d = 0; d < 400; d++) {
+        fprintf(f, "{\"_id\": \"d%d\", \"text\": \"", d);
+        for (int w = 0; w < 6; w++) fprintf(f, "%s%s", w ? " " : "", words[(int)((tu_rand(&seed) + 1) * 8) % 16]);
+        fprintf(f, "\"}\n");
+    }
+    fclose(f);
+    snprintf(p, sizeof p, "%s/big/queries.jsonl", dir);
+    tu_write(p, "{\"_id\": \"q1\", \"text\": \"paris france\"}\n{\"_id\": \"q2\", \"text\": \"big city\"}\n"
+                "{\"_id\": \"q3\", \"text\": \"hello japan people\"}\n");
+    snprintf(p, sizeof p, "%s/big/qrels/test.tsv", dir);
+    tu_write(p, "query-id\tcorpus-id\tscore\nq1\td3\t1\nq1\td250\t2\nq2\td17\t1\nq2\td399\t1\nq3\td120\t1\n");
+    snprintf(p, sizeof p, "%s/e.ini", dir);
+    snprintf(text, sizeof text, "[model]\npath = %s/" FIXTURES "/bert-f32\n[eval]\nretrieval = big\nbatch = 64\n[output]\ndir = out\n", cwd);
+    tu_write(p, text);
+    double want[3] = {0};
+    for (int np = 1; np <= 4; np++) {
+        assert_int_equal(tu_run_in(dir, "rm -rf out && mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s eval e.ini", np, bin), 0);
+        snprintf(p, sizeof p, "%s/out/eval-bert-f32.json", dir);
+        cJSON *j = load_json(p);
+        assert_non_null(j);
+        const double got[3] = {get(j, "retrieval", "big", "ndcg_at_10"), get(j, "retrieval", "big", "map_at_100"),
+                               get(j, "retrieval", "big", "recall_at_100")};
+        cJSON_Delete(j);
+        if (np == 1) memcpy(want, got, sizeof want);
+        else assert_memory_equal(want, got, sizeof want);
+        printf("    400 documents, %d rank%s: nDCG@10 %.6f, MAP@100 %.6f, R@100 %.6f\n", np, np > 1 ? "s" : "", got[0], got[1], got[2]);
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_metrics),
@@ -331,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_max_length_fitted),
         cmocka_unit_test(test_duplicate_corpus_id),
         cmocka_unit_test(test_same_names),
+        cmocka_unit_test(test_eval_merge_many_docs),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }

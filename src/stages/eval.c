@@ -78,6 +78,22 @@ static int better_first(const void *a, const void *b) {
     return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
 }
 
+/* MPI_Reduce operator on per-query lists of GP_EVAL_TOPK hits, each sorted best first: inout
+ * becomes the best GP_EVAL_TOPK of both, in order. Scores and then corpus indices order the hits
+ * totally, so the merge is associative and commutative and any reduction tree gives the
+ * ranking one sort of every rank's lists would: rank 0 never holds the ranks' lists at once. */
+static void merge_topk(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    enum { K = GP_EVAL_TOPK };
+    const hit *a = in;
+    hit *b = inout, m[K];
+    for (int q = 0; q < *len; q++, a += K, b += K) {
+        int i = 0, j = 0;
+        for (int k = 0; k < K; k++) m[k] = worse(&b[j], &a[i]) ? a[i++] : b[j++];
+        memcpy(b, m, sizeof m);
+    }
+}
+
 /* ---- BEIR ------------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -248,31 +264,32 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
         }
     }
     free(S);
-    for (int64_t q = 0; q < nq; q++)
+    for (int64_t q = 0; q < nq; q++) {
         for (int j = cnt[q]; j < K; j++) local[q * K + j] = (hit){-INFINITY, -1};
-    /* rank 0 merges every rank's lists */
-    GP_CHECK(nq * K * (int64_t)sizeof(hit) < INT32_MAX, "%lld queries: too many for one gather", (long long)nq);
-    hit *all = rank == 0 ? gp_malloc((size_t)P * (size_t)(nq ? nq : 1) * K * sizeof(hit)) : NULL;
-    if (P > 1)
-        GP_MPI(MPI_Gather(local, (int)(nq * K * (int64_t)sizeof(hit)), MPI_BYTE, all, (int)(nq * K * (int64_t)sizeof(hit)),
-                          MPI_BYTE, 0, MPI_COMM_WORLD));
-    else
+        qsort(local + q * K, K, sizeof(hit), better_first);
+    }
+    /* the best K of every rank's lists, per query, merged up a reduction tree to rank 0 */
+    hit *all = rank == 0 ? gp_malloc((size_t)(nq ? nq : 1) * K * sizeof(hit)) : NULL;
+    if (P > 1) {
+        MPI_Datatype lists;
+        MPI_Op op;
+        GP_MPI(MPI_Type_contiguous((int)(K * sizeof(hit)), MPI_BYTE, &lists));
+        GP_MPI(MPI_Type_commit(&lists));
+        GP_MPI(MPI_Op_create(merge_topk, 1, &op));
+        GP_CHECK(nq < INT32_MAX, "%lld queries: too many for one reduction", (long long)nq);
+        GP_MPI(MPI_Reduce(local, all, (int)nq, lists, op, 0, MPI_COMM_WORLD));
+        MPI_Op_free(&op);
+        MPI_Type_free(&lists);
+    } else {
         memcpy(all, local, (size_t)nq * K * sizeof(hit));
+    }
     if (rank == 0) {
-        hit *cand = gp_malloc((size_t)P * K * sizeof(hit));
         int64_t ranked[GP_EVAL_TOPK];
         gp_retrieval_metrics sum = {0};
         for (int64_t j = 0; j < nj; j++) {
-            int64_t q = qr[j].query;
-            int nc2 = 0;
-            for (int r = 0; r < P; r++)
-                for (int k = 0; k < K; k++) {
-                    hit h = all[((size_t)r * nq + q) * K + k];
-                    if (h.doc >= 0) cand[nc2++] = h;
-                }
-            qsort(cand, (size_t)nc2, sizeof(hit), better_first);
-            int n = nc2 < K ? nc2 : K;
-            for (int k = 0; k < n; k++) ranked[k] = cand[k].doc;
+            const hit *best = all + qr[j].query * K; /* sorted, the fill (doc -1) last */
+            int n = 0;
+            while (n < K && best[n].doc >= 0) ranked[n] = best[n].doc, n++;
             gp_retrieval_metrics mq;
             gp_query_metrics(ranked, n, qr[j].q, qr[j].n, &mq);
             sum.ndcg_at_10 += mq.ndcg_at_10, sum.mrr_at_10 += mq.mrr_at_10, sum.recall_at_10 += mq.recall_at_10;
@@ -283,7 +300,6 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
         out->recall_at_10 = sum.recall_at_10 / (double)nj;
         out->recall_at_100 = sum.recall_at_100 / (double)nj;
         out->map_at_100 = sum.map_at_100 / (double)nj;
-        free(cand);
     }
     gp_bcast_bytes(out, sizeof *out, 0);
     gp_bcast_bytes(&nj, sizeof nj, 0);
