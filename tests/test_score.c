@@ -317,32 +317,8 @@ static void test_scopes(void **state) {
 /* h5dump of a mask file without the attributes that record the run (command, created_utc,
  * n_ranks) or name its folder (stats_file); malloc'd. */
 static char *mask_dump(const char *path) {
-    char cmd[4400];
-    snprintf(cmd, sizeof cmd, "h5dump '%s'", path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 1 << 20, len = 0;
-    char *out = malloc(cap), line[8192], skip_to[256] = "";
-    out[0] = '\0';
-    for (int first = 1; fgets(line, sizeof line, p); first = 0) {
-        if (first) continue; /* HDF5 "<path>" { */
-        if (*skip_to) {
-            if (!strcmp(line, skip_to)) *skip_to = '\0';
-            continue;
-        }
-        const char *a = strstr(line, "ATTRIBUTE \"");
-        if (a && (!strncmp(a + 11, "command\"", 8) || !strncmp(a + 11, "created_utc\"", 12) ||
-                  !strncmp(a + 11, "n_ranks\"", 8) || !strncmp(a + 11, "stats_file\"", 11))) {
-            snprintf(skip_to, sizeof skip_to, "%.*s}\n", (int)(a - line), line);
-            continue;
-        }
-        size_t k = strlen(line);
-        while (len + k + 1 > cap) out = realloc(out, cap *= 2);
-        memcpy(out + len, line, k + 1);
-        len += k;
-    }
-    assert_int_equal(pclose(p), 0);
-    return out;
+    static const char *const skip[] = {"command", "created_utc", "n_ranks", "stats_file", NULL};
+    return tu_h5dump_without(skip, "'%s'", path);
 }
 
 /* Every rank scores its slice: the mask files equal one rank's on 2, 3, 4 and (global, layer)

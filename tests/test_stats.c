@@ -271,32 +271,8 @@ static void test_reference_fb4(void **state) {
  * without the file name and the attributes that record the run (command, created_utc,
  * n_ranks); malloc'd. */
 static char *layout(const char *job) {
-    char cmd[4400];
-    snprintf(cmd, sizeof cmd, "h5dump -A '%s/out-%s/stats.h5'", g_dir, job);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 1 << 20, len = 0;
-    char *out = malloc(cap), line[8192], skip_to[256] = "";
-    out[0] = '\0';
-    for (int first = 1; fgets(line, sizeof line, p); first = 0) {
-        if (first) continue; /* HDF5 "<path>" { */
-        if (*skip_to) { /* inside a skipped attribute until its closing brace at its indent */
-            if (!strcmp(line, skip_to)) *skip_to = '\0';
-            continue;
-        }
-        const char *a = strstr(line, "ATTRIBUTE \"");
-        if (a && (!strncmp(a + 11, "command\"", 8) || !strncmp(a + 11, "created_utc\"", 12) ||
-                  !strncmp(a + 11, "n_ranks\"", 8))) {
-            snprintf(skip_to, sizeof skip_to, "%.*s}\n", (int)(a - line), line);
-            continue;
-        }
-        size_t k = strlen(line);
-        if (len + k + 1 > cap) out = realloc(out, cap *= 2);
-        memcpy(out + len, line, k + 1);
-        len += k;
-    }
-    assert_int_equal(pclose(p), 0);
-    return out;
+    static const char *const skip[] = {"command", "created_utc", "n_ranks", NULL};
+    return tu_h5dump_without(skip, "-A '%s/out-%s/stats.h5'", g_dir, job);
 }
 
 /* stats.h5 of job (np ranks) against the 1-rank run fb1: per-parameter arrays within 1e-6

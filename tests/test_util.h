@@ -4,6 +4,7 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -125,6 +126,46 @@ static inline char *tu_output(const char *fmt, ...) {
     while ((k = fread(out + len, 1, cap - len - 1, p)) > 0)
         if ((len += k) + 1 >= cap) out = realloc(out, cap *= 2);
     out[len] = '\0';
+    assert_int_equal(pclose(p), 0);
+    return out;
+}
+
+/* `h5dump ARGS` (ARGS from fmt) without its first line (it names the file) and without the
+ * attributes named in skip (NULL-terminated: those that record the run, such as command or
+ * created_utc), for comparing two files' contents; malloc'd. */
+static inline char *tu_h5dump_without(const char *const *skip, const char *fmt, ...) {
+    char args[4096], cmd[4200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "h5dump %s", args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap), line[8192], skip_to[256] = "";
+    out[0] = '\0';
+    for (int first = 1; fgets(line, sizeof line, p); first = 0) {
+        if (first) continue; /* HDF5 "<path>" { */
+        if (*skip_to) { /* inside a skipped attribute until its closing brace at its indent */
+            if (!strcmp(line, skip_to)) *skip_to = '\0';
+            continue;
+        }
+        const char *a = strstr(line, "ATTRIBUTE \"");
+        bool skipped = false;
+        for (int k = 0; a && skip[k] && !skipped; k++) {
+            const size_t n = strlen(skip[k]);
+            skipped = !strncmp(a + 11, skip[k], n) && a[11 + n] == '"';
+        }
+        if (skipped) {
+            snprintf(skip_to, sizeof skip_to, "%.*s}\n", (int)(a - line), line);
+            continue;
+        }
+        size_t k = strlen(line);
+        while (len + k + 1 > cap) out = realloc(out, cap *= 2);
+        memcpy(out + len, line, k + 1);
+        len += k;
+    }
     assert_int_equal(pclose(p), 0);
     return out;
 }
