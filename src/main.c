@@ -16,6 +16,7 @@ static void testhooks_from_env(void) {
     if ((v = getenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT"))) h.kill_after_checkpoint = atoi(v);
     if ((v = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP"))) h.signal_at_step = atoll(v);
     if ((v = getenv("GAPRUNE_TEST_UNIT_DELAY_MS"))) h.unit_delay_ms = atoi(v);
+    if ((v = getenv("GAPRUNE_TEST_EVAL_QUERY_BLOCK"))) h.eval_query_block = atoll(v);
     gp_testhook_set(&h);
     /* the thread tests run the tiny fixture models with every kernel loop threaded, with the
      * matmuls split or not */

@@ -322,7 +322,7 @@ static void test_max_length_fitted(void **state) {
 
 /* A corpus of 400 documents, more than the 100 best each rank keeps per query on 1 to 3 ranks:
  * the per-query lists merged up the reduction tree (merge_topk) give bitwise the metrics of one
- * rank ranking everything, on 2, 3 and 4 ranks. */
+ * rank ranking everything, on 2, 3 and 4 ranks, and with the queries ranked in blocks of 2. */
 static void test_eval_merge_many_docs(void **state) {
     (void)state;
     char *dir = tu_mkdtemp();
@@ -363,6 +363,19 @@ static void test_eval_merge_many_docs(void **state) {
         if (np == 1) memcpy(want, got, sizeof want);
         else assert_memory_equal(want, got, sizeof want);
         printf("    400 documents, %d rank%s: nDCG@10 %.6f, MAP@100 %.6f, R@100 %.6f\n", np, np > 1 ? "s" : "", got[0], got[1], got[2]);
+    }
+    /* the queries ranked 2 at a time (a test hook): blocks that cut the ranks' query shares */
+    for (int np = 1; np <= 3; np += 2) {
+        assert_int_equal(tu_run_in(dir, "rm -rf out && GAPRUNE_TEST_EVAL_QUERY_BLOCK=2 mpirun -np %d -x ASAN_OPTIONS "
+                                        "-x OPENBLAS_NUM_THREADS -x GAPRUNE_TEST_EVAL_QUERY_BLOCK %s eval e.ini", np, bin), 0);
+        snprintf(p, sizeof p, "%s/out/eval-bert-f32.json", dir);
+        cJSON *j = load_json(p);
+        assert_non_null(j);
+        const double got[3] = {get(j, "retrieval", "big", "ndcg_at_10"), get(j, "retrieval", "big", "map_at_100"),
+                               get(j, "retrieval", "big", "recall_at_100")};
+        cJSON_Delete(j);
+        assert_memory_equal(want, got, sizeof want);
+        printf("    queries in blocks of 2, %d rank%s: the same bits\n", np, np > 1 ? "s" : "");
     }
     tu_rmtree(dir);
     free(dir);

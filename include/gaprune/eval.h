@@ -33,6 +33,9 @@
 /* Documents each rank keeps per query before rank 0 merges the lists (the metrics read the top
  * 100); gaprune plan sizes the lists by it. */
 #define GP_EVAL_TOPK 100
+/* Queries embedded everywhere and ranked at once: what bounds a rank's query embeddings and
+ * lists, whatever the number of queries; gaprune plan sizes them by it. */
+#define GP_EVAL_QUERY_BLOCK 4096
 
 typedef struct {
     double ndcg_at_10, mrr_at_10, recall_at_10, recall_at_100, map_at_100;

@@ -24,7 +24,7 @@
  *             the mask bits
  *   eval      weights; inference of eval.batch texts truncated at model.max_length (capped by
  *             the model's own), bounded by the longest line of the eval files; this rank's
- *             corpus texts and embeddings, every query's embedding and top-100 lists
+ *             corpus texts and embeddings, one block of queries' embeddings and top-100 lists
  * The model's activation buffers only grow and are kept (bert.c, qwen3.c, model.c), so in one
  * process a stage also holds the largest forward and backward buffers of the stages before it:
  * the plan carries them (sample -> stats -> eval -> score -> retrain, as `gaprune run`).

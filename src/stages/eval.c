@@ -13,6 +13,7 @@
 #include "gaprune/kernels.h"
 #include "gaprune/log.h"
 #include "gaprune/strmap.h"
+#include "gaprune/testhook.h"
 #include "gaprune/textfile.h"
 
 static int64_t share(int64_t n, int r, int P) { return n * r / P; }
@@ -245,55 +246,69 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
     gp_progress_init(&prog, "eval queries", nq, "texts");
     float *qmine = embed(m, queries.text, queries.n, o->batch, o->max_length, query_prefix(o, m), &prog, 0);
     gp_progress_done(&prog);
-    float *qemb = gp_allgather_rows_f32(qmine, queries.n, D, NULL);
-    free(qmine);
-    /* each rank: the best GP_EVAL_TOPK of its corpus share for every query */
+    /* queries in blocks of GP_EVAL_QUERY_BLOCK: each block's embeddings gathered everywhere, the
+     * best K of every rank's corpus share for each, merged up a reduction tree to rank 0, which
+     * scores the block's judged queries; memory is bounded by the block, not by the queries */
     const int K = GP_EVAL_TOPK;
-    hit *local = gp_malloc((size_t)(nq ? nq : 1) * K * sizeof(hit));
-    int *cnt = gp_calloc((size_t)(nq ? nq : 1), sizeof(int));
-    const int QB = 64, DB = 2048;
-    float *S = gp_malloc((size_t)QB * DB * sizeof(float));
-    for (int64_t q0 = 0; q0 < nq; q0 += QB) {
-        int qn = (int)(nq - q0 < QB ? nq - q0 : QB);
-        for (int64_t d0 = 0; d0 < corpus.n; d0 += DB) {
-            int dn = (int)(corpus.n - d0 < DB ? corpus.n - d0 : DB);
-            gp_sgemm(0, 1, qn, dn, D, 1.0f, qemb + q0 * D, D, cemb + d0 * D, D, 0.0f, S, dn);
-            for (int i = 0; i < qn; i++)
-                for (int j = 0; j < dn; j++)
-                    heap_offer(local + (q0 + i) * K, &cnt[q0 + i], K, (hit){S[(size_t)i * dn + j], clo + d0 + j});
-        }
-    }
-    free(S);
-    for (int64_t q = 0; q < nq; q++) {
-        for (int j = cnt[q]; j < K; j++) local[q * K + j] = (hit){-INFINITY, -1};
-        qsort(local + q * K, K, sizeof(hit), better_first);
-    }
-    /* the best K of every rank's lists, per query, merged up a reduction tree to rank 0 */
-    hit *all = rank == 0 ? gp_malloc((size_t)(nq ? nq : 1) * K * sizeof(hit)) : NULL;
+    const int64_t QBLK = gp_testhook_get()->eval_query_block > 0 ? gp_testhook_get()->eval_query_block : GP_EVAL_QUERY_BLOCK;
+    hit *local = gp_malloc((size_t)QBLK * K * sizeof(hit));
+    int *cnt = gp_malloc((size_t)QBLK * sizeof(int));
+    hit *all = rank == 0 ? gp_malloc((size_t)QBLK * K * sizeof(hit)) : NULL;
+    gp_retrieval_metrics *per = rank == 0 ? gp_calloc((size_t)(nj ? nj : 1), sizeof *per) : NULL;
+    MPI_Datatype lists = MPI_DATATYPE_NULL;
+    MPI_Op op = MPI_OP_NULL;
     if (P > 1) {
-        MPI_Datatype lists;
-        MPI_Op op;
         GP_MPI(MPI_Type_contiguous((int)(K * sizeof(hit)), MPI_BYTE, &lists));
         GP_MPI(MPI_Type_commit(&lists));
         GP_MPI(MPI_Op_create(merge_topk, 1, &op));
-        GP_CHECK(nq < INT32_MAX, "%lld queries: too many for one reduction", (long long)nq);
-        GP_MPI(MPI_Reduce(local, all, (int)nq, lists, op, 0, MPI_COMM_WORLD));
-        MPI_Op_free(&op);
-        MPI_Type_free(&lists);
-    } else {
-        memcpy(all, local, (size_t)nq * K * sizeof(hit));
     }
-    if (rank == 0) {
-        int64_t ranked[GP_EVAL_TOPK];
-        gp_retrieval_metrics sum = {0};
-        for (int64_t j = 0; j < nj; j++) {
-            const hit *best = all + qr[j].query * K; /* sorted, the fill (doc -1) last */
+    const int QB = 64, DB = 2048;
+    float *S = gp_malloc((size_t)QB * DB * sizeof(float));
+    for (int64_t b0 = 0; b0 < nq; b0 += QBLK) {
+        const int64_t b1 = nq - b0 < QBLK ? nq : b0 + QBLK, bn = b1 - b0;
+        /* this rank's queries inside the block; the shares are contiguous in rank order, so the
+         * gathered rows are the block's queries in order */
+        const int64_t m0 = qlo > b0 ? qlo : b0, m1 = qhi < b1 ? qhi : b1;
+        float *qemb = gp_allgather_rows_f32(qmine + (m1 > m0 ? (m0 - qlo) * D : 0), m1 > m0 ? m1 - m0 : 0, D, NULL);
+        memset(cnt, 0, (size_t)bn * sizeof(int));
+        for (int64_t q0 = 0; q0 < bn; q0 += QB) {
+            int qn = (int)(bn - q0 < QB ? bn - q0 : QB);
+            for (int64_t d0 = 0; d0 < corpus.n; d0 += DB) {
+                int dn = (int)(corpus.n - d0 < DB ? corpus.n - d0 : DB);
+                gp_sgemm(0, 1, qn, dn, D, 1.0f, qemb + q0 * D, D, cemb + d0 * D, D, 0.0f, S, dn);
+                for (int i = 0; i < qn; i++)
+                    for (int j = 0; j < dn; j++)
+                        heap_offer(local + (q0 + i) * K, &cnt[q0 + i], K, (hit){S[(size_t)i * dn + j], clo + d0 + j});
+            }
+        }
+        free(qemb);
+        for (int64_t q = 0; q < bn; q++) {
+            for (int j = cnt[q]; j < K; j++) local[q * K + j] = (hit){-INFINITY, -1};
+            qsort(local + q * K, K, sizeof(hit), better_first);
+        }
+        if (P > 1) GP_MPI(MPI_Reduce(local, all, (int)bn, lists, op, 0, MPI_COMM_WORLD));
+        else memcpy(all, local, (size_t)bn * K * sizeof(hit));
+        for (int64_t j = 0; rank == 0 && j < nj; j++) {
+            if (qr[j].query < b0 || qr[j].query >= b1) continue;
+            const hit *best = all + (qr[j].query - b0) * K; /* sorted, the fill (doc -1) last */
+            int64_t ranked[GP_EVAL_TOPK];
             int n = 0;
             while (n < K && best[n].doc >= 0) ranked[n] = best[n].doc, n++;
-            gp_retrieval_metrics mq;
-            gp_query_metrics(ranked, n, qr[j].q, qr[j].n, &mq);
-            sum.ndcg_at_10 += mq.ndcg_at_10, sum.mrr_at_10 += mq.mrr_at_10, sum.recall_at_10 += mq.recall_at_10;
-            sum.recall_at_100 += mq.recall_at_100, sum.map_at_100 += mq.map_at_100;
+            gp_query_metrics(ranked, n, qr[j].q, qr[j].n, &per[j]);
+        }
+    }
+    free(S);
+    free(qmine);
+    if (P > 1) {
+        MPI_Op_free(&op);
+        MPI_Type_free(&lists);
+    }
+    if (rank == 0) { /* summed in the qrels' order, whatever the blocks */
+        gp_retrieval_metrics sum = {0};
+        for (int64_t j = 0; j < nj; j++) {
+            const gp_retrieval_metrics *mq = &per[j];
+            sum.ndcg_at_10 += mq->ndcg_at_10, sum.mrr_at_10 += mq->mrr_at_10, sum.recall_at_10 += mq->recall_at_10;
+            sum.recall_at_100 += mq->recall_at_100, sum.map_at_100 += mq->map_at_100;
         }
         out->ndcg_at_10 = sum.ndcg_at_10 / (double)nj;
         out->mrr_at_10 = sum.mrr_at_10 / (double)nj;
@@ -304,7 +319,7 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
     gp_bcast_bytes(out, sizeof *out, 0);
     gp_bcast_bytes(&nj, sizeof nj, 0);
     *n_queries = nj;
-    free(all), free(local), free(cnt), free(cemb), free(qemb);
+    free(all), free(local), free(cnt), free(cemb), free(per);
 done:
     if (qr)
         for (int64_t i = 0; i < nj; i++) free(qr[i].q);

@@ -332,12 +332,16 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
             free(cp), free(qp);
             t_eval = dmax(t_eval, dmax(cs.longest, qs.longest + prefix) + 16);
             const double nc = cs.lines, nq = qs.lines, K = GP_EVAL_TOPK;
-            /* this rank's corpus texts and embeddings; every query's embedding and this rank's
-             * top-K heaps; rank 0's ids of both files and every rank's lists (eval.c) */
+            /* this rank's corpus and query texts and embeddings; one block of queries' embeddings
+             * and top-K lists (eval.c, GP_EVAL_QUERY_BLOCK at a time, rank 0 the merged block
+             * too and each judged query's metrics); rank 0's ids of both files */
+            const double qb = nq < GP_EVAL_QUERY_BLOCK ? nq : GP_EVAL_QUERY_BLOCK;
             const double b = cs.bytes / R + qs.bytes / R + 8 * (nc + nq) / R + 4 * ceil_div(nc, R) * C +
-                             4 * ceil_div(nq, R) * C + 4 * nq * C + 16 * nq * K + 4 * nq + 4 * 64 * 2048 +
-                             24 * (nc + nq) + 16 * R * nq * K + 16 * R * K;
-            if (b > eval_sets) eval_sets = b, eval_set_f = "retrieval: corpus/R texts + 4*nc/R*D, 4*nq*D, top-100 lists 16*nq*100 (x R on rank 0)";
+                             4 * ceil_div(nq, R) * C + 4 * qb * C + 2 * 16 * qb * K + 4 * qb + 4 * 64 * 2048 +
+                             24 * (nc + nq) + 40 * nq;
+            if (b > eval_sets)
+                eval_sets = b, eval_set_f = "retrieval: corpus/R texts + 4*nc/R*D, a block of <= 4096 queries: 4*q*D, "
+                                            "top-100 lists 16*q*100 (twice on rank 0)";
         }
         for (int i = 0; i < job->eval.sts.n; i++) {
             eval_runs = true;
