@@ -192,35 +192,32 @@ static const char *k_good_sts = "{\"sentence1\": \"paris\", \"sentence2\": \"fra
                                 "{\"sentence1\": \"berlin\", \"sentence2\": \"cafe\", \"score\": 1}\n"
                                 "{\"sentence1\": \"hello\", \"sentence2\": \"world\", \"score\": 2}\n";
 
-/* issue 14: a judged query that is not the first, then a malformed row, was a double free */
-static void test_qrels_error_after_later_query(void **state) {
-    (void)state;
+/* The BEIR set of eval_sets with these qrels (and corpus line) is refused: exit 2, no sanitizer
+ * report, and stderr names the scratch folder's file and line as `want` (after the folder). */
+static void expect_eval_error(const char *qrels, const char *more_corpus, const char *want) {
     char *dir = tu_mkdtemp();
     tu_mpi_env();
-    assert_int_equal(eval_sets(dir, "q2\td1\t1\nq2\td2\tx\n", k_good_sts, NULL), 2);
-    char *e = tu_read_in(dir, "err");
+    assert_int_equal(eval_sets(dir, qrels, k_good_sts, more_corpus), 2);
+    char *e = tu_read_in(dir, "err"), full[4400];
     tu_assert_no_sanitizer(e);
-    char want[4400];
-    snprintf(want, sizeof want, "%s/beir/qrels/test.tsv:2: score \"x\" is not an integer", dir);
-    if (!strstr(e, want)) fail_msg("expected \"%s\" in:\n%s", want, e);
+    snprintf(full, sizeof full, "%s/%s", dir, want);
+    if (!strstr(e, full)) fail_msg("expected \"%s\" in:\n%s", full, e);
     free(e);
     tu_rmtree(dir);
     free(dir);
 }
 
+/* issue 14: a judged query that is not the first, then a malformed row, was a double free */
+static void test_qrels_error_after_later_query(void **state) {
+    (void)state;
+    expect_eval_error("q2\td1\t1\nq2\td2\tx\n", NULL, "beir/qrels/test.tsv:2: score \"x\" is not an integer");
+}
+
 /* issue 14: a corpus _id twice passed in silence (the qrels judged whichever copy was kept) */
 static void test_duplicate_corpus_id(void **state) {
     (void)state;
-    char *dir = tu_mkdtemp();
-    tu_mpi_env();
-    assert_int_equal(eval_sets(dir, "q1\td1\t1\n", k_good_sts, "{\"_id\": \"d2\", \"text\": \"again\"}"), 2);
-    char *e = tu_read_in(dir, "err"), want[4400];
-    tu_assert_no_sanitizer(e);
-    snprintf(want, sizeof want, "%s/beir/corpus.jsonl:11: _id \"d2\" appears twice (first on line 2)", dir);
-    if (!strstr(e, want)) fail_msg("expected \"%s\" in:\n%s", want, e);
-    free(e);
-    tu_rmtree(dir);
-    free(dir);
+    expect_eval_error("q1\td1\t1\n", "{\"_id\": \"d2\", \"text\": \"again\"}",
+                      "beir/corpus.jsonl:11: _id \"d2\" appears twice (first on line 2)");
 }
 
 /* issue 14: two model folders of one name shared eval-<name>.json, and two [eval] sets of one

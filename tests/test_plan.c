@@ -39,6 +39,14 @@ static void assert_clean_stderr(void) {
     free(e);
 }
 
+/* The last command's stderr holds every one of the NULL-terminated strings. */
+static void assert_err_has(const char *const *want) {
+    char *e = slurp("err");
+    for (int i = 0; want[i]; i++)
+        if (!strstr(e, want[i])) fail_msg("want \"%s\" in:\n%s", want[i], e);
+    free(e);
+}
+
 /* The last line of out starting with {"command":"<cmd>", parsed. */
 static cJSON *summary(const char *cmd) {
     char *o = slurp("out"), key[64];
@@ -398,18 +406,13 @@ static void test_command(void **state) {
     rc = run("%s plan '%s' --mem-per-rank 1M", bin(), job);
     assert_clean_stderr();
     assert_int_equal(rc, 2);
-    char *e = slurp("err");
-    /* the stage that needs the most is named: retraining holds 16·P and the dense copy */
-    assert_non_null(strstr(e, "plan: stage retrain needs"));
-    assert_non_null(strstr(e, "limit of 1.0 MiB (--mem-per-rank)"));
-    free(e);
+    /* the stage that needs the most is named: retraining holds weights, gradients and moments, 16·P */
+    assert_err_has((const char *[]){"plan: stage retrain needs", "limit of 1.0 MiB (--mem-per-rank)", NULL});
 
     /* Slurm's memory per node over the ranks per node: 2 MB over 2 ranks */
     rc = run("SLURM_MEM_PER_NODE=2 SLURM_NTASKS_PER_NODE=2 %s plan '%s' --ranks 2", bin(), job);
     assert_int_equal(rc, 2);
-    e = slurp("err");
-    assert_non_null(strstr(e, "limit of 1.0 MiB (SLURM_MEM_PER_NODE / ranks per node)"));
-    free(e);
+    assert_err_has((const char *[]){"limit of 1.0 MiB (SLURM_MEM_PER_NODE / ranks per node)", NULL});
 
     /* gaprune stats and run refuse with the same numbers before reading the weights: no line of
      * the statistics, no output folder; without Slurm's variable the limit is the node's share */
@@ -419,12 +422,9 @@ static void test_command(void **state) {
     for (int i = 0; i < 3; i++) {
         rc = run("SLURM_MEM_PER_NODE=2 %s %s '%s' --set output.dir=%s", bin(), cmds[i], job, out_dir);
         assert_int_equal(rc, 2);
-        e = slurp("err");
         char want[64];
         snprintf(want, sizeof want, "error: %s: stage ", cmds[i]);
-        assert_non_null(strstr(e, want));
-        assert_non_null(strstr(e, "over the limit of 2.0 MiB (SLURM_MEM_PER_NODE / ranks per node) on 1 rank; try "));
-        free(e);
+        assert_err_has((const char *[]){want, "over the limit of 2.0 MiB (SLURM_MEM_PER_NODE / ranks per node) on 1 rank; try ", NULL});
         o = slurp("out");
         assert_null(strstr(o, "triplets selected")); /* the statistics' first line */
         assert_null(strstr(o, "run: stage"));
@@ -432,10 +432,7 @@ static void test_command(void **state) {
         assert_int_equal(access(out_dir, F_OK), -1);
     }
     rc = run("SLURM_MEM_PER_NODE=2 %s stats '%s' --set output.dir=%s", bin(), job, out_dir);
-    e = slurp("err");
-    assert_non_null(strstr(e, "error: stats: stage stats needs "));
-    assert_non_null(strstr(e, "stats.accumulators = sharded"));
-    free(e);
+    assert_err_has((const char *[]){"error: stats: stage stats needs ", "stats.accumulators = sharded", NULL});
     rc = run("%s stats '%s' --set output.dir=%s", bin(), job, out_dir);
     assert_clean_stderr();
     assert_int_equal(rc, 0);
@@ -445,9 +442,7 @@ static void test_command(void **state) {
 
     rc = run("%s plan '%s' --mem-per-rank 12X", bin(), job);
     assert_int_equal(rc, 2);
-    e = slurp("err");
-    assert_non_null(strstr(e, "--mem-per-rank"));
-    free(e);
+    assert_err_has((const char *[]){"--mem-per-rank", NULL});
 }
 
 int main(void) {

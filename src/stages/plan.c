@@ -229,12 +229,12 @@ static double ceil_div(double a, double b) { return ceil(a / b); }
 /* One rank's scoring buffers (score.c, gp_select_smallest) for its slice of s selected
  * elements (its owner block of gp_stats_blocks) whose largest piece has q elements and widest
  * row c, of N selected elements in all: the slice's scores 4·s and bits s/8, the whole mask's
- * bits N/8 (every rank assembles it), the selection's buffer 4·q, one piece's Fisher (or the
- * summary's DAI terms when there are statistics) 8·q, refcode's mean gradients with a row above
- * and below 8·(q + 2c), wanda's sums 4·c, and the two 65,536-bin histograms. */
-static double score_slice_bytes(double s, double q, double c, double N, bool stats, bool refcode, bool wanda) {
-    return 4 * s + s / 8 + N / 8 + 4 * q + (stats ? 8 * q : 0) + (refcode ? 8 * (q + 2 * c) : 0) + (wanda ? 4 * c : 0) +
-           1.25 * 1048576.0;
+ * bits N/8 (every rank assembles it), the selection's buffer 4·q, one piece's Fisher 8·q (the
+ * summary's DAI terms read it whenever stats.h5 exists, as it does in a run, whatever the
+ * criterion), refcode's mean gradients with a row above and below 8·(q + 2c), wanda's sums 4·c,
+ * and the two 65,536-bin histograms. */
+static double score_slice_bytes(double s, double q, double c, double N, bool refcode, bool wanda) {
+    return 4 * s + s / 8 + N / 8 + 4 * q + 8 * q + (refcode ? 8 * (q + 2 * c) : 0) + (wanda ? 4 * c : 0) + 1.25 * 1048576.0;
 }
 
 gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, gp_plan *out, gp_err *err) {
@@ -412,8 +412,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
             if (off[i] >= 0) T = dmax(T, (double)mf.table.p[i].numel), cmax = dmax(cmax, (double)mf.table.p[i].shape[1]);
         free(off), free(bounds);
         const double q = s_max < T ? s_max : T; /* a piece is at most a whole tensor and the slice */
-        /* the summary's DAI terms read Fisher whenever stats.h5 exists, as it does in a run */
-        const bool fisher = true, save = job->prune.save_scores;
+        const bool save = job->prune.save_scores;
         bool refcode = false, wanda = false;
         for (int k = 0; k < job->prune.methods.n; k++) {
             const gp_criterion *cr = job->prune.methods.v[k];
@@ -423,8 +422,8 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         snprintf(sc->what, sizeof sc->what, "each rank scores its slice of %.0f selected elements (largest %.0f, pieces up to %.0f)",
                  n_sel, s_max, q);
         padd(sc, "weights", 4 * P, "4*P (float32 parameters; reread from the folder between masks)");
-        padd(sc, "scoring buffers", score_slice_bytes(s_max, q, cmax, (double)N, fisher, refcode, wanda),
-             "4s + s/8 + N/8 + 4q (+8q Fisher, +8(q+2c) refcode, +4c wanda) + 1.25 MiB (score.c, gp_select_smallest)");
+        padd(sc, "scoring buffers", score_slice_bytes(s_max, q, cmax, (double)N, refcode, wanda),
+             "4s + s/8 + N/8 + 4q + 8q Fisher (+8(q+2c) refcode, +4c wanda) + 1.25 MiB (score.c, gp_select_smallest)");
         if (save) padd(sc, "saved scores (rank 0)", 5 * T, "5*T: one tensor's scores gathered and its mask bytes (prune.save_scores)");
         else padd(sc, "mask file (rank 0)", T, "T: one tensor's mask bytes while the file is written");
         padd(sc, "model activations", carry[2].fwd + carry[2].bwd, carry_f);
