@@ -2,8 +2,10 @@
  * ranks):
  *  - datasets split unevenly (rows not divisible by the ranks, fewer rows than ranks, 1-D and
  *    2-D, chunks shared by two ranks, a slice cut into several writes, one rank writing all,
- *    blocks in reverse rank order; every other one raw, without filters) read back exactly, with
- *    description and units;
+ *    blocks in reverse rank order, a slice that starts and ends inside a chunk; every other one
+ *    raw, without filters) read back exactly, with description and units, and the deflated
+ *    chunks hold the very bytes HDF5's own shuffle and deflate filters make (on one rank
+ *    gaprune's threads deflate them);
  *  - attributes carry rank 0's value even where the ranks pass different ones, h5dump prints
  *    them, and the file is <path>.tmp until rank 0 commits it;
  *  - a dataset of 2^31 + 8 rows, each rank writing a few rows around and past row 2^31 (the
@@ -54,8 +56,9 @@ static void commit(const char *path) {
     assert_int_equal(access(path, F_OK), 0);
 }
 
-/* Every element of the dataset equals value(); description and units as written. */
-static void check_dataset(hid_t f, const gp_h5par_item *it) {
+/* Every element of rows [lo, hi) equals value(), the others 0 (written by no one); description
+ * and units as written. */
+static void check_dataset(hid_t f, const gp_h5par_item *it, hsize_t lo, hsize_t hi) {
     hid_t d = H5Dopen2(f, it->name, H5P_DEFAULT);
     if (d < 0) fail_msg("%s missing", it->name);
     hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
@@ -69,9 +72,9 @@ static void check_dataset(hid_t f, const gp_h5par_item *it) {
     assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
     for (hsize_t r = 0; r < dims[0]; r++)
         for (hsize_t c = 0; c < cols; c++)
-            if (x[r * cols + c] != value(r, c))
+            if (x[r * cols + c] != (r >= lo && r < hi ? value(r, c) : 0.0f))
                 fail_msg("%s[%llu, %llu] = %g, want %g", it->name, (unsigned long long)r, (unsigned long long)c,
-                         x[r * cols + c], value(r, c));
+                         x[r * cols + c], r >= lo && r < hi ? value(r, c) : 0.0f);
     char *desc = gp_h5_read_attr_str(d, "description"), *units = gp_h5_read_attr_str(d, "units");
     assert_non_null(desc);
     assert_non_null(units);
@@ -87,7 +90,44 @@ static void check_dataset(hid_t f, const gp_h5par_item *it) {
     H5Dclose(d);
 }
 
-enum { N_UNEVEN = 8 };
+enum { N_UNEVEN = 9 };
+
+/* The chunk at `row` of dataset `name` in two files: the same filters and the same stored
+ * bytes. */
+static void assert_same_chunk(hid_t fa, hid_t fb, const char *name, hsize_t row) {
+    hid_t da = H5Dopen2(fa, name, H5P_DEFAULT), db = H5Dopen2(fb, name, H5P_DEFAULT);
+    assert_true(da >= 0 && db >= 0);
+    hsize_t off[2] = {row, 0}, na = 0, nb = 0;
+    assert_true(H5Dget_chunk_storage_size(da, off, &na) >= 0 && H5Dget_chunk_storage_size(db, off, &nb) >= 0);
+    if (na != nb) fail_msg("%s: the chunk at row %llu has %llu bytes, HDF5's filters make %llu", name,
+                           (unsigned long long)row, (unsigned long long)na, (unsigned long long)nb);
+    unsigned char *a = malloc(na + 1), *b = malloc(nb + 1);
+    uint32_t ma = 1, mb = 1;
+    assert_true(H5Dread_chunk(da, H5P_DEFAULT, off, &ma, a) >= 0 && H5Dread_chunk(db, H5P_DEFAULT, off, &mb, b) >= 0);
+    assert_int_equal(ma, mb);
+    assert_memory_equal(a, b, na);
+    free(a), free(b);
+    H5Dclose(da), H5Dclose(db);
+}
+
+/* What HDF5's own shuffle + deflate pipeline writes for rows [lo, hi) of `it` (serially, rank 0,
+ * the same chunk shape): the reference for the chunks a lone rank deflates itself. */
+static hid_t reference_file(const char *path, const gp_h5par_item *it, hsize_t rpc, hsize_t lo, hsize_t hi) {
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t ch[2] = {rpc, it->dims[1]}, off[2] = {lo, 0}, cnt[2] = {hi - lo, it->dims[1]};
+    hid_t sp = H5Screate_simple(2, it->dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, ch);
+    H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, 1);
+    hid_t d = H5Dcreate2(f, it->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    float *x = make_rows(lo, hi - lo, it->dims[1]);
+    hid_t ms = H5Screate_simple(2, cnt, NULL);
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, off, NULL, cnt, NULL);
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, sp, H5P_DEFAULT, x) >= 0);
+    free(x);
+    H5Sclose(ms), H5Sclose(sp), H5Pclose(dcpl), H5Dclose(d);
+    return f;
+}
 
 static void test_uneven_splits(void **state) {
     (void)state;
@@ -98,7 +138,7 @@ static void test_uneven_splits(void **state) {
         const char *name;
         int ndim;
         hsize_t rows, cols;
-        enum { SHARE, LAST_RANK, REVERSE } split;
+        enum { SHARE, LAST_RANK, REVERSE, MIDDLE } split;
         int64_t piece; /* elements per write (the test hook), 0: the default */
     } spec[N_UNEVEN] = {
         {"a/two_d", 2, 7, 5, SHARE, 0},          /* 7 rows over 2 or 4 ranks */
@@ -109,12 +149,18 @@ static void test_uneven_splits(void **state) {
         {"pieces_1d", 1, 600000, 1, SHARE, 100000},
         {"last_rank", 2, 9, 3, LAST_RANK, 0},
         {"reverse", 1, 1000, 1, REVERSE, 0},
+        {"middle", 2, 1500, 700, MIDDLE, 0}, /* rows 300..1286: the first and last chunk in part */
     };
+    const hsize_t mid_lo = 300, mid_hi = 1286;
     gp_h5par_item it[N_UNEVEN];
     for (int i = 0; i < N_UNEVEN; i++) {
         hsize_t r0 = 0, nr = 0;
         if (spec[i].split == SHARE) gp_h5par_share(spec[i].rows, &r0, &nr);
         if (spec[i].split == LAST_RANK && rank == P - 1) nr = spec[i].rows;
+        if (spec[i].split == MIDDLE) {
+            gp_h5par_share(mid_hi - mid_lo, &r0, &nr);
+            r0 += mid_lo;
+        }
         if (spec[i].split == REVERSE) { /* rank r writes the block rank P-1-r would */
             const hsize_t n = spec[i].rows, q = (hsize_t)(P - 1 - rank);
             r0 = n * q / (hsize_t)P;
@@ -145,7 +191,20 @@ static void test_uneven_splits(void **state) {
         commit(path);
         f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
         assert_true(f >= 0);
-        for (int i = 0; i < N_UNEVEN; i++) check_dataset(f, &it[i]);
+        for (int i = 0; i < N_UNEVEN; i++)
+            check_dataset(f, &it[i], spec[i].split == MIDDLE ? mid_lo : 0, spec[i].split == MIDDLE ? mid_hi : spec[i].rows);
+        /* every chunk of the deflated datasets holds the bytes HDF5's own filters make: on one
+         * rank these chunks were deflated by gaprune's threads, on several by HDF5 */
+        static const int same[] = {4, 6, 8};
+        for (size_t k = 0; k < sizeof same / sizeof *same; k++) {
+            const gp_h5par_item *x = &it[same[k]];
+            const hsize_t rpc = x->dims[0] < 262144 / x->dims[1] ? x->dims[0] : 262144 / x->dims[1], lo = x == &it[8] ? mid_lo : 0, hi = x == &it[8] ? mid_hi : x->dims[0];
+            char *ref = path_in_dir("reference.h5");
+            hid_t fr = reference_file(ref, x, rpc, lo, hi);
+            for (hsize_t row = lo / rpc * rpc; row < hi; row += rpc) assert_same_chunk(f, fr, x->name, row);
+            H5Fclose(fr);
+            free(ref);
+        }
         char *text = gp_h5_read_attr_str(f, "text"), *format = gp_h5_read_attr_str(f, GP_H5_ATTR_FORMAT);
         int64_t number = 0, n_ranks = 0, group_number = 0;
         double real = 0;

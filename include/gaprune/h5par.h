@@ -8,6 +8,9 @@
  * and places the chunks. No rank ever holds or receives more than its own rows. The datasets
  * are ordinary chunked, byte-shuffled, deflated float32 (whole rows, about 1 MiB per chunk,
  * deflate level 1): h5dump, h5py and gaprune read the file through the usual filter pipeline.
+ * A lone rank opens the file with the default driver instead and deflates its chunks with its
+ * OpenMP threads, handing HDF5 the finished chunks (parallel HDF5 takes no such direct chunk
+ * writes; with several ranks, the ranks deflate side by side). The file is the same.
  *
  * Parallel HDF5 requires every rank to make the same metadata calls (files, groups, datasets,
  * attributes) with the same arguments, in the same order. So every function here is
@@ -52,7 +55,8 @@ typedef struct {
                                        * would only cost the time */
 } gp_h5par_item;
 
-/* Every rank opens <path>.tmp, created or truncated, with the MPI-IO driver. */
+/* Every rank opens <path>.tmp, created or truncated, with the MPI-IO driver (a lone rank: the
+ * default driver). */
 hid_t gp_h5par_create_tmp(const char *path);
 /* Closes the file on every rank; when it returns, <path>.tmp is whole on disk for any rank to
  * reopen serially. Every object opened in it must be closed first. */

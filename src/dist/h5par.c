@@ -2,7 +2,10 @@
 #include "gaprune/h5par.h"
 
 #include <mpi.h>
+#include <omp.h>
 #include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
 
 #include "gaprune/check.h"
 #include "gaprune/dist.h"
@@ -22,11 +25,15 @@
 hid_t gp_h5par_create_tmp(const char *path) {
     char *tmp = gp_tmp_path(path);
     hid_t fapl = GP_H5(H5Pcreate(H5P_FILE_ACCESS), "fapl");
-    GP_H5(H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL), "MPI-IO driver");
-    /* metadata read once and broadcast, written collectively: at many ranks this keeps every
-     * rank from reading the same object headers from the file */
-    GP_H5(H5Pset_all_coll_metadata_ops(fapl, 1), "collective metadata reads");
-    GP_H5(H5Pset_coll_metadata_write(fapl, 1), "collective metadata writes");
+    /* a lone rank writes through the default (POSIX) driver: its chunks then go in whole,
+     * deflated by its threads (write_direct) */
+    if (gp_nranks() > 1) {
+        GP_H5(H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL), "MPI-IO driver");
+        /* metadata read once and broadcast, written collectively: at many ranks this keeps
+         * every rank from reading the same object headers from the file */
+        GP_H5(H5Pset_all_coll_metadata_ops(fapl, 1), "collective metadata reads");
+        GP_H5(H5Pset_coll_metadata_write(fapl, 1), "collective metadata writes");
+    }
     hid_t f = GP_H5(H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "creating %s", tmp);
     H5Pclose(fapl);
     free(tmp);
@@ -160,6 +167,88 @@ static void write_piece(hid_t ds, hid_t dxpl, const gp_h5par_item *it, int64_t k
     H5Sclose(fs);
 }
 
+/* The byte shuffle of HDF5's shuffle filter for 4-byte elements: byte j of element i goes to
+ * j·n + i, so that the exponent bytes of similar floats sit together for deflate. */
+static void shuffle4(const unsigned char *src, size_t n, unsigned char *dst) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < 4; j++) dst[j * n + i] = src[4 * i + j];
+}
+
+/* Rows [r0, r0 + nr) of a lone rank's item, through HDF5's own filter pipeline. */
+static void write_rows(hid_t ds, const gp_h5par_item *it, hsize_t r0, hsize_t nr) {
+    if (!nr) return;
+    const hsize_t cols = cols_of(it), off[2] = {r0, 0}, cnt[2] = {nr, cols};
+    hid_t fs = GP_H5(H5Dget_space(ds), "space %s", it->name);
+    GP_H5(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL), "hyperslab %s", it->name);
+    hid_t ms = GP_H5(H5Screate_simple(it->ndim, cnt, NULL), "memspace");
+    GP_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, it->data + (r0 - it->row0) * cols),
+          "writing rows %llu..%llu of %s", (unsigned long long)r0, (unsigned long long)(r0 + nr), it->name);
+    H5Sclose(ms);
+    H5Sclose(fs);
+}
+
+/* A lone rank writes a shuffled, deflated dataset. HDF5's filter pipeline deflates one chunk at
+ * a time on one thread (and Debian's HDF5 is not thread-safe): that was 14% of a small
+ * statistics pass on 1 rank × 2 threads. So the rank's threads shuffle and deflate batches of
+ * the chunks its rows cover side by side — the bytes HDF5's shuffle and deflate filters make
+ * (compress2 at the same level) — and the calling thread hands the finished chunks to
+ * H5Dwrite_chunk in order. Rows that fill no whole chunk (a slice that starts or ends inside
+ * one) go through H5Dwrite. Direct chunk writes are not supported by parallel HDF5 (the chunks'
+ * file space is allocated collectively), so with several ranks the ranks themselves deflate
+ * side by side through the collective write. */
+static void write_direct(hid_t ds, const gp_h5par_item *it) {
+    const hsize_t cols = cols_of(it), rpc = rows_per_chunk(it), rows = it->dims[0];
+    const hsize_t end = it->row0 + it->nrows;
+    if (!it->nrows) return;
+    /* the whole chunks [ca, cb): the dataset's last chunk counts as whole when the rows reach
+     * the end (HDF5 stores an edge chunk padded to the full chunk) */
+    const hsize_t ca = (it->row0 + rpc - 1) / rpc, cb = end == rows ? (rows + rpc - 1) / rpc : end / rpc;
+    if (ca >= cb) {
+        write_rows(ds, it, it->row0, it->nrows);
+        return;
+    }
+    write_rows(ds, it, it->row0, ca * rpc - it->row0);
+    if (cb * rpc < end) write_rows(ds, it, cb * rpc, end - cb * rpc);
+    const size_t chunk_floats = (size_t)(rpc * cols), chunk_bytes = chunk_floats * sizeof(float);
+    const uLong bound = compressBound((uLong)chunk_bytes);
+    /* a batch of two chunks per thread keeps the threads busy while bounding the buffers */
+    const int batch = 2 * omp_get_max_threads();
+    unsigned char *out = gp_malloc((size_t)batch * bound);
+    uLongf *size = gp_malloc((size_t)batch * sizeof(uLongf));
+    int *zrc = gp_malloc((size_t)batch * sizeof(int));
+    for (hsize_t c0 = ca; c0 < cb; c0 += (hsize_t)batch) {
+        const int nb = (int)(cb - c0 < (hsize_t)batch ? cb - c0 : (hsize_t)batch);
+#pragma omp parallel
+        {
+            /* the chunk, padded with the fill value (0) past the last row as HDF5 pads an edge
+             * chunk, and its shuffle */
+            float *padded = gp_malloc(chunk_bytes);
+            unsigned char *shuffled = gp_malloc(chunk_bytes);
+#pragma omp for schedule(dynamic, 1)
+            for (int b = 0; b < nb; b++) {
+                const hsize_t r0 = (c0 + (hsize_t)b) * rpc, nr = end - r0 < rpc ? end - r0 : rpc;
+                memcpy(padded, it->data + (r0 - it->row0) * cols, (size_t)(nr * cols) * sizeof(float));
+                memset(padded + nr * cols, 0, (size_t)((rpc - nr) * cols) * sizeof(float));
+                shuffle4((const unsigned char *)padded, chunk_floats, shuffled);
+                size[b] = bound;
+                zrc[b] = compress2(out + (size_t)b * bound, &size[b], shuffled, (uLong)chunk_bytes, DEFLATE_LEVEL);
+            }
+            free(shuffled);
+            free(padded);
+        }
+        for (int b = 0; b < nb; b++) {
+            const hsize_t r0 = (c0 + (hsize_t)b) * rpc, off[2] = {r0, 0};
+            GP_CHECK(zrc[b] == Z_OK, "deflating rows %llu.. of %s: zlib error %d", (unsigned long long)r0, it->name,
+                     zrc[b]);
+            GP_H5(H5Dwrite_chunk(ds, H5P_DEFAULT, 0, off, (size_t)size[b], out + (size_t)b * bound),
+                  "writing the chunk at row %llu of %s", (unsigned long long)r0, it->name);
+        }
+    }
+    free(zrc);
+    free(size);
+    free(out);
+}
+
 void gp_h5par_write_f32(hid_t file, const gp_h5par_item *items, int n) {
     if (n <= 0) return;
     /* the most pieces any rank has, per dataset: that many collective writes for everyone */
@@ -176,12 +265,18 @@ void gp_h5par_write_f32(hid_t file, const gp_h5par_item *items, int n) {
     GP_H5(H5Pset_create_intermediate_group(lcpl, 1), "lcpl");
     /* collective transfers: the filtered (compressed) parallel write path requires them; all
      * of a write's chunks in one MPI-IO call, without the collective vote on how */
+    const bool alone = gp_nranks() == 1;
     hid_t dxpl = GP_H5(H5Pcreate(H5P_DATASET_XFER), "dxpl");
-    GP_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "collective transfer");
-    GP_H5(H5Pset_dxpl_mpio_chunk_opt(dxpl, H5FD_MPIO_CHUNK_ONE_IO), "one collective I/O per write");
+    if (!alone) {
+        GP_H5(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), "collective transfer");
+        GP_H5(H5Pset_dxpl_mpio_chunk_opt(dxpl, H5FD_MPIO_CHUNK_ONE_IO), "one collective I/O per write");
+    }
     for (int i = 0; i < n; i++) {
         hid_t ds = create_dataset(file, lcpl, &items[i]);
-        for (int64_t k = 0; k < pieces[i]; k++) write_piece(ds, dxpl, &items[i], k);
+        if (alone && !items[i].raw)
+            write_direct(ds, &items[i]);
+        else
+            for (int64_t k = 0; k < pieces[i]; k++) write_piece(ds, dxpl, &items[i], k);
         GP_H5(H5Dclose(ds), "closing %s", items[i].name);
     }
     H5Pclose(dxpl);
