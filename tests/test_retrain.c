@@ -196,16 +196,25 @@ static void test_sharding_rule(void **state) {
     gp_retrain_bounds(big, 3, b);
     assert_true(b[1] == (int64_t)13653 << 17 && b[2] == (int64_t)27306 << 17 && b[3] == big);
     /* auto: the moments (8 bytes per weight) against a quarter of the share */
-    assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 16e9), GP_SHARD_STATES);
+    assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 31e9), GP_SHARD_STATES);
+    /* and the gradient too when weights, gradient and the moments' slice (12 GB) pass half */
+    assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 16e9), GP_SHARD_GRADIENTS);
+    assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 23.9e9), GP_SHARD_GRADIENTS);
+    assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 24.1e9), GP_SHARD_STATES);
     assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 64e9), GP_SHARD_NONE);
     assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 1, 1000000000, 16e9), GP_SHARD_NONE);
     assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 0), GP_SHARD_NONE);
     assert_int_equal(gp_retrain_sharding(GP_SHARD_GRADIENTS, 1, 10, 0), GP_SHARD_GRADIENTS);
     assert_int_equal(gp_retrain_sharding(GP_SHARD_NONE, 8, 1000000000, 1e9), GP_SHARD_NONE);
     /* bytes per rank: 16 per weight replicated; 8 + 8 of the largest slice + 32 MiB sharded */
-    assert_true(gp_retrain_state_bytes(GP_SHARD_NONE, 4, 1000) == 16000.0);
-    assert_true(gp_retrain_state_bytes(GP_SHARD_STATES, 4, 1000) == 8000.0 + 8 * 256 + 8.0 * (1 << 22));
-    assert_true(gp_retrain_state_bytes(GP_SHARD_GRADIENTS, 3, 1000) == 8000.0 + 8 * 488 + 8.0 * (1 << 22));
+    assert_true(gp_retrain_state_bytes(GP_SHARD_NONE, 4, 1000, 100, 300) == 16000.0);
+    assert_true(gp_retrain_state_bytes(GP_SHARD_STATES, 4, 1000, 100, 300) == 8000.0 + 8 * 256 + 8.0 * (1 << 22));
+    /* gradients: no gradient of every parameter, but the prefix (100), two windows (300 each),
+     * the slice's sum and the reductions in flight (2 windows x 4 pieces of 300) */
+    assert_true(gp_retrain_state_bytes(GP_SHARD_GRADIENTS, 3, 1000, 100, 300) ==
+                4000.0 + 8 * 488 + 8.0 * (1 << 22) + 4 * (100 + 600) + 4 * 488 + 4 * 2 * 4 * 300);
+    /* one rank: nothing to shard, every gradient kept, as none */
+    assert_true(gp_retrain_state_bytes(GP_SHARD_GRADIENTS, 1, 1000, 100, 300) == 16000.0);
 }
 
 static const char *const k_modes[3] = {"none", "states", "gradients"};
@@ -642,6 +651,30 @@ static void test_micro_batches(void **state) {
             /* recomputation alone runs the same kernels on the same inputs: bitwise */
             if (k == 3) assert_true(!memcmp(l0, l1, sizeof l0) && !memcmp(p0, p1, n * 4) && !memcmp(v0, v1, n * 4));
         }
+    }
+    /* gradients (ZeRO-2) on 3 ranks, where every backward's block reductions are collective:
+     * batch 8 in micro-batches of 2 is 1, 2 and 2 backwards on the ranks; batch 2 leaves a rank
+     * with none. Against none on 3 ranks with the same batch. */
+    static const char *const uneven[2] = {"--set retrain.batch=8 --set retrain.micro_batch=2",
+                                          "--set retrain.batch=2"};
+    for (int k = 0; k < 2; k++) {
+        double l0[5], l1[5];
+        char sets[300];
+        snprintf(sets, sizeof sets, "%s --set retrain.steps=5 --set retrain.optimizer_sharding=none", uneven[k]);
+        assert_int_equal(retrain(3, sets, NULL), 0);
+        save_log("micro-ref.h5");
+        read_log("micro-ref.h5", l0, 5, p0, a0, v0, n);
+        snprintf(sets, sizeof sets, "%s --set retrain.steps=5 --set retrain.optimizer_sharding=gradients", uneven[k]);
+        assert_int_equal(retrain(3, sets, NULL), 0);
+        save_log("micro.h5");
+        read_log("micro.h5", l1, 5, p1, a1, v1, n);
+        check_masked(m, p1, a1, v1, orig);
+        double worst_l = 0;
+        for (int i = 0; i < 5; i++) worst_l = fmax(worst_l, fabs(l1[i] - l0[i]) / fabs(l0[i]));
+        const double worst_w = weights_rel(m, p1, p0);
+        printf("    3 ranks, %s, gradients: losses within %.2e, weights within %.2e of none\n", uneven[k], worst_l, worst_w);
+        assert_true(worst_l < 1e-6);
+        assert_true(worst_w < 1e-5);
     }
     free(orig), free(p0), free(a0), free(v0), free(p1), free(a1), free(v1);
     gp_model_free(m);

@@ -133,6 +133,8 @@ typedef struct {
                            * offset in params */
     size_t grad_total;
     int grad_windows;     /* > 0: block l's gradients live in window l % grad_windows (need_grads) */
+    size_t grad_outer;    /* with windows: floats of the prefix of grads that holds the needed
+                           * parameters outside the blocks (embeddings, final norm), before the windows */
     gp_grad_hooks hooks;  /* all NULL: no events */
     bool recompute;       /* train-mode forwards keep each block's input only (gp_model_set_recompute) */
     gp_tokenizer *tok;
@@ -174,14 +176,15 @@ float *gp_model_grad(const gp_model *m, int i);
  * still flow through every layer; a parameter left out costs neither its weight-gradient
  * GEMM nor its memory. Frees m->grads; the next gp_model_zero_grad allocates what is needed.
  *
- * windows > 0 (with need): when every needed parameter is inside a transformer block and the
- * blocks need the same tensors, block l's gradients are laid out in window l % windows of one
- * block's length each, in table order, so m->grads holds `windows` blocks instead of all of
- * them; each window is reused by a later block of the same backward, so the caller must take
- * block l's gradients in hooks.done(l) and zero the window in hooks.begin(l) (after its last
- * reader is done). Returns the window length in floats (one block's needed elements), or 0
- * when the layout is the contiguous one (windows == 0, need NULL, or a needed parameter
- * outside the blocks). */
+ * windows > 0 (with need): when the blocks need the same tensors, block l's gradients are laid
+ * out in window l % windows of one block's length each, in table order, so m->grads holds
+ * `windows` blocks instead of all of them; each window is reused by a later block of the same
+ * backward, so the caller must take block l's gradients in hooks.done(l) (the model zeroes the
+ * window at the next block's begin, after hooks.begin, where the caller waits for its last
+ * reader). The needed parameters outside the blocks come first, in table order, in a prefix of
+ * m->grad_outer floats that accumulates over backwards like the contiguous layout (cleared
+ * by gp_model_zero_grad). Returns the window length in floats (one block's needed elements),
+ * or 0 when the layout is the contiguous one (windows == 0, need NULL, or blocks that differ). */
 size_t gp_model_need_grads(gp_model *m, const bool *need, int windows);
 /* Activation recomputation (model.recompute): a train-mode forward keeps each transformer block's
  * output (the next block's input) and one block's working buffers instead of every block's, and

@@ -74,17 +74,21 @@ gp_status gp_retrain(const gp_train_opts *o, gp_model *m, const gp_mask *mask, c
  *   gp_retrain_sharding     the mode in effect: mode itself unless auto; auto shards the states
  *                           when P > 1 and the moments (8 bytes per parameter) would take over a
  *                           quarter of a rank's share of the node's memory (share, bytes; 0:
- *                           unknown, none).
+ *                           unknown, none), and the gradient too when the weights, the gradient
+ *                           and the sharded moments (8n + 8n/P) would take over half of it.
  *   gp_retrain_bounds       bounds[P + 1]: rank q owns elements [bounds[q], bounds[q+1]) of the
  *                           flat parameter vector (table order), an even split in whole blocks of
  *                           the gradient norm's sums (256 elements or more; 64-bit).
  *   gp_retrain_state_bytes  bytes per rank of weights, gradient and AdamW state in a mode in
- *                           effect: 8n + 8·slice (+ 32 MiB of round buffers when sharded), slice
- *                           = n for none, the largest rank's slice (about n/P) otherwise; the
- *                           activations of the step come on top. */
+ *                           effect, slice = n for none, the largest rank's slice (about n/P)
+ *                           otherwise: none and states 8n + 8·slice (+ 32 MiB of round buffers
+ *                           when sharded); gradients 4n + 4·(outer + 2·window) + 12·slice +
+ *                           32 MiB + the reductions in flight (4·2·4·min(window, 2^22)), outer
+ *                           the parameters outside the transformer blocks and window one
+ *                           block's; the activations of the step come on top. */
 gp_optimizer_sharding gp_retrain_sharding(gp_optimizer_sharding mode, int P, int64_t n, double share);
 void gp_retrain_bounds(int64_t n, int P, int64_t *bounds);
-double gp_retrain_state_bytes(gp_optimizer_sharding mode, int P, int64_t n);
+double gp_retrain_state_bytes(gp_optimizer_sharding mode, int P, int64_t n, int64_t outer, int64_t window);
 
 /* The learning rate of step t (1-based) of n with w warm-up steps and peak lr. */
 double gp_lr_at(int t, int n, int w, double lr);

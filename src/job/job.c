@@ -118,8 +118,10 @@ static const opt k_opts[] = {
     {"retrain", "optimizer_sharding", T_CHOICE, F(retrain.optimizer_sharding), 0, "auto", k_sharding, 0, 0,
      "where AdamW's state lives: every rank a full copy (none); each rank the moments of a 1/ranks slice of the "
      "weights, updating that slice and all-gathering the weights (states: 8 bytes per weight become 8/ranks); "
-     "also the summed gradient of the slice only, reduce-scattered instead of allreduced (gradients); auto shards "
-     "the states when the moments would take over a quarter of a rank's share of the node's memory. The results "
+     "also the summed gradient of the slice only, each transformer block's sent to its owners as backward "
+     "finishes it, so no rank holds every gradient (gradients); auto shards the states when the moments would "
+     "take over a quarter of a rank's share of the node's memory, and the gradients too when weights, gradient "
+     "and moments would take over half. The results "
      "equal the copies' (states bitwise, gradients within rounding)"},
     {"eval", "retrieval", T_PATHS, F(eval.retrieval), 0, "", NULL, 0, 0, "BEIR folders (a list)"},
     {"eval", "sts", T_PATHS, F(eval.sts), 0, "", NULL, 0, 0, "STS JSONL files (a list)"},

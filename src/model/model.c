@@ -472,6 +472,7 @@ size_t gp_model_need_grads(gp_model *m, const bool *need, int windows) {
     m->grad_off = NULL;
     m->grad_total = m->table.total;
     m->grad_windows = 0;
+    m->grad_outer = 0;
     if (m->st) m->st->dirty_valid = false;
     if (!need) return 0;
     m->grad_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
@@ -485,7 +486,7 @@ size_t gp_model_need_grads(gp_model *m, const bool *need, int windows) {
      * the table: then a tensor's offset within its block's gradients is the same in every block */
     int64_t *within = gp_malloc((size_t)m->table.n * sizeof(int64_t));
     int *rel0 = gp_malloc((size_t)m->table.n * sizeof(int));
-    int64_t len = 0, at = 0;
+    int64_t len = 0, at = 0, outer = 0;
     int cur = -2, start = 0, start0 = 0, k = 0, k0 = 0, blocks = 0;
     bool ok = true;
     for (int i = 0; i <= m->table.n && ok; i++) {
@@ -499,8 +500,12 @@ size_t gp_model_need_grads(gp_model *m, const bool *need, int windows) {
             if (layer == 0) start0 = i;
         }
         if (i == m->table.n || !need[i]) continue;
-        if (layer < 0) ok = false;
-        else if (layer == 0) rel0[k] = i - start;
+        if (layer < 0) { /* outside the blocks: in the prefix, in table order */
+            within[i] = outer;
+            outer += (int64_t)m->table.p[i].numel;
+            continue;
+        }
+        if (layer == 0) rel0[k] = i - start;
         else if (k >= k0 || rel0[k] != i - start || m->table.p[i].numel != m->table.p[start0 + rel0[k]].numel)
             ok = false;
         within[i] = at;
@@ -515,10 +520,11 @@ size_t gp_model_need_grads(gp_model *m, const bool *need, int windows) {
     for (int i = 0; i < m->table.n; i++) {
         int layer;
         gp_model_param_kind(m, i, &layer);
-        if (need[i]) m->grad_off[i] = (int64_t)(layer % windows) * len + within[i];
+        if (need[i]) m->grad_off[i] = layer < 0 ? within[i] : outer + (int64_t)(layer % windows) * len + within[i];
     }
     free(within);
-    m->grad_total = (size_t)len * (size_t)windows;
+    m->grad_outer = (size_t)outer;
+    m->grad_total = (size_t)outer + (size_t)len * (size_t)windows;
     m->grad_windows = windows;
     return (size_t)len;
 }
@@ -533,8 +539,8 @@ void gp_model_set_grad_hooks(gp_model *m, const gp_grad_hooks *h) {
 void gp_model_layer_begin(gp_model *m, int layer) {
     if (m->hooks.begin) m->hooks.begin(m->hooks.ctx, layer);
     if (m->grad_windows > 0) {
-        const size_t len = m->grad_total / (size_t)m->grad_windows;
-        memset(m->grads + (size_t)(layer % m->grad_windows) * len, 0, len * sizeof(float));
+        const size_t len = (m->grad_total - m->grad_outer) / (size_t)m->grad_windows;
+        memset(m->grads + m->grad_outer + (size_t)(layer % m->grad_windows) * len, 0, len * sizeof(float));
     }
 }
 
@@ -546,19 +552,20 @@ void gp_model_zero_grad(gp_model *m) {
     gp_model_state *s = m->st;
     if (!m->grad_off) m->grad_total = m->table.total;
     const float *ge = m->grads ? gp_model_grad(m, m->tok_emb) : NULL;
-    if (m->grads && m->grad_windows > 0) {
-        /* windows are zeroed as each block begins (gp_model_layer_begin), after the caller's
-         * last reader of the window is done: a reduction may still be reading one now */
-    } else if (!m->grads) {
+    /* with windows only the prefix of the parameters outside the blocks is cleared here: the
+     * windows are zeroed as each block begins (gp_model_layer_begin), after the caller's last
+     * reader of the window is done (a reduction may still be reading one now) */
+    const size_t end = m->grad_windows > 0 ? m->grad_outer : m->grad_total;
+    if (!m->grads) {
         m->grads = gp_calloc(m->grad_total ? m->grad_total : 1, sizeof(float));
     } else if (s && s->dirty_valid && ge) {
         const gp_param *e = &m->table.p[m->tok_emb];
         const size_t C = (size_t)e->shape[1], at = (size_t)(ge - m->grads);
         memset(m->grads, 0, at * sizeof(float));
-        memset(m->grads + at + e->numel, 0, (m->grad_total - at - e->numel) * sizeof(float));
+        memset(m->grads + at + e->numel, 0, (end - at - e->numel) * sizeof(float));
         for (int i = 0; i < s->ndirty; i++) memset(m->grads + at + (size_t)s->dirty[i] * C, 0, C * sizeof(float));
     } else {
-        memset(m->grads, 0, m->grad_total * sizeof(float));
+        memset(m->grads, 0, end * sizeof(float));
     }
     if (!s) s = m->st = gp_calloc(1, sizeof *m->st);
     s->ndirty = 0;

@@ -224,6 +224,7 @@ static file_scan scan(const char *path) {
 }
 
 static double dmax(double a, double b) { return a > b ? a : b; }
+static double dmin(double a, double b) { return a < b ? a : b; }
 static double ceil_div(double a, double b) { return ceil(a / b); }
 
 /* One rank's scoring buffers (score.c, gp_select_smallest) for its slice of s selected
@@ -440,12 +441,41 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         snprintf(rt->what, sizeof rt->what, "batch %.0f, %.0f triplets per rank (%.0f per forward) x 3 texts x %d tokens, %.0f steps",
                  B, b, ub, T_rt, S);
         const gp_optimizer_sharding mode = gp_retrain_sharding(job->retrain.optimizer_sharding, R, (int64_t)P, share);
-        const double state = gp_retrain_state_bytes(mode, R, (int64_t)P); /* 8P + 8 slice (+ round buffers) */
+        /* the parameters outside the transformer blocks, and one block's (gradients' windows) */
+        gp_model shape = {0};
+        shape.cfg = mf.cfg;
+        shape.table = mf.table;
+        int64_t outer = 0;
+        for (int i = 0; i < mf.table.n; i++) {
+            int layer;
+            gp_model_param_kind(&shape, i, &layer);
+            if (layer < 0) outer += (int64_t)mf.table.p[i].numel;
+        }
+        const int64_t window = c->layers > 0 ? ((int64_t)P - outer) / c->layers : 0;
+        const bool zero2 = mode == GP_SHARD_GRADIENTS && R > 1; /* one rank keeps every gradient */
+        const double state = gp_retrain_state_bytes(mode, R, (int64_t)P, outer, window);
+        /* the token-embedding gradient is zero (never-written pages, not resident) outside the
+         * rows the steps' tokens touch: at most S*3*B*T of the V rows over the run (the allreduce
+         * brings every rank all the batch's rows); with gradients a rank also writes its slice's
+         * part of them (the owner's fold, dist.c) */
+        const double VC = (double)c->vocab_size * C, rows = dmin((double)c->vocab_size, S * 3 * B * T_rt);
+        const double emb = zero2 ? dmin(VC, rows * C + VC / R) : rows * C;
+        const double grads_full = zero2 ? 4.0 * ((double)outer + 2.0 * (double)window) : 4 * P;
+        const double grads = grads_full - 4 * VC + 4 * emb;
         padd(rt, "weights", 4 * P, "4*P (float32 parameters)");
-        padd(rt, "gradients", 4 * P, "4*P: every parameter's gradient (retrain.c)");
-        padd(rt, "AdamW moments", state - 8 * P,
-             mode == GP_SHARD_NONE ? "8*P: m and v (retrain.optimizer_sharding = none)"
-                                   : "8*P/R: m and v of this rank's slice + 32 MiB of round buffers (optimizer_sharding)");
+        padd(rt, "gradients", grads,
+             zero2 ? "4*(P_outside + 2*P/L): the gradients outside the blocks and two blocks' (retrain.c, gradients); of the "
+                     "token embedding's V*C only min(V, S*3*B*T)*C + V*C/R"
+                   : "4*P: every parameter's gradient (retrain.c); of the token embedding's V*C only min(V, S*3*B*T)*C");
+        /* m and v alone: the states' formula (none: 8P; sharded: 8 slice + rounds) less weights and gradient */
+        const double moments =
+            gp_retrain_state_bytes(mode == GP_SHARD_NONE ? GP_SHARD_NONE : GP_SHARD_STATES, R, (int64_t)P, 0, 0) - 8 * P;
+        padd(rt, "AdamW moments", moments,
+             mode == GP_SHARD_NONE || R == 1 ? "8*P: m and v (one rank, or retrain.optimizer_sharding = none)"
+                                             : "8*P/R: m and v of this rank's slice + 32 MiB of round buffers (optimizer_sharding)");
+        if (zero2)
+            padd(rt, "summed gradient slice", state - 4 * P - grads_full - moments,
+                 "4*P/R: the sum of this rank's slice + 4*2*4*min(P/L, 2^22) of reductions in flight (optimizer_sharding = gradients)");
         padd(rt, "mask", n_sel / 8, "n/8: the keep bits");
         padd(rt, "model activations", carry[3].fwd + carry[3].bwd, carry_f);
         padd(rt, "step buffers",

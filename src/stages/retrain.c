@@ -50,6 +50,13 @@ typedef struct {
     int64_t block;        /* elements per block of the gradient norm's sums */
     double *part;         /* [blocks] Σg² of each block */
     float *adam_m, *adam_v; /* [hi - lo] */
+    /* gradients (ZeRO-2): backward forms one block's gradients at a time in two windows
+     * (gp_model_need_grads), and each block's sum over the ranks goes to its owners as soon as
+     * the block is done; gsum [hi - lo] is this rank's slice of the summed gradient */
+    float *gsum;
+    int64_t *block_at;          /* [layers] where block l's parameters start in the flat vector */
+    size_t win;                 /* one block's parameters (floats of a window) */
+    gp_reduce_pending pend[2];  /* the reductions reading window w */
     uint8_t *decay; /* per parameter: weight decay applies */
     double *loss, *lr, *gnorm; /* per step */
     double allreduce_s;        /* wall time in the gradient sum and the weights' gather */
@@ -101,10 +108,14 @@ void gp_retrain_bounds(int64_t n, int P, int64_t *bounds) {
 gp_optimizer_sharding gp_retrain_sharding(gp_optimizer_sharding mode, int P, int64_t n, double share) {
     if (mode != GP_SHARD_AUTO) return mode;
     /* an unknown share (0) keeps the copies, as the statistics' accumulators do */
-    return P > 1 && share > 0 && 8.0 * (double)n > 0.25 * share ? GP_SHARD_STATES : GP_SHARD_NONE;
+    if (P <= 1 || share <= 0 || 8.0 * (double)n <= 0.25 * share) return GP_SHARD_NONE;
+    /* the gradient too when weights, gradient and sharded moments would still take over half
+     * the share: its per-block reductions cost time (on 2 ranks here, 31% of a step against
+     * 15%), so only where memory needs it */
+    return 8.0 * (double)n + 8.0 * (double)n / P > 0.5 * share ? GP_SHARD_GRADIENTS : GP_SHARD_STATES;
 }
 
-double gp_retrain_state_bytes(gp_optimizer_sharding mode, int P, int64_t n) {
+double gp_retrain_state_bytes(gp_optimizer_sharding mode, int P, int64_t n, int64_t outer, int64_t window) {
     int64_t slice = n;
     if (mode == GP_SHARD_STATES || mode == GP_SHARD_GRADIENTS) {
         int64_t *b = gp_malloc((size_t)(P + 1) * sizeof(int64_t));
@@ -113,9 +124,17 @@ double gp_retrain_state_bytes(gp_optimizer_sharding mode, int P, int64_t n) {
         for (int q = 0; q < P; q++) slice = b[q + 1] - b[q] > slice ? b[q + 1] - b[q] : slice;
         free(b);
     }
-    /* weights and the local gradient (4 + 4 bytes each), the moments (8 each) of the slice and,
-     * sharded, the rounds' buffers of the gather and reduce-scatter */
-    return 8.0 * (double)n + 8.0 * (double)slice + (slice < n ? 8.0 * (double)GP_DIST_RS_ROUND : 0.0);
+    /* weights (4 bytes each) and the moments (8 each) of the slice; sharded, the rounds'
+     * buffers of the weights' gather (and the states' reduce-scatter) */
+    double bytes = 4.0 * (double)n + 8.0 * (double)slice + (slice < n ? 8.0 * (double)GP_DIST_RS_ROUND : 0.0);
+    /* every gradient; so too for gradients on one rank, which has nothing to shard (retrain.c
+     * keeps the whole gradient there: windows would only add to it) */
+    if (mode != GP_SHARD_GRADIENTS || slice == n) return bytes + 4.0 * (double)n;
+    /* gradients: the prefix outside the blocks, two block windows, the slice of the sum, and
+     * Open MPI's temporaries of the reductions in flight (GP_DIST_INFLIGHT pieces a window) */
+    const double piece = window < GP_DIST_RS_ROUND ? (double)window : (double)GP_DIST_RS_ROUND;
+    return bytes + 4.0 * ((double)outer + 2.0 * (double)window) + 4.0 * (double)slice +
+           4.0 * 2 * GP_DIST_INFLIGHT * piece;
 }
 
 /* Collective: the mode in effect and this rank's slice. */
@@ -135,6 +154,103 @@ static void choose_shards(rt_ctx *c) {
     const bool sharded = c->sharding != GP_SHARD_NONE;
     c->lo = sharded ? c->bounds[r] : 0;
     c->hi = sharded ? c->bounds[r + 1] : n;
+}
+
+/* ---- gradients (ZeRO-2): each block's sum to its owners as backward finishes it --------------- */
+
+/* Before block l's gradients are written into window l % 2: the reductions still reading that
+ * window (block l + 2's) must be done (the model then zeroes the window). */
+static void block_begin(void *vctx, int layer) {
+    rt_ctx *c = vctx;
+    const double t0 = gp_now();
+    gp_reduce_add_wait(&c->pend[layer % 2]);
+    c->allreduce_s += gp_now() - t0;
+}
+
+/* Block l's gradients are final (collective: every rank, every backward, blocks in the same
+ * order): their sum over the ranks starts towards the owners' slices of gsum, and travels while
+ * the backward of the blocks below runs. */
+static void block_done(void *vctx, int layer) {
+    rt_ctx *c = vctx;
+    const double t0 = gp_now();
+    const int w = layer % 2;
+    const int64_t a = c->block_at[layer];
+    gp_reduce_add_start(c->m->grads + c->m->grad_outer + (size_t)w * c->win, a, a + (int64_t)c->win, c->bounds, c->gsum,
+                        &c->pend[w]);
+    gp_reduce_add_progress(&c->pend[1 - w]);
+    c->allreduce_s += gp_now() - t0;
+}
+
+/* A backward this rank has no triplets for (its share of the batch, or of its micro-batches,
+ * is smaller than another rank's): its part of every block's reductions, with zero gradients,
+ * in the order backward runs them. */
+static void blocks_without_backward(rt_ctx *c) {
+    for (int l = c->m->cfg.layers - 1; l >= 0; l--) {
+        gp_model_layer_begin(c->m, l);
+        gp_model_layer_done(c->m, l);
+    }
+}
+
+/* Collective, after the step's last backward: the parameters outside the blocks (their gradients
+ * accumulated over the micro-batches in the prefix) to their owners, then every reduction done:
+ * gsum is this rank's slice of the summed gradient. */
+static void outer_reduce(rt_ctx *c) {
+    const double t0 = gp_now();
+    gp_model *m = c->m;
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        gp_model_param_kind(m, i, &layer);
+        if (layer >= 0) continue;
+        const int64_t a = (int64_t)m->table.p[i].offset;
+        gp_reduce_add_start(gp_model_grad(m, i), a, a + (int64_t)m->table.p[i].numel, c->bounds, c->gsum, &c->pend[0]);
+    }
+    for (int w = 0; w < 2; w++) gp_reduce_add_wait(&c->pend[w]);
+    c->allreduce_s += gp_now() - t0;
+}
+
+/* Gradients mode: two block windows and the prefix instead of every gradient, the hooks, and
+ * where each block starts in the flat vector (a block's parameters are contiguous there, in
+ * the windows' order). */
+static void gradients_begin(rt_ctx *c) {
+    gp_model *m = c->m;
+    const int L = m->cfg.layers;
+    bool *all = gp_malloc((size_t)m->table.n);
+    memset(all, 1, (size_t)m->table.n);
+    c->win = gp_model_need_grads(m, all, 2);
+    free(all);
+    GP_CHECK(c->win > 0, "%s: the transformer blocks differ, so their gradients cannot share windows", m->dir);
+    c->block_at = gp_malloc((size_t)(L > 0 ? L : 1) * sizeof(int64_t));
+    int64_t *end = gp_calloc((size_t)(L > 0 ? L : 1), sizeof(int64_t));
+    for (int l = 0; l < L; l++) c->block_at[l] = -1;
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        gp_model_param_kind(m, i, &layer);
+        if (layer < 0) continue;
+        const int64_t off = (int64_t)m->table.p[i].offset;
+        if (c->block_at[layer] < 0) c->block_at[layer] = end[layer] = off;
+        GP_CHECK(off == end[layer], "%s: block %d's parameters are not contiguous", m->table.p[i].name, layer);
+        end[layer] += (int64_t)m->table.p[i].numel;
+    }
+    for (int l = 0; l < L; l++)
+        GP_CHECK(end[l] - c->block_at[l] == (int64_t)c->win, "block %d: %lld parameters, a window holds %zu", l,
+                 (long long)(end[l] - c->block_at[l]), c->win);
+    free(end);
+    c->gsum = gp_malloc((size_t)(c->hi - c->lo + 1) * sizeof(float));
+    const gp_grad_hooks hooks = {block_begin, block_done, c};
+    gp_model_set_grad_hooks(m, &hooks);
+}
+
+/* The model as it was: every gradient, no hooks. */
+static void gradients_end(rt_ctx *c) {
+    if (!c->gsum) return;
+    for (int w = 0; w < 2; w++) {
+        gp_reduce_add_wait(&c->pend[w]);
+        gp_reduce_pending_free(&c->pend[w]);
+    }
+    gp_model_set_grad_hooks(c->m, NULL);
+    gp_model_need_grads(c->m, NULL, 0);
+    free(c->gsum), free(c->block_at);
+    c->gsum = NULL, c->block_at = NULL;
 }
 
 /* ---- the log / checkpoint file -------------------------------------------------------------- */
@@ -267,24 +383,24 @@ static gp_status checkpoint(rt_ctx *c, bool complete, gp_err *err) {
  * interleaved sums within it, the blocks summed in order on every rank. The blocks are fixed by
  * the parameter count and each lies in one owner's slice, so the norm is bitwise the same for
  * any thread count, and for any rank count or mode that sums the gradient the same way. */
-static double grad_norm(rt_ctx *c) {
+static double grad_norm(rt_ctx *c, const float *gs) {
     const int64_t n = (int64_t)c->m->table.total, B = c->block, nb = (n + B - 1) / B;
     const int64_t b0 = c->lo / B, b1 = (c->hi + B - 1) / B;
-    const float *g = c->m->grads;
     double *part = c->part;
     memset(part, 0, (size_t)nb * sizeof(double));
 #pragma omp parallel for if ((b1 - b0) * B >= gp_par_min()) schedule(static)
     for (int64_t bl = b0; bl < b1; bl++) {
-        const int64_t a = bl * B, e = a + B < n ? a + B : n;
+        const int64_t a = bl * B, len = (a + B < n ? a + B : n) - a;
+        const float *g = gs + (a - c->lo); /* the block's elements (the blocks lie in [lo, hi)) */
         double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        int64_t k = a;
-        for (; k + 4 <= e; k += 4) {
+        int64_t k = 0;
+        for (; k + 4 <= len; k += 4) {
             s0 += (double)g[k] * g[k];
             s1 += (double)g[k + 1] * g[k + 1];
             s2 += (double)g[k + 2] * g[k + 2];
             s3 += (double)g[k + 3] * g[k + 3];
         }
-        for (; k < e; k++) s0 += (double)g[k] * g[k];
+        for (; k < len; k++) s0 += (double)g[k] * g[k];
         part[bl] = (s0 + s1) + (s2 + s3);
     }
     /* the other owners' blocks are zeros here: x + 0 is exact, so the sum is every block's own */
@@ -294,9 +410,10 @@ static double grad_norm(rt_ctx *c) {
     return sqrt(g2);
 }
 
-/* AdamW on this rank's elements [lo, hi) of the weights: element-wise, so the result does not
- * depend on the threads or on how the elements are split among ranks. */
-static void adamw(rt_ctx *c, int t1, double lr, double scale) {
+/* AdamW on this rank's elements [lo, hi) of the weights (gs: their summed gradient):
+ * element-wise, so the result does not depend on the threads or on how the elements are split
+ * among ranks. */
+static void adamw(rt_ctx *c, const float *gs, int t1, double lr, double scale) {
     const gp_train_opts *cfg = c->cfg;
     gp_model *m = c->m;
     const double bc1 = 1 - pow(BETA1, t1), bc2 = 1 - pow(BETA2, t1);
@@ -307,7 +424,7 @@ static void adamw(rt_ctx *c, int t1, double lr, double scale) {
         if (a >= e) continue;
         /* restrict lets the compiler vectorize; element-wise, so the result is the scalar one */
         float *restrict w = m->params + a;
-        const float *restrict g = m->grads + a;
+        const float *restrict g = gs + (a - c->lo);
         float *restrict am = c->adam_m + (a - c->lo), *restrict av = c->adam_v + (a - c->lo);
         const double wd = c->decay[i] ? cfg->weight_decay : 0.0;
         const int64_t len = e - a;
@@ -401,8 +518,11 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
         memcpy(demb, dq + lo * D, (size_t)b * D * sizeof(float));
         memcpy(demb + (size_t)b * D, dd + lo * D, (size_t)b * D * sizeof(float));
         memcpy(demb + (size_t)2 * b * D, dd + ((int64_t)B + lo) * D, (size_t)b * D * sizeof(float));
+        if (c->gsum) memset(c->gsum, 0, (size_t)(c->hi - c->lo) * sizeof(float));
+        int backwards = 0;
         if (b > 0 && u == b) {
             gp_model_backward(m, demb); /* the single forward's activations are still there */
+            backwards = 1;
         } else if (b > 0) {
             float *e3 = gp_malloc((size_t)3 * u * D * sizeof(float));
             for (int j0 = 0; j0 < b; j0 += u) {
@@ -416,16 +536,20 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
                 rows_all = gp_realloc(rows_all, (size_t)(nrows_all + nr + 1) * sizeof(int32_t));
                 memcpy(rows_all + nrows_all, r, (size_t)nr * sizeof(int32_t));
                 nrows_all += nr;
+                backwards++;
             }
             free(e3);
+        }
+        /* gradients: every backward's block reductions are collective, so a rank with fewer
+         * micro-batches (or none) joins the others' with zeros */
+        if (c->gsum) {
+            for (int k = gp_allreduce_max_int(backwards) - backwards; k > 0; k--) blocks_without_backward(c);
+            outer_reduce(c);
         }
         free(q), free(p), free(n), free(docs), free(dq), free(dd), free(demb);
     }
     double t_ar = gp_now();
-    if (c->sharding == GP_SHARD_GRADIENTS) {
-        /* each owner gets the sum of its slice only; the rest of m->grads stays this rank's own */
-        gp_reduce_scatter_f32(m->grads, c->bounds);
-    } else {
+    if (!c->gsum) {
         /* the token-embedding gradient (a third to a half of all weights) is zero outside the
          * rows of the step's tokens: only those rows travel */
         const gp_param *e = &m->table.p[m->tok_emb];
@@ -438,13 +562,14 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
     }
     c->allreduce_s += gp_now() - t_ar;
     gp_model_grads_changed(m); /* other ranks' rows are in the gradient now */
+    float *gs = c->gsum ? c->gsum : m->grads + c->lo; /* the summed gradient of [lo, hi) */
     /* pruned weights: zero gradient, so zero moments */
-    if (c->mask) gp_mask_clear_range(c->mask, m, m->grads + c->lo, c->lo, c->hi);
-    const double gn = grad_norm(c), scale = cfg->grad_clip > 0 && gn > cfg->grad_clip ? cfg->grad_clip / gn : 1.0;
+    if (c->mask) gp_mask_clear_range(c->mask, m, gs, c->lo, c->hi);
+    const double gn = grad_norm(c, gs), scale = cfg->grad_clip > 0 && gn > cfg->grad_clip ? cfg->grad_clip / gn : 1.0;
     *gnorm_out = gn;
     const int t1 = c->step + 1;
     const double lr = gp_lr_at(t1, cfg->steps, cfg->warmup, cfg->lr);
-    adamw(c, t1, lr, scale);
+    adamw(c, gs, t1, lr, scale);
     if (c->mask) gp_mask_clear_range(c->mask, m, m->params + c->lo, c->lo, c->hi);
     if (c->sharding != GP_SHARD_NONE) {
         t_ar = gp_now();
@@ -463,6 +588,7 @@ done:
 }
 
 static void free_ctx(rt_ctx *c) {
+    gradients_end(c);
     gp_corpus_free(&c->corp);
     free(c->perm), free(c->adam_m), free(c->adam_v), free(c->decay), free(c->loss), free(c->lr), free(c->gnorm);
     free(c->bounds), free(c->part);
@@ -526,6 +652,8 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     const int S = cfg->steps;
     c.perm = gp_malloc((size_t)c.corp.n_selected * sizeof(int64_t));
     choose_shards(&c);
+    /* one rank has nothing to shard: its slice's sum would be every gradient again */
+    if (c.sharding == GP_SHARD_GRADIENTS && gp_nranks() > 1) gradients_begin(&c);
     c.adam_m = gp_calloc((size_t)(c.hi - c.lo + 1), sizeof(float));
     c.adam_v = gp_calloc((size_t)(c.hi - c.lo + 1), sizeof(float));
     rep->sharding = c.sharding;
