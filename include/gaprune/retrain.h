@@ -59,6 +59,7 @@ typedef struct {
     double seconds;
     double loop_seconds; /* the training steps alone: no corpus indexing, no final checkpoint */
     double allreduce_seconds; /* of which in the gradient sum (and, sharded, the weights' gather) */
+    double update_seconds;    /* of which in the update: mask, gradient norm and AdamW (the gather not) */
     double first_loss;    /* loss of step 1 */
     double last_loss;     /* loss of the last step */
     bool up_to_date;      /* the log file was already complete for these settings */

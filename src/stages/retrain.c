@@ -60,6 +60,7 @@ typedef struct {
     uint8_t *decay; /* per parameter: weight decay applies */
     double *loss, *lr, *gnorm; /* per step */
     double allreduce_s;        /* wall time in the gradient sum and the weights' gather */
+    double update_s;           /* wall time in the mask, the norm and AdamW */
     int step;                  /* steps done */
     char hash[65];
     const char *log_path;
@@ -563,6 +564,7 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
     c->allreduce_s += gp_now() - t_ar;
     gp_model_grads_changed(m); /* other ranks' rows are in the gradient now */
     float *gs = c->gsum ? c->gsum : m->grads + c->lo; /* the summed gradient of [lo, hi) */
+    const double t_up = gp_now();
     /* pruned weights: zero gradient, so zero moments */
     if (c->mask) gp_mask_clear_range(c->mask, m, gs, c->lo, c->hi);
     const double gn = grad_norm(c, gs), scale = cfg->grad_clip > 0 && gn > cfg->grad_clip ? cfg->grad_clip / gn : 1.0;
@@ -571,6 +573,7 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
     const double lr = gp_lr_at(t1, cfg->steps, cfg->warmup, cfg->lr);
     adamw(c, gs, t1, lr, scale);
     if (c->mask) gp_mask_clear_range(c->mask, m, m->params + c->lo, c->lo, c->hi);
+    c->update_s += gp_now() - t_up;
     if (c->sharding != GP_SHARD_NONE) {
         t_ar = gp_now();
         gp_allgather_blocks_f32(m->params, c->bounds);
@@ -706,6 +709,7 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     }
     rep->loop_seconds = gp_now() - t_loop;
     rep->allreduce_seconds = c.allreduce_s;
+    rep->update_seconds = c.update_s;
     gp_stop_end(&stop);
     gp_infonce_free(&L);
     if (!rc && stopped) {

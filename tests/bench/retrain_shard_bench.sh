@@ -2,7 +2,8 @@
 # retrain.optimizer_sharding on a MiniLM-L6-shaped model (22.7M parameters, random weights, from
 # bench_bert's `data` subcommand), 50% magnitude mask, release build: peak RSS per rank and
 # steps/s of none, states and gradients on 1 and 2 ranks (batch 8, 10 steps, one checkpoint at
-# the end), and the loss of the last step (equal across modes). A benchmark, not a test: numbers
+# the end), the shares of a step in communication (allreduce) and in the update (mask, norm,
+# AdamW), and the loss of the last step (equal across modes). A benchmark, not a test: numbers
 # to read, nothing asserted.
 # Usage: tests/bench/retrain_shard_bench.sh [BENCH_BERT_BINARY] [TRIPLETS]
 #   (default build/bench/bench_bert, 64 triplets; `make build/bench/bench_bert`)
@@ -19,7 +20,7 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 common=(--set output.dir=out-shard --set retrain.batch=8 --set retrain.steps=10 --set retrain.warmup=2
         --set retrain.checkpoint_every=1000 --set model.max_length=32)
 (cd "$data" && "$gaprune" score stats.ini --method magnitude --sparsity 0.5 "${common[@]}" > /dev/null)
-printf '%-6s %-10s %8s %10s %14s %12s\n' ranks sharding steps/s allreduce "peak RSS MiB" "last loss"
+printf '%-6s %-10s %8s %10s %8s %14s %12s\n' ranks sharding steps/s allreduce update "peak RSS MiB" "last loss"
 for np in 1 2; do
   for mode in none states gradients; do
     rm -f "$data/out-shard/retrain-magnitude-0.5.h5"
@@ -30,7 +31,7 @@ for np in 1 2; do
 import json, sys
 j = json.loads(sys.argv[1])
 print(f"{sys.argv[2]:6} {j['optimizer_sharding']:10} {j['steps'] / j['loop_s']:8.3f} {100 * j['allreduce_s'] / j['loop_s']:9.1f}% "
-      f"{j['peak_rss_mb']:14.1f} {j['last_loss']:12.6f}")
+      f"{100 * j['update_s'] / j['loop_s']:7.1f}% {j['peak_rss_mb']:14.1f} {j['last_loss']:12.6f}")
 PY
   done
 done
