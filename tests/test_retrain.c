@@ -210,9 +210,9 @@ static void test_sharding_rule(void **state) {
     assert_true(gp_retrain_state_bytes(GP_SHARD_NONE, 4, 1000, 100, 300) == 16000.0);
     assert_true(gp_retrain_state_bytes(GP_SHARD_STATES, 4, 1000, 100, 300) == 8000.0 + 8 * 256 + 8.0 * (1 << 22));
     /* gradients: no gradient of every parameter, but the prefix (100), two windows (300 each),
-     * the slice's sum and the reductions in flight (2 windows x 4 pieces of 300) */
+     * the slice's sum and the reductions in flight (2 windows, each at most its 300 floats) */
     assert_true(gp_retrain_state_bytes(GP_SHARD_GRADIENTS, 3, 1000, 100, 300) ==
-                4000.0 + 8 * 488 + 8.0 * (1 << 22) + 4 * (100 + 600) + 4 * 488 + 4 * 2 * 4 * 300);
+                4000.0 + 8 * 488 + 8.0 * (1 << 22) + 4 * (100 + 600) + 4 * 488 + 4 * 2 * 300);
     /* one rank: nothing to shard, every gradient kept, as none */
     assert_true(gp_retrain_state_bytes(GP_SHARD_GRADIENTS, 1, 1000, 100, 300) == 16000.0);
 }

@@ -84,7 +84,7 @@ gp_status gp_retrain(const gp_train_opts *o, gp_model *m, const gp_mask *mask, c
  *                           effect, slice = n for none, the largest rank's slice (about n/P)
  *                           otherwise: none and states 8n + 8·slice (+ 32 MiB of round buffers
  *                           when sharded); gradients 4n + 4·(outer + 2·window) + 12·slice +
- *                           32 MiB + the reductions in flight (4·2·4·min(window, 2^22)), outer
+ *                           32 MiB + the reductions in flight (4·2·min(4·2^22, window, slice)), outer
  *                           the parameters outside the transformer blocks and window one
  *                           block's; the activations of the step come on top. */
 gp_optimizer_sharding gp_retrain_sharding(gp_optimizer_sharding mode, int P, int64_t n, double share);

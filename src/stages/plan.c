@@ -456,16 +456,15 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         const double state = gp_retrain_state_bytes(mode, R, (int64_t)P, outer, window);
         /* the token-embedding gradient is zero (never-written pages, not resident) outside the
          * rows the steps' tokens touch: at most S*3*B*T of the V rows over the run (the allreduce
-         * brings every rank all the batch's rows); with gradients a rank also writes its slice's
-         * part of them (the owner's fold, dist.c) */
+         * brings every rank all the batch's rows; with gradients they travel packed) */
         const double VC = (double)c->vocab_size * C, rows = dmin((double)c->vocab_size, S * 3 * B * T_rt);
-        const double emb = zero2 ? dmin(VC, rows * C + VC / R) : rows * C;
+        const double emb = rows * C;
         const double grads_full = zero2 ? 4.0 * ((double)outer + 2.0 * (double)window) : 4 * P;
         const double grads = grads_full - 4 * VC + 4 * emb;
         padd(rt, "weights", 4 * P, "4*P (float32 parameters)");
         padd(rt, "gradients", grads,
              zero2 ? "4*(P_outside + 2*P/L): the gradients outside the blocks and two blocks' (retrain.c, gradients); of the "
-                     "token embedding's V*C only min(V, S*3*B*T)*C + V*C/R"
+                     "token embedding's V*C only min(V, S*3*B*T)*C"
                    : "4*P: every parameter's gradient (retrain.c); of the token embedding's V*C only min(V, S*3*B*T)*C");
         /* m and v alone: the states' formula (none: 8P; sharded: 8 slice + rounds) less weights and gradient */
         const double moments =
@@ -475,7 +474,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
                                              : "8*P/R: m and v of this rank's slice + 32 MiB of round buffers (optimizer_sharding)");
         if (zero2)
             padd(rt, "summed gradient slice", state - 4 * P - grads_full - moments,
-                 "4*P/R: the sum of this rank's slice + 4*2*4*min(P/L, 2^22) of reductions in flight (optimizer_sharding = gradients)");
+                 "4*P/R: the sum of this rank's slice + 4*2*min(4*2^22, P/L, P/R) of reductions in flight (optimizer_sharding = gradients)");
         padd(rt, "mask", n_sel / 8, "n/8: the keep bits");
         padd(rt, "model activations", carry[3].fwd + carry[3].bwd, carry_f);
         padd(rt, "step buffers",

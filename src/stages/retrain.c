@@ -132,10 +132,12 @@ double gp_retrain_state_bytes(gp_optimizer_sharding mode, int P, int64_t n, int6
      * keeps the whole gradient there: windows would only add to it) */
     if (mode != GP_SHARD_GRADIENTS || slice == n) return bytes + 4.0 * (double)n;
     /* gradients: the prefix outside the blocks, two block windows, the slice of the sum, and
-     * Open MPI's temporaries of the reductions in flight (GP_DIST_INFLIGHT pieces a window) */
-    const double piece = window < GP_DIST_RS_ROUND ? (double)window : (double)GP_DIST_RS_ROUND;
-    return bytes + 4.0 * ((double)outer + 2.0 * (double)window) + 4.0 * (double)slice +
-           4.0 * 2 * GP_DIST_INFLIGHT * piece;
+     * Open MPI's temporaries of the reductions in flight: a rank receives (into a temporary)
+     * only the pieces of its own part of a window, at most GP_DIST_INFLIGHT of them */
+    double inflight = (double)GP_DIST_INFLIGHT * (double)GP_DIST_RS_ROUND;
+    if ((double)window < inflight) inflight = (double)window;
+    if ((double)slice < inflight) inflight = (double)slice;
+    return bytes + 4.0 * ((double)outer + 2.0 * (double)window) + 4.0 * (double)slice + 4.0 * 2 * inflight;
 }
 
 /* Collective: the mode in effect and this rank's slice. */
@@ -192,20 +194,65 @@ static void blocks_without_backward(rt_ctx *c) {
     }
 }
 
+/* Collective: the token-embedding gradient's rows that some rank's tokens touched this step (rows
+ * [0, nr) here, repeats allowed) to their owners' slices of gsum. The other rows are zero on
+ * every rank, so only the touched ones travel (as the allreduce of the other modes does):
+ * the union's rows are packed in row order, which is the flat order, so each owner's part of
+ * the packed rows is one contiguous range, reduced to it with gp_reduce_add_start and added
+ * into gsum. The gradient itself is only read: its clean rows stay clean for the next step's
+ * gp_model_zero_grad. */
+static void reduce_token_rows(rt_ctx *c, const int32_t *rows, int nr) {
+    const int P = gp_nranks(), r = gp_rank();
+    const gp_param *e = &c->m->table.p[c->m->tok_emb];
+    const int64_t V = e->shape[0], C = e->shape[1], e0 = (int64_t)e->offset;
+    uint8_t *bits = gp_calloc((size_t)(V + 7) / 8, 1);
+    for (int k = 0; k < nr; k++) bits[rows[k] / 8] |= (uint8_t)(1u << (rows[k] % 8));
+    gp_allreduce_bor_u8(bits, (size_t)(V + 7) / 8);
+    int64_t nu = 0;
+    for (int64_t v = 0; v < V; v++) nu += bits[v / 8] >> (v % 8) & 1;
+    int64_t *u = gp_malloc((size_t)(nu + 1) * sizeof(int64_t));
+    nu = 0;
+    for (int64_t v = 0; v < V; v++)
+        if (bits[v / 8] >> (v % 8) & 1) u[nu++] = v;
+    free(bits);
+    /* pb[q]: packed elements before owner q's first element (those of flat index < bounds[q]) */
+    int64_t *pb = gp_calloc((size_t)P + 1, sizeof(int64_t));
+    for (int q = 0; q <= P; q++)
+        for (int64_t k = 0; k < nu; k++) {
+            const int64_t before = c->bounds[q] - (e0 + u[k] * C);
+            pb[q] += before <= 0 ? 0 : before < C ? before : C;
+        }
+    const float *g = gp_model_grad(c->m, c->m->tok_emb);
+    float *packed = gp_malloc((size_t)(nu * C + 1) * sizeof(float));
+    for (int64_t k = 0; k < nu; k++) memcpy(packed + k * C, g + u[k] * C, (size_t)C * sizeof(float));
+    float *mine = gp_calloc((size_t)(pb[r + 1] - pb[r] + 1), sizeof(float));
+    gp_reduce_pending pend = {0};
+    gp_reduce_add_start(packed, 0, nu * C, pb, mine, &pend);
+    gp_reduce_add_wait(&pend);
+    gp_reduce_pending_free(&pend);
+    for (int64_t j = pb[r]; j < pb[r + 1]; j++) {
+        const int64_t flat = e0 + u[j / C] * C + j % C;
+        c->gsum[flat - c->lo] += mine[j - pb[r]];
+    }
+    free(mine), free(packed), free(pb), free(u);
+}
+
 /* Collective, after the step's last backward: the parameters outside the blocks (their gradients
- * accumulated over the micro-batches in the prefix) to their owners, then every reduction done:
- * gsum is this rank's slice of the summed gradient. */
-static void outer_reduce(rt_ctx *c) {
+ * accumulated over the micro-batches in the prefix) to their owners — the token embedding's
+ * touched rows only — then every reduction done: gsum is this rank's slice of the summed
+ * gradient. rows [0, nr): the token-embedding rows this rank's backwards touched. */
+static void outer_reduce(rt_ctx *c, const int32_t *rows, int nr) {
     const double t0 = gp_now();
     gp_model *m = c->m;
     for (int i = 0; i < m->table.n; i++) {
         int layer;
         gp_model_param_kind(m, i, &layer);
-        if (layer >= 0) continue;
+        if (layer >= 0 || i == m->tok_emb) continue;
         const int64_t a = (int64_t)m->table.p[i].offset;
         gp_reduce_add_start(gp_model_grad(m, i), a, a + (int64_t)m->table.p[i].numel, c->bounds, c->gsum, &c->pend[0]);
     }
     for (int w = 0; w < 2; w++) gp_reduce_add_wait(&c->pend[w]);
+    reduce_token_rows(c, rows, nr);
     c->allreduce_s += gp_now() - t0;
 }
 
@@ -545,7 +592,10 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
          * micro-batches (or none) joins the others' with zeros */
         if (c->gsum) {
             for (int k = gp_allreduce_max_int(backwards) - backwards; k > 0; k--) blocks_without_backward(c);
-            outer_reduce(c);
+            const int32_t *rows = NULL;
+            int nr = b > 0 ? gp_model_touched_rows(m, &rows) : 0;
+            if (u < b) rows = rows_all, nr = nrows_all; /* every micro-batch's rows */
+            outer_reduce(c, rows, nr);
         }
         free(q), free(p), free(n), free(docs), free(dq), free(dd), free(demb);
     }
@@ -560,9 +610,9 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
         gp_allreduce_sum_f32(m->grads, e->offset);
         gp_allreduce_sum_rows_f32(m->grads + e->offset, e->shape[0], e->shape[1], rows, nr);
         gp_allreduce_sum_f32(m->grads + e->offset + e->numel, m->table.total - e->offset - e->numel);
+        gp_model_grads_changed(m); /* other ranks' rows are in the gradient now */
     }
     c->allreduce_s += gp_now() - t_ar;
-    gp_model_grads_changed(m); /* other ranks' rows are in the gradient now */
     float *gs = c->gsum ? c->gsum : m->grads + c->lo; /* the summed gradient of [lo, hi) */
     const double t_up = gp_now();
     /* pruned weights: zero gradient, so zero moments */
