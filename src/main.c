@@ -17,6 +17,8 @@ static void testhooks_from_env(void) {
     if ((v = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP"))) h.signal_at_step = atoll(v);
     if ((v = getenv("GAPRUNE_TEST_UNIT_DELAY_MS"))) h.unit_delay_ms = atoi(v);
     if ((v = getenv("GAPRUNE_TEST_EVAL_QUERY_BLOCK"))) h.eval_query_block = atoll(v);
+    if ((v = getenv("GAPRUNE_TEST_FAIL_WRITE")) && *v) h.fail_write = v;
+    if ((v = getenv("GAPRUNE_TEST_FAIL_WRITE_AFTER"))) h.fail_write_after = atoi(v);
     gp_testhook_set(&h);
     /* the thread tests run the tiny fixture models with every kernel loop threaded, with the
      * matmuls split or not */

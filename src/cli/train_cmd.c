@@ -30,12 +30,14 @@
 #include "gaprune/vocab.h"
 
 static gp_status put(const char *dir, const char *name, const char *text, gp_err *err) {
-    char *p = gp_path_join(dir, name), *tmp = gp_tmp_path(p);
-    FILE *f = fopen(tmp, "w");
-    gp_status rc = GP_OK;
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot write", tmp);
-    else rc = gp_commit_tmp(tmp, p, err);
-    free(p), free(tmp);
+    char *p = gp_path_join(dir, name);
+    FILE *f = gp_file_create(p, err);
+    gp_status rc = GP_EINPUT;
+    if (f) {
+        fputs(text, f);
+        rc = gp_file_commit(f, p, err);
+    }
+    free(p);
     return rc;
 }
 

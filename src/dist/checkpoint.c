@@ -10,33 +10,34 @@
 #include "gaprune/log.h"
 
 gp_status gp_checkpoint_commit(hid_t f, const char *path, const char *prev, gp_err *err) {
-    gp_status rc = GP_OK;
-    if (f >= 0) GP_H5(H5Fclose(f), "closing %s.tmp", path);
+    if (f >= 0) GP_H5(H5Fclose(f), "closing %s.tmp", path); /* the close flushes: it may fail to write */
+    char *tmp = gp_tmp_path(path);
     /* Once every rank has its new file: rotate. A kill anywhere leaves, for the step `latest`
-     * names, a complete file on every rank under either name. */
-    gp_barrier();
-    if (f >= 0) {
-        char *tmp = gp_tmp_path(path);
+     * names, a complete file on every rank under either name; a refused write on any rank (a
+     * failed create included, f < 0 then) leaves every rank's files as they were. */
+    gp_status rc = gp_agree(gp_h5_io_status(path, err), err);
+    if (rc) {
+        remove(tmp); /* the new files, whole or not, only take room now */
+    } else if (f >= 0) {
         if (prev && gp_file_exists(path)) rename(path, prev);
         rc = gp_commit_tmp(tmp, path, err);
-        free(tmp);
     }
+    free(tmp);
     return gp_agree(rc, err);
 }
 
 gp_status gp_checkpoint_mark_latest(const char *dir, int64_t step, const char *settings, int nranks, gp_err *err) {
     gp_status rc = GP_OK;
     if (gp_rank() == 0) {
-        char *latest = gp_path_join(dir, "latest"), *ltmp = gp_tmp_path(latest);
-        FILE *lf = fopen(ltmp, "w");
+        char *latest = gp_path_join(dir, "latest");
+        FILE *lf = gp_file_create(latest, err);
         if (!lf) {
-            rc = gp_errf(err, GP_EINPUT, "%s: cannot write", ltmp);
+            rc = GP_EINPUT;
         } else {
             fprintf(lf, "step %lld\nsettings %s\nranks %d\n", (long long)step, settings, nranks);
-            rc = fclose(lf) == 0 ? gp_commit_tmp(ltmp, latest, err) : gp_errf(err, GP_EINPUT, "%s: write failed", ltmp);
+            rc = gp_file_commit(lf, latest, err);
         }
         free(latest);
-        free(ltmp);
     }
     return gp_agree(rc, err);
 }

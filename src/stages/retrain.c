@@ -179,9 +179,11 @@ static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
         {GP_RETRAIN_ADAM_M, 1, {n, 0}, "AdamW first moment", "1", am, r0, nr, true},
         {GP_RETRAIN_ADAM_V, 1, {n, 0}, "AdamW second moment", "1", av, r0, nr, true},
     };
-    hid_t f = gp_h5par_create_tmp(c->log_path);
+    hid_t f;
+    gp_status rc = gp_h5par_create_tmp(c->log_path, gp_h5par_bytes(it, 3), &f, err);
+    if (rc) return rc;
     gp_h5par_write_f32(f, it, 3);
-    gp_h5par_close(f);
+    gp_h5par_close(f, c->log_path, err);
     return gp_checkpoint_commit(r == 0 ? write_tail(c, complete) : -1, c->log_path, NULL, err);
 }
 

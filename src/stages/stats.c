@@ -435,15 +435,11 @@ static void my_rows(const stats_ctx *s, int i, const float *acc, const float **d
     *data = acc + (a - lo);
 }
 
-/* Collective: every rank writes its rows of every per-tensor array into stats.h5.tmp (parallel
- * HDF5, h5par.h: all ranks make the metadata calls, attributes carry rank 0's values); rank 0
- * then adds what parallel HDF5 cannot write (the names are variable-length strings) and
- * `complete`, and renames the file. */
-static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
-                             gp_err *err) {
+/* Collective: the attributes of stats.h5 and its corpus groups (rank 0's values). */
+static void write_attributes(const stats_ctx *s, hid_t f, const int64_t units[2], const int64_t trips[2],
+                             const double loss[2]) {
     const gp_model *m = s->m;
     const gp_stats_opts *o = s->o;
-    hid_t f = gp_h5par_create_tmp(s->stats_path);
     gp_h5par_provenance(f, GP_STATS_FORMAT, GP_STATS_FORMAT_VERSION);
     gp_h5par_attr_str(f, GP_STATS_ATTR_MODEL_PATH, m->dir);
     gp_h5par_attr_str(f, GP_STATS_ATTR_MODEL_SHA256, s->model_sha);
@@ -476,6 +472,15 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         gp_h5par_attr_double(g, GP_STATS_CORPUS_LOSS_MEAN, units[c] ? loss[c] / (double)units[c] : 0.0);
         H5Gclose(g);
     }
+}
+
+/* Collective: every rank writes its rows of every per-tensor array into stats.h5.tmp (parallel
+ * HDF5, h5par.h: all ranks make the metadata calls, attributes carry rank 0's values); rank 0
+ * then adds what parallel HDF5 cannot write (the names are variable-length strings) and
+ * `complete`, and renames the file. */
+static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
+                             gp_err *err) {
+    const gp_model *m = s->m;
     /* every per-tensor array of the selected tensors, each rank its own rows */
     const int np = m->table.n;
     gp_h5par_item *it = gp_calloc((size_t)(5 * np), sizeof *it);
@@ -514,12 +519,19 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
                                 "activation^2", actf + s->act_off[i] + r0, r0, nr, false};
         n++;
     }
-    gp_h5par_write_f32(f, it, n);
+    /* nothing is written unless the whole file fits (h5par.h) */
+    hid_t f;
+    gp_status rc = gp_h5par_create_tmp(s->stats_path, gp_h5par_bytes(it, n), &f, err);
+    if (!rc) {
+        write_attributes(s, f, units, trips, loss);
+        gp_h5par_write_f32(f, it, n);
+        gp_h5par_close(f, s->stats_path, err);
+    }
     free(actf);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(it);
-    gp_h5par_close(f);
+    if (rc) return rc;
 
     /* per-tensor cosine of the mean gradients, for the selected tensors */
     double *cos = gp_malloc((size_t)np * sizeof(double));
