@@ -5,6 +5,7 @@
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
 #include "gaprune/kernels.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/testhook.h"
 
@@ -42,6 +43,7 @@ int main(int argc, char **argv) {
     threads_default();
     testhooks_from_env();
     int rc = gp_cli_main(argc, argv);
+    gp_lock_release(); /* the command's output folder, whatever it returned */
     MPI_Finalize();
     return rc;
 }

@@ -63,7 +63,8 @@ void gp_h5_watch_writes(void);
 
 /* < 0 (recorded, as a failed write) when the file cannot be created. */
 hid_t gp_h5_create_tmp(const char *path);
-/* Reopens <path>.tmp for writing, serially (to finish a file written in parallel, h5par.h). */
+/* Reopens <path>.tmp for writing, serially (to finish a file written in parallel, h5par.h); < 0
+ * (recorded as a failed write: one of the parallel writes did not land) when it cannot. */
 hid_t gp_h5_open_tmp(const char *path);
 /* Closes the file and renames <path>.tmp to <path>; when a write of it failed (file < 0 after a
  * failed create included), removes <path>.tmp and returns GP_EINPUT naming path. */

@@ -19,6 +19,7 @@
 #include "gaprune/fs.h"
 #include "gaprune/hash.h"
 #include "gaprune/json.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/pipeline.h"
@@ -158,9 +159,9 @@ int gp_cmd_train(int argc, char **argv) {
     const char *model_dir = job.train.init;
     bool from_config = !rc && gp_file_exists(job.train.init);
     char base[65] = "";
+    if (!(rc = gp_agree(rc, &err))) rc = gp_lock_take(job.out_dir, NULL, &err);
     if (!rc && gp_rank() == 0) {
-        rc = gp_mkdir_p(job.out_dir, &err);
-        if (!rc && from_config) {
+        if (from_config) {
             /* the initial model depends on config.json, the corpora and the seed */
             char cfg_sha[65], a[65] = "", b[65] = "", text[512];
             rc = gp_sha256_file(job.train.init, cfg_sha, &err);

@@ -267,7 +267,16 @@ hid_t gp_h5_create_tmp(const char *path) {
 hid_t gp_h5_open_tmp(const char *path) {
     gp_h5_watch_writes();
     char *tmp = gp_tmp_path(path);
-    hid_t f = GP_H5(H5Fopen(tmp, H5F_ACC_RDWR, write_fapl()), "reopening %s", tmp);
+    const hid_t fapl = write_fapl();
+    H5E_auto2_t fn;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, fapl);
+    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    /* the file was just written whole: what cannot read it back is a write that did not land
+     * (MPI-IO does not always say so) */
+    if (f < 0) io_refused("it cannot be read back: a write did not land (is the disk full?)");
     free(tmp);
     return f;
 }
