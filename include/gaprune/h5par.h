@@ -22,8 +22,8 @@
  * A write the system refuses (a full disk) is worse here than in a serial file: it fails on the
  * ranks whose MPI-IO call wrote, not on all, and parallel HDF5 then leaves the ranks in different
  * collectives (a hang in the close). So gp_h5par_create_tmp first makes sure the file fits: rank 0
- * allocates the size the caller gives (the uncompressed data, gp_h5par_bytes) plus room for the
- * metadata, and releases it (gp_check_room); a full disk is then an agreed GP_EINPUT before
+ * allocates the size the caller gives (gp_h5par_bytes: the data uncompressed and the metadata)
+ * and releases it (gp_check_room); a full disk is then an agreed GP_EINPUT before
  * anything is written. Should a write fail all the same (the disk filled meanwhile, an I/O
  * error), the ranks find it at their agreement after each dataset and stop writing; the close
  * then ends the job at once with exit 2 and the message naming the file (MPI_Abort: the file
@@ -70,8 +70,8 @@ typedef struct {
  * every rank opens <path>.tmp, created or truncated, with the MPI-IO driver, into *file. Else,
  * or when it cannot be created, GP_EINPUT on every rank (agreed, printed once) and no file. */
 gp_status gp_h5par_create_tmp(const char *path, uint64_t bytes, hid_t *file, gp_err *err);
-/* The bytes items[0..n) take in a file: their whole datasets, uncompressed (the bound when they
- * are deflated), and their metadata. */
+/* The bytes a file of items[0..n) takes at most: their whole datasets uncompressed (the bound
+ * when they are deflated), their metadata and the file's. */
 uint64_t gp_h5par_bytes(const gp_h5par_item *items, int n);
 /* Collective: closes the file (made by gp_h5par_create_tmp(path)) on every rank; when it returns,
  * <path>.tmp is whole on disk for any rank to reopen serially. When a write failed on any rank,

@@ -28,7 +28,7 @@ typedef struct {
                                   GP_EVAL_QUERY_BLOCK (its blocks, exercised on few queries); 0: the default */
     const char *fail_write;    /* non-NULL: committing a file whose path contains this text fails with
                                   ENOSPC, as on a full disk, once fail_write_after such commits of this
-                                  process succeeded (gp_commit_tmp); NULL: off */
+                                  process succeeded (gp_write_refused, fs.h); NULL: off */
     int fail_write_after;
 } gp_testhooks;
 

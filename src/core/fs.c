@@ -69,18 +69,13 @@ char *gp_tmp_path(const char *path) {
     return p;
 }
 
-/* The test hook's full disk: whether this commit of path is refused (testhook.h). */
-static bool test_disk_full(const char *path) {
+bool gp_write_refused(const char *path) {
     static int matched; /* commits of matching paths so far, in this process */
     const gp_testhooks *h = gp_testhook_get();
     return h->fail_write && strstr(path, h->fail_write) && matched++ >= h->fail_write_after;
 }
 
 gp_status gp_commit_tmp(const char *tmp, const char *path, gp_err *err) {
-    if (test_disk_full(path)) {
-        remove(tmp);
-        return gp_write_error(err, path, strerror(ENOSPC));
-    }
     if (rename(tmp, path) != 0)
         return gp_errf(err, GP_EINPUT, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
     return GP_OK;
@@ -134,6 +129,9 @@ gp_status gp_file_commit(FILE *f, const char *path, gp_err *err) {
     if (bad || closed != 0) {
         remove(tmp);
         rc = gp_write_error(err, path, closed != 0 ? strerror(errno) : saved ? strerror(saved) : "a write failed");
+    } else if (gp_write_refused(path)) {
+        remove(tmp);
+        rc = gp_write_error(err, path, strerror(ENOSPC));
     } else {
         rc = gp_commit_tmp(tmp, path, err);
     }

@@ -2,6 +2,7 @@
  * (see checkpoint.h). */
 #include "gaprune/checkpoint.h"
 
+#include <errno.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,8 +223,9 @@ gp_status gp_checkpoint_commit(hid_t f, const char *path, const char *prev, gp_e
     /* Once every rank has its new file: rotate. A kill anywhere leaves, for the step `latest`
      * names, a complete file on every rank under either name; a refused write on any rank (a
      * failed create included, f < 0 then) leaves every rank's files as they were. */
-    gp_status rc = gp_agree(gp_h5_io_status(path, err), err);
-    if (rc) {
+    gp_status rc = gp_h5_io_status(path, err);
+    if (!rc && f >= 0 && gp_write_refused(path)) rc = gp_write_error(err, path, strerror(ENOSPC));
+    if ((rc = gp_agree(rc, err))) {
         remove(tmp); /* the new files, whole or not, only take room now */
     } else if (f >= 0) {
         if (prev && gp_file_exists(path)) rename(path, prev);

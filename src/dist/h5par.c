@@ -27,7 +27,7 @@
 #define DATASET_META_BYTES ((uint64_t)8 << 10)
 
 uint64_t gp_h5par_bytes(const gp_h5par_item *items, int n) {
-    uint64_t b = 0;
+    uint64_t b = META_BYTES;
     for (int i = 0; i < n; i++) {
         const uint64_t elems = (uint64_t)items[i].dims[0] * (items[i].ndim == 2 ? items[i].dims[1] : 1);
         b += 4 * elems + 4 * elems / 512 + DATASET_META_BYTES;
@@ -38,7 +38,7 @@ uint64_t gp_h5par_bytes(const gp_h5par_item *items, int n) {
 gp_status gp_h5par_create_tmp(const char *path, uint64_t bytes, hid_t *file, gp_err *err) {
     *file = -1;
     gp_h5_watch_writes();
-    gp_status rc = gp_rank() == 0 ? gp_check_room(path, bytes + META_BYTES, err) : GP_OK;
+    gp_status rc = gp_rank() == 0 ? gp_check_room(path, bytes, err) : GP_OK;
     if ((rc = gp_agree(rc, err))) return rc;
     char *tmp = gp_tmp_path(path);
     hid_t fapl = GP_H5(H5Pcreate(H5P_FILE_ACCESS), "fapl");
