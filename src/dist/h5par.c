@@ -10,6 +10,7 @@
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/provenance.h"
 #include "gaprune/testhook.h"
@@ -58,14 +59,15 @@ gp_status gp_h5par_create_tmp(const char *path, uint64_t bytes, hid_t *file, gp_
     return gp_agree(gp_h5_io_status(path, err), err);
 }
 
-/* After a refused write (agreed, reported): the .tmp goes, and so does the job (h5par.h). */
+/* After a refused write (agreed, reported): the .tmp goes, the output folder's lock is given
+ * back, and the job ends (h5par.h). */
 _Noreturn static void end_after_refused_write(const char *path) {
     if (gp_rank() == 0) {
         char *tmp = gp_tmp_path(path);
         remove(tmp);
         free(tmp);
     }
-    gp_barrier();
+    gp_lock_release(); /* collective: every rank is here */
     gp_abort(GP_EINPUT);
 }
 
