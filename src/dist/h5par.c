@@ -1,10 +1,8 @@
 /* h5par.c — one HDF5 file written by every rank with parallel HDF5 (see h5par.h). */
 #include "gaprune/h5par.h"
 
-#include <errno.h>
 #include <mpi.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "gaprune/check.h"
 #include "gaprune/dist.h"
@@ -53,7 +51,7 @@ gp_status gp_h5par_create_tmp(const char *path, uint64_t bytes, hid_t *file, gp_
     /* MPI_File_open is collective and fails on every rank alike; were it not so, the ranks that
      * hold the file would wait for the others in its collective close: nothing to agree on then */
     const int some = gp_allreduce_max_int(f < 0), all = !gp_allreduce_max_int(f >= 0);
-    if (some && !all) gp_fatal(2, __FILE__, __LINE__, __func__, "%s: created on some ranks only: %s", tmp, strerror(errno));
+    if (some && !all) gp_fatal(2, __FILE__, __LINE__, __func__, "%s: created on some ranks only", tmp);
     free(tmp);
     *file = f;
     return gp_agree(gp_h5_io_status(path, err), err);
@@ -224,8 +222,8 @@ void gp_h5par_write_f32(hid_t file, const gp_h5par_item *items, int n) {
         for (int64_t k = 0; k < pieces[i]; k++) write_piece(ds, dxpl, &items[i], k);
         GP_H5(H5Dclose(ds), "closing %s", items[i].name);
         /* a refused write fails on the ranks that wrote (MPI-IO's aggregators), not on all: the
-         * ranks agree after each dataset and stop together, so that the file's state differs
-         * between them by this dataset at most when they close it */
+         * ranks agree after each dataset and stop writing together; gp_h5par_close then ends
+         * the job (h5par.h) */
         if (gp_allreduce_max_int(gp_h5_io_failed())) break;
     }
     H5Pclose(dxpl);
