@@ -5,6 +5,7 @@
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
 #include "gaprune/kernels.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/testhook.h"
 
@@ -17,6 +18,8 @@ static void testhooks_from_env(void) {
     if ((v = getenv("GAPRUNE_TEST_SIGNAL_AT_STEP"))) h.signal_at_step = atoll(v);
     if ((v = getenv("GAPRUNE_TEST_UNIT_DELAY_MS"))) h.unit_delay_ms = atoi(v);
     if ((v = getenv("GAPRUNE_TEST_EVAL_QUERY_BLOCK"))) h.eval_query_block = atoll(v);
+    if ((v = getenv("GAPRUNE_TEST_FAIL_WRITE")) && *v) h.fail_write = v;
+    if ((v = getenv("GAPRUNE_TEST_FAIL_WRITE_AFTER"))) h.fail_write_after = atoi(v);
     gp_testhook_set(&h);
     /* the thread tests run the tiny fixture models with every kernel loop threaded, with the
      * matmuls split or not */
@@ -40,6 +43,7 @@ int main(int argc, char **argv) {
     threads_default();
     testhooks_from_env();
     int rc = gp_cli_main(argc, argv);
+    gp_lock_release(); /* the command's output folder, whatever it returned */
     MPI_Finalize();
     return rc;
 }

@@ -3,7 +3,8 @@
  *    5 steps (1e-5 relative): in-batch negatives span the ranks;
  *  - pruned weights stay exactly zero, their AdamW moments too;
  *  - a short retraining lowers the loss of the whole domain corpus;
- *  - SIGKILL after a checkpoint, or SIGUSR1 (exit 3), then a rerun: the same weights, bitwise;
+ *  - SIGKILL after a checkpoint, or SIGUSR1 (exit 3), then a rerun: the same weights, bitwise; a
+ *    damaged newest checkpoint is refused and the rerun resumes from the one before, bitwise;
  *  - retrain.optimizer_sharding: auto's rule and the slices; states and gradients on 1, 2 and 4
  *    ranks equal to none (states bitwise), masked weights and moments zero in each; sharded
  *    kill-and-resume bitwise on 2 and 4 ranks; a checkpoint resumed with another mode and rank
@@ -424,6 +425,49 @@ static void test_resume(void **state) {
     gp_model_free(m);
 }
 
+/* issue 14: the log is a checksummed checkpoint, and the one before it is kept as .prev.h5 until
+ * the run is complete. Killed after step 4 on 1 and 2 ranks, a byte of the newest log's weights
+ * is flipped: the rerun warns, resumes from step 2 and ends with bitwise the weights and moments
+ * of an uninterrupted run; no .prev.h5 is left. */
+static void test_damaged_checkpoint(void **state) {
+    (void)state;
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-tiny", &m, &err), GP_OK);
+    const size_t n = m->table.total;
+    float *ref[3], *got[3];
+    for (int k = 0; k < 3; k++) ref[k] = malloc(n * 4), got[k] = malloc(n * 4);
+    double lref[7], lgot[7];
+    const char *sets = "--set retrain.batch=4 --set retrain.steps=7";
+    char log[4400], prev[4400];
+    snprintf(log, sizeof log, "%s/out/retrain-magnitude-0.5.h5", g_dir);
+    snprintf(prev, sizeof prev, "%s/out/retrain-magnitude-0.5.prev.h5", g_dir);
+    for (int np = 1; np <= 2; np++) {
+        assert_int_equal(retrain(np, sets, NULL), 0);
+        save_log("dmgref.h5");
+        read_log("dmgref.h5", lref, 7, ref[0], ref[1], ref[2], n);
+        assert_int_not_equal(retrain(np, sets, "GAPRUNE_TEST_KILL_AFTER_CHECKPOINT=2"), 0); /* killed at step 4 */
+        assert_true(gp_file_exists(prev));
+        tu_flip_data_byte(log, "params", 1000);
+        assert_int_equal(retrain(np, sets, NULL), 0);
+        char *o = tu_read_in(g_dir, "out.txt"), *e = tu_read_in(g_dir, "err.txt");
+        tu_assert_no_sanitizer(e);
+        if (!strstr(e, "retrain-magnitude-0.5.h5: damaged: its data do not match their checksums; not resuming from it"))
+            fail_msg("%d rank(s): no warning about the damaged log:\n%s", np, e);
+        assert_non_null(strstr(o, "resuming from step 2"));
+        free(o), free(e);
+        assert_false(gp_file_exists(prev)); /* the run is complete */
+        save_log("dmg.h5");
+        read_log("dmg.h5", lgot, 7, got[0], got[1], got[2], n);
+        assert_memory_equal(lgot, lref, sizeof lref);
+        for (int k = 0; k < 3; k++) assert_memory_equal(got[k], ref[k], n * 4);
+        printf("    %d rank(s): the newest log damaged after step 4: refused, resumed from step 2, weights and moments "
+               "bitwise those of an uninterrupted run\n", np);
+    }
+    for (int k = 0; k < 3; k++) free(ref[k]), free(got[k]);
+    gp_model_free(m);
+}
+
 static void test_run_end_to_end(void **state) {
     (void)state;
     char cwd[2048], extra[8192];
@@ -689,6 +733,7 @@ int main(void) {
         cmocka_unit_test(test_micro_batches),
         cmocka_unit_test(test_loss_goes_down),
         cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_damaged_checkpoint),
         cmocka_unit_test(test_run_end_to_end),
         cmocka_unit_test(test_run_qwen3),
         cmocka_unit_test(test_train_from_config),

@@ -12,7 +12,8 @@
  *    alignment, fisher-domain and wanda;
  *  - SIGKILL after a checkpoint then a rerun, and SIGUSR1 (exit 3) then a rerun, both give a
  *    stats.h5 whose every dataset is bitwise equal to an uninterrupted run (sharded too, on 2 and
- *    4 ranks);
+ *    4 ranks); a damaged newest checkpoint is refused and the rerun resumes from the one before
+ *    (1 and 2 ranks), bitwise the same;
  *  - broken corpora give exit 2 with file:line on every rank count; `skip` counts them.
  */
 #include "test_util.h"
@@ -540,6 +541,54 @@ static void test_kill_and_resume(void **state) {
     printf("    killed sharded, rerun replicated: started over, %d datasets bitwise equal to the replicated run\n", n);
 }
 
+/* issue 14: a checkpoint damaged on disk is refused, not resumed from. Killed after checkpoint 3
+ * on 1 and 2 ranks, a byte of rank 0's newest file is flipped: the rerun warns, resumes from
+ * step 2 (every rank's .prev) and ends bitwise as an uninterrupted run. With both of rank 1's
+ * files damaged no step is left: it starts over, and still ends bitwise the same. */
+static void test_damaged_checkpoint(void **state) {
+    (void)state;
+    const char *extra = "[stats]\ncheckpoint_every = 1\n[prune]\nlayers = linear\n";
+    char ref[32], job[32], p[4200];
+    for (int np = 1; np <= 2; np++) {
+        snprintf(ref, sizeof ref, "dmgref%d", np);
+        write_job(ref, "domain.json", "general.jsonl", extra);
+        assert_int_equal(stats(np, ref, NULL), 0);
+        snprintf(job, sizeof job, "dmg%d", np);
+        write_job(job, "domain.json", "general.jsonl", extra);
+        assert_int_not_equal(stats(np, job, "GAPRUNE_TEST_KILL_AFTER_CHECKPOINT=3"), 0);
+        snprintf(p, sizeof p, "%s/out-%s/stats.ranks/rank-0.h5", g_dir, job);
+        tu_flip_data_byte(p, "domain_fisher_sum", 16);
+        assert_int_equal(stats(np, job, NULL), 0);
+        assert_clean_stderr();
+        char *e = slurp("err.txt"), *o = slurp("out.txt");
+        if (!strstr(e, "rank-0.h5: damaged: its data do not match their checksums; not resuming from it") ||
+            !strstr(e, "resuming from step 2: not every rank has an undamaged checkpoint of step 3"))
+            fail_msg("%d rank(s): no warning about the damaged checkpoint:\n%s", np, e);
+        assert_non_null(strstr(o, "stats: resuming from step 2"));
+        free(e), free(o);
+        const int n = bitwise_equal_datasets(job, ref);
+        assert_true(n >= 4 * n_expected(false));
+        printf("    %d rank(s): rank 0's newest checkpoint damaged: refused, resumed from step 2, %d datasets bitwise equal\n",
+               np, n);
+    }
+    /* rank 1's two files damaged: no step every rank has */
+    write_job("dmgboth", "domain.json", "general.jsonl", extra);
+    assert_int_not_equal(stats(2, "dmgboth", "GAPRUNE_TEST_KILL_AFTER_CHECKPOINT=3"), 0);
+    snprintf(p, sizeof p, "%s/out-dmgboth/stats.ranks/rank-1.h5", g_dir);
+    tu_flip_data_byte(p, "activation_sq_sum", 0);
+    snprintf(p, sizeof p, "%s/out-dmgboth/stats.ranks/rank-1.prev.h5", g_dir);
+    tu_flip_data_byte(p, "counts", 0);
+    assert_int_equal(stats(2, "dmgboth", NULL), 0);
+    char *e = slurp("err.txt"), *o = slurp("out.txt");
+    if (!strstr(e, "[rank 1] ") || !strstr(e, "rank-1.prev.h5: damaged") || !strstr(e, "incomplete; starting over"))
+        fail_msg("no start over:\n%s", e);
+    assert_null(strstr(o, "resuming from step"));
+    free(e), free(o);
+    const int n = bitwise_equal_datasets("dmgboth", "dmgref2");
+    assert_true(n >= 4 * n_expected(false));
+    printf("    2 ranks, both of rank 1's checkpoints damaged: started over, %d datasets bitwise equal\n", n);
+}
+
 typedef struct {
     const char *file, *content, *expect;
     int skipped;
@@ -648,7 +697,7 @@ static void test_sigint(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_fb1), cmocka_unit_test(test_reference_fb4), cmocka_unit_test(test_ranks_agree),
-        cmocka_unit_test(test_only_selected), cmocka_unit_test(test_sharded), cmocka_unit_test(test_48_ranks),      cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_sigint),
+        cmocka_unit_test(test_only_selected), cmocka_unit_test(test_sharded), cmocka_unit_test(test_48_ranks),      cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_damaged_checkpoint), cmocka_unit_test(test_sigint),
         cmocka_unit_test(test_broken_corpora),
     };
     /* GP_TEST_FILTER=test_sharded runs one test while iterating (cmocka's pattern) */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hdf5.h>
 
 #include "gaprune/tokenizer.h"
 
@@ -196,6 +197,33 @@ static inline char *tu_read_in(const char *dir, const char *name) {
     char p[8192];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     return tu_read_file(p, NULL);
+}
+
+/* Flips byte `at` of dataset name's stored data in the HDF5 file at path (of its first chunk when
+ * it is chunked): the damage on disk a checkpoint's checksums must catch. */
+static inline void tu_flip_data_byte(const char *path, const char *name, long at) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) fail_msg("cannot open %s", path);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) fail_msg("%s: no dataset %s", path, name);
+    haddr_t addr = H5Dget_offset(d);
+    if (addr == HADDR_UNDEF) {
+        hid_t sp = H5Dget_space(d);
+        hsize_t off[H5S_MAX_RANK], size = 0;
+        unsigned filters = 0;
+        assert_true(H5Dget_chunk_info(d, sp, 0, off, &filters, &addr, &size) >= 0 && size > (hsize_t)at);
+        H5Sclose(sp);
+    }
+    H5Dclose(d);
+    H5Fclose(f);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, (long)addr + at, SEEK_SET), 0);
+    const int c = fgetc(fp);
+    assert_true(c != EOF);
+    assert_int_equal(fseek(fp, (long)addr + at, SEEK_SET), 0);
+    fputc(c ^ 0xff, fp);
+    fclose(fp);
 }
 
 static inline void tu_write(const char *path, const char *text) {

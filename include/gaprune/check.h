@@ -8,14 +8,15 @@
  *    exit code 2 after all ranks agree (gp_agree in dist.h).
  *  - Programmer errors and failed system/MPI/HDF5 calls are fatal: GP_CHECK and friends print
  *    rank, file, line and function, then end the whole job with MPI_Abort (or exit when MPI
- *    is not running, as in the unit tests).
+ *    is not running, as in the unit tests). A write the disk refused (full, an I/O error) is
+ *    not a bug: it is input-class, reported naming the file (fs.h gp_write_error; GP_H5 in
+ *    h5.h lets HDF5's own write failures through to the file's commit).
  *
  * Usage:
  *     gp_err err = {0};
  *     if (gp_model_load(&m, dir, &err) != GP_OK) { fprintf(stderr, "%s\n", err.msg); ... }
  *     float *buf = gp_malloc(n * sizeof(float));      // never NULL
  *     GP_CHECK(n > 0, "empty batch (n=%d)", n);
- *     GP_H5(H5Dwrite(...), "writing %s", name);
  */
 #pragma once
 
@@ -47,6 +48,10 @@ _Noreturn void gp_fatal(int code, const char *file, int line, const char *func, 
 
 #define GP_FATAL(...) gp_fatal(1, __FILE__, __LINE__, __func__, __VA_ARGS__)
 
+/* Ends every rank at once with exit status code (MPI_Abort; exit without MPI), the message
+ * already printed: for a failure the ranks cannot leave together by returning (h5par.h). */
+_Noreturn void gp_abort(int code);
+
 /* Always on, independent of NDEBUG; the message is required. */
 #define GP_CHECK(cond, ...)                                                                       \
     do {                                                                                          \
@@ -62,14 +67,6 @@ _Noreturn void gp_check_fail(const char *file, int line, const char *func, const
         if (gp_mpi_rc_ != 0) gp_mpi_fail(gp_mpi_rc_, __FILE__, __LINE__, __func__, #call);        \
     } while (0)
 _Noreturn void gp_mpi_fail(int rc, const char *file, int line, const char *func, const char *what);
-
-/* For HDF5 calls returning hid_t or herr_t: negative means failure. */
-#define GP_H5(expr, ...)                                                                          \
-    __extension__({                                                                               \
-        __typeof__(expr) gp_h5_rc_ = (expr);                                                      \
-        if (gp_h5_rc_ < 0) gp_fatal(1, __FILE__, __LINE__, __func__, "HDF5: " __VA_ARGS__);       \
-        gp_h5_rc_;                                                                                \
-    })
 
 void *gp_malloc_at(size_t n, const char *file, int line);
 void *gp_calloc_at(size_t n, size_t size, const char *file, int line);

@@ -7,7 +7,13 @@
  * under its final name. Float data is stored little-endian IEEE, chunked by rows (about 1 MiB
  * per chunk) and deflate-compressed.
  *
- * Every call that fails is fatal (GP_H5): the inputs were validated before we write.
+ * A call that fails is fatal (GP_H5): the inputs were validated before we write. The exception
+ * is the disk: when HDF5's file driver reports that the system refused a write (a full disk, an
+ * I/O error, a file that cannot be created), the failure is recorded instead, the writer carries
+ * on with the calls it would have made (so ranks that wait on it in a collective are not left
+ * behind), and the file's close (gp_h5_close_commit, or gp_h5_io_status for closes done
+ * elsewhere) removes the .tmp and returns GP_EINPUT naming the file: a run stopped by a full disk
+ * ends with exit 2 and keeps every file it had completed.
  *
  * Usage:
  *     hid_t f = gp_h5_create_tmp(path);                       // serial, this rank only
@@ -22,9 +28,34 @@
 #pragma once
 
 #include <hdf5.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gaprune/check.h"
+
+/* For HDF5 calls returning hid_t or herr_t: negative means failure, fatal unless a write of the
+ * file driver failed (gp_h5_io_failed): then the result is passed on for the commit to report. */
+#define GP_H5(expr, ...)                                                                          \
+    __extension__({                                                                               \
+        __typeof__(expr) gp_h5_rc_ = (expr);                                                      \
+        if (gp_h5_rc_ < 0 && !gp_h5_io_failed())                                                  \
+            gp_fatal(1, __FILE__, __LINE__, __func__, "HDF5: " __VA_ARGS__);                      \
+        gp_h5_rc_;                                                                                \
+    })
+
+/* Whether the system refused one of HDF5's writes (or the creation of a file) since the last
+ * gp_h5_io_status; what it said is kept for that call's message. */
+bool gp_h5_io_failed(void);
+/* GP_EINPUT with gp_write_error's message naming path when a write failed since the last call
+ * (and forgets it), else GP_OK. The caller removes its .tmp. */
+gp_status gp_h5_io_status(const char *path, gp_err *err);
+/* Called by the functions that create or reopen a file to write (here and in h5par.h): from then
+ * on HDF5's errors come to gaprune first, which records the refused writes and prints the others
+ * as HDF5 would. */
+void gp_h5_watch_writes(void);
+/* A file access property list with gaprune's POSIX driver, whose refused writes
+ * gp_h5_io_status reports (registered once; the list is kept: do not close it). */
+hid_t gp_h5_write_fapl(void);
 
 /* Root attributes every output file carries; the schema headers (stats_file.h, mask_file.h,
  * sample_file.h, retrain_file.h) name the rest of each file. */
@@ -33,10 +64,13 @@
 #define GP_H5_ATTR_DESCRIPTION "description"       /* one sentence on what the file holds */
 #define GP_H5_ATTR_COMPLETE "complete"             /* integer 1, written last: the file is whole */
 
+/* < 0 (recorded, as a failed write) when the file cannot be created. */
 hid_t gp_h5_create_tmp(const char *path);
-/* Reopens <path>.tmp for writing, serially (to finish a file written in parallel, h5par.h). */
+/* Reopens <path>.tmp for writing, serially (to finish a file written in parallel, h5par.h); < 0
+ * (recorded as a failed write: one of the parallel writes did not land) when it cannot. */
 hid_t gp_h5_open_tmp(const char *path);
-/* Closes the file and renames <path>.tmp to <path>. */
+/* Closes the file and renames <path>.tmp to <path>; when a write of it failed (file < 0 after a
+ * failed create included), removes <path>.tmp and returns GP_EINPUT naming path. */
 gp_status gp_h5_close_commit(hid_t file, const char *path, gp_err *err);
 
 void gp_h5_attr_str(hid_t obj, const char *name, const char *value);
@@ -63,6 +97,9 @@ void gp_h5_write_flat_f32(hid_t loc, const char *name, const float *data, size_t
 gp_status gp_h5_read_f64(hid_t loc, const char *name, double *data, size_t n);
 void gp_h5_write_flat_f64(hid_t loc, const char *name, const double *data, size_t n, const char *description,
                           const char *units);
+/* The same for any type: n elements of mem_type from data, stored as file_type. */
+void gp_h5_write_flat(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, const void *data, size_t n,
+                      const char *description, const char *units);
 
 /* Sets description and units. */
 void gp_h5_describe(hid_t obj, const char *description, const char *units);

@@ -8,7 +8,7 @@
  * and places the chunks. No rank ever holds or receives more than its own rows. The datasets
  * are ordinary chunked, byte-shuffled, deflated float32 (whole rows, about 1 MiB per chunk,
  * deflate level 1): h5dump, h5py and gaprune read the file through the usual filter pipeline.
- * A lone rank opens the file with the default driver instead and deflates its chunks with its
+ * A lone rank opens the file with gaprune's POSIX driver (h5.h) instead and deflates its chunks with its
  * OpenMP threads, handing HDF5 the finished chunks (parallel HDF5 takes no such direct chunk
  * writes; with several ranks, the ranks deflate side by side). The file is the same.
  *
@@ -22,15 +22,27 @@
  * rank 0 alone after gp_h5par_close (gp_h5_open_tmp, then gp_h5_close_commit), which is also
  * where `complete` is written last.
  *
+ * A write the system refuses (a full disk) is worse here than in a serial file: it fails on the
+ * ranks whose MPI-IO call wrote, not on all, and parallel HDF5 then leaves the ranks in different
+ * collectives (a hang in the close). So gp_h5par_create_tmp first makes sure the file fits: rank 0
+ * allocates the size the caller gives (gp_h5par_bytes: the data uncompressed and the metadata)
+ * and releases it (gp_check_room); a full disk is then an agreed GP_EINPUT before
+ * anything is written. Should a write fail all the same (the disk filled meanwhile, an I/O
+ * error), the ranks find it at their agreement after each dataset and stop writing; the close
+ * then ends the job at once with exit 2 and the message naming the file (MPI_Abort: the file
+ * cannot be closed safely), the .tmp removed and every other file as it was.
+ *
  * Usage (every rank):
- *     hid_t f = gp_h5par_create_tmp(path);             // <path>.tmp
+ *     hid_t f;
+ *     rc = gp_h5par_create_tmp(path, gp_h5par_bytes(it, 1), &f, &err);   // <path>.tmp, agreed
+ *     if (rc) return rc;                                // no room: exit 2, nothing written
  *     gp_h5par_provenance(f, "gaprune-stats", 1);
  *     gp_h5par_attr_int(f, "seed", seed);
  *     hsize_t r0, nr;
  *     gp_h5par_share(rows, &r0, &nr);                  // this rank's block of rows
  *     gp_h5par_item it[] = {{"domain/fisher/w", 2, {rows, cols}, "Fisher", "1", data + r0 * cols, r0, nr}};
  *     gp_h5par_write_f32(f, it, 1);
- *     gp_h5par_close(f);
+ *     gp_h5par_close(f, path, &err);
  *     if (rank == 0) {                                 // the serial tail, then the rename
  *         hid_t g = gp_h5_open_tmp(path);
  *         gp_h5_attr_int(g, "complete", 1);
@@ -42,6 +54,8 @@
 #include <hdf5.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "gaprune/check.h"
 
 typedef struct {
     const char *name;                 /* dataset path; intermediate groups are created */
@@ -55,12 +69,19 @@ typedef struct {
                                        * would only cost the time */
 } gp_h5par_item;
 
-/* Every rank opens <path>.tmp, created or truncated, with the MPI-IO driver (a lone rank: the
- * default driver). */
-hid_t gp_h5par_create_tmp(const char *path);
-/* Closes the file on every rank; when it returns, <path>.tmp is whole on disk for any rank to
- * reopen serially. Every object opened in it must be closed first. */
-void gp_h5par_close(hid_t file);
+/* Collective: when a file of bytes (gp_h5par_bytes of everything to be written) fits at path,
+ * every rank opens <path>.tmp, created or truncated, with the MPI-IO driver (a lone rank: the
+ * POSIX driver of h5.h), into *file. Else,
+ * or when it cannot be created, GP_EINPUT on every rank (agreed, printed once) and no file. */
+gp_status gp_h5par_create_tmp(const char *path, uint64_t bytes, hid_t *file, gp_err *err);
+/* The bytes a file of items[0..n) takes at most: their whole datasets uncompressed (the bound
+ * when they are deflated), their metadata and the file's. */
+uint64_t gp_h5par_bytes(const gp_h5par_item *items, int n);
+/* Collective: closes the file (made by gp_h5par_create_tmp(path)) on every rank; when it returns,
+ * <path>.tmp is whole on disk for any rank to reopen serially. When a write failed on any rank,
+ * the job ends here instead, with exit 2 and err's message (see above). Every object opened in
+ * the file must be closed first. */
+void gp_h5par_close(hid_t file, const char *path, gp_err *err);
 
 /* Rank 0's value, written as the attribute `name` of obj by every rank (as h5.h's forms). */
 void gp_h5par_attr_str(hid_t obj, const char *name, const char *value);

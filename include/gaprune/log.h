@@ -25,6 +25,9 @@ int gp_log_level(void);
 void gp_log0(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gp_debug0(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A warning from whichever rank calls it (gp_warn speaks for all ranks from rank 0): about this
+ * rank's own files, say; "[rank R]" names the rank when there are several. */
+void gp_warn_here(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Monotonic wall clock in seconds. */
 double gp_now(void);

@@ -15,7 +15,8 @@
  *   /adam_m      float32 [model parameters]: AdamW first moment
  *   /adam_v      float32 [model parameters]: AdamW second moment
  *                (these three chunked, uncompressed, written by every rank's slice at once)
- * Every dataset carries `description` and `units`.
+ * Every dataset carries `description`, `units` and `crc32`, the root `checksum` (checkpoint.h).
+ * Until the run is complete the checkpoint before it is kept as retrain-<tag>.prev.h5.
  *
  * Usage:
  *     snprintf(name, sizeof name, GP_RETRAIN_FILE_FMT, "gaprune-0.5");  // "retrain-gaprune-0.5.h5"
@@ -23,13 +24,16 @@
  */
 #pragma once
 
+#include "gaprune/checkpoint.h"
+
 #define GP_RETRAIN_FILE_FMT "retrain-%s.h5" /* printf format of the tag, "<method>-<sparsity>" */
 #define GP_RETRAIN_FORMAT "gaprune-retrain"
 #define GP_RETRAIN_FORMAT_VERSION 1
 
 /* ---- root attributes (besides provenance, description and complete) ---- */
-#define GP_RETRAIN_ATTR_SETTINGS_HASH "settings_hash" /* string: SHA-256 of the settings, the data and the mask */
-#define GP_RETRAIN_ATTR_STEP "step"                   /* integer: steps done (rows of the per-step datasets) */
+/* the file is a checkpoint (checkpoint.h): its settings hash and step are the checkpoint's */
+#define GP_RETRAIN_ATTR_SETTINGS_HASH GP_CHECKPOINT_ATTR_SETTINGS /* string: SHA-256 of the settings, the data and the mask */
+#define GP_RETRAIN_ATTR_STEP GP_CHECKPOINT_ATTR_STEP              /* integer: steps done (rows of the per-step datasets) */
 #define GP_RETRAIN_ATTR_STEPS "steps"                 /* integer: steps of the whole run */
 #define GP_RETRAIN_ATTR_BATCH "batch"                 /* integer: triplets per step, over all ranks */
 #define GP_RETRAIN_ATTR_LR "lr"                       /* float: peak learning rate */

@@ -1,11 +1,11 @@
 /*
  * testhook.h — TEST ONLY: faults the resume tests inject into the long stages (stats,
- * retrain), and h5par's bound on one write lowered so that small tests reach its splitting.
- * Library code never reads the environment for these; the program's main() sets them from
- * GAPRUNE_TEST_KILL_AFTER_CHECKPOINT, GAPRUNE_TEST_SIGNAL_AT_STEP, GAPRUNE_TEST_UNIT_DELAY_MS and
- * GAPRUNE_TEST_EVAL_QUERY_BLOCK,
- * and a test that calls a stage directly sets them itself. All off by default; no production
- * path sets them.
+ * retrain), a disk that refuses writes, and h5par's bound on one write lowered so that small
+ * tests reach its splitting. Library code never reads the environment for these; the program's
+ * main() sets them from GAPRUNE_TEST_KILL_AFTER_CHECKPOINT, GAPRUNE_TEST_SIGNAL_AT_STEP,
+ * GAPRUNE_TEST_UNIT_DELAY_MS, GAPRUNE_TEST_EVAL_QUERY_BLOCK, GAPRUNE_TEST_FAIL_WRITE and
+ * GAPRUNE_TEST_FAIL_WRITE_AFTER, and a test that calls a stage directly sets them itself. All off
+ * by default; no production path sets them.
  *
  * Usage:
  *     gp_testhooks h = *gp_testhook_get();
@@ -26,12 +26,16 @@ typedef struct {
                                   splitting of huge slices, exercised on small ones); 0: the default */
     int64_t eval_query_block;  /* > 0: retrieval ranks this many queries at a time instead of
                                   GP_EVAL_QUERY_BLOCK (its blocks, exercised on few queries); 0: the default */
+    const char *fail_write;    /* non-NULL: committing a file whose path contains this text fails with
+                                  ENOSPC, as on a full disk, once fail_write_after such commits of this
+                                  process succeeded (gp_write_refused, fs.h); NULL: off */
+    int fail_write_after;
 } gp_testhooks;
 
-/* The hooks off: {0, -1, 0, 0}. */
+/* The hooks off. */
 #define GP_TESTHOOKS_OFF                                                                          \
     ((gp_testhooks){.kill_after_checkpoint = 0, .signal_at_step = -1, .unit_delay_ms = 0, .h5par_piece_elems = 0,  \
-                    .eval_query_block = 0})
+                    .eval_query_block = 0, .fail_write = NULL, .fail_write_after = 0})
 
 void gp_testhook_set(const gp_testhooks *h);
 /* The hooks in force (GP_TESTHOOKS_OFF until gp_testhook_set). */

@@ -47,7 +47,8 @@ static void usage(FILE *f) {
     fprintf(f, "\narchitectures:");
     for (const gp_arch_info *const *a = gp_architectures(); *a; a++) fprintf(f, " %s%s", (*a)->name, a[1] ? "," : "");
     fprintf(f, "\n\n`gaprune COMMAND --help` shows the options of a command; `gaprune help-job` the job-file keys.\n"
-               "exit codes: 0 success, 1 internal error, 2 bad input, 3 stopped early (requeue)\n");
+               "exit codes: 0 success, 1 internal error, 2 bad input, a refused write (full disk) or the output folder\n"
+               "in use, 3 stopped early (requeue)\n");
 }
 
 int gp_cli_main(int argc, char **argv) {

@@ -10,6 +10,7 @@
 #include "gaprune/fs.h"
 #include "gaprune/hash.h"
 #include "gaprune/json.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 
@@ -31,8 +32,9 @@ int gp_cmd_eval(int argc, char **argv) {
     gp_model *m = NULL;
     rc = gp_model_load(dir, &m, &err);
     if (!rc) gp_cli_model_settings(&job, m);
-    if (!rc && gp_rank() == 0) rc = gp_mkdir_p(job.out_dir, &err);
-    if (!(rc = gp_agree(rc, &err))) {
+    rc = gp_agree(rc, &err);
+    if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);
+    if (!rc) {
         char tag[256];
         snprintf(tag, sizeof tag, "%s", dir);
         size_t l = strlen(tag);

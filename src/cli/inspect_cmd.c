@@ -16,6 +16,7 @@
 
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
+#include "gaprune/fs.h"
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
 #include "gaprune/mask_file.h"
@@ -47,11 +48,13 @@ static const char *layer_name(int l, char *buf) {
 
 static int slot(int layer) { return layer < 0 || layer >= MAXL - 1 ? MAXL - 1 : layer; }
 
-static void svg(const char *path, const char *title, const figure *fg) {
-    FILE *f = fopen(path, "w");
+/* Writes the figure to path; GP_EINPUT, said on stderr, when it cannot. */
+static int svg(const char *path, const char *title, const figure *fg) {
+    gp_err err = {0};
+    FILE *f = gp_file_create(path, &err);
     if (!f) {
-        fprintf(stderr, "gaprune: error: %s: cannot write\n", path);
-        return;
+        fprintf(stderr, "gaprune: error: %s\n", err.msg);
+        return GP_EINPUT;
     }
     const int W = 900, H = 640, x0 = 70, pw = W - 100, ph = 220;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
@@ -111,8 +114,12 @@ static void svg(const char *path, const char *title, const figure *fg) {
             y2 + ph + 14, fg->lo, x0 + pw, y2 + ph + 14, fg->hi);
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.0f</text>\n", x0 - 4, y2 + 10, hmax);
     fprintf(f, "</svg>\n");
-    fclose(f);
+    if (gp_file_commit(f, path, &err)) {
+        fprintf(stderr, "gaprune: error: %s\n", err.msg);
+        return GP_EINPUT;
+    }
     gp_log0("inspect: wrote %s", path);
+    return GP_OK;
 }
 
 static void add_hist(figure *fg, double x) {
@@ -197,8 +204,7 @@ static int inspect_stats(hid_t f, const char *path, const char *svg_path) {
     for (size_t i = 0; i < nt; i++) free(names[i]);
     free(names);
     free(cos);
-    if (svg_path) svg(svg_path, path, &fg);
-    return GP_OK;
+    return svg_path ? svg(svg_path, path, &fg) : GP_OK;
 }
 
 static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
@@ -258,11 +264,11 @@ static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
         for (size_t i = 0; i < n; i++) add_hist(&fg, 1 - (double)r[i].kept / (double)r[i].numel);
         fg.hist_label = "histogram of per-tensor sparsity (prune.save_scores = true gives the score histogram)";
     }
-    if (svg_path) svg(svg_path, path, &fg);
+    const int rc = svg_path ? svg(svg_path, path, &fg) : GP_OK;
     gp_mask_summary_free(r, n);
     free(method);
     free(scope);
-    return GP_OK;
+    return rc;
 }
 
 int gp_cmd_inspect(int argc, char **argv) {

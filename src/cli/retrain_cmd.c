@@ -10,6 +10,7 @@
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
 #include "gaprune/hash.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/mask.h"
 #include "gaprune/mask_file.h"
@@ -44,9 +45,9 @@ int gp_cmd_retrain(int argc, char **argv) {
         else if (!rc) rc = gp_sha256_file(mask_path, mask_hash, &err);
         free(h);
         if (f >= 0) H5Fclose(f);
-        if (!rc) rc = gp_mkdir_p(job.out_dir, &err);
     }
     if ((rc = gp_agree(rc, &err))) goto done;
+    if ((rc = gp_lock_take(job.out_dir, NULL, &err))) goto done;
     gp_bcast_bytes(mask_hash, sizeof mask_hash, 0);
     gp_mask_bcast(&mask, m);
     gp_mask_apply(&mask, m);

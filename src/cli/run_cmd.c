@@ -17,6 +17,7 @@
 #include "gaprune/fs.h"
 #include "gaprune/hash.h"
 #include "gaprune/job.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/pipeline.h"
@@ -209,10 +210,13 @@ int gp_cmd_run(int argc, char **argv) {
         gp_eval_opts_from_job(&eo, &job); /* with the effective max_length */
     }
     if (!rc) rc = gp_prune_check(&po, m, &err);
-    if (!rc && gp_rank() == 0) rc = gp_mkdir_p(job.out_dir, &err);
     char eval_hash[65] = "";
     if (!rc && gp_rank() == 0 && have_sets) rc = gp_eval_hash(&eo, eval_hash, &err);
     if ((rc = gp_agree(rc, &err))) goto out;
+    /* --only: a sweep's array tasks share the folder, each its own pair of files (lock.h) */
+    char pair[96];
+    if (only) snprintf(pair, sizeof pair, "%s-%g", pl.method[0]->name, pl.only_sparsity);
+    if ((rc = gp_lock_take(job.out_dir, only ? pair : NULL, &err))) goto out;
     gp_bcast_bytes(eval_hash, sizeof eval_hash, 0);
     if (!have_sets) gp_warn("%s: [eval] names no retrieval folder and no STS file: no scores in the report", job.path);
 

@@ -4,6 +4,7 @@
 
 #include "gaprune/cli.h"
 #include "gaprune/job.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/sample.h"
 
@@ -18,8 +19,9 @@ int gp_cmd_sample(int argc, char **argv) {
     gp_err err = {0};
     gp_sample_opts o;
     gp_sample_opts_from_job(&o, &job);
-    gp_sample_report rep;
-    rc = gp_sample_run(&o, NULL, &rep, &err);
+    gp_sample_report rep = {0};
+    rc = gp_lock_take(job.out_dir, NULL, &err);
+    if (!rc) rc = gp_sample_run(&o, NULL, &rep, &err);
     if (!rc)
         gp_log0("{\"command\":\"sample\",\"method\":\"%s\",\"k\":%lld,\"ranks\":%d,\"seconds\":%.3f,"
                 "\"domain\":{\"candidates\":%lld,\"selected\":%lld,\"up_to_date\":%s,\"file\":\"%s\"},"

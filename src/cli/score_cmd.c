@@ -13,6 +13,7 @@
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
 #include "gaprune/job.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/pipeline.h"
 #include "gaprune/plan.h"
@@ -43,7 +44,8 @@ int gp_cmd_score(int argc, char **argv) {
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
     if (!rc) gp_cli_model_settings(&job, m);
     if (!rc) rc = gp_prune_check(&o, m, &err);
-    if (!(rc = gp_agree(rc, &err))) rc = gp_prune_inputs_init(&o, m, &in, &err);
+    if (!(rc = gp_agree(rc, &err))) rc = gp_lock_take(job.out_dir, NULL, &err);
+    if (!rc) rc = gp_prune_inputs_init(&o, m, &in, &err);
     if (!rc && !in.stats_path)
         gp_warn("%s/stats.h5 does not exist: only criteria without statistics can run (magnitude, random)", job.out_dir);
     for (int a = 0; a < methods->n && !rc; a++)

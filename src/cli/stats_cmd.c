@@ -7,6 +7,7 @@
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
 #include "gaprune/job.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/plan.h"
@@ -35,6 +36,7 @@ int gp_cmd_stats(int argc, char **argv) {
         rc = gp_prune_check(&po, m, &err);
     }
     rc = gp_agree(rc, &err);
+    if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);
     gp_sample_report samples = {0};
     const bool sampled = job.sample.method != GP_SAMPLE_NONE;
     if (!rc && sampled) {

@@ -19,6 +19,7 @@
 #include "gaprune/fs.h"
 #include "gaprune/hash.h"
 #include "gaprune/json.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/pipeline.h"
@@ -30,12 +31,14 @@
 #include "gaprune/vocab.h"
 
 static gp_status put(const char *dir, const char *name, const char *text, gp_err *err) {
-    char *p = gp_path_join(dir, name), *tmp = gp_tmp_path(p);
-    FILE *f = fopen(tmp, "w");
-    gp_status rc = GP_OK;
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot write", tmp);
-    else rc = gp_commit_tmp(tmp, p, err);
-    free(p), free(tmp);
+    char *p = gp_path_join(dir, name);
+    FILE *f = gp_file_create(p, err);
+    gp_status rc = GP_EINPUT;
+    if (f) {
+        fputs(text, f);
+        rc = gp_file_commit(f, p, err);
+    }
+    free(p);
     return rc;
 }
 
@@ -156,9 +159,9 @@ int gp_cmd_train(int argc, char **argv) {
     const char *model_dir = job.train.init;
     bool from_config = !rc && gp_file_exists(job.train.init);
     char base[65] = "";
+    if (!(rc = gp_agree(rc, &err))) rc = gp_lock_take(job.out_dir, NULL, &err);
     if (!rc && gp_rank() == 0) {
-        rc = gp_mkdir_p(job.out_dir, &err);
-        if (!rc && from_config) {
+        if (from_config) {
             /* the initial model depends on config.json, the corpora and the seed */
             char cfg_sha[65], a[65] = "", b[65] = "", text[512];
             rc = gp_sha256_file(job.train.init, cfg_sha, &err);

@@ -19,7 +19,7 @@ gp_status gp_errf(gp_err *err, gp_status code, const char *fmt, ...) {
     return code;
 }
 
-_Noreturn static void gp_abort_job(int code) {
+void gp_abort(int code) {
     int init = 0, fin = 0;
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
@@ -37,7 +37,7 @@ void gp_fatal(int code, const char *file, int line, const char *func, const char
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fprintf(stderr, "gaprune: [rank %d] %s:%d %s: %s\n", gp_rank(), file, line, func, msg);
-    gp_abort_job(code);
+    gp_abort(code);
 }
 
 void gp_check_fail(const char *file, int line, const char *func, const char *cond, const char *fmt, ...) {

@@ -3,10 +3,15 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "gaprune/testhook.h"
 
 gp_status gp_read_file(const char *path, char **out, size_t *len, gp_err *err) {
     *out = NULL;
@@ -64,10 +69,74 @@ char *gp_tmp_path(const char *path) {
     return p;
 }
 
+bool gp_write_refused(const char *path) {
+    static int matched; /* commits of matching paths so far, in this process */
+    const gp_testhooks *h = gp_testhook_get();
+    return h->fail_write && strstr(path, h->fail_write) && matched++ >= h->fail_write_after;
+}
+
 gp_status gp_commit_tmp(const char *tmp, const char *path, gp_err *err) {
     if (rename(tmp, path) != 0)
         return gp_errf(err, GP_EINPUT, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
     return GP_OK;
+}
+
+gp_status gp_write_error(gp_err *err, const char *path, const char *reason) {
+    return gp_errf(err, GP_EINPUT,
+                   "%s: cannot write (%s); the files already complete are kept: make room (or fix the disk) and rerun "
+                   "the same command to continue",
+                   path, reason);
+}
+
+gp_status gp_check_room(const char *path, uint64_t bytes, gp_err *err) {
+    char *tmp = gp_tmp_path(path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666), e = 0;
+    if (fd < 0) {
+        free(tmp);
+        return gp_write_error(err, path, strerror(errno));
+    }
+    if (bytes > 0 && fallocate(fd, 0, 0, (off_t)bytes) != 0) e = errno;
+    close(fd);
+    remove(tmp);
+    free(tmp);
+    if (e == EOPNOTSUPP || e == ENOSYS) { /* no allocation ahead here: the free space says it */
+        char *dir = gp_strdup(path), *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        struct statvfs vfs;
+        e = statvfs(slash ? dir : ".", &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < bytes ? ENOSPC : 0;
+        free(dir);
+    }
+    if (!e) return GP_OK;
+    char reason[160];
+    snprintf(reason, sizeof reason, "%s: it needs up to %.3g MB", strerror(e), (double)bytes / 1e6);
+    return gp_write_error(err, path, reason);
+}
+
+FILE *gp_file_create(const char *path, gp_err *err) {
+    char *tmp = gp_tmp_path(path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) gp_write_error(err, path, strerror(errno));
+    free(tmp);
+    return f;
+}
+
+gp_status gp_file_commit(FILE *f, const char *path, gp_err *err) {
+    /* a failed fwrite sets the stream's error flag; the flush at fclose fails with errno set */
+    const int bad = ferror(f), saved = errno;
+    const int closed = fclose(f);
+    char *tmp = gp_tmp_path(path);
+    gp_status rc;
+    if (bad || closed != 0) {
+        remove(tmp);
+        rc = gp_write_error(err, path, closed != 0 ? strerror(errno) : saved ? strerror(saved) : "a write failed");
+    } else if (gp_write_refused(path)) {
+        remove(tmp);
+        rc = gp_write_error(err, path, strerror(ENOSPC));
+    } else {
+        rc = gp_commit_tmp(tmp, path, err);
+    }
+    free(tmp);
+    return rc;
 }
 
 gp_status gp_mkdir_p(const char *path, gp_err *err) {
@@ -94,30 +163,21 @@ gp_status gp_mkdir_p(const char *path, gp_err *err) {
 gp_status gp_copy_file(const char *src, const char *dst, gp_err *err) {
     FILE *in = fopen(src, "rb");
     if (!in) return gp_errf(err, GP_EINPUT, "%s: cannot open: %s", src, strerror(errno));
-    char *tmp = gp_tmp_path(dst);
-    FILE *out = fopen(tmp, "wb");
+    FILE *out = gp_file_create(dst, err);
     if (!out) {
         fclose(in);
-        gp_errf(err, GP_EINPUT, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
         return GP_EINPUT;
     }
     char buf[1 << 16];
     size_t n;
-    int bad = 0;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        if (fwrite(buf, 1, n, out) != n) bad = 1;
-    bad |= ferror(in);
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0 && fwrite(buf, 1, n, out) == n) continue;
+    const int bad_read = ferror(in);
     fclose(in);
-    bad |= fclose(out) != 0;
-    gp_status rc = GP_OK;
-    if (bad) {
-        rc = gp_errf(err, GP_EINPUT, "%s: copy to %s failed", src, tmp);
-        remove(tmp);
-    } else {
-        rc = gp_commit_tmp(tmp, dst, err);
+    gp_status rc = gp_file_commit(out, dst, err);
+    if (!rc && bad_read) {
+        remove(dst);
+        rc = gp_errf(err, GP_EINPUT, "%s: read error while copying it to %s", src, dst);
     }
-    free(tmp);
     return rc;
 }
 

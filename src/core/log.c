@@ -63,6 +63,16 @@ void gp_warn(const char *fmt, ...) {
     va_end(ap);
 }
 
+void gp_warn_here(const char *fmt, ...) {
+    char prefix[48];
+    if (g_nranks > 1) snprintf(prefix, sizeof prefix, "gaprune: warning: [rank %d] ", g_rank);
+    else snprintf(prefix, sizeof prefix, "gaprune: warning: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(stderr, prefix, fmt, ap);
+    va_end(ap);
+}
+
 double gp_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -11,6 +11,7 @@
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
+#include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/provenance.h"
 #include "gaprune/testhook.h"
@@ -22,11 +23,29 @@
  * keeps both small whatever the slice. */
 #define PIECE_ELEMS ((hsize_t)1 << 26)
 
-hid_t gp_h5par_create_tmp(const char *path) {
+/* Room for the metadata: object headers, chunk indexes, attributes; and for deflate, which can
+ * grow data that does not compress by a few bytes per block. */
+#define META_BYTES ((uint64_t)256 << 10)
+#define DATASET_META_BYTES ((uint64_t)8 << 10)
+
+uint64_t gp_h5par_bytes(const gp_h5par_item *items, int n) {
+    uint64_t b = META_BYTES;
+    for (int i = 0; i < n; i++) {
+        const uint64_t elems = (uint64_t)items[i].dims[0] * (items[i].ndim == 2 ? items[i].dims[1] : 1);
+        b += 4 * elems + 4 * elems / 512 + DATASET_META_BYTES;
+    }
+    return b;
+}
+
+gp_status gp_h5par_create_tmp(const char *path, uint64_t bytes, hid_t *file, gp_err *err) {
+    *file = -1;
+    gp_h5_watch_writes();
+    gp_status rc = gp_rank() == 0 ? gp_check_room(path, bytes, err) : GP_OK;
+    if ((rc = gp_agree(rc, err))) return rc;
     char *tmp = gp_tmp_path(path);
-    hid_t fapl = GP_H5(H5Pcreate(H5P_FILE_ACCESS), "fapl");
-    /* a lone rank writes through the default (POSIX) driver: its chunks then go in whole,
+    /* a lone rank writes through gaprune's POSIX driver (h5.h): its chunks then go in whole,
      * deflated by its threads (write_direct) */
+    hid_t fapl = GP_H5(gp_nranks() > 1 ? H5Pcreate(H5P_FILE_ACCESS) : H5Pcopy(gp_h5_write_fapl()), "fapl");
     if (gp_nranks() > 1) {
         GP_H5(H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL), "MPI-IO driver");
         /* metadata read once and broadcast, written collectively: at many ranks this keeps
@@ -36,15 +55,34 @@ hid_t gp_h5par_create_tmp(const char *path) {
     }
     hid_t f = GP_H5(H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "creating %s", tmp);
     H5Pclose(fapl);
+    /* MPI_File_open is collective and fails on every rank alike; were it not so, the ranks that
+     * hold the file would wait for the others in its collective close: nothing to agree on then */
+    const int some = gp_allreduce_max_int(f < 0), all = !gp_allreduce_max_int(f >= 0);
+    if (some && !all) gp_fatal(2, __FILE__, __LINE__, __func__, "%s: created on some ranks only", tmp);
     free(tmp);
-    return f;
+    *file = f;
+    return gp_agree(gp_h5_io_status(path, err), err);
 }
 
-void gp_h5par_close(hid_t file) {
-    GP_H5(H5Fclose(file), "closing a file written in parallel");
-    /* MPI_File_close need not wait for the other ranks: after the barrier every rank's part is
-     * on disk, so one rank may reopen the file */
-    gp_barrier();
+/* After a refused write (agreed, reported): the .tmp goes, the output folder's lock is given
+ * back, and the job ends (h5par.h). */
+_Noreturn static void end_after_refused_write(const char *path) {
+    if (gp_rank() == 0) {
+        char *tmp = gp_tmp_path(path);
+        remove(tmp);
+        free(tmp);
+    }
+    gp_lock_release(); /* collective: every rank is here */
+    gp_abort(GP_EINPUT);
+}
+
+void gp_h5par_close(hid_t file, const char *path, gp_err *err) {
+    /* a file in which a rank failed to write cannot be closed without risking a hang */
+    if (gp_agree(gp_h5_io_status(path, err), err)) end_after_refused_write(path);
+    GP_H5(H5Fclose(file), "closing %s.tmp", path); /* the metadata are written here */
+    /* MPI_File_close need not wait for the other ranks: after the agreement every rank's part
+     * is on disk, so one rank may reopen the file */
+    if (gp_agree(gp_h5_io_status(path, err), err)) end_after_refused_write(path);
 }
 
 /* rank 0's copy of value, malloc'd, on every rank */
@@ -278,6 +316,10 @@ void gp_h5par_write_f32(hid_t file, const gp_h5par_item *items, int n) {
         else
             for (int64_t k = 0; k < pieces[i]; k++) write_piece(ds, dxpl, &items[i], k);
         GP_H5(H5Dclose(ds), "closing %s", items[i].name);
+        /* a refused write fails on the ranks that wrote (MPI-IO's aggregators), not on all: the
+         * ranks agree after each dataset and stop writing together; gp_h5par_close then ends
+         * the job (h5par.h) */
+        if (gp_allreduce_max_int(gp_h5_io_failed())) break;
     }
     H5Pclose(dxpl);
     H5Pclose(lcpl);

@@ -636,26 +636,15 @@ gp_status gp_st_writer_write(gp_st_writer *w, const char *path, gp_err *err) {
     buf_put(&h, &len, &cap, "}", 1);
     while (len % 8) buf_put(&h, &len, &cap, " ", 1); /* keeps the data 8-byte aligned */
 
-    char *tmp = gp_tmp_path(path);
-    gp_status rc = GP_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        rc = gp_errf(err, GP_EINPUT, "%s: cannot create: %s", tmp, strerror(errno));
-        goto done;
+    gp_status rc = GP_EINPUT;
+    FILE *f = gp_file_create(path, err);
+    if (f) {
+        uint8_t n8[8];
+        for (int i = 0; i < 8; i++) n8[i] = (uint8_t)((uint64_t)len >> (8 * i));
+        int bad = fwrite(n8, 1, 8, f) != 8 || fwrite(h, 1, len, f) != len;
+        for (int i = 0; i < w->n && !bad; i++) bad = write_tensor_data(f, &w->t[i]) != 0;
+        rc = gp_file_commit(f, path, err); /* a failed fwrite left the stream's error flag set */
     }
-    uint8_t n8[8];
-    for (int i = 0; i < 8; i++) n8[i] = (uint8_t)((uint64_t)len >> (8 * i));
-    int bad = fwrite(n8, 1, 8, f) != 8 || fwrite(h, 1, len, f) != len;
-    for (int i = 0; i < w->n && !bad; i++) bad = write_tensor_data(f, &w->t[i]) != 0;
-    bad |= fclose(f) != 0;
-    if (bad) {
-        remove(tmp);
-        rc = gp_errf(err, GP_EINPUT, "%s: write failed: %s", tmp, strerror(errno));
-        goto done;
-    }
-    rc = gp_commit_tmp(tmp, path, err);
-done:
-    free(tmp);
     free(h);
     return rc;
 }

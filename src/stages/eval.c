@@ -507,12 +507,16 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     cJSON_AddNumberToObject(doc, "seconds", gp_now() - t0);
     if (settings_hash) cJSON_AddStringToObject(doc, "settings_hash", settings_hash);
     if (gp_rank() == 0 && json_path) {
-        char *txt = cJSON_Print(doc), *tmp = gp_tmp_path(json_path);
-        FILE *f = fopen(tmp, "w");
-        if (!f || fputs(txt, f) < 0 || fputc('\n', f) < 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot write", tmp);
-        if (f && fclose(f) != 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot write", tmp);
-        if (!rc) rc = gp_commit_tmp(tmp, json_path, err);
-        free(txt), free(tmp);
+        char *txt = cJSON_Print(doc);
+        FILE *f = gp_file_create(json_path, err);
+        if (!f) {
+            rc = GP_EINPUT;
+        } else {
+            fputs(txt, f);
+            fputc('\n', f);
+            rc = gp_file_commit(f, json_path, err);
+        }
+        free(txt);
     }
     rc = gp_agree(rc, err);
     if (!rc && result && gp_rank() == 0) *result = doc;

@@ -29,11 +29,10 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                           int nrows, const gp_sample_report *samples, const char *stats_settings_hash, double seconds,
                           gp_err *err) {
     char *md_path = gp_path_join(job->out_dir, "report.md"), *js_path = gp_path_join(job->out_dir, "report.json");
-    char *md_tmp = gp_tmp_path(md_path), *js_tmp = gp_tmp_path(js_path);
-    FILE *f = fopen(md_tmp, "w");
+    FILE *f = gp_file_create(md_path, err);
     gp_status rc = GP_OK;
     if (!f) {
-        rc = gp_errf(err, GP_EINPUT, "%s: cannot write", md_tmp);
+        rc = GP_EINPUT;
         goto done;
     }
     fprintf(f, "# gaprune report: %s\n\n", job->name);
@@ -99,8 +98,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
     }
     fprintf(f, "\nThe fisher/magnitude ratio is Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ| per tensor, averaged: near 0, GAPrune's "
                "DAI ranks weights almost as magnitude pruning does.\n");
-    if (fclose(f) != 0) rc = gp_errf(err, GP_EINPUT, "%s: write failed", md_tmp);
-    if (!rc) rc = gp_commit_tmp(md_tmp, md_path, err);
+    rc = gp_file_commit(f, md_path, err);
     if (!rc) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "job", job->path);
@@ -139,13 +137,16 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             cJSON_AddItemToArray(arr, r);
         }
         char *txt = cJSON_Print(j);
-        FILE *g = fopen(js_tmp, "w");
-        if (!g || fputs(txt, g) < 0 || fclose(g) != 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot write", js_tmp);
-        else rc = gp_commit_tmp(js_tmp, js_path, err);
+        FILE *g = gp_file_create(js_path, err);
+        rc = GP_EINPUT;
+        if (g) {
+            fputs(txt, g);
+            rc = gp_file_commit(g, js_path, err);
+        }
         free(txt);
         cJSON_Delete(j);
     }
 done:
-    free(md_path), free(js_path), free(md_tmp), free(js_tmp);
+    free(md_path), free(js_path);
     return rc;
 }

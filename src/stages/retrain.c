@@ -64,6 +64,7 @@ typedef struct {
     int step;                  /* steps done */
     char hash[65];
     const char *log_path;
+    char *prev_path; /* the checkpoint before log_path's (gp_checkpoint_prev_path) */
     const char *prefix; /* the query prefix: the job's instruction, else the model's own prompt, else "" */
     int checkpoints;
 } rt_ctx;
@@ -304,8 +305,9 @@ static void gradients_end(rt_ctx *c) {
 /* ---- the log / checkpoint file -------------------------------------------------------------- */
 
 /* Rank 0, after the parallel write: the attributes and per-step logs (serial HDF5: provenance
- * has variable-length strings), in <log_path>.tmp, still open. */
-static hid_t write_tail(rt_ctx *c, bool complete) {
+ * has variable-length strings), the checksums (crc: of params, adam_m and adam_v, every rank's
+ * slice, gp_checkpoint_crc_ranks), in <log_path>.tmp, still open. */
+static hid_t write_tail(rt_ctx *c, bool complete, const uint32_t crc[3]) {
     const gp_train_opts *cfg = c->cfg;
     hid_t f = gp_h5_open_tmp(c->log_path);
     gp_provenance_write(f, GP_RETRAIN_FORMAT, GP_RETRAIN_FORMAT_VERSION);
@@ -322,11 +324,15 @@ static hid_t write_tail(rt_ctx *c, bool complete) {
     gp_h5_attr_str(f, GP_RETRAIN_ATTR_SHARDING, gp_optimizer_sharding_name(c->sharding));
     gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION, "GAPrune masked retraining: per-step loss, learning rate and gradient norm; "
                                      "weights and AdamW moments to resume from");
-    gp_h5_write_flat_f64(f, GP_RETRAIN_LOSS, c->loss, (size_t)c->step, "InfoNCE loss of each step's batch (before its update)",
-                         "nats");
-    gp_h5_write_flat_f64(f, GP_RETRAIN_LR, c->lr, (size_t)c->step, "learning rate of each step", "1");
-    gp_h5_write_flat_f64(f, GP_RETRAIN_GRAD_NORM, c->gnorm, (size_t)c->step,
-                         "global gradient norm of each step, before clipping", "loss / parameter");
+    gp_checkpoint_write(f, GP_RETRAIN_LOSS, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, c->loss, (size_t)c->step,
+                        "InfoNCE loss of each step's batch (before its update)", "nats");
+    gp_checkpoint_write(f, GP_RETRAIN_LR, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, c->lr, (size_t)c->step,
+                        "learning rate of each step", "1");
+    gp_checkpoint_write(f, GP_RETRAIN_GRAD_NORM, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, c->gnorm, (size_t)c->step,
+                        "global gradient norm of each step, before clipping", "loss / parameter");
+    static const char *const sliced[3] = {GP_RETRAIN_PARAMS, GP_RETRAIN_ADAM_M, GP_RETRAIN_ADAM_V};
+    for (int k = 0; k < 3; k++) gp_checkpoint_set_crc(f, sliced[k], crc[k]);
+    gp_checkpoint_seal(f);
     if (complete) gp_h5_attr_int(f, GP_H5_ATTR_COMPLETE, 1);
     return f;
 }
@@ -343,10 +349,18 @@ static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
         {GP_RETRAIN_ADAM_M, 1, {n, 0}, "AdamW first moment", "1", am, r0, nr, true},
         {GP_RETRAIN_ADAM_V, 1, {n, 0}, "AdamW second moment", "1", av, r0, nr, true},
     };
-    hid_t f = gp_h5par_create_tmp(c->log_path);
+    hid_t f;
+    gp_status rc = gp_h5par_create_tmp(c->log_path, gp_h5par_bytes(it, 3), &f, err);
+    if (rc) return rc;
     gp_h5par_write_f32(f, it, 3);
-    gp_h5par_close(f);
-    return gp_checkpoint_commit(r == 0 ? write_tail(c, complete) : -1, c->log_path, NULL, err);
+    gp_h5par_close(f, c->log_path, err);
+    uint32_t crc[3];
+    for (int k = 0; k < 3; k++) crc[k] = gp_checkpoint_crc_ranks(it[k].data, (size_t)nr * sizeof(float));
+    /* the file it replaces is kept as .prev.h5 until the run is complete: a damaged newest
+     * checkpoint then leaves the one before */
+    rc = gp_checkpoint_commit(r == 0 ? write_tail(c, complete, crc) : -1, c->log_path, c->prev_path, err);
+    if (!rc && complete && r == 0) remove(c->prev_path);
+    return rc;
 }
 
 typedef struct {
@@ -372,14 +386,14 @@ static bool read_slice(hid_t f, const char *name, int64_t n, int64_t lo, int64_t
     return ok;
 }
 
-/* Every rank: the state of an earlier run from its log, when that was made with these settings
- * (whatever its sharding and rank count): all weights, this rank's slice of the moments. */
+/* Every rank: the state of an earlier run from its log (its checksums and settings checked by
+ * gp_checkpoint_load_shared; whatever its sharding and rank count): all weights, this rank's
+ * slice of the moments. */
 static gp_status load_log(hid_t f, void *vctx) {
     load_ctx *lc = vctx;
     rt_ctx *c = lc->c;
     int64_t step = 0, complete = 0;
-    char *h = gp_h5_read_attr_str(f, GP_RETRAIN_ATTR_SETTINGS_HASH);
-    if (h && !strcmp(h, c->hash) && !gp_h5_read_attr_int(f, GP_RETRAIN_ATTR_STEP, &step)) {
+    if (!gp_h5_read_attr_int(f, GP_RETRAIN_ATTR_STEP, &step)) {
         gp_h5_read_attr_int(f, GP_H5_ATTR_COMPLETE, &complete);
         const int64_t n = (int64_t)c->m->table.total;
         bool ok = step > 0 && step <= c->cfg->steps && !gp_h5_read_f32(f, GP_RETRAIN_PARAMS, c->m->params, (size_t)n) &&
@@ -389,10 +403,7 @@ static gp_status load_log(hid_t f, void *vctx) {
                   !gp_h5_read_f64(f, GP_RETRAIN_LR, c->lr, (size_t)step) &&
                   !gp_h5_read_f64(f, GP_RETRAIN_GRAD_NORM, c->gnorm, (size_t)step);
         if (!ok) step = 0, complete = 0;
-    } else if (h) {
-        gp_warn("%s is from other settings; starting over", c->log_path);
     }
-    free(h);
     lc->step = step, lc->complete = complete;
     return step > 0 ? GP_OK : GP_EINPUT;
 }
@@ -400,7 +411,7 @@ static gp_status load_log(hid_t f, void *vctx) {
 /* Collective: loads the state of an earlier run into *step (0: none, -1: complete). */
 static gp_status try_resume(rt_ctx *c, int64_t *step_out, gp_err *err) {
     load_ctx lc = {c, 0, 0};
-    gp_checkpoint_load(c->log_path, NULL, load_log, &lc);
+    gp_checkpoint_load_shared(c->log_path, c->prev_path, c->hash, load_log, &lc);
     const int most = gp_allreduce_max_int((int)lc.step), least = -gp_allreduce_max_int(-(int)lc.step);
     *step_out = 0;
     if (most == 0) return GP_OK;
@@ -644,7 +655,7 @@ static void free_ctx(rt_ctx *c) {
     gradients_end(c);
     gp_corpus_free(&c->corp);
     free(c->perm), free(c->adam_m), free(c->adam_v), free(c->decay), free(c->loss), free(c->lr), free(c->gnorm);
-    free(c->bounds), free(c->part);
+    free(c->bounds), free(c->part), free(c->prev_path);
 }
 
 void gp_train_opts_retrain(const gp_job *job, gp_train_opts *o) {
@@ -675,6 +686,7 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
                           : m->query_prompt                                 ? m->query_prompt
                                                                             : ""};
     c.corp.fd = -1;
+    c.prev_path = gp_checkpoint_prev_path(log_path);
     gp_status rc = GP_OK;
     if (!cfg->corpus || !*cfg->corpus) rc = gp_errf(err, GP_EINPUT, "%s: %s must name the training triplets", cfg->job_path, cfg->what);
     if (!rc && gp_rank() == 0) rc = gp_corpus_index(cfg->corpus, cfg->max_samples, (uint64_t)cfg->seed, cfg->skip_bad, &c.corp, err);

@@ -172,27 +172,29 @@ static gp_status embed_queries(gp_model *m, gp_corpus *c, int max_len, const cha
 
 /* Rank 0: the selected records, unchanged and in corpus order, one per line. */
 static gp_status write_jsonl(gp_corpus *c, const int64_t *sel, int64_t ns, const char *path, char sha[65], gp_err *err) {
-    char *tmp = gp_tmp_path(path);
-    FILE *f = fopen(tmp, "wb");
-    gp_status rc = GP_OK;
+    FILE *f = gp_file_create(path, err);
+    gp_status rc = f ? GP_OK : GP_EINPUT;
     gp_sha256 *h = gp_sha256_init();
-    if (!f) rc = gp_errf(err, GP_EINPUT, "%s: cannot write", tmp);
     for (int64_t j = 0; j < ns && !rc; j++) {
         char *text;
         if ((rc = gp_corpus_read_raw(c, sel[j], &text, err))) break;
         size_t len;
         char *line = gp_json_one_line(text, (size_t)c->sel[sel[j]].length, &len);
         line[len] = '\n';
-        if (fwrite(line, 1, len + 1, f) != len + 1) rc = gp_errf(err, GP_EINPUT, "%s: write failed", tmp);
+        fwrite(line, 1, len + 1, f); /* a failure shows in gp_file_commit */
         gp_sha256_update(h, line, len + 1);
         free(line);
         free(text);
     }
     gp_sha256_final(h, sha);
-    if (f && fclose(f) != 0 && !rc) rc = gp_errf(err, GP_EINPUT, "%s: write failed", tmp);
-    if (!rc) rc = gp_commit_tmp(tmp, path, err);
-    else remove(tmp);
-    free(tmp);
+    if (f && !rc) {
+        rc = gp_file_commit(f, path, err);
+    } else if (f) { /* a bad record: the partial file goes */
+        fclose(f);
+        char *tmp = gp_tmp_path(path);
+        remove(tmp);
+        free(tmp);
+    }
     return rc;
 }
 

@@ -225,41 +225,33 @@ static void run_unit(stats_ctx *s, const unit_in *u, gp_infonce *L) {
 
 /* ---- checkpoints -------------------------------------------------------------------------- */
 
-static char *rank_file(const stats_ctx *s, int rank, const char *suffix) {
+/* This rank's checkpoint, stats.ranks/rank-R.h5 (the one before it: gp_checkpoint_prev_path). */
+static char *rank_file(const stats_ctx *s, int rank) {
     char name[64];
-    snprintf(name, sizeof name, "rank-%d%s", rank, suffix);
+    snprintf(name, sizeof name, "rank-%d.h5", rank);
     return gp_path_join(s->ranks_dir, name);
 }
 
 static void write_counters(hid_t f, const stats_ctx *s) {
-    double d[2] = {s->loss_sum[0], s->loss_sum[1]};
-    hsize_t two = 2;
-    hid_t sp = GP_H5(H5Screate_simple(1, &two, NULL), "space");
-    hid_t ds = GP_H5(H5Dcreate2(f, "loss_sum", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "loss_sum");
-    GP_H5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, d), "loss_sum");
-    H5Dclose(ds);
-    int64_t cnt[4] = {s->units_done[0], s->units_done[1], s->trip_done[0], s->trip_done[1]};
-    hsize_t four = 4;
-    hid_t sp4 = GP_H5(H5Screate_simple(1, &four, NULL), "space");
-    ds = GP_H5(H5Dcreate2(f, "counts", H5T_STD_I64LE, sp4, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "counts");
-    GP_H5(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cnt), "counts");
-    gp_h5_describe(ds, "units done (domain, general), triplets done (domain, general)", "1");
-    H5Dclose(ds);
-    H5Sclose(sp);
-    H5Sclose(sp4);
+    const double d[2] = {s->loss_sum[0], s->loss_sum[1]};
+    gp_checkpoint_write(f, "loss_sum", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d, 2,
+                        "this rank's sum of its units' losses (domain, general)", "nats");
+    const int64_t cnt[4] = {s->units_done[0], s->units_done[1], s->trip_done[0], s->trip_done[1]};
+    gp_checkpoint_write(f, "counts", H5T_STD_I64LE, H5T_NATIVE_INT64, cnt, 4,
+                        "units done (domain, general), triplets done (domain, general)", "1");
 }
 
 /* Collective; returns a status agreed by every rank (errors already reported). */
 static gp_status checkpoint(stats_ctx *s, gp_err *err) {
     reductions_wait(s);
     double t0 = gp_now();
-    char *cur = rank_file(s, s->rank, ".h5"), *prev = rank_file(s, s->rank, ".prev.h5");
+    char *cur = rank_file(s, s->rank), *prev = gp_checkpoint_prev_path(cur);
     hid_t f = gp_h5_create_tmp(cur);
     gp_h5_attr_str(f, "format", "gaprune-stats-checkpoint");
-    gp_h5_attr_str(f, "settings_hash", s->settings);
+    gp_h5_attr_str(f, GP_CHECKPOINT_ATTR_SETTINGS, s->settings);
     gp_h5_attr_int(f, "rank", s->rank);
     gp_h5_attr_int(f, "n_ranks", s->P);
-    gp_h5_attr_int(f, "step", s->step);
+    gp_h5_attr_int(f, GP_CHECKPOINT_ATTR_STEP, s->step);
     /* what the arrays are: a copy of everything, or this rank's block (a resume must match) */
     gp_h5_attr_str(f, "accumulators", s->sharded ? "sharded" : "replicated");
     gp_h5_attr_int(f, "block_start", s->sharded ? s->bounds[s->rank] : 0);
@@ -268,18 +260,20 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
         if (!s->units_done[c]) continue;
         char name[64];
         snprintf(name, sizeof name, "%s_fisher_sum", k_corpus[c]);
-        gp_h5_write_flat_f32(f, name, s->F[c], s->na,
-                             "this rank's sum of g^2 over its units (replicated) or over every rank's units for its "
-                             "block (sharded), selected tensors in parameter-table order",
-                             "1");
+        gp_checkpoint_write(f, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s->F[c], s->na,
+                            "this rank's sum of g^2 over its units (replicated) or over every rank's units for its "
+                            "block (sharded), selected tensors in parameter-table order",
+                            "1");
         snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
-        gp_h5_write_flat_f32(f, name, s->G[c], s->na,
-                             "this rank's sum of g over its units (replicated) or over every rank's units for its "
-                             "block (sharded), selected tensors in parameter-table order",
-                             "1");
+        gp_checkpoint_write(f, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s->G[c], s->na,
+                            "this rank's sum of g over its units (replicated) or over every rank's units for its "
+                            "block (sharded), selected tensors in parameter-table order",
+                            "1");
     }
-    gp_h5_write_flat_f64(f, "activation_sq_sum", s->act, s->nact, "this rank's sum of x^2 per linear-layer input feature", "1");
+    gp_checkpoint_write(f, "activation_sq_sum", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->act, s->nact,
+                        "this rank's sum of x^2 per linear-layer input feature", "1");
     write_counters(f, s);
+    gp_checkpoint_seal(f);
     /* every rank's file in place (the old one becomes .prev), then rank 0 names the step in `latest` */
     gp_status rc = gp_checkpoint_commit(f, cur, prev, err);
     free(cur), free(prev);
@@ -294,23 +288,18 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
     return rc;
 }
 
-typedef struct {
-    stats_ctx *s;
-    int64_t step; /* the step `latest` names */
-} load_ctx;
-
+/* This rank's checkpoint (its settings and step checked by gp_checkpoint_resume), when it holds
+ * what this rank keeps: its rank's copy or block of the accumulators. */
 static gp_status load_checkpoint_file(hid_t f, void *vctx) {
-    stats_ctx *s = ((load_ctx *)vctx)->s;
-    const int64_t step = ((load_ctx *)vctx)->step;
-    int64_t fstep = -1, frank = -1, fstart = -1;
-    char *hash = gp_h5_read_attr_str(f, "settings_hash"), *acc = gp_h5_read_attr_str(f, "accumulators");
+    stats_ctx *s = vctx;
+    int64_t frank = -1, fstart = -1;
+    char *acc = gp_h5_read_attr_str(f, "accumulators");
     gp_status rc = GP_EINPUT;
     const bool same_layout = acc && !strcmp(acc, s->sharded ? "sharded" : "replicated") &&
                              !gp_h5_read_attr_int(f, "block_start", &fstart) &&
                              fstart == (s->sharded ? s->bounds[s->rank] : 0);
     free(acc);
-    if (!gp_h5_read_attr_int(f, "step", &fstep) && !gp_h5_read_attr_int(f, "rank", &frank) && hash &&
-        strcmp(hash, s->settings) == 0 && fstep == step && frank == s->rank && same_layout) {
+    if (!gp_h5_read_attr_int(f, "rank", &frank) && frank == s->rank && same_layout) {
         rc = GP_OK;
         for (int c = 0; c < 2 && !rc; c++) {
             char name[64];
@@ -337,7 +326,6 @@ static gp_status load_checkpoint_file(hid_t f, void *vctx) {
             if (dc >= 0) H5Dclose(dc);
         }
     }
-    free(hash);
     return rc;
 }
 
@@ -354,14 +342,10 @@ static void zero_accumulators(stats_ctx *s) {
 
 /* Collective: the step every rank resumes from (0 when there is nothing to resume). */
 static void try_resume(stats_ctx *s) {
-    int64_t step = gp_checkpoint_latest(s->ranks_dir, s->settings, s->P);
-    if (step <= 0) return;
-    char *cur = rank_file(s, s->rank, ".h5"), *prev = rank_file(s, s->rank, ".prev.h5");
-    load_ctx lc = {s, step};
-    gp_status rc = gp_checkpoint_load(cur, prev, load_checkpoint_file, &lc);
+    char *cur = rank_file(s, s->rank), *prev = gp_checkpoint_prev_path(cur);
+    const int64_t step = gp_checkpoint_resume(s->ranks_dir, cur, prev, s->settings, s->P, load_checkpoint_file, s);
     free(cur), free(prev);
-    if (gp_allreduce_max_int(rc != GP_OK)) {
-        gp_warn("the checkpoints of step %lld are incomplete; starting over", (long long)step);
+    if (step <= 0) { /* some ranks may have loaded a file before another failed */
         zero_accumulators(s);
         return;
     }
@@ -435,15 +419,11 @@ static void my_rows(const stats_ctx *s, int i, const float *acc, const float **d
     *data = acc + (a - lo);
 }
 
-/* Collective: every rank writes its rows of every per-tensor array into stats.h5.tmp (parallel
- * HDF5, h5par.h: all ranks make the metadata calls, attributes carry rank 0's values); rank 0
- * then adds what parallel HDF5 cannot write (the names are variable-length strings) and
- * `complete`, and renames the file. */
-static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
-                             gp_err *err) {
+/* Collective: the attributes of stats.h5 and its corpus groups (rank 0's values). */
+static void write_attributes(const stats_ctx *s, hid_t f, const int64_t units[2], const int64_t trips[2],
+                             const double loss[2]) {
     const gp_model *m = s->m;
     const gp_stats_opts *o = s->o;
-    hid_t f = gp_h5par_create_tmp(s->stats_path);
     gp_h5par_provenance(f, GP_STATS_FORMAT, GP_STATS_FORMAT_VERSION);
     gp_h5par_attr_str(f, GP_STATS_ATTR_MODEL_PATH, m->dir);
     gp_h5par_attr_str(f, GP_STATS_ATTR_MODEL_SHA256, s->model_sha);
@@ -476,6 +456,15 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
         gp_h5par_attr_double(g, GP_STATS_CORPUS_LOSS_MEAN, units[c] ? loss[c] / (double)units[c] : 0.0);
         H5Gclose(g);
     }
+}
+
+/* Collective: every rank writes its rows of every per-tensor array into stats.h5.tmp (parallel
+ * HDF5, h5par.h: all ranks make the metadata calls, attributes carry rank 0's values); rank 0
+ * then adds what parallel HDF5 cannot write (the names are variable-length strings) and
+ * `complete`, and renames the file. */
+static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t trips[2], const double loss[2],
+                             gp_err *err) {
+    const gp_model *m = s->m;
     /* every per-tensor array of the selected tensors, each rank its own rows */
     const int np = m->table.n;
     gp_h5par_item *it = gp_calloc((size_t)(5 * np), sizeof *it);
@@ -514,12 +503,19 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
                                 "activation^2", actf + s->act_off[i] + r0, r0, nr, false};
         n++;
     }
-    gp_h5par_write_f32(f, it, n);
+    /* nothing is written unless the whole file fits (h5par.h) */
+    hid_t f;
+    gp_status rc = gp_h5par_create_tmp(s->stats_path, gp_h5par_bytes(it, n), &f, err);
+    if (!rc) {
+        write_attributes(s, f, units, trips, loss);
+        gp_h5par_write_f32(f, it, n);
+        gp_h5par_close(f, s->stats_path, err);
+    }
     free(actf);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     free(it);
-    gp_h5par_close(f);
+    if (rc) return rc;
 
     /* per-tensor cosine of the mean gradients, for the selected tensors */
     double *cos = gp_malloc((size_t)np * sizeof(double));
@@ -550,7 +546,7 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
 }
 
 static void remove_checkpoints(const stats_ctx *s) {
-    char *cur = rank_file(s, s->rank, ".h5"), *prev = rank_file(s, s->rank, ".prev.h5");
+    char *cur = rank_file(s, s->rank), *prev = gp_checkpoint_prev_path(cur);
     gp_checkpoint_remove(s->ranks_dir, cur, prev);
     free(cur), free(prev);
 }

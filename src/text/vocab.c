@@ -157,20 +157,16 @@ gp_status gp_wordpiece_learn(const char *const *texts, int64_t n, int vocab_size
         }
     }
     free(tab);
-    char *tmp = gp_tmp_path(vocab_path);
-    FILE *f = fopen(tmp, "w");
-    gp_status rc = GP_OK;
-    if (!f) {
-        rc = gp_errf(err, GP_EINPUT, "%s: cannot write", tmp);
-    } else {
+    FILE *f = gp_file_create(vocab_path, err);
+    gp_status rc = GP_EINPUT;
+    if (f) {
         int learned = tk.n < vocab_size ? tk.n : vocab_size;
         for (int i = 0; i < learned; i++) fprintf(f, "%s\n", tk.s[i]);
         for (int i = learned; i < vocab_size; i++) fprintf(f, "[unused%d]\n", i - learned);
-        rc = fclose(f) == 0 ? gp_commit_tmp(tmp, vocab_path, err) : gp_errf(err, GP_EINPUT, "%s: write failed", tmp);
+        rc = gp_file_commit(f, vocab_path, err);
         gp_log0("vocabulary: %d tokens learned from %d distinct words (%lld texts)%s", learned, wt.n, (long long)n,
                 learned < vocab_size ? ", the rest [unusedN]" : "");
     }
-    free(tmp);
     for (int w = 0; w < nw; w++) free(sym[w]);
     free(sym), free(len), free(freq), free(order);
     for (int i = 0; i < tk.n; i++) free(tk.s[i]);
