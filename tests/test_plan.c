@@ -188,6 +188,12 @@ static void write_job(const char *model, int fb) {
     tu_write(path, text);
 }
 
+/* The release binary: the sanitizer build's shadow memory makes its absolute RSS meaningless. */
+static const char *rel_bin(void) {
+    const char *b = getenv("GAPRUNE_RELEASE_BIN");
+    return b ? b : "build/gaprune";
+}
+
 /* gaprune plan's stats bytes and gaprune stats' peak RSS (bytes) of job-<fb>.ini on np ranks. */
 static void plan_and_measure(int np, int fb, double *pred, double *meas) {
     tu_sh("rm -rf '%s/out-%d'", g_dir, fb);
@@ -197,8 +203,7 @@ static void plan_and_measure(int np, int fb, double *pred, double *meas) {
     cJSON *j = summary("plan");
     *pred = cJSON_GetObjectItem(plan_stage(j, "stats"), "bytes")->valuedouble;
     cJSON_Delete(j);
-    rc = run("ASAN_OPTIONS=quarantine_size_mb=0:detect_leaks=0 mpirun -np %d -x ASAN_OPTIONS %s stats '%s/job-%d.ini'",
-             np, bin(), g_dir, fb);
+    rc = run("mpirun -np %d %s stats '%s/job-%d.ini'", np, rel_bin(), g_dir, fb);
     assert_clean_stderr();
     assert_int_equal(rc, 0);
     j = summary("stats");
@@ -271,12 +276,6 @@ static void make_shape(const shape *s, char *dir, size_t n) {
     snprintf(path, sizeof path, "%s/sentence_bert_config.json", dir);
     tu_write(path, "{\"max_seq_length\": 512, \"do_lower_case\": false}\n");
     write_weights(dir);
-}
-
-/* The release binary: the sanitizer build's shadow memory makes its absolute RSS meaningless. */
-static const char *rel_bin(void) {
-    const char *b = getenv("GAPRUNE_RELEASE_BIN");
-    return b ? b : "build/gaprune";
 }
 
 #define BERT_BASE(L)                                                                                              \
@@ -419,7 +418,7 @@ static void test_prediction_vs_peak_rss(void **state) {
             plan_and_measure(np, 128, &p2, &m2);
             const double dp = p2 - p1, dm = m2 - m1, rel = fabs(dm - dp) / dp;
             printf("plan vs stats: %s, %d rank%s: fisher_batch 1 -> 128: predicted +%.1f MiB, measured +%.1f MiB "
-                   "(%.1f%%); totals predicted %.1f / %.1f MiB, measured %.1f / %.1f MiB (ASan build)\n",
+                   "(%.1f%%); totals predicted %.1f / %.1f MiB, measured %.1f / %.1f MiB (release build)\n",
                    models[mi], np, np > 1 ? "s" : "", dp / 1048576.0, dm / 1048576.0, 100 * rel, p1 / 1048576.0,
                    p2 / 1048576.0, m1 / 1048576.0, m2 / 1048576.0);
             assert_true(dp > 20 * 1048576.0); /* the shapes differ enough to measure */
