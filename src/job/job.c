@@ -535,29 +535,43 @@ char *gp_job_get(const gp_job *j, const char *section, const char *key) {
     return gp_strdup(buf);
 }
 
-/* Prints a value with newlines and tabs escaped again, so the dump reads as a job file. */
+/* Prints a string value with what INI would read otherwise escaped again (newlines, tabs,
+ * backslashes, blanks at either end, which INI trims, and ';', which starts a comment after a
+ * blank), so the dump reads back as a job file with the same values. */
 static void print_escaped(FILE *f, const char *v) {
-    for (; *v; v++) {
-        if (*v == '\n') fputs("\\n", f);
-        else if (*v == '\t') fputs("\\t", f);
-        else if (*v == ' ' && v[1] == '\0') fputs("\\s", f); /* a trailing space INI would trim */
-        else if (*v == '\\') fputs("\\\\", f);
-        else fputc(*v, f);
+    for (const char *p = v; *p; p++) {
+        if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p == ' ' && (p == v || p[1] == '\0')) fputs("\\s", f);
+        else if (*p == '\\') fputs("\\\\", f);
+        else if (*p == ';') fputs("\\;", f);
+        else fputc(*p, f);
     }
 }
 
+/* Keys at the start of their lines (INI reads an indented line as the continuation of the key
+ * before it), strings escaped, the values kept as given printed as given (their escapes were
+ * never decoded), so that the dump loads as a job file with the same values. */
 void gp_job_print(const gp_job *j, FILE *f) {
     const char *sec = "";
     for (size_t i = 0; i < NOPTS; i++) {
-        if (strcmp(sec, k_opts[i].section)) {
-            sec = k_opts[i].section;
+        const opt *o = &k_opts[i];
+        if (strcmp(sec, o->section)) {
+            sec = o->section;
             fprintf(f, "[%s]\n", sec);
         }
-        char *v = gp_job_get(j, k_opts[i].section, k_opts[i].key);
-        fprintf(f, "  %s = ", k_opts[i].key);
-        print_escaped(f, v);
+        fprintf(f, "%s = ", o->key);
+        if (o->off == F(model.query_instruction) && *j->model.query_task) {
+            /* the effective prefix was made from query_task, which is printed too: the two
+             * together would not load */
+        } else if (o->type == T_STR) {
+            print_escaped(f, *(char *const *)field((gp_job *)j, o));
+        } else {
+            char *v = gp_job_get(j, o->section, o->key);
+            fputs(v, f);
+            free(v);
+        }
         fputc('\n', f);
-        free(v);
     }
     fflush(f);
 }
