@@ -254,6 +254,30 @@ static void test_print_loads_back(void **state) {
     gp_job_free(&d);
 }
 
+/* issue 14 (fuzz_job): inih reads a line longer than its buffer as several, so the rest of a
+ * long value was parsed as a line of its own: a key inside it was set, or an error named
+ * another line. Such a line is refused, naming its line and length. */
+static void test_long_lines(void **state) {
+    (void)state;
+    char text[1024], want[4400];
+    memset(text, 0, sizeof text);
+    snprintf(text, sizeof text, "[model]\npath = %0190d max_length = 99\n", 0);
+    snprintf(want, sizeof want, "%s:2: the line is 213 characters long; a job-file line holds at most 199", g_path);
+    expect_error(text, want);
+    snprintf(text, sizeof text, "[model]\r\npath = %0250d\r\nmax_length = 64\r\n", 0);
+    snprintf(want, sizeof want, "%s:2: the line is 257 characters long", g_path);
+    expect_error(text, want);
+    /* 199 characters and the line end: still one line */
+    snprintf(text, sizeof text, "[model]\npath = %0192d\r\nmax_length = 64\n", 0);
+    write_job(text);
+    gp_job c;
+    gp_err err = {0};
+    assert_int_equal(gp_job_load(&c, g_path, NULL, NULL, 0, &err), GP_OK);
+    assert_int_equal(strlen(c.model.path), 192);
+    assert_int_equal(c.model.max_length, 64);
+    gp_job_free(&c);
+}
+
 /* The registries are the lists: every criterion is a valid method, every criterion and every
  * architecture is in `gaprune help-job`. */
 static void test_registries(void **state) {
@@ -302,6 +326,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_same_on_every_rank),
         cmocka_unit_test(test_print_loads_back),
+        cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_registries),
     };
     return tu_mpi_finish(cmocka_run_group_tests_name("job", tests, setup, teardown));

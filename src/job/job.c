@@ -354,7 +354,7 @@ typedef struct {
     const char *text; /* the file's bytes, read line by line */
     const char *path;
     int line;
-    bool at_line_start; /* the last chunk ended a line (inih reads long lines in pieces) */
+    bool at_line_start; /* the last chunk ended a line (one that fits but for its line end comes in two) */
     gp_err first;
     int failed;
 } ini_ctx;
@@ -362,10 +362,24 @@ typedef struct {
 /* inih reads through this, one line a call, so the handler knows the line of every value. */
 static char *read_line(char *str, int num, void *stream) {
     ini_ctx *x = stream;
-    if (!*x->text) return NULL;
+    if (!*x->text || x->failed) return NULL;
     const char *nl = strchr(x->text, '\n');
     size_t len = nl ? (size_t)(nl - x->text) + 1 : strlen(x->text);
-    if (len > (size_t)num - 1) len = (size_t)num - 1;
+    if (x->at_line_start) {
+        /* inih's buffer holds num - 1 bytes and reads a longer line as several: the rest of a
+         * long value would be parsed as lines of their own (a "key = value" inside it set) */
+        size_t text = len - (nl != NULL);
+        if (text && x->text[text - 1] == '\r') text--;
+        if (text > (size_t)num - 1) {
+            x->first = (gp_err){.code = GP_EINPUT};
+            snprintf(x->first.msg, sizeof x->first.msg,
+                     "%s:%d: the line is %zu characters long; a job-file line holds at most %d (--set takes longer values)",
+                     x->path, x->line + 1, text, num - 1);
+            x->failed = 1;
+            return NULL;
+        }
+    }
+    if (len > (size_t)num - 1) len = (size_t)num - 1; /* the line end alone is left for the next call */
     memcpy(str, x->text, len);
     str[len] = '\0';
     x->text += len;
@@ -481,7 +495,7 @@ gp_status gp_job_load(gp_job *j, const char *path, const char *const *sets, cons
     ini_ctx x = {.j = j, .text = text, .path = path, .at_line_start = true};
     int line = ini_parse_stream(read_line, &x, on_ini_value, &x);
     free(text);
-    if (line != 0) {
+    if (line != 0 || x.failed) {
         if (x.failed) return gp_errf(err, GP_EINPUT, "%s", x.first.msg);
         return BAD("%s:%d: not an INI line (expected [section] or key = value)", path, line);
     }
