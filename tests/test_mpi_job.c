@@ -278,6 +278,26 @@ static void test_long_lines(void **state) {
     gp_job_free(&c);
 }
 
+/* issue 14 (fuzz_job, tests/fuzz/crashes/fuzz_job/indented-line-continues-value): inih reads a
+ * line that starts with a blank as the rest of the value above it, so an indented key line
+ * became the previous key's value (a path "max_length = 64"). It is refused, naming its line;
+ * indented comments and blank lines are fine. */
+static void test_indented_lines(void **state) {
+    (void)state;
+    char want[4400];
+    snprintf(want, sizeof want, "%s:3: an indented line (INI would read it as the rest of the value above it)", g_path);
+    expect_error("[model]\npath = m\n  max_length = 64\n", want);
+    snprintf(want, sizeof want, "%s:2: an indented line", g_path);
+    expect_error("[model]\n\t[data]\n", want);
+    write_job("[model]\n  ; an indented comment\npath = m\n \t \n\t# another\nmax_length = 64\n");
+    gp_job c;
+    gp_err err = {0};
+    assert_int_equal(gp_job_load(&c, g_path, NULL, NULL, 0, &err), GP_OK);
+    assert_string_equal(c.model.path, "m");
+    assert_int_equal(c.model.max_length, 64);
+    gp_job_free(&c);
+}
+
 /* The registries are the lists: every criterion is a valid method, every criterion and every
  * architecture is in `gaprune help-job`. */
 static void test_registries(void **state) {
@@ -327,6 +347,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_same_on_every_rank),
         cmocka_unit_test(test_print_loads_back),
         cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_indented_lines),
         cmocka_unit_test(test_registries),
     };
     return tu_mpi_finish(cmocka_run_group_tests_name("job", tests, setup, teardown));

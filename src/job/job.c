@@ -7,6 +7,7 @@
  */
 #include "gaprune/job.h"
 
+#include <ctype.h>
 #include <ini.h>
 #include <math.h>
 #include <stddef.h>
@@ -375,6 +376,19 @@ static char *read_line(char *str, int num, void *stream) {
             snprintf(x->first.msg, sizeof x->first.msg,
                      "%s:%d: the line is %zu characters long; a job-file line holds at most %d (--set takes longer values)",
                      x->path, x->line + 1, text, num - 1);
+            x->failed = 1;
+            return NULL;
+        }
+        /* INI reads a line that starts with a blank as the rest of the value above it: an indented
+         * "key = value" (or section) would silently become the previous key's value */
+        size_t b = 0;
+        while (b < text && isspace((unsigned char)x->text[b])) b++;
+        if (b > 0 && b < text && x->text[b] != ';' && x->text[b] != '#') {
+            x->first = (gp_err){.code = GP_EINPUT};
+            snprintf(x->first.msg, sizeof x->first.msg,
+                     "%s:%d: an indented line (INI would read it as the rest of the value above it): keys and "
+                     "sections start at the beginning of their line",
+                     x->path, x->line + 1);
             x->failed = 1;
             return NULL;
         }
