@@ -226,11 +226,11 @@ static char *printed(const gp_job *c) {
 /* issue 14 (fuzz_job): the printed configuration is a job file with the same values. It did
  * not load: its keys were indented (INI reads an indented line as the continuation of the key
  * before it), a query_task job printed query_instruction too, and blanks at either end of a
- * string, ';' and backslashes in lists did not survive. */
+ * string, ';' and backslashes in lists (a list starting with ';') did not survive. */
 static void test_print_loads_back(void **state) {
     (void)state;
     write_job("[model]\npath = a\\\\b;c d \\; e\\s\nquery_task = find;\\tit\\s\n[data]\ndomain = \\s\\sx \\;y\\n\n"
-              "[eval]\nretrieval = c:\\beir\\one, two\\s\n[prune]\nsparsity = 0.25 , 0.5\n[output]\ndir = o\n");
+              "[eval]\nretrieval = c:\\beir\\one, two\\s\nsts =;a.jsonl ;b\n[prune]\nsparsity = 0.25 , 0.5\n[output]\ndir = o\n");
     gp_job c, d;
     gp_err err = {0};
     assert_int_equal(gp_job_load(&c, g_path, NULL, NULL, 0, &err), GP_OK);
@@ -248,6 +248,8 @@ static void test_print_loads_back(void **state) {
     assert_int_equal(d.eval.retrieval.n, 2);
     assert_string_equal(d.eval.retrieval.v[0], "c:\\beir\\one");
     assert_string_equal(d.eval.retrieval.v[1], "two\\s");
+    assert_int_equal(d.eval.sts.n, 1); /* a ';' right after '=' is no comment; one after a blank is */
+    assert_string_equal(d.eval.sts.v[0], ";a.jsonl");
     free(once);
     free(twice);
     gp_job_free(&c);

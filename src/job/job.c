@@ -588,15 +588,18 @@ void gp_job_print(const gp_job *j, FILE *f) {
             sec = o->section;
             fprintf(f, "[%s]\n", sec);
         }
-        fprintf(f, "%s = ", o->key);
         if (o->off == F(model.query_instruction) && *j->model.query_task) {
             /* the effective prefix was made from query_task, which is printed too: the two
              * together would not load */
+            fprintf(f, "%s = ", o->key);
         } else if (o->type == T_STR) {
+            fprintf(f, "%s = ", o->key);
             print_escaped(f, *(char *const *)field((gp_job *)j, o));
         } else {
+            /* as given, but a ';' that followed '=' directly (no comment then) must not get a
+             * blank before it, which would make it one */
             char *v = gp_job_get(j, o->section, o->key);
-            fputs(v, f);
+            fprintf(f, "%s =%s%s", o->key, v[0] == ';' ? "" : " ", v);
             free(v);
         }
         fputc('\n', f);
