@@ -6,11 +6,14 @@
 #   make data       the demo corpora (WordNet, manual pages) into build/data
 #   make test-slurm a private Slurm (munge, slurmctld, slurmd): a job, and one requeued by USR1
 #   make bench      speed against PyTorch and the machine's sgemm rate
+#   make fuzz       every libFuzzer harness of tests/fuzz for FUZZ_SECONDS (600) each (clang)
+#   make fuzz-smoke the same for 20 s each (CI)
 #   make fixtures   regenerates tests/fixtures with the PyTorch reference (/usr/bin/python3)
 #   make deps       installs the Debian packages (apt-get; nothing when all are present)
 #
 # Knobs: CC, BUILD (build dir), ARCH_FLAGS (default -march=native when the compiler takes it),
-# NP (ranks for `make run`, one thread each; README "Ranks and threads" for more threads).
+# NP (ranks for `make run`, one thread each; README "Ranks and threads" for more threads),
+# FUZZ_CC (clang), FUZZ_SECONDS (per harness).
 
 CC         ?= gcc
 BUILD      ?= build
@@ -21,6 +24,7 @@ DEB_BUILD  := pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-too
 DEB_PY     := python3-torch python3-numpy python3-h5py python3-regex
 DEB_DATA   := python3 wordnet-base manpages manpages-dev
 DEB_SLURM  := slurm-wlm munge
+DEB_FUZZ   := clang libomp-dev
 PYTHON_REF := /usr/bin/python3
 
 ARCH_FLAGS ?= $(shell echo 'int main(void){return 0;}' | $(CC) -march=native -x c -o /dev/null - >/dev/null 2>&1 && echo -march=native)
@@ -39,11 +43,25 @@ CFLAGS_SAN  = -O1 -g $(ARCH_FLAGS) -fsanitize=address,undefined -fno-sanitize-re
 LIB_SRC   := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 REL_OBJ := $(LIB_SRC:%.c=$(BUILD)/rel/%.o)
 SAN_OBJ := $(LIB_SRC:%.c=$(BUILD)/san/%.o)
 
-.PHONY: all test test-run check run run-local data test-slurm bench bench-run fixtures deps deps-py deps-data deps-slurm clean
+# Fuzzing (tests/fuzz): libFuzzer needs clang; the library is compiled a third time with clang,
+# coverage-instrumented for libFuzzer and under ASan + UBSan, in $(BUILD)/fuzz.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 600
+CFLAGS_FUZZ   = -O1 -g $(ARCH_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer $(OMP_FLAGS) $(WARN) -Iinclude $(PKG_CFLAGS)
+FUZZ_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzz/%.o)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+# the same harnesses with tests/fuzz/replay.c's main against the sanitized library: make test
+# replays the committed corpora and crash inputs through them (no clang needed)
+REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/san/fuzz/%)
+
+.PHONY: all test test-run check run run-local data test-slurm bench bench-run fuzz fuzz-smoke fuzz-build fixtures \
+        deps deps-py deps-data deps-slurm deps-fuzz clean
 .SUFFIXES:
 
 all: $(BUILD)/gaprune
@@ -73,6 +91,23 @@ $(BUILD)/san/tests/%: tests/%.c $(BUILD)/san/libgaprune.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_SAN) -MMD -MP $< $(BUILD)/san/libgaprune.a $(PKG_LIBS) -o $@
 
+$(BUILD)/san/fuzz/replay.o: tests/fuzz/replay.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_SAN) -MMD -MP -c $< -o $@
+
+$(BUILD)/san/fuzz/%: tests/fuzz/%.c $(BUILD)/san/fuzz/replay.o $(BUILD)/san/libgaprune.a
+	$(CC) $(CFLAGS_SAN) -DGP_FUZZ_REPLAY -MMD -MP $< $(BUILD)/san/fuzz/replay.o $(BUILD)/san/libgaprune.a $(PKG_LIBS) -o $@
+
+$(BUILD)/fuzz/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CFLAGS_FUZZ) -MMD -MP -c $< -o $@
+
+$(BUILD)/fuzz/libgaprune.a: $(FUZZ_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libgaprune.a
+	$(FUZZ_CC) $(CFLAGS_FUZZ) -fsanitize=fuzzer -MMD -MP $< $(BUILD)/fuzz/libgaprune.a $(PKG_LIBS) -o $@
+
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libgaprune.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_REL) $< $(BUILD)/libgaprune.a $(PKG_LIBS) -o $@
@@ -86,9 +121,9 @@ test: deps
 
 check: test
 
-test-run: $(BUILD)/gaprune $(BUILD)/san/gaprune $(TEST_BIN)
+test-run: $(BUILD)/gaprune $(BUILD)/san/gaprune $(TEST_BIN) $(REPLAY_BIN)
 	@tests/check_layers.sh && tests/check_layers.sh --selftest
-	@GAPRUNE_BIN=$(BUILD)/san/gaprune tests/run_tests.sh $(TEST_BIN)
+	@GAPRUNE_BIN=$(BUILD)/san/gaprune tests/run_tests.sh $(TEST_BIN) $(REPLAY_BIN)
 
 # The embedded default: corpora from Debian packages, the committed demo model, jobs/demo.ini.
 run: deps deps-data
@@ -116,6 +151,19 @@ bench: deps deps-py
 
 bench-run: $(BUILD)/bench/bench_bert $(BUILD)/bench/bench_kmeans
 	@tests/bench/run_bench.sh $(BUILD)/bench/bench_bert
+
+# Each harness for FUZZ_SECONDS, one after the other, on a copy of its committed corpus
+# (tests/fuzz/run_fuzz.sh: executions and coverage per harness; a crash input is kept in
+# $(BUILD)/fuzz/artifacts and fails the target).
+fuzz: deps deps-fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+fuzz-smoke: deps deps-fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run_fuzz.sh 20 $(FUZZ_BIN)
+
+fuzz-build: $(FUZZ_BIN)
 
 fixtures: deps-py
 	$(PYTHON_REF) tests/reference/make_bert_fixtures.py tests/fixtures
@@ -147,7 +195,11 @@ deps-data:
 deps-slurm:
 	$(call install_debs,$(DEB_SLURM))
 
+deps-fuzz:
+	$(call install_debs,$(DEB_FUZZ))
+
 clean:
 	rm -rf $(BUILD)
 
 -include $(REL_OBJ:.o=.d) $(SAN_OBJ:.o=.d) $(BUILD)/rel/src/main.d $(BUILD)/san/src/main.d $(TEST_BIN:=.d)
+-include $(FUZZ_OBJ:.o=.d) $(FUZZ_BIN:=.d) $(REPLAY_BIN:=.d) $(BUILD)/san/fuzz/replay.d

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test binary given as an argument and reports a one-line verdict per binary.
-# Binaries named test_mpi_* run under mpirun with 1, 2 and 4 ranks. Exit status: the number of
+# Binaries named test_mpi_* run under mpirun with 1, 2 and 4 ranks; fuzz_* (the replays of
+# tests/fuzz's harnesses over their committed inputs) run as they are. Exit status: the number of
 # failed binaries (0 = all passed). Run from the repository root (fixtures are relative).
 set -u
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1

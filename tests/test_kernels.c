@@ -622,6 +622,13 @@ static void test_vmath(void **state) {
         ex_scalar = fmax(ex_scalar, fabs(gp_expf(x[i]) - ref) / ref);
     }
     assert_float_equal(gp_expf(-100.0f), 0.0f, 0);
+    /* issue 14 (fuzz_h5): a NaN reached the scalar path's cast to an integer (undefined), and the
+     * AVX2 path clamped it to e^88: both give NaN for NaN now */
+    float nan9[9];
+    for (int i = 0; i < 9; i++) nan9[i] = NAN;
+    gp_expf_inplace(nan9, 9);
+    for (int i = 0; i < 9; i++) assert_true(isnan(nan9[i]));
+    assert_true(isnan(gp_expf(NAN)));
     for (int i = 0; i < N; i++) x[i] = -7.0f + (float)i * (14.0f / N);
     gp_erff_array(y, x, N);
     for (int i = 0; i < N; i++) {

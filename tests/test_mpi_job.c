@@ -214,6 +214,92 @@ static void test_same_on_every_rank(void **state) {
     gp_job_free(&c);
 }
 
+static char *printed(const gp_job *c) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    gp_job_print(c, f);
+    fclose(f);
+    return buf;
+}
+
+/* issue 14 (fuzz_job): the printed configuration is a job file with the same values. It did
+ * not load: its keys were indented (INI reads an indented line as the continuation of the key
+ * before it), a query_task job printed query_instruction too, and blanks at either end of a
+ * string, ';' and backslashes in lists (a list starting with ';') did not survive. */
+static void test_print_loads_back(void **state) {
+    (void)state;
+    write_job("[model]\npath = a\\\\b;c d \\; e\\s\nquery_task = find;\\tit\\s\n[data]\ndomain = \\s\\sx \\;y\\n\n"
+              "[eval]\nretrieval = c:\\beir\\one, two\\s\nsts =;a.jsonl ;b\n[prune]\nsparsity = 0.25 , 0.5\n[output]\ndir = o\n");
+    gp_job c, d;
+    gp_err err = {0};
+    assert_int_equal(gp_job_load(&c, g_path, NULL, NULL, 0, &err), GP_OK);
+    assert_string_equal(c.model.path, "a\\b;c d ; e ");
+    assert_string_equal(c.data.domain, "  x ;y\n");
+    char *once = printed(&c);
+    MPI_Barrier(MPI_COMM_WORLD);
+    write_job(once);
+    assert_int_equal(gp_job_load(&d, g_path, NULL, NULL, 0, &err), GP_OK);
+    char *twice = printed(&d);
+    assert_string_equal(once, twice);
+    assert_string_equal(d.model.path, c.model.path);
+    assert_string_equal(d.model.query_instruction, c.model.query_instruction);
+    assert_string_equal(d.data.domain, c.data.domain);
+    assert_int_equal(d.eval.retrieval.n, 2);
+    assert_string_equal(d.eval.retrieval.v[0], "c:\\beir\\one");
+    assert_string_equal(d.eval.retrieval.v[1], "two\\s");
+    assert_int_equal(d.eval.sts.n, 1); /* a ';' right after '=' is no comment; one after a blank is */
+    assert_string_equal(d.eval.sts.v[0], ";a.jsonl");
+    free(once);
+    free(twice);
+    gp_job_free(&c);
+    gp_job_free(&d);
+}
+
+/* issue 14 (fuzz_job): inih reads a line longer than its buffer as several, so the rest of a
+ * long value was parsed as a line of its own: a key inside it was set, or an error named
+ * another line. Such a line is refused, naming its line and length. */
+static void test_long_lines(void **state) {
+    (void)state;
+    char text[1024], want[4400];
+    memset(text, 0, sizeof text);
+    snprintf(text, sizeof text, "[model]\npath = %0190d max_length = 99\n", 0);
+    snprintf(want, sizeof want, "%s:2: the line is 213 characters long; a job-file line holds at most 199", g_path);
+    expect_error(text, want);
+    snprintf(text, sizeof text, "[model]\r\npath = %0250d\r\nmax_length = 64\r\n", 0);
+    snprintf(want, sizeof want, "%s:2: the line is 257 characters long", g_path);
+    expect_error(text, want);
+    /* 199 characters and the line end: still one line */
+    snprintf(text, sizeof text, "[model]\npath = %0192d\r\nmax_length = 64\n", 0);
+    write_job(text);
+    gp_job c;
+    gp_err err = {0};
+    assert_int_equal(gp_job_load(&c, g_path, NULL, NULL, 0, &err), GP_OK);
+    assert_int_equal(strlen(c.model.path), 192);
+    assert_int_equal(c.model.max_length, 64);
+    gp_job_free(&c);
+}
+
+/* issue 14 (fuzz_job, tests/fuzz/crashes/fuzz_job/indented-line-continues-value): inih reads a
+ * line that starts with a blank as the rest of the value above it, so an indented key line
+ * became the previous key's value (a path "max_length = 64"). It is refused, naming its line;
+ * indented comments and blank lines are fine. */
+static void test_indented_lines(void **state) {
+    (void)state;
+    char want[4400];
+    snprintf(want, sizeof want, "%s:3: an indented line (INI would read it as the rest of the value above it)", g_path);
+    expect_error("[model]\npath = m\n  max_length = 64\n", want);
+    snprintf(want, sizeof want, "%s:2: an indented line", g_path);
+    expect_error("[model]\n\t[data]\n", want);
+    write_job("[model]\n  ; an indented comment\npath = m\n \t \n\t# another\nmax_length = 64\n");
+    gp_job c;
+    gp_err err = {0};
+    assert_int_equal(gp_job_load(&c, g_path, NULL, NULL, 0, &err), GP_OK);
+    assert_string_equal(c.model.path, "m");
+    assert_int_equal(c.model.max_length, 64);
+    gp_job_free(&c);
+}
+
 /* The registries are the lists: every criterion is a valid method, every criterion and every
  * architecture is in `gaprune help-job`. */
 static void test_registries(void **state) {
@@ -261,6 +347,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_errors_name_file_and_line),
         cmocka_unit_test(test_same_on_every_rank),
+        cmocka_unit_test(test_print_loads_back),
+        cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_indented_lines),
         cmocka_unit_test(test_registries),
     };
     return tu_mpi_finish(cmocka_run_group_tests_name("job", tests, setup, teardown));

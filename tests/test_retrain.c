@@ -9,9 +9,13 @@
  *    ranks equal to none (states bitwise), masked weights and moments zero in each; sharded
  *    kill-and-resume bitwise on 2 and 4 ranks; a checkpoint resumed with another mode and rank
  *    count;
+ *  - a damaged log (a moment of another size, a NaN weight, "complete" before the last step)
+ *    leaves the model as it was and the run starts over, or stops with exit 2 naming the file
+ *    when the weights read into the model are not usable;
  *  - gaprune run writes report.md and report.json with every configured row, and a second
  *    run skips every stage. */
 #include "test_util.h"
+#include "h5_edit.h"
 
 #include <cJSON.h>
 #include <hdf5.h>
@@ -468,6 +472,61 @@ static void test_damaged_checkpoint(void **state) {
     gp_model_free(m);
 }
 
+/* issue 14 (fuzz_h5, tests/fuzz/crashes/fuzz_h5/retrain-log-*): a log's weights were read into
+ * the model before the rest of it was checked, so a log refused after that (a moment of another
+ * size) left them there and the run started over from them; NaN weights were trained from; a
+ * log that said complete before its last step ended the retraining half way. The edited datasets
+ * are resealed (h5e_reseal), so that the values are refused, not the checksums. */
+static void test_damaged_log(void **state) {
+    (void)state;
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-tiny", &m, &err), GP_OK);
+    const size_t n = m->table.total;
+    float *ref = malloc(n * 4), *got = malloc((n + 1) * 4);
+    double loss[4];
+    const char *sets = "--set retrain.batch=4 --set retrain.steps=4";
+    assert_int_equal(retrain(1, sets, NULL), 0);
+    save_log("dref.h5");
+    read_log("dref.h5", loss, 4, ref, NULL, NULL, n);
+    char log[4400];
+    snprintf(log, sizeof log, "%s/out/retrain-magnitude-0.5.h5", g_dir);
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(retrain(1, sets, "GAPRUNE_TEST_SIGNAL_AT_STEP=1"), 3); /* a log of step 2 */
+        if (k == 0) {
+            for (size_t i = 0; i <= n; i++) got[i] = 0.0f;
+            h5e_replace(log, "adam_v", H5T_NATIVE_FLOAT, got, n + 1);
+            h5e_reseal(log, "adam_v");
+        }
+        if (k == 1) h5e_poke_f32(log, "params", n / 2, NAN), h5e_reseal(log, "params");
+        if (k == 2) {
+            const int64_t one = 1;
+            h5e_attr_i64(log, "/", "complete", &one, 1);
+        }
+        const int rc = retrain(1, sets, NULL);
+        char *o = tu_read_in(g_dir, "out.txt"), *e = tu_read_in(g_dir, "err.txt");
+        tu_assert_no_sanitizer(e);
+        if (k == 1) {
+            assert_int_equal(rc, 2);
+            assert_non_null(strstr(e, "out/retrain-magnitude-0.5.h5: its weights"));
+            assert_non_null(strstr(e, "not finite"));
+            unlink(log);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_null(strstr(o, "resuming"));
+            assert_null(strstr(o, "is complete for these settings"));
+            save_log("damaged.h5");
+            read_log("damaged.h5", loss, 4, got, NULL, NULL, n);
+            assert_memory_equal(got, ref, n * 4);
+        }
+        free(o), free(e);
+    }
+    printf("    a moment of another size, \"complete\" at step 2 of 4: started over, weights bitwise as an unbroken "
+           "run; a NaN weight: exit 2 naming the log\n");
+    free(ref), free(got);
+    gp_model_free(m);
+}
+
 static void test_run_end_to_end(void **state) {
     (void)state;
     char cwd[2048], extra[8192];
@@ -734,6 +793,7 @@ int main(void) {
         cmocka_unit_test(test_loss_goes_down),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_damaged_checkpoint),
+        cmocka_unit_test(test_damaged_log),
         cmocka_unit_test(test_run_end_to_end),
         cmocka_unit_test(test_run_qwen3),
         cmocka_unit_test(test_train_from_config),

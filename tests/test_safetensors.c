@@ -185,6 +185,11 @@ static void test_broken_files(void **state) {
     write_raw(p, "{\"__metadata__\":{\"format\":\"pt\"},\"__metadata__\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}}", 0);
     expect_error(p, "\"__metadata__\"", "twice");
 
+    /* issue 14 (fuzz_safetensors): a repeated metadata key was read as its first value and
+     * written back as its last */
+    write_raw(p, "{\"__metadata__\":{\"format\":\"pt\",\"gaprune.method\":\"a\",\"gaprune.method\":\"b\"}}", 0);
+    expect_error(p, "\"gaprune.method\"", "twice");
+
     tu_rmtree(dir);
     free(dir);
 }

@@ -9,13 +9,21 @@
  *  - the mask files (masks, scores, summary, attributes: all of h5dump but the run's command,
  *    clock, rank count and paths) are identical on 1, 2, 3, 4 and 8 ranks for every scope and
  *    criterion, the refcode alignment included;
- *  - a NaN score stops with exit 2 naming the tensor.
+ *  - a NaN score stops with exit 2 naming the tensor;
+ *  - damaged statistics and mask files (an attribute holding an array, names that are not
+ *    strings or more of them than cosines, a damaged /summary row, an extent the file does not
+ *    hold, scores far outside the summary's range) give exit 2 naming the file, or a table,
+ *    never a sanitizer report.
  */
 #include "test_util.h"
+#include "h5_edit.h"
 
 #include <hdf5.h>
 #include <sys/wait.h>
 
+#include "gaprune/h5.h"
+#include "gaprune/mask.h"
+#include "gaprune/mask_file.h"
 #include "gaprune/model.h"
 #include "gaprune/safetensors.h"
 
@@ -385,6 +393,80 @@ static void test_nan_score(void **state) {
     assert_stderr_has("--method nonsense: [prune] methods: \"nonsense\" is not a criterion; one of gaprune|gaprune-ref|");
 }
 
+/* Runs `gaprune ARGS` in g_dir; exit 2 with want in stderr (want NULL: exit 0), no sanitizer report. */
+static void expect_run(const char *want, const char *args) {
+    const int rc = tu_run_in(g_dir, "%s %s", bin(), args);
+    char *p = in_dir("err.txt"), *e = tu_read_file(p, NULL);
+    tu_assert_no_sanitizer(e ? e : "");
+    if (rc != (want ? 2 : 0) || (want && !strstr(e, want)))
+        fail_msg("gaprune %s: exit %d, expected %d with \"%s\"; stderr:\n%s", args, rc, want ? 2 : 0, want ? want : "",
+                 e ? e : "");
+    free(e), free(p);
+}
+
+/* issue 14 (fuzz_h5, tests/fuzz/crashes/fuzz_h5/stats-* and mask-*): scalar attributes were read
+ * whole (an array wrote past them); /alignment/names was read into a buffer sized by the
+ * cosines; `inspect` read names it could not convert as NULL, sized tables by extents the file
+ * does not hold, trusted /summary's counts and cast far-off scores to int. */
+static void test_damaged_files(void **state) {
+    (void)state;
+    write_job("dmg", "bert-tiny", "[prune]\nsave_scores = true\n");
+    assert_int_equal(tu_run_in(g_dir, "%s stats dmg.ini", bin()), 0);
+    assert_int_equal(tu_run_in(g_dir, "%s score dmg.ini --method gaprune --sparsity 0.5", bin()), 0);
+    char *stats = in_dir("out-dmg/stats.h5"), *mask = in_dir("out-dmg/mask-gaprune-0.5.h5");
+    tu_sh("cd '%s' && cp out-dmg/stats.h5 stats.h5 && cp out-dmg/mask-gaprune-0.5.h5 mask.h5", g_dir);
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-tiny", &m, &err), GP_OK);
+
+    /* "complete" as six values: refused, read into nothing */
+    const int64_t six[6] = {1, 1, 1, 1, 1, 1};
+    h5e_attr_i64(mask, "/", GP_H5_ATTR_COMPLETE, six, 6);
+    gp_mask mk;
+    assert_int_equal(gp_mask_read(mask, m, &mk, &err), GP_EINPUT);
+    assert_non_null(strstr(err.msg, "not a complete gaprune mask file"));
+    tu_sh("cp '%s/mask.h5' '%s'", g_dir, mask);
+
+    /* names of another type, then more names than cosines */
+    const float two[2] = {1, 2};
+    h5e_replace(stats, "alignment/names", H5T_NATIVE_FLOAT, two, 2);
+    expect_run("cannot read /alignment", "score dmg.ini --method gaprune --sparsity 0.4");
+    expect_run("no readable /alignment/names", "inspect out-dmg/stats.h5");
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, H5T_VARIABLE);
+    H5Tset_cset(str, H5T_CSET_UTF8);
+    const char *nine[9] = {"a", "b", "c", "d", "e", "f", "g", "h", "i"};
+    h5e_replace(stats, "alignment/names", str, nine, 9);
+    H5Tclose(str);
+    expect_run("are damaged (not one stored name per value)", "score dmg.ini --method gaprune --sparsity 0.4");
+    expect_run("no /alignment/cosine of 9 values", "inspect out-dmg/stats.h5 --svg s.svg");
+
+    /* a /summary row that cannot be gaprune's, then an extent the file does not hold */
+    hid_t f = H5Fopen(mask, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(H5Ldelete(f, GP_MASK_SUMMARY, H5P_DEFAULT) >= 0);
+    gp_mask_summary_row row = {.param = "encoder.layer.0.output.dense.weight", .numel = -5, .kept = 3};
+    gp_mask_summary_write(f, &row, 1);
+    H5Fclose(f);
+    expect_run("/summary row 0 is damaged", "inspect out-dmg/mask-gaprune-0.5.h5");
+    f = H5Fopen(mask, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(H5Ldelete(f, GP_MASK_SUMMARY, H5P_DEFAULT) >= 0);
+    hsize_t huge = (hsize_t)1 << 40, chunk = 1024;
+    hid_t sp = H5Screate_simple(1, &huge, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    hid_t d = H5Dcreate2(f, GP_MASK_SUMMARY, H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(d >= 0);
+    H5Dclose(d), H5Pclose(dcpl), H5Sclose(sp), H5Fclose(f);
+    expect_run("no readable /summary", "inspect out-dmg/mask-gaprune-0.5.h5");
+
+    /* a score far outside the summary's range: the histogram clamps it */
+    tu_sh("cp '%s/mask.h5' '%s'", g_dir, mask);
+    h5e_poke_f32(mask, "score/encoder.layer.0.output.dense.weight", 7, 3.0e38f);
+    expect_run(NULL, "inspect out-dmg/mask-gaprune-0.5.h5 --svg m.svg");
+    printf("    damaged statistics and mask files: exit 2 naming the file, or a table; no sanitizer report\n");
+    gp_model_free(m);
+    free(stats), free(mask);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_magnitude_against_reference),
@@ -392,6 +474,7 @@ int main(void) {
         cmocka_unit_test(test_scopes),
         cmocka_unit_test(test_ranks_agree),
         cmocka_unit_test(test_nan_score),
+        cmocka_unit_test(test_damaged_files),
     };
     return cmocka_run_group_tests_name("score", tests, setup, teardown);
 }

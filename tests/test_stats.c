@@ -14,9 +14,14 @@
  *    stats.h5 whose every dataset is bitwise equal to an uninterrupted run (sharded too, on 2 and
  *    4 ranks); a damaged newest checkpoint is refused and the rerun resumes from the one before
  *    (1 and 2 ranks), bitwise the same;
+ *  - a checkpoint whose checksums hold but whose values do not (counts that do not add up, more
+ *    loss values than two, an array for the step, a file that fails half way with a good .prev
+ *    beside it) is not resumed from (or the .prev is), and the pass ends bitwise as an
+ *    uninterrupted one;
  *  - broken corpora give exit 2 with file:line on every rank count; `skip` counts them.
  */
 #include "test_util.h"
+#include "h5_edit.h"
 
 #include <hdf5.h>
 #include <signal.h>
@@ -589,6 +594,61 @@ static void test_damaged_checkpoint(void **state) {
     printf("    2 ranks, both of rank 1's checkpoints damaged: started over, %d datasets bitwise equal\n", n);
 }
 
+/* issue 14 (fuzz_h5, tests/fuzz/crashes/fuzz_h5/checkpoint-*): a checkpoint's counts were
+ * trusted (the pass then ended in a fatal check), loss_sum and counts were read whole into
+ * arrays of 2 and 4 (a longer dataset wrote past them), and a file refused half way left its
+ * arrays in the accumulators when the .prev was read instead. The edits are resealed (their
+ * checksums made to hold), so that what refuses them is the reading of the values; the step
+ * given as an array cannot be (the root checksum reads it), and is refused by its checksum. */
+static void test_damaged_values(void **state) {
+    (void)state;
+    const char *extra = "[stats]\ncheckpoint_every = 1\n";
+    write_job("dref", "domain.json", "general.jsonl", extra);
+    assert_int_equal(stats(1, "dref", NULL), 0);
+    static const char *const what[] = {"counts that do not add up", "9 loss sums", "an array for the step",
+                                       "a general corpus not started yet, wrong counts and a good .prev"};
+    for (int k = 0; k < 4; k++) {
+        char job[16], ck[4400], prev[4400];
+        snprintf(job, sizeof job, "dmg%d", k);
+        write_job(job, "domain.json", "general.jsonl", extra);
+        /* step 2 is checkpointed twice (its turn, then the stop): the .prev is of step 2 too */
+        assert_int_equal(stats(1, job, "GAPRUNE_TEST_SIGNAL_AT_STEP=2"), 3);
+        snprintf(ck, sizeof ck, "%s/out-%s/stats.ranks/rank-0.h5", g_dir, job);
+        snprintf(prev, sizeof prev, "%s/out-%s/stats.ranks/rank-0.prev.h5", g_dir, job);
+        if (k < 3) assert_int_equal(unlink(prev), 0);
+        const int64_t wrong[4] = {5, 72340172838076673, 5, 1}, step3[3] = {2, 2, 2};
+        const double loss[9] = {0};
+        if (k == 0) h5e_replace(ck, "counts", H5T_NATIVE_INT64, wrong, 4), h5e_reseal(ck, "counts");
+        if (k == 1) h5e_replace(ck, "loss_sum", H5T_NATIVE_DOUBLE, loss, 9), h5e_reseal(ck, "loss_sum");
+        if (k == 2) h5e_attr_i64(ck, "/", "step", step3, 3);
+        if (k == 3) {
+            hid_t f = H5Fopen(ck, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "domain_fisher_sum", H5P_DEFAULT);
+            hid_t sp = H5Dget_space(d);
+            const size_t na = (size_t)H5Sget_simple_extent_npoints(sp);
+            H5Sclose(sp), H5Dclose(d), H5Fclose(f);
+            float *junk = malloc(na * sizeof(float));
+            for (size_t i = 0; i < na; i++) junk[i] = 7.0f;
+            h5e_replace(ck, "general_fisher_sum", H5T_NATIVE_FLOAT, junk, na);
+            h5e_replace(ck, "general_grad_sum", H5T_NATIVE_FLOAT, junk, na);
+            h5e_replace(ck, "counts", H5T_NATIVE_INT64, wrong, 4);
+            h5e_set_crc(ck, "general_fisher_sum");
+            h5e_set_crc(ck, "general_grad_sum");
+            h5e_reseal(ck, "counts");
+            free(junk);
+        }
+        assert_int_equal(stats(1, job, NULL), 0);
+        assert_clean_stderr();
+        char *e = slurp(k == 3 ? "out.txt" : "err.txt");
+        if (!strstr(e, k == 3 ? "resuming from step 2" : "incomplete; starting over"))
+            fail_msg("a checkpoint with %s:\n%s", what[k], e);
+        free(e);
+        const int n = bitwise_equal_datasets(job, "dref");
+        assert_true(n >= 4 * n_expected(true));
+        printf("    a checkpoint with %s: %s, %d datasets bitwise equal to an uninterrupted pass\n", what[k],
+               k == 3 ? "resumed from the .prev" : "started over", n);
+    }
+}
+
 typedef struct {
     const char *file, *content, *expect;
     int skipped;
@@ -698,7 +758,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_fb1), cmocka_unit_test(test_reference_fb4), cmocka_unit_test(test_ranks_agree),
         cmocka_unit_test(test_only_selected), cmocka_unit_test(test_sharded), cmocka_unit_test(test_48_ranks),      cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_damaged_checkpoint), cmocka_unit_test(test_sigint),
-        cmocka_unit_test(test_broken_corpora),
+        cmocka_unit_test(test_damaged_values), cmocka_unit_test(test_broken_corpora),
     };
     /* GP_TEST_FILTER=test_sharded runs one test while iterating (cmocka's pattern) */
     if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));

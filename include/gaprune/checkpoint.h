@@ -87,8 +87,8 @@ typedef gp_status (*gp_checkpoint_load_fn)(hid_t f, void *ctx);
 /* Collective, a checkpoint file per rank (path and prev are this rank's): the newest step, no
  * later than <dir>/latest's (gp_checkpoint_latest), of which every rank has a file that is
  * undamaged and made with these settings, as path or prev; every rank loads its file of that
- * step. Returns the step, or 0 when there is none or a load failed (a warning says so; the stage
- * starts over). */
+ * step (when both files are of it, path, then prev should path's load fail). Returns the step, or
+ * 0 when there is none or a load failed (a warning says so; the stage starts over). */
 int64_t gp_checkpoint_resume(const char *dir, const char *path, const char *prev, const char *settings, int nranks,
                              gp_checkpoint_load_fn load, void *ctx);
 

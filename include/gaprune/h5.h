@@ -76,11 +76,16 @@ gp_status gp_h5_close_commit(hid_t file, const char *path, gp_err *err);
 void gp_h5_attr_str(hid_t obj, const char *name, const char *value);
 void gp_h5_attr_int(hid_t obj, const char *name, int64_t value);
 void gp_h5_attr_double(hid_t obj, const char *name, double value);
-/* Reads a scalar attribute; GP_EINPUT (not fatal) when it is missing or of another kind. */
+/* Reads a scalar attribute; GP_EINPUT (not fatal) when it is missing, of another kind or holds
+ * more than one value. */
 gp_status gp_h5_read_attr_int(hid_t obj, const char *name, int64_t *out);
 gp_status gp_h5_read_attr_double(hid_t obj, const char *name, double *out);
-/* malloc'd string, or NULL when missing. */
+/* malloc'd string, or NULL when missing or not one fixed-length string. */
 char *gp_h5_read_attr_str(hid_t obj, const char *name);
+/* The elements of a dataset when the file stores all of them, else -1: a reader that sizes its
+ * buffer by a dataset it has no expected size for (names, tables) asks this first, as a damaged
+ * file can claim any extent and HDF5 reads chunks that were never written as the fill value. */
+hssize_t gp_h5_stored_points(hid_t dset);
 /* Opens a file read-only without HDF5's error stack printing; < 0 when it cannot. */
 hid_t gp_h5_open_quiet(const char *path);
 /* A whole float32 dataset into data (n elements expected); GP_EINPUT when absent or wrong size. */
@@ -95,6 +100,8 @@ void gp_h5_write_flat_f32(hid_t loc, const char *name, const float *data, size_t
                           const char *units);
 /* The same for float64 (accumulators kept in double). */
 gp_status gp_h5_read_f64(hid_t loc, const char *name, double *data, size_t n);
+/* A whole integer dataset as int64 (n elements expected), as gp_h5_read_f32. */
+gp_status gp_h5_read_i64(hid_t loc, const char *name, int64_t *data, size_t n);
 void gp_h5_write_flat_f64(hid_t loc, const char *name, const double *data, size_t n, const char *description,
                           const char *units);
 /* The same for any type: n elements of mem_type from data, stored as file_type. */

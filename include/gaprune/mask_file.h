@@ -80,6 +80,7 @@ static inline const char *gp_mask_tensor(char *buf, size_t size, const char *gro
 
 /* Writes /summary (n rows, n may be 0) with its description. The rows' param is only read. */
 void gp_mask_summary_write(hid_t file, const gp_mask_summary_row *rows, size_t n);
-/* Reads /summary: malloc'd rows (*n of them), or NULL when the file has none. */
+/* Reads /summary: malloc'd rows (*n of them), or NULL when the file has none it can read (the
+ * rows are as the file has them: a damaged row has a NULL param or counts out of range). */
 gp_mask_summary_row *gp_mask_summary_read(hid_t file, size_t *n);
 void gp_mask_summary_free(gp_mask_summary_row *rows, size_t n);

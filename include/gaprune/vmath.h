@@ -26,6 +26,9 @@
 
 static inline float gp_expf(float x) {
     if (x < GP_EXP_LO) return 0.0f;
+    /* NaN out for NaN in, as in the AVX2 path, and never a NaN cast to an integer below
+     * (undefined): weights that overflow in the forward reach here as NaN */
+    if (x != x) return x;
     if (x > GP_EXP_HI) x = GP_EXP_HI;
     float n = nearbyintf(x * 1.44269504088896341f);
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -66,8 +69,10 @@ static inline float gp_erff(float x) {
 static inline __m256 gp_exp8(__m256 x) {
     const __m256 lo = _mm256_set1_ps(GP_EXP_LO);
     __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    x = _mm256_min_ps(x, _mm256_set1_ps(GP_EXP_HI));
-    x = _mm256_max_ps(x, lo);
+    /* min and max return their second operand when either is NaN: x second, so that a NaN stays
+     * one (and comes out NaN) rather than becoming a bound */
+    x = _mm256_min_ps(_mm256_set1_ps(GP_EXP_HI), x);
+    x = _mm256_max_ps(lo, x);
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);

@@ -23,6 +23,7 @@
 #include "gaprune/stats_file.h"
 
 #define MAXL 256 /* layers shown; the last slot collects tensors outside the blocks */
+#define MAX_WEIGHTS ((int64_t)1 << 40) /* gaprune's limit on a model's parameters (src/model/arch.h) */
 #define NBINS 40
 
 static int layer_of(const char *name) {
@@ -124,55 +125,93 @@ static int svg(const char *path, const char *title, const figure *fg) {
 
 static void add_hist(figure *fg, double x) {
     if (!isfinite(x)) return;
-    int b = (int)((x - fg->lo) / (fg->hi - fg->lo) * NBINS);
-    fg->hist[b < 0 ? 0 : b >= NBINS ? NBINS - 1 : b] += 1;
+    /* in double until clamped: a value far outside [lo, hi] does not fit an int (nor NaN, when
+     * lo and hi are infinite) */
+    const double t = (x - fg->lo) / (fg->hi - fg->lo) * NBINS;
+    fg->hist[!(t >= 0) ? 0 : t >= NBINS ? NBINS - 1 : (int)t] += 1;
 }
 
-/* Reads /alignment/names (every tensor of the statistics). */
+/* Reads /alignment/names (every tensor of the statistics); NULL when it is not a list of
+ * strings the file holds. */
 static char **tensor_names(hid_t f, size_t *n) {
     hid_t d = H5Dopen2(f, GP_STATS_ALIGNMENT_NAMES, H5P_DEFAULT);
     if (d < 0) return NULL;
-    hid_t sp = H5Dget_space(d);
-    *n = (size_t)H5Sget_simple_extent_npoints(sp);
-    H5Sclose(sp);
-    char **names = gp_calloc(*n + 1, sizeof(char *));
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, names);
-    H5Tclose(t);
+    const hssize_t np = gp_h5_stored_points(d);
+    char **names = NULL;
+    if (np >= 0) {
+        *n = (size_t)np;
+        names = gp_calloc(*n + 1, sizeof(char *));
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+        if (H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, names) < 0) {
+            free(names);
+            names = NULL;
+        }
+        H5Tclose(t);
+    }
     H5Dclose(d);
     return names;
 }
 
+/* A whole float dataset the file holds (*n values), or NULL. */
 static float *read_all(hid_t f, const char *name, size_t *n) {
     hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
     if (d < 0) return NULL;
-    hid_t sp = H5Dget_space(d);
-    *n = (size_t)H5Sget_simple_extent_npoints(sp);
-    H5Sclose(sp);
-    float *x = gp_malloc(*n * sizeof(float) + 4);
-    H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+    const hssize_t np = gp_h5_stored_points(d);
+    float *x = NULL;
+    if (np >= 0) {
+        *n = (size_t)np;
+        x = gp_malloc(*n * sizeof(float) + 4);
+        if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0) {
+            free(x);
+            x = NULL;
+        }
+    }
     H5Dclose(d);
     return x;
+}
+
+/* /alignment/cosine: one value per name, or NULL. */
+static double *read_cosines(hid_t f, size_t nt) {
+    hid_t d = H5Dopen2(f, GP_STATS_ALIGNMENT_COSINE, H5P_DEFAULT);
+    if (d < 0) return NULL;
+    double *cos = NULL;
+    if (gp_h5_stored_points(d) == (hssize_t)nt) {
+        cos = gp_malloc((nt + 1) * sizeof(double));
+        if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, cos) < 0) {
+            free(cos);
+            cos = NULL;
+        }
+    }
+    H5Dclose(d);
+    return cos;
+}
+
+static void free_names(char **names, size_t n) {
+    for (size_t i = 0; i < n; i++) free(names[i]); /* HDF5 allocated the strings with malloc */
+    free(names);
 }
 
 static int inspect_stats(hid_t f, const char *path, const char *svg_path) {
     size_t nt = 0;
     char **names = tensor_names(f, &nt);
     if (!names) {
-        fprintf(stderr, "gaprune: error: %s: no /" GP_STATS_ALIGNMENT_NAMES "\n", path);
+        fprintf(stderr, "gaprune: error: %s: no readable /" GP_STATS_ALIGNMENT_NAMES "\n", path);
         return GP_EINPUT;
     }
-    double *cos = gp_malloc((nt + 1) * sizeof(double));
-    hid_t d = H5Dopen2(f, GP_STATS_ALIGNMENT_COSINE, H5P_DEFAULT);
-    H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, cos);
-    H5Dclose(d);
+    double *cos = read_cosines(f, nt);
+    if (!cos) {
+        fprintf(stderr, "gaprune: error: %s: no /" GP_STATS_ALIGNMENT_COSINE " of %zu values (one per name)\n", path, nt);
+        free_names(names, nt);
+        return GP_EINPUT;
+    }
     figure fg = {.lo = -16, .hi = 0, .hist_label = "histogram of log10 F_dom over every parameter (exact zeros in the first bin)",
                  .bar_label = "mean Fisher per layer (log10)", .bar_a = "domain", .bar_b = "general", .log_bars = true};
     double cs[MAXL] = {0};
     int ct[MAXL] = {0};
     for (size_t i = 0; i < nt; i++) {
+        if (!names[i]) continue;
         int s = slot(layer_of(names[i]));
         char name[400];
         size_t n1 = 0, n2 = 0;
@@ -201,8 +240,7 @@ static int inspect_stats(hid_t f, const char *path, const char *svg_path) {
         printf("%-6s %8d %12lld %12.4g %12.4g %10.3g %10.4f\n", layer_name(l, lb), ct[l], (long long)fg.n[l], fg.a[l],
                fg.b[l], fg.b[l] > 0 ? fg.a[l] / fg.b[l] : NAN, cs[l] / ct[l]);
     }
-    for (size_t i = 0; i < nt; i++) free(names[i]);
-    free(names);
+    free_names(names, nt);
     free(cos);
     return svg_path ? svg(svg_path, path, &fg) : GP_OK;
 }
@@ -211,9 +249,17 @@ static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
     size_t n = 0;
     gp_mask_summary_row *r = gp_mask_summary_read(f, &n);
     if (!r) {
-        fprintf(stderr, "gaprune: error: %s: no /" GP_MASK_SUMMARY "\n", path);
+        fprintf(stderr, "gaprune: error: %s: no readable /" GP_MASK_SUMMARY "\n", path);
         return GP_EINPUT;
     }
+    /* the sums below trust the counts: a row that cannot be one of gaprune's is refused */
+    for (size_t i = 0; i < n; i++)
+        if (!r[i].param || r[i].numel < 0 || r[i].numel > MAX_WEIGHTS || r[i].kept < 0 || r[i].kept > r[i].numel) {
+            fprintf(stderr, "gaprune: error: %s: /" GP_MASK_SUMMARY " row %zu is damaged (tensor %s, %lld weights, %lld kept)\n",
+                    path, i, r[i].param ? r[i].param : "?", (long long)r[i].numel, (long long)r[i].kept);
+            gp_mask_summary_free(r, n);
+            return GP_EINPUT;
+        }
     char *method = gp_h5_read_attr_str(f, GP_MASK_ATTR_METHOD), *scope = gp_h5_read_attr_str(f, GP_MASK_ATTR_SCOPE);
     double target = NAN, achieved = NAN, zero = NAN;
     gp_h5_read_attr_double(f, GP_MASK_ATTR_SPARSITY_TARGET, &target);

@@ -391,9 +391,24 @@ void gp_h5_write_strings(hid_t loc, const char *name, const char *const *s, hsiz
     H5Tclose(t);
 }
 
-gp_status gp_h5_read_attr_int(hid_t obj, const char *name, int64_t *out) {
-    if (H5Aexists(obj, name) <= 0) return GP_EINPUT;
+/* The attribute name of obj when it holds exactly one value (H5Aread writes every value it
+ * holds: an array where a scalar is expected would overflow the caller's one), else -1. */
+static hid_t open_scalar_attr(hid_t obj, const char *name) {
+    if (H5Aexists(obj, name) <= 0) return -1;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    hid_t sp = H5Aget_space(a);
+    const bool one = sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1;
+    if (sp >= 0) H5Sclose(sp);
+    if (!one) {
+        H5Aclose(a);
+        return -1;
+    }
+    return a;
+}
+
+gp_status gp_h5_read_attr_int(hid_t obj, const char *name, int64_t *out) {
+    hid_t a = open_scalar_attr(obj, name);
     if (a < 0) return GP_EINPUT;
     herr_t rc = H5Aread(a, H5T_NATIVE_INT64, out);
     H5Aclose(a);
@@ -401,8 +416,7 @@ gp_status gp_h5_read_attr_int(hid_t obj, const char *name, int64_t *out) {
 }
 
 gp_status gp_h5_read_attr_double(hid_t obj, const char *name, double *out) {
-    if (H5Aexists(obj, name) <= 0) return GP_EINPUT;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = open_scalar_attr(obj, name);
     if (a < 0) return GP_EINPUT;
     herr_t rc = H5Aread(a, H5T_NATIVE_DOUBLE, out);
     H5Aclose(a);
@@ -410,12 +424,13 @@ gp_status gp_h5_read_attr_double(hid_t obj, const char *name, double *out) {
 }
 
 char *gp_h5_read_attr_str(hid_t obj, const char *name) {
-    if (H5Aexists(obj, name) <= 0) return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = open_scalar_attr(obj, name);
     if (a < 0) return NULL;
     hid_t t = H5Aget_type(a);
     char *out = NULL;
-    if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
+    /* gaprune's string attributes are names, hashes and command lines: a longer one is damage
+     * (a datatype can claim any size), not a buffer to allocate */
+    if (H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t) && H5Tget_size(t) <= (1u << 20)) {
         size_t n = H5Tget_size(t);
         out = gp_calloc(n + 1, 1);
         hid_t mt = H5Tcopy(t);
@@ -438,6 +453,16 @@ hid_t gp_h5_open_quiet(const char *path) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     H5Eset_auto2(H5E_DEFAULT, fn, data);
     return f;
+}
+
+hssize_t gp_h5_stored_points(hid_t dset) {
+    hid_t sp = H5Dget_space(dset);
+    if (sp < 0) return -1;
+    const hssize_t n = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    H5D_space_status_t st;
+    if (n < 0 || H5Dget_space_status(dset, &st) < 0) return -1;
+    return n == 0 || st == H5D_SPACE_STATUS_ALLOCATED ? n : -1;
 }
 
 static gp_status read_flat(hid_t loc, const char *name, hid_t mem_type, void *data, size_t n) {
@@ -496,6 +521,10 @@ gp_status gp_h5_read_rows_f32(hid_t loc, const char *name, int64_t rows, int64_t
 
 gp_status gp_h5_read_f64(hid_t loc, const char *name, double *data, size_t n) {
     return read_flat(loc, name, H5T_NATIVE_DOUBLE, data, n);
+}
+
+gp_status gp_h5_read_i64(hid_t loc, const char *name, int64_t *data, size_t n) {
+    return read_flat(loc, name, H5T_NATIVE_INT64, data, n);
 }
 
 void gp_h5_write_flat_f32(hid_t loc, const char *name, const float *data, size_t n, const char *description,

@@ -317,9 +317,12 @@ int64_t gp_checkpoint_resume(const char *dir, const char *path, const char *prev
         if (everywhere) best = s;
     }
     free(all);
+    /* this rank's file of that step; when both are of it (a stop right after a checkpoint writes
+     * the step twice) and the newer fails to load, the other */
     gp_status rc = GP_EINPUT;
-    if (best > 0) {
-        hid_t f = gp_h5_open_quiet(have[0] == best ? path : prev);
+    for (int k = 0; k < 2 && best > 0 && rc != GP_OK; k++) {
+        if (have[k] != best) continue;
+        hid_t f = gp_h5_open_quiet(k == 0 ? path : prev);
         rc = f >= 0 ? load(f, ctx) : GP_EINPUT;
         if (f >= 0) H5Fclose(f);
     }

@@ -7,6 +7,7 @@
  */
 #include "gaprune/job.h"
 
+#include <ctype.h>
 #include <ini.h>
 #include <math.h>
 #include <stddef.h>
@@ -356,7 +357,7 @@ typedef struct {
     const char *text; /* the file's bytes, read line by line */
     const char *path;
     int line;
-    bool at_line_start; /* the last chunk ended a line (inih reads long lines in pieces) */
+    bool at_line_start; /* the last chunk ended a line (one that fits but for its line end comes in two) */
     gp_err first;
     int failed;
 } ini_ctx;
@@ -364,10 +365,37 @@ typedef struct {
 /* inih reads through this, one line a call, so the handler knows the line of every value. */
 static char *read_line(char *str, int num, void *stream) {
     ini_ctx *x = stream;
-    if (!*x->text) return NULL;
+    if (!*x->text || x->failed) return NULL;
     const char *nl = strchr(x->text, '\n');
     size_t len = nl ? (size_t)(nl - x->text) + 1 : strlen(x->text);
-    if (len > (size_t)num - 1) len = (size_t)num - 1;
+    if (x->at_line_start) {
+        /* inih's buffer holds num - 1 bytes and reads a longer line as several: the rest of a
+         * long value would be parsed as lines of their own (a "key = value" inside it set) */
+        size_t text = len - (nl != NULL);
+        if (text && x->text[text - 1] == '\r') text--;
+        if (text > (size_t)num - 1) {
+            x->first = (gp_err){.code = GP_EINPUT};
+            snprintf(x->first.msg, sizeof x->first.msg,
+                     "%s:%d: the line is %zu characters long; a job-file line holds at most %d (--set takes longer values)",
+                     x->path, x->line + 1, text, num - 1);
+            x->failed = 1;
+            return NULL;
+        }
+        /* INI reads a line that starts with a blank as the rest of the value above it: an indented
+         * "key = value" (or section) would silently become the previous key's value */
+        size_t b = 0;
+        while (b < text && isspace((unsigned char)x->text[b])) b++;
+        if (b > 0 && b < text && x->text[b] != ';' && x->text[b] != '#') {
+            x->first = (gp_err){.code = GP_EINPUT};
+            snprintf(x->first.msg, sizeof x->first.msg,
+                     "%s:%d: an indented line (INI would read it as the rest of the value above it): keys and "
+                     "sections start at the beginning of their line",
+                     x->path, x->line + 1);
+            x->failed = 1;
+            return NULL;
+        }
+    }
+    if (len > (size_t)num - 1) len = (size_t)num - 1; /* the line end alone is left for the next call */
     memcpy(str, x->text, len);
     str[len] = '\0';
     x->text += len;
@@ -483,7 +511,7 @@ gp_status gp_job_load(gp_job *j, const char *path, const char *const *sets, cons
     ini_ctx x = {.j = j, .text = text, .path = path, .at_line_start = true};
     int line = ini_parse_stream(read_line, &x, on_ini_value, &x);
     free(text);
-    if (line != 0) {
+    if (line != 0 || x.failed) {
         if (x.failed) return gp_errf(err, GP_EINPUT, "%s", x.first.msg);
         return BAD("%s:%d: not an INI line (expected [section] or key = value)", path, line);
     }
@@ -537,29 +565,46 @@ char *gp_job_get(const gp_job *j, const char *section, const char *key) {
     return gp_strdup(buf);
 }
 
-/* Prints a value with newlines and tabs escaped again, so the dump reads as a job file. */
+/* Prints a string value with what INI would read otherwise escaped again (newlines, tabs,
+ * backslashes, blanks at either end, which INI trims, and ';', which starts a comment after a
+ * blank), so the dump reads back as a job file with the same values. */
 static void print_escaped(FILE *f, const char *v) {
-    for (; *v; v++) {
-        if (*v == '\n') fputs("\\n", f);
-        else if (*v == '\t') fputs("\\t", f);
-        else if (*v == ' ' && v[1] == '\0') fputs("\\s", f); /* a trailing space INI would trim */
-        else if (*v == '\\') fputs("\\\\", f);
-        else fputc(*v, f);
+    for (const char *p = v; *p; p++) {
+        if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p == ' ' && (p == v || p[1] == '\0')) fputs("\\s", f);
+        else if (*p == '\\') fputs("\\\\", f);
+        else if (*p == ';') fputs("\\;", f);
+        else fputc(*p, f);
     }
 }
 
+/* Keys at the start of their lines (INI reads an indented line as the continuation of the key
+ * before it), strings escaped, the values kept as given printed as given (their escapes were
+ * never decoded), so that the dump loads as a job file with the same values. */
 void gp_job_print(const gp_job *j, FILE *f) {
     const char *sec = "";
     for (size_t i = 0; i < NOPTS; i++) {
-        if (strcmp(sec, k_opts[i].section)) {
-            sec = k_opts[i].section;
+        const opt *o = &k_opts[i];
+        if (strcmp(sec, o->section)) {
+            sec = o->section;
             fprintf(f, "[%s]\n", sec);
         }
-        char *v = gp_job_get(j, k_opts[i].section, k_opts[i].key);
-        fprintf(f, "  %s = ", k_opts[i].key);
-        print_escaped(f, v);
+        if (o->off == F(model.query_instruction) && *j->model.query_task) {
+            /* the effective prefix was made from query_task, which is printed too: the two
+             * together would not load */
+            fprintf(f, "%s = ", o->key);
+        } else if (o->type == T_STR) {
+            fprintf(f, "%s = ", o->key);
+            print_escaped(f, *(char *const *)field((gp_job *)j, o));
+        } else {
+            /* as given, but a ';' that followed '=' directly (no comment then) must not get a
+             * blank before it, which would make it one */
+            char *v = gp_job_get(j, o->section, o->key);
+            fprintf(f, "%s =%s%s", o->key, v[0] == ';' ? "" : " ", v);
+            free(v);
+        }
         fputc('\n', f);
-        free(v);
     }
     fflush(f);
 }

@@ -143,16 +143,25 @@ static gp_status parse_header(gp_st_file *f, const char *hdr, size_t n, gp_err *
             int nm = cJSON_GetArraySize(it);
             f->meta_keys = gp_calloc((size_t)nm, sizeof(char *));
             f->meta_vals = gp_calloc((size_t)nm, sizeof(char *));
+            /* a repeated key has two values: gp_st_meta would read the first and a folder written
+             * back (export.c) the last, so settings_hash and the like could differ between them */
+            gp_strmap *keys = gp_strmap_init((size_t)nm);
             const cJSON *m;
             cJSON_ArrayForEach(m, it) {
                 if (!cJSON_IsString(m)) {
                     rc = gp_errf(err, GP_EINPUT, "%s: __metadata__ value \"%s\" is not a string", P, m->string);
-                    goto done;
+                    break;
+                }
+                if (!gp_strmap_put(keys, m->string, strlen(m->string), f->nmeta)) {
+                    rc = gp_errf(err, GP_EINPUT, "%s: __metadata__ key \"%s\" appears twice", P, m->string);
+                    break;
                 }
                 f->meta_keys[f->nmeta] = gp_strdup(m->string);
                 f->meta_vals[f->nmeta] = gp_strdup(m->valuestring);
                 f->nmeta++;
             }
+            gp_strmap_free(keys);
+            if (rc) goto done;
             continue;
         }
         gp_st_tensor *t = &f->t[f->n];

@@ -44,9 +44,12 @@ gp_mask_summary_row *gp_mask_summary_read(hid_t file, size_t *n) {
     if (H5Lexists(file, GP_MASK_SUMMARY, H5P_DEFAULT) <= 0) return NULL;
     hid_t d = H5Dopen2(file, GP_MASK_SUMMARY, H5P_DEFAULT);
     if (d < 0) return NULL;
-    hid_t sp = H5Dget_space(d);
-    *n = (size_t)H5Sget_simple_extent_npoints(sp);
-    H5Sclose(sp);
+    const hssize_t np = gp_h5_stored_points(d);
+    if (np < 0) {
+        H5Dclose(d);
+        return NULL;
+    }
+    *n = (size_t)np;
     gp_mask_summary_row *r = gp_calloc(*n + 1, sizeof *r);
     hid_t t = summary_type();
     if (*n && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, r) < 0) {

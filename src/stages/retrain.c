@@ -366,6 +366,7 @@ static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
 typedef struct {
     rt_ctx *c;
     int64_t step, complete; /* what the log says */
+    bool damaged;           /* the weights were read into the model and are not the log's */
 } load_ctx;
 
 /* count floats of the flat dataset name from element lo on: this rank's slice of the moments */
@@ -386,23 +387,56 @@ static bool read_slice(hid_t f, const char *name, int64_t n, int64_t lo, int64_t
     return ok;
 }
 
+/* The dataset holds n values (read nothing). */
+static bool has_points(hid_t f, const char *name, int64_t n) {
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) return false;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) return false;
+    hid_t sp = H5Dget_space(d);
+    const bool ok = sp >= 0 && H5Sget_simple_extent_npoints(sp) == n;
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(d);
+    return ok;
+}
+
+/* Finite values, and not negative where nonneg (a second moment, whose root is taken). */
+static bool finite_values(const float *x, int64_t n, bool nonneg) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]) || (nonneg && x[i] < 0)) return false;
+    return true;
+}
+
 /* Every rank: the state of an earlier run from its log (its checksums and settings checked by
  * gp_checkpoint_load_shared; whatever its sharding and rank count): all weights, this rank's
- * slice of the moments. */
+ * slice of the moments. What goes into the run's own buffers is read and checked first, so that
+ * a log refused there leaves the model as it was (and the run starts over); the weights are read
+ * last, straight into the model (no second copy of them), and weights that cannot be read or are
+ * not finite leave it damaged: lc->damaged, and the run stops, unless the log before loads. */
 static gp_status load_log(hid_t f, void *vctx) {
     load_ctx *lc = vctx;
     rt_ctx *c = lc->c;
     int64_t step = 0, complete = 0;
     if (!gp_h5_read_attr_int(f, GP_RETRAIN_ATTR_STEP, &step)) {
         gp_h5_read_attr_int(f, GP_H5_ATTR_COMPLETE, &complete);
-        const int64_t n = (int64_t)c->m->table.total;
-        bool ok = step > 0 && step <= c->cfg->steps && !gp_h5_read_f32(f, GP_RETRAIN_PARAMS, c->m->params, (size_t)n) &&
-                  read_slice(f, GP_RETRAIN_ADAM_M, n, c->lo, c->hi - c->lo, c->adam_m) &&
-                  read_slice(f, GP_RETRAIN_ADAM_V, n, c->lo, c->hi - c->lo, c->adam_v) &&
+        const int64_t n = (int64_t)c->m->table.total, mine = c->hi - c->lo;
+        /* the last checkpoint alone is complete: a log that says so before the last step is not
+         * one this run wrote, and would end the retraining with its weights half way */
+        bool ok = step > 0 && step <= c->cfg->steps && (complete != 1 || step == c->cfg->steps) &&
+                  has_points(f, GP_RETRAIN_PARAMS, n) && read_slice(f, GP_RETRAIN_ADAM_M, n, c->lo, mine, c->adam_m) &&
+                  read_slice(f, GP_RETRAIN_ADAM_V, n, c->lo, mine, c->adam_v) &&
+                  finite_values(c->adam_m, mine, false) && finite_values(c->adam_v, mine, true) &&
                   !gp_h5_read_f64(f, GP_RETRAIN_LOSS, c->loss, (size_t)step) &&
                   !gp_h5_read_f64(f, GP_RETRAIN_LR, c->lr, (size_t)step) &&
                   !gp_h5_read_f64(f, GP_RETRAIN_GRAD_NORM, c->gnorm, (size_t)step);
-        if (!ok) step = 0, complete = 0;
+        if (ok && (gp_h5_read_f32(f, GP_RETRAIN_PARAMS, c->m->params, (size_t)n) || !finite_values(c->m->params, n, false)))
+            lc->damaged = true, ok = false;
+        if (!ok) {
+            step = 0, complete = 0;
+            memset(c->adam_m, 0, (size_t)mine * sizeof(float));
+            memset(c->adam_v, 0, (size_t)mine * sizeof(float));
+        } else {
+            lc->damaged = false; /* the weights are this log's */
+        }
     }
     lc->step = step, lc->complete = complete;
     return step > 0 ? GP_OK : GP_EINPUT;
@@ -410,10 +444,15 @@ static gp_status load_log(hid_t f, void *vctx) {
 
 /* Collective: loads the state of an earlier run into *step (0: none, -1: complete). */
 static gp_status try_resume(rt_ctx *c, int64_t *step_out, gp_err *err) {
-    load_ctx lc = {c, 0, 0};
+    load_ctx lc = {c, 0, 0, false};
     gp_checkpoint_load_shared(c->log_path, c->prev_path, c->hash, load_log, &lc);
-    const int most = gp_allreduce_max_int((int)lc.step), least = -gp_allreduce_max_int(-(int)lc.step);
     *step_out = 0;
+    if (gp_allreduce_max_int(lc.damaged))
+        return gp_errf(err, GP_EINPUT,
+                       "%s: its weights could not be read or are not finite (a damaged file), and the model in memory "
+                       "now holds them: remove the file and rerun",
+                       c->log_path);
+    const int most = gp_allreduce_max_int((int)lc.step), least = -gp_allreduce_max_int(-(int)lc.step);
     if (most == 0) return GP_OK;
     /* a rank that read less has the pruned weights still, the others the checkpoint's */
     if (least != most)

@@ -234,9 +234,15 @@ static gp_status load_cosines(score_ctx *c, gp_err *err) {
         return gp_errf(err, GP_EINPUT, "%s: no /" GP_STATS_ALIGNMENT_COSINE " and /" GP_STATS_ALIGNMENT_NAMES,
                        c->stats_path);
     }
-    hid_t sp = H5Dget_space(d);
-    size_t n = (size_t)H5Sget_simple_extent_npoints(sp);
-    H5Sclose(sp);
+    /* one name per value: names were read into a buffer sized by the values */
+    const hssize_t np = gp_h5_stored_points(d);
+    if (np < 0 || gp_h5_stored_points(dn) != np) {
+        H5Dclose(d);
+        H5Dclose(dn);
+        return gp_errf(err, GP_EINPUT, "%s: /" GP_STATS_ALIGNMENT_COSINE " and /" GP_STATS_ALIGNMENT_NAMES
+                       " are damaged (not one stored name per value)", c->stats_path);
+    }
+    const size_t n = (size_t)np;
     double *v = gp_malloc((n ? n : 1) * sizeof(double));
     char **names = gp_calloc(n ? n : 1, sizeof(char *));
     hid_t st = H5Tcopy(H5T_C_S1);

@@ -288,47 +288,6 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
     return rc;
 }
 
-/* This rank's checkpoint (its settings and step checked by gp_checkpoint_resume), when it holds
- * what this rank keeps: its rank's copy or block of the accumulators. */
-static gp_status load_checkpoint_file(hid_t f, void *vctx) {
-    stats_ctx *s = vctx;
-    int64_t frank = -1, fstart = -1;
-    char *acc = gp_h5_read_attr_str(f, "accumulators");
-    gp_status rc = GP_EINPUT;
-    const bool same_layout = acc && !strcmp(acc, s->sharded ? "sharded" : "replicated") &&
-                             !gp_h5_read_attr_int(f, "block_start", &fstart) &&
-                             fstart == (s->sharded ? s->bounds[s->rank] : 0);
-    free(acc);
-    if (!gp_h5_read_attr_int(f, "rank", &frank) && frank == s->rank && same_layout) {
-        rc = GP_OK;
-        for (int c = 0; c < 2 && !rc; c++) {
-            char name[64];
-            snprintf(name, sizeof name, "%s_fisher_sum", k_corpus[c]);
-            if (H5Lexists(f, name, H5P_DEFAULT) <= 0) continue; /* corpus not started */
-            rc = gp_h5_read_f32(f, name, s->F[c], s->na);
-            snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
-            if (!rc) rc = gp_h5_read_f32(f, name, s->G[c], s->na);
-        }
-        if (!rc) rc = gp_h5_read_f64(f, "activation_sq_sum", s->act, s->nact);
-        if (!rc) {
-            double d[2];
-            int64_t cnt[4];
-            hid_t ds = H5Dopen2(f, "loss_sum", H5P_DEFAULT), dc = H5Dopen2(f, "counts", H5P_DEFAULT);
-            if (ds < 0 || dc < 0 || H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, d) < 0 ||
-                H5Dread(dc, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cnt) < 0) {
-                rc = GP_EINPUT;
-            } else {
-                s->loss_sum[0] = d[0], s->loss_sum[1] = d[1];
-                s->units_done[0] = cnt[0], s->units_done[1] = cnt[1];
-                s->trip_done[0] = cnt[2], s->trip_done[1] = cnt[3];
-            }
-            if (ds >= 0) H5Dclose(ds);
-            if (dc >= 0) H5Dclose(dc);
-        }
-    }
-    return rc;
-}
-
 static void zero_accumulators(stats_ctx *s) {
     for (int c = 0; c < 2; c++) {
         memset(s->F[c], 0, s->na * sizeof(float));
@@ -338,6 +297,66 @@ static void zero_accumulators(stats_ctx *s) {
     }
     memset(s->act, 0, s->nact * sizeof(double));
     s->step = 0;
+}
+
+/* Units and triplets of corpus c this rank has done once `step` lockstep steps are: what a
+ * checkpoint of that step must say (a damaged one that said otherwise would end the pass with
+ * counts that do not add up, or scale the sums wrongly). */
+static void done_at(const stats_ctx *s, int c, int64_t step, int64_t *units, int64_t *trips) {
+    const int64_t steps = c == 0 ? step : step - s->S[0], mine = s->hi[c] - s->lo[c];
+    *units = steps < 0 ? 0 : steps < mine ? steps : mine;
+    const int64_t end = (s->lo[c] + *units) * s->fb;
+    *trips = *units ? (end < s->corp[c].n_selected ? end : s->corp[c].n_selected) - s->lo[c] * s->fb : 0;
+}
+
+/* This rank's checkpoint (its settings and step checked by gp_checkpoint_resume), when it holds
+ * what this rank keeps, its rank's copy or block of the accumulators, with the counts of its
+ * step. A checkpoint is written before the last step: a later one is not of this pass. */
+static gp_status load_checkpoint_file(hid_t f, void *vctx) {
+    stats_ctx *s = vctx;
+    int64_t step = -1, frank = -1, fstart = -1;
+    char *acc = gp_h5_read_attr_str(f, "accumulators");
+    gp_status rc = GP_EINPUT;
+    const bool same_layout = acc && !strcmp(acc, s->sharded ? "sharded" : "replicated") &&
+                             !gp_h5_read_attr_int(f, "block_start", &fstart) &&
+                             fstart == (s->sharded ? s->bounds[s->rank] : 0);
+    free(acc);
+    if (!gp_h5_read_attr_int(f, GP_CHECKPOINT_ATTR_STEP, &step) && step > 0 && step < s->S[0] + s->S[1] &&
+        !gp_h5_read_attr_int(f, "rank", &frank) && frank == s->rank && same_layout) {
+        /* from zero: a corpus not started has no arrays in the file, and a file that fails half
+         * way (then .prev is read) must not leave its arrays behind */
+        zero_accumulators(s);
+        rc = GP_OK;
+        for (int c = 0; c < 2 && !rc; c++) {
+            int64_t units, trips;
+            done_at(s, c, step, &units, &trips);
+            char name[64];
+            snprintf(name, sizeof name, "%s_fisher_sum", k_corpus[c]);
+            if (H5Lexists(f, name, H5P_DEFAULT) <= 0) { /* a corpus not started, which it must be */
+                if (units) rc = GP_EINPUT;
+                continue;
+            }
+            rc = gp_h5_read_f32(f, name, s->F[c], s->na);
+            snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
+            if (!rc) rc = gp_h5_read_f32(f, name, s->G[c], s->na);
+        }
+        if (!rc) rc = gp_h5_read_f64(f, "activation_sq_sum", s->act, s->nact);
+        double d[2];
+        int64_t cnt[4];
+        /* sized reads: the two datasets go into fixed arrays */
+        if (!rc && (gp_h5_read_f64(f, "loss_sum", d, 2) || gp_h5_read_i64(f, "counts", cnt, 4))) rc = GP_EINPUT;
+        if (!rc) {
+            s->loss_sum[0] = d[0], s->loss_sum[1] = d[1];
+            s->units_done[0] = cnt[0], s->units_done[1] = cnt[1];
+            s->trip_done[0] = cnt[2], s->trip_done[1] = cnt[3];
+            for (int c = 0; c < 2 && !rc; c++) {
+                int64_t units, trips;
+                done_at(s, c, step, &units, &trips);
+                if (cnt[c] != units || cnt[2 + c] != trips) rc = GP_EINPUT;
+            }
+        }
+    }
+    return rc;
 }
 
 /* Collective: the step every rank resumes from (0 when there is nothing to resume). */
