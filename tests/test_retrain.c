@@ -496,9 +496,9 @@ static void test_damaged_log(void **state) {
         if (k == 0) {
             for (size_t i = 0; i <= n; i++) got[i] = 0.0f;
             h5e_replace(log, "adam_v", H5T_NATIVE_FLOAT, got, n + 1);
-            h5e_reseal(log, "adam_v");
+            h5e_reseal(log);
         }
-        if (k == 1) h5e_poke_f32(log, "params", n / 2, NAN), h5e_reseal(log, "params");
+        if (k == 1) h5e_poke_f32(log, "params", n / 2, NAN), h5e_reseal(log);
         if (k == 2) {
             const int64_t one = 1;
             h5e_attr_i64(log, "/", "complete", &one, 1);

@@ -38,6 +38,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gaprune/check.h"
@@ -64,6 +65,12 @@ void gp_checkpoint_set_crc(hid_t f, const char *name, uint32_t crc);
 /* Writes the root checksum of f: its settings hash and step attributes and every dataset's crc32
  * must be there. The last thing written but `complete`. */
 void gp_checkpoint_seal(hid_t f);
+
+/* A checkpoint whose values were changed on purpose made to pass its checksums again: every root
+ * dataset's crc32 from the values it now holds, then the root checksum. False (nothing sealed)
+ * when it lacks what the root checksum covers (settings hash, step). For the tests and the
+ * fuzzer, so that they reach the stages' own checks of the values behind the checksums. */
+bool gp_checkpoint_reseal(hid_t f);
 
 /* Collective. Every rank with a file (f >= 0, made by gp_h5_create_tmp(path)) closes it; when
  * every rank wrote its file, each moves path to prev (when prev is not NULL and path exists) and

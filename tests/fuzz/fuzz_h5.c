@@ -24,6 +24,7 @@
 #include <hdf5.h>
 #include <mpi.h>
 
+#include "gaprune/checkpoint.h"
 #include "gaprune/cli.h"
 #include "gaprune/h5.h"
 #include "gaprune/kernels.h"
@@ -407,8 +408,10 @@ static void dataset_to_group(hid_t f, const reference *r, bytes *b) {
     }
 }
 
-/* The reference with the input's edits, at path. */
-static void make_file(const reference *r, const char *path, const uint8_t *data, size_t size) {
+/* The reference with the input's edits, at path; reseal: a checkpoint's checksums recomputed
+ * after the edits (gp_checkpoint_reseal), so that the edits reach the stage's own checks of the
+ * values, which the checksums would otherwise keep them from (a cut comes after it). */
+static void make_file(const reference *r, const char *path, const uint8_t *data, size_t size, bool reseal) {
     gp_err err = {0};
     unlink(path);
     FZ_ASSERT(gp_copy_file(r->path, path, &err) == GP_OK);
@@ -429,6 +432,7 @@ static void make_file(const reference *r, const char *path, const uint8_t *data,
             cut |= next(&b);
         }
     }
+    if (reseal) gp_checkpoint_reseal(f);
     H5Fclose(f);
     struct stat st;
     if (cut >= 0 && stat(path, &st) == 0) FZ_ASSERT(truncate(path, (off_t)((uint64_t)st.st_size * (uint64_t)cut >> 16)) == 0);
@@ -450,7 +454,7 @@ static int inspect(const char *path, bool svg) {
 static void run_stats(const uint8_t *data, size_t size, uint8_t flags) {
     static const char *const crits[4] = {"gaprune", "gaprune-ref", "wanda", "fisher-domain"};
     char path[PATH_MAX], mask_path[PATH_MAX];
-    make_file(&g_ref[T_STATS], fz_path(path, g_out, "stats.h5"), data, size);
+    make_file(&g_ref[T_STATS], fz_path(path, g_out, "stats.h5"), data, size, false);
     gp_prune_opts po = prune_opts(g_out, flags);
     gp_prune_inputs in;
     gp_err err = {0};
@@ -470,7 +474,7 @@ static void run_stats(const uint8_t *data, size_t size, uint8_t flags) {
 /* A mask file as retraining reads it (gp_mask_read) and as inspect shows it (flags bit 1: an SVG). */
 static void run_mask(const uint8_t *data, size_t size, uint8_t flags) {
     char path[PATH_MAX];
-    make_file(&g_ref[T_MASK], fz_path(path, g_out, "mask.h5"), data, size);
+    make_file(&g_ref[T_MASK], fz_path(path, g_out, "mask.h5"), data, size, false);
     gp_mask mk;
     gp_err err = {0};
     if (gp_mask_read(path, g_model, &mk, &err) == GP_OK) {
@@ -482,13 +486,14 @@ static void run_mask(const uint8_t *data, size_t size, uint8_t flags) {
     inspect(path, flags & 2);
 }
 
-/* A statistics pass that finds the checkpoint (flags bit 1: the damaged file is rank-0.h5 with
+/* A statistics pass that finds the checkpoint (flags bit 0: its checksums recomputed after the
+ * edits; bit 1: the damaged file is rank-0.h5 with
  * a good .prev.h5 beside it, else the damaged file alone; bits 2-3: `latest` as written, naming
  * another step, or naming step 1 with another rank count): whatever it finds, it computes. */
 static void run_checkpoint(const uint8_t *data, size_t size, uint8_t flags) {
     char dir[PATH_MAX], path[PATH_MAX];
     fz_mkdir(fz_path(dir, g_out, "stats.ranks"));
-    make_file(&g_ref[T_CHECKPOINT], fz_path(path, dir, "rank-0.h5"), data, size);
+    make_file(&g_ref[T_CHECKPOINT], fz_path(path, dir, "rank-0.h5"), data, size, flags & 1);
     gp_err err = {0};
     if (flags & 2) FZ_ASSERT(gp_copy_file(g_ref[T_CHECKPOINT].path, fz_path(path, dir, "rank-0.prev.h5"), &err) == GP_OK);
     char *latest = NULL;
@@ -506,12 +511,13 @@ static void run_checkpoint(const uint8_t *data, size_t size, uint8_t flags) {
     FZ_ASSERT(rc == GP_OK);
 }
 
-/* A retraining that finds its log: resumed, skipped or started over, it completes; only weights
+/* A retraining that finds its log (flags bit 0: its checksums recomputed after the edits):
+ * resumed, skipped or started over, it completes; only weights
  * that were read into the model and are not usable (unreadable, not finite) stop it, naming the
  * log. */
-static void run_retrain(int target, const uint8_t *data, size_t size) {
+static void run_retrain(int target, const uint8_t *data, size_t size, uint8_t flags) {
     char path[PATH_MAX];
-    make_file(&g_ref[target], fz_path(path, g_out, "retrain.h5"), data, size);
+    make_file(&g_ref[target], fz_path(path, g_out, "retrain.h5"), data, size, flags & 1);
     gp_train_opts to = train_opts();
     gp_retrain_report rep;
     gp_err err = {0};
@@ -529,7 +535,7 @@ static void run_sample(const uint8_t *data, size_t size) {
     static const char *const names[] = {"sample-domain.jsonl", "sample-general.jsonl", "sample-general.h5"};
     for (int i = 0; i < 3; i++)
         FZ_ASSERT(gp_copy_file(fz_path(ref, g_refdir, names[i]), fz_path(path, g_out, names[i]), &err) == GP_OK);
-    make_file(&g_ref[T_SAMPLE], fz_path(path, g_out, "sample-domain.h5"), data, size);
+    make_file(&g_ref[T_SAMPLE], fz_path(path, g_out, "sample-domain.h5"), data, size, false);
     gp_sample_opts so = sample_opts(g_out);
     gp_sample_report rep;
     const gp_status rc = gp_sample_run(&so, g_model, &rep, &err);
@@ -550,7 +556,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case T_MASK: run_mask(data, size, flags); break;
     case T_CHECKPOINT: run_checkpoint(data, size, flags); break;
     case T_RETRAIN_PARTIAL:
-    case T_RETRAIN_DONE: run_retrain(target, data, size); break;
+    case T_RETRAIN_DONE: run_retrain(target, data, size, flags); break;
     default: run_sample(data, size);
     }
     return 0;
