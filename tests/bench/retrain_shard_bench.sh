@@ -5,8 +5,11 @@
 # the end), the shares of a step in communication (allreduce) and in the update (mask, norm,
 # AdamW), and the loss of the last step (equal across modes). A benchmark, not a test: numbers
 # to read, nothing asserted.
-# Usage: tests/bench/retrain_shard_bench.sh [BENCH_BERT_BINARY] [TRIPLETS]
-#   (default build/bench/bench_bert, 64 triplets; `make build/bench/bench_bert`)
+# Usage: [BASELINE=OTHER_GAPRUNE] [REPEAT=N] tests/bench/retrain_shard_bench.sh [BENCH_BERT_BINARY] [TRIPLETS]
+#   (default build/bench/bench_bert, 64 triplets; `make build/bench/bench_bert`). BASELINE: a
+#   gaprune binary of an earlier commit (e.g. one built in a `git worktree`) whose retraining runs
+#   first on the same data and settings, as rows "baseline" (its summary may lack the newer
+#   columns: "-"). REPEAT: each row N times, interleaved (noisy machines).
 set -euo pipefail
 bin=${1:-build/bench/bench_bert}
 ntrip=${2:-64}
@@ -21,18 +24,28 @@ common=(--set output.dir=out-shard --set retrain.batch=8 --set retrain.steps=10 
         --set retrain.checkpoint_every=1000 --set model.max_length=32)
 (cd "$data" && "$gaprune" score stats.ini --method magnitude --sparsity 0.5 "${common[@]}" > /dev/null)
 printf '%-6s %-10s %8s %10s %8s %14s %12s\n' ranks sharding steps/s allreduce update "peak RSS MiB" "last loss"
+modes=(none states gradients)
+[ -n "${BASELINE:-}" ] && modes=(baseline "${modes[@]}")
+for rep in $(seq "${REPEAT:-1}"); do
 for np in 1 2; do
-  for mode in none states gradients; do
+  for mode in "${modes[@]}"; do
     rm -f "$data/out-shard/retrain-magnitude-0.5.h5"
-    line=$(cd "$data" && mpirun -np "$np" -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS "$gaprune" retrain stats.ini \
-           --mask out-shard/mask-magnitude-0.5.h5 "${common[@]}" --set retrain.optimizer_sharding=$mode |
+    if [ "$mode" = baseline ]; then
+      bin_run=$(cd "$(dirname "$BASELINE")" && pwd)/$(basename "$BASELINE") sets=()
+    else
+      bin_run=$gaprune sets=(--set retrain.optimizer_sharding=$mode)
+    fi
+    line=$(cd "$data" && mpirun -np "$np" -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS "$bin_run" retrain stats.ini \
+           --mask out-shard/mask-magnitude-0.5.h5 "${common[@]}" "${sets[@]}" |
            grep '^{"command":"retrain"')
-    /usr/bin/python3 - "$line" "$np" <<'PY'
+    /usr/bin/python3 - "$line" "$np" "$mode" <<'PY'
 import json, sys
 j = json.loads(sys.argv[1])
-print(f"{sys.argv[2]:6} {j['optimizer_sharding']:10} {j['steps'] / j['loop_s']:8.3f} {100 * j['allreduce_s'] / j['loop_s']:9.1f}% "
-      f"{100 * j['update_s'] / j['loop_s']:7.1f}% {j['peak_rss_mb']:14.1f} {j['last_loss']:12.6f}")
+share = lambda k: f"{100 * j[k] / j['loop_s']:.1f}%" if k in j else "-"
+print(f"{sys.argv[2]:6} {sys.argv[3]:10} {j['steps'] / j['loop_s']:8.3f} {share('allreduce_s'):>10} "
+      f"{share('update_s'):>8} {j['peak_rss_mb']:14.1f} {j['last_loss']:12.6f}")
 PY
   done
+done
 done
 rm -rf "$data/out-shard"
