@@ -155,23 +155,33 @@ static bool crc_range(hid_t d, hid_t mem_type, size_t es, hsize_t e0, hsize_t e1
     return ok;
 }
 
+/* CRC-32 of part r of P of the 1-D dataset name (its elements [n·r/P, n·(r+1)/P), in its native
+ * type) and that part's size in bytes. False when it is not a 1-D dataset or a read fails. */
+static bool crc_part(hid_t f, const char *name, int r, int P, uint32_t *crc, uint64_t *bytes) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT), t = d >= 0 ? H5Dget_type(d) : -1;
+    hid_t nt = t >= 0 ? H5Tget_native_type(t, H5T_DIR_ASCEND) : -1;
+    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+    const hssize_t n = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 ? H5Sget_simple_extent_npoints(sp) : -1;
+    const size_t es = nt >= 0 ? H5Tget_size(nt) : 0;
+    const hsize_t e0 = n < 0 ? 0 : (hsize_t)n * (hsize_t)r / (hsize_t)P, e1 = n < 0 ? 0 : (hsize_t)n * (hsize_t)(r + 1) / (hsize_t)P;
+    const bool ok = n >= 0 && es && crc_range(d, nt, es, e0, e1, crc);
+    *bytes = (e1 - e0) * es;
+    if (sp >= 0) H5Sclose(sp);
+    if (nt >= 0) H5Tclose(nt);
+    if (t >= 0) H5Tclose(t);
+    if (d >= 0) H5Dclose(d);
+    return ok;
+}
+
 bool gp_checkpoint_reseal(hid_t f) {
     name_list l = {0};
     hsize_t at = 0;
     bool ok = H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &at, list_dataset, &l) >= 0;
     for (int i = 0; i < l.n && ok; i++) {
-        hid_t d = H5Dopen2(f, l.name[i], H5P_DEFAULT), t = d >= 0 ? H5Dget_type(d) : -1;
-        hid_t nt = t >= 0 ? H5Tget_native_type(t, H5T_DIR_ASCEND) : -1;
-        hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-        const hssize_t n = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 ? H5Sget_simple_extent_npoints(sp) : -1;
-        const size_t es = nt >= 0 ? H5Tget_size(nt) : 0;
-        uint32_t c = 0;
+        uint32_t c;
+        uint64_t bytes;
         /* a dataset verify cannot read keeps its old checksum: the file stays refused */
-        if (n >= 0 && es && crc_range(d, nt, es, 0, (hsize_t)n, &c)) gp_h5_attr_int(d, GP_CHECKPOINT_ATTR_CRC, c);
-        if (sp >= 0) H5Sclose(sp);
-        if (nt >= 0) H5Tclose(nt);
-        if (t >= 0) H5Tclose(t);
-        if (d >= 0) H5Dclose(d);
+        if (crc_part(f, l.name[i], 0, 1, &c, &bytes)) gp_checkpoint_set_crc(f, l.name[i], c);
     }
     list_free(&l);
     name_list again = {0};
@@ -203,23 +213,10 @@ static const char *verify(hid_t f, bool shared) {
     uint32_t *want = gp_calloc((size_t)(l.n ? l.n : 1), sizeof(uint32_t));
     int bad = why != NULL;
     for (int i = 0; i < l.n && !why; i++) {
-        hid_t d = H5Dopen2(f, l.name[i], H5P_DEFAULT), t = d >= 0 ? H5Dget_type(d) : -1;
-        hid_t nt = t >= 0 ? H5Tget_native_type(t, H5T_DIR_ASCEND) : -1;
-        hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-        const hssize_t n = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 ? H5Sget_simple_extent_npoints(sp) : -1;
-        const size_t es = nt >= 0 ? H5Tget_size(nt) : 0;
         uint32_t c = 0;
-        if (n < 0 || !es || !read_crc(f, l.name[i], &want[i])) {
-            bad = 1;
-        } else {
-            const hsize_t e0 = (hsize_t)n * (hsize_t)r / (hsize_t)P, e1 = (hsize_t)n * (hsize_t)(r + 1) / (hsize_t)P;
-            bad |= !crc_range(d, nt, es, e0, e1, &c);
-            mine[2 * i] = c, mine[2 * i + 1] = (e1 - e0) * es;
-        }
-        if (sp >= 0) H5Sclose(sp);
-        if (nt >= 0) H5Tclose(nt);
-        if (t >= 0) H5Tclose(t);
-        if (d >= 0) H5Dclose(d);
+        uint64_t bytes = 0;
+        if (!read_crc(f, l.name[i], &want[i]) || !crc_part(f, l.name[i], r, P, &c, &bytes)) bad = 1;
+        mine[2 * i] = c, mine[2 * i + 1] = bytes;
     }
     if (shared) bad = gp_allreduce_max_int(bad);
     if (bad && !why) why = "a dataset cannot be read";
