@@ -53,3 +53,44 @@ static void fz_check_tokenizer(const gp_tokenizer *t) {
     for (int i = 0; i < b.B * b.T; i++) FZ_ASSERT(b.mask[i] <= 1 && b.ids[i] >= 0 && b.ids[i] < gp_tokenizer_max_id(t));
     gp_batch_free(&b);
 }
+
+/* ---- the tokenizer-file harnesses (fuzz_wordpiece, fuzz_bpe): one file from the input, the
+ * one beside it from tests/fixtures ---------------------------------------------------------- */
+
+typedef struct {
+    const char *file;                  /* the input */
+    const char *other, *other_fixture; /* the file beside it, or NULL */
+} fz_tok_target;
+
+enum { FZ_TOK_MAX_TARGETS = 8 };
+static char fz_tok_dir[FZ_TOK_MAX_TARGETS][PATH_MAX];
+
+/* A folder per target under a scratch folder named name, its fixed file linked in. */
+static inline void fz_tok_init(const char *name, const fz_tok_target *targets, int n) {
+    FZ_ASSERT(n <= FZ_TOK_MAX_TARGETS);
+    const char *root = fz_scratch(name);
+    for (int i = 0; i < n; i++) {
+        char sub[32], path[PATH_MAX];
+        snprintf(sub, sizeof sub, "t%d", i);
+        fz_mkdir(fz_path(fz_tok_dir[i], root, sub));
+        if (targets[i].other) fz_link_fixture(targets[i].other_fixture, fz_path(path, fz_tok_dir[i], targets[i].other));
+    }
+}
+
+/* Byte 0 picks the target, the rest is its file: a tokenizer that loads keeps its promises
+ * (fz_check_tokenizer), one that does not is GP_EINPUT with a message. */
+static inline int fz_tok_one(const fz_tok_target *targets, int n, const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    const int k = data[0] % n;
+    char path[PATH_MAX];
+    fz_write(fz_path(path, fz_tok_dir[k], targets[k].file), data + 1, size - 1);
+    gp_tokenizer *t = NULL;
+    gp_err err = {0};
+    if (gp_tokenizer_load(fz_tok_dir[k], &t, &err) == GP_OK) {
+        fz_check_tokenizer(t);
+        gp_tokenizer_free(t);
+    } else {
+        FZ_ASSERT(t == NULL && err.code == GP_EINPUT && err.msg[0]);
+    }
+    return 0;
+}
