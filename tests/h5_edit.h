@@ -1,7 +1,8 @@
 /* h5_edit.h — damaging gaprune's HDF5 files the way tests/fuzz/fuzz_h5.c does, for the tests of
  * its findings (header-only, test code): a dataset replaced by one of another type or size, an
  * attribute holding an array where a scalar belongs, one value overwritten. Each opens the file,
- * makes its change and closes it; a failed HDF5 call fails the test. */
+ * makes its change and closes it; a failed HDF5 call fails the test. And comparing two files
+ * dataset by dataset (h5e_equal_datasets). */
 #pragma once
 
 #include <hdf5.h>
@@ -64,4 +65,42 @@ static inline void h5e_reseal(const char *path) {
     hid_t f = h5e_open(path);
     assert_true(gp_checkpoint_reseal(f));
     H5Fclose(f);
+}
+
+/* ---- comparing ---------------------------------------------------------------------------- */
+
+typedef struct {
+    hid_t other;
+    int n;
+} h5e_cmp;
+
+static inline herr_t h5e_cmp_visit(hid_t obj, const char *name, const H5O_info_t *info, void *vctx) {
+    h5e_cmp *c = vctx;
+    if (info->type != H5O_TYPE_DATASET) return 0;
+    hid_t d1 = H5Dopen2(obj, name, H5P_DEFAULT), d2 = H5Dopen2(c->other, name, H5P_DEFAULT);
+    if (d2 < 0) fail_msg("dataset %s missing", name);
+    hid_t t = H5Dget_type(d1);
+    if (H5Tget_class(t) == H5T_FLOAT || H5Tget_class(t) == H5T_INTEGER) {
+        hid_t sp = H5Dget_space(d1);
+        const size_t n = (size_t)H5Sget_simple_extent_npoints(sp);
+        double *a = malloc(n * sizeof(double) + 8), *b = malloc(n * sizeof(double) + 8);
+        assert_true(H5Dread(d1, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a) >= 0);
+        assert_true(H5Dread(d2, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, b) >= 0);
+        if (memcmp(a, b, n * sizeof(double))) fail_msg("dataset %s differs", name);
+        free(a), free(b);
+        H5Sclose(sp);
+        c->n++;
+    }
+    H5Tclose(t);
+    H5Dclose(d1);
+    H5Dclose(d2);
+    return 0;
+}
+
+/* Every numeric dataset of file a (open) bitwise equal, as double, to the one of the same name
+ * in file b (a missing or different one fails the test); returns how many. */
+static inline int h5e_equal_datasets(hid_t a, hid_t b) {
+    h5e_cmp c = {b, 0};
+    H5Ovisit(a, H5_INDEX_NAME, H5_ITER_NATIVE, h5e_cmp_visit, &c);
+    return c.n;
 }

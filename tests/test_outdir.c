@@ -17,6 +17,7 @@
  *    unless it names this Slurm job (a requeued job); `run --only` pair locks let a sweep's tasks
  *    share the folder but not with a whole-folder run; exit 3 releases the lock too.
  */
+#include "h5_edit.h"
 #include "test_util.h"
 
 #include <dirent.h>
@@ -173,42 +174,13 @@ static bool same_weights(const char *a, const char *b) {
 }
 
 /* Every dataset of two HDF5 files, read as double, bitwise equal; returns how many. */
-typedef struct {
-    hid_t other;
-    int n;
-} cmp_ctx;
-
-static herr_t cmp_visit(hid_t obj, const char *name, const H5O_info_t *info, void *vctx) {
-    cmp_ctx *c = vctx;
-    if (info->type != H5O_TYPE_DATASET) return 0;
-    hid_t d1 = H5Dopen2(obj, name, H5P_DEFAULT), d2 = H5Dopen2(c->other, name, H5P_DEFAULT);
-    if (d2 < 0) fail_msg("dataset %s missing", name);
-    hid_t t = H5Dget_type(d1);
-    if (H5Tget_class(t) == H5T_FLOAT || H5Tget_class(t) == H5T_INTEGER) {
-        hid_t sp = H5Dget_space(d1);
-        const size_t n = (size_t)H5Sget_simple_extent_npoints(sp);
-        double *a = malloc(n * sizeof(double) + 8), *b = malloc(n * sizeof(double) + 8);
-        assert_true(H5Dread(d1, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a) >= 0);
-        assert_true(H5Dread(d2, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, b) >= 0);
-        if (memcmp(a, b, n * sizeof(double))) fail_msg("dataset %s differs", name);
-        free(a), free(b);
-        H5Sclose(sp);
-        c->n++;
-    }
-    H5Tclose(t);
-    H5Dclose(d1);
-    H5Dclose(d2);
-    return 0;
-}
-
 static int bitwise_equal_h5(const char *a, const char *b) {
     hid_t fa = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(b, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (fa < 0 || fb < 0) fail_msg("cannot open %s or %s", a, b);
-    cmp_ctx c = {fb, 0};
-    H5Ovisit(fa, H5_INDEX_NAME, H5_ITER_NATIVE, cmp_visit, &c);
+    const int n = h5e_equal_datasets(fa, fb);
     H5Fclose(fa);
     H5Fclose(fb);
-    return c.n;
+    return n;
 }
 
 static int setup(void **state) {
