@@ -192,7 +192,13 @@ static char *unescape(const char *v) {
     for (const char *p = v; *p; p++) {
         if (*p == '\\' && p[1]) {
             p++;
-            *o++ = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p == 's' ? ' ' : *p;
+            *o++ = *p == 'n'   ? '\n'
+                   : *p == 't' ? '\t'
+                   : *p == 's' ? ' '
+                   : *p == 'r' ? '\r'
+                   : *p == 'f' ? '\f'
+                   : *p == 'v' ? '\v'
+                               : *p;
         } else {
             *o++ = *p;
         }
@@ -565,13 +571,17 @@ char *gp_job_get(const gp_job *j, const char *section, const char *key) {
     return gp_strdup(buf);
 }
 
-/* Prints a string value with what INI would read otherwise escaped again (newlines, tabs,
- * backslashes, blanks at either end, which INI trims, and ';', which starts a comment after a
- * blank), so the dump reads back as a job file with the same values. */
+/* Prints a string value with what INI would read otherwise escaped again (newlines, tabs and
+ * the other white space of isspace, which INI trims at either end, backslashes, blanks at either
+ * end, and ';', which starts a comment after a blank), so the dump reads back as a job file with
+ * the same values. */
 static void print_escaped(FILE *f, const char *v) {
     for (const char *p = v; *p; p++) {
         if (*p == '\n') fputs("\\n", f);
         else if (*p == '\t') fputs("\\t", f);
+        else if (*p == '\r') fputs("\\r", f);
+        else if (*p == '\f') fputs("\\f", f);
+        else if (*p == '\v') fputs("\\v", f);
         else if (*p == ' ' && (p == v || p[1] == '\0')) fputs("\\s", f);
         else if (*p == '\\') fputs("\\\\", f);
         else if (*p == ';') fputs("\\;", f);
