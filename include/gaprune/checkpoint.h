@@ -68,8 +68,9 @@ void gp_checkpoint_seal(hid_t f);
 
 /* A checkpoint whose values were changed on purpose made to pass its checksums again: every root
  * dataset's crc32 from the values it now holds, then the root checksum. False (nothing sealed)
- * when it lacks what the root checksum covers (settings hash, step). For the tests and the
- * fuzzer, so that they reach the stages' own checks of the values behind the checksums. */
+ * when it lacks what the root checksum covers (settings hash, step). A dataset of more than 2^26
+ * values keeps its old checksum (bounded time). For the tests and the fuzzer, so that they reach
+ * the stages' own checks of the values behind the checksums. */
 bool gp_checkpoint_reseal(hid_t f);
 
 /* Collective. Every rank with a file (f >= 0, made by gp_h5_create_tmp(path)) closes it; when
