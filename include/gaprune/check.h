@@ -79,5 +79,12 @@ char *gp_strndup_at(const char *s, size_t n, const char *file, int line);
 #define gp_strdup(s) gp_strdup_at((s), __FILE__, __LINE__)
 #define gp_strndup(s, n) gp_strndup_at((s), (n), __FILE__, __LINE__)
 
+/* Whether reading memory gp_calloc gave and nothing wrote makes it resident on this machine.
+ * Most kernels back such reads with the shared zero page (not counted in RSS); some (seen on a
+ * Firecracker VM's 6.18 kernel) give every page read a page of its own, so a buffer that is
+ * read whole but written in few places costs its full size. Measured once (a 1 MiB probe); the
+ * memory plan uses it. */
+bool gp_zero_reads_resident(void);
+
 /* Rank used in fatal and log messages; set once by gp_log_init. */
 int gp_rank(void);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 gp_status gp_errf(gp_err *err, gp_status code, const char *fmt, ...) {
     if (err) {
@@ -88,3 +90,35 @@ char *gp_strndup_at(const char *s, size_t n, const char *file, int line) {
     d[l] = '\0';
     return d;
 }
+
+/* Resident pages of this process, from /proc/self/statm; -1 when it cannot be read. */
+static long resident_pages(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = -1, res = -1;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
+        fclose(f);
+    }
+    return res;
+}
+
+bool gp_zero_reads_resident(void) {
+    static int known = -1;
+    if (known >= 0) return known;
+    const long page = sysconf(_SC_PAGESIZE), n = 256;
+    /* an anonymous mapping of its own, as calloc gives for large buffers */
+    volatile unsigned char *p = mmap(NULL, (size_t)(n * page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        known = 0;
+        return false;
+    }
+    const long before = resident_pages();
+    unsigned sum = 0;
+    for (long i = 0; i < n; i++) sum += p[i * page];
+    const long after = resident_pages();
+    munmap((void *)p, (size_t)(n * page));
+    /* half the pages at least: other threads' allocations meanwhile are far fewer */
+    known = sum == 0 && before >= 0 && after >= 0 && after - before >= n / 2;
+    return known == 1;
+}
+

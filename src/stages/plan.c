@@ -456,16 +456,24 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         const double state = gp_retrain_state_bytes(mode, R, (int64_t)P, outer, window);
         /* the token-embedding gradient is zero (never-written pages, not resident) outside the
          * rows the steps' tokens touch: at most S*3*B*T of the V rows over the run (the allreduce
-         * brings every rank all the batch's rows; with gradients they travel packed) */
+         * brings every rank all the batch's rows; with gradients they travel packed). Unless the
+         * kernel makes pages resident when they are read (gp_zero_reads_resident): then the
+         * norm and AdamW, which read the rank's slice of the gradient whole (none: all of it;
+         * states: 1/R of it, which holds at most min(V*C, P/R) of the embedding), make that
+         * part resident too; with gradients the slice is a buffer of its own, counted whole. */
         const double VC = (double)c->vocab_size * C, rows = dmin((double)c->vocab_size, S * 3 * B * T_rt);
-        const double emb = rows * C;
+        const bool reads = gp_zero_reads_resident() && !zero2;
+        const double slice_emb = mode == GP_SHARD_NONE || R == 1 ? VC : dmin(VC, ceil(P / R));
+        const double emb = reads ? dmin(VC, rows * C + slice_emb) : rows * C;
         const double grads_full = zero2 ? 4.0 * ((double)outer + 2.0 * (double)window) : 4 * P;
         const double grads = grads_full - 4 * VC + 4 * emb;
         padd(rt, "weights", 4 * P, "4*P (float32 parameters)");
         padd(rt, "gradients", grads,
              zero2 ? "4*(P_outside + 2*P/L): the gradients outside the blocks and two blocks' (retrain.c, gradients); of the "
                      "token embedding's V*C only min(V, S*3*B*T)*C"
-                   : "4*P: every parameter's gradient (retrain.c); of the token embedding's V*C only min(V, S*3*B*T)*C");
+             : reads ? "4*P: every parameter's gradient (retrain.c); of the token embedding's V*C only min(V, S*3*B*T)*C "
+                       "and the part in this rank's slice, min(V*C, P/R) (pages read here are resident)"
+                     : "4*P: every parameter's gradient (retrain.c); of the token embedding's V*C only min(V, S*3*B*T)*C");
         /* m and v alone: the states' formula (none: 8P; sharded: 8 slice + rounds) less weights and gradient */
         const double moments =
             gp_retrain_state_bytes(mode == GP_SHARD_NONE ? GP_SHARD_NONE : GP_SHARD_STATES, R, (int64_t)P, 0, 0) - 8 * P;
