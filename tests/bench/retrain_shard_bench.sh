@@ -42,8 +42,9 @@ for np in 1 2; do
 import json, sys
 j = json.loads(sys.argv[1])
 share = lambda k: f"{100 * j[k] / j['loop_s']:.1f}%" if k in j else "-"
+rss = f"{j['peak_rss_mb']:.1f}" if "peak_rss_mb" in j else "-"
 print(f"{sys.argv[2]:6} {sys.argv[3]:10} {j['steps'] / j['loop_s']:8.3f} {share('allreduce_s'):>10} "
-      f"{share('update_s'):>8} {j['peak_rss_mb']:14.1f} {j['last_loss']:12.6f}")
+      f"{share('update_s'):>8} {rss:>14} {j['last_loss']:12.6f}")
 PY
   done
 done
