@@ -1,6 +1,8 @@
 /* main.c — MPI start-up, dispatch to a subcommand, shutdown. */
 #include <mpi.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
@@ -20,6 +22,7 @@ static void testhooks_from_env(void) {
     if ((v = getenv("GAPRUNE_TEST_EVAL_QUERY_BLOCK"))) h.eval_query_block = atoll(v);
     if ((v = getenv("GAPRUNE_TEST_FAIL_WRITE")) && *v) h.fail_write = v;
     if ((v = getenv("GAPRUNE_TEST_FAIL_WRITE_AFTER"))) h.fail_write_after = atoi(v);
+    if ((v = getenv("GAPRUNE_TEST_FAIL_WRITE_ERRNO"))) h.fail_write_errno = strcmp(v, "EIO") ? atoi(v) : EIO;
     gp_testhook_set(&h);
     /* the thread tests run the tiny fixture models with every kernel loop threaded, with the
      * matmuls split or not */

@@ -66,7 +66,8 @@ static int gp(int np, const char *env, const char *fmt, ...) {
     va_end(ap);
     return tu_run_in(g_dir,
                      "%s mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS -x GAPRUNE_TEST_KILL_AFTER_CHECKPOINT "
-                     "-x GAPRUNE_TEST_FAIL_WRITE -x GAPRUNE_TEST_FAIL_WRITE_AFTER -x GAPRUNE_TEST_SIGNAL_AT_STEP "
+                     "-x GAPRUNE_TEST_FAIL_WRITE -x GAPRUNE_TEST_FAIL_WRITE_AFTER -x GAPRUNE_TEST_FAIL_WRITE_ERRNO "
+                     "-x GAPRUNE_TEST_SIGNAL_AT_STEP "
                      "-x GAPRUNE_TEST_UNIT_DELAY_MS %s %s",
                      env ? env : "", np, g_bin, args);
 }
@@ -192,6 +193,7 @@ static int setup(void **state) {
     setenv("GAPRUNE_TEST_UNIT_DELAY_MS", "0", 1);
     setenv("GAPRUNE_TEST_FAIL_WRITE", "", 1);
     setenv("GAPRUNE_TEST_FAIL_WRITE_AFTER", "0", 1);
+    setenv("GAPRUNE_TEST_FAIL_WRITE_ERRNO", "0", 1);
     const char *b = getenv("GAPRUNE_BIN");
     if (!realpath(b ? b : "build/san/gaprune", g_bin)) return -1;
     snprintf(g_disk, sizeof g_disk, "%s/disk", g_dir);
@@ -265,6 +267,39 @@ static void test_stats_checkpoint(void **state) {
                    k_mode_name[md], np, n);
             tu_sh("rm -rf '%s/ck'", g_disk);
         }
+    }
+}
+
+/* An I/O error (EIO, through the hook) is a refused write too: on 1 and 2 ranks a statistics
+ * checkpoint refused with it gives exit 2 naming the file and the error, keeps the checkpoint
+ * before it, and the rerun resumes and ends bitwise as an uninterrupted pass. */
+static void test_io_error(void **state) {
+    (void)state;
+    const char *extra = "[stats]\ncheckpoint_every = 1\n[prune]\nlayers = linear\n";
+    for (int np = 1; np <= 2; np++) {
+        char ref[2048], p[4400], q[4400], env[256];
+        snprintf(ref, sizeof ref, "%s/eioref%d", g_dir, np);
+        write_job("eioref", ref, extra);
+        assert_int_equal(gp(np, NULL, "stats eioref.ini"), 0);
+        write_job("eio", "eio", extra);
+        snprintf(env, sizeof env, "GAPRUNE_TEST_FAIL_WRITE='%s' GAPRUNE_TEST_FAIL_WRITE_AFTER=2 GAPRUNE_TEST_FAIL_WRITE_ERRNO=EIO",
+                 np == 2 ? "rank-1.h5" : "rank-0.h5");
+        assert_int_equal(gp(np, env, "stats eio.ini"), 2);
+        err_has((const char *const[]){"eio/stats.ranks/rank-", ".h5: cannot write (Input/output error", NULL});
+        snprintf(p, sizeof p, "%s/eio/stats.ranks/latest", g_dir);
+        char *latest = tu_read_file(p, NULL);
+        assert_non_null(latest);
+        assert_int_equal(strncmp(latest, "step 2\n", 7), 0);
+        free(latest);
+        assert_int_equal(gp(np, NULL, "stats eio.ini"), 0);
+        out_has("stats: resuming from step 2");
+        snprintf(p, sizeof p, "%s/eio/stats.h5", g_dir);
+        snprintf(q, sizeof q, "%s/stats.h5", ref);
+        const int n = bitwise_equal_h5(p, q);
+        assert_true(n > 30);
+        printf("    EIO, %d rank(s): checkpoint 3 refused: exit 2 naming it; resumed from step 2: %d datasets bitwise equal\n",
+               np, n);
+        tu_sh("rm -rf '%s/eio' '%s'", g_dir, ref);
     }
 }
 
@@ -635,7 +670,7 @@ static void test_lock_pairs(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stats_checkpoint), cmocka_unit_test(test_stats_file), cmocka_unit_test(test_score),
+        cmocka_unit_test(test_stats_checkpoint), cmocka_unit_test(test_io_error), cmocka_unit_test(test_stats_file), cmocka_unit_test(test_score),
         cmocka_unit_test(test_retrain),          cmocka_unit_test(test_eval_and_report), cmocka_unit_test(test_lock),
         cmocka_unit_test(test_lock_concurrent),  cmocka_unit_test(test_lock_pairs),
     };

@@ -33,10 +33,11 @@ char *gp_path_join(const char *a, const char *b);
 char *gp_tmp_path(const char *path);
 /* rename(tmp, path), reporting failure as an input error naming both. */
 gp_status gp_commit_tmp(const char *tmp, const char *path, gp_err *err);
-/* TEST ONLY: whether the test hook fail_write (testhook.h) refuses the file at path, as a full
- * disk would. Asked once per file by the commits of the writers (gp_file_commit,
- * gp_h5_close_commit, gp_checkpoint_commit), so that the refusal takes a real one's path. */
-bool gp_write_refused(const char *path);
+/* TEST ONLY: the error (an errno: ENOSPC, as a full disk, or the hook's fail_write_errno) with
+ * which the test hook fail_write (testhook.h) refuses the file at path, or 0. Asked once per file
+ * by the commits of the writers (gp_file_commit, gp_h5_close_commit, gp_checkpoint_commit), so
+ * that the refusal takes a real one's path. */
+int gp_write_refused(const char *path);
 /* The message of a write the system refused: "PATH: cannot write (REASON); ..." and what to do.
  * Returns GP_EINPUT. */
 gp_status gp_write_error(gp_err *err, const char *path, const char *reason);

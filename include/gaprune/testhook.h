@@ -30,12 +30,13 @@ typedef struct {
                                   ENOSPC, as on a full disk, once fail_write_after such commits of this
                                   process succeeded (gp_write_refused, fs.h); NULL: off */
     int fail_write_after;
+    int fail_write_errno;      /* the error the refusal reports: ENOSPC when 0 (EIO: an I/O error) */
 } gp_testhooks;
 
 /* The hooks off. */
 #define GP_TESTHOOKS_OFF                                                                          \
     ((gp_testhooks){.kill_after_checkpoint = 0, .signal_at_step = -1, .unit_delay_ms = 0, .h5par_piece_elems = 0,  \
-                    .eval_query_block = 0, .fail_write = NULL, .fail_write_after = 0})
+                    .eval_query_block = 0, .fail_write = NULL, .fail_write_after = 0, .fail_write_errno = 0})
 
 void gp_testhook_set(const gp_testhooks *h);
 /* The hooks in force (GP_TESTHOOKS_OFF until gp_testhook_set). */

@@ -69,10 +69,11 @@ char *gp_tmp_path(const char *path) {
     return p;
 }
 
-bool gp_write_refused(const char *path) {
+int gp_write_refused(const char *path) {
     static int matched; /* commits of matching paths so far, in this process */
     const gp_testhooks *h = gp_testhook_get();
-    return h->fail_write && strstr(path, h->fail_write) && matched++ >= h->fail_write_after;
+    if (!(h->fail_write && strstr(path, h->fail_write) && matched++ >= h->fail_write_after)) return 0;
+    return h->fail_write_errno ? h->fail_write_errno : ENOSPC;
 }
 
 gp_status gp_commit_tmp(const char *tmp, const char *path, gp_err *err) {
@@ -126,12 +127,13 @@ gp_status gp_file_commit(FILE *f, const char *path, gp_err *err) {
     const int closed = fclose(f);
     char *tmp = gp_tmp_path(path);
     gp_status rc;
+    int refused;
     if (bad || closed != 0) {
         remove(tmp);
         rc = gp_write_error(err, path, closed != 0 ? strerror(errno) : saved ? strerror(saved) : "a write failed");
-    } else if (gp_write_refused(path)) {
+    } else if ((refused = gp_write_refused(path))) {
         remove(tmp);
-        rc = gp_write_error(err, path, strerror(ENOSPC));
+        rc = gp_write_error(err, path, strerror(refused));
     } else {
         rc = gp_commit_tmp(tmp, path, err);
     }

@@ -284,7 +284,8 @@ gp_status gp_h5_close_commit(hid_t file, const char *path, gp_err *err) {
     if (file >= 0) GP_H5(H5Fclose(file), "closing %s.tmp", path); /* the close flushes: it may fail to write */
     char *tmp = gp_tmp_path(path);
     gp_status rc = gp_h5_io_status(path, err);
-    if (!rc && gp_write_refused(path)) rc = gp_write_error(err, path, strerror(ENOSPC));
+    const int refused = rc ? 0 : gp_write_refused(path);
+    if (refused) rc = gp_write_error(err, path, strerror(refused));
     if (rc) remove(tmp);
     else rc = gp_commit_tmp(tmp, path, err);
     free(tmp);

@@ -257,7 +257,8 @@ gp_status gp_checkpoint_commit(hid_t f, const char *path, const char *prev, gp_e
      * names, a complete file on every rank under either name; a refused write on any rank (a
      * failed create included, f < 0 then) leaves every rank's files as they were. */
     gp_status rc = gp_h5_io_status(path, err);
-    if (!rc && f >= 0 && gp_write_refused(path)) rc = gp_write_error(err, path, strerror(ENOSPC));
+    const int refused = !rc && f >= 0 ? gp_write_refused(path) : 0;
+    if (refused) rc = gp_write_error(err, path, strerror(refused));
     if ((rc = gp_agree(rc, err))) {
         remove(tmp); /* the new files, whole or not, only take room now */
     } else if (f >= 0) {
