@@ -6,18 +6,20 @@
 #   make data       the demo corpora (WordNet, manual pages) into build/data
 #   make test-slurm a private Slurm (munge, slurmctld, slurmd): a job, and one requeued by USR1
 #   make bench      speed against PyTorch and the machine's sgemm rate
-#   make fuzz       every libFuzzer harness of tests/fuzz for FUZZ_SECONDS (600) each (clang)
+#   make fuzz       every libFuzzer harness of tests/fuzz for FUZZ_SECONDS (600) each, JOBS at a time (clang)
 #   make fuzz-smoke the same for 20 s each (CI)
 #   make fixtures   regenerates tests/fixtures with the PyTorch reference (/usr/bin/python3)
 #   make deps       installs the Debian packages (apt-get; nothing when all are present)
 #
 # Knobs: CC, BUILD (build dir), ARCH_FLAGS (default -march=native when the compiler takes it),
 # NP (ranks for `make run`, one thread each; README "Ranks and threads" for more threads),
-# FUZZ_CC (clang), FUZZ_SECONDS (per harness).
+# FUZZ_CC (clang), FUZZ_SECONDS (per harness), JOBS (compilations and fuzzers at a time; nproc).
 
 CC         ?= gcc
 BUILD      ?= build
 NP         ?= 2
+# parallel compilation in the targets below (their prerequisites; tests still run one at a time)
+JOBS       ?= $(shell nproc 2>/dev/null || echo 1)
 PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc libpcre2-8 inih libcrypto zlib
 DEB_BUILD  := pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
               libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libpcre2-dev libinih-dev libssl-dev zlib1g-dev
@@ -117,7 +119,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/san/tests/%)
 # `make test` and `make run` install what is missing first, then re-read this file (the
 # pkg-config flags above are only right once the packages are there).
 test: deps
-	@$(MAKE) --no-print-directory test-run
+	@$(MAKE) --no-print-directory -j$(JOBS) test-run
 
 check: test
 
@@ -127,7 +129,7 @@ test-run: $(BUILD)/gaprune $(BUILD)/san/gaprune $(TEST_BIN) $(REPLAY_BIN)
 
 # The embedded default: corpora from Debian packages, the committed demo model, jobs/demo.ini.
 run: deps deps-data
-	@$(MAKE) --no-print-directory run-local
+	@$(MAKE) --no-print-directory -j$(JOBS) run-local
 
 run-local: $(BUILD)/gaprune $(BUILD)/data/SOURCES.txt
 	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 \
@@ -147,7 +149,7 @@ test-slurm: deps deps-slurm
 	@tests/slurm/test_slurm.sh $(BUILD)/gaprune
 
 bench: deps deps-py
-	@$(MAKE) --no-print-directory bench-run
+	@$(MAKE) --no-print-directory -j$(JOBS) bench-run
 
 bench-run: $(BUILD)/bench/bench_bert $(BUILD)/bench/bench_kmeans
 	@tests/bench/run_bench.sh $(BUILD)/bench/bench_bert
@@ -156,12 +158,12 @@ bench-run: $(BUILD)/bench/bench_bert $(BUILD)/bench/bench_kmeans
 # (tests/fuzz/run_fuzz.sh: executions and coverage per harness; a crash input is kept in
 # $(BUILD)/fuzz/artifacts and fails the target).
 fuzz: deps deps-fuzz
-	@$(MAKE) --no-print-directory fuzz-build
-	@tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
+	@FUZZ_JOBS=$(JOBS) tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 fuzz-smoke: deps deps-fuzz
-	@$(MAKE) --no-print-directory fuzz-build
-	@tests/fuzz/run_fuzz.sh 20 $(FUZZ_BIN)
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-build
+	@FUZZ_JOBS=$(JOBS) tests/fuzz/run_fuzz.sh 20 $(FUZZ_BIN)
 
 fuzz-build: $(FUZZ_BIN)
 

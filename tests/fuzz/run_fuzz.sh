@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run_fuzz.sh SECONDS HARNESS... — runs each libFuzzer harness (built by `make fuzz-build`) for
-# SECONDS, one after the other, and prints a table: executions, executions per second, the final
+# SECONDS, FUZZ_JOBS at a time (default 1; `make fuzz` and `fuzz-smoke` give the number of
+# cores), and prints a table: executions, executions per second, the final
 # coverage (libFuzzer's cov: edges and ft: features) and the corpus. Each harness grows a work
 # copy of its corpus in <build>/fuzz/work/<harness> (the committed seeds in
 # tests/fuzz/corpus/<harness> stay as they are), with the JSON or INI dictionary of
@@ -13,9 +14,9 @@ shift
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-failed=0
-rows=()
-for bin in "$@"; do
+# one harness: its run, its log, its table row in artifacts/<harness>/row; fails when it did
+one() {
+  bin=$1
   name=$(basename "$bin")
   top=$(dirname "$bin")
   work=$top/work/$name art=$top/artifacts/$name log=$top/artifacts/$name/fuzz.log
@@ -26,7 +27,6 @@ for bin in "$@"; do
     fuzz_encode | fuzz_h5) ;; # bytes and edit programs: no dictionary
     *) opts=(-dict=tests/fuzz/json.dict) ;;
   esac
-  echo "=== $name: $secs s"
   "$bin" -max_total_time="$secs" -timeout=60 -print_final_stats=1 -artifact_prefix="$art/" \
     "${opts[@]}" "$work" "tests/fuzz/corpus/$name" >"$log" 2>&1
   rc=$?
@@ -39,14 +39,28 @@ for bin in "$@"; do
   corp=$(sed -n 's/.* corp: \([^ ]*\).*/\1/p' <<<"$status")
   verdict=ok
   if [ "$rc" -ne 0 ]; then
-    verdict="FAILED (exit $rc): $(ls -t "$art" | grep -v fuzz.log | head -1)"
-    failed=$((failed + 1))
+    verdict="FAILED (exit $rc): $(ls -t "$art" | grep -v '^fuzz.log$\|^row$' | head -1)"
     grep -E '^(==[0-9]+==ERROR|SUMMARY|fuzz: invariant|gaprune:)' "$log" | head -5
     echo "log: $log"
   fi
-  rows+=("$(printf '%-18s %10s %8s %7s %7s %12s  %s' "$name" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$verdict")")
+  printf '%-18s %10s %8s %7s %7s %12s  %s\n' "$name" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$verdict" > "$art/row"
+  [ "$verdict" = ok ]
+}
+
+failed=0
+jobs=${FUZZ_JOBS:-1}
+pids=()
+for bin in "$@"; do
+  echo "=== $(basename "$bin"): $secs s"
+  one "$bin" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "$jobs" ]; then
+    wait "${pids[0]}" || failed=$((failed + 1))
+    pids=("${pids[@]:1}")
+  fi
 done
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
 echo
 printf '%-18s %10s %8s %7s %7s %12s  %s\n' harness execs exec/s cov ft corp/bytes result
-printf '%s\n' "${rows[@]}"
+for bin in "$@"; do cat "$(dirname "$bin")/artifacts/$(basename "$bin")/row"; done
 exit "$failed"
