@@ -104,3 +104,13 @@ static inline int h5e_equal_datasets(hid_t a, hid_t b) {
     H5Ovisit(a, H5_INDEX_NAME, H5_ITER_NATIVE, h5e_cmp_visit, &c);
     return c.n;
 }
+
+/* h5e_equal_datasets of the files at paths a and b. */
+static inline int h5e_equal_files(const char *a, const char *b) {
+    hid_t fa = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(b, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fa < 0 || fb < 0) fail_msg("cannot open %s or %s", a, b);
+    const int n = h5e_equal_datasets(fa, fb);
+    H5Fclose(fa);
+    H5Fclose(fb);
+    return n;
+}

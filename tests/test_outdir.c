@@ -174,26 +174,11 @@ static bool same_weights(const char *a, const char *b) {
     return same;
 }
 
-/* Every dataset of two HDF5 files, read as double, bitwise equal; returns how many. */
-static int bitwise_equal_h5(const char *a, const char *b) {
-    hid_t fa = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(b, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (fa < 0 || fb < 0) fail_msg("cannot open %s or %s", a, b);
-    const int n = h5e_equal_datasets(fa, fb);
-    H5Fclose(fa);
-    H5Fclose(fb);
-    return n;
-}
-
 static int setup(void **state) {
     (void)state;
     g_dir = tu_mkdtemp();
     tu_mpi_env();
-    setenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT", "0", 1);
-    setenv("GAPRUNE_TEST_SIGNAL_AT_STEP", "-1", 1);
-    setenv("GAPRUNE_TEST_UNIT_DELAY_MS", "0", 1);
-    setenv("GAPRUNE_TEST_FAIL_WRITE", "", 1);
-    setenv("GAPRUNE_TEST_FAIL_WRITE_AFTER", "0", 1);
-    setenv("GAPRUNE_TEST_FAIL_WRITE_ERRNO", "0", 1);
+    tu_testhooks_off();
     const char *b = getenv("GAPRUNE_BIN");
     if (!realpath(b ? b : "build/san/gaprune", g_bin)) return -1;
     snprintf(g_disk, sizeof g_disk, "%s/disk", g_dir);
@@ -261,7 +246,7 @@ static void test_stats_checkpoint(void **state) {
             assert_int_equal(gp(np, NULL, "stats ck.ini"), 0);
             out_has("stats: resuming from step 2");
             snprintf(q, sizeof q, "%s/stats.h5", ref);
-            const int n = bitwise_equal_h5(p, q);
+            const int n = h5e_equal_files(p, q);
             assert_true(n > 30);
             printf("    %s, %d rank(s): checkpoint 3 refused: exit 2, step 2 kept; resumed: %d datasets bitwise equal\n",
                    k_mode_name[md], np, n);
@@ -295,7 +280,7 @@ static void test_io_error(void **state) {
         out_has("stats: resuming from step 2");
         snprintf(p, sizeof p, "%s/eio/stats.h5", g_dir);
         snprintf(q, sizeof q, "%s/stats.h5", ref);
-        const int n = bitwise_equal_h5(p, q);
+        const int n = h5e_equal_files(p, q);
         assert_true(n > 30);
         printf("    EIO, %d rank(s): checkpoint 3 refused: exit 2 naming it; resumed from step 2: %d datasets bitwise equal\n",
                np, n);
@@ -342,7 +327,7 @@ static void test_stats_file(void **state) {
             out_has(want);
             snprintf(p, sizeof p, "%s/sf/stats.h5", g_disk);
             snprintf(q, sizeof q, "%s/stats.h5", ref);
-            const int n = bitwise_equal_h5(p, q);
+            const int n = h5e_equal_files(p, q);
             assert_true(n > 30);
             printf("    %s, %d rank(s): stats.h5 refused: exit 2, step %d kept; resumed: %d datasets bitwise equal\n",
                    k_mode_name[md], np, 2 * last, n);
@@ -456,7 +441,7 @@ static void test_retrain(void **state) {
             assert_int_equal(gp(np, NULL, cmd), 0);
             out_has("resuming from step 4");
             snprintf(q, sizeof q, "%s/retrain-magnitude-0.5.h5", ref);
-            const int nd = bitwise_equal_h5(p, q);
+            const int nd = h5e_equal_files(p, q);
             assert_int_equal(nd, 6);
             char mine[4400], theirs[4400];
             snprintf(mine, sizeof mine, "%s/rt/retrained-magnitude-0.5", g_disk);

@@ -48,8 +48,7 @@ static int setup(void **state) {
     (void)state;
     g_dir = tu_mkdtemp();
     tu_mpi_env();
-    setenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT", "0", 1);
-    setenv("GAPRUNE_TEST_SIGNAL_AT_STEP", "-1", 1);
+    tu_testhooks_off();
     const char *b = getenv("GAPRUNE_BIN");
     if (!realpath(b ? b : "build/san/gaprune", g_bin)) return -1;
     /* one mask for all: magnitude 50% of bert-tiny's MLP (needs no statistics) */

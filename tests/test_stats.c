@@ -75,8 +75,7 @@ static int setup(void **state) {
     (void)state;
     g_dir = tu_mkdtemp();
     tu_mpi_env();
-    setenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT", "0", 1);
-    setenv("GAPRUNE_TEST_SIGNAL_AT_STEP", "-1", 1);
+    tu_testhooks_off();
     char cwd[2048];
     assert_non_null(getcwd(cwd, sizeof cwd));
     tu_sh("cp " FIXTURES "/corpora/domain.json " FIXTURES "/corpora/general.jsonl '%s'", g_dir);

@@ -62,6 +62,17 @@ static inline void tu_mpi_env(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
 }
 
+/* Every fault hook of gaprune's test hooks off (main.c reads them; the tests that set one set
+ * it on the command line of that run only), so that nothing left in the environment fires. */
+static inline void tu_testhooks_off(void) {
+    setenv("GAPRUNE_TEST_KILL_AFTER_CHECKPOINT", "0", 1);
+    setenv("GAPRUNE_TEST_SIGNAL_AT_STEP", "-1", 1);
+    setenv("GAPRUNE_TEST_UNIT_DELAY_MS", "0", 1);
+    setenv("GAPRUNE_TEST_FAIL_WRITE", "", 1);
+    setenv("GAPRUNE_TEST_FAIL_WRITE_AFTER", "0", 1);
+    setenv("GAPRUNE_TEST_FAIL_WRITE_ERRNO", "0", 1);
+}
+
 /* Fails unless t encodes text[0..len) with max_len into exactly want[0..n); prints both. */
 static inline void tu_expect_ids(const gp_tokenizer *t, const char *text, size_t len, int max_len, const int32_t *want,
                                  int n) {
