@@ -10,6 +10,7 @@
 
 #include "gaprune/check.h"
 #include "gaprune/dist.h"
+#include "gaprune/testhook.h"
 #include "gaprune/log.h"
 
 enum { NROWS = 1000, NCOLS = 7 };
@@ -124,8 +125,20 @@ static void test_scatter_in_place_and_gather(void **state) {
     gp_allgather_blocks_f32(x, b);
     for (int64_t i = 0; i < n; i++)
         if (x[i] != (float)(i % 97) * 0.25f * ranks_sum) fail_msg("gathered element %lld: %g", (long long)i, x[i]);
+    /* the path of blocks past an int (a broadcast per owner), on these: every rank's own block
+     * marked with its rank, the others' stale */
+    gp_testhooks h = *gp_testhook_get();
+    h.gather_one_call_max = n - 1;
+    gp_testhook_set(&h);
+    for (int64_t i = 0; i < n; i++) x[i] = i >= b[r] && i < b[r + 1] ? (float)(i % 89) + 0.5f * (float)r : -1.0f;
+    gp_allgather_blocks_f32(x, b);
+    h.gather_one_call_max = 0;
+    gp_testhook_set(&h);
+    for (int q = 0; q < P; q++)
+        for (int64_t i = b[q]; i < b[q + 1]; i++)
+            if (x[i] != (float)(i % 89) + 0.5f * (float)q) fail_msg("gathered (per owner) element %lld of rank %d: %g", (long long)i, q, x[i]);
     free(x), free(b);
-    if (r == 0) printf("    in-place reduce-scatter and block gather over %d uneven blocks: exact\n", P);
+    if (r == 0) printf("    in-place reduce-scatter and block gather (one call, and per owner) over %d uneven blocks: exact\n", P);
 }
 
 int main(int argc, char **argv) {

@@ -210,13 +210,14 @@ static void test_sharding_rule(void **state) {
     assert_int_equal(gp_retrain_sharding(GP_SHARD_AUTO, 2, 1000000000, 0), GP_SHARD_NONE);
     assert_int_equal(gp_retrain_sharding(GP_SHARD_GRADIENTS, 1, 10, 0), GP_SHARD_GRADIENTS);
     assert_int_equal(gp_retrain_sharding(GP_SHARD_NONE, 8, 1000000000, 1e9), GP_SHARD_NONE);
-    /* bytes per rank: 16 per weight replicated; 8 + 8 of the largest slice + 32 MiB sharded */
+    /* bytes per rank: 16 per weight replicated; 8 + 8 of the largest slice sharded (the weights'
+     * gather is in place: no buffer) */
     assert_true(gp_retrain_state_bytes(GP_SHARD_NONE, 4, 1000, 100, 300) == 16000.0);
-    assert_true(gp_retrain_state_bytes(GP_SHARD_STATES, 4, 1000, 100, 300) == 8000.0 + 8 * 256 + 8.0 * (1 << 22));
+    assert_true(gp_retrain_state_bytes(GP_SHARD_STATES, 4, 1000, 100, 300) == 8000.0 + 8 * 256);
     /* gradients: no gradient of every parameter, but the prefix (100), two windows (300 each),
      * the slice's sum and the reductions in flight (2 windows, each at most its 300 floats) */
     assert_true(gp_retrain_state_bytes(GP_SHARD_GRADIENTS, 3, 1000, 100, 300) ==
-                4000.0 + 8 * 488 + 8.0 * (1 << 22) + 4 * (100 + 600) + 4 * 488 + 4 * 2 * 300);
+                4000.0 + 8 * 488 + 4 * (100 + 600) + 4 * 488 + 4 * 2 * 300);
     /* one rank: nothing to shard, every gradient kept, as none */
     assert_true(gp_retrain_state_bytes(GP_SHARD_GRADIENTS, 1, 1000, 100, 300) == 16000.0);
 }

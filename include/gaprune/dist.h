@@ -67,10 +67,11 @@ void gp_reduce_pending_free(gp_reduce_pending *p);
  * Bounded rounds of at most GP_DIST_RS_ROUND / P floats of every owner's block. */
 void gp_reduce_scatter_f32(float *buf, const int64_t *bounds);
 /* The inverse: every rank's block [bounds[r], bounds[r+1]) of buf is copied to the same place
- * on every rank (MPI_Allgatherv in the same bounded rounds: 64-bit sizes, bounded buffers). */
+ * on every rank, in place and without a buffer (one MPI_Allgatherv while the sizes fit an int,
+ * past that a broadcast per owner). */
 void gp_allgather_blocks_f32(float *buf, const int64_t *bounds);
 /* Floats one MPI_Ireduce of gp_reduce_add_start moves at most, and what a round of
- * gp_reduce_scatter_f32 and gp_allgather_blocks_f32 moves in all. */
+ * gp_reduce_scatter_f32 moves in all. */
 #define GP_DIST_RS_ROUND ((int64_t)1 << 22)
 void gp_bcast_bytes(void *buf, size_t n, int root);
 /* *s on root is sent; on the other ranks it is replaced by a malloc'd copy. */

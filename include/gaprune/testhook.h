@@ -1,7 +1,7 @@
 /*
  * testhook.h — TEST ONLY: faults the resume tests inject into the long stages (stats,
  * retrain), a disk that refuses writes, and h5par's bound on one write lowered so that small
- * tests reach its splitting. Library code never reads the environment for these; the program's
+ * tests reach its splitting (and the block gather's path past an int). Library code never reads the environment for these; the program's
  * main() sets them from GAPRUNE_TEST_KILL_AFTER_CHECKPOINT, GAPRUNE_TEST_SIGNAL_AT_STEP,
  * GAPRUNE_TEST_UNIT_DELAY_MS, GAPRUNE_TEST_EVAL_QUERY_BLOCK, GAPRUNE_TEST_FAIL_WRITE and
  * GAPRUNE_TEST_FAIL_WRITE_AFTER, and a test that calls a stage directly sets them itself. All off
@@ -31,12 +31,16 @@ typedef struct {
                                   process succeeded (gp_write_refused, fs.h); NULL: off */
     int fail_write_after;
     int fail_write_errno;      /* the error the refusal reports: ENOSPC when 0 (EIO: an I/O error) */
+    int64_t gather_one_call_max; /* > 0: gp_allgather_blocks_f32 gathers in one call only up to this many
+                                    floats, past it per owner (its path for blocks past an int, on small
+                                    ones); 0: the default, INT_MAX */
 } gp_testhooks;
 
 /* The hooks off. */
 #define GP_TESTHOOKS_OFF                                                                          \
     ((gp_testhooks){.kill_after_checkpoint = 0, .signal_at_step = -1, .unit_delay_ms = 0, .h5par_piece_elems = 0,  \
-                    .eval_query_block = 0, .fail_write = NULL, .fail_write_after = 0, .fail_write_errno = 0})
+                    .eval_query_block = 0, .fail_write = NULL, .fail_write_after = 0, .fail_write_errno = 0,    \
+                    .gather_one_call_max = 0})
 
 void gp_testhook_set(const gp_testhooks *h);
 /* The hooks in force (GP_TESTHOOKS_OFF until gp_testhook_set). */

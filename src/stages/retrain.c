@@ -126,9 +126,9 @@ double gp_retrain_state_bytes(gp_optimizer_sharding mode, int P, int64_t n, int6
         for (int q = 0; q < P; q++) slice = b[q + 1] - b[q] > slice ? b[q + 1] - b[q] : slice;
         free(b);
     }
-    /* weights (4 bytes each) and the moments (8 each) of the slice; sharded, the rounds'
-     * buffers of the weights' gather (and the states' reduce-scatter) */
-    double bytes = 4.0 * (double)n + 8.0 * (double)slice + (slice < n ? 8.0 * (double)GP_DIST_RS_ROUND : 0.0);
+    /* weights (4 bytes each) and the moments (8 each) of the slice (the weights' gather is in
+     * place: no buffer) */
+    double bytes = 4.0 * (double)n + 8.0 * (double)slice;
     /* every gradient; so too for gradients on one rank, which has nothing to shard (retrain.c
      * keeps the whole gradient there: windows would only add to it) */
     if (mode != GP_SHARD_GRADIENTS || slice == n) return bytes + 4.0 * (double)n;

@@ -9,7 +9,9 @@
 #   (default build/bench/bench_bert, 64 triplets; `make build/bench/bench_bert`). BASELINE: a
 #   gaprune binary of an earlier commit (e.g. one built in a `git worktree`) whose retraining runs
 #   first on the same data and settings, as rows "baseline" (its summary may lack the newer
-#   columns: "-"). REPEAT: each row N times, interleaved (noisy machines).
+#   columns: "-"). REPEAT: each row N times, interleaved (noisy machines), then the median steps/s
+#   of each row and its ratio to none's (to the baseline's with BASELINE) on the same rank count.
+#   RANKS: the rank counts (default "1 2").
 set -euo pipefail
 bin=${1:-build/bench/bench_bert}
 ntrip=${2:-64}
@@ -26,8 +28,9 @@ common=(--set output.dir=out-shard --set retrain.batch=8 --set retrain.steps=10 
 printf '%-6s %-10s %8s %10s %8s %14s %12s\n' ranks sharding steps/s allreduce update "peak RSS MiB" "last loss"
 modes=(none states gradients)
 [ -n "${BASELINE:-}" ] && modes=(baseline "${modes[@]}")
+rows=$(mktemp)
 for rep in $(seq "${REPEAT:-1}"); do
-for np in 1 2; do
+for np in ${RANKS:-1 2}; do
   for mode in "${modes[@]}"; do
     rm -f "$data/out-shard/retrain-magnitude-0.5.h5"
     if [ "$mode" = baseline ]; then
@@ -38,7 +41,7 @@ for np in 1 2; do
     line=$(cd "$data" && mpirun -np "$np" -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS "$bin_run" retrain stats.ini \
            --mask out-shard/mask-magnitude-0.5.h5 "${common[@]}" "${sets[@]}" |
            grep '^{"command":"retrain"')
-    /usr/bin/python3 - "$line" "$np" "$mode" <<'PY'
+    /usr/bin/python3 - "$line" "$np" "$mode" <<'PY' | tee -a "$rows"
 import json, sys
 j = json.loads(sys.argv[1])
 share = lambda k: f"{100 * j[k] / j['loop_s']:.1f}%" if k in j else "-"
@@ -50,3 +53,15 @@ PY
 done
 done
 rm -rf "$data/out-shard"
+/usr/bin/python3 - "$rows" <<'PY'
+import collections, statistics, sys
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    f = line.split()
+    runs[(f[0], f[1])].append(float(f[2]))
+print(f"\n{'ranks':6} {'sharding':10} {'median steps/s':>15} {'runs':>5} {'ratio':>7}")
+for (np, mode), v in runs.items():
+    ref = runs.get((np, "baseline")) or runs.get((np, "none"))
+    print(f"{np:6} {mode:10} {statistics.median(v):15.3f} {len(v):5} {statistics.median(v) / statistics.median(ref):7.3f}")
+PY
+rm -f "$rows"
