@@ -21,11 +21,15 @@
 #include <hdf5.h>
 #include <sys/wait.h>
 
+#include <math.h>
+
+#include "gaprune/export.h"
 #include "gaprune/h5.h"
 #include "gaprune/mask.h"
 #include "gaprune/mask_file.h"
 #include "gaprune/model.h"
 #include "gaprune/safetensors.h"
+#include "gaprune/stats_file.h"
 
 static char *g_dir;
 
@@ -467,6 +471,301 @@ static void test_damaged_files(void **state) {
     free(stats), free(mask);
 }
 
+/* ---- structured pruning: whole MLP neurons -------------------------------------------------- */
+
+static hid_t open_ro(const char *path) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) fail_msg("cannot open %s", path);
+    return f;
+}
+
+static float *read_f32_all(hid_t f, const char *name, size_t n) {
+    float *x = malloc(n * sizeof(float));
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) fail_msg("no dataset %s", name);
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(d);
+    return x;
+}
+
+/* A copy of a fixture folder (at dir/name) whose weights edit() changed. */
+static char *edited_model(const char *fixture, const char *name, void (*edit)(gp_model *m)) {
+    gp_model *m;
+    gp_err err = {0};
+    char src[4400];
+    snprintf(src, sizeof src, FIXTURES "/%s", fixture);
+    assert_int_equal(gp_model_load(src, &m, &err), GP_OK);
+    edit(m);
+    char *dir = in_dir(name);
+    if (gp_export_model(m, dir, NULL, 0, NULL, &err)) fail_msg("%s", err.msg);
+    gp_model_free(m);
+    return dir;
+}
+
+/* The mask file of a neurons scope against its own element scores and bits: every block loses
+ * exactly floor(p·I) neurons, those of the lowest structure scores with ties to the lower index;
+ * each structure score is the sum of its weights' scores (rows of the up projections, column of
+ * the down projection), computed here by hand in the same order; /mask is the neurons' rows
+ * and columns. Returns the neurons removed from block `probe_layer` in *removed[I]. */
+static void check_neuron_mask(const char *path, const gp_model *m, double p, int probe_layer, uint8_t *removed) {
+    const int L = m->cfg.layers;
+    const int64_t I = m->cfg.intermediate;
+    hid_t f = open_ro(path);
+    uint8_t *keep = read_u8(f, GP_MASK_NEURON_KEEP, (size_t)(L * I));
+    double *score = malloc((size_t)(L * I) * sizeof(double)), *hand = calloc((size_t)(L * I), sizeof(double));
+    assert_int_equal(gp_h5_read_f64(f, GP_MASK_NEURON_SCORE, score, (size_t)(L * I)), GP_OK);
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        const gp_neuron_axis ax = gp_model_neuron_axis(m, i, &layer);
+        const gp_param *t = &m->table.p[i];
+        if (ax == GP_NEURON_NONE || t->ndim != 2) continue;
+        char name[400];
+        float *s = read_f32_all(f, gp_mask_tensor(name, sizeof name, GP_MASK_SCORE, m->src_names[i]), t->numel);
+        uint8_t *bits = read_u8(f, gp_mask_tensor(name, sizeof name, GP_MASK_KEEP, m->src_names[i]), t->numel);
+        const int64_t R = t->shape[0], C = t->shape[1];
+        double *part = calloc((size_t)I, sizeof(double));
+        for (int64_t r = 0; r < R; r++) {
+            double row = 0;
+            for (int64_t k = 0; k < C; k++) {
+                if (ax == GP_NEURON_ROWS) row += s[r * C + k];
+                else part[k] += s[r * C + k];
+                assert_int_equal(bits[r * C + k], keep[layer * I + (ax == GP_NEURON_ROWS ? r : k)]);
+            }
+            if (ax == GP_NEURON_ROWS) part[r] += row;
+        }
+        for (int64_t k = 0; k < I; k++) hand[layer * I + k] += part[k];
+        free(part), free(s), free(bits);
+    }
+    const int64_t drop = (int64_t)floor(p * (double)I + 1e-9);
+    for (int l = 0; l < L; l++) {
+        int64_t gone = 0;
+        for (int64_t k = 0; k < I; k++) {
+            if (score[l * I + k] != hand[l * I + k])
+                fail_msg("%s: block %d neuron %lld: structure score %.17g, by hand %.17g", path, l, (long long)k,
+                         score[l * I + k], hand[l * I + k]);
+            gone += !keep[l * I + k];
+        }
+        assert_int_equal(gone, drop);
+        for (int64_t a = 0; a < I; a++) /* every removed neuron ranks before every kept one */
+            for (int64_t b = 0; b < I; b++)
+                if (!keep[l * I + a] && keep[l * I + b])
+                    assert_true(score[l * I + a] < score[l * I + b] || (score[l * I + a] == score[l * I + b] && a < b));
+    }
+    for (int64_t k = 0; removed && k < I; k++) removed[k] = !keep[probe_layer * I + k];
+    free(keep), free(score), free(hand);
+    H5Fclose(f);
+}
+
+/* Embeddings of texts by the folder at path (its own weights) and by the full model with the
+ * mask file applied: the largest difference. */
+static double removed_vs_zeroed(const char *fixture, const char *pruned, const char *maskf, int *intermediate) {
+    gp_model *full, *small;
+    gp_mask mk;
+    gp_err err = {0};
+    char src[4400];
+    snprintf(src, sizeof src, FIXTURES "/%s", fixture);
+    assert_int_equal(gp_model_load(src, &full, &err), GP_OK);
+    if (gp_model_load(pruned, &small, &err)) fail_msg("%s", err.msg);
+    if (gp_mask_read(maskf, full, &mk, &err)) fail_msg("%s", err.msg);
+    gp_mask_apply(&mk, full);
+    static const char *texts[] = {"the cat sat on the mat", "pruning whole neurons makes the model smaller",
+                                  "a third text, somewhat longer than the others, with punctuation!"};
+    const int D = gp_model_dim(full);
+    float *a = malloc(3 * (size_t)D * sizeof(float)), *b = malloc(3 * (size_t)D * sizeof(float));
+    gp_model_encode(full, texts, 3, 3, 0, NULL, a);
+    gp_model_encode(small, texts, 3, 3, 0, NULL, b);
+    const double d = tu_max_abs(a, b, 3 * (size_t)D);
+    *intermediate = small->cfg.intermediate;
+    free(a), free(b);
+    gp_mask_free(&mk);
+    gp_model_free(full), gp_model_free(small);
+    return d;
+}
+
+static void neurons_for(const char *fixture) {
+    char job[64];
+    snprintf(job, sizeof job, "nr-%s", fixture);
+    write_job(job, fixture, "[prune]\nscope = neurons\nlayers = mlp\nsave_scores = true\n");
+    assert_int_equal(tu_run_in(g_dir, "%s stats %s.ini", bin(), job), 0);
+    static const char *methods = "gaprune,gaprune-ref,magnitude,fisher-domain,fisher-general,random,wanda";
+    assert_int_equal(tu_run_in(g_dir, "%s score %s.ini --method %s --sparsity 0.3,0.5", bin(), job, methods), 0);
+    gp_model *m;
+    gp_err err = {0};
+    char src[4400];
+    snprintf(src, sizeof src, FIXTURES "/%s", fixture);
+    assert_int_equal(gp_model_load(src, &m, &err), GP_OK);
+    char list[256], *save = NULL;
+    snprintf(list, sizeof list, "%s", methods);
+    for (char *mt = strtok_r(list, ",", &save); mt; mt = strtok_r(NULL, ",", &save))
+        for (int k = 0; k < 2; k++) {
+            const double p = k ? 0.5 : 0.3;
+            char rel[256];
+            snprintf(rel, sizeof rel, "out-%s/mask-%s-%g.h5", job, mt, p);
+            char *maskf = in_dir(rel);
+            check_neuron_mask(maskf, m, p, 0, NULL);
+            snprintf(rel, sizeof rel, "out-%s/pruned-%s-%g", job, mt, p);
+            char *pruned = in_dir(rel);
+            int inter = 0;
+            const double d = removed_vs_zeroed(fixture, pruned, maskf, &inter);
+            assert_int_equal(inter, m->cfg.intermediate - (int)floor(p * m->cfg.intermediate + 1e-9));
+            if (d > 1e-6) fail_msg("%s %s at %g: removed and zeroed neurons differ by %.3g", fixture, mt, p, d);
+            free(maskf), free(pruned);
+        }
+    printf("    %s: 7 criteria at 30%% and 50%% of the neurons: counts, ties, structure scores by hand, removed = "
+           "zeroed within 1e-6, intermediate_size %d -> %d and %d\n", fixture, m->cfg.intermediate,
+           m->cfg.intermediate - (int)floor(0.3 * m->cfg.intermediate + 1e-9), m->cfg.intermediate / 2);
+    /* config.json: the new size and every other byte as it was; the other files unchanged */
+    char rel[256];
+    snprintf(rel, sizeof rel, "out-%s/pruned-gaprune-0.5", job);
+    char *pruned = in_dir(rel), a[9000], b[9000];
+    snprintf(a, sizeof a, "%s/config.json", src);
+    snprintf(b, sizeof b, "%s/config.json", pruned);
+    char *ca = tu_read_file(a, NULL), *cb = tu_read_file(b, NULL), want[64];
+    snprintf(want, sizeof want, "\"intermediate_size\": %d", m->cfg.intermediate / 2);
+    assert_non_null(strstr(cb, want));
+    assert_int_equal(strlen(ca) - strlen(cb), 1); /* 128 -> 64 */
+    free(ca), free(cb);
+    snprintf(a, sizeof a, "%s/modules.json", src);
+    snprintf(b, sizeof b, "%s/modules.json", pruned);
+    assert_true(same_file(a, b));
+    /* gaprune inspect: the per-layer counts */
+    snprintf(rel, sizeof rel, "out-%s/mask-gaprune-0.5.h5", job);
+    assert_int_equal(tu_run_in(g_dir, "%s inspect %s", bin(), rel), 0);
+    char *o = in_dir("out.txt"), *txt = tu_read_file(o, NULL);
+    snprintf(want, sizeof want, "%-6d %9d %9d", 1, m->cfg.intermediate, m->cfg.intermediate / 2);
+    if (!strstr(txt, "MLP neurons") || !strstr(txt, want)) fail_msg("inspect:\n%s", txt);
+    free(o), free(txt);
+    /* the PyTorch reference reads the smaller folder and reproduces gaprune's embeddings */
+    char texts_path[4400], emb_path[4400];
+    snprintf(texts_path, sizeof texts_path, "%s/nr-texts.txt", g_dir);
+    snprintf(emb_path, sizeof emb_path, "%s/nr-emb-%s.h5", g_dir, fixture);
+    tu_write(texts_path, "the cat sat on the mat\npruning whole neurons makes the model smaller\nnumbers 12345 and CAPS\n");
+    assert_int_equal(tu_run_in(g_dir, "%s encode --model %s --input %s --output %s", bin(), pruned, texts_path, emb_path), 0);
+    if (system("/usr/bin/python3 -c 'import torch, h5py' >/dev/null 2>&1") == 0) {
+        char cwd[2048];
+        assert_non_null(getcwd(cwd, sizeof cwd));
+        int rc = tu_run_in(g_dir, "/usr/bin/python3 %s/tests/reference/check_pruned.py %s %s %s", cwd, pruned, texts_path, emb_path);
+        char *out = in_dir("out.txt"), *t2 = tu_read_file(out, NULL);
+        printf("    %s: %s", fixture, t2 ? t2 : "");
+        free(out), free(t2);
+        assert_int_equal(rc, 0);
+    }
+    /* 2 and 4 ranks: the same mask files */
+    for (int np = 2; np <= 4; np += 2) {
+        char out[96];
+        snprintf(out, sizeof out, "out-%s-np%d", job, np);
+        tu_sh("mkdir -p '%s/%s' && cp '%s/out-%s/stats.h5' '%s/%s/'", g_dir, out, g_dir, job, g_dir, out);
+        assert_int_equal(tu_run_in(g_dir, "mpirun -np %d -x ASAN_OPTIONS %s score %s.ini --method gaprune,wanda,random "
+                                   "--sparsity 0.5 --set output.dir=%s", np, bin(), job, out), 0);
+        static const char *const mts[] = {"gaprune", "wanda", "random"};
+        for (int k = 0; k < 3; k++) {
+            char x[4400], y[4400];
+            snprintf(x, sizeof x, "%s/out-%s/mask-%s-0.5.h5", g_dir, job, mts[k]);
+            snprintf(y, sizeof y, "%s/%s/mask-%s-0.5.h5", g_dir, out, mts[k]);
+            char *dx = mask_dump(x), *dy = mask_dump(y);
+            if (strcmp(dx, dy)) fail_msg("%s, %s on %d ranks: the mask file differs from 1 rank's", fixture, mts[k], np);
+            free(dx), free(dy);
+        }
+    }
+    printf("    %s: mask files of gaprune, wanda and random on 2 and 4 ranks identical to 1 rank's\n", fixture);
+    free(pruned);
+    gp_model_free(m);
+}
+
+static void test_neurons(void **state) {
+    (void)state;
+    neurons_for("bert-f32");
+    neurons_for("qwen3-f32");
+    /* attention weights have no neurons */
+    write_job("nr-bad", "bert-f32", "[prune]\nscope = neurons\nlayers = linear\n");
+    assert_int_equal(tu_run_in(g_dir, "%s score nr-bad.ini --method magnitude --sparsity 0.5", bin()), 2);
+    assert_stderr_has("scope = neurons removes whole MLP neurons: it needs layers = mlp");
+}
+
+/* Every MLP weight of the model 0.25: every neuron's magnitude score ties, and the lowest
+ * indices go first. */
+static void all_equal(gp_model *m) {
+    for (int i = 0; i < m->table.n; i++)
+        if (gp_model_neuron_axis(m, i, NULL) != GP_NEURON_NONE && m->table.p[i].ndim == 2)
+            for (size_t k = 0; k < m->table.p[i].numel; k++) gp_model_param(m, i)[k] = 0.25f;
+}
+
+static int g_hand_neuron = 5;
+
+/* Neuron 5 of block 0 made a thousand times smaller: magnitude's first choice. */
+static void small_neuron(gp_model *m) {
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        const gp_neuron_axis ax = gp_model_neuron_axis(m, i, &layer);
+        const gp_param *t = &m->table.p[i];
+        if (ax == GP_NEURON_NONE || layer != 0 || t->ndim != 2) continue;
+        float *w = gp_model_param(m, i);
+        for (int64_t r = 0; r < t->shape[0]; r++)
+            for (int64_t k = 0; k < t->shape[1]; k++)
+                if ((ax == GP_NEURON_ROWS ? r : k) == g_hand_neuron) w[r * t->shape[1] + k] *= 1e-3f;
+    }
+}
+
+static void test_neurons_by_hand(void **state) {
+    (void)state;
+    /* ties: the lower index first */
+    char *eq = edited_model("bert-f32", "bert-equal", all_equal);
+    char text[8192];
+    snprintf(text, sizeof text, "[model]\npath = %s\n[prune]\nscope = neurons\n[output]\ndir = out-eq\n", eq);
+    char *jp = in_dir("eq.ini");
+    tu_write(jp, text);
+    free(jp);
+    assert_int_equal(tu_run_in(g_dir, "%s score eq.ini --method magnitude --sparsity 0.5 --set prune.save_scores=true", bin()), 0);
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(eq, &m, &err), GP_OK);
+    uint8_t removed[4096];
+    char *mf = in_dir("out-eq/mask-magnitude-0.5.h5");
+    check_neuron_mask(mf, m, 0.5, 1, removed);
+    for (int k = 0; k < m->cfg.intermediate; k++) assert_int_equal(removed[k], k < m->cfg.intermediate / 2);
+    free(mf);
+    gp_model_free(m);
+    /* a neuron of tiny weights and a large domain Fisher: magnitude removes it, gaprune keeps it */
+    char *hd = edited_model("bert-f32", "bert-hand", small_neuron);
+    char cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(text, sizeof text,
+             "[model]\npath = %s\n[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\ngeneral = %s/" FIXTURES
+             "/corpora/general.jsonl\n[prune]\nscope = neurons\nsave_scores = true\n[output]\ndir = out-hand\n",
+             hd, cwd, cwd);
+    jp = in_dir("hand.ini");
+    tu_write(jp, text);
+    free(jp);
+    assert_int_equal(tu_run_in(g_dir, "%s stats hand.ini", bin()), 0);
+    assert_int_equal(gp_model_load(hd, &m, &err), GP_OK);
+    char *sp = in_dir("out-hand/stats.h5");
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        const gp_neuron_axis ax = gp_model_neuron_axis(m, i, &layer);
+        const gp_param *t = &m->table.p[i];
+        if (ax == GP_NEURON_NONE || layer != 0 || t->ndim != 2) continue;
+        char name[400];
+        gp_stats_tensor(name, sizeof name, GP_STATS_DOMAIN_FISHER, m->src_names[i]);
+        for (int64_t r = 0; r < t->shape[0]; r++)
+            for (int64_t k = 0; k < t->shape[1]; k++)
+                if ((ax == GP_NEURON_ROWS ? r : k) == g_hand_neuron) h5e_poke_f32(sp, name, (hsize_t)(r * t->shape[1] + k), 1e5f);
+    }
+    assert_int_equal(tu_run_in(g_dir, "%s score hand.ini --method gaprune,magnitude --sparsity 0.5", bin()), 0);
+    uint8_t by_mag[4096], by_gap[4096];
+    mf = in_dir("out-hand/mask-magnitude-0.5.h5");
+    check_neuron_mask(mf, m, 0.5, 0, by_mag);
+    free(mf);
+    mf = in_dir("out-hand/mask-gaprune-0.5.h5");
+    check_neuron_mask(mf, m, 0.5, 0, by_gap);
+    free(mf);
+    assert_true(by_mag[g_hand_neuron]);
+    assert_false(by_gap[g_hand_neuron]);
+    printf("    ties go to the lower index; a neuron of tiny weights and large domain Fisher: removed by magnitude, "
+           "kept by gaprune\n");
+    gp_model_free(m);
+    free(sp), free(eq), free(hd);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_magnitude_against_reference),
@@ -475,6 +774,8 @@ int main(void) {
         cmocka_unit_test(test_ranks_agree),
         cmocka_unit_test(test_nan_score),
         cmocka_unit_test(test_damaged_files),
+        cmocka_unit_test(test_neurons),
+        cmocka_unit_test(test_neurons_by_hand),
     };
     return cmocka_run_group_tests_name("score", tests, setup, teardown);
 }

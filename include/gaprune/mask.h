@@ -48,3 +48,8 @@ void gp_mask_clear_range(const gp_mask *mask, const gp_model *m, float *x, int64
 /* Reads a mask file written for this model; GP_EINPUT naming the file and tensor otherwise. */
 gp_status gp_mask_read(const char *path, const gp_model *m, gp_mask *mask, gp_err *err);
 void gp_mask_free(gp_mask *mask);
+/* A mask of whole MLP neurons (prune.scope = neurons) read off its bits: when every block's up
+ * and down projections are masked by neuron (a neuron's rows and column all kept or all pruned)
+ * and every block keeps the same number K, returns K, and kept[l·K .. l·K + K) are the kept
+ * neurons of block l in increasing order (kept: room for layers · intermediate_size); else -1. */
+int64_t gp_mask_kept_neurons(const gp_mask *mask, const gp_model *m, int32_t *kept);

@@ -11,6 +11,10 @@
  *   /score/<tensor>    float32, the tensor's shape: the criterion's score of every weight, lower is
  *                      pruned first (only with prune.save_scores = true)
  *   /summary           one gp_mask_summary_row per selected tensor, in model order
+ *   /neurons/keep      uint8 [layers, intermediate_size] (prune.scope = neurons only): 1 = the
+ *                      block's MLP neuron is kept
+ *   /neurons/score     float64 [layers, intermediate_size]: its structure score (the sum of its
+ *                      weights' scores: rows of the up projections, column of the down projection)
  * <tensor> is the name the model files use (gp_model.src_names). Every dataset carries
  * `description` and `units`.
  *
@@ -54,12 +58,16 @@
 #define GP_MASK_ATTR_MODEL_PARAMS "model_params"             /* integer: every parameter of the model */
 #define GP_MASK_ATTR_MODEL_ZERO_FRACTION "model_zero_fraction" /* float: zeros of all parameters once applied */
 #define GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN "fisher_vs_magnitude_mean" /* float: mean of /summary's ratio, NaN without statistics */
+#define GP_MASK_ATTR_NEURONS_PER_LAYER "neurons_per_layer"   /* integer: intermediate_size (scope neurons) */
+#define GP_MASK_ATTR_NEURONS_REMOVED "neurons_removed_per_layer" /* integer: of which each block loses (scope neurons) */
 #define GP_MASK_ATTR_SETTINGS_HASH "settings_hash"           /* string: SHA-256 of the settings (pipeline.c), "" when none */
 
 /* ---- datasets: the group, then gp_mask_tensor for "<group>/<tensor>" ---- */
 #define GP_MASK_KEEP "mask"
 #define GP_MASK_SCORE "score"
 #define GP_MASK_SUMMARY "summary"
+#define GP_MASK_NEURON_KEEP "neurons/keep"
+#define GP_MASK_NEURON_SCORE "neurons/score"
 
 /* One row of /summary (a compound of these members, by these names). */
 typedef struct {

@@ -52,6 +52,12 @@ typedef struct {
      * block number): "mlp" the first list, "attention" the second, "linear" both. NULL-terminated. */
     const char *const *mlp;
     const char *const *attention;
+    /* An MLP neuron j (prune.scope = neurons) is index j along the first axis of the tensors
+     * neuron_rows names inside a block (the up projections and their biases) and along the
+     * second axis of those neuron_cols names (the down projection); config.json's
+     * intermediate_size counts them. NULL-terminated. */
+    const char *const *neuron_rows;
+    const char *const *neuron_cols;
 } gp_arch_info;
 
 /* The registry, NULL-terminated, in gp_arch order. */
@@ -166,6 +172,12 @@ typedef enum { GP_PARAM_OTHER = 0, GP_PARAM_MLP = 1, GP_PARAM_ATTENTION = 2 } gp
 /* Whether parameter i is an MLP or attention weight matrix (what prune.layers selects), and
  * its transformer block (-1 for the embeddings and anything outside the blocks). */
 gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer);
+
+/* Along which axis parameter i indexes its block's MLP neurons: GP_NEURON_ROWS (row j is
+ * neuron j: the up projections and their biases), GP_NEURON_COLS (column j: the down
+ * projection) or GP_NEURON_NONE; *layer as gp_model_param_kind. */
+typedef enum { GP_NEURON_NONE = 0, GP_NEURON_ROWS = 1, GP_NEURON_COLS = 2 } gp_neuron_axis;
+gp_neuron_axis gp_model_neuron_axis(const gp_model *m, int i, int *layer);
 
 int gp_model_dim(const gp_model *m);
 float *gp_model_param(const gp_model *m, int i); /* pointer to parameter i's data */

@@ -96,7 +96,9 @@ void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_
 
 /* ---- scopes -------------------------------------------------------------------------------- */
 
-typedef enum { GP_SCOPE_GLOBAL, GP_SCOPE_LAYER, GP_SCOPE_ROW, GP_SCOPE_NM } gp_scope_kind;
+/* GP_SCOPE_NEURONS: whole MLP neurons (structured; gp_model_neuron_axis), the same number
+ * removed from every transformer block, so that the model can be written at its reduced size. */
+typedef enum { GP_SCOPE_GLOBAL, GP_SCOPE_LAYER, GP_SCOPE_ROW, GP_SCOPE_NM, GP_SCOPE_NEURONS } gp_scope_kind;
 
 typedef struct {
     gp_scope_kind kind;
@@ -104,7 +106,7 @@ typedef struct {
 } gp_scope;
 
 gp_status gp_scope_parse(const char *s, gp_scope *out, gp_err *err);
-/* "global", "layer", "row" or "2:4" into buf. */
+/* "global", "layer", "row", "neurons" or "2:4" into buf. */
 const char *gp_scope_name(const gp_scope *s, char *buf, int len);
 
 /* ---- selection ----------------------------------------------------------------------------- */

@@ -209,7 +209,7 @@ int gp_cmd_train(int argc, char **argv) {
                     snprintf(steps, sizeof steps, "%d", job.train.steps);
                     const char *meta[] = {"gaprune.trained_from", model_dir, "gaprune.train_steps", steps, "gaprune.train_corpus",
                                           job.train.corpus, "gaprune.settings_hash", hash, "gaprune.version", GP_VERSION};
-                    rc = gp_export_model(m, out, meta, 5, &err);
+                    rc = gp_export_model(m, out, meta, 5, NULL, &err);
                 }
             }
             if (!(rc = gp_agree(rc, &err)))

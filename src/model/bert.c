@@ -302,6 +302,9 @@ static void bert_state_free(void *state) {
 
 static const char *const bert_model_types[] = {"bert", NULL};
 static const char *const bert_mlp[] = {"intermediate.dense.weight", "output.dense.weight", NULL};
+/* an MLP neuron j: row j of the up projection and its bias, column j of the down projection */
+static const char *const bert_neuron_rows[] = {"intermediate.dense.weight", "intermediate.dense.bias", NULL};
+static const char *const bert_neuron_cols[] = {"output.dense.weight", NULL};
 static const char *const bert_attention[] = {"attention.self.query.weight", "attention.self.key.weight",
                                              "attention.self.value.weight", "attention.output.dense.weight", NULL};
 
@@ -316,6 +319,8 @@ const gp_arch_ops gp_bert_ops = {
             .block_prefix = BLOCK,
             .mlp = bert_mlp,
             .attention = bert_attention,
+            .neuron_rows = bert_neuron_rows,
+            .neuron_cols = bert_neuron_cols,
         },
     .token_embedding = "embeddings.word_embeddings.weight",
     .file_prefix = "bert.",

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "gaprune/fs.h"
+#include "gaprune/json.h"
 #include "gaprune/log.h"
 #include "gaprune/safetensors.h"
 
@@ -48,10 +49,89 @@ static gp_status copy_tree(const char *src, const char *dst, gp_err *err) {
     return rc;
 }
 
-gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *const *meta, int nmeta, gp_err *err) {
+/* Rows (axis rows) or columns (axis cols) `index` of a [R, C] tensor (1-D: R values, C = 1):
+ * a malloc'd [kept, C] or [R, kept]. */
+static float *gather_neurons(const float *w, int64_t R, int64_t C, gp_neuron_axis axis, const int32_t *index,
+                             int64_t kept) {
+    float *out;
+    if (axis == GP_NEURON_ROWS) {
+        out = gp_malloc((size_t)(kept * C + 1) * sizeof(float));
+        for (int64_t j = 0; j < kept; j++) memcpy(out + j * C, w + (int64_t)index[j] * C, (size_t)C * sizeof(float));
+    } else {
+        out = gp_malloc((size_t)(R * kept + 1) * sizeof(float));
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t j = 0; j < kept; j++) out[r * kept + j] = w[r * C + index[j]];
+    }
+    return out;
+}
+
+/* The source's text with the number after its first "intermediate_size": replaced by kept (the
+ * rest byte for byte), or NULL when the text has no such number. */
+static char *replace_size(const char *text, int64_t kept) {
+    const char *key = strstr(text, "\"intermediate_size\"");
+    if (!key) return NULL;
+    const char *v = key + strlen("\"intermediate_size\"");
+    while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') v++;
+    if (*v++ != ':') return NULL;
+    while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') v++;
+    const char *e = v;
+    while (*e >= '0' && *e <= '9') e++;
+    if (e == v) return NULL;
+    char num[32];
+    snprintf(num, sizeof num, "%lld", (long long)kept);
+    char *out = gp_malloc(strlen(text) + sizeof num);
+    snprintf(out, strlen(text) + sizeof num, "%.*s%s%s", (int)(v - text), text, num, e);
+    return out;
+}
+
+/* <tmp>/config.json with intermediate_size = kept, every other byte as the source has it (the
+ * key found textually, then the result parsed back to check that it says kept; else cJSON
+ * prints the whole object again). */
+static gp_status write_config(const gp_model *m, const char *tmp, int64_t kept, gp_err *err) {
+    char *src = gp_path_join(m->dir, "config.json"), *dst = gp_path_join(tmp, "config.json");
+    char *orig = NULL, *text = NULL;
+    size_t len = 0;
+    cJSON *cfg = NULL;
+    int64_t got = -1;
+    gp_status rc = gp_read_file(src, &orig, &len, err);
+    if (!rc && (text = replace_size(orig, kept)) && !gp_json_parse(text, strlen(text), src, &cfg, err) &&
+        !gp_json_int(cfg, "intermediate_size", &got, src, err) && got == kept) {
+        /* the textual replacement holds */
+    } else if (!rc) {
+        free(text);
+        cJSON_Delete(cfg);
+        text = NULL, cfg = NULL;
+        rc = gp_json_load(src, &cfg, err);
+        if (!rc && !cJSON_ReplaceItemInObjectCaseSensitive(cfg, "intermediate_size", cJSON_CreateNumber((double)kept)))
+            rc = gp_errf(err, GP_EINPUT, "%s: no key \"intermediate_size\" to set", src);
+        char *printed = rc ? NULL : cJSON_Print(cfg);
+        if (printed) {
+            text = gp_malloc(strlen(printed) + 2);
+            sprintf(text, "%s\n", printed);
+            free(printed);
+        }
+    }
+    free(orig);
+    if (!rc) {
+        FILE *f = gp_file_create(dst, err);
+        if (!f) rc = GP_EINPUT;
+        else {
+            fputs(text, f);
+            rc = gp_file_commit(f, dst, err);
+        }
+    }
+    free(text);
+    cJSON_Delete(cfg);
+    free(src), free(dst);
+    return rc;
+}
+
+gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *const *meta, int nmeta,
+                          const gp_export_neurons *neurons, gp_err *err) {
     char *tmp = gp_tmp_path(out_dir);
     gp_rmtree(tmp);
     gp_status rc = copy_tree(m->dir, tmp, err);
+    if (!rc && neurons) rc = write_config(m, tmp, neurons->kept, err);
     gp_st_set *set = NULL;
     if (!rc) rc = gp_st_set_open(m->dir, &set, err);
     for (int s = 0; !rc && s < gp_st_set_nfiles(set); s++) {
@@ -63,18 +143,35 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
             gp_st_writer_meta(w, key, val);
         }
         for (int k = 0; k < nmeta; k++) gp_st_writer_meta(w, meta[2 * k], meta[2 * k + 1]);
+        /* the reduced tensors, alive until the writer has written them */
+        float **owned = gp_calloc((size_t)gp_st_count(f) + 1, sizeof(float *));
         for (int k = 0; k < gp_st_count(f); k++) {
             const gp_st_tensor *t = gp_st_at(f, k);
             int p = -1;
             for (int i = 0; i < m->table.n && p < 0; i++)
                 if (m->src_names[i] && !strcmp(m->src_names[i], t->name)) p = i;
-            if (p >= 0) gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, t->shape, gp_model_param(m, p));
-            else gp_st_writer_add_raw(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+            int layer = -1;
+            const gp_neuron_axis ax = p >= 0 && neurons ? gp_model_neuron_axis(m, p, &layer) : GP_NEURON_NONE;
+            if (ax != GP_NEURON_NONE && layer >= 0 && layer < neurons->layers) {
+                const gp_param *q = &m->table.p[p];
+                const int64_t R = q->shape[0], C = q->ndim == 2 ? q->shape[1] : 1;
+                int64_t shape[2] = {t->shape[0], t->ndim == 2 ? t->shape[1] : 0};
+                shape[ax == GP_NEURON_ROWS ? 0 : 1] = neurons->kept;
+                owned[k] = gather_neurons(gp_model_param(m, p), R, C, ax, neurons->index + (int64_t)layer * neurons->kept,
+                                          neurons->kept);
+                gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, shape, owned[k]);
+            } else if (p >= 0) {
+                gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, t->shape, gp_model_param(m, p));
+            } else {
+                gp_st_writer_add_raw(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+            }
         }
         char *path = gp_path_join(tmp, gp_st_set_file_name(set, s));
         rc = gp_st_writer_write(w, path, err);
         free(path);
         gp_st_writer_free(w);
+        for (int k = 0; k < gp_st_count(f); k++) free(owned[k]);
+        free(owned);
     }
     gp_st_set_close(set);
     if (!rc) {

@@ -438,7 +438,9 @@ static bool listed(const char *const *names, const char *name) {
     return false;
 }
 
-gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer) {
+/* Parameter i's name inside its block (after "<prefix><number>."), or NULL outside the blocks;
+ * *layer the block, -1 outside. */
+static const char *in_block_name(const gp_model *m, int i, int *layer) {
     const gp_arch_info *a = gp_arch_get(m->cfg.arch);
     const char *name = m->table.p[i].name;
     const size_t pl = strlen(a->block_prefix);
@@ -452,10 +454,25 @@ gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer) {
         else block = -1;
     }
     if (layer) *layer = (int)block;
+    return in_block;
+}
+
+gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer) {
+    const gp_arch_info *a = gp_arch_get(m->cfg.arch);
+    const char *in_block = in_block_name(m, i, layer);
     if (m->table.p[i].ndim != 2 || !in_block) return GP_PARAM_OTHER;
     if (listed(a->mlp, in_block)) return GP_PARAM_MLP;
     if (listed(a->attention, in_block)) return GP_PARAM_ATTENTION;
     return GP_PARAM_OTHER;
+}
+
+gp_neuron_axis gp_model_neuron_axis(const gp_model *m, int i, int *layer) {
+    const gp_arch_info *a = gp_arch_get(m->cfg.arch);
+    const char *in_block = in_block_name(m, i, layer);
+    if (!in_block) return GP_NEURON_NONE;
+    if (listed(a->neuron_rows, in_block)) return GP_NEURON_ROWS;
+    if (listed(a->neuron_cols, in_block)) return GP_NEURON_COLS;
+    return GP_NEURON_NONE;
 }
 
 int gp_model_dim(const gp_model *m) { return m->cfg.hidden; }

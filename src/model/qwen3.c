@@ -358,6 +358,9 @@ static void qwen3_state_free(void *state) {
 
 static const char *const qwen3_model_types[] = {"qwen3", NULL};
 static const char *const qwen3_mlp[] = {"mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight", NULL};
+/* an MLP neuron j: rows j of the gate and up projections, column j of the down projection */
+static const char *const qwen3_neuron_rows[] = {"mlp.gate_proj.weight", "mlp.up_proj.weight", NULL};
+static const char *const qwen3_neuron_cols[] = {"mlp.down_proj.weight", NULL};
 static const char *const qwen3_attention[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
                                               "self_attn.v_proj.weight", "self_attn.o_proj.weight", NULL};
 
@@ -373,6 +376,8 @@ const gp_arch_ops gp_qwen3_ops = {
             .block_prefix = BLOCK,
             .mlp = qwen3_mlp,
             .attention = qwen3_attention,
+            .neuron_rows = qwen3_neuron_rows,
+            .neuron_cols = qwen3_neuron_cols,
         },
     .token_embedding = "embed_tokens.weight",
     .file_prefix = "model.",

@@ -165,10 +165,11 @@ gp_status gp_scope_parse(const char *s, gp_scope *out, gp_err *err) {
     if (!strcmp(s, "global")) out->kind = GP_SCOPE_GLOBAL;
     else if (!strcmp(s, "layer")) out->kind = GP_SCOPE_LAYER;
     else if (!strcmp(s, "row")) out->kind = GP_SCOPE_ROW;
+    else if (!strcmp(s, "neurons")) out->kind = GP_SCOPE_NEURONS;
     else {
         char tail;
         if (sscanf(s, "%d:%d%c", &out->n, &out->m, &tail) != 2 || out->n < 0 || out->m <= out->n || out->m > 64)
-            return gp_errf(err, GP_EINPUT, "scope \"%s\" is not global, layer, row or n:m (0 <= n < m <= 64)", s);
+            return gp_errf(err, GP_EINPUT, "scope \"%s\" is not global, layer, row, neurons or n:m (0 <= n < m <= 64)", s);
         out->kind = GP_SCOPE_NM;
     }
     return GP_OK;
@@ -179,6 +180,7 @@ const char *gp_scope_name(const gp_scope *s, char *buf, int len) {
     case GP_SCOPE_GLOBAL: return "global";
     case GP_SCOPE_LAYER: return "layer";
     case GP_SCOPE_ROW: return "row";
+    case GP_SCOPE_NEURONS: return "neurons";
     default: snprintf(buf, (size_t)len, "%d:%d", s->n, s->m); return buf;
     }
 }

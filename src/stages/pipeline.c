@@ -84,6 +84,21 @@ void gp_prune_inputs_free(gp_prune_inputs *in) {
     in->stats_path = NULL;
 }
 
+/* The neurons a mask of whole MLP neurons keeps (gp_mask_kept_neurons), into *nr, for a
+ * structured export; NULL (export every tensor at its shape) for any other mask. The caller
+ * frees what *nr points into through the return value. */
+static int32_t *kept_neurons(const gp_mask *mask, const gp_model *m, gp_export_neurons *nr) {
+    if (!mask || mask->n == 0) return NULL;
+    int32_t *index = gp_malloc((size_t)m->cfg.layers * (size_t)m->cfg.intermediate * sizeof(int32_t) + 1);
+    const int64_t kept = gp_mask_kept_neurons(mask, m, index);
+    if (kept < 0) {
+        free(index);
+        return NULL;
+    }
+    *nr = (gp_export_neurons){m->cfg.layers, kept, index};
+    return index;
+}
+
 gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_inputs *in, const gp_criterion *crit,
                         double p, gp_pruned *out, gp_err *err) {
     memset(out, 0, sizeof *out);
@@ -147,7 +162,13 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
                               "gaprune.model_zero_fraction", zero, "gaprune.source_model", m->dir,
                               "gaprune.source_model_sha256", in->model_sha, "gaprune.settings_hash", out->hash,
                               "gaprune.version", GP_VERSION};
-        rc = gp_export_model(m, out->pruned_dir, meta, 10, err);
+        gp_export_neurons nr;
+        int32_t *index = cfg->scope.kind == GP_SCOPE_NEURONS ? kept_neurons(&out->mask, m, &nr) : NULL;
+        if (index)
+            gp_log0("score: %s keeps %lld of %d MLP neurons in each of %d blocks: intermediate_size %lld", out->pruned_dir,
+                    (long long)nr.kept, m->cfg.intermediate, m->cfg.layers, (long long)nr.kept);
+        rc = gp_export_model(m, out->pruned_dir, meta, 10, index ? &nr : NULL, err);
+        free(index);
     }
     if ((rc = gp_agree(rc, err))) return rc;
     gp_log0("score: %s at %g: pruned %lld of %lld %s weights (%.2f%%), %.2f%% of all parameters are now zero; threshold "
@@ -187,7 +208,11 @@ gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *ma
             const char *meta[] = {"gaprune.retrained_from_mask", mask_path, "gaprune.retrain_steps", steps,
                                   "gaprune.retrain_log", out->log_path, "gaprune.source_model", m->dir,
                                   "gaprune.settings_hash", out->hash, "gaprune.version", GP_VERSION};
-            rc = gp_export_model(m, out->model_dir, meta, 6, err);
+            /* a mask of whole neurons: the retrained model at its reduced size too */
+            gp_export_neurons nr;
+            int32_t *index = kept_neurons(mask, m, &nr);
+            rc = gp_export_model(m, out->model_dir, meta, 6, index ? &nr : NULL, err);
+            free(index);
         }
     }
     rc = gp_agree(rc, err);

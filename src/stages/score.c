@@ -30,7 +30,7 @@ typedef struct {
 enum { SUM_MIN, SUM_MAX, SUM_SCORES, SUM_FISHER, SUM_MAGNITUDE, N_SUM };
 
 /* Message tags of the values passed from rank to rank and of the scores gathered to rank 0. */
-enum { TAG_SQ = 11, TAG_SUMMARY = 12, TAG_SCORES = 13 };
+enum { TAG_SQ = 11, TAG_SUMMARY = 12, TAG_SCORES = 13, TAG_NEURONS = 14 };
 
 typedef struct {
     const gp_prune_opts *cfg;
@@ -54,6 +54,13 @@ typedef struct {
     double *sq;                     /* [n][2] Σ G_dom², Σ G_gen² of each item (refcode) */
     double *sum;                    /* [n][N_SUM] the summary values of each item */
     int *map, map_n;                /* a subset of the pieces (layer scope), or NULL */
+    /* scope neurons: each item's neuron axis (gp_neuron_axis), the neurons of a block, and every
+     * block's structure scores and kept neurons [layers][neurons] */
+    int *axis;
+    int layers;
+    int64_t neurons;
+    double *nscore;
+    uint8_t *nkeep;
 } score_ctx;
 
 static int64_t cols_of(const score_ctx *c, int item) { return c->m->table.p[c->items[item]].shape[1]; }
@@ -175,7 +182,7 @@ typedef gp_status (*piece_fn)(score_ctx *c, int j, double *acc, gp_err *err);
 static gp_status chain(score_ctx *c, int nv, const double *init, piece_fn fn, int tag, double *totals, gp_err *err) {
     int64_t *bits = gp_calloc((size_t)(c->n > 0 ? c->n * nv : 1), sizeof(int64_t));
     const bool first_waits = c->npc > 0 && c->pc[0].row0 > 0;
-    double acc[N_SUM];
+    double *acc = gp_malloc((size_t)nv * sizeof(double));
     gp_status rc = GP_OK;
     for (int step = 0; step < c->npc; step++) {
         const int j = first_waits ? (step + 1) % c->npc : step;
@@ -194,6 +201,7 @@ static gp_status chain(score_ctx *c, int nv, const double *init, piece_fn fn, in
     gp_allreduce_sum_i64(bits, (size_t)(c->n * nv));
     memcpy(totals, bits, (size_t)(c->n * nv) * sizeof(double));
     free(bits);
+    free(acc);
     return gp_agree(rc, err);
 }
 
@@ -208,6 +216,83 @@ static gp_status score_slice(score_ctx *c, gp_err *err) {
     const double init[N_SUM] = {INFINITY, -INFINITY, 0, 0, 0};
     c->sum = gp_malloc((size_t)(N_SUM * c->n) * sizeof(double));
     return chain(c, N_SUM, init, score_piece, TAG_SUMMARY, c->sum, err);
+}
+
+static int64_t floor_frac(double p, int64_t n) {
+    double k = floor(p * (double)n + 1e-9); /* 0.3 * 10 must give 3 */
+    return k < 0 ? 0 : (int64_t)k > n ? n : (int64_t)k;
+}
+
+/* ---- structures: whole MLP neurons ------------------------------------------------------------- */
+
+/* Piece j's part of the structure score of every neuron of its block, added to acc[0..neurons):
+ * a neuron's score is the sum of its weights' scores, row j of the up projections and column j
+ * of the down projection. A row is summed within the piece that holds it; a column passes down
+ * the rows in order through chain(), so every sum is the one a single process makes. */
+static gp_status neuron_piece(score_ctx *c, int j, double *acc, gp_err *err) {
+    (void)err;
+    const piece *q = &c->pc[j];
+    const int64_t cols = cols_of(c, q->item);
+    const float *s = c->scores + q->at;
+    if (c->axis[q->item] == GP_NEURON_ROWS) {
+        for (int64_t r = 0; r < q->rows; r++) {
+            double t = 0;
+            for (int64_t k = 0; k < cols; k++) t += s[r * cols + k];
+            acc[q->row0 + r] += t;
+        }
+    } else {
+        for (int64_t r = 0; r < q->rows; r++)
+            for (int64_t k = 0; k < cols; k++) acc[k] += s[r * cols + k];
+    }
+    return GP_OK;
+}
+
+typedef struct {
+    double s;
+    int64_t j;
+} ranked;
+
+static int by_score_then_index(const void *a, const void *b) {
+    const ranked *x = a, *y = b;
+    if (x->s != y->s) return x->s < y->s ? -1 : 1;
+    return (x->j > y->j) - (x->j < y->j);
+}
+
+/* scope neurons (collective): every block's structure scores (c->nscore, the sum over the
+ * block's tensors in table order of neuron_piece's sums), the floor(p·neurons) lowest of every
+ * block removed (ties: lower index first), and the mask of the whole model from them on every
+ * rank: a removed neuron's rows and column are zeros, everything else is kept. */
+static gp_status select_neurons(score_ctx *c, double p, gp_mask *mk, gp_err *err) {
+    const int64_t I = c->neurons;
+    double *zero = gp_calloc((size_t)I, sizeof(double)), *tot = gp_malloc((size_t)(c->n * I) * sizeof(double));
+    gp_status rc = chain(c, (int)I, zero, neuron_piece, TAG_NEURONS, tot, err);
+    free(zero);
+    if (rc) {
+        free(tot);
+        return rc;
+    }
+    c->nscore = gp_calloc((size_t)(c->layers * I), sizeof(double));
+    c->nkeep = gp_malloc((size_t)(c->layers * I));
+    memset(c->nkeep, 1, (size_t)(c->layers * I));
+    for (int i = 0; i < c->n; i++)
+        for (int64_t k = 0; k < I; k++) c->nscore[(int64_t)c->layer_of[i] * I + k] += tot[(int64_t)i * I + k];
+    free(tot);
+    const int64_t drop = floor_frac(p, I);
+    ranked *order = gp_malloc((size_t)I * sizeof(ranked));
+    for (int l = 0; l < c->layers; l++) {
+        for (int64_t k = 0; k < I; k++) order[k] = (ranked){c->nscore[l * I + k], k};
+        qsort(order, (size_t)I, sizeof(ranked), by_score_then_index);
+        for (int64_t k = 0; k < drop; k++) c->nkeep[l * I + order[k].j] = 0;
+    }
+    free(order);
+    for (int i = 0; i < c->n; i++) {
+        const int64_t R = rows_of(c, i), C = cols_of(c, i);
+        const uint8_t *keep = c->nkeep + (int64_t)c->layer_of[i] * I;
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t k = 0; k < C; k++)
+                gp_bit_set(mk->keep[i], r * C + k, keep[c->axis[i] == GP_NEURON_ROWS ? r : k]);
+    }
+    return GP_OK;
 }
 
 /* ---- setup: the scope and the statistics ------------------------------------------------- */
@@ -287,17 +372,28 @@ static gp_status open_stats(score_ctx *c, gp_err *err) {
 
 /* ---- the selected tensors and the slices ----------------------------------------------------------- */
 
-static int64_t floor_frac(double p, int64_t n) {
-    double k = floor(p * (double)n + 1e-9); /* 0.3 * 10 must give 3 */
-    return k < 0 ? 0 : (int64_t)k > n ? n : (int64_t)k;
-}
-
 /* An n:m scope groups m consecutive inputs: every selected tensor's width must divide. */
 static gp_status check_width(const gp_prune_opts *cfg, const gp_scope *scope, const gp_model *m, int i, gp_err *err) {
     const gp_param *t = &m->table.p[i];
     if (scope->kind == GP_SCOPE_NM && t->shape[1] % scope->m)
         return gp_errf(err, GP_EINPUT, "%s: [prune] scope %d:%d: tensor \"%s\" has %lld inputs, not a multiple of m = %d",
                        cfg->scope_origin, scope->n, scope->m, m->src_names[i], (long long)t->shape[1], scope->m);
+    return GP_OK;
+}
+
+/* Neurons: MLP weights only (prune.layers = mlp), every one indexing its block's neurons along
+ * one axis, intermediate_size of them. */
+static gp_status check_neurons(const gp_prune_opts *cfg, const gp_scope *scope, const gp_model *m, int i, gp_err *err) {
+    if (scope->kind != GP_SCOPE_NEURONS) return GP_OK;
+    if (cfg->layers != GP_LAYERS_MLP)
+        return gp_errf(err, GP_EINPUT, "%s: [prune] scope = neurons removes whole MLP neurons: it needs layers = mlp, not %s (%s)",
+                       cfg->scope_origin, gp_layers_name(cfg->layers), cfg->layers_origin);
+    int layer;
+    const gp_neuron_axis ax = gp_model_neuron_axis(m, i, &layer);
+    const gp_param *t = &m->table.p[i];
+    if (ax == GP_NEURON_NONE || layer < 0 || t->shape[ax == GP_NEURON_ROWS ? 0 : 1] != m->cfg.intermediate)
+        return gp_errf(err, GP_EINPUT, "%s: [prune] scope = neurons: tensor \"%s\" of %s is not an MLP projection of "
+                       "intermediate_size = %d neurons", cfg->scope_origin, m->src_names[i], m->dir, m->cfg.intermediate);
     return GP_OK;
 }
 
@@ -311,6 +407,7 @@ gp_status gp_prune_check(const gp_prune_opts *cfg, const gp_model *m, gp_err *er
     for (int i = 0; i < m->table.n; i++) {
         if (!gp_prune_selects(cfg->layers, m, i, &layer)) continue;
         gp_status rc = check_width(cfg, &cfg->scope, m, i, err);
+        if (!rc) rc = check_neurons(cfg, &cfg->scope, m, i, err);
         if (rc) return rc;
         n++;
     }
@@ -329,6 +426,8 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
     c->numel = gp_malloc((size_t)m->table.n * sizeof(int64_t));
     c->off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
     c->layer_of = gp_malloc((size_t)m->table.n * sizeof(int));
+    c->axis = gp_malloc((size_t)m->table.n * sizeof(int));
+    c->neurons = m->cfg.intermediate;
     int64_t maxn = 1;
     gp_status rc = GP_OK;
     for (int i = 0; i < m->table.n && !rc; i++) {
@@ -337,6 +436,9 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
         gp_prune_selects(c->cfg->layers, m, i, &layer);
         const gp_param *t = &m->table.p[i];
         rc = check_width(c->cfg, scope, m, i, err);
+        if (!rc) rc = check_neurons(c->cfg, scope, m, i, err);
+        c->axis[c->n] = gp_model_neuron_axis(m, i, NULL);
+        c->layers = layer + 1 > c->layers ? layer + 1 : c->layers;
         c->layer_of[c->n] = layer;
         c->numel[c->n] = (int64_t)t->numel;
         c->off[c->n] = off[i];
@@ -387,6 +489,7 @@ static void free_ctx(score_ctx *c) {
     if (c->stats >= 0) H5Fclose(c->stats);
     free(c->items), free(c->numel), free(c->off), free(c->layer_of), free(c->cosine), free(c->bounds), free(c->pc);
     free(c->scores), free(c->fd), free(c->fg), free(c->gd), free(c->gg), free(c->act), free(c->sq), free(c->sum);
+    free(c->axis), free(c->nscore), free(c->nkeep);
 }
 
 /* ---- selection, per scope ---------------------------------------------------------------------- */
@@ -480,6 +583,13 @@ static gp_status select_weights(score_ctx *c, const gp_scope *scope, double p, g
         kp[j] = gp_malloc((size_t)(numel[j] + 7) / 8);
     }
     gp_status rc = GP_OK;
+    if (scope->kind == GP_SCOPE_NEURONS) {
+        /* every rank forms the whole mask from the structure scores: nothing to join */
+        for (int j = 0; j < c->npc; j++) free(kp[j]);
+        free(kp);
+        free(numel);
+        return select_neurons(c, p, mk, err);
+    }
     if (scope->kind == GP_SCOPE_GLOBAL) rc = select_global(c, p, numel, kp, mk, err);
     else if (scope->kind == GP_SCOPE_LAYER) rc = select_per_layer(c, p, numel, kp, err);
     else select_in_groups(c, scope, p, numel, kp);
@@ -626,6 +736,23 @@ static gp_status write_mask_file(score_ctx *c, const gp_mask_request *req, const
     free(bytes);
     free(all);
     gp_status rc = GP_OK;
+    if (root && c->nkeep) {
+        const hsize_t dims[2] = {(hsize_t)c->layers, (hsize_t)c->neurons};
+        hid_t ds = gp_h5_dataset(f, GP_MASK_NEURON_KEEP, H5T_STD_U8LE, 2, dims,
+                                 "MLP neurons of each transformer block: 1 = kept, 0 = removed (rows of the up "
+                                 "projections and column of the down projection)", "1");
+        gp_h5_write_rows(ds, H5T_NATIVE_UINT8, 0, dims[0], dims[1], c->nkeep);
+        H5Dclose(ds);
+        ds = gp_h5_dataset(f, GP_MASK_NEURON_SCORE, H5T_IEEE_F64LE, 2, dims,
+                           "structure score of each MLP neuron: the sum of its weights' scores (lower is removed first)",
+                           "criterion units");
+        gp_h5_write_rows(ds, H5T_NATIVE_DOUBLE, 0, dims[0], dims[1], c->nscore);
+        H5Dclose(ds);
+        int64_t removed = 0;
+        for (int64_t k = 0; k < c->neurons; k++) removed += !c->nkeep[k];
+        gp_h5_attr_int(f, GP_MASK_ATTR_NEURONS_PER_LAYER, c->neurons);
+        gp_h5_attr_int(f, GP_MASK_ATTR_NEURONS_REMOVED, removed);
+    }
     if (root) {
         write_attributes(c, f, req, scope, p, mk);
         write_summary(f, mk);

@@ -54,8 +54,31 @@ def encode_case(cfg, n, B, T):
     print(json.dumps({"case": "encode", "texts": n, "seconds": round(t, 4), "texts_per_s": round(n / t, 1)}), flush=True)
 
 
+def forward_case(arch, cfg, n, B, T):
+    """`forward ARCH CONFIG_JSON N B T`: forward passes only of the shapes of CONFIG_JSON (random
+    weights: the time does not depend on them), n texts of T tokens in batches of B."""
+    gen = torch.Generator().manual_seed(42)
+    M = Q if arch == "qwen3" else R
+    P = M.random_params(cfg, gen, scale=0.05)
+    t = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, n, B):
+            b = min(B, n - i)
+            ids = torch.randint(0, cfg["vocab_size"], (b, T), generator=gen)
+            mask = torch.ones(b, T, dtype=torch.long)
+            if arch == "qwen3":
+                torch.nn.functional.normalize(Q.last_token_pool(Q.qwen3_forward(P, ids, mask, cfg), mask), dim=1)
+            else:
+                R.pool(R.bert_forward(P, ids, mask, cfg), mask, "mean", True)
+    t = time.perf_counter() - t
+    print(json.dumps({"case": "forward", "texts": n, "seconds": round(t, 4), "texts_per_s": round(n / t, 2)}), flush=True)
+
+
 def main():
     torch.set_num_threads(1)
+    if len(sys.argv) > 1 and sys.argv[1] == "forward":
+        forward_case(sys.argv[2], json.load(open(sys.argv[3])), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+        return
     base = {"hidden_act": "gelu", "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "type_vocab_size": 2}
     if len(sys.argv) > 1 and sys.argv[1] == "encode":
         minilm = dict(base, vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,

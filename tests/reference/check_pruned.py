@@ -1,5 +1,6 @@
-"""Reads a model folder written by gaprune with the PyTorch reference and compares its
-embeddings with gaprune's (`gaprune encode` output).
+"""Reads a model folder written by gaprune (BERT or Qwen3, at any intermediate_size: a folder
+with whole MLP neurons removed too) with the PyTorch reference and compares its embeddings with
+gaprune's (`gaprune encode` output).
 
     /usr/bin/python3 tests/reference/check_pruned.py MODEL_DIR TEXTS.txt EMB.h5
 
@@ -16,6 +17,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import bert_ref as R  # noqa: E402
+import bpe_ref  # noqa: E402
+import qwen3_ref as Q  # noqa: E402
 
 
 def main():
@@ -27,7 +30,30 @@ def main():
     for f in files:
         t, meta = R.read_safetensors(os.path.join(folder, f))
         assert meta and meta.get("format") == "pt", "metadata must carry format=pt"
-        P.update({k[5:] if k.startswith("bert.") else k: v for k, v in t.items()})
+        P.update({k[5:] if k.startswith("bert.") or k.startswith("model.") else k: v for k, v in t.items()})
+    # every tensor at the shape config.json implies (a structured export changes intermediate_size)
+    I = cfg["intermediate_size"]
+    for k, v in P.items():
+        if k.endswith(("intermediate.dense.weight", "intermediate.dense.bias", "mlp.gate_proj.weight", "mlp.up_proj.weight")):
+            assert v.shape[0] == I, f"{k}: {tuple(v.shape)}, intermediate_size {I}"
+        if k.endswith(("output.dense.weight", "mlp.down_proj.weight")) and "attention" not in k:
+            assert v.shape[1] == I, f"{k}: {tuple(v.shape)}, intermediate_size {I}"
+    texts = [l.rstrip("\n") for l in open(texts_path, encoding="utf-8")]
+    msl = json.load(open(os.path.join(folder, "sentence_bert_config.json"))).get("max_seq_length", 512)
+    if cfg["model_type"] == "qwen3":
+        tok = bpe_ref.Tokenizer(folder)
+        pad = tok.vocab.get("<|endoftext|>", next(t["id"] for t in tok.added if t["content"] == "<|endoftext|>"))
+        seqs = [tok.encode(t, min(msl, cfg["max_position_embeddings"])) for t in texts]
+        T = max(len(q) for q in seqs)
+        ids = np.full((len(seqs), T), pad, dtype=np.int64)
+        mask = np.zeros((len(seqs), T), dtype=np.uint8)
+        for i, q in enumerate(seqs):
+            ids[i, :len(q)], mask[i, :len(q)] = q, 1
+        Pd = {k: v.double() for k, v in P.items()}
+        m = torch.from_numpy(mask)
+        h = Q.qwen3_forward(Pd, torch.from_numpy(ids), m, cfg)
+        ref = torch.nn.functional.normalize(Q.last_token_pool(h, m), dim=1).float().numpy()
+        return compare(texts, ref, emb_path, P)
     tc = json.load(open(os.path.join(folder, "tokenizer_config.json")))
     vocab = [l.rstrip("\n") for l in open(os.path.join(folder, "vocab.txt"), encoding="utf-8")]
     tok = R.WordPiece(vocab, lower=tc.get("do_lower_case", True))
@@ -35,15 +61,18 @@ def main():
     mode = "cls" if pool["pooling_mode_cls_token"] else "lasttoken" if pool["pooling_mode_lasttoken"] else "mean"
     modules = json.load(open(os.path.join(folder, "modules.json")))
     normalize = any(m["type"].endswith("Normalize") for m in modules)
-    msl = json.load(open(os.path.join(folder, "sentence_bert_config.json"))).get("max_seq_length", 512)
-    texts = [l.rstrip("\n") for l in open(texts_path, encoding="utf-8")]
     ids, mask = tok.batch(texts, min(msl, cfg["max_position_embeddings"]))
     h = R.bert_forward(P, torch.from_numpy(ids).long(), torch.from_numpy(mask), cfg)
     ref = R.pool(h, torch.from_numpy(mask), mode, normalize).numpy()
+    return compare(texts, ref, emb_path, P)
+
+
+def compare(texts, ref, emb_path, P):
     ours = h5py.File(emb_path, "r")["embeddings"][:]
     d = float(np.abs(ours - ref).max())
     zeros = sum(int((v == 0).sum()) for v in P.values())
-    print(f"check_pruned: {len(texts)} texts, max abs difference {d:.2e}, {zeros} zero weights read back")
+    print(f"check_pruned: {len(texts)} texts, max abs difference {d:.2e}, {zeros} zero weights read back, "
+          f"{sum(v.numel() for v in P.values())} weights")
     sys.exit(0 if d < 1e-5 else 1)
 
 
