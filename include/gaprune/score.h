@@ -18,13 +18,17 @@
  *     + 8·(q + 2c) (G_dom, G_gen with a row above and below: stats.alignment = refcode)
  *     + 4·c (activation sums: wanda) + 1.25 MiB (histograms)
  * and on rank 0, which writes the file, T bytes (a tensor's mask bytes) + 4·T with
- * prune.save_scores (a tensor's scores, gathered one tensor at a time).
+ * prune.save_scores (a tensor's scores, gathered one tensor at a time). Scope neurons adds
+ * 16·n·I (the n selected tensors' sums over I neurons and their exchange) + 9·L·I (every
+ * block's structure scores and flags) + 8·I (the running column sums).
  *
  * Which weights: prune.layers = mlp | attention | linear (2-D weights of those kinds, named per
  * architecture). Scope (prune.scope): global (exactly floor(p·N) of all selected weights),
  * layer (floor(p·N_l) in every transformer block), row (floor(p·cols) in every output row),
- * n:m (the m−n lowest of every m consecutive inputs; p is then 1 − n/m). wanda compares within
- * rows by definition, so its global scope means row.
+ * n:m (the m−n lowest of every m consecutive inputs; p is then 1 − n/m), neurons (whole MLP
+ * neurons, floor(p·I) of every block's I, by the sum of their weights' scores: docs/DESIGN.md
+ * §5.5; the mask file adds /neurons). wanda compares within rows by definition, so its global
+ * scope means row.
  *
  * mask-<method>-<sparsity>.h5 holds /mask/<param> (1 = keep), optionally /score/<param>, a
  * /summary row per tensor and the settings as attributes: mask_file.h names them all.

@@ -427,6 +427,14 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
              "4s + s/8 + N/8 + 4q + 8q Fisher (+8(q+2c) refcode, +4c wanda) + 1.25 MiB (score.c, gp_select_smallest)");
         if (save) padd(sc, "saved scores (rank 0)", 5 * T, "5*T: one tensor's scores gathered and its mask bytes (prune.save_scores)");
         else padd(sc, "mask file (rank 0)", T, "T: one tensor's mask bytes while the file is written");
+        if (job->prune.scope.kind == GP_SCOPE_NEURONS) {
+            double items = 0;
+            for (int i = 0; i < mf.table.n; i++) items += gp_prune_selects(job->prune.layers, &shape, i, NULL);
+            const double I = mf.cfg.intermediate, L = mf.cfg.layers;
+            padd(sc, "structure scores", 16 * items * I + 9 * L * I + 8 * I,
+                 "16*n*I + 9*L*I + 8*I: each selected tensor's neuron sums and their exchange, every block's scores "
+                 "and kept flags, the running column sums (scope neurons)");
+        }
         padd(sc, "model activations", carry[2].fwd + carry[2].bwd, carry_f);
         padd(sc, "tokenizer", tok, tok_f);
         padd(sc, "runtime", runtime, runtime_f);
