@@ -39,24 +39,10 @@ def run_case(name, cfg, B, T, reps, qwen3=False):
                       "loss": round(float(loss), 5)}), flush=True)
 
 
-def encode_case(cfg, n, B, T):
-    """Forward passes only (no autograd), n texts of T tokens in batches of B: what encoding costs."""
-    gen = torch.Generator().manual_seed(42)
-    P = R.random_params(cfg, gen, scale=0.05)
-    t = time.perf_counter()
-    with torch.no_grad():
-        for i in range(0, n, B):
-            b = min(B, n - i)
-            ids = torch.randint(0, cfg["vocab_size"], (b, T), generator=gen)
-            mask = torch.ones(b, T, dtype=torch.long)
-            R.pool(R.bert_forward(P, ids, mask, cfg), mask, "mean", True)
-    t = time.perf_counter() - t
-    print(json.dumps({"case": "encode", "texts": n, "seconds": round(t, 4), "texts_per_s": round(n / t, 1)}), flush=True)
-
-
-def forward_case(arch, cfg, n, B, T):
-    """`forward ARCH CONFIG_JSON N B T`: forward passes only of the shapes of CONFIG_JSON (random
-    weights: the time does not depend on them), n texts of T tokens in batches of B."""
+def forward_case(arch, cfg, n, B, T, case="forward"):
+    """Forward passes only (no autograd) of the shapes of cfg (random weights: the time does not
+    depend on them), n texts of T tokens in batches of B: what encoding costs. `encode N B T` (the
+    MiniLM shape) and `forward ARCH CONFIG_JSON N B T` (any)."""
     gen = torch.Generator().manual_seed(42)
     M = Q if arch == "qwen3" else R
     P = M.random_params(cfg, gen, scale=0.05)
@@ -71,7 +57,7 @@ def forward_case(arch, cfg, n, B, T):
             else:
                 R.pool(R.bert_forward(P, ids, mask, cfg), mask, "mean", True)
     t = time.perf_counter() - t
-    print(json.dumps({"case": "forward", "texts": n, "seconds": round(t, 4), "texts_per_s": round(n / t, 2)}), flush=True)
+    print(json.dumps({"case": case, "texts": n, "seconds": round(t, 4), "texts_per_s": round(n / t, 2)}), flush=True)
 
 
 def main():
@@ -83,7 +69,7 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "encode":
         minilm = dict(base, vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
                       intermediate_size=1536)
-        encode_case(minilm, int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        forward_case("bert", minilm, int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), "encode")
         return
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     base = {"hidden_act": "gelu", "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "type_vocab_size": 2}
