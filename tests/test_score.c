@@ -94,6 +94,22 @@ static bool same_file(const char *a, const char *b) {
     return ok;
 }
 
+/* The PyTorch reference reads the folder gaprune wrote and reproduces its embeddings of the
+ * texts (emb_path: `gaprune encode`'s), when Debian's torch is installed. */
+static void check_pruned(const char *label, const char *pruned, const char *texts_path, const char *emb_path) {
+    if (system("/usr/bin/python3 -c 'import torch, h5py' >/dev/null 2>&1") != 0) {
+        printf("    (no torch here: check_pruned.py not run)\n");
+        return;
+    }
+    char cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    int rc = tu_run_in(g_dir, "/usr/bin/python3 %s/tests/reference/check_pruned.py %s %s %s", cwd, pruned, texts_path, emb_path);
+    char *o = in_dir("out.txt"), *txt = tu_read_file(o, NULL);
+    printf("    %s%s%s", label, *label ? ": " : "", txt ? txt : "");
+    free(o), free(txt);
+    assert_int_equal(rc, 0);
+}
+
 static void test_magnitude_against_reference(void **state) {
     (void)state;
     write_job("mag", "bert-tiny", NULL);
@@ -167,17 +183,7 @@ static void test_magnitude_against_reference(void **state) {
     for (int i = 0; i < 3; i++) fprintf(tf, "%s\n", texts[i]); /* the empty text would be lost in a .txt */
     fclose(tf);
     assert_int_equal(tu_run_in(g_dir, "%s encode --model %s --input %s --output %s", bin(), pruned, texts_path, emb_path), 0);
-    if (system("/usr/bin/python3 -c 'import torch, h5py' >/dev/null 2>&1") == 0) {
-        char cwd[2048];
-        assert_non_null(getcwd(cwd, sizeof cwd));
-        int rc = tu_run_in(g_dir, "/usr/bin/python3 %s/tests/reference/check_pruned.py %s %s %s", cwd, pruned, texts_path, emb_path);
-        char *o = in_dir("out.txt"), *txt = tu_read_file(o, NULL);
-        printf("    %s", txt ? txt : "");
-        free(o), free(txt);
-        assert_int_equal(rc, 0);
-    } else {
-        printf("    (no torch here: check_pruned.py not run)\n");
-    }
+    check_pruned("", pruned, texts_path, emb_path);
     for (int i = 0; i < 4; i++) free(texts[i]);
     H5Fclose(ref);
     H5Fclose(mf);
@@ -641,15 +647,7 @@ static void neurons_for(const char *fixture) {
     snprintf(emb_path, sizeof emb_path, "%s/nr-emb-%s.h5", g_dir, fixture);
     tu_write(texts_path, "the cat sat on the mat\npruning whole neurons makes the model smaller\nnumbers 12345 and CAPS\n");
     assert_int_equal(tu_run_in(g_dir, "%s encode --model %s --input %s --output %s", bin(), pruned, texts_path, emb_path), 0);
-    if (system("/usr/bin/python3 -c 'import torch, h5py' >/dev/null 2>&1") == 0) {
-        char cwd[2048];
-        assert_non_null(getcwd(cwd, sizeof cwd));
-        int rc = tu_run_in(g_dir, "/usr/bin/python3 %s/tests/reference/check_pruned.py %s %s %s", cwd, pruned, texts_path, emb_path);
-        char *out = in_dir("out.txt"), *t2 = tu_read_file(out, NULL);
-        printf("    %s: %s", fixture, t2 ? t2 : "");
-        free(out), free(t2);
-        assert_int_equal(rc, 0);
-    }
+    check_pruned(fixture, pruned, texts_path, emb_path);
     /* 2 and 4 ranks: the same mask files */
     for (int np = 2; np <= 4; np += 2) {
         char out[96];
