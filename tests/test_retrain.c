@@ -577,6 +577,68 @@ static void test_run_end_to_end(void **state) {
 
 /* gaprune run end to end on the small random Qwen3 model: every stage, Wanda included (it reads
  * the inputs of every linear layer), with a Qwen3-style query instruction. */
+/* Scope neurons end to end on 2 ranks: the rows name the smaller folders' parameters and bytes,
+ * the one-shot and retrained models are the smaller ones (retraining them is a plain dense
+ * retraining), and a second run finds everything up to date. */
+static void test_run_neurons(void **state) {
+    (void)state;
+    char cwd[2048], text[16384], p[4400];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/neurons.ini", g_dir);
+    snprintf(text, sizeof text,
+             "[model]\npath = %s/" FIXTURES "/bert-f32\n"
+             "[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\ngeneral = %s/" FIXTURES "/corpora/general.jsonl\n"
+             "[prune]\nmethods = gaprune, magnitude\nsparsity = 0.5\nscope = neurons\n"
+             "[retrain]\nmethods = gaprune\nsteps = 2\nbatch = 4\nlr = 1e-3\nwarmup = 1\n"
+             "[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\n[output]\ndir = out-neurons\n",
+             cwd, cwd, cwd, cwd);
+    tu_write(p, text);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run neurons.ini", g_bin), 0);
+    char *md = tu_read_in(g_dir, "out-neurons/report.md"), *js = tu_read_in(g_dir, "out-neurons/report.json");
+    assert_non_null(md);
+    assert_non_null(strstr(md, "| parameters | weights on disk (MB) |"));
+    assert_non_null(strstr(md, "Scope neurons: the pruned and retrained folders hold only the kept MLP neurons"));
+    cJSON *j = cJSON_Parse(js);
+    const double dense = cJSON_GetObjectItemCaseSensitive(j, "model_params")->valuedouble,
+                 dense_bytes = cJSON_GetObjectItemCaseSensitive(j, "model_weights_bytes")->valuedouble;
+    /* BERT, 2 blocks of 128 neurons, 64 removed from each: 64 hidden weights and a bias in the up
+     * projection, 64 in the down projection, each */
+    const double want = dense - 2 * 64 * (64 + 1 + 64);
+    const cJSON *r;
+    int n = 0;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(j, "rows")) {
+        const double params = cJSON_GetObjectItemCaseSensitive(r, "params")->valuedouble,
+                     bytes = cJSON_GetObjectItemCaseSensitive(r, "weights_bytes")->valuedouble;
+        if (params != want) fail_msg("row %d: %g parameters, want %g", n, params, want);
+        assert_true(bytes > 0 && bytes < dense_bytes - 4 * 2 * 64 * 129 + 4096);
+        n++;
+    }
+    assert_int_equal(n, 2);
+    cJSON_Delete(j);
+    gp_model *m;
+    gp_err err = {0};
+    static const char *const folders[] = {"out-neurons/pruned-gaprune-0.5", "out-neurons/retrained-gaprune-0.5",
+                                          "out-neurons/pruned-magnitude-0.5"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", g_dir, folders[i]);
+        if (gp_model_load(p, &m, &err)) fail_msg("%s", err.msg);
+        assert_int_equal(m->cfg.intermediate, 64);
+        assert_true((double)m->table.total == want);
+        gp_model_free(m);
+    }
+    char *out = tu_read_in(g_dir, "out.txt");
+    assert_non_null(strstr(out, "[retrain gaprune-0.5] step 2/2"));
+    assert_non_null(strstr(out, "intermediate_size 64 of 128"));
+    free(out);
+    printf("    neurons run on 2 ranks: %g of %g parameters in the pruned and retrained folders\n", want, dense);
+    /* again: every stage up to date */
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run neurons.ini", g_bin), 0);
+    out = tu_read_in(g_dir, "out.txt");
+    assert_non_null(strstr(out, "are up to date"));
+    assert_null(strstr(out, "[retrain gaprune-0.5] step 1/2"));
+    free(out), free(md), free(js);
+}
+
 static void test_run_qwen3(void **state) {
     (void)state;
     char cwd[2048], text[16384], p[4400];
@@ -796,6 +858,7 @@ int main(void) {
         cmocka_unit_test(test_damaged_log),
         cmocka_unit_test(test_run_end_to_end),
         cmocka_unit_test(test_run_qwen3),
+        cmocka_unit_test(test_run_neurons),
         cmocka_unit_test(test_train_from_config),
     };
     /* GP_TEST_FILTER=test_micro* runs one test while iterating (cmocka's pattern) */

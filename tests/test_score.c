@@ -670,9 +670,42 @@ static void neurons_for(const char *fixture) {
     gp_model_free(m);
 }
 
+/* gp_model_reopen (gaprune run's switch to the smaller model and back): the model of another
+ * folder encodes bitwise as that folder loaded afresh, back again as the dense one; a folder of
+ * other shapes is refused and leaves the model as it was. */
+static void check_reopen(const char *pruned) {
+    gp_model *m, *fresh;
+    gp_err err = {0};
+    static const char *texts[] = {"the cat sat on the mat", "whole neurons"};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-f32", &m, &err), GP_OK);
+    const int D = gp_model_dim(m);
+    float a[2 * 64], b[2 * 64];
+    assert_true(D <= 64);
+    const char *dirs[] = {pruned, FIXTURES "/bert-f32"};
+    for (int k = 0; k < 2; k++) {
+        if (gp_model_reopen(m, dirs[k], &err)) fail_msg("%s", err.msg);
+        assert_int_equal(gp_model_load(dirs[k], &fresh, &err), GP_OK);
+        assert_int_equal(m->cfg.intermediate, fresh->cfg.intermediate);
+        assert_int_equal(m->table.total, fresh->table.total);
+        gp_model_encode(m, texts, 2, 2, 0, NULL, a);
+        gp_model_encode(fresh, texts, 2, 2, 0, NULL, b);
+        assert_memory_equal(a, b, 2 * (size_t)D * sizeof(float));
+        gp_model_free(fresh);
+    }
+    assert_int_equal(gp_model_reopen(m, FIXTURES "/qwen3-f32", &err), GP_EINPUT);
+    assert_non_null(strstr(err.msg, "differs from"));
+    gp_model_encode(m, texts, 2, 2, 0, NULL, b);
+    assert_memory_equal(a, b, 2 * (size_t)D * sizeof(float));
+    gp_model_free(m);
+    printf("    gp_model_reopen: the smaller folder and back, bitwise as fresh loads; another architecture refused\n");
+}
+
 static void test_neurons(void **state) {
     (void)state;
     neurons_for("bert-f32");
+    char *pruned = in_dir("out-nr-bert-f32/pruned-gaprune-0.5");
+    check_reopen(pruned);
+    free(pruned);
     neurons_for("qwen3-f32");
     /* attention weights have no neurons */
     write_job("nr-bad", "bert-f32", "[prune]\nscope = neurons\nlayers = linear\n");

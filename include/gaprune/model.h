@@ -157,6 +157,14 @@ void gp_model_free(gp_model *m);
  * them): what keeps a second copy of the weights out of memory. Every check of gp_model_load
  * applies, so a folder changed meanwhile is an input error, not a silent mix. */
 gp_status gp_model_reload_weights(gp_model *m, gp_err *err);
+/* Makes m the model of another folder of the same architecture and shapes but for
+ * intermediate_size (a folder with whole MLP neurons removed, or the dense one again): config,
+ * parameter table and weights from dir, m->dir = dir; the tokenizer, pooling and max_length stay
+ * (the folders share them). The activations and gradient buffers are dropped (a
+ * gp_model_need_grads layout with them). Peak memory: the larger of the two models. GP_EINPUT
+ * naming the folder when it differs in more (m unchanged) or its weights cannot be read (m is
+ * then unusable: free it). */
+gp_status gp_model_reopen(gp_model *m, const char *dir, gp_err *err);
 /* A model with zeroed parameters and no tokenizer, for benchmarks, tests and training from
  * scratch; the caller fills m->params. */
 gp_model *gp_model_create(const gp_model_config *cfg, gp_pooling pool);

@@ -41,6 +41,8 @@ typedef struct {
     gp_mask mask;        /* on every rank */
     bool reused;         /* both outputs were current */
     double sparsity, zero_fraction, fisher_ratio; /* achieved; whole model; mean DAI term ratio */
+    int64_t params;      /* parameters of the pruned folder (fewer only when whole neurons go) */
+    int64_t disk_bytes;  /* bytes of its safetensors files (rank 0; 0 elsewhere) */
 } gp_pruned;
 
 /* Collective: builds (or reads back, when current) the mask of method at sparsity p, writes the
@@ -48,6 +50,8 @@ typedef struct {
 gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_inputs *in, const gp_criterion *method, double p,
                         gp_pruned *out, gp_err *err);
 void gp_pruned_free(gp_pruned *p);
+/* Bytes of the *.safetensors files of a model folder (0 when it cannot be listed). */
+int64_t gp_weights_bytes(const char *dir);
 
 /* True when the safetensors of the folder carry gaprune.settings_hash = hash (rank-local). */
 bool gp_folder_current(const char *dir, const char *hash);

@@ -27,12 +27,14 @@ typedef struct {
     cJSON *one_shot, *retrained; /* eval documents (rank 0); NULL when not evaluated / not retrained */
     bool did_retrain;             /* retrained, evaluated or not (no [eval] sets still retrain) */
     double first_loss, last_loss; /* of the retraining */
+    int64_t params, disk_bytes;   /* of the pruned folder (gp_pruned): fewer and smaller for whole neurons */
 } gp_report_row;
 
 typedef struct {
     const char *dir;     /* the dense model's folder */
     size_t n_params;
     const char *arch;    /* "bert", "qwen3" */
+    int64_t disk_bytes;  /* its safetensors files */
 } gp_report_model;
 
 /* Rank 0. samples: the calibration sample when there was one, else NULL. */

@@ -118,7 +118,8 @@ static void plan_free(plan *p) {
 }
 
 /* One mask: prune, evaluate, and when asked retrain and evaluate again; m->params is left
- * masked (the caller restores the dense weights). */
+ * masked, or m is the smaller model of the pruned folder (scope neurons): the caller restores
+ * the dense model. */
 static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_prune_opts *po, gp_model *m,
                           const gp_prune_inputs *in, const gp_criterion *method, double p, bool retrain,
                           const char *eval_hash, gp_report_row *r, gp_err *err) {
@@ -129,16 +130,27 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
     gp_status rc = gp_prune_step(po, m, in, method, p, &pr, err);
     if (rc) return rc;
     r->achieved = pr.sparsity, r->zero_fraction = pr.zero_fraction, r->fisher_ratio = pr.fisher_ratio;
+    r->params = pr.params, r->disk_bytes = pr.disk_bytes;
     char h[65], tag[160];
     hash_of(pr.hash, eval_hash, h);
     snprintf(tag, sizeof tag, "pruned-%s", pr.tag);
-    rc = evaluate(eo, job->out_dir, m, tag, pr.pruned_dir, h, &r->one_shot, err);
+    /* whole neurons: from here on m is the smaller model of the pruned folder (the same
+     * embeddings as the masked one), so evaluation runs at its speed and retraining is a plain
+     * dense retraining of it, with nothing to mask */
+    const bool smaller = po->scope.kind == GP_SCOPE_NEURONS;
+    if (smaller) {
+        const int dense_inter = m->cfg.intermediate;
+        rc = gp_agree(gp_model_reopen(m, pr.pruned_dir, err), err);
+        if (!rc) gp_log0("run: %s has intermediate_size %d of %d: %zu parameters", pr.pruned_dir, m->cfg.intermediate,
+                         dense_inter, m->table.total);
+    }
+    if (!rc) rc = evaluate(eo, job->out_dir, m, tag, pr.pruned_dir, h, &r->one_shot, err);
     if (!rc && retrain && job->retrain.steps > 0) {
         gp_log0("run: stage 4/4, retraining %s", pr.tag);
         gp_train_opts o;
         gp_train_opts_retrain(job, &o);
         gp_retrained rt;
-        rc = gp_retrain_step(&o, m, &pr.mask, pr.tag, pr.mask_path, pr.hash, job->out_dir, &rt, err);
+        rc = gp_retrain_step(&o, m, smaller ? NULL : &pr.mask, pr.tag, pr.mask_path, pr.hash, job->out_dir, &rt, err);
         if (!rc) {
             r->did_retrain = true;
             r->first_loss = rt.report.first_loss, r->last_loss = rt.report.last_loss;
@@ -244,7 +256,10 @@ int gp_cmd_run(int argc, char **argv) {
     hash_of(in.model_sha, eval_hash, h);
     if (!only) rc = evaluate(&eo, job.out_dir, m, "dense", NULL, h, &dense, &err);
 
-    /* 3. one-shot pruning, 4. retraining */
+    /* 3. one-shot pruning, 4. retraining (m may become a smaller model on the way: the dense
+     * one's description is kept for the report) */
+    char *dense_dir = gp_strdup(m->dir);
+    gp_report_model rm = {dense_dir, m->table.total, gp_arch_get(m->cfg.arch)->name, 0};
     const int nrows = pl.n * pl.n_sparsity;
     gp_report_row *rows = gp_calloc((size_t)(nrows ? nrows : 1), sizeof *rows);
     int k = 0;
@@ -252,15 +267,17 @@ int gp_cmd_run(int argc, char **argv) {
         for (int b = 0; b < pl.n_sparsity && !rc; b++) {
             rc = run_mask(&job, &eo, &po, m, &in, pl.method[a], pl.sparsity[b], pl.retrain[a], eval_hash, &rows[k++], &err);
             /* the dense weights again for the next mask, reread rather than kept: one model in memory */
-            if (!rc && k < nrows) rc = gp_agree(gp_model_reload_weights(m, &err), &err);
+            if (!rc && k < nrows)
+                rc = gp_agree(strcmp(m->dir, rm.dir) ? gp_model_reopen(m, rm.dir, &err) : gp_model_reload_weights(m, &err), &err);
         }
     if (!rc && gp_rank() == 0 && !only) {
-        gp_report_model rm = {m->dir, m->table.total, gp_arch_get(m->cfg.arch)->name};
+        rm.disk_bytes = gp_weights_bytes(rm.dir);
         rc = gp_report_write(&job, &rm, dense, rows, k, sampled ? &samples : NULL, sr.settings_hash, gp_now() - t0, &err);
     }
     if (!(rc = gp_agree(rc, &err)) && gp_rank() == 0) print_summary(&job, dense, rows, k, !only, gp_now() - t0);
     for (int i = 0; i < k; i++) cJSON_Delete(rows[i].one_shot), cJSON_Delete(rows[i].retrained);
     free(rows);
+    free(dense_dir);
     cJSON_Delete(dense);
     gp_prune_inputs_free(&in);
 out:

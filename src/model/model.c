@@ -336,6 +336,15 @@ static gp_status load_weights(gp_model *m, const gp_st_set *set, gp_err *err) {
     return rc;
 }
 
+/* m->cfg's parameter table and the buffers load_weights fills. */
+static void alloc_weights(gp_model *m) {
+    gp_model_build_table(&m->cfg, &m->table);
+    set_tok_emb(m);
+    m->src_names = gp_calloc((size_t)m->table.n, sizeof(char *));
+    m->src_dtypes = gp_calloc((size_t)m->table.n, sizeof(gp_dtype));
+    m->params = gp_malloc(m->table.total * sizeof(float));
+}
+
 gp_status gp_model_reload_weights(gp_model *m, gp_err *err) {
     for (int i = 0; i < m->table.n; i++) {
         free(m->src_names[i]);
@@ -359,11 +368,7 @@ gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err) {
     if ((rc = gp_model_config_load(dir, &m->cfg, err))) goto fail;
     if ((rc = gp_st_set_open(dir, &set, err))) goto fail;
     if ((rc = check_against_files(&m->cfg, dir, set, err))) goto fail;
-    gp_model_build_table(&m->cfg, &m->table);
-    set_tok_emb(m);
-    m->src_names = gp_calloc((size_t)m->table.n, sizeof(char *));
-    m->src_dtypes = gp_calloc((size_t)m->table.n, sizeof(gp_dtype));
-    m->params = gp_malloc(m->table.total * sizeof(float));
+    alloc_weights(m);
     rc = load_weights(m, set, err);
     gp_st_set_close(set);
     set = NULL;
@@ -402,8 +407,8 @@ gp_model *gp_model_create(const gp_model_config *cfg, gp_pooling pool) {
     return m;
 }
 
-void gp_model_free(gp_model *m) {
-    if (!m) return;
+/* The activations of the last forward and the gradient buffers: what a change of shapes voids. */
+static void free_state(gp_model *m) {
     if (m->st) {
         gp_arch_ops_get(m->cfg.arch)->state_free(m->st->arch);
         free(m->st->pk.ids);
@@ -417,7 +422,43 @@ void gp_model_free(gp_model *m) {
         free(m->st->touched);
         free(m->st->dirty);
         free(m->st);
+        m->st = NULL;
     }
+    free(m->grads);
+    free(m->grad_off);
+    m->grads = NULL, m->grad_off = NULL, m->grad_total = 0, m->grad_windows = 0, m->grad_outer = 0;
+}
+
+gp_status gp_model_reopen(gp_model *m, const char *dir, gp_err *err) {
+    gp_model_config cfg;
+    gp_status rc = gp_model_config_load(dir, &cfg, err);
+    if (!rc && (cfg.arch != m->cfg.arch || cfg.vocab_size != m->cfg.vocab_size || cfg.hidden != m->cfg.hidden ||
+                cfg.layers != m->cfg.layers || cfg.heads != m->cfg.heads || cfg.kv_heads != m->cfg.kv_heads ||
+                cfg.head_dim != m->cfg.head_dim))
+        rc = gp_errf(err, GP_EINPUT, "%s: config.json differs from %s's beyond intermediate_size", dir, m->dir);
+    gp_st_set *set = NULL;
+    if (!rc) rc = gp_st_set_open(dir, &set, err);
+    if (!rc) rc = check_against_files(&cfg, dir, set, err);
+    if (rc) {
+        gp_st_set_close(set);
+        return rc;
+    }
+    free_state(m);
+    for (int i = 0; i < m->table.n; i++) free(m->src_names[i]);
+    free(m->src_names), free(m->src_dtypes), free(m->params);
+    gp_param_table_free(&m->table);
+    m->cfg = cfg;
+    free(m->dir);
+    m->dir = gp_strdup(dir);
+    alloc_weights(m);
+    rc = load_weights(m, set, err);
+    gp_st_set_close(set);
+    return rc;
+}
+
+void gp_model_free(gp_model *m) {
+    if (!m) return;
+    free_state(m);
     if (m->src_names)
         for (int i = 0; i < m->table.n; i++) free(m->src_names[i]);
     free(m->src_names);
@@ -425,8 +466,6 @@ void gp_model_free(gp_model *m) {
     gp_param_table_free(&m->table);
     gp_tokenizer_free(m->tok);
     free(m->params);
-    free(m->grads);
-    free(m->grad_off);
     free(m->query_prompt);
     free(m->dir);
     free(m);

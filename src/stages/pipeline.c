@@ -1,10 +1,12 @@
 /* pipeline.c — shared, skippable stages (see pipeline.h). */
 #include "gaprune/pipeline.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gaprune/dist.h"
 #include "gaprune/export.h"
@@ -99,6 +101,35 @@ static int32_t *kept_neurons(const gp_mask *mask, const gp_model *m, gp_export_n
     return index;
 }
 
+int64_t gp_weights_bytes(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int64_t bytes = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const size_t n = strlen(e->d_name), k = strlen(".safetensors");
+        if (n <= k || strcmp(e->d_name + n - k, ".safetensors")) continue;
+        char *p = gp_path_join(dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) bytes += (int64_t)st.st_size;
+        free(p);
+    }
+    closedir(d);
+    return bytes;
+}
+
+/* Parameters of m once the neurons nr leaves out are gone. */
+static int64_t params_kept(const gp_model *m, const gp_export_neurons *nr) {
+    int64_t n = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        const gp_param *t = &m->table.p[i];
+        const gp_neuron_axis ax = nr ? gp_model_neuron_axis(m, i, &layer) : GP_NEURON_NONE;
+        n += ax == GP_NEURON_NONE || layer < 0 ? (int64_t)t->numel : (int64_t)t->numel / m->cfg.intermediate * nr->kept;
+    }
+    return n;
+}
+
 gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_inputs *in, const gp_criterion *crit,
                         double p, gp_pruned *out, gp_err *err) {
     memset(out, 0, sizeof *out);
@@ -149,7 +180,12 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
     out->sparsity = (double)out->mask.pruned / (double)out->mask.total;
     out->zero_fraction = out->mask.model_zero_fraction;
     out->fisher_ratio = ratio_n ? ratio_sum / ratio_n : reused_ratio;
+    gp_export_neurons nr;
+    int32_t *index = cfg->scope.kind == GP_SCOPE_NEURONS ? kept_neurons(&out->mask, m, &nr) : NULL;
+    out->params = params_kept(m, index ? &nr : NULL);
     if (current) {
+        if (gp_rank() == 0) out->disk_bytes = gp_weights_bytes(out->pruned_dir);
+        free(index);
         gp_log0("score: %s and %s are up to date", out->mask_path, out->pruned_dir);
         return GP_OK;
     }
@@ -162,14 +198,14 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
                               "gaprune.model_zero_fraction", zero, "gaprune.source_model", m->dir,
                               "gaprune.source_model_sha256", in->model_sha, "gaprune.settings_hash", out->hash,
                               "gaprune.version", GP_VERSION};
-        gp_export_neurons nr;
-        int32_t *index = cfg->scope.kind == GP_SCOPE_NEURONS ? kept_neurons(&out->mask, m, &nr) : NULL;
         if (index)
-            gp_log0("score: %s keeps %lld of %d MLP neurons in each of %d blocks: intermediate_size %lld", out->pruned_dir,
-                    (long long)nr.kept, m->cfg.intermediate, m->cfg.layers, (long long)nr.kept);
+            gp_log0("score: %s keeps %lld of %d MLP neurons in each of %d blocks: intermediate_size %lld, %lld of %zu "
+                    "parameters", out->pruned_dir, (long long)nr.kept, m->cfg.intermediate, m->cfg.layers,
+                    (long long)nr.kept, (long long)out->params, m->table.total);
         rc = gp_export_model(m, out->pruned_dir, meta, 10, index ? &nr : NULL, err);
-        free(index);
+        if (!rc) out->disk_bytes = gp_weights_bytes(out->pruned_dir);
     }
+    free(index);
     if ((rc = gp_agree(rc, err))) return rc;
     gp_log0("score: %s at %g: pruned %lld of %lld %s weights (%.2f%%), %.2f%% of all parameters are now zero; threshold "
             "%.4g; mean fisher/magnitude term ratio %.3g -> %s, %s",

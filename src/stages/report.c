@@ -88,14 +88,19 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             set = set ? set->next : NULL;
         } while (k < 2 && set);
     }
-    fprintf(f, "## masks\n\n| method | sparsity | achieved | zeros in the model | fisher/magnitude term ratio | retraining loss "
-               "(first → last step) |\n|---|---|---|---|---|---|\n");
+    fprintf(f, "## masks\n\n| method | sparsity | achieved | zeros in the model | parameters | weights on disk (MB) | "
+               "fisher/magnitude term ratio | retraining loss (first → last step) |\n|---|---|---|---|---|---|---|---|\n");
+    fprintf(f, "| dense | 0 | | | %zu | %.2f | | |\n", m->n_params, (double)m->disk_bytes / 1e6);
     for (int i = 0; i < nrows; i++) {
         char loss[64] = "";
         if (rows[i].did_retrain) snprintf(loss, sizeof loss, "%.4f → %.4f", rows[i].first_loss, rows[i].last_loss);
-        fprintf(f, "| %s | %g | %.4f | %.2f%% | %.3g | %s |\n", rows[i].method, rows[i].sparsity, rows[i].achieved,
-                100 * rows[i].zero_fraction, rows[i].fisher_ratio, loss);
+        fprintf(f, "| %s | %g | %.4f | %.2f%% | %lld | %.2f | %.3g | %s |\n", rows[i].method, rows[i].sparsity,
+                rows[i].achieved, 100 * rows[i].zero_fraction, (long long)rows[i].params, (double)rows[i].disk_bytes / 1e6,
+                rows[i].fisher_ratio, loss);
     }
+    if (job->prune.scope.kind == GP_SCOPE_NEURONS)
+        fprintf(f, "\nScope neurons: the pruned and retrained folders hold only the kept MLP neurons (a smaller "
+                   "intermediate_size), so their parameters and weights on disk are what a user loads.\n");
     fprintf(f, "\nThe fisher/magnitude ratio is Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ| per tensor, averaged: near 0, GAPrune's "
                "DAI ranks weights almost as magnitude pruning does.\n");
     rc = gp_file_commit(f, md_path, err);
@@ -103,6 +108,8 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "job", job->path);
         cJSON_AddStringToObject(j, "model", m->dir);
+        cJSON_AddNumberToObject(j, "model_params", (double)m->n_params);
+        cJSON_AddNumberToObject(j, "model_weights_bytes", (double)m->disk_bytes);
         cJSON_AddNumberToObject(j, "n_ranks", gp_nranks());
         cJSON_AddNumberToObject(j, "seconds", seconds);
         cJSON_AddStringToObject(j, "stats_settings_hash", stats_settings_hash);
@@ -126,6 +133,8 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             cJSON_AddNumberToObject(r, "sparsity", rows[i].sparsity);
             cJSON_AddNumberToObject(r, "sparsity_achieved", rows[i].achieved);
             cJSON_AddNumberToObject(r, "model_zero_fraction", rows[i].zero_fraction);
+            cJSON_AddNumberToObject(r, "params", (double)rows[i].params);
+            cJSON_AddNumberToObject(r, "weights_bytes", (double)rows[i].disk_bytes);
             if (!isnan(rows[i].fisher_ratio)) cJSON_AddNumberToObject(r, "fisher_vs_magnitude", rows[i].fisher_ratio);
             cJSON_AddItemToObject(r, "one_shot", rows[i].one_shot ? cJSON_Duplicate(rows[i].one_shot, 1) : cJSON_CreateNull());
             cJSON_AddItemToObject(r, "retrained", rows[i].retrained ? cJSON_Duplicate(rows[i].retrained, 1) : cJSON_CreateNull());
