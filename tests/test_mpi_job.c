@@ -328,10 +328,17 @@ static void test_registries(void **state) {
     for (const gp_criterion *const *c = gp_criteria(); *c; c++, n++) {
         char set[128];
         snprintf(set, sizeof set, "retrain.methods=%s", (*c)->name);
-        const char *sets[] = {set};
+        const bool structured = (*c)->needs & GP_NEED_NEURONS;
+        const char *sets[] = {set, "prune.scope=neurons"};
         gp_job j;
         gp_err err = {0};
-        assert_int_equal(gp_job_load(&j, g_path, sets, NULL, 1, &err), GP_OK);
+        if (structured) { /* whole neurons only: without scope neurons, exit 2 naming both keys */
+            assert_int_equal(gp_job_load(&j, g_path, sets, NULL, 1, &err), GP_EINPUT);
+            assert_non_null(strstr(err.msg, "--set retrain.methods"));
+            assert_non_null(strstr(err.msg, "scope = neurons"));
+            gp_job_free(&j);
+        }
+        assert_int_equal(gp_job_load(&j, g_path, sets, NULL, structured ? 2 : 1, &err), GP_OK);
         assert_int_equal(j.retrain.methods.n, 1);
         assert_ptr_equal(j.retrain.methods.v[0], *c);
         assert_ptr_equal(gp_criterion_find((*c)->name), *c);

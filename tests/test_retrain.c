@@ -588,7 +588,7 @@ static void test_run_neurons(void **state) {
     snprintf(text, sizeof text,
              "[model]\npath = %s/" FIXTURES "/bert-f32\n"
              "[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\ngeneral = %s/" FIXTURES "/corpora/general.jsonl\n"
-             "[prune]\nmethods = gaprune, magnitude\nsparsity = 0.5\nscope = neurons\n"
+             "[prune]\nmethods = gaprune, magnitude, gaprune-neurons\nsparsity = 0.5\nscope = neurons\n"
              "[retrain]\nmethods = gaprune\nsteps = 2\nbatch = 4\nlr = 1e-3\nwarmup = 1\n"
              "[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\n[output]\ndir = out-neurons\n",
              cwd, cwd, cwd, cwd);
@@ -611,15 +611,24 @@ static void test_run_neurons(void **state) {
                      bytes = cJSON_GetObjectItemCaseSensitive(r, "weights_bytes")->valuedouble;
         if (params != want) fail_msg("row %d: %g parameters, want %g", n, params, want);
         assert_true(bytes > 0 && bytes < dense_bytes - 4 * 2 * 64 * 129 + 4096);
+        /* encode throughput: the 10 documents and 5 queries of beir-tiny, against the dense one's */
+        const cJSON *enc = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "one_shot"), "encode");
+        assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(enc, "texts")->valuedouble, 15);
+        assert_true(cJSON_GetObjectItemCaseSensitive(enc, "texts_per_s")->valuedouble > 0);
+        assert_true(cJSON_GetObjectItemCaseSensitive(r, "encode_vs_dense")->valuedouble > 0);
+        /* every method here reads statistics: the term ratio is there (the structured one for gaprune-neurons) */
+        assert_true(cJSON_GetObjectItemCaseSensitive(r, "fisher_vs_magnitude")->valuedouble >= 0);
         n++;
     }
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
+    assert_non_null(strstr(md, "| encode texts/s (× dense) |"));
+    assert_non_null(strstr(md, "| gaprune-neurons | 0.5 | 0.5000 |"));
     cJSON_Delete(j);
     gp_model *m;
     gp_err err = {0};
     static const char *const folders[] = {"out-neurons/pruned-gaprune-0.5", "out-neurons/retrained-gaprune-0.5",
-                                          "out-neurons/pruned-magnitude-0.5"};
-    for (int i = 0; i < 3; i++) {
+                                          "out-neurons/pruned-magnitude-0.5", "out-neurons/pruned-gaprune-neurons-0.5"};
+    for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%s/%s", g_dir, folders[i]);
         if (gp_model_load(p, &m, &err)) fail_msg("%s", err.msg);
         assert_int_equal(m->cfg.intermediate, 64);

@@ -325,6 +325,9 @@ static void test_scopes(void **state) {
     assert_int_equal(tu_run_in(g_dir, "%s inspect out-scope0/stats.h5 --svg stats.svg", bin()), 0);
     txt = tu_read_file(o, NULL);
     assert_non_null(strstr(txt, "mean F_dom"));
+    /* a row per block (the tensors are chunked and deflated: read whole, not taken for missing) */
+    if (!strstr(txt, "\n0             2 ") || !strstr(txt, "\n1             2 ")) fail_msg("inspect stats.h5:\n%s", txt);
+    if (!strstr(txt, "MLP neurons: Fisher of a gate") || !strstr(txt, "\n1           128 ")) fail_msg("inspect stats.h5:\n%s", txt);
     free(txt), free(o), free(sv);
     char cwd[2048];
     assert_non_null(getcwd(cwd, sizeof cwd));
@@ -513,7 +516,11 @@ static char *edited_model(const char *fixture, const char *name, void (*edit)(gp
  * each structure score is the sum of its weights' scores (rows of the up projections, column of
  * the down projection), computed here by hand in the same order; /mask is the neurons' rows
  * and columns. Returns the neurons removed from block `probe_layer` in *removed[I]. */
-static void check_neuron_mask(const char *path, const gp_model *m, double p, int probe_layer, uint8_t *removed) {
+/* stats: for gaprune-neurons, its stats.h5: the structure score is then the structured DAI of
+ * the sums (the job defaults α 0.2, β 1, γ 0.5), computed here in the same operations; NULL for
+ * every other criterion (the sums themselves). */
+static void check_neuron_mask(const char *path, const gp_model *m, double p, int probe_layer, uint8_t *removed,
+                              const char *stats) {
     const int L = m->cfg.layers;
     const int64_t I = m->cfg.intermediate;
     hid_t f = open_ro(path);
@@ -541,6 +548,27 @@ static void check_neuron_mask(const char *path, const gp_model *m, double p, int
         }
         for (int64_t k = 0; k < I; k++) hand[layer * I + k] += part[k];
         free(part), free(s), free(bits);
+    }
+    if (stats) {
+        int64_t weights = 0; /* of a neuron: a row of each up projection, a column of the down one */
+        for (int i = 0; i < m->table.n; i++) {
+            int layer;
+            const gp_neuron_axis ax = gp_model_neuron_axis(m, i, &layer);
+            const gp_param *t = &m->table.p[i];
+            if (ax != GP_NEURON_NONE && t->ndim == 2 && layer == 0) weights += ax == GP_NEURON_ROWS ? t->shape[1] : t->shape[0];
+        }
+        hid_t sf = open_ro(stats);
+        double *fd = malloc((size_t)(L * I) * sizeof(double)), *fg = malloc((size_t)(L * I) * sizeof(double)),
+               *cs = malloc((size_t)(L * I) * sizeof(double));
+        assert_int_equal(gp_h5_read_f64(sf, "domain/neuron_fisher", fd, (size_t)(L * I)), GP_OK);
+        assert_int_equal(gp_h5_read_f64(sf, "general/neuron_fisher", fg, (size_t)(L * I)), GP_OK);
+        assert_int_equal(gp_h5_read_f64(sf, "alignment/neuron_cosine", cs, (size_t)(L * I)), GP_OK);
+        H5Fclose(sf);
+        for (int64_t k = 0; k < L * I; k++) {
+            assert_true(fd[k] >= 0 && fg[k] >= 0 && fabs(cs[k]) <= 1 + 1e-12);
+            hand[k] = ((fd[k] - 1.0 * fg[k]) + 0.5 * hand[k] / (double)weights) * (1.0 + 0.2 * cs[k]);
+        }
+        free(fd), free(fg), free(cs);
     }
     const int64_t drop = (int64_t)floor(p * (double)I + 1e-9);
     for (int l = 0; l < L; l++) {
@@ -593,7 +621,7 @@ static void neurons_for(const char *fixture) {
     snprintf(job, sizeof job, "nr-%s", fixture);
     write_job(job, fixture, "[prune]\nscope = neurons\nlayers = mlp\nsave_scores = true\n");
     assert_int_equal(tu_run_in(g_dir, "%s stats %s.ini", bin(), job), 0);
-    static const char *methods = "gaprune,gaprune-ref,magnitude,fisher-domain,fisher-general,random,wanda";
+    static const char *methods = "gaprune,gaprune-ref,magnitude,fisher-domain,fisher-general,random,wanda,gaprune-neurons";
     assert_int_equal(tu_run_in(g_dir, "%s score %s.ini --method %s --sparsity 0.3,0.5", bin(), job, methods), 0);
     gp_model *m;
     gp_err err = {0};
@@ -608,7 +636,9 @@ static void neurons_for(const char *fixture) {
             char rel[256];
             snprintf(rel, sizeof rel, "out-%s/mask-%s-%g.h5", job, mt, p);
             char *maskf = in_dir(rel);
-            check_neuron_mask(maskf, m, p, 0, NULL);
+            char sp[4400];
+            snprintf(sp, sizeof sp, "%s/out-%s/stats.h5", g_dir, job);
+            check_neuron_mask(maskf, m, p, 0, NULL, strcmp(mt, "gaprune-neurons") ? NULL : sp);
             snprintf(rel, sizeof rel, "out-%s/pruned-%s-%g", job, mt, p);
             char *pruned = in_dir(rel);
             int inter = 0;
@@ -617,7 +647,7 @@ static void neurons_for(const char *fixture) {
             if (d > 1e-6) fail_msg("%s %s at %g: removed and zeroed neurons differ by %.3g", fixture, mt, p, d);
             free(maskf), free(pruned);
         }
-    printf("    %s: 7 criteria at 30%% and 50%% of the neurons: counts, ties, structure scores by hand, removed = "
+    printf("    %s: 8 criteria at 30%% and 50%% of the neurons: counts, ties, structure scores by hand, removed = "
            "zeroed within 1e-6, intermediate_size %d -> %d and %d\n", fixture, m->cfg.intermediate,
            m->cfg.intermediate - (int)floor(0.3 * m->cfg.intermediate + 1e-9), m->cfg.intermediate / 2);
     /* config.json: the new size and every other byte as it was; the other files unchanged */
@@ -653,10 +683,10 @@ static void neurons_for(const char *fixture) {
         char out[96];
         snprintf(out, sizeof out, "out-%s-np%d", job, np);
         tu_sh("mkdir -p '%s/%s' && cp '%s/out-%s/stats.h5' '%s/%s/'", g_dir, out, g_dir, job, g_dir, out);
-        assert_int_equal(tu_run_in(g_dir, "mpirun -np %d -x ASAN_OPTIONS %s score %s.ini --method gaprune,wanda,random "
-                                   "--sparsity 0.5 --set output.dir=%s", np, bin(), job, out), 0);
-        static const char *const mts[] = {"gaprune", "wanda", "random"};
-        for (int k = 0; k < 3; k++) {
+        assert_int_equal(tu_run_in(g_dir, "mpirun -np %d -x ASAN_OPTIONS %s score %s.ini --method "
+                                   "gaprune,wanda,random,gaprune-neurons --sparsity 0.5 --set output.dir=%s", np, bin(), job, out), 0);
+        static const char *const mts[] = {"gaprune", "wanda", "random", "gaprune-neurons"};
+        for (int k = 0; k < 4; k++) {
             char x[4400], y[4400];
             snprintf(x, sizeof x, "%s/out-%s/mask-%s-0.5.h5", g_dir, job, mts[k]);
             snprintf(y, sizeof y, "%s/%s/mask-%s-0.5.h5", g_dir, out, mts[k]);
@@ -665,7 +695,7 @@ static void neurons_for(const char *fixture) {
             free(dx), free(dy);
         }
     }
-    printf("    %s: mask files of gaprune, wanda and random on 2 and 4 ranks identical to 1 rank's\n", fixture);
+    printf("    %s: mask files of gaprune, wanda, random and gaprune-neurons on 2 and 4 ranks identical to 1 rank's\n", fixture);
     free(pruned);
     gp_model_free(m);
 }
@@ -700,8 +730,46 @@ static void check_reopen(const char *pruned) {
     printf("    gp_model_reopen: the smaller folder and back, bitwise as fresh loads; another architecture refused\n");
 }
 
+/* A sharded BF16 folder with whole neurons removed: smaller shards in the source's dtype, and
+ * model.safetensors.index.json's total_size the bytes of the tensors written, the rest of the
+ * index as it was but that number. */
+static void check_sharded_index(void) {
+    write_job("nr-bf16", "bert-bf16", "[prune]\nscope = neurons\n");
+    assert_int_equal(tu_run_in(g_dir, "%s score nr-bf16.ini --method magnitude --sparsity 0.5", bin()), 0);
+    char *pruned = in_dir("out-nr-bf16/pruned-magnitude-0.5");
+    gp_st_set *set;
+    gp_err err = {0};
+    if (gp_st_set_open(pruned, &set, &err)) fail_msg("%s", err.msg);
+    uint64_t total = 0;
+    for (int s = 0; s < gp_st_set_nfiles(set); s++)
+        for (int k = 0; k < gp_st_count(gp_st_set_file(set, s)); k++) {
+            const gp_st_tensor *t = gp_st_at(gp_st_set_file(set, s), k);
+            uint64_t n = 1;
+            for (int d = 0; d < t->ndim; d++) n *= (uint64_t)t->shape[d];
+            total += n * gp_dtype_size(t->dtype);
+        }
+    assert_int_equal(gp_st_set_nfiles(set), 2);
+    gp_st_set_close(set);
+    char a[4400], b[4400], want[64];
+    snprintf(a, sizeof a, FIXTURES "/bert-bf16/model.safetensors.index.json");
+    snprintf(b, sizeof b, "%s/model.safetensors.index.json", pruned);
+    char *ia = tu_read_file(a, NULL), *ib = tu_read_file(b, NULL);
+    snprintf(want, sizeof want, "\"total_size\": %llu", (unsigned long long)total);
+    if (!strstr(ib, want)) fail_msg("%s does not say %s:\n%s", b, want, ib);
+    const char *ka = strstr(ia, "\"weight_map\""), *kb = strstr(ib, "\"weight_map\"");
+    assert_non_null(ka), assert_non_null(kb);
+    assert_string_equal(ka, kb);
+    gp_model *m;
+    if (gp_model_load(pruned, &m, &err)) fail_msg("%s", err.msg);
+    printf("    bert-bf16 (2 shards): half of the neurons removed, index total_size %llu (the tensors' bytes)\n",
+           (unsigned long long)total);
+    gp_model_free(m);
+    free(ia), free(ib), free(pruned);
+}
+
 static void test_neurons(void **state) {
     (void)state;
+    check_sharded_index();
     neurons_for("bert-f32");
     char *pruned = in_dir("out-nr-bert-f32/pruned-gaprune-0.5");
     check_reopen(pruned);
@@ -752,7 +820,7 @@ static void test_neurons_by_hand(void **state) {
     assert_int_equal(gp_model_load(eq, &m, &err), GP_OK);
     uint8_t removed[4096];
     char *mf = in_dir("out-eq/mask-magnitude-0.5.h5");
-    check_neuron_mask(mf, m, 0.5, 1, removed);
+    check_neuron_mask(mf, m, 0.5, 1, removed, NULL);
     for (int k = 0; k < m->cfg.intermediate; k++) assert_int_equal(removed[k], k < m->cfg.intermediate / 2);
     free(mf);
     gp_model_free(m);
@@ -782,17 +850,31 @@ static void test_neurons_by_hand(void **state) {
                 if ((ax == GP_NEURON_ROWS ? r : k) == g_hand_neuron) h5e_poke_f32(sp, name, (hsize_t)(r * t->shape[1] + k), 1e5f);
     }
     assert_int_equal(tu_run_in(g_dir, "%s score hand.ini --method gaprune,magnitude --sparsity 0.5", bin()), 0);
-    uint8_t by_mag[4096], by_gap[4096];
+    uint8_t by_mag[4096], by_gap[4096], by_struct[4096];
     mf = in_dir("out-hand/mask-magnitude-0.5.h5");
-    check_neuron_mask(mf, m, 0.5, 0, by_mag);
+    check_neuron_mask(mf, m, 0.5, 0, by_mag, NULL);
     free(mf);
     mf = in_dir("out-hand/mask-gaprune-0.5.h5");
-    check_neuron_mask(mf, m, 0.5, 0, by_gap);
+    check_neuron_mask(mf, m, 0.5, 0, by_gap, NULL);
     free(mf);
     assert_true(by_mag[g_hand_neuron]);
     assert_false(by_gap[g_hand_neuron]);
+    /* the structured DAI: the same neuron's own gate Fisher on the domain, large, keeps it; with
+     * the stats as measured (tiny weights, a tiny gate Fisher) it goes */
+    assert_int_equal(tu_run_in(g_dir, "%s score hand.ini --method gaprune-neurons --sparsity 0.5 --set prune.save_scores=true",
+                               bin()), 0);
+    mf = in_dir("out-hand/mask-gaprune-neurons-0.5.h5");
+    check_neuron_mask(mf, m, 0.5, 0, by_struct, sp);
+    assert_true(by_struct[g_hand_neuron]);
+    h5e_poke_f32(sp, "domain/neuron_fisher", (hsize_t)g_hand_neuron, 1e5f);
+    tu_sh("rm '%s'", mf); /* the same settings: it would be reused, not rescored */
+    assert_int_equal(tu_run_in(g_dir, "%s score hand.ini --method gaprune-neurons --sparsity 0.5 --set prune.save_scores=true",
+                               bin()), 0);
+    check_neuron_mask(mf, m, 0.5, 0, by_struct, sp);
+    assert_false(by_struct[g_hand_neuron]);
+    free(mf);
     printf("    ties go to the lower index; a neuron of tiny weights and large domain Fisher: removed by magnitude, "
-           "kept by gaprune\n");
+           "kept by gaprune; and by gaprune-neurons when its gate Fisher is large, removed when it is as measured\n");
     gp_model_free(m);
     free(sp), free(eq), free(hd);
 }

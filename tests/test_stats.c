@@ -108,6 +108,40 @@ static float *read_f32(hid_t f, const char *name, size_t n) {
     return x;
 }
 
+/* A whole float64 dataset of n values; NULL when absent. */
+static double *read_f64(hid_t f, const char *name, size_t n) {
+    if (H5Lexists(f, "alignment", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0) return NULL;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    assert_int_equal((size_t)H5Sget_simple_extent_npoints(sp), n);
+    double *x = malloc(n * sizeof(double));
+    assert_true(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return x;
+}
+
+/* The MLP neuron statistics of a against b ([layers, intermediate]: the gate Fisher and mean gate
+ * derivative of both corpora, relative to each dataset's largest value; the neuron cosines,
+ * absolute); returns the worst. */
+static double compare_neurons(hid_t a, hid_t b) {
+    static const char *sets[] = {"domain/neuron_fisher", "domain/neuron_grad_mean", "general/neuron_fisher",
+                                 "general/neuron_grad_mean", "alignment/neuron_cosine"};
+    const size_t n = (size_t)g_model->cfg.layers * (size_t)g_model->cfg.intermediate;
+    double worst = 0;
+    for (int k = 0; k < 5; k++) {
+        double *x = read_f64(a, sets[k], n), *y = read_f64(b, sets[k], n);
+        if (!x || !y) fail_msg("missing %s", sets[k]);
+        double big = 0, e = 0;
+        for (size_t i = 0; i < n; i++) big = fmax(big, fabs(y[i]));
+        assert_true(big > 0);
+        for (size_t i = 0; i < n; i++) e = fmax(e, fabs(x[i] - y[i]) / (k == 4 ? 1.0 : big));
+        worst = fmax(worst, e);
+        free(x), free(y);
+    }
+    return worst;
+}
+
 static double attr_f64(hid_t loc, const char *obj, const char *name) {
     double v = 0;
     hid_t a = H5Aopen_by_name(loc, obj, name, H5P_DEFAULT, H5P_DEFAULT);
@@ -241,8 +275,12 @@ static void check_against_reference(const char *job, int fb) {
     }
     assert_int_equal(nact, 6);
     assert_true(worst_act < 1e-4);
-    printf("    fisher_batch %d: worst rel err %.2e (Fisher, mean gradient), alignment abs err %.2e, activations %.2e\n",
-           fb, worst, worst_cos, worst_act);
+    /* the neurons: the reference multiplies a gate into each neuron's output and differentiates */
+    const double worst_neuron = compare_neurons(out, ref);
+    assert_true(worst_neuron < 1e-4);
+    printf("    fisher_batch %d: worst rel err %.2e (Fisher, mean gradient), alignment abs err %.2e, activations %.2e, "
+           "neuron gate Fisher, gate gradient and cosine %.2e\n",
+           fb, worst, worst_cos, worst_act, worst_neuron);
     H5Fclose(ref);
     H5Fclose(out);
 }
@@ -284,8 +322,9 @@ static char *layout(const char *job) {
  * relative, activation sums bitwise, the same layout and attributes. */
 static void check_ranks_agree(const char *job, int np) {
     hid_t a = open_out(job), b = open_out("fb1");
-    double worst = compare_groups(a, b, 1e-6);
-    printf("    %d ranks vs 1 rank: worst rel err %.2e\n", np, worst);
+    double worst = compare_groups(a, b, 1e-6), worst_neuron = compare_neurons(a, b);
+    assert_true(worst_neuron < 1e-6);
+    printf("    %d ranks vs 1 rank: worst rel err %.2e, neuron statistics %.2e\n", np, worst, worst_neuron);
     /* the activation sums are summed in double, so they do not depend on the rank count */
     int nact = 0;
     for (int i = 0; i < g_model->table.n; i++) {

@@ -34,6 +34,7 @@ typedef struct {
     int64_t pruned;
     double threshold;          /* score of the last pruned weight (global scope), else NaN */
     double model_zero_fraction; /* zeros in all parameters once applied */
+    double neuron_fisher_vs_magnitude; /* structured DAI: Σ|Φ_dom − βΦ_gen| / Σ γ·m over the neurons, else NaN */
     gp_mask_row *rows;         /* [n], after gp_mask_build only (every rank) */
 } gp_mask;
 

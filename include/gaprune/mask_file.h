@@ -60,6 +60,7 @@
 #define GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN "fisher_vs_magnitude_mean" /* float: mean of /summary's ratio, NaN without statistics */
 #define GP_MASK_ATTR_NEURONS_PER_LAYER "neurons_per_layer"   /* integer: intermediate_size (scope neurons) */
 #define GP_MASK_ATTR_NEURONS_REMOVED "neurons_removed_per_layer" /* integer: of which each block loses (scope neurons) */
+#define GP_MASK_ATTR_NEURON_FISHER_VS_MAGNITUDE "neurons_fisher_vs_magnitude" /* float: structured DAI's term ratio (gaprune-neurons) */
 #define GP_MASK_ATTR_SETTINGS_HASH "settings_hash"           /* string: SHA-256 of the settings (pipeline.c), "" when none */
 
 /* ---- datasets: the group, then gp_mask_tensor for "<group>/<tensor>" ---- */

@@ -147,6 +147,10 @@ typedef struct {
     int max_length;     /* default truncation: min(sentence_bert_config max_seq_length, positions) */
     char *query_prompt; /* config_sentence_transformers.json prompts.query, or NULL */
     int tok_emb;        /* table index of the token-embedding matrix */
+    /* What gp_model_encode did since its user last zeroed these: texts embedded and the wall
+     * seconds it took, tokenizing included (evaluation reports encode throughput from them). */
+    int64_t encoded;
+    double encode_s;
     gp_model_state *st; /* activations of the last forward (private) */
 } gp_model;
 

@@ -39,7 +39,10 @@
 
 /* ---- criteria ------------------------------------------------------------------------------ */
 
-enum { GP_NEED_FISHER = 1, GP_NEED_GRAD = 2, GP_NEED_ACT = 4 };
+/* GP_NEED_NEURONS: a structured criterion (prune.scope = neurons only): its element score is the
+ * magnitude part of a neuron's score, and the scoring combines the neurons' sums of it with the
+ * neuron statistics of stats.h5 (score.h, docs/DESIGN.md §5.5). */
+enum { GP_NEED_FISHER = 1, GP_NEED_GRAD = 2, GP_NEED_ACT = 4, GP_NEED_NEURONS = 8 };
 
 /* Everything a criterion may read for one weight matrix, or for a slice of its rows: rows
  * [row0, row0 + rows) of a tensor of tensor_rows rows (tensor_rows 0: the slice is the whole

@@ -6,7 +6,9 @@
  * per rank. For each unit: forward of its queries, positives and negatives, InfoNCE, backward,
  * then on this rank's accumulators
  *     F_c += g²      G_c += g      (g: the gradient of the unit's loss)
- * and, for the domain corpus, Σ x² per input feature of every linear layer (for Wanda).
+ * and, for the domain corpus, Σ x² per input feature of every linear layer (for Wanda); when the
+ * MLP is selected, per neuron j also Φ_c += d_j², Σ d_j with d_j = ∂L/∂gate_j, the derivative
+ * with respect to a gate on the neuron's output (= Σ_o W_down[o,j] g_down[o,j]; stats_file.h).
  * Ranks step in lockstep and agree after every unit on whether to stop (SIGUSR1 / SIGTERM):
  * then every rank checkpoints and the pass returns GP_ESTOPPED (exit 3).
  *

@@ -15,6 +15,13 @@
  *                          tokens of x_k² per input feature k (Wanda's |x_k|²), in activation²
  *   /alignment/cosine      float64 [tensors]: cosine of the mean gradients G_general and G_domain
  *   /alignment/names       UTF-8 strings [tensors]: the tensor of each row of cosine
+ * When prune.layers selects the MLP (every block's down projection), per MLP neuron j of block l:
+ *   /<corpus>/neuron_fisher     float64 [layers, intermediate_size]: Fisher of a gate on the
+ *                               neuron's output, Σ_units (∂L/∂gate_j)² / n_triplets, in loss²,
+ *                               with ∂L/∂gate_j = Σ_o W_down[o,j] ∂L/∂W_down[o,j] at gate 1
+ *   /<corpus>/neuron_grad_mean  float64 [layers, intermediate_size]: Σ_units ∂L/∂gate_j / n_units
+ *   /alignment/neuron_cosine    float64 [layers, intermediate_size]: cosine of G_general and
+ *                               G_domain over the neuron's weights
  * <tensor> is the name the model files use (gp_model.src_names). Every dataset carries
  * `description` and `units`.
  *
@@ -31,7 +38,7 @@
 
 #define GP_STATS_FILE "stats.h5" /* in the job's output folder */
 #define GP_STATS_FORMAT "gaprune-stats"
-#define GP_STATS_FORMAT_VERSION 1
+#define GP_STATS_FORMAT_VERSION 2
 
 /* ---- root attributes (besides provenance, description and complete) ---- */
 #define GP_STATS_ATTR_MODEL_PATH "model_path"       /* string: the model folder the statistics are of */
@@ -68,11 +75,15 @@
 #define GP_STATS_DOMAIN_GRAD_MEAN GP_STATS_DOMAIN "/" GP_STATS_GRAD_MEAN
 #define GP_STATS_GENERAL_GRAD_MEAN GP_STATS_GENERAL "/" GP_STATS_GRAD_MEAN
 #define GP_STATS_ACTIVATIONS "activations"
+/* per corpus, float64 [layers, intermediate_size], when prune.layers selects the MLP: */
+#define GP_STATS_NEURON_FISHER "neuron_fisher"       /* Σ_units (∂L/∂gate_j)² / n_triplets, loss² */
+#define GP_STATS_NEURON_GRAD_MEAN "neuron_grad_mean" /* Σ_units ∂L/∂gate_j / n_units, loss */
 
 /* ---- the alignment group ---- */
 #define GP_STATS_ALIGNMENT "alignment"
 #define GP_STATS_COSINE "cosine"
 #define GP_STATS_NAMES "names"
+#define GP_STATS_NEURON_COSINE "neuron_cosine" /* float64 [layers, intermediate_size] */
 #define GP_STATS_ALIGNMENT_COSINE GP_STATS_ALIGNMENT "/" GP_STATS_COSINE
 #define GP_STATS_ALIGNMENT_NAMES GP_STATS_ALIGNMENT "/" GP_STATS_NAMES
 

@@ -195,6 +195,39 @@ static void free_names(char **names, size_t n) {
     free(names);
 }
 
+/* The MLP neurons' statistics, when the file has them: per block the mean gate Fisher of each
+ * corpus and the mean cosine of the neurons' gradients (a damaged or absent set: no table). */
+static void neuron_table(hid_t f) {
+    static const char *const sets[3] = {GP_STATS_DOMAIN "/" GP_STATS_NEURON_FISHER,
+                                        GP_STATS_GENERAL "/" GP_STATS_NEURON_FISHER,
+                                        GP_STATS_ALIGNMENT "/" GP_STATS_NEURON_COSINE};
+    float *v[3] = {NULL, NULL, NULL};
+    size_t n[3] = {0, 0, 0};
+    hsize_t dims[2] = {0, 0};
+    for (int k = 0; k < 3; k++) {
+        hid_t d = H5Lexists(f, sets[k], H5P_DEFAULT) > 0 ? H5Dopen2(f, sets[k], H5P_DEFAULT) : -1;
+        if (d < 0) continue;
+        hid_t sp = H5Dget_space(d);
+        if (sp >= 0 && H5Sget_simple_extent_ndims(sp) == 2) H5Sget_simple_extent_dims(sp, dims, NULL);
+        if (sp >= 0) H5Sclose(sp);
+        H5Dclose(d);
+        v[k] = read_all(f, sets[k], &n[k]);
+    }
+    const bool ok = v[0] && v[1] && v[2] && dims[0] > 0 && dims[0] * dims[1] == n[0] && n[0] == n[1] && n[1] == n[2];
+    if (ok) {
+        printf("MLP neurons: Fisher of a gate on each neuron's output (Φ), cosine of the general and domain gradients "
+               "over its weights\n%-6s %8s %12s %12s %10s %10s\n", "layer", "neurons", "mean Phi_dom", "mean Phi_gen", "dom/gen",
+               "cos");
+        for (hsize_t l = 0; l < dims[0]; l++) {
+            double a = 0, b = 0, c = 0;
+            for (hsize_t j = 0; j < dims[1]; j++) a += v[0][l * dims[1] + j], b += v[1][l * dims[1] + j], c += v[2][l * dims[1] + j];
+            printf("%-6llu %8llu %12.4g %12.4g %10.3g %10.4f\n", (unsigned long long)l, (unsigned long long)dims[1],
+                   a / (double)dims[1], b / (double)dims[1], b > 0 ? a / b : NAN, c / (double)dims[1]);
+        }
+    }
+    for (int k = 0; k < 3; k++) free(v[k]);
+}
+
 static int inspect_stats(hid_t f, const char *path, const char *svg_path) {
     size_t nt = 0;
     char **names = tensor_names(f, &nt);
@@ -244,6 +277,7 @@ static int inspect_stats(hid_t f, const char *path, const char *svg_path) {
     }
     free_names(names, nt);
     free(cos);
+    neuron_table(f);
     return svg_path ? svg(svg_path, path, &fg) : GP_OK;
 }
 

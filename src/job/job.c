@@ -475,6 +475,14 @@ static gp_status convert(gp_job *j, gp_err *err) {
         free(j->model.query_instruction);
         j->model.query_instruction = gp_query_instruct(j->model.query_task);
     }
+    /* a structured criterion scores whole neurons: no other scope has them */
+    const gp_criteria_list *lists[2] = {&j->prune.methods, &j->retrain.methods};
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < lists[l]->n; i++)
+            if ((lists[l]->v[i]->needs & GP_NEED_NEURONS) && j->prune.scope.kind != GP_SCOPE_NEURONS)
+                return BAD("%s: %s scores whole MLP neurons: it needs [prune] scope = neurons (%s)",
+                           gp_job_origin(j, l ? "retrain" : "prune", "methods"), lists[l]->v[i]->name,
+                           gp_job_origin(j, "prune", "scope"));
     /* the run is still sound (the rate just never reaches retrain.lr): a warning, not an error */
     if (j->retrain.steps > 0 && j->retrain.warmup > j->retrain.steps)
         gp_warn("%s: [retrain] warmup = %d is more than [retrain] steps = %d (%s): the learning rate never reaches "

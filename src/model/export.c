@@ -65,12 +65,14 @@ static float *gather_neurons(const float *w, int64_t R, int64_t C, gp_neuron_axi
     return out;
 }
 
-/* The source's text with the number after its first "intermediate_size": replaced by kept (the
- * rest byte for byte), or NULL when the text has no such number. */
-static char *replace_size(const char *text, int64_t kept) {
-    const char *key = strstr(text, "\"intermediate_size\"");
+/* The source's text with the number after its first "<name>": replaced by kept (the rest byte
+ * for byte), or NULL when the text has no such number. */
+static char *replace_number(const char *text, const char *name, int64_t kept) {
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\"", name);
+    const char *key = strstr(text, quoted);
     if (!key) return NULL;
-    const char *v = key + strlen("\"intermediate_size\"");
+    const char *v = key + strlen(quoted);
     while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') v++;
     if (*v++ != ':') return NULL;
     while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') v++;
@@ -94,7 +96,7 @@ static gp_status write_config(const gp_model *m, const char *tmp, int64_t kept, 
     cJSON *cfg = NULL;
     int64_t got = -1;
     gp_status rc = gp_read_file(src, &orig, &len, err);
-    if (!rc && (text = replace_size(orig, kept)) && !gp_json_parse(text, strlen(text), src, &cfg, err) &&
+    if (!rc && (text = replace_number(orig, "intermediate_size", kept)) && !gp_json_parse(text, strlen(text), src, &cfg, err) &&
         !gp_json_int(cfg, "intermediate_size", &got, src, err) && got == kept) {
         /* the textual replacement holds */
     } else if (!rc) {
@@ -126,6 +128,34 @@ static gp_status write_config(const gp_model *m, const char *tmp, int64_t kept, 
     return rc;
 }
 
+/* A sharded folder's <tmp>/model.safetensors.index.json with metadata.total_size = total (the
+ * bytes of every tensor, what transformers records), the rest byte for byte; nothing to do for
+ * a single-file model. The number is replaced textually and checked by parsing it back. */
+static gp_status write_index_total(const char *tmp, uint64_t total, gp_err *err) {
+    char *path = gp_path_join(tmp, "model.safetensors.index.json"), *orig = NULL, *text = NULL;
+    size_t len = 0;
+    gp_status rc = GP_OK;
+    if (gp_file_exists(path)) {
+        cJSON *doc = NULL;
+        rc = gp_read_file(path, &orig, &len, err);
+        if (!rc && !(text = replace_number(orig, "total_size", (int64_t)total)))
+            rc = gp_errf(err, GP_EINPUT, "%s: no \"total_size\" number in its metadata", path);
+        if (!rc) rc = gp_json_parse(text, strlen(text), path, &doc, err);
+        const cJSON *t = rc ? NULL : cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "metadata"), "total_size");
+        if (!rc && !(cJSON_IsNumber(t) && t->valuedouble == (double)total))
+            rc = gp_errf(err, GP_EINPUT, "%s: its first \"total_size\" is not metadata.total_size", path);
+        cJSON_Delete(doc);
+        FILE *f = rc ? NULL : gp_file_create(path, err);
+        if (!rc && !f) rc = GP_EINPUT;
+        if (f) {
+            fputs(text, f);
+            rc = gp_file_commit(f, path, err);
+        }
+    }
+    free(orig), free(text), free(path);
+    return rc;
+}
+
 gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *const *meta, int nmeta,
                           const gp_export_neurons *neurons, gp_err *err) {
     char *tmp = gp_tmp_path(out_dir);
@@ -134,6 +164,7 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
     if (!rc && neurons) rc = write_config(m, tmp, neurons->kept, err);
     gp_st_set *set = NULL;
     if (!rc) rc = gp_st_set_open(m->dir, &set, err);
+    uint64_t total = 0; /* bytes of every tensor written */
     for (int s = 0; !rc && s < gp_st_set_nfiles(set); s++) {
         const gp_st_file *f = gp_st_set_file(set, s);
         gp_st_writer *w = gp_st_writer_init();
@@ -160,10 +191,13 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
                 owned[k] = gather_neurons(gp_model_param(m, p), R, C, ax, neurons->index + (int64_t)layer * neurons->kept,
                                           neurons->kept);
                 gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, shape, owned[k]);
-            } else if (p >= 0) {
-                gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, t->shape, gp_model_param(m, p));
+                total += (uint64_t)(shape[0] * (t->ndim == 2 ? shape[1] : 1)) * gp_dtype_size(t->dtype);
             } else {
-                gp_st_writer_add_raw(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+                if (p >= 0) gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, t->shape, gp_model_param(m, p));
+                else gp_st_writer_add_raw(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+                uint64_t numel = 1;
+                for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
+                total += numel * gp_dtype_size(t->dtype);
             }
         }
         char *path = gp_path_join(tmp, gp_st_set_file_name(set, s));
@@ -174,6 +208,7 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
         free(owned);
     }
     gp_st_set_close(set);
+    if (!rc && neurons) rc = write_index_total(tmp, total, err);
     if (!rc) {
         gp_rmtree(out_dir);
         if (rename(tmp, out_dir) != 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot rename to %s", tmp, out_dir);

@@ -754,6 +754,7 @@ char *gp_query_instruct(const char *task) {
 void gp_model_encode(gp_model *m, const char *const *texts, int n, int batch, int max_len, const char *prefix,
                      float *emb) {
     const int C = gp_model_dim(m);
+    const double t0 = gp_now();
     if (max_len <= 0 || max_len > m->max_length) max_len = m->max_length;
     const char **bt = gp_malloc((size_t)(batch > 0 ? batch : 1) * sizeof(char *));
     char **owned = gp_calloc((size_t)(batch > 0 ? batch : 1), sizeof(char *));
@@ -781,6 +782,8 @@ void gp_model_encode(gp_model *m, const char *const *texts, int n, int batch, in
     }
     free(owned);
     free(bt);
+    m->encoded += n;
+    m->encode_s += gp_now() - t0;
 }
 
 static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }

@@ -54,6 +54,13 @@ static void score_magnitude(const gp_score_in *in, float *out) {
     for (size_t k = 0; k < n; k++) out[k] = fabsf(in->w[k]);
 }
 
+/* gaprune-neurons' element score: √|θ|, the magnitude term of DAI without γ; a neuron's sum of
+ * it is combined with its gate Fisher and alignment by the scoring (score.c, structural_dai). */
+static void score_sqrt_magnitude(const gp_score_in *in, float *out) {
+    size_t n = (size_t)(in->rows * in->cols);
+    for (size_t k = 0; k < n; k++) out[k] = (float)sqrt(fabs((double)in->w[k]));
+}
+
 static void score_fisher_domain(const gp_score_in *in, float *out) {
     memcpy(out, in->fisher_dom, (size_t)(in->rows * in->cols) * sizeof(float));
 }
@@ -84,6 +91,9 @@ static const gp_criterion k_criteria[] = {
     {"fisher-general", GP_NEED_FISHER, false, score_fisher_general, "F_gen"},
     {"random", 0, false, score_random, "uniform random, from (seed, tensor, element)"},
     {"wanda", GP_NEED_ACT, true, score_wanda, "|w_ij| ||x_j||, compared within each output row"},
+    {"gaprune-neurons", GP_NEED_NEURONS, false, score_sqrt_magnitude,
+     "structured DAI of a whole MLP neuron (scope neurons): [(Phi_dom - beta Phi_gen) + gamma mean sqrt|w|] (1 + alpha "
+     "s_j), Phi = Fisher of a gate on the neuron, s_j = cosine of G_gen and G_dom over its weights"},
 };
 
 const gp_criterion *gp_criterion_find(const char *name) {

@@ -450,6 +450,7 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     }
     cJSON *doc = cJSON_CreateObject(), *jr = cJSON_CreateObject(), *js = cJSON_CreateObject();
     gp_status rc = GP_OK;
+    m->encoded = 0, m->encode_s = 0;
     double main_sum = 0;
     int n_scored = 0;
     for (int i = 0; i < nr && !rc; i++) {
@@ -505,6 +506,15 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     cJSON_AddItemToObject(doc, "retrieval", jr);
     cJSON_AddItemToObject(doc, "sts", js);
     cJSON_AddNumberToObject(doc, "seconds", gp_now() - t0);
+    /* encode throughput: every text embedded by all ranks over the slowest rank's encoding time */
+    int64_t texts = m->encoded;
+    gp_allreduce_sum_i64(&texts, 1);
+    const double enc_s = gp_allreduce_max_f64(m->encode_s);
+    cJSON *enc = cJSON_AddObjectToObject(doc, "encode");
+    cJSON_AddNumberToObject(enc, "texts", (double)texts);
+    cJSON_AddNumberToObject(enc, "seconds", enc_s);
+    if (enc_s > 0) cJSON_AddNumberToObject(enc, "texts_per_s", (double)texts / enc_s);
+    cJSON_AddNumberToObject(enc, "threads", gp_threads());
     if (settings_hash) cJSON_AddStringToObject(doc, "settings_hash", settings_hash);
     if (gp_rank() == 0 && json_path) {
         char *txt = cJSON_Print(doc);
@@ -552,7 +562,7 @@ gp_status gp_eval_hash(const gp_eval_opts *o, char hex[65], gp_err *err) {
     const int nr = o->n_retrieval, ns = o->n_sts;
     char *rl = joined(rs, nr), *sl = joined(ss, ns);
     char *head = gp_malloc(strlen(rl) + strlen(sl) + strlen(o->query_instruction) + 128);
-    sprintf(head, "gaprune-eval v1; max_length %d; query_instruction %s; retrieval %s; sts %s", o->max_length,
+    sprintf(head, "gaprune-eval v2; max_length %d; query_instruction %s; retrieval %s; sts %s", o->max_length,
             o->query_instruction, rl, sl);
     gp_sha256_update(h, head, strlen(head));
     free(head);

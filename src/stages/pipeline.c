@@ -161,7 +161,9 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
             hid_t f = rc ? -1 : gp_h5_open_quiet(out->mask_path);
             if (f >= 0) {
                 gp_h5_read_attr_double(f, GP_MASK_ATTR_MODEL_ZERO_FRACTION, &out->mask.model_zero_fraction);
-                gp_h5_read_attr_double(f, GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN, &reused_ratio);
+                gp_h5_read_attr_double(f, crit->needs & GP_NEED_NEURONS ? GP_MASK_ATTR_NEURON_FISHER_VS_MAGNITUDE
+                                                                        : GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN,
+                                       &reused_ratio);
                 H5Fclose(f);
             }
         }
@@ -180,6 +182,7 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
     out->sparsity = (double)out->mask.pruned / (double)out->mask.total;
     out->zero_fraction = out->mask.model_zero_fraction;
     out->fisher_ratio = ratio_n ? ratio_sum / ratio_n : reused_ratio;
+    if (!current && (crit->needs & GP_NEED_NEURONS)) out->fisher_ratio = out->mask.neuron_fisher_vs_magnitude;
     gp_export_neurons nr;
     int32_t *index = cfg->scope.kind == GP_SCOPE_NEURONS ? kept_neurons(&out->mask, m, &nr) : NULL;
     out->params = params_kept(m, index ? &nr : NULL);

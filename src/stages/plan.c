@@ -101,6 +101,12 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
         for (int k = 0; k < P; k++) out->block = bounds[k + 1] - bounds[k] > out->block ? bounds[k + 1] - bounds[k] : out->block;
         free(bounds);
     }
+    /* stats.c's neuron statistics exist when the down projections have statistics */
+    bool neurons = false;
+    for (int i = 0; i < t->n; i++) {
+        int layer;
+        neurons |= sel_off[i] >= 0 && gp_model_neuron_axis(&shape, i, &layer) == GP_NEURON_COLS;
+    }
     free(sel_off);
 
     const int model_max = pm->max_length > 0 ? pm->max_length : c->max_positions;
@@ -124,6 +130,9 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
         add(out, "reductions in flight", 4.0 * W * GP_DIST_INFLIGHT * piece, "4*2*4*min(n/L, 2^22) (MPI's piece temporaries)");
     }
     add(out, "activation sums", 8.0 * (double)nact, "8*sum of linear inputs (Wanda)");
+    if (neurons)
+        add(out, "neuron statistics", 8.0 * (8.0 * c->layers * (double)c->intermediate + c->intermediate),
+            "8*(8*L*I + I): gate Fisher and gate gradient sums of 2 corpora, the cosines' sums (L*I MLP neurons)");
     add(out, "unit activations", gp_plan_unit_activations(c, out->texts, out->seq_len, out->threads, pm->recompute),
         "3*fisher_batch texts x T tokens, kept for backward");
     add(out, "tokenizer", 2.0 * pm->tokenizer_bytes, "2 x tokenizer files (approximate)");
@@ -431,9 +440,9 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
             double items = 0;
             for (int i = 0; i < mf.table.n; i++) items += gp_prune_selects(job->prune.layers, &shape, i, NULL);
             const double I = mf.cfg.intermediate, L = mf.cfg.layers;
-            padd(sc, "structure scores", 16 * items * I + 9 * L * I + 8 * I,
-                 "16*n*I + 9*L*I + 8*I: each selected tensor's neuron sums and their exchange, every block's scores "
-                 "and kept flags, the running column sums (scope neurons)");
+            padd(sc, "structure scores", 16 * items * I + 33 * L * I + 8 * I,
+                 "16*n*I + 33*L*I + 8*I: each selected tensor's neuron sums and their exchange, every block's scores "
+                 "and kept flags, the neuron statistics gaprune-neurons reads, the running column sums (scope neurons)");
         }
         padd(sc, "model activations", carry[2].fwd + carry[2].bwd, carry_f);
         padd(sc, "tokenizer", tok, tok_f);

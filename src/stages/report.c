@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gaprune/fs.h"
+#include "gaprune/kernels.h"
 #include "gaprune/log.h"
 
 static double main_score(const cJSON *doc, const char *kind, const char *set) {
@@ -17,6 +18,12 @@ static double main_score(const cJSON *doc, const char *kind, const char *set) {
 
 double gp_report_mean(const cJSON *doc) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(doc, "main_score_mean");
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+/* An evaluation's encode throughput (texts/s, all ranks; NaN when the file has none). */
+static double encode_rate(const cJSON *doc) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "encode"), "texts_per_s");
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
@@ -89,20 +96,31 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
         } while (k < 2 && set);
     }
     fprintf(f, "## masks\n\n| method | sparsity | achieved | zeros in the model | parameters | weights on disk (MB) | "
-               "fisher/magnitude term ratio | retraining loss (first → last step) |\n|---|---|---|---|---|---|---|---|\n");
-    fprintf(f, "| dense | 0 | | | %zu | %.2f | | |\n", m->n_params, (double)m->disk_bytes / 1e6);
+               "encode texts/s (× dense) | fisher/magnitude term ratio | retraining loss (first → last step) |\n"
+               "|---|---|---|---|---|---|---|---|---|\n");
+    const double dense_rate = encode_rate(dense);
+    char rate[64] = "";
+    if (!isnan(dense_rate)) snprintf(rate, sizeof rate, "%.1f", dense_rate);
+    fprintf(f, "| dense | 0 | | | %zu | %.2f | %s | | |\n", m->n_params, (double)m->disk_bytes / 1e6, rate);
     for (int i = 0; i < nrows; i++) {
         char loss[64] = "";
         if (rows[i].did_retrain) snprintf(loss, sizeof loss, "%.4f → %.4f", rows[i].first_loss, rows[i].last_loss);
-        fprintf(f, "| %s | %g | %.4f | %.2f%% | %lld | %.2f | %.3g | %s |\n", rows[i].method, rows[i].sparsity,
+        const double r = encode_rate(rows[i].one_shot);
+        rate[0] = '\0';
+        if (!isnan(r)) snprintf(rate, sizeof rate, isnan(dense_rate) ? "%.1f" : "%.1f (%.2f×)", r, r / dense_rate);
+        fprintf(f, "| %s | %g | %.4f | %.2f%% | %lld | %.2f | %s | %.3g | %s |\n", rows[i].method, rows[i].sparsity,
                 rows[i].achieved, 100 * rows[i].zero_fraction, (long long)rows[i].params, (double)rows[i].disk_bytes / 1e6,
-                rows[i].fisher_ratio, loss);
+                rate, rows[i].fisher_ratio, loss);
     }
     if (job->prune.scope.kind == GP_SCOPE_NEURONS)
         fprintf(f, "\nScope neurons: the pruned and retrained folders hold only the kept MLP neurons (a smaller "
                    "intermediate_size), so their parameters and weights on disk are what a user loads.\n");
+    fprintf(f, "\nEncode texts/s: every text of the one-shot evaluation (all ranks, %d thread%s each) over the slowest "
+               "rank's encoding time; a masked model runs at the dense speed, a smaller one (scope neurons) faster.\n",
+            gp_threads(), gp_threads() > 1 ? "s" : "");
     fprintf(f, "\nThe fisher/magnitude ratio is Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ| per tensor, averaged: near 0, GAPrune's "
-               "DAI ranks weights almost as magnitude pruning does.\n");
+               "DAI ranks weights almost as magnitude pruning does (gaprune-neurons: Σ|Φ_dom − βΦ_gen| / Σ γ·m_j over the "
+               "neurons).\n");
     rc = gp_file_commit(f, md_path, err);
     if (!rc) {
         cJSON *j = cJSON_CreateObject();
@@ -136,6 +154,8 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             cJSON_AddNumberToObject(r, "params", (double)rows[i].params);
             cJSON_AddNumberToObject(r, "weights_bytes", (double)rows[i].disk_bytes);
             if (!isnan(rows[i].fisher_ratio)) cJSON_AddNumberToObject(r, "fisher_vs_magnitude", rows[i].fisher_ratio);
+            const double rate_i = encode_rate(rows[i].one_shot);
+            if (!isnan(rate_i) && !isnan(dense_rate)) cJSON_AddNumberToObject(r, "encode_vs_dense", rate_i / dense_rate);
             cJSON_AddItemToObject(r, "one_shot", rows[i].one_shot ? cJSON_Duplicate(rows[i].one_shot, 1) : cJSON_CreateNull());
             cJSON_AddItemToObject(r, "retrained", rows[i].retrained ? cJSON_Duplicate(rows[i].retrained, 1) : cJSON_CreateNull());
             if (rows[i].did_retrain) { /* also without an evaluation of the retrained model */

@@ -61,6 +61,7 @@ typedef struct {
     int64_t neurons;
     double *nscore;
     uint8_t *nkeep;
+    double neuron_ratio; /* gaprune-neurons: Σ|Φ_dom − βΦ_gen| / Σ γ·m over every neuron */
 } score_ctx;
 
 static int64_t cols_of(const score_ctx *c, int item) { return c->m->table.p[c->items[item]].shape[1]; }
@@ -258,6 +259,49 @@ static int by_score_then_index(const void *a, const void *b) {
     return (x->j > y->j) - (x->j < y->j);
 }
 
+/* One [layers, neurons] float64 dataset of the neuron statistics (every rank reads it). */
+static gp_status read_neuron_stat(score_ctx *c, const char *group, const char *name, double *v, gp_err *err) {
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s", group, name);
+    if (!gp_h5_read_f64(c->stats, path, v, (size_t)(c->layers * c->neurons))) return GP_OK;
+    return gp_errf(err, GP_EINPUT, "%s: no dataset %s of %d x %lld values (the MLP neuron statistics, written since stats "
+                   "format 2 when prune.layers = mlp: rerun gaprune stats)", c->stats_path, path, c->layers,
+                   (long long)c->neurons);
+}
+
+/* gaprune-neurons: c->nscore holds every neuron's Σ√|θ| over its weights (the element score);
+ * it becomes the structured DAI
+ *     S_j = [(Φ_dom,j − β Φ_gen,j) + γ · m_j] · (1 + α · s_j)
+ * with Φ the Fisher of a gate on the neuron's output (stats.h5 neuron_fisher), m_j = the mean of
+ * √|θ| over the neuron's weights (its sum over their count: the same count for every neuron of a
+ * block) and s_j the cosine of G_gen and G_dom over its weights (neuron_cosine). Removing the
+ * neuron sets its gate from 1 to 0, so ½Φ is the diagonal-Fisher estimate of the loss increase
+ * that removal costs, the same quantity that (F_dom − βF_gen)|θ| stands for per weight in the
+ * paper's DAI; m_j and s_j are the paper's magnitude and alignment terms per neuron. */
+static gp_status structural_dai(score_ctx *c, gp_err *err) {
+    const int64_t I = c->neurons, nn = (int64_t)c->layers * I;
+    double *fd = gp_malloc((size_t)nn * sizeof(double)), *fg = gp_malloc((size_t)nn * sizeof(double)),
+           *cs = gp_malloc((size_t)nn * sizeof(double));
+    gp_status rc = read_neuron_stat(c, GP_STATS_DOMAIN, GP_STATS_NEURON_FISHER, fd, err);
+    if (!rc) rc = read_neuron_stat(c, GP_STATS_GENERAL, GP_STATS_NEURON_FISHER, fg, err);
+    if (!rc) rc = read_neuron_stat(c, GP_STATS_ALIGNMENT, GP_STATS_NEURON_COSINE, cs, err);
+    int64_t weights = 0; /* of one neuron: a row of each up projection and a column of the down one */
+    for (int i = 0; i < c->n; i++)
+        if (c->layer_of[i] == c->layer_of[0]) weights += c->axis[i] == GP_NEURON_ROWS ? cols_of(c, i) : rows_of(c, i);
+    double tf = 0, tm = 0;
+    for (int64_t k = 0; k < nn && !rc; k++) {
+        const double fisher = fd[k] - c->cfg->beta * fg[k], mag = c->cfg->gamma * c->nscore[k] / (double)weights;
+        if (!isfinite(fisher) || !isfinite(cs[k]))
+            rc = gp_errf(err, GP_EINPUT, "%s: neuron %lld of block %lld: neuron statistics are not finite (%g, %g, %g)",
+                         c->stats_path, (long long)(k % I), (long long)(k / I), fd[k], fg[k], cs[k]);
+        c->nscore[k] = (fisher + mag) * (1.0 + c->cfg->alpha * cs[k]);
+        tf += fabs(fisher), tm += mag;
+    }
+    c->neuron_ratio = tm > 0 ? tf / tm : NAN;
+    free(fd), free(fg), free(cs);
+    return rc;
+}
+
 /* scope neurons (collective): every block's structure scores (c->nscore, the sum over the
  * block's tensors in table order of neuron_piece's sums), the floor(p·neurons) lowest of every
  * block removed (ties: lower index first), and the mask of the whole model from them on every
@@ -277,6 +321,11 @@ static gp_status select_neurons(score_ctx *c, double p, gp_mask *mk, gp_err *err
     for (int i = 0; i < c->n; i++)
         for (int64_t k = 0; k < I; k++) c->nscore[(int64_t)c->layer_of[i] * I + k] += tot[(int64_t)i * I + k];
     free(tot);
+    /* the same statistics file on every rank: the same scores, or the same error */
+    if ((c->crit->needs & GP_NEED_NEURONS) && (rc = structural_dai(c, err))) return rc;
+    if (c->crit->needs & GP_NEED_NEURONS)
+        gp_log0("score: %s: structured DAI, fisher/magnitude term ratio %.3g over %lld neurons", c->crit->name,
+                c->neuron_ratio, (long long)(c->layers * I));
     const int64_t drop = floor_frac(p, I);
     ranked *order = gp_malloc((size_t)I * sizeof(ranked));
     for (int l = 0; l < c->layers; l++) {
@@ -743,8 +792,11 @@ static gp_status write_mask_file(score_ctx *c, const gp_mask_request *req, const
                                  "projections and column of the down projection)", "1");
         gp_h5_write_rows(ds, H5T_NATIVE_UINT8, 0, dims[0], dims[1], c->nkeep);
         H5Dclose(ds);
+        const bool structural = c->crit->needs & GP_NEED_NEURONS;
         ds = gp_h5_dataset(f, GP_MASK_NEURON_SCORE, H5T_IEEE_F64LE, 2, dims,
-                           "structure score of each MLP neuron: the sum of its weights' scores (lower is removed first)",
+                           structural ? "structure score of each MLP neuron: the structured DAI [(Phi_dom - beta Phi_gen) + "
+                                        "gamma mean sqrt|w|] (1 + alpha s_j) (lower is removed first)"
+                                      : "structure score of each MLP neuron: the sum of its weights' scores (lower is removed first)",
                            "criterion units");
         gp_h5_write_rows(ds, H5T_NATIVE_DOUBLE, 0, dims[0], dims[1], c->nscore);
         H5Dclose(ds);
@@ -752,6 +804,7 @@ static gp_status write_mask_file(score_ctx *c, const gp_mask_request *req, const
         for (int64_t k = 0; k < c->neurons; k++) removed += !c->nkeep[k];
         gp_h5_attr_int(f, GP_MASK_ATTR_NEURONS_PER_LAYER, c->neurons);
         gp_h5_attr_int(f, GP_MASK_ATTR_NEURONS_REMOVED, removed);
+        if (structural) gp_h5_attr_double(f, GP_MASK_ATTR_NEURON_FISHER_VS_MAGNITUDE, c->neuron_ratio);
     }
     if (root) {
         write_attributes(c, f, req, scope, p, mk);
@@ -785,7 +838,8 @@ gp_status gp_mask_build(const gp_prune_opts *cfg, const gp_model *m, const gp_ma
     const gp_criterion *crit = req->method;
     const gp_scope scope = effective_scope(cfg, crit);
     double p = scope.kind == GP_SCOPE_NM ? 1.0 - (double)scope.n / scope.m : req->sparsity;
-    score_ctx c = {.cfg = cfg, .m = m, .crit = crit, .stats = -1, .stats_path = req->stats_path, .needs = crit->needs};
+    score_ctx c = {.cfg = cfg, .m = m, .crit = crit, .stats = -1, .stats_path = req->stats_path, .needs = crit->needs,
+                   .neuron_ratio = NAN};
     c.refcode = cfg->alignment == GP_ALIGN_REFCODE && (crit->needs & GP_NEED_FISHER);
     if (c.refcode) c.needs |= GP_NEED_GRAD;
     gp_status rc = open_stats(&c, err);
@@ -796,6 +850,7 @@ gp_status gp_mask_build(const gp_prune_opts *cfg, const gp_model *m, const gp_ma
     if (!rc) {
         fill_rows(&c, mk);
         mk->model_zero_fraction = model_zero_fraction(&c, mk);
+        mk->neuron_fisher_vs_magnitude = c.neuron_ratio;
         rc = write_mask_file(&c, req, &scope, p, mk, err);
     }
     free_ctx(&c);

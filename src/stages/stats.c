@@ -54,6 +54,13 @@ typedef struct {
                   * (1e-5 relative on 16 ranks) while the buffer is only the size of the inputs */
     size_t nact;
     int64_t *act_off; /* per parameter: offset into act, or -1 */
+    /* MLP neurons, when prune.layers selects every block's down projection: down[l] is block l's
+     * (its table index), nI the neurons of a block (0: no neuron statistics), and per corpus
+     * NF = Σ_units d², NG = Σ_units d of the gate derivatives d [layers·nI] (gate_derivatives);
+     * double, because they are few and each sums every unit of the corpus */
+    int *down;
+    int64_t nI;
+    double *NF[2], *NG[2], *dgate;
     double loss_sum[2];
     int64_t units_done[2], trip_done[2]; /* this rank's partial counts */
     int64_t step;                        /* steps completed */
@@ -120,6 +127,35 @@ static void block_begin(void *vctx, int layer) {
     s->t_comm += gp_now() - t0;
 }
 
+/* The derivative of the loss with respect to a gate multiplying the output of MLP neuron j, at
+ * gate 1, for every j: neuron j's activation a_tj reaches the loss only through column j of the
+ * down projection W [rows, I], so ∂L/∂gate_j = Σ_t Σ_o ∂L/∂y_to W_oj a_tj = Σ_o W_oj ∂L/∂W_oj
+ * with g = ∂L/∂W, exactly: no extra pass, no change to the model. Each d_j is summed over o in
+ * order, in double, whatever the threads. */
+static void gate_derivatives(const float *W, const float *g, int64_t rows, int64_t I, double *d) {
+    enum { JB = 256 };
+#pragma omp parallel for if (rows * I >= 32768) schedule(static)
+    for (int64_t j0 = 0; j0 < I; j0 += JB) {
+        const int64_t j1 = j0 + JB < I ? j0 + JB : I;
+        for (int64_t j = j0; j < j1; j++) d[j] = 0;
+        for (int64_t o = 0; o < rows; o++) {
+            const float *w = W + o * I, *go = g + o * I;
+            for (int64_t j = j0; j < j1; j++) d[j] += (double)w[j] * go[j];
+        }
+    }
+}
+
+/* Block l's neurons: Φ += d², Σd += d for this rank's unit (a rank without one adds zeros);
+ * like F these are sums over units, each rank its own, summed over ranks at the end. */
+static void add_gates(stats_ctx *s, int layer, const float *g) {
+    const int i = s->down[layer];
+    const int64_t I = s->nI;
+    const float *gw = g + (s->sel_off[i] - (int64_t)layer * (int64_t)s->win);
+    gate_derivatives(gp_model_param(s->m, i), gw, s->m->table.p[i].shape[0], I, s->dgate);
+    double *F = s->NF[s->cur] + layer * I, *G = s->NG[s->cur] + layer * I;
+    for (int64_t j = 0; j < I; j++) F[j] += s->dgate[j] * s->dgate[j], G[j] += s->dgate[j];
+}
+
 /* Block l's gradients are final. Replicated: F += g², G += g for the block on this rank.
  * Sharded (collective, every rank in the same block order; a rank without a unit sends
  * zeros): the sums over ranks of g and g² start towards the owners of the block's elements,
@@ -130,6 +166,7 @@ static void block_done(void *vctx, int layer) {
     const int w = layer % s->nwin;
     const int64_t a = (int64_t)layer * (int64_t)s->win, n = (int64_t)s->win;
     float *g = s->m->grads + (size_t)w * s->win;
+    if (s->nI) add_gates(s, layer, g);
     if (!s->sharded) {
         float *F = s->F[s->cur] + a, *G = s->G[s->cur] + a;
 #pragma omp parallel for if (n >= 32768) schedule(static)
@@ -269,6 +306,14 @@ static gp_status checkpoint(stats_ctx *s, gp_err *err) {
                             "this rank's sum of g over its units (replicated) or over every rank's units for its "
                             "block (sharded), selected tensors in parameter-table order",
                             "1");
+        if (!s->nI) continue;
+        const size_t nn = (size_t)s->m->cfg.layers * (size_t)s->nI;
+        snprintf(name, sizeof name, "%s_neuron_fisher_sum", k_corpus[c]);
+        gp_checkpoint_write(f, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->NF[c], nn,
+                            "this rank's sum over its units of the squared gate derivative of every MLP neuron", "1");
+        snprintf(name, sizeof name, "%s_neuron_grad_sum", k_corpus[c]);
+        gp_checkpoint_write(f, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->NG[c], nn,
+                            "this rank's sum over its units of the gate derivative of every MLP neuron", "1");
     }
     gp_checkpoint_write(f, "activation_sq_sum", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s->act, s->nact,
                         "this rank's sum of x^2 per linear-layer input feature", "1");
@@ -292,6 +337,10 @@ static void zero_accumulators(stats_ctx *s) {
     for (int c = 0; c < 2; c++) {
         memset(s->F[c], 0, s->na * sizeof(float));
         memset(s->G[c], 0, s->na * sizeof(float));
+        if (s->nI) {
+            memset(s->NF[c], 0, (size_t)s->m->cfg.layers * (size_t)s->nI * sizeof(double));
+            memset(s->NG[c], 0, (size_t)s->m->cfg.layers * (size_t)s->nI * sizeof(double));
+        }
         s->loss_sum[c] = 0;
         s->units_done[c] = s->trip_done[c] = 0;
     }
@@ -339,6 +388,11 @@ static gp_status load_checkpoint_file(hid_t f, void *vctx) {
             rc = gp_h5_read_f32(f, name, s->F[c], s->na);
             snprintf(name, sizeof name, "%s_grad_sum", k_corpus[c]);
             if (!rc) rc = gp_h5_read_f32(f, name, s->G[c], s->na);
+            const size_t nn = (size_t)s->m->cfg.layers * (size_t)s->nI;
+            snprintf(name, sizeof name, "%s_neuron_fisher_sum", k_corpus[c]);
+            if (!rc && nn) rc = gp_h5_read_f64(f, name, s->NF[c], nn);
+            snprintf(name, sizeof name, "%s_neuron_grad_sum", k_corpus[c]);
+            if (!rc && nn) rc = gp_h5_read_f64(f, name, s->NG[c], nn);
         }
         if (!rc) rc = gp_h5_read_f64(f, "activation_sq_sum", s->act, s->nact);
         double d[2];
@@ -414,6 +468,41 @@ static int alignment_cosines(const stats_ctx *s, double *cos, const char **names
     for (int t = 0; t < nt; t++) cos[t] = part[3 * t] / (sqrt(part[3 * t + 1]) * sqrt(part[3 * t + 2]) + 1e-12);
     free(part);
     return nt;
+}
+
+/* Collective: per MLP neuron [layers·nI], the cosine of G_general and G_domain over the neuron's
+ * weights (rows of the up projections, column of the down projection), as alignment_cosines
+ * does per tensor: each rank sums its block, then one allreduce. */
+static void neuron_cosines(const stats_ctx *s, double *cos) {
+    const gp_model *m = s->m;
+    const int64_t I = s->nI, nn = (int64_t)m->cfg.layers * I;
+    const int64_t lo = s->bounds[s->rank], hi = s->bounds[s->rank + 1], base = s->sharded ? lo : 0;
+    double *part = gp_calloc((size_t)(3 * nn), sizeof(double));
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        const gp_neuron_axis ax = s->sel_off[i] < 0 ? GP_NEURON_NONE : gp_model_neuron_axis(m, i, &layer);
+        if (ax == GP_NEURON_NONE || layer < 0) continue;
+        const int64_t cols = m->table.p[i].shape[1], off = s->sel_off[i];
+        const int64_t a = off > lo ? off : lo, e = off + (int64_t)m->table.p[i].numel < hi ? off + (int64_t)m->table.p[i].numel : hi;
+        for (int64_t k = a; k < e; k++) {
+            const int64_t at = k - off, j = ax == GP_NEURON_ROWS ? at / cols : at % cols;
+            double *d = part + 3 * (layer * I + j);
+            const double gg = s->G[1][k - base], gd = s->G[0][k - base];
+            d[0] += gg * gd, d[1] += gg * gg, d[2] += gd * gd;
+        }
+    }
+    gp_allreduce_sum_f64(part, (size_t)(3 * nn));
+    for (int64_t t = 0; t < nn; t++) cos[t] = part[3 * t] / (sqrt(part[3 * t + 1]) * sqrt(part[3 * t + 2]) + 1e-12);
+    free(part);
+}
+
+/* Rank 0: a [layers, nI] float64 dataset of the neuron statistics. */
+static void write_neuron_set(const stats_ctx *s, hid_t loc, const char *name, const double *v, const char *description,
+                             const char *units) {
+    const hsize_t dims[2] = {(hsize_t)s->m->cfg.layers, (hsize_t)s->nI};
+    hid_t ds = gp_h5_dataset(loc, name, H5T_IEEE_F64LE, 2, dims, description, units);
+    gp_h5_write_rows(ds, H5T_NATIVE_DOUBLE, 0, dims[0], dims[1], v);
+    H5Dclose(ds);
 }
 
 /* This rank's rows of selected tensor i in F or G: its block of the rows when every rank holds
@@ -540,8 +629,11 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     double *cos = gp_malloc((size_t)np * sizeof(double));
     const char **sel_names = gp_malloc((size_t)np * sizeof(char *));
     const hsize_t nt = (hsize_t)alignment_cosines(s, cos, sel_names);
+    double *ncos = s->nI ? gp_malloc((size_t)s->m->cfg.layers * (size_t)s->nI * sizeof(double)) : NULL;
+    if (ncos) neuron_cosines(s, ncos);
     if (s->rank != 0) {
         free(cos);
+        free(ncos);
         free(sel_names);
         return GP_OK;
     }
@@ -557,6 +649,26 @@ static gp_status write_stats(stats_ctx *s, const int64_t units[2], const int64_t
     H5Dclose(ds);
     H5Sclose(sp);
     gp_h5_write_strings(ag, GP_STATS_NAMES, sel_names, nt, "tensor name of each row of /alignment/cosine");
+    if (ncos) {
+        write_neuron_set(s, ag, GP_STATS_NEURON_COSINE, ncos,
+                         "per MLP neuron [layer, neuron]: <G_general, G_domain> / (|G_general| |G_domain| + 1e-12) over "
+                         "the neuron's weights (rows of the up projections, column of the down projection)",
+                         "1");
+        for (int c = 0; c < 2; c++) {
+            hid_t g = GP_H5(H5Gopen2(f, k_corpus[c], H5P_DEFAULT), "group %s", k_corpus[c]);
+            write_neuron_set(s, g, GP_STATS_NEURON_FISHER, s->NF[c],
+                             "Fisher of a gate on each MLP neuron's output [layer, neuron]: sum over gradient units of "
+                             "(dL/dgate_j)^2 at gate 1, dL/dgate_j = sum_o W_down[o,j] dL/dW_down[o,j], divided by the "
+                             "number of triplets (n_triplets)",
+                             "loss^2");
+            write_neuron_set(s, g, GP_STATS_NEURON_GRAD_MEAN, s->NG[c],
+                             "mean over gradient units (n_units) of dL/dgate_j, the derivative of the unit's InfoNCE loss "
+                             "with respect to a gate on MLP neuron j's output at gate 1 [layer, neuron]",
+                             "loss");
+            H5Gclose(g);
+        }
+    }
+    free(ncos);
     H5Gclose(ag);
     free(cos);
     free(sel_names);
@@ -577,7 +689,11 @@ static void free_ctx(stats_ctx *s) {
         gp_corpus_free(&s->corp[c]);
         free(s->F[c]);
         free(s->G[c]);
+        free(s->NF[c]);
+        free(s->NG[c]);
     }
+    free(s->down);
+    free(s->dgate);
     free(s->sq);
     for (int w = 0; w < 2; w++) gp_reduce_pending_free(&s->pend[w]);
     free(s->act);
@@ -687,6 +803,29 @@ static bool choose_sharded(const stats_ctx *s) {
     return shard;
 }
 
+/* The neuron statistics, when every block's down projection (the architecture's neuron_cols)
+ * has its gradient formed: otherwise nI stays 0 and stats.h5 has none. */
+static void alloc_neurons(stats_ctx *s) {
+    const gp_model *m = s->m;
+    const int L = m->cfg.layers;
+    s->down = gp_malloc((size_t)L * sizeof(int));
+    for (int l = 0; l < L; l++) s->down[l] = -1;
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        if (s->sel_off[i] >= 0 && gp_model_neuron_axis(m, i, &layer) == GP_NEURON_COLS && layer >= 0 && layer < L &&
+            m->table.p[i].ndim == 2 && m->table.p[i].shape[1] == m->cfg.intermediate)
+            s->down[layer] = i;
+    }
+    for (int l = 0; l < L; l++)
+        if (s->down[l] < 0) return;
+    s->nI = m->cfg.intermediate;
+    for (int c = 0; c < 2; c++) {
+        s->NF[c] = gp_calloc((size_t)L * (size_t)s->nI, sizeof(double));
+        s->NG[c] = gp_calloc((size_t)L * (size_t)s->nI, sizeof(double));
+    }
+    s->dgate = gp_malloc((size_t)s->nI * sizeof(double));
+}
+
 static void alloc_accumulators(stats_ctx *s) {
     gp_model *m = s->m;
     s->sel_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
@@ -715,6 +854,7 @@ static void alloc_accumulators(stats_ctx *s) {
         s->F[c] = gp_calloc(s->na ? s->na : 1, sizeof(float));
         s->G[c] = gp_calloc(s->na ? s->na : 1, sizeof(float));
     }
+    alloc_neurons(s);
     s->act_off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
     for (int i = 0; i < m->table.n; i++) s->act_off[i] = -1;
     /* one tiny forward to learn which weights are linear layers and their input sizes */
@@ -808,6 +948,11 @@ static gp_status finish(stats_ctx *s, gp_stats_report *rep, gp_err *err) {
         gp_allreduce_sum_f32(s->G[c], s->n);
     }
     gp_allreduce_sum_f64(s->act, s->nact);
+    const size_t nn = (size_t)s->m->cfg.layers * (size_t)s->nI;
+    for (int c = 0; c < 2 && nn; c++) {
+        gp_allreduce_sum_f64(s->NF[c], nn);
+        gp_allreduce_sum_f64(s->NG[c], nn);
+    }
     int64_t units[2] = {s->units_done[0], s->units_done[1]}, trips[2] = {s->trip_done[0], s->trip_done[1]};
     double loss[2] = {s->loss_sum[0], s->loss_sum[1]};
     gp_allreduce_sum_i64(units, 2);
@@ -819,6 +964,7 @@ static gp_status finish(stats_ctx *s, gp_stats_report *rep, gp_err *err) {
     for (int c = 0; c < 2; c++) {
         float inv_t = 1.0f / (float)trips[c], inv_u = 1.0f / (float)units[c];
         for (size_t k = 0; k < s->na; k++) s->F[c][k] *= inv_t, s->G[c][k] *= inv_u;
+        for (size_t k = 0; k < nn; k++) s->NF[c][k] /= (double)trips[c], s->NG[c][k] /= (double)units[c];
     }
     t0 = gp_now();
     gp_status rc = write_stats(s, units, trips, loss, err);

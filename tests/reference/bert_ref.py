@@ -193,7 +193,8 @@ def random_params(cfg, gen, scale=0.15):
 
 def layer_forward(P, p, x, mask, cfg, record=None):
     """One BERT layer. x [B, T, C]; mask [B, T] (1 = real token). record, when a dict, receives the
-    input of every linear layer, keyed by its weight's name."""
+    input of every linear layer, keyed by its weight's name. P may hold p + "gate" [I]: a factor on
+    each MLP neuron's output (the gradient with respect to it is the neuron's gate derivative)."""
     B, T, C = x.shape
     NH = cfg["num_attention_heads"]
     hs = C // NH
@@ -213,6 +214,8 @@ def layer_forward(P, p, x, mask, cfg, record=None):
     a = F.linear(ctx, P[p + "attention.output.dense.weight"], P[p + "attention.output.dense.bias"])
     x1 = F.layer_norm(a + x, (C,), P[p + "attention.output.LayerNorm.weight"], P[p + "attention.output.LayerNorm.bias"], eps)
     h = F.gelu(F.linear(x1, P[p + "intermediate.dense.weight"], P[p + "intermediate.dense.bias"]))
+    if p + "gate" in P:
+        h = h * P[p + "gate"]
     if record is not None:
         record[p + "intermediate.dense.weight"] = x1
         record[p + "output.dense.weight"] = h

@@ -7,7 +7,10 @@ in corpora/ and fisher_batch 1 and 4, the per-unit Fisher, mean gradients, per-t
 cosine and linear-layer activation sums that `gaprune stats` must reproduce:
     F_c = sum over units of g^2 / n_triplets,   G_c = sum over units of g / n_units,
 units = consecutive groups of fisher_batch triplets in file order, g = gradient of the unit's
-InfoNCE loss (float64). Written to stats-fb<k>.expected.h5.
+InfoNCE loss (float64). Per MLP neuron, with a gate of 1 multiplied into its output (autograd
+through the gate, not gaprune's formula): Phi_c = sum over units of (dL/dgate)^2 / n_triplets,
+mean gate gradient, and the cosine of G_gen and G_dom over the neuron's weights. Written to
+stats-fb<k>.expected.h5.
 """
 import json
 import os
@@ -41,6 +44,9 @@ def read_triplets(path):
 
 def corpus_stats(params, cfg, tok, triplets, fb, record_acts):
     names = list(params)
+    L, I = cfg["num_hidden_layers"], cfg["intermediate_size"]
+    gates = [f"encoder.layer.{l}.gate" for l in range(L)]
+    NF, NG = torch.zeros(L, I, dtype=torch.float64), torch.zeros(L, I, dtype=torch.float64)
     F = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in params.items()}
     G = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in params.items()}
     act = {}
@@ -52,11 +58,17 @@ def corpus_stats(params, cfg, tok, triplets, fb, record_acts):
         ids, mask = tok.batch(texts, MAX_LENGTH)
         ids, mask = torch.from_numpy(ids).long(), torch.from_numpy(mask)
         P = {k: v.double().requires_grad_(True) for k, v in params.items()}
+        for gname in gates:
+            P[gname] = torch.ones(I, dtype=torch.float64, requires_grad=True)
         rec = {} if record_acts else None
         h = R.bert_forward(P, ids, mask, cfg, rec)
         e = R.pool(h, mask, "mean", True)
         loss = R.infonce(e[:b], e[b:])
-        grads = torch.autograd.grad(loss, [P[k] for k in names])
+        grads = torch.autograd.grad(loss, [P[k] for k in names] + [P[g] for g in gates])
+        for l in range(L):
+            d = grads[len(names) + l]
+            NF[l] += d * d
+            NG[l] += d
         for k, g in zip(names, grads):
             F[k] += g * g
             G[k] += g
@@ -68,7 +80,8 @@ def corpus_stats(params, cfg, tok, triplets, fb, record_acts):
         units += 1
         loss_sum += float(loss)
     n = len(triplets)
-    return {k: v / n for k, v in F.items()}, {k: v / units for k, v in G.items()}, act, units, loss_sum / units
+    return ({k: v / n for k, v in F.items()}, {k: v / units for k, v in G.items()}, act, units, loss_sum / units,
+            NF / n, NG / units)
 
 
 def main():
@@ -88,19 +101,32 @@ def main():
     dom = read_triplets(os.path.join(out, "corpora", "domain.json"))
     gen_t = read_triplets(os.path.join(out, "corpora", "general.jsonl"))
     for fb in (1, 4):
-        Fd, Gd, act, ud, ld = corpus_stats(params, cfg, tok, dom, fb, True)
-        Fg, Gg, _, ug, lg = corpus_stats(params, cfg, tok, gen_t, fb, False)
+        Fd, Gd, act, ud, ld, NFd, NGd = corpus_stats(params, cfg, tok, dom, fb, True)
+        Fg, Gg, _, ug, lg, NFg, NGg = corpus_stats(params, cfg, tok, gen_t, fb, False)
         with h5py.File(os.path.join(out, f"stats-fb{fb}.expected.h5"), "w") as f:
             f.attrs["description"] = f"PyTorch float64 statistics of bert-tiny, fisher_batch {fb} (make_stats_fixtures.py)"
-            for c, (Fc, Gc, u, l, n) in {"domain": (Fd, Gd, ud, ld, len(dom)), "general": (Fg, Gg, ug, lg, len(gen_t))}.items():
+            for c, (Fc, Gc, u, l, n, NFc, NGc) in {"domain": (Fd, Gd, ud, ld, len(dom), NFd, NGd),
+                                                   "general": (Fg, Gg, ug, lg, len(gen_t), NFg, NGg)}.items():
                 g = f.create_group(c)
                 g.attrs["n_units"], g.attrs["loss_mean"], g.attrs["n_triplets"] = u, l, n
+                g.create_dataset("neuron_fisher", data=NFc.numpy())
+                g.create_dataset("neuron_grad_mean", data=NGc.numpy())
                 for k in params:
                     g.create_dataset(f"fisher/{k}", data=Fc[k].float().numpy())
                     g.create_dataset(f"grad_mean/{k}", data=Gc[k].float().numpy())
             for k in params:
                 a, b = Gg[k].flatten(), Gd[k].flatten()
                 f.create_dataset(f"alignment/{k}", data=float((a @ b) / (a.norm() * b.norm() + 1e-12)))
+            # per neuron j of block l: row j of intermediate.dense.weight, column j of output.dense.weight
+            L, I = cfg["num_hidden_layers"], cfg["intermediate_size"]
+            ncos = torch.zeros(L, I, dtype=torch.float64)
+            for l in range(L):
+                up, down = f"encoder.layer.{l}.intermediate.dense.weight", f"encoder.layer.{l}.output.dense.weight"
+                for j in range(I):
+                    a = torch.cat([Gg[up][j], Gg[down][:, j]])
+                    b = torch.cat([Gd[up][j], Gd[down][:, j]])
+                    ncos[l, j] = (a @ b) / (a.norm() * b.norm() + 1e-12)
+            f.create_dataset("alignment/neuron_cosine", data=ncos.numpy())
             for w, v in act.items():
                 f.create_dataset(f"activations/{w}", data=v.float().numpy())
         print(f"fisher_batch {fb}: domain loss {ld:.5f} ({ud} units), general loss {lg:.5f} ({ug} units)")
