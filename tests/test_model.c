@@ -113,6 +113,40 @@ static void test_bad_config(void **state) {
     expect_load_error(d, "config.json", "invalid JSON");
     tu_rmtree(d);
     free(d);
+
+    /* pruned_heads: gaprune reads the same count in every layer, heads that exist, once each */
+    d = copy_fixture("bert-heads");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", d);
+    char *orig = tu_read_file(path, NULL), *cut = strstr(orig, "\"pruned_heads\"");
+    assert_non_null(cut); /* the fixture's last key */
+    static const char *const bad[] = {
+        "{\"0\": [1], \"1\": [0, 2]}",    /* 1 head from layer 0, 2 from layer 1 */
+        "{\"0\": [1, 1], \"1\": [0, 2]}", /* a head twice */
+        "{\"0\": [1, 4], \"1\": [0, 2]}", /* no head 4 of 4 */
+        "{\"0\": [1, 3], \"7\": [0, 2]}", /* no layer 7 of 2 */
+        "[[1, 3], [0, 2]]",                 /* not an object */
+        "{\"0\": [1, 3]}",                  /* one layer of two */
+    };
+    static const char *const want[] = {"removes 1 heads from one layer and 2 from another", "not distinct heads",
+                                       "not distinct heads", "is not a layer in [0, 2)", "is not an object",
+                                       "names 1 of 2 layers"};
+    for (int k = 0; k < 6; k++) {
+        char text[8192];
+        snprintf(text, sizeof text, "%.*s\"pruned_heads\": %s}\n", (int)(cut - orig), orig, bad[k]);
+        tu_write(path, text);
+        expect_load_error(d, "config.json", want[k]);
+    }
+    tu_write(path, orig);
+    free(orig);
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(d, &m, &err), GP_OK); /* edited back: loads again */
+    assert_int_equal(m->cfg.heads, 2);
+    assert_int_equal(m->cfg.heads_pruned, 2);
+    gp_model_free(m);
+    tu_rmtree(d);
+    free(d);
 }
 
 static void test_qwen3_config(void **state) {

@@ -2,7 +2,8 @@
  * make_qwen3_fixtures.py).
  *
  * For each fixture model (BERT and Qwen3; one F32 single file, one BF16 in two shards with the
- * "bert." / "model." names of other checkpoint classes): token ids and mask exactly; embeddings
+ * "bert." / "model." names of other checkpoint classes; BERT also as transformers' prune_heads leaves a
+ * folder, 2 of 4 heads a layer): token ids and mask exactly; embeddings
  * within 1e-5 absolute; the InfoNCE loss within 1e-5 relative; the gradient of every parameter
  * within 1e-4 relative (‖diff‖ / ‖ref‖). Qwen3 is checked on a right-padded batch (as gaprune's
  * tokenizer pads) and on a left-padded one (as Qwen3's tokenizer pads).
@@ -199,6 +200,12 @@ static void test_bert_bf16_sharded(void **state) {
     check_model("bert-bf16", "");
 }
 
+/* a folder as transformers' prune_heads leaves it (config.json pruned_heads, 2 of 4 heads a layer) */
+static void test_bert_pruned_heads(void **state) {
+    (void)state;
+    check_model("bert-heads", "");
+}
+
 static void test_qwen3_f32(void **state) {
     (void)state;
     check_model("qwen3-f32", "");
@@ -214,7 +221,7 @@ static void test_qwen3_bf16_sharded(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bert_f32),
-        cmocka_unit_test(test_bert_bf16_sharded),
+        cmocka_unit_test(test_bert_bf16_sharded), cmocka_unit_test(test_bert_pruned_heads),
         cmocka_unit_test(test_qwen3_f32),
         cmocka_unit_test(test_qwen3_bf16_sharded),
     };

@@ -637,7 +637,7 @@ static void test_run_neurons(void **state) {
     }
     char *out = tu_read_in(g_dir, "out.txt");
     assert_non_null(strstr(out, "[retrain gaprune-0.5] step 2/2"));
-    assert_non_null(strstr(out, "intermediate_size 64 of 128"));
+    assert_non_null(strstr(out, "has 64 of 128 MLP neurons a block (intermediate_size 64)"));
     free(out);
     printf("    neurons run on 2 ranks: %g of %g parameters in the pruned and retrained folders\n", want, dense);
     /* again: every stage up to date */
@@ -645,6 +645,50 @@ static void test_run_neurons(void **state) {
     out = tu_read_in(g_dir, "out.txt");
     assert_non_null(strstr(out, "are up to date"));
     assert_null(strstr(out, "[retrain gaprune-0.5] step 1/2"));
+    free(out), free(md), free(js);
+}
+
+/* scope heads through gaprune run on 2 ranks: the smaller model of the pruned folder (2 of 4
+ * heads a block, pruned_heads in its config.json) is evaluated and retrained as a plain dense
+ * model, and the report counts its parameters. */
+static void test_run_heads(void **state) {
+    (void)state;
+    char cwd[2048], text[16384], p[4400];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/heads.ini", g_dir);
+    snprintf(text, sizeof text,
+             "[model]\npath = %s/" FIXTURES "/bert-f32\n"
+             "[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\ngeneral = %s/" FIXTURES "/corpora/general.jsonl\n"
+             "[prune]\nmethods = magnitude\nsparsity = 0.5\nscope = heads\nlayers = attention\n"
+             "[retrain]\nmethods = magnitude\nsteps = 2\nbatch = 4\nlr = 1e-3\nwarmup = 1\n"
+             "[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\n[output]\ndir = out-heads\n",
+             cwd, cwd, cwd, cwd);
+    tu_write(p, text);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run heads.ini", g_bin), 0);
+    char *js = tu_read_in(g_dir, "out-heads/report.json"), *md = tu_read_in(g_dir, "out-heads/report.md");
+    cJSON *j = cJSON_Parse(js);
+    const double dense = cJSON_GetObjectItemCaseSensitive(j, "model_params")->valuedouble;
+    /* 2 heads of 16 dimensions from each of 2 blocks: 3 x (16 rows of 64 + 16 biases) x 2 and 64 x 32 columns */
+    const double want = dense - 2 * (3 * 32 * (64 + 1) + 64 * 32);
+    const cJSON *r = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "rows"), 0);
+    assert_true(cJSON_GetObjectItemCaseSensitive(r, "params")->valuedouble == want);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(r, "retrained"));
+    cJSON_Delete(j);
+    assert_non_null(strstr(md, "Scope heads: the pruned and retrained folders hold only the kept attention heads"));
+    static const char *const folders[] = {"out-heads/pruned-magnitude-0.5", "out-heads/retrained-magnitude-0.5"};
+    for (int i = 0; i < 2; i++) {
+        gp_model *m;
+        gp_err err = {0};
+        snprintf(p, sizeof p, "%s/%s", g_dir, folders[i]);
+        if (gp_model_load(p, &m, &err)) fail_msg("%s", err.msg);
+        assert_int_equal(m->cfg.heads, 2);
+        assert_true((double)m->table.total == want);
+        gp_model_free(m);
+    }
+    char *out = tu_read_in(g_dir, "out.txt");
+    assert_non_null(strstr(out, "has 2 of 4 attention heads a block (heads 2)"));
+    assert_non_null(strstr(out, "[retrain magnitude-0.5] step 2/2"));
+    printf("    heads run on 2 ranks: %g of %g parameters, retrained as the smaller model\n", want, dense);
     free(out), free(md), free(js);
 }
 
@@ -867,7 +911,7 @@ int main(void) {
         cmocka_unit_test(test_damaged_log),
         cmocka_unit_test(test_run_end_to_end),
         cmocka_unit_test(test_run_qwen3),
-        cmocka_unit_test(test_run_neurons),
+        cmocka_unit_test(test_run_neurons), cmocka_unit_test(test_run_heads),
         cmocka_unit_test(test_train_from_config),
     };
     /* GP_TEST_FILTER=test_micro* runs one test while iterating (cmocka's pattern) */

@@ -519,17 +519,18 @@ static char *edited_model(const char *fixture, const char *name, void (*edit)(gp
 /* stats: for gaprune-neurons, its stats.h5: the structure score is then the structured DAI of
  * the sums (the job defaults α 0.2, β 1, γ 0.5), computed here in the same operations; NULL for
  * every other criterion (the sums themselves). */
-static void check_neuron_mask(const char *path, const gp_model *m, double p, int probe_layer, uint8_t *removed,
-                              const char *stats) {
+static void check_struct_mask(const char *path, const gp_model *m, gp_struct_kind kind, double p, int probe_layer,
+                              uint8_t *removed, const char *stats) {
     const int L = m->cfg.layers;
-    const int64_t I = m->cfg.intermediate;
+    const int64_t I = gp_model_struct_count(m, kind), g = gp_model_struct_width(m, kind);
+    const bool heads = kind == GP_STRUCT_HEADS;
     hid_t f = open_ro(path);
-    uint8_t *keep = read_u8(f, GP_MASK_NEURON_KEEP, (size_t)(L * I));
+    uint8_t *keep = read_u8(f, heads ? GP_MASK_HEAD_KEEP : GP_MASK_NEURON_KEEP, (size_t)(L * I));
     double *score = malloc((size_t)(L * I) * sizeof(double)), *hand = calloc((size_t)(L * I), sizeof(double));
-    assert_int_equal(gp_h5_read_f64(f, GP_MASK_NEURON_SCORE, score, (size_t)(L * I)), GP_OK);
+    assert_int_equal(gp_h5_read_f64(f, heads ? GP_MASK_HEAD_SCORE : GP_MASK_NEURON_SCORE, score, (size_t)(L * I)), GP_OK);
     for (int i = 0; i < m->table.n; i++) {
         int layer;
-        const gp_neuron_axis ax = gp_model_neuron_axis(m, i, &layer);
+        const gp_neuron_axis ax = gp_model_struct_axis(m, kind, i, &layer);
         const gp_param *t = &m->table.p[i];
         if (ax == GP_NEURON_NONE || t->ndim != 2) continue;
         char name[400];
@@ -541,10 +542,10 @@ static void check_neuron_mask(const char *path, const gp_model *m, double p, int
             double row = 0;
             for (int64_t k = 0; k < C; k++) {
                 if (ax == GP_NEURON_ROWS) row += s[r * C + k];
-                else part[k] += s[r * C + k];
-                assert_int_equal(bits[r * C + k], keep[layer * I + (ax == GP_NEURON_ROWS ? r : k)]);
+                else part[k / g] += s[r * C + k];
+                assert_int_equal(bits[r * C + k], keep[layer * I + (ax == GP_NEURON_ROWS ? r : k) / g]);
             }
-            if (ax == GP_NEURON_ROWS) part[r] += row;
+            if (ax == GP_NEURON_ROWS) part[r / g] += row;
         }
         for (int64_t k = 0; k < I; k++) hand[layer * I + k] += part[k];
         free(part), free(s), free(bits);
@@ -592,7 +593,7 @@ static void check_neuron_mask(const char *path, const gp_model *m, double p, int
 
 /* Embeddings of texts by the folder at path (its own weights) and by the full model with the
  * mask file applied: the largest difference. */
-static double removed_vs_zeroed(const char *fixture, const char *pruned, const char *maskf, int *intermediate) {
+static double removed_vs_zeroed(const char *fixture, const char *pruned, const char *maskf, gp_model_config *small_cfg) {
     gp_model *full, *small;
     gp_mask mk;
     gp_err err = {0};
@@ -609,7 +610,7 @@ static double removed_vs_zeroed(const char *fixture, const char *pruned, const c
     gp_model_encode(full, texts, 3, 3, 0, NULL, a);
     gp_model_encode(small, texts, 3, 3, 0, NULL, b);
     const double d = tu_max_abs(a, b, 3 * (size_t)D);
-    *intermediate = small->cfg.intermediate;
+    *small_cfg = small->cfg;
     free(a), free(b);
     gp_mask_free(&mk);
     gp_model_free(full), gp_model_free(small);
@@ -638,12 +639,12 @@ static void neurons_for(const char *fixture) {
             char *maskf = in_dir(rel);
             char sp[4400];
             snprintf(sp, sizeof sp, "%s/out-%s/stats.h5", g_dir, job);
-            check_neuron_mask(maskf, m, p, 0, NULL, strcmp(mt, "gaprune-neurons") ? NULL : sp);
+            check_struct_mask(maskf, m, GP_STRUCT_NEURONS, p, 0, NULL, strcmp(mt, "gaprune-neurons") ? NULL : sp);
             snprintf(rel, sizeof rel, "out-%s/pruned-%s-%g", job, mt, p);
             char *pruned = in_dir(rel);
-            int inter = 0;
-            const double d = removed_vs_zeroed(fixture, pruned, maskf, &inter);
-            assert_int_equal(inter, m->cfg.intermediate - (int)floor(p * m->cfg.intermediate + 1e-9));
+            gp_model_config sc;
+            const double d = removed_vs_zeroed(fixture, pruned, maskf, &sc);
+            assert_int_equal(sc.intermediate, m->cfg.intermediate - (int)floor(p * m->cfg.intermediate + 1e-9));
             if (d > 1e-6) fail_msg("%s %s at %g: removed and zeroed neurons differ by %.3g", fixture, mt, p, d);
             free(maskf), free(pruned);
         }
@@ -697,6 +698,110 @@ static void neurons_for(const char *fixture) {
     }
     printf("    %s: mask files of gaprune, wanda, random and gaprune-neurons on 2 and 4 ranks identical to 1 rank's\n", fixture);
     free(pruned);
+    gp_model_free(m);
+}
+
+/* Scope heads on the BERT fixture (4 heads of 16 dimensions in each of 2 blocks): for every
+ * element criterion at 25% and 50%, exactly floor(p·4) heads per block, ties to the lower
+ * index, structure scores equal to the sums by hand, the folder with the heads removed gives
+ * the zeroed full model's embeddings and the PyTorch reference's, config.json lists exactly the
+ * removed heads as transformers' pruned_heads, and the mask files are the same on 2 and 4 ranks. */
+static void test_heads(void **state) {
+    (void)state;
+    write_job("hd", "bert-f32", "[prune]\nscope = heads\nlayers = attention\nsave_scores = true\n");
+    assert_int_equal(tu_run_in(g_dir, "%s stats hd.ini", bin()), 0);
+    static const char *methods = "gaprune,gaprune-ref,magnitude,fisher-domain,fisher-general,random,wanda";
+    assert_int_equal(tu_run_in(g_dir, "%s score hd.ini --method %s --sparsity 0.25,0.5", bin(), methods), 0);
+    gp_model *m;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(FIXTURES "/bert-f32", &m, &err), GP_OK);
+    const int H = m->cfg.heads;
+    char list[256], *save = NULL;
+    snprintf(list, sizeof list, "%s", methods);
+    for (char *mt = strtok_r(list, ",", &save); mt; mt = strtok_r(NULL, ",", &save))
+        for (int k = 0; k < 2; k++) {
+            const double p = k ? 0.5 : 0.25;
+            char rel[256];
+            snprintf(rel, sizeof rel, "out-hd/mask-%s-%g.h5", mt, p);
+            char *maskf = in_dir(rel);
+            uint8_t removed[2][64];
+            for (int l = 0; l < 2; l++) check_struct_mask(maskf, m, GP_STRUCT_HEADS, p, l, removed[l], NULL);
+            snprintf(rel, sizeof rel, "out-hd/pruned-%s-%g", mt, p);
+            char *pruned = in_dir(rel);
+            gp_model_config sc;
+            const double d = removed_vs_zeroed("bert-f32", pruned, maskf, &sc);
+            const int gone = (int)floor(p * H + 1e-9);
+            assert_int_equal(sc.heads, H - gone);
+            assert_int_equal(sc.heads_pruned, gone);
+            if (d > 1e-6) fail_msg("heads %s at %g: removed and zeroed heads differ by %.3g", mt, p, d);
+            /* pruned_heads names exactly the removed heads of every block */
+            char cp[4400], want[128];
+            snprintf(cp, sizeof cp, "%s/config.json", pruned);
+            char *cfg = tu_read_file(cp, NULL);
+            int at = snprintf(want, sizeof want, "\"pruned_heads\": {");
+            for (int l = 0; l < 2; l++) {
+                at += snprintf(want + at, sizeof want - (size_t)at, "%s\"%d\": [", l ? ", " : "", l);
+                for (int h = 0, n = 0; h < H; h++)
+                    if (removed[l][h]) at += snprintf(want + at, sizeof want - (size_t)at, "%s%d", n++ ? ", " : "", h);
+                at += snprintf(want + at, sizeof want - (size_t)at, "]");
+            }
+            if (!strstr(cfg, want)) fail_msg("%s: no %s in\n%s", cp, want, cfg);
+            free(cfg), free(maskf), free(pruned);
+        }
+    printf("    bert-f32 heads: 7 criteria at 25%% and 50%% of 4 heads a block: counts, ties, structure scores by hand, "
+           "removed = zeroed within 1e-6, pruned_heads the removed heads\n");
+    /* the PyTorch reference reads the folder (the shapes pruned_heads implies) and matches gaprune */
+    char *pruned = in_dir("out-hd/pruned-gaprune-0.5"), texts_path[4400], emb_path[4400];
+    snprintf(texts_path, sizeof texts_path, "%s/hd-texts.txt", g_dir);
+    snprintf(emb_path, sizeof emb_path, "%s/hd-emb.h5", g_dir);
+    tu_write(texts_path, "the cat sat on the mat\nhalf of the attention heads are gone\nnumbers 12345 and CAPS\n");
+    assert_int_equal(tu_run_in(g_dir, "%s encode --model %s --input %s --output %s", bin(), pruned, texts_path, emb_path), 0);
+    check_pruned("heads", pruned, texts_path, emb_path);
+    /* gaprune inspect: the per-block counts */
+    assert_int_equal(tu_run_in(g_dir, "%s inspect out-hd/mask-gaprune-0.5.h5", bin()), 0);
+    char *o = in_dir("out.txt"), *txt = tu_read_file(o, NULL);
+    if (!strstr(txt, "attention heads (whole head_dim rows") || !strstr(txt, "\n1              4         2 "))
+        fail_msg("inspect:\n%s", txt);
+    free(o), free(txt);
+    /* 2 and 4 ranks: the same mask files */
+    for (int np = 2; np <= 4; np += 2) {
+        char out[96];
+        snprintf(out, sizeof out, "out-hd-np%d", np);
+        tu_sh("mkdir -p '%s/%s' && cp '%s/out-hd/stats.h5' '%s/%s/'", g_dir, out, g_dir, g_dir, out);
+        assert_int_equal(tu_run_in(g_dir, "mpirun -np %d -x ASAN_OPTIONS %s score hd.ini --method gaprune,wanda,random "
+                                   "--sparsity 0.5 --set output.dir=%s", np, bin(), out), 0);
+        static const char *const mts[] = {"gaprune", "wanda", "random"};
+        for (int k = 0; k < 3; k++) {
+            char x[4400], y[4400];
+            snprintf(x, sizeof x, "%s/out-hd/mask-%s-0.5.h5", g_dir, mts[k]);
+            snprintf(y, sizeof y, "%s/%s/mask-%s-0.5.h5", g_dir, out, mts[k]);
+            char *dx = mask_dump(x), *dy = mask_dump(y);
+            if (strcmp(dx, dy)) fail_msg("heads, %s on %d ranks: the mask file differs from 1 rank's", mts[k], np);
+            free(dx), free(dy);
+        }
+    }
+    printf("    bert-f32 heads: mask files of gaprune, wanda and random on 2 and 4 ranks identical to 1 rank's\n");
+    /* what scope heads refuses, before any long stage: MLP layers, Qwen3, a folder already head-pruned */
+    write_job("hd-mlp", "bert-f32", "[prune]\nscope = heads\n");
+    assert_int_equal(tu_run_in(g_dir, "%s score hd-mlp.ini --method magnitude", bin()), 2);
+    o = in_dir("err.txt"), txt = tu_read_file(o, NULL);
+    if (!strstr(txt, "scope = heads removes whole attention heads: it needs layers = attention")) fail_msg("%s", txt);
+    free(txt);
+    write_job("hd-q", "qwen3-f32", "[prune]\nscope = heads\nlayers = attention\n");
+    assert_int_equal(tu_run_in(g_dir, "%s score hd-q.ini --method magnitude", bin()), 2);
+    txt = tu_read_file(o, NULL);
+    if (!strstr(txt, "has no heads scope")) fail_msg("%s", txt);
+    free(txt);
+    char text[8192];
+    snprintf(text, sizeof text, "[model]\npath = %s\n[prune]\nscope = heads\nlayers = attention\n[output]\ndir = out-hd-again\n",
+             pruned);
+    char *jp = in_dir("hd-again.ini");
+    tu_write(jp, text);
+    assert_int_equal(tu_run_in(g_dir, "%s score hd-again.ini --method magnitude", bin()), 2);
+    txt = tu_read_file(o, NULL);
+    if (!strstr(txt, "already has pruned_heads")) fail_msg("%s", txt);
+    printf("    scope heads with layers = mlp, on Qwen3, and on a head-pruned folder: exit 2 naming the reason\n");
+    free(txt), free(o), free(jp), free(pruned);
     gp_model_free(m);
 }
 
@@ -820,7 +925,7 @@ static void test_neurons_by_hand(void **state) {
     assert_int_equal(gp_model_load(eq, &m, &err), GP_OK);
     uint8_t removed[4096];
     char *mf = in_dir("out-eq/mask-magnitude-0.5.h5");
-    check_neuron_mask(mf, m, 0.5, 1, removed, NULL);
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, 1, removed, NULL);
     for (int k = 0; k < m->cfg.intermediate; k++) assert_int_equal(removed[k], k < m->cfg.intermediate / 2);
     free(mf);
     gp_model_free(m);
@@ -852,10 +957,10 @@ static void test_neurons_by_hand(void **state) {
     assert_int_equal(tu_run_in(g_dir, "%s score hand.ini --method gaprune,magnitude --sparsity 0.5", bin()), 0);
     uint8_t by_mag[4096], by_gap[4096], by_struct[4096];
     mf = in_dir("out-hand/mask-magnitude-0.5.h5");
-    check_neuron_mask(mf, m, 0.5, 0, by_mag, NULL);
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, 0, by_mag, NULL);
     free(mf);
     mf = in_dir("out-hand/mask-gaprune-0.5.h5");
-    check_neuron_mask(mf, m, 0.5, 0, by_gap, NULL);
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, 0, by_gap, NULL);
     free(mf);
     assert_true(by_mag[g_hand_neuron]);
     assert_false(by_gap[g_hand_neuron]);
@@ -864,13 +969,13 @@ static void test_neurons_by_hand(void **state) {
     assert_int_equal(tu_run_in(g_dir, "%s score hand.ini --method gaprune-neurons --sparsity 0.5 --set prune.save_scores=true",
                                bin()), 0);
     mf = in_dir("out-hand/mask-gaprune-neurons-0.5.h5");
-    check_neuron_mask(mf, m, 0.5, 0, by_struct, sp);
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, 0, by_struct, sp);
     assert_true(by_struct[g_hand_neuron]);
     h5e_poke_f32(sp, "domain/neuron_fisher", (hsize_t)g_hand_neuron, 1e5f);
     tu_sh("rm '%s'", mf); /* the same settings: it would be reused, not rescored */
     assert_int_equal(tu_run_in(g_dir, "%s score hand.ini --method gaprune-neurons --sparsity 0.5 --set prune.save_scores=true",
                                bin()), 0);
-    check_neuron_mask(mf, m, 0.5, 0, by_struct, sp);
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, 0, by_struct, sp);
     assert_false(by_struct[g_hand_neuron]);
     free(mf);
     printf("    ties go to the lower index; a neuron of tiny weights and large domain Fisher: removed by magnitude, "
@@ -889,6 +994,7 @@ int main(void) {
         cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_neurons),
         cmocka_unit_test(test_neurons_by_hand),
+        cmocka_unit_test(test_heads),
     };
     return cmocka_run_group_tests_name("score", tests, setup, teardown);
 }

@@ -21,18 +21,21 @@
 /* Written by `gaprune train` into the model it initialises: the hash of what that model was made from. */
 #define GP_INIT_MARKER "gaprune-init.txt"
 
-/* The MLP neurons a structured export keeps: the same number in every block (transformers'
- * configs have one intermediate_size), index[l·kept + j] the j-th kept neuron of block l, in
- * increasing order (gp_mask_kept_neurons). */
+/* The structures a structured export keeps: the same number in every block (transformers'
+ * configs have one intermediate_size, and gaprune reads one head count), index[l·kept + j] the
+ * j-th kept neuron or head of block l, in increasing order (gp_mask_kept_structs). */
 typedef struct {
+    gp_struct_kind kind;
     int layers;
     int64_t kept;
     const int32_t *index;
-} gp_export_neurons;
+} gp_export_structs;
 
-/* meta: nmeta key/value pairs (2·nmeta strings). neurons: NULL writes every tensor at its shape;
- * else the tensors that index MLP neurons (gp_model_neuron_axis) keep only those rows or
- * columns, and config.json gets intermediate_size = neurons->kept: a smaller model that
- * transformers, sentence-transformers and gaprune load as it is. */
+/* meta: nmeta key/value pairs (2·nmeta strings). structs: NULL writes every tensor at its shape;
+ * else the tensors that index those structures (gp_model_struct_axis) keep only their rows or
+ * columns (head_dim of them per head), and config.json records it: intermediate_size =
+ * structs->kept for neurons, transformers' "pruned_heads" (the removed heads of every layer) for
+ * heads. A smaller model that transformers, sentence-transformers and gaprune load as it is;
+ * a sharded folder's index gets the new total_size. */
 gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *const *meta, int nmeta,
-                          const gp_export_neurons *neurons, gp_err *err);
+                          const gp_export_structs *structs, gp_err *err);

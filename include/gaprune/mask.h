@@ -49,8 +49,9 @@ void gp_mask_clear_range(const gp_mask *mask, const gp_model *m, float *x, int64
 /* Reads a mask file written for this model; GP_EINPUT naming the file and tensor otherwise. */
 gp_status gp_mask_read(const char *path, const gp_model *m, gp_mask *mask, gp_err *err);
 void gp_mask_free(gp_mask *mask);
-/* A mask of whole MLP neurons (prune.scope = neurons) read off its bits: when every block's up
- * and down projections are masked by neuron (a neuron's rows and column all kept or all pruned)
- * and every block keeps the same number K, returns K, and kept[l·K .. l·K + K) are the kept
- * neurons of block l in increasing order (kept: room for layers · intermediate_size); else -1. */
-int64_t gp_mask_kept_neurons(const gp_mask *mask, const gp_model *m, int32_t *kept);
+/* A mask of whole structures (prune.scope = neurons or heads) read off its bits: when every
+ * block's tensors that index structures of that kind are masked by structure (a neuron's rows
+ * and column, a head's head_dim rows and columns, all kept or all pruned) and every block keeps
+ * the same number K, returns K, and kept[l·K .. l·K + K) are the kept structures of block l in
+ * increasing order (kept: room for layers · gp_model_struct_count); else -1. */
+int64_t gp_mask_kept_structs(const gp_mask *mask, const gp_model *m, gp_struct_kind kind, int32_t *kept);

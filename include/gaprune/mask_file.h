@@ -60,6 +60,8 @@
 #define GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN "fisher_vs_magnitude_mean" /* float: mean of /summary's ratio, NaN without statistics */
 #define GP_MASK_ATTR_NEURONS_PER_LAYER "neurons_per_layer"   /* integer: intermediate_size (scope neurons) */
 #define GP_MASK_ATTR_NEURONS_REMOVED "neurons_removed_per_layer" /* integer: of which each block loses (scope neurons) */
+#define GP_MASK_ATTR_HEADS_PER_LAYER "heads_per_layer"       /* integer: attention heads (scope heads) */
+#define GP_MASK_ATTR_HEADS_REMOVED "heads_removed_per_layer" /* integer: of which each block loses (scope heads) */
 #define GP_MASK_ATTR_NEURON_FISHER_VS_MAGNITUDE "neurons_fisher_vs_magnitude" /* float: structured DAI's term ratio (gaprune-neurons) */
 #define GP_MASK_ATTR_SETTINGS_HASH "settings_hash"           /* string: SHA-256 of the settings (pipeline.c), "" when none */
 
@@ -69,6 +71,8 @@
 #define GP_MASK_SUMMARY "summary"
 #define GP_MASK_NEURON_KEEP "neurons/keep"
 #define GP_MASK_NEURON_SCORE "neurons/score"
+#define GP_MASK_HEAD_KEEP "heads/keep"   /* scope heads: uint8 [layers, heads], 1 = kept */
+#define GP_MASK_HEAD_SCORE "heads/score" /* float64 [layers, heads]: the structure scores */
 
 /* One row of /summary (a compound of these members, by these names). */
 typedef struct {

@@ -58,6 +58,11 @@ typedef struct {
      * intermediate_size counts them. NULL-terminated. */
     const char *const *neuron_rows;
     const char *const *neuron_cols;
+    /* An attention head h (prune.scope = heads) is rows [h·hs, (h+1)·hs) of the tensors
+     * head_rows names (query, key, value and their biases) and those columns of the ones
+     * head_cols names (the attention output); NULL where the architecture has no heads scope. */
+    const char *const *head_rows;
+    const char *const *head_cols;
 } gp_arch_info;
 
 /* The registry, NULL-terminated, in gp_arch order. */
@@ -72,7 +77,8 @@ typedef struct {
     int vocab_size;
     int hidden;        /* C */
     int layers;        /* L */
-    int heads;         /* NH */
+    int heads;         /* NH: the heads in the weights (num_attention_heads less pruned_heads) */
+    int heads_pruned;  /* heads transformers' prune_heads removed from every block (config.json pruned_heads) */
     int kv_heads;      /* NKV (= heads for BERT) */
     int head_dim;      /* hs */
     int intermediate;  /* I */
@@ -162,7 +168,7 @@ void gp_model_free(gp_model *m);
  * applies, so a folder changed meanwhile is an input error, not a silent mix. */
 gp_status gp_model_reload_weights(gp_model *m, gp_err *err);
 /* Makes m the model of another folder of the same architecture and shapes but for
- * intermediate_size (a folder with whole MLP neurons removed, or the dense one again): config,
+ * intermediate_size and pruned_heads (a folder with whole MLP neurons or heads removed, or the dense one again): config,
  * parameter table and weights from dir, m->dir = dir; the tokenizer, pooling and max_length stay
  * (the folders share them). The activations and gradient buffers are dropped (a
  * gp_model_need_grads layout with them). Peak memory: the larger of the two models. GP_EINPUT
@@ -190,6 +196,19 @@ gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer);
  * projection) or GP_NEURON_NONE; *layer as gp_model_param_kind. */
 typedef enum { GP_NEURON_NONE = 0, GP_NEURON_ROWS = 1, GP_NEURON_COLS = 2 } gp_neuron_axis;
 gp_neuron_axis gp_model_neuron_axis(const gp_model *m, int i, int *layer);
+
+/* The structures structured pruning removes whole: MLP neurons, or attention heads (BERT). */
+typedef enum { GP_STRUCT_NEURONS = 0, GP_STRUCT_HEADS = 1 } gp_struct_kind;
+/* gp_model_neuron_axis for either kind: the axis along which parameter i indexes its block's
+ * structures of kind k, each `gp_model_struct_width` rows or columns wide. */
+gp_neuron_axis gp_model_struct_axis(const gp_model *m, gp_struct_kind k, int i, int *layer);
+/* Structures of kind k in a block (intermediate_size, or the heads in the weights), and the rows
+ * (or columns) each spans (1, or head_dim). */
+int64_t gp_model_struct_count(const gp_model *m, gp_struct_kind k);
+int64_t gp_model_struct_width(const gp_model *m, gp_struct_kind k);
+/* "neurons" or "heads"; "MLP neurons" or "attention heads". */
+const char *gp_struct_name(gp_struct_kind k);
+const char *gp_struct_title(gp_struct_kind k);
 
 int gp_model_dim(const gp_model *m);
 float *gp_model_param(const gp_model *m, int i); /* pointer to parameter i's data */

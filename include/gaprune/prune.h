@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "gaprune/check.h"
+#include "gaprune/model.h"
 
 /* ---- criteria ------------------------------------------------------------------------------ */
 
@@ -99,9 +100,10 @@ void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_
 
 /* ---- scopes -------------------------------------------------------------------------------- */
 
-/* GP_SCOPE_NEURONS: whole MLP neurons (structured; gp_model_neuron_axis), the same number
- * removed from every transformer block, so that the model can be written at its reduced size. */
-typedef enum { GP_SCOPE_GLOBAL, GP_SCOPE_LAYER, GP_SCOPE_ROW, GP_SCOPE_NM, GP_SCOPE_NEURONS } gp_scope_kind;
+/* GP_SCOPE_NEURONS, GP_SCOPE_HEADS: whole MLP neurons or attention heads (structured;
+ * gp_model_struct_axis), the same number removed from every transformer block, so that the
+ * model can be written at its reduced size. */
+typedef enum { GP_SCOPE_GLOBAL, GP_SCOPE_LAYER, GP_SCOPE_ROW, GP_SCOPE_NM, GP_SCOPE_NEURONS, GP_SCOPE_HEADS } gp_scope_kind;
 
 typedef struct {
     gp_scope_kind kind;
@@ -109,8 +111,15 @@ typedef struct {
 } gp_scope;
 
 gp_status gp_scope_parse(const char *s, gp_scope *out, gp_err *err);
-/* "global", "layer", "row", "neurons" or "2:4" into buf. */
+/* "global", "layer", "row", "neurons", "heads" or "2:4" into buf. */
 const char *gp_scope_name(const gp_scope *s, char *buf, int len);
+/* Whether the scope removes whole structures, and which kind. */
+static inline bool gp_scope_structured(const gp_scope *s) {
+    return s->kind == GP_SCOPE_NEURONS || s->kind == GP_SCOPE_HEADS;
+}
+static inline gp_struct_kind gp_scope_struct(const gp_scope *s) {
+    return s->kind == GP_SCOPE_HEADS ? GP_STRUCT_HEADS : GP_STRUCT_NEURONS;
+}
 
 /* ---- selection ----------------------------------------------------------------------------- */
 

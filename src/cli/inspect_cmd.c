@@ -24,7 +24,7 @@
 
 #define MAXL 256 /* layers shown; the last slot collects tensors outside the blocks */
 
-static void print_neurons(hid_t f);
+static void print_structs(hid_t f, gp_struct_kind k);
 #define MAX_WEIGHTS ((int64_t)1 << 40) /* gaprune's limit on a model's parameters (src/model/arch.h) */
 #define NBINS 40
 
@@ -327,7 +327,8 @@ static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
         printf("%-6s %8d %12lld %12lld %9.4f %11.4g %11.4g %11.4g %12.4g\n", layer_name(l, lb), ct[l], (long long)fg.n[l],
                (long long)fg.b[l], 1 - fg.a[l], smin[l], smean[l] / (double)fg.n[l], smax[l], ratio[l] / ct[l]);
     }
-    print_neurons(f);
+    print_structs(f, GP_STRUCT_NEURONS);
+    print_structs(f, GP_STRUCT_HEADS);
     /* the histogram: scores when saved, else the per-tensor sparsity */
     bool scores = H5Lexists(f, GP_MASK_SCORE, H5P_DEFAULT) > 0;
     if (scores) {
@@ -354,11 +355,13 @@ static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
     return rc;
 }
 
-/* A mask of whole MLP neurons: the neurons each block keeps, and the structure scores around
- * the cut (the highest removed, the lowest kept). Nothing for other masks or a damaged /neurons. */
-static void print_neurons(hid_t f) {
-    if (H5Lexists(f, "neurons", H5P_DEFAULT) <= 0 || H5Lexists(f, GP_MASK_NEURON_KEEP, H5P_DEFAULT) <= 0) return;
-    hid_t d = H5Dopen2(f, GP_MASK_NEURON_KEEP, H5P_DEFAULT);
+/* A mask of whole structures of kind k: the structures each block keeps, and the structure
+ * scores around the cut (the highest removed, the lowest kept). Nothing for other masks or a
+ * damaged /neurons or /heads. */
+static void print_structs(hid_t f, gp_struct_kind k) {
+    const char *group = gp_struct_name(k), *keep_set = k == GP_STRUCT_HEADS ? GP_MASK_HEAD_KEEP : GP_MASK_NEURON_KEEP;
+    if (H5Lexists(f, group, H5P_DEFAULT) <= 0 || H5Lexists(f, keep_set, H5P_DEFAULT) <= 0) return;
+    hid_t d = H5Dopen2(f, keep_set, H5P_DEFAULT);
     if (d < 0) return;
     hid_t sp = H5Dget_space(d);
     hsize_t dims[2] = {0, 0};
@@ -369,15 +372,18 @@ static void print_neurons(hid_t f) {
     double *score = shaped ? gp_malloc((size_t)(dims[0] * dims[1]) * sizeof(double)) : NULL;
     const bool got = shaped && H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, keep) >= 0;
     H5Dclose(d);
-    const bool scored = got && !gp_h5_read_f64(f, GP_MASK_NEURON_SCORE, score, (size_t)(dims[0] * dims[1]));
+    const bool scored = got && !gp_h5_read_f64(f, k == GP_STRUCT_HEADS ? GP_MASK_HEAD_SCORE : GP_MASK_NEURON_SCORE, score,
+                                               (size_t)(dims[0] * dims[1]));
     if (got) {
-        printf("MLP neurons (whole rows of the up projections and columns of the down projection):\n");
-        printf("%-6s %9s %9s %16s %16s\n", "layer", "neurons", "kept", "highest removed", "lowest kept");
+        printf("%s\n", k == GP_STRUCT_HEADS ? "attention heads (whole head_dim rows of query, key and value, and columns of "
+                                              "the attention output):"
+                                            : "MLP neurons (whole rows of the up projections and columns of the down projection):");
+        printf("%-6s %9s %9s %16s %16s\n", "layer", group, "kept", "highest removed", "lowest kept");
         for (hsize_t l = 0; l < dims[0]; l++) {
             int64_t kept = 0;
             double hi_removed = -INFINITY, lo_kept = INFINITY;
-            for (hsize_t k = 0; k < dims[1]; k++) {
-                const size_t at = (size_t)(l * dims[1] + k);
+            for (hsize_t j = 0; j < dims[1]; j++) {
+                const size_t at = (size_t)(l * dims[1] + j);
                 kept += keep[at] != 0;
                 if (scored && keep[at]) lo_kept = fmin(lo_kept, score[at]);
                 if (scored && !keep[at]) hi_removed = fmax(hi_removed, score[at]);

@@ -118,7 +118,7 @@ static void plan_free(plan *p) {
 }
 
 /* One mask: prune, evaluate, and when asked retrain and evaluate again; m->params is left
- * masked, or m is the smaller model of the pruned folder (scope neurons): the caller restores
+ * masked, or m is the smaller model of the pruned folder (scopes neurons, heads): the caller restores
  * the dense model. */
 static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_prune_opts *po, gp_model *m,
                           const gp_prune_inputs *in, const gp_criterion *method, double p, bool retrain,
@@ -134,15 +134,19 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
     char h[65], tag[160];
     hash_of(pr.hash, eval_hash, h);
     snprintf(tag, sizeof tag, "pruned-%s", pr.tag);
-    /* whole neurons: from here on m is the smaller model of the pruned folder (the same
+    /* whole neurons or heads: from here on m is the smaller model of the pruned folder (the same
      * embeddings as the masked one), so evaluation runs at its speed and retraining is a plain
      * dense retraining of it, with nothing to mask */
-    const bool smaller = po->scope.kind == GP_SCOPE_NEURONS;
+    const bool smaller = gp_scope_structured(&po->scope);
     if (smaller) {
-        const int dense_inter = m->cfg.intermediate;
+        const gp_struct_kind k = gp_scope_struct(&po->scope);
+        const int64_t dense_n = gp_model_struct_count(m, k);
         rc = gp_agree(gp_model_reopen(m, pr.pruned_dir, err), err);
-        if (!rc) gp_log0("run: %s has intermediate_size %d of %d: %zu parameters", pr.pruned_dir, m->cfg.intermediate,
-                         dense_inter, m->table.total);
+        if (!rc)
+            gp_log0("run: %s has %lld of %lld %s a block (%s %lld): %zu parameters", pr.pruned_dir,
+                    (long long)gp_model_struct_count(m, k), (long long)dense_n, gp_struct_title(k),
+                    k == GP_STRUCT_HEADS ? "heads" : "intermediate_size", (long long)gp_model_struct_count(m, k),
+                    m->table.total);
     }
     if (!rc) rc = evaluate(eo, job->out_dir, m, tag, pr.pruned_dir, h, &r->one_shot, err);
     if (!rc && retrain && job->retrain.steps > 0) {

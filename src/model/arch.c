@@ -73,6 +73,42 @@ gp_status gp_config_common_sizes(const cJSON *j, const char *path, gp_model_conf
     return gp_config_int(j, "max_position_embeddings", &cfg->max_positions, path, err);
 }
 
+gp_status gp_config_pruned_heads(const cJSON *j, const char *path, int layers, int heads, int *removed, gp_err *err) {
+    *removed = 0;
+    const cJSON *ph = cJSON_GetObjectItemCaseSensitive(j, "pruned_heads");
+    if (!ph || cJSON_IsNull(ph)) return GP_OK;
+    if (!cJSON_IsObject(ph)) return gp_errf(err, GP_EINPUT, "%s: key \"pruned_heads\" is not an object", path);
+    int count = -1, seen = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, ph) {
+        char *end = NULL;
+        const long l = strtol(e->string, &end, 10);
+        if (!*e->string || *end || l < 0 || l >= layers || !cJSON_IsArray(e))
+            return gp_errf(err, GP_EINPUT, "%s: pruned_heads: \"%s\" is not a layer in [0, %d) with a list of heads", path,
+                           e->string, layers);
+        const int n = cJSON_GetArraySize(e);
+        uint64_t bits[16] = {0}; /* up to 1024 heads */
+        const cJSON *h;
+        cJSON_ArrayForEach(h, e) {
+            const double v = cJSON_IsNumber(h) ? h->valuedouble : -1;
+            /* the range first: converting a double outside int's range is undefined */
+            if (!(v >= 0 && v < heads && v < 1024) || v != (int)v || (bits[(int)v / 64] >> ((int)v % 64) & 1))
+                return gp_errf(err, GP_EINPUT, "%s: pruned_heads[\"%s\"]: not distinct heads in [0, %d)", path, e->string, heads);
+            bits[(int)v / 64] |= 1ull << ((int)v % 64);
+        }
+        if (count >= 0 && n != count)
+            return gp_errf(err, GP_EINPUT, "%s: pruned_heads removes %d heads from one layer and %d from another: gaprune "
+                           "reads folders with the same number of heads in every layer", path, count, n);
+        count = n, seen++;
+    }
+    if (seen && seen != layers && count > 0)
+        return gp_errf(err, GP_EINPUT, "%s: pruned_heads names %d of %d layers: gaprune reads folders with the same number "
+                       "of heads in every layer", path, seen, layers);
+    if (count >= heads) return gp_errf(err, GP_EINPUT, "%s: pruned_heads removes every head of a layer", path);
+    *removed = count > 0 ? count : 0;
+    return GP_OK;
+}
+
 /* "bert, qwen3": every model_type the registry reads, for the unknown-model_type message. */
 static void model_type_list(char *buf, size_t n) {
     size_t len = 0;

@@ -59,6 +59,10 @@ const gp_arch_ops *gp_arch_ops_get(gp_arch a);
 gp_status gp_config_int(const cJSON *j, const char *key, int *out, const char *path, gp_err *err);
 gp_status gp_config_eps(const cJSON *j, const char *key, float *out, const char *path, gp_err *err);
 gp_status gp_config_common_sizes(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err);
+/* transformers' "pruned_heads" ({"layer": [head, ...]}, the heads prune_heads removed, indices of
+ * the original num_attention_heads): *removed = the count per layer, which must be the same for
+ * every layer (0 without the key); a malformed value is GP_EINPUT naming path. */
+gp_status gp_config_pruned_heads(const cJSON *j, const char *path, int layers, int heads, int *removed, gp_err *err);
 
 /* Every size in config.json is checked alone when read; the parameter count they imply
  * together is checked here against GP_MAX_PARAMS, with overflow-safe arithmetic and without

@@ -8,7 +8,9 @@
  *               ctx = softmax(q k^T / √hs) v   per head, keys of the same sequence only
  *               x1  = LN(x + ctx Wo^T + bo)
  *               x'  = LN(x1 + gelu(x1 Wi^T + bi) Wout^T + bout)
- * Shapes: N tokens, C hidden, I intermediate, NH heads, hs = C / NH.
+ * Shapes: N tokens, C hidden, I intermediate, NH heads, hs = C / num_attention_heads, A = NH·hs
+ * the attention's width (C, or less in a folder whose config.json lists pruned_heads: transformers'
+ * prune_heads removes the same heads' rows of q, k, v and columns of the output dense).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,8 +40,12 @@ static gp_status bert_config(const cJSON *j, const char *path, gp_model_config *
     if (cfg->hidden % cfg->heads)
         return gp_errf(err, GP_EINPUT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path, cfg->hidden,
                        cfg->heads);
-    cfg->kv_heads = cfg->heads;
     cfg->head_dim = cfg->hidden / cfg->heads;
+    int removed = 0;
+    if ((rc = gp_config_pruned_heads(j, path, cfg->layers, cfg->heads, &removed, err))) return rc;
+    cfg->heads -= removed;
+    cfg->heads_pruned = removed;
+    cfg->kv_heads = cfg->heads;
     return GP_OK;
 }
 
@@ -58,7 +64,7 @@ enum {
 };
 
 static void bert_build_table(const gp_model_config *c, gp_param_table *t) {
-    const int64_t C = c->hidden, I = c->intermediate;
+    const int64_t C = c->hidden, I = c->intermediate, A = (int64_t)c->heads * c->head_dim;
     gp_param_table_add(t, "embeddings.word_embeddings.weight", 2, c->vocab_size, C);
     gp_param_table_add(t, "embeddings.position_embeddings.weight", 2, c->max_positions, C);
     gp_param_table_add(t, "embeddings.token_type_embeddings.weight", 2, c->type_vocab, C);
@@ -71,13 +77,13 @@ static void bert_build_table(const gp_model_config *c, gp_param_table *t) {
         gp_param_table_add(t, n, nd, d0, d1);                                                                   \
     } while (0)
     for (int l = 0; l < c->layers; l++) {
-        ADD("attention.self.query.weight", 2, C, C);
-        ADD("attention.self.key.weight", 2, C, C);
-        ADD("attention.self.value.weight", 2, C, C);
-        ADD("attention.self.query.bias", 1, C, 0);
-        ADD("attention.self.key.bias", 1, C, 0);
-        ADD("attention.self.value.bias", 1, C, 0);
-        ADD("attention.output.dense.weight", 2, C, C);
+        ADD("attention.self.query.weight", 2, A, C);
+        ADD("attention.self.key.weight", 2, A, C);
+        ADD("attention.self.value.weight", 2, A, C);
+        ADD("attention.self.query.bias", 1, A, 0);
+        ADD("attention.self.key.bias", 1, A, 0);
+        ADD("attention.self.value.bias", 1, A, 0);
+        ADD("attention.output.dense.weight", 2, C, A);
         ADD("attention.output.dense.bias", 1, C, 0);
         ADD("attention.output.LayerNorm.weight", 1, C, 0);
         ADD("attention.output.LayerNorm.bias", 1, C, 0);
@@ -92,8 +98,8 @@ static void bert_build_table(const gp_model_config *c, gp_param_table *t) {
 }
 
 typedef struct {
-    float *qkv;                /* [N, 3C] */
-    float *ctx;                /* [N, C] attention output before the dense layer */
+    float *qkv;                /* [N, 3A] */
+    float *ctx;                /* [N, A] attention output before the dense layer */
     float *res1;               /* [N, C] x + attention dense output (LN input) */
     float *x1, *mean1, *rstd1; /* [N, C], [N], [N] */
     float *pre, *h;            /* [N, I] before and after GELU */
@@ -122,10 +128,11 @@ typedef struct {
 /* Lays out the activations in one allocation; grows it when the batch is larger. */
 static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t att, bool train, bool recompute) {
     const size_t C = (size_t)c->hidden, I = (size_t)c->intermediate, n = (size_t)N;
+    const size_t A = (size_t)c->heads * (size_t)c->head_dim;
     const int nl = train && !recompute ? c->layers : 1;
     /* recomputing, every block but the first keeps its own output xo (the next one's input) */
     const size_t own_xo = train && recompute ? (size_t)(c->layers - 1) * n * C : 0;
-    size_t per_layer = n * (3 * C + C + C + C + 2 + 2 * I + C + C + 2) + (size_t)att;
+    size_t per_layer = n * (3 * A + A + C + C + 2 + 2 * I + C + C + 2) + (size_t)att;
     size_t need = n * (2 * C + 2) + (size_t)nl * per_layer + own_xo;
     if (need > s->cap) {
         free(s->mem);
@@ -149,8 +156,8 @@ static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t a
             if (own_xo) TAKE(a->xo, n * C);
             continue;
         }
-        TAKE(a->qkv, 3 * n * C);
-        TAKE(a->ctx, n * C);
+        TAKE(a->qkv, 3 * n * A);
+        TAKE(a->ctx, n * A);
         TAKE(a->res1, n * C);
         TAKE(a->x1, n * C);
         TAKE(a->mean1, n);
@@ -196,13 +203,13 @@ static const float *bert_forward(gp_model *m, void **state, const gp_packed *pk,
  * when recomputing). */
 static void bert_layer_forward(gp_model *m, bert_state *s, const gp_packed *pk, int l, const float *x) {
     const gp_model_config *c = &m->cfg;
-    const int N = pk->N, C = c->hidden, I = c->intermediate, NH = c->heads, hs = c->head_dim;
+    const int N = pk->N, C = c->hidden, I = c->intermediate, NH = c->heads, hs = c->head_dim, A = NH * hs;
     {
         layer_acts *a = &s->la[l];
-        gp_matmul_forward(a->qkv, x, W(m, l, L_QW), W(m, l, L_QB), N, C, 3 * C);
-        gp_attention_forward(a->ctx, C, a->att, a->qkv, 3 * C, a->qkv + C, 3 * C, a->qkv + 2 * C, 3 * C,
+        gp_matmul_forward(a->qkv, x, W(m, l, L_QW), W(m, l, L_QB), N, C, 3 * A);
+        gp_attention_forward(a->ctx, A, a->att, a->qkv, 3 * A, a->qkv + A, 3 * A, a->qkv + 2 * A, 3 * A,
                              pk->offsets, pk->B, NH, NH, hs, 0);
-        gp_matmul_forward(a->res1, a->ctx, W(m, l, L_AOW), W(m, l, L_AOB), N, C, C);
+        gp_matmul_forward(a->res1, a->ctx, W(m, l, L_AOW), W(m, l, L_AOB), N, A, C);
         gp_add(a->res1, a->res1, x, (int64_t)N * C);
         gp_layernorm_forward(a->x1, a->mean1, a->rstd1, a->res1, W(m, l, L_ALNW), W(m, l, L_ALNB), N, C,
                              c->norm_eps);
@@ -219,9 +226,9 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
     const gp_model_config *c = &m->cfg;
     bert_state *s = state;
     GP_CHECK(s && s->trained, "backward needs a training-mode forward first");
-    const int N = pk->N, C = c->hidden, I = c->intermediate, NH = c->heads, hs = c->head_dim;
+    const int N = pk->N, C = c->hidden, I = c->intermediate, NH = c->heads, hs = c->head_dim, A = NH * hs;
     const size_t n = (size_t)N;
-    size_t need = n * (C + C + C + C + 3 * C + 2 * I);
+    size_t need = n * (C + C + C + A + 3 * A + 2 * I);
     if (need > s->dcap) {
         free(s->dmem);
         s->dmem = gp_malloc(need * sizeof(float));
@@ -230,9 +237,9 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
     float *dx = s->dmem;         /* [N, C] gradient w.r.t. the current layer's output */
     float *dxin = dx + n * C;    /* [N, C] gradient w.r.t. the current layer's input */
     float *dres = dxin + n * C;  /* [N, C] */
-    float *dctx = dres + n * C;  /* [N, C] */
-    float *dqkv = dctx + n * C;  /* [N, 3C] */
-    float *dh = dqkv + 3 * n * C; /* [N, I] */
+    float *dctx = dres + n * C;  /* [N, A] */
+    float *dqkv = dctx + n * A;  /* [N, 3A] */
+    float *dh = dqkv + 3 * n * A; /* [N, I] */
     float *dpre = dh + n * I;     /* [N, I] */
     memcpy(dx, dhidden, n * C * sizeof(float));
 
@@ -256,12 +263,12 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
         gp_layernorm_backward(dres, G(m, l, L_ALNW), G(m, l, L_ALNB), dxin, a->res1, W(m, l, L_ALNW), a->mean1,
                               a->rstd1, N, C);
         memcpy(dxin, dres, n * C * sizeof(float)); /* now d x */
-        memset(dctx, 0, n * C * sizeof(float));
-        gp_matmul_backward(dctx, G(m, l, L_AOW), G(m, l, L_AOB), dres, a->ctx, W(m, l, L_AOW), N, C, C);
-        memset(dqkv, 0, 3 * n * C * sizeof(float));
-        gp_attention_backward(dqkv, dqkv + C, dqkv + 2 * C, dctx, C, a->att, a->qkv, 3 * C, a->qkv + C, 3 * C,
-                              a->qkv + 2 * C, 3 * C, pk->offsets, pk->B, NH, NH, hs, 0);
-        gp_matmul_backward(dxin, G(m, l, L_QW), G(m, l, L_QB), dqkv, x, W(m, l, L_QW), N, C, 3 * C);
+        memset(dctx, 0, n * A * sizeof(float));
+        gp_matmul_backward(dctx, G(m, l, L_AOW), G(m, l, L_AOB), dres, a->ctx, W(m, l, L_AOW), N, A, C);
+        memset(dqkv, 0, 3 * n * A * sizeof(float));
+        gp_attention_backward(dqkv, dqkv + A, dqkv + 2 * A, dctx, A, a->att, a->qkv, 3 * A, a->qkv + A, 3 * A,
+                              a->qkv + 2 * A, 3 * A, pk->offsets, pk->B, NH, NH, hs, 0);
+        gp_matmul_backward(dxin, G(m, l, L_QW), G(m, l, L_QB), dqkv, x, W(m, l, L_QW), N, C, 3 * A);
         gp_model_layer_done(m, l); /* block l's weight gradients are final */
         float *t = dx;
         dx = dxin;
@@ -276,7 +283,7 @@ static void bert_each_linear_input(gp_model *m, void *state, const gp_packed *pk
                                    void *ctx) {
     bert_state *s = state;
     GP_CHECK(s && s->trained, "needs a training-mode forward");
-    const int N = pk->N, C = m->cfg.hidden, I = m->cfg.intermediate;
+    const int N = pk->N, C = m->cfg.hidden, I = m->cfg.intermediate, A = m->cfg.heads * m->cfg.head_dim;
     for (int l = 0; l < m->cfg.layers; l++) {
         const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].xo : s->x0;
@@ -285,7 +292,7 @@ static void bert_each_linear_input(gp_model *m, void *state, const gp_packed *pk
         fn(ctx, base + L_QW, x, N, C);
         fn(ctx, base + L_KW, x, N, C);
         fn(ctx, base + L_VW, x, N, C);
-        fn(ctx, base + L_AOW, a->ctx, N, C);
+        fn(ctx, base + L_AOW, a->ctx, N, A);
         fn(ctx, base + L_IW, a->x1, N, C);
         fn(ctx, base + L_OW, a->h, N, I);
     }
@@ -305,6 +312,11 @@ static const char *const bert_mlp[] = {"intermediate.dense.weight", "output.dens
 /* an MLP neuron j: row j of the up projection and its bias, column j of the down projection */
 static const char *const bert_neuron_rows[] = {"intermediate.dense.weight", "intermediate.dense.bias", NULL};
 static const char *const bert_neuron_cols[] = {"output.dense.weight", NULL};
+/* an attention head h: its rows of query, key, value (weights and biases), its columns of the output */
+static const char *const bert_head_rows[] = {"attention.self.query.weight", "attention.self.query.bias",
+                                             "attention.self.key.weight",   "attention.self.key.bias",
+                                             "attention.self.value.weight", "attention.self.value.bias", NULL};
+static const char *const bert_head_cols[] = {"attention.output.dense.weight", NULL};
 static const char *const bert_attention[] = {"attention.self.query.weight", "attention.self.key.weight",
                                              "attention.self.value.weight", "attention.output.dense.weight", NULL};
 
@@ -321,6 +333,8 @@ const gp_arch_ops gp_bert_ops = {
             .attention = bert_attention,
             .neuron_rows = bert_neuron_rows,
             .neuron_cols = bert_neuron_cols,
+            .head_rows = bert_head_rows,
+            .head_cols = bert_head_cols,
         },
     .token_embedding = "embeddings.word_embeddings.weight",
     .file_prefix = "bert.",

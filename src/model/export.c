@@ -50,7 +50,7 @@ static gp_status copy_tree(const char *src, const char *dst, gp_err *err) {
 }
 
 /* Rows (axis rows) or columns (axis cols) `index` of a [R, C] tensor (1-D: R values, C = 1):
- * a malloc'd [kept, C] or [R, kept]. */
+ * a malloc'd [kept, C] or [R, kept] (a neuron is one row or column, a head head_dim of them). */
 static float *gather_neurons(const float *w, int64_t R, int64_t C, gp_neuron_axis axis, const int32_t *index,
                              int64_t kept) {
     float *out;
@@ -128,6 +128,58 @@ static gp_status write_config(const gp_model *m, const char *tmp, int64_t kept, 
     return rc;
 }
 
+/* <tmp>/config.json with transformers' "pruned_heads": {"layer": [removed heads]} added at the
+ * top of the object, every other byte as the source has it (checked by parsing it back). */
+static gp_status write_pruned_heads(const gp_model *m, const char *tmp, const gp_export_structs *st, gp_err *err) {
+    char *src = gp_path_join(m->dir, "config.json"), *dst = gp_path_join(tmp, "config.json"), *orig = NULL;
+    size_t len = 0;
+    gp_status rc = gp_read_file(src, &orig, &len, err);
+    const char *brace = rc ? NULL : strchr(orig, '{');
+    if (!rc && (!brace || m->cfg.heads_pruned))
+        rc = gp_errf(err, GP_EINPUT, "%s: %s", src, brace ? "has pruned_heads already" : "not a JSON object");
+    /* {"0": [removed ...], ...}: at most 6 + 12 characters per head and layer */
+    const int64_t H = m->cfg.heads;
+    char *list = rc ? NULL : gp_malloc((size_t)(st->layers * (H * 12 + 16) + 64));
+    size_t at = 0;
+    if (list) {
+        at += (size_t)sprintf(list + at, "\n  \"pruned_heads\": {");
+        for (int l = 0; l < st->layers; l++) {
+            at += (size_t)sprintf(list + at, "%s\"%d\": [", l ? ", " : "", l);
+            int64_t j = 0, n = 0;
+            for (int64_t h = 0; h < H; h++) {
+                if (j < st->kept && st->index[(int64_t)l * st->kept + j] == h) {
+                    j++;
+                    continue;
+                }
+                at += (size_t)sprintf(list + at, "%s%lld", n++ ? ", " : "", (long long)h);
+            }
+            at += (size_t)sprintf(list + at, "]");
+        }
+        at += (size_t)sprintf(list + at, "},");
+    }
+    char *text = NULL;
+    if (!rc) {
+        const size_t head = (size_t)(brace - orig) + 1;
+        text = gp_malloc(len + at + 1);
+        memcpy(text, orig, head);
+        memcpy(text + head, list, at);
+        memcpy(text + head + at, orig + head, len - head + 1);
+        cJSON *doc = NULL; /* the result must parse, with the key where transformers reads it */
+        rc = gp_json_parse(text, strlen(text), dst, &doc, err);
+        if (!rc && !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "pruned_heads")))
+            rc = gp_errf(err, GP_EINPUT, "%s: pruned_heads did not land in the object", dst);
+        cJSON_Delete(doc);
+    }
+    FILE *f = rc ? NULL : gp_file_create(dst, err);
+    if (!rc && !f) rc = GP_EINPUT;
+    if (f) {
+        fputs(text, f);
+        rc = gp_file_commit(f, dst, err);
+    }
+    free(list), free(text), free(orig), free(src), free(dst);
+    return rc;
+}
+
 /* A sharded folder's <tmp>/model.safetensors.index.json with metadata.total_size = total (the
  * bytes of every tensor, what transformers records), the rest byte for byte; nothing to do for
  * a single-file model. The number is replaced textually and checked by parsing it back. */
@@ -157,11 +209,19 @@ static gp_status write_index_total(const char *tmp, uint64_t total, gp_err *err)
 }
 
 gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *const *meta, int nmeta,
-                          const gp_export_neurons *neurons, gp_err *err) {
+                          const gp_export_structs *structs, gp_err *err) {
     char *tmp = gp_tmp_path(out_dir);
     gp_rmtree(tmp);
     gp_status rc = copy_tree(m->dir, tmp, err);
-    if (!rc && neurons) rc = write_config(m, tmp, neurons->kept, err);
+    if (!rc && structs) {
+        if (structs->kind == GP_STRUCT_HEADS) rc = write_pruned_heads(m, tmp, structs, err);
+        else rc = write_config(m, tmp, structs->kept, err);
+    }
+    /* the kept rows (or columns) of every block: a structure spans g of them */
+    const int64_t g = structs ? gp_model_struct_width(m, structs->kind) : 1, kept = structs ? structs->kept * g : 0;
+    int32_t *rows = structs ? gp_malloc((size_t)(structs->layers * kept + 1) * sizeof(int32_t)) : NULL;
+    for (int64_t u = 0; structs && u < structs->layers * structs->kept; u++)
+        for (int64_t d = 0; d < g; d++) rows[u * g + d] = (int32_t)(structs->index[u] * g + d);
     gp_st_set *set = NULL;
     if (!rc) rc = gp_st_set_open(m->dir, &set, err);
     uint64_t total = 0; /* bytes of every tensor written */
@@ -182,14 +242,13 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
             for (int i = 0; i < m->table.n && p < 0; i++)
                 if (m->src_names[i] && !strcmp(m->src_names[i], t->name)) p = i;
             int layer = -1;
-            const gp_neuron_axis ax = p >= 0 && neurons ? gp_model_neuron_axis(m, p, &layer) : GP_NEURON_NONE;
-            if (ax != GP_NEURON_NONE && layer >= 0 && layer < neurons->layers) {
+            const gp_neuron_axis ax = p >= 0 && structs ? gp_model_struct_axis(m, structs->kind, p, &layer) : GP_NEURON_NONE;
+            if (ax != GP_NEURON_NONE && layer >= 0 && layer < structs->layers) {
                 const gp_param *q = &m->table.p[p];
                 const int64_t R = q->shape[0], C = q->ndim == 2 ? q->shape[1] : 1;
                 int64_t shape[2] = {t->shape[0], t->ndim == 2 ? t->shape[1] : 0};
-                shape[ax == GP_NEURON_ROWS ? 0 : 1] = neurons->kept;
-                owned[k] = gather_neurons(gp_model_param(m, p), R, C, ax, neurons->index + (int64_t)layer * neurons->kept,
-                                          neurons->kept);
+                shape[ax == GP_NEURON_ROWS ? 0 : 1] = kept;
+                owned[k] = gather_neurons(gp_model_param(m, p), R, C, ax, rows + (int64_t)layer * kept, kept);
                 gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, shape, owned[k]);
                 total += (uint64_t)(shape[0] * (t->ndim == 2 ? shape[1] : 1)) * gp_dtype_size(t->dtype);
             } else {
@@ -208,7 +267,8 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
         free(owned);
     }
     gp_st_set_close(set);
-    if (!rc && neurons) rc = write_index_total(tmp, total, err);
+    free(rows);
+    if (!rc && structs) rc = write_index_total(tmp, total, err);
     if (!rc) {
         gp_rmtree(out_dir);
         if (rename(tmp, out_dir) != 0) rc = gp_errf(err, GP_EINPUT, "%s: cannot rename to %s", tmp, out_dir);

@@ -433,9 +433,10 @@ gp_status gp_model_reopen(gp_model *m, const char *dir, gp_err *err) {
     gp_model_config cfg;
     gp_status rc = gp_model_config_load(dir, &cfg, err);
     if (!rc && (cfg.arch != m->cfg.arch || cfg.vocab_size != m->cfg.vocab_size || cfg.hidden != m->cfg.hidden ||
-                cfg.layers != m->cfg.layers || cfg.heads != m->cfg.heads || cfg.kv_heads != m->cfg.kv_heads ||
+                cfg.layers != m->cfg.layers || cfg.heads + cfg.heads_pruned != m->cfg.heads + m->cfg.heads_pruned ||
                 cfg.head_dim != m->cfg.head_dim))
-        rc = gp_errf(err, GP_EINPUT, "%s: config.json differs from %s's beyond intermediate_size", dir, m->dir);
+        rc = gp_errf(err, GP_EINPUT, "%s: config.json differs from %s's beyond intermediate_size and pruned_heads", dir,
+                     m->dir);
     gp_st_set *set = NULL;
     if (!rc) rc = gp_st_set_open(dir, &set, err);
     if (!rc) rc = check_against_files(&cfg, dir, set, err);
@@ -505,14 +506,29 @@ gp_param_kind gp_model_param_kind(const gp_model *m, int i, int *layer) {
     return GP_PARAM_OTHER;
 }
 
-gp_neuron_axis gp_model_neuron_axis(const gp_model *m, int i, int *layer) {
+gp_neuron_axis gp_model_struct_axis(const gp_model *m, gp_struct_kind k, int i, int *layer) {
     const gp_arch_info *a = gp_arch_get(m->cfg.arch);
     const char *in_block = in_block_name(m, i, layer);
-    if (!in_block) return GP_NEURON_NONE;
-    if (listed(a->neuron_rows, in_block)) return GP_NEURON_ROWS;
-    if (listed(a->neuron_cols, in_block)) return GP_NEURON_COLS;
+    const char *const *rows = k == GP_STRUCT_HEADS ? a->head_rows : a->neuron_rows;
+    const char *const *cols = k == GP_STRUCT_HEADS ? a->head_cols : a->neuron_cols;
+    if (!in_block || !rows) return GP_NEURON_NONE;
+    if (listed(rows, in_block)) return GP_NEURON_ROWS;
+    if (listed(cols, in_block)) return GP_NEURON_COLS;
     return GP_NEURON_NONE;
 }
+
+gp_neuron_axis gp_model_neuron_axis(const gp_model *m, int i, int *layer) {
+    return gp_model_struct_axis(m, GP_STRUCT_NEURONS, i, layer);
+}
+
+int64_t gp_model_struct_count(const gp_model *m, gp_struct_kind k) {
+    return k == GP_STRUCT_HEADS ? m->cfg.heads : m->cfg.intermediate;
+}
+
+int64_t gp_model_struct_width(const gp_model *m, gp_struct_kind k) { return k == GP_STRUCT_HEADS ? m->cfg.head_dim : 1; }
+
+const char *gp_struct_name(gp_struct_kind k) { return k == GP_STRUCT_HEADS ? "heads" : "neurons"; }
+const char *gp_struct_title(gp_struct_kind k) { return k == GP_STRUCT_HEADS ? "attention heads" : "MLP neurons"; }
 
 int gp_model_dim(const gp_model *m) { return m->cfg.hidden; }
 float *gp_model_param(const gp_model *m, int i) { return m->params + m->table.p[i].offset; }

@@ -114,20 +114,20 @@ gp_status gp_mask_read(const char *path, const gp_model *m, gp_mask *mk, gp_err 
     return rc;
 }
 
-int64_t gp_mask_kept_neurons(const gp_mask *mk, const gp_model *m, int32_t *kept) {
+int64_t gp_mask_kept_structs(const gp_mask *mk, const gp_model *m, gp_struct_kind kind, int32_t *kept) {
     const int L = m->cfg.layers;
-    const int64_t I = m->cfg.intermediate;
+    const int64_t I = gp_model_struct_count(m, kind), g = gp_model_struct_width(m, kind);
     int8_t *state = gp_malloc((size_t)(L * I)); /* -1 unknown, else the neuron's bit */
     memset(state, -1, (size_t)(L * I));
     bool ok = true;
     int *seen = gp_calloc((size_t)L, sizeof(int)); /* bit 1: a rows tensor, bit 2: a columns tensor */
     for (int i = 0; i < mk->n && ok; i++) {
         int layer;
-        const gp_neuron_axis ax = gp_model_neuron_axis(m, mk->param[i], &layer);
+        const gp_neuron_axis ax = gp_model_struct_axis(m, kind, mk->param[i], &layer);
         const gp_param *t = &m->table.p[mk->param[i]];
         if (ax == GP_NEURON_NONE || layer < 0 || layer >= L || t->ndim != 2) continue;
         const int64_t R = t->shape[0], C = t->shape[1];
-        if ((ax == GP_NEURON_ROWS ? R : C) != I) {
+        if ((ax == GP_NEURON_ROWS ? R : C) != I * g) {
             ok = false;
             break;
         }
@@ -136,7 +136,7 @@ int64_t gp_mask_kept_neurons(const gp_mask *mk, const gp_model *m, int32_t *kept
         for (int64_t r = 0; r < R && ok; r++)
             for (int64_t k = 0; k < C; k++) {
                 const int8_t b = (int8_t)gp_bit_get(mk->keep[i], r * C + k);
-                int8_t *s = &st[ax == GP_NEURON_ROWS ? r : k];
+                int8_t *s = &st[(ax == GP_NEURON_ROWS ? r : k) / g];
                 if (*s < 0) *s = b;
                 else if (*s != b) {
                     ok = false;
@@ -151,7 +151,7 @@ int64_t gp_mask_kept_neurons(const gp_mask *mk, const gp_model *m, int32_t *kept
         if (seen[l] != 3 || (count >= 0 && c != count)) ok = false;
         count = c;
     }
-    for (int l = 0; l < L && ok; l++) { /* block l's kept neurons at l·count */
+    for (int l = 0; l < L && ok; l++) { /* block l's kept structures at l·count */
         int64_t c = 0;
         for (int64_t k = 0; k < I; k++)
             if (state[l * I + k] == 1) kept[l * count + c++] = (int32_t)k;

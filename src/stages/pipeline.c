@@ -86,18 +86,18 @@ void gp_prune_inputs_free(gp_prune_inputs *in) {
     in->stats_path = NULL;
 }
 
-/* The neurons a mask of whole MLP neurons keeps (gp_mask_kept_neurons), into *nr, for a
- * structured export; NULL (export every tensor at its shape) for any other mask. The caller
- * frees what *nr points into through the return value. */
-static int32_t *kept_neurons(const gp_mask *mask, const gp_model *m, gp_export_neurons *nr) {
+/* The structures of kind k a mask of whole structures keeps (gp_mask_kept_structs), into *st,
+ * for a structured export; NULL (export every tensor at its shape) for any other mask. The caller
+ * frees what *st points into through the return value. */
+static int32_t *kept_structs(const gp_mask *mask, const gp_model *m, gp_struct_kind k, gp_export_structs *st) {
     if (!mask || mask->n == 0) return NULL;
-    int32_t *index = gp_malloc((size_t)m->cfg.layers * (size_t)m->cfg.intermediate * sizeof(int32_t) + 1);
-    const int64_t kept = gp_mask_kept_neurons(mask, m, index);
+    int32_t *index = gp_malloc((size_t)m->cfg.layers * (size_t)gp_model_struct_count(m, k) * sizeof(int32_t) + 1);
+    const int64_t kept = gp_mask_kept_structs(mask, m, k, index);
     if (kept < 0) {
         free(index);
         return NULL;
     }
-    *nr = (gp_export_neurons){m->cfg.layers, kept, index};
+    *st = (gp_export_structs){k, m->cfg.layers, kept, index};
     return index;
 }
 
@@ -118,14 +118,15 @@ int64_t gp_weights_bytes(const char *dir) {
     return bytes;
 }
 
-/* Parameters of m once the neurons nr leaves out are gone. */
-static int64_t params_kept(const gp_model *m, const gp_export_neurons *nr) {
+/* Parameters of m once the structures st leaves out are gone. */
+static int64_t params_kept(const gp_model *m, const gp_export_structs *st) {
     int64_t n = 0;
     for (int i = 0; i < m->table.n; i++) {
         int layer;
         const gp_param *t = &m->table.p[i];
-        const gp_neuron_axis ax = nr ? gp_model_neuron_axis(m, i, &layer) : GP_NEURON_NONE;
-        n += ax == GP_NEURON_NONE || layer < 0 ? (int64_t)t->numel : (int64_t)t->numel / m->cfg.intermediate * nr->kept;
+        const gp_neuron_axis ax = st ? gp_model_struct_axis(m, st->kind, i, &layer) : GP_NEURON_NONE;
+        n += ax == GP_NEURON_NONE || layer < 0 ? (int64_t)t->numel
+                                               : (int64_t)t->numel / gp_model_struct_count(m, st->kind) * st->kept;
     }
     return n;
 }
@@ -183,8 +184,8 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
     out->zero_fraction = out->mask.model_zero_fraction;
     out->fisher_ratio = ratio_n ? ratio_sum / ratio_n : reused_ratio;
     if (!current && (crit->needs & GP_NEED_NEURONS)) out->fisher_ratio = out->mask.neuron_fisher_vs_magnitude;
-    gp_export_neurons nr;
-    int32_t *index = cfg->scope.kind == GP_SCOPE_NEURONS ? kept_neurons(&out->mask, m, &nr) : NULL;
+    gp_export_structs nr;
+    int32_t *index = gp_scope_structured(&cfg->scope) ? kept_structs(&out->mask, m, gp_scope_struct(&cfg->scope), &nr) : NULL;
     out->params = params_kept(m, index ? &nr : NULL);
     if (current) {
         if (gp_rank() == 0) out->disk_bytes = gp_weights_bytes(out->pruned_dir);
@@ -202,9 +203,9 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
                               "gaprune.source_model_sha256", in->model_sha, "gaprune.settings_hash", out->hash,
                               "gaprune.version", GP_VERSION};
         if (index)
-            gp_log0("score: %s keeps %lld of %d MLP neurons in each of %d blocks: intermediate_size %lld, %lld of %zu "
-                    "parameters", out->pruned_dir, (long long)nr.kept, m->cfg.intermediate, m->cfg.layers,
-                    (long long)nr.kept, (long long)out->params, m->table.total);
+            gp_log0("score: %s keeps %lld of %lld %s in each of %d blocks: %lld of %zu parameters", out->pruned_dir,
+                    (long long)nr.kept, (long long)gp_model_struct_count(m, nr.kind), gp_struct_title(nr.kind), m->cfg.layers,
+                    (long long)out->params, m->table.total);
         rc = gp_export_model(m, out->pruned_dir, meta, 10, index ? &nr : NULL, err);
         if (!rc) out->disk_bytes = gp_weights_bytes(out->pruned_dir);
     }
@@ -247,9 +248,10 @@ gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *ma
             const char *meta[] = {"gaprune.retrained_from_mask", mask_path, "gaprune.retrain_steps", steps,
                                   "gaprune.retrain_log", out->log_path, "gaprune.source_model", m->dir,
                                   "gaprune.settings_hash", out->hash, "gaprune.version", GP_VERSION};
-            /* a mask of whole neurons: the retrained model at its reduced size too */
-            gp_export_neurons nr;
-            int32_t *index = kept_neurons(mask, m, &nr);
+            /* a mask of whole neurons or heads: the retrained model at its reduced size too */
+            gp_export_structs nr;
+            int32_t *index = kept_structs(mask, m, GP_STRUCT_NEURONS, &nr);
+            if (!index) index = kept_structs(mask, m, GP_STRUCT_HEADS, &nr);
             rc = gp_export_model(m, out->model_dir, meta, 6, index ? &nr : NULL, err);
             free(index);
         }

@@ -436,13 +436,14 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
              "4s + s/8 + N/8 + 4q + 8q Fisher (+8(q+2c) refcode, +4c wanda) + 1.25 MiB (score.c, gp_select_smallest)");
         if (save) padd(sc, "saved scores (rank 0)", 5 * T, "5*T: one tensor's scores gathered and its mask bytes (prune.save_scores)");
         else padd(sc, "mask file (rank 0)", T, "T: one tensor's mask bytes while the file is written");
-        if (job->prune.scope.kind == GP_SCOPE_NEURONS) {
+        if (gp_scope_structured(&job->prune.scope)) {
             double items = 0;
             for (int i = 0; i < mf.table.n; i++) items += gp_prune_selects(job->prune.layers, &shape, i, NULL);
-            const double I = mf.cfg.intermediate, L = mf.cfg.layers;
+            const double I = (double)gp_model_struct_count(&shape, gp_scope_struct(&job->prune.scope)), L = mf.cfg.layers;
             padd(sc, "structure scores", 16 * items * I + 33 * L * I + 8 * I,
-                 "16*n*I + 33*L*I + 8*I: each selected tensor's neuron sums and their exchange, every block's scores "
-                 "and kept flags, the neuron statistics gaprune-neurons reads, the running column sums (scope neurons)");
+                 "16*n*I + 33*L*I + 8*I: each selected tensor's sums per structure (I neurons or heads a block) and their "
+                 "exchange, every block's scores and kept flags, the neuron statistics gaprune-neurons reads, the running "
+                 "column sums (scopes neurons, heads)");
         }
         padd(sc, "model activations", carry[2].fwd + carry[2].bwd, carry_f);
         padd(sc, "tokenizer", tok, tok_f);

@@ -112,11 +112,13 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                 rows[i].achieved, 100 * rows[i].zero_fraction, (long long)rows[i].params, (double)rows[i].disk_bytes / 1e6,
                 rate, rows[i].fisher_ratio, loss);
     }
-    if (job->prune.scope.kind == GP_SCOPE_NEURONS)
-        fprintf(f, "\nScope neurons: the pruned and retrained folders hold only the kept MLP neurons (a smaller "
-                   "intermediate_size), so their parameters and weights on disk are what a user loads.\n");
+    if (gp_scope_structured(&job->prune.scope))
+        fprintf(f, "\nScope %s: the pruned and retrained folders hold only the kept %s (%s), so their parameters and "
+                   "weights on disk are what a user loads.\n",
+                gp_struct_name(gp_scope_struct(&job->prune.scope)), gp_struct_title(gp_scope_struct(&job->prune.scope)),
+                job->prune.scope.kind == GP_SCOPE_HEADS ? "config.json lists pruned_heads" : "a smaller intermediate_size");
     fprintf(f, "\nEncode texts/s: every text of the one-shot evaluation (all ranks, %d thread%s each) over the slowest "
-               "rank's encoding time; a masked model runs at the dense speed, a smaller one (scope neurons) faster.\n",
+               "rank's encoding time; a masked model runs at the dense speed, a smaller one (scopes neurons, heads) faster.\n",
             gp_threads(), gp_threads() > 1 ? "s" : "");
     fprintf(f, "\nThe fisher/magnitude ratio is Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ| per tensor, averaged: near 0, GAPrune's "
                "DAI ranks weights almost as magnitude pruning does (gaprune-neurons: Σ|Φ_dom − βΦ_gen| / Σ γ·m_j over the "

@@ -54,11 +54,13 @@ typedef struct {
     double *sq;                     /* [n][2] Σ G_dom², Σ G_gen² of each item (refcode) */
     double *sum;                    /* [n][N_SUM] the summary values of each item */
     int *map, map_n;                /* a subset of the pieces (layer scope), or NULL */
-    /* scope neurons: each item's neuron axis (gp_neuron_axis), the neurons of a block, and every
-     * block's structure scores and kept neurons [layers][neurons] */
+    /* scopes neurons and heads: the kind, each item's axis (gp_model_struct_axis), the structures
+     * of a block (units) and the rows or columns each spans (group: 1 for a neuron, head_dim for a
+     * head), and every block's structure scores and kept structures [layers][units] */
+    gp_struct_kind kind;
     int *axis;
     int layers;
-    int64_t neurons;
+    int64_t units, group;
     double *nscore;
     uint8_t *nkeep;
     double neuron_ratio; /* gaprune-neurons: Σ|Φ_dom − βΦ_gen| / Σ γ·m over every neuron */
@@ -226,10 +228,11 @@ static int64_t floor_frac(double p, int64_t n) {
 
 /* ---- structures: whole MLP neurons ------------------------------------------------------------- */
 
-/* Piece j's part of the structure score of every neuron of its block, added to acc[0..neurons):
- * a neuron's score is the sum of its weights' scores, row j of the up projections and column j
- * of the down projection. A row is summed within the piece that holds it; a column passes down
- * the rows in order through chain(), so every sum is the one a single process makes. */
+/* Piece j's part of the structure score of every structure of its block, added to acc[0..units):
+ * a structure's score is the sum of its weights' scores (a neuron: row j of the up projections and
+ * column j of the down projection; a head: its group of rows of q, k, v and of columns of the
+ * output). A row is summed within the piece that holds it; a column passes down the rows in
+ * order through chain(), so every sum is the one a single process makes. */
 static gp_status neuron_piece(score_ctx *c, int j, double *acc, gp_err *err) {
     (void)err;
     const piece *q = &c->pc[j];
@@ -239,11 +242,11 @@ static gp_status neuron_piece(score_ctx *c, int j, double *acc, gp_err *err) {
         for (int64_t r = 0; r < q->rows; r++) {
             double t = 0;
             for (int64_t k = 0; k < cols; k++) t += s[r * cols + k];
-            acc[q->row0 + r] += t;
+            acc[(q->row0 + r) / c->group] += t;
         }
     } else {
         for (int64_t r = 0; r < q->rows; r++)
-            for (int64_t k = 0; k < cols; k++) acc[k] += s[r * cols + k];
+            for (int64_t k = 0; k < cols; k++) acc[k / c->group] += s[r * cols + k];
     }
     return GP_OK;
 }
@@ -263,10 +266,10 @@ static int by_score_then_index(const void *a, const void *b) {
 static gp_status read_neuron_stat(score_ctx *c, const char *group, const char *name, double *v, gp_err *err) {
     char path[160];
     snprintf(path, sizeof path, "%s/%s", group, name);
-    if (!gp_h5_read_f64(c->stats, path, v, (size_t)(c->layers * c->neurons))) return GP_OK;
+    if (!gp_h5_read_f64(c->stats, path, v, (size_t)(c->layers * c->units))) return GP_OK;
     return gp_errf(err, GP_EINPUT, "%s: no dataset %s of %d x %lld values (the MLP neuron statistics, written since stats "
                    "format 2 when prune.layers = mlp: rerun gaprune stats)", c->stats_path, path, c->layers,
-                   (long long)c->neurons);
+                   (long long)c->units);
 }
 
 /* gaprune-neurons: c->nscore holds every neuron's Σ√|θ| over its weights (the element score);
@@ -279,7 +282,7 @@ static gp_status read_neuron_stat(score_ctx *c, const char *group, const char *n
  * that removal costs, the same quantity that (F_dom − βF_gen)|θ| stands for per weight in the
  * paper's DAI; m_j and s_j are the paper's magnitude and alignment terms per neuron. */
 static gp_status structural_dai(score_ctx *c, gp_err *err) {
-    const int64_t I = c->neurons, nn = (int64_t)c->layers * I;
+    const int64_t I = c->units, nn = (int64_t)c->layers * I;
     double *fd = gp_malloc((size_t)nn * sizeof(double)), *fg = gp_malloc((size_t)nn * sizeof(double)),
            *cs = gp_malloc((size_t)nn * sizeof(double));
     gp_status rc = read_neuron_stat(c, GP_STATS_DOMAIN, GP_STATS_NEURON_FISHER, fd, err);
@@ -302,12 +305,12 @@ static gp_status structural_dai(score_ctx *c, gp_err *err) {
     return rc;
 }
 
-/* scope neurons (collective): every block's structure scores (c->nscore, the sum over the
- * block's tensors in table order of neuron_piece's sums), the floor(p·neurons) lowest of every
- * block removed (ties: lower index first), and the mask of the whole model from them on every
- * rank: a removed neuron's rows and column are zeros, everything else is kept. */
-static gp_status select_neurons(score_ctx *c, double p, gp_mask *mk, gp_err *err) {
-    const int64_t I = c->neurons;
+/* scopes neurons and heads (collective): every block's structure scores (c->nscore, the sum
+ * over the block's tensors in table order of neuron_piece's sums), the floor(p·units) lowest of
+ * every block removed (ties: lower index first), and the mask of the whole model from them on
+ * every rank: a removed structure's rows and columns are zeros, everything else is kept. */
+static gp_status select_structures(score_ctx *c, double p, gp_mask *mk, gp_err *err) {
+    const int64_t I = c->units;
     double *zero = gp_calloc((size_t)I, sizeof(double)), *tot = gp_malloc((size_t)(c->n * I) * sizeof(double));
     gp_status rc = chain(c, (int)I, zero, neuron_piece, TAG_NEURONS, tot, err);
     free(zero);
@@ -339,7 +342,7 @@ static gp_status select_neurons(score_ctx *c, double p, gp_mask *mk, gp_err *err
         const uint8_t *keep = c->nkeep + (int64_t)c->layer_of[i] * I;
         for (int64_t r = 0; r < R; r++)
             for (int64_t k = 0; k < C; k++)
-                gp_bit_set(mk->keep[i], r * C + k, keep[c->axis[i] == GP_NEURON_ROWS ? r : k]);
+                gp_bit_set(mk->keep[i], r * C + k, keep[(c->axis[i] == GP_NEURON_ROWS ? r : k) / c->group]);
     }
     return GP_OK;
 }
@@ -431,18 +434,32 @@ static gp_status check_width(const gp_prune_opts *cfg, const gp_scope *scope, co
 }
 
 /* Neurons: MLP weights only (prune.layers = mlp), every one indexing its block's neurons along
- * one axis, intermediate_size of them. */
-static gp_status check_neurons(const gp_prune_opts *cfg, const gp_scope *scope, const gp_model *m, int i, gp_err *err) {
-    if (scope->kind != GP_SCOPE_NEURONS) return GP_OK;
-    if (cfg->layers != GP_LAYERS_MLP)
-        return gp_errf(err, GP_EINPUT, "%s: [prune] scope = neurons removes whole MLP neurons: it needs layers = mlp, not %s (%s)",
-                       cfg->scope_origin, gp_layers_name(cfg->layers), cfg->layers_origin);
+ * one axis, intermediate_size of them. Heads: attention weights only (layers = attention) of an
+ * architecture with a heads scope, every one indexing its block's heads in groups of head_dim,
+ * in a folder without pruned_heads yet (transformers records original head indices, which a
+ * second pruning would have to map back). */
+static gp_status check_structures(const gp_prune_opts *cfg, const gp_scope *scope, const gp_model *m, int i, gp_err *err) {
+    if (!gp_scope_structured(scope)) return GP_OK;
+    const gp_struct_kind k = gp_scope_struct(scope);
+    const gp_layers want = k == GP_STRUCT_HEADS ? GP_LAYERS_ATTENTION : GP_LAYERS_MLP;
+    const char *sname = gp_struct_name(k);
+    if (cfg->layers != want)
+        return gp_errf(err, GP_EINPUT, "%s: [prune] scope = %s removes whole %s: it needs layers = %s, not %s (%s)",
+                       cfg->scope_origin, sname, gp_struct_title(k), gp_layers_name(want), gp_layers_name(cfg->layers),
+                       cfg->layers_origin);
+    if (k == GP_STRUCT_HEADS && !gp_arch_get(m->cfg.arch)->head_rows)
+        return gp_errf(err, GP_EINPUT, "%s: [prune] scope = heads: %s (%s) has no heads scope (BERT-family models have)",
+                       cfg->scope_origin, m->dir, gp_arch_get(m->cfg.arch)->name);
+    if (k == GP_STRUCT_HEADS && m->cfg.heads_pruned)
+        return gp_errf(err, GP_EINPUT, "%s: [prune] scope = heads: %s already has pruned_heads in its config.json; prune "
+                       "the heads of the folder it was made from", cfg->scope_origin, m->dir);
     int layer;
-    const gp_neuron_axis ax = gp_model_neuron_axis(m, i, &layer);
+    const gp_neuron_axis ax = gp_model_struct_axis(m, k, i, &layer);
     const gp_param *t = &m->table.p[i];
-    if (ax == GP_NEURON_NONE || layer < 0 || t->shape[ax == GP_NEURON_ROWS ? 0 : 1] != m->cfg.intermediate)
-        return gp_errf(err, GP_EINPUT, "%s: [prune] scope = neurons: tensor \"%s\" of %s is not an MLP projection of "
-                       "intermediate_size = %d neurons", cfg->scope_origin, m->src_names[i], m->dir, m->cfg.intermediate);
+    const int64_t n = gp_model_struct_count(m, k) * gp_model_struct_width(m, k);
+    if (ax == GP_NEURON_NONE || layer < 0 || t->shape[ax == GP_NEURON_ROWS ? 0 : 1] != n)
+        return gp_errf(err, GP_EINPUT, "%s: [prune] scope = %s: tensor \"%s\" of %s does not index %lld %s along an axis",
+                       cfg->scope_origin, sname, m->src_names[i], m->dir, (long long)gp_model_struct_count(m, k), sname);
     return GP_OK;
 }
 
@@ -456,7 +473,7 @@ gp_status gp_prune_check(const gp_prune_opts *cfg, const gp_model *m, gp_err *er
     for (int i = 0; i < m->table.n; i++) {
         if (!gp_prune_selects(cfg->layers, m, i, &layer)) continue;
         gp_status rc = check_width(cfg, &cfg->scope, m, i, err);
-        if (!rc) rc = check_neurons(cfg, &cfg->scope, m, i, err);
+        if (!rc) rc = check_structures(cfg, &cfg->scope, m, i, err);
         if (rc) return rc;
         n++;
     }
@@ -476,7 +493,9 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
     c->off = gp_malloc((size_t)m->table.n * sizeof(int64_t));
     c->layer_of = gp_malloc((size_t)m->table.n * sizeof(int));
     c->axis = gp_malloc((size_t)m->table.n * sizeof(int));
-    c->neurons = m->cfg.intermediate;
+    c->kind = gp_scope_struct(scope);
+    c->units = gp_model_struct_count(m, c->kind);
+    c->group = gp_model_struct_width(m, c->kind);
     int64_t maxn = 1;
     gp_status rc = GP_OK;
     for (int i = 0; i < m->table.n && !rc; i++) {
@@ -485,8 +504,8 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
         gp_prune_selects(c->cfg->layers, m, i, &layer);
         const gp_param *t = &m->table.p[i];
         rc = check_width(c->cfg, scope, m, i, err);
-        if (!rc) rc = check_neurons(c->cfg, scope, m, i, err);
-        c->axis[c->n] = gp_model_neuron_axis(m, i, NULL);
+        if (!rc) rc = check_structures(c->cfg, scope, m, i, err);
+        c->axis[c->n] = gp_model_struct_axis(m, c->kind, i, NULL);
         c->layers = layer + 1 > c->layers ? layer + 1 : c->layers;
         c->layer_of[c->n] = layer;
         c->numel[c->n] = (int64_t)t->numel;
@@ -632,12 +651,12 @@ static gp_status select_weights(score_ctx *c, const gp_scope *scope, double p, g
         kp[j] = gp_malloc((size_t)(numel[j] + 7) / 8);
     }
     gp_status rc = GP_OK;
-    if (scope->kind == GP_SCOPE_NEURONS) {
+    if (gp_scope_structured(scope)) {
         /* every rank forms the whole mask from the structure scores: nothing to join */
         for (int j = 0; j < c->npc; j++) free(kp[j]);
         free(kp);
         free(numel);
-        return select_neurons(c, p, mk, err);
+        return select_structures(c, p, mk, err);
     }
     if (scope->kind == GP_SCOPE_GLOBAL) rc = select_global(c, p, numel, kp, mk, err);
     else if (scope->kind == GP_SCOPE_LAYER) rc = select_per_layer(c, p, numel, kp, err);
@@ -786,24 +805,27 @@ static gp_status write_mask_file(score_ctx *c, const gp_mask_request *req, const
     free(all);
     gp_status rc = GP_OK;
     if (root && c->nkeep) {
-        const hsize_t dims[2] = {(hsize_t)c->layers, (hsize_t)c->neurons};
-        hid_t ds = gp_h5_dataset(f, GP_MASK_NEURON_KEEP, H5T_STD_U8LE, 2, dims,
-                                 "MLP neurons of each transformer block: 1 = kept, 0 = removed (rows of the up "
-                                 "projections and column of the down projection)", "1");
+        const bool heads = c->kind == GP_STRUCT_HEADS;
+        const hsize_t dims[2] = {(hsize_t)c->layers, (hsize_t)c->units};
+        hid_t ds = gp_h5_dataset(f, heads ? GP_MASK_HEAD_KEEP : GP_MASK_NEURON_KEEP, H5T_STD_U8LE, 2, dims,
+                                 heads ? "attention heads of each transformer block: 1 = kept, 0 = removed (its head_dim "
+                                         "rows of query, key and value, and columns of the attention output)"
+                                       : "MLP neurons of each transformer block: 1 = kept, 0 = removed (rows of the up "
+                                         "projections and column of the down projection)", "1");
         gp_h5_write_rows(ds, H5T_NATIVE_UINT8, 0, dims[0], dims[1], c->nkeep);
         H5Dclose(ds);
         const bool structural = c->crit->needs & GP_NEED_NEURONS;
-        ds = gp_h5_dataset(f, GP_MASK_NEURON_SCORE, H5T_IEEE_F64LE, 2, dims,
+        ds = gp_h5_dataset(f, heads ? GP_MASK_HEAD_SCORE : GP_MASK_NEURON_SCORE, H5T_IEEE_F64LE, 2, dims,
                            structural ? "structure score of each MLP neuron: the structured DAI [(Phi_dom - beta Phi_gen) + "
                                         "gamma mean sqrt|w|] (1 + alpha s_j) (lower is removed first)"
-                                      : "structure score of each MLP neuron: the sum of its weights' scores (lower is removed first)",
+                                      : "structure score of each structure: the sum of its weights' scores (lower is removed first)",
                            "criterion units");
         gp_h5_write_rows(ds, H5T_NATIVE_DOUBLE, 0, dims[0], dims[1], c->nscore);
         H5Dclose(ds);
         int64_t removed = 0;
-        for (int64_t k = 0; k < c->neurons; k++) removed += !c->nkeep[k];
-        gp_h5_attr_int(f, GP_MASK_ATTR_NEURONS_PER_LAYER, c->neurons);
-        gp_h5_attr_int(f, GP_MASK_ATTR_NEURONS_REMOVED, removed);
+        for (int64_t k = 0; k < c->units; k++) removed += !c->nkeep[k];
+        gp_h5_attr_int(f, heads ? GP_MASK_ATTR_HEADS_PER_LAYER : GP_MASK_ATTR_NEURONS_PER_LAYER, c->units);
+        gp_h5_attr_int(f, heads ? GP_MASK_ATTR_HEADS_REMOVED : GP_MASK_ATTR_NEURONS_REMOVED, removed);
         if (structural) gp_h5_attr_double(f, GP_MASK_ATTR_NEURON_FISHER_VS_MAGNITUDE, c->neuron_ratio);
     }
     if (root) {

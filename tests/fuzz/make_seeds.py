@@ -91,6 +91,12 @@ def seeds_model():
     c.add("2-cls", bytes([2]) + json.dumps(cls).encode())
     mods = json.loads(fixture("bert-tiny/modules.json"))[:2]
     c.add("1-no-normalize", bytes([1]) + json.dumps(mods).encode())
+    # transformers' pruned_heads (bert-tiny: 2 heads, 1 layer): one that the weights do not match,
+    # and values that must be refused without a conversion out of range
+    for k, ph in enumerate(({"0": [1]}, {"0": [1e300]}, {"0": [-0.5, 2]}, {"9": [0]}, {"0": []})):
+        cfg = json.loads(fixture("bert-tiny/config.json"))
+        cfg["pruned_heads"] = ph
+        c.add("0-pruned-heads-%d" % k, bytes([0]) + json.dumps(cfg).encode())
 
 
 def wordpiece_json():

@@ -160,13 +160,16 @@ def param_names(cfg):
         ("embeddings.LayerNorm.bias", (cfg["hidden_size"],)),
     ]
     C, I = cfg["hidden_size"], cfg["intermediate_size"]
+    hs = C // cfg["num_attention_heads"]
     for l in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{l}."
+        # transformers' prune_heads leaves num_attention_heads - len(pruned) heads in layer l
+        A = (cfg["num_attention_heads"] - len(cfg.get("pruned_heads", {}).get(str(l), []))) * hs
         names += [
-            (p + "attention.self.query.weight", (C, C)), (p + "attention.self.query.bias", (C,)),
-            (p + "attention.self.key.weight", (C, C)), (p + "attention.self.key.bias", (C,)),
-            (p + "attention.self.value.weight", (C, C)), (p + "attention.self.value.bias", (C,)),
-            (p + "attention.output.dense.weight", (C, C)), (p + "attention.output.dense.bias", (C,)),
+            (p + "attention.self.query.weight", (A, C)), (p + "attention.self.query.bias", (A,)),
+            (p + "attention.self.key.weight", (A, C)), (p + "attention.self.key.bias", (A,)),
+            (p + "attention.self.value.weight", (A, C)), (p + "attention.self.value.bias", (A,)),
+            (p + "attention.output.dense.weight", (C, A)), (p + "attention.output.dense.bias", (C,)),
             (p + "attention.output.LayerNorm.weight", (C,)), (p + "attention.output.LayerNorm.bias", (C,)),
             (p + "intermediate.dense.weight", (I, C)), (p + "intermediate.dense.bias", (I,)),
             (p + "output.dense.weight", (C, I)), (p + "output.dense.bias", (C,)),
@@ -196,8 +199,8 @@ def layer_forward(P, p, x, mask, cfg, record=None):
     input of every linear layer, keyed by its weight's name. P may hold p + "gate" [I]: a factor on
     each MLP neuron's output (the gradient with respect to it is the neuron's gate derivative)."""
     B, T, C = x.shape
-    NH = cfg["num_attention_heads"]
-    hs = C // NH
+    hs = C // cfg["num_attention_heads"]
+    NH = P[p + "attention.self.query.weight"].shape[0] // hs  # fewer after transformers' prune_heads
     eps = cfg["layer_norm_eps"]
     q = F.linear(x, P[p + "attention.self.query.weight"], P[p + "attention.self.query.bias"])
     k = F.linear(x, P[p + "attention.self.key.weight"], P[p + "attention.self.key.bias"])
@@ -206,7 +209,7 @@ def layer_forward(P, p, x, mask, cfg, record=None):
     scores = q @ k.transpose(-1, -2) / math.sqrt(hs)
     ext = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
     probs = torch.softmax(scores + ext, dim=-1)
-    ctx = (probs @ v).transpose(1, 2).reshape(B, T, C)
+    ctx = (probs @ v).transpose(1, 2).reshape(B, T, NH * hs)
     if record is not None:
         for w in ("query", "key", "value"):
             record[p + f"attention.self.{w}.weight"] = x

@@ -38,6 +38,14 @@ def main():
             assert v.shape[0] == I, f"{k}: {tuple(v.shape)}, intermediate_size {I}"
         if k.endswith(("output.dense.weight", "mlp.down_proj.weight")) and "attention" not in k:
             assert v.shape[1] == I, f"{k}: {tuple(v.shape)}, intermediate_size {I}"
+    # BERT with transformers' pruned_heads: each layer keeps num_attention_heads - len(pruned) heads
+    if cfg["model_type"] == "bert":
+        hs = cfg["hidden_size"] // cfg["num_attention_heads"]
+        for l in range(cfg["num_hidden_layers"]):
+            A = (cfg["num_attention_heads"] - len(cfg.get("pruned_heads", {}).get(str(l), []))) * hs
+            for w in ("query", "key", "value"):
+                assert P[f"encoder.layer.{l}.attention.self.{w}.weight"].shape[0] == A, f"layer {l} {w}: not {A} rows"
+            assert P[f"encoder.layer.{l}.attention.output.dense.weight"].shape[1] == A, f"layer {l}: not {A} columns"
     texts = [l.rstrip("\n") for l in open(texts_path, encoding="utf-8")]
     msl = json.load(open(os.path.join(folder, "sentence_bert_config.json"))).get("max_seq_length", 512)
     if cfg["model_type"] == "qwen3":

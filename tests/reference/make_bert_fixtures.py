@@ -120,9 +120,11 @@ def pooling_cfg(mode, cfg=None):
     }
 
 
-def make(out, name, vocab, lower, dtype, mode, normalize, shards, prefix, extras, seed):
+def make(out, name, vocab, lower, dtype, mode, normalize, shards, prefix, extras, seed, pruned_heads=None):
     gen = torch.Generator().manual_seed(seed)
     cfg = dict(CFG, vocab_size=len(vocab))
+    if pruned_heads:  # a folder as transformers' prune_heads leaves it: fewer heads' rows and columns
+        cfg["pruned_heads"] = pruned_heads
     params = R.random_params(cfg, gen)
     # The reference computes with exactly what the file stores.
     if dtype == "BF16":
@@ -141,7 +143,7 @@ def make(out, name, vocab, lower, dtype, mode, normalize, shards, prefix, extras
                "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]",
                "mask_token": "[MASK]", "model_max_length": 512, "tokenizer_class": "BertTokenizer"}
     folder = os.path.join(out, name)
-    write_folder(folder, vocab, tok_cfg, modules, pooling_cfg(mode), spec, shards)
+    write_folder(folder, vocab, tok_cfg, modules, pooling_cfg(mode), spec, shards, cfg)
 
     tok = R.WordPiece(vocab, lower=lower)
     ids, mask = tok.batch(TEXTS, MAX_LENGTH)
@@ -174,6 +176,7 @@ def main():
     torch.set_num_threads(1)
     make(out, "bert-f32", BASE_VOCAB, True, "F32", "mean", True, 1, "", False, 1234)
     make(out, "bert-bf16", BASE_VOCAB + CASED_EXTRA, False, "BF16", "cls", False, 2, "bert.", True, 5678)
+    make(out, "bert-heads", BASE_VOCAB, True, "F32", "mean", True, 1, "", False, 4321, {"0": [1, 3], "1": [0, 2]})
     with open(os.path.join(out, "texts.txt"), "w") as f:
         f.write("\n".join(TEXTS[:8]) + "\n")
 
