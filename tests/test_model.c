@@ -147,6 +147,34 @@ static void test_bad_config(void **state) {
     gp_model_free(m);
     tu_rmtree(d);
     free(d);
+
+    /* gaprune_intermediate_sizes (scope neurons-global): one size a block, the largest being
+     * intermediate_size; sizes the weights do not have name the tensor */
+    d = copy_fixture("bert-f32");
+    snprintf(path, sizeof path, "%s/config.json", d);
+    orig = tu_read_file(path, NULL);
+    static const char *const sizes[] = {"[128, 128, 128]", "[0, 128]", "[64, 1e300]", "[64, 64]", "{\"a\": 1}",
+                                        "[64.5, 128]", "[64, 128]"};
+    static const char *const says[] = {"is not a list of num_hidden_layers = 2 sizes", "[0] is not a size in [1, intermediate_size = 128]",
+                                       "[1] is not a size in [1, intermediate_size = 128]", "intermediate_size 128 is not the largest",
+                                       "is not a list of num_hidden_layers", "[0] is not a size",
+                                       "encoder.layer.0.intermediate.dense.weight"};
+    for (int k = 0; k < 7; k++) {
+        char text[8192];
+        snprintf(text, sizeof text, "{\"gaprune_intermediate_sizes\": %s,%s", sizes[k], strchr(orig, '{') + 1);
+        tu_write(path, text);
+        expect_load_error(d, "config.json", says[k]);
+    }
+    char text[8192];
+    snprintf(text, sizeof text, "{\"gaprune_intermediate_sizes\": [128, 128],%s", strchr(orig, '{') + 1);
+    tu_write(path, text);
+    assert_int_equal(gp_model_load(d, &m, &err), GP_OK); /* every block at the full size: the weights fit */
+    assert_true(m->cfg.ragged);
+    assert_int_equal(gp_config_inter(&m->cfg, 1), 128);
+    gp_model_free(m);
+    free(orig);
+    tu_rmtree(d);
+    free(d);
 }
 
 static void test_qwen3_config(void **state) {

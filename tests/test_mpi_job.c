@@ -112,7 +112,7 @@ static void test_overrides(void **state) {
     /* a bad value from an override names the override, not the job file */
     const char *bad_scope[] = {"prune.scope=2:5x"};
     assert_int_equal(gp_job_load(&c, g_path, bad_scope, NULL, 1, &err), GP_EINPUT);
-    assert_string_equal(err.msg, "--set prune.scope=2:5x: [prune] scope: \"2:5x\" is not one of global|layer|row|n:m|neurons|heads "
+    assert_string_equal(err.msg, "--set prune.scope=2:5x: [prune] scope: \"2:5x\" is not one of global|layer|row|n:m|neurons|neurons-global|heads "
                                  "(0 <= n < m <= 64, e.g. 2:4)");
     gp_job_free(&c);
     const char *bad_sparsity[] = {"prune.sparsity=1"};

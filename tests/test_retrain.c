@@ -580,20 +580,27 @@ static void test_run_end_to_end(void **state) {
 /* Scope neurons end to end on 2 ranks: the rows name the smaller folders' parameters and bytes,
  * the one-shot and retrained models are the smaller ones (retraining them is a plain dense
  * retraining), and a second run finds everything up to date. */
-static void test_run_neurons(void **state) {
-    (void)state;
+/* `gaprune run` of name.ini on 2 ranks (exit 0 asserted): the BERT test model, the test corpora,
+ * beir-tiny, output folder out-<name>, and the job's own [prune] and [retrain] lines. */
+static void run_structured(const char *name, const char *prune, const char *retrain) {
     char cwd[2048], text[16384], p[4400];
     assert_non_null(getcwd(cwd, sizeof cwd));
-    snprintf(p, sizeof p, "%s/neurons.ini", g_dir);
+    snprintf(p, sizeof p, "%s/%s.ini", g_dir, name);
     snprintf(text, sizeof text,
              "[model]\npath = %s/" FIXTURES "/bert-f32\n"
              "[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\ngeneral = %s/" FIXTURES "/corpora/general.jsonl\n"
-             "[prune]\nmethods = gaprune, magnitude, gaprune-neurons\nsparsity = 0.5\nscope = neurons\n"
-             "[retrain]\nmethods = gaprune\nsteps = 2\nbatch = 4\nlr = 1e-3\nwarmup = 1\n"
-             "[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\n[output]\ndir = out-neurons\n",
-             cwd, cwd, cwd, cwd);
+             "[prune]\n%s[retrain]\nsteps = 2\nbatch = 4\nlr = 1e-3\nwarmup = 1\n%s"
+             "[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\n[output]\ndir = out-%s\n",
+             cwd, cwd, cwd, prune, retrain, cwd, name);
     tu_write(p, text);
-    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run neurons.ini", g_bin), 0);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run %s.ini", g_bin, name), 0);
+}
+
+static void test_run_neurons(void **state) {
+    (void)state;
+    run_structured("neurons", "methods = gaprune, magnitude, gaprune-neurons\nsparsity = 0.5\nscope = neurons\n",
+                   "methods = gaprune\n");
+    char p[4400];
     char *md = tu_read_in(g_dir, "out-neurons/report.md"), *js = tu_read_in(g_dir, "out-neurons/report.json");
     assert_non_null(md);
     assert_non_null(strstr(md, "| parameters | weights on disk (MB) |"));
@@ -653,18 +660,9 @@ static void test_run_neurons(void **state) {
  * model, and the report counts its parameters. */
 static void test_run_heads(void **state) {
     (void)state;
-    char cwd[2048], text[16384], p[4400];
-    assert_non_null(getcwd(cwd, sizeof cwd));
-    snprintf(p, sizeof p, "%s/heads.ini", g_dir);
-    snprintf(text, sizeof text,
-             "[model]\npath = %s/" FIXTURES "/bert-f32\n"
-             "[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\ngeneral = %s/" FIXTURES "/corpora/general.jsonl\n"
-             "[prune]\nmethods = magnitude\nsparsity = 0.5\nscope = heads\nlayers = attention\n"
-             "[retrain]\nmethods = magnitude\nsteps = 2\nbatch = 4\nlr = 1e-3\nwarmup = 1\n"
-             "[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\n[output]\ndir = out-heads\n",
-             cwd, cwd, cwd, cwd);
-    tu_write(p, text);
-    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run heads.ini", g_bin), 0);
+    run_structured("heads", "methods = magnitude\nsparsity = 0.5\nscope = heads\nlayers = attention\n",
+                   "methods = magnitude\n");
+    char p[4400];
     char *js = tu_read_in(g_dir, "out-heads/report.json"), *md = tu_read_in(g_dir, "out-heads/report.md");
     cJSON *j = cJSON_Parse(js);
     const double dense = cJSON_GetObjectItemCaseSensitive(j, "model_params")->valuedouble;
@@ -690,6 +688,50 @@ static void test_run_heads(void **state) {
     assert_non_null(strstr(out, "[retrain magnitude-0.5] step 2/2"));
     printf("    heads run on 2 ranks: %g of %g parameters, retrained as the smaller model\n", want, dense);
     free(out), free(md), free(js);
+}
+
+/* scope neurons-global through gaprune run on 2 ranks with optimizer_sharding = gradients: the
+ * pruned folder's blocks keep their own counts (the same total as scope neurons), it is
+ * evaluated and retrained as a plain dense model (gradients cannot share windows across blocks
+ * of different sizes: states instead, said so), the retrained folder keeps the sizes and the
+ * notice, and the report says that only gaprune reads the folders. */
+static void test_run_neurons_global(void **state) {
+    (void)state;
+    run_structured("ng", "methods = gaprune-neurons\nsparsity = 0.5\nscope = neurons-global\n",
+                   "methods = gaprune-neurons\noptimizer_sharding = gradients\n");
+    char p[4400];
+    char *md = tu_read_in(g_dir, "out-ng/report.md"), *js = tu_read_in(g_dir, "out-ng/report.json");
+    assert_non_null(strstr(md, "Scope neurons-global: folders that only gaprune reads."));
+    cJSON *j = cJSON_Parse(js);
+    const double dense = cJSON_GetObjectItemCaseSensitive(j, "model_params")->valuedouble;
+    const double want = dense - 2 * 64 * (64 + 1 + 64); /* 128 of 256 neurons go, 64 + 1 + 64 values each */
+    const cJSON *r = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "rows"), 0);
+    assert_true(cJSON_GetObjectItemCaseSensitive(r, "params")->valuedouble == want);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(r, "retrained"));
+    cJSON_Delete(j);
+    int sizes[2][2];
+    static const char *const folders[] = {"out-ng/pruned-gaprune-neurons-0.5", "out-ng/retrained-gaprune-neurons-0.5"};
+    for (int i = 0; i < 2; i++) {
+        gp_model *m;
+        gp_err err = {0};
+        snprintf(p, sizeof p, "%s/%s", g_dir, folders[i]);
+        if (gp_model_load(p, &m, &err)) fail_msg("%s", err.msg);
+        assert_true(m->cfg.ragged);
+        for (int l = 0; l < 2; l++) sizes[i][l] = gp_config_inter(&m->cfg, l);
+        assert_int_equal(sizes[i][0] + sizes[i][1], 128);
+        assert_true((double)m->table.total == want);
+        gp_model_free(m);
+        snprintf(p, sizeof p, "%s/%s/" GP_EXPORT_NOTICE, g_dir, folders[i]);
+        assert_int_equal(access(p, F_OK), 0);
+    }
+    assert_int_equal(sizes[0][0], sizes[1][0]);
+    char *out = tu_read_in(g_dir, "out.txt"), *err_txt = tu_read_in(g_dir, "err.txt");
+    assert_non_null(strstr(out, "has per-block intermediate sizes of at most"));
+    assert_non_null(strstr(out, "[retrain gaprune-neurons-0.5] step 2/2"));
+    assert_non_null(strstr(err_txt, "their gradients cannot share the windows of optimizer_sharding = gradients: states instead"));
+    printf("    neurons-global run on 2 ranks: blocks of %d and %d neurons, %g of %g parameters, retrained (gradients -> "
+           "states)\n", sizes[0][0], sizes[0][1], want, dense);
+    free(out), free(err_txt), free(md), free(js);
 }
 
 static void test_run_qwen3(void **state) {
@@ -911,7 +953,7 @@ int main(void) {
         cmocka_unit_test(test_damaged_log),
         cmocka_unit_test(test_run_end_to_end),
         cmocka_unit_test(test_run_qwen3),
-        cmocka_unit_test(test_run_neurons), cmocka_unit_test(test_run_heads),
+        cmocka_unit_test(test_run_neurons), cmocka_unit_test(test_run_heads), cmocka_unit_test(test_run_neurons_global),
         cmocka_unit_test(test_train_from_config),
     };
     /* GP_TEST_FILTER=test_micro* runs one test while iterating (cmocka's pattern) */

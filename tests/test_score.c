@@ -512,15 +512,17 @@ static char *edited_model(const char *fixture, const char *name, void (*edit)(gp
 }
 
 /* The mask file of a neurons scope against its own element scores and bits: every block loses
- * exactly floor(p·I) neurons, those of the lowest structure scores with ties to the lower index;
+ * exactly floor(p·I) neurons, those of the lowest structure scores with ties to the lower index
+ * (global, scope neurons-global: floor(p·L·I) of all blocks together, every block keeping one at
+ * least, ties to the lower block and index);
  * each structure score is the sum of its weights' scores (rows of the up projections, column of
  * the down projection), computed here by hand in the same order; /mask is the neurons' rows
  * and columns. Returns the neurons removed from block `probe_layer` in *removed[I]. */
 /* stats: for gaprune-neurons, its stats.h5: the structure score is then the structured DAI of
  * the sums (the job defaults α 0.2, β 1, γ 0.5), computed here in the same operations; NULL for
  * every other criterion (the sums themselves). */
-static void check_struct_mask(const char *path, const gp_model *m, gp_struct_kind kind, double p, int probe_layer,
-                              uint8_t *removed, const char *stats) {
+static void check_struct_mask(const char *path, const gp_model *m, gp_struct_kind kind, double p, bool global,
+                              int probe_layer, uint8_t *removed, const char *stats) {
     const int L = m->cfg.layers;
     const int64_t I = gp_model_struct_count(m, kind), g = gp_model_struct_width(m, kind);
     const bool heads = kind == GP_STRUCT_HEADS;
@@ -572,6 +574,7 @@ static void check_struct_mask(const char *path, const gp_model *m, gp_struct_kin
         free(fd), free(fg), free(cs);
     }
     const int64_t drop = (int64_t)floor(p * (double)I + 1e-9);
+    int64_t all_gone = 0, *left = calloc((size_t)L, sizeof(int64_t));
     for (int l = 0; l < L; l++) {
         int64_t gone = 0;
         for (int64_t k = 0; k < I; k++) {
@@ -580,12 +583,24 @@ static void check_struct_mask(const char *path, const gp_model *m, gp_struct_kin
                          score[l * I + k], hand[l * I + k]);
             gone += !keep[l * I + k];
         }
-        assert_int_equal(gone, drop);
-        for (int64_t a = 0; a < I; a++) /* every removed neuron ranks before every kept one */
+        if (!global) assert_int_equal(gone, drop);
+        all_gone += gone, left[l] = I - gone;
+        assert_true(left[l] >= 1);
+        for (int64_t a = 0; a < I && !global; a++) /* every removed neuron ranks before every kept one */
             for (int64_t b = 0; b < I; b++)
                 if (!keep[l * I + a] && keep[l * I + b])
                     assert_true(score[l * I + a] < score[l * I + b] || (score[l * I + a] == score[l * I + b] && a < b));
     }
+    if (global) { /* the same over all blocks (flat index l·I + k), but for a block's last neuron */
+        int64_t want = (int64_t)floor(p * (double)(L * I) + 1e-9);
+        if (want > L * I - L) want = L * I - L;
+        assert_int_equal(all_gone, want);
+        for (int64_t a = 0; a < L * I; a++)
+            for (int64_t b = 0; b < L * I; b++)
+                if (!keep[a] && keep[b] && left[b / I] > 1)
+                    assert_true(score[a] < score[b] || (score[a] == score[b] && a < b));
+    }
+    free(left);
     for (int64_t k = 0; removed && k < I; k++) removed[k] = !keep[probe_layer * I + k];
     free(keep), free(score), free(hand);
     H5Fclose(f);
@@ -617,18 +632,50 @@ static double removed_vs_zeroed(const char *fixture, const char *pruned, const c
     return d;
 }
 
-static void neurons_for(const char *fixture) {
-    char job[64];
-    snprintf(job, sizeof job, "nr-%s", fixture);
-    write_job(job, fixture, "[prune]\nscope = neurons\nlayers = mlp\nsave_scores = true\n");
+/* Job `job` (its output folder out-<job> holding stats.h5 and the 1-rank masks at 0.5) scored
+ * again with methods (comma-separated) on 2 and 4 ranks from a copy of its statistics: every
+ * mask file identical (h5dump, but command, clock, rank count and paths) to 1 rank's. */
+static void masks_same_on_ranks(const char *job, const char *methods) {
+    for (int np = 2; np <= 4; np += 2) {
+        char out[96];
+        snprintf(out, sizeof out, "out-%s-np%d", job, np);
+        tu_sh("mkdir -p '%s/%s' && cp '%s/out-%s/stats.h5' '%s/%s/'", g_dir, out, g_dir, job, g_dir, out);
+        assert_int_equal(tu_run_in(g_dir, "mpirun -np %d -x ASAN_OPTIONS %s score %s.ini --method %s --sparsity 0.5 "
+                                   "--set output.dir=%s", np, bin(), job, methods, out), 0);
+        char list[256], *save = NULL;
+        snprintf(list, sizeof list, "%s", methods);
+        for (char *mt = strtok_r(list, ",", &save); mt; mt = strtok_r(NULL, ",", &save)) {
+            char x[4400], y[4400];
+            snprintf(x, sizeof x, "%s/out-%s/mask-%s-0.5.h5", g_dir, job, mt);
+            snprintf(y, sizeof y, "%s/%s/mask-%s-0.5.h5", g_dir, out, mt);
+            char *dx = mask_dump(x), *dy = mask_dump(y);
+            if (strcmp(dx, dy)) fail_msg("%s, %s on %d ranks: the mask file differs from 1 rank's", job, mt, np);
+            free(dx), free(dy);
+        }
+    }
+}
+
+/* Job `job` on the fixture with the given [prune] lines: statistics, then every method of the
+ * comma-separated list at 30% and 50%; returns the fixture model. */
+static gp_model *score_job(const char *job, const char *fixture, const char *prune, const char *methods) {
+    write_job(job, fixture, prune);
     assert_int_equal(tu_run_in(g_dir, "%s stats %s.ini", bin(), job), 0);
-    static const char *methods = "gaprune,gaprune-ref,magnitude,fisher-domain,fisher-general,random,wanda,gaprune-neurons";
     assert_int_equal(tu_run_in(g_dir, "%s score %s.ini --method %s --sparsity 0.3,0.5", bin(), job, methods), 0);
     gp_model *m;
     gp_err err = {0};
     char src[4400];
     snprintf(src, sizeof src, FIXTURES "/%s", fixture);
-    assert_int_equal(gp_model_load(src, &m, &err), GP_OK);
+    if (gp_model_load(src, &m, &err)) fail_msg("%s", err.msg);
+    return m;
+}
+
+static void neurons_for(const char *fixture) {
+    char job[64];
+    snprintf(job, sizeof job, "nr-%s", fixture);
+    static const char *methods = "gaprune,gaprune-ref,magnitude,fisher-domain,fisher-general,random,wanda,gaprune-neurons";
+    gp_model *m = score_job(job, fixture, "[prune]\nscope = neurons\nlayers = mlp\nsave_scores = true\n", methods);
+    char src[4400];
+    snprintf(src, sizeof src, FIXTURES "/%s", fixture);
     char list[256], *save = NULL;
     snprintf(list, sizeof list, "%s", methods);
     for (char *mt = strtok_r(list, ",", &save); mt; mt = strtok_r(NULL, ",", &save))
@@ -639,7 +686,7 @@ static void neurons_for(const char *fixture) {
             char *maskf = in_dir(rel);
             char sp[4400];
             snprintf(sp, sizeof sp, "%s/out-%s/stats.h5", g_dir, job);
-            check_struct_mask(maskf, m, GP_STRUCT_NEURONS, p, 0, NULL, strcmp(mt, "gaprune-neurons") ? NULL : sp);
+            check_struct_mask(maskf, m, GP_STRUCT_NEURONS, p, false, 0, NULL, strcmp(mt, "gaprune-neurons") ? NULL : sp);
             snprintf(rel, sizeof rel, "out-%s/pruned-%s-%g", job, mt, p);
             char *pruned = in_dir(rel);
             gp_model_config sc;
@@ -679,25 +726,134 @@ static void neurons_for(const char *fixture) {
     tu_write(texts_path, "the cat sat on the mat\npruning whole neurons makes the model smaller\nnumbers 12345 and CAPS\n");
     assert_int_equal(tu_run_in(g_dir, "%s encode --model %s --input %s --output %s", bin(), pruned, texts_path, emb_path), 0);
     check_pruned(fixture, pruned, texts_path, emb_path);
-    /* 2 and 4 ranks: the same mask files */
-    for (int np = 2; np <= 4; np += 2) {
-        char out[96];
-        snprintf(out, sizeof out, "out-%s-np%d", job, np);
-        tu_sh("mkdir -p '%s/%s' && cp '%s/out-%s/stats.h5' '%s/%s/'", g_dir, out, g_dir, job, g_dir, out);
-        assert_int_equal(tu_run_in(g_dir, "mpirun -np %d -x ASAN_OPTIONS %s score %s.ini --method "
-                                   "gaprune,wanda,random,gaprune-neurons --sparsity 0.5 --set output.dir=%s", np, bin(), job, out), 0);
-        static const char *const mts[] = {"gaprune", "wanda", "random", "gaprune-neurons"};
-        for (int k = 0; k < 4; k++) {
-            char x[4400], y[4400];
-            snprintf(x, sizeof x, "%s/out-%s/mask-%s-0.5.h5", g_dir, job, mts[k]);
-            snprintf(y, sizeof y, "%s/%s/mask-%s-0.5.h5", g_dir, out, mts[k]);
-            char *dx = mask_dump(x), *dy = mask_dump(y);
-            if (strcmp(dx, dy)) fail_msg("%s, %s on %d ranks: the mask file differs from 1 rank's", fixture, mts[k], np);
-            free(dx), free(dy);
-        }
-    }
+    masks_same_on_ranks(job, "gaprune,wanda,random,gaprune-neurons");
     printf("    %s: mask files of gaprune, wanda, random and gaprune-neurons on 2 and 4 ranks identical to 1 rank's\n", fixture);
     free(pruned);
+    gp_model_free(m);
+}
+
+/* Block 0's MLP weights a thousand times smaller: ranked over all blocks at once, magnitude takes
+ * its neurons first. */
+static void small_block0(gp_model *m) {
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        const gp_param *t = &m->table.p[i];
+        if (gp_model_neuron_axis(m, i, &layer) == GP_NEURON_NONE || layer != 0 || t->ndim != 2) continue;
+        for (size_t k = 0; k < t->numel; k++) gp_model_param(m, i)[k] *= 1e-3f;
+    }
+}
+
+/* Scope neurons-global on one fixture: for 5 criteria at 30% and 50%, floor(p·L·I) neurons of all
+ * blocks together, the lowest structure scores (by hand) with ties to the lower block and index,
+ * every block keeping one; the folder's blocks at their own sizes (config.json's
+ * gaprune_intermediate_sizes, GAPRUNE-ONLY.md) give the zeroed full model's embeddings and the
+ * PyTorch reference's; the mask files are the same on 2 and 4 ranks. */
+static void neurons_global_for(const char *fixture) {
+    char job[64], rel[256];
+    snprintf(job, sizeof job, "ng-%s", fixture);
+    static const char *methods = "gaprune,magnitude,random,wanda,gaprune-neurons";
+    gp_model *m = score_job(job, fixture, "[prune]\nscope = neurons-global\nsave_scores = true\n", methods);
+    const int L = m->cfg.layers, I = m->cfg.intermediate;
+    int uneven = 0;
+    char list[256], *save = NULL;
+    snprintf(list, sizeof list, "%s", methods);
+    for (char *mt = strtok_r(list, ",", &save); mt; mt = strtok_r(NULL, ",", &save))
+        for (int k = 0; k < 2; k++) {
+            const double p = k ? 0.5 : 0.3;
+            snprintf(rel, sizeof rel, "out-%s/mask-%s-%g.h5", job, mt, p);
+            char *maskf = in_dir(rel), sp[4400];
+            snprintf(sp, sizeof sp, "%s/out-%s/stats.h5", g_dir, job);
+            check_struct_mask(maskf, m, GP_STRUCT_NEURONS, p, true, 0, NULL, strcmp(mt, "gaprune-neurons") ? NULL : sp);
+            /* the kept count of each block, from the mask file */
+            hid_t f = open_ro(maskf);
+            uint8_t *keep = read_u8(f, GP_MASK_NEURON_KEEP, (size_t)L * (size_t)I);
+            H5Fclose(f);
+            snprintf(rel, sizeof rel, "out-%s/pruned-%s-%g", job, mt, p);
+            char *pruned = in_dir(rel);
+            gp_model_config sc;
+            const double d = removed_vs_zeroed(fixture, pruned, maskf, &sc);
+            if (d > 1e-6) fail_msg("%s %s at %g: removed and zeroed neurons differ by %.3g", fixture, mt, p, d);
+            bool differ = false;
+            for (int l = 0; l < L; l++) {
+                int kept = 0;
+                for (int j = 0; j < I; j++) kept += keep[l * I + j];
+                assert_int_equal(gp_config_inter(&sc, l), kept);
+                differ |= gp_config_inter(&sc, l) != gp_config_inter(&sc, 0);
+            }
+            /* a folder of blocks alike is an ordinary one; one of blocks apart says so */
+            char np[4500];
+            snprintf(np, sizeof np, "%s/" GP_EXPORT_NOTICE, pruned);
+            assert_int_equal(sc.ragged, differ);
+            assert_int_equal(access(np, F_OK) == 0, differ);
+            uneven += differ;
+            free(keep), free(maskf), free(pruned);
+        }
+    assert_true(uneven > 0); /* the criteria do choose other counts per block */
+    printf("    %s neurons-global: 5 criteria at 30%% and 50%%: floor(p·L·I) of all blocks, ranked by hand over "
+           "them, removed = zeroed within 1e-6, per-block sizes in %d of 10 folders\n", fixture, uneven);
+    /* the PyTorch reference reads a folder of blocks apart */
+    snprintf(rel, sizeof rel, "out-%s/pruned-gaprune-neurons-0.5", job);
+    char *pruned = in_dir(rel), texts_path[4400], emb_path[4400];
+    snprintf(texts_path, sizeof texts_path, "%s/ng-texts.txt", g_dir);
+    snprintf(emb_path, sizeof emb_path, "%s/ng-emb-%s.h5", g_dir, fixture);
+    tu_write(texts_path, "the cat sat on the mat\neach block keeps its own number of neurons\nnumbers 12345 and CAPS\n");
+    assert_int_equal(tu_run_in(g_dir, "%s encode --model %s --input %s --output %s", bin(), pruned, texts_path, emb_path), 0);
+    check_pruned(fixture, pruned, texts_path, emb_path);
+    free(pruned);
+    masks_same_on_ranks(job, "gaprune,random,gaprune-neurons");
+    printf("    %s neurons-global: mask files of gaprune, random and gaprune-neurons on 2 and 4 ranks identical\n", fixture);
+    gp_model_free(m);
+}
+
+static void test_neurons_global(void **state) {
+    (void)state;
+    neurons_global_for("bert-f32");
+    neurons_global_for("qwen3-f32");
+    /* a block of tiny weights: magnitude over all blocks takes all of its neurons but the one
+     * each block keeps, and the rest from the next block; per block it could take only half */
+    char *sm = edited_model("bert-f32", "bert-small0", small_block0);
+    char text[8192];
+    snprintf(text, sizeof text, "[model]\npath = %s\n[prune]\nscope = neurons-global\nsave_scores = true\n[output]\ndir = out-sm\n", sm);
+    char *jp = in_dir("sm.ini");
+    tu_write(jp, text);
+    free(jp);
+    assert_int_equal(tu_run_in(g_dir, "%s score sm.ini --method magnitude --sparsity 0.5", bin()), 0);
+    gp_model *m, *small;
+    gp_err err = {0};
+    assert_int_equal(gp_model_load(sm, &m, &err), GP_OK);
+    const int I = m->cfg.intermediate;
+    char *mf = in_dir("out-sm/mask-magnitude-0.5.h5"), *pd = in_dir("out-sm/pruned-magnitude-0.5");
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, true, 0, NULL, NULL);
+    assert_int_equal(gp_model_load(pd, &small, &err), GP_OK);
+    assert_true(small->cfg.ragged);
+    assert_int_equal(gp_config_inter(&small->cfg, 0), 1);
+    assert_int_equal(gp_config_inter(&small->cfg, 1), I - 1); /* 2 blocks: I of 2I go, I - 1 of them block 0's */
+    assert_int_equal(small->cfg.intermediate, gp_config_inter(&small->cfg, 1));
+    char cp[4500];
+    snprintf(cp, sizeof cp, "%s/config.json", pd);
+    char *cfg = tu_read_file(cp, NULL), want[96];
+    snprintf(want, sizeof want, "\"" GP_CONFIG_INTER_SIZES "\": [1, %d]", I - 1);
+    if (!strstr(cfg, want)) fail_msg("%s: no %s in\n%s", cp, want, cfg);
+    free(cfg);
+    printf("    a block of tiny weights: neurons-global removes %d of its %d neurons and 1 of the other's (%s)\n", I - 1, I, want);
+    gp_model_free(small);
+    /* what a folder of blocks apart refuses, before any long stage: structured pruning again, and
+     * statistics of its MLP weights (attention weights are alike in every block: they work) */
+    snprintf(text, sizeof text, "[model]\npath = %s\n[prune]\nscope = neurons\n[output]\ndir = out-sm2\n", pd);
+    jp = in_dir("sm2.ini");
+    tu_write(jp, text);
+    expect_run("have different intermediate sizes (gaprune_intermediate_sizes in its config.json)",
+               "score sm2.ini --method magnitude");
+    char cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(text, sizeof text,
+             "[model]\npath = %s\n[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\ngeneral = %s/" FIXTURES
+             "/corpora/general.jsonl\n[output]\ndir = out-sm3\n", pd, cwd, cwd);
+    tu_write(jp, text);
+    expect_run("block 1's mlp weights differ in size from block 0's", "stats sm2.ini");
+    assert_int_equal(tu_run_in(g_dir, "%s stats sm2.ini --set prune.layers=attention", bin()), 0);
+    printf("    a folder of per-block sizes: scope neurons and mlp statistics exit 2 naming it; attention statistics run\n");
+    free(jp), free(mf), free(pd), free(sm);
     gp_model_free(m);
 }
 
@@ -725,7 +881,7 @@ static void test_heads(void **state) {
             snprintf(rel, sizeof rel, "out-hd/mask-%s-%g.h5", mt, p);
             char *maskf = in_dir(rel);
             uint8_t removed[2][64];
-            for (int l = 0; l < 2; l++) check_struct_mask(maskf, m, GP_STRUCT_HEADS, p, l, removed[l], NULL);
+            for (int l = 0; l < 2; l++) check_struct_mask(maskf, m, GP_STRUCT_HEADS, p, false, l, removed[l], NULL);
             snprintf(rel, sizeof rel, "out-hd/pruned-%s-%g", mt, p);
             char *pruned = in_dir(rel);
             gp_model_config sc;
@@ -763,23 +919,7 @@ static void test_heads(void **state) {
     if (!strstr(txt, "attention heads (whole head_dim rows") || !strstr(txt, "\n1              4         2 "))
         fail_msg("inspect:\n%s", txt);
     free(o), free(txt);
-    /* 2 and 4 ranks: the same mask files */
-    for (int np = 2; np <= 4; np += 2) {
-        char out[96];
-        snprintf(out, sizeof out, "out-hd-np%d", np);
-        tu_sh("mkdir -p '%s/%s' && cp '%s/out-hd/stats.h5' '%s/%s/'", g_dir, out, g_dir, g_dir, out);
-        assert_int_equal(tu_run_in(g_dir, "mpirun -np %d -x ASAN_OPTIONS %s score hd.ini --method gaprune,wanda,random "
-                                   "--sparsity 0.5 --set output.dir=%s", np, bin(), out), 0);
-        static const char *const mts[] = {"gaprune", "wanda", "random"};
-        for (int k = 0; k < 3; k++) {
-            char x[4400], y[4400];
-            snprintf(x, sizeof x, "%s/out-hd/mask-%s-0.5.h5", g_dir, mts[k]);
-            snprintf(y, sizeof y, "%s/%s/mask-%s-0.5.h5", g_dir, out, mts[k]);
-            char *dx = mask_dump(x), *dy = mask_dump(y);
-            if (strcmp(dx, dy)) fail_msg("heads, %s on %d ranks: the mask file differs from 1 rank's", mts[k], np);
-            free(dx), free(dy);
-        }
-    }
+    masks_same_on_ranks("hd", "gaprune,wanda,random");
     printf("    bert-f32 heads: mask files of gaprune, wanda and random on 2 and 4 ranks identical to 1 rank's\n");
     /* what scope heads refuses, before any long stage: MLP layers, Qwen3, a folder already head-pruned */
     write_job("hd-mlp", "bert-f32", "[prune]\nscope = heads\n");
@@ -925,7 +1065,7 @@ static void test_neurons_by_hand(void **state) {
     assert_int_equal(gp_model_load(eq, &m, &err), GP_OK);
     uint8_t removed[4096];
     char *mf = in_dir("out-eq/mask-magnitude-0.5.h5");
-    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, 1, removed, NULL);
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, false, 1, removed, NULL);
     for (int k = 0; k < m->cfg.intermediate; k++) assert_int_equal(removed[k], k < m->cfg.intermediate / 2);
     free(mf);
     gp_model_free(m);
@@ -957,10 +1097,10 @@ static void test_neurons_by_hand(void **state) {
     assert_int_equal(tu_run_in(g_dir, "%s score hand.ini --method gaprune,magnitude --sparsity 0.5", bin()), 0);
     uint8_t by_mag[4096], by_gap[4096], by_struct[4096];
     mf = in_dir("out-hand/mask-magnitude-0.5.h5");
-    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, 0, by_mag, NULL);
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, false, 0, by_mag, NULL);
     free(mf);
     mf = in_dir("out-hand/mask-gaprune-0.5.h5");
-    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, 0, by_gap, NULL);
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, false, 0, by_gap, NULL);
     free(mf);
     assert_true(by_mag[g_hand_neuron]);
     assert_false(by_gap[g_hand_neuron]);
@@ -969,13 +1109,13 @@ static void test_neurons_by_hand(void **state) {
     assert_int_equal(tu_run_in(g_dir, "%s score hand.ini --method gaprune-neurons --sparsity 0.5 --set prune.save_scores=true",
                                bin()), 0);
     mf = in_dir("out-hand/mask-gaprune-neurons-0.5.h5");
-    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, 0, by_struct, sp);
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, false, 0, by_struct, sp);
     assert_true(by_struct[g_hand_neuron]);
     h5e_poke_f32(sp, "domain/neuron_fisher", (hsize_t)g_hand_neuron, 1e5f);
     tu_sh("rm '%s'", mf); /* the same settings: it would be reused, not rescored */
     assert_int_equal(tu_run_in(g_dir, "%s score hand.ini --method gaprune-neurons --sparsity 0.5 --set prune.save_scores=true",
                                bin()), 0);
-    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, 0, by_struct, sp);
+    check_struct_mask(mf, m, GP_STRUCT_NEURONS, 0.5, false, 0, by_struct, sp);
     assert_false(by_struct[g_hand_neuron]);
     free(mf);
     printf("    ties go to the lower index; a neuron of tiny weights and large domain Fisher: removed by magnitude, "
@@ -995,6 +1135,9 @@ int main(void) {
         cmocka_unit_test(test_neurons),
         cmocka_unit_test(test_neurons_by_hand),
         cmocka_unit_test(test_heads),
+        cmocka_unit_test(test_neurons_global),
     };
+    /* GP_TEST_FILTER=test_heads runs one test while iterating (cmocka's pattern) */
+    if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));
     return cmocka_run_group_tests_name("score", tests, setup, teardown);
 }

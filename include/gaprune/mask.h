@@ -35,6 +35,7 @@ typedef struct {
     double threshold;          /* score of the last pruned weight (global scope), else NaN */
     double model_zero_fraction; /* zeros in all parameters once applied */
     double neuron_fisher_vs_magnitude; /* structured DAI: Σ|Φ_dom − βΦ_gen| / Σ γ·m over the neurons, else NaN */
+    bool uneven_structs; /* scope neurons-global: blocks may keep different numbers of neurons */
     gp_mask_row *rows;         /* [n], after gp_mask_build only (every rank) */
 } gp_mask;
 
@@ -49,9 +50,11 @@ void gp_mask_clear_range(const gp_mask *mask, const gp_model *m, float *x, int64
 /* Reads a mask file written for this model; GP_EINPUT naming the file and tensor otherwise. */
 gp_status gp_mask_read(const char *path, const gp_model *m, gp_mask *mask, gp_err *err);
 void gp_mask_free(gp_mask *mask);
-/* A mask of whole structures (prune.scope = neurons or heads) read off its bits: when every
- * block's tensors that index structures of that kind are masked by structure (a neuron's rows
- * and column, a head's head_dim rows and columns, all kept or all pruned) and every block keeps
- * the same number K, returns K, and kept[l·K .. l·K + K) are the kept structures of block l in
- * increasing order (kept: room for layers · gp_model_struct_count); else -1. */
-int64_t gp_mask_kept_structs(const gp_mask *mask, const gp_model *m, gp_struct_kind kind, int32_t *kept);
+/* A mask of whole structures (prune.scope = neurons, neurons-global or heads) read off its bits:
+ * when every block's tensors that index structures of that kind are masked by structure (a
+ * neuron's rows and column, a head's head_dim rows and columns, all kept or all pruned), each
+ * block keeps at least one and, unless mask->uneven_structs, every block the same number:
+ * counts[l] is block l's, kept[] block after block their indices in increasing order (block l's
+ * from Σ_{l' < l} counts[l']), and the return value all blocks' together (kept: room for layers ·
+ * gp_model_struct_count, counts: for layers); else -1. */
+int64_t gp_mask_kept_structs(const gp_mask *mask, const gp_model *m, gp_struct_kind kind, int32_t *kept, int64_t *counts);

@@ -43,7 +43,7 @@
 #define GP_MASK_ATTR_METHOD_DESCRIPTION "method_description" /* string: its formula in words */
 #define GP_MASK_ATTR_SPARSITY_TARGET "sparsity_target"       /* float: fraction of selected weights to prune */
 #define GP_MASK_ATTR_SPARSITY_ACHIEVED "sparsity_achieved"   /* float: fraction pruned, n_pruned / n_selected */
-#define GP_MASK_ATTR_SCOPE "scope"                           /* string: global, layer, row or n:m */
+#define GP_MASK_ATTR_SCOPE "scope"                           /* string: global, layer, row, n:m, neurons, neurons-global or heads */
 #define GP_MASK_ATTR_LAYERS "layers"                         /* string: prune.layers, mlp | attention | linear */
 #define GP_MASK_ATTR_THRESHOLD "threshold"                   /* float: score of the last pruned weight (global), else NaN */
 #define GP_MASK_ATTR_ALPHA "alpha"                           /* float: DAI alignment weight */
@@ -60,6 +60,7 @@
 #define GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN "fisher_vs_magnitude_mean" /* float: mean of /summary's ratio, NaN without statistics */
 #define GP_MASK_ATTR_NEURONS_PER_LAYER "neurons_per_layer"   /* integer: intermediate_size (scope neurons) */
 #define GP_MASK_ATTR_NEURONS_REMOVED "neurons_removed_per_layer" /* integer: of which each block loses (scope neurons) */
+#define GP_MASK_ATTR_NEURONS_REMOVED_TOTAL "neurons_removed" /* integer: of all blocks' (scope neurons-global) */
 #define GP_MASK_ATTR_HEADS_PER_LAYER "heads_per_layer"       /* integer: attention heads (scope heads) */
 #define GP_MASK_ATTR_HEADS_REMOVED "heads_removed_per_layer" /* integer: of which each block loses (scope heads) */
 #define GP_MASK_ATTR_NEURON_FISHER_VS_MAGNITUDE "neurons_fisher_vs_magnitude" /* float: structured DAI's term ratio (gaprune-neurons) */

@@ -72,6 +72,11 @@ const gp_arch_info *gp_arch_for_model_type(const char *model_type);
 /* The registry row of a gp_model_config.arch value (aborts on one outside the registry). */
 const gp_arch_info *gp_arch_get(gp_arch a);
 
+/* config.json key of a folder whose blocks have different intermediate sizes (gaprune only),
+ * and the most blocks such a folder may have. */
+#define GP_CONFIG_INTER_SIZES "gaprune_intermediate_sizes"
+#define GP_MAX_RAGGED_LAYERS 256
+
 typedef struct {
     gp_arch arch;
     int vocab_size;
@@ -81,13 +86,21 @@ typedef struct {
     int heads_pruned;  /* heads transformers' prune_heads removed from every block (config.json pruned_heads) */
     int kv_heads;      /* NKV (= heads for BERT) */
     int head_dim;      /* hs */
-    int intermediate;  /* I */
+    int intermediate;  /* I: every block's, or the largest of inter_of */
+    /* A folder that only gaprune reads (prune.scope = neurons-global): block l has inter_of[l]
+     * MLP neurons, config.json's "gaprune_intermediate_sizes" (GP_CONFIG_INTER_SIZES). transformers
+     * has one intermediate_size, so such a folder does not load there (its shapes mismatch). */
+    bool ragged;
+    int inter_of[GP_MAX_RAGGED_LAYERS];
     int max_positions;
     int type_vocab;    /* BERT token types */
     float norm_eps;    /* layer_norm_eps / rms_norm_eps */
     double rope_theta; /* Qwen3 */
     bool tie_embeddings;
 } gp_model_config;
+
+/* Block l's MLP neurons (intermediate size). */
+static inline int gp_config_inter(const gp_model_config *c, int l) { return c->ragged ? c->inter_of[l] : c->intermediate; }
 
 /* Reads and validates config.json; missing keys and unknown architectures are GP_EINPUT
  * naming the key (an unknown model_type lists the registry's). */
@@ -202,9 +215,11 @@ typedef enum { GP_STRUCT_NEURONS = 0, GP_STRUCT_HEADS = 1 } gp_struct_kind;
 /* gp_model_neuron_axis for either kind: the axis along which parameter i indexes its block's
  * structures of kind k, each `gp_model_struct_width` rows or columns wide. */
 gp_neuron_axis gp_model_struct_axis(const gp_model *m, gp_struct_kind k, int i, int *layer);
-/* Structures of kind k in a block (intermediate_size, or the heads in the weights), and the rows
- * (or columns) each spans (1, or head_dim). */
+/* Structures of kind k in a block (intermediate_size, or the heads in the weights; the largest
+ * block's in a ragged folder), and the rows (or columns) each spans (1, or head_dim). */
 int64_t gp_model_struct_count(const gp_model *m, gp_struct_kind k);
+/* Structures of kind k in block l (its own intermediate size in a ragged folder). */
+int64_t gp_model_struct_count_in(const gp_model *m, gp_struct_kind k, int l);
 int64_t gp_model_struct_width(const gp_model *m, gp_struct_kind k);
 /* "neurons" or "heads"; "MLP neurons" or "attention heads". */
 const char *gp_struct_name(gp_struct_kind k);

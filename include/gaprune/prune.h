@@ -102,8 +102,18 @@ void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_
 
 /* GP_SCOPE_NEURONS, GP_SCOPE_HEADS: whole MLP neurons or attention heads (structured;
  * gp_model_struct_axis), the same number removed from every transformer block, so that the
- * model can be written at its reduced size. */
-typedef enum { GP_SCOPE_GLOBAL, GP_SCOPE_LAYER, GP_SCOPE_ROW, GP_SCOPE_NM, GP_SCOPE_NEURONS, GP_SCOPE_HEADS } gp_scope_kind;
+ * model can be written at its reduced size. GP_SCOPE_NEURONS_GLOBAL: whole MLP neurons ranked
+ * over all blocks together, so each block keeps its own number (at least one): a folder only
+ * gaprune reads (model.h GP_CONFIG_INTER_SIZES). */
+typedef enum {
+    GP_SCOPE_GLOBAL,
+    GP_SCOPE_LAYER,
+    GP_SCOPE_ROW,
+    GP_SCOPE_NM,
+    GP_SCOPE_NEURONS,
+    GP_SCOPE_HEADS,
+    GP_SCOPE_NEURONS_GLOBAL
+} gp_scope_kind;
 
 typedef struct {
     gp_scope_kind kind;
@@ -111,11 +121,11 @@ typedef struct {
 } gp_scope;
 
 gp_status gp_scope_parse(const char *s, gp_scope *out, gp_err *err);
-/* "global", "layer", "row", "neurons", "heads" or "2:4" into buf. */
+/* "global", "layer", "row", "neurons", "neurons-global", "heads" or "2:4" into buf. */
 const char *gp_scope_name(const gp_scope *s, char *buf, int len);
 /* Whether the scope removes whole structures, and which kind. */
 static inline bool gp_scope_structured(const gp_scope *s) {
-    return s->kind == GP_SCOPE_NEURONS || s->kind == GP_SCOPE_HEADS;
+    return s->kind == GP_SCOPE_NEURONS || s->kind == GP_SCOPE_HEADS || s->kind == GP_SCOPE_NEURONS_GLOBAL;
 }
 static inline gp_struct_kind gp_scope_struct(const gp_scope *s) {
     return s->kind == GP_SCOPE_HEADS ? GP_STRUCT_HEADS : GP_STRUCT_NEURONS;

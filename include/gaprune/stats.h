@@ -96,6 +96,11 @@ int64_t gp_stats_layout(const gp_model *m, gp_layers layers, int64_t *off);
 void gp_stats_blocks(const gp_param_table *t, const int64_t *off, int64_t n, int P, int64_t *bounds);
 bool gp_stats_shard(gp_accumulators mode, int P, int64_t n, double share);
 
+/* The statistics gather each transformer block's selected gradients in windows of one block's
+ * size, so the tensors prune.layers selects must be alike in every block: GP_EINPUT naming the
+ * folder otherwise (a folder of per-block intermediate sizes with layers mlp or linear), before
+ * any work (gp_stats_run checks it first; `gaprune run` before its sample). */
+gp_status gp_stats_check(const gp_stats_opts *o, const gp_model *m, gp_err *err);
 /* sample: the samples of gp_sample_run when sample.method is not none, else NULL. */
 gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
                        gp_err *err);

@@ -142,7 +142,11 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
         const gp_struct_kind k = gp_scope_struct(&po->scope);
         const int64_t dense_n = gp_model_struct_count(m, k);
         rc = gp_agree(gp_model_reopen(m, pr.pruned_dir, err), err);
-        if (!rc)
+        if (!rc && m->cfg.ragged)
+            gp_log0("run: %s has per-block intermediate sizes of at most %lld of %lld MLP neurons (only gaprune reads "
+                    "it): %zu parameters", pr.pruned_dir, (long long)gp_model_struct_count(m, k), (long long)dense_n,
+                    m->table.total);
+        else if (!rc)
             gp_log0("run: %s has %lld of %lld %s a block (%s %lld): %zu parameters", pr.pruned_dir,
                     (long long)gp_model_struct_count(m, k), (long long)dense_n, gp_struct_title(k),
                     k == GP_STRUCT_HEADS ? "heads" : "intermediate_size", (long long)gp_model_struct_count(m, k),
@@ -226,6 +230,9 @@ int gp_cmd_run(int argc, char **argv) {
         gp_eval_opts_from_job(&eo, &job); /* with the effective max_length */
     }
     if (!rc) rc = gp_prune_check(&po, m, &err);
+    gp_stats_opts sto;
+    gp_stats_opts_from_job(&sto, &job);
+    if (!rc) rc = gp_stats_check(&sto, m, &err);
     char eval_hash[65] = "";
     if (!rc && gp_rank() == 0 && have_sets) rc = gp_eval_hash(&eo, eval_hash, &err);
     if ((rc = gp_agree(rc, &err))) goto out;
@@ -246,8 +253,6 @@ int gp_cmd_run(int argc, char **argv) {
         if ((rc = gp_sample_run(&so, m, &samples, &err))) goto out;
     }
     gp_stats_report sr;
-    gp_stats_opts sto;
-    gp_stats_opts_from_job(&sto, &job);
     gp_log0("run: stage 1/4, statistics");
     if ((rc = gp_stats_run(&sto, m, sampled ? &samples : NULL, &sr, &err))) goto out;
     gp_prune_inputs in;

@@ -34,6 +34,9 @@ int gp_cmd_stats(int argc, char **argv) {
         gp_prune_opts po;
         gp_prune_opts_from_job(&po, &job);
         rc = gp_prune_check(&po, m, &err);
+        gp_stats_opts so;
+        gp_stats_opts_from_job(&so, &job);
+        if (!rc) rc = gp_stats_check(&so, m, &err); /* before the sample too */
     }
     rc = gp_agree(rc, &err);
     if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);

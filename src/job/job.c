@@ -98,7 +98,7 @@ static const opt k_opts[] = {
     {"prune", "sparsity", T_NUMBERS, F(prune.sparsity), F(prune.n_sparsity), "0.5", NULL, 0, 1,
      "fraction of the selected weights set to zero (a list makes a sweep)"},
     {"prune", "layers", T_CHOICE, F(prune.layers), 0, "mlp", k_layers, 0, 0, "which weight matrices are pruned"},
-    {"prune", "scope", T_SCOPE, F(prune.scope), 0, "global", NULL, 0, 0, "global, layer, row, n:m (e.g. 2:4), neurons (whole MLP neurons, the same count in every block; the pruned folder has the reduced intermediate_size) or heads (whole BERT attention heads, layers = attention; config.json records pruned_heads)"},
+    {"prune", "scope", T_SCOPE, F(prune.scope), 0, "global", NULL, 0, 0, "global, layer, row, n:m (e.g. 2:4), neurons (whole MLP neurons, the same count in every block; the pruned folder has the reduced intermediate_size) , neurons-global (whole MLP neurons ranked over all blocks at once, so each block keeps its own count: a folder that only gaprune reads, not transformers) or heads (whole BERT attention heads, layers = attention; config.json records pruned_heads)"},
     {"prune", "alpha", T_DBL, F(prune.alpha), 0, "0.2", NULL, -1e9, 1e9, "DAI alignment weight"},
     {"prune", "beta", T_DBL, F(prune.beta), 0, "1.0", NULL, -1e9, 1e9, "DAI general-Fisher weight"},
     {"prune", "gamma", T_DBL, F(prune.gamma), 0, "0.5", NULL, -1e9, 1e9, "DAI magnitude weight"},
@@ -280,7 +280,7 @@ static gp_status set_value(gp_job *j, const opt *o, const char *v, const char *w
     case T_SCOPE: {
         gp_err e = {0};
         if (gp_scope_parse(v, field(j, o), &e))
-            return BAD("%s: [%s] %s: \"%s\" is not one of global|layer|row|n:m|neurons|heads (0 <= n < m <= 64, e.g. 2:4)", where,
+            return BAD("%s: [%s] %s: \"%s\" is not one of global|layer|row|n:m|neurons|neurons-global|heads (0 <= n < m <= 64, e.g. 2:4)", where,
                        o->section, o->key, v);
         return GP_OK;
     }
@@ -479,8 +479,9 @@ static gp_status convert(gp_job *j, gp_err *err) {
     const gp_criteria_list *lists[2] = {&j->prune.methods, &j->retrain.methods};
     for (int l = 0; l < 2; l++)
         for (int i = 0; i < lists[l]->n; i++)
-            if ((lists[l]->v[i]->needs & GP_NEED_NEURONS) && j->prune.scope.kind != GP_SCOPE_NEURONS)
-                return BAD("%s: %s scores whole MLP neurons: it needs [prune] scope = neurons (%s)",
+            if ((lists[l]->v[i]->needs & GP_NEED_NEURONS) && j->prune.scope.kind != GP_SCOPE_NEURONS &&
+                j->prune.scope.kind != GP_SCOPE_NEURONS_GLOBAL)
+                return BAD("%s: %s scores whole MLP neurons: it needs [prune] scope = neurons or neurons-global (%s)",
                            gp_job_origin(j, l ? "retrain" : "prune", "methods"), lists[l]->v[i]->name,
                            gp_job_origin(j, "prune", "scope"));
     /* the run is still sound (the rate just never reaches retrain.lr): a warning, not an error */

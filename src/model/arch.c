@@ -62,13 +62,46 @@ gp_status gp_config_eps(const cJSON *j, const char *key, float *out, const char 
     return GP_OK;
 }
 
+/* GP_CONFIG_INTER_SIZES, a folder of blocks with different intermediate sizes (written by
+ * prune.scope = neurons-global): one positive size per block, the largest of them
+ * intermediate_size (what transformers reads, so that it refuses the folder's shapes rather than
+ * building a model of another size). Absent or null: every block has intermediate_size. */
+static gp_status config_inter_sizes(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
+    cfg->ragged = false;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, GP_CONFIG_INTER_SIZES);
+    if (!a || cJSON_IsNull(a)) return GP_OK;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != cfg->layers)
+        return gp_errf(err, GP_EINPUT, "%s: key \"%s\" is not a list of num_hidden_layers = %d sizes", path,
+                       GP_CONFIG_INTER_SIZES, cfg->layers);
+    if (cfg->layers > GP_MAX_RAGGED_LAYERS)
+        return gp_errf(err, GP_EINPUT, "%s: key \"%s\": gaprune reads per-block sizes of at most %d blocks, not %d", path,
+                       GP_CONFIG_INTER_SIZES, GP_MAX_RAGGED_LAYERS, cfg->layers);
+    int l = 0, most = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        const double v = cJSON_IsNumber(e) ? e->valuedouble : 0;
+        /* the range first: converting a double outside int's range is undefined */
+        if (!(v >= 1 && v <= cfg->intermediate) || v != (int)v)
+            return gp_errf(err, GP_EINPUT, "%s: key \"%s\"[%d] is not a size in [1, intermediate_size = %d]", path,
+                           GP_CONFIG_INTER_SIZES, l, cfg->intermediate);
+        cfg->inter_of[l++] = (int)v;
+        most = (int)v > most ? (int)v : most;
+    }
+    if (most != cfg->intermediate)
+        return gp_errf(err, GP_EINPUT, "%s: intermediate_size %d is not the largest of \"%s\" (%d)", path, cfg->intermediate,
+                       GP_CONFIG_INTER_SIZES, most);
+    cfg->ragged = true;
+    return GP_OK;
+}
+
 gp_status gp_config_common_sizes(const cJSON *j, const char *path, gp_model_config *cfg, gp_err *err) {
     gp_status rc;
     if ((rc = gp_config_int(j, "vocab_size", &cfg->vocab_size, path, err)) ||
         (rc = gp_config_int(j, "hidden_size", &cfg->hidden, path, err)) ||
         (rc = gp_config_int(j, "num_hidden_layers", &cfg->layers, path, err)) ||
         (rc = gp_config_int(j, "num_attention_heads", &cfg->heads, path, err)) ||
-        (rc = gp_config_int(j, "intermediate_size", &cfg->intermediate, path, err)))
+        (rc = gp_config_int(j, "intermediate_size", &cfg->intermediate, path, err)) ||
+        (rc = config_inter_sizes(j, path, cfg, err)))
         return rc;
     return gp_config_int(j, "max_position_embeddings", &cfg->max_positions, path, err);
 }

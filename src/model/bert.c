@@ -8,7 +8,7 @@
  *               ctx = softmax(q k^T / √hs) v   per head, keys of the same sequence only
  *               x1  = LN(x + ctx Wo^T + bo)
  *               x'  = LN(x1 + gelu(x1 Wi^T + bi) Wout^T + bout)
- * Shapes: N tokens, C hidden, I intermediate, NH heads, hs = C / num_attention_heads, A = NH·hs
+ * Shapes: N tokens, C hidden, I intermediate (block l's own in a ragged folder, model.h), NH heads, hs = C / num_attention_heads, A = NH·hs
  * the attention's width (C, or less in a folder whose config.json lists pruned_heads: transformers'
  * prune_heads removes the same heads' rows of q, k, v and columns of the output dense).
  */
@@ -64,7 +64,7 @@ enum {
 };
 
 static void bert_build_table(const gp_model_config *c, gp_param_table *t) {
-    const int64_t C = c->hidden, I = c->intermediate, A = (int64_t)c->heads * c->head_dim;
+    const int64_t C = c->hidden, A = (int64_t)c->heads * c->head_dim;
     gp_param_table_add(t, "embeddings.word_embeddings.weight", 2, c->vocab_size, C);
     gp_param_table_add(t, "embeddings.position_embeddings.weight", 2, c->max_positions, C);
     gp_param_table_add(t, "embeddings.token_type_embeddings.weight", 2, c->type_vocab, C);
@@ -77,6 +77,7 @@ static void bert_build_table(const gp_model_config *c, gp_param_table *t) {
         gp_param_table_add(t, n, nd, d0, d1);                                                                   \
     } while (0)
     for (int l = 0; l < c->layers; l++) {
+        const int64_t I = gp_config_inter(c, l);
         ADD("attention.self.query.weight", 2, A, C);
         ADD("attention.self.key.weight", 2, A, C);
         ADD("attention.self.value.weight", 2, A, C);
@@ -127,6 +128,7 @@ typedef struct {
 
 /* Lays out the activations in one allocation; grows it when the batch is larger. */
 static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t att, bool train, bool recompute) {
+    /* every block's slots at the largest intermediate size (a ragged folder's blocks differ) */
     const size_t C = (size_t)c->hidden, I = (size_t)c->intermediate, n = (size_t)N;
     const size_t A = (size_t)c->heads * (size_t)c->head_dim;
     const int nl = train && !recompute ? c->layers : 1;
@@ -203,7 +205,7 @@ static const float *bert_forward(gp_model *m, void **state, const gp_packed *pk,
  * when recomputing). */
 static void bert_layer_forward(gp_model *m, bert_state *s, const gp_packed *pk, int l, const float *x) {
     const gp_model_config *c = &m->cfg;
-    const int N = pk->N, C = c->hidden, I = c->intermediate, NH = c->heads, hs = c->head_dim, A = NH * hs;
+    const int N = pk->N, C = c->hidden, I = gp_config_inter(c, l), NH = c->heads, hs = c->head_dim, A = NH * hs;
     {
         layer_acts *a = &s->la[l];
         gp_matmul_forward(a->qkv, x, W(m, l, L_QW), W(m, l, L_QB), N, C, 3 * A);
@@ -226,9 +228,9 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
     const gp_model_config *c = &m->cfg;
     bert_state *s = state;
     GP_CHECK(s && s->trained, "backward needs a training-mode forward first");
-    const int N = pk->N, C = c->hidden, I = c->intermediate, NH = c->heads, hs = c->head_dim, A = NH * hs;
+    const int N = pk->N, C = c->hidden, Imax = c->intermediate, NH = c->heads, hs = c->head_dim, A = NH * hs;
     const size_t n = (size_t)N;
-    size_t need = n * (C + C + C + A + 3 * A + 2 * I);
+    size_t need = n * (C + C + C + A + 3 * A + 2 * Imax);
     if (need > s->dcap) {
         free(s->dmem);
         s->dmem = gp_malloc(need * sizeof(float));
@@ -239,8 +241,8 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
     float *dres = dxin + n * C;  /* [N, C] */
     float *dctx = dres + n * C;  /* [N, A] */
     float *dqkv = dctx + n * A;  /* [N, 3A] */
-    float *dh = dqkv + 3 * n * A; /* [N, I] */
-    float *dpre = dh + n * I;     /* [N, I] */
+    float *dh = dqkv + 3 * n * A; /* [N, Imax] */
+    float *dpre = dh + n * Imax;     /* [N, Imax] */
     memcpy(dx, dhidden, n * C * sizeof(float));
 
     for (int l = c->layers - 1; l >= 0; l--) {
@@ -248,6 +250,7 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
         const float *x = l ? s->la[l - 1].xo : s->x0;
         if (s->recompute && l < c->layers - 1) bert_layer_forward(m, s, pk, l, x); /* the last is still there */
         gp_model_layer_begin(m, l); /* a caller may reuse this block's gradient window */
+        const int I = gp_config_inter(c, l); /* dh and dpre hold [N, Imax] */
         /* output LayerNorm; the residual carries dres2 straight to x1 */
         memset(dres, 0, n * C * sizeof(float));
         gp_layernorm_backward(dres, G(m, l, L_OLNW), G(m, l, L_OLNB), dx, a->res2, W(m, l, L_OLNW), a->mean2,
@@ -283,8 +286,9 @@ static void bert_each_linear_input(gp_model *m, void *state, const gp_packed *pk
                                    void *ctx) {
     bert_state *s = state;
     GP_CHECK(s && s->trained, "needs a training-mode forward");
-    const int N = pk->N, C = m->cfg.hidden, I = m->cfg.intermediate, A = m->cfg.heads * m->cfg.head_dim;
+    const int N = pk->N, C = m->cfg.hidden, A = m->cfg.heads * m->cfg.head_dim;
     for (int l = 0; l < m->cfg.layers; l++) {
+        const int I = gp_config_inter(&m->cfg, l);
         const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].xo : s->x0;
         if (s->recompute) bert_layer_forward(m, s, pk, l, x); /* one block's buffers serve them all */

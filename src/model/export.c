@@ -86,20 +86,83 @@ static char *replace_number(const char *text, const char *name, int64_t kept) {
     return out;
 }
 
-/* <tmp>/config.json with intermediate_size = kept, every other byte as the source has it (the
- * key found textually, then the result parsed back to check that it says kept; else cJSON
- * prints the whole object again). */
-static gp_status write_config(const gp_model *m, const char *tmp, int64_t kept, gp_err *err) {
+/* The text with member ("\n  \"key\": value,") inserted right after its first '{', or NULL. */
+static char *insert_member(const char *text, const char *member) {
+    const char *brace = strchr(text, '{');
+    if (!brace) return NULL;
+    const size_t head = (size_t)(brace - text) + 1, len = strlen(text), add = strlen(member);
+    char *out = gp_malloc(len + add + 1);
+    memcpy(out, text, head);
+    memcpy(out + head, member, add);
+    memcpy(out + head + add, text + head, len - head + 1);
+    return out;
+}
+
+static bool uneven_counts(const gp_export_structs *st) {
+    for (int l = 1; l < st->layers; l++)
+        if (st->counts[l] != st->counts[0]) return true;
+    return false;
+}
+
+/* The member a structured export adds to config.json, or NULL: heads, transformers'
+ * "pruned_heads": {"layer": [removed heads]} (original indices, every layer); neurons kept in
+ * different numbers by the blocks, GP_CONFIG_INTER_SIZES: [every block's]. */
+static char *structs_member(const gp_model *m, const gp_export_structs *st) {
+    if (st->kind == GP_STRUCT_NEURONS && !uneven_counts(st)) return NULL;
+    const int64_t H = gp_model_struct_count(m, st->kind);
+    /* at most 12 characters a number, 16 a layer */
+    const bool heads = st->kind == GP_STRUCT_HEADS;
+    char *list = gp_malloc((size_t)(st->layers * ((heads ? H : 1) * 12 + 16) + 96));
+    size_t at = 0;
+    if (!heads) {
+        at += (size_t)sprintf(list + at, "\n  \"%s\": [", GP_CONFIG_INTER_SIZES);
+        for (int l = 0; l < st->layers; l++) at += (size_t)sprintf(list + at, "%s%lld", l ? ", " : "", (long long)st->counts[l]);
+        sprintf(list + at, "],");
+        return list;
+    }
+    at += (size_t)sprintf(list + at, "\n  \"pruned_heads\": {");
+    const int32_t *kept = st->index;
+    for (int l = 0; l < st->layers; l++) {
+        at += (size_t)sprintf(list + at, "%s\"%d\": [", l ? ", " : "", l);
+        int64_t j = 0, n = 0;
+        for (int64_t h = 0; h < H; h++) {
+            if (j < st->counts[l] && kept[j] == h) {
+                j++;
+                continue;
+            }
+            at += (size_t)sprintf(list + at, "%s%lld", n++ ? ", " : "", (long long)h);
+        }
+        kept += st->counts[l];
+        at += (size_t)sprintf(list + at, "]");
+    }
+    sprintf(list + at, "},");
+    return list;
+}
+
+/* <tmp>/config.json of a structured export, every byte as the source has it but what the export
+ * changes: neurons, intermediate_size = the kept count (the largest block's when the blocks keep
+ * different numbers, each block's then in GP_CONFIG_INTER_SIZES); heads, transformers'
+ * "pruned_heads" added. The text is edited and parsed back to check that it says so (a number
+ * that cannot be replaced in the text: cJSON prints the whole object again). */
+static gp_status write_config(const gp_model *m, const char *tmp, const gp_export_structs *st, gp_err *err) {
     char *src = gp_path_join(m->dir, "config.json"), *dst = gp_path_join(tmp, "config.json");
     char *orig = NULL, *text = NULL;
     size_t len = 0;
     cJSON *cfg = NULL;
-    int64_t got = -1;
     gp_status rc = gp_read_file(src, &orig, &len, err);
-    if (!rc && (text = replace_number(orig, "intermediate_size", kept)) && !gp_json_parse(text, strlen(text), src, &cfg, err) &&
-        !gp_json_int(cfg, "intermediate_size", &got, src, err) && got == kept) {
+    if (!rc && st->kind == GP_STRUCT_HEADS && m->cfg.heads_pruned)
+        rc = gp_errf(err, GP_EINPUT, "%s: has pruned_heads already", src);
+    if (!rc && st->kind == GP_STRUCT_NEURONS && m->cfg.ragged)
+        rc = gp_errf(err, GP_EINPUT, "%s: has %s already", src, GP_CONFIG_INTER_SIZES);
+    int64_t kept = 0; /* intermediate_size to write */
+    for (int l = 0; l < st->layers; l++) kept = st->counts[l] > kept ? st->counts[l] : kept;
+    int64_t got = -1;
+    if (rc || st->kind != GP_STRUCT_NEURONS) {
+        text = orig, orig = NULL;
+    } else if ((text = replace_number(orig, "intermediate_size", kept)) && !gp_json_parse(text, strlen(text), src, &cfg, err) &&
+               !gp_json_int(cfg, "intermediate_size", &got, src, err) && got == kept) {
         /* the textual replacement holds */
-    } else if (!rc) {
+    } else {
         free(text);
         cJSON_Delete(cfg);
         text = NULL, cfg = NULL;
@@ -114,6 +177,22 @@ static gp_status write_config(const gp_model *m, const char *tmp, int64_t kept, 
         }
     }
     free(orig);
+    cJSON_Delete(cfg);
+    cfg = NULL;
+    char *member = rc ? NULL : structs_member(m, st);
+    if (member) {
+        const char *key = st->kind == GP_STRUCT_HEADS ? "pruned_heads" : GP_CONFIG_INTER_SIZES;
+        char *with = insert_member(text, member);
+        free(text);
+        text = with;
+        /* the result must parse, with the key where transformers (or gaprune) reads it */
+        if (!text) rc = gp_errf(err, GP_EINPUT, "%s: not a JSON object", src);
+        else rc = gp_json_parse(text, strlen(text), dst, &cfg, err);
+        if (!rc && !cJSON_GetObjectItemCaseSensitive(cfg, key))
+            rc = gp_errf(err, GP_EINPUT, "%s: %s did not land in the object", dst, key);
+        cJSON_Delete(cfg);
+    }
+    free(member);
     if (!rc) {
         FILE *f = gp_file_create(dst, err);
         if (!f) rc = GP_EINPUT;
@@ -123,60 +202,31 @@ static gp_status write_config(const gp_model *m, const char *tmp, int64_t kept, 
         }
     }
     free(text);
-    cJSON_Delete(cfg);
     free(src), free(dst);
     return rc;
 }
 
-/* <tmp>/config.json with transformers' "pruned_heads": {"layer": [removed heads]} added at the
- * top of the object, every other byte as the source has it (checked by parsing it back). */
-static gp_status write_pruned_heads(const gp_model *m, const char *tmp, const gp_export_structs *st, gp_err *err) {
-    char *src = gp_path_join(m->dir, "config.json"), *dst = gp_path_join(tmp, "config.json"), *orig = NULL;
-    size_t len = 0;
-    gp_status rc = gp_read_file(src, &orig, &len, err);
-    const char *brace = rc ? NULL : strchr(orig, '{');
-    if (!rc && (!brace || m->cfg.heads_pruned))
-        rc = gp_errf(err, GP_EINPUT, "%s: %s", src, brace ? "has pruned_heads already" : "not a JSON object");
-    /* {"0": [removed ...], ...}: at most 6 + 12 characters per head and layer */
-    const int64_t H = m->cfg.heads;
-    char *list = rc ? NULL : gp_malloc((size_t)(st->layers * (H * 12 + 16) + 64));
-    size_t at = 0;
-    if (list) {
-        at += (size_t)sprintf(list + at, "\n  \"pruned_heads\": {");
-        for (int l = 0; l < st->layers; l++) {
-            at += (size_t)sprintf(list + at, "%s\"%d\": [", l ? ", " : "", l);
-            int64_t j = 0, n = 0;
-            for (int64_t h = 0; h < H; h++) {
-                if (j < st->kept && st->index[(int64_t)l * st->kept + j] == h) {
-                    j++;
-                    continue;
-                }
-                at += (size_t)sprintf(list + at, "%s%lld", n++ ? ", " : "", (long long)h);
-            }
-            at += (size_t)sprintf(list + at, "]");
-        }
-        at += (size_t)sprintf(list + at, "},");
-    }
-    char *text = NULL;
-    if (!rc) {
-        const size_t head = (size_t)(brace - orig) + 1;
-        text = gp_malloc(len + at + 1);
-        memcpy(text, orig, head);
-        memcpy(text + head, list, at);
-        memcpy(text + head + at, orig + head, len - head + 1);
-        cJSON *doc = NULL; /* the result must parse, with the key where transformers reads it */
-        rc = gp_json_parse(text, strlen(text), dst, &doc, err);
-        if (!rc && !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(doc, "pruned_heads")))
-            rc = gp_errf(err, GP_EINPUT, "%s: pruned_heads did not land in the object", dst);
-        cJSON_Delete(doc);
-    }
-    FILE *f = rc ? NULL : gp_file_create(dst, err);
-    if (!rc && !f) rc = GP_EINPUT;
+/* A folder whose blocks keep different numbers of neurons says so in a file of its own, beside
+ * the config.json key that gaprune reads: transformers would refuse its shapes. */
+static gp_status write_notice(const gp_model *m, const char *tmp, const gp_export_structs *st, gp_err *err) {
+    char *path = gp_path_join(tmp, GP_EXPORT_NOTICE);
+    FILE *f = gp_file_create(path, err);
+    gp_status rc = f ? GP_OK : GP_EINPUT;
     if (f) {
-        fputs(text, f);
-        rc = gp_file_commit(f, dst, err);
+        fprintf(f, "# A model folder that only gaprune reads\n\n"
+                   "gaprune removed whole MLP neurons ranked over all blocks at once (prune.scope = neurons-global),\n"
+                   "so the blocks of this model keep different numbers of neurons:\n\n");
+        for (int l = 0; l < st->layers; l++)
+            fprintf(f, "- block %d: %lld of %d\n", l, (long long)st->counts[l], m->cfg.intermediate);
+        fprintf(f, "\nconfig.json lists them as \"%s\" and sets intermediate_size to the largest.\n"
+                   "transformers and sentence-transformers have one intermediate_size for every block: they do not\n"
+                   "load this folder (the tensors' shapes do not match). gaprune loads, encodes, evaluates and\n"
+                   "retrains it. For a folder that every library reads, use prune.scope = neurons (the same count in\n"
+                   "every block).\n",
+                GP_CONFIG_INTER_SIZES);
+        rc = gp_file_commit(f, path, err);
     }
-    free(list), free(text), free(orig), free(src), free(dst);
+    free(path);
     return rc;
 }
 
@@ -213,14 +263,16 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
     char *tmp = gp_tmp_path(out_dir);
     gp_rmtree(tmp);
     gp_status rc = copy_tree(m->dir, tmp, err);
-    if (!rc && structs) {
-        if (structs->kind == GP_STRUCT_HEADS) rc = write_pruned_heads(m, tmp, structs, err);
-        else rc = write_config(m, tmp, structs->kept, err);
-    }
-    /* the kept rows (or columns) of every block: a structure spans g of them */
-    const int64_t g = structs ? gp_model_struct_width(m, structs->kind) : 1, kept = structs ? structs->kept * g : 0;
-    int32_t *rows = structs ? gp_malloc((size_t)(structs->layers * kept + 1) * sizeof(int32_t)) : NULL;
-    for (int64_t u = 0; structs && u < structs->layers * structs->kept; u++)
+    if (!rc && structs) rc = write_config(m, tmp, structs, err);
+    if (!rc && structs && uneven_counts(structs)) rc = write_notice(m, tmp, structs, err);
+    /* the kept rows (or columns) of every block, block after block (a structure spans g of them),
+     * and where block l's start */
+    const int64_t g = structs ? gp_model_struct_width(m, structs->kind) : 1;
+    int64_t nkept = 0;
+    int64_t *first = structs ? gp_malloc((size_t)(structs->layers + 1) * sizeof(int64_t)) : NULL;
+    for (int l = 0; structs && l < structs->layers; l++) first[l] = nkept * g, nkept += structs->counts[l];
+    int32_t *rows = structs ? gp_malloc((size_t)(nkept * g + 1) * sizeof(int32_t)) : NULL;
+    for (int64_t u = 0; structs && u < nkept; u++)
         for (int64_t d = 0; d < g; d++) rows[u * g + d] = (int32_t)(structs->index[u] * g + d);
     gp_st_set *set = NULL;
     if (!rc) rc = gp_st_set_open(m->dir, &set, err);
@@ -246,9 +298,10 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
             if (ax != GP_NEURON_NONE && layer >= 0 && layer < structs->layers) {
                 const gp_param *q = &m->table.p[p];
                 const int64_t R = q->shape[0], C = q->ndim == 2 ? q->shape[1] : 1;
+                const int64_t kept = structs->counts[layer] * g;
                 int64_t shape[2] = {t->shape[0], t->ndim == 2 ? t->shape[1] : 0};
                 shape[ax == GP_NEURON_ROWS ? 0 : 1] = kept;
-                owned[k] = gather_neurons(gp_model_param(m, p), R, C, ax, rows + (int64_t)layer * kept, kept);
+                owned[k] = gather_neurons(gp_model_param(m, p), R, C, ax, rows + first[layer], kept);
                 gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, shape, owned[k]);
                 total += (uint64_t)(shape[0] * (t->ndim == 2 ? shape[1] : 1)) * gp_dtype_size(t->dtype);
             } else {
@@ -267,7 +320,7 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
         free(owned);
     }
     gp_st_set_close(set);
-    free(rows);
+    free(rows), free(first);
     if (!rc && structs) rc = write_index_total(tmp, total, err);
     if (!rc) {
         gp_rmtree(out_dir);

@@ -70,6 +70,7 @@ void gp_model_build_table(const gp_model_config *cfg, gp_param_table *t) {
  * block's (*block, when not NULL). UINT64_MAX when the count does not fit. */
 static uint64_t implied_params_block(const gp_model_config *cfg, uint64_t *block) {
     gp_model_config c = *cfg;
+    c.ragged = false; /* every block at the largest size: a bound for a ragged folder */
     gp_param_table t[2];
     for (int k = 0; k < 2; k++) {
         c.layers = k + 1;
@@ -281,6 +282,12 @@ static gp_status check_against_files(const gp_model_config *cfg, const char *dir
         for (int k = 0; k < gp_st_count(f); k++) have += (uint64_t)gp_st_at(f, k)->numel;
     }
     uint64_t block, need = implied_params_block(cfg, &block);
+    if (cfg->ragged) { /* the bound counts every block at the largest size; at most 256 blocks: the table's own */
+        gp_param_table t;
+        gp_model_build_table(cfg, &t);
+        if (!t.overflow) need = t.total;
+        gp_param_table_free(&t);
+    }
     if (need <= have) return GP_OK;
     gp_model_config fits = *cfg;
     if (block && (uint64_t)fits.layers > have / block + 1) fits.layers = (int)(have / block + 1);
@@ -523,6 +530,10 @@ gp_neuron_axis gp_model_neuron_axis(const gp_model *m, int i, int *layer) {
 
 int64_t gp_model_struct_count(const gp_model *m, gp_struct_kind k) {
     return k == GP_STRUCT_HEADS ? m->cfg.heads : m->cfg.intermediate;
+}
+
+int64_t gp_model_struct_count_in(const gp_model *m, gp_struct_kind k, int l) {
+    return k == GP_STRUCT_HEADS ? m->cfg.heads : gp_config_inter(&m->cfg, l);
 }
 
 int64_t gp_model_struct_width(const gp_model *m, gp_struct_kind k) { return k == GP_STRUCT_HEADS ? m->cfg.head_dim : 1; }

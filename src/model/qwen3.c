@@ -12,7 +12,7 @@
  *               m   = RMSNorm(r1) w_post
  *               x'  = r1 + (silu(m Wg^T) ⊙ (m Wu^T)) Wd^T   (gate_proj, up_proj adjacent: [2F, C])
  *   out = RMSNorm(x_L) w_norm; pooling (last token) and normalisation are model.c's.
- * Shapes: N tokens, C hidden, F intermediate, NH query heads, NKV key/value heads, hs head_dim
+ * Shapes: N tokens, C hidden, F intermediate (block l's own in a ragged folder, model.h), NH query heads, NKV key/value heads, hs head_dim
  * (Qwen3 sets it apart from C / NH: 0.6B has C 1024, NH 16, hs 128).
  *
  * Positions are the columns of the padded batch. With left padding these start after the pads,
@@ -85,7 +85,7 @@ enum {
 };
 
 static void qwen3_build_table(const gp_model_config *c, gp_param_table *t) {
-    const int64_t C = c->hidden, F = c->intermediate, Q = (int64_t)c->heads * c->head_dim,
+    const int64_t C = c->hidden, Q = (int64_t)c->heads * c->head_dim,
                   KV = (int64_t)c->kv_heads * c->head_dim, hs = c->head_dim;
     gp_param_table_add(t, "embed_tokens.weight", 2, c->vocab_size, C);
     char n[128];
@@ -95,6 +95,7 @@ static void qwen3_build_table(const gp_model_config *c, gp_param_table *t) {
         gp_param_table_add(t, n, nd, d0, d1);                                                                   \
     } while (0)
     for (int l = 0; l < c->layers; l++) {
+        const int64_t F = gp_config_inter(c, l);
         ADD("self_attn.q_proj.weight", 2, Q, C);
         ADD("self_attn.k_proj.weight", 2, KV, C);
         ADD("self_attn.v_proj.weight", 2, KV, C);
@@ -153,6 +154,14 @@ static dims dims_of(const gp_model_config *c) {
     d.KV = d.NKV * d.hs;
     d.QK = d.Q + d.KV;
     d.QKV = d.Q + 2 * d.KV;
+    return d;
+}
+
+/* Block l's: F is its own intermediate size (a ragged folder's blocks differ; the buffers are
+ * laid out with dims_of's, the largest). */
+static dims dims_at(const gp_model_config *c, int l) {
+    dims d = dims_of(c);
+    d.F = gp_config_inter(c, l);
     return d;
 }
 
@@ -239,7 +248,7 @@ static const float *qwen3_forward(gp_model *m, void **state, const gp_packed *pk
 /* Block l on its input x [N, C] into s->la[l] (for the forward, and again before its backward
  * when recomputing). */
 static void qwen3_layer_forward(gp_model *m, qwen3_state *s, const gp_packed *pk, int l, const float *x) {
-    const dims d = dims_of(&m->cfg);
+    const dims d = dims_at(&m->cfg, l);
     const int N = pk->N;
     const float eps = m->cfg.norm_eps;
     {
@@ -296,14 +305,15 @@ static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const 
         const float *x = l ? s->la[l - 1].out : s->x0;
         if (s->recompute && l < c->layers - 1) qwen3_layer_forward(m, s, pk, l, x); /* the last is still there */
         gp_model_layer_begin(m, l); /* a caller may reuse this block's gradient window */
+        const int F = gp_config_inter(c, l); /* dh and dgu hold [N, the largest F] */
         /* MLP; the residual carries dx straight to r1 */
         memcpy(dxin, dx, n * d.C * sizeof(float)); /* dxin holds d r1 for now */
-        memset(dh, 0, n * d.F * sizeof(float));
-        gp_matmul_backward(dh, G(m, l, L_DW), NULL, dx, a->h, W(m, l, L_DW), N, d.F, d.C);
-        memset(dgu, 0, n * 2 * d.F * sizeof(float));
-        gp_swiglu_backward(dgu, dh, a->gu, N, d.F);
+        memset(dh, 0, n * F * sizeof(float));
+        gp_matmul_backward(dh, G(m, l, L_DW), NULL, dx, a->h, W(m, l, L_DW), N, F, d.C);
+        memset(dgu, 0, n * 2 * F * sizeof(float));
+        gp_swiglu_backward(dgu, dh, a->gu, N, F);
         memset(dn, 0, n * d.C * sizeof(float));
-        gp_matmul_backward(dn, G(m, l, L_GW), NULL, dgu, a->mn, W(m, l, L_GW), N, d.C, 2 * d.F);
+        gp_matmul_backward(dn, G(m, l, L_GW), NULL, dgu, a->mn, W(m, l, L_GW), N, d.C, 2 * F);
         gp_rmsnorm_backward(dxin, G(m, l, L_PNW), dn, d.C, a->r1, d.C, W(m, l, L_PNW), a->rstd2, N, 1, d.C);
         /* attention; the residual carries d r1 straight to x */
         memset(dctx, 0, n * d.Q * sizeof(float));
@@ -331,9 +341,9 @@ static void qwen3_each_linear_input(gp_model *m, void *state, const gp_packed *p
                                     void *ctx) {
     qwen3_state *s = state;
     GP_CHECK(s && s->trained, "needs a training-mode forward");
-    const dims d = dims_of(&m->cfg);
     const int N = pk->N;
     for (int l = 0; l < m->cfg.layers; l++) {
+        const dims d = dims_at(&m->cfg, l);
         const layer_acts *a = &s->la[l];
         if (s->recompute) qwen3_layer_forward(m, s, pk, l, l ? s->la[l - 1].out : s->x0); /* one block's buffers */
         const int base = E_COUNT + l * L_COUNT;

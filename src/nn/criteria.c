@@ -176,11 +176,12 @@ gp_status gp_scope_parse(const char *s, gp_scope *out, gp_err *err) {
     else if (!strcmp(s, "layer")) out->kind = GP_SCOPE_LAYER;
     else if (!strcmp(s, "row")) out->kind = GP_SCOPE_ROW;
     else if (!strcmp(s, "neurons")) out->kind = GP_SCOPE_NEURONS;
+    else if (!strcmp(s, "neurons-global")) out->kind = GP_SCOPE_NEURONS_GLOBAL;
     else if (!strcmp(s, "heads")) out->kind = GP_SCOPE_HEADS;
     else {
         char tail;
         if (sscanf(s, "%d:%d%c", &out->n, &out->m, &tail) != 2 || out->n < 0 || out->m <= out->n || out->m > 64)
-            return gp_errf(err, GP_EINPUT, "scope \"%s\" is not global, layer, row, neurons, heads or n:m (0 <= n < m <= 64)", s);
+            return gp_errf(err, GP_EINPUT, "scope \"%s\" is not global, layer, row, neurons, neurons-global, heads or n:m (0 <= n < m <= 64)", s);
         out->kind = GP_SCOPE_NM;
     }
     return GP_OK;
@@ -192,6 +193,7 @@ const char *gp_scope_name(const gp_scope *s, char *buf, int len) {
     case GP_SCOPE_LAYER: return "layer";
     case GP_SCOPE_ROW: return "row";
     case GP_SCOPE_NEURONS: return "neurons";
+    case GP_SCOPE_NEURONS_GLOBAL: return "neurons-global";
     case GP_SCOPE_HEADS: return "heads";
     default: snprintf(buf, (size_t)len, "%d:%d", s->n, s->m); return buf;
     }

@@ -19,7 +19,7 @@
 void gp_mask_bcast(gp_mask *mk, const gp_model *m) {
     (void)m;
     if (gp_nranks() == 1) return;
-    int64_t hdr[3] = {mk->n, mk->total, mk->pruned};
+    int64_t hdr[4] = {mk->n, mk->total, mk->pruned, mk->uneven_structs};
     gp_bcast_bytes(hdr, sizeof hdr, 0);
     double d[2] = {mk->threshold, mk->model_zero_fraction};
     gp_bcast_bytes(d, sizeof d, 0);
@@ -30,7 +30,8 @@ void gp_mask_bcast(gp_mask *mk, const gp_model *m) {
         mk->numel = gp_malloc((size_t)(mk->n ? mk->n : 1) * sizeof(int64_t));
         mk->keep = gp_calloc((size_t)(mk->n ? mk->n : 1), sizeof(uint8_t *));
     }
-    mk->total = hdr[1], mk->pruned = hdr[2], mk->threshold = d[0], mk->model_zero_fraction = d[1];
+    mk->total = hdr[1], mk->pruned = hdr[2], mk->uneven_structs = hdr[3] != 0;
+    mk->threshold = d[0], mk->model_zero_fraction = d[1];
     gp_bcast_bytes(mk->param, (size_t)mk->n * sizeof(int), 0);
     gp_bcast_bytes(mk->numel, (size_t)mk->n * sizeof(int64_t), 0);
     for (int i = 0; i < mk->n; i++) {
@@ -78,6 +79,9 @@ gp_status gp_mask_read(const char *path, const gp_model *m, gp_mask *mk, gp_err 
     if (!fmt || strcmp(fmt, GP_MASK_FORMAT) || gp_h5_read_attr_int(f, GP_H5_ATTR_COMPLETE, &complete) || complete != 1)
         rc = gp_errf(err, GP_EINPUT, "%s: not a complete gaprune mask file", path);
     free(fmt);
+    char *scope = rc ? NULL : gp_h5_read_attr_str(f, GP_MASK_ATTR_SCOPE);
+    mk->uneven_structs = scope && !strcmp(scope, "neurons-global");
+    free(scope);
     mk->param = gp_malloc((size_t)m->table.n * sizeof(int));
     mk->numel = gp_malloc((size_t)m->table.n * sizeof(int64_t));
     mk->keep = gp_calloc((size_t)m->table.n, sizeof(uint8_t *));
@@ -114,7 +118,7 @@ gp_status gp_mask_read(const char *path, const gp_model *m, gp_mask *mk, gp_err 
     return rc;
 }
 
-int64_t gp_mask_kept_structs(const gp_mask *mk, const gp_model *m, gp_struct_kind kind, int32_t *kept) {
+int64_t gp_mask_kept_structs(const gp_mask *mk, const gp_model *m, gp_struct_kind kind, int32_t *kept, int64_t *counts) {
     const int L = m->cfg.layers;
     const int64_t I = gp_model_struct_count(m, kind), g = gp_model_struct_width(m, kind);
     int8_t *state = gp_malloc((size_t)(L * I)); /* -1 unknown, else the neuron's bit */
@@ -144,21 +148,19 @@ int64_t gp_mask_kept_structs(const gp_mask *mk, const gp_model *m, gp_struct_kin
                 }
             }
     }
-    int64_t count = -1;
+    int64_t total = 0;
     for (int l = 0; l < L && ok; l++) {
         int64_t c = 0;
         for (int64_t k = 0; k < I; k++) c += state[l * I + k] == 1;
-        if (seen[l] != 3 || (count >= 0 && c != count)) ok = false;
-        count = c;
+        if (seen[l] != 3 || c == 0 || (!mk->uneven_structs && l > 0 && c != counts[0])) ok = false;
+        counts[l] = c;
     }
-    for (int l = 0; l < L && ok; l++) { /* block l's kept structures at l·count */
-        int64_t c = 0;
+    for (int l = 0; l < L && ok; l++) /* block l's kept structures after the blocks before it's */
         for (int64_t k = 0; k < I; k++)
-            if (state[l * I + k] == 1) kept[l * count + c++] = (int32_t)k;
-    }
+            if (state[l * I + k] == 1) kept[total++] = (int32_t)k;
     free(state);
     free(seen);
-    return ok ? count : -1;
+    return ok ? total : -1;
 }
 
 void gp_mask_free(gp_mask *mk) {

@@ -87,18 +87,24 @@ void gp_prune_inputs_free(gp_prune_inputs *in) {
 }
 
 /* The structures of kind k a mask of whole structures keeps (gp_mask_kept_structs), into *st,
- * for a structured export; NULL (export every tensor at its shape) for any other mask. The caller
- * frees what *st points into through the return value. */
-static int32_t *kept_structs(const gp_mask *mask, const gp_model *m, gp_struct_kind k, gp_export_structs *st) {
-    if (!mask || mask->n == 0) return NULL;
+ * for a structured export; false (export every tensor at its shape) for any other mask. What *st
+ * points to is freed by kept_structs_free. */
+static bool kept_structs(const gp_mask *mask, const gp_model *m, gp_struct_kind k, gp_export_structs *st) {
+    memset(st, 0, sizeof *st);
+    if (!mask || mask->n == 0) return false;
     int32_t *index = gp_malloc((size_t)m->cfg.layers * (size_t)gp_model_struct_count(m, k) * sizeof(int32_t) + 1);
-    const int64_t kept = gp_mask_kept_structs(mask, m, k, index);
-    if (kept < 0) {
-        free(index);
-        return NULL;
+    int64_t *counts = gp_malloc((size_t)m->cfg.layers * sizeof(int64_t) + 1);
+    if (gp_mask_kept_structs(mask, m, k, index, counts) < 0) {
+        free(index), free(counts);
+        return false;
     }
-    *st = (gp_export_structs){k, m->cfg.layers, kept, index};
-    return index;
+    *st = (gp_export_structs){k, m->cfg.layers, counts, index};
+    return true;
+}
+
+static void kept_structs_free(gp_export_structs *st) {
+    free((void *)st->counts), free((void *)st->index);
+    memset(st, 0, sizeof *st);
 }
 
 int64_t gp_weights_bytes(const char *dir) {
@@ -126,9 +132,32 @@ static int64_t params_kept(const gp_model *m, const gp_export_structs *st) {
         const gp_param *t = &m->table.p[i];
         const gp_neuron_axis ax = st ? gp_model_struct_axis(m, st->kind, i, &layer) : GP_NEURON_NONE;
         n += ax == GP_NEURON_NONE || layer < 0 ? (int64_t)t->numel
-                                               : (int64_t)t->numel / gp_model_struct_count(m, st->kind) * st->kept;
+                                               : (int64_t)t->numel / gp_model_struct_count(m, st->kind) * st->counts[layer];
     }
     return n;
+}
+
+/* What a structured export keeps, on rank 0: a count per block, or every block's when they differ
+ * (scope neurons-global), which only gaprune reads. */
+static void log_structs(const gp_model *m, const gp_export_structs *st, const char *dir, int64_t params) {
+    bool uneven = false;
+    for (int l = 1; l < st->layers; l++) uneven |= st->counts[l] != st->counts[0];
+    if (!uneven) {
+        gp_log0("score: %s keeps %lld of %lld %s in each of %d blocks: %lld of %zu parameters", dir, (long long)st->counts[0],
+                (long long)gp_model_struct_count(m, st->kind), gp_struct_title(st->kind), st->layers, (long long)params,
+                m->table.total);
+        return;
+    }
+    char list[2048];
+    size_t at = 0;
+    for (int l = 0; l < st->layers && at + 40 < sizeof list; l++)
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s%lld", l ? " " : "", (long long)st->counts[l]);
+    gp_log0("score: %s keeps %s of %lld %s in blocks 0..%d: %lld of %zu parameters", dir, list,
+            (long long)gp_model_struct_count(m, st->kind), gp_struct_title(st->kind), st->layers - 1, (long long)params,
+            m->table.total);
+    gp_warn("%s: its blocks keep different numbers of MLP neurons (prune.scope = neurons-global): a folder that only "
+            "gaprune reads; transformers and sentence-transformers cannot load it (%s there says so)",
+            dir, GP_EXPORT_NOTICE);
 }
 
 gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_inputs *in, const gp_criterion *crit,
@@ -185,11 +214,11 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
     out->fisher_ratio = ratio_n ? ratio_sum / ratio_n : reused_ratio;
     if (!current && (crit->needs & GP_NEED_NEURONS)) out->fisher_ratio = out->mask.neuron_fisher_vs_magnitude;
     gp_export_structs nr;
-    int32_t *index = gp_scope_structured(&cfg->scope) ? kept_structs(&out->mask, m, gp_scope_struct(&cfg->scope), &nr) : NULL;
-    out->params = params_kept(m, index ? &nr : NULL);
+    const bool structured = gp_scope_structured(&cfg->scope) && kept_structs(&out->mask, m, gp_scope_struct(&cfg->scope), &nr);
+    out->params = params_kept(m, structured ? &nr : NULL);
     if (current) {
         if (gp_rank() == 0) out->disk_bytes = gp_weights_bytes(out->pruned_dir);
-        free(index);
+        if (structured) kept_structs_free(&nr);
         gp_log0("score: %s and %s are up to date", out->mask_path, out->pruned_dir);
         return GP_OK;
     }
@@ -202,14 +231,11 @@ gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_in
                               "gaprune.model_zero_fraction", zero, "gaprune.source_model", m->dir,
                               "gaprune.source_model_sha256", in->model_sha, "gaprune.settings_hash", out->hash,
                               "gaprune.version", GP_VERSION};
-        if (index)
-            gp_log0("score: %s keeps %lld of %lld %s in each of %d blocks: %lld of %zu parameters", out->pruned_dir,
-                    (long long)nr.kept, (long long)gp_model_struct_count(m, nr.kind), gp_struct_title(nr.kind), m->cfg.layers,
-                    (long long)out->params, m->table.total);
-        rc = gp_export_model(m, out->pruned_dir, meta, 10, index ? &nr : NULL, err);
+        if (structured) log_structs(m, &nr, out->pruned_dir, out->params);
+        rc = gp_export_model(m, out->pruned_dir, meta, 10, structured ? &nr : NULL, err);
         if (!rc) out->disk_bytes = gp_weights_bytes(out->pruned_dir);
     }
-    free(index);
+    if (structured) kept_structs_free(&nr);
     if ((rc = gp_agree(rc, err))) return rc;
     gp_log0("score: %s at %g: pruned %lld of %lld %s weights (%.2f%%), %.2f%% of all parameters are now zero; threshold "
             "%.4g; mean fisher/magnitude term ratio %.3g -> %s, %s",
@@ -250,10 +276,9 @@ gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *ma
                                   "gaprune.settings_hash", out->hash, "gaprune.version", GP_VERSION};
             /* a mask of whole neurons or heads: the retrained model at its reduced size too */
             gp_export_structs nr;
-            int32_t *index = kept_structs(mask, m, GP_STRUCT_NEURONS, &nr);
-            if (!index) index = kept_structs(mask, m, GP_STRUCT_HEADS, &nr);
-            rc = gp_export_model(m, out->model_dir, meta, 6, index ? &nr : NULL, err);
-            free(index);
+            const bool structured = kept_structs(mask, m, GP_STRUCT_NEURONS, &nr) || kept_structs(mask, m, GP_STRUCT_HEADS, &nr);
+            rc = gp_export_model(m, out->model_dir, meta, 6, structured ? &nr : NULL, err);
+            if (structured) kept_structs_free(&nr);
         }
     }
     rc = gp_agree(rc, err);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gaprune/export.h"
 #include "gaprune/fs.h"
 #include "gaprune/kernels.h"
 #include "gaprune/log.h"
@@ -112,7 +113,13 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                 rows[i].achieved, 100 * rows[i].zero_fraction, (long long)rows[i].params, (double)rows[i].disk_bytes / 1e6,
                 rate, rows[i].fisher_ratio, loss);
     }
-    if (gp_scope_structured(&job->prune.scope))
+    if (job->prune.scope.kind == GP_SCOPE_NEURONS_GLOBAL)
+        fprintf(f, "\n**Scope neurons-global: folders that only gaprune reads.** The MLP neurons were ranked over all "
+                   "blocks at once, so each block keeps its own number (config.json's %s; %s in each folder): "
+                   "transformers and sentence-transformers cannot load them. Their parameters and weights on disk are "
+                   "what gaprune loads.\n",
+                GP_CONFIG_INTER_SIZES, GP_EXPORT_NOTICE);
+    else if (gp_scope_structured(&job->prune.scope))
         fprintf(f, "\nScope %s: the pruned and retrained folders hold only the kept %s (%s), so their parameters and "
                    "weights on disk are what a user loads.\n",
                 gp_struct_name(gp_scope_struct(&job->prune.scope)), gp_struct_title(gp_scope_struct(&job->prune.scope)),

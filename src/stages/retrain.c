@@ -259,15 +259,19 @@ static void outer_reduce(rt_ctx *c, const int32_t *rows, int nr) {
 
 /* Gradients mode: two block windows and the prefix instead of every gradient, the hooks, and
  * where each block starts in the flat vector (a block's parameters are contiguous there, in
- * the windows' order). */
-static void gradients_begin(rt_ctx *c) {
+ * the windows' order). False, with the model as it was, when the blocks differ in size (a
+ * folder of per-block intermediate sizes): their gradients cannot share windows. */
+static bool gradients_begin(rt_ctx *c) {
     gp_model *m = c->m;
     const int L = m->cfg.layers;
     bool *all = gp_malloc((size_t)m->table.n);
     memset(all, 1, (size_t)m->table.n);
     c->win = gp_model_need_grads(m, all, 2);
     free(all);
-    GP_CHECK(c->win > 0, "%s: the transformer blocks differ, so their gradients cannot share windows", m->dir);
+    if (c->win == 0) {
+        gp_model_need_grads(m, NULL, 0);
+        return false;
+    }
     c->block_at = gp_malloc((size_t)(L > 0 ? L : 1) * sizeof(int64_t));
     int64_t *end = gp_calloc((size_t)(L > 0 ? L : 1), sizeof(int64_t));
     for (int l = 0; l < L; l++) c->block_at[l] = -1;
@@ -287,6 +291,7 @@ static void gradients_begin(rt_ctx *c) {
     c->gsum = gp_malloc((size_t)(c->hi - c->lo + 1) * sizeof(float));
     const gp_grad_hooks hooks = {block_begin, block_done, c};
     gp_model_set_grad_hooks(m, &hooks);
+    return true;
 }
 
 /* The model as it was: every gradient, no hooks. */
@@ -757,7 +762,12 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     c.perm = gp_malloc((size_t)c.corp.n_selected * sizeof(int64_t));
     choose_shards(&c);
     /* one rank has nothing to shard: its slice's sum would be every gradient again */
-    if (c.sharding == GP_SHARD_GRADIENTS && gp_nranks() > 1) gradients_begin(&c);
+    if (c.sharding == GP_SHARD_GRADIENTS && gp_nranks() > 1 && !gradients_begin(&c)) {
+        gp_warn("retrain %s: the blocks of %s differ in size (%s), so their gradients cannot share the windows of "
+                "optimizer_sharding = gradients: states instead (every gradient on every rank)",
+                tag, m->dir, GP_CONFIG_INTER_SIZES);
+        c.sharding = GP_SHARD_STATES; /* the same slices */
+    }
     c.adam_m = gp_calloc((size_t)(c.hi - c.lo + 1), sizeof(float));
     c.adam_v = gp_calloc((size_t)(c.hi - c.lo + 1), sizeof(float));
     rep->sharding = c.sharding;

@@ -305,11 +305,34 @@ static gp_status structural_dai(score_ctx *c, gp_err *err) {
     return rc;
 }
 
-/* scopes neurons and heads (collective): every block's structure scores (c->nscore, the sum
- * over the block's tensors in table order of neuron_piece's sums), the floor(p·units) lowest of
- * every block removed (ties: lower index first), and the mask of the whole model from them on
- * every rank: a removed structure's rows and columns are zeros, everything else is kept. */
-static gp_status select_structures(score_ctx *c, double p, gp_mask *mk, gp_err *err) {
+/* neurons-global: the floor(p·L·I) lowest structure scores of all blocks together removed (ties:
+ * lower block, then lower index, first), each block keeping at least one neuron (a block whose
+ * last one comes up keeps it, and the next lowest elsewhere goes instead). Every block's neurons
+ * count the same weights, so their sums compare across blocks as they do within one. */
+static void drop_global(score_ctx *c, double p) {
+    const int64_t I = c->units, nn = (int64_t)c->layers * I;
+    ranked *order = gp_malloc((size_t)nn * sizeof(ranked));
+    for (int64_t k = 0; k < nn; k++) order[k] = (ranked){c->nscore[k], k};
+    qsort(order, (size_t)nn, sizeof(ranked), by_score_then_index);
+    int64_t *left = gp_malloc((size_t)c->layers * sizeof(int64_t));
+    for (int l = 0; l < c->layers; l++) left[l] = I;
+    int64_t drop = floor_frac(p, nn);
+    if (drop > nn - c->layers) drop = nn - c->layers;
+    for (int64_t k = 0; k < nn && drop > 0; k++) {
+        const int64_t l = order[k].j / I;
+        if (left[l] == 1) continue;
+        c->nkeep[order[k].j] = 0;
+        left[l]--, drop--;
+    }
+    free(left), free(order);
+}
+
+/* scopes neurons, neurons-global and heads (collective): every block's structure scores
+ * (c->nscore, the sum over the block's tensors in table order of neuron_piece's sums), the
+ * floor(p·units) lowest of every block removed (ties: lower index first) or, neurons-global,
+ * the lowest of all blocks (drop_global), and the mask of the whole model from them on every
+ * rank: a removed structure's rows and columns are zeros, everything else is kept. */
+static gp_status select_structures(score_ctx *c, const gp_scope *scope, double p, gp_mask *mk, gp_err *err) {
     const int64_t I = c->units;
     double *zero = gp_calloc((size_t)I, sizeof(double)), *tot = gp_malloc((size_t)(c->n * I) * sizeof(double));
     gp_status rc = chain(c, (int)I, zero, neuron_piece, TAG_NEURONS, tot, err);
@@ -329,14 +352,18 @@ static gp_status select_structures(score_ctx *c, double p, gp_mask *mk, gp_err *
     if (c->crit->needs & GP_NEED_NEURONS)
         gp_log0("score: %s: structured DAI, fisher/magnitude term ratio %.3g over %lld neurons", c->crit->name,
                 c->neuron_ratio, (long long)(c->layers * I));
-    const int64_t drop = floor_frac(p, I);
-    ranked *order = gp_malloc((size_t)I * sizeof(ranked));
-    for (int l = 0; l < c->layers; l++) {
-        for (int64_t k = 0; k < I; k++) order[k] = (ranked){c->nscore[l * I + k], k};
-        qsort(order, (size_t)I, sizeof(ranked), by_score_then_index);
-        for (int64_t k = 0; k < drop; k++) c->nkeep[l * I + order[k].j] = 0;
+    if (scope->kind == GP_SCOPE_NEURONS_GLOBAL) {
+        drop_global(c, p);
+    } else {
+        const int64_t drop = floor_frac(p, I);
+        ranked *order = gp_malloc((size_t)I * sizeof(ranked));
+        for (int l = 0; l < c->layers; l++) {
+            for (int64_t k = 0; k < I; k++) order[k] = (ranked){c->nscore[l * I + k], k};
+            qsort(order, (size_t)I, sizeof(ranked), by_score_then_index);
+            for (int64_t k = 0; k < drop; k++) c->nkeep[l * I + order[k].j] = 0;
+        }
+        free(order);
     }
-    free(order);
     for (int i = 0; i < c->n; i++) {
         const int64_t R = rows_of(c, i), C = cols_of(c, i);
         const uint8_t *keep = c->nkeep + (int64_t)c->layer_of[i] * I;
@@ -433,8 +460,9 @@ static gp_status check_width(const gp_prune_opts *cfg, const gp_scope *scope, co
     return GP_OK;
 }
 
-/* Neurons: MLP weights only (prune.layers = mlp), every one indexing its block's neurons along
- * one axis, intermediate_size of them. Heads: attention weights only (layers = attention) of an
+/* Neurons (and neurons-global): MLP weights only (prune.layers = mlp), every one indexing its
+ * block's neurons along one axis, intermediate_size of them, in a folder whose blocks all have
+ * that size. Heads: attention weights only (layers = attention) of an
  * architecture with a heads scope, every one indexing its block's heads in groups of head_dim,
  * in a folder without pruned_heads yet (transformers records original head indices, which a
  * second pruning would have to map back). */
@@ -442,7 +470,8 @@ static gp_status check_structures(const gp_prune_opts *cfg, const gp_scope *scop
     if (!gp_scope_structured(scope)) return GP_OK;
     const gp_struct_kind k = gp_scope_struct(scope);
     const gp_layers want = k == GP_STRUCT_HEADS ? GP_LAYERS_ATTENTION : GP_LAYERS_MLP;
-    const char *sname = gp_struct_name(k);
+    char buf[32];
+    const char *sname = gp_scope_name(scope, buf, sizeof buf);
     if (cfg->layers != want)
         return gp_errf(err, GP_EINPUT, "%s: [prune] scope = %s removes whole %s: it needs layers = %s, not %s (%s)",
                        cfg->scope_origin, sname, gp_struct_title(k), gp_layers_name(want), gp_layers_name(cfg->layers),
@@ -450,6 +479,10 @@ static gp_status check_structures(const gp_prune_opts *cfg, const gp_scope *scop
     if (k == GP_STRUCT_HEADS && !gp_arch_get(m->cfg.arch)->head_rows)
         return gp_errf(err, GP_EINPUT, "%s: [prune] scope = heads: %s (%s) has no heads scope (BERT-family models have)",
                        cfg->scope_origin, m->dir, gp_arch_get(m->cfg.arch)->name);
+    if (k == GP_STRUCT_NEURONS && m->cfg.ragged)
+        return gp_errf(err, GP_EINPUT, "%s: [prune] scope = %s: the blocks of %s have different intermediate sizes (%s in "
+                       "its config.json): prune the neurons of the folder it was made from",
+                       cfg->scope_origin, sname, m->dir, GP_CONFIG_INTER_SIZES);
     if (k == GP_STRUCT_HEADS && m->cfg.heads_pruned)
         return gp_errf(err, GP_EINPUT, "%s: [prune] scope = heads: %s already has pruned_heads in its config.json; prune "
                        "the heads of the folder it was made from", cfg->scope_origin, m->dir);
@@ -459,7 +492,8 @@ static gp_status check_structures(const gp_prune_opts *cfg, const gp_scope *scop
     const int64_t n = gp_model_struct_count(m, k) * gp_model_struct_width(m, k);
     if (ax == GP_NEURON_NONE || layer < 0 || t->shape[ax == GP_NEURON_ROWS ? 0 : 1] != n)
         return gp_errf(err, GP_EINPUT, "%s: [prune] scope = %s: tensor \"%s\" of %s does not index %lld %s along an axis",
-                       cfg->scope_origin, sname, m->src_names[i], m->dir, (long long)gp_model_struct_count(m, k), sname);
+                       cfg->scope_origin, sname, m->src_names[i], m->dir, (long long)gp_model_struct_count(m, k),
+                       gp_struct_name(k));
     return GP_OK;
 }
 
@@ -656,7 +690,7 @@ static gp_status select_weights(score_ctx *c, const gp_scope *scope, double p, g
         for (int j = 0; j < c->npc; j++) free(kp[j]);
         free(kp);
         free(numel);
-        return select_structures(c, p, mk, err);
+        return select_structures(c, scope, p, mk, err);
     }
     if (scope->kind == GP_SCOPE_GLOBAL) rc = select_global(c, p, numel, kp, mk, err);
     else if (scope->kind == GP_SCOPE_LAYER) rc = select_per_layer(c, p, numel, kp, err);
@@ -822,10 +856,13 @@ static gp_status write_mask_file(score_ctx *c, const gp_mask_request *req, const
                            "criterion units");
         gp_h5_write_rows(ds, H5T_NATIVE_DOUBLE, 0, dims[0], dims[1], c->nscore);
         H5Dclose(ds);
-        int64_t removed = 0;
+        int64_t removed = 0, total = 0;
         for (int64_t k = 0; k < c->units; k++) removed += !c->nkeep[k];
+        for (int64_t k = 0; k < (int64_t)c->layers * c->units; k++) total += !c->nkeep[k];
         gp_h5_attr_int(f, heads ? GP_MASK_ATTR_HEADS_PER_LAYER : GP_MASK_ATTR_NEURONS_PER_LAYER, c->units);
-        gp_h5_attr_int(f, heads ? GP_MASK_ATTR_HEADS_REMOVED : GP_MASK_ATTR_NEURONS_REMOVED, removed);
+        /* neurons-global: each block its own count (/neurons/keep); the total instead */
+        if (scope->kind == GP_SCOPE_NEURONS_GLOBAL) gp_h5_attr_int(f, GP_MASK_ATTR_NEURONS_REMOVED_TOTAL, total);
+        else gp_h5_attr_int(f, heads ? GP_MASK_ATTR_HEADS_REMOVED : GP_MASK_ATTR_NEURONS_REMOVED, removed);
         if (structural) gp_h5_attr_double(f, GP_MASK_ATTR_NEURON_FISHER_VS_MAGNITUDE, c->neuron_ratio);
     }
     if (root) {
@@ -873,6 +910,7 @@ gp_status gp_mask_build(const gp_prune_opts *cfg, const gp_model *m, const gp_ma
         fill_rows(&c, mk);
         mk->model_zero_fraction = model_zero_fraction(&c, mk);
         mk->neuron_fisher_vs_magnitude = c.neuron_ratio;
+        mk->uneven_structs = scope.kind == GP_SCOPE_NEURONS_GLOBAL;
         rc = write_mask_file(&c, req, &scope, p, mk, err);
     }
     free_ctx(&c);

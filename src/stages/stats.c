@@ -984,9 +984,29 @@ static gp_status finish(stats_ctx *s, gp_stats_report *rep, gp_err *err) {
     return rc;
 }
 
+gp_status gp_stats_check(const gp_stats_opts *o, const gp_model *m, gp_err *err) {
+    const int L = m->cfg.layers;
+    int64_t *per = gp_calloc((size_t)(L > 0 ? L : 1), sizeof(int64_t));
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        if (gp_prune_selects(o->layers, m, i, &layer) && layer >= 0 && layer < L) per[layer] += (int64_t)m->table.p[i].numel;
+    }
+    int bad = -1;
+    for (int l = 1; l < L && bad < 0; l++)
+        if (per[l] != per[0]) bad = l;
+    free(per);
+    if (bad < 0) return GP_OK;
+    return gp_errf(err, GP_EINPUT, "%s: block %d's %s weights differ in size from block 0's (%s: per-block intermediate "
+                   "sizes), and the statistics need every block alike: gather them on the folder it was made from, or "
+                   "with prune.layers = attention", m->dir, bad, gp_layers_name(o->layers),
+                   m->cfg.ragged ? GP_CONFIG_INTER_SIZES : "the config");
+}
+
 gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_report *sample, gp_stats_report *rep,
                        gp_err *err) {
     memset(rep, 0, sizeof *rep);
+    gp_status bad = gp_agree(gp_stats_check(o, m, err), err);
+    if (bad) return bad;
     double t_start = gp_now();
     GP_CHECK(!sample == (o->sample_method == GP_SAMPLE_NONE), "sample.method %s with%s samples",
              gp_sample_method_name(o->sample_method), sample ? "" : "out");

@@ -97,6 +97,12 @@ def seeds_model():
         cfg = json.loads(fixture("bert-tiny/config.json"))
         cfg["pruned_heads"] = ph
         c.add("0-pruned-heads-%d" % k, bytes([0]) + json.dumps(cfg).encode())
+    # per-block intermediate sizes (scope neurons-global; bert-tiny: 1 block of 64): the one that
+    # loads, one the weights do not match, and values to refuse
+    for k, sizes in enumerate(([64], [32], [1e300], [64, 64], "64", [-1])):
+        cfg = json.loads(fixture("bert-tiny/config.json"))
+        cfg["gaprune_intermediate_sizes"] = sizes
+        c.add("0-inter-sizes-%d" % k, bytes([0]) + json.dumps(cfg).encode())
 
 
 def wordpiece_json():

@@ -1,5 +1,6 @@
 """Reads a model folder written by gaprune (BERT or Qwen3, at any intermediate_size: a folder
-with whole MLP neurons removed too) with the PyTorch reference and compares its embeddings with
+with whole MLP neurons removed too,
+the same number from every block or, scope neurons-global, each block its own) with the PyTorch reference and compares its embeddings with
 gaprune's (`gaprune encode` output).
 
     /usr/bin/python3 tests/reference/check_pruned.py MODEL_DIR TEXTS.txt EMB.h5
@@ -9,6 +10,7 @@ tests/test_score.c when Debian's torch is installed.
 """
 import json
 import os
+import re
 import sys
 
 import h5py
@@ -31,13 +33,18 @@ def main():
         t, meta = R.read_safetensors(os.path.join(folder, f))
         assert meta and meta.get("format") == "pt", "metadata must carry format=pt"
         P.update({k[5:] if k.startswith("bert.") or k.startswith("model.") else k: v for k, v in t.items()})
-    # every tensor at the shape config.json implies (a structured export changes intermediate_size)
-    I = cfg["intermediate_size"]
+    # every tensor at the shape config.json implies (a structured export changes intermediate_size;
+    # scope neurons-global gives every block its own, gaprune_intermediate_sizes)
+    L = cfg["num_hidden_layers"]
+    sizes = cfg.get("gaprune_intermediate_sizes") or [cfg["intermediate_size"]] * L
+    assert len(sizes) == L and max(sizes) == cfg["intermediate_size"], f"gaprune_intermediate_sizes {sizes}"
     for k, v in P.items():
+        blk = re.search(r"layers?\.(\d+)\.", k)
+        I = sizes[int(blk.group(1))] if blk else None
         if k.endswith(("intermediate.dense.weight", "intermediate.dense.bias", "mlp.gate_proj.weight", "mlp.up_proj.weight")):
-            assert v.shape[0] == I, f"{k}: {tuple(v.shape)}, intermediate_size {I}"
+            assert v.shape[0] == I, f"{k}: {tuple(v.shape)}, intermediate size {I}"
         if k.endswith(("output.dense.weight", "mlp.down_proj.weight")) and "attention" not in k:
-            assert v.shape[1] == I, f"{k}: {tuple(v.shape)}, intermediate_size {I}"
+            assert v.shape[1] == I, f"{k}: {tuple(v.shape)}, intermediate size {I}"
     # BERT with transformers' pruned_heads: each layer keeps num_attention_heads - len(pruned) heads
     if cfg["model_type"] == "bert":
         hs = cfg["hidden_size"] // cfg["num_attention_heads"]
