@@ -173,6 +173,7 @@ fixtures: deps-py
 	$(PYTHON_REF) tests/reference/make_prune_fixtures.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_bpe_fixture.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_qwen3_fixtures.py tests/fixtures
+	$(PYTHON_REF) tests/reference/compare_ref.py tests/fixtures/compare.expected.json
 
 # apt-get only what dpkg does not already have; sudo when not root.
 define install_debs

@@ -1,0 +1,55 @@
+/*
+ * compare.h — paired comparisons of two evaluations on the same set: the difference of their
+ * main scores, a seeded 95% paired bootstrap interval of it, a paired permutation test's
+ * p-value, and how many queries (or pairs) a difference of that size would need.
+ *
+ * The two evaluations must score the same units in the same order (the eval files' per-query
+ * vectors, eval.h): retrieval, the per-query main metric a_i, b_i, and the difference of the
+ * means Δ = mean(b − a); STS, the model's cosines ca_i, cb_i of the same pairs and the gold
+ * scores, and Δ = Spearman(cb, gold) − Spearman(ca, gold).
+ *
+ *   bootstrap     resample r of B: n units drawn uniformly with replacement (the draws of
+ *                 stream r of the seed: gp_rng_seed(seed, r), then gp_rng_below(., n) n times),
+ *                 Δ recomputed on them; [lo, hi] the 2.5th and 97.5th percentiles of the B values
+ *                 (linear interpolation between order statistics, numpy's default), se their
+ *                 standard deviation (n − 1 in the denominator).
+ *   permutation   shuffle r of B: each unit's two values swapped when the top bit of the next
+ *                 draw of stream B + r is set; p = (1 + #{|Δ_r| >= |Δ|}) / (B + 1), two-sided
+ *                 (|Δ| less 1e-9 of itself, so that the same difference summed in another order
+ *                 still counts).
+ *   significant   p < 0.05 and [lo, hi] excludes 0.
+ *   n_needed      n · ((z_0.975 + z_0.8) · se / |Δ|)²: the units in which a difference of this
+ *                 size and spread reaches a two-sided 5% test with 80% power (normal
+ *                 approximation; infinite when Δ = 0).
+ * Every resample is a function of the seed and its index alone, so the result is the same for
+ * any thread count. tests/reference/compare_ref.py is the numpy reference of all of it.
+ *
+ * Usage:
+ *     gp_paired d;
+ *     gp_paired_mean(ndcg_dense, ndcg_pruned, n_queries, 10000, 42, &d);   // d.delta, d.lo, d.hi, d.p
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The default number of resamples (and of permutations), and the least a comparison may use. */
+#define GP_COMPARE_RESAMPLES 10000
+#define GP_COMPARE_MIN_RESAMPLES 1000
+
+typedef struct {
+    double delta;    /* b's main score less a's */
+    double lo, hi;   /* the 95% bootstrap interval of delta */
+    double se;       /* the bootstrap standard error */
+    double p;        /* two-sided permutation p-value */
+    double n_needed; /* units for 80% power at the 5% level (INFINITY when delta = 0) */
+    int64_t n;       /* queries or pairs */
+    int resamples;   /* B */
+    bool significant;
+} gp_paired;
+
+/* Means of per-unit values: a[i], b[i] of unit i (n >= 1). */
+void gp_paired_mean(const double *a, const double *b, int64_t n, int resamples, uint64_t seed, gp_paired *out);
+/* Spearman correlations with the gold scores of the same pairs (n >= 2). */
+void gp_paired_spearman(const double *ca, const double *cb, const double *gold, int64_t n, int resamples, uint64_t seed,
+                        gp_paired *out);

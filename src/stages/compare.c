@@ -1,0 +1,118 @@
+/* compare.c — paired bootstrap intervals and permutation tests of two evaluations (see
+ * compare.h). */
+#include "gaprune/compare.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gaprune/check.h"
+#include "gaprune/eval.h"
+#include "gaprune/rng.h"
+
+/* z_0.975 + z_0.8: a two-sided 5% test with 80% power */
+#define Z_SUM (1.959963984540054 + 0.8416212335729143)
+
+/* The statistic of a paired comparison on units idx[0..n) (idx NULL: every unit once, in
+ * order), with unit i's two values swapped where swap[i] (swap NULL: none). */
+typedef struct {
+    const double *a, *b, *gold;
+    int64_t n;
+    bool spearman;
+} paired_data;
+
+static double statistic(const paired_data *d, const int64_t *idx, const uint8_t *swap, double *xa, double *xb, double *xg) {
+    const int64_t n = d->n;
+    if (!d->spearman) {
+        double s = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t u = idx ? idx[i] : i;
+            const double diff = d->b[u] - d->a[u];
+            s += swap && swap[i] ? -diff : diff;
+        }
+        return s / (double)n;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t u = idx ? idx[i] : i;
+        const bool sw = swap && swap[i];
+        xa[i] = sw ? d->b[u] : d->a[u];
+        xb[i] = sw ? d->a[u] : d->b[u];
+        xg[i] = d->gold[u];
+    }
+    return gp_spearman(xb, xg, n) - gp_spearman(xa, xg, n);
+}
+
+/* Ascending, NaN last. */
+static int cmp_double(const void *x, const void *y) {
+    const double a = *(const double *)x, b = *(const double *)y;
+    if (isnan(a) || isnan(b)) return isnan(a) - isnan(b);
+    return (a > b) - (a < b);
+}
+
+/* numpy.percentile's default: linear interpolation between the order statistics of sorted x. */
+static double percentile(const double *x, int n, double q) {
+    const double h = (double)(n - 1) * q;
+    const int k = (int)floor(h);
+    return k + 1 < n ? x[k] + (h - k) * (x[k + 1] - x[k]) : x[n - 1];
+}
+
+static void compare(const paired_data *d, int B, uint64_t seed, gp_paired *out) {
+    GP_CHECK(B >= 2 && d->n >= 1, "a paired comparison of %lld units with %d resamples", (long long)d->n, B);
+    const int64_t n = d->n;
+    double *xs = d->spearman ? gp_malloc((size_t)(3 * n) * sizeof(double)) : NULL;
+    const double delta = statistic(d, NULL, NULL, xs, xs ? xs + n : NULL, xs ? xs + 2 * n : NULL);
+    free(xs);
+    double *boot = gp_malloc((size_t)B * sizeof(double));
+    int64_t extreme = 0;
+    const double bar = fabs(delta) - 1e-9 * fabs(delta);
+#pragma omp parallel reduction(+ : extreme)
+    {
+        int64_t *idx = gp_malloc((size_t)n * sizeof(int64_t));
+        uint8_t *swap = gp_malloc((size_t)n);
+        double *xa = d->spearman ? gp_malloc((size_t)n * sizeof(double)) : NULL;
+        double *xb = d->spearman ? gp_malloc((size_t)n * sizeof(double)) : NULL;
+        double *xg = d->spearman ? gp_malloc((size_t)n * sizeof(double)) : NULL;
+#pragma omp for schedule(static)
+        for (int r = 0; r < B; r++) {
+            uint64_t s = gp_rng_seed(seed, (uint64_t)r);
+            for (int64_t i = 0; i < n; i++) idx[i] = (int64_t)gp_rng_below(&s, (uint64_t)n);
+            boot[r] = statistic(d, idx, NULL, xa, xb, xg);
+            s = gp_rng_seed(seed, (uint64_t)B + (uint64_t)r);
+            for (int64_t i = 0; i < n; i++) swap[i] = (uint8_t)(gp_rng_next(&s) >> 63);
+            extreme += fabs(statistic(d, NULL, swap, xa, xb, xg)) >= bar;
+        }
+        free(idx), free(swap), free(xa), free(xb), free(xg);
+    }
+    /* a resample whose gold scores (or cosines) are all equal has no correlation (NaN): the
+     * interval and the spread are those of the others (sorted last, left out) */
+    qsort(boot, (size_t)B, sizeof(double), cmp_double);
+    int nb = B;
+    while (nb > 0 && isnan(boot[nb - 1])) nb--;
+    double mean = 0;
+    for (int r = 0; r < nb; r++) mean += boot[r];
+    mean /= nb;
+    double var = 0;
+    for (int r = 0; r < nb; r++) var += (boot[r] - mean) * (boot[r] - mean);
+    *out = (gp_paired){.delta = delta,
+                       .lo = nb ? percentile(boot, nb, 0.025) : NAN,
+                       .hi = nb ? percentile(boot, nb, 0.975) : NAN,
+                       .se = nb > 1 ? sqrt(var / (nb - 1)) : NAN,
+                       .p = (1.0 + (double)extreme) / (B + 1.0),
+                       .n = n,
+                       .resamples = B};
+    out->significant = out->p < 0.05 && (out->lo > 0 || out->hi < 0);
+    out->n_needed = delta != 0 ? (double)n * pow(Z_SUM * out->se / fabs(delta), 2) : INFINITY;
+    if (!isfinite(delta)) out->lo = out->hi = out->se = out->p = out->n_needed = NAN, out->significant = false;
+    free(boot);
+}
+
+void gp_paired_mean(const double *a, const double *b, int64_t n, int resamples, uint64_t seed, gp_paired *out) {
+    const paired_data d = {a, b, NULL, n, false};
+    compare(&d, resamples, seed, out);
+}
+
+void gp_paired_spearman(const double *ca, const double *cb, const double *gold, int64_t n, int resamples, uint64_t seed,
+                        gp_paired *out) {
+    const paired_data d = {ca, cb, gold, n, true};
+    compare(&d, resamples, seed, out);
+}
