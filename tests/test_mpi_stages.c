@@ -18,7 +18,7 @@ static void test_eval_stage(void **state) {
     gp_eval_opts o = {.retrieval = sets, .n_retrieval = 1, .batch = 3, .max_length = 512, .query_instruction = "",
                       .job_path = "test_mpi_stages"};
     int64_t nq = 0;
-    assert_int_equal(gp_eval_retrieval(&o, m, sets[0], &got, &nq, &err), GP_OK);
+    assert_int_equal(gp_eval_retrieval(&o, m, sets[0], &got, &nq, NULL, &err), GP_OK);
     if (gp_rank() == 0) { /* the merged ranking is rank 0's */
         assert_int_equal(nq, 4);
         assert_true(fabs(got.ndcg_at_10 - want.ndcg_at_10) < 1e-6);
@@ -29,7 +29,7 @@ static void test_eval_stage(void **state) {
                got.ndcg_at_10, want.ndcg_at_10);
     }
     /* a missing folder is bad input, named, on every rank */
-    assert_int_equal(gp_eval_retrieval(&o, m, "/no/such/beir", &got, &nq, &err), GP_EINPUT);
+    assert_int_equal(gp_eval_retrieval(&o, m, "/no/such/beir", &got, &nq, NULL, &err), GP_EINPUT);
     assert_non_null(strstr(err.msg, "/no/such/beir"));
     gp_model_free(m);
 }

@@ -40,6 +40,27 @@ static void test_criteria(void **state) {
     const double fdv[4] = {1, 0.5, 2, 0}, fgv[4] = {0.5, 1, 0, 0.25};
     expect_scores("fisher-domain", &in, fdv, 4, 0);
     expect_scores("fisher-general", &in, fgv, 4, 0);
+    /* Optimal Brain Damage: F w^2 / 2 */
+    const double obd_d[4] = {0.03125, 0.25, 0.0016, 0}, obd_g[4] = {0.015625, 0.5, 0, 2.0};
+    expect_scores("fisher-domain-obd", &in, obd_d, 4, 1e-9);
+    expect_scores("fisher-general-obd", &in, obd_g, 4, 1e-9);
+    /* gaprune-scaled with scales 2 (Fisher term) and 4 (magnitude term), by hand:
+     *   (0.125*2 + 0.5*0.5*4)*1.1, (-0.5*2 + 0.5*1*4)*1.1, (0.08*2 + 0.5*0.2*4)*1.1, (-1*2 + 0.5*2*4)*1.1 */
+    in.fisher_scale = 2, in.magnitude_scale = 4;
+    const double scaled[4] = {1.375, 1.1, 0.616, 2.2};
+    expect_scores("gaprune-scaled", &in, scaled, 4, 1e-6);
+    /* ... which is the paper's DAI with gamma 0.5 * 4 / 2, times 2 */
+    float a4[4], b4[4];
+    gp_criterion_find("gaprune-scaled")->score(&in, a4);
+    gp_score_in paper = base_in();
+    paper.gamma = 0.5 * 4 / 2;
+    gp_criterion_find("gaprune")->score(&paper, b4);
+    for (int k = 0; k < 4; k++) assert_true(fabs(a4[k] - 2 * b4[k]) < 1e-6);
+    /* its two terms, as the report's ratio reads them: each times its scale */
+    double fs = 0, ms = 0;
+    gp_dai_terms(&in, &fs, &ms);
+    assert_true(fabs(fs - 2 * 1.705) < 1e-6 && fabs(ms - 4 * 1.85) < 1e-6);
+    in = base_in();
     /* alignment modulates: cos = -1 with alpha 0.2 scales DAI by 0.8; the ref clamp keeps 0.8 */
     in.cosine = -1.0;
     const double dai_neg[4] = {0.3, 0.0, 0.144, 0.0};
@@ -48,7 +69,7 @@ static void test_criteria(void **state) {
     const double ref_clamp[4] = {log1p(exp(0.125 * 1.2 + 0.5 * sqrt(0.25 + 1e-8))), 0, 0, 0};
     expect_scores("gaprune-ref", &in, ref_clamp, 1, 1e-6);
     /* DAI's two terms: sum |(F_dom - F_gen)|w|| = 0.125 + 0.5 + 0.08 + 1, sum 0.5 sqrt|w| = 0.25 + 0.5 + 0.1 + 1 */
-    double ft, mt;
+    double ft = 0, mt = 0;
     in = base_in();
     gp_dai_terms(&in, &ft, &mt);
     assert_true(fabs(ft - 1.705) < 1e-6 && fabs(mt - 1.85) < 1e-6);

@@ -21,7 +21,9 @@
 #include <hdf5.h>
 #include <sys/wait.h>
 
+#include "gaprune/compare.h"
 #include "gaprune/export.h"
+#include "gaprune/h5.h"
 #include "gaprune/fs.h"
 #include "gaprune/loss.h"
 #include "gaprune/model.h"
@@ -527,6 +529,110 @@ static void test_damaged_log(void **state) {
     gp_model_free(m);
 }
 
+/* Bits of every /mask dataset of a mask file, concatenated in name order (what
+ * gp_mask_disagreement streams), into *n values. */
+static uint8_t *mask_bytes(const char *path, size_t *n) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t g = H5Gopen2(f, "mask", H5P_DEFAULT);
+    H5G_info_t info;
+    assert_true(g >= 0 && H5Gget_info(g, &info) >= 0);
+    uint8_t *all = NULL;
+    *n = 0;
+    for (hsize_t t = 0; t < info.nlinks; t++) {
+        char name[256];
+        H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, t, name, sizeof name, H5P_DEFAULT);
+        hid_t d = H5Dopen2(g, name, H5P_DEFAULT), sp = H5Dget_space(d);
+        const size_t k = (size_t)H5Sget_simple_extent_npoints(sp);
+        all = realloc(all, *n + k);
+        assert_true(H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, all + *n) >= 0);
+        *n += k;
+        H5Sclose(sp), H5Dclose(d);
+    }
+    H5Gclose(g), H5Fclose(f);
+    return all;
+}
+
+/* The numbers of a JSON array (malloc'd, *n of them). */
+static double *json_numbers(const cJSON *a, int *n) {
+    *n = cJSON_GetArraySize(a);
+    double *v = malloc((size_t)(*n ? *n : 1) * sizeof(double));
+    for (int i = 0; i < *n; i++) v[i] = cJSON_GetArrayItem(a, i)->valuedouble;
+    return v;
+}
+
+/* report.md/json of the end-to-end run: every Δ with its interval and p-value, the pairs of
+ * methods, the mask disagreement; one comparison recomputed here from the two evaluation files'
+ * per-query vectors (gp_paired_mean, the job's 10,000 resamples and seed 42), and one
+ * disagreement counted here from the two mask files, also in the mask file's attributes. */
+static void check_report_comparisons(const char *md, const cJSON *j) {
+    assert_non_null(strstr(md, "| Δ vs dense [95% interval] | p | queries needed |"));
+    assert_non_null(strstr(md, "| Δ vs dense [95% interval] | p | pairs needed |"));
+    assert_non_null(strstr(md, "| 0.5 | gaprune → magnitude |"));
+    assert_non_null(strstr(md, "## mask disagreement"));
+    const cJSON *cmp = cJSON_GetObjectItemCaseSensitive(j, "comparisons"), *c;
+    assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(cmp, "resamples")->valuedouble, 10000);
+    int n_sts = 0, n_ret = 0, found = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cmp, "pairs")) {
+        const char *kind = cJSON_GetObjectItemCaseSensitive(c, "kind")->valuestring;
+        n_sts += !strcmp(kind, "sts"), n_ret += !strcmp(kind, "retrieval");
+        if (strcmp(kind, "retrieval") || strcmp(cJSON_GetObjectItemCaseSensitive(c, "a")->valuestring, "dense") ||
+            strcmp(cJSON_GetObjectItemCaseSensitive(c, "b")->valuestring, "random-0.5") ||
+            strcmp(cJSON_GetObjectItemCaseSensitive(c, "stage")->valuestring, "one_shot"))
+            continue;
+        char *ea = tu_read_in(g_dir, "out-full/eval-dense.json"), *eb = tu_read_in(g_dir, "out-full/eval-pruned-random-0.5.json");
+        cJSON *da = cJSON_Parse(ea), *db = cJSON_Parse(eb);
+        const cJSON *qa = cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(da, "retrieval"), "beir-tiny"), "per_query"),
+                    *qb = cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(db, "retrieval"), "beir-tiny"), "per_query");
+        int na, nb;
+        double *a = json_numbers(cJSON_GetObjectItemCaseSensitive(qa, "ndcg_at_10"), &na),
+               *b = json_numbers(cJSON_GetObjectItemCaseSensitive(qb, "ndcg_at_10"), &nb);
+        assert_int_equal(na, nb);
+        assert_int_equal(na, (int)cJSON_GetObjectItemCaseSensitive(c, "n")->valuedouble);
+        gp_paired d;
+        gp_paired_mean(a, b, na, 10000, 42, &d);
+        assert_true(d.delta == cJSON_GetObjectItemCaseSensitive(c, "delta")->valuedouble);
+        assert_true(d.lo == cJSON_GetObjectItemCaseSensitive(c, "lo")->valuedouble);
+        assert_true(d.hi == cJSON_GetObjectItemCaseSensitive(c, "hi")->valuedouble);
+        assert_true(d.p == cJSON_GetObjectItemCaseSensitive(c, "p")->valuedouble);
+        free(a), free(b), free(ea), free(eb);
+        cJSON_Delete(da), cJSON_Delete(db);
+        found++;
+    }
+    assert_int_equal(found, 1);
+    /* vs dense: 6 one-shot and 2 retrained per set; pairs: 3 per sparsity one-shot, the retrained gaprune alone */
+    assert_int_equal(n_ret, 6 + 2 + 6);
+    assert_int_equal(n_sts, 6 + 2 + 6);
+    /* the disagreement of gaprune-0.5 and random-0.5, counted here */
+    const cJSON *dj = cJSON_GetObjectItemCaseSensitive(j, "mask_disagreement");
+    const cJSON *tags = cJSON_GetObjectItemCaseSensitive(dj, "masks");
+    int ig = -1, ir = -1;
+    for (int i = 0; i < cJSON_GetArraySize(tags); i++) {
+        if (!strcmp(cJSON_GetArrayItem(tags, i)->valuestring, "gaprune-0.5")) ig = i;
+        if (!strcmp(cJSON_GetArrayItem(tags, i)->valuestring, "random-0.5")) ir = i;
+    }
+    assert_true(ig >= 0 && ir >= 0);
+    const double frac = cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(dj, "fraction"), ig), ir)->valuedouble;
+    char pg[4400], pr[4400];
+    snprintf(pg, sizeof pg, "%s/out-full/mask-gaprune-0.5.h5", g_dir);
+    snprintf(pr, sizeof pr, "%s/out-full/mask-random-0.5.h5", g_dir);
+    size_t n1, n2, differ = 0;
+    uint8_t *x = mask_bytes(pg, &n1), *y = mask_bytes(pr, &n2);
+    assert_true(n1 == n2 && n1 > 0);
+    for (size_t k = 0; k < n1; k++) differ += x[k] != y[k];
+    assert_true(frac == (double)differ / (double)n1);
+    double attr = -1;
+    hid_t f = H5Fopen(pg, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_int_equal(gp_h5_read_attr_double(f, "disagreement_with_random-0.5", &attr), GP_OK);
+    H5Fclose(f);
+    assert_true(attr == frac);
+    printf("    report: %d paired comparisons, dense vs random-0.5 as recomputed; gaprune-0.5 and random-0.5 disagree "
+           "on %zu of %zu weights, as the report and the mask file say\n", n_ret + n_sts, differ, n1);
+    free(x), free(y);
+}
+
 static void test_run_end_to_end(void **state) {
     (void)state;
     char cwd[2048], extra[8192];
@@ -559,6 +665,8 @@ static void test_run_end_to_end(void **state) {
     assert_non_null(strstr(md, "| random | 0.5 |"));
     assert_non_null(strstr(md, "## beir-tiny (nDCG@10)"));
     assert_non_null(strstr(md, "## sts-tiny.jsonl (Spearman)"));
+    check_report_comparisons(md, j);
+    char *first_cmp = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(j, "comparisons"));
     cJSON_Delete(j);
     free(out), free(md), free(js);
     /* the second run: every stage is already there */
@@ -573,13 +681,15 @@ static void test_run_end_to_end(void **state) {
     printf("    run: 6 rows, 2 retrained; second run: stats, retraining and %d more stages skipped\n", skipped);
     assert_int_equal(skipped, 1 + 6 + 6 + 2); /* dense eval, 6 masks, 6 pruned evals, 2 retrained evals */
     free(out);
+    /* the report made from the files again: the same comparisons, number for number */
+    js = tu_read_in(g_dir, "out-full/report.json");
+    j = cJSON_Parse(js);
+    char *again = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(j, "comparisons"));
+    assert_string_equal(first_cmp, again);
+    free(first_cmp), free(again), free(js);
+    cJSON_Delete(j);
 }
 
-/* gaprune run end to end on the small random Qwen3 model: every stage, Wanda included (it reads
- * the inputs of every linear layer), with a Qwen3-style query instruction. */
-/* Scope neurons end to end on 2 ranks: the rows name the smaller folders' parameters and bytes,
- * the one-shot and retrained models are the smaller ones (retraining them is a plain dense
- * retraining), and a second run finds everything up to date. */
 /* `gaprune run` of name.ini on 2 ranks (exit 0 asserted): the BERT test model, the test corpora,
  * beir-tiny, output folder out-<name>, and the job's own [prune] and [retrain] lines. */
 static void run_structured(const char *name, const char *prune, const char *retrain) {
@@ -596,6 +706,9 @@ static void run_structured(const char *name, const char *prune, const char *retr
     assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run %s.ini", g_bin, name), 0);
 }
 
+/* Scope neurons end to end on 2 ranks: the rows name the smaller folders' parameters and bytes,
+ * the one-shot and retrained models are the smaller ones (retraining them is a plain dense
+ * retraining), and a second run finds everything up to date. */
 static void test_run_neurons(void **state) {
     (void)state;
     run_structured("neurons", "methods = gaprune, magnitude, gaprune-neurons\nsparsity = 0.5\nscope = neurons\n",
@@ -734,6 +847,8 @@ static void test_run_neurons_global(void **state) {
     free(out), free(err_txt), free(md), free(js);
 }
 
+/* gaprune run end to end on the small random Qwen3 model: every stage, Wanda included (it reads
+ * the inputs of every linear layer), with a Qwen3-style query instruction. */
 static void test_run_qwen3(void **state) {
     (void)state;
     char cwd[2048], text[16384], p[4400];

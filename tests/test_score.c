@@ -857,6 +857,78 @@ static void test_neurons_global(void **state) {
     gp_model_free(m);
 }
 
+/* The criteria of issue-16 kind on the BERT fixture's MLP: fisher-domain-obd and
+ * fisher-general-obd are F w^2 / 2 of stats.h5 and the weights, bitwise; gaprune-scaled's term
+ * means equal a sum by hand, and its scores are the paper's DAI at gamma M_F / M_m times
+ * 1 / M_F (float rounding apart); the masks are the same on 2 and 4 ranks. */
+static void test_scaled_and_obd(void **state) {
+    (void)state;
+    gp_model *m = score_job("crit", "bert-f32", "[prune]\nsave_scores = true\n",
+                            "gaprune-scaled,fisher-domain-obd,fisher-general-obd");
+    char *sp = in_dir("out-crit/stats.h5"), *ms = in_dir("out-crit/mask-gaprune-scaled-0.5.h5");
+    hid_t sf = open_ro(sp), mf = open_ro(ms);
+    double sum_f = 0, sum_m = 0, count = 0;
+    int tensors = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        if (gp_model_neuron_axis(m, i, NULL) == GP_NEURON_NONE || m->table.p[i].ndim != 2) continue;
+        const size_t n = m->table.p[i].numel;
+        char name[400];
+        float *fd = read_f32_all(sf, gp_stats_tensor(name, sizeof name, GP_STATS_DOMAIN_FISHER, m->src_names[i]), n);
+        float *fg = read_f32_all(sf, gp_stats_tensor(name, sizeof name, GP_STATS_GENERAL_FISHER, m->src_names[i]), n);
+        const float *w = gp_model_param(m, i);
+        for (size_t k = 0; k < n; k++) {
+            sum_f += fabs(((double)fd[k] - 1.0 * fg[k]) * fabs((double)w[k]));
+            sum_m += sqrt(fabs((double)w[k]));
+        }
+        count += (double)n;
+        for (int g = 0; g < 2; g++) { /* OBD, bitwise */
+            snprintf(name, sizeof name, "%s/out-crit/mask-fisher-%s-obd-0.5.h5", g_dir, g ? "general" : "domain");
+            hid_t of = open_ro(name);
+            float *s = read_f32_all(of, gp_mask_tensor(name, sizeof name, GP_MASK_SCORE, m->src_names[i]), n);
+            const float *fi = g ? fg : fd;
+            for (size_t k = 0; k < n; k++)
+                assert_true(s[k] == (float)(0.5 * (double)fi[k] * (double)w[k] * (double)w[k]));
+            free(s);
+            H5Fclose(of);
+        }
+        free(fd), free(fg);
+        tensors++;
+    }
+    assert_int_equal(tensors, 4);
+    const double mean_f = sum_f / count, mean_m = sum_m / count, gamma_eff = 0.5 * mean_f / mean_m;
+    double got_f, got_m, got_g;
+    assert_int_equal(gp_h5_read_attr_double(mf, GP_MASK_ATTR_MEAN_FISHER_TERM, &got_f), GP_OK);
+    assert_int_equal(gp_h5_read_attr_double(mf, GP_MASK_ATTR_MEAN_MAGNITUDE_TERM, &got_m), GP_OK);
+    assert_int_equal(gp_h5_read_attr_double(mf, GP_MASK_ATTR_GAMMA_EFFECTIVE, &got_g), GP_OK);
+    assert_true(fabs(got_f / mean_f - 1) < 1e-12 && fabs(got_m / mean_m - 1) < 1e-12 && fabs(got_g / gamma_eff - 1) < 1e-12);
+    /* the paper's DAI at that gamma, scored beside it */
+    tu_sh("mkdir -p '%s/out-crit-paper' && cp '%s' '%s/out-crit-paper/'", g_dir, sp, g_dir);
+    assert_int_equal(tu_run_in(g_dir, "%s score crit.ini --method gaprune --sparsity 0.5 --set prune.gamma=%.17g "
+                               "--set output.dir=out-crit-paper", bin(), gamma_eff), 0);
+    char *mp = in_dir("out-crit-paper/mask-gaprune-0.5.h5");
+    hid_t pf = open_ro(mp);
+    double worst = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        if (gp_model_neuron_axis(m, i, NULL) == GP_NEURON_NONE || m->table.p[i].ndim != 2) continue;
+        const size_t n = m->table.p[i].numel;
+        char name[400];
+        float *a = read_f32_all(mf, gp_mask_tensor(name, sizeof name, GP_MASK_SCORE, m->src_names[i]), n);
+        float *b = read_f32_all(pf, name, n);
+        for (size_t k = 0; k < n; k++) {
+            const double want = (double)b[k] / mean_f, d = fabs(a[k] - want) / fmax(fabs(want), 1e-30);
+            worst = d > worst ? d : worst;
+        }
+        free(a), free(b);
+    }
+    if (worst > 1e-5) fail_msg("gaprune-scaled against the paper's DAI at gamma %.6g: %.3g relative", gamma_eff, worst);
+    printf("    gaprune-scaled: M_F %.4g and M_m %.4g as by hand, the paper's DAI at gamma %.4g / M_F within %.2g; "
+           "OBD scores F w^2 / 2 bitwise\n", mean_f, mean_m, gamma_eff, worst);
+    H5Fclose(pf), H5Fclose(mf), H5Fclose(sf);
+    masks_same_on_ranks("crit", "gaprune-scaled,fisher-domain-obd");
+    free(mp), free(ms), free(sp);
+    gp_model_free(m);
+}
+
 /* Scope heads on the BERT fixture (4 heads of 16 dimensions in each of 2 blocks): for every
  * element criterion at 25% and 50%, exactly floor(p·4) heads per block, ties to the lower
  * index, structure scores equal to the sums by hand, the folder with the heads removed gives
@@ -1136,6 +1208,7 @@ int main(void) {
         cmocka_unit_test(test_neurons_by_hand),
         cmocka_unit_test(test_heads),
         cmocka_unit_test(test_neurons_global),
+        cmocka_unit_test(test_scaled_and_obd),
     };
     /* GP_TEST_FILTER=test_heads runs one test while iterating (cmocka's pattern) */
     if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));

@@ -67,12 +67,28 @@ typedef struct {
 
 void gp_eval_opts_from_job(gp_eval_opts *o, const gp_job *job);
 
-/* Collective: one BEIR folder. */
+/* The units of one set's score, for paired comparisons of two evaluations (compare.h): for
+ * retrieval the judged queries in queries.jsonl order, their ids and metrics (the set's are their
+ * means); for STS every pair's cosine and gold score, in file order. */
+typedef struct {
+    int64_t n;
+    char **ids;                    /* [n] retrieval */
+    gp_retrieval_metrics *metrics; /* [n] retrieval */
+    double *cosine, *gold;         /* [n] STS */
+} gp_eval_units;
+
+void gp_eval_units_free(gp_eval_units *u);
+
+/* Collective: one BEIR folder. units (rank 0; NULL: not wanted) gets every judged query's. */
 gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir, gp_retrieval_metrics *out,
-                            int64_t *n_queries, gp_err *err);
-/* Collective: one STS file. */
+                            int64_t *n_queries, gp_eval_units *units, gp_err *err);
+/* Collective: one STS file. units (rank 0; NULL: not wanted) gets every pair's. */
 gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, double *spearman, double *pearson,
-                      int64_t *n_pairs, gp_err *err);
+                      int64_t *n_pairs, gp_eval_units *units, gp_err *err);
+
+/* The eval files' format: 2 added the per-unit vectors ("per_query", "per_pair") that paired
+ * comparisons read; a file of another version is not current (it is evaluated again). */
+#define GP_EVAL_FORMAT_VERSION 2
 
 /* Collective: every set of [eval] (retrieval, sts) for the model as it is in memory; rank 0
  * writes json_path (via .tmp; settings_hash, when not NULL, is stored in it) and, when result

@@ -113,6 +113,8 @@ typedef struct gp_job {
     } retrain;
     struct {
         gp_path_list retrieval, sts;
+        int resamples;        /* of the report's paired comparisons (compare.h) */
+        int64_t seed;         /* of their resamples */
         int batch;
     } eval;
     struct {

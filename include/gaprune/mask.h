@@ -50,6 +50,17 @@ void gp_mask_clear_range(const gp_mask *mask, const gp_model *m, float *x, int64
 /* Reads a mask file written for this model; GP_EINPUT naming the file and tensor otherwise. */
 gp_status gp_mask_read(const char *path, const gp_model *m, gp_mask *mask, gp_err *err);
 void gp_mask_free(gp_mask *mask);
+/* Rank 0: for every pair of the n mask files (of one model, the same selected tensors), the
+ * fraction of the selected weights that one keeps and the other prunes, into frac[i·n + j] (0
+ * on the diagonal). Streams the files tensor by tensor (the first file's /mask datasets in name
+ * order): one bit per weight of one tensor of each file in memory. GP_EINPUT naming a file that
+ * is not a mask file or lacks a tensor of the first's. */
+gp_status gp_mask_disagreement(const char *const *paths, int n, double *frac, gp_err *err);
+/* Rank 0: records in mask file paths[self] its disagreement with the other n − 1 masks of a run
+ * (GP_MASK_ATTR_DISAGREEMENT + tags[j] = frac[j]), rewriting it through <path>.tmp and a rename,
+ * so that the file under its name is whole whatever happens meanwhile. */
+gp_status gp_mask_file_set_disagreement(const char *const *paths, const char *const *tags, const double *frac, int n,
+                                        int self, gp_err *err);
 /* A mask of whole structures (prune.scope = neurons, neurons-global or heads) read off its bits:
  * when every block's tensors that index structures of that kind are masked by structure (a
  * neuron's rows and column, a head's head_dim rows and columns, all kept or all pruned), each

@@ -64,6 +64,10 @@
 #define GP_MASK_ATTR_HEADS_PER_LAYER "heads_per_layer"       /* integer: attention heads (scope heads) */
 #define GP_MASK_ATTR_HEADS_REMOVED "heads_removed_per_layer" /* integer: of which each block loses (scope heads) */
 #define GP_MASK_ATTR_NEURON_FISHER_VS_MAGNITUDE "neurons_fisher_vs_magnitude" /* float: structured DAI's term ratio (gaprune-neurons) */
+#define GP_MASK_ATTR_MEAN_FISHER_TERM "mean_fisher_term"       /* float: gaprune-scaled's M_F, the mean |(F_dom - beta F_gen)|w|| */
+#define GP_MASK_ATTR_MEAN_MAGNITUDE_TERM "mean_magnitude_term" /* float: gaprune-scaled's M_m, the mean sqrt|w| */
+#define GP_MASK_ATTR_GAMMA_EFFECTIVE "gamma_effective"         /* float: gamma M_F / M_m, the paper's DAI gamma it equals */
+#define GP_MASK_ATTR_DISAGREEMENT "disagreement_with_"   /* then another mask's tag: float, the fraction of the selected weights one keeps and the other prunes (gaprune run) */
 #define GP_MASK_ATTR_SETTINGS_HASH "settings_hash"           /* string: SHA-256 of the settings (pipeline.c), "" when none */
 
 /* ---- datasets: the group, then gp_mask_tensor for "<group>/<tensor>" ---- */

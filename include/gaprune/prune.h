@@ -11,6 +11,12 @@
  *   fisher-general  F_gen
  *   random          a uniform number from (seed, tensor, element): reproducible
  *   wanda           |θ_kj| · ‖x_j‖ (input activation norm; compared within each output row)
+ *   fisher-domain-obd, fisher-general-obd
+ *                   ½ F θ²: the diagonal-Fisher (Optimal Brain Damage) estimate of the loss a
+ *                   weight's removal costs, the usual Fisher saliency
+ *   gaprune-scaled  [(F_dom − β F_gen)|θ| / M_F + γ √|θ| / M_m] · (1 + α s), M_F and M_m the mean
+ *                   of |(F_dom − β F_gen)|θ|| and of √|θ| over every selected weight: γ weighs
+ *                   terms of one scale (the paper's DAI with γ·M_F/M_m, up to a positive factor)
  * s is the per-tensor cosine of the mean gradients (stats.alignment = tensor) or the authors'
  * element-wise product of the Frobenius-normalised mean gradients, smoothed by a zero-padded
  * 3×3 box mean (stats.alignment = refcode).
@@ -42,8 +48,9 @@
 
 /* GP_NEED_NEURONS: a structured criterion (prune.scope = neurons only): its element score is the
  * magnitude part of a neuron's score, and the scoring combines the neurons' sums of it with the
- * neuron statistics of stats.h5 (score.h, docs/DESIGN.md §5.5). */
-enum { GP_NEED_FISHER = 1, GP_NEED_GRAD = 2, GP_NEED_ACT = 4, GP_NEED_NEURONS = 8 };
+ * neuron statistics of stats.h5 (score.h, docs/DESIGN.md §5.5). GP_NEED_SCALES: the score reads
+ * fisher_scale and magnitude_scale, which the scoring measures over every selected weight first. */
+enum { GP_NEED_FISHER = 1, GP_NEED_GRAD = 2, GP_NEED_ACT = 4, GP_NEED_NEURONS = 8, GP_NEED_SCALES = 16 };
 
 /* Everything a criterion may read for one weight matrix, or for a slice of its rows: rows
  * [row0, row0 + rows) of a tensor of tensor_rows rows (tensor_rows 0: the slice is the whole
@@ -63,6 +70,9 @@ typedef struct {
     double cosine;            /* per-tensor alignment */
     bool refcode_alignment;   /* use the element-wise smoothed alignment instead */
     double alpha, beta, gamma;
+    /* gaprune-scaled (GP_NEED_SCALES): 1 / the mean of |(F_dom − β F_gen)·|θ|| and 1 / the mean
+     * of √|θ| over every selected weight; both 0 for every other criterion */
+    double fisher_scale, magnitude_scale;
     uint64_t seed;
 } gp_score_in;
 
@@ -95,7 +105,8 @@ void gp_alignment_sq_sums(const float *grad_dom, const float *grad_gen, int64_t 
 
 /* Adds Σ |(F_dom − β F_gen)|θ|| and Σ γ √|θ| of the (slice of the) tensor, in element order,
  * to *fisher_term and *magnitude_term (start them at 0 for one tensor): their ratio says how far
- * DAI is from magnitude pruning. */
+ * DAI is from magnitude pruning. With in->fisher_scale or in->magnitude_scale set (gaprune-scaled)
+ * each term is multiplied by its scale: the terms that criterion adds. */
 void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_term);
 
 /* ---- scopes -------------------------------------------------------------------------------- */

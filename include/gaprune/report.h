@@ -1,8 +1,9 @@
 /*
  * report.h — the last stage of `gaprune run`: OUT/report.md (one table per evaluation set and
- * one of the mean main score: dense, each mask one-shot and retrained, Δ against dense; then
- * the masks: sparsity achieved, zeros in the model, the DAI fisher/magnitude term ratio, the
- * retraining loss) and OUT/report.json (the same numbers with every evaluation document), both
+ * one of the mean main score: dense, each mask one-shot and retrained, Δ against dense with its
+ * paired 95% interval and p-value (compare.h), every pair of methods at one sparsity likewise;
+ * then the masks: sparsity achieved, zeros in the model, the DAI fisher/magnitude term ratio,
+ * the retraining loss, and how far every two masks disagree) and OUT/report.json (the same numbers with every evaluation document), both
  * written via .tmp and renamed.
  *
  * Usage (rank 0):
@@ -37,10 +38,12 @@ typedef struct {
     int64_t disk_bytes;  /* its safetensors files */
 } gp_report_model;
 
-/* Rank 0. samples: the calibration sample when there was one, else NULL. */
+/* Rank 0. samples: the calibration sample when there was one, else NULL. disagreement: for
+ * every pair of the rows' masks, the fraction of the selected weights one keeps and the other
+ * prunes ([nrows · nrows], gp_mask_disagreement), or NULL. */
 gp_status gp_report_write(const gp_job *job, const gp_report_model *model, const cJSON *dense, const gp_report_row *rows,
-                          int nrows, const gp_sample_report *samples, const char *stats_settings_hash, double seconds,
-                          gp_err *err);
+                          int nrows, const double *disagreement, const gp_sample_report *samples,
+                          const char *stats_settings_hash, double seconds, gp_err *err);
 
 /* main_score_mean of an evaluation document (NaN when there is none). */
 double gp_report_mean(const cJSON *doc);

@@ -18,6 +18,8 @@
 #include "gaprune/hash.h"
 #include "gaprune/job.h"
 #include "gaprune/lock.h"
+#include "gaprune/mask.h"
+#include "gaprune/mask_file.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/pipeline.h"
@@ -172,6 +174,27 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
     return rc;
 }
 
+/* Rank 0: how far every two masks of the run disagree (into disagree[n · n]), recorded in each
+ * mask file too. */
+static gp_status mask_disagreement(const gp_job *job, const gp_report_row *rows, int n, double *disagree, gp_err *err) {
+    char **paths = gp_calloc((size_t)(n ? n : 1), sizeof(char *)), **tags = gp_calloc((size_t)(n ? n : 1), sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        char tag[96], name[128];
+        snprintf(tag, sizeof tag, "%s-%g", rows[i].method, rows[i].sparsity);
+        snprintf(name, sizeof name, GP_MASK_FILE_FMT, tag);
+        tags[i] = gp_strdup(tag);
+        paths[i] = gp_path_join(job->out_dir, name);
+    }
+    gp_status rc = gp_mask_disagreement((const char *const *)paths, n, disagree, err);
+    for (int i = 0; i < n && !rc && n > 1; i++)
+        rc = gp_mask_file_set_disagreement((const char *const *)paths, (const char *const *)tags, disagree + (size_t)i * n,
+                                           n, i, err);
+    if (!rc && n > 1) gp_log0("run: the disagreement of every two of the %d masks is in report.md and in the mask files", n);
+    for (int i = 0; i < n; i++) free(paths[i]), free(tags[i]);
+    free(paths), free(tags);
+    return rc;
+}
+
 /* The machine-readable summary line (rank 0). */
 static void print_summary(const gp_job *job, const cJSON *dense, const gp_report_row *rows, int n, bool report,
                           double seconds) {
@@ -279,10 +302,14 @@ int gp_cmd_run(int argc, char **argv) {
             if (!rc && k < nrows)
                 rc = gp_agree(strcmp(m->dir, rm.dir) ? gp_model_reopen(m, rm.dir, &err) : gp_model_reload_weights(m, &err), &err);
         }
+    double *disagree = gp_calloc((size_t)(k ? k * k : 1), sizeof(double));
+    if (!rc && gp_rank() == 0 && !only) rc = mask_disagreement(&job, rows, k, disagree, &err);
     if (!rc && gp_rank() == 0 && !only) {
         rm.disk_bytes = gp_weights_bytes(rm.dir);
-        rc = gp_report_write(&job, &rm, dense, rows, k, sampled ? &samples : NULL, sr.settings_hash, gp_now() - t0, &err);
+        rc = gp_report_write(&job, &rm, dense, rows, k, disagree, sampled ? &samples : NULL, sr.settings_hash, gp_now() - t0,
+                             &err);
     }
+    free(disagree);
     if (!(rc = gp_agree(rc, &err)) && gp_rank() == 0) print_summary(&job, dense, rows, k, !only, gp_now() - t0);
     for (int i = 0; i < k; i++) cJSON_Delete(rows[i].one_shot), cJSON_Delete(rows[i].retrained);
     free(rows);

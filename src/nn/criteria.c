@@ -49,6 +49,19 @@ static void score_gaprune_ref(const gp_score_in *in, float *out) {
     free(s);
 }
 
+/* DAI with each term divided by its mean magnitude over the selected weights (fisher_scale and
+ * magnitude_scale are the inverses): γ then weighs terms of one scale. */
+static void score_gaprune_scaled(const gp_score_in *in, float *out) {
+    size_t n = (size_t)(in->rows * in->cols);
+    float *s = alignment(in);
+    for (size_t k = 0; k < n; k++) {
+        double a = fabs((double)in->w[k]);
+        double fisher = ((double)in->fisher_dom[k] - in->beta * in->fisher_gen[k]) * a * in->fisher_scale;
+        out[k] = (float)((fisher + in->gamma * sqrt(a) * in->magnitude_scale) * (1.0 + in->alpha * s[k]));
+    }
+    free(s);
+}
+
 static void score_magnitude(const gp_score_in *in, float *out) {
     size_t n = (size_t)(in->rows * in->cols);
     for (size_t k = 0; k < n; k++) out[k] = fabsf(in->w[k]);
@@ -69,6 +82,20 @@ static void score_fisher_general(const gp_score_in *in, float *out) {
     memcpy(out, in->fisher_gen, (size_t)(in->rows * in->cols) * sizeof(float));
 }
 
+/* ½ F θ², in double: a squared small weight times a small Fisher stays well inside float's range
+ * once rounded, not before. */
+static void obd(const float *fisher, const float *w, size_t n, float *out) {
+    for (size_t k = 0; k < n; k++) out[k] = (float)(0.5 * (double)fisher[k] * (double)w[k] * (double)w[k]);
+}
+
+static void score_fisher_domain_obd(const gp_score_in *in, float *out) {
+    obd(in->fisher_dom, in->w, (size_t)(in->rows * in->cols), out);
+}
+
+static void score_fisher_general_obd(const gp_score_in *in, float *out) {
+    obd(in->fisher_gen, in->w, (size_t)(in->rows * in->cols), out);
+}
+
 /* Element k of a slice is element row0·cols + k of its tensor: the draw is the tensor's. */
 static void score_random(const gp_score_in *in, float *out) {
     size_t n = (size_t)(in->rows * in->cols), at = (size_t)(in->row0 * in->cols);
@@ -87,8 +114,14 @@ static const gp_criterion k_criteria[] = {
     {"gaprune-ref", GP_NEED_FISHER, false, score_gaprune_ref,
      "the authors' code: softplus((F_dom - beta F_gen)|w| clamp(1 + alpha s, 0.8, 1.2) + gamma sqrt(|w| + 1e-8))"},
     {"magnitude", 0, false, score_magnitude, "|w|"},
-    {"fisher-domain", GP_NEED_FISHER, false, score_fisher_domain, "F_dom"},
-    {"fisher-general", GP_NEED_FISHER, false, score_fisher_general, "F_gen"},
+    {"fisher-domain", GP_NEED_FISHER, false, score_fisher_domain, "F_dom (the Fisher alone: not the usual saliency, see -obd)"},
+    {"fisher-general", GP_NEED_FISHER, false, score_fisher_general, "F_gen (the Fisher alone)"},
+    {"fisher-domain-obd", GP_NEED_FISHER, false, score_fisher_domain_obd,
+     "F_dom w^2 / 2: the Optimal Brain Damage saliency (loss increase of removing w) with the domain Fisher"},
+    {"fisher-general-obd", GP_NEED_FISHER, false, score_fisher_general_obd, "F_gen w^2 / 2, with the general Fisher"},
+    {"gaprune-scaled", GP_NEED_FISHER | GP_NEED_SCALES, false, score_gaprune_scaled,
+     "DAI with both terms on one scale: [(F_dom - beta F_gen)|w| / M_F + gamma sqrt|w| / M_m] (1 + alpha s), M = the "
+     "term's mean magnitude over the selected weights"},
     {"random", 0, false, score_random, "uniform random, from (seed, tensor, element)"},
     {"wanda", GP_NEED_ACT, true, score_wanda, "|w_ij| ||x_j||, compared within each output row"},
     {"gaprune-neurons", GP_NEED_NEURONS, false, score_sqrt_magnitude,
@@ -160,11 +193,13 @@ void gp_alignment_refcode_rows(const float *gd, const float *gg, int64_t row0, i
 
 void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_term) {
     size_t n = (size_t)(in->rows * in->cols);
+    const bool scaled = in->fisher_scale > 0 || in->magnitude_scale > 0;
+    const double fs = scaled ? in->fisher_scale : 1.0, ms = scaled ? in->magnitude_scale : 1.0;
     double f = *fisher_term, g = *magnitude_term;
     for (size_t k = 0; k < n; k++) {
         double a = fabs((double)in->w[k]);
-        f += fabs(((double)in->fisher_dom[k] - in->beta * in->fisher_gen[k]) * a);
-        g += in->gamma * sqrt(a);
+        f += fabs(((double)in->fisher_dom[k] - in->beta * in->fisher_gen[k]) * a) * fs;
+        g += in->gamma * sqrt(a) * ms;
     }
     *fisher_term = f;
     *magnitude_term = g;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gaprune/dist.h"
+#include "gaprune/fs.h"
 #include "gaprune/kernels.h"
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
@@ -161,6 +162,98 @@ int64_t gp_mask_kept_structs(const gp_mask *mk, const gp_model *m, gp_struct_kin
     free(state);
     free(seen);
     return ok ? total : -1;
+}
+
+/* The number of values of dataset `name` in f, or -1 when it is not a readable dataset. */
+static int64_t dataset_points(hid_t f, const char *name) {
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) return -1;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t sp = d < 0 ? -1 : H5Dget_space(d);
+    const int64_t n = sp >= 0 ? (int64_t)H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    return n;
+}
+
+gp_status gp_mask_disagreement(const char *const *paths, int n, double *frac, gp_err *err) {
+    memset(frac, 0, (size_t)n * (size_t)n * sizeof(double));
+    hid_t *f = gp_malloc((size_t)(n ? n : 1) * sizeof(hid_t));
+    gp_status rc = GP_OK;
+    for (int i = 0; i < n; i++) f[i] = -1;
+    for (int i = 0; i < n && !rc; i++)
+        if ((f[i] = gp_h5_open_quiet(paths[i])) < 0 || H5Lexists(f[i], GP_MASK_KEEP, H5P_DEFAULT) <= 0)
+            rc = gp_errf(err, GP_EINPUT, "%s: not a mask file (no /%s)", paths[i], GP_MASK_KEEP);
+    /* the first file's tensors, by name; every other file must have the same */
+    H5G_info_t info = {0};
+    hid_t g = rc ? -1 : H5Gopen2(f[0], GP_MASK_KEEP, H5P_DEFAULT);
+    if (!rc && (g < 0 || H5Gget_info(g, &info) < 0)) rc = gp_errf(err, GP_EINPUT, "%s: /%s is not a group", paths[0], GP_MASK_KEEP);
+    uint8_t *bytes = NULL, **bits = gp_calloc((size_t)(n ? n : 1), sizeof(uint8_t *));
+    uint64_t *differ = gp_calloc((size_t)(n ? n * n : 1), sizeof(uint64_t));
+    int64_t total = 0, cap = 0;
+    for (hsize_t t = 0; !rc && t < info.nlinks; t++) {
+        char link[256], name[320];
+        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, t, link, sizeof link, H5P_DEFAULT) < 0 ||
+            strlen(link) >= sizeof link - 1) {
+            rc = gp_errf(err, GP_EINPUT, "%s: entry %llu of /%s has no readable name", paths[0], (unsigned long long)t,
+                         GP_MASK_KEEP);
+            break;
+        }
+        snprintf(name, sizeof name, "%s/%s", GP_MASK_KEEP, link);
+        const int64_t numel = dataset_points(f[0], name);
+        if (numel > cap) { /* the buffers for the largest tensor so far */
+            cap = numel;
+            bytes = gp_realloc(bytes, (size_t)cap);
+            for (int i = 0; i < n; i++) bits[i] = gp_realloc(bits[i], (size_t)(cap + 7) / 8);
+        }
+        for (int i = 0; i < n && !rc; i++) {
+            hid_t d = dataset_points(f[i], name) == numel && numel > 0 ? H5Dopen2(f[i], name, H5P_DEFAULT) : -1;
+            const bool ok = d >= 0 && H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes) >= 0;
+            if (d >= 0) H5Dclose(d);
+            if (!ok) {
+                rc = gp_errf(err, GP_EINPUT, "%s: no readable %s of %lld values, as %s has: the masks select other tensors",
+                             paths[i], name, (long long)numel, paths[0]);
+                break;
+            }
+            memset(bits[i], 0, (size_t)(numel + 7) / 8);
+            for (int64_t k = 0; k < numel; k++)
+                if (bytes[k]) bits[i][k >> 3] |= (uint8_t)(1u << (k & 7));
+        }
+        if (rc) break;
+        total += numel;
+        for (int i = 0; i < n; i++)
+            for (int j = i + 1; j < n; j++) {
+                uint64_t c = 0;
+                for (int64_t b = 0; b < (numel + 7) / 8; b++) c += (uint64_t)__builtin_popcount(bits[i][b] ^ bits[j][b]);
+                differ[i * n + j] += c;
+            }
+    }
+    for (int i = 0; i < n && !rc; i++)
+        for (int j = i + 1; j < n; j++)
+            frac[i * n + j] = frac[j * n + i] = total ? (double)differ[i * n + j] / (double)total : 0.0;
+    if (g >= 0) H5Gclose(g);
+    for (int i = 0; i < n; i++) {
+        if (f[i] >= 0) H5Fclose(f[i]);
+        free(bits[i]);
+    }
+    free(f), free(bits), free(bytes), free(differ);
+    return rc;
+}
+
+gp_status gp_mask_file_set_disagreement(const char *const *paths, const char *const *tags, const double *frac, int n,
+                                        int self, gp_err *err) {
+    char *tmp = gp_tmp_path(paths[self]);
+    gp_status rc = gp_copy_file(paths[self], tmp, err);
+    free(tmp);
+    hid_t f = rc ? -1 : gp_h5_open_tmp(paths[self]);
+    for (int j = 0; j < n && f >= 0; j++) {
+        if (j == self) continue;
+        char name[256];
+        snprintf(name, sizeof name, GP_MASK_ATTR_DISAGREEMENT "%s", tags[j]);
+        if (H5Aexists(f, name) > 0) H5Adelete(f, name);
+        gp_h5_attr_double(f, name, frac[j]);
+    }
+    if (!rc) rc = gp_h5_close_commit(f, paths[self], err);
+    return rc;
 }
 
 void gp_mask_free(gp_mask *mk) {

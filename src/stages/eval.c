@@ -37,6 +37,22 @@ static float *embed(gp_model *m, char **texts, int64_t n, int batch, int max_len
     return e;
 }
 
+/* One untimed batch of the longest texts an evaluation can hold (batch texts of max_length words,
+ * each at least a token): the activation buffers grow to their largest once, so the encode
+ * throughput is the model's and not the first evaluation's page faults (the dense model's, in
+ * `gaprune run`, measured half as fast as the masked ones that followed it). */
+static void warm_up(const gp_eval_opts *o, gp_model *m) {
+    const int len = o->max_length < m->max_length ? o->max_length : m->max_length, n = o->batch;
+    char *text = gp_malloc((size_t)(2 * (len > 0 ? len : 1) + 1));
+    for (int i = 0; i < len; i++) memcpy(text + 2 * i, "a ", 2);
+    text[2 * (len > 0 ? len : 0)] = '\0';
+    const char **texts = gp_malloc((size_t)n * sizeof(char *));
+    for (int i = 0; i < n; i++) texts[i] = text;
+    float *e = gp_malloc((size_t)n * (size_t)gp_model_dim(m) * sizeof(float));
+    gp_model_encode(m, texts, n, n, len, NULL, e);
+    free(e), free(texts), free(text);
+}
+
 /* ---- top-k -------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -216,9 +232,16 @@ static const char *query_prefix(const gp_eval_opts *o, const gp_model *m) {
     return m->query_prompt; /* the model's own query prompt, or none */
 }
 
+void gp_eval_units_free(gp_eval_units *u) {
+    for (int64_t i = 0; u->ids && i < u->n; i++) free(u->ids[i]);
+    free(u->ids), free(u->metrics), free(u->cosine), free(u->gold);
+    memset(u, 0, sizeof *u);
+}
+
 gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir, gp_retrieval_metrics *out,
-                            int64_t *n_queries, gp_err *err) {
+                            int64_t *n_queries, gp_eval_units *units, gp_err *err) {
     *out = (gp_retrieval_metrics){0};
+    if (units) memset(units, 0, sizeof *units);
     const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
     char *cpath = gp_path_join(dir, "corpus.jsonl"), *qpath = gp_path_join(dir, "queries.jsonl");
     int64_t nc = 0, nq = 0;
@@ -319,6 +342,12 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
     gp_bcast_bytes(out, sizeof *out, 0);
     gp_bcast_bytes(&nj, sizeof nj, 0);
     *n_queries = nj;
+    if (units && rank == 0) {
+        units->n = nj;
+        units->metrics = per, per = NULL;
+        units->ids = gp_malloc((size_t)(nj ? nj : 1) * sizeof(char *));
+        for (int64_t j = 0; j < nj; j++) units->ids[j] = gp_strdup(qid.id[qr[j].query]);
+    }
     free(all), free(local), free(cnt), free(cemb), free(per);
 done:
     if (qr)
@@ -332,7 +361,8 @@ done:
 /* ---- STS ------------------------------------------------------------------------------------- */
 
 gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, double *spearman, double *pearson,
-                      int64_t *n_pairs, gp_err *err) {
+                      int64_t *n_pairs, gp_eval_units *units, gp_err *err) {
+    if (units) memset(units, 0, sizeof *units);
     const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
     /* every rank reads the file (pairs are small) and embeds its share */
     char *text = NULL;
@@ -391,6 +421,12 @@ gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, doub
         *spearman = gp_spearman(cos, gold, n);
         *pearson = gp_pearson(cos, gold, n);
         *n_pairs = n;
+        if (units && rank == 0) {
+            units->n = n;
+            units->cosine = cos, cos = NULL;
+            units->gold = gp_malloc((size_t)n * sizeof(double));
+            memcpy(units->gold, gold, (size_t)n * sizeof(double));
+        }
         free(cos), free(e1), free(e2);
     }
 done:
@@ -414,6 +450,24 @@ static const char *base_name(const char *p) {
 static void add_score(cJSON *o, const char *key, double v) {
     if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
     else cJSON_AddNullToObject(o, key);
+}
+
+/* A retrieval set's "per_query": the judged queries' ids and each metric's per-query values, in
+ * queries.jsonl order (the paired comparisons of the report read them). */
+static void add_per_query(cJSON *set, const gp_eval_units *u) {
+    cJSON *pq = cJSON_AddObjectToObject(set, "per_query");
+    cJSON_AddItemToObject(pq, "ids", cJSON_CreateStringArray((const char *const *)u->ids, (int)u->n));
+    static const char *const names[5] = {"ndcg_at_10", "mrr_at_10", "recall_at_10", "recall_at_100", "map_at_100"};
+    double *v = gp_malloc((size_t)(u->n ? u->n : 1) * sizeof(double));
+    for (int k = 0; k < 5; k++) {
+        for (int64_t j = 0; j < u->n; j++) {
+            const gp_retrieval_metrics *x = &u->metrics[j];
+            const double val[5] = {x->ndcg_at_10, x->mrr_at_10, x->recall_at_10, x->recall_at_100, x->map_at_100};
+            v[j] = val[k];
+        }
+        cJSON_AddItemToObject(pq, names[k], cJSON_CreateDoubleArray(v, (int)u->n));
+    }
+    free(v);
 }
 
 void gp_eval_opts_from_job(gp_eval_opts *o, const gp_job *job) {
@@ -450,13 +504,15 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     }
     cJSON *doc = cJSON_CreateObject(), *jr = cJSON_CreateObject(), *js = cJSON_CreateObject();
     gp_status rc = GP_OK;
+    warm_up(o, m);
     m->encoded = 0, m->encode_s = 0;
     double main_sum = 0;
     int n_scored = 0;
     for (int i = 0; i < nr && !rc; i++) {
         gp_retrieval_metrics r;
         int64_t nq = 0;
-        if ((rc = gp_eval_retrieval(o, m, rs[i], &r, &nq, err))) break;
+        gp_eval_units u;
+        if ((rc = gp_eval_retrieval(o, m, rs[i], &r, &nq, &u, err))) break;
         cJSON *set = cJSON_AddObjectToObject(jr, base_name(rs[i]));
         cJSON_AddStringToObject(set, "path", rs[i]);
         cJSON_AddNumberToObject(set, "main_score", r.ndcg_at_10);
@@ -466,6 +522,8 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
         cJSON_AddNumberToObject(set, "recall_at_100", r.recall_at_100);
         cJSON_AddNumberToObject(set, "map_at_100", r.map_at_100);
         cJSON_AddNumberToObject(set, "n_queries", (double)nq);
+        if (gp_rank() == 0) add_per_query(set, &u);
+        gp_eval_units_free(&u);
         main_sum += r.ndcg_at_10, n_scored++;
         gp_log0("eval %s: %s nDCG@10 %.4f MRR@10 %.4f R@10 %.4f R@100 %.4f MAP@100 %.4f (%lld queries)", tag,
                 base_name(rs[i]), r.ndcg_at_10, r.mrr_at_10, r.recall_at_10, r.recall_at_100, r.map_at_100, (long long)nq);
@@ -473,13 +531,20 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     for (int i = 0; i < ns && !rc; i++) {
         double sp, pe;
         int64_t np = 0;
-        if ((rc = gp_eval_sts(o, m, ss[i], &sp, &pe, &np, err))) break;
+        gp_eval_units u;
+        if ((rc = gp_eval_sts(o, m, ss[i], &sp, &pe, &np, &u, err))) break;
         cJSON *set = cJSON_AddObjectToObject(js, base_name(ss[i]));
         cJSON_AddStringToObject(set, "path", ss[i]);
         add_score(set, "main_score", sp);
         add_score(set, "cosine_spearman", sp);
         add_score(set, "cosine_pearson", pe);
         cJSON_AddNumberToObject(set, "n_pairs", (double)np);
+        if (gp_rank() == 0) {
+            cJSON *pp = cJSON_AddObjectToObject(set, "per_pair");
+            cJSON_AddItemToObject(pp, "cosine", cJSON_CreateDoubleArray(u.cosine, (int)u.n));
+            cJSON_AddItemToObject(pp, "gold", cJSON_CreateDoubleArray(u.gold, (int)u.n));
+        }
+        gp_eval_units_free(&u);
         /* a correlation with a constant is undefined: say so, and leave the set out of the mean */
         if (isfinite(sp)) main_sum += sp, n_scored++;
         else
@@ -496,6 +561,7 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     }
     char utc[32];
     gp_utc_now(utc, sizeof utc);
+    cJSON_AddNumberToObject(doc, "format_version", GP_EVAL_FORMAT_VERSION);
     cJSON_AddStringToObject(doc, "tag", tag);
     cJSON_AddStringToObject(doc, "model", folder ? folder : m->dir);
     cJSON_AddStringToObject(doc, "source_model", m->dir);
@@ -516,8 +582,12 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     if (enc_s > 0) cJSON_AddNumberToObject(enc, "texts_per_s", (double)texts / enc_s);
     cJSON_AddNumberToObject(enc, "threads", gp_threads());
     if (settings_hash) cJSON_AddStringToObject(doc, "settings_hash", settings_hash);
+    /* the caller gets the document as printed and parsed back (cJSON prints 15 digits where they
+     * nearly give the value back): the numbers a later run reads from the file, so that a report
+     * made from files equals one made in the same run */
+    char *txt = gp_rank() == 0 ? cJSON_Print(doc) : NULL;
+    cJSON_Delete(doc);
     if (gp_rank() == 0 && json_path) {
-        char *txt = cJSON_Print(doc);
         FILE *f = gp_file_create(json_path, err);
         if (!f) {
             rc = GP_EINPUT;
@@ -526,11 +596,10 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
             fputc('\n', f);
             rc = gp_file_commit(f, json_path, err);
         }
-        free(txt);
     }
     rc = gp_agree(rc, err);
-    if (!rc && result && gp_rank() == 0) *result = doc;
-    else cJSON_Delete(doc);
+    if (!rc && result && gp_rank() == 0) *result = cJSON_Parse(txt);
+    free(txt);
     return rc;
 }
 
@@ -538,8 +607,10 @@ cJSON *gp_eval_load_current(const char *json_path, const char *settings_hash) {
     cJSON *j = NULL;
     gp_err err;
     if (!gp_file_exists(json_path) || gp_json_load(json_path, &j, &err)) return NULL;
-    const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "settings_hash");
-    if (!cJSON_IsString(h) || strcmp(h->valuestring, settings_hash)) {
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "settings_hash"),
+                *v = cJSON_GetObjectItemCaseSensitive(j, "format_version");
+    if (!cJSON_IsString(h) || strcmp(h->valuestring, settings_hash) || !cJSON_IsNumber(v) ||
+        v->valuedouble != GP_EVAL_FORMAT_VERSION) {
         cJSON_Delete(j);
         return NULL;
     }

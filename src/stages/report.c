@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gaprune/compare.h"
 #include "gaprune/export.h"
 #include "gaprune/fs.h"
 #include "gaprune/kernels.h"
@@ -28,15 +29,123 @@ static double encode_rate(const cJSON *doc) {
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
+/* ---- paired comparisons (compare.h) --------------------------------------------------------- */
+
+enum { K_RETRIEVAL, K_STS };
+
+/* A set's units in an eval document: retrieval, every judged query's nDCG@10 (v) and the ids
+ * array; STS, every pair's cosine (v) and gold score. */
+typedef struct {
+    int64_t n;
+    double *v, *gold;
+    const cJSON *ids;
+} set_units;
+
+static void set_units_free(set_units *u) {
+    free(u->v), free(u->gold);
+    memset(u, 0, sizeof *u);
+}
+
+/* The numbers of a JSON array of n (malloc'd), or NULL when it is not one of n finite numbers. */
+static double *numbers(const cJSON *a, int64_t n) {
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n || n < 1) return NULL;
+    double *v = gp_malloc((size_t)n * sizeof(double));
+    int64_t i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a) {
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
+            free(v);
+            return NULL;
+        }
+        v[i++] = x->valuedouble;
+    }
+    return v;
+}
+
+/* False when the document has no usable units for the set (an edited or foreign file). */
+static bool set_units_of(const cJSON *doc, int kind, const char *set, set_units *u) {
+    memset(u, 0, sizeof *u);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, kind == K_STS ? "sts" : "retrieval"), set);
+    if (kind == K_RETRIEVAL) {
+        const cJSON *pq = cJSON_GetObjectItemCaseSensitive(s, "per_query");
+        u->ids = cJSON_GetObjectItemCaseSensitive(pq, "ids");
+        u->n = cJSON_IsArray(u->ids) ? cJSON_GetArraySize(u->ids) : 0;
+        u->v = numbers(cJSON_GetObjectItemCaseSensitive(pq, "ndcg_at_10"), u->n);
+        return u->v != NULL;
+    }
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(s, "per_pair"), *cos = cJSON_GetObjectItemCaseSensitive(pp, "cosine");
+    u->n = cJSON_IsArray(cos) ? cJSON_GetArraySize(cos) : 0;
+    u->v = numbers(cos, u->n);
+    u->gold = numbers(cJSON_GetObjectItemCaseSensitive(pp, "gold"), u->n);
+    if (u->v && u->gold && u->n >= 2) return true;
+    set_units_free(u);
+    return false;
+}
+
+/* The same units in the same order: the same query ids, or the same gold scores. */
+static bool same_units(const set_units *a, const set_units *b) {
+    if (a->n != b->n) return false;
+    if (a->gold) return memcmp(a->gold, b->gold, (size_t)a->n * sizeof(double)) == 0;
+    const cJSON *x = a->ids ? a->ids->child : NULL, *y = b->ids ? b->ids->child : NULL;
+    for (; x && y; x = x->next, y = y->next)
+        if (!cJSON_IsString(x) || !cJSON_IsString(y) || strcmp(x->valuestring, y->valuestring)) return false;
+    return !x && !y;
+}
+
+/* b's main score on the set against a's, paired by unit: false when either document lacks the
+ * units or they are not the same ones. */
+static bool compare_docs(const gp_job *job, const cJSON *a, const cJSON *b, int kind, const char *set, gp_paired *out) {
+    if (!a || !b) return false;
+    set_units ua, ub;
+    const bool have_a = set_units_of(a, kind, set, &ua), have_b = set_units_of(b, kind, set, &ub);
+    const bool ok = have_a && have_b && same_units(&ua, &ub);
+    if (ok && kind == K_STS) gp_paired_spearman(ua.v, ub.v, ua.gold, ua.n, job->eval.resamples, (uint64_t)job->eval.seed, out);
+    else if (ok) gp_paired_mean(ua.v, ub.v, ua.n, job->eval.resamples, (uint64_t)job->eval.seed, out);
+    set_units_free(&ua), set_units_free(&ub);
+    return ok;
+}
+
+/* "+0.0123 [-0.0040, +0.0290]" and "0.041*" (the p-value, * when significant) of a comparison. */
+static void cells(const gp_paired *d, char *delta, size_t nd, char *p, size_t np) {
+    snprintf(delta, nd, "%+.4f [%+.4f, %+.4f]", d->delta, d->lo, d->hi);
+    snprintf(p, np, "%.4f%s", d->p, d->significant ? "*" : "");
+}
+
+/* Queries (pairs) a difference of this size needs: an integer, or "—" for none at all. */
+static void needed(const gp_paired *d, char *buf, size_t n) {
+    if (isfinite(d->n_needed) && d->n_needed < 1e12) snprintf(buf, n, "%.0f", ceil(d->n_needed));
+    else snprintf(buf, n, "—");
+}
+
+static cJSON *comparison_json(const char *set, int kind, const char *stage, const char *a, const char *b, const gp_paired *d) {
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddStringToObject(c, "set", set);
+    cJSON_AddStringToObject(c, "kind", kind == K_STS ? "sts" : "retrieval");
+    cJSON_AddStringToObject(c, "stage", stage);
+    cJSON_AddStringToObject(c, "a", a);
+    cJSON_AddStringToObject(c, "b", b);
+    cJSON_AddNumberToObject(c, "delta", d->delta);
+    cJSON_AddNumberToObject(c, "lo", d->lo);
+    cJSON_AddNumberToObject(c, "hi", d->hi);
+    cJSON_AddNumberToObject(c, "se", d->se);
+    cJSON_AddNumberToObject(c, "p", d->p);
+    cJSON_AddBoolToObject(c, "significant", d->significant);
+    cJSON_AddNumberToObject(c, "n", (double)d->n);
+    if (isfinite(d->n_needed)) cJSON_AddNumberToObject(c, "n_needed", d->n_needed);
+    else cJSON_AddNullToObject(c, "n_needed");
+    return c;
+}
+
 static void pct(char *buf, size_t n, double v, double base) {
     if (isnan(v) || isnan(base) || base == 0) buf[0] = '\0';
     else snprintf(buf, n, "%+.2f%%", 100.0 * (v - base) / base);
 }
 
 gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJSON *dense, const gp_report_row *rows,
-                          int nrows, const gp_sample_report *samples, const char *stats_settings_hash, double seconds,
-                          gp_err *err) {
+                          int nrows, const double *disagreement, const gp_sample_report *samples,
+                          const char *stats_settings_hash, double seconds, gp_err *err) {
     char *md_path = gp_path_join(job->out_dir, "report.md"), *js_path = gp_path_join(job->out_dir, "report.json");
+    cJSON *comparisons = NULL; /* every paired comparison, for report.json */
     FILE *f = gp_file_create(md_path, err);
     gp_status rc = GP_OK;
     if (!f) {
@@ -65,36 +174,114 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
     free(retrain_methods);
     fprintf(f, "- %d rank%s; this run took %.0f s (stages already complete are not timed again)\n\n", gp_nranks(),
             gp_nranks() > 1 ? "s" : "", seconds);
-    /* one table per evaluation set, then the mean */
-    const char *kinds[2] = {"retrieval", "sts"}, *metric[2] = {"nDCG@10", "Spearman"};
+    /* one table per evaluation set, each difference with its interval, then the mean */
+    comparisons = cJSON_CreateArray();
+    const char *kinds[2] = {"retrieval", "sts"}, *metric[2] = {"nDCG@10", "Spearman"}, *unit[2] = {"queries", "pairs"};
     int nsets = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) +
                 cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "sts"));
-    for (int k = 0; k < (nsets > 1 ? 3 : 2); k++) { /* the mean only when there is more than one set */
-        const cJSON *sets = k < 2 ? cJSON_GetObjectItemCaseSensitive(dense, kinds[k]) : NULL;
-        const cJSON *set = sets ? sets->child : NULL;
-        do {
-            if (k < 2 && !set) break;
-            const char *sname = k < 2 ? set->string : "mean of the main scores";
-            if (k < 2) fprintf(f, "## %s (%s)\n\n", sname, metric[k]);
-            else fprintf(f, "## %s\n\n", sname);
-            double base = k < 2 ? main_score(dense, kinds[k], sname) : gp_report_mean(dense);
-            fprintf(f, "| method | sparsity | zeros in the model | one-shot | Δ vs dense | retrained | Δ vs dense |\n");
-            fprintf(f, "|---|---|---|---|---|---|---|\n");
-            fprintf(f, "| dense | 0 | | %.4f | | | |\n", base);
+    bool unpaired = false; /* some difference had no per-unit vectors to compare */
+    for (int k = 0; k < 2; k++) {
+        const cJSON *sets = cJSON_GetObjectItemCaseSensitive(dense, kinds[k]);
+        for (const cJSON *set = sets ? sets->child : NULL; set; set = set->next) {
+            const char *sname = set->string;
+            fprintf(f, "## %s (%s)\n\n", sname, metric[k]);
+            const double base = main_score(dense, kinds[k], sname);
+            fprintf(f, "| method | sparsity | zeros in the model | one-shot | Δ vs dense [95%% interval] | p | %s needed | "
+                       "retrained | Δ vs dense [95%% interval] | p | %s needed |\n",
+                    unit[k], unit[k]);
+            fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
+            fprintf(f, "| dense | 0 | | %.4f | | | | | | | |\n", base);
             for (int i = 0; i < nrows; i++) {
-                double o = k < 2 ? main_score(rows[i].one_shot, kinds[k], sname) : gp_report_mean(rows[i].one_shot);
-                double r = rows[i].retrained ? (k < 2 ? main_score(rows[i].retrained, kinds[k], sname) : gp_report_mean(rows[i].retrained))
-                                             : NAN;
-                char d1[32], d2[32], rs[32] = "";
-                pct(d1, sizeof d1, o, base);
-                pct(d2, sizeof d2, r, base);
-                if (!isnan(r)) snprintf(rs, sizeof rs, "%.4f", r);
-                fprintf(f, "| %s | %g | %.1f%% | %.4f | %s | %s | %s |\n", rows[i].method, rows[i].sparsity,
-                        100 * rows[i].zero_fraction, o, d1, rs, d2);
+                char tag[96];
+                snprintf(tag, sizeof tag, "%s-%g", rows[i].method, rows[i].sparsity);
+                fprintf(f, "| %s | %g | %.1f%% |", rows[i].method, rows[i].sparsity, 100 * rows[i].zero_fraction);
+                for (int st = 0; st < 2; st++) {
+                    const cJSON *doc = st ? rows[i].retrained : rows[i].one_shot;
+                    const double v = doc ? main_score(doc, kinds[k], sname) : NAN;
+                    gp_paired d;
+                    if (isnan(v)) {
+                        fprintf(f, " | | | |");
+                    } else if (compare_docs(job, dense, doc, k, sname, &d)) {
+                        char dc[96], pc[32], nc[32], rel[32];
+                        cells(&d, dc, sizeof dc, pc, sizeof pc);
+                        needed(&d, nc, sizeof nc);
+                        pct(rel, sizeof rel, v, base);
+                        fprintf(f, " %.4f | %s (%s) | %s | %s |", v, dc, rel, pc, nc);
+                        cJSON_AddItemToArray(comparisons, comparison_json(sname, k, st ? "retrained" : "one_shot", "dense", tag, &d));
+                    } else {
+                        char rel[32];
+                        pct(rel, sizeof rel, v, base);
+                        fprintf(f, " %.4f | %s | | |", v, rel);
+                        unpaired = true;
+                    }
+                }
+                fprintf(f, "\n");
             }
+            /* every pair of methods at the same sparsity */
+            bool header = false;
+            for (int i = 0; i < nrows; i++)
+                for (int j = i + 1; j < nrows; j++) {
+                    if (rows[i].sparsity != rows[j].sparsity) continue;
+                    gp_paired d[2];
+                    bool have[2];
+                    for (int st = 0; st < 2; st++)
+                        have[st] = compare_docs(job, st ? rows[i].retrained : rows[i].one_shot,
+                                                st ? rows[j].retrained : rows[j].one_shot, k, sname, &d[st]);
+                    if (!have[0] && !have[1]) continue;
+                    if (!header)
+                        fprintf(f, "\nPairs of methods at the same sparsity (Δ = the second's score less the first's):\n\n"
+                                   "| sparsity | methods | one-shot Δ [95%% interval] | p | %s needed | retrained Δ [95%% "
+                                   "interval] | p | %s needed |\n|---|---|---|---|---|---|---|---|\n",
+                                unit[k], unit[k]);
+                    header = true;
+                    fprintf(f, "| %g | %s → %s |", rows[i].sparsity, rows[i].method, rows[j].method);
+                    char ta[96], tb[96];
+                    snprintf(ta, sizeof ta, "%s-%g", rows[i].method, rows[i].sparsity);
+                    snprintf(tb, sizeof tb, "%s-%g", rows[j].method, rows[j].sparsity);
+                    for (int st = 0; st < 2; st++) {
+                        if (!have[st]) {
+                            fprintf(f, " | | |");
+                            continue;
+                        }
+                        char dc[96], pc[32], nc[32];
+                        cells(&d[st], dc, sizeof dc, pc, sizeof pc);
+                        needed(&d[st], nc, sizeof nc);
+                        fprintf(f, " %s | %s | %s |", dc, pc, nc);
+                        cJSON_AddItemToArray(comparisons, comparison_json(sname, k, st ? "retrained" : "one_shot", ta, tb, &d[st]));
+                    }
+                    fprintf(f, "\n");
+                }
             fprintf(f, "\n");
-            set = set ? set->next : NULL;
-        } while (k < 2 && set);
+        }
+    }
+    if (nsets > 0)
+        fprintf(f, "Every Δ is paired by %s: its 95%% interval is the 2.5th to 97.5th percentile of %d bootstrap "
+                   "resamples of them (seed %lld), p the two-sided paired permutation test's (%d permutations); * marks "
+                   "p < 0.05 with an interval that excludes 0. \"needed\" is how many %s a difference of this size and "
+                   "spread would need for such a test to find it 80%% of the time (— for none). The percentages are "
+                   "of the dense score.%s\n\n",
+                nsets && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) ? "query (STS: by pair)" : "pair",
+                job->eval.resamples, (long long)job->eval.seed, job->eval.resamples,
+                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) ? "queries" : "pairs",
+                unpaired ? " A Δ without an interval has no per-query scores to pair (an evaluation file of gaprune "
+                           "before format 2, or edited)."
+                         : "");
+    if (nsets > 1) {
+        fprintf(f, "## mean of the main scores\n\n");
+        const double base = gp_report_mean(dense);
+        fprintf(f, "| method | sparsity | zeros in the model | one-shot | Δ vs dense | retrained | Δ vs dense |\n");
+        fprintf(f, "|---|---|---|---|---|---|---|\n");
+        fprintf(f, "| dense | 0 | | %.4f | | | |\n", base);
+        for (int i = 0; i < nrows; i++) {
+            const double o = gp_report_mean(rows[i].one_shot), r = rows[i].retrained ? gp_report_mean(rows[i].retrained) : NAN;
+            char d1[32], d2[32], rs[32] = "";
+            pct(d1, sizeof d1, o, base);
+            pct(d2, sizeof d2, r, base);
+            if (!isnan(r)) snprintf(rs, sizeof rs, "%.4f", r);
+            fprintf(f, "| %s | %g | %.1f%% | %.4f | %s | %s | %s |\n", rows[i].method, rows[i].sparsity,
+                    100 * rows[i].zero_fraction, o, d1, rs, d2);
+        }
+        fprintf(f, "\n(A mean over sets of different metrics has no paired interval; each set's table has them.)\n\n");
     }
     fprintf(f, "## masks\n\n| method | sparsity | achieved | zeros in the model | parameters | weights on disk (MB) | "
                "encode texts/s (× dense) | fisher/magnitude term ratio | retraining loss (first → last step) |\n"
@@ -127,6 +314,22 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
     fprintf(f, "\nEncode texts/s: every text of the one-shot evaluation (all ranks, %d thread%s each) over the slowest "
                "rank's encoding time; a masked model runs at the dense speed, a smaller one (scopes neurons, heads) faster.\n",
             gp_threads(), gp_threads() > 1 ? "s" : "");
+    if (disagreement && nrows > 1) {
+        fprintf(f, "\n## mask disagreement\n\nThe fraction of the selected weights that one mask keeps and the other "
+                   "prunes (0: the same mask; two masks of one sparsity p disagree on at most 2·min(p, 1 − p) of them, two random ones on "
+                   "about 2p(1 − p)):\n\n|  |");
+        for (int j = 0; j < nrows; j++) fprintf(f, " %s-%g |", rows[j].method, rows[j].sparsity);
+        fprintf(f, "\n|---|");
+        for (int j = 0; j < nrows; j++) fprintf(f, "---|");
+        fprintf(f, "\n");
+        for (int i = 0; i < nrows; i++) {
+            fprintf(f, "| %s-%g |", rows[i].method, rows[i].sparsity);
+            for (int j = 0; j < nrows; j++)
+                if (i == j) fprintf(f, " |");
+                else fprintf(f, " %.4f |", disagreement[i * nrows + j]);
+            fprintf(f, "\n");
+        }
+    }
     fprintf(f, "\nThe fisher/magnitude ratio is Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ| per tensor, averaged: near 0, GAPrune's "
                "DAI ranks weights almost as magnitude pruning does (gaprune-neurons: Σ|Φ_dom − βΦ_gen| / Σ γ·m_j over the "
                "neurons).\n");
@@ -153,6 +356,24 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             }
         }
         cJSON_AddItemToObject(j, "dense", dense ? cJSON_Duplicate(dense, 1) : cJSON_CreateNull());
+        cJSON *cmp = cJSON_AddObjectToObject(j, "comparisons");
+        cJSON_AddNumberToObject(cmp, "resamples", job->eval.resamples);
+        cJSON_AddNumberToObject(cmp, "seed", (double)job->eval.seed);
+        cJSON_AddStringToObject(cmp, "method", "paired bootstrap 95% percentile interval; two-sided paired permutation p; "
+                                               "significant = p < 0.05 and the interval excludes 0; n_needed = units for "
+                                               "80% power at the 5% level");
+        cJSON_AddItemToObject(cmp, "pairs", comparisons);
+        comparisons = NULL;
+        if (disagreement) {
+            cJSON *dj = cJSON_AddObjectToObject(j, "mask_disagreement"), *tags = cJSON_AddArrayToObject(dj, "masks"),
+                  *fr = cJSON_AddArrayToObject(dj, "fraction");
+            for (int i = 0; i < nrows; i++) {
+                char tag[96];
+                snprintf(tag, sizeof tag, "%s-%g", rows[i].method, rows[i].sparsity);
+                cJSON_AddItemToArray(tags, cJSON_CreateString(tag));
+                cJSON_AddItemToArray(fr, cJSON_CreateDoubleArray(disagreement + (size_t)i * nrows, nrows));
+            }
+        }
         cJSON *arr = cJSON_AddArrayToObject(j, "rows");
         for (int i = 0; i < nrows; i++) {
             cJSON *r = cJSON_CreateObject();
@@ -185,6 +406,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
         cJSON_Delete(j);
     }
 done:
+    cJSON_Delete(comparisons);
     free(md_path), free(js_path);
     return rc;
 }

@@ -30,7 +30,7 @@ typedef struct {
 enum { SUM_MIN, SUM_MAX, SUM_SCORES, SUM_FISHER, SUM_MAGNITUDE, N_SUM };
 
 /* Message tags of the values passed from rank to rank and of the scores gathered to rank 0. */
-enum { TAG_SQ = 11, TAG_SUMMARY = 12, TAG_SCORES = 13, TAG_NEURONS = 14 };
+enum { TAG_SQ = 11, TAG_SUMMARY = 12, TAG_SCORES = 13, TAG_NEURONS = 14, TAG_SCALES = 15 };
 
 typedef struct {
     const gp_prune_opts *cfg;
@@ -64,6 +64,9 @@ typedef struct {
     double *nscore;
     uint8_t *nkeep;
     double neuron_ratio; /* gaprune-neurons: Σ|Φ_dom − βΦ_gen| / Σ γ·m over every neuron */
+    /* gaprune-scaled: the mean of |(F_dom − βF_gen)|θ|| and of √|θ| over every selected weight
+     * (term_means) and their inverses (0 for another criterion), gp_score_in's scales */
+    double mean_fisher, mean_magnitude, fisher_scale, magnitude_scale;
 } score_ctx;
 
 static int64_t cols_of(const score_ctx *c, int item) { return c->m->table.p[c->items[item]].shape[1]; }
@@ -123,6 +126,22 @@ static gp_status sq_piece(score_ctx *c, int j, double *acc, gp_err *err) {
     return GP_OK;
 }
 
+/* Piece j's Σ |(F_dom − βF_gen)|θ|| and Σ √|θ| added to acc[0..2) in element order (the DAI
+ * terms with γ 1, unscaled). */
+static gp_status terms_piece(score_ctx *c, int j, double *acc, gp_err *err) {
+    const piece *q = &c->pc[j];
+    const int p = c->items[q->item];
+    const int64_t cols = cols_of(c, q->item);
+    gp_status rc;
+    if ((rc = read_stat(c, GP_STATS_DOMAIN_FISHER, q->item, q->row0, q->rows, c->fd, err)) ||
+        (rc = read_stat(c, GP_STATS_GENERAL_FISHER, q->item, q->row0, q->rows, c->fg, err)))
+        return rc;
+    const gp_score_in in = {.rows = q->rows, .cols = cols, .w = gp_model_param(c->m, p) + q->row0 * cols,
+                            .fisher_dom = c->fd, .fisher_gen = c->fg, .beta = c->cfg->beta, .gamma = 1.0};
+    gp_dai_terms(&in, &acc[0], &acc[1]);
+    return GP_OK;
+}
+
 /* Scores piece j into its place in c->scores, checks them, and adds its part of the summary
  * (min, max, sum, and with statistics DAI's two terms) to acc in element order. */
 static gp_status score_piece(score_ctx *c, int j, double *acc, gp_err *err) {
@@ -140,6 +159,8 @@ static gp_status score_piece(score_ctx *c, int j, double *acc, gp_err *err) {
                       .alpha = c->cfg->alpha,
                       .beta = c->cfg->beta,
                       .gamma = c->cfg->gamma,
+                      .fisher_scale = c->fisher_scale,
+                      .magnitude_scale = c->magnitude_scale,
                       .seed = (uint64_t)c->cfg->prune_seed};
     gp_status rc = GP_OK;
     const bool fisher = (c->needs & GP_NEED_FISHER) || c->stats >= 0; /* the summary's DAI terms read it too */
@@ -208,6 +229,28 @@ static gp_status chain(score_ctx *c, int nv, const double *init, piece_fn fn, in
     return gp_agree(rc, err);
 }
 
+/* gaprune-scaled (collective): the two DAI terms' mean magnitudes over every selected weight,
+ * summed tensor by tensor in element order through chain() and then over the tensors in order,
+ * so bitwise the same on any number of ranks. A term that is 0 everywhere (no Fisher
+ * information) keeps scale 0: it drops out. */
+static gp_status term_means(score_ctx *c, gp_err *err) {
+    const double zero[2] = {0, 0};
+    double *tot = gp_malloc((size_t)(2 * (c->n ? c->n : 1)) * sizeof(double));
+    gp_status rc = chain(c, 2, zero, terms_piece, TAG_SCALES, tot, err);
+    double sf = 0, sm = 0, count = 0;
+    for (int i = 0; i < c->n; i++) sf += tot[2 * i], sm += tot[2 * i + 1], count += (double)c->numel[i];
+    free(tot);
+    c->mean_fisher = count > 0 ? sf / count : 0, c->mean_magnitude = count > 0 ? sm / count : 0;
+    c->fisher_scale = c->mean_fisher > 0 ? 1.0 / c->mean_fisher : 0;
+    c->magnitude_scale = c->mean_magnitude > 0 ? 1.0 / c->mean_magnitude : 0;
+    if (!rc)
+        gp_log0("score: %s: mean |(F_dom - beta F_gen)|w|| %.4g, mean sqrt|w| %.4g over %.0f weights: gamma %g on "
+                "these scales is gamma %.4g in the paper's DAI",
+                c->crit->name, c->mean_fisher, c->mean_magnitude, count, c->cfg->gamma,
+                c->mean_magnitude > 0 ? c->cfg->gamma * c->mean_fisher / c->mean_magnitude : NAN);
+    return rc;
+}
+
 /* Scores this rank's slice: c->scores, and every item's summary values in c->sum (collective). */
 static gp_status score_slice(score_ctx *c, gp_err *err) {
     gp_status rc = GP_OK;
@@ -216,6 +259,7 @@ static gp_status score_slice(score_ctx *c, gp_err *err) {
         c->sq = gp_malloc((size_t)(2 * c->n) * sizeof(double));
         if ((rc = chain(c, 2, zero, sq_piece, TAG_SQ, c->sq, err))) return rc;
     }
+    if ((c->needs & GP_NEED_SCALES) && (rc = term_means(c, err))) return rc;
     const double init[N_SUM] = {INFINITY, -INFINITY, 0, 0, 0};
     c->sum = gp_malloc((size_t)(N_SUM * c->n) * sizeof(double));
     return chain(c, N_SUM, init, score_piece, TAG_SUMMARY, c->sum, err);
@@ -800,6 +844,12 @@ static void write_attributes(const score_ctx *c, hid_t f, const gp_mask_request 
     for (int i = 0; i < c->n; i++)
         if (!isnan(mk->rows[i].fisher_vs_magnitude)) rsum += mk->rows[i].fisher_vs_magnitude, rn++;
     gp_h5_attr_double(f, GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN, rn ? rsum / rn : NAN);
+    if (c->crit->needs & GP_NEED_SCALES) {
+        gp_h5_attr_double(f, GP_MASK_ATTR_MEAN_FISHER_TERM, c->mean_fisher);
+        gp_h5_attr_double(f, GP_MASK_ATTR_MEAN_MAGNITUDE_TERM, c->mean_magnitude);
+        gp_h5_attr_double(f, GP_MASK_ATTR_GAMMA_EFFECTIVE,
+                          c->mean_magnitude > 0 ? cfg->gamma * c->mean_fisher / c->mean_magnitude : NAN);
+    }
     gp_h5_attr_str(f, GP_MASK_ATTR_SETTINGS_HASH, req->settings_hash ? req->settings_hash : "");
     gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION,
                    "GAPrune pruning mask: /mask/<param> (1 = keep), /summary per tensor, optional /score/<param>");

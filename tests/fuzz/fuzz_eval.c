@@ -58,11 +58,21 @@ static void beir(const gp_eval_opts *o, const uint8_t *data, size_t size) {
     gp_retrieval_metrics r;
     int64_t nq = 0;
     gp_err err = {0};
-    if (gp_eval_retrieval(o, g_model, g_beir, &r, &nq, &err) == GP_OK) {
+    gp_eval_units u;
+    if (gp_eval_retrieval(o, g_model, g_beir, &r, &nq, &u, &err) == GP_OK) {
         FZ_ASSERT(nq >= 1);
         FZ_ASSERT(unit(r.ndcg_at_10) && unit(r.mrr_at_10) && unit(r.recall_at_10) && unit(r.recall_at_100) &&
                   unit(r.map_at_100));
         FZ_ASSERT(r.recall_at_10 <= r.recall_at_100 + 1e-12);
+        /* the per-query vectors the report's comparisons read: one per judged query, means as the set's */
+        FZ_ASSERT(u.n == nq);
+        double sum = 0;
+        for (int64_t j = 0; j < u.n; j++) {
+            FZ_ASSERT(u.ids[j] && unit(u.metrics[j].ndcg_at_10));
+            sum += u.metrics[j].ndcg_at_10;
+        }
+        FZ_ASSERT(fabs(sum / (double)u.n - r.ndcg_at_10) < 1e-12);
+        gp_eval_units_free(&u);
     } else {
         FZ_ASSERT(err.code == GP_EINPUT && strstr(err.msg, g_beir));
     }
@@ -75,8 +85,10 @@ static void sts(const gp_eval_opts *o, const uint8_t *data, size_t size) {
     double sp = NAN, pe = NAN;
     int64_t n = 0;
     gp_err err = {0};
-    if (gp_eval_sts(o, g_model, g_sts, &sp, &pe, &n, &err) == GP_OK) {
-        FZ_ASSERT(n >= 2);
+    gp_eval_units u;
+    if (gp_eval_sts(o, g_model, g_sts, &sp, &pe, &n, &u, &err) == GP_OK) {
+        FZ_ASSERT(n >= 2 && u.n == n && u.cosine && u.gold);
+        gp_eval_units_free(&u);
         FZ_ASSERT(isnan(sp) || fabs(sp) <= 1 + 1e-9);
         FZ_ASSERT(isnan(pe) || fabs(pe) <= 1 + 1e-9);
     } else {
