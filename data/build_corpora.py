@@ -16,11 +16,13 @@ those packages own, so other installed software does not change the result):
     (and the negative is never a held-back page)
 A retrieval set in BEIR layout, manpages-beir/: corpus = the DESCRIPTION openings of all pages,
 queries = the NAME summaries of the held-back pages, qrels = each query's own page.
+A general one, wordnet-beir/: usage examples as queries, glosses as passages, of WordNet triplets
+none of whose texts is in general.jsonl (see wordnet_heldout).
 Names that are links to one page, and pages with the same opening, count as one page: every
 passage of the corpus is distinct.
 
-Writes OUT_DIR/general.jsonl, OUT_DIR/domain.jsonl, OUT_DIR/manpages-beir/{corpus,queries}.jsonl,
-OUT_DIR/manpages-beir/qrels/test.tsv and OUT_DIR/SOURCES.txt (package versions, counts).
+Writes OUT_DIR/general.jsonl, OUT_DIR/domain.jsonl, OUT_DIR/{manpages,wordnet}-beir/{corpus,queries}.jsonl
+and qrels/test.tsv, and OUT_DIR/SOURCES.txt (package versions, counts).
 """
 import gzip
 import hashlib
@@ -33,6 +35,8 @@ import sys
 WORDNET = "/usr/share/wordnet"
 MAX_GENERAL = 20000   # WordNet has ~35k usable triplets; a seeded fifth... of them is plenty here
 OPENING_WORDS = 64    # words of DESCRIPTION kept as a passage
+HELD_GENERAL = 400    # queries of the held-out WordNet retrieval set
+HELD_CORPUS = 3000    # its passages
 
 
 def stable_hash(s):
@@ -88,7 +92,39 @@ def wordnet_triplets():
             seen.add(t["query"])
             unique.append(t)
     unique.sort(key=lambda t: stable_hash("wordnet:" + t["query"]))
-    return unique[:MAX_GENERAL]
+    return unique[:MAX_GENERAL], unique[MAX_GENERAL:]
+
+
+def wordnet_heldout(train, rest):
+    """A general retrieval set of WordNet triplets that no training triplet touches: queries =
+    usage examples, corpus = glosses, qrels = each example's own sense. Only triplets whose three
+    texts appear in no triplet of general.jsonl are used (the demo model and the statistics saw
+    those), the first HELD_GENERAL of them (by the same hash order) with a gloss of their own as
+    queries, and their glosses, their negatives' (another sense of the same word: the hard
+    distractors) and then other unseen glosses up to HELD_CORPUS passages as the corpus."""
+    seen = {x for t in train for x in (t["query"], t["positive"], t["negative"])}
+    fresh = [t for t in rest if not ({t["query"], t["positive"], t["negative"]} & seen)]
+    queries, golds = [], set()
+    for t in fresh:
+        if len(queries) < HELD_GENERAL and t["positive"] not in golds:
+            queries.append(t)
+            golds.add(t["positive"])
+    corpus, have = [], set()
+
+    def add(text):
+        if text not in have and len(corpus) < HELD_CORPUS:
+            have.add(text)
+            corpus.append(text)
+    for t in queries:
+        add(t["positive"])
+    for t in queries:
+        add(t["negative"])
+    for t in fresh:
+        add(t["positive"])
+        add(t["negative"])
+    gid = lambda text: "wn:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    return ([{"_id": gid(c), "title": "", "text": c} for c in corpus],
+            [{"_id": "q" + gid(t["query"])[2:], "text": t["query"], "gold": gid(t["positive"])} for t in queries])
 
 
 # ---- manual pages ---------------------------------------------------------------------------------
@@ -192,7 +228,9 @@ def unique_pages(files):
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "build/data"
     os.makedirs(os.path.join(out, "manpages-beir", "qrels"), exist_ok=True)
-    general = wordnet_triplets()
+    os.makedirs(os.path.join(out, "wordnet-beir", "qrels"), exist_ok=True)
+    general, rest = wordnet_triplets()
+    wn_corpus, wn_queries = wordnet_heldout(general, rest)
     pages, by_name = unique_pages(package_files(["manpages", "manpages-dev"]))
     held = {p["page"] for p in pages if stable_hash("heldout:" + p["page"]) % 5 == 0}
     held_queries = {p["summary"] for p in pages if p["page"] in held}
@@ -221,12 +259,20 @@ def main():
         f.write("query-id\tcorpus-id\tscore\n")
         for p in queries:
             f.write(f"q:{p['page']}\t{p['page']}\t1\n")
+    dump(os.path.join(out, "wordnet-beir", "corpus.jsonl"), wn_corpus)
+    dump(os.path.join(out, "wordnet-beir", "queries.jsonl"), [{"_id": q["_id"], "text": q["text"]} for q in wn_queries])
+    with open(os.path.join(out, "wordnet-beir", "qrels", "test.tsv"), "w") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for q in wn_queries:
+            f.write(f"{q['_id']}\t{q['gold']}\t1\n")
     with open(os.path.join(out, "SOURCES.txt"), "w") as f:
         f.write(package_versions(["wordnet-base", "manpages", "manpages-dev"]) + "\n")
         f.write(f"general triplets {len(general)}, domain triplets {len(domain)}, "
-                f"retrieval corpus {len(pages)} passages, {len(queries)} queries\n")
+                f"retrieval corpus {len(pages)} passages, {len(queries)} queries; "
+                f"WordNet held-out retrieval corpus {len(wn_corpus)} passages, {len(wn_queries)} queries\n")
     print(f"build_corpora: {len(general)} general (WordNet) and {len(domain)} domain (man pages) triplets; "
-          f"retrieval set of {len(pages)} passages and {len(queries)} held-back queries in {out}")
+          f"retrieval sets of {len(pages)} passages and {len(queries)} held-back queries (man pages), "
+          f"{len(wn_corpus)} passages and {len(wn_queries)} queries (WordNet, held out) in {out}")
 
 
 if __name__ == "__main__":

@@ -240,7 +240,7 @@ static void test_job_errors_before_any_stage(void **state) {
         const char *want;  /* in stderr; "@" stands for the job file */
     } cases[] = {
         {"alpah = 1\n", "", "run", "@:9: unknown key \"alpah\" in [prune]"},
-        {"gamma = much\n", "", "run", "@:9: [prune] gamma: expected a number, got \"much\""},
+        {"gamma = much\n", "", "run", "@:9: [prune] gamma: \"much\" is not a number in [-1e+09, 1e+09)"},
         {"methods = gaprune, magnitud\n", "", "run",
          "@:9: [prune] methods: \"magnitud\" is not a criterion; one of gaprune|gaprune-ref|magnitude|fisher-domain|"},
         {"sparsity = 0.5, 2\n", "", "run", "@:9: [prune] sparsity: \"2\" is not a number in [0, 1) (in \"0.5, 2\")"},
@@ -253,7 +253,7 @@ static void test_job_errors_before_any_stage(void **state) {
         {NULL, "--set stats.alignment=cosine", "stats", "--set stats.alignment=cosine: [stats] alignment: \"cosine\" is not one of tensor|refcode"},
         {NULL, "--method gaprun", "score", "--method gaprun: [prune] methods: \"gaprun\" is not a criterion; one of gaprune|"},
         {NULL, "--sparsity 0.5,1.5", "score", "--sparsity 0.5,1.5: [prune] sparsity: \"1.5\" is not a number in [0, 1)"},
-        {NULL, "--only gaprun:0.5", "run", "--only gaprun:0.5: \"gaprun\" is not a criterion; one of gaprune|"},
+        {NULL, "--only gaprun:0.5", "run", "--only gaprun:0.5: \"gaprun\" is not a criterion (one of gaprune|"},
         /* checks that need the model still come before the first stage */
         {"scope = 3:7\n", "", "run", "@:9: [prune] scope 3:7: tensor \"encoder.layer.0.intermediate.dense.weight\" has"},
         {NULL, "--set prune.scope=1:3", "stats", "--set prune.scope=1:3: [prune] scope 1:3: tensor"},

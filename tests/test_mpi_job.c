@@ -76,8 +76,9 @@ static void test_defaults_and_values(void **state) {
     assert_int_equal(c.prune.methods.n, 1);
     assert_ptr_equal(c.prune.methods.v[0], gp_criterion_find("gaprune"));
     assert_int_equal(c.eval.retrieval.n, 0);
-    assert_float_equal(c.prune.beta, 1.0, 0);
-    assert_float_equal(c.prune.gamma, 0.5, 0);
+    assert_true(c.prune.n_beta == 1 && c.prune.n_gamma == 1);
+    assert_float_equal(c.prune.beta[0], 1.0, 0);
+    assert_float_equal(c.prune.gamma[0], 0.5, 0);
     assert_float_equal(c.retrain.lr, 2e-5, 0);
     assert_int_equal(c.retrain.batch, 16);
     assert_string_equal(c.out_dir, "out/my-job");

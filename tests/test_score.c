@@ -929,6 +929,57 @@ static void test_scaled_and_obd(void **state) {
     gp_model_free(m);
 }
 
+/* prune.beta and prune.gamma lists: every weighted criterion once per (beta, gamma), tagged
+ * <method>-b<beta>-g<gamma>, its mask file carrying them, the unweighted ones once; `gaprune run
+ * --list` names exactly those masks and `--only` takes a variant's label; a variant's mask equals
+ * the one a job of that single gamma makes. */
+static void test_variants(void **state) {
+    (void)state;
+    gp_model *m = score_job("var", "bert-f32", "[prune]\ngamma = 0.5, 2\nbeta = 1\n", "gaprune-scaled,magnitude");
+    gp_model_free(m);
+    static const char *const files[] = {"mask-gaprune-scaled-b1-g0.5-0.5.h5", "mask-gaprune-scaled-b1-g2-0.5.h5",
+                                        "mask-gaprune-scaled-b1-g2-0.3.h5", "mask-magnitude-0.5.h5"};
+    for (int k = 0; k < 4; k++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "out-var/%s", files[k]);
+        char *p = in_dir(rel);
+        hid_t f = open_ro(p);
+        double g = 0;
+        assert_int_equal(gp_h5_read_attr_double(f, GP_MASK_ATTR_GAMMA, &g), GP_OK);
+        assert_true(g == (k == 0 || k == 3 ? 0.5 : 2.0));
+        H5Fclose(f);
+        free(p);
+    }
+    char *none = in_dir("out-var/mask-magnitude-b1-g2-0.5.h5");
+    assert_int_equal(access(none, F_OK), -1);
+    free(none);
+    /* the same masks as a job of one gamma, tag apart */
+    tu_sh("mkdir -p '%s/out-var1' && cp '%s/out-var/stats.h5' '%s/out-var1/'", g_dir, g_dir, g_dir);
+    assert_int_equal(tu_run_in(g_dir, "%s score var.ini --method gaprune-scaled --sparsity 0.5 --set prune.gamma=2 "
+                               "--set output.dir=out-var1", bin()), 0);
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/out-var/mask-gaprune-scaled-b1-g2-0.5.h5", g_dir);
+    snprintf(b, sizeof b, "%s/out-var1/mask-gaprune-scaled-0.5.h5", g_dir);
+    char *da = tu_h5dump_without((const char *const[]){"command", "created_utc", "n_ranks", "stats_file", NULL}, "-g mask '%s'", a),
+         *db = tu_h5dump_without((const char *const[]){"command", "created_utc", "n_ranks", "stats_file", NULL}, "-g mask '%s'", b);
+    const char *pa = strstr(da, "GROUP \"mask\""), *pb = strstr(db, "GROUP \"mask\"");
+    assert_true(pa && pb && !strcmp(pa, pb));
+    free(da), free(db);
+    /* --list, and --only with a label */
+    assert_int_equal(tu_run_in(g_dir, "GAPRUNE_VERBOSE=0 %s run var.ini --list --set prune.methods=magnitude,gaprune-scaled "
+                               "--set prune.sparsity=0.5,0.3 --set retrain.methods=", bin()), 0);
+    char *out = in_dir("out.txt"), *txt = tu_read_file(out, NULL);
+    assert_string_equal(txt, "magnitude:0.5\nmagnitude:0.3\ngaprune-scaled-b1-g0.5:0.5\ngaprune-scaled-b1-g0.5:0.3\n"
+                             "gaprune-scaled-b1-g2:0.5\ngaprune-scaled-b1-g2:0.3\n");
+    free(txt);
+    assert_int_equal(tu_run_in(g_dir, "GAPRUNE_VERBOSE=0 %s run var.ini --list --only gaprune-scaled-b1-g2:0.3", bin()), 0);
+    txt = tu_read_file(out, NULL);
+    assert_string_equal(txt, "gaprune-scaled-b1-g2:0.3\n");
+    printf("    gamma 0.5, 2: gaprune-scaled twice (its mask at gamma 2 as a job of gamma 2 makes), magnitude once; "
+           "--list and --only by label\n");
+    free(txt), free(out);
+}
+
 /* Scope heads on the BERT fixture (4 heads of 16 dimensions in each of 2 blocks): for every
  * element criterion at 25% and 50%, exactly floor(p·4) heads per block, ties to the lower
  * index, structure scores equal to the sums by hand, the folder with the heads removed gives
@@ -1209,6 +1260,7 @@ int main(void) {
         cmocka_unit_test(test_heads),
         cmocka_unit_test(test_neurons_global),
         cmocka_unit_test(test_scaled_and_obd),
+        cmocka_unit_test(test_variants),
     };
     /* GP_TEST_FILTER=test_heads runs one test while iterating (cmocka's pattern) */
     if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));

@@ -95,7 +95,9 @@ typedef struct gp_job {
         int n_sparsity;
         gp_layers layers;
         gp_scope scope;
-        double alpha, beta, gamma;
+        double alpha;
+        double *beta, *gamma; /* [n_beta], [n_gamma]: several make variants of the weighted criteria */
+        int n_beta, n_gamma;
         int64_t seed;
         bool save_scores;
     } prune;

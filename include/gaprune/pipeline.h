@@ -33,8 +33,21 @@ typedef struct {
 gp_status gp_prune_inputs_init(const gp_prune_opts *cfg, const gp_model *m, gp_prune_inputs *in, gp_err *err);
 void gp_prune_inputs_free(gp_prune_inputs *in);
 
+/* One way a job prunes with a criterion: the job's alpha and one (beta, gamma) of its lists. The
+ * label names it in files and tables: the criterion's name, or "<name>-b<beta>-g<gamma>" for a
+ * weighted criterion (the DAI family) when the lists make more than one. */
 typedef struct {
-    char tag[96];        /* "<method>-<sparsity>" */
+    const gp_criterion *crit;
+    double beta, gamma;
+    char label[96];
+} gp_prune_variant;
+
+/* The variants of crit in the job, in (beta, gamma) list order, into *out (malloc'd); returns
+ * their count (one for an unweighted criterion or single values: the job's first beta and gamma). */
+int gp_prune_variants(const gp_job *job, const gp_criterion *crit, gp_prune_variant **out);
+
+typedef struct {
+    char tag[128];       /* "<variant label>-<sparsity>" */
     char *mask_path;     /* OUT/mask-<tag>.h5 */
     char *pruned_dir;    /* OUT/pruned-<tag> */
     char hash[65];       /* settings hash of the mask and the pruned folder */
@@ -45,10 +58,11 @@ typedef struct {
     int64_t disk_bytes;  /* bytes of its safetensors files (rank 0; 0 elsewhere) */
 } gp_pruned;
 
-/* Collective: builds (or reads back, when current) the mask of method at sparsity p, writes the
- * mask file and the pruned folder, and leaves m->params masked. */
-gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_inputs *in, const gp_criterion *method, double p,
-                        gp_pruned *out, gp_err *err);
+/* Collective: builds (or reads back, when current) the mask of the variant at sparsity p (cfg
+ * with the variant's beta and gamma), writes the mask file and the pruned folder, and leaves
+ * m->params masked. */
+gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_inputs *in, const gp_prune_variant *variant,
+                        double p, gp_pruned *out, gp_err *err);
 void gp_pruned_free(gp_pruned *p);
 /* Bytes of the *.safetensors files of a model folder (0 when it cannot be listed). */
 int64_t gp_weights_bytes(const char *dir);

@@ -82,6 +82,7 @@ typedef struct {
     bool rowwise; /* compared within output rows by definition (wanda) */
     void (*score)(const gp_score_in *in, float *out); /* out: rows × cols */
     const char *description;
+    bool weighted; /* reads beta and gamma (the DAI family): prune.beta and prune.gamma lists make variants of it */
 } gp_criterion;
 
 const gp_criterion *gp_criterion_find(const char *name);

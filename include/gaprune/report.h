@@ -22,7 +22,7 @@
 #include "gaprune/sample.h"
 
 typedef struct {
-    char method[48];
+    char method[96]; /* the variant label (gp_prune_variant) */
     double sparsity;
     double achieved, zero_fraction, fisher_ratio; /* of the mask; fisher_ratio NaN without statistics */
     cJSON *one_shot, *retrained; /* eval documents (rank 0); NULL when not evaluated / not retrained */

@@ -57,11 +57,12 @@ static gp_status evaluate(const gp_eval_opts *eo, const char *out_dir, gp_model 
     return rc;
 }
 
-/* What to prune and retrain: the methods of prune.methods, then those of retrain.methods that
- * are not pruned one-shot too (they still get a row), each once, at every sparsity. */
+/* What to prune and retrain: the variants (gp_prune_variants) of the methods of prune.methods,
+ * then those of retrain.methods that are not pruned one-shot too (they still get a row), each
+ * once, at every sparsity. */
 typedef struct {
-    const gp_criterion **method; /* [n] */
-    bool *retrain;               /* [n] */
+    gp_prune_variant *variant; /* [n] */
+    bool *retrain;             /* [n] */
     int n;
     const double *sparsity;
     int n_sparsity;
@@ -74,16 +75,24 @@ static bool in_list(const gp_criteria_list *l, const gp_criterion *c) {
     return false;
 }
 
-static void plan_add(plan *p, const gp_criterion *c, bool retrain) {
-    for (int i = 0; i < p->n; i++)
-        if (p->method[i] == c) return;
-    p->method = gp_realloc(p->method, (size_t)(p->n + 1) * sizeof *p->method);
-    p->retrain = gp_realloc(p->retrain, (size_t)(p->n + 1) * sizeof *p->retrain);
-    p->method[p->n] = c;
-    p->retrain[p->n++] = retrain;
+/* Every variant of c, once; when `only` is set, only the variant of that label. */
+static void plan_add(plan *p, const gp_job *job, const gp_criterion *c, bool retrain, const char *only) {
+    gp_prune_variant *v;
+    const int k = gp_prune_variants(job, c, &v);
+    for (int j = 0; j < k; j++) {
+        bool have = only && strcmp(v[j].label, only);
+        for (int i = 0; i < p->n && !have; i++) have = !strcmp(p->variant[i].label, v[j].label);
+        if (have) continue;
+        p->variant = gp_realloc(p->variant, (size_t)(p->n + 1) * sizeof *p->variant);
+        p->retrain = gp_realloc(p->retrain, (size_t)(p->n + 1) * sizeof *p->retrain);
+        p->variant[p->n] = v[j];
+        p->retrain[p->n++] = retrain;
+    }
+    free(v);
 }
 
-/* --only METHOD:SPARSITY: that pair replaces the lists (retrained when retrain.methods has it). */
+/* --only LABEL:SPARSITY: that pair replaces the lists (retrained when retrain.methods has its
+ * criterion). LABEL is a criterion, or one of the variants `gaprune run --list` names. */
 static gp_status plan_make(plan *p, const gp_job *job, const char *only, gp_err *err) {
     memset(p, 0, sizeof *p);
     if (only) {
@@ -92,30 +101,30 @@ static gp_status plan_make(plan *p, const gp_job *job, const char *only, gp_err 
         if (colon) p->only_sparsity = strtod(colon + 1, &end);
         if (!colon || colon == only || !end || *end || !(p->only_sparsity >= 0 && p->only_sparsity < 1))
             return gp_errf(err, GP_EINPUT, "--only %s: expected METHOD:SPARSITY with a sparsity in [0, 1)", only);
-        char *name = gp_strndup(only, (size_t)(colon - only));
-        const gp_criterion *c = gp_criterion_find(name);
-        free(name);
-        if (!c) {
+        char *label = gp_strndup(only, (size_t)(colon - only));
+        for (const gp_criterion *const *c = gp_criteria(); *c && !p->n; c++)
+            plan_add(p, job, *c, in_list(&job->retrain.methods, *c), label);
+        free(label);
+        if (!p->n) {
             char valid[512];
             gp_criteria_names(valid, sizeof valid);
-            return gp_errf(err, GP_EINPUT, "--only %s: \"%.*s\" is not a criterion; one of %s", only, (int)(colon - only), only,
-                           valid);
+            return gp_errf(err, GP_EINPUT, "--only %s: \"%.*s\" is not a criterion (one of %s) or a variant that "
+                           "`gaprune run --list` names", only, (int)(colon - only), only, valid);
         }
-        plan_add(p, c, in_list(&job->retrain.methods, c));
         p->sparsity = &p->only_sparsity;
         p->n_sparsity = 1;
         return GP_OK;
     }
     for (int i = 0; i < job->prune.methods.n; i++)
-        plan_add(p, job->prune.methods.v[i], in_list(&job->retrain.methods, job->prune.methods.v[i]));
-    for (int i = 0; i < job->retrain.methods.n; i++) plan_add(p, job->retrain.methods.v[i], true);
+        plan_add(p, job, job->prune.methods.v[i], in_list(&job->retrain.methods, job->prune.methods.v[i]), NULL);
+    for (int i = 0; i < job->retrain.methods.n; i++) plan_add(p, job, job->retrain.methods.v[i], true, NULL);
     p->sparsity = job->prune.sparsity;
     p->n_sparsity = job->prune.n_sparsity;
     return GP_OK;
 }
 
 static void plan_free(plan *p) {
-    free(p->method);
+    free(p->variant);
     free(p->retrain);
 }
 
@@ -123,11 +132,11 @@ static void plan_free(plan *p) {
  * masked, or m is the smaller model of the pruned folder (scopes neurons, heads): the caller restores
  * the dense model. */
 static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_prune_opts *po, gp_model *m,
-                          const gp_prune_inputs *in, const gp_criterion *method, double p, bool retrain,
+                          const gp_prune_inputs *in, const gp_prune_variant *method, double p, bool retrain,
                           const char *eval_hash, gp_report_row *r, gp_err *err) {
-    snprintf(r->method, sizeof r->method, "%s", method->name);
+    snprintf(r->method, sizeof r->method, "%s", method->label);
     r->sparsity = p;
-    gp_log0("run: stage 3/4, %s at %g", method->name, p);
+    gp_log0("run: stage 3/4, %s at %g", method->label, p);
     gp_pruned pr;
     gp_status rc = gp_prune_step(po, m, in, method, p, &pr, err);
     if (rc) return rc;
@@ -179,7 +188,7 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
 static gp_status mask_disagreement(const gp_job *job, const gp_report_row *rows, int n, double *disagree, gp_err *err) {
     char **paths = gp_calloc((size_t)(n ? n : 1), sizeof(char *)), **tags = gp_calloc((size_t)(n ? n : 1), sizeof(char *));
     for (int i = 0; i < n; i++) {
-        char tag[96], name[128];
+        char tag[128], name[160];
         snprintf(tag, sizeof tag, "%s-%g", rows[i].method, rows[i].sparsity);
         snprintf(name, sizeof name, GP_MASK_FILE_FMT, tag);
         tags[i] = gp_strdup(tag);
@@ -205,7 +214,7 @@ static void print_summary(const gp_job *job, const cJSON *dense, const gp_report
     cJSON *res = cJSON_AddObjectToObject(s, "one_shot");
     cJSON *ret = cJSON_AddObjectToObject(s, "retrained");
     for (int i = 0; i < n; i++) {
-        char key[96];
+        char key[128];
         snprintf(key, sizeof key, "%s-%g", rows[i].method, rows[i].sparsity);
         if (rows[i].one_shot) cJSON_AddNumberToObject(res, key, gp_report_mean(rows[i].one_shot));
         if (rows[i].retrained) cJSON_AddNumberToObject(ret, key, gp_report_mean(rows[i].retrained));
@@ -223,9 +232,11 @@ static void print_summary(const gp_job *job, const cJSON *dense, const gp_report
 int gp_cmd_run(int argc, char **argv) {
     double t0 = gp_now();
     const char *only = NULL;
+    int list = 0; /* GP_OPT_FLAG sets an int */
     const gp_opt extra[] = {
         {"only", GP_OPT_STR, &only, "METHOD:SPARSITY",
          "just this mask (and its retraining and evaluations): no dense evaluation, no report (job arrays)"},
+        {"list", GP_OPT_FLAG, &list, NULL, "print the run's masks, one METHOD:SPARSITY a line (what --only takes), and stop"},
         {NULL, 0, NULL, NULL, NULL},
     };
     gp_job job;
@@ -238,6 +249,14 @@ int gp_cmd_run(int argc, char **argv) {
     gp_err err = {0};
     plan pl;
     rc = plan_make(&pl, &job, only, &err);
+    if (!rc && list) { /* rank 0 prints; nothing else is read */
+        for (int a = 0; a < pl.n && gp_rank() == 0; a++)
+            for (int b = 0; b < pl.n_sparsity; b++) printf("%s:%g\n", pl.variant[a].label, pl.sparsity[b]);
+        fflush(stdout);
+        plan_free(&pl);
+        gp_job_free(&job);
+        return GP_OK;
+    }
     gp_eval_opts eo;
     gp_eval_opts_from_job(&eo, &job);
     gp_prune_opts po;
@@ -260,8 +279,8 @@ int gp_cmd_run(int argc, char **argv) {
     if (!rc && gp_rank() == 0 && have_sets) rc = gp_eval_hash(&eo, eval_hash, &err);
     if ((rc = gp_agree(rc, &err))) goto out;
     /* --only: a sweep's array tasks share the folder, each its own pair of files (lock.h) */
-    char pair[96];
-    if (only) snprintf(pair, sizeof pair, "%s-%g", pl.method[0]->name, pl.only_sparsity);
+    char pair[128];
+    if (only) snprintf(pair, sizeof pair, "%s-%g", pl.variant[0].label, pl.only_sparsity);
     if ((rc = gp_lock_take(job.out_dir, only ? pair : NULL, &err))) goto out;
     gp_bcast_bytes(eval_hash, sizeof eval_hash, 0);
     if (!have_sets) gp_warn("%s: [eval] names no retrieval folder and no STS file: no scores in the report", job.path);
@@ -297,7 +316,7 @@ int gp_cmd_run(int argc, char **argv) {
     int k = 0;
     for (int a = 0; a < pl.n && !rc; a++)
         for (int b = 0; b < pl.n_sparsity && !rc; b++) {
-            rc = run_mask(&job, &eo, &po, m, &in, pl.method[a], pl.sparsity[b], pl.retrain[a], eval_hash, &rows[k++], &err);
+            rc = run_mask(&job, &eo, &po, m, &in, &pl.variant[a], pl.sparsity[b], pl.retrain[a], eval_hash, &rows[k++], &err);
             /* the dense weights again for the next mask, reread rather than kept: one model in memory */
             if (!rc && k < nrows)
                 rc = gp_agree(strcmp(m->dir, rm.dir) ? gp_model_reopen(m, rm.dir, &err) : gp_model_reload_weights(m, &err), &err);

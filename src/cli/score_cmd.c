@@ -48,21 +48,33 @@ int gp_cmd_score(int argc, char **argv) {
     if (!rc) rc = gp_prune_inputs_init(&o, m, &in, &err);
     if (!rc && !in.stats_path)
         gp_warn("%s/stats.h5 does not exist: only criteria without statistics can run (magnitude, random)", job.out_dir);
-    for (int a = 0; a < methods->n && !rc; a++)
+    /* every variant of every method (prune.beta and prune.gamma lists), at every sparsity */
+    gp_prune_variant *vs = NULL;
+    int nv = 0;
+    for (int a = 0; a < methods->n; a++) {
+        gp_prune_variant *v;
+        const int k = gp_prune_variants(&job, methods->v[a], &v);
+        vs = gp_realloc(vs, (size_t)(nv + k) * sizeof *vs);
+        memcpy(vs + nv, v, (size_t)k * sizeof *v);
+        nv += k;
+        free(v);
+    }
+    for (int a = 0; a < nv && !rc; a++)
         for (int b = 0; b < job.prune.n_sparsity && !rc; b++) {
             double t0 = gp_now(), p = job.prune.sparsity[b];
             gp_pruned pr;
-            rc = gp_prune_step(&o, m, &in, methods->v[a], p, &pr, &err);
+            rc = gp_prune_step(&o, m, &in, &vs[a], p, &pr, &err);
             if (!rc)
                 gp_log0("{\"command\":\"score\",\"method\":\"%s\",\"sparsity_target\":%g,\"sparsity_achieved\":%.6f,"
                         "\"n_selected\":%lld,\"n_pruned\":%lld,\"model_zero_fraction\":%.6f,\"reused\":%s,\"seconds\":%.3f}",
-                        methods->v[a]->name, p, pr.sparsity, (long long)pr.mask.total, (long long)pr.mask.pruned,
+                        vs[a].label, p, pr.sparsity, (long long)pr.mask.total, (long long)pr.mask.pruned,
                         pr.zero_fraction, pr.reused ? "true" : "false", gp_now() - t0);
             gp_pruned_free(&pr);
             /* the dense weights again for the next mask, reread rather than kept: one model in memory */
-            const bool more = a < methods->n - 1 || b < job.prune.n_sparsity - 1;
+            const bool more = a < nv - 1 || b < job.prune.n_sparsity - 1;
             if (!rc && more) rc = gp_agree(gp_model_reload_weights(m, &err), &err);
         }
+    free(vs);
     gp_prune_inputs_free(&in);
     gp_model_free(m);
     gp_job_free(&job);

@@ -110,23 +110,25 @@ static void score_wanda(const gp_score_in *in, float *out) {
 }
 
 static const gp_criterion k_criteria[] = {
-    {"gaprune", GP_NEED_FISHER, false, score_gaprune, "DAI of the paper: [(F_dom - beta F_gen)|w| + gamma sqrt|w|] (1 + alpha s)"},
+    {"gaprune", GP_NEED_FISHER, false, score_gaprune,
+     "DAI of the paper: [(F_dom - beta F_gen)|w| + gamma sqrt|w|] (1 + alpha s)", true},
     {"gaprune-ref", GP_NEED_FISHER, false, score_gaprune_ref,
-     "the authors' code: softplus((F_dom - beta F_gen)|w| clamp(1 + alpha s, 0.8, 1.2) + gamma sqrt(|w| + 1e-8))"},
-    {"magnitude", 0, false, score_magnitude, "|w|"},
-    {"fisher-domain", GP_NEED_FISHER, false, score_fisher_domain, "F_dom (the Fisher alone: not the usual saliency, see -obd)"},
-    {"fisher-general", GP_NEED_FISHER, false, score_fisher_general, "F_gen (the Fisher alone)"},
+     "the authors' code: softplus((F_dom - beta F_gen)|w| clamp(1 + alpha s, 0.8, 1.2) + gamma sqrt(|w| + 1e-8))", true},
+    {"magnitude", 0, false, score_magnitude, "|w|", false},
+    {"fisher-domain", GP_NEED_FISHER, false, score_fisher_domain,
+     "F_dom (the Fisher alone: not the usual saliency, see -obd)", false},
+    {"fisher-general", GP_NEED_FISHER, false, score_fisher_general, "F_gen (the Fisher alone)", false},
     {"fisher-domain-obd", GP_NEED_FISHER, false, score_fisher_domain_obd,
-     "F_dom w^2 / 2: the Optimal Brain Damage saliency (loss increase of removing w) with the domain Fisher"},
-    {"fisher-general-obd", GP_NEED_FISHER, false, score_fisher_general_obd, "F_gen w^2 / 2, with the general Fisher"},
+     "F_dom w^2 / 2: the Optimal Brain Damage saliency (loss increase of removing w) with the domain Fisher", false},
+    {"fisher-general-obd", GP_NEED_FISHER, false, score_fisher_general_obd, "F_gen w^2 / 2, with the general Fisher", false},
     {"gaprune-scaled", GP_NEED_FISHER | GP_NEED_SCALES, false, score_gaprune_scaled,
      "DAI with both terms on one scale: [(F_dom - beta F_gen)|w| / M_F + gamma sqrt|w| / M_m] (1 + alpha s), M = the "
-     "term's mean magnitude over the selected weights"},
-    {"random", 0, false, score_random, "uniform random, from (seed, tensor, element)"},
-    {"wanda", GP_NEED_ACT, true, score_wanda, "|w_ij| ||x_j||, compared within each output row"},
+     "term's mean magnitude over the selected weights", true},
+    {"random", 0, false, score_random, "uniform random, from (seed, tensor, element)", false},
+    {"wanda", GP_NEED_ACT, true, score_wanda, "|w_ij| ||x_j||, compared within each output row", false},
     {"gaprune-neurons", GP_NEED_NEURONS, false, score_sqrt_magnitude,
-     "structured DAI of a whole MLP neuron (scope neurons): [(Phi_dom - beta Phi_gen) + gamma mean sqrt|w|] (1 + alpha "
-     "s_j), Phi = Fisher of a gate on the neuron, s_j = cosine of G_gen and G_dom over its weights"},
+     "structured DAI of a whole MLP neuron (scopes neurons, neurons-global): [(Phi_dom - beta Phi_gen) + gamma mean sqrt|w|] (1 + alpha "
+     "s_j), Phi = Fisher of a gate on the neuron, s_j = cosine of G_gen and G_dom over its weights", true},
 };
 
 const gp_criterion *gp_criterion_find(const char *name) {

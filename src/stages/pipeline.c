@@ -160,14 +160,32 @@ static void log_structs(const gp_model *m, const gp_export_structs *st, const ch
             dir, GP_EXPORT_NOTICE);
 }
 
-gp_status gp_prune_step(const gp_prune_opts *cfg, gp_model *m, const gp_prune_inputs *in, const gp_criterion *crit,
+int gp_prune_variants(const gp_job *job, const gp_criterion *crit, gp_prune_variant **out) {
+    const int nb = crit->weighted ? job->prune.n_beta : 1, ng = crit->weighted ? job->prune.n_gamma : 1;
+    gp_prune_variant *v = gp_calloc((size_t)(nb * ng), sizeof *v);
+    for (int b = 0; b < nb; b++)
+        for (int g = 0; g < ng; g++) {
+            gp_prune_variant *x = &v[b * ng + g];
+            x->crit = crit, x->beta = job->prune.beta[b], x->gamma = job->prune.gamma[g];
+            if (nb * ng > 1) snprintf(x->label, sizeof x->label, "%s-b%g-g%g", crit->name, x->beta, x->gamma);
+            else snprintf(x->label, sizeof x->label, "%s", crit->name);
+        }
+    *out = v;
+    return nb * ng;
+}
+
+gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_inputs *in, const gp_prune_variant *variant,
                         double p, gp_pruned *out, gp_err *err) {
     memset(out, 0, sizeof *out);
+    const gp_criterion *crit = variant->crit;
     const char *method = crit->name;
+    gp_prune_opts vo = *base;
+    vo.beta = variant->beta, vo.gamma = variant->gamma;
+    const gp_prune_opts *cfg = &vo;
     char scope_buf[32];
     const char *scope = gp_scope_name(&cfg->scope, scope_buf, sizeof scope_buf);
     const char *layers = gp_layers_name(cfg->layers);
-    snprintf(out->tag, sizeof out->tag, "%s-%g", method, p);
+    snprintf(out->tag, sizeof out->tag, "%s-%g", variant->label, p);
     char name[160], settings[2048];
     snprintf(name, sizeof name, GP_MASK_FILE_FMT, out->tag);
     out->mask_path = gp_path_join(cfg->out_dir, name);

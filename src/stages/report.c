@@ -166,9 +166,11 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                    "`%s/stats.h5`\n",
                 job->data.domain, job->data.general, (long long)job->data.max_samples, job->stats.fisher_batch, job->out_dir);
     char scope[32], *retrain_methods = gp_job_get(job, "retrain", "methods"); /* as the job says them */
-    fprintf(f, "- pruning: %s weights, scope %s, alpha %g, beta %g, gamma %g, alignment %s\n", gp_layers_name(job->prune.layers),
-            gp_scope_name(&job->prune.scope, scope, sizeof scope), job->prune.alpha, job->prune.beta, job->prune.gamma,
+    char *betas = gp_job_get(job, "prune", "beta"), *gammas = gp_job_get(job, "prune", "gamma");
+    fprintf(f, "- pruning: %s weights, scope %s, alpha %g, beta %s, gamma %s, alignment %s\n", gp_layers_name(job->prune.layers),
+            gp_scope_name(&job->prune.scope, scope, sizeof scope), job->prune.alpha, betas, gammas,
             gp_alignment_name(job->stats.alignment));
+    free(betas), free(gammas);
     fprintf(f, "- retraining: %s, %d steps, lr %g, warm-up %d, batch %d\n", job->retrain.methods.n ? retrain_methods : "none",
             job->retrain.steps, job->retrain.lr, job->retrain.warmup, job->retrain.batch);
     free(retrain_methods);
@@ -192,7 +194,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
             fprintf(f, "| dense | 0 | | %.4f | | | | | | | |\n", base);
             for (int i = 0; i < nrows; i++) {
-                char tag[96];
+                char tag[128];
                 snprintf(tag, sizeof tag, "%s-%g", rows[i].method, rows[i].sparsity);
                 fprintf(f, "| %s | %g | %.1f%% |", rows[i].method, rows[i].sparsity, 100 * rows[i].zero_fraction);
                 for (int st = 0; st < 2; st++) {
@@ -235,7 +237,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                                 unit[k], unit[k]);
                     header = true;
                     fprintf(f, "| %g | %s → %s |", rows[i].sparsity, rows[i].method, rows[j].method);
-                    char ta[96], tb[96];
+                    char ta[128], tb[128];
                     snprintf(ta, sizeof ta, "%s-%g", rows[i].method, rows[i].sparsity);
                     snprintf(tb, sizeof tb, "%s-%g", rows[j].method, rows[j].sparsity);
                     for (int st = 0; st < 2; st++) {
@@ -368,7 +370,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             cJSON *dj = cJSON_AddObjectToObject(j, "mask_disagreement"), *tags = cJSON_AddArrayToObject(dj, "masks"),
                   *fr = cJSON_AddArrayToObject(dj, "fraction");
             for (int i = 0; i < nrows; i++) {
-                char tag[96];
+                char tag[128];
                 snprintf(tag, sizeof tag, "%s-%g", rows[i].method, rows[i].sparsity);
                 cJSON_AddItemToArray(tags, cJSON_CreateString(tag));
                 cJSON_AddItemToArray(fr, cJSON_CreateDoubleArray(disagreement + (size_t)i * nrows, nrows));

@@ -931,8 +931,8 @@ void gp_prune_opts_from_job(gp_prune_opts *o, const gp_job *job) {
                          .scope = job->prune.scope,
                          .alignment = job->stats.alignment,
                          .alpha = job->prune.alpha,
-                         .beta = job->prune.beta,
-                         .gamma = job->prune.gamma,
+                         .beta = job->prune.beta[0], /* a variant (gp_prune_variants) sets its own */
+                         .gamma = job->prune.gamma[0],
                          .prune_seed = job->prune.seed,
                          .save_scores = job->prune.save_scores,
                          .out_dir = job->out_dir,
