@@ -231,6 +231,9 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
     out->zero_fraction = out->mask.model_zero_fraction;
     out->fisher_ratio = ratio_n ? ratio_sum / ratio_n : reused_ratio;
     if (!current && (crit->needs & GP_NEED_NEURONS)) out->fisher_ratio = out->mask.neuron_fisher_vs_magnitude;
+    /* The ratio describes the statistics under this job's beta and gamma; only a criterion that adds the two
+     * terms is ranked by it, so the report shows it for those alone (the mask file keeps it for all). */
+    if (!crit->weighted) out->fisher_ratio = NAN;
     gp_export_structs nr;
     const bool structured = gp_scope_structured(&cfg->scope) && kept_structs(&out->mask, m, gp_scope_struct(&cfg->scope), &nr);
     out->params = params_kept(m, structured ? &nr : NULL);

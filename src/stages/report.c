@@ -289,18 +289,19 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                "encode texts/s (× dense) | fisher/magnitude term ratio | retraining loss (first → last step) |\n"
                "|---|---|---|---|---|---|---|---|---|\n");
     const double dense_rate = encode_rate(dense);
-    char rate[64] = "";
+    char rate[64] = "", ratio[32] = "";
     if (!isnan(dense_rate)) snprintf(rate, sizeof rate, "%.1f", dense_rate);
     fprintf(f, "| dense | 0 | | | %zu | %.2f | %s | | |\n", m->n_params, (double)m->disk_bytes / 1e6, rate);
     for (int i = 0; i < nrows; i++) {
         char loss[64] = "";
         if (rows[i].did_retrain) snprintf(loss, sizeof loss, "%.4f → %.4f", rows[i].first_loss, rows[i].last_loss);
         const double r = encode_rate(rows[i].one_shot);
-        rate[0] = '\0';
+        rate[0] = ratio[0] = '\0';
         if (!isnan(r)) snprintf(rate, sizeof rate, isnan(dense_rate) ? "%.1f" : "%.1f (%.2f×)", r, r / dense_rate);
-        fprintf(f, "| %s | %g | %.4f | %.2f%% | %lld | %.2f | %s | %.3g | %s |\n", rows[i].method, rows[i].sparsity,
+        if (!isnan(rows[i].fisher_ratio)) snprintf(ratio, sizeof ratio, "%.3g", rows[i].fisher_ratio);
+        fprintf(f, "| %s | %g | %.4f | %.2f%% | %lld | %.2f | %s | %s | %s |\n", rows[i].method, rows[i].sparsity,
                 rows[i].achieved, 100 * rows[i].zero_fraction, (long long)rows[i].params, (double)rows[i].disk_bytes / 1e6,
-                rate, rows[i].fisher_ratio, loss);
+                rate, ratio, loss);
     }
     if (job->prune.scope.kind == GP_SCOPE_NEURONS_GLOBAL)
         fprintf(f, "\n**Scope neurons-global: folders that only gaprune reads.** The MLP neurons were ranked over all "
@@ -332,8 +333,9 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             fprintf(f, "\n");
         }
     }
-    fprintf(f, "\nThe fisher/magnitude ratio is Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ| per tensor, averaged: near 0, GAPrune's "
-               "DAI ranks weights almost as magnitude pruning does (gaprune-neurons: Σ|Φ_dom − βΦ_gen| / Σ γ·m_j over the "
+    fprintf(f, "\nThe fisher/magnitude ratio, for the criteria that add the two terms, is Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ| "
+               "per tensor, averaged: near 0, GAPrune's DAI ranks weights almost as magnitude pruning does (gaprune-scaled: "
+               "the same with each term over its mean, about 1/γ; gaprune-neurons: Σ|Φ_dom − βΦ_gen| / Σ γ·m_j over the "
                "neurons).\n");
     rc = gp_file_commit(f, md_path, err);
     if (!rc) {
