@@ -258,10 +258,12 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
     }
     if (structured) kept_structs_free(&nr);
     if ((rc = gp_agree(rc, err))) return rc;
+    char ratio[64] = "";
+    if (!isnan(out->fisher_ratio)) snprintf(ratio, sizeof ratio, "; mean fisher/magnitude term ratio %.3g", out->fisher_ratio);
     gp_log0("score: %s at %g: pruned %lld of %lld %s weights (%.2f%%), %.2f%% of all parameters are now zero; threshold "
-            "%.4g; mean fisher/magnitude term ratio %.3g -> %s, %s",
+            "%.4g%s -> %s, %s",
             method, p, (long long)out->mask.pruned, (long long)out->mask.total, layers, 100.0 * out->sparsity,
-            100.0 * out->zero_fraction, out->mask.threshold, out->fisher_ratio, out->mask_path, out->pruned_dir);
+            100.0 * out->zero_fraction, out->mask.threshold, ratio, out->mask_path, out->pruned_dir);
     return GP_OK;
 }
 
