@@ -711,6 +711,7 @@ static int stats_interrupted(int np, const char *job, int sig) {
                      np, bin(), job);
     else snprintf(cmd, sizeof cmd, "exec %s stats %s.ini", bin(), job);
     snprintf(out, sizeof out, "%s/out.txt", g_dir);
+    fflush(NULL); /* or the child's freopen writes this process's pending output a second time */
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -719,12 +720,21 @@ static int stats_interrupted(int np, const char *job, int sig) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 600; i++) { /* until the loop has started (at most a minute) */
+    /* until the loop has started: at most 3 minutes, for a 2-core machine loaded by other work
+     * (a CI run once saw more than a minute pass under the sanitizers) */
+    bool started = false;
+    for (int i = 0; i < 1800 && !started; i++) {
         char *o = tu_read_file(out, NULL);
-        bool started = o && strstr(o, "units of");
+        started = o && strstr(o, "units of");
         free(o);
-        if (started) break;
-        usleep(100000);
+        if (!started) usleep(100000);
+    }
+    if (!started) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        char *o = tu_read_file(out, NULL), *e = tu_read_in(g_dir, "err.txt");
+        fail_msg("%s: the statistics loop did not start within 3 minutes; stdout:\n%s\nstderr:\n%s", job, o ? o : "",
+                 e ? e : "");
     }
     sleep(2);
     kill(pid, sig);
