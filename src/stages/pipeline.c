@@ -174,6 +174,20 @@ int gp_prune_variants(const gp_job *job, const gp_criterion *crit, gp_prune_vari
     return nb * ng;
 }
 
+/* The DAI fisher/magnitude term ratio of a mask: the mean over its tensors (the file's attribute when a
+ * reused mask has no per-tensor values; the structured one for a newly built gaprune-neurons mask). It describes the statistics under this job's beta and
+ * gamma, and only a criterion that adds the two terms is ranked by it, so the others get NaN: the report
+ * and the log show it for the DAI family alone (the mask file keeps it for every criterion). */
+static double term_ratio(const gp_criterion *crit, const gp_mask *mask, bool reused, double reused_ratio) {
+    if (!crit->weighted) return NAN;
+    if (!reused && (crit->needs & GP_NEED_NEURONS)) return mask->neuron_fisher_vs_magnitude;
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; mask->rows && i < mask->n; i++)
+        if (!isnan(mask->rows[i].fisher_vs_magnitude)) sum += mask->rows[i].fisher_vs_magnitude, n++;
+    return n ? sum / n : reused_ratio;
+}
+
 gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_inputs *in, const gp_prune_variant *variant,
                         double p, gp_pruned *out, gp_err *err) {
     memset(out, 0, sizeof *out);
@@ -221,19 +235,11 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
         gp_mask_request req = {crit, p, in->stats_path, out->mask_path, out->hash};
         if ((rc = gp_mask_build(cfg, m, &req, &out->mask, err))) return rc;
     }
-    double ratio_sum = 0;
-    int ratio_n = 0;
-    for (int i = 0; out->mask.rows && i < out->mask.n; i++)
-        if (!isnan(out->mask.rows[i].fisher_vs_magnitude)) ratio_sum += out->mask.rows[i].fisher_vs_magnitude, ratio_n++;
     gp_mask_apply(&out->mask, m);
     out->reused = current;
     out->sparsity = (double)out->mask.pruned / (double)out->mask.total;
     out->zero_fraction = out->mask.model_zero_fraction;
-    out->fisher_ratio = ratio_n ? ratio_sum / ratio_n : reused_ratio;
-    if (!current && (crit->needs & GP_NEED_NEURONS)) out->fisher_ratio = out->mask.neuron_fisher_vs_magnitude;
-    /* The ratio describes the statistics under this job's beta and gamma; only a criterion that adds the two
-     * terms is ranked by it, so the report shows it for those alone (the mask file keeps it for all). */
-    if (!crit->weighted) out->fisher_ratio = NAN;
+    out->fisher_ratio = term_ratio(crit, &out->mask, current, reused_ratio);
     gp_export_structs nr;
     const bool structured = gp_scope_structured(&cfg->scope) && kept_structs(&out->mask, m, gp_scope_struct(&cfg->scope), &nr);
     out->params = params_kept(m, structured ? &nr : NULL);
