@@ -171,6 +171,7 @@ fixtures: deps-py
 	$(PYTHON_REF) tests/reference/make_bert_fixtures.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_stats_fixtures.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_prune_fixtures.py tests/fixtures
+	$(PYTHON_REF) tests/reference/obs_ref.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_bpe_fixture.py tests/fixtures
 	$(PYTHON_REF) tests/reference/make_qwen3_fixtures.py tests/fixtures
 	$(PYTHON_REF) tests/reference/compare_ref.py tests/fixtures/compare.expected.json

@@ -92,7 +92,12 @@ static void test_criteria(void **state) {
     assert_memory_not_equal(r1, r3, sizeof r1);
     assert_memory_not_equal(r1, r4, sizeof r1);
     for (int i = 0; i < 4; i++) assert_true(r1[i] >= 0 && r1[i] < 1);
-    assert_null(gp_criterion_find("sparsegpt"));
+    assert_null(gp_criterion_find("obc"));
+    /* sparsegpt's mask comes from the reconstruction's sweep (reconstruct.h), not from a score */
+    const gp_criterion *sg = gp_criterion_find("sparsegpt");
+    assert_non_null(sg);
+    assert_true(sg->needs & GP_NEED_OBS);
+    assert_null(sg->score);
 }
 
 static void test_refcode_alignment(void **state) {

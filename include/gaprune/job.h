@@ -42,11 +42,18 @@ typedef enum { GP_ACC_AUTO = 0, GP_ACC_REPLICATED = 1, GP_ACC_SHARDED = 2 } gp_a
 /* retrain.optimizer_sharding (retrain.h): who holds the AdamW moments and the summed gradient */
 typedef enum { GP_SHARD_AUTO = 0, GP_SHARD_NONE = 1, GP_SHARD_STATES = 2, GP_SHARD_GRADIENTS = 3 } gp_optimizer_sharding;
 
+/* prune.reconstruct (reconstruct.h): none, or Optimal Brain Surgeon updates of the kept weights */
+typedef enum { GP_RECON_NONE = 0, GP_RECON_OBS = 1 } gp_recon_kind;
+/* prune.reconstruct_order: a block's inputs from the blocks before as reconstructed, or from the dense model */
+typedef enum { GP_RECON_SEQUENTIAL = 0, GP_RECON_PARALLEL = 1 } gp_recon_order;
+
 /* The names the job file uses for the enum values ("kmeans", "refcode", "mlp", ...). */
 const char *gp_sample_method_name(gp_sample_method m);
 const char *gp_alignment_name(gp_alignment a);
 const char *gp_layers_name(gp_layers l);
 const char *gp_optimizer_sharding_name(gp_optimizer_sharding s);
+const char *gp_recon_kind_name(gp_recon_kind k);
+const char *gp_recon_order_name(gp_recon_order o);
 
 typedef struct {
     const gp_criterion **v; /* entries of the criteria registry, in the order given */
@@ -100,6 +107,14 @@ typedef struct gp_job {
         int n_beta, n_gamma;
         int64_t seed;
         bool save_scores;
+        char *reconstruct_text;      /* the list as given */
+        gp_recon_kind *reconstruct;  /* [n_reconstruct]: several make variants of every criterion */
+        int n_reconstruct;
+        double dampening;
+        double reconstruct_general;
+        int block;
+        gp_recon_order reconstruct_order;
+        int64_t reconstruct_samples;
     } prune;
     struct {
         gp_criteria_list methods;
@@ -112,6 +127,7 @@ typedef struct gp_job {
         double grad_clip;
         int checkpoint_every;
         gp_optimizer_sharding optimizer_sharding;
+        bool dense; /* retrain.methods names "dense": the dense model retrained alike, the baseline */
     } retrain;
     struct {
         gp_path_list retrieval, sts;

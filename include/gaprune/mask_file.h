@@ -69,6 +69,19 @@
 #define GP_MASK_ATTR_GAMMA_EFFECTIVE "gamma_effective"         /* float: gamma M_F / M_m, the paper's DAI gamma it equals */
 #define GP_MASK_ATTR_DISAGREEMENT "disagreement_with_"   /* then another mask's tag: float, the fraction of the selected weights one keeps and the other prunes (gaprune run) */
 #define GP_MASK_ATTR_SETTINGS_HASH "settings_hash"           /* string: SHA-256 of the settings (pipeline.c), "" when none */
+/* one-shot reconstruction (reconstruct.h), when it ran (prune.reconstruct = obs, or sparsegpt's mask) */
+#define GP_MASK_ATTR_RECONSTRUCT "reconstruct"                 /* string: obs (weights solved again) or none (sparsegpt's mask alone) */
+#define GP_MASK_ATTR_RECONSTRUCT_ORDER "reconstruct_order"     /* string: sequential or parallel */
+#define GP_MASK_ATTR_DAMPENING "dampening"                     /* float: times mean diag H, added to H's diagonal */
+#define GP_MASK_ATTR_RECONSTRUCT_GENERAL "reconstruct_general" /* float: lambda, the general inputs' weight in H */
+#define GP_MASK_ATTR_BLOCK "block"                             /* integer: columns per lazy update block */
+#define GP_MASK_ATTR_CALIBRATION_DOMAIN "calibration_domain"   /* string: the domain triplets read */
+#define GP_MASK_ATTR_CALIBRATION_GENERAL "calibration_general" /* string: the general triplets read */
+#define GP_MASK_ATTR_CALIBRATION_TEXTS_DOMAIN "calibration_texts_domain"   /* integer: texts (3 a triplet) */
+#define GP_MASK_ATTR_CALIBRATION_TEXTS_GENERAL "calibration_texts_general"
+#define GP_MASK_ATTR_CALIBRATION_TOKENS_DOMAIN "calibration_tokens_domain" /* integer: tokens of those texts */
+#define GP_MASK_ATTR_CALIBRATION_TOKENS_GENERAL "calibration_tokens_general"
+#define GP_MASK_ATTR_RECONSTRUCT_SECONDS "reconstruct_seconds" /* float: wall seconds of the reconstruction */
 
 /* ---- datasets: the group, then gp_mask_tensor for "<group>/<tensor>" ---- */
 #define GP_MASK_KEEP "mask"
@@ -78,6 +91,8 @@
 #define GP_MASK_NEURON_SCORE "neurons/score"
 #define GP_MASK_HEAD_KEEP "heads/keep"   /* scope heads: uint8 [layers, heads], 1 = kept */
 #define GP_MASK_HEAD_SCORE "heads/score" /* float64 [layers, heads]: the structure scores */
+#define GP_MASK_RECON_ERROR_BEFORE "reconstruction/error_before" /* float64 [/summary rows]: relative output error, mask alone */
+#define GP_MASK_RECON_ERROR_AFTER "reconstruction/error_after"   /* float64 [/summary rows]: the same, written weights */
 
 /* One row of /summary (a compound of these members, by these names). */
 typedef struct {

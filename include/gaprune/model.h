@@ -63,6 +63,12 @@ typedef struct {
      * head_cols names (the attention output); NULL where the architecture has no heads scope. */
     const char *const *head_rows;
     const char *const *head_cols;
+    /* The linear weights of a block in forward order (names inside a block, NULL-terminated), and
+     * the group of each (linear_groups[k]): weights of one group read the same input, groups in
+     * forward order (the attention projections, the attention output, the MLP's up and gate
+     * projections, its down projection). One-shot reconstruction solves a group on one Hessian. */
+    const char *const *linears;
+    const int *linear_groups;
 } gp_arch_info;
 
 /* The registry, NULL-terminated, in gp_arch order. */
@@ -180,6 +186,9 @@ void gp_model_free(gp_model *m);
  * them): what keeps a second copy of the weights out of memory. Every check of gp_model_load
  * applies, so a folder changed meanwhile is an input error, not a silent mix. */
 gp_status gp_model_reload_weights(gp_model *m, gp_err *err);
+/* The same from another folder of m's shapes (a pruned folder written from m, its weights solved
+ * again by the reconstruction); m->dir stays. */
+gp_status gp_model_read_weights(gp_model *m, const char *dir, gp_err *err);
 /* Makes m the model of another folder of the same architecture and shapes but for
  * intermediate_size and pruned_heads (a folder with whole MLP neurons or heads removed, or the dense one again): config,
  * parameter table and weights from dir, m->dir = dir; the tokenizer, pooling and max_length stay
@@ -277,6 +286,24 @@ int gp_model_touched_rows(const gp_model *m, const int32_t **rows);
  * from the last gp_model_forward. */
 typedef void (*gp_linear_input_fn)(void *ctx, int param, const float *x, int N, int in);
 void gp_model_each_linear_input(gp_model *m, gp_linear_input_fn fn, void *ctx);
+
+/* ---- block by block (one-shot reconstruction, prune.reconstruct) ------------------------------
+ * A padded batch packed once (gp_seqs) goes through the embeddings, then one transformer block at
+ * a time, each block's input whatever the caller hands it (the output of the block before, as
+ * reconstructed so far, or of the dense one). Inference buffers: what an earlier gp_model_forward
+ * kept for backward is gone, and backward refuses until the next gp_model_forward. */
+typedef struct gp_seqs gp_seqs;
+gp_seqs *gp_model_seqs(const gp_model *m, const gp_batch *b);
+int gp_seqs_tokens(const gp_seqs *s); /* N, the batch's real tokens */
+void gp_seqs_free(gp_seqs *s);
+/* x [N, C]: block 0's input. */
+void gp_model_embed(gp_model *m, const gp_seqs *s, float *x);
+/* y [N, C]: block l's output on its input x [N, C] (y and x distinct); fn, when not NULL, gets each of
+ * the block's linear layers' input [N, in] as gp_model_each_linear_input does. */
+void gp_model_block(gp_model *m, const gp_seqs *s, int l, const float *x, float *y, gp_linear_input_fn fn, void *ctx);
+/* The group (gp_arch_info.linear_groups) of parameter i among its block's linear weights, or -1
+ * for any other parameter; *layer its block. */
+int gp_model_linear_group(const gp_model *m, int i, int *layer);
 
 /* Qwen3-Embedding's query prefix for a task description, "Instruct: {task}\nQuery:", the form of
  * the model's own sentence-transformers prompt (the query follows with no space). Caller frees. */

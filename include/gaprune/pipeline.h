@@ -20,6 +20,7 @@
 #include "gaprune/check.h"
 #include "gaprune/job.h"
 #include "gaprune/model.h"
+#include "gaprune/reconstruct.h"
 #include "gaprune/retrain.h"
 #include "gaprune/score.h"
 
@@ -27,23 +28,29 @@ typedef struct {
     char model_sha[65];  /* the dense model's files */
     char stats_hash[80]; /* settings_hash of OUT/stats.h5, or "none" */
     char *stats_path;    /* OUT/stats.h5 when it exists, else NULL */
+    gp_recon_opts recon; /* the reconstruction's calibration and settings (gp_recon_opts_from_job) */
 } gp_prune_inputs;
 
 /* Collective: hashes the model, checks that OUT/stats.h5 (when there) was made from it. */
 gp_status gp_prune_inputs_init(const gp_prune_opts *cfg, const gp_model *m, gp_prune_inputs *in, gp_err *err);
 void gp_prune_inputs_free(gp_prune_inputs *in);
+/* The reconstruction's settings of the job (samples: the calibration samples of the run, or NULL). */
+void gp_prune_inputs_recon(gp_prune_inputs *in, const gp_job *job, const gp_sample_report *samples);
 
-/* One way a job prunes with a criterion: the job's alpha and one (beta, gamma) of its lists. The
- * label names it in files and tables: the criterion's name, or "<name>-b<beta>-g<gamma>" for a
- * weighted criterion (the DAI family) when the lists make more than one. */
+/* One way a job prunes with a criterion: the job's alpha, one (beta, gamma) of its lists and one
+ * of prune.reconstruct's values. The label names it in files and tables: the criterion's name, or
+ * "<name>-b<beta>-g<gamma>" for a weighted criterion (the DAI family) when the lists make more
+ * than one, then "+obs" when the kept weights are reconstructed. */
 typedef struct {
     const gp_criterion *crit;
     double beta, gamma;
+    gp_recon_kind recon;
     char label[96];
 } gp_prune_variant;
 
-/* The variants of crit in the job, in (beta, gamma) list order, into *out (malloc'd); returns
- * their count (one for an unweighted criterion or single values: the job's first beta and gamma). */
+/* The variants of crit in the job, in (beta, gamma, reconstruct) list order, into *out (malloc'd);
+ * returns their count (one for an unweighted criterion or single values: the job's first beta and
+ * gamma, without reconstruction unless the list says obs). */
 int gp_prune_variants(const gp_job *job, const gp_criterion *crit, gp_prune_variant **out);
 
 typedef struct {
@@ -56,6 +63,10 @@ typedef struct {
     double sparsity, zero_fraction, fisher_ratio; /* achieved; whole model; mean DAI term ratio */
     int64_t params;      /* parameters of the pruned folder (fewer only when whole neurons go) */
     int64_t disk_bytes;  /* bytes of its safetensors files (rank 0; 0 elsewhere) */
+    /* reconstruction (or sparsegpt's mask): the mean over the mask's tensors of the relative output
+     * error on the calibration inputs, of the mask alone and of the written weights; NaN without */
+    double recon_err_before, recon_err_after;
+    double recon_seconds; /* this run's; 0 when read back */
 } gp_pruned;
 
 /* Collective: builds (or reads back, when current) the mask of the variant at sparsity p (cfg

@@ -50,7 +50,9 @@
  * magnitude part of a neuron's score, and the scoring combines the neurons' sums of it with the
  * neuron statistics of stats.h5 (score.h, docs/DESIGN.md §5.5). GP_NEED_SCALES: the score reads
  * fisher_scale and magnitude_scale, which the scoring measures over every selected weight first. */
-enum { GP_NEED_FISHER = 1, GP_NEED_GRAD = 2, GP_NEED_ACT = 4, GP_NEED_NEURONS = 8, GP_NEED_SCALES = 16 };
+/* GP_NEED_OBS: the mask is chosen during one-shot reconstruction (reconstruct.h) from the layers'
+ * input Hessians, not from a score of each weight alone: such a criterion has no score function. */
+enum { GP_NEED_FISHER = 1, GP_NEED_GRAD = 2, GP_NEED_ACT = 4, GP_NEED_NEURONS = 8, GP_NEED_SCALES = 16, GP_NEED_OBS = 32 };
 
 /* Everything a criterion may read for one weight matrix, or for a slice of its rows: rows
  * [row0, row0 + rows) of a tensor of tensor_rows rows (tensor_rows 0: the slice is the whole
@@ -80,7 +82,7 @@ typedef struct {
     const char *name;
     unsigned needs;
     bool rowwise; /* compared within output rows by definition (wanda) */
-    void (*score)(const gp_score_in *in, float *out); /* out: rows × cols */
+    void (*score)(const gp_score_in *in, float *out); /* out: rows × cols; NULL with GP_NEED_OBS */
     const char *description;
     bool weighted; /* reads beta and gamma (the DAI family): prune.beta and prune.gamma lists make variants of it */
 } gp_criterion;

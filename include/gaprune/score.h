@@ -68,6 +68,13 @@ typedef struct {
     const char *stats_path; /* may be NULL for criteria that need no statistics; every rank reads it */
     const char *mask_path;  /* file to write (rank 0's) */
     const char *settings_hash;
+    /* One-shot reconstruction (reconstruct.h), or NULL: called on every rank once the mask is
+     * chosen, before the file is written; it may solve the model's weights again (through its ctx)
+     * and, for a criterion with GP_NEED_OBS, choose the mask's bits itself (they arrive all set).
+     * write_extra adds what it found to the mask file (rank 0). */
+    gp_status (*after_select)(void *ctx, gp_mask *mk, gp_err *err);
+    void (*write_extra)(void *ctx, int64_t h5_file);
+    void *ctx;
 } gp_mask_request;
 
 /* The checks of the settings against the model that need no statistics (the layers select some

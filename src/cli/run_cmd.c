@@ -299,6 +299,7 @@ int gp_cmd_run(int argc, char **argv) {
     if ((rc = gp_stats_run(&sto, m, sampled ? &samples : NULL, &sr, &err))) goto out;
     gp_prune_inputs in;
     if ((rc = gp_prune_inputs_init(&po, m, &in, &err))) goto out;
+    gp_prune_inputs_recon(&in, &job, sampled ? &samples : NULL);
 
     /* 2. the dense model */
     gp_log0("run: stage 2/4, the dense model");

@@ -503,10 +503,13 @@ void gp_h5_write_flat(hid_t loc, const char *name, hid_t file_type, hid_t mem_ty
                       const char *description, const char *units) {
     hsize_t dims[1] = {n};
     hid_t sp = GP_H5(H5Screate_simple(1, dims, NULL), "space for %s", name);
-    hid_t ds = GP_H5(H5Dcreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "creating %s", name);
+    hid_t lcpl = GP_H5(H5Pcreate(H5P_LINK_CREATE), "lcpl"); /* a name with groups ("a/b") makes them */
+    GP_H5(H5Pset_create_intermediate_group(lcpl, 1), "lcpl");
+    hid_t ds = GP_H5(H5Dcreate2(loc, name, file_type, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT), "creating %s", name);
     if (n) GP_H5(H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "writing %s", name);
     gp_h5_describe(ds, description, units);
     H5Dclose(ds);
+    H5Pclose(lcpl);
     H5Sclose(sp);
 }
 

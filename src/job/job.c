@@ -51,6 +51,8 @@ static const char *const k_alignment[] = {"tensor", "refcode", NULL};
 static const char *const k_layers[] = {"mlp", "attention", "linear", NULL};
 static const char *const k_accumulators[] = {"auto", "replicated", "sharded", NULL};
 static const char *const k_sharding[] = {"auto", "none", "states", "gradients", NULL};
+static const char *const k_recon[] = {"none", "obs", NULL};
+static const char *const k_recon_order[] = {"sequential", "parallel", NULL};
 
 static const opt k_opts[] = {
     {"model", "path", T_STR, F(model.path), 0, "", NULL, 0, 0, "model folder (Hugging Face / sentence-transformers)"},
@@ -106,6 +108,24 @@ static const opt k_opts[] = {
      "DAI magnitude weight (a list, as beta)"},
     {"prune", "seed", T_I64, F(prune.seed), 0, "42", NULL, 0, 1e18, "seed of the random criterion"},
     {"prune", "save_scores", T_BOOL, F(prune.save_scores), 0, "false", NULL, 0, 0, "store every score in the mask file"},
+    {"prune", "reconstruct", T_STR, F(prune.reconstruct_text), 0, "none", NULL, 0, 0,
+     "none, or obs: after the mask, the kept weights of every pruned layer solved again block by block so that its "
+     "outputs on the domain and general calibration inputs stay close to the dense layer's (Optimal Brain Surgeon "
+     "steps as SparseGPT takes them); a list (none, obs) makes every criterion once each, the obs ones tagged M+obs"},
+    {"prune", "dampening", T_DBL, F(prune.dampening), 0, "0.01", NULL, 1e-8, 10,
+     "reconstruction: added to the diagonal of each layer's input Hessian, times its mean (SparseGPT's 0.01)"},
+    {"prune", "reconstruct_general", T_DBL, F(prune.reconstruct_general), 0, "1.0", NULL, 0, 1e6,
+     "reconstruction: the weight of the general corpus's inputs against the domain's (H = X_dom'X_dom/N_dom + "
+     "this * X_gen'X_gen/N_gen); 1 keeps each layer as close on general text as on domain text, as the statistics "
+     "read both corpora alike; 0 solves for the domain alone"},
+    {"prune", "block", T_INT, F(prune.block), 0, "128", NULL, 1, 65536,
+     "reconstruction: columns per lazy update block (SparseGPT's 128); sparsegpt chooses its mask per block"},
+    {"prune", "reconstruct_order", T_CHOICE, F(prune.reconstruct_order), 0, "sequential", k_recon_order, 0, 0,
+     "reconstruction: each block's inputs from the blocks before it as pruned and reconstructed (sequential) or from "
+     "the dense model (parallel, for comparison)"},
+    {"prune", "reconstruct_samples", T_I64, F(prune.reconstruct_samples), 0, "256", NULL, 1, 1e12,
+     "reconstruction: calibration triplets per corpus (their three texts each; of the calibration sample when "
+     "sample.method is set)"},
     {"retrain", "methods", T_CRITERIA, F(retrain.methods), 0, "gaprune", NULL, 0, 0,
      "pruned models to retrain (criteria, a list; empty: none) of"},
     {"retrain", "steps", T_INT, F(retrain.steps), 0, "100", NULL, 0, 1e9, "optimizer steps"},
@@ -189,6 +209,8 @@ const char *gp_sample_method_name(gp_sample_method m) { return name_of(k_sample,
 const char *gp_alignment_name(gp_alignment a) { return name_of(k_alignment, (int)a); }
 const char *gp_layers_name(gp_layers l) { return name_of(k_layers, (int)l); }
 const char *gp_optimizer_sharding_name(gp_optimizer_sharding s) { return name_of(k_sharding, (int)s); }
+const char *gp_recon_kind_name(gp_recon_kind k) { return name_of(k_recon, (int)k); }
+const char *gp_recon_order_name(gp_recon_order o) { return name_of(k_recon_order, (int)o); }
 
 /* ---- typed values from text ---------------------------------------------------------------- */
 
@@ -295,15 +317,26 @@ static gp_status set_value(gp_job *j, const opt *o, const char *v, const char *w
         int n = split_list(v, &names);
         gp_status rc = GP_OK;
         const gp_criterion **c = gp_malloc((size_t)(n ? n : 1) * sizeof *c);
+        /* retrain.methods may name the dense model: the baseline retrained alike (not a criterion) */
+        const bool retrain = !strcmp(o->section, "retrain");
+        if (retrain) j->retrain.dense = false;
+        int kept = 0;
         for (int i = 0; i < n && !rc; i++) {
-            c[i] = gp_criterion_find(names[i]);
-            if (!c[i]) {
+            if (retrain && !strcmp(names[i], "dense")) {
+                j->retrain.dense = true;
+                continue;
+            }
+            const int k = kept++;
+            c[k] = gp_criterion_find(names[i]);
+            if (!c[k]) {
                 char valid[512];
                 gp_criteria_names(valid, sizeof valid);
-                rc = BAD("%s: [%s] %s: \"%s\" is not a criterion; one of %s", where, o->section, o->key, names[i], valid);
+                rc = BAD("%s: [%s] %s: \"%s\" is not a criterion; one of %s%s", where, o->section, o->key, names[i], valid,
+                         retrain ? ", or dense" : "");
             }
         }
         free_list(names, n);
+        n = kept;
         if (rc) {
             free(c);
             return rc;
@@ -480,6 +513,26 @@ static gp_status convert(gp_job *j, gp_err *err) {
         free(j->model.query_instruction);
         j->model.query_instruction = gp_query_instruct(j->model.query_task);
     }
+    /* prune.reconstruct: a list of none and obs, each once */
+    free(j->prune.reconstruct);
+    j->prune.reconstruct = NULL, j->prune.n_reconstruct = 0;
+    {
+        char **v;
+        const int n = split_list(j->prune.reconstruct_text, &v);
+        gp_status rc = n ? GP_OK : BAD("%s: [prune] reconstruct: empty (none, obs or both)", gp_job_origin(j, "prune", "reconstruct"));
+        j->prune.reconstruct = gp_malloc((size_t)(n ? n : 1) * sizeof *j->prune.reconstruct);
+        for (int i = 0; i < n && !rc; i++) {
+            const int k = choice_index(k_recon, v[i]);
+            bool twice = false;
+            for (int q = 0; q < j->prune.n_reconstruct; q++) twice |= (int)j->prune.reconstruct[q] == k;
+            if (k < 0 || twice)
+                rc = BAD("%s: [prune] reconstruct: \"%s\" is %s (a list of none and obs)", gp_job_origin(j, "prune", "reconstruct"),
+                         v[i], k < 0 ? "not one of none|obs" : "given twice");
+            else j->prune.reconstruct[j->prune.n_reconstruct++] = (gp_recon_kind)k;
+        }
+        free_list(v, n);
+        if (rc) return rc;
+    }
     /* a structured criterion scores whole neurons: no other scope has them */
     const gp_criteria_list *lists[2] = {&j->prune.methods, &j->retrain.methods};
     for (int l = 0; l < 2; l++)
@@ -488,6 +541,15 @@ static gp_status convert(gp_job *j, gp_err *err) {
                 j->prune.scope.kind != GP_SCOPE_NEURONS_GLOBAL)
                 return BAD("%s: %s scores whole MLP neurons: it needs [prune] scope = neurons or neurons-global (%s)",
                            gp_job_origin(j, l ? "retrain" : "prune", "methods"), lists[l]->v[i]->name,
+                           gp_job_origin(j, "prune", "scope"));
+    /* sparsegpt chooses weights inside one layer's column blocks: no whole structures */
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < lists[l]->n; i++)
+            if ((lists[l]->v[i]->needs & GP_NEED_OBS) && gp_scope_structured(&j->prune.scope))
+                return BAD("%s: %s chooses single weights inside each layer's column blocks: it takes [prune] scope = "
+                           "global (meaning layer), layer, row or n:m, not %s (%s)",
+                           gp_job_origin(j, l ? "retrain" : "prune", "methods"), lists[l]->v[i]->name,
+                           j->prune.scope.kind == GP_SCOPE_HEADS ? "heads" : j->prune.scope.kind == GP_SCOPE_NEURONS ? "neurons" : "neurons-global",
                            gp_job_origin(j, "prune", "scope"));
     /* the run is still sound (the rate just never reaches retrain.lr): a warning, not an error */
     if (j->retrain.steps > 0 && j->retrain.warmup > j->retrain.steps)
@@ -551,6 +613,7 @@ void gp_job_free(gp_job *j) {
         }
         if (j->text) free(j->text->value[i]), free(j->text->origin[i]);
     }
+    free(j->prune.reconstruct);
     free(j->text);
     free(j->path);
     free(j->name);

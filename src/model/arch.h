@@ -45,6 +45,12 @@ typedef struct {
     /* Calls fn for each linear layer's weight with its input [N, in] of the last train-mode
      * forward (the activations Wanda scores weights by). */
     void (*each_linear_input)(gp_model *m, void *state, const gp_packed *pk, gp_linear_input_fn fn, void *ctx);
+    /* The block-wise forward (model.h): x [N, C] = block 0's input; y [N, C] = block l's output on
+     * its input x, fn (when not NULL) called with each of the block's linear layers' inputs.
+     * Inference buffers (nothing kept for backward). */
+    void (*embed)(gp_model *m, void **state, const gp_packed *pk, float *x);
+    void (*block)(gp_model *m, void **state, const gp_packed *pk, int l, const float *x, float *y, gp_linear_input_fn fn,
+                  void *ctx);
 } gp_arch_ops;
 
 extern const gp_arch_ops gp_bert_ops;

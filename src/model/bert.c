@@ -302,6 +302,46 @@ static void bert_each_linear_input(gp_model *m, void *state, const gp_packed *pk
     }
 }
 
+/* The block-wise forward (model.h gp_model_embed, gp_model_block): inference buffers, one block's. */
+static bert_state *bert_infer_state(gp_model *m, void **state, const gp_packed *pk) {
+    bert_state *s = *state;
+    if (!s) {
+        s = gp_calloc(1, sizeof *s);
+        s->la = gp_calloc((size_t)m->cfg.layers, sizeof *s->la);
+        *state = s;
+    }
+    bert_alloc(&m->cfg, s, pk->N, gp_attention_cache_size(pk->offsets, pk->B, m->cfg.heads), false, false);
+    s->trained = false;
+    s->recompute = false;
+    return s;
+}
+
+static void bert_embed(gp_model *m, void **state, const gp_packed *pk, float *x) {
+    bert_state *s = bert_infer_state(m, state, pk);
+    const int N = pk->N, C = m->cfg.hidden;
+    gp_embedding_forward(s->emb, pk->ids, pk->pos, EW(m, E_WTE), EW(m, E_WPE), EW(m, E_WTT), N, C);
+    gp_layernorm_forward(s->x0, s->mean0, s->rstd0, s->emb, EW(m, E_LNW), EW(m, E_LNB), N, C, m->cfg.norm_eps);
+    memcpy(x, s->x0, (size_t)N * C * sizeof(float));
+}
+
+static void bert_block(gp_model *m, void **state, const gp_packed *pk, int l, const float *x, float *y,
+                       gp_linear_input_fn fn, void *ctx) {
+    bert_state *s = bert_infer_state(m, state, pk);
+    const int N = pk->N, C = m->cfg.hidden, A = m->cfg.heads * m->cfg.head_dim, I = gp_config_inter(&m->cfg, l);
+    bert_layer_forward(m, s, pk, l, x);
+    const layer_acts *a = &s->la[l];
+    if (fn) {
+        const int base = E_COUNT + l * L_COUNT;
+        fn(ctx, base + L_QW, x, N, C);
+        fn(ctx, base + L_KW, x, N, C);
+        fn(ctx, base + L_VW, x, N, C);
+        fn(ctx, base + L_AOW, a->ctx, N, A);
+        fn(ctx, base + L_IW, a->x1, N, C);
+        fn(ctx, base + L_OW, a->h, N, I);
+    }
+    memcpy(y, a->xo, (size_t)N * C * sizeof(float));
+}
+
 static void bert_state_free(void *state) {
     bert_state *s = state;
     if (!s) return;
@@ -323,6 +363,11 @@ static const char *const bert_head_rows[] = {"attention.self.query.weight", "att
 static const char *const bert_head_cols[] = {"attention.output.dense.weight", NULL};
 static const char *const bert_attention[] = {"attention.self.query.weight", "attention.self.key.weight",
                                              "attention.self.value.weight", "attention.output.dense.weight", NULL};
+/* the linear layers of a block in forward order, and which read the same input (one group) */
+static const char *const bert_linears[] = {"attention.self.query.weight", "attention.self.key.weight",
+                                           "attention.self.value.weight", "attention.output.dense.weight",
+                                           "intermediate.dense.weight",   "output.dense.weight", NULL};
+static const int bert_linear_groups[] = {0, 0, 0, 1, 2, 3};
 
 const gp_arch_ops gp_bert_ops = {
     .info =
@@ -339,6 +384,8 @@ const gp_arch_ops gp_bert_ops = {
             .neuron_cols = bert_neuron_cols,
             .head_rows = bert_head_rows,
             .head_cols = bert_head_cols,
+            .linears = bert_linears,
+            .linear_groups = bert_linear_groups,
         },
     .token_embedding = "embeddings.word_embeddings.weight",
     .file_prefix = "bert.",
@@ -348,4 +395,6 @@ const gp_arch_ops gp_bert_ops = {
     .backward = bert_backward,
     .state_free = bert_state_free,
     .each_linear_input = bert_each_linear_input,
+    .embed = bert_embed,
+    .block = bert_block,
 };

@@ -365,6 +365,14 @@ gp_status gp_model_reload_weights(gp_model *m, gp_err *err) {
     return rc;
 }
 
+gp_status gp_model_read_weights(gp_model *m, const char *dir, gp_err *err) {
+    char *own = m->dir;
+    m->dir = (char *)dir; /* what the messages name */
+    gp_status rc = gp_model_reload_weights(m, err);
+    m->dir = own;
+    return rc;
+}
+
 gp_status gp_model_load(const char *dir, gp_model **out, gp_err *err) {
     *out = NULL;
     if (!gp_dir_exists(dir)) return gp_errf(err, GP_EINPUT, "%s: not a model folder (no such directory)", dir);
@@ -522,6 +530,15 @@ gp_neuron_axis gp_model_struct_axis(const gp_model *m, gp_struct_kind k, int i, 
     if (listed(rows, in_block)) return GP_NEURON_ROWS;
     if (listed(cols, in_block)) return GP_NEURON_COLS;
     return GP_NEURON_NONE;
+}
+
+int gp_model_linear_group(const gp_model *m, int i, int *layer) {
+    const gp_arch_info *a = gp_arch_get(m->cfg.arch);
+    const char *in_block = in_block_name(m, i, layer);
+    if (!in_block || m->table.p[i].ndim != 2) return -1;
+    for (int k = 0; a->linears && a->linears[k]; k++)
+        if (!strcmp(a->linears[k], in_block)) return a->linear_groups[k];
+    return -1;
 }
 
 gp_neuron_axis gp_model_neuron_axis(const gp_model *m, int i, int *layer) {
@@ -769,6 +786,55 @@ void gp_model_backward(gp_model *m, const float *demb) {
 void gp_model_each_linear_input(gp_model *m, gp_linear_input_fn fn, void *ctx) {
     GP_CHECK(m->st && m->st->have_train_forward, "needs a gp_model_forward first");
     gp_arch_ops_get(m->cfg.arch)->each_linear_input(m, m->st->arch, &m->st->pk, fn, ctx);
+}
+
+/* ---- block by block ------------------------------------------------------------------------ */
+
+struct gp_seqs {
+    gp_packed pk;
+};
+
+gp_seqs *gp_model_seqs(const gp_model *m, const gp_batch *b) {
+    gp_seqs *s = gp_calloc(1, sizeof *s);
+    int N = 0;
+    for (size_t i = 0; i < (size_t)b->B * b->T; i++) N += b->mask[i] != 0;
+    s->pk.B = b->B, s->pk.N = N;
+    s->pk.ids = gp_malloc((size_t)(N ? N : 1) * sizeof(int32_t));
+    s->pk.pos = gp_malloc((size_t)(N ? N : 1) * sizeof(int32_t));
+    s->pk.offsets = gp_malloc((size_t)(b->B + 1) * sizeof(int));
+    int n = 0;
+    for (int i = 0; i < b->B; i++) {
+        s->pk.offsets[i] = n;
+        for (int t = 0; t < b->T; t++) {
+            if (!b->mask[(size_t)i * b->T + t]) continue;
+            const int32_t id = b->ids[(size_t)i * b->T + t];
+            GP_CHECK(id >= 0 && id < m->cfg.vocab_size, "token id %d outside the vocabulary (%d)", id, m->cfg.vocab_size);
+            GP_CHECK(t < m->cfg.max_positions, "position %d beyond max_position_embeddings %d", t, m->cfg.max_positions);
+            s->pk.ids[n] = id, s->pk.pos[n] = t, n++;
+        }
+    }
+    s->pk.offsets[b->B] = n;
+    return s;
+}
+
+int gp_seqs_tokens(const gp_seqs *s) { return s->pk.N; }
+
+void gp_seqs_free(gp_seqs *s) {
+    if (!s) return;
+    free(s->pk.ids), free(s->pk.pos), free(s->pk.offsets);
+    free(s);
+}
+
+void gp_model_embed(gp_model *m, const gp_seqs *s, float *x) {
+    if (!m->st) m->st = gp_calloc(1, sizeof *m->st);
+    m->st->have_train_forward = false;
+    gp_arch_ops_get(m->cfg.arch)->embed(m, &m->st->arch, &s->pk, x);
+}
+
+void gp_model_block(gp_model *m, const gp_seqs *s, int l, const float *x, float *y, gp_linear_input_fn fn, void *ctx) {
+    if (!m->st) m->st = gp_calloc(1, sizeof *m->st);
+    m->st->have_train_forward = false;
+    gp_arch_ops_get(m->cfg.arch)->block(m, &m->st->arch, &s->pk, l, x, y, fn, ctx);
 }
 
 char *gp_query_instruct(const char *task) {

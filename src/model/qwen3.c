@@ -357,6 +357,48 @@ static void qwen3_each_linear_input(gp_model *m, void *state, const gp_packed *p
     }
 }
 
+/* The block-wise forward (model.h gp_model_embed, gp_model_block): inference buffers, one block's;
+ * the RoPE tables of the batch made again by every call (N · hs values). */
+static qwen3_state *qwen3_infer_state(gp_model *m, void **state, const gp_packed *pk) {
+    qwen3_state *s = *state;
+    if (!s) {
+        s = gp_calloc(1, sizeof *s);
+        s->la = gp_calloc((size_t)m->cfg.layers, sizeof *s->la);
+        *state = s;
+    }
+    const dims d = dims_of(&m->cfg);
+    qwen3_alloc(&m->cfg, s, pk->N, gp_attention_cache_size(pk->offsets, pk->B, d.NH), false, false);
+    s->trained = false;
+    s->recompute = false;
+    gp_rope_tables(s->cos_t, s->sin_t, pk->pos, pk->N, d.hs, m->cfg.rope_theta);
+    return s;
+}
+
+static void qwen3_embed(gp_model *m, void **state, const gp_packed *pk, float *x) {
+    qwen3_infer_state(m, state, pk);
+    gp_embedding_forward(x, pk->ids, NULL, m->params + m->table.p[E_WTE].offset, NULL, NULL, pk->N, m->cfg.hidden);
+}
+
+static void qwen3_block(gp_model *m, void **state, const gp_packed *pk, int l, const float *x, float *y,
+                        gp_linear_input_fn fn, void *ctx) {
+    qwen3_state *s = qwen3_infer_state(m, state, pk);
+    const dims d = dims_at(&m->cfg, l);
+    const int N = pk->N;
+    qwen3_layer_forward(m, s, pk, l, x);
+    const layer_acts *a = &s->la[l];
+    if (fn) {
+        const int base = E_COUNT + l * L_COUNT;
+        fn(ctx, base + L_QW, a->xn, N, d.C);
+        fn(ctx, base + L_KW, a->xn, N, d.C);
+        fn(ctx, base + L_VW, a->xn, N, d.C);
+        fn(ctx, base + L_OW, a->ctx, N, d.Q);
+        fn(ctx, base + L_GW, a->mn, N, d.C);
+        fn(ctx, base + L_UW, a->mn, N, d.C);
+        fn(ctx, base + L_DW, a->h, N, d.F);
+    }
+    memcpy(y, a->out, (size_t)N * d.C * sizeof(float));
+}
+
 static void qwen3_state_free(void *state) {
     qwen3_state *s = state;
     if (!s) return;
@@ -373,6 +415,12 @@ static const char *const qwen3_neuron_rows[] = {"mlp.gate_proj.weight", "mlp.up_
 static const char *const qwen3_neuron_cols[] = {"mlp.down_proj.weight", NULL};
 static const char *const qwen3_attention[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
                                               "self_attn.v_proj.weight", "self_attn.o_proj.weight", NULL};
+/* the linear layers of a block in forward order, and which read the same input (one group) */
+static const char *const qwen3_linears[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                                            "self_attn.v_proj.weight", "self_attn.o_proj.weight",
+                                            "mlp.gate_proj.weight",    "mlp.up_proj.weight",
+                                            "mlp.down_proj.weight",    NULL};
+static const int qwen3_linear_groups[] = {0, 0, 0, 1, 2, 2, 3};
 
 const gp_arch_ops gp_qwen3_ops = {
     .info =
@@ -388,6 +436,8 @@ const gp_arch_ops gp_qwen3_ops = {
             .attention = qwen3_attention,
             .neuron_rows = qwen3_neuron_rows,
             .neuron_cols = qwen3_neuron_cols,
+            .linears = qwen3_linears,
+            .linear_groups = qwen3_linear_groups,
         },
     .token_embedding = "embed_tokens.weight",
     .file_prefix = "model.",
@@ -397,4 +447,6 @@ const gp_arch_ops gp_qwen3_ops = {
     .backward = qwen3_backward,
     .state_free = qwen3_state_free,
     .each_linear_input = qwen3_each_linear_input,
+    .embed = qwen3_embed,
+    .block = qwen3_block,
 };

@@ -126,6 +126,9 @@ static const gp_criterion k_criteria[] = {
      "term's mean magnitude over the selected weights", true},
     {"random", 0, false, score_random, "uniform random, from (seed, tensor, element)", false},
     {"wanda", GP_NEED_ACT, true, score_wanda, "|w_ij| ||x_j||, compared within each output row", false},
+    {"sparsegpt", GP_NEED_OBS, false, NULL,
+     "SparseGPT: OBS saliency w^2/[H^-1]_jj^2 on the layer's calibration inputs, chosen per column block of "
+     "prune.block while the reconstruction sweeps (scopes layer, row, n:m; global means layer)", false},
     {"gaprune-neurons", GP_NEED_NEURONS, false, score_sqrt_magnitude,
      "structured DAI of a whole MLP neuron (scopes neurons, neurons-global): [(Phi_dom - beta Phi_gen) + gamma mean sqrt|w|] (1 + alpha "
      "s_j), Phi = Fisher of a gate on the neuron, s_j = cosine of G_gen and G_dom over its weights", true},

@@ -162,16 +162,70 @@ static void log_structs(const gp_model *m, const gp_export_structs *st, const ch
 
 int gp_prune_variants(const gp_job *job, const gp_criterion *crit, gp_prune_variant **out) {
     const int nb = crit->weighted ? job->prune.n_beta : 1, ng = crit->weighted ? job->prune.n_gamma : 1;
-    gp_prune_variant *v = gp_calloc((size_t)(nb * ng), sizeof *v);
+    const int nr = job->prune.n_reconstruct > 0 ? job->prune.n_reconstruct : 1;
+    gp_prune_variant *v = gp_calloc((size_t)(nb * ng * nr), sizeof *v);
     for (int b = 0; b < nb; b++)
-        for (int g = 0; g < ng; g++) {
-            gp_prune_variant *x = &v[b * ng + g];
-            x->crit = crit, x->beta = job->prune.beta[b], x->gamma = job->prune.gamma[g];
-            if (nb * ng > 1) snprintf(x->label, sizeof x->label, "%s-b%g-g%g", crit->name, x->beta, x->gamma);
-            else snprintf(x->label, sizeof x->label, "%s", crit->name);
-        }
+        for (int g = 0; g < ng; g++)
+            for (int r = 0; r < nr; r++) {
+                gp_prune_variant *x = &v[(b * ng + g) * nr + r];
+                x->crit = crit, x->beta = job->prune.beta[b], x->gamma = job->prune.gamma[g];
+                x->recon = job->prune.n_reconstruct > 0 ? job->prune.reconstruct[r] : GP_RECON_NONE;
+                const char *plus = x->recon == GP_RECON_OBS ? "+obs" : "";
+                if (nb * ng > 1) snprintf(x->label, sizeof x->label, "%s-b%g-g%g%s", crit->name, x->beta, x->gamma, plus);
+                else snprintf(x->label, sizeof x->label, "%s%s", crit->name, plus);
+            }
     *out = v;
-    return nb * ng;
+    return nb * ng * nr;
+}
+
+void gp_prune_inputs_recon(gp_prune_inputs *in, const gp_job *job, const gp_sample_report *samples) {
+    gp_recon_opts_from_job(&in->recon, job, samples);
+}
+
+/* The reconstruction as gp_mask_build's after_select: the mask chosen, the model's weights solved
+ * again block by block (or, for sparsegpt, the mask chosen in the same sweep). */
+typedef struct {
+    const gp_recon_opts *o;
+    gp_model *m;
+    gp_recon_mask how;
+    const char *ckpt_dir, *hash;
+    gp_recon_report rep;
+    bool ran;
+} recon_step;
+
+static gp_status recon_after_select(void *ctx, gp_mask *mk, gp_err *err) {
+    recon_step *r = ctx;
+    gp_status rc = gp_reconstruct(r->o, r->m, mk, &r->how, r->ckpt_dir, r->hash, &r->rep, err);
+    r->ran = !rc;
+    return rc;
+}
+
+/* Rank 0: what the reconstruction did, in the mask file: its settings as attributes and each
+ * tensor's output errors beside /summary (same order). */
+static void recon_write_extra(void *ctx, int64_t file) {
+    const recon_step *r = ctx;
+    const hid_t f = (hid_t)file;
+    const gp_recon_opts *o = r->o;
+    gp_h5_attr_str(f, GP_MASK_ATTR_RECONSTRUCT, r->how.update ? "obs" : "none");
+    gp_h5_attr_str(f, GP_MASK_ATTR_RECONSTRUCT_ORDER, gp_recon_order_name(o->order));
+    gp_h5_attr_double(f, GP_MASK_ATTR_DAMPENING, o->dampening);
+    gp_h5_attr_double(f, GP_MASK_ATTR_RECONSTRUCT_GENERAL, o->general_weight);
+    gp_h5_attr_int(f, GP_MASK_ATTR_BLOCK, o->block);
+    gp_h5_attr_str(f, GP_MASK_ATTR_CALIBRATION_DOMAIN, o->corpus[0]);
+    gp_h5_attr_str(f, GP_MASK_ATTR_CALIBRATION_GENERAL, o->corpus[1]);
+    gp_h5_attr_int(f, GP_MASK_ATTR_CALIBRATION_TEXTS_DOMAIN, r->rep.texts[0]);
+    gp_h5_attr_int(f, GP_MASK_ATTR_CALIBRATION_TEXTS_GENERAL, r->rep.texts[1]);
+    gp_h5_attr_int(f, GP_MASK_ATTR_CALIBRATION_TOKENS_DOMAIN, r->rep.tokens[0]);
+    gp_h5_attr_int(f, GP_MASK_ATTR_CALIBRATION_TOKENS_GENERAL, r->rep.tokens[1]);
+    gp_h5_attr_double(f, GP_MASK_ATTR_RECONSTRUCT_SECONDS, r->rep.seconds);
+    const size_t n = (size_t)r->rep.n;
+    gp_h5_write_flat_f64(f, GP_MASK_RECON_ERROR_BEFORE, r->rep.err_before, n,
+                         "relative output error ||X (W*M)' - X W'|| / ||X W'|| of each /summary tensor with the mask alone "
+                         "(dense kept weights), X its inputs on the calibration texts (domain and general weighted as "
+                         "the attributes say), in the model as pruned and reconstructed up to that layer",
+                         "1");
+    gp_h5_write_flat_f64(f, GP_MASK_RECON_ERROR_AFTER, r->rep.err_after, n,
+                         "the same relative output error for the written weights (reconstructed when reconstruct = obs)", "1");
 }
 
 /* The DAI fisher/magnitude term ratio of a mask: the mean over its tensors (the file's attribute when a
@@ -186,6 +240,27 @@ static double term_ratio(const gp_criterion *crit, const gp_mask *mask, bool reu
     for (int i = 0; mask->rows && i < mask->n; i++)
         if (!isnan(mask->rows[i].fisher_vs_magnitude)) sum += mask->rows[i].fisher_vs_magnitude, n++;
     return n ? sum / n : reused_ratio;
+}
+
+/* Rank 0: the mean output errors a reused mask file records. */
+static gp_status read_recon_errors(gp_pruned *out, gp_err *err) {
+    (void)err;
+    hid_t f = gp_h5_open_quiet(out->mask_path);
+    if (f < 0) return GP_OK;
+    double v[2] = {NAN, NAN};
+    const char *names[2] = {GP_MASK_RECON_ERROR_BEFORE, GP_MASK_RECON_ERROR_AFTER};
+    const int n = out->mask.n;
+    double *e = gp_malloc((size_t)(n ? n : 1) * sizeof(double));
+    for (int k = 0; k < 2; k++)
+        if (n && !gp_h5_read_f64(f, names[k], e, (size_t)n)) {
+            double s = 0;
+            for (int i = 0; i < n; i++) s += e[i];
+            v[k] = s / n;
+        }
+    free(e);
+    H5Fclose(f);
+    out->recon_err_before = v[0], out->recon_err_after = v[1];
+    return GP_OK;
 }
 
 gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_inputs *in, const gp_prune_variant *variant,
@@ -210,9 +285,23 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
              "beta %.17g; gamma %.17g; alignment %s; seed %lld; save_scores %d",
              in->model_sha, in->stats_hash, method, p, scope, layers, cfg->alpha, cfg->beta, cfg->gamma,
              gp_alignment_name(cfg->alignment), (long long)cfg->prune_seed, cfg->save_scores);
+    /* reconstruction: its settings and calibration join the hash (a mask-only variant's stays as it was) */
+    const bool recon = variant->recon == GP_RECON_OBS || (crit->needs & GP_NEED_OBS);
+    const gp_recon_opts *ro = &in->recon;
+    if (recon) {
+        const size_t at = strlen(settings);
+        snprintf(settings + at, sizeof settings - at,
+                 "; reconstruct %s; order %s; dampening %.17g; general %.17g; block %d; samples %lld; data seed %lld; "
+                 "domain %s; general %s; max_length %d; batch %d",
+                 gp_recon_kind_name(variant->recon), gp_recon_order_name(ro->order), ro->dampening, ro->general_weight,
+                 ro->block, (long long)ro->samples, (long long)ro->seed, ro->corpus[0] ? ro->corpus[0] : "",
+                 ro->corpus[1] ? ro->corpus[1] : "", ro->max_length, ro->batch);
+    }
+    out->recon_err_before = out->recon_err_after = NAN;
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, settings, strlen(settings));
     gp_sha256_final(h, out->hash);
+    char *recon_dir = NULL;
     int current = gp_rank() == 0 && mask_current(out->mask_path, out->hash) && gp_folder_current(out->pruned_dir, out->hash);
     current = gp_allreduce_max_int(current);
     gp_status rc = GP_OK;
@@ -229,11 +318,45 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
                 H5Fclose(f);
             }
         }
+        if (!rc && gp_rank() == 0 && recon) rc = read_recon_errors(out, err);
         if ((rc = gp_agree(rc, err))) return rc;
         gp_mask_bcast(&out->mask, m);
+        /* the solved weights are the pruned folder's (whole structures: the caller reopens that folder) */
+        if (variant->recon == GP_RECON_OBS && !gp_scope_structured(&cfg->scope))
+            rc = gp_agree(gp_model_read_weights(m, out->pruned_dir, err), err);
+        if (rc) return rc;
     } else { /* every rank scores its slice and ends with the whole mask */
-        gp_mask_request req = {crit, p, in->stats_path, out->mask_path, out->hash};
-        if ((rc = gp_mask_build(cfg, m, &req, &out->mask, err))) return rc;
+        gp_mask_request req = {crit, p, in->stats_path, out->mask_path, out->hash, NULL, NULL, NULL};
+        char name2[200];
+        snprintf(name2, sizeof name2, "reconstruct-%s", out->tag);
+        recon_dir = gp_path_join(cfg->out_dir, name2);
+        recon_step rs = {.o = ro, .m = m, .ckpt_dir = recon_dir, .hash = out->hash};
+        if (recon) {
+            rs.how.update = variant->recon == GP_RECON_OBS;
+            if (crit->needs & GP_NEED_OBS) {
+                rs.how.select = cfg->scope.kind == GP_SCOPE_ROW ? GP_OBS_ROW : cfg->scope.kind == GP_SCOPE_NM ? GP_OBS_NM : GP_OBS_LAYER;
+                rs.how.sparsity = p, rs.how.nm_n = cfg->scope.n, rs.how.nm_m = cfg->scope.m;
+            } else {
+                rs.how.select = GP_OBS_FIXED;
+            }
+            req.after_select = recon_after_select, req.write_extra = recon_write_extra, req.ctx = &rs;
+        }
+        rc = gp_mask_build(cfg, m, &req, &out->mask, err);
+        if (rs.ran) {
+            double b = 0, a = 0;
+            for (int i = 0; i < rs.rep.n; i++) b += rs.rep.err_before[i], a += rs.rep.err_after[i];
+            out->recon_err_before = rs.rep.n ? b / rs.rep.n : NAN;
+            out->recon_err_after = rs.rep.n ? a / rs.rep.n : NAN;
+            out->recon_seconds = rs.rep.seconds;
+            gp_log0("score: %s: reconstruction %.1f s, mean relative output error on the calibration inputs %.4f with "
+                    "the mask alone, %.4f as written (%lld + %lld calibration texts)", out->tag, rs.rep.seconds,
+                    out->recon_err_before, out->recon_err_after, (long long)rs.rep.texts[0], (long long)rs.rep.texts[1]);
+        }
+        gp_recon_report_free(&rs.rep);
+        if (rc) {
+            free(recon_dir);
+            return rc;
+        }
     }
     gp_mask_apply(&out->mask, m);
     out->reused = current;
@@ -263,7 +386,13 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
         if (!rc) out->disk_bytes = gp_weights_bytes(out->pruned_dir);
     }
     if (structured) kept_structs_free(&nr);
-    if ((rc = gp_agree(rc, err))) return rc;
+    if ((rc = gp_agree(rc, err))) {
+        free(recon_dir);
+        return rc;
+    }
+    /* the folder holds the solved weights now: the reconstruction's checkpoints are done with */
+    if (recon_dir) gp_reconstruct_cleanup(recon_dir, m->cfg.layers);
+    free(recon_dir);
     char ratio[64] = "";
     if (!isnan(out->fisher_ratio)) snprintf(ratio, sizeof ratio, "; mean fisher/magnitude term ratio %.3g", out->fisher_ratio);
     gp_log0("score: %s at %g: pruned %lld of %lld %s weights (%.2f%%), %.2f%% of all parameters are now zero; threshold "

@@ -423,6 +423,11 @@ static gp_status select_structures(score_ctx *c, const gp_scope *scope, double p
 /* prune.scope, except that a criterion comparing within rows turns global into row. */
 static gp_scope effective_scope(const gp_prune_opts *cfg, const gp_criterion *crit) {
     gp_scope scope = cfg->scope;
+    if ((crit->needs & GP_NEED_OBS) && scope.kind == GP_SCOPE_GLOBAL) {
+        gp_log0("score: %s compares weights within one layer's Hessian: scope global means layer (each tensor's column "
+                "blocks) here", crit->name);
+        scope.kind = GP_SCOPE_LAYER;
+    }
     if (crit->rowwise && scope.kind == GP_SCOPE_GLOBAL) {
         gp_log0("score: %s compares weights within output rows: scope global means row here", crit->name);
         scope.kind = GP_SCOPE_ROW;
@@ -918,6 +923,7 @@ static gp_status write_mask_file(score_ctx *c, const gp_mask_request *req, const
     if (root) {
         write_attributes(c, f, req, scope, p, mk);
         write_summary(f, mk);
+        if (req->write_extra) req->write_extra(req->ctx, f);
         gp_h5_attr_int(f, GP_H5_ATTR_COMPLETE, 1);
         rc = gp_h5_close_commit(f, req->mask_path, err);
     }
@@ -954,8 +960,16 @@ gp_status gp_mask_build(const gp_prune_opts *cfg, const gp_model *m, const gp_ma
     gp_status rc = open_stats(&c, err);
     if (!rc) rc = select_tensors(&c, &scope, mk, err);
     rc = gp_agree(rc, err);
-    if (!rc) rc = score_slice(&c, err);
-    if (!rc) rc = select_weights(&c, &scope, p, mk, err);
+    const bool obs = crit->needs & GP_NEED_OBS;
+    if (obs && !rc) { /* the mask comes from the reconstruction's sweep: every bit set until then, no scores */
+        GP_CHECK(req->after_select, "%s chooses its mask in the reconstruction, which was not asked for", crit->name);
+        for (int i = 0; i < mk->n; i++) memset(mk->keep[i], 0xff, (size_t)(mk->numel[i] + 7) / 8);
+        c.sum = gp_malloc((size_t)(N_SUM * (c.n ? c.n : 1)) * sizeof(double));
+        for (int64_t k = 0; k < (int64_t)N_SUM * c.n; k++) c.sum[k] = NAN;
+    }
+    if (!rc && !obs) rc = score_slice(&c, err);
+    if (!rc && !obs) rc = select_weights(&c, &scope, p, mk, err);
+    if (!rc && req->after_select) rc = req->after_select(req->ctx, mk, err);
     if (!rc) {
         fill_rows(&c, mk);
         mk->model_zero_fraction = model_zero_fraction(&c, mk);
