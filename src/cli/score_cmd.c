@@ -48,7 +48,7 @@ int gp_cmd_score(int argc, char **argv) {
     if (!rc) rc = gp_prune_inputs_init(&o, m, &in, &err);
     if (!rc) gp_prune_inputs_recon(&in, &job, NULL);
     if (!rc && !in.stats_path)
-        gp_warn("%s/stats.h5 does not exist: only criteria without statistics can run (magnitude, random)", job.out_dir);
+        gp_warn("%s/stats.h5 does not exist: only criteria without statistics can run (magnitude, random, sparsegpt)", job.out_dir);
     /* every variant of every method (prune.beta and prune.gamma lists), at every sparsity */
     gp_prune_variant *vs = NULL;
     int nv = 0;

@@ -481,7 +481,7 @@ static gp_status load_cosines(score_ctx *c, gp_err *err) {
  * that needs statistics fails without. */
 static gp_status open_stats(score_ctx *c, gp_err *err) {
     if (!c->stats_path) {
-        if (c->crit->needs)
+        if (c->crit->needs & ~(unsigned)GP_NEED_OBS) /* sparsegpt reads the calibration corpora, not the statistics */
             return gp_errf(err, GP_EINPUT, "%s: criterion %s needs statistics: run gaprune stats first", c->cfg->job_path,
                            c->crit->name);
         return GP_OK;
