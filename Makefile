@@ -151,8 +151,9 @@ test-slurm: deps deps-slurm
 bench: deps deps-py
 	@$(MAKE) --no-print-directory -j$(JOBS) bench-run
 
-bench-run: $(BUILD)/bench/bench_bert $(BUILD)/bench/bench_kmeans
+bench-run: $(BUILD)/bench/bench_bert $(BUILD)/bench/bench_kmeans $(BUILD)/bench/bench_obs
 	@tests/bench/run_bench.sh $(BUILD)/bench/bench_bert
+	@OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_obs 5
 
 # Each harness for FUZZ_SECONDS, one after the other, on a copy of its committed corpus
 # (tests/fuzz/run_fuzz.sh: executions and coverage per harness; a crash input is kept in

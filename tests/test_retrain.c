@@ -13,12 +13,15 @@
  *    leaves the model as it was and the run starts over, or stops with exit 2 naming the file
  *    when the weights read into the model are not usable;
  *  - gaprune run writes report.md and report.json with every configured row, and a second
- *    run skips every stage. */
+ *    run skips every stage;
+ *  - retrain.methods = ..., dense: the dense model retrained alike, and every retrained model
+ *    compared with it in the report. */
 #include "test_util.h"
 #include "h5_edit.h"
 
 #include <cJSON.h>
 #include <hdf5.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "gaprune/compare.h"
@@ -851,6 +854,166 @@ static void test_run_neurons_global(void **state) {
     free(out), free(err_txt), free(md), free(js);
 }
 
+/* The line of text that starts with `start` (malloc'd), or NULL. */
+static char *line_starting(const char *text, const char *start) {
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, start, strlen(start))) {
+            const char *e = strchr(p, '\n');
+            return strndup(p, e ? (size_t)(e - p) : strlen(p));
+        }
+    return NULL;
+}
+
+/* Per-query nDCG@10 of beir-tiny in an evaluation file of dir. */
+static double *beir_ndcg(const char *dir, const char *file, int *n) {
+    char rel[512];
+    snprintf(rel, sizeof rel, "%s/%s", dir, file);
+    char *txt = tu_read_in(g_dir, rel);
+    assert_non_null(txt);
+    cJSON *d = cJSON_Parse(txt);
+    const cJSON *pq = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "retrieval"), "beir-tiny"), "per_query");
+    double *v = json_numbers(cJSON_GetObjectItemCaseSensitive(pq, "ndcg_at_10"), n);
+    cJSON_Delete(d), free(txt);
+    return v;
+}
+
+/* Exact zeros in the MLP tensors (up and down projections and their biases) of a model folder. */
+static int64_t mlp_zeros(const char *rel, int64_t *total) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", g_dir, rel);
+    gp_model *m;
+    gp_err err = {0};
+    if (gp_model_load(p, &m, &err)) fail_msg("%s", err.msg);
+    int64_t z = 0;
+    *total = 0;
+    for (int i = 0; i < m->table.n; i++) {
+        int layer;
+        if (gp_model_struct_axis(m, GP_STRUCT_NEURONS, i, &layer) == GP_NEURON_NONE) continue;
+        const gp_param *t = &m->table.p[i];
+        for (size_t e = 0; e < t->numel; e++) z += m->params[t->offset + e] == 0.0f;
+        *total += (int64_t)t->numel;
+    }
+    gp_model_free(m);
+    return z;
+}
+
+static long long mtime_ns(const char *rel) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", g_dir, rel);
+    struct stat st;
+    if (stat(p, &st)) fail_msg("no %s", p);
+    return (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+/* retrain.methods = magnitude, dense through gaprune run on 2 ranks: the dense model retrained
+ * alike (no mask, tag dense) and evaluated; the report's dense row carries its score against
+ * dense and the retrained magnitude model is compared with it (the same paired bootstrap and
+ * permutation test, recomputed here from the two evaluation files), in report.json too; the
+ * folder's weights moved and none is zero; a second run finds it all up to date. */
+static void test_run_dense_retrained(void **state) {
+    (void)state;
+    run_structured("dense", "methods = magnitude\nsparsity = 0.5\n", "methods = magnitude, dense\n");
+    char p[4400];
+    static const char *const files[] = {"out-dense/retrain-dense.h5", "out-dense/retrained-dense/config.json",
+                                        "out-dense/eval-retrained-dense.json", "out-dense/retrain-magnitude-0.5.h5"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", g_dir, files[i]);
+        if (access(p, F_OK)) fail_msg("no %s", p);
+    }
+    char *out = tu_read_in(g_dir, "out.txt"), *md = tu_read_in(g_dir, "out-dense/report.md"),
+         *js = tu_read_in(g_dir, "out-dense/report.json");
+    assert_non_null(strstr(out, "[retrain dense] step 2/2"));
+    /* the dense row: its retrained score against dense, with an interval */
+    char *dense_row = line_starting(md, "| dense | 0 | | 0.");
+    if (!dense_row || !strstr(dense_row, " [") || !strstr(dense_row, "] ("))
+        fail_msg("no retrained cells in the dense row: %s\n%s", dense_row ? dense_row : "(none)", md);
+    assert_non_null(strstr(md, "Retrained models against the dense model retrained alike"));
+    assert_non_null(strstr(md, "| method | sparsity | retrained | Δ vs dense retrained [95% interval] | p | queries needed |"));
+    const char *table = strstr(md, "Retrained models against the dense model retrained alike");
+    char *mag_row = line_starting(table, "| magnitude | 0.5 | 0.");
+    if (!mag_row || !strstr(mag_row, " [")) fail_msg("no interval for magnitude against the dense retrained: %s", md);
+    /* report.json: the dense retrained score and both new comparisons, finite; the one against the
+     * dense retrained model recomputed here */
+    cJSON *j = cJSON_Parse(js);
+    const cJSON *drt = cJSON_GetObjectItemCaseSensitive(j, "dense_retrained");
+    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(drt, "main_score_mean");
+    assert_true(cJSON_IsNumber(mean) && isfinite(mean->valuedouble));
+    assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(drt, "eval")));
+    assert_true(isfinite(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(drt, "retraining"), "last_loss")->valuedouble));
+    int found[2] = {0, 0};
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "comparisons"), "pairs")) {
+        const char *stage = cJSON_GetObjectItemCaseSensitive(c, "stage")->valuestring,
+                   *a = cJSON_GetObjectItemCaseSensitive(c, "a")->valuestring, *b = cJSON_GetObjectItemCaseSensitive(c, "b")->valuestring;
+        const int which = !strcmp(stage, "dense_retrained") ? 0 : !strcmp(stage, "retrained_vs_dense_retrained") ? 1 : -1;
+        if (which < 0) continue;
+        assert_string_equal(a, which ? "retrained-dense" : "dense");
+        assert_string_equal(b, which ? "magnitude-0.5" : "retrained-dense");
+        const double delta = cJSON_GetObjectItemCaseSensitive(c, "delta")->valuedouble,
+                     lo = cJSON_GetObjectItemCaseSensitive(c, "lo")->valuedouble,
+                     hi = cJSON_GetObjectItemCaseSensitive(c, "hi")->valuedouble, pv = cJSON_GetObjectItemCaseSensitive(c, "p")->valuedouble;
+        assert_true(isfinite(delta) && isfinite(lo) && isfinite(hi) && lo <= delta && delta <= hi && pv > 0 && pv <= 1);
+        found[which]++;
+        if (!which) continue;
+        int na, nb;
+        double *x = beir_ndcg("out-dense", "eval-retrained-dense.json", &na),
+               *y = beir_ndcg("out-dense", "eval-retrained-magnitude-0.5.json", &nb);
+        assert_int_equal(na, nb);
+        gp_paired d;
+        gp_paired_mean(x, y, na, 10000, 42, &d);
+        assert_true(d.delta == delta && d.lo == lo && d.hi == hi && d.p == pv);
+        free(x), free(y);
+    }
+    assert_int_equal(found[0], 1);
+    assert_int_equal(found[1], 1);
+    /* the summary line */
+    const char *sum = strstr(out, "{\"command\":\"run\"");
+    assert_non_null(sum);
+    const char *dr = strstr(sum, "\"dense_retrained\":");
+    assert_non_null(dr);
+    assert_true(fabs(strtod(dr + strlen("\"dense_retrained\":"), NULL) - mean->valuedouble) < 1e-12);
+    /* the retrained dense folder trained (weights moved from the dense model's) and nothing in its
+     * MLP is pruned, where the retrained magnitude folder has half of it zero */
+    gp_model *m0, *m1;
+    gp_err err = {0};
+    char cwd[2048];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(p, sizeof p, "%s/" FIXTURES "/bert-f32", cwd);
+    if (gp_model_load(p, &m0, &err)) fail_msg("%s", err.msg);
+    snprintf(p, sizeof p, "%s/out-dense/retrained-dense", g_dir);
+    if (gp_model_load(p, &m1, &err)) fail_msg("%s", err.msg);
+    assert_int_equal((int64_t)m0->table.total, (int64_t)m1->table.total);
+    size_t moved = 0;
+    for (size_t i = 0; i < m0->table.total; i++) moved += m0->params[i] != m1->params[i];
+    gp_model_free(m0), gp_model_free(m1);
+    int64_t n1, n2;
+    const int64_t z_dense = mlp_zeros("out-dense/retrained-dense", &n1), z_mag = mlp_zeros("out-dense/retrained-magnitude-0.5", &n2);
+    printf("    dense retrained alike on 2 ranks: %zu weights moved, %lld of %lld MLP values zero (magnitude's retrained: "
+           "%lld); %s\n", moved, (long long)z_dense, (long long)n1, (long long)z_mag, mag_row);
+    assert_true(moved > 1000);
+    assert_true(z_dense == 0);
+    assert_true(z_mag >= n2 / 4);
+    free(dense_row), free(mag_row);
+    cJSON_Delete(j);
+    free(out), free(md), free(js);
+    /* again: the dense retraining, its folder and its evaluation are up to date, nothing rewritten */
+    static const char *const kept[] = {"out-dense/retrain-dense.h5", "out-dense/retrained-dense/model.safetensors",
+                                       "out-dense/eval-retrained-dense.json"};
+    long long t[3];
+    for (int i = 0; i < 3; i++) t[i] = mtime_ns(kept[i]);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run dense.ini", g_bin), 0);
+    out = tu_read_in(g_dir, "out.txt");
+    assert_non_null(strstr(out, "retrain dense: "));
+    assert_non_null(strstr(out, "retrain-dense.h5 is complete for these settings"));
+    assert_non_null(strstr(out, "eval retrained-dense: "));
+    assert_non_null(strstr(out, "eval-retrained-dense.json is up to date"));
+    assert_null(strstr(out, "[retrain dense] step"));
+    for (int i = 0; i < 3; i++)
+        if (mtime_ns(kept[i]) != t[i]) fail_msg("the second run rewrote %s", kept[i]);
+    free(out);
+}
+
 /* gaprune run end to end on the small random Qwen3 model: every stage, Wanda included (it reads
  * the inputs of every linear layer), with a Qwen3-style query instruction. */
 static void test_run_qwen3(void **state) {
@@ -1073,6 +1236,7 @@ int main(void) {
         cmocka_unit_test(test_run_end_to_end),
         cmocka_unit_test(test_run_qwen3),
         cmocka_unit_test(test_run_neurons), cmocka_unit_test(test_run_heads), cmocka_unit_test(test_run_neurons_global),
+        cmocka_unit_test(test_run_dense_retrained),
         cmocka_unit_test(test_train_from_config),
     };
     /* GP_TEST_FILTER=test_micro* runs one test while iterating (cmocka's pattern) */

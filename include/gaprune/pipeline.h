@@ -90,7 +90,8 @@ typedef struct {
 
 /* Collective: masked retraining of m (gp_retrain; resumed or skipped when its log says so),
  * then the retrained folder, unless it is current. mask_path and mask_hash name the mask it
- * came from. */
+ * came from. mask NULL: nothing masked (a smaller model of whole neurons or heads, or the dense
+ * model itself, whose mask_path is NULL — the folder says "none" — and mask_hash its SHA-256). */
 gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *mask, const char *tag, const char *mask_path,
                           const char *mask_hash, const char *out_dir, gp_retrained *out, gp_err *err);
 void gp_retrained_free(gp_retrained *r);

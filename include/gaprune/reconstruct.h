@@ -76,6 +76,7 @@ typedef struct {
     double *err_after;      /* [n] the same for the written weights */
     int64_t texts[2], tokens[2]; /* calibration texts and tokens of each corpus */
     double seconds;         /* the whole reconstruction (this run) */
+    /* rank 0's: XᵀX products and their allreduce, LAPACK, OBS sweeps, block forwards */
     double hessian_seconds, factor_seconds, update_seconds, forward_seconds;
     double update_gflop;    /* floating-point work of the OBS sweeps and their lazy updates, all ranks */
     int resumed_blocks;     /* blocks read back from checkpoints */

@@ -1,14 +1,16 @@
 /*
  * report.h — the last stage of `gaprune run`: OUT/report.md (one table per evaluation set and
  * one of the mean main score: dense, each mask one-shot and retrained, Δ against dense with its
- * paired 95% interval and p-value (compare.h), every pair of methods at one sparsity likewise;
+ * paired 95% interval and p-value (compare.h), every pair of methods at one sparsity likewise,
+ * and with retrain.methods = ..., dense every retrained model against the dense model retrained alike;
  * then the masks: sparsity achieved, zeros in the model, the DAI fisher/magnitude term ratio,
  * the retraining loss, and how far every two masks disagree) and OUT/report.json (the same numbers with every evaluation document), both
  * written via .tmp and renamed.
  *
  * Usage (rank 0):
  *     gp_report_row rows[n];   // one per method × sparsity, eval documents from eval.h
- *     gp_report_write(&job, &model_info, dense_doc, rows, n, samples_or_NULL, stats_hash, seconds, &err);
+ *     gp_report_write(&job, &model_info, dense_doc, dense_retrained_row_or_NULL, rows, n, disagreement_or_NULL,
+ *                     samples_or_NULL, stats_hash, seconds, &err);
  *     double s = gp_report_mean(doc);   // main_score_mean of an eval document, NaN if none
  */
 #pragma once
@@ -38,12 +40,17 @@ typedef struct {
     int64_t disk_bytes;  /* its safetensors files */
 } gp_report_model;
 
-/* Rank 0. samples: the calibration sample when there was one, else NULL. disagreement: for
- * every pair of the rows' masks, the fraction of the selected weights one keeps and the other
- * prunes ([nrows · nrows], gp_mask_disagreement), or NULL. */
-gp_status gp_report_write(const gp_job *job, const gp_report_model *model, const cJSON *dense, const gp_report_row *rows,
-                          int nrows, const double *disagreement, const gp_sample_report *samples,
-                          const char *stats_settings_hash, double seconds, gp_err *err);
+/* Rank 0. dense_retrained: the dense model retrained alike (retrain.methods names dense; method
+ * "dense", sparsity 0, its retrained evaluation and loss), else NULL: its scores fill the dense
+ * row's retrained cells (against dense), and every retrained row is compared with it too (stage
+ * retrained_vs_dense_retrained in report.json, a table of its own in report.md). samples: the
+ * calibration sample when there was one, else NULL. disagreement: for every pair of the rows'
+ * masks, the fraction of the selected weights one keeps and the other prunes ([nrows · nrows],
+ * gp_mask_disagreement), or NULL. */
+gp_status gp_report_write(const gp_job *job, const gp_report_model *model, const cJSON *dense,
+                          const gp_report_row *dense_retrained, const gp_report_row *rows, int nrows,
+                          const double *disagreement, const gp_sample_report *samples, const char *stats_settings_hash,
+                          double seconds, gp_err *err);
 
 /* main_score_mean of an evaluation document (NaN when there is none). */
 double gp_report_mean(const cJSON *doc);

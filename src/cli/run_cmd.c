@@ -1,6 +1,7 @@
 /* run_cmd.c — `gaprune run JOB.ini`: every stage, resumable, and the report.
  *
- *   [calibration sample] -> stats -> dense evaluation -> for each method x sparsity: mask, pruned model, evaluation
+ *   [calibration sample] -> stats -> dense evaluation -> [the dense model retrained alike, its evaluation]
+ *         -> for each method x sparsity: mask, pruned model, evaluation
  *         -> for each retrain method x sparsity: retraining, retrained model, evaluation
  *         -> OUT/report.md, OUT/report.json (report.h), one JSON line on stdout.
  * Every stage whose output is complete and made from the same inputs and settings is skipped
@@ -183,6 +184,33 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
     return rc;
 }
 
+/* retrain.methods names dense: the dense model retrained with the steps, data, schedule and
+ * settings of the masks' retraining but no mask (tag "dense": OUT/retrain-dense.h5,
+ * OUT/retrained-dense/, OUT/eval-retrained-dense.json; skipped when current, as every stage), the
+ * baseline a pruned and retrained model is compared with in the report. The dense weights are
+ * reread afterwards, so the masks start from the dense model. */
+static gp_status retrain_dense(const gp_job *job, const gp_eval_opts *eo, gp_model *m, const gp_prune_inputs *in,
+                               const char *eval_hash, gp_report_row *r, gp_err *err) {
+    snprintf(r->method, sizeof r->method, "dense");
+    r->sparsity = 0;
+    gp_log0("run: stage 2/4, retraining the dense model alike (retrain.methods names dense)");
+    gp_train_opts o;
+    gp_train_opts_retrain(job, &o);
+    gp_retrained rt;
+    /* its base: the dense model's files (SHA-256), where a mask's retraining has the mask's hash */
+    gp_status rc = gp_retrain_step(&o, m, NULL, "dense", NULL, in->model_sha, job->out_dir, &rt, err);
+    if (!rc) {
+        r->did_retrain = true;
+        r->first_loss = rt.report.first_loss, r->last_loss = rt.report.last_loss;
+        char h[65];
+        hash_of(rt.hash, eval_hash, h);
+        rc = evaluate(eo, job->out_dir, m, "retrained-dense", rt.model_dir, h, &r->retrained, err);
+    }
+    gp_retrained_free(&rt);
+    if (!rc) rc = gp_agree(gp_model_reload_weights(m, err), err);
+    return rc;
+}
+
 /* Rank 0: how far every two masks of the run disagree (into disagree[n · n]), recorded in each
  * mask file too. */
 static gp_status mask_disagreement(const gp_job *job, const gp_report_row *rows, int n, double *disagree, gp_err *err) {
@@ -205,12 +233,13 @@ static gp_status mask_disagreement(const gp_job *job, const gp_report_row *rows,
 }
 
 /* The machine-readable summary line (rank 0). */
-static void print_summary(const gp_job *job, const cJSON *dense, const gp_report_row *rows, int n, bool report,
-                          double seconds) {
+static void print_summary(const gp_job *job, const cJSON *dense, const cJSON *dense_retrained, const gp_report_row *rows,
+                          int n, bool report, double seconds) {
     cJSON *s = cJSON_CreateObject();
     cJSON_AddStringToObject(s, "command", "run");
     cJSON_AddStringToObject(s, "job", job->path);
     if (dense) cJSON_AddNumberToObject(s, "dense", gp_report_mean(dense));
+    if (dense_retrained) cJSON_AddNumberToObject(s, "dense_retrained", gp_report_mean(dense_retrained));
     cJSON *res = cJSON_AddObjectToObject(s, "one_shot");
     cJSON *ret = cJSON_AddObjectToObject(s, "retrained");
     for (int i = 0; i < n; i++) {
@@ -235,8 +264,11 @@ int gp_cmd_run(int argc, char **argv) {
     int list = 0; /* GP_OPT_FLAG sets an int */
     const gp_opt extra[] = {
         {"only", GP_OPT_STR, &only, "METHOD:SPARSITY",
-         "just this mask (and its retraining and evaluations): no dense evaluation, no report (job arrays)"},
-        {"list", GP_OPT_FLAG, &list, NULL, "print the run's masks, one METHOD:SPARSITY a line (what --only takes), and stop"},
+         "just this mask (and its retraining and evaluations): no dense evaluation, no dense retraining, no report "
+         "(job arrays)"},
+        {"list", GP_OPT_FLAG, &list, NULL,
+         "print the run's masks, one METHOD:SPARSITY a line (what --only takes), and stop; the dense retraining "
+         "(retrain.methods = ..., dense) is not one: the plain run does it"},
         {NULL, 0, NULL, NULL, NULL},
     };
     gp_job job;
@@ -307,6 +339,10 @@ int gp_cmd_run(int argc, char **argv) {
     char h[65];
     hash_of(in.model_sha, eval_hash, h);
     if (!only) rc = evaluate(&eo, job.out_dir, m, "dense", NULL, h, &dense, &err);
+    /* and retrained alike when retrain.methods names dense (not with --only: a plain run does it) */
+    gp_report_row dense_rt = {0};
+    const bool with_dense_rt = job.retrain.dense && job.retrain.steps > 0 && !only;
+    if (!rc && with_dense_rt) rc = retrain_dense(&job, &eo, m, &in, eval_hash, &dense_rt, &err);
 
     /* 3. one-shot pruning, 4. retraining (m may become a smaller model on the way: the dense
      * one's description is kept for the report) */
@@ -326,11 +362,13 @@ int gp_cmd_run(int argc, char **argv) {
     if (!rc && gp_rank() == 0 && !only) rc = mask_disagreement(&job, rows, k, disagree, &err);
     if (!rc && gp_rank() == 0 && !only) {
         rm.disk_bytes = gp_weights_bytes(rm.dir);
-        rc = gp_report_write(&job, &rm, dense, rows, k, disagree, sampled ? &samples : NULL, sr.settings_hash, gp_now() - t0,
-                             &err);
+        rc = gp_report_write(&job, &rm, dense, with_dense_rt ? &dense_rt : NULL, rows, k, disagree,
+                             sampled ? &samples : NULL, sr.settings_hash, gp_now() - t0, &err);
     }
     free(disagree);
-    if (!(rc = gp_agree(rc, &err)) && gp_rank() == 0) print_summary(&job, dense, rows, k, !only, gp_now() - t0);
+    if (!(rc = gp_agree(rc, &err)) && gp_rank() == 0)
+        print_summary(&job, dense, dense_rt.retrained, rows, k, !only, gp_now() - t0);
+    cJSON_Delete(dense_rt.retrained);
     for (int i = 0; i < k; i++) cJSON_Delete(rows[i].one_shot), cJSON_Delete(rows[i].retrained);
     free(rows);
     free(dense_dir);

@@ -127,7 +127,8 @@ static const opt k_opts[] = {
      "reconstruction: calibration triplets per corpus (their three texts each; of the calibration sample when "
      "sample.method is set)"},
     {"retrain", "methods", T_CRITERIA, F(retrain.methods), 0, "gaprune", NULL, 0, 0,
-     "pruned models to retrain (criteria, a list; empty: none) of"},
+     "pruned models to retrain (criteria, a list; empty: none; dense: the dense model as well, retrained alike, the "
+     "baseline the report compares the retrained pruned models with) of"},
     {"retrain", "steps", T_INT, F(retrain.steps), 0, "100", NULL, 0, 1e9, "optimizer steps"},
     {"retrain", "lr", T_DBL, F(retrain.lr), 0, "2e-5", NULL, 0, 1, "peak learning rate (AdamW)"},
     {"retrain", "warmup", T_INT, F(retrain.warmup), 0, "10", NULL, 0, 1e9, "linear warm-up steps"},

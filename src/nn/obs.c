@@ -100,6 +100,10 @@ static void pick_local(const float *sal, int64_t rows, int64_t count, int64_t k,
 gp_status gp_obs_prune(float *W, int64_t rows, int64_t n, const float *U, const gp_obs_opts *o, uint8_t *keep, gp_err *err) {
     const int64_t B = o->block > 0 ? o->block : 128;
     const int64_t R = o->tensor_rows > 0 ? o->tensor_rows : rows;
+    /* sub-blocks of the sweep: 32 columns, a whole number of n:m groups (B is one too) */
+    int64_t IB = 32;
+    if (o->select == GP_OBS_NM && o->nm_m > 0) IB = (IB + o->nm_m - 1) / o->nm_m * o->nm_m;
+    if (IB > B) IB = B;
     if (o->select == GP_OBS_NM && (o->nm_m <= 0 || n % o->nm_m || B % o->nm_m))
         return gp_errf(err, GP_EINPUT, "n:m reconstruction needs the width %lld and prune.block %lld to be multiples of %d",
                        (long long)n, (long long)B, o->nm_m);
@@ -136,32 +140,40 @@ gp_status gp_obs_prune(float *W, int64_t rows, int64_t n, const float *U, const 
                 free(v);
             }
         }
-        /* the sweep over the block's columns, each row on its own */
+        /* the sweep over the block's columns in sub-blocks of IB: inside a sub-block each row on its
+         * own (the rank-1 updates, vectorised along the row), then the rest of the block by one
+         * product, so that most of the block's work is BLAS-3 too */
+        for (int64_t j1 = i1; j1 < i2; j1 += IB) {
+            const int64_t j2 = j1 + IB < i2 ? j1 + IB : i2;
 #pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            float *w = W + r * n;
-            uint8_t *pr = prune + r * count;
-            float *e = Err + r * count;
-            for (int64_t c = 0; c < count; c++) {
-                const int64_t i = i1 + c;
-                if (o->select == GP_OBS_NM && i % o->nm_m == 0) { /* the group's m − n lowest, from w as it is now */
-                    sal_ix v[64];
-                    const int m = o->nm_m;
-                    for (int g = 0; g < m; g++) v[g] = (sal_ix){saliency(w[i + g], U[(i + g) * n + i + g]), g};
-                    qsort(v, (size_t)m, sizeof *v, by_sal);
-                    for (int g = 0; g < m; g++) pr[c + g] = 0;
-                    for (int g = 0; g < m - o->nm_n; g++) pr[c + v[g].i] = 1;
+            for (int64_t r = 0; r < rows; r++) {
+                float *w = W + r * n;
+                uint8_t *pr = prune + r * count;
+                float *e = Err + r * count;
+                for (int64_t i = j1; i < j2; i++) {
+                    const int64_t c = i - i1;
+                    if (o->select == GP_OBS_NM && i % o->nm_m == 0) { /* the group's m − n lowest, from w as it is now */
+                        sal_ix v[64];
+                        const int m = o->nm_m;
+                        for (int g = 0; g < m; g++) v[g] = (sal_ix){saliency(w[i + g], U[(i + g) * n + i + g]), g};
+                        qsort(v, (size_t)m, sizeof *v, by_sal);
+                        for (int g = 0; g < m; g++) pr[c + g] = 0;
+                        for (int g = 0; g < m - o->nm_n; g++) pr[c + v[g].i] = 1;
+                    }
+                    const float d = U[i * n + i];
+                    const float q = pr[c] ? 0.0f : w[i];
+                    const float ei = (w[i] - q) / d;
+                    e[c] = ei;
+                    if (ei != 0.0f) {
+                        const float *u = U + i * n;
+                        for (int64_t j = i + 1; j < j2; j++) w[j] -= ei * u[j];
+                    }
+                    w[i] = q;
                 }
-                const float d = U[i * n + i];
-                const float q = pr[c] ? 0.0f : w[i];
-                const float ei = (w[i] - q) / d;
-                e[c] = ei;
-                if (ei != 0.0f) {
-                    const float *u = U + i * n;
-                    for (int64_t j = i + 1; j < i2; j++) w[j] -= ei * u[j];
-                }
-                w[i] = q;
             }
+            if (j2 < i2 && rows > 0) /* W[:, j2:i2] −= Err[:, j1:j2] · U[j1:j2, j2:i2] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)(i2 - j2), (int)(j2 - j1), -1.0f,
+                            Err + (j1 - i1), (int)count, U + j1 * n + j2, (int)n, 1.0f, W + j2, (int)n);
         }
         /* the columns after the block: W[:, i2:] −= Err · U[i1:i2, i2:] */
         if (i2 < n && rows > 0)

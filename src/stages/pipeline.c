@@ -349,8 +349,12 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
             out->recon_err_after = rs.rep.n ? a / rs.rep.n : NAN;
             out->recon_seconds = rs.rep.seconds;
             gp_log0("score: %s: reconstruction %.1f s, mean relative output error on the calibration inputs %.4f with "
-                    "the mask alone, %.4f as written (%lld + %lld calibration texts)", out->tag, rs.rep.seconds,
-                    out->recon_err_before, out->recon_err_after, (long long)rs.rep.texts[0], (long long)rs.rep.texts[1]);
+                    "the mask alone, %.4f as written (%lld + %lld calibration texts); rank 0: block forwards %.1f s, "
+                    "Hessians %.1f s, factors %.1f s, sweeps %.2f s (%.1f GFLOP/s)",
+                    out->tag, rs.rep.seconds, out->recon_err_before, out->recon_err_after, (long long)rs.rep.texts[0],
+                    (long long)rs.rep.texts[1], rs.rep.forward_seconds, rs.rep.hessian_seconds, rs.rep.factor_seconds,
+                    rs.rep.update_seconds,
+                    rs.rep.update_seconds > 0 ? rs.rep.update_gflop / gp_nranks() / rs.rep.update_seconds : 0.0);
         }
         gp_recon_report_free(&rs.rep);
         if (rc) {
@@ -429,7 +433,8 @@ gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *ma
         if (!gp_folder_current(out->model_dir, out->hash)) {
             char steps[32];
             snprintf(steps, sizeof steps, "%d", o->steps);
-            const char *meta[] = {"gaprune.retrained_from_mask", mask_path, "gaprune.retrain_steps", steps,
+            /* no mask: the dense model retrained (gaprune run's baseline, retrain.methods = ..., dense) */
+            const char *meta[] = {"gaprune.retrained_from_mask", mask_path ? mask_path : "none", "gaprune.retrain_steps", steps,
                                   "gaprune.retrain_log", out->log_path, "gaprune.source_model", m->dir,
                                   "gaprune.settings_hash", out->hash, "gaprune.version", GP_VERSION};
             /* a mask of whole neurons or heads: the retrained model at its reduced size too */

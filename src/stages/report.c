@@ -141,9 +141,35 @@ static void pct(char *buf, size_t n, double v, double base) {
     else snprintf(buf, n, "%+.2f%%", 100.0 * (v - base) / base);
 }
 
-gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJSON *dense, const gp_report_row *rows,
-                          int nrows, const double *disagreement, const gp_sample_report *samples,
+/* The cells " score | Δ [interval] (rel) | p | needed |" of doc's score on the set against base's
+ * (base_score: its score), paired when both documents have the units (the comparison is then
+ * added to comparisons as stage, a → b; *unpaired set when not), or "| | | |" without a score. */
+static void score_cells(FILE *f, const gp_job *job, const cJSON *base, double base_score, const cJSON *doc, int k,
+                        const char *set, cJSON *comparisons, const char *stage, const char *a, const char *b,
+                        bool *unpaired) {
+    const double v = doc ? main_score(doc, k == K_STS ? "sts" : "retrieval", set) : NAN;
+    gp_paired d;
+    char rel[32];
+    pct(rel, sizeof rel, v, base_score);
+    if (isnan(v)) {
+        fprintf(f, " | | | |");
+    } else if (compare_docs(job, base, doc, k, set, &d)) {
+        char dc[96], pc[32], nc[32];
+        cells(&d, dc, sizeof dc, pc, sizeof pc);
+        needed(&d, nc, sizeof nc);
+        fprintf(f, " %.4f | %s (%s) | %s | %s |", v, dc, rel, pc, nc);
+        cJSON_AddItemToArray(comparisons, comparison_json(set, k, stage, a, b, &d));
+    } else {
+        fprintf(f, " %.4f | %s | | |", v, rel);
+        *unpaired = true;
+    }
+}
+
+gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJSON *dense, const gp_report_row *dense_rt,
+                          const gp_report_row *rows, int nrows, const double *disagreement, const gp_sample_report *samples,
                           const char *stats_settings_hash, double seconds, gp_err *err) {
+    /* the dense model retrained alike (retrain.methods names dense): its evaluation, when there is one */
+    const cJSON *drt = dense_rt ? dense_rt->retrained : NULL;
     char *md_path = gp_path_join(job->out_dir, "report.md"), *js_path = gp_path_join(job->out_dir, "report.json");
     cJSON *comparisons = NULL; /* every paired comparison, for report.json */
     FILE *f = gp_file_create(md_path, err);
@@ -171,7 +197,8 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             gp_scope_name(&job->prune.scope, scope, sizeof scope), job->prune.alpha, betas, gammas,
             gp_alignment_name(job->stats.alignment));
     free(betas), free(gammas);
-    fprintf(f, "- retraining: %s, %d steps, lr %g, warm-up %d, batch %d\n", job->retrain.methods.n ? retrain_methods : "none",
+    fprintf(f, "- retraining: %s, %d steps, lr %g, warm-up %d, batch %d\n",
+            job->retrain.methods.n || job->retrain.dense ? retrain_methods : "none",
             job->retrain.steps, job->retrain.lr, job->retrain.warmup, job->retrain.batch);
     free(retrain_methods);
     fprintf(f, "- %d rank%s; this run took %.0f s (stages already complete are not timed again)\n\n", gp_nranks(),
@@ -192,31 +219,17 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                        "retrained | Δ vs dense [95%% interval] | p | %s needed |\n",
                     unit[k], unit[k]);
             fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
-            fprintf(f, "| dense | 0 | | %.4f | | | | | | | |\n", base);
+            /* the dense row's retrained cells: the dense model retrained alike, against itself */
+            fprintf(f, "| dense | 0 | | %.4f | | | |", base);
+            score_cells(f, job, dense, base, drt, k, sname, comparisons, "dense_retrained", "dense", "retrained-dense", &unpaired);
+            fprintf(f, "\n");
             for (int i = 0; i < nrows; i++) {
                 char tag[128];
                 snprintf(tag, sizeof tag, "%s-%g", rows[i].method, rows[i].sparsity);
                 fprintf(f, "| %s | %g | %.1f%% |", rows[i].method, rows[i].sparsity, 100 * rows[i].zero_fraction);
-                for (int st = 0; st < 2; st++) {
-                    const cJSON *doc = st ? rows[i].retrained : rows[i].one_shot;
-                    const double v = doc ? main_score(doc, kinds[k], sname) : NAN;
-                    gp_paired d;
-                    if (isnan(v)) {
-                        fprintf(f, " | | | |");
-                    } else if (compare_docs(job, dense, doc, k, sname, &d)) {
-                        char dc[96], pc[32], nc[32], rel[32];
-                        cells(&d, dc, sizeof dc, pc, sizeof pc);
-                        needed(&d, nc, sizeof nc);
-                        pct(rel, sizeof rel, v, base);
-                        fprintf(f, " %.4f | %s (%s) | %s | %s |", v, dc, rel, pc, nc);
-                        cJSON_AddItemToArray(comparisons, comparison_json(sname, k, st ? "retrained" : "one_shot", "dense", tag, &d));
-                    } else {
-                        char rel[32];
-                        pct(rel, sizeof rel, v, base);
-                        fprintf(f, " %.4f | %s | | |", v, rel);
-                        unpaired = true;
-                    }
-                }
+                for (int st = 0; st < 2; st++)
+                    score_cells(f, job, dense, base, st ? rows[i].retrained : rows[i].one_shot, k, sname, comparisons,
+                                st ? "retrained" : "one_shot", "dense", tag, &unpaired);
                 fprintf(f, "\n");
             }
             /* every pair of methods at the same sparsity */
@@ -253,6 +266,26 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                     }
                     fprintf(f, "\n");
                 }
+            /* every retrained model against the dense model retrained alike: the fair baseline */
+            const double dbase = drt ? main_score(drt, kinds[k], sname) : NAN;
+            header = false;
+            for (int i = 0; i < nrows && !isnan(dbase); i++) {
+                if (!rows[i].retrained) continue;
+                if (!header)
+                    fprintf(f, "\nRetrained models against the dense model retrained alike (the same steps, data, "
+                               "schedule and settings, no mask: %.4f). Δ = the retrained model's score less the dense "
+                               "retrained one's; the percentage is of the dense retrained score:\n\n"
+                               "| method | sparsity | retrained | Δ vs dense retrained [95%% interval] | p | %s needed |\n"
+                               "|---|---|---|---|---|---|\n",
+                            dbase, unit[k]);
+                header = true;
+                char tag[128];
+                snprintf(tag, sizeof tag, "%s-%g", rows[i].method, rows[i].sparsity);
+                fprintf(f, "| %s | %g |", rows[i].method, rows[i].sparsity);
+                score_cells(f, job, drt, dbase, rows[i].retrained, k, sname, comparisons, "retrained_vs_dense_retrained",
+                            "retrained-dense", tag, &unpaired);
+                fprintf(f, "\n");
+            }
             fprintf(f, "\n");
         }
     }
@@ -261,27 +294,40 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                    "resamples of them (seed %lld), p the two-sided paired permutation test's (%d permutations); * marks "
                    "p < 0.05 with an interval that excludes 0. \"needed\" is how many %s a difference of this size and "
                    "spread would need for such a test to find it 80%% of the time (— for none). The percentages are "
-                   "of the dense score.%s\n\n",
+                   "of the dense score%s.%s\n\n",
                 nsets && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) ? "query (STS: by pair)" : "pair",
                 job->eval.resamples, (long long)job->eval.seed, job->eval.resamples,
                 cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) ? "queries" : "pairs",
+                drt ? " (against the dense model retrained alike: of its score)" : "",
                 unpaired ? " A Δ without an interval has no per-query scores to pair (an evaluation file of gaprune "
                            "before format 2, or edited)."
                          : "");
     if (nsets > 1) {
         fprintf(f, "## mean of the main scores\n\n");
         const double base = gp_report_mean(dense);
-        fprintf(f, "| method | sparsity | zeros in the model | one-shot | Δ vs dense | retrained | Δ vs dense |\n");
-        fprintf(f, "|---|---|---|---|---|---|---|\n");
-        fprintf(f, "| dense | 0 | | %.4f | | | |\n", base);
+        /* with the dense model retrained alike: its row's retrained cells, and a column against it */
+        const double dbase = drt ? gp_report_mean(drt) : NAN;
+        const bool vs_drt = !isnan(dbase);
+        fprintf(f, "| method | sparsity | zeros in the model | one-shot | Δ vs dense | retrained | Δ vs dense |%s\n",
+                vs_drt ? " Δ vs dense retrained |" : "");
+        fprintf(f, "|---|---|---|---|---|---|---|%s\n", vs_drt ? "---|" : "");
+        if (vs_drt) {
+            char d2[32];
+            pct(d2, sizeof d2, dbase, base);
+            fprintf(f, "| dense | 0 | | %.4f | | %.4f | %s | |\n", base, dbase, d2);
+        } else {
+            fprintf(f, "| dense | 0 | | %.4f | | | |\n", base);
+        }
         for (int i = 0; i < nrows; i++) {
             const double o = gp_report_mean(rows[i].one_shot), r = rows[i].retrained ? gp_report_mean(rows[i].retrained) : NAN;
-            char d1[32], d2[32], rs[32] = "";
+            char d1[32], d2[32], d3[32], rs[32] = "";
             pct(d1, sizeof d1, o, base);
             pct(d2, sizeof d2, r, base);
+            pct(d3, sizeof d3, r, dbase);
             if (!isnan(r)) snprintf(rs, sizeof rs, "%.4f", r);
-            fprintf(f, "| %s | %g | %.1f%% | %.4f | %s | %s | %s |\n", rows[i].method, rows[i].sparsity,
+            fprintf(f, "| %s | %g | %.1f%% | %.4f | %s | %s | %s |", rows[i].method, rows[i].sparsity,
                     100 * rows[i].zero_fraction, o, d1, rs, d2);
+            fprintf(f, vs_drt ? " %s |\n" : "\n", d3);
         }
         fprintf(f, "\n(A mean over sets of different metrics has no paired interval; each set's table has them.)\n\n");
     }
@@ -291,7 +337,10 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
     const double dense_rate = encode_rate(dense);
     char rate[64] = "", ratio[32] = "";
     if (!isnan(dense_rate)) snprintf(rate, sizeof rate, "%.1f", dense_rate);
-    fprintf(f, "| dense | 0 | | | %zu | %.2f | %s | | |\n", m->n_params, (double)m->disk_bytes / 1e6, rate);
+    char dloss[64] = "";
+    if (dense_rt && dense_rt->did_retrain)
+        snprintf(dloss, sizeof dloss, "%.4f → %.4f", dense_rt->first_loss, dense_rt->last_loss);
+    fprintf(f, "| dense | 0 | | | %zu | %.2f | %s | | %s |\n", m->n_params, (double)m->disk_bytes / 1e6, rate, dloss);
     for (int i = 0; i < nrows; i++) {
         char loss[64] = "";
         if (rows[i].did_retrain) snprintf(loss, sizeof loss, "%.4f → %.4f", rows[i].first_loss, rows[i].last_loss);
@@ -360,12 +409,29 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             }
         }
         cJSON_AddItemToObject(j, "dense", dense ? cJSON_Duplicate(dense, 1) : cJSON_CreateNull());
+        if (dense_rt) { /* the dense model retrained alike: the baseline of the stage retrained_vs_dense_retrained */
+            cJSON *dj = cJSON_AddObjectToObject(j, "dense_retrained");
+            const double mean = gp_report_mean(drt);
+            if (!isnan(mean)) cJSON_AddNumberToObject(dj, "main_score_mean", mean);
+            else cJSON_AddNullToObject(dj, "main_score_mean");
+            cJSON_AddItemToObject(dj, "eval", drt ? cJSON_Duplicate(drt, 1) : cJSON_CreateNull());
+            if (dense_rt->did_retrain) {
+                cJSON *t = cJSON_AddObjectToObject(dj, "retraining");
+                cJSON_AddNumberToObject(t, "first_loss", dense_rt->first_loss);
+                cJSON_AddNumberToObject(t, "last_loss", dense_rt->last_loss);
+            }
+        }
         cJSON *cmp = cJSON_AddObjectToObject(j, "comparisons");
         cJSON_AddNumberToObject(cmp, "resamples", job->eval.resamples);
         cJSON_AddNumberToObject(cmp, "seed", (double)job->eval.seed);
         cJSON_AddStringToObject(cmp, "method", "paired bootstrap 95% percentile interval; two-sided paired permutation p; "
                                                "significant = p < 0.05 and the interval excludes 0; n_needed = units for "
                                                "80% power at the 5% level");
+        cJSON_AddStringToObject(cmp, "stages", "one_shot: dense -> a mask's one-shot model; retrained: dense -> its "
+                                               "retrained model (a pair of methods: both one-shot, or both retrained); "
+                                               "dense_retrained: dense -> retrained-dense, the dense model retrained "
+                                               "alike; retrained_vs_dense_retrained: retrained-dense -> a mask's "
+                                               "retrained model");
         cJSON_AddItemToObject(cmp, "pairs", comparisons);
         comparisons = NULL;
         if (disagreement) {
