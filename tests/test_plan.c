@@ -496,9 +496,111 @@ static void test_command(void **state) {
     assert_err_has((const char *[]){"--mem-per-rank", NULL});
 }
 
+/* The score stage's plan of job `path` with the --set strings `sets` (n of them), on R ranks. */
+static void plan_with(const char *path, const char *const *sets, int n, int R, gp_plan *p) {
+    gp_job job;
+    gp_err err = {0};
+    if (gp_job_load(&job, path, sets, NULL, n, &err)) fail_msg("job: %s", err.msg);
+    if (gp_plan_job(&job, R, 1, 0, p, &err)) fail_msg("plan: %s", err.msg);
+    gp_job_free(&job);
+}
+
+static double part_of(const gp_plan_stage_out *s, const char *name) {
+    for (int k = 0; k < s->nparts; k++)
+        if (!strcmp(s->part[k].name, name)) return s->part[k].bytes;
+    return -1;
+}
+
+/* One-shot reconstruction in the score stage (reconstruct.h): with prune.reconstruct = obs (or
+ * sparsegpt among the methods) the stage needs exactly, on top of the same parts as without,
+ *   (a) 4·C·T·(2·3·S)/R  this rank's calibration hidden states (S = prune.reconstruct_samples),
+ *   (b) one block's inference buffers of eval.batch texts of T tokens (bert.c's forward-only
+ *       layer, model.c's packed batch and pooling rows) beyond the model's buffers the earlier
+ *       stages leave (here the statistics' unit: 3 texts in train mode; one allocation, kept at
+ *       the larger), the padded batch and the block's output 4·B·T·C,
+ *   (c) 16·n²            H, its float32 batch product and U for the widest input n (I, mlp),
+ *   (d) 3·4·ceil(rows/R)·n  this rank's rows of the largest selected weight,
+ * written out here from bert-tiny's shapes (C 32, I 64, 2 heads, 1 block: 76800 + 108232 + 65536 +
+ * 12288 bytes on 2 ranks at T 40, eval.batch 4, S 5); and nothing without it. */
+static void test_reconstruct_plan(void **state) {
+    (void)state;
+    char job[512];
+    snprintf(job, sizeof job, "%s/recon.ini", g_dir);
+    tu_write(job, "[model]\npath = " FIXTURES "/bert-tiny\nmax_length = 40\n[data]\ndomain = " FIXTURES "/corpora/domain.json\n"
+                  "general = " FIXTURES "/corpora/general.jsonl\n[prune]\nreconstruct_samples = 5\n[eval]\nbatch = 4\n");
+    gp_model_config cfg;
+    gp_param_table t;
+    load_shape(FIXTURES "/bert-tiny", &cfg, &t);
+    const int R = 2;
+    const double C = cfg.hidden, I = cfg.intermediate, H = cfg.heads, L = cfg.layers, T = 40, B = 4, S = 5, N = B * T;
+    const double a = 4 * C * T * (2 * 3 * S) / R;
+    /* bert.c inference: embeddings' output and norm N(2C+2), one layer's N(8C+2I+4) and heads·B·T²
+     * probabilities; model.c: pooled/emb rows 3BC + B, ids/positions/touched 3N, offsets B+1 */
+    const double fwd = N * (2 * C + 2) + N * (8 * C + 2 * I + 4) + H * B * T * T;
+    const double block = 4 * fwd + 4 * (3 * B * C + B) + 4 * 3 * N + 4 * (B + 1);
+    /* what the statistics leave (fisher_batch 1: 3 texts of T in train mode, every block's layer) */
+    const double B3 = 3, N3 = B3 * T;
+    const double fwd3 = N3 * (2 * C + 2) + L * (N3 * (8 * C + 2 * I + 4) + H * B3 * T * T);
+    const double kept = 4 * fwd3 + 4 * (3 * B3 * C + B3) + 4 * 3 * N3 + 4 * (B3 + 1);
+    assert_true(block > kept); /* here the block's buffers are the larger */
+    /* the growth, the padded batch 5N + 4N, the block's output */
+    const double b = block - kept + 9 * N + 4 * B * T * C;
+    const double n = I; /* mlp: the down projection [C, I] reads I */
+    const double c = 8 * n * n + 4 * n * n + 4 * n * n;
+    const double d = 3 * 4 * ceil(C / R) * I; /* the down projection: C rows of I; the up projection's ceil(I/R)*C alike */
+    assert_true(a == 76800 && b == 108232 && c == 65536 && d == 12288);
+
+    gp_plan p0, p1, pn, ps, pr, pp;
+    plan_with(job, NULL, 0, R, &p0);
+    plan_with(job, (const char *[]){"prune.reconstruct=obs"}, 1, R, &p1);
+    plan_with(job, (const char *[]){"prune.reconstruct=none"}, 1, R, &pn);
+    const gp_plan_stage_out *s0 = &p0.stage[GP_PLAN_SCORE], *s1 = &p1.stage[GP_PLAN_SCORE];
+    assert_true(s0->runs && s1->runs);
+    assert_true(part_of(s1, "reconstruction inputs") == a);
+    assert_true(part_of(s1, "reconstruction block") == b);
+    assert_true(part_of(s1, "reconstruction H, U") == c);
+    assert_true(part_of(s1, "reconstruction rows") == d);
+    assert_true(part_of(s1, "reconstruction dense") < 0); /* sequential: no dense block */
+    if (s1->total - s0->total != a + b + c + d)
+        fail_msg("score stage grew by %.0f bytes with reconstruct = obs, the formula says %.0f", s1->total - s0->total, a + b + c + d);
+    assert_non_null(strstr(s1->what, "reconstruction"));
+    assert_non_null(strstr(s1->advice, "prune.reconstruct_samples"));
+    /* without it: the same parts as before the reconstruction existed, and every one of them unchanged */
+    assert_true(pn.stage[GP_PLAN_SCORE].total == s0->total);
+    for (int k = 0; k < s0->nparts; k++) {
+        assert_null(strstr(s0->part[k].name, "reconstruction"));
+        assert_true(part_of(s1, s0->part[k].name) == s0->part[k].bytes);
+    }
+    assert_null(strstr(s0->what, "reconstruction"));
+    /* sparsegpt chooses its mask in the same sweep: the same memory, from either list */
+    plan_with(job, (const char *[]){"prune.methods=sparsegpt"}, 1, R, &ps);
+    plan_with(job, (const char *[]){"retrain.methods=sparsegpt"}, 1, R, &pr);
+    assert_true(part_of(&ps.stage[GP_PLAN_SCORE], "reconstruction H, U") == c);
+    assert_true(part_of(&pr.stage[GP_PLAN_SCORE], "reconstruction inputs") == a);
+    /* parallel order: one block's dense selected weights and their swap, 2·4·n_sel/L */
+    plan_with(job, (const char *[]){"prune.reconstruct=obs", "prune.reconstruct_order=parallel"}, 2, R, &pp);
+    assert_true(part_of(&pp.stage[GP_PLAN_SCORE], "reconstruction dense") == 2 * 4 * (2 * C * I));
+
+    /* the command's table names it */
+    int rc = run("%s plan '%s' --ranks 2 --set prune.reconstruct=obs", bin(), job);
+    assert_clean_stderr();
+    assert_int_equal(rc, 0);
+    char *o = slurp("out");
+    if (!strstr(o, "stage score: ") || !strstr(strstr(o, "stage score: "), "; reconstruction: 30 texts (6 x prune.reconstruct_samples)") ||
+        !strstr(o, "reconstruction inputs"))
+        fail_msg("plan:\n%s", o);
+    free(o);
+    cJSON *j = summary("plan");
+    const cJSON *parts = cJSON_GetObjectItem(plan_stage(j, "score"), "parts");
+    assert_true(cJSON_GetObjectItem(parts, "reconstruction H, U")->valuedouble == c);
+    cJSON_Delete(j);
+    gp_param_table_free(&t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_formula_parts),
+        cmocka_unit_test(test_reconstruct_plan),
         cmocka_unit_test(test_command),
         cmocka_unit_test(test_prediction_vs_peak_rss),
         cmocka_unit_test(test_shapes_vs_peak_rss),

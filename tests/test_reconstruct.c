@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "gaprune/fs.h"
+#include "gaprune/json.h"
 #include "gaprune/h5.h"
 #include "gaprune/mask_file.h"
 #include "gaprune/model.h"
@@ -329,6 +330,96 @@ static void test_neurons(void **state) {
     printf("    scope neurons: down projections re-solved over the kept neurons, error %.3f -> %.3f\n", before[1], after[1]);
 }
 
+/* Order parallel: every block's inputs from the dense model. Block 0 sees the same inputs either way
+ * (the embeddings), so its solved weights equal the sequential order's; block 1's differ. */
+static void test_parallel_order(void **state) {
+    (void)state;
+    result seq = score_run("magnitude", "global", "obs", 1, 1, "seq");
+    assert_int_equal(tu_run_in(g_dir,
+                               "%s score job.ini --method magnitude --sparsity 0.5 --set prune.reconstruct=obs --set "
+                               "prune.reconstruct_order=parallel --set output.dir=out-par",
+                               g_bin),
+                     0);
+    char p[4400], q[4400];
+    snprintf(p, sizeof p, "%s/out-par/pruned-magnitude+obs-0.5", g_dir);
+    snprintf(q, sizeof q, "%s/out-par/mask-magnitude+obs-0.5.h5", g_dir);
+    result par;
+    par.w = folder_weights(p, q, &par.keep, &par.nw);
+    par.nk = par.nw;
+    check_errors(q, true);
+    assert_memory_equal(seq.keep, par.keep, (size_t)seq.nk);
+    /* block 0's query, key and value read the embeddings either way; everything after them reads
+     * solved (sequential) or dense (parallel) layers' outputs */
+    const int64_t qkv = 3 * 64 * 64;
+    assert_memory_equal(seq.w, par.w, (size_t)qkv * sizeof(float));
+    assert_memory_not_equal(seq.w + qkv, par.w + qkv, (size_t)(seq.nw - qkv) * sizeof(float));
+    hid_t f = H5Fopen(q, H5F_ACC_RDONLY, H5P_DEFAULT);
+    char *order = gp_h5_read_attr_str(f, GP_MASK_ATTR_RECONSTRUCT_ORDER);
+    assert_string_equal(order, "parallel");
+    free(order);
+    H5Fclose(f);
+    printf("    order parallel: block 0's query, key and value as the sequential order's (bitwise), every later layer "
+           "solved on the dense model's inputs\n");
+    result_free(&seq), result_free(&par);
+}
+
+/* gaprune run on the fixture: rows with and without reconstruction and the dense-retrained
+ * baseline; the reconstructed masks' retraining starts from the reconstructed weights. */
+static void test_run_report(void **state) {
+    (void)state;
+    char p[4400], text[16384];
+    snprintf(p, sizeof p, "%s/run.ini", g_dir);
+    snprintf(text, sizeof text,
+             "[model]\npath = %s/" FIXTURES "/bert-f32\n[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\n"
+             "general = %s/" FIXTURES "/corpora/general.jsonl\n[prune]\nmethods = magnitude, sparsegpt\n"
+             "reconstruct = none, obs\nblock = 16\n[retrain]\nmethods = magnitude, dense\nsteps = 2\nbatch = 4\n"
+             "lr = 1e-3\nwarmup = 1\n[eval]\nretrieval = %s/" FIXTURES "/beir-tiny\n[output]\ndir = out-run\n",
+             g_cwd, g_cwd, g_cwd, g_cwd);
+    tu_write(p, text);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run run.ini", g_bin), 0);
+    snprintf(p, sizeof p, "%s/out-run/report.md", g_dir);
+    size_t len;
+    char *md = tu_read_file(p, &len);
+    const char *rows[] = {"| magnitude | 0.5 |", "| magnitude+obs | 0.5 |", "| sparsegpt | 0.5 |", "| sparsegpt+obs | 0.5 |",
+                          "| magnitude → magnitude+obs |", "Retrained models against the dense model retrained alike"};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if (!strstr(md, rows[i])) fail_msg("report.md lacks \"%s\"", rows[i]);
+    free(md);
+    /* both magnitude masks retrained; the reconstructed one from its own weights: another first loss */
+    snprintf(p, sizeof p, "%s/out-run/report.json", g_dir);
+    char *js = tu_read_file(p, &len);
+    cJSON *j = cJSON_Parse(js);
+    assert_non_null(j);
+    double first[2] = {NAN, NAN}, err[2] = {NAN, NAN};
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(j, "rows")) {
+        const cJSON *mth = cJSON_GetObjectItem(r, "method");
+        const cJSON *fl = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "retraining"), "first_loss");
+        const cJSON *rc = cJSON_GetObjectItem(r, "reconstruction");
+        if (!cJSON_IsString(mth)) continue;
+        if (!strcmp(mth->valuestring, "magnitude") && cJSON_IsNumber(fl)) first[0] = fl->valuedouble;
+        if (!strcmp(mth->valuestring, "magnitude") && rc) fail_msg("a mask-only row with a reconstruction");
+        if (!strcmp(mth->valuestring, "magnitude+obs") && cJSON_IsNumber(fl)) first[1] = fl->valuedouble;
+        if (!strcmp(mth->valuestring, "magnitude+obs") && rc) {
+            err[0] = cJSON_GetObjectItem(rc, "output_error_mask_alone")->valuedouble;
+            err[1] = cJSON_GetObjectItem(rc, "output_error_written")->valuedouble;
+        }
+    }
+    assert_true(isfinite(first[0]) && isfinite(first[1]) && first[0] != first[1]);
+    assert_true(err[1] < err[0] && err[0] > 0);
+    assert_non_null(cJSON_GetObjectItem(j, "dense_retrained"));
+    cJSON_Delete(j);
+    free(js);
+    /* a rerun finds every mask, folder and evaluation current */
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run run.ini", g_bin), 0);
+    char *log = tu_read_in(g_dir, "out.txt");
+    assert_null(strstr(log, "reconstruct: block"));
+    assert_non_null(strstr(log, "pruned-magnitude+obs-0.5 are up to date"));
+    free(log);
+    printf("    gaprune run: rows with and without reconstruction, sparsegpt's, the dense-retrained baseline; a rerun "
+           "reconstructs nothing\n");
+}
+
 static void test_bad_settings(void **state) {
     (void)state;
     const int rc = tu_run_in(g_dir, "%s score job.ini --method sparsegpt --set prune.layers=mlp --set prune.scope=neurons",
@@ -350,6 +441,8 @@ int main(void) {
         cmocka_unit_test(test_ranks_and_threads),
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_neurons),
+        cmocka_unit_test(test_parallel_order),
+        cmocka_unit_test(test_run_report),
         cmocka_unit_test(test_bad_settings),
     };
     return cmocka_run_group_tests_name("reconstruct", tests, setup, teardown);

@@ -1247,6 +1247,90 @@ static void test_neurons_by_hand(void **state) {
     free(sp), free(eq), free(hd);
 }
 
+/* A mask written with one-shot reconstruction (prune.reconstruct = obs): `gaprune inspect` prints
+ * its settings and a row per /summary tensor with the errors of reconstruction/error_before and
+ * error_after, as the file holds them; errors that are not one value per /summary row (too many,
+ * an extent the file does not hold) give the settings and a note, never a buffer sized by them. */
+static void test_inspect_reconstruction(void **state) {
+    (void)state;
+    write_job("rec", "bert-tiny", NULL);
+    assert_int_equal(tu_run_in(g_dir, "%s score rec.ini --method magnitude --sparsity 0.5 --set prune.reconstruct=obs", bin()), 0);
+    char *mask = in_dir("out-rec/mask-magnitude+obs-0.5.h5");
+    hid_t f = H5Fopen(mask, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    size_t n = 0;
+    gp_mask_summary_row *r = gp_mask_summary_read(f, &n);
+    assert_non_null(r);
+    assert_int_equal(n, 2); /* bert-tiny's MLP: intermediate and output of its one block */
+    double before[2], after[2];
+    assert_int_equal(gp_h5_read_f64(f, GP_MASK_RECON_ERROR_BEFORE, before, n), GP_OK);
+    assert_int_equal(gp_h5_read_f64(f, GP_MASK_RECON_ERROR_AFTER, after, n), GP_OK);
+    H5Fclose(f);
+
+    assert_int_equal(tu_run_in(g_dir, "%s inspect 'out-rec/mask-magnitude+obs-0.5.h5'", bin()), 0);
+    char *o = in_dir("out.txt"), *txt = tu_read_file(o, NULL);
+    assert_non_null(txt);
+    if (!strstr(txt, "reconstruction: obs, order sequential, dampening 0.01, general weight 1, block 128, ") ||
+        !strstr(txt, "calibration: domain ") || !strstr(txt, "texts, "))
+        fail_msg("inspect: no reconstruction settings:\n%s", txt);
+    const char *head = strstr(txt, "error before");
+    if (!head || !strstr(head, "error after") || !strstr(head, "after/before")) fail_msg("inspect: no error table:\n%s", txt);
+    /* the table: its rows between the header and "mean", one per /summary row, in its order */
+    const char *line = strchr(head, '\n') + 1;
+    size_t rows = 0;
+    double sb = 0, sa = 0;
+    for (; *line && strncmp(line, "mean ", 5); line = strchr(line, '\n') + 1, rows++) {
+        if (rows >= n) fail_msg("inspect: more rows than /summary's %zu:\n%s", n, txt);
+        const size_t l = strlen(r[rows].param);
+        if (strncmp(line, r[rows].param, l) || line[l] != ' ') fail_msg("inspect: row %zu is not %s:\n%s", rows, r[rows].param, txt);
+        char b[64], a[64], ratio[64], want_b[64], want_a[64], want_r[64];
+        assert_int_equal(sscanf(line + l, "%63s %63s %63s", b, a, ratio), 3);
+        snprintf(want_b, sizeof want_b, "%.6g", before[rows]);
+        snprintf(want_a, sizeof want_a, "%.6g", after[rows]);
+        snprintf(want_r, sizeof want_r, "%.4g", after[rows] / before[rows]);
+        if (strcmp(b, want_b) || strcmp(a, want_a) || strcmp(ratio, want_r))
+            fail_msg("inspect: %s: %s %s %s, the file holds %s %s (ratio %s)", r[rows].param, b, a, ratio, want_b, want_a, want_r);
+        assert_true(before[rows] > 0 && after[rows] < before[rows]); /* the reconstruction helps */
+        sb += before[rows], sa += after[rows];
+    }
+    assert_int_equal(rows, n);
+    char mean[128];
+    snprintf(mean, sizeof mean, " %14.6g %14.6g ", sb / (double)n, sa / (double)n);
+    if (strncmp(line, "mean ", 5) || !strstr(line, mean)) fail_msg("inspect: no mean row \"%s\":\n%s", mean, txt);
+    free(txt);
+
+    /* three values for two rows: the settings and a note, no table */
+    const double three[3] = {0.5, 0.25, 0.125};
+    h5e_replace(mask, GP_MASK_RECON_ERROR_AFTER, H5T_NATIVE_DOUBLE, three, 3);
+    expect_run(NULL, "inspect 'out-rec/mask-magnitude+obs-0.5.h5'");
+    txt = tu_read_file(o, NULL);
+    if (!strstr(txt, "reconstruction: obs, ") || !strstr(txt, "no per-tensor errors") || strstr(txt, "error before"))
+        fail_msg("inspect with 3 errors for 2 rows:\n%s", txt);
+    free(txt);
+    /* an extent of 2^40 values the file does not hold: not read, not allocated */
+    hid_t w = H5Fopen(mask, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(H5Ldelete(w, GP_MASK_RECON_ERROR_BEFORE, H5P_DEFAULT) >= 0);
+    hsize_t huge = (hsize_t)1 << 40, chunk = 1024;
+    hid_t sp = H5Screate_simple(1, &huge, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    hid_t d = H5Dcreate2(w, GP_MASK_RECON_ERROR_BEFORE, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(d >= 0);
+    H5Dclose(d), H5Pclose(dcpl), H5Sclose(sp), H5Fclose(w);
+    h5e_replace(mask, GP_MASK_RECON_ERROR_AFTER, H5T_NATIVE_DOUBLE, after, 2);
+    expect_run(NULL, "inspect 'out-rec/mask-magnitude+obs-0.5.h5'");
+    txt = tu_read_file(o, NULL);
+    if (!strstr(txt, "no per-tensor errors") || strstr(txt, "error before")) fail_msg("inspect with a 2^40 extent:\n%s", txt);
+    free(txt);
+    /* a mask without reconstruction: no such lines */
+    assert_int_equal(tu_run_in(g_dir, "%s score rec.ini --method magnitude --sparsity 0.5", bin()), 0);
+    assert_int_equal(tu_run_in(g_dir, "%s inspect out-rec/mask-magnitude-0.5.h5", bin()), 0);
+    txt = tu_read_file(o, NULL);
+    if (strstr(txt, "reconstruction")) fail_msg("inspect of a mask without reconstruction:\n%s", txt);
+    printf("    inspect: reconstruction settings and %zu rows of errors as the file holds them; damaged errors: a note\n", n);
+    free(txt), free(o), free(mask);
+    gp_mask_summary_free(r, n);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_magnitude_against_reference),
@@ -1261,6 +1345,7 @@ int main(void) {
         cmocka_unit_test(test_neurons_global),
         cmocka_unit_test(test_scaled_and_obd),
         cmocka_unit_test(test_variants),
+        cmocka_unit_test(test_inspect_reconstruction),
     };
     /* GP_TEST_FILTER=test_heads runs one test while iterating (cmocka's pattern) */
     if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));

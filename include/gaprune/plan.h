@@ -15,10 +15,22 @@
  *             16·n replicated or 16·(largest owner block) sharded + the squares being sent
  *             4·W·n/L and MPI's temporaries of the pieces in flight 4·W·GP_DIST_INFLIGHT·piece; Wanda's sums 8·Σ inputs; one unit of 3·fisher_batch texts kept for
  *             backward (bert.c/qwen3.c)
- *   score     weights 4·P (reread from the folder between masks, no dense copy); every rank's
- *             slice (its owner block): scores, bits and piece buffers (score.c,
- *             gp_select_smallest), and the whole mask's bits n/8; rank 0 one tensor's mask
- *             bytes (and scores with prune.save_scores) while it writes the file
+ *   score     the masks of prune.methods and retrain.methods: weights 4·P (reread from the folder
+ *             between masks, no dense copy); every rank's slice (its owner block): scores, bits
+ *             and piece buffers (score.c, gp_select_smallest), and the whole mask's bits n/8;
+ *             rank 0 one tensor's mask bytes (and scores with prune.save_scores) while it writes
+ *             the file. With one-shot reconstruction (prune.reconstruct lists obs, or sparsegpt is
+ *             among prune.methods / retrain.methods; reconstruct.h) the "reconstruction" parts
+ *             too: this rank's calibration hidden states 4·C·T·(2·3·S)/R (S =
+ *             prune.reconstruct_samples triplets per corpus, T = min(model.max_length, the
+ *             model's own), every text full); one block's inference buffers of eval.batch texts
+ *             of T tokens (gp_model_block; the eval stage's forward-only model) where they exceed
+ *             the model's buffers carried from the earlier stages (one allocation, kept at the
+ *             larger, and carried on into the later stages), the padded batch and the block's
+ *             output 4·B·T·C; H, its float32 batch product and U,
+ *             16·n² for n the widest input of a selected weight; this rank's rows of the largest
+ *             selected weight three times, 3·4·ceil(rows/R)·n (dense copy, errors, keep bits);
+ *             with prune.reconstruct_order = parallel one block's dense selected weights twice
  *   retrain   weights, gradients and both AdamW moments 16·P; the activations of this rank's
  *             ceil(batch/R) triplets; the gathered embeddings and InfoNCE of the whole batch;
  *             the mask bits
@@ -27,7 +39,8 @@
  *             corpus texts and embeddings, one block of queries' embeddings and top-100 lists
  * The model's activation buffers only grow and are kept (bert.c, qwen3.c, model.c), so in one
  * process a stage also holds the largest forward and backward buffers of the stages before it:
- * the plan carries them (sample -> stats -> eval -> score -> retrain, as `gaprune run`).
+ * the plan carries them (sample -> stats -> eval -> score's reconstruction -> retrain, as
+ * `gaprune run`).
  * Every sequence is taken as full (the worst case); the tokenizer is 2 × its files; a measured
  * constant stands for MPI, HDF5, OpenBLAS and libc.
  *

@@ -31,6 +31,10 @@ typedef struct {
     bool did_retrain;             /* retrained, evaluated or not (no [eval] sets still retrain) */
     double first_loss, last_loss; /* of the retraining */
     int64_t params, disk_bytes;   /* of the pruned folder (gp_pruned): fewer and smaller for whole neurons */
+    /* reconstruction (gp_pruned): the mean relative output error on the calibration inputs of the
+     * mask alone and as written; both NaN (or 0 in a zeroed row) when it did not run */
+    bool reconstructed;
+    double recon_err_before, recon_err_after;
 } gp_report_row;
 
 typedef struct {

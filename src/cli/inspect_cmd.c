@@ -5,8 +5,10 @@
  *           the mean alignment cosine; the figure shows the per-layer mean Fisher of both corpora
  *           and a histogram of log10 F_dom over all weights.
  * mask-*.h5: per layer the selected weights, kept, sparsity, score range and the
- *           fisher-vs-magnitude ratio; the figure shows the kept fraction per layer and a
- *           histogram of the scores (of /score when saved, else of the per-tensor sparsity).
+ *           fisher-vs-magnitude ratio; with one-shot reconstruction its settings and per tensor
+ *           the relative output error before and after (reconstruction/error_*); the figure
+ *           shows the kept fraction per layer and a histogram of the scores (of /score when
+ *           saved, else of the per-tensor sparsity).
  */
 #include <hdf5.h>
 #include <math.h>
@@ -25,6 +27,7 @@
 #define MAXL 256 /* layers shown; the last slot collects tensors outside the blocks */
 
 static void print_structs(hid_t f, gp_struct_kind k);
+static void print_reconstruction(hid_t f, const gp_mask_summary_row *r, size_t n);
 #define MAX_WEIGHTS ((int64_t)1 << 40) /* gaprune's limit on a model's parameters (src/model/arch.h) */
 #define NBINS 40
 
@@ -329,6 +332,7 @@ static int inspect_mask(hid_t f, const char *path, const char *svg_path) {
     }
     print_structs(f, GP_STRUCT_NEURONS);
     print_structs(f, GP_STRUCT_HEADS);
+    print_reconstruction(f, r, n);
     /* the histogram: scores when saved, else the per-tensor sparsity */
     bool scores = H5Lexists(f, GP_MASK_SCORE, H5P_DEFAULT) > 0;
     if (scores) {
@@ -394,6 +398,79 @@ static void print_structs(hid_t f, gp_struct_kind k) {
     }
     free(keep);
     free(score);
+}
+
+/* One value per /summary row of the float dataset `name` (n of them, n bounded by /summary's
+ * stored rows), or NULL when the file has no such dataset or it does not store exactly n values:
+ * the buffer is never sized by the dataset's own extent. */
+static double *read_per_row(hid_t f, const char *name, size_t n) {
+    if (!n) return NULL;
+    H5E_auto2_t fn;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* a path through something that is not a group: absent, silently */
+    const char *slash = strrchr(name, '/');
+    char group[64];
+    snprintf(group, sizeof group, "%.*s", slash ? (int)(slash - name) : 0, name);
+    hid_t d = (!*group || H5Lexists(f, group, H5P_DEFAULT) > 0) && H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+    double *x = NULL;
+    if (d >= 0 && gp_h5_stored_points(d) == (hssize_t)n) {
+        x = gp_malloc(n * sizeof(double));
+        if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) < 0) {
+            free(x);
+            x = NULL;
+        }
+    }
+    if (d >= 0) H5Dclose(d);
+    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    return x;
+}
+
+/* A mask written with one-shot reconstruction (reconstruct.h; the GP_MASK_ATTR_RECONSTRUCT*
+ * and calibration attributes): its settings on one line, then per /summary tensor the relative
+ * output error of the mask alone and of the written weights, and their ratio. Nothing for
+ * another mask; the settings alone when the errors are not one per /summary row. */
+static void print_reconstruction(hid_t f, const gp_mask_summary_row *r, size_t n) {
+    char *kind = gp_h5_read_attr_str(f, GP_MASK_ATTR_RECONSTRUCT);
+    if (!kind) return;
+    char *order = gp_h5_read_attr_str(f, GP_MASK_ATTR_RECONSTRUCT_ORDER);
+    char *cal[2] = {gp_h5_read_attr_str(f, GP_MASK_ATTR_CALIBRATION_DOMAIN), gp_h5_read_attr_str(f, GP_MASK_ATTR_CALIBRATION_GENERAL)};
+    double damp = NAN, general = NAN, seconds = NAN;
+    int64_t block = -1, texts[2] = {-1, -1}, tokens[2] = {-1, -1};
+    gp_h5_read_attr_double(f, GP_MASK_ATTR_DAMPENING, &damp);
+    gp_h5_read_attr_double(f, GP_MASK_ATTR_RECONSTRUCT_GENERAL, &general);
+    gp_h5_read_attr_double(f, GP_MASK_ATTR_RECONSTRUCT_SECONDS, &seconds);
+    gp_h5_read_attr_int(f, GP_MASK_ATTR_BLOCK, &block);
+    gp_h5_read_attr_int(f, GP_MASK_ATTR_CALIBRATION_TEXTS_DOMAIN, &texts[0]);
+    gp_h5_read_attr_int(f, GP_MASK_ATTR_CALIBRATION_TEXTS_GENERAL, &texts[1]);
+    gp_h5_read_attr_int(f, GP_MASK_ATTR_CALIBRATION_TOKENS_DOMAIN, &tokens[0]);
+    gp_h5_read_attr_int(f, GP_MASK_ATTR_CALIBRATION_TOKENS_GENERAL, &tokens[1]);
+    printf("reconstruction: %s, order %s, dampening %g, general weight %g, block %lld, %.3g s; calibration: domain %s "
+           "(%lld texts, %lld tokens), general %s (%lld texts, %lld tokens)\n",
+           kind, order ? order : "?", damp, general, (long long)block, seconds, cal[0] ? cal[0] : "?", (long long)texts[0],
+           (long long)tokens[0], cal[1] ? cal[1] : "?", (long long)texts[1], (long long)tokens[1]);
+    double *before = read_per_row(f, GP_MASK_RECON_ERROR_BEFORE, n), *after = read_per_row(f, GP_MASK_RECON_ERROR_AFTER, n);
+    if (before && after) {
+        int w = 6; /* the tensor column: the longest name, within reason */
+        for (size_t i = 0; i < n; i++) {
+            const int l = (int)strlen(r[i].param);
+            w = l > w ? (l < 80 ? l : 80) : w;
+        }
+        printf("relative output error ||X W'^T - X W^T|| / ||X W^T|| on the calibration inputs: the mask alone (before), the "
+               "written weights (after)\n");
+        printf("%-*s %14s %14s %12s\n", w, "tensor", "error before", "error after", "after/before");
+        double sb = 0, sa = 0;
+        for (size_t i = 0; i < n; i++) {
+            printf("%-*s %14.6g %14.6g %12.4g\n", w, r[i].param, before[i], after[i], before[i] > 0 ? after[i] / before[i] : NAN);
+            sb += before[i], sa += after[i];
+        }
+        printf("%-*s %14.6g %14.6g %12.4g\n", w, "mean", sb / (double)n, sa / (double)n, sb > 0 ? sa / sb : NAN);
+    } else {
+        printf("reconstruction: no per-tensor errors (/" GP_MASK_RECON_ERROR_BEFORE " and /" GP_MASK_RECON_ERROR_AFTER
+               " are not one value per /" GP_MASK_SUMMARY " row)\n");
+    }
+    free(before), free(after);
+    free(kind), free(order), free(cal[0]), free(cal[1]);
 }
 
 int gp_cmd_inspect(int argc, char **argv) {

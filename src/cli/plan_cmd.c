@@ -56,10 +56,10 @@ int gp_cmd_plan(int argc, char **argv) {
             const gp_plan_stage_out *o = &p.stage[s];
             if (!o->runs) continue;
             printf("stage %s: %s\n", o->name, o->what);
-            printf("  %-18s %12s  %s\n", "component", "MiB/rank", "formula");
+            printf("  %-21s %12s  %s\n", "component", "MiB/rank", "formula");
             for (int k = 0; k < o->nparts; k++)
-                printf("  %-18s %12.1f  %s\n", o->part[k].name, o->part[k].bytes / 1048576.0, o->part[k].formula);
-            printf("  %-18s %12.1f  %s\n", "total", o->total / 1048576.0,
+                printf("  %-21s %12.1f  %s\n", o->part[k].name, o->part[k].bytes / 1048576.0, o->part[k].formula);
+            printf("  %-21s %12.1f  %s\n", "total", o->total / 1048576.0,
                    limit <= 0 ? "" : o->total <= limit ? "fits" : "DOES NOT FIT");
         }
         if (limit > 0) printf("limit: %.1f MiB per rank (%s)\n", limit / 1048576.0, limit_from);

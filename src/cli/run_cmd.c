@@ -143,6 +143,8 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
     if (rc) return rc;
     r->achieved = pr.sparsity, r->zero_fraction = pr.zero_fraction, r->fisher_ratio = pr.fisher_ratio;
     r->params = pr.params, r->disk_bytes = pr.disk_bytes;
+    r->reconstructed = !isnan(pr.recon_err_before);
+    r->recon_err_before = pr.recon_err_before, r->recon_err_after = pr.recon_err_after;
     char h[65], tag[160];
     hash_of(pr.hash, eval_hash, h);
     snprintf(tag, sizeof tag, "pruned-%s", pr.tag);

@@ -369,18 +369,31 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     const acts a_eval = eval_runs ? model_acts(c, B_eval, t_eval, TH, false, false) : (acts){0, 0, 0};
 
     /* retrain: this rank's ceil(batch/R) triplets */
-    const bool retrain_runs = job->retrain.methods.n > 0 && job->retrain.steps > 0;
+    const bool retrain_runs = (job->retrain.methods.n > 0 || job->retrain.dense) && job->retrain.steps > 0;
     const double B = job->retrain.batch, b = ceil_div(B, R);
     const int T_rt = job->model.max_length < mf.max_length ? job->model.max_length : mf.max_length;
     /* retrain.micro_batch: the activations kept are those of one micro-batch (retrain.c) */
     const double ub = job->retrain.micro_batch > 0 && job->retrain.micro_batch < b ? job->retrain.micro_batch : b;
     const acts a_rt = retrain_runs ? model_acts(c, 3 * ub, T_rt, TH, true, job->model.recompute) : (acts){0, 0, 0};
 
-    /* the model's kept buffers in gaprune run's order: sample, stats, eval (dense), score, eval,
-     * retrain, eval */
-    const acts *order[4] = {&a_sample, &a_stats, &a_eval, &a_rt};
-    acts carry[4];
-    for (int i = 0; i < 4; i++) {
+    /* one-shot reconstruction (reconstruct.c), part of the score stage: prune.reconstruct = obs, or
+     * sparsegpt (GP_NEED_OBS) among the criteria a run makes masks of (prune.methods, retrain.methods).
+     * It runs one block at a time on batches of eval.batch calibration texts of T tokens (the
+     * model's inference buffers of one block, gp_model_block) */
+    bool recon = false;
+    for (int k = 0; k < job->prune.n_reconstruct; k++) recon |= job->prune.reconstruct[k] == GP_RECON_OBS;
+    {
+        const gp_criteria_list *lists[2] = {&job->prune.methods, &job->retrain.methods};
+        for (int l = 0; l < 2; l++)
+            for (int k = 0; k < lists[l]->n; k++) recon |= (lists[l]->v[k]->needs & GP_NEED_OBS) != 0;
+    }
+    const acts a_recon = recon ? model_acts(c, B_eval, T_rt, TH, false, false) : (acts){0, 0, 0};
+
+    /* the model's kept buffers in gaprune run's order: sample, stats, eval (dense), score (with
+     * its reconstruction), eval, retrain, eval */
+    const acts *order[5] = {&a_sample, &a_stats, &a_eval, &a_recon, &a_rt};
+    acts carry[5];
+    for (int i = 0; i < 5; i++) {
         carry[i] = *order[i];
         if (i) carry[i].fwd = dmax(carry[i].fwd, carry[i - 1].fwd), carry[i].bwd = dmax(carry[i].bwd, carry[i - 1].bwd);
     }
@@ -405,10 +418,12 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         }
     }
 
-    /* score */
+    /* score: the masks of prune.methods and of retrain.methods (gaprune run makes both) */
     gp_plan_stage_out *sc = &out->stage[GP_PLAN_SCORE];
-    sc->runs = job->prune.methods.n > 0;
-    sc->advice = "more ranks (each scores its slice) or fewer prune.layers";
+    sc->runs = job->prune.methods.n > 0 || job->retrain.methods.n > 0;
+    sc->advice = recon ? "more ranks (each scores its slice and keeps 1/R of the reconstruction's calibration states), a "
+                         "smaller prune.reconstruct_samples or eval.batch, or fewer prune.layers"
+                       : "more ranks (each scores its slice) or fewer prune.layers";
     {
         gp_model shape = {0};
         shape.cfg = mf.cfg;
@@ -416,21 +431,34 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         int64_t *off = gp_malloc((size_t)(mf.table.n ? mf.table.n : 1) * sizeof *off), *bounds = gp_calloc((size_t)R + 1, sizeof *bounds);
         const int64_t N = gp_stats_layout(&shape, job->prune.layers, off);
         gp_stats_blocks(&mf.table, off, N, R, bounds);
-        double s_max = 0, T = 1, cmax = 1;
+        double s_max = 0, T = 1, cmax = 1, share_max = 0;
         for (int q = 0; q < R; q++) s_max = dmax(s_max, (double)(bounds[q + 1] - bounds[q]));
         for (int i = 0; i < mf.table.n; i++)
-            if (off[i] >= 0) T = dmax(T, (double)mf.table.p[i].numel), cmax = dmax(cmax, (double)mf.table.p[i].shape[1]);
+            if (off[i] >= 0) {
+                const gp_param *t = &mf.table.p[i];
+                T = dmax(T, (double)t->numel), cmax = dmax(cmax, (double)t->shape[1]);
+                /* reconstruct.c solve_item: rank q takes rows [rows*q/R, rows*(q+1)/R), at most ceil(rows/R) */
+                share_max = dmax(share_max, ceil_div((double)t->shape[0], R) * (double)t->shape[1]);
+            }
         free(off), free(bounds);
         const double q = s_max < T ? s_max : T; /* a piece is at most a whole tensor and the slice */
         const bool save = job->prune.save_scores;
         bool refcode = false, wanda = false;
-        for (int k = 0; k < job->prune.methods.n; k++) {
-            const gp_criterion *cr = job->prune.methods.v[k];
-            refcode |= (cr->needs & GP_NEED_FISHER) && job->stats.alignment == GP_ALIGN_REFCODE;
-            wanda |= (cr->needs & GP_NEED_ACT) != 0;
-        }
-        snprintf(sc->what, sizeof sc->what, "each rank scores its slice of %.0f selected elements (largest %.0f, pieces up to %.0f)",
-                 n_sel, s_max, q);
+        const gp_criteria_list *lists[2] = {&job->prune.methods, &job->retrain.methods};
+        for (int l = 0; l < 2; l++)
+            for (int k = 0; k < lists[l]->n; k++) {
+                const gp_criterion *cr = lists[l]->v[k];
+                refcode |= (cr->needs & GP_NEED_FISHER) && job->stats.alignment == GP_ALIGN_REFCODE;
+                wanda |= (cr->needs & GP_NEED_ACT) != 0;
+            }
+        const int n_what = snprintf(sc->what, sizeof sc->what,
+                                    "each rank scores its slice of %.0f selected elements (largest %.0f, pieces up to %.0f)", n_sel,
+                                    s_max, q);
+        if (recon && n_what > 0 && (size_t)n_what < sizeof sc->what)
+            snprintf(sc->what + n_what, sizeof sc->what - (size_t)n_what,
+                     "; reconstruction: %.0f texts (6 x prune.reconstruct_samples) x %d tokens / %d rank%s, batches of %d "
+                     "(eval.batch), widest input %.0f",
+                     6.0 * (double)job->prune.reconstruct_samples, T_rt, R, R > 1 ? "s" : "", B_eval, cmax);
         padd(sc, "weights", 4 * P, "4*P (float32 parameters; reread from the folder between masks)");
         padd(sc, "scoring buffers", score_slice_bytes(s_max, q, cmax, (double)N, refcode, wanda),
              "4s + s/8 + N/8 + 4q + 8q Fisher (+8(q+2c) refcode, +4c wanda) + 1.25 MiB (score.c, gp_select_smallest)");
@@ -446,6 +474,29 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
                  "column sums (scopes neurons, heads)");
         }
         padd(sc, "model activations", carry[2].fwd + carry[2].bwd, carry_f);
+        if (recon) {
+            /* reconstruct.h: (a) this rank's batches' hidden states, 3*prune.reconstruct_samples texts of
+             * each corpus at T tokens (every sequence full) over R ranks; (b) one block's inference
+             * buffers of one batch of eval.batch texts (the model's, gp_model_block: their growth over
+             * the kept ones) and the block's output; (c) H in double, its float32 batch product and U
+             * for the widest input n of a selected weight; (d) this rank's rows of a selected weight
+             * three times (dense copy, errors, keep bits) */
+            const double texts = 2 * 3 * (double)job->prune.reconstruct_samples, n = cmax;
+            padd(sc, "reconstruction inputs", 4 * C * T_rt * texts / R,
+                 "4*C*T*6*S/R: this rank's share of the calibration hidden states, 3*prune.reconstruct_samples texts "
+                 "of each corpus at T tokens (reconstruct.c)");
+            /* the model's buffers are one allocation kept at its largest (bert_alloc, qwen3_alloc): the
+             * block's forward adds only what it needs beyond those carried from the earlier stages */
+            padd(sc, "reconstruction block", carry[3].fwd - carry[2].fwd + a_recon.batch + 4.0 * B_eval * T_rt * C,
+                 "one block's inference buffers for eval.batch texts x T tokens beyond the model's kept ones (they grow "
+                 "to the larger), the padded batch, the block's output 4*B*T*C (gp_model_block, reconstruct.c)");
+            padd(sc, "reconstruction H, U", 16 * n * n, "8n^2 H + 4n^2 float32 batch product + 4n^2 factor U, n the widest input");
+            padd(sc, "reconstruction rows", 3 * 4 * share_max,
+                 "3*4*ceil(rows/R)*n: this rank's rows of the largest selected weight: dense copy, errors, keep bits");
+            if (job->prune.reconstruct_order == GP_RECON_PARALLEL)
+                padd(sc, "reconstruction dense", 2 * 4 * (c->layers > 0 ? (double)N / c->layers : (double)N),
+                     "2*4*n/L: one block's dense selected weights and their swap (prune.reconstruct_order = parallel)");
+        }
         padd(sc, "tokenizer", tok, tok_f);
         padd(sc, "runtime", runtime, runtime_f);
     }
@@ -502,7 +553,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
             padd(rt, "summed gradient slice", state - 4 * P - grads_full - moments,
                  "4*P/R: the sum of this rank's slice + 4*2*min(4*2^22, P/L, P/R) of reductions in flight (optimizer_sharding = gradients)");
         padd(rt, "mask", n_sel / 8, "n/8: the keep bits");
-        padd(rt, "model activations", carry[3].fwd + carry[3].bwd, carry_f);
+        padd(rt, "model activations", carry[4].fwd + carry[4].bwd, carry_f);
         padd(rt, "step buffers",
              a_rt.batch + 4 * (3 * b + 1) * C * 2 + 4 * 3 * B * C + 4 * 2 * B * C + 4 * 3 * B * C + 4 * (6 * B * C + 3 * B + 4 * B * B) + 8 * B,
              "emb, demb 2*4*(3b+1)*C; gathered q, p, n 12*B*C, docs 8*B*C; dq, dd 12*B*C; InfoNCE 4*(6BC + 4B^2)");
@@ -518,7 +569,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     snprintf(ev->what, sizeof ev->what, "%d texts x %.0f tokens (model.max_length, bounded by the longest line)", B_eval, t_eval);
     padd(ev, "weights", 4 * P, "4*P (float32 parameters)");
     padd(ev, "mask", n_sel / 8, "n/8: the keep bits of the mask evaluated");
-    padd(ev, "model activations", carry[3].fwd + carry[3].bwd, carry_f);
+    padd(ev, "model activations", carry[4].fwd + carry[4].bwd, carry_f);
     padd(ev, "encode batch", a_eval.batch, "eval.batch padded texts (per call)");
     padd(ev, "eval set", eval_sets, eval_set_f);
     padd(ev, "tokenizer", tok, tok_f);

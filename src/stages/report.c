@@ -332,15 +332,16 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
         fprintf(f, "\n(A mean over sets of different metrics has no paired interval; each set's table has them.)\n\n");
     }
     fprintf(f, "## masks\n\n| method | sparsity | achieved | zeros in the model | parameters | weights on disk (MB) | "
-               "encode texts/s (× dense) | fisher/magnitude term ratio | retraining loss (first → last step) |\n"
-               "|---|---|---|---|---|---|---|---|---|\n");
+               "encode texts/s (× dense) | fisher/magnitude term ratio | output error, mask alone → written | "
+               "retraining loss (first → last step) |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n");
     const double dense_rate = encode_rate(dense);
     char rate[64] = "", ratio[32] = "";
     if (!isnan(dense_rate)) snprintf(rate, sizeof rate, "%.1f", dense_rate);
     char dloss[64] = "";
     if (dense_rt && dense_rt->did_retrain)
         snprintf(dloss, sizeof dloss, "%.4f → %.4f", dense_rt->first_loss, dense_rt->last_loss);
-    fprintf(f, "| dense | 0 | | | %zu | %.2f | %s | | %s |\n", m->n_params, (double)m->disk_bytes / 1e6, rate, dloss);
+    fprintf(f, "| dense | 0 | | | %zu | %.2f | %s | | | %s |\n", m->n_params, (double)m->disk_bytes / 1e6, rate, dloss);
     for (int i = 0; i < nrows; i++) {
         char loss[64] = "";
         if (rows[i].did_retrain) snprintf(loss, sizeof loss, "%.4f → %.4f", rows[i].first_loss, rows[i].last_loss);
@@ -348,9 +349,12 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
         rate[0] = ratio[0] = '\0';
         if (!isnan(r)) snprintf(rate, sizeof rate, isnan(dense_rate) ? "%.1f" : "%.1f (%.2f×)", r, r / dense_rate);
         if (!isnan(rows[i].fisher_ratio)) snprintf(ratio, sizeof ratio, "%.3g", rows[i].fisher_ratio);
-        fprintf(f, "| %s | %g | %.4f | %.2f%% | %lld | %.2f | %s | %s | %s |\n", rows[i].method, rows[i].sparsity,
+        char recon[64] = "";
+        if (rows[i].reconstructed && !isnan(rows[i].recon_err_before))
+            snprintf(recon, sizeof recon, "%.4f → %.4f", rows[i].recon_err_before, rows[i].recon_err_after);
+        fprintf(f, "| %s | %g | %.4f | %.2f%% | %lld | %.2f | %s | %s | %s | %s |\n", rows[i].method, rows[i].sparsity,
                 rows[i].achieved, 100 * rows[i].zero_fraction, (long long)rows[i].params, (double)rows[i].disk_bytes / 1e6,
-                rate, ratio, loss);
+                rate, ratio, recon, loss);
     }
     if (job->prune.scope.kind == GP_SCOPE_NEURONS_GLOBAL)
         fprintf(f, "\n**Scope neurons-global: folders that only gaprune reads.** The MLP neurons were ranked over all "
@@ -454,6 +458,11 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             cJSON_AddNumberToObject(r, "params", (double)rows[i].params);
             cJSON_AddNumberToObject(r, "weights_bytes", (double)rows[i].disk_bytes);
             if (!isnan(rows[i].fisher_ratio)) cJSON_AddNumberToObject(r, "fisher_vs_magnitude", rows[i].fisher_ratio);
+            if (rows[i].reconstructed && !isnan(rows[i].recon_err_before)) {
+                cJSON *rec = cJSON_AddObjectToObject(r, "reconstruction");
+                cJSON_AddNumberToObject(rec, "output_error_mask_alone", rows[i].recon_err_before);
+                cJSON_AddNumberToObject(rec, "output_error_written", rows[i].recon_err_after);
+            }
             const double rate_i = encode_rate(rows[i].one_shot);
             if (!isnan(rate_i) && !isnan(dense_rate)) cJSON_AddNumberToObject(r, "encode_vs_dense", rate_i / dense_rate);
             cJSON_AddItemToObject(r, "one_shot", rows[i].one_shot ? cJSON_Duplicate(rows[i].one_shot, 1) : cJSON_CreateNull());
