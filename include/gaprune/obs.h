@@ -81,5 +81,9 @@ gp_status gp_obs_prune(float *W, int64_t rows, int64_t n, const float *U, const 
 void gp_obs_output_error(const double *H, int64_t n, const float *a, const float *b, int64_t rows, double *err2,
                          double *norm2);
 
+/* The k lowest of sal[0..N) marked 1 in prune[0..N) (the rest 0), in the order (value, index): ties
+ * to the lower index, so [rows, count] row-major goes by row, then column. */
+void gp_obs_pick_lowest(const float *sal, int64_t N, int64_t k, uint8_t *prune);
+
 /* The exact count the cumulative floors give: floor(p · n + 1e-9) (the 1e-9 makes 0.3 · 10 give 3). */
 int64_t gp_obs_floor(double p, int64_t n);

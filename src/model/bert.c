@@ -282,23 +282,27 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
     gp_embedding_backward(EG(m, E_WTE), EG(m, E_WPE), EG(m, E_WTT), dres, pk->ids, pk->pos, N, C);
 }
 
+/* fn for block l's linear layers with their inputs: x, and what a (block l's activations) holds. */
+static void bert_block_inputs(const gp_model *m, const layer_acts *a, int l, const float *x, int N, gp_linear_input_fn fn,
+                              void *ctx) {
+    const int C = m->cfg.hidden, A = m->cfg.heads * m->cfg.head_dim, I = gp_config_inter(&m->cfg, l);
+    const int base = E_COUNT + l * L_COUNT;
+    fn(ctx, base + L_QW, x, N, C);
+    fn(ctx, base + L_KW, x, N, C);
+    fn(ctx, base + L_VW, x, N, C);
+    fn(ctx, base + L_AOW, a->ctx, N, A);
+    fn(ctx, base + L_IW, a->x1, N, C);
+    fn(ctx, base + L_OW, a->h, N, I);
+}
+
 static void bert_each_linear_input(gp_model *m, void *state, const gp_packed *pk, gp_linear_input_fn fn,
                                    void *ctx) {
     bert_state *s = state;
     GP_CHECK(s && s->trained, "needs a training-mode forward");
-    const int N = pk->N, C = m->cfg.hidden, A = m->cfg.heads * m->cfg.head_dim;
     for (int l = 0; l < m->cfg.layers; l++) {
-        const int I = gp_config_inter(&m->cfg, l);
-        const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].xo : s->x0;
         if (s->recompute) bert_layer_forward(m, s, pk, l, x); /* one block's buffers serve them all */
-        const int base = E_COUNT + l * L_COUNT;
-        fn(ctx, base + L_QW, x, N, C);
-        fn(ctx, base + L_KW, x, N, C);
-        fn(ctx, base + L_VW, x, N, C);
-        fn(ctx, base + L_AOW, a->ctx, N, A);
-        fn(ctx, base + L_IW, a->x1, N, C);
-        fn(ctx, base + L_OW, a->h, N, I);
+        bert_block_inputs(m, &s->la[l], l, x, pk->N, fn, ctx);
     }
 }
 
@@ -327,19 +331,9 @@ static void bert_embed(gp_model *m, void **state, const gp_packed *pk, float *x)
 static void bert_block(gp_model *m, void **state, const gp_packed *pk, int l, const float *x, float *y,
                        gp_linear_input_fn fn, void *ctx) {
     bert_state *s = bert_infer_state(m, state, pk);
-    const int N = pk->N, C = m->cfg.hidden, A = m->cfg.heads * m->cfg.head_dim, I = gp_config_inter(&m->cfg, l);
     bert_layer_forward(m, s, pk, l, x);
-    const layer_acts *a = &s->la[l];
-    if (fn) {
-        const int base = E_COUNT + l * L_COUNT;
-        fn(ctx, base + L_QW, x, N, C);
-        fn(ctx, base + L_KW, x, N, C);
-        fn(ctx, base + L_VW, x, N, C);
-        fn(ctx, base + L_AOW, a->ctx, N, A);
-        fn(ctx, base + L_IW, a->x1, N, C);
-        fn(ctx, base + L_OW, a->h, N, I);
-    }
-    memcpy(y, a->xo, (size_t)N * C * sizeof(float));
+    if (fn) bert_block_inputs(m, &s->la[l], l, x, pk->N, fn, ctx);
+    memcpy(y, s->la[l].xo, (size_t)pk->N * m->cfg.hidden * sizeof(float));
 }
 
 static void bert_state_free(void *state) {

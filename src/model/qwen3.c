@@ -337,23 +337,26 @@ static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const 
     gp_embedding_backward(gp_model_grad(m, E_WTE), NULL, NULL, dx, pk->ids, NULL, N, d.C);
 }
 
+/* fn for block l's linear layers with their inputs, which a (block l's activations) holds. */
+static void qwen3_block_inputs(const gp_model *m, const layer_acts *a, int l, int N, gp_linear_input_fn fn, void *ctx) {
+    const dims d = dims_at(&m->cfg, l);
+    const int base = E_COUNT + l * L_COUNT;
+    fn(ctx, base + L_QW, a->xn, N, d.C);
+    fn(ctx, base + L_KW, a->xn, N, d.C);
+    fn(ctx, base + L_VW, a->xn, N, d.C);
+    fn(ctx, base + L_OW, a->ctx, N, d.Q);
+    fn(ctx, base + L_GW, a->mn, N, d.C);
+    fn(ctx, base + L_UW, a->mn, N, d.C);
+    fn(ctx, base + L_DW, a->h, N, d.F);
+}
+
 static void qwen3_each_linear_input(gp_model *m, void *state, const gp_packed *pk, gp_linear_input_fn fn,
                                     void *ctx) {
     qwen3_state *s = state;
     GP_CHECK(s && s->trained, "needs a training-mode forward");
-    const int N = pk->N;
     for (int l = 0; l < m->cfg.layers; l++) {
-        const dims d = dims_at(&m->cfg, l);
-        const layer_acts *a = &s->la[l];
         if (s->recompute) qwen3_layer_forward(m, s, pk, l, l ? s->la[l - 1].out : s->x0); /* one block's buffers */
-        const int base = E_COUNT + l * L_COUNT;
-        fn(ctx, base + L_QW, a->xn, N, d.C);
-        fn(ctx, base + L_KW, a->xn, N, d.C);
-        fn(ctx, base + L_VW, a->xn, N, d.C);
-        fn(ctx, base + L_OW, a->ctx, N, d.Q);
-        fn(ctx, base + L_GW, a->mn, N, d.C);
-        fn(ctx, base + L_UW, a->mn, N, d.C);
-        fn(ctx, base + L_DW, a->h, N, d.F);
+        qwen3_block_inputs(m, &s->la[l], l, pk->N, fn, ctx);
     }
 }
 
@@ -382,21 +385,9 @@ static void qwen3_embed(gp_model *m, void **state, const gp_packed *pk, float *x
 static void qwen3_block(gp_model *m, void **state, const gp_packed *pk, int l, const float *x, float *y,
                         gp_linear_input_fn fn, void *ctx) {
     qwen3_state *s = qwen3_infer_state(m, state, pk);
-    const dims d = dims_at(&m->cfg, l);
-    const int N = pk->N;
     qwen3_layer_forward(m, s, pk, l, x);
-    const layer_acts *a = &s->la[l];
-    if (fn) {
-        const int base = E_COUNT + l * L_COUNT;
-        fn(ctx, base + L_QW, a->xn, N, d.C);
-        fn(ctx, base + L_KW, a->xn, N, d.C);
-        fn(ctx, base + L_VW, a->xn, N, d.C);
-        fn(ctx, base + L_OW, a->ctx, N, d.Q);
-        fn(ctx, base + L_GW, a->mn, N, d.C);
-        fn(ctx, base + L_UW, a->mn, N, d.C);
-        fn(ctx, base + L_DW, a->h, N, d.F);
-    }
-    memcpy(y, a->out, (size_t)N * d.C * sizeof(float));
+    if (fn) qwen3_block_inputs(m, &s->la[l], l, pk->N, fn, ctx);
+    memcpy(y, s->la[l].out, (size_t)pk->N * m->cfg.hidden * sizeof(float));
 }
 
 static void qwen3_state_free(void *state) {

@@ -86,9 +86,7 @@ static int by_sal(const void *a, const void *b) {
 
 static inline float saliency(float w, float d) { return (w * w) / (d * d); }
 
-/* The k lowest of sal [rows, count] pruned (prune[] = 1), ordered by (saliency, row, column). */
-static void pick_local(const float *sal, int64_t rows, int64_t count, int64_t k, uint8_t *prune) {
-    const int64_t N = rows * count;
+void gp_obs_pick_lowest(const float *sal, int64_t N, int64_t k, uint8_t *prune) {
     sal_ix *v = gp_malloc(nz(N) * sizeof *v);
     for (int64_t i = 0; i < N; i++) v[i] = (sal_ix){sal[i], i};
     qsort(v, (size_t)N, sizeof *v, by_sal);
@@ -123,7 +121,7 @@ gp_status gp_obs_prune(float *W, int64_t rows, int64_t n, const float *U, const 
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t c = 0; c < count; c++) sal[r * count + c] = saliency(W[r * n + i1 + c], U[(i1 + c) * n + i1 + c]);
             if (o->pick) rc = o->pick(o->pick_ctx, sal, rows, count, k, prune, err);
-            else pick_local(sal, rows, count, k, prune);
+            else gp_obs_pick_lowest(sal, rows * count, k, prune);
             if (rc) break;
         } else if (o->select == GP_OBS_ROW) {
             const int64_t k = gp_obs_floor(o->sparsity, i2) - gp_obs_floor(o->sparsity, i1);

@@ -194,17 +194,6 @@ typedef struct {
     const int64_t *row_lo; /* [P + 1] */
 } pick_ctx;
 
-typedef struct {
-    float s;
-    int64_t i;
-} sal_ix;
-
-static int by_sal(const void *a, const void *b) {
-    const sal_ix *x = a, *y = b;
-    if (x->s != y->s) return x->s < y->s ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
 static gp_status pick_all(void *vctx, const float *sal, int64_t rows, int64_t count, int64_t k, uint8_t *prune, gp_err *err) {
     const pick_ctx *p = vctx;
     const int P = gp_nranks(), r = gp_rank();
@@ -214,13 +203,10 @@ static gp_status pick_all(void *vctx, const float *sal, int64_t rows, int64_t co
     memcpy(all + bounds[r], sal, (size_t)(rows * count) * sizeof(float));
     gp_allgather_blocks_f32(all, bounds);
     const int64_t N = p->R * count;
-    sal_ix *v = gp_malloc(nz(N) * sizeof *v);
-    for (int64_t i = 0; i < N; i++) v[i] = (sal_ix){all[i], i};
-    qsort(v, (size_t)N, sizeof *v, by_sal);
-    memset(prune, 0, (size_t)(rows * count));
-    for (int64_t i = 0; i < k && i < N; i++)
-        if (v[i].i >= bounds[r] && v[i].i < bounds[r + 1]) prune[v[i].i - bounds[r]] = 1;
-    free(v), free(all), free(bounds);
+    uint8_t *pr = gp_malloc(nz(N));
+    gp_obs_pick_lowest(all, N, k, pr);
+    memcpy(prune, pr + bounds[r], (size_t)(rows * count));
+    free(pr), free(all), free(bounds);
     return GP_OK;
 }
 
@@ -436,6 +422,20 @@ void gp_reconstruct_cleanup(const char *dir, int layers) {
 
 /* ---- the stage ---------------------------------------------------------------------------------- */
 
+/* Swaps the values of the block's mask items (items[0..ni), mask order) with buf, their values one
+ * tensor after the other: twice puts everything back. Parallel order keeps the block's dense
+ * values in buf and swaps them in for the forwards that must see the dense block. */
+static void exchange(gp_model *m, const gp_mask *mask, const int *items, int ni, float *buf) {
+    for (int k = 0; k < ni; k++) {
+        float *w = gp_model_param(m, mask->param[items[k]]);
+        for (int64_t e = 0; e < mask->numel[items[k]]; e++) {
+            const float t = w[e];
+            w[e] = buf[e], buf[e] = t;
+        }
+        buf += mask->numel[items[k]];
+    }
+}
+
 gp_status gp_reconstruct(const gp_recon_opts *o, gp_model *m, gp_mask *mask, const gp_recon_mask *how, const char *ckpt_dir,
                          const char *settings_hash, gp_recon_report *rep, gp_err *err) {
     memset(rep, 0, sizeof *rep);
@@ -496,29 +496,12 @@ gp_status gp_reconstruct(const gp_recon_opts *o, gp_model *m, gp_mask *mask, con
             if (first < 0) continue;
             const int64_t n = m->table.p[mask->param[items[first]]].shape[1];
             /* parallel: the block as dense while its inputs are gathered */
-            float *swap = NULL;
-            if (dense) {
-                swap = gp_malloc(at * sizeof(float));
-                size_t q = 0;
-                for (int k = 0; k < ni; k++) {
-                    float *w = gp_model_param(m, mask->param[items[k]]);
-                    memcpy(swap + q, w, (size_t)mask->numel[items[k]] * sizeof(float));
-                    memcpy(w, dense + q, (size_t)mask->numel[items[k]] * sizeof(float));
-                    q += (size_t)mask->numel[items[k]];
-                }
-            }
+            if (dense) exchange(m, mask, items, ni, dense);
             double t0 = gp_now();
             const double h0 = rep->hessian_seconds;
             hessian(&c, l, mask->param[items[first]], n); /* block forwards, and the products they feed */
             rep->forward_seconds += gp_now() - t0 - (rep->hessian_seconds - h0);
-            if (swap) {
-                size_t q = 0;
-                for (int k = 0; k < ni; k++) {
-                    memcpy(gp_model_param(m, mask->param[items[k]]), swap + q, (size_t)mask->numel[items[k]] * sizeof(float));
-                    q += (size_t)mask->numel[items[k]];
-                }
-                free(swap);
-            }
+            if (dense) exchange(m, mask, items, ni, dense);
             double lambda;
             t0 = gp_now();
             rc = gp_agree(gp_obs_factor(c.H, n, o->dampening, U, &lambda, err), err);
@@ -529,25 +512,9 @@ gp_status gp_reconstruct(const gp_recon_opts *o, gp_model *m, gp_mask *mask, con
         if (rc) break;
         /* the next block's input: this block as solved (sequential) or dense (parallel) */
         const double t0 = gp_now();
-        if (dense) {
-            float *swap = gp_malloc((at ? at : 1) * sizeof(float));
-            size_t q = 0;
-            for (int k = 0; k < ni; k++) {
-                float *w = gp_model_param(m, mask->param[items[k]]);
-                memcpy(swap + q, w, (size_t)mask->numel[items[k]] * sizeof(float));
-                memcpy(w, dense + q, (size_t)mask->numel[items[k]] * sizeof(float));
-                q += (size_t)mask->numel[items[k]];
-            }
-            advance(&c, l);
-            q = 0;
-            for (int k = 0; k < ni; k++) {
-                memcpy(gp_model_param(m, mask->param[items[k]]), swap + q, (size_t)mask->numel[items[k]] * sizeof(float));
-                q += (size_t)mask->numel[items[k]];
-            }
-            free(swap);
-        } else {
-            advance(&c, l);
-        }
+        if (dense) exchange(m, mask, items, ni, dense);
+        advance(&c, l);
+        if (dense) exchange(m, mask, items, ni, dense);
         rep->forward_seconds += gp_now() - t0;
         double eb = 0, ea = 0;
         for (int k = 0; k < ni; k++) eb += rep->err_before[items[k]], ea += rep->err_after[items[k]];
