@@ -394,8 +394,15 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
         free(recon_dir);
         return rc;
     }
-    /* the folder holds the solved weights now: the reconstruction's checkpoints are done with */
+    /* the folder holds the solved weights now: the reconstruction's checkpoints are done with; the
+     * model takes them back as the folder stores them (rounded to a BF16 or F16 checkpoint's dtype),
+     * so that what follows (evaluation, retraining) sees what a rerun that reuses the folder sees */
     if (recon_dir) gp_reconstruct_cleanup(recon_dir, m->cfg.layers);
+    if (variant->recon == GP_RECON_OBS && !gp_scope_structured(&cfg->scope) &&
+        (rc = gp_agree(gp_model_read_weights(m, out->pruned_dir, err), err))) {
+        free(recon_dir);
+        return rc;
+    }
     free(recon_dir);
     char ratio[64] = "";
     if (!isnan(out->fisher_ratio)) snprintf(ratio, sizeof ratio, "; mean fisher/magnitude term ratio %.3g", out->fisher_ratio);
