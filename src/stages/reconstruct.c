@@ -464,8 +464,16 @@ gp_status gp_reconstruct(const gp_recon_opts *o, gp_model *m, gp_mask *mask, con
     /* parallel order: one block's dense weights, swapped in for forwards that must see the dense block */
     float *dense = NULL;
     size_t dense_n = 0;
-    if (!rc && o->order == GP_RECON_PARALLEL) {
-        for (int i = 0; i < mask->n; i++) dense_n += (size_t)mask->numel[i];
+    if (!rc && o->order == GP_RECON_PARALLEL) { /* the largest block's selected tensors */
+        for (int l = 0; l < L; l++) {
+            size_t k = 0;
+            for (int i = 0; i < mask->n; i++) {
+                int layer;
+                gp_model_param_kind(m, mask->param[i], &layer);
+                if (layer == l) k += (size_t)mask->numel[i];
+            }
+            dense_n = k > dense_n ? k : dense_n;
+        }
         dense = gp_malloc((dense_n ? dense_n : 1) * sizeof(float));
     }
     gp_stop_watch sw;
