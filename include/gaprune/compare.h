@@ -53,3 +53,9 @@ void gp_paired_mean(const double *a, const double *b, int64_t n, int resamples, 
 /* Spearman correlations with the gold scores of the same pairs (n >= 2). */
 void gp_paired_spearman(const double *ca, const double *cb, const double *gold, int64_t n, int resamples, uint64_t seed,
                         gp_paired *out);
+/* Average precisions (taskmetrics.h) of the two models' scores of the same pairs against their 0/1
+ * labels (label[i] != 0: positive), recomputed on every resample (pair classification). A
+ * resample without a positive pair has no average precision and is left out like a constant
+ * Spearman resample. */
+void gp_paired_ap(const double *sa, const double *sb, const double *label, int64_t n, int resamples, uint64_t seed,
+                  gp_paired *out);

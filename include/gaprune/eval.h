@@ -24,11 +24,13 @@
 #pragma once
 
 #include <cJSON.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gaprune/check.h"
 #include "gaprune/job.h"
 #include "gaprune/model.h"
+#include "gaprune/tasks.h"
 
 /* Documents each rank keeps per query before rank 0 merges the lists (the metrics read the top
  * 100); gaprune plan sizes the lists by it. */
@@ -59,6 +61,8 @@ typedef struct {
     int n_retrieval;
     const char *const *sts; /* eval.sts: STS JSONL files */
     int n_sts;
+    const char *const *tasks[GP_TASK_NTYPES]; /* eval.classification, .clustering, ...: tasks.h */
+    int n_tasks[GP_TASK_NTYPES];
     int batch;                     /* eval.batch */
     int max_length;                /* model.max_length */
     const char *query_instruction; /* model.query_instruction ("" = the model's own prompt) */
@@ -66,6 +70,8 @@ typedef struct {
 } gp_eval_opts;
 
 void gp_eval_opts_from_job(gp_eval_opts *o, const gp_job *job);
+/* Whether [eval] names any set at all. */
+bool gp_eval_has_sets(const gp_eval_opts *o);
 
 /* The units of one set's score, for paired comparisons of two evaluations (compare.h): for
  * retrieval the judged queries in queries.jsonl order, their ids and metrics (the set's are their
@@ -86,6 +92,21 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
 gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, double *spearman, double *pearson,
                       int64_t *n_pairs, gp_eval_units *units, gp_err *err);
 
+/* Classification as MTEB runs it (taskmetrics.h): experiments and training texts per label. */
+#define GP_EVAL_CLS_EXPERIMENTS 10
+#define GP_EVAL_CLS_PER_LABEL 8
+/* k-means of a clustering set: Lloyd updates at most, and the seed. */
+#define GP_EVAL_KMEANS_ITERATIONS 100
+#define GP_EVAL_SEED 42
+
+/* Collective: one set of an MTEB task type (tasks.h) — every text embedded (the ranks' shares
+ * all-gathered), then its metrics (taskmetrics.h; clustering's k-means over the ranks, kmeans.h);
+ * rank 0 fills out (when not NULL) with the set's object of the eval file: main_score, the
+ * type's metrics, n_units and its per-unit values ("per_unit": {"values"}, or for pair
+ * classification "per_pair": {"cosine", "label"}), and *main. */
+gp_status gp_eval_task(const gp_eval_opts *o, gp_model *m, gp_task_type type, const char *path, cJSON *out, double *main,
+                       gp_err *err);
+
 /* The eval files' format: 2 added the per-unit vectors ("per_query", "per_pair") that paired
  * comparisons read; a file of another version is not current (it is evaluated again). */
 #define GP_EVAL_FORMAT_VERSION 2
@@ -99,5 +120,7 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
                         const char *settings_hash, cJSON **result, gp_err *err);
 /* Rank 0: the results in json_path when they carry settings_hash, else NULL. */
 cJSON *gp_eval_load_current(const char *json_path, const char *settings_hash);
-/* Rank 0: SHA-256 over the [eval] settings and the bytes of every evaluation file. */
+/* Rank 0: SHA-256 over the [eval] settings and the bytes of every evaluation file; the sets of the
+ * MTEB task types are read and checked whole here (tasks.h), so a bad record stops the job before
+ * its first stage. */
 gp_status gp_eval_hash(const gp_eval_opts *o, char hex[65], gp_err *err);

@@ -131,6 +131,8 @@ typedef struct gp_job {
     } retrain;
     struct {
         gp_path_list retrieval, sts;
+        /* MTEB's other task types (tasks.h): folders (classification) or JSONL files, lists */
+        gp_path_list classification, clustering, pair_classification, reranking, summarization, bitext;
         int resamples;        /* of the report's paired comparisons (compare.h) */
         int64_t seed;         /* of their resamples */
         int batch;

@@ -42,7 +42,7 @@ static void hash_of(const char *a, const char *b, char out[65]) {
 static gp_status evaluate(const gp_eval_opts *eo, const char *out_dir, gp_model *m, const char *tag, const char *folder,
                           const char *hash, cJSON **doc, gp_err *err) {
     *doc = NULL;
-    if (!eo->n_retrieval && !eo->n_sts) return GP_OK;
+    if (!gp_eval_has_sets(eo)) return GP_OK;
     char name[256];
     snprintf(name, sizeof name, "eval-%s.json", tag);
     char *path = gp_path_join(out_dir, name);
@@ -295,7 +295,7 @@ int gp_cmd_run(int argc, char **argv) {
     gp_eval_opts_from_job(&eo, &job);
     gp_prune_opts po;
     gp_prune_opts_from_job(&po, &job);
-    const bool have_sets = eo.n_retrieval || eo.n_sts;
+    const bool have_sets = gp_eval_has_sets(&eo);
     gp_model *m = NULL;
     gp_sample_report samples = {0};
     /* every stage is planned before the model is read: one that will not fit stops the run now */
@@ -317,7 +317,7 @@ int gp_cmd_run(int argc, char **argv) {
     if (only) snprintf(pair, sizeof pair, "%s-%g", pl.variant[0].label, pl.only_sparsity);
     if ((rc = gp_lock_take(job.out_dir, only ? pair : NULL, &err))) goto out;
     gp_bcast_bytes(eval_hash, sizeof eval_hash, 0);
-    if (!have_sets) gp_warn("%s: [eval] names no retrieval folder and no STS file: no scores in the report", job.path);
+    if (!have_sets) gp_warn("%s: [eval] names no evaluation set: no scores in the report", job.path);
 
     /* 0. the calibration sample, 1. statistics (of the sample when there is one) */
     const bool sampled = job.sample.method != GP_SAMPLE_NONE;

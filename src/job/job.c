@@ -149,6 +149,21 @@ static const opt k_opts[] = {
      "equal the copies' (states bitwise, gradients within rounding)"},
     {"eval", "retrieval", T_PATHS, F(eval.retrieval), 0, "", NULL, 0, 0, "BEIR folders (a list)"},
     {"eval", "sts", T_PATHS, F(eval.sts), 0, "", NULL, 0, 0, "STS JSONL files (a list)"},
+    {"eval", "classification", T_PATHS, F(eval.classification), 0, "", NULL, 0, 0,
+     "classification folders of train.jsonl and test.jsonl, {\"text\", \"label\"} (a list): logistic regression on the "
+     "embeddings, accuracy"},
+    {"eval", "clustering", T_PATHS, F(eval.clustering), 0, "", NULL, 0, 0,
+     "clustering JSONL files, a set a line {\"sentences\": [...], \"labels\": [...]} (a list): k-means, V-measure"},
+    {"eval", "pair_classification", T_PATHS, F(eval.pair_classification), 0, "", NULL, 0, 0,
+     "pair classification JSONL files {\"sentence1\", \"sentence2\", \"label\": 0|1} (a list): average precision of the "
+     "cosines"},
+    {"eval", "reranking", T_PATHS, F(eval.reranking), 0, "", NULL, 0, 0,
+     "reranking JSONL files {\"query\", \"positive\": [...], \"negative\": [...]} (a list): MAP, MRR@10"},
+    {"eval", "summarization", T_PATHS, F(eval.summarization), 0, "", NULL, 0, 0,
+     "summarization JSONL files {\"text\", \"human_summaries\", \"machine_summaries\", \"relevance\"} (a list): "
+     "Spearman of the best cosines with the relevance"},
+    {"eval", "bitext", T_PATHS, F(eval.bitext), 0, "", NULL, 0, 0,
+     "bitext mining JSONL files {\"sentence1\", \"sentence2\"} (a list): nearest-neighbour accuracy"},
     {"eval", "batch", T_INT, F(eval.batch), 0, "64", NULL, 1, 1e6, "texts per forward pass"},
     {"eval", "resamples", T_INT, F(eval.resamples), 0, "10000", NULL, 1000, 1e7,
      "paired bootstrap resamples (and permutations) of every difference the report compares: its 95% interval and p-value"},

@@ -9,21 +9,42 @@
 #include "gaprune/check.h"
 #include "gaprune/eval.h"
 #include "gaprune/rng.h"
+#include "gaprune/taskmetrics.h"
 
 /* z_0.975 + z_0.8: a two-sided 5% test with 80% power */
 #define Z_SUM (1.959963984540054 + 0.8416212335729143)
 
 /* The statistic of a paired comparison on units idx[0..n) (idx NULL: every unit once, in
  * order), with unit i's two values swapped where swap[i] (swap NULL: none). */
+enum { STAT_MEAN, STAT_SPEARMAN, STAT_AP };
+
 typedef struct {
-    const double *a, *b, *gold;
+    const double *a, *b, *gold; /* gold: the gold scores (Spearman) or the 0/1 labels (AP) */
     int64_t n;
-    bool spearman;
+    int stat;
 } paired_data;
 
-static double statistic(const paired_data *d, const int64_t *idx, const uint8_t *swap, double *xa, double *xb, double *xg) {
+/* A thread's buffers for the statistics that are recomputed from the units (all NULL for a mean). */
+typedef struct {
+    double *xa, *xb, *xg;
+    uint8_t *xl;
+} scratch;
+
+static void scratch_init(scratch *w, const paired_data *d) {
+    const bool need = d->stat != STAT_MEAN;
+    const size_t n = (size_t)d->n;
+    w->xa = need ? gp_malloc(n * sizeof(double)) : NULL;
+    w->xb = need ? gp_malloc(n * sizeof(double)) : NULL;
+    w->xg = need ? gp_malloc(n * sizeof(double)) : NULL;
+    w->xl = d->stat == STAT_AP ? gp_malloc(n) : NULL;
+}
+
+static void scratch_free(scratch *w) { free(w->xa), free(w->xb), free(w->xg), free(w->xl); }
+
+static double statistic(const paired_data *d, const int64_t *idx, const uint8_t *swap, scratch *w) {
     const int64_t n = d->n;
-    if (!d->spearman) {
+    double *xa = w->xa, *xb = w->xb, *xg = w->xg;
+    if (d->stat == STAT_MEAN) {
         double s = 0;
         for (int64_t i = 0; i < n; i++) {
             const int64_t u = idx ? idx[i] : i;
@@ -39,7 +60,9 @@ static double statistic(const paired_data *d, const int64_t *idx, const uint8_t 
         xb[i] = sw ? d->a[u] : d->b[u];
         xg[i] = d->gold[u];
     }
-    return gp_spearman(xb, xg, n) - gp_spearman(xa, xg, n);
+    if (d->stat == STAT_SPEARMAN) return gp_spearman(xb, xg, n) - gp_spearman(xa, xg, n);
+    for (int64_t i = 0; i < n; i++) w->xl[i] = xg[i] != 0;
+    return gp_average_precision(xb, w->xl, n) - gp_average_precision(xa, w->xl, n);
 }
 
 /* Ascending, NaN last. */
@@ -59,9 +82,10 @@ static double percentile(const double *x, int n, double q) {
 static void compare(const paired_data *d, int B, uint64_t seed, gp_paired *out) {
     GP_CHECK(B >= 2 && d->n >= 1, "a paired comparison of %lld units with %d resamples", (long long)d->n, B);
     const int64_t n = d->n;
-    double *xs = d->spearman ? gp_malloc((size_t)(3 * n) * sizeof(double)) : NULL;
-    const double delta = statistic(d, NULL, NULL, xs, xs ? xs + n : NULL, xs ? xs + 2 * n : NULL);
-    free(xs);
+    scratch w0;
+    scratch_init(&w0, d);
+    const double delta = statistic(d, NULL, NULL, &w0);
+    scratch_free(&w0);
     double *boot = gp_malloc((size_t)B * sizeof(double));
     int64_t extreme = 0;
     const double bar = fabs(delta) - 1e-9 * fabs(delta);
@@ -69,19 +93,19 @@ static void compare(const paired_data *d, int B, uint64_t seed, gp_paired *out) 
     {
         int64_t *idx = gp_malloc((size_t)n * sizeof(int64_t));
         uint8_t *swap = gp_malloc((size_t)n);
-        double *xa = d->spearman ? gp_malloc((size_t)n * sizeof(double)) : NULL;
-        double *xb = d->spearman ? gp_malloc((size_t)n * sizeof(double)) : NULL;
-        double *xg = d->spearman ? gp_malloc((size_t)n * sizeof(double)) : NULL;
+        scratch w;
+        scratch_init(&w, d);
 #pragma omp for schedule(static)
         for (int r = 0; r < B; r++) {
             uint64_t s = gp_rng_seed(seed, (uint64_t)r);
             for (int64_t i = 0; i < n; i++) idx[i] = (int64_t)gp_rng_below(&s, (uint64_t)n);
-            boot[r] = statistic(d, idx, NULL, xa, xb, xg);
+            boot[r] = statistic(d, idx, NULL, &w);
             s = gp_rng_seed(seed, (uint64_t)B + (uint64_t)r);
             for (int64_t i = 0; i < n; i++) swap[i] = (uint8_t)(gp_rng_next(&s) >> 63);
-            extreme += fabs(statistic(d, NULL, swap, xa, xb, xg)) >= bar;
+            extreme += fabs(statistic(d, NULL, swap, &w)) >= bar;
         }
-        free(idx), free(swap), free(xa), free(xb), free(xg);
+        free(idx), free(swap);
+        scratch_free(&w);
     }
     /* a resample whose gold scores (or cosines) are all equal has no correlation (NaN): the
      * interval and the spread are those of the others (sorted last, left out) */
@@ -107,12 +131,18 @@ static void compare(const paired_data *d, int B, uint64_t seed, gp_paired *out) 
 }
 
 void gp_paired_mean(const double *a, const double *b, int64_t n, int resamples, uint64_t seed, gp_paired *out) {
-    const paired_data d = {a, b, NULL, n, false};
+    const paired_data d = {a, b, NULL, n, STAT_MEAN};
     compare(&d, resamples, seed, out);
 }
 
 void gp_paired_spearman(const double *ca, const double *cb, const double *gold, int64_t n, int resamples, uint64_t seed,
                         gp_paired *out) {
-    const paired_data d = {ca, cb, gold, n, true};
+    const paired_data d = {ca, cb, gold, n, STAT_SPEARMAN};
+    compare(&d, resamples, seed, out);
+}
+
+void gp_paired_ap(const double *sa, const double *sb, const double *label, int64_t n, int resamples, uint64_t seed,
+                  gp_paired *out) {
+    const paired_data d = {sa, sb, label, n, STAT_AP};
     compare(&d, resamples, seed, out);
 }

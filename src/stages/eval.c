@@ -11,8 +11,10 @@
 #include "gaprune/hash.h"
 #include "gaprune/json.h"
 #include "gaprune/kernels.h"
+#include "gaprune/kmeans.h"
 #include "gaprune/log.h"
 #include "gaprune/strmap.h"
+#include "gaprune/taskmetrics.h"
 #include "gaprune/testhook.h"
 #include "gaprune/textfile.h"
 
@@ -479,6 +481,174 @@ void gp_eval_opts_from_job(gp_eval_opts *o, const gp_job *job) {
                         .max_length = job->model.max_length,
                         .query_instruction = job->model.query_instruction,
                         .job_path = job->path};
+    for (int t = 0; t < GP_TASK_NTYPES; t++) {
+        const gp_path_list *l = gp_task_info_of((gp_task_type)t)->paths(job);
+        o->tasks[t] = (const char *const *)l->v, o->n_tasks[t] = l->n;
+    }
+}
+
+bool gp_eval_has_sets(const gp_eval_opts *o) {
+    int n = o->n_retrieval + o->n_sts;
+    for (int t = 0; t < GP_TASK_NTYPES; t++) n += o->n_tasks[t];
+    return n > 0;
+}
+
+/* ---- MTEB's other task types --------------------------------------------------------------------- */
+
+static double dot(const float *a, const float *b, int d) {
+    double s = 0;
+    for (int k = 0; k < d; k++) s += (double)a[k] * b[k];
+    return s;
+}
+
+static cJSON *double_array(const double *v, int64_t n) { return cJSON_CreateDoubleArray(v, (int)n); }
+
+gp_status gp_eval_task(const gp_eval_opts *o, gp_model *m, gp_task_type type, const char *path, cJSON *out, double *main,
+                       gp_err *err) {
+    const gp_task_info *info = gp_task_info_of(type);
+    gp_task_set s;
+    gp_status rc = gp_agree(gp_task_load(type, path, &s, err), err);
+    if (rc) return rc;
+    const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
+    const int64_t n = s.n_texts, lo = share(n, rank, P), hi = share(n, rank + 1, P);
+    char label[64];
+    snprintf(label, sizeof label, "eval %s", info->key);
+    gp_progress prog;
+    gp_progress_init(&prog, label, n, "texts");
+    float *mine = embed(m, s.texts + lo, hi - lo, o->batch, o->max_length, NULL, &prog, 0);
+    gp_progress_done(&prog);
+    float *E = gp_allgather_rows_f32(mine, hi - lo, D, NULL); /* every text, L2-normalised, on every rank */
+    free(mine);
+    const int64_t U = s.n_units;
+    double *unit = gp_calloc((size_t)(U ? U : 1), sizeof(double)); /* each unit's value: the main score is their mean */
+    double score = NAN;
+    cJSON *extra = cJSON_CreateObject();
+    switch (type) {
+    case GP_TASK_CLASSIFICATION: {
+        double acc = NAN, f1 = NAN;
+        if (rank == 0)
+            rc = gp_logreg_experiments(E, s.label, s.n_train, E + (size_t)s.n_train * D, s.label + s.n_train, U, D, s.n_labels,
+                                       GP_EVAL_CLS_EXPERIMENTS, GP_EVAL_CLS_PER_LABEL, GP_EVAL_SEED, &acc, &f1, unit, err);
+        score = acc;
+        cJSON_AddNumberToObject(extra, "f1", f1);
+        cJSON_AddNumberToObject(extra, "n_train", (double)s.n_train);
+        cJSON_AddNumberToObject(extra, "n_labels", s.n_labels);
+        cJSON_AddNumberToObject(extra, "n_experiments", GP_EVAL_CLS_EXPERIMENTS);
+        cJSON_AddNumberToObject(extra, "samples_per_label", GP_EVAL_CLS_PER_LABEL);
+        break;
+    }
+    case GP_TASK_CLUSTERING: /* k-means over the ranks, each its share of the set's points */
+        for (int64_t u = 0; u < U && !rc; u++) {
+            const int64_t a = s.unit_off[u], b = s.unit_off[u + 1], np = b - a;
+            int32_t k = 0;
+            for (int64_t i = a; i < b; i++) k = s.label[i] + 1 > k ? s.label[i] + 1 : k;
+            gp_kmeans_opts ko = {.k = k, .iterations = GP_EVAL_KMEANS_ITERATIONS, .seed = GP_EVAL_SEED + (uint64_t)u};
+            gp_kmeans_result kr;
+            const int64_t l0 = share(np, rank, P), l1 = share(np, rank + 1, P);
+            rc = gp_kmeans_run(E + (size_t)(a + l0) * D, l1 - l0, D, &ko, MPI_COMM_WORLD, &kr, err);
+            if (rc) break;
+            unit[u] = gp_v_measure(s.label + a, kr.assign, np);
+            gp_kmeans_result_free(&kr);
+        }
+        break;
+    case GP_TASK_PAIR: {
+        double *cos = gp_malloc((size_t)U * sizeof(double)), *lab = gp_malloc((size_t)U * sizeof(double));
+        uint8_t *l8 = gp_malloc((size_t)U);
+        for (int64_t u = 0; u < U; u++) {
+            cos[u] = dot(E + (size_t)(2 * u) * D, E + (size_t)(2 * u + 1) * D, D);
+            l8[u] = (uint8_t)s.label[2 * u], lab[u] = l8[u];
+        }
+        score = gp_average_precision(cos, l8, U);
+        if (rank == 0) {
+            cJSON *pp = cJSON_AddObjectToObject(extra, "per_pair");
+            cJSON_AddItemToObject(pp, "cosine", double_array(cos, U));
+            cJSON_AddItemToObject(pp, "label", double_array(lab, U));
+        }
+        free(cos), free(lab), free(l8);
+        break;
+    }
+    case GP_TASK_RERANKING: {
+        double rr = 0;
+        for (int64_t u = 0; u < U; u++) {
+            const int64_t a = s.unit_off[u], c = s.unit_off[u + 1] - a - 1; /* the query, then its candidates */
+            double *sc = gp_malloc((size_t)c * sizeof(double));
+            uint8_t *rel = gp_malloc((size_t)c);
+            for (int64_t j = 0; j < c; j++) {
+                sc[j] = dot(E + (size_t)a * D, E + (size_t)(a + 1 + j) * D, D);
+                rel[j] = s.role[a + 1 + j] == GP_ROLE_POSITIVE;
+            }
+            double ap, r10;
+            gp_rerank_query(sc, rel, c, &ap, &r10);
+            unit[u] = ap, rr += r10;
+            free(sc), free(rel);
+        }
+        cJSON_AddNumberToObject(extra, "mrr_at_10", U ? rr / (double)U : NAN);
+        break;
+    }
+    case GP_TASK_SUMMARIZATION: { /* texts whose relevance scores are all equal have no correlation: left out */
+        int64_t kept = 0;
+        for (int64_t u = 0; u < U; u++) {
+            const int64_t a = s.unit_off[u], b = s.unit_off[u + 1];
+            int64_t h = 0;
+            while (a + h < b && s.role[a + h] == GP_ROLE_HUMAN) h++;
+            const int64_t mm = b - a - h;
+            double *cos = gp_malloc((size_t)(mm * h) * sizeof(double));
+            for (int64_t i = 0; i < mm; i++)
+                for (int64_t j = 0; j < h; j++) cos[i * h + j] = dot(E + (size_t)(a + h + i) * D, E + (size_t)(a + j) * D, D);
+            const double r = gp_summary_spearman(cos, mm, h, s.relevance + a + h);
+            free(cos);
+            bool constant = true;
+            for (int64_t i = 1; i < mm; i++) constant &= s.relevance[a + h + i] == s.relevance[a + h];
+            if (constant) continue;
+            unit[kept++] = isnan(r) ? 0 : r; /* a constant set of cosines: no correlation with them */
+        }
+        cJSON_AddNumberToObject(extra, "n_texts_scored", (double)kept);
+        for (int64_t u = kept; u < U; u++) unit[u] = NAN;
+        s.n_units = kept;
+        break;
+    }
+    case GP_TASK_BITEXT: {
+        float *a = gp_malloc((size_t)U * D * sizeof(float)), *b = gp_malloc((size_t)U * D * sizeof(float));
+        uint8_t *ok = gp_malloc((size_t)U);
+        for (int64_t u = 0; u < U; u++) {
+            memcpy(a + (size_t)u * D, E + (size_t)(2 * u) * D, (size_t)D * sizeof(float));
+            memcpy(b + (size_t)u * D, E + (size_t)(2 * u + 1) * D, (size_t)D * sizeof(float));
+        }
+        gp_bitext_nearest(a, b, U, D, ok);
+        for (int64_t u = 0; u < U; u++) unit[u] = ok[u];
+        free(a), free(b), free(ok);
+        break;
+    }
+    default: GP_CHECK(false, "task type %d", (int)type);
+    }
+    rc = gp_agree(rc, err);
+    if (!rc && type != GP_TASK_PAIR && type != GP_TASK_CLASSIFICATION) {
+        double sum = 0;
+        for (int64_t u = 0; u < s.n_units; u++) sum += unit[u];
+        score = s.n_units ? sum / (double)s.n_units : NAN;
+    }
+    if (!rc && out && rank == 0) {
+        cJSON_AddStringToObject(out, "path", path);
+        cJSON_AddStringToObject(out, "type", info->mteb);
+        add_score(out, "main_score", score);
+        add_score(out, info->main, score);
+        for (cJSON *x = extra->child; x;) {
+            cJSON *next = x->next;
+            cJSON_AddItemToObject(out, x->string, cJSON_DetachItemViaPointer(extra, x));
+            x = next;
+        }
+        cJSON_AddNumberToObject(out, "n_units", (double)s.n_units);
+        if (type != GP_TASK_PAIR) {
+            cJSON *pu = cJSON_AddObjectToObject(out, "per_unit");
+            cJSON_AddStringToObject(pu, "unit", info->unit);
+            cJSON_AddItemToObject(pu, "values", double_array(unit, s.n_units));
+        }
+    }
+    *main = score;
+    cJSON_Delete(extra);
+    free(unit), free(E);
+    gp_task_set_free(&s);
+    return rc;
 }
 
 gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *folder, const char *json_path,
@@ -553,10 +723,32 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
                      ss[i]);
         gp_log0("eval %s: %s Spearman %.4f Pearson %.4f (%lld pairs)", tag, base_name(ss[i]), sp, pe, (long long)np);
     }
-    if (!rc && nr + ns == 0)
-        rc = gp_agree(gp_errf(err, GP_EINPUT, "%s: [eval] names no retrieval folder and no STS file", o->job_path), err);
+    /* MTEB's other task types, each under its key; the mean of every type's sets, and of the types */
+    cJSON *jt[GP_TASK_NTYPES] = {NULL};
+    double type_sum[2 + GP_TASK_NTYPES] = {0};
+    int type_n[2 + GP_TASK_NTYPES] = {0};
+    for (const cJSON *x = jr->child; x; x = x->next) type_sum[0] += cJSON_GetObjectItem(x, "main_score")->valuedouble, type_n[0]++;
+    for (const cJSON *x = js->child; x; x = x->next) {
+        const cJSON *v = cJSON_GetObjectItem(x, "main_score");
+        if (cJSON_IsNumber(v)) type_sum[1] += v->valuedouble, type_n[1]++;
+    }
+    int n_tasks = 0;
+    for (int t = 0; t < GP_TASK_NTYPES && !rc; t++) {
+        const gp_task_info *info = gp_task_info_of((gp_task_type)t);
+        jt[t] = cJSON_CreateObject();
+        for (int i = 0; i < o->n_tasks[t] && !rc; i++, n_tasks++) {
+            cJSON *set = gp_rank() == 0 ? cJSON_AddObjectToObject(jt[t], base_name(o->tasks[t][i])) : NULL;
+            double v;
+            if ((rc = gp_eval_task(o, m, (gp_task_type)t, o->tasks[t][i], set, &v, err))) break;
+            if (isfinite(v)) main_sum += v, n_scored++, type_sum[2 + t] += v, type_n[2 + t]++;
+            gp_log0("eval %s: %s %s %.4f (%s)", tag, base_name(o->tasks[t][i]), info->main, v, info->mteb);
+        }
+    }
+    if (!rc && nr + ns + n_tasks == 0)
+        rc = gp_agree(gp_errf(err, GP_EINPUT, "%s: [eval] names no evaluation set", o->job_path), err);
     if (rc) {
         cJSON_Delete(doc), cJSON_Delete(jr), cJSON_Delete(js);
+        for (int t = 0; t < GP_TASK_NTYPES; t++) cJSON_Delete(jt[t]);
         return rc;
     }
     char utc[32];
@@ -571,6 +763,18 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     add_score(doc, "main_score_mean", n_scored ? main_sum / n_scored : NAN);
     cJSON_AddItemToObject(doc, "retrieval", jr);
     cJSON_AddItemToObject(doc, "sts", js);
+    for (int t = 0; t < GP_TASK_NTYPES; t++) cJSON_AddItemToObject(doc, gp_task_info_of((gp_task_type)t)->key, jt[t]);
+    /* FinMTEB's and ChemTEB's figure: the mean over task types of each type's mean over its sets */
+    cJSON *tm = cJSON_AddObjectToObject(doc, "type_means");
+    double types = 0;
+    int ntypes = 0;
+    for (int t = 0; t < 2 + GP_TASK_NTYPES; t++) {
+        if (!type_n[t]) continue;
+        const double mean = type_sum[t] / type_n[t];
+        cJSON_AddNumberToObject(tm, t == 0 ? "Retrieval" : t == 1 ? "STS" : gp_task_info_of((gp_task_type)(t - 2))->mteb, mean);
+        types += mean, ntypes++;
+    }
+    add_score(doc, "main_score_type_mean", ntypes ? types / ntypes : NAN);
     cJSON_AddNumberToObject(doc, "seconds", gp_now() - t0);
     /* encode throughput: every text embedded by all ranks over the slowest rank's encoding time */
     int64_t texts = m->encoded;
@@ -646,6 +850,23 @@ gp_status gp_eval_hash(const gp_eval_opts *o, char hex[65], gp_err *err) {
             free(p);
         }
     for (int i = 0; i < ns && !rc; i++) rc = gp_sha256_update_file(h, ss[i], err);
+    /* MTEB's other types: the key, each set's files and bytes; each read and checked now */
+    for (int t = 0; t < GP_TASK_NTYPES && !rc; t++)
+        for (int i = 0; i < o->n_tasks[t] && !rc; i++) {
+            const char *key = gp_task_info_of((gp_task_type)t)->key, *path = o->tasks[t][i];
+            gp_sha256_update(h, key, strlen(key));
+            gp_sha256_update(h, path, strlen(path));
+            gp_task_set s;
+            if ((rc = gp_task_load((gp_task_type)t, path, &s, err))) break;
+            gp_task_set_free(&s);
+            if (t == GP_TASK_CLASSIFICATION)
+                for (int k = 0; k < 2 && !rc; k++) {
+                    char *p = gp_path_join(path, k ? "test.jsonl" : "train.jsonl");
+                    rc = gp_sha256_update_file(h, p, err);
+                    free(p);
+                }
+            else rc = gp_sha256_update_file(h, path, err);
+        }
     gp_sha256_final(h, hex);
     free(rl), free(sl);
     return rc;

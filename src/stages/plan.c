@@ -18,6 +18,7 @@
 #include "gaprune/retrain.h"
 #include "gaprune/sample.h"
 #include "gaprune/score.h"
+#include "gaprune/tasks.h"
 
 /* The model's activation memory for B texts of T tokens, split by how long it lives:
  *   fwd    the architecture's one activation allocation (bert_alloc / qwen3_alloc: every layer in
@@ -360,6 +361,30 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
             const double n = ss.lines;
             const double b = ss.bytes + 24 * n + 8 * ceil_div(n, R) * C + 8 * n;
             if (b > eval_sets) eval_sets = b, eval_set_f = "STS: every pair's texts, 2*4*n/R*D embeddings, 8*n cosines";
+        }
+        /* MTEB's other types (gp_eval_task): the set read whole on every rank, every text's embedding
+         * gathered on every rank, this rank's share before; bitext copies its two sides once more */
+        for (int t = 0; t < GP_TASK_NTYPES; t++) {
+            const gp_path_list *l = gp_task_info_of((gp_task_type)t)->paths(job);
+            for (int i = 0; i < l->n; i++) {
+                eval_runs = true;
+                gp_task_set ts;
+                gp_err ignored = {0};
+                if (gp_task_load((gp_task_type)t, l->v[i], &ts, &ignored)) continue; /* the job's check names it */
+                double bytes = 0, longest = 0;
+                for (int64_t k = 0; k < ts.n_texts; k++) {
+                    const double len = (double)strlen(ts.texts[k]);
+                    bytes += len + 1, longest = dmax(longest, len);
+                }
+                const double n = (double)ts.n_texts;
+                gp_task_set_free(&ts);
+                t_eval = dmax(t_eval, longest + 16);
+                const double b = bytes + 8 * n + 13 * n + 4 * n * C + 4 * ceil_div(n, R) * C +
+                                 (t == GP_TASK_BITEXT ? 4 * n * C : 0);
+                if (b > eval_sets)
+                    eval_sets = b, eval_set_f = "MTEB task set: its texts, every text's embedding 4*n*D on every rank and "
+                                                "this rank's 4*n/R*D";
+            }
         }
         /* eval.c embeds at the job's model.max_length, capped by the model's own */
         const double t_job = job->model.max_length < mf.max_length ? job->model.max_length : mf.max_length;

@@ -11,6 +11,7 @@
 #include "gaprune/fs.h"
 #include "gaprune/kernels.h"
 #include "gaprune/log.h"
+#include "gaprune/tasks.h"
 
 static double main_score(const cJSON *doc, const char *kind, const char *set) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, kind), set),
@@ -31,7 +32,13 @@ static double encode_rate(const cJSON *doc) {
 
 /* ---- paired comparisons (compare.h) --------------------------------------------------------- */
 
-enum { K_RETRIEVAL, K_STS };
+/* The kinds of evaluation set: retrieval, STS, then MTEB's other task types in gp_task_type order. */
+enum { K_RETRIEVAL, K_STS, K_TASKS, NKINDS = K_TASKS + GP_TASK_NTYPES };
+
+/* The eval file's object of kind k, its main metric's name in tables, and the unit of its comparisons. */
+static const char *kind_key(int k) { return k == K_RETRIEVAL ? "retrieval" : k == K_STS ? "sts" : gp_task_info_of((gp_task_type)(k - K_TASKS))->key; }
+static const char *kind_metric(int k) { return k == K_RETRIEVAL ? "nDCG@10" : k == K_STS ? "Spearman" : gp_task_info_of((gp_task_type)(k - K_TASKS))->main; }
+static const char *kind_unit(int k) { return k == K_RETRIEVAL ? "queries" : k == K_STS ? "pairs" : gp_task_info_of((gp_task_type)(k - K_TASKS))->unit; }
 
 /* A set's units in an eval document: retrieval, every judged query's nDCG@10 (v) and the ids
  * array; STS, every pair's cosine (v) and gold score. */
@@ -65,7 +72,7 @@ static double *numbers(const cJSON *a, int64_t n) {
 /* False when the document has no usable units for the set (an edited or foreign file). */
 static bool set_units_of(const cJSON *doc, int kind, const char *set, set_units *u) {
     memset(u, 0, sizeof *u);
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, kind == K_STS ? "sts" : "retrieval"), set);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, kind_key(kind)), set);
     if (kind == K_RETRIEVAL) {
         const cJSON *pq = cJSON_GetObjectItemCaseSensitive(s, "per_query");
         u->ids = cJSON_GetObjectItemCaseSensitive(pq, "ids");
@@ -73,10 +80,18 @@ static bool set_units_of(const cJSON *doc, int kind, const char *set, set_units 
         u->v = numbers(cJSON_GetObjectItemCaseSensitive(pq, "ndcg_at_10"), u->n);
         return u->v != NULL;
     }
+    if (kind >= K_TASKS && kind != K_TASKS + GP_TASK_PAIR) { /* a value per unit, the main score their mean */
+        const cJSON *vals = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s, "per_unit"), "values");
+        u->n = cJSON_IsArray(vals) ? cJSON_GetArraySize(vals) : 0;
+        u->v = numbers(vals, u->n);
+        return u->v != NULL;
+    }
+    /* STS: cosines and gold scores; pair classification: cosines and 0/1 labels */
+    const bool pair = kind == K_TASKS + GP_TASK_PAIR;
     const cJSON *pp = cJSON_GetObjectItemCaseSensitive(s, "per_pair"), *cos = cJSON_GetObjectItemCaseSensitive(pp, "cosine");
     u->n = cJSON_IsArray(cos) ? cJSON_GetArraySize(cos) : 0;
     u->v = numbers(cos, u->n);
-    u->gold = numbers(cJSON_GetObjectItemCaseSensitive(pp, "gold"), u->n);
+    u->gold = numbers(cJSON_GetObjectItemCaseSensitive(pp, pair ? "label" : "gold"), u->n);
     if (u->v && u->gold && u->n >= 2) return true;
     set_units_free(u);
     return false;
@@ -99,8 +114,10 @@ static bool compare_docs(const gp_job *job, const cJSON *a, const cJSON *b, int 
     set_units ua, ub;
     const bool have_a = set_units_of(a, kind, set, &ua), have_b = set_units_of(b, kind, set, &ub);
     const bool ok = have_a && have_b && same_units(&ua, &ub);
-    if (ok && kind == K_STS) gp_paired_spearman(ua.v, ub.v, ua.gold, ua.n, job->eval.resamples, (uint64_t)job->eval.seed, out);
-    else if (ok) gp_paired_mean(ua.v, ub.v, ua.n, job->eval.resamples, (uint64_t)job->eval.seed, out);
+    const uint64_t seed = (uint64_t)job->eval.seed;
+    if (ok && kind == K_STS) gp_paired_spearman(ua.v, ub.v, ua.gold, ua.n, job->eval.resamples, seed, out);
+    else if (ok && kind == K_TASKS + GP_TASK_PAIR) gp_paired_ap(ua.v, ub.v, ua.gold, ua.n, job->eval.resamples, seed, out);
+    else if (ok) gp_paired_mean(ua.v, ub.v, ua.n, job->eval.resamples, seed, out);
     set_units_free(&ua), set_units_free(&ub);
     return ok;
 }
@@ -120,7 +137,7 @@ static void needed(const gp_paired *d, char *buf, size_t n) {
 static cJSON *comparison_json(const char *set, int kind, const char *stage, const char *a, const char *b, const gp_paired *d) {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "set", set);
-    cJSON_AddStringToObject(c, "kind", kind == K_STS ? "sts" : "retrieval");
+    cJSON_AddStringToObject(c, "kind", kind_key(kind));
     cJSON_AddStringToObject(c, "stage", stage);
     cJSON_AddStringToObject(c, "a", a);
     cJSON_AddStringToObject(c, "b", b);
@@ -147,7 +164,7 @@ static void pct(char *buf, size_t n, double v, double base) {
 static void score_cells(FILE *f, const gp_job *job, const cJSON *base, double base_score, const cJSON *doc, int k,
                         const char *set, cJSON *comparisons, const char *stage, const char *a, const char *b,
                         bool *unpaired) {
-    const double v = doc ? main_score(doc, k == K_STS ? "sts" : "retrieval", set) : NAN;
+    const double v = doc ? main_score(doc, kind_key(k), set) : NAN;
     gp_paired d;
     char rel[32];
     pct(rel, sizeof rel, v, base_score);
@@ -205,19 +222,20 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             gp_nranks() > 1 ? "s" : "", seconds);
     /* one table per evaluation set, each difference with its interval, then the mean */
     comparisons = cJSON_CreateArray();
-    const char *kinds[2] = {"retrieval", "sts"}, *metric[2] = {"nDCG@10", "Spearman"}, *unit[2] = {"queries", "pairs"};
-    int nsets = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) +
-                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "sts"));
+    int nsets = 0;
+    for (int k = 0; k < NKINDS; k++) nsets += cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, kind_key(k)));
     bool unpaired = false; /* some difference had no per-unit vectors to compare */
-    for (int k = 0; k < 2; k++) {
-        const cJSON *sets = cJSON_GetObjectItemCaseSensitive(dense, kinds[k]);
+    for (int k = 0; k < NKINDS; k++) {
+        const cJSON *sets = cJSON_GetObjectItemCaseSensitive(dense, kind_key(k));
+        const char *unit = kind_unit(k);
         for (const cJSON *set = sets ? sets->child : NULL; set; set = set->next) {
             const char *sname = set->string;
-            fprintf(f, "## %s (%s)\n\n", sname, metric[k]);
-            const double base = main_score(dense, kinds[k], sname);
+            if (k >= K_TASKS) fprintf(f, "## %s (%s, %s)\n\n", sname, gp_task_info_of((gp_task_type)(k - K_TASKS))->mteb, kind_metric(k));
+            else fprintf(f, "## %s (%s)\n\n", sname, kind_metric(k));
+            const double base = main_score(dense, kind_key(k), sname);
             fprintf(f, "| method | sparsity | zeros in the model | one-shot | Δ vs dense [95%% interval] | p | %s needed | "
                        "retrained | Δ vs dense [95%% interval] | p | %s needed |\n",
-                    unit[k], unit[k]);
+                    unit, unit);
             fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
             /* the dense row's retrained cells: the dense model retrained alike, against itself */
             fprintf(f, "| dense | 0 | | %.4f | | | |", base);
@@ -247,7 +265,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                         fprintf(f, "\nPairs of methods at the same sparsity (Δ = the second's score less the first's):\n\n"
                                    "| sparsity | methods | one-shot Δ [95%% interval] | p | %s needed | retrained Δ [95%% "
                                    "interval] | p | %s needed |\n|---|---|---|---|---|---|---|---|\n",
-                                unit[k], unit[k]);
+                                unit, unit);
                     header = true;
                     fprintf(f, "| %g | %s → %s |", rows[i].sparsity, rows[i].method, rows[j].method);
                     char ta[128], tb[128];
@@ -267,7 +285,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                     fprintf(f, "\n");
                 }
             /* every retrained model against the dense model retrained alike: the fair baseline */
-            const double dbase = drt ? main_score(drt, kinds[k], sname) : NAN;
+            const double dbase = drt ? main_score(drt, kind_key(k), sname) : NAN;
             header = false;
             for (int i = 0; i < nrows && !isnan(dbase); i++) {
                 if (!rows[i].retrained) continue;
@@ -277,7 +295,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                                "retrained one's; the percentage is of the dense retrained score:\n\n"
                                "| method | sparsity | retrained | Δ vs dense retrained [95%% interval] | p | %s needed |\n"
                                "|---|---|---|---|---|---|\n",
-                            dbase, unit[k]);
+                            dbase, unit);
                 header = true;
                 char tag[128];
                 snprintf(tag, sizeof tag, "%s-%g", rows[i].method, rows[i].sparsity);
@@ -290,18 +308,48 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
         }
     }
     if (nsets > 0)
-        fprintf(f, "Every Δ is paired by %s: its 95%% interval is the 2.5th to 97.5th percentile of %d bootstrap "
-                   "resamples of them (seed %lld), p the two-sided paired permutation test's (%d permutations); * marks "
-                   "p < 0.05 with an interval that excludes 0. \"needed\" is how many %s a difference of this size and "
-                   "spread would need for such a test to find it 80%% of the time (— for none). The percentages are "
-                   "of the dense score%s.%s\n\n",
-                nsets && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) ? "query (STS: by pair)" : "pair",
+        fprintf(f, "Every Δ is paired by the set's units (its table names them: queries, pairs, test texts, clustering "
+                   "sets, texts): its 95%% interval is the 2.5th to 97.5th percentile of %d bootstrap resamples of them (seed "
+                   "%lld; the statistic recomputed on each: a mean, a Spearman correlation, an average precision), p the "
+                   "two-sided paired permutation test's (%d permutations); * marks p < 0.05 with an interval that excludes "
+                   "0. \"needed\" is how many units a difference of this size and spread would need for such a test to "
+                   "find it 80%% of the time (— for none). The percentages are of the dense score%s.%s\n\n",
                 job->eval.resamples, (long long)job->eval.seed, job->eval.resamples,
-                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dense, "retrieval")) ? "queries" : "pairs",
                 drt ? " (against the dense model retrained alike: of its score)" : "",
-                unpaired ? " A Δ without an interval has no per-query scores to pair (an evaluation file of gaprune "
+                unpaired ? " A Δ without an interval has no per-unit scores to pair (an evaluation file of gaprune "
                            "before format 2, or edited)."
                          : "");
+    /* MTEB's averages: each task type's mean over its sets, and their mean (FinMTEB's and ChemTEB's figure) */
+    const cJSON *dtm = cJSON_GetObjectItemCaseSensitive(dense, "type_means");
+    if (cJSON_GetArraySize(dtm) > 1) {
+        fprintf(f, "## task types (the mean of each type's main scores, and their mean)\n\n| method | sparsity | stage |");
+        for (const cJSON *t = dtm->child; t; t = t->next) fprintf(f, " %s |", t->string);
+        fprintf(f, " mean over types | Δ vs dense |\n|---|---|---|");
+        for (const cJSON *t = dtm->child; t; t = t->next) fprintf(f, "---|");
+        fprintf(f, "---|---|\n");
+        const cJSON *base_c = cJSON_GetObjectItemCaseSensitive(dense, "main_score_type_mean");
+        const double tbase = cJSON_IsNumber(base_c) ? base_c->valuedouble : NAN;
+        for (int i = -1; i < nrows; i++)
+            for (int st = 0; st < 2; st++) {
+                const cJSON *doc = i < 0 ? (st ? drt : dense) : st ? rows[i].retrained : rows[i].one_shot;
+                if (!doc) continue;
+                const cJSON *tm = cJSON_GetObjectItemCaseSensitive(doc, "type_means");
+                if (i < 0) fprintf(f, "| dense | 0 | %s |", st ? "retrained" : "");
+                else fprintf(f, "| %s | %g | %s |", rows[i].method, rows[i].sparsity, st ? "retrained" : "one-shot");
+                for (const cJSON *t = dtm->child; t; t = t->next) {
+                    const cJSON *v = cJSON_GetObjectItemCaseSensitive(tm, t->string);
+                    if (cJSON_IsNumber(v)) fprintf(f, " %.4f |", v->valuedouble);
+                    else fprintf(f, " |");
+                }
+                const cJSON *mc = cJSON_GetObjectItemCaseSensitive(doc, "main_score_type_mean");
+                const double mv = cJSON_IsNumber(mc) ? mc->valuedouble : NAN;
+                char d[32];
+                pct(d, sizeof d, mv, tbase);
+                if (isnan(mv)) fprintf(f, " | |\n");
+                else fprintf(f, " %.4f | %s |\n", mv, i < 0 && !st ? "" : d);
+            }
+        fprintf(f, "\n(Each set's table above has its paired interval; a mean over sets of different metrics has none.)\n\n");
+    }
     if (nsets > 1) {
         fprintf(f, "## mean of the main scores\n\n");
         const double base = gp_report_mean(dense);
