@@ -210,7 +210,7 @@ static void test_run_report(void **state) {
                           "## pairs.jsonl (PairClassification, ap)", "## reranking.jsonl (Reranking, map)",
                           "## summarization.jsonl (Summarization, cosine_spearman)", "## bitext.jsonl (BitextMining, accuracy)",
                           "## task types", "| Classification | Clustering | PairClassification | Reranking | Summarization | "
-                                           "BitextMining | mean over types |",
+                                           "BitextMining | mean over types | p |",
                           "test texts needed", "clustering sets needed"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(md, want[i])) fail_msg("report.md lacks \"%s\"", want[i]);
@@ -226,9 +226,31 @@ static void test_run_report(void **state) {
             if (!strcmp(k, gp_task_info_of((gp_task_type)t)->key)) kinds |= 1 << t;
     }
     assert_int_equal(kinds, (1 << GP_TASK_NTYPES) - 1);
+    /* the task types' means against dense: a type of one set has that set's interval exactly (the
+     * same resampling streams), and the mean over types' difference is the mean of the six */
+    double set_delta[GP_TASK_NTYPES] = {0}, set_lo[GP_TASK_NTYPES] = {0}, type_delta[GP_TASK_NTYPES] = {0},
+           type_lo[GP_TASK_NTYPES] = {0}, all = NAN;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(cJSON_GetObjectItem(j, "comparisons"), "pairs")) {
+        if (strcmp(cJSON_GetObjectItem(c, "stage")->valuestring, "one_shot") || strcmp(cJSON_GetObjectItem(c, "a")->valuestring, "dense"))
+            continue;
+        const char *k = cJSON_GetObjectItem(c, "kind")->valuestring, *set = cJSON_GetObjectItem(c, "set")->valuestring;
+        const double d = cJSON_GetObjectItem(c, "delta")->valuedouble, lo = cJSON_GetObjectItem(c, "lo")->valuedouble;
+        if (!strcmp(k, "type_mean") && !strcmp(set, "mean over types")) all = d;
+        for (int t = 0; t < GP_TASK_NTYPES; t++) {
+            if (!strcmp(k, gp_task_info_of((gp_task_type)t)->key)) set_delta[t] = d, set_lo[t] = lo;
+            if (!strcmp(k, "type_mean") && !strcmp(set, gp_task_info_of((gp_task_type)t)->mteb)) type_delta[t] = d, type_lo[t] = lo;
+        }
+    }
+    double mean = 0;
+    for (int t = 0; t < GP_TASK_NTYPES; t++) {
+        assert_true(set_delta[t] == type_delta[t] && set_lo[t] == type_lo[t]);
+        mean += set_delta[t] / GP_TASK_NTYPES;
+    }
+    assert_true(fabs(all - mean) < 1e-12);
     cJSON_Delete(j);
     free(js);
-    printf("    gaprune run: a table and paired comparisons for each of the 6 types, and the task-type means\n");
+    printf("    gaprune run: a table and paired comparisons for each of the 6 types; the task-type means against dense "
+           "with intervals (mean over types: %+.4f)\n", all);
 }
 
 int main(void) {

@@ -59,3 +59,17 @@ void gp_paired_spearman(const double *ca, const double *cb, const double *gold, 
  * Spearman resample. */
 void gp_paired_ap(const double *sa, const double *sb, const double *label, int64_t n, int resamples, uint64_t seed,
                   gp_paired *out);
+
+/* A weighted sum of the differences of several sets (a mean over sets, or over task types of their
+ * means): each set's units resampled on their own (set k's draws are streams k·2B + r and
+ * k·2B + B + r of the seed), its statistic recomputed, the weighted sum taken; the interval,
+ * p-value and spread of that sum as for one set. out->n is all the sets' units together (and
+ * n_needed, in those units, a rough guide only: the sets are not one pool). */
+typedef enum { GP_PAIRED_MEAN = 0, GP_PAIRED_SPEARMAN = 1, GP_PAIRED_AP = 2 } gp_paired_kind;
+typedef struct {
+    gp_paired_kind kind;
+    const double *a, *b, *gold; /* as gp_paired_mean, gp_paired_spearman (gold) or gp_paired_ap (labels) */
+    int64_t n;
+    double weight;
+} gp_paired_set;
+void gp_paired_combined(const gp_paired_set *sets, int nsets, int resamples, uint64_t seed, gp_paired *out);

@@ -79,6 +79,31 @@ static double percentile(const double *x, int n, double q) {
     return k + 1 < n ? x[k] + (h - k) * (x[k + 1] - x[k]) : x[n - 1];
 }
 
+/* The interval, spread, p-value and power of a comparison from its B bootstrap values (sorted here),
+ * the observed delta, the permutations at least as extreme and the units. */
+static void summarize(double *boot, int B, double delta, int64_t extreme, int64_t n, gp_paired *out) {
+    /* a resample whose gold scores (or cosines) are all equal has no correlation (NaN): the
+     * interval and the spread are those of the others (sorted last, left out) */
+    qsort(boot, (size_t)B, sizeof(double), cmp_double);
+    int nb = B;
+    while (nb > 0 && isnan(boot[nb - 1])) nb--;
+    double mean = 0;
+    for (int r = 0; r < nb; r++) mean += boot[r];
+    mean /= nb;
+    double var = 0;
+    for (int r = 0; r < nb; r++) var += (boot[r] - mean) * (boot[r] - mean);
+    *out = (gp_paired){.delta = delta,
+                       .lo = nb ? percentile(boot, nb, 0.025) : NAN,
+                       .hi = nb ? percentile(boot, nb, 0.975) : NAN,
+                       .se = nb > 1 ? sqrt(var / (nb - 1)) : NAN,
+                       .p = (1.0 + (double)extreme) / (B + 1.0),
+                       .n = n,
+                       .resamples = B};
+    out->significant = out->p < 0.05 && (out->lo > 0 || out->hi < 0);
+    out->n_needed = delta != 0 ? (double)n * pow(Z_SUM * out->se / fabs(delta), 2) : INFINITY;
+    if (!isfinite(delta)) out->lo = out->hi = out->se = out->p = out->n_needed = NAN, out->significant = false;
+}
+
 static void compare(const paired_data *d, int B, uint64_t seed, gp_paired *out) {
     GP_CHECK(B >= 2 && d->n >= 1, "a paired comparison of %lld units with %d resamples", (long long)d->n, B);
     const int64_t n = d->n;
@@ -107,26 +132,7 @@ static void compare(const paired_data *d, int B, uint64_t seed, gp_paired *out) 
         free(idx), free(swap);
         scratch_free(&w);
     }
-    /* a resample whose gold scores (or cosines) are all equal has no correlation (NaN): the
-     * interval and the spread are those of the others (sorted last, left out) */
-    qsort(boot, (size_t)B, sizeof(double), cmp_double);
-    int nb = B;
-    while (nb > 0 && isnan(boot[nb - 1])) nb--;
-    double mean = 0;
-    for (int r = 0; r < nb; r++) mean += boot[r];
-    mean /= nb;
-    double var = 0;
-    for (int r = 0; r < nb; r++) var += (boot[r] - mean) * (boot[r] - mean);
-    *out = (gp_paired){.delta = delta,
-                       .lo = nb ? percentile(boot, nb, 0.025) : NAN,
-                       .hi = nb ? percentile(boot, nb, 0.975) : NAN,
-                       .se = nb > 1 ? sqrt(var / (nb - 1)) : NAN,
-                       .p = (1.0 + (double)extreme) / (B + 1.0),
-                       .n = n,
-                       .resamples = B};
-    out->significant = out->p < 0.05 && (out->lo > 0 || out->hi < 0);
-    out->n_needed = delta != 0 ? (double)n * pow(Z_SUM * out->se / fabs(delta), 2) : INFINITY;
-    if (!isfinite(delta)) out->lo = out->hi = out->se = out->p = out->n_needed = NAN, out->significant = false;
+    summarize(boot, B, delta, extreme, n, out);
     free(boot);
 }
 
@@ -145,4 +151,56 @@ void gp_paired_ap(const double *sa, const double *sb, const double *label, int64
                   gp_paired *out) {
     const paired_data d = {sa, sb, label, n, STAT_AP};
     compare(&d, resamples, seed, out);
+}
+
+/* The statistic kinds of gp_paired_set, in paired_data's terms. */
+static int stat_of(gp_paired_kind k) { return k == GP_PAIRED_SPEARMAN ? STAT_SPEARMAN : k == GP_PAIRED_AP ? STAT_AP : STAT_MEAN; }
+
+void gp_paired_combined(const gp_paired_set *sets, int nsets, int resamples, uint64_t seed, gp_paired *out) {
+    GP_CHECK(nsets >= 1 && resamples >= 2, "a combined comparison of %d sets with %d resamples", nsets, resamples);
+    const int B = resamples;
+    paired_data *d = gp_malloc((size_t)nsets * sizeof *d);
+    int64_t n_all = 0, n_max = 1;
+    for (int k = 0; k < nsets; k++) {
+        d[k] = (paired_data){sets[k].a, sets[k].b, sets[k].gold, sets[k].n, stat_of(sets[k].kind)};
+        n_all += sets[k].n;
+        n_max = sets[k].n > n_max ? sets[k].n : n_max;
+    }
+    double delta = 0;
+    for (int k = 0; k < nsets; k++) {
+        scratch w;
+        scratch_init(&w, &d[k]);
+        delta += sets[k].weight * statistic(&d[k], NULL, NULL, &w);
+        scratch_free(&w);
+    }
+    double *boot = gp_malloc((size_t)B * sizeof(double));
+    int64_t extreme = 0;
+    const double bar = fabs(delta) - 1e-9 * fabs(delta);
+#pragma omp parallel reduction(+ : extreme)
+    {
+        int64_t *idx = gp_malloc((size_t)n_max * sizeof(int64_t));
+        uint8_t *swap = gp_malloc((size_t)n_max);
+        scratch *w = gp_malloc((size_t)nsets * sizeof *w);
+        for (int k = 0; k < nsets; k++) scratch_init(&w[k], &d[k]);
+#pragma omp for schedule(static)
+        for (int r = 0; r < B; r++) {
+            /* set k's draws: streams k·2B + r (bootstrap) and k·2B + B + r (permutation) */
+            double bs = 0, ps = 0;
+            for (int k = 0; k < nsets; k++) {
+                const int64_t n = d[k].n;
+                uint64_t st = gp_rng_seed(seed, (uint64_t)k * 2 * (uint64_t)B + (uint64_t)r);
+                for (int64_t i = 0; i < n; i++) idx[i] = (int64_t)gp_rng_below(&st, (uint64_t)n);
+                bs += sets[k].weight * statistic(&d[k], idx, NULL, &w[k]);
+                st = gp_rng_seed(seed, (uint64_t)k * 2 * (uint64_t)B + (uint64_t)B + (uint64_t)r);
+                for (int64_t i = 0; i < n; i++) swap[i] = (uint8_t)(gp_rng_next(&st) >> 63);
+                ps += sets[k].weight * statistic(&d[k], NULL, swap, &w[k]);
+            }
+            boot[r] = bs;
+            extreme += fabs(ps) >= bar;
+        }
+        for (int k = 0; k < nsets; k++) scratch_free(&w[k]);
+        free(w), free(idx), free(swap);
+    }
+    summarize(boot, B, delta, extreme, n_all, out);
+    free(boot), free(d);
 }

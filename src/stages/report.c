@@ -122,6 +122,45 @@ static bool compare_docs(const gp_job *job, const cJSON *a, const cJSON *b, int 
     return ok;
 }
 
+/* doc's mean over task types (or over the sets of one type, kind only >= 0; retrieval and STS are
+ * types too, as in the eval file's type_means) against base's, every set
+ * resampled on its own units (gp_paired_combined), each type weighing the same and each set the
+ * same within its type: false when a set lacks its units in either document. The sets are base's
+ * with a main score. */
+static bool compare_type_mean(const gp_job *job, const cJSON *base, const cJSON *doc, int only, gp_paired *out) {
+    if (!base || !doc) return false;
+    int per_type[NKINDS] = {0}, ntypes = 0, nsets = 0;
+    for (int k = 0; k < NKINDS; k++) {
+        if (only >= 0 && k != only) continue;
+        const cJSON *sets = cJSON_GetObjectItemCaseSensitive(base, kind_key(k));
+        for (const cJSON *x = sets ? sets->child : NULL; x; x = x->next)
+            if (!isnan(main_score(base, kind_key(k), x->string))) per_type[k]++, nsets++;
+    }
+    for (int t = 0; t < NKINDS; t++) ntypes += per_type[t] > 0;
+    if (!nsets) return false;
+    gp_paired_set *ps = gp_calloc((size_t)nsets, sizeof *ps);
+    set_units *ua = gp_calloc((size_t)nsets, sizeof *ua), *ub = gp_calloc((size_t)nsets, sizeof *ub);
+    int n = 0;
+    bool ok = true;
+    for (int k = 0; k < NKINDS && ok; k++) {
+        if (only >= 0 && k != only) continue;
+        const cJSON *sets = cJSON_GetObjectItemCaseSensitive(base, kind_key(k));
+        for (const cJSON *x = sets ? sets->child : NULL; x && ok; x = x->next) {
+            if (isnan(main_score(base, kind_key(k), x->string))) continue;
+            const bool ha = set_units_of(base, k, x->string, &ua[n]), hb = set_units_of(doc, k, x->string, &ub[n]);
+            ok = ha && hb && same_units(&ua[n], &ub[n]);
+            ps[n] = (gp_paired_set){k == K_STS ? GP_PAIRED_SPEARMAN : k == K_TASKS + GP_TASK_PAIR ? GP_PAIRED_AP : GP_PAIRED_MEAN,
+                                    ua[n].v, ub[n].v, ua[n].gold, ua[n].n,
+                                    1.0 / ((double)ntypes * (double)per_type[k])};
+            n++;
+        }
+    }
+    if (ok) gp_paired_combined(ps, n, job->eval.resamples, (uint64_t)job->eval.seed, out);
+    for (int i = 0; i < n; i++) set_units_free(&ua[i]), set_units_free(&ub[i]);
+    free(ua), free(ub), free(ps);
+    return ok;
+}
+
 /* "+0.0123 [-0.0040, +0.0290]" and "0.041*" (the p-value, * when significant) of a comparison. */
 static void cells(const gp_paired *d, char *delta, size_t nd, char *p, size_t np) {
     snprintf(delta, nd, "%+.4f [%+.4f, %+.4f]", d->delta, d->lo, d->hi);
@@ -137,7 +176,7 @@ static void needed(const gp_paired *d, char *buf, size_t n) {
 static cJSON *comparison_json(const char *set, int kind, const char *stage, const char *a, const char *b, const gp_paired *d) {
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "set", set);
-    cJSON_AddStringToObject(c, "kind", kind_key(kind));
+    cJSON_AddStringToObject(c, "kind", kind < 0 ? "type_mean" : kind_key(kind));
     cJSON_AddStringToObject(c, "stage", stage);
     cJSON_AddStringToObject(c, "a", a);
     cJSON_AddStringToObject(c, "b", b);
@@ -319,36 +358,59 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                 unpaired ? " A Δ without an interval has no per-unit scores to pair (an evaluation file of gaprune "
                            "before format 2, or edited)."
                          : "");
-    /* MTEB's averages: each task type's mean over its sets, and their mean (FinMTEB's and ChemTEB's figure) */
+    /* MTEB's averages: each task type's mean over its sets, and their mean (FinMTEB's and ChemTEB's
+     * figure), each against dense with an interval that resamples every set's own units */
     const cJSON *dtm = cJSON_GetObjectItemCaseSensitive(dense, "type_means");
     if (cJSON_GetArraySize(dtm) > 1) {
-        fprintf(f, "## task types (the mean of each type's main scores, and their mean)\n\n| method | sparsity | stage |");
-        for (const cJSON *t = dtm->child; t; t = t->next) fprintf(f, " %s |", t->string);
-        fprintf(f, " mean over types | Δ vs dense |\n|---|---|---|");
-        for (const cJSON *t = dtm->child; t; t = t->next) fprintf(f, "---|");
+        int types[NKINDS], nt = 0; /* the kinds with a type mean, in type_means' order */
+        for (int k = 0; k < NKINDS; k++) {
+            const char *name = k == K_RETRIEVAL ? "Retrieval" : k == K_STS ? "STS" : gp_task_info_of((gp_task_type)(k - K_TASKS))->mteb;
+            if (cJSON_GetObjectItemCaseSensitive(dtm, name)) types[nt++] = k;
+        }
+        fprintf(f, "## task types\n\nEach type's mean over its sets, and the mean over types (FinMTEB's and ChemTEB's "
+                   "figure), with Δ against dense [95%% interval]; the interval resamples every set's own units, each "
+                   "type weighing the same:\n\n| method | sparsity | stage |");
+        for (int i = 0; i < nt; i++)
+            fprintf(f, " %s |", types[i] == K_RETRIEVAL ? "Retrieval" : types[i] == K_STS ? "STS" : gp_task_info_of((gp_task_type)(types[i] - K_TASKS))->mteb);
+        fprintf(f, " mean over types | p |\n|---|---|---|");
+        for (int i = 0; i < nt; i++) fprintf(f, "---|");
         fprintf(f, "---|---|\n");
-        const cJSON *base_c = cJSON_GetObjectItemCaseSensitive(dense, "main_score_type_mean");
-        const double tbase = cJSON_IsNumber(base_c) ? base_c->valuedouble : NAN;
         for (int i = -1; i < nrows; i++)
             for (int st = 0; st < 2; st++) {
                 const cJSON *doc = i < 0 ? (st ? drt : dense) : st ? rows[i].retrained : rows[i].one_shot;
                 if (!doc) continue;
+                const bool is_dense = i < 0 && !st;
                 const cJSON *tm = cJSON_GetObjectItemCaseSensitive(doc, "type_means");
                 if (i < 0) fprintf(f, "| dense | 0 | %s |", st ? "retrained" : "");
                 else fprintf(f, "| %s | %g | %s |", rows[i].method, rows[i].sparsity, st ? "retrained" : "one-shot");
-                for (const cJSON *t = dtm->child; t; t = t->next) {
-                    const cJSON *v = cJSON_GetObjectItemCaseSensitive(tm, t->string);
-                    if (cJSON_IsNumber(v)) fprintf(f, " %.4f |", v->valuedouble);
-                    else fprintf(f, " |");
+                char tag[128];
+                if (i < 0) snprintf(tag, sizeof tag, "retrained-dense");
+                else snprintf(tag, sizeof tag, "%s-%g", rows[i].method, rows[i].sparsity);
+                for (int q = 0; q <= nt; q++) {
+                    const char *name = q == nt ? NULL
+                                       : types[q] == K_RETRIEVAL ? "Retrieval"
+                                       : types[q] == K_STS       ? "STS"
+                                                                 : gp_task_info_of((gp_task_type)(types[q] - K_TASKS))->mteb;
+                    const cJSON *v = name ? cJSON_GetObjectItemCaseSensitive(tm, name)
+                                          : cJSON_GetObjectItemCaseSensitive(doc, "main_score_type_mean");
+                    if (!cJSON_IsNumber(v)) {
+                        fprintf(f, q == nt ? " | |" : " |");
+                        continue;
+                    }
+                    gp_paired d;
+                    if (!is_dense && compare_type_mean(job, dense, doc, q == nt ? -1 : types[q], &d)) {
+                        fprintf(f, " %.4f (%+.4f [%+.4f, %+.4f]) |", v->valuedouble, d.delta, d.lo, d.hi);
+                        if (q == nt) fprintf(f, " %.4f%s |", d.p, d.significant ? "*" : "");
+                        cJSON_AddItemToArray(comparisons, comparison_json(name ? name : "mean over types", -1,
+                                                                          st ? "retrained" : "one_shot", "dense", tag, &d));
+                    } else {
+                        fprintf(f, " %.4f |", v->valuedouble);
+                        if (q == nt) fprintf(f, " |");
+                    }
                 }
-                const cJSON *mc = cJSON_GetObjectItemCaseSensitive(doc, "main_score_type_mean");
-                const double mv = cJSON_IsNumber(mc) ? mc->valuedouble : NAN;
-                char d[32];
-                pct(d, sizeof d, mv, tbase);
-                if (isnan(mv)) fprintf(f, " | |\n");
-                else fprintf(f, " %.4f | %s |\n", mv, i < 0 && !st ? "" : d);
+                fprintf(f, "\n");
             }
-        fprintf(f, "\n(Each set's table above has its paired interval; a mean over sets of different metrics has none.)\n\n");
+        fprintf(f, "\n");
     }
     if (nsets > 1) {
         fprintf(f, "## mean of the main scores\n\n");
