@@ -104,53 +104,23 @@ static void summarize(double *boot, int B, double delta, int64_t extreme, int64_
     if (!isfinite(delta)) out->lo = out->hi = out->se = out->p = out->n_needed = NAN, out->significant = false;
 }
 
-static void compare(const paired_data *d, int B, uint64_t seed, gp_paired *out) {
-    GP_CHECK(B >= 2 && d->n >= 1, "a paired comparison of %lld units with %d resamples", (long long)d->n, B);
-    const int64_t n = d->n;
-    scratch w0;
-    scratch_init(&w0, d);
-    const double delta = statistic(d, NULL, NULL, &w0);
-    scratch_free(&w0);
-    double *boot = gp_malloc((size_t)B * sizeof(double));
-    int64_t extreme = 0;
-    const double bar = fabs(delta) - 1e-9 * fabs(delta);
-#pragma omp parallel reduction(+ : extreme)
-    {
-        int64_t *idx = gp_malloc((size_t)n * sizeof(int64_t));
-        uint8_t *swap = gp_malloc((size_t)n);
-        scratch w;
-        scratch_init(&w, d);
-#pragma omp for schedule(static)
-        for (int r = 0; r < B; r++) {
-            uint64_t s = gp_rng_seed(seed, (uint64_t)r);
-            for (int64_t i = 0; i < n; i++) idx[i] = (int64_t)gp_rng_below(&s, (uint64_t)n);
-            boot[r] = statistic(d, idx, NULL, &w);
-            s = gp_rng_seed(seed, (uint64_t)B + (uint64_t)r);
-            for (int64_t i = 0; i < n; i++) swap[i] = (uint8_t)(gp_rng_next(&s) >> 63);
-            extreme += fabs(statistic(d, NULL, swap, &w)) >= bar;
-        }
-        free(idx), free(swap);
-        scratch_free(&w);
-    }
-    summarize(boot, B, delta, extreme, n, out);
-    free(boot);
-}
-
+/* One set is the combined comparison of one set of weight 1: its draws are streams r and B + r, and
+ * 0 + 1·x is x, so nothing but the bookkeeping is shared. */
 void gp_paired_mean(const double *a, const double *b, int64_t n, int resamples, uint64_t seed, gp_paired *out) {
-    const paired_data d = {a, b, NULL, n, STAT_MEAN};
-    compare(&d, resamples, seed, out);
+    const gp_paired_set one = {GP_PAIRED_MEAN, a, b, NULL, n, 1.0};
+    gp_paired_combined(&one, 1, resamples, seed, out);
 }
 
 void gp_paired_spearman(const double *ca, const double *cb, const double *gold, int64_t n, int resamples, uint64_t seed,
                         gp_paired *out) {
-    const paired_data d = {ca, cb, gold, n, STAT_SPEARMAN};
-    compare(&d, resamples, seed, out);
+    const gp_paired_set one = {GP_PAIRED_SPEARMAN, ca, cb, gold, n, 1.0};
+    gp_paired_combined(&one, 1, resamples, seed, out);
 }
 
 void gp_paired_ap(const double *sa, const double *sb, const double *label, int64_t n, int resamples, uint64_t seed,
                   gp_paired *out) {
-    const paired_data d = {sa, sb, label, n, STAT_AP};
-    compare(&d, resamples, seed, out);
+    const gp_paired_set one = {GP_PAIRED_AP, sa, sb, label, n, 1.0};
+    gp_paired_combined(&one, 1, resamples, seed, out);
 }
 
 /* The statistic kinds of gp_paired_set, in paired_data's terms. */
@@ -162,6 +132,7 @@ void gp_paired_combined(const gp_paired_set *sets, int nsets, int resamples, uin
     paired_data *d = gp_malloc((size_t)nsets * sizeof *d);
     int64_t n_all = 0, n_max = 1;
     for (int k = 0; k < nsets; k++) {
+        GP_CHECK(sets[k].n >= 1, "a paired comparison of a set of %lld units", (long long)sets[k].n);
         d[k] = (paired_data){sets[k].a, sets[k].b, sets[k].gold, sets[k].n, stat_of(sets[k].kind)};
         n_all += sets[k].n;
         n_max = sets[k].n > n_max ? sets[k].n : n_max;
