@@ -425,6 +425,10 @@ static void test_resume(void **state) {
     read_log("killed.h5", loss, 7, got, NULL, NULL, n);
     assert_memory_equal(got, ref, n * 4);
     assert_int_equal(retrain(2, sets, "GAPRUNE_TEST_SIGNAL_AT_STEP=3"), 3);
+    /* the stop says so itself ("rerun to resume"), and no empty error line follows it */
+    char *e = tu_read_in(g_dir, "err.txt");
+    assert_null(strstr(e, "gaprune: error: \n"));
+    free(e);
     assert_int_equal(retrain(2, sets, NULL), 0);
     save_log("signal.h5");
     read_log("signal.h5", loss, 7, got, NULL, NULL, n);

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -32,10 +33,28 @@ int gp_log_level(void) {
 
 void gp_log_set_level(int level) { g_level = level; }
 
+/* One line in one write: under mpirun the ranks' stderr streams interleave by write, so a line
+ * written as prefix, text and newline could be split by another rank's (or mpirun's) lines. */
 static void vlog(FILE *f, const char *prefix, const char *fmt, va_list ap) {
-    if (prefix) fputs(prefix, f);
-    vfprintf(f, fmt, ap);
-    fputc('\n', f);
+    char small[2048], *line = small;
+    const size_t pl = prefix ? strlen(prefix) : 0;
+    va_list again;
+    va_copy(again, ap);
+    const int tl = vsnprintf(NULL, 0, fmt, ap);
+    const size_t need = pl + (size_t)(tl > 0 ? tl : 0) + 2;
+    if (need > sizeof small) line = malloc(need);
+    if (!line) { /* no room to assemble it: the line in pieces rather than not at all */
+        if (prefix) fputs(prefix, f);
+        vfprintf(f, fmt, again);
+        fputc('\n', f);
+    } else {
+        if (pl) memcpy(line, prefix, pl);
+        vsnprintf(line + pl, need - pl, fmt, again);
+        line[need - 2] = '\n', line[need - 1] = '\0';
+        fwrite(line, 1, need - 1, f);
+        if (line != small) free(line);
+    }
+    va_end(again);
     fflush(f);
 }
 

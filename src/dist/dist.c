@@ -254,8 +254,9 @@ float *gp_allgather_rows_f32(const float *mine, int64_t n, int D, int64_t *total
 
 gp_status gp_agree(gp_status rc, gp_err *err) {
     if (gp_nranks() == 1) { /* the same outcome without MPI, so rank-free callers (unit tests) may agree too */
-        if (rc && !(err && err->reported)) {
-            fprintf(stderr, "gaprune: error: %s\n", err ? err->msg : "");
+        /* a stop (GP_ESTOPPED) has said what it is and how to go on; it leaves the message empty */
+        if (rc && !(err && err->reported) && err && err->msg[0]) {
+            fprintf(stderr, "gaprune: error: %s\n", err->msg);
             fflush(stderr);
         }
         if (rc && err) err->code = rc, err->reported = true;
@@ -268,7 +269,7 @@ gp_status gp_agree(gp_status rc, gp_err *err) {
     GP_MPI(MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     gp_err local = {0};
     if (!err) err = &local;
-    if (first == gp_rank() && !err->reported) {
+    if (first == gp_rank() && !err->reported && err->msg[0]) {
         if (gp_rank() == 0) fprintf(stderr, "gaprune: error: %s\n", err->msg);
         else fprintf(stderr, "gaprune: error: [rank %d] %s\n", gp_rank(), err->msg);
         fflush(stderr);
