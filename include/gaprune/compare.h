@@ -53,12 +53,7 @@ void gp_paired_mean(const double *a, const double *b, int64_t n, int resamples, 
 /* Spearman correlations with the gold scores of the same pairs (n >= 2). */
 void gp_paired_spearman(const double *ca, const double *cb, const double *gold, int64_t n, int resamples, uint64_t seed,
                         gp_paired *out);
-/* Average precisions (taskmetrics.h) of the two models' scores of the same pairs against their 0/1
- * labels (label[i] != 0: positive), recomputed on every resample (pair classification). A
- * resample without a positive pair has no average precision and is left out like a constant
- * Spearman resample. */
-void gp_paired_ap(const double *sa, const double *sb, const double *label, int64_t n, int resamples, uint64_t seed,
-                  gp_paired *out);
+
 
 /* A weighted sum of the differences of several sets (a mean over sets, or over task types of their
  * means): each set's units resampled on their own (set k's draws are streams k·2B + r and
@@ -68,7 +63,10 @@ void gp_paired_ap(const double *sa, const double *sb, const double *label, int64
 typedef enum { GP_PAIRED_MEAN = 0, GP_PAIRED_SPEARMAN = 1, GP_PAIRED_AP = 2 } gp_paired_kind;
 typedef struct {
     gp_paired_kind kind;
-    const double *a, *b, *gold; /* as gp_paired_mean, gp_paired_spearman (gold) or gp_paired_ap (labels) */
+    /* as gp_paired_mean, gp_paired_spearman (gold), or for GP_PAIRED_AP the two models' scores of
+     * the same pairs and their 0/1 labels in gold (nonzero: positive; taskmetrics.h's average
+     * precision, a resample without a positive left out like a constant Spearman one) */
+    const double *a, *b, *gold;
     int64_t n;
     double weight;
 } gp_paired_set;

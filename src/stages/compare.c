@@ -117,11 +117,6 @@ void gp_paired_spearman(const double *ca, const double *cb, const double *gold, 
     gp_paired_combined(&one, 1, resamples, seed, out);
 }
 
-void gp_paired_ap(const double *sa, const double *sb, const double *label, int64_t n, int resamples, uint64_t seed,
-                  gp_paired *out) {
-    const gp_paired_set one = {GP_PAIRED_AP, sa, sb, label, n, 1.0};
-    gp_paired_combined(&one, 1, resamples, seed, out);
-}
 
 /* The statistic kinds of gp_paired_set, in paired_data's terms. */
 static int stat_of(gp_paired_kind k) { return k == GP_PAIRED_SPEARMAN ? STAT_SPEARMAN : k == GP_PAIRED_AP ? STAT_AP : STAT_MEAN; }

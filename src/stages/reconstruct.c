@@ -69,7 +69,43 @@ typedef struct {
     float *scratch;
     double w_now; /* the batch's corpus weight */
     gp_recon_report *rep;
+    int *block_of; /* [mask->n] the transformer block of each mask item */
 } recon_ctx;
+
+/* The mask items of block l, in mask order, into items (room for mask->n); returns their count. */
+static int block_items(const recon_ctx *c, int l, int *items) {
+    int n = 0;
+    for (int i = 0; i < c->mask->n; i++)
+        if (c->block_of[i] == l) items[n++] = i;
+    return n;
+}
+
+/* Elements of the largest block's mask items: what one block's copy of them needs. */
+static size_t largest_block(const recon_ctx *c) {
+    size_t most = 1;
+    int *items = gp_malloc((size_t)(c->mask->n ? c->mask->n : 1) * sizeof(int));
+    for (int l = 0; l < c->m->cfg.layers; l++) {
+        size_t k = 0;
+        for (int j = 0, ni = block_items(c, l, items); j < ni; j++) k += (size_t)c->mask->numel[items[j]];
+        most = k > most ? k : most;
+    }
+    free(items);
+    return most;
+}
+
+/* Swaps the values of the mask items items[0..ni) with buf, their values one tensor after the
+ * other: twice puts everything back. Parallel order keeps a block's dense values in buf and swaps
+ * them in for the forwards that must see the dense block; a resume swaps a checkpoint's in. */
+static void exchange(gp_model *m, const gp_mask *mask, const int *items, int ni, float *buf) {
+    for (int k = 0; k < ni; k++) {
+        float *w = gp_model_param(m, mask->param[items[k]]);
+        for (int64_t e = 0; e < mask->numel[items[k]]; e++) {
+            const float t = w[e];
+            w[e] = buf[e], buf[e] = t;
+        }
+        buf += mask->numel[items[k]];
+    }
+}
 
 /* Calibration texts of both corpora in batches; this rank's batches tokenized, packed and embedded. */
 static gp_status load_batches(recon_ctx *c, gp_err *err) {
@@ -298,10 +334,9 @@ static gp_status write_block(recon_ctx *c, const char *dir, int l, const char *h
             gp_h5_attr_int(f, GP_CHECKPOINT_ATTR_STEP, l + 1);
             gp_h5_attr_str(f, GP_H5_ATTR_DESCRIPTION, "gaprune reconstruction checkpoint: the solved weights and mask bits "
                                                       "of one transformer block (removed when the pruned folder is written)");
-            for (int i = 0; i < c->mask->n; i++) {
-                int layer;
-                gp_model_param_kind(c->m, c->mask->param[i], &layer);
-                if (layer != l) continue;
+            int *items = gp_malloc((size_t)c->mask->n * sizeof(int));
+            for (int j = 0, ni = block_items(c, l, items); j < ni; j++) {
+                const int i = items[j];
                 char name[200];
                 snprintf(name, sizeof name, "w%d", c->mask->param[i]);
                 gp_checkpoint_write(f, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, gp_model_param(c->m, c->mask->param[i]),
@@ -314,6 +349,7 @@ static gp_status write_block(recon_ctx *c, const char *dir, int l, const char *h
                 gp_checkpoint_write(f, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, e, 2,
                                     "relative output error before and after", "1");
             }
+            free(items);
             gp_checkpoint_seal(f);
         }
     }
@@ -326,7 +362,8 @@ static gp_status write_block(recon_ctx *c, const char *dir, int l, const char *h
 typedef struct {
     recon_ctx *c;
     int layer;
-    float *w; /* the block's solved weights, its tensors one after the other in mask order */
+    int *items, ni; /* the block's mask items */
+    float *w;       /* their solved weights, one tensor after the other */
 } load_ctx;
 
 /* The block's weights into lc->w (the model is left as it is until the whole file has loaded),
@@ -338,10 +375,8 @@ static gp_status read_block(hid_t f, void *vctx) {
     int64_t step = 0;
     if (gp_h5_read_attr_int(f, GP_CHECKPOINT_ATTR_STEP, &step) || step != lc->layer + 1) return GP_EINPUT;
     size_t at = 0;
-    for (int i = 0; i < c->mask->n; i++) {
-        int layer;
-        gp_model_param_kind(c->m, c->mask->param[i], &layer);
-        if (layer != lc->layer) continue;
+    for (int j = 0; j < lc->ni; j++) {
+        const int i = lc->items[j];
         char name[200];
         snprintf(name, sizeof name, "w%d", c->mask->param[i]);
         if (gp_h5_read_f32(f, name, lc->w + at, (size_t)c->mask->numel[i])) return GP_EINPUT;
@@ -362,34 +397,13 @@ static gp_status read_block(hid_t f, void *vctx) {
     return GP_OK;
 }
 
-/* Copies lc->w into the model's tensors of the block. */
-static void put_block(const load_ctx *lc) {
-    size_t at = 0;
-    for (int i = 0; i < lc->c->mask->n; i++) {
-        int layer;
-        gp_model_param_kind(lc->c->m, lc->c->mask->param[i], &layer);
-        if (layer != lc->layer) continue;
-        memcpy(gp_model_param(lc->c->m, lc->c->mask->param[i]), lc->w + at, (size_t)lc->c->mask->numel[i] * sizeof(float));
-        at += (size_t)lc->c->mask->numel[i];
-    }
-}
-
 /* Blocks [0, done) read back from their checkpoints (collective), the cached inputs carried past
  * each: through the solved block (sequential) or the dense one (parallel, before the solved
  * weights replace it). Returns done. */
 static int resume(recon_ctx *c, const char *dir, const char *hash) {
     const int L = c->m->cfg.layers;
-    size_t most = 1;
-    for (int l = 0; l < L; l++) {
-        size_t k = 0;
-        for (int i = 0; i < c->mask->n; i++) {
-            int layer;
-            gp_model_param_kind(c->m, c->mask->param[i], &layer);
-            if (layer == l) k += (size_t)c->mask->numel[i];
-        }
-        if (k > most) most = k;
-    }
-    load_ctx lc = {c, 0, gp_malloc(most * sizeof(float))};
+    load_ctx lc = {c, 0, gp_malloc((size_t)(c->mask->n ? c->mask->n : 1) * sizeof(int)), 0,
+                   gp_malloc(largest_block(c) * sizeof(float))};
     int done = 0;
     while (done < L) {
         char *path = block_path(dir, done);
@@ -397,15 +411,16 @@ static int resume(recon_ctx *c, const char *dir, const char *hash) {
         exists = gp_allreduce_max_int(exists);
         gp_status rc = GP_EINPUT;
         lc.layer = done;
+        lc.ni = block_items(c, done, lc.items);
         if (exists) rc = gp_checkpoint_load_shared(path, NULL, hash, read_block, &lc);
         free(path);
         if (rc) break;
         if (c->o->order == GP_RECON_PARALLEL) advance(c, done);
-        put_block(&lc);
+        exchange(c->m, c->mask, lc.items, lc.ni, lc.w); /* the solved weights in (lc.w is scratch after) */
         if (c->o->order == GP_RECON_SEQUENTIAL) advance(c, done);
         done++;
     }
-    free(lc.w);
+    free(lc.w), free(lc.items);
     return done;
 }
 
@@ -422,20 +437,6 @@ void gp_reconstruct_cleanup(const char *dir, int layers) {
 
 /* ---- the stage ---------------------------------------------------------------------------------- */
 
-/* Swaps the values of the block's mask items (items[0..ni), mask order) with buf, their values one
- * tensor after the other: twice puts everything back. Parallel order keeps the block's dense
- * values in buf and swaps them in for the forwards that must see the dense block. */
-static void exchange(gp_model *m, const gp_mask *mask, const int *items, int ni, float *buf) {
-    for (int k = 0; k < ni; k++) {
-        float *w = gp_model_param(m, mask->param[items[k]]);
-        for (int64_t e = 0; e < mask->numel[items[k]]; e++) {
-            const float t = w[e];
-            w[e] = buf[e], buf[e] = t;
-        }
-        buf += mask->numel[items[k]];
-    }
-}
-
 gp_status gp_reconstruct(const gp_recon_opts *o, gp_model *m, gp_mask *mask, const gp_recon_mask *how, const char *ckpt_dir,
                          const char *settings_hash, gp_recon_report *rep, gp_err *err) {
     memset(rep, 0, sizeof *rep);
@@ -444,6 +445,8 @@ gp_status gp_reconstruct(const gp_recon_opts *o, gp_model *m, gp_mask *mask, con
     rep->err_before = gp_calloc(nz(mask->n), sizeof(double));
     rep->err_after = gp_calloc(nz(mask->n), sizeof(double));
     recon_ctx c = {.o = o, .m = m, .mask = mask, .how = how, .P = gp_nranks(), .rank = gp_rank(), .rep = rep};
+    c.block_of = gp_malloc((size_t)(mask->n ? mask->n : 1) * sizeof(int));
+    for (int i = 0; i < mask->n; i++) gp_model_param_kind(m, mask->param[i], &c.block_of[i]);
     gp_status rc = load_batches(&c, err);
     const int L = m->cfg.layers;
     /* the widest input of any selected weight: H's size */
@@ -463,33 +466,20 @@ gp_status gp_reconstruct(const gp_recon_opts *o, gp_model *m, gp_mask *mask, con
     }
     /* parallel order: one block's dense weights, swapped in for forwards that must see the dense block */
     float *dense = NULL;
-    size_t dense_n = 0;
-    if (!rc && o->order == GP_RECON_PARALLEL) { /* the largest block's selected tensors */
-        for (int l = 0; l < L; l++) {
-            size_t k = 0;
-            for (int i = 0; i < mask->n; i++) {
-                int layer;
-                gp_model_param_kind(m, mask->param[i], &layer);
-                if (layer == l) k += (size_t)mask->numel[i];
-            }
-            dense_n = k > dense_n ? k : dense_n;
-        }
-        dense = gp_malloc((dense_n ? dense_n : 1) * sizeof(float));
-    }
+    if (!rc && o->order == GP_RECON_PARALLEL) dense = gp_malloc(largest_block(&c) * sizeof(float));
+    int *items = gp_malloc((size_t)(mask->n ? mask->n : 1) * sizeof(int)); /* a block's mask items */
+    int *groups = gp_malloc((size_t)(mask->n ? mask->n : 1) * sizeof(int)); /* and their groups */
     gp_stop_watch sw;
     gp_stop_begin(&sw);
     int checkpoints = 0;
     for (int l = start; l < L && !rc; l++) {
         const double tb = gp_now();
         /* this block's items in table order, with their groups */
-        int items[64], groups[64], ni = 0;
-        for (int i = 0; i < mask->n && ni < 64; i++) {
-            int layer;
-            const int g = gp_model_linear_group(m, mask->param[i], &layer);
-            if (layer != l) continue;
-            GP_CHECK(g >= 0 && g < NGROUPS, "selected tensor %s is not a linear weight of block %d",
-                     m->table.p[mask->param[i]].name, l);
-            items[ni] = i, groups[ni++] = g;
+        const int ni = block_items(&c, l, items);
+        for (int k = 0; k < ni; k++) {
+            groups[k] = gp_model_linear_group(m, mask->param[items[k]], NULL);
+            GP_CHECK(groups[k] >= 0 && groups[k] < NGROUPS, "selected tensor %s is not a linear weight of block %d",
+                     m->table.p[mask->param[items[k]]].name, l);
         }
         size_t at = 0;
         if (dense)
@@ -550,6 +540,6 @@ gp_status gp_reconstruct(const gp_recon_opts *o, gp_model *m, gp_mask *mask, con
     }
     rep->seconds = gp_now() - t_start;
     for (int i = 0; i < c.nb; i++) gp_seqs_free(c.b[i].seqs), free(c.b[i].x);
-    free(c.b), free(c.y), free(c.H), free(c.scratch), free(U), free(dense);
+    free(c.b), free(c.y), free(c.H), free(c.scratch), free(U), free(dense), free(c.block_of), free(items), free(groups);
     return rc;
 }

@@ -107,6 +107,12 @@ static bool same_units(const set_units *a, const set_units *b) {
     return !x && !y;
 }
 
+/* The statistic a set of kind k is compared by: the mean of its units, STS's Spearman correlation,
+ * pair classification's average precision. */
+static gp_paired_kind paired_kind(int k) {
+    return k == K_STS ? GP_PAIRED_SPEARMAN : k == K_TASKS + GP_TASK_PAIR ? GP_PAIRED_AP : GP_PAIRED_MEAN;
+}
+
 /* b's main score on the set against a's, paired by unit: false when either document lacks the
  * units or they are not the same ones. */
 static bool compare_docs(const gp_job *job, const cJSON *a, const cJSON *b, int kind, const char *set, gp_paired *out) {
@@ -114,10 +120,10 @@ static bool compare_docs(const gp_job *job, const cJSON *a, const cJSON *b, int 
     set_units ua, ub;
     const bool have_a = set_units_of(a, kind, set, &ua), have_b = set_units_of(b, kind, set, &ub);
     const bool ok = have_a && have_b && same_units(&ua, &ub);
-    const uint64_t seed = (uint64_t)job->eval.seed;
-    if (ok && kind == K_STS) gp_paired_spearman(ua.v, ub.v, ua.gold, ua.n, job->eval.resamples, seed, out);
-    else if (ok && kind == K_TASKS + GP_TASK_PAIR) gp_paired_ap(ua.v, ub.v, ua.gold, ua.n, job->eval.resamples, seed, out);
-    else if (ok) gp_paired_mean(ua.v, ub.v, ua.n, job->eval.resamples, seed, out);
+    if (ok) {
+        const gp_paired_set one = {paired_kind(kind), ua.v, ub.v, ua.gold, ua.n, 1.0};
+        gp_paired_combined(&one, 1, job->eval.resamples, (uint64_t)job->eval.seed, out);
+    }
     set_units_free(&ua), set_units_free(&ub);
     return ok;
 }
@@ -149,8 +155,7 @@ static bool compare_type_mean(const gp_job *job, const cJSON *base, const cJSON 
             if (isnan(main_score(base, kind_key(k), x->string))) continue;
             const bool ha = set_units_of(base, k, x->string, &ua[n]), hb = set_units_of(doc, k, x->string, &ub[n]);
             ok = ha && hb && same_units(&ua[n], &ub[n]);
-            ps[n] = (gp_paired_set){k == K_STS ? GP_PAIRED_SPEARMAN : k == K_TASKS + GP_TASK_PAIR ? GP_PAIRED_AP : GP_PAIRED_MEAN,
-                                    ua[n].v, ub[n].v, ua[n].gold, ua[n].n,
+            ps[n] = (gp_paired_set){paired_kind(k), ua[n].v, ub[n].v, ua[n].gold, ua[n].n,
                                     1.0 / ((double)ntypes * (double)per_type[k])};
             n++;
         }
