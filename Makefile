@@ -22,7 +22,7 @@ NP         ?= 2
 JOBS       ?= $(shell nproc 2>/dev/null || echo 1)
 PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc libpcre2-8 inih libcrypto zlib
 DEB_BUILD  := pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
-              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libpcre2-dev libinih-dev libssl-dev zlib1g-dev liblinear-dev
+              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libpcre2-dev libinih-dev libssl-dev zlib1g-dev liblinear-dev libdnnl-dev
 DEB_PY     := python3-torch python3-numpy python3-h5py python3-regex
 DEB_DATA   := python3 wordnet-base manpages manpages-dev
 DEB_SLURM  := slurm-wlm munge
@@ -32,8 +32,8 @@ PYTHON_REF := /usr/bin/python3
 ARCH_FLAGS ?= $(shell echo 'int main(void){return 0;}' | $(CC) -march=native -x c -o /dev/null - >/dev/null 2>&1 && echo -march=native)
 
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
-# liblinear (taskmetrics.c's logistic regression) ships no pkg-config file
-PKG_LIBS    = $(shell pkg-config --libs $(PKGS)) -llinear -lm
+# liblinear (taskmetrics.c's logistic regression) and oneDNN (bf16.c's BF16 matmul) ship no pkg-config file
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS)) -llinear -ldnnl -lm
 WARN        = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter
 # nothing reads errno after a math call; without errno, sqrt and friends vectorize (same results)
 WARN       += -fno-math-errno

@@ -32,6 +32,7 @@
 #include <stdio.h>
 
 #include "gaprune/check.h"
+#include "gaprune/kernels.h"
 #include "gaprune/prune.h"
 
 typedef enum { GP_BAD_FAIL = 0, GP_BAD_SKIP = 1 } gp_on_bad;
@@ -76,6 +77,7 @@ typedef struct gp_job {
         char *query_instruction; /* the query prefix; query_task, when set, has been turned into it */
         char *query_task;
         bool recompute;
+        gp_compute compute; /* model.compute: the matmuls' arithmetic (kernels.h) */
     } model;
     struct {
         char *domain, *general;

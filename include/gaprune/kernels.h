@@ -42,6 +42,19 @@ int64_t gp_par_min(void);
 void gp_set_sgemm_min(int64_t madds);
 int64_t gp_sgemm_min(void);
 
+/* The arithmetic of the matmuls of gp_matmul_forward/backward (model.compute): float32 through
+ * OpenBLAS, or BF16 operands accumulated in float32 through oneDNN (bf16.h), the operands rounded
+ * to BF16 per call. Everything else (norms, softmax, attention, loss, every accumulator and
+ * gradient buffer) stays float32 either way. Process-wide, like the thread count. */
+typedef enum { GP_COMPUTE_F32 = 0, GP_COMPUTE_BF16 = 1 } gp_compute;
+void gp_set_compute(gp_compute c);
+gp_compute gp_compute_get(void);
+/* The names, in gp_compute order, NULL-terminated: "f32", "bf16" (job key model.compute). */
+extern const char *const gp_compute_names[];
+/* What a settings hash appends for the mode in effect: "" for f32 (so hashes made before the mode
+ * existed stay valid), "; compute bf16" otherwise. */
+const char *gp_compute_tag(void);
+
 /* out[N,OC] = inp[N,C] · w[OC,C]^T + b[OC] (b may be NULL). */
 void gp_matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC);
 /* dinp[N,C] += dout·w; dw[OC,C] += dout^T·inp; db[OC] += Σ_n dout. Any of dinp, dw, db may be

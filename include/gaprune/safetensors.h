@@ -73,8 +73,6 @@ size_t gp_dtype_size(gp_dtype t);
 /* IEEE half and bfloat16 conversions (round to nearest even on the way down). */
 float gp_f16_to_f32(uint16_t h);
 uint16_t gp_f32_to_f16(float f);
-float gp_bf16_to_f32(uint16_t h);
-uint16_t gp_f32_to_bf16(float f);
 
 /* One file. */
 typedef struct gp_st_file gp_st_file;

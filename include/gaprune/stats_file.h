@@ -53,6 +53,7 @@
 #define GP_STATS_ATTR_SAMPLE_METHOD "sample_method" /* string: sample.method, "none" for whole corpora */
 #define GP_STATS_ATTR_ALIGNMENT "alignment"         /* string: stats.alignment, tensor (cosine) or refcode */
 #define GP_STATS_ATTR_LAYERS "layers"               /* string: prune.layers, the tensors that have statistics */
+#define GP_STATS_ATTR_COMPUTE "compute"             /* string: model.compute, the matmuls' arithmetic (f32, bf16) */
 
 /* ---- the corpus groups and their attributes ---- */
 #define GP_STATS_DOMAIN "domain"

@@ -41,7 +41,7 @@ static void send_rows(const float *emb, int64_t n, int dim) {
 }
 
 int gp_cmd_encode(int argc, char **argv) {
-    const char *model_dir = NULL, *input = NULL, *output = NULL, *instruction = NULL, *task = NULL;
+    const char *model_dir = NULL, *input = NULL, *output = NULL, *instruction = NULL, *task = NULL, *compute = "f32";
     int batch = 32, max_length = 0, query = 0;
     const gp_opt opts[] = {
         {"model", GP_OPT_STR, &model_dir, "DIR", "model folder (Hugging Face / sentence-transformers)"},
@@ -52,6 +52,7 @@ int gp_cmd_encode(int argc, char **argv) {
         {"query", GP_OPT_FLAG, &query, NULL, "prepend the model's query instruction"},
         {"instruction", GP_OPT_STR, &instruction, "TEXT", "query instruction to use with --query"},
         {"task", GP_OPT_STR, &task, "TEXT", "with --query: Qwen3-Embedding's \"Instruct: TEXT\\nQuery:\" prefix"},
+        {"compute", GP_OPT_STR, &compute, "f32|bf16", "the matmuls' arithmetic, as the job key model.compute (default f32)"},
         {NULL, 0, NULL, NULL, NULL},
     };
     gp_err err = {0};
@@ -62,8 +63,13 @@ int gp_cmd_encode(int argc, char **argv) {
         rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --model, --input and --output are required (see --help)");
     if (!rc && instruction && task) rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --instruction and --task exclude each other");
     if (!rc && batch < 1) rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --batch must be at least 1");
+    int mode = 0;
+    while (gp_compute_names[mode] && strcmp(gp_compute_names[mode], compute)) mode++;
+    if (!rc && !gp_compute_names[mode])
+        rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --compute %s: expected f32 or bf16", compute);
     if ((rc = gp_agree(rc, &err))) return rc;
 
+    gp_set_compute((gp_compute)mode);
     const int rank = gp_rank(), P = gp_nranks();
     double t0 = gp_now();
     gp_model *m = NULL;
@@ -122,6 +128,7 @@ int gp_cmd_encode(int argc, char **argv) {
         gp_h5_attr_int(f, "normalized", m->pool.normalize);
         gp_h5_attr_int(f, "max_length", max_length > 0 && max_length < m->max_length ? max_length : m->max_length);
         gp_h5_attr_str(f, "prefix", prefix ? prefix : "");
+        gp_h5_attr_str(f, "compute", compute);
         hsize_t dims[2] = {(hsize_t)n, (hsize_t)dim};
         hid_t ds = gp_h5_dataset_f32(f, "embeddings", 2, dims,
                                      m->pool.normalize ? "sentence embeddings, one row per input text, L2-normalized"

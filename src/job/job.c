@@ -60,6 +60,11 @@ static const opt k_opts[] = {
     {"model", "recompute", T_BOOL, F(model.recompute), 0, "false", NULL, 0, 0,
      "keep only each transformer block's input in a training forward and run the block again before its backward "
      "(statistics and retraining): one block's activations instead of all, for one more forward; the same gradients"},
+    {"model", "compute", T_CHOICE, F(model.compute), 0, "f32", gp_compute_names, 0, 0,
+     "the arithmetic of the linear layers' matmuls in every stage: f32 (float32, OpenBLAS) or bf16 (BF16 operands, "
+     "float32 sums, oneDNN): about twice the speed on CPUs with AVX512-BF16 or AMX (Zen 4/5, Cooper Lake, Sapphire "
+     "Rapids and later; elsewhere emulated, slower than f32), embeddings within about 1e-2; norms, attention, loss "
+     "and every accumulator stay float32"},
     {"model", "query_instruction", T_STR, F(model.query_instruction), 0, "", NULL, 0, 0,
      "prefix for queries at evaluation and retraining; empty: the model's own query prompt "
      "(config_sentence_transformers.json), if any (calibration corpora carry their own: the statistics and the "

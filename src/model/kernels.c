@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gaprune/bf16.h"
 #include "gaprune/check.h"
 #include "gaprune/vmath.h"
 
@@ -92,6 +93,33 @@ void gp_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
     }
 }
 
+static gp_compute compute = GP_COMPUTE_F32;
+
+void gp_set_compute(gp_compute c) { compute = c; }
+
+gp_compute gp_compute_get(void) { return compute; }
+
+const char *const gp_compute_names[] = {"f32", "bf16", NULL};
+
+const char *gp_compute_tag(void) { return compute == GP_COMPUTE_F32 ? "" : "; compute bf16"; }
+
+/* The BF16 copies of a matmul's operands, grown as needed and kept (one product at a time runs). */
+typedef struct {
+    gp_bf16 *p;
+    int64_t cap;
+} bf16_buf;
+static bf16_buf bf16_w, bf16_x, bf16_d;
+
+static const gp_bf16 *to_bf16(bf16_buf *b, const float *x, int64_t n) {
+    if (n > b->cap) {
+        free(b->p);
+        b->p = gp_malloc((size_t)n * sizeof(gp_bf16));
+        b->cap = n;
+    }
+    gp_bf16_from_f32(b->p, x, n);
+    return b->p;
+}
+
 void gp_matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
     float beta = 0.0f;
     if (b) {
@@ -99,13 +127,23 @@ void gp_matmul_forward(float *out, const float *inp, const float *w, const float
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
         beta = 1.0f;
     }
-    gp_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+    if (compute == GP_COMPUTE_BF16)
+        gp_bf16_gemm(0, 1, N, OC, C, to_bf16(&bf16_x, inp, (int64_t)N * C), C, to_bf16(&bf16_w, w, (int64_t)OC * C), C,
+                     beta, out, OC);
+    else
+        gp_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
 }
 
 void gp_matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                         int N, int C, int OC) {
-    if (dinp) gp_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
-    if (dw) gp_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (compute == GP_COMPUTE_BF16 && (dinp || dw)) {
+        const gp_bf16 *d16 = to_bf16(&bf16_d, dout, (int64_t)N * OC);
+        if (dinp) gp_bf16_gemm(0, 0, N, C, OC, d16, OC, to_bf16(&bf16_w, w, (int64_t)OC * C), C, 1.0f, dinp, C);
+        if (dw) gp_bf16_gemm(1, 0, OC, C, N, d16, OC, to_bf16(&bf16_x, inp, (int64_t)N * C), C, 1.0f, dw, C);
+    } else {
+        if (dinp) gp_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+        if (dw) gp_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    }
     if (!db) return;
     /* threads split the columns; each column sums its rows in row order */
 #pragma omp parallel for if ((int64_t)N * OC >= PAR_MIN) schedule(static)

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gaprune/bf16.h"
 #include "gaprune/fs.h"
 #include "gaprune/json.h"
 #include "gaprune/strmap.h"
@@ -76,15 +77,6 @@ uint16_t gp_f32_to_f16(float f) {
     uint32_t h = (((x >> 23) - 112) << 10) | ((x & 0x7fffffu) >> 13), rem = x & 0x1fff;
     if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* a carry may round up to inf: correct */
     return (uint16_t)(sign | h);
-}
-
-float gp_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
-
-uint16_t gp_f32_to_bf16(float f) {
-    uint32_t x = f32_bits(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
-    x += 0x7fffu + ((x >> 16) & 1);
-    return (uint16_t)(x >> 16);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -353,7 +345,7 @@ gp_status gp_st_tensor_to_f32(const gp_st_tensor *t, float *dst, gp_err *err) {
         release_pages(p, n * 2);
         return GP_OK;
     case GP_DT_BF16:
-        for (size_t i = 0; i < n; i++) dst[i] = gp_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        for (size_t i = 0; i < n; i++) dst[i] = gp_bf16_value((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         release_pages(p, n * 2);
         return GP_OK;
     default:
@@ -599,7 +591,7 @@ static int write_tensor_data(FILE *f, const wtensor *t) {
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t m = n - i < CHUNK ? n - i : CHUNK;
         for (size_t k = 0; k < m; k++) {
-            uint16_t h = t->dtype == GP_DT_F16 ? gp_f32_to_f16(t->f32[i + k]) : gp_f32_to_bf16(t->f32[i + k]);
+            uint16_t h = t->dtype == GP_DT_F16 ? gp_f32_to_f16(t->f32[i + k]) : gp_bf16_round(t->f32[i + k]);
             tmp[2 * k] = (uint8_t)(h & 0xff);
             tmp[2 * k + 1] = (uint8_t)(h >> 8);
         }

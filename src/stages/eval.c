@@ -785,6 +785,7 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     cJSON_AddNumberToObject(enc, "seconds", enc_s);
     if (enc_s > 0) cJSON_AddNumberToObject(enc, "texts_per_s", (double)texts / enc_s);
     cJSON_AddNumberToObject(enc, "threads", gp_threads());
+    cJSON_AddStringToObject(enc, "compute", gp_compute_names[gp_compute_get()]);
     if (settings_hash) cJSON_AddStringToObject(doc, "settings_hash", settings_hash);
     /* the caller gets the document as printed and parsed back (cJSON prints 15 digits where they
      * nearly give the value back): the numbers a later run reads from the file, so that a report
@@ -837,8 +838,8 @@ gp_status gp_eval_hash(const gp_eval_opts *o, char hex[65], gp_err *err) {
     const int nr = o->n_retrieval, ns = o->n_sts;
     char *rl = joined(rs, nr), *sl = joined(ss, ns);
     char *head = gp_malloc(strlen(rl) + strlen(sl) + strlen(o->query_instruction) + 128);
-    sprintf(head, "gaprune-eval v2; max_length %d; query_instruction %s; retrieval %s; sts %s", o->max_length,
-            o->query_instruction, rl, sl);
+    sprintf(head, "gaprune-eval v2; max_length %d; query_instruction %s; retrieval %s; sts %s%s", o->max_length,
+            o->query_instruction, rl, sl, gp_compute_tag());
     gp_sha256_update(h, head, strlen(head));
     free(head);
     gp_status rc = GP_OK;

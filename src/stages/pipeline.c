@@ -292,10 +292,10 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
         const size_t at = strlen(settings);
         snprintf(settings + at, sizeof settings - at,
                  "; reconstruct %s; order %s; dampening %.17g; general %.17g; block %d; samples %lld; data seed %lld; "
-                 "domain %s; general %s; max_length %d; batch %d",
+                 "domain %s; general %s; max_length %d; batch %d%s",
                  gp_recon_kind_name(variant->recon), gp_recon_order_name(ro->order), ro->dampening, ro->general_weight,
                  ro->block, (long long)ro->samples, (long long)ro->seed, ro->corpus[0] ? ro->corpus[0] : "",
-                 ro->corpus[1] ? ro->corpus[1] : "", ro->max_length, ro->batch);
+                 ro->corpus[1] ? ro->corpus[1] : "", ro->max_length, ro->batch, gp_compute_tag());
     }
     out->recon_err_before = out->recon_err_after = NAN;
     gp_sha256 *h = gp_sha256_init();

@@ -752,9 +752,9 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     char settings[2048];
     snprintf(settings, sizeof settings,
              "gaprune-retrain v1; base %s; corpus %s; max_samples %lld; seed %lld; steps %d; lr %.17g; warmup %d; "
-             "weight_decay %.17g; batch %d; grad_clip %.17g; max_length %d; query_instruction %s",
+             "weight_decay %.17g; batch %d; grad_clip %.17g; max_length %d; query_instruction %s%s",
              base_hash, c.corp.sha256, (long long)cfg->max_samples, (long long)cfg->seed, cfg->steps, cfg->lr, cfg->warmup,
-             cfg->weight_decay, cfg->batch, cfg->grad_clip, cfg->max_length, c.prefix);
+             cfg->weight_decay, cfg->batch, cfg->grad_clip, cfg->max_length, c.prefix, gp_compute_tag());
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, settings, strlen(settings));
     gp_sha256_final(h, c.hash);

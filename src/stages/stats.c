@@ -83,9 +83,10 @@ static void settings_hash(stats_ctx *s) {
         snprintf(sample, sizeof sample, "sample %s %s", s->sample->settings_hash[0], s->sample->settings_hash[1]);
     snprintf(buf, sizeof buf,
              "gaprune-stats v%d; model %s; domain %s; general %s; max_samples %lld; seed %lld; on_bad_record %d; "
-             "fisher_batch %d; max_length %d; scale %g; %s; layers %s",
+             "fisher_batch %d; max_length %d; scale %g; %s; layers %s%s",
              GP_STATS_FORMAT_VERSION, s->model_sha, s->corp[0].sha256, s->corp[1].sha256, (long long)s->o->max_samples,
-             (long long)s->o->seed, (int)s->o->skip_bad, s->fb, s->max_len, (double)GP_INFONCE_SCALE, sample, gp_layers_name(s->o->layers));
+             (long long)s->o->seed, (int)s->o->skip_bad, s->fb, s->max_len, (double)GP_INFONCE_SCALE, sample, gp_layers_name(s->o->layers),
+             gp_compute_tag());
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, buf, strlen(buf));
     gp_sha256_final(h, s->settings);
@@ -541,6 +542,7 @@ static void write_attributes(const stats_ctx *s, hid_t f, const int64_t units[2]
     gp_h5par_attr_double(f, GP_STATS_ATTR_SCALE, GP_INFONCE_SCALE);
     gp_h5par_attr_int(f, GP_STATS_ATTR_MAX_LENGTH, s->max_len);
     gp_h5par_attr_int(f, GP_STATS_ATTR_FISHER_BATCH, s->fb);
+    gp_h5par_attr_str(f, GP_STATS_ATTR_COMPUTE, gp_compute_names[gp_compute_get()]);
     gp_h5par_attr_int(f, GP_STATS_ATTR_MAX_SAMPLES, o->max_samples);
     gp_h5par_attr_int(f, GP_STATS_ATTR_SEED, o->seed);
     gp_h5par_attr_str(f, GP_STATS_ATTR_SAMPLE_METHOD, gp_sample_method_name(s->sample ? o->sample_method : GP_SAMPLE_NONE));

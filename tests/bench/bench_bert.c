@@ -1,6 +1,7 @@
 /* bench_bert.c — gaprune's side of `make bench`: forward + InfoNCE + backward (loss and all
  * gradients) of BERT- and Qwen3-shaped models, and the machine's single-thread sgemm rate.
  *
+ * Each case runs in float32 and again with model.compute = bf16 (name " bf16").
  * Prints one JSON object per line:
  *   {"case": "sgemm", "gflops": ...}
  *   {"case": NAME, "seconds": best, "tokens_per_s": ..., "gflop": ..., "gflops": ...}
@@ -266,5 +267,10 @@ int main(int argc, char **argv) {
                             .kv_heads = 8, .head_dim = 128, .intermediate = 3072, .max_positions = 40960,
                             .norm_eps = 1e-6f, .rope_theta = 1000000.0};
     run_case("qwen3-0.6b 2 layers 4x128", qwen, 4, 128, reps);
+    /* model.compute = bf16: the same cases, against PyTorch's CPU autocast to bfloat16 */
+    gp_set_compute(GP_COMPUTE_BF16);
+    run_case("minilm-l6 16x128 bf16", minilm, 16, 128, reps);
+    run_case("bert-base layer 8x128 bf16", base, 8, 128, reps);
+    run_case("qwen3-0.6b 2 layers 4x128 bf16", qwen, 4, 128, reps);
     return 0;
 }

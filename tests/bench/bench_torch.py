@@ -15,7 +15,7 @@ import bert_ref as R  # noqa: E402
 import qwen3_ref as Q  # noqa: E402
 
 
-def run_case(name, cfg, B, T, reps, qwen3=False):
+def run_case(name, cfg, B, T, reps, qwen3=False, bf16=False):
     gen = torch.Generator().manual_seed(42)
     M = Q if qwen3 else R
     P = {k: v.requires_grad_(True) for k, v in M.random_params(cfg, gen, scale=0.05).items()}
@@ -26,11 +26,13 @@ def run_case(name, cfg, B, T, reps, qwen3=False):
         t = time.perf_counter()
         for p in P.values():
             p.grad = None
-        if qwen3:
-            e = torch.nn.functional.normalize(Q.last_token_pool(Q.qwen3_forward(P, ids, mask, cfg), mask), dim=1)
-        else:
-            e = R.pool(R.bert_forward(P, ids, mask, cfg), mask, "mean", True)
-        loss = R.infonce(e[: B // 2], e[B // 2:])
+        # bf16: CPU autocast, the matmuls in bfloat16 with float32 weights kept (PyTorch's mixed precision)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            if qwen3:
+                e = torch.nn.functional.normalize(Q.last_token_pool(Q.qwen3_forward(P, ids, mask, cfg), mask), dim=1)
+            else:
+                e = R.pool(R.bert_forward(P, ids, mask, cfg), mask, "mean", True)
+            loss = R.infonce(e[: B // 2].float(), e[B // 2:].float())
         loss.backward()
         t = time.perf_counter() - t
         if r > 0:
@@ -83,6 +85,9 @@ def main():
             "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 3072, "rms_norm_eps": 1e-6,
             "rope_theta": 1000000.0}
     run_case("qwen3-0.6b 2 layers 4x128", qwen, 4, 128, reps, qwen3=True)
+    run_case("minilm-l6 16x128 bf16", minilm, 16, 128, reps, bf16=True)
+    run_case("bert-base layer 8x128 bf16", layer, 8, 128, reps, bf16=True)
+    run_case("qwen3-0.6b 2 layers 4x128 bf16", qwen, 4, 128, reps, qwen3=True, bf16=True)
 
 
 if __name__ == "__main__":

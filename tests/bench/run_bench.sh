@@ -23,6 +23,15 @@ for o in ours:
     t = theirs[o["case"]]
     print(f"{o['case']:38} {o['tokens_per_s']:14.1f} {t['tokens_per_s']:14.1f} {t['seconds'] / o['seconds']:8.2f}x "
           f"{o['gflops']:8.1f} {o['gflops'] / sgemm:8.0%}")
+by = {o["case"]: o for o in ours}
+print("\nmodel.compute = bf16 against f32 (same run; PyTorch: CPU autocast to bfloat16 against its float32):")
+print(f"{'case':38} {'gaprune bf16/f32':>17} {'PyTorch bf16/f32':>17} {'bf16 vs PyTorch bf16':>21}")
+for o in ours:
+    if not o["case"].endswith(" bf16"):
+        continue
+    f = o["case"][: -len(" bf16")]
+    print(f"{f:38} {by[f]['seconds'] / o['seconds']:16.2f}x {theirs[f]['seconds'] / theirs[o['case']]['seconds']:16.2f}x "
+          f"{theirs[o['case']]['seconds'] / o['seconds']:20.2f}x")
 PY
 
 # ---- exact selection of the lowest half of 10^8 scores ------------------------------------------
@@ -49,30 +58,37 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # own speed-up)
 wait_policy=${OMP_WAIT_POLICY:-passive}
 summaries=""
-for rt in "1 1" "1 2" "2 1"; do
+for rt in "1 1 f32" "1 2 f32" "2 1 f32" "1 1 bf16" "2 1 bf16"; do
   set -- $rt
-  rm -rf "$data/out-$1x$2"
+  out="out-$1x$2"; [ "$3" = f32 ] || out="$out-$3"
+  rm -rf "${data:?}/$out"
   line=$(cd "$data" && OMP_NUM_THREADS=$2 OMP_WAIT_POLICY=$wait_policy mpirun -np "$1" --map-by "slot:PE=$2" --bind-to core \
-         -x OMP_NUM_THREADS -x OMP_WAIT_POLICY "$gaprune" stats stats.ini \
-         --set output.dir="out-$1x$2" --set stats.checkpoint_every=100 | grep '^{"command":"stats"')
-  summaries="$summaries${line%\}},\"threads\":$2}"$'\n'
+         -x OMP_NUM_THREADS -x OMP_WAIT_POLICY "$gaprune" stats stats.ini --set model.compute="$3" \
+         --set output.dir="$out" --set stats.checkpoint_every=100 | grep '^{"command":"stats"')
+  summaries="$summaries${line%\}},\"threads\":$2,\"compute\":\"$3\"}"$'\n'
 done
 /usr/bin/python3 - "$summaries" "$ntrip" <<'PY'
 import json, sys
 runs = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 print(f"\nstatistics pass, MiniLM-L6 shapes (random weights, 30522 tokens), {sys.argv[2]} + {sys.argv[2]} triplets "
       "of 12/40/40 words, fisher_batch 1, checkpoint every 100 units:")
-print(f"{'ranks x threads':>15} {'triplets/s':>11} {'speed-up':>9} {'units/s':>8} {'speed-up':>9} {'allreduce+ckpt':>15} "
+print(f"{'ranks x threads':>20} {'triplets/s':>11} {'speed-up':>9} {'units/s':>8} {'speed-up':>9} {'allreduce+ckpt':>15} "
       f"{'stats.h5 write':>15} {'peak RSS/rank':>14}")
 base = runs[0]
 for r in runs:
     share = (r["allreduce_s"] + r["checkpoint_s"]) / r["seconds"]
     loop = r["triplets"] / r["loop_s"]
-    print(f"{str(r['ranks']) + ' x ' + str(r['threads']):>15} {r['triplets_per_s']:11.2f} "
+    print(f"{str(r['ranks']) + ' x ' + str(r['threads']) + ' ' + r['compute']:>20} {r['triplets_per_s']:11.2f} "
           f"{r['triplets_per_s'] / base['triplets_per_s']:8.2f}x "
           f"{loop:8.2f} {loop / (base['triplets'] / base['loop_s']):8.2f}x {share:14.1%} "
           f"{r['write_s'] / r['seconds']:14.1%} {r['peak_rss_mb']:11.0f} MB")
-print("(triplets/s: end to end; units/s: the gradient units alone, checkpoints included; speed-up against 1 x 1)")
+print("(triplets/s: end to end; units/s: the gradient units alone, checkpoints included; speed-up against 1 x 1 f32)")
+f32 = {(r["ranks"], r["threads"]): r for r in runs if r["compute"] == "f32"}
+for r in runs:
+    if r["compute"] == "bf16":
+        f = f32[(r["ranks"], r["threads"])]
+        print(f"model.compute = bf16 on {r['ranks']} x {r['threads']}: {r['triplets_per_s'] / f['triplets_per_s']:.2f}x the "
+              f"triplets/s of f32 end to end, peak RSS per rank {r['peak_rss_mb']:.0f} MB against {f['peak_rss_mb']:.0f} MB")
 PY
 
 # ---- masked retraining steps/s on 1 and 2 ranks (50% magnitude mask), and encoding texts/s --------
