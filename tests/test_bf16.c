@@ -8,6 +8,7 @@
  *    relative of f32, bitwise equal on 1 and 2 ranks, the compute attribute written, and the
  *    50% gaprune and magnitude-free criteria's masks disagreeing with f32's on < 2% of the
  *    selected weights;
+ *  - `gaprune plan` counts the BF16 copies of the operands and oneDNN's state;
  *  - with oneDNN held to AVX2 (DNNL_MAX_CPU_ISA, a CPU without BF16 instructions) the same
  *    statistics within 1e-4 of the native BF16 run, and the job says once that it emulates.
  */
@@ -331,6 +332,25 @@ static void check_stats(const char *model, double fisher_bound, double grad_boun
     gp_model_free(m);
 }
 
+/* gaprune plan counts the BF16 operand copies (and says so) where model.compute = bf16 */
+static void test_plan(void **state) {
+    (void)state;
+    write_job("plan-f32", "qwen3-f32", "f32");
+    write_job("plan-bf16", "qwen3-f32", "bf16");
+    double peak[2];
+    for (int c = 0; c < 2; c++) {
+        assert_int_equal(tu_run_in(g_dir, "%s plan %s.ini", bin(), c ? "plan-bf16" : "plan-f32"), 0);
+        char *out = tu_read_in(g_dir, "out.txt");
+        const char *j = strstr(out, "\"peak_bytes\":");
+        assert_non_null(j);
+        peak[c] = atof(j + strlen("\"peak_bytes\":"));
+        if (c) assert_non_null(strstr(out, "BF16 copies"));
+        free(out);
+    }
+    printf("    plan, Qwen3 fixture: peak %.2f MiB in f32, %.2f MiB in bf16\n", peak[0] / 1048576, peak[1] / 1048576);
+    assert_true(peak[1] > peak[0] + 3.0 * 1048576 && peak[1] < peak[0] + 8.0 * 1048576);
+}
+
 static void test_stats_bert(void **state) {
     (void)state;
     check_stats("bert-tiny", 5e-2, 5e-2);
@@ -344,7 +364,7 @@ static void test_stats_qwen3(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_convert),    cmocka_unit_test(test_gemm),        cmocka_unit_test(test_encode),
-        cmocka_unit_test(test_stats_bert), cmocka_unit_test(test_stats_qwen3),
+        cmocka_unit_test(test_plan),       cmocka_unit_test(test_stats_bert),  cmocka_unit_test(test_stats_qwen3),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

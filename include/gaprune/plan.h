@@ -76,6 +76,7 @@ typedef struct {
     int max_length;        /* the model's own limit: min(max_positions, sentence_bert_config) */
     double tokenizer_bytes; /* size of the tokenizer files in the folder */
     bool recompute;         /* model.recompute: one block's activations kept, and the blocks' outputs */
+    bool bf16;              /* model.compute = bf16: the BF16 copies of the largest matmul's operands */
 } gp_plan_model;
 
 enum { GP_PLAN_MAX_PARTS = 16 };

@@ -34,15 +34,19 @@ void gp_bf16_to_f32(float *out, const gp_bf16 *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = gp_bf16_value(x[i]);
 }
 
+/* A primitive is made with M and K left to run time (DNNL_RUNTIME_DIM_VAL): a packed batch's
+ * token count is M of the forward and input-gradient products and K of the weight-gradient one,
+ * and it changes with nearly every batch, so primitives made per exact shape would be made (and
+ * JIT-compiled, about a millisecond and a few hundred KiB each) per call. N is a weight's side and
+ * stays in the key, with the strides, beta and the thread count the primitive was made for. */
 typedef struct {
-    int ta, tb, M, N, K, lda, ldb, ldc, threads;
+    int ta, tb, N, lda, ldb, ldc, threads;
     float beta;
 } gemm_key;
 
 typedef struct {
     gemm_key key;
     dnnl_primitive_t prim; /* NULL: oneDNN has no BF16 matmul for this CPU (emulated below) */
-    dnnl_memory_t a, b, c;
 } gemm_entry;
 
 #define CACHE 64
@@ -58,17 +62,13 @@ static void engine_init(void) {
 }
 
 static void entry_free(gemm_entry *e) {
-    if (e->prim) {
-        dnnl_primitive_destroy(e->prim);
-        dnnl_memory_destroy(e->a);
-        dnnl_memory_destroy(e->b);
-        dnnl_memory_destroy(e->c);
-    }
+    if (e->prim) dnnl_primitive_destroy(e->prim);
     memset(e, 0, sizeof *e);
 }
 
-/* rows x cols, row-major with leading dimension ld, or its transpose when trans */
-static void desc(dnnl_memory_desc_t *md, int rows, int cols, int ld, int trans, dnnl_data_type_t t) {
+/* rows x cols, row-major with leading dimension ld, or its transpose when trans; a dimension may
+ * be DNNL_RUNTIME_DIM_VAL */
+static void desc(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int ld, int trans, dnnl_data_type_t t) {
     const dnnl_dims_t dims = {rows, cols};
     const dnnl_dims_t strides = {trans ? 1 : ld, trans ? ld : 1};
     DNNL(dnnl_memory_desc_init_by_strides(md, 2, dims, t, strides));
@@ -76,10 +76,11 @@ static void desc(dnnl_memory_desc_t *md, int rows, int cols, int ld, int trans, 
 
 static gemm_entry *entry_make(const gemm_key *k) {
     engine_init();
+    const int64_t R = DNNL_RUNTIME_DIM_VAL;
     dnnl_memory_desc_t a, b, c;
-    desc(&a, k->M, k->K, k->lda, k->ta, dnnl_bf16);
-    desc(&b, k->K, k->N, k->ldb, k->tb, dnnl_bf16);
-    desc(&c, k->M, k->N, k->ldc, 0, dnnl_f32);
+    desc(&a, R, R, k->lda, k->ta, dnnl_bf16);
+    desc(&b, R, k->N, k->ldb, k->tb, dnnl_bf16);
+    desc(&c, R, k->N, k->ldc, 0, dnnl_f32);
     dnnl_matmul_desc_t md;
     DNNL(dnnl_matmul_desc_init(&md, &a, &b, NULL, &c));
     dnnl_primitive_attr_t attr;
@@ -103,9 +104,6 @@ static gemm_entry *entry_make(const gemm_key *k) {
     if (st == dnnl_unimplemented) return e;
     DNNL(dnnl_primitive_create(&e->prim, pd));
     dnnl_primitive_desc_destroy(pd);
-    DNNL(dnnl_memory_create(&e->a, &a, engine, DNNL_MEMORY_NONE));
-    DNNL(dnnl_memory_create(&e->b, &b, engine, DNNL_MEMORY_NONE));
-    DNNL(dnnl_memory_create(&e->c, &c, engine, DNNL_MEMORY_NONE));
     return e;
 }
 
@@ -113,13 +111,14 @@ static gemm_entry *entry_make(const gemm_key *k) {
  * float32 values. A product of two BF16 numbers is exact in float32, so this is what BF16
  * hardware computes up to the order of the float32 sums; the price is the conversion, and the
  * float32 rate instead of BF16's. */
-static void emulate(const gemm_key *k, const gp_bf16 *A, const gp_bf16 *B, float *C) {
-    const int64_t na = (int64_t)(k->ta ? k->K : k->M) * k->lda, nb = (int64_t)(k->tb ? k->N : k->K) * k->ldb;
+static void emulate(int ta, int tb, int M, int N, int K, const gp_bf16 *A, int lda, const gp_bf16 *B, int ldb,
+                    float beta, float *C, int ldc) {
+    const int64_t na = (int64_t)(ta ? K : M) * lda, nb = (int64_t)(tb ? N : K) * ldb;
     float *a = gp_malloc((size_t)na * sizeof(float)), *b = gp_malloc((size_t)nb * sizeof(float));
     gp_bf16_to_f32(a, A, na);
     gp_bf16_to_f32(b, B, nb);
-    cblas_sgemm(CblasRowMajor, k->ta ? CblasTrans : CblasNoTrans, k->tb ? CblasTrans : CblasNoTrans, k->M, k->N, k->K,
-                1.0f, a, k->lda, b, k->ldb, k->beta, C, k->ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a, lda,
+                b, ldb, beta, C, ldc);
     free(a);
     free(b);
 }
@@ -133,25 +132,32 @@ void gp_bf16_gemm(int trans_a, int trans_b, int M, int N, int K, const gp_bf16 *
             for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float));
         return;
     }
-    /* a primitive is made for a thread count (oneDNN's OpenMP team size at creation) */
     gemm_key k;
     memset(&k, 0, sizeof k); /* the key is compared bytewise */
-    k = (gemm_key){.ta = !!trans_a, .tb = !!trans_b, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
-                   .threads = omp_get_max_threads(), .beta = beta};
+    k.ta = !!trans_a, k.tb = !!trans_b, k.N = N, k.lda = lda, k.ldb = ldb, k.ldc = ldc;
+    k.threads = omp_get_max_threads(), k.beta = beta;
     gemm_entry *e = NULL;
     for (int i = 0; i < cache_used && !e; i++)
         if (!memcmp(&cache[i].key, &k, sizeof k)) e = &cache[i];
     if (!e) e = entry_make(&k);
     if (!e->prim) {
-        emulate(&k, A, B, C);
+        emulate(k.ta, k.tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    DNNL(dnnl_memory_set_data_handle(e->a, (void *)A));
-    DNNL(dnnl_memory_set_data_handle(e->b, (void *)B));
-    DNNL(dnnl_memory_set_data_handle(e->c, C));
-    const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
+    dnnl_memory_desc_t ad, bd, cd;
+    desc(&ad, M, K, lda, k.ta, dnnl_bf16);
+    desc(&bd, K, N, ldb, k.tb, dnnl_bf16);
+    desc(&cd, M, N, ldc, 0, dnnl_f32);
+    dnnl_memory_t am, bm, cm;
+    DNNL(dnnl_memory_create(&am, &ad, engine, (void *)A));
+    DNNL(dnnl_memory_create(&bm, &bd, engine, (void *)B));
+    DNNL(dnnl_memory_create(&cm, &cd, engine, C));
+    const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
     DNNL(dnnl_primitive_execute(e->prim, stream, 3, args));
     DNNL(dnnl_stream_wait(stream));
+    dnnl_memory_destroy(am);
+    dnnl_memory_destroy(bm);
+    dnnl_memory_destroy(cm);
 }
 
 int gp_bf16_native(void) {

@@ -31,7 +31,18 @@ typedef struct {
     double fwd, bwd, batch;
 } acts;
 
-static acts model_acts(const gp_model_config *c, double B, double T, int threads, bool train, bool recompute) {
+/* model.compute = bf16 (kernels.c): the BF16 copies of a matmul's input, weight and output gradient,
+ * grown to the largest and kept, and oneDNN's JIT kernels and state (about 3 MiB measured: the
+ * demo's statistics, 74.3 MiB peak in f32, 77.7 in bf16) */
+static double bf16_copies(const gp_model_config *c, double N, bool train) {
+    const double C = c->hidden, q = (double)c->heads * c->head_dim;
+    const double wide = c->arch == GP_ARCH_QWEN3 ? 2.0 * c->intermediate : c->intermediate; /* up (+ gate) */
+    const double in = C > q ? (C > c->intermediate ? C : c->intermediate) : (q > c->intermediate ? q : c->intermediate);
+    return 2 * (N * in + wide * C + (train ? N * wide : 0)) + 3.0 * 1048576;
+}
+
+static acts model_acts(const gp_model_config *c, double B, double T, int threads, bool train, bool recompute,
+                       bool bf16) {
     const double N = B * T, C = c->hidden;
     /* model.recompute: one block's buffers, and every block but the first its own output */
     const double nl = train && !recompute ? c->layers : 1;
@@ -54,18 +65,23 @@ static acts model_acts(const gp_model_config *c, double B, double T, int threads
     a.fwd = 4 * fwd + 4 * (3 * B * C + B) + 4 * 3 * N + 4 * (B + 1);
     a.bwd = train ? 4 * bwd + 4 * N * C + 4.0 * (threads > 1 ? threads : 1) * T * T : 0;
     a.batch = 5 * N + 4 * N;
+    if (bf16) a.fwd += bf16_copies(c, N, train);
     return a;
 }
 
-double gp_plan_unit_activations(const gp_model_config *c, int Bi, int Ti, int threads, bool recompute) {
+static double unit_activations(const gp_model_config *c, int Bi, int Ti, int threads, bool recompute, bool bf16) {
     const double B = Bi, C = c->hidden;
-    const acts a = model_acts(c, B, Ti, threads, true, recompute);
+    const acts a = model_acts(c, B, Ti, threads, true, recompute, bf16);
     double bytes = a.fwd + a.bwd + a.batch;
     /* stats.c run_unit: emb and demb [B, C]; InfoNCE (loss.c) of b = B/3 queries against 2b
      * documents: normalized copies and their gradients (6·b·C) and two [b, 2b] matrices */
     const double b = B / 3;
     bytes += 4 * (2 * B * C) + 4 * (6 * b * C + 4 * b * b);
     return bytes;
+}
+
+double gp_plan_unit_activations(const gp_model_config *c, int Bi, int Ti, int threads, bool recompute) {
+    return unit_activations(c, Bi, Ti, threads, recompute, false);
 }
 
 static void add(gp_plan_stats_out *o, const char *name, double bytes, const char *formula) {
@@ -134,7 +150,7 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
     if (neurons)
         add(out, "neuron statistics", 8.0 * (8.0 * c->layers * (double)c->intermediate + c->intermediate),
             "8*(8*L*I + I): gate Fisher and gate gradient sums of 2 corpora, the cosines' sums (L*I MLP neurons)");
-    add(out, "unit activations", gp_plan_unit_activations(c, out->texts, out->seq_len, out->threads, pm->recompute),
+    add(out, "unit activations", unit_activations(c, out->texts, out->seq_len, out->threads, pm->recompute, pm->bf16),
         "3*fisher_batch texts x T tokens, kept for backward");
     add(out, "tokenizer", 2.0 * pm->tokenizer_bytes, "2 x tokenizer files (approximate)");
     add(out, "runtime", GP_PLAN_RUNTIME_BYTES + (P > 1 ? GP_PLAN_RUNTIME_MPI_BYTES : 0),
@@ -306,7 +322,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
              own_sampler ? "4*P of the job's model + 4*P of sample.model" : "4*P (float32 parameters)");
         padd(sp, "corpus index", 64 * n, "64*n (triplets.c: 40-byte heap entries, 24-byte record refs)");
         if (km) {
-            a_sample = model_acts(&smf->cfg, GP_SAMPLE_ENCODE_BATCH, Ts, TH, false, false);
+            a_sample = model_acts(&smf->cfg, GP_SAMPLE_ENCODE_BATCH, Ts, TH, false, false, job->model.compute == GP_COMPUTE_BF16);
             padd(sp, "queries", corp[c0].bytes / R + 8 * nl, "this rank's query texts (< corpus bytes / R) and pointers");
             padd(sp, "embeddings", 4 * nl * D + 4 * nl, "4*ceil(n/R)*D, L2-normalised (sample.c embed_queries)");
             const double kd = k * D;
@@ -323,10 +339,11 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     /* stats */
     gp_stats_opts so;
     gp_stats_opts_from_job(&so, job);
-    const gp_plan_model pm = {&mf.cfg, &mf.table, mf.max_length, mf.tokenizer_bytes, job->model.recompute};
+    const bool bf16 = job->model.compute == GP_COMPUTE_BF16;
+    const gp_plan_model pm = {&mf.cfg, &mf.table, mf.max_length, mf.tokenizer_bytes, job->model.recompute, bf16};
     gp_plan_stats(&pm, &so, R, TH, share, &out->stats);
     const gp_plan_stats_out *st = &out->stats;
-    const acts a_stats = model_acts(c, st->texts, st->seq_len, TH, true, job->model.recompute);
+    const acts a_stats = model_acts(c, st->texts, st->seq_len, TH, true, job->model.recompute, bf16);
     const double n_sel = (double)st->selected;
 
     /* eval: shapes first, the stage is filled in below with what it carries */
@@ -391,7 +408,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         t_eval = t_eval < t_job ? t_eval : t_job;
         if (t_eval < 1) t_eval = 1;
     }
-    const acts a_eval = eval_runs ? model_acts(c, B_eval, t_eval, TH, false, false) : (acts){0, 0, 0};
+    const acts a_eval = eval_runs ? model_acts(c, B_eval, t_eval, TH, false, false, bf16) : (acts){0, 0, 0};
 
     /* retrain: this rank's ceil(batch/R) triplets */
     const bool retrain_runs = (job->retrain.methods.n > 0 || job->retrain.dense) && job->retrain.steps > 0;
@@ -399,7 +416,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     const int T_rt = job->model.max_length < mf.max_length ? job->model.max_length : mf.max_length;
     /* retrain.micro_batch: the activations kept are those of one micro-batch (retrain.c) */
     const double ub = job->retrain.micro_batch > 0 && job->retrain.micro_batch < b ? job->retrain.micro_batch : b;
-    const acts a_rt = retrain_runs ? model_acts(c, 3 * ub, T_rt, TH, true, job->model.recompute) : (acts){0, 0, 0};
+    const acts a_rt = retrain_runs ? model_acts(c, 3 * ub, T_rt, TH, true, job->model.recompute, bf16) : (acts){0, 0, 0};
 
     /* one-shot reconstruction (reconstruct.c), part of the score stage: prune.reconstruct = obs, or
      * sparsegpt (GP_NEED_OBS) among the criteria a run makes masks of (prune.methods, retrain.methods).
@@ -412,7 +429,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         for (int l = 0; l < 2; l++)
             for (int k = 0; k < lists[l]->n; k++) recon |= (lists[l]->v[k]->needs & GP_NEED_OBS) != 0;
     }
-    const acts a_recon = recon ? model_acts(c, B_eval, T_rt, TH, false, false) : (acts){0, 0, 0};
+    const acts a_recon = recon ? model_acts(c, B_eval, T_rt, TH, false, false, bf16) : (acts){0, 0, 0};
 
     /* the model's kept buffers in gaprune run's order: sample, stats, eval (dense), score (with
      * its reconstruction), eval, retrain, eval */
@@ -422,7 +439,9 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         carry[i] = *order[i];
         if (i) carry[i].fwd = dmax(carry[i].fwd, carry[i - 1].fwd), carry[i].bwd = dmax(carry[i].bwd, carry[i - 1].bwd);
     }
-    const char *carry_f = "forward + backward buffers, kept at the largest of this and the earlier stages";
+    const char *carry_f = bf16 ? "forward + backward buffers and the BF16 copies of the largest matmul's operands "
+                                 "(model.compute = bf16), kept at the largest of this and the earlier stages"
+                               : "forward + backward buffers, kept at the largest of this and the earlier stages";
     if (sp->runs && a_sample.fwd > 0) padd(sp, "model activations", a_sample.fwd, "inference of 32 texts x T tokens, one layer's buffers");
 
     gp_plan_stage_out *ss = &out->stage[GP_PLAN_STATS];
