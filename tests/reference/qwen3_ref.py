@@ -91,7 +91,7 @@ def layer_forward(P, p, x, mask, cos, sin, cfg, record=None):
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
     allowed = causal[None, None] & mask.bool()[:, None, None, :]
     # a finite minimum: a pad row that sees no key at all stays finite (and is never pooled)
-    scores = scores.masked_fill(~allowed, torch.finfo(x.dtype).min)
+    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     ctx = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(B, T, NH * hs)
     if record is not None:
         for w in ("q_proj", "k_proj", "v_proj"):
