@@ -538,17 +538,14 @@ static void test_reconstruct_plan(void **state) {
      * probabilities; model.c: pooled/emb rows 3BC + B, ids/positions/touched 3N, offsets B+1 */
     const double fwd = N * (2 * C + 2) + N * (8 * C + 2 * I + 4) + H * B * T * T;
     const double block = 4 * fwd + 4 * (3 * B * C + B) + 4 * 3 * N + 4 * (B + 1);
-    /* what the statistics leave (fisher_batch 1: 3 texts of T in train mode, every block's layer) */
-    const double B3 = 3, N3 = B3 * T;
-    const double fwd3 = N3 * (2 * C + 2) + L * (N3 * (8 * C + 2 * I + 4) + H * B3 * T * T);
-    const double kept = 4 * fwd3 + 4 * (3 * B3 * C + B3) + 4 * 3 * N3 + 4 * (B3 + 1);
-    assert_true(block > kept); /* here the block's buffers are the larger */
-    /* the growth, the padded batch 5N + 4N, the block's output */
-    const double b = block - kept + 9 * N + 4 * B * T * C;
+    /* the statistics free their buffers at their end and this job evaluates nothing, so nothing is
+     * kept: the block's buffers are all growth, then the padded batch 5N + 4N, the block's output */
+    (void)L;
+    const double b = block + 9 * N + 4 * B * T * C;
     const double n = I; /* mlp: the down projection [C, I] reads I */
     const double c = 8 * n * n + 4 * n * n + 4 * n * n;
     const double d = 3 * 4 * ceil(C / R) * I; /* the down projection: C rows of I; the up projection's ceil(I/R)*C alike */
-    assert_true(a == 76800 && b == 108232 && c == 65536 && d == 12288);
+    assert_true(a == 76800 && b == 367172 && c == 65536 && d == 12288);
 
     gp_plan p0, p1, pn, ps, pr, pp;
     plan_with(job, NULL, 0, R, &p0);

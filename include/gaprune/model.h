@@ -261,6 +261,11 @@ size_t gp_model_need_grads(gp_model *m, const bool *need, int windows);
  * and gp_model_each_linear_input runs the blocks' forwards once more. Memory: L·N·C floats plus
  * one block's buffers instead of L blocks' (N tokens, C hidden). */
 void gp_model_set_recompute(gp_model *m, bool on);
+/* Frees the activations and backward scratch that forwards keep at their largest (one
+ * allocation grown to the biggest batch so far): a stage that trained (statistics, retraining)
+ * calls it at its end, so the stages after it (scoring, evaluation) hold only the inference
+ * buffers they use. The next forward allocates again; gradient buffers stay. */
+void gp_model_release_buffers(gp_model *m);
 /* Installs (or with NULL removes) the per-layer events of gp_model_backward. */
 void gp_model_set_grad_hooks(gp_model *m, const gp_grad_hooks *hooks);
 /* Called by the architectures' backward around each block's weight gradients. */

@@ -422,8 +422,8 @@ gp_model *gp_model_create(const gp_model_config *cfg, gp_pooling pool) {
     return m;
 }
 
-/* The activations of the last forward and the gradient buffers: what a change of shapes voids. */
-static void free_state(gp_model *m) {
+/* The activations of the last forward and the backward scratch. */
+static void free_acts(gp_model *m) {
     if (m->st) {
         gp_arch_ops_get(m->cfg.arch)->state_free(m->st->arch);
         free(m->st->pk.ids);
@@ -439,6 +439,13 @@ static void free_state(gp_model *m) {
         free(m->st);
         m->st = NULL;
     }
+}
+
+void gp_model_release_buffers(gp_model *m) { free_acts(m); }
+
+/* The activations and the gradient buffers: what a change of shapes voids. */
+static void free_state(gp_model *m) {
+    free_acts(m);
     free(m->grads);
     free(m->grad_off);
     m->grads = NULL, m->grad_off = NULL, m->grad_total = 0, m->grad_windows = 0, m->grad_outer = 0;

@@ -431,17 +431,22 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     }
     const acts a_recon = recon ? model_acts(c, B_eval, T_rt, TH, false, false, bf16) : (acts){0, 0, 0};
 
-    /* the model's kept buffers in gaprune run's order: sample, stats, eval (dense), score (with
-     * its reconstruction), eval, retrain, eval */
-    const acts *order[5] = {&a_sample, &a_stats, &a_eval, &a_recon, &a_rt};
+    /* the model's kept buffers in gaprune run's order: sample, stats, then per mask eval (dense
+     * first), score (with its reconstruction), retrain, eval. The buffers grow to the largest
+     * forward so far, but the statistics and retraining free theirs at their end
+     * (gp_model_release_buffers): the sample's carry into the statistics, evaluation's and the
+     * reconstruction's into each other and into retraining, and nothing past a training stage. */
     acts carry[5];
-    for (int i = 0; i < 5; i++) {
-        carry[i] = *order[i];
-        if (i) carry[i].fwd = dmax(carry[i].fwd, carry[i - 1].fwd), carry[i].bwd = dmax(carry[i].bwd, carry[i - 1].bwd);
-    }
+    carry[0] = a_sample;
+    carry[1] = (acts){dmax(a_sample.fwd, a_stats.fwd), dmax(a_sample.bwd, a_stats.bwd), a_stats.batch};
+    carry[2] = a_eval; /* the score stage: evaluation's, the reconstruction's growth beyond them its own part */
+    carry[3] = (acts){dmax(a_eval.fwd, a_recon.fwd), dmax(a_eval.bwd, a_recon.bwd), a_eval.batch};
+    carry[4] = (acts){dmax(carry[3].fwd, a_rt.fwd), dmax(carry[3].bwd, a_rt.bwd), a_rt.batch};
     const char *carry_f = bf16 ? "forward + backward buffers and the BF16 copies of the largest matmul's operands "
-                                 "(model.compute = bf16), kept at the largest of this and the earlier stages"
-                               : "forward + backward buffers, kept at the largest of this and the earlier stages";
+                                 "(model.compute = bf16), kept at the largest of evaluation's, the reconstruction's "
+                                 "and this stage's (training stages free theirs at their end)"
+                               : "forward + backward buffers, kept at the largest of evaluation's, the "
+                                 "reconstruction's and this stage's (training stages free theirs at their end)";
     if (sp->runs && a_sample.fwd > 0) padd(sp, "model activations", a_sample.fwd, "inference of 32 texts x T tokens, one layer's buffers");
 
     gp_plan_stage_out *ss = &out->stage[GP_PLAN_STATS];
@@ -529,10 +534,8 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
             padd(sc, "reconstruction inputs", 4 * C * T_rt * texts / R,
                  "4*C*T*6*S/R: this rank's share of the calibration hidden states, 3*prune.reconstruct_samples texts "
                  "of each corpus at T tokens (reconstruct.c)");
-            /* the model's buffers are one allocation kept at its largest (bert_alloc, qwen3_alloc): the
-             * block's forward adds only what it needs beyond those carried from the earlier stages */
             padd(sc, "reconstruction block", carry[3].fwd - carry[2].fwd + a_recon.batch + 4.0 * B_eval * T_rt * C,
-                 "one block's inference buffers for eval.batch texts x T tokens beyond the model's kept ones (they grow "
+                 "one block's inference buffers for eval.batch texts x T tokens beyond evaluation's (the model's grow "
                  "to the larger), the padded batch, the block's output 4*B*T*C (gp_model_block, reconstruct.c)");
             padd(sc, "reconstruction H, U", 16 * n * n, "8n^2 H + 4n^2 float32 batch product + 4n^2 factor U, n the widest input");
             padd(sc, "reconstruction rows", 3 * 4 * share_max,
@@ -613,7 +616,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     snprintf(ev->what, sizeof ev->what, "%d texts x %.0f tokens (model.max_length, bounded by the longest line)", B_eval, t_eval);
     padd(ev, "weights", 4 * P, "4*P (float32 parameters)");
     padd(ev, "mask", n_sel / 8, "n/8: the keep bits of the mask evaluated");
-    padd(ev, "model activations", carry[4].fwd + carry[4].bwd, carry_f);
+    padd(ev, "model activations", carry[3].fwd + carry[3].bwd, carry_f);
     padd(ev, "encode batch", a_eval.batch, "eval.batch padded texts (per call)");
     padd(ev, "eval set", eval_sets, eval_set_f);
     padd(ev, "tokenizer", tok, tok_f);

@@ -841,5 +841,6 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     getrusage(RUSAGE_SELF, &ru);
     rep->peak_rss_mb = gp_allreduce_max_f64((double)ru.ru_maxrss / 1024.0);
     free_ctx(&c);
+    gp_model_release_buffers(m); /* the training-mode activations: evaluation needs far less */
     return rc;
 }

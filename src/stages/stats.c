@@ -1040,6 +1040,7 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
     }
     gp_model_need_grads(m, NULL, 0); /* the model's next user (retraining) gets every gradient */
     gp_model_set_grad_hooks(m, NULL);
+    gp_model_release_buffers(m); /* the training-mode activations: scoring and evaluation need far less */
     free_ctx(&s);
     return rc;
 }
