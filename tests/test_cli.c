@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "gaprune/model.h"
+#include "gaprune/prune.h"
 #include "gaprune/textfile.h"
 
 static char *g_dir;
@@ -423,6 +424,29 @@ static void test_max_length_capped_and_said(void **state) {
     free(e);
 }
 
+/* issue 27 (drift): the BERT template names every criterion and every structured scope a user
+ * can put in it. */
+static void test_template_names_every_criterion(void **state) {
+    (void)state;
+    char *t = tu_read_file("jobs/template-bert.ini", NULL);
+    assert_non_null(t);
+    for (const gp_criterion *const *c = gp_criteria(); *c; c++) {
+        char word[80];
+        snprintf(word, sizeof word, " %s", (*c)->name);
+        bool found = false;
+        /* a whole word: fisher-domain is not fisher-domain-obd */
+        for (const char *at = strstr(t, word); at && !found; at = strstr(at + 1, word)) {
+            const char e = at[strlen(word)];
+            found = e == ',' || e == ';' || e == '\n' || e == ' ';
+        }
+        if (!found) fail_msg("jobs/template-bert.ini does not name the criterion %s", (*c)->name);
+    }
+    static const char *const scopes[] = {"global", "layer", "row", "n:m", "neurons", "neurons-global", "heads"};
+    for (size_t i = 0; i < sizeof scopes / sizeof scopes[0]; i++)
+        if (!strstr(t, scopes[i])) fail_msg("jobs/template-bert.ini does not name the scope %s", scopes[i]);
+    free(t);
+}
+
 /* README's job-file reference is `gaprune help-job`, generated from the option table. */
 static void test_readme_job_reference(void **state) {
     (void)state;
@@ -452,6 +476,7 @@ int main(void) {
         cmocka_unit_test(test_tokenize),
         cmocka_unit_test(test_run_list_alone_on_stdout),
         cmocka_unit_test(test_max_length_capped_and_said),
+        cmocka_unit_test(test_template_names_every_criterion),
         cmocka_unit_test(test_readme_job_reference),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
