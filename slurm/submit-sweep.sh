@@ -7,7 +7,7 @@ job=${1:?usage: slurm/submit-sweep.sh JOB.ini [--set section.key=value ...]}
 here=$(cd "$(dirname "$0")" && pwd)
 export GAPRUNE_SLURM_DIR=$here  # sweep.sbatch runs from the spool directory and needs gaprune.sbatch
 gaprune=${GAPRUNE:-build/gaprune}
-n=$(GAPRUNE_VERBOSE=0 "$gaprune" run "$@" --list | wc -l)
+n=$("$gaprune" run "$@" --list | wc -l)
 [ "$n" -gt 0 ] || { echo "submit-sweep.sh: no masks in $job" >&2; exit 2; }
 extra=${GAPRUNE_SBATCH_ARGS:-}
 stats=$(GAPRUNE_CMD=stats sbatch --parsable $extra "$here/gaprune.sbatch" "$@")

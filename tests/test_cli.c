@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "gaprune/model.h"
+#include "gaprune/prune.h"
 #include "gaprune/textfile.h"
 
 static char *g_dir;
@@ -362,6 +363,90 @@ static void test_tokenize(void **state) {
     free(o);
 }
 
+/* issue 27: `gaprune run JOB --list` prints the masks alone on stdout (the configuration goes to
+ * stderr), so $(gaprune run JOB --list) is the list; on 2 ranks too. */
+static void test_run_list_alone_on_stdout(void **state) {
+    (void)state;
+    char job[4200];
+    snprintf(job, sizeof job, "%s/list.ini", g_dir);
+    tu_write(job, "[model]\npath = " FIXTURES "/bert-tiny\n[data]\ndomain = " FIXTURES "/corpora/domain.json\n"
+                  "general = " FIXTURES "/corpora/general.jsonl\n[prune]\nmethods = magnitude, gaprune\n"
+                  "sparsity = 0.3, 0.5\n[retrain]\nmethods = wanda\n");
+    for (int np = 1; np <= 2; np++) {
+        assert_int_equal(run("mpirun -np %d -x ASAN_OPTIONS %s run %s --list", np, bin(), job), 0);
+        assert_clean_stderr();
+        char *o = slurp("out"), *e = slurp("err");
+        assert_string_equal(o, "magnitude:0.3\nmagnitude:0.5\ngaprune:0.3\ngaprune:0.5\nwanda:0.3\nwanda:0.5\n");
+        assert_non_null(strstr(e, "effective configuration:\n[model]\n")); /* the echo is still there, on stderr */
+        free(o), free(e);
+    }
+}
+
+/* issue 27: a --max-length beyond the model's is capped and said once on stderr, and the header
+ * names the length used (encode; tokenize keeps stdout the ids); encode's summary rate is its
+ * progress rate: the texts over the encoding's seconds, not over the whole command's. */
+static void test_max_length_capped_and_said(void **state) {
+    (void)state;
+    char out[4200];
+    snprintf(out, sizeof out, "%s/cap.h5", g_dir);
+    assert_int_equal(run("%s encode --model " FIXTURES "/bert-f32 --input " FIXTURES "/texts.txt --output %s --max-length 100000",
+                         bin(), out), 0);
+    assert_clean_stderr();
+    char *o = slurp("out"), *e = slurp("err");
+    /* sentence_bert_config.json's max_seq_length: 40 */
+    const char *w = "--max-length 100000 is more than the 40 tokens " FIXTURES "/bert-f32 takes; using 40";
+    if (!strstr(e, w) || strstr(strstr(e, w) + 1, "--max-length 100000")) fail_msg("want \"%s\" once in:\n%s", w, e);
+    assert_non_null(strstr(o, "max 40 tokens"));
+    assert_null(strstr(o, "max 100000 tokens"));
+    const char *js = strstr(o, "{\"command\":\"encode\"");
+    assert_non_null(js);
+    double texts = 0, seconds = 0, enc = 0, rate = 0;
+    assert_int_equal(sscanf(js, "{\"command\":\"encode\",\"texts\":%lf,\"dim\":%*d,\"ranks\":%*d,\"seconds\":%lf,"
+                                "\"encode_seconds\":%lf,\"texts_per_s\":%lf", &texts, &seconds, &enc, &rate), 4);
+    assert_true(texts == 8 && enc > 0 && enc <= seconds);
+    assert_true(fabs(texts / rate - enc) <= 0.0006); /* the rate is texts / encode_seconds (printed to 1 ms) */
+    /* the last progress line ("[encode] 8/8 texts ... R texts/s") has the same rate */
+    const char *pl = strstr(o, "[encode] 8/8 texts (100.0%) ");
+    assert_non_null(pl);
+    double prate = 0;
+    assert_int_equal(sscanf(pl, "[encode] 8/8 texts (100.0%%) %lf", &prate), 1);
+    printf("    encode: %g texts/s in the summary, %g in the progress line, %.3f of %.3f s encoding\n", rate, prate, enc, seconds);
+    assert_true(fabs(prate - rate) <= 0.05 * rate + 0.01);
+    free(o), free(e);
+    assert_int_equal(run("%s tokenize --model " FIXTURES "/bert-f32 --max-length 100000 'paris'", bin()), 0);
+    o = slurp("out"), e = slurp("err");
+    assert_string_equal(o, "2 110 3\n");
+    assert_non_null(strstr(e, "--max-length 100000 is more than the 40 tokens " FIXTURES "/bert-f32 takes; using 40"));
+    free(o), free(e);
+    assert_int_equal(run("%s tokenize --model " FIXTURES "/bert-f32 --max-length 3 'paris'", bin()), 0);
+    e = slurp("err");
+    assert_string_equal(e, ""); /* within the model's: nothing to say */
+    free(e);
+}
+
+/* issue 27 (drift): the BERT template names every criterion and every structured scope a user
+ * can put in it. */
+static void test_template_names_every_criterion(void **state) {
+    (void)state;
+    char *t = tu_read_file("jobs/template-bert.ini", NULL);
+    assert_non_null(t);
+    for (const gp_criterion *const *c = gp_criteria(); *c; c++) {
+        char word[80];
+        snprintf(word, sizeof word, " %s", (*c)->name);
+        bool found = false;
+        /* a whole word: fisher-domain is not fisher-domain-obd */
+        for (const char *at = strstr(t, word); at && !found; at = strstr(at + 1, word)) {
+            const char e = at[strlen(word)];
+            found = e == ',' || e == ';' || e == '\n' || e == ' ';
+        }
+        if (!found) fail_msg("jobs/template-bert.ini does not name the criterion %s", (*c)->name);
+    }
+    static const char *const scopes[] = {"global", "layer", "row", "n:m", "neurons", "neurons-global", "heads"};
+    for (size_t i = 0; i < sizeof scopes / sizeof scopes[0]; i++)
+        if (!strstr(t, scopes[i])) fail_msg("jobs/template-bert.ini does not name the scope %s", scopes[i]);
+    free(t);
+}
+
 /* README's job-file reference is `gaprune help-job`, generated from the option table. */
 static void test_readme_job_reference(void **state) {
     (void)state;
@@ -389,6 +474,9 @@ int main(void) {
         cmocka_unit_test(test_encode_jsonl),           cmocka_unit_test(test_bad_input_exit_2),
         cmocka_unit_test(test_job_errors_before_any_stage),
         cmocka_unit_test(test_tokenize),
+        cmocka_unit_test(test_run_list_alone_on_stdout),
+        cmocka_unit_test(test_max_length_capped_and_said),
+        cmocka_unit_test(test_template_names_every_criterion),
         cmocka_unit_test(test_readme_job_reference),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);

@@ -10,6 +10,7 @@
 #include "gaprune/job.h"
 #include "gaprune/eval.h"
 #include "gaprune/kernels.h"
+#include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/textfile.h"
 
@@ -439,6 +440,58 @@ static void test_paired_comparisons(void **state) {
     free(text);
 }
 
+/* issue 27: `gaprune run` reads every evaluation set whole before its first stage. A corpus.jsonl
+ * whose line 100 is broken, an empty queries.jsonl, an STS line with a misspelt key: each is
+ * exit 2 naming the file (and line) on 1 and 2 ranks, in seconds, with no output folder made
+ * (before, each stopped after the statistics and the dense evaluation). */
+static void test_run_checks_eval_sets_first(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    char cwd[2048], p[4400], text[8192], bin[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_non_null(realpath(tu_bin(), bin));
+    /* a BEIR set of 110 documents (the fixture's 10 and 100 more), its line 100 broken */
+    tu_sh("mkdir -p '%s/bad-corpus' && cp -r " FIXTURES "/beir-tiny/* '%s/bad-corpus/' && "
+          "for i in $(seq 1 100); do printf '{\"_id\": \"x%%d\", \"text\": \"filler %%d\"}\\n' $i $i; done "
+          ">> '%s/bad-corpus/corpus.jsonl' && sed -i '100s/.*/{\"_id\": \"x90\", \"text\": broken/' '%s/bad-corpus/corpus.jsonl'",
+          dir, dir, dir, dir);
+    tu_sh("mkdir -p '%s/no-queries' && cp -r " FIXTURES "/beir-tiny/* '%s/no-queries/' && : > '%s/no-queries/queries.jsonl'",
+          dir, dir, dir);
+    snprintf(p, sizeof p, "%s/sts.jsonl", dir);
+    tu_write(p, "{\"sentence1\": \"paris\", \"sentence2\": \"france\", \"score\": 4}\n\n"
+                "{\"sentence1\": \"berlin\", \"sentense2\": \"cafe\", \"score\": 1}\n"
+                "{\"sentence1\": \"hello\", \"sentence2\": \"world\", \"score\": 2}\n");
+    static const char *const sets[3] = {"retrieval = bad-corpus", "retrieval = no-queries", "sts = sts.jsonl"};
+    static const char *const want[3] = {"/bad-corpus/corpus.jsonl:100: not a JSON object",
+                                        "/no-queries/queries.jsonl: no queries (an empty file)",
+                                        "/sts.jsonl:3: \"sentence2\" is missing"};
+    for (int k = 0; k < 3; k++)
+        for (int np = 1; np <= 2; np++) {
+            snprintf(p, sizeof p, "%s/bad.ini", dir);
+            snprintf(text, sizeof text,
+                     "[model]\npath = %s/" FIXTURES "/bert-f32\n[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\n"
+                     "general = %s/" FIXTURES "/corpora/general.jsonl\n[prune]\nmethods = magnitude\nsparsity = 0.5\n"
+                     "[eval]\n%s\n[output]\ndir = out\n",
+                     cwd, cwd, cwd, sets[k]);
+            tu_write(p, text);
+            const double t0 = gp_now();
+            assert_int_equal(tu_run_in(dir, "mpirun -np %d -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run bad.ini", np, bin), 2);
+            const double s = gp_now() - t0;
+            char *e = tu_read_in(dir, "err.txt");
+            char full[4600];
+            snprintf(full, sizeof full, "gaprune: error: %s", want[k] + 1); /* as the job names it: relative */
+            if (!strstr(e, full)) fail_msg("want \"%s\" in:\n%s", full, e);
+            free(e);
+            snprintf(p, sizeof p, "%s/out", dir);
+            assert_int_equal(access(p, F_OK), -1); /* no stage ran: not even the output folder */
+            assert_true(s < 30); /* seconds (sanitizer build, mpirun start-up included), not a stage */
+            printf("    %s on %d rank%s: exit 2 in %.2f s\n", want[k] + 1, np, np > 1 ? "s" : "", s);
+        }
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_query_metrics),
@@ -452,6 +505,7 @@ int main(void) {
         cmocka_unit_test(test_same_names),
         cmocka_unit_test(test_eval_merge_many_docs),
         cmocka_unit_test(test_paired_comparisons),
+        cmocka_unit_test(test_run_checks_eval_sets_first),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }

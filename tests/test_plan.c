@@ -511,6 +511,62 @@ static double part_of(const gp_plan_stage_out *s, const char *name) {
     return -1;
 }
 
+/* issue 27: without --mem-per-rank or Slurm the plan is held against the node's physical memory
+ * over the ranks per node (what stats and run refuse against), the configuration's header names
+ * the ranks planned for, the advice names every job key that can still lower a stage's need and
+ * no other, and a folder without weights says so. */
+static void test_plan_defaults_and_advice(void **state) {
+    (void)state;
+    char job[512];
+    snprintf(job, sizeof job, "%s/adv.ini", g_dir);
+    tu_write(job, "[model]\npath = " FIXTURES "/bert-tiny\n[data]\ndomain = " FIXTURES "/corpora/domain.json\n"
+                  "general = " FIXTURES "/corpora/general.jsonl\n[prune]\nmethods = magnitude\n[retrain]\n"
+                  "methods = magnitude\nbatch = 16\n");
+    unsetenv("SLURM_MEM_PER_NODE");
+    unsetenv("SLURM_NTASKS_PER_NODE");
+    assert_int_equal(run("%s plan '%s' --ranks 4", bin(), job), 0);
+    assert_clean_stderr();
+    cJSON *j = summary("plan");
+    const double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+    const double limit = cJSON_GetObjectItem(j, "limit_bytes")->valuedouble;
+    printf("    plan --ranks 4: limit %.1f MiB per rank (physical %.1f MiB / 4)\n", limit / 1048576.0, phys / 1048576.0);
+    assert_true(fabs(limit - phys / 4) < 1.0);
+    cJSON_Delete(j);
+    char *o = slurp("out"), *e = slurp("err");
+    assert_non_null(strstr(o, "(physical memory / ranks per node)"));
+    assert_non_null(strstr(o, "fits"));
+    assert_non_null(strstr(e, "adv.ini for 4 ranks; effective configuration:"));
+    assert_null(strstr(e, "on 1 rank"));
+    free(o), free(e);
+
+    gp_plan p;
+    const char *none[] = {"retrain.batch=16"};
+    plan_with(job, none, 1, 1, &p);
+    const char *ss = p.stage[GP_PLAN_STATS].advice, *rt = p.stage[GP_PLAN_RETRAIN].advice;
+    printf("    stats: try %s\n    retrain: try %s\n", ss, rt);
+    assert_null(strstr(ss, "fisher_batch")); /* 1 already: it cannot go lower */
+    assert_non_null(strstr(ss, "model.recompute = true"));
+    assert_non_null(strstr(ss, "stats.accumulators = sharded"));
+    assert_non_null(strstr(rt, "retrain.micro_batch below 16"));
+    assert_non_null(strstr(rt, "model.recompute = true"));
+    const char *lower[] = {"stats.fisher_batch=4", "retrain.micro_batch=1", "model.recompute=true"};
+    plan_with(job, lower, 3, 1, &p);
+    ss = p.stage[GP_PLAN_STATS].advice, rt = p.stage[GP_PLAN_RETRAIN].advice;
+    assert_non_null(strstr(ss, "a smaller stats.fisher_batch"));
+    assert_null(strstr(ss, "recompute"));
+    assert_null(strstr(rt, "micro_batch")); /* 1 triplet at once: the least */
+    assert_null(strstr(rt, "recompute"));
+
+    /* shapes without weights: planned, and said */
+    tu_sh("mkdir -p '%s/noweights' && cp -r " FIXTURES "/bert-tiny/* '%s/noweights/' && rm -f '%s'/noweights/*.safetensors",
+          g_dir, g_dir, g_dir);
+    assert_int_equal(run("%s plan '%s' --set model.path=%s/noweights", bin(), job, g_dir), 0);
+    o = slurp("out");
+    assert_non_null(strstr(o, "no *.safetensors file in the folder (the stages need the weights)"));
+    assert_null(strstr(o, "0.0 MiB of safetensors"));
+    free(o);
+}
+
 /* One-shot reconstruction in the score stage (reconstruct.h): with prune.reconstruct = obs (or
  * sparsegpt among the methods) the stage needs exactly, on top of the same parts as without,
  *   (a) 4·C·T·(2·3·S)/R  this rank's calibration hidden states (S = prune.reconstruct_samples),
@@ -599,6 +655,7 @@ int main(void) {
         cmocka_unit_test(test_formula_parts),
         cmocka_unit_test(test_reconstruct_plan),
         cmocka_unit_test(test_command),
+        cmocka_unit_test(test_plan_defaults_and_advice),
         cmocka_unit_test(test_prediction_vs_peak_rss),
         cmocka_unit_test(test_shapes_vs_peak_rss),
         cmocka_unit_test(test_retrain_vs_peak_rss),

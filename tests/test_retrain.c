@@ -743,6 +743,18 @@ static void test_run_neurons(void **state) {
         assert_int_equal((int)cJSON_GetObjectItemCaseSensitive(enc, "texts")->valuedouble, 15);
         assert_true(cJSON_GetObjectItemCaseSensitive(enc, "texts_per_s")->valuedouble > 0);
         assert_true(cJSON_GetObjectItemCaseSensitive(r, "encode_vs_dense")->valuedouble > 0);
+        /* issue 27: the smaller models came from the dense one, which source_model names (the
+         * run reopens the model from the pruned folder; it named that folder) */
+        for (int k = 0; k < 2; k++) {
+            const cJSON *ev = cJSON_GetObjectItemCaseSensitive(r, k ? "retrained" : "one_shot");
+            if (k && !cJSON_IsObject(ev)) continue; /* not retrained: null */
+            const cJSON *src = cJSON_GetObjectItemCaseSensitive(ev, "source_model");
+            assert_true(cJSON_IsString(src));
+            const size_t sl = strlen(src->valuestring), wl = strlen(FIXTURES "/bert-f32");
+            if (sl < wl || strcmp(src->valuestring + sl - wl, FIXTURES "/bert-f32"))
+                fail_msg("row %d %s: source_model \"%s\", want .../%s", n, k ? "retrained" : "one_shot", src->valuestring,
+                         FIXTURES "/bert-f32");
+        }
         /* the term ratio is there for the criteria that add the two terms (the structured one for gaprune-neurons),
          * not for magnitude, which ranks by neither */
         const char *method = cJSON_GetObjectItemCaseSensitive(r, "method")->valuestring;

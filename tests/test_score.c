@@ -313,6 +313,19 @@ static void test_scopes(void **state) {
         assert_int_equal(tu_run_in(g_dir, "%s stats %s.ini", bin(), job), 0);
         assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS %s score %s.ini --method gaprune,wanda --sparsity 0.5", bin(), job), 0);
         check_scope(job, "gaprune-0.5", scopes[s], m);
+        /* issue 27: a selection without one threshold (wanda's rows, and every scope but global)
+         * says so; global names its threshold, a number */
+        char *op = in_dir("out.txt"), *log = tu_read_file(op, NULL);
+        assert_non_null(log);
+        assert_null(strstr(log, "threshold nan"));
+        const char *g = strstr(log, "score: gaprune at 0.5: "), *w = strstr(log, "score: wanda at 0.5: ");
+        assert_true(g && w && strchr(g, '\n') && strchr(w, '\n'));
+        const char *ng = strstr(w, "; no global threshold (selected per row, n:m group, layer or structure)");
+        assert_true(ng && ng < strchr(w, '\n'));
+        const char *gt = strstr(g, s == 0 ? "; threshold " : "; no global threshold");
+        assert_true(gt && gt < strchr(g, '\n'));
+        if (s == 0) assert_true(strtod(gt + 12, NULL) > 0);
+        free(op), free(log);
     }
     check_scope("scope0", "wanda-0.5", "row", m); /* wanda: global means row */
     /* gaprune inspect: a table per layer and an SVG figure, for a mask and for the statistics */

@@ -516,9 +516,12 @@ static void test_kill_and_resume(void **state) {
     write_job("sig", "domain.json", "general.jsonl", extra);
     assert_int_equal(stats(2, "sig", "GAPRUNE_TEST_SIGNAL_AT_STEP=4"), 3);
     o = slurp("out.txt");
-    assert_non_null(strstr(o, "stopped by a signal"));
+    /* issue 27: in the progress lines' unit too: 3 domain steps of 2 ranks and one general step
+     * (6 + 2 of the 6 + 5 triplets selected) */
+    if (!strstr(o, "stopped by a signal after step 4 of 6 (8 of 11 triplets)")) fail_msg("stop message:\n%s", o);
     free(o);
     assert_int_equal(stats(2, "sig", NULL), 0);
+
     n = bitwise_equal_datasets("sig", "ref2");
     printf("    SIGUSR1 (exit 3) and resumed: %d datasets bitwise equal\n", n);
     /* sharded: each rank's checkpoint is its block; resumed runs end bitwise as uninterrupted ones */
@@ -771,11 +774,41 @@ static void test_sigint(void **state) {
     }
 }
 
+/* issue 27: a resumed stage's progress rate counts this run's work only: 8 of 11 triplets done
+ * before, 3 in this run's 0.3 s give at most 10 triplets/s, where 11 over the same time gave 36. */
+static void test_progress_resumed_rate(void **state) {
+    (void)state;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/progress.txt", g_dir);
+    fflush(stdout);
+    const int saved = dup(1);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    dup2(fileno(f), 1);
+    gp_progress pr;
+    gp_progress_init(&pr, "stats", 11, "triplets");
+    gp_progress_resume(&pr, 8);
+    usleep(300000);
+    gp_progress_done(&pr);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    fclose(f);
+    char *o = tu_read_file(p, NULL);
+    assert_non_null(o);
+    const char *pl = strstr(o, "[stats] 11/11 triplets (100.0%) ");
+    if (!pl) fail_msg("no progress line:\n%s", o);
+    const double rate = strtod(pl + strlen("[stats] 11/11 triplets (100.0%) "), NULL);
+    printf("    8 of 11 done before, 3 in 0.3 s: %.2f triplets/s\n", rate);
+    assert_true(rate > 0 && rate <= 10.005); /* 3 / 0.3 s at most, printed to 0.01 */
+    free(o);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_fb1), cmocka_unit_test(test_reference_fb4), cmocka_unit_test(test_ranks_agree),
         cmocka_unit_test(test_only_selected), cmocka_unit_test(test_sharded), cmocka_unit_test(test_48_ranks),      cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_damaged_checkpoint), cmocka_unit_test(test_sigint),
-        cmocka_unit_test(test_damaged_values), cmocka_unit_test(test_broken_corpora),
+        cmocka_unit_test(test_damaged_values), cmocka_unit_test(test_broken_corpora), cmocka_unit_test(test_progress_resumed_rate),
     };
     /* GP_TEST_FILTER=test_sharded runs one test while iterating (cmocka's pattern) */
     if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));

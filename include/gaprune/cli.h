@@ -62,7 +62,7 @@ void gp_opts_help(FILE *f, const char *cmd, const char *usage, const gp_opt *opt
 struct gp_job;
 /* For the job commands (`gaprune CMD JOB.ini [--set k=v ...] [extra options]`): parses argv
  * with the extra options plus --set, loads the job file on every rank, agrees on errors and
- * prints the effective configuration. Returns GP_OK, an error code to exit with, or
+ * prints the effective configuration on stderr (GAPRUNE_VERBOSE=0: not at all). Returns GP_OK, an error code to exit with, or
  * GP_ESTOPPED after --help (exit 0). */
 gp_status gp_cli_job(const char *cmd, const char *usage, const gp_opt *extra, int argc, char **argv,
                      struct gp_job *job);

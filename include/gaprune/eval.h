@@ -114,13 +114,21 @@ gp_status gp_eval_task(const gp_eval_opts *o, gp_model *m, gp_task_type type, co
 /* Collective: every set of [eval] (retrieval, sts) for the model as it is in memory; rank 0
  * writes json_path (via .tmp; settings_hash, when not NULL, is stored in it) and, when result
  * is not NULL, returns the document (caller frees, rank 0; NULL elsewhere). folder: the folder
- * the weights in memory were written to (a pruned or retrained model), named as "model" with
- * m->dir as "source_model"; NULL when they are m->dir's own. */
-gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *folder, const char *json_path,
-                        const char *settings_hash, cJSON **result, gp_err *err);
+ * the weights in memory were written to (a pruned or retrained model), named as "model"; NULL
+ * when they are m->dir's own. source: the dense model they were made from, named as
+ * "source_model" (NULL: m->dir, which is the pruned folder itself once a structured scope has
+ * reopened m from it). */
+gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *folder, const char *source,
+                        const char *json_path, const char *settings_hash, cJSON **result, gp_err *err);
 /* Rank 0: the results in json_path when they carry settings_hash, else NULL. */
 cJSON *gp_eval_load_current(const char *json_path, const char *settings_hash);
-/* Rank 0: SHA-256 over the [eval] settings and the bytes of every evaluation file; the sets of the
- * MTEB task types are read and checked whole here (tasks.h), so a bad record stops the job before
- * its first stage. */
+/* Rank 0: SHA-256 over the [eval] settings and the bytes of every evaluation file. */
 gp_status gp_eval_hash(const gp_eval_opts *o, char hex[65], gp_err *err);
+/* Collective: every evaluation file read and checked whole by the loaders the evaluation uses
+ * (same file:line messages), so that a bad record stops a job before its first stage and not
+ * after the statistics. Rank 0 parses every line of each retrieval set (the _ids, as it does
+ * when it evaluates) and its qrels; the other ranks, which read only a share of a corpus,
+ * check that they can open it; STS and the MTEB task types' sets, which every rank loads
+ * whole, are loaded on every rank. Cost: one streaming pass over the files at JSON-parsing
+ * speed (see DESIGN.md, "Inputs checked up front"). */
+gp_status gp_eval_check(const gp_eval_opts *o, gp_err *err);

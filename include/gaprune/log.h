@@ -39,11 +39,15 @@ typedef struct {
     const char *unit;  /* "texts", "triplets" */
     int64_t total;
     int64_t last_done;
+    int64_t first_done; /* done when this run started (a resumed stage): the rate counts this run's work only */
     double t_start, t_last;
     double every_s; /* minimum seconds between lines (default 5) */
 } gp_progress;
 
 void gp_progress_init(gp_progress *p, const char *label, int64_t total, const char *unit);
+/* A stage resumed with `done` already done: the lines count from there, the rate and ETA from
+ * this run's work alone. */
+void gp_progress_resume(gp_progress *p, int64_t done);
 /* `done` is the global count (rank 0's estimate is fine when shards are equal). */
 void gp_progress_update(gp_progress *p, int64_t done);
 void gp_progress_done(gp_progress *p);

@@ -24,6 +24,13 @@
 #include "gaprune/retrain.h"
 #include "gaprune/score.h"
 
+/* Collective: the job's input files read and checked whole before any stage (`gaprune run`):
+ * the triplet corpora [data] domain and general by the corpus indexer (triplets.h) and every
+ * evaluation set by gp_eval_check, with the messages their stages would give (file:line). The
+ * model folder's headers and tokenizer are checked by gp_model_load. Cost: one streaming pass
+ * over each file on rank 0 (DESIGN.md, "Inputs checked up front"). */
+gp_status gp_inputs_check(const gp_job *job, gp_err *err);
+
 typedef struct {
     char model_sha[65];  /* the dense model's files */
     char stats_hash[80]; /* settings_hash of OUT/stats.h5, or "none" */

@@ -107,7 +107,7 @@ typedef struct {
     const char *name;   /* "load", "sample", "stats", ... */
     bool runs;          /* the job runs this stage (gaprune run) */
     char what[256];     /* the shapes it was planned for, one line */
-    const char *advice; /* what to change when it does not fit */
+    char advice[384];   /* what to change when it does not fit: each job key that still lowers the need */
     int nparts;
     gp_plan_part part[GP_PLAN_MAX_PARTS];
     double total; /* bytes per rank at the stage's peak: the sum of its parts */

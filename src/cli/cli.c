@@ -258,10 +258,17 @@ gp_status gp_cli_job(const char *cmd, const char *use, const gp_opt *extra, int 
     free(origins);
     free(sets.v);
     if ((rc = gp_agree(rc, &err))) return rc;
+    /* a command planning for another size (plan --ranks R) is named with that size */
+    int ranks = gp_nranks();
+    for (int i = 0; i < nextra; i++)
+        if (extra[i].type == GP_OPT_INT && !strcmp(extra[i].name, "ranks") && *(int *)extra[i].dst > 0) ranks = *(int *)extra[i].dst;
+    /* on stderr: stdout is the command's own output (`run --list`, the summary line), which a
+     * script reads with $(...) */
     if (gp_rank() == 0 && gp_log_level() >= 1) {
-        printf("gaprune %s %s: job %s on %d rank%s; effective configuration:\n", GP_VERSION, cmd, job->path,
-               gp_nranks(), gp_nranks() > 1 ? "s" : "");
-        gp_job_print(job, stdout);
+        fprintf(stderr, "gaprune %s %s: job %s %s %d rank%s; effective configuration:\n", GP_VERSION, cmd, job->path,
+                ranks == gp_nranks() ? "on" : "for", ranks, ranks > 1 ? "s" : "");
+        gp_job_print(job, stderr);
+        fflush(stderr);
     }
     return GP_OK;
 }

@@ -69,7 +69,7 @@ int gp_cmd_eval(int argc, char **argv) {
         cJSON *res = NULL;
         gp_eval_opts o;
         gp_eval_opts_from_job(&o, &job);
-        rc = gp_eval_model(&o, m, base, NULL, out, NULL, &res, &err);
+        rc = gp_eval_model(&o, m, base, NULL, NULL, out, NULL, &res, &err);
         if (!rc && res) {
             const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res, "main_score_mean");
             char score[32] = "null"; /* JSON has no NaN */

@@ -1,8 +1,9 @@
 /* plan_cmd.c — `gaprune plan JOB.ini [--ranks R] [--threads T] [--mem-per-rank SIZE]`: the
  * memory per rank each stage the job runs will need (plan.h), from config.json, the job and its
  * files' sizes, without loading weights; a table per stage, then one JSON line. Exit 2 naming the
- * stage when one will not fit the limit: --mem-per-rank, else Slurm's SLURM_MEM_PER_NODE over the
- * ranks per node (gp_plan_limit; the refusal is gp_plan_refusal, which the stage commands use). */
+ * stage when one will not fit the limit: --mem-per-rank, else Slurm's SLURM_MEM_PER_NODE, else the
+ * node's physical memory, over the ranks per node (gp_plan_limit; the refusal is gp_plan_refusal,
+ * which the stage commands use). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +19,8 @@ int gp_cmd_plan(int argc, char **argv) {
     const gp_opt extra[] = {
         {"ranks", GP_OPT_INT, &ranks, "R", "plan for R ranks (default: this run's)"},
         {"threads", GP_OPT_INT, &threads, "T", "OpenMP threads per rank (default: OMP_NUM_THREADS or 1)"},
-        {"mem-per-rank", GP_OPT_STR, &mem, "SIZE", "limit per rank, e.g. 24G, 512M (default: SLURM_MEM_PER_NODE / ranks per node)"},
+        {"mem-per-rank", GP_OPT_STR, &mem, "SIZE",
+         "limit per rank, e.g. 24G, 512M (default: SLURM_MEM_PER_NODE, else the physical memory, over the ranks per node)"},
         {NULL, 0, NULL, NULL, NULL},
     };
     gp_job job;
@@ -34,7 +36,9 @@ int gp_cmd_plan(int argc, char **argv) {
     if (threads <= 0) threads = getenv("OMP_NUM_THREADS") && atoi(getenv("OMP_NUM_THREADS")) > 0 ? atoi(getenv("OMP_NUM_THREADS")) : 1;
     double limit = 0;
     const char *limit_from = "none";
-    rc = gp_plan_limit(mem, false, ranks, &limit, &limit_from, &err);
+    /* no --mem-per-rank and no Slurm: the node's physical memory over the ranks that share it,
+     * what stats and run refuse against, so "fits" here means they will not refuse */
+    rc = gp_plan_limit(mem, true, ranks, &limit, &limit_from, &err);
     /* auto accumulators decide on the node's share as stats.c will: the limit when known */
     const double share = limit > 0 ? limit : gp_memory_per_rank() * gp_nranks() / ranks;
     gp_plan p;

@@ -38,9 +38,9 @@ static void hash_of(const char *a, const char *b, char out[65]) {
 }
 
 /* Evaluates the model as it is in memory unless OUT/eval-<tag>.json is current; rank 0 gets
- * the document. */
+ * the document. source: the dense model's folder, whatever m was reopened from. */
 static gp_status evaluate(const gp_eval_opts *eo, const char *out_dir, gp_model *m, const char *tag, const char *folder,
-                          const char *hash, cJSON **doc, gp_err *err) {
+                          const char *source, const char *hash, cJSON **doc, gp_err *err) {
     *doc = NULL;
     if (!gp_eval_has_sets(eo)) return GP_OK;
     char name[256];
@@ -53,7 +53,7 @@ static gp_status evaluate(const gp_eval_opts *eo, const char *out_dir, gp_model 
     }
     gp_status rc = GP_OK;
     if (gp_allreduce_max_int(current)) gp_log0("eval %s: %s is up to date", tag, path);
-    else rc = gp_eval_model(eo, m, tag, folder, path, hash, doc, err);
+    else rc = gp_eval_model(eo, m, tag, folder, source, path, hash, doc, err);
     free(path);
     return rc;
 }
@@ -134,7 +134,7 @@ static void plan_free(plan *p) {
  * the dense model. */
 static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_prune_opts *po, gp_model *m,
                           const gp_prune_inputs *in, const gp_prune_variant *method, double p, bool retrain,
-                          const char *eval_hash, gp_report_row *r, gp_err *err) {
+                          const char *eval_hash, const char *dense_dir, gp_report_row *r, gp_err *err) {
     snprintf(r->method, sizeof r->method, "%s", method->label);
     r->sparsity = p;
     gp_log0("run: stage 3/4, %s at %g", method->label, p);
@@ -166,7 +166,7 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
                     k == GP_STRUCT_HEADS ? "heads" : "intermediate_size", (long long)gp_model_struct_count(m, k),
                     m->table.total);
     }
-    if (!rc) rc = evaluate(eo, job->out_dir, m, tag, pr.pruned_dir, h, &r->one_shot, err);
+    if (!rc) rc = evaluate(eo, job->out_dir, m, tag, pr.pruned_dir, dense_dir, h, &r->one_shot, err);
     if (!rc && retrain && job->retrain.steps > 0) {
         gp_log0("run: stage 4/4, retraining %s", pr.tag);
         gp_train_opts o;
@@ -178,7 +178,7 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
             r->first_loss = rt.report.first_loss, r->last_loss = rt.report.last_loss;
             hash_of(rt.hash, eval_hash, h);
             snprintf(tag, sizeof tag, "retrained-%s", pr.tag);
-            rc = evaluate(eo, job->out_dir, m, tag, rt.model_dir, h, &r->retrained, err);
+            rc = evaluate(eo, job->out_dir, m, tag, rt.model_dir, dense_dir, h, &r->retrained, err);
         }
         gp_retrained_free(&rt);
     }
@@ -206,7 +206,7 @@ static gp_status retrain_dense(const gp_job *job, const gp_eval_opts *eo, gp_mod
         r->first_loss = rt.report.first_loss, r->last_loss = rt.report.last_loss;
         char h[65];
         hash_of(rt.hash, eval_hash, h);
-        rc = evaluate(eo, job->out_dir, m, "retrained-dense", rt.model_dir, h, &r->retrained, err);
+        rc = evaluate(eo, job->out_dir, m, "retrained-dense", rt.model_dir, m->dir, h, &r->retrained, err);
     }
     gp_retrained_free(&rt);
     if (!rc) rc = gp_agree(gp_model_reload_weights(m, err), err);
@@ -300,6 +300,9 @@ int gp_cmd_run(int argc, char **argv) {
     gp_sample_report samples = {0};
     /* every stage is planned before the model is read: one that will not fit stops the run now */
     if (!rc) rc = gp_plan_guard(&job, "run", (1u << GP_PLAN_NSTAGES) - 1, &err);
+    /* and every input file read whole: a bad line of an evaluation set stops the run now, not
+     * after the statistics */
+    if (!rc) rc = gp_inputs_check(&job, &err);
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
     if (!rc) {
         gp_cli_model_settings(&job, m);
@@ -340,7 +343,7 @@ int gp_cmd_run(int argc, char **argv) {
     cJSON *dense = NULL;
     char h[65];
     hash_of(in.model_sha, eval_hash, h);
-    if (!only) rc = evaluate(&eo, job.out_dir, m, "dense", NULL, h, &dense, &err);
+    if (!only) rc = evaluate(&eo, job.out_dir, m, "dense", NULL, m->dir, h, &dense, &err);
     /* and retrained alike when retrain.methods names dense (not with --only: a plain run does it) */
     gp_report_row dense_rt = {0};
     const bool with_dense_rt = job.retrain.dense && job.retrain.steps > 0 && !only;
@@ -355,7 +358,8 @@ int gp_cmd_run(int argc, char **argv) {
     int k = 0;
     for (int a = 0; a < pl.n && !rc; a++)
         for (int b = 0; b < pl.n_sparsity && !rc; b++) {
-            rc = run_mask(&job, &eo, &po, m, &in, &pl.variant[a], pl.sparsity[b], pl.retrain[a], eval_hash, &rows[k++], &err);
+            rc = run_mask(&job, &eo, &po, m, &in, &pl.variant[a], pl.sparsity[b], pl.retrain[a], eval_hash, rm.dir,
+                          &rows[k++], &err);
             /* the dense weights again for the next mask, reread rather than kept: one model in memory */
             if (!rc && k < nrows)
                 rc = gp_agree(strcmp(m->dir, rm.dir) ? gp_model_reopen(m, rm.dir, &err) : gp_model_reload_weights(m, &err), &err);

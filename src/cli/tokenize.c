@@ -78,6 +78,10 @@ int gp_cmd_tokenize(int argc, char **argv) {
         free(pos);
         return rc;
     }
+    /* a --max-length beyond what the folder takes is capped, and said once (stdout stays the ids) */
+    if (max_length > default_len)
+        gp_warn("--max-length %d is more than the %d tokens %s takes; using %d", max_length, default_len, model_dir,
+                default_len);
     if (max_length <= 0 || max_length > default_len) max_length = default_len;
     if (npos > 0) {
         for (int i = 0; i < npos; i++) print_ids(tok, pos[i], strlen(pos[i]), max_length, tokens);

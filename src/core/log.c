@@ -121,14 +121,16 @@ void gp_progress_init(gp_progress *p, const char *label, int64_t total, const ch
     p->label = label;
     p->unit = unit;
     p->total = total;
-    p->last_done = 0;
+    p->last_done = p->first_done = 0;
     p->t_start = p->t_last = gp_now();
     p->every_s = 5.0;
 }
 
+void gp_progress_resume(gp_progress *p, int64_t done) { p->last_done = p->first_done = done; }
+
 static void progress_line(gp_progress *p, int64_t done, double now) {
     double el = now - p->t_start;
-    double rate = el > 0 ? (double)done / el : 0.0;
+    double rate = el > 0 ? (double)(done - p->first_done) / el : 0.0;
     char eta[32], elapsed[32];
     fmt_duration(eta, sizeof eta, rate > 0 ? (double)(p->total - done) / rate : -1);
     fmt_duration(elapsed, sizeof elapsed, el);

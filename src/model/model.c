@@ -132,16 +132,19 @@ static void set_tok_emb(gp_model *m) {
 /* ---- sentence-transformers modules ------------------------------------------------------ */
 
 static gp_status load_pooling(gp_model *m, gp_err *err) {
-    /* the defaults when the folder has no modules.json: what sentence-transformers ships for
-     * each family (BERT-style encoders pool the mean, Qwen3-Embedding the last token) */
+    /* the defaults when the folder has no modules.json: sentence-transformers then builds
+     * Transformer + mean Pooling and no Normalize, so the embeddings are not normalised here
+     * either; the pooling is each family's own (BERT-style encoders the mean, as
+     * sentence-transformers; Qwen3-Embedding the last token it was trained with, where
+     * sentence-transformers would take the mean of a bare Qwen3 folder) */
     m->pool.mode = gp_arch_get(m->cfg.arch)->default_pool;
-    m->pool.normalize = true;
+    m->pool.normalize = false;
     char *mpath = gp_path_join(m->dir, "modules.json");
     cJSON *mods = NULL, *pc = NULL;
     char *ppath = NULL;
     gp_status rc = GP_OK;
     if (!gp_file_exists(mpath)) {
-        gp_debug0("%s: no modules.json, using %s pooling and normalization", m->dir,
+        gp_debug0("%s: no modules.json, using %s pooling without normalization", m->dir,
                   m->pool.mode == GP_POOL_LAST ? "last-token" : "mean");
         goto done;
     }

@@ -1,4 +1,5 @@
 /* eval.c — distributed retrieval and STS evaluation (see eval.h). */
+#include <errno.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -229,6 +230,28 @@ static gp_status read_qrels(const char *dir, const gp_texts *queries, const gp_t
     return GP_OK;
 }
 
+/* The records of a set's corpus.jsonl and queries.jsonl; neither may be empty (an empty
+ * queries.jsonl would only show later as qrels that judge nothing). */
+static gp_status retrieval_count(const char *cpath, const char *qpath, int64_t *nc, int64_t *nq, gp_err *err) {
+    gp_status rc = gp_texts_count(cpath, nc, err);
+    if (!rc) rc = gp_texts_count(qpath, nq, err);
+    if (!rc && *nc == 0) rc = gp_errf(err, GP_EINPUT, "%s: no documents (an empty file)", cpath);
+    if (!rc && *nq == 0) rc = gp_errf(err, GP_EINPUT, "%s: no queries (an empty file)", qpath);
+    return rc;
+}
+
+/* Rank 0 (and the up-front check): every record of corpus.jsonl and queries.jsonl parsed for
+ * its _id (a bad line is file:line), then qrels/test.tsv to the judged queries. */
+static gp_status retrieval_judged(const char *dir, int64_t nc, int64_t nq, gp_texts *cid, gp_texts *qid,
+                                  query_qrels **qr, int64_t *nj, gp_err *err) {
+    char *cpath = gp_path_join(dir, "corpus.jsonl"), *qpath = gp_path_join(dir, "queries.jsonl");
+    gp_status rc = gp_texts_read(cpath, 0, nc, false, true, cid, err);
+    if (!rc) rc = gp_texts_read(qpath, 0, nq, false, true, qid, err);
+    if (!rc) rc = read_qrels(dir, qid, cid, qr, nj, err);
+    free(cpath), free(qpath);
+    return rc;
+}
+
 static const char *query_prefix(const gp_eval_opts *o, const gp_model *m) {
     if (o->query_instruction && *o->query_instruction) return o->query_instruction;
     return m->query_prompt; /* the model's own query prompt, or none */
@@ -247,8 +270,7 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
     const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
     char *cpath = gp_path_join(dir, "corpus.jsonl"), *qpath = gp_path_join(dir, "queries.jsonl");
     int64_t nc = 0, nq = 0;
-    gp_status rc = gp_texts_count(cpath, &nc, err);
-    if (!rc) rc = gp_texts_count(qpath, &nq, err);
+    gp_status rc = retrieval_count(cpath, qpath, &nc, &nq, err);
     if ((rc = gp_agree(rc, err))) {
         free(cpath), free(qpath);
         return rc;
@@ -257,11 +279,9 @@ gp_status gp_eval_retrieval(const gp_eval_opts *o, gp_model *m, const char *dir,
     int64_t clo = share(nc, rank, P), chi = share(nc, rank + 1, P), qlo = share(nq, rank, P), qhi = share(nq, rank + 1, P);
     rc = gp_texts_read(cpath, clo, chi - clo, true, false, &corpus, err);
     if (!rc) rc = gp_texts_read(qpath, qlo, qhi - qlo, true, false, &queries, err);
-    if (!rc && rank == 0) rc = gp_texts_read(cpath, 0, nc, false, true, &cid, err);
-    if (!rc && rank == 0) rc = gp_texts_read(qpath, 0, nq, false, true, &qid, err);
     query_qrels *qr = NULL;
     int64_t nj = 0;
-    if (!rc && rank == 0) rc = read_qrels(dir, &qid, &cid, &qr, &nj, err);
+    if (!rc && rank == 0) rc = retrieval_judged(dir, nc, nq, &cid, &qid, &qr, &nj, err);
     if ((rc = gp_agree(rc, err))) goto done;
 
     gp_progress prog;
@@ -362,11 +382,9 @@ done:
 
 /* ---- STS ------------------------------------------------------------------------------------- */
 
-gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, double *spearman, double *pearson,
-                      int64_t *n_pairs, gp_eval_units *units, gp_err *err) {
-    if (units) memset(units, 0, sizeof *units);
-    const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
-    /* every rank reads the file (pairs are small) and embeds its share */
+/* An STS file's pairs (every rank reads the file: pairs are small); a bad line is file:line. */
+static gp_status sts_read(const char *path, int64_t *n_out, char ***s1_out, char ***s2_out, double **gold_out,
+                          gp_err *err) {
     char *text = NULL;
     size_t len = 0;
     gp_status rc = gp_read_file(path, &text, &len, err);
@@ -385,9 +403,19 @@ gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, doub
             j = cJSON_ParseWithLength(p, l);
             const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "sentence1"), *b = cJSON_GetObjectItemCaseSensitive(j, "sentence2"),
                         *s = cJSON_GetObjectItemCaseSensitive(j, "score");
-            if (!cJSON_IsString(a) || !cJSON_IsString(b) || !cJSON_IsNumber(s)) {
-                rc = gp_errf(err, GP_EINPUT, "%s:%lld: expected {\"sentence1\": str, \"sentence2\": str, \"score\": number}",
-                             path, (long long)line);
+            /* the first key that is missing or of the wrong type is named: a misspelt one shows */
+            const char *bad = !cJSON_IsObject(j)  ? NULL
+                              : !cJSON_IsString(a) ? "sentence1"
+                              : !cJSON_IsString(b) ? "sentence2"
+                              : !cJSON_IsNumber(s) ? "score"
+                                                   : "";
+            if (!bad) {
+                rc = gp_errf(err, GP_EINPUT, "%s:%lld: not a JSON object: expected {\"sentence1\": str, \"sentence2\": "
+                             "str, \"score\": number}", path, (long long)line);
+            } else if (*bad) {
+                rc = gp_errf(err, GP_EINPUT, "%s:%lld: \"%s\" is %s: expected {\"sentence1\": str, \"sentence2\": str, "
+                             "\"score\": number}", path, (long long)line, bad,
+                             cJSON_GetObjectItemCaseSensitive(j, bad) ? "of the wrong type" : "missing");
             } else {
                 if (n == cap) {
                     cap = cap ? 2 * cap : 256;
@@ -405,6 +433,24 @@ gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, doub
     }
     free(text);
     if (!rc && n < 2) rc = gp_errf(err, GP_EINPUT, "%s: fewer than 2 sentence pairs", path);
+    *n_out = n, *s1_out = s1, *s2_out = s2, *gold_out = gold;
+    return rc;
+}
+
+static void sts_free(int64_t n, char **s1, char **s2, double *gold) {
+    for (int64_t i = 0; i < n; i++) free(s1[i]), free(s2[i]);
+    free(s1), free(s2), free(gold);
+}
+
+gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, double *spearman, double *pearson,
+                      int64_t *n_pairs, gp_eval_units *units, gp_err *err) {
+    if (units) memset(units, 0, sizeof *units);
+    const int rank = gp_rank(), P = gp_nranks(), D = gp_model_dim(m);
+    /* every rank reads the file (pairs are small) and embeds its share */
+    int64_t n = 0;
+    char **s1 = NULL, **s2 = NULL;
+    double *gold = NULL;
+    gp_status rc = sts_read(path, &n, &s1, &s2, &gold, err);
     if ((rc = gp_agree(rc, err))) goto done;
     {
         int64_t lo = share(n, rank, P), hi = share(n, rank + 1, P);
@@ -432,8 +478,7 @@ gp_status gp_eval_sts(const gp_eval_opts *o, gp_model *m, const char *path, doub
         free(cos), free(e1), free(e2);
     }
 done:
-    for (int64_t i = 0; i < n; i++) free(s1[i]), free(s2[i]);
-    free(s1), free(s2), free(gold);
+    sts_free(n, s1, s2, gold);
     return rc;
 }
 
@@ -651,8 +696,8 @@ gp_status gp_eval_task(const gp_eval_opts *o, gp_model *m, gp_task_type type, co
     return rc;
 }
 
-gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *folder, const char *json_path,
-                        const char *settings_hash, cJSON **result, gp_err *err) {
+gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, const char *folder, const char *source,
+                        const char *json_path, const char *settings_hash, cJSON **result, gp_err *err) {
     if (result) *result = NULL;
     const char *const *rs = o->retrieval, *const *ss = o->sts;
     const int nr = o->n_retrieval, ns = o->n_sts;
@@ -756,7 +801,7 @@ gp_status gp_eval_model(const gp_eval_opts *o, gp_model *m, const char *tag, con
     cJSON_AddNumberToObject(doc, "format_version", GP_EVAL_FORMAT_VERSION);
     cJSON_AddStringToObject(doc, "tag", tag);
     cJSON_AddStringToObject(doc, "model", folder ? folder : m->dir);
-    cJSON_AddStringToObject(doc, "source_model", m->dir);
+    cJSON_AddStringToObject(doc, "source_model", source ? source : m->dir);
     cJSON_AddStringToObject(doc, "gaprune_version", GP_VERSION);
     cJSON_AddStringToObject(doc, "created_utc", utc);
     cJSON_AddNumberToObject(doc, "n_ranks", gp_nranks());
@@ -851,15 +896,12 @@ gp_status gp_eval_hash(const gp_eval_opts *o, char hex[65], gp_err *err) {
             free(p);
         }
     for (int i = 0; i < ns && !rc; i++) rc = gp_sha256_update_file(h, ss[i], err);
-    /* MTEB's other types: the key, each set's files and bytes; each read and checked now */
+    /* MTEB's other types: the key, each set's path and bytes (gp_eval_check reads them) */
     for (int t = 0; t < GP_TASK_NTYPES && !rc; t++)
         for (int i = 0; i < o->n_tasks[t] && !rc; i++) {
             const char *key = gp_task_info_of((gp_task_type)t)->key, *path = o->tasks[t][i];
             gp_sha256_update(h, key, strlen(key));
             gp_sha256_update(h, path, strlen(path));
-            gp_task_set s;
-            if ((rc = gp_task_load((gp_task_type)t, path, &s, err))) break;
-            gp_task_set_free(&s);
             if (t == GP_TASK_CLASSIFICATION)
                 for (int k = 0; k < 2 && !rc; k++) {
                     char *p = gp_path_join(path, k ? "test.jsonl" : "train.jsonl");
@@ -871,4 +913,53 @@ gp_status gp_eval_hash(const gp_eval_opts *o, char hex[65], gp_err *err) {
     gp_sha256_final(h, hex);
     free(rl), free(sl);
     return rc;
+}
+
+/* Whether this rank can open path for reading (the message is the loaders' own). */
+static gp_status can_read(const char *path, gp_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return gp_errf(err, GP_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    fclose(f);
+    return GP_OK;
+}
+
+gp_status gp_eval_check(const gp_eval_opts *o, gp_err *err) {
+    gp_status rc = GP_OK;
+    const bool full = gp_rank() == 0;
+    static const char *files[] = {"corpus.jsonl", "queries.jsonl", "qrels/test.tsv"};
+    for (int i = 0; i < o->n_retrieval && !rc; i++) {
+        const char *dir = o->retrieval[i];
+        /* every rank reads a share of the corpus and of the queries */
+        for (int k = 0; k < 2 && !rc && !full; k++) {
+            char *p = gp_path_join(dir, files[k]);
+            rc = can_read(p, err);
+            free(p);
+        }
+        if (rc || !full) continue;
+        char *cpath = gp_path_join(dir, files[0]), *qpath = gp_path_join(dir, files[1]);
+        int64_t nc = 0, nq = 0, nj = 0;
+        gp_texts cid = {0}, qid = {0};
+        query_qrels *qr = NULL;
+        rc = retrieval_count(cpath, qpath, &nc, &nq, err);
+        if (!rc) rc = retrieval_judged(dir, nc, nq, &cid, &qid, &qr, &nj, err);
+        for (int64_t j = 0; qr && j < nj; j++) free(qr[j].q);
+        free(qr);
+        gp_texts_free(&cid), gp_texts_free(&qid);
+        free(cpath), free(qpath);
+    }
+    /* STS files and the MTEB task types' sets: every rank loads them whole, so every rank checks */
+    for (int i = 0; i < o->n_sts && !rc; i++) {
+        int64_t n = 0;
+        char **s1 = NULL, **s2 = NULL;
+        double *gold = NULL;
+        rc = sts_read(o->sts[i], &n, &s1, &s2, &gold, err);
+        sts_free(n, s1, s2, gold);
+    }
+    for (int t = 0; t < GP_TASK_NTYPES && !rc; t++)
+        for (int i = 0; i < o->n_tasks[t] && !rc; i++) {
+            gp_task_set s;
+            if ((rc = gp_task_load((gp_task_type)t, o->tasks[t][i], &s, err))) break;
+            gp_task_set_free(&s);
+        }
+    return gp_agree(rc, err);
 }

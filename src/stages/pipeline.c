@@ -2,6 +2,7 @@
 #include "gaprune/pipeline.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "gaprune/dist.h"
+#include "gaprune/eval.h"
 #include "gaprune/export.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
@@ -19,6 +21,35 @@
 #include "gaprune/safetensors.h"
 #include "gaprune/stats.h"
 #include "gaprune/stats_file.h"
+#include "gaprune/triplets.h"
+
+gp_status gp_inputs_check(const gp_job *job, gp_err *err) {
+    double t0 = gp_now();
+    gp_status rc = GP_OK;
+    /* the triplet corpora: indexed on rank 0 as the first stage will (every record validated, bad
+     * ones counted or rejected as data.on_bad_record says), opened on the ranks that read their
+     * records; the selection is dropped, so the stage indexes them again */
+    const char *corpora[2] = {job->data.domain, job->data.general};
+    for (int c = 0; c < 2 && !rc; c++) {
+        if (!corpora[c] || !*corpora[c]) continue;
+        if (gp_rank() == 0) {
+            gp_corpus corp;
+            rc = gp_corpus_index(corpora[c], job->data.max_samples, (uint64_t)job->data.seed,
+                                 job->data.on_bad_record == GP_BAD_SKIP, &corp, err);
+            if (!rc) gp_corpus_free(&corp);
+        } else {
+            FILE *f = fopen(corpora[c], "rb");
+            if (!f) rc = gp_errf(err, GP_EINPUT, "%s: cannot open: %s", corpora[c], strerror(errno));
+            else fclose(f);
+        }
+    }
+    if ((rc = gp_agree(rc, err))) return rc;
+    gp_eval_opts eo;
+    gp_eval_opts_from_job(&eo, job);
+    if ((rc = gp_eval_check(&eo, err))) return rc;
+    gp_log0("inputs: the corpora and every evaluation set read and checked in %.2f s", gp_now() - t0);
+    return GP_OK;
+}
 
 bool gp_folder_current(const char *dir, const char *hash) {
     gp_st_set *set;
@@ -404,12 +435,14 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
         return rc;
     }
     free(recon_dir);
-    char ratio[64] = "";
+    char ratio[64] = "", thr[96] = "";
     if (!isnan(out->fisher_ratio)) snprintf(ratio, sizeof ratio, "; mean fisher/magnitude term ratio %.3g", out->fisher_ratio);
-    gp_log0("score: %s at %g: pruned %lld of %lld %s weights (%.2f%%), %.2f%% of all parameters are now zero; threshold "
-            "%.4g%s -> %s, %s",
+    /* a per-row, n:m or per-structure selection has no one threshold (the mask records NaN) */
+    if (!isnan(out->mask.threshold)) snprintf(thr, sizeof thr, "; threshold %.4g", out->mask.threshold);
+    else snprintf(thr, sizeof thr, "; no global threshold (selected per row, n:m group, layer or structure)");
+    gp_log0("score: %s at %g: pruned %lld of %lld %s weights (%.2f%%), %.2f%% of all parameters are now zero%s%s -> %s, %s",
             method, p, (long long)out->mask.pruned, (long long)out->mask.total, layers, 100.0 * out->sparsity,
-            100.0 * out->zero_fraction, out->mask.threshold, ratio, out->mask_path, out->pruned_dir);
+            100.0 * out->zero_fraction, thr, ratio, out->mask_path, out->pruned_dir);
     return GP_OK;
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "gaprune/dist.h"
@@ -292,9 +293,14 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     /* load: gp_model_load's params, while safetensors.c keeps every file mapped */
     gp_plan_stage_out *ld = &out->stage[GP_PLAN_LOAD];
     ld->runs = true;
-    ld->advice = "more memory per rank (fewer ranks per node): the weights are needed whole";
-    snprintf(ld->what, sizeof ld->what, "%s: %.0f parameters, %.1f MiB of safetensors", job->model.path, P,
-             mf.weight_bytes / 1048576.0);
+    snprintf(ld->advice, sizeof ld->advice, "more memory per rank (fewer ranks per node): the weights are needed whole");
+    /* config.json gives the shapes without the weights: a folder without them is planned, and said so */
+    if (mf.weight_bytes > 0)
+        snprintf(ld->what, sizeof ld->what, "%s: %.0f parameters, %.1f MiB of safetensors", job->model.path, P,
+                 mf.weight_bytes / 1048576.0);
+    else
+        snprintf(ld->what, sizeof ld->what, "%s: %.0f parameters from config.json; no *.safetensors file in the folder "
+                 "(the stages need the weights)", job->model.path, P);
     padd(ld, "weights", 4 * P, "4*P (float32 parameters, model.c)");
     double tmax = 0; /* the largest tensor, at the files' bytes per parameter */
     for (int i = 0; i < mf.table.n; i++) tmax = dmax(tmax, (double)mf.table.p[i].numel);
@@ -306,7 +312,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     /* sample */
     gp_plan_stage_out *sp = &out->stage[GP_PLAN_SAMPLE];
     sp->runs = job->sample.method != GP_SAMPLE_NONE;
-    sp->advice = "more ranks, a smaller model.max_length, or a smaller sample.model";
+    snprintf(sp->advice, sizeof sp->advice, "more ranks, a smaller model.max_length, or a smaller sample.model");
     acts a_sample = {0, 0, 0};
     {
         const file_scan corp[2] = {sp->runs ? scan(job->data.domain) : (file_scan){0, 0, 0},
@@ -451,7 +457,12 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
 
     gp_plan_stage_out *ss = &out->stage[GP_PLAN_STATS];
     ss->runs = true;
-    ss->advice = "more ranks with stats.accumulators = sharded, a smaller stats.fisher_batch or model.max_length";
+    /* only the knobs that can still lower the need: fisher_batch 1 cannot go lower, recompute
+     * once set is set */
+    snprintf(ss->advice, sizeof ss->advice, "more ranks%s%s%s, or a smaller model.max_length",
+             st->sharded ? "" : " with stats.accumulators = sharded",
+             job->stats.fisher_batch > 1 ? ", a smaller stats.fisher_batch" : "",
+             job->model.recompute ? "" : ", model.recompute = true");
     snprintf(ss->what, sizeof ss->what, "%lld selected of %lld parameters (prune.layers = %s), units of %d texts x %d tokens, %s accumulators",
              (long long)st->selected, (long long)st->params, gp_layers_name(so.layers), st->texts, st->seq_len,
              st->sharded ? "sharded" : "replicated");
@@ -470,9 +481,10 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     /* score: the masks of prune.methods and of retrain.methods (gaprune run makes both) */
     gp_plan_stage_out *sc = &out->stage[GP_PLAN_SCORE];
     sc->runs = job->prune.methods.n > 0 || job->retrain.methods.n > 0;
-    sc->advice = recon ? "more ranks (each scores its slice and keeps 1/R of the reconstruction's calibration states), a "
-                         "smaller prune.reconstruct_samples or eval.batch, or fewer prune.layers"
-                       : "more ranks (each scores its slice) or fewer prune.layers";
+    snprintf(sc->advice, sizeof sc->advice, "%s",
+             recon ? "more ranks (each scores its slice and keeps 1/R of the reconstruction's calibration states), a "
+                     "smaller prune.reconstruct_samples or eval.batch, or fewer prune.layers"
+                   : "more ranks (each scores its slice) or fewer prune.layers");
     {
         gp_model shape = {0};
         shape.cfg = mf.cfg;
@@ -551,7 +563,13 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     /* retrain */
     gp_plan_stage_out *rt = &out->stage[GP_PLAN_RETRAIN];
     rt->runs = retrain_runs;
-    rt->advice = "more ranks, a smaller retrain.batch or model.max_length";
+    {
+        /* retrain.micro_batch and model.recompute bound the activations whatever the batch */
+        char mb[96] = "";
+        if (ub > 1) snprintf(mb, sizeof mb, ", retrain.micro_batch below %.0f (the triplets a rank runs at once)", ub);
+        snprintf(rt->advice, sizeof rt->advice, "more ranks%s%s, a smaller retrain.batch or model.max_length", mb,
+                 job->model.recompute ? "" : ", model.recompute = true");
+    }
     {
         const double S = job->retrain.steps, n_train = (double)job->data.max_samples;
         snprintf(rt->what, sizeof rt->what, "batch %.0f, %.0f triplets per rank (%.0f per forward) x 3 texts x %d tokens, %.0f steps",
@@ -612,7 +630,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     /* eval */
     gp_plan_stage_out *ev = &out->stage[GP_PLAN_EVAL];
     ev->runs = eval_runs;
-    ev->advice = "a smaller eval.batch or model.max_length, or more ranks";
+    snprintf(ev->advice, sizeof ev->advice, "a smaller eval.batch or model.max_length, or more ranks");
     snprintf(ev->what, sizeof ev->what, "%d texts x %.0f tokens (model.max_length, bounded by the longest line)", B_eval, t_eval);
     padd(ev, "weights", 4 * P, "4*P (float32 parameters)");
     padd(ev, "mask", n_sel / 8, "n/8: the keep bits of the mask evaluated");
@@ -654,8 +672,8 @@ gp_status gp_plan_limit(const char *mem, bool physical, int ranks, double *limit
         *limit = atof(slurm) * 1048576.0 / ranks_per_node(ranks);
         *from = "SLURM_MEM_PER_NODE / ranks per node";
     } else if (physical) {
-        *limit = gp_memory_per_rank();
-        *from = "physical memory / ranks on this node";
+        *limit = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE) / ranks_per_node(ranks);
+        *from = "physical memory / ranks per node";
     }
     return GP_OK;
 }

@@ -887,6 +887,7 @@ static gp_status run_loop(stats_ctx *s, gp_stats_report *rep, bool *stopped, gp_
     gp_progress_init(&prog, "stats", total_trip, "triplets");
     int64_t trip_before = s->trip_done[0] + s->trip_done[1];
     gp_allreduce_sum_i64(&trip_before, 1);
+    gp_progress_resume(&prog, trip_before);
     gp_status rc = GP_OK;
     bool agreed = false;
     *stopped = false;
@@ -934,8 +935,10 @@ static gp_status run_loop(stats_ctx *s, gp_stats_report *rep, bool *stopped, gp_
     rep->triplets = trip_now - trip_before;
     if (*stopped) {
         if ((rc = checkpoint(s, err))) return rc;
-        gp_log0("stats: stopped by a signal after step %lld of %lld; checkpoint written to %s; rerun the same job to resume",
-                (long long)s->step, (long long)total_steps, s->ranks_dir);
+        /* in the progress lines' unit too (a step is fisher_batch triplets on every rank) */
+        gp_log0("stats: stopped by a signal after step %lld of %lld (%lld of %lld triplets); checkpoint written to %s; "
+                "rerun the same job to resume",
+                (long long)s->step, (long long)total_steps, (long long)trip_now, (long long)total_trip, s->ranks_dir);
         return GP_ESTOPPED;
     }
     gp_progress_done(&prog);
