@@ -22,10 +22,25 @@
 /* 2^64 / golden ratio: splitmix64's increment, also used to spread seeds and counters. */
 #define GP_RNG_GOLDEN 0x9e3779b97f4a7c15ull
 
-/* splitmix64's output function (a bijection of 64-bit words). */
-uint64_t gp_rng_mix(uint64_t z);
+/* splitmix64's output function (a bijection of 64-bit words). Inline, as the next two: the paired
+ * comparisons draw hundreds of millions of them. */
+static inline uint64_t gp_rng_mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
 /* One splitmix64 step: *state += GP_RNG_GOLDEN, returns gp_rng_mix(*state). */
-uint64_t gp_rng_next(uint64_t *state);
+static inline uint64_t gp_rng_next(uint64_t *state) { return gp_rng_mix(*state += GP_RNG_GOLDEN); }
+/* 2^64 mod bound: gp_rng_below's rejection threshold. */
+static inline uint64_t gp_rng_threshold(uint64_t bound) { return (0 - bound) % bound; }
+/* gp_rng_below's draw with its threshold (gp_rng_threshold(bound)) computed once for many draws
+ * of one bound: the same values. */
+static inline uint64_t gp_rng_below_t(uint64_t *state, uint64_t bound, uint64_t threshold) {
+    for (;;) {
+        const uint64_t r = gp_rng_next(state);
+        if (r >= threshold) return r % bound;
+    }
+}
 /* Uniform in [0, bound), bound >= 1, without modulo bias (rejects below 2^64 mod bound). */
 uint64_t gp_rng_below(uint64_t *state, uint64_t bound);
 /* gp_rng_mix(seed * GP_RNG_GOLDEN + stream + 1): the start of sub-stream `stream` of `seed`

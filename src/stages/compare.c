@@ -30,6 +30,7 @@ typedef struct {
     int64_t *ord_a, *ord_b, *ord_g; /* units by ascending a, b, gold (ord_g: Spearman only) */
     double *ab;                     /* a_u at 2u, b_u at 2u + 1 */
     int64_t *ord_ab;                /* the 2n entries of ab by ascending value (the permutations) */
+    uint8_t *pos;                   /* AP: 1 where gold is nonzero (a positive) */
     double *dev_g, syy_g;           /* gold's ranks over every unit once less their mean, Σ dev_g² (the
                                        permutations keep every unit) */
 } paired_data;
@@ -113,49 +114,50 @@ static double corr_swapped(const paired_data *d, const uint8_t *swap) {
 /* Average precision (taskmetrics.h) of the multiset holding unit u cnt[u] times, walking ord (the
  * units by ascending v) from its end: a run of equal scores is one threshold; a run the multiset
  * does not hold is none. */
-static double ap_counted(const double *v, const int64_t *ord, int64_t n, const double *label, const int32_t *cnt) {
+static double ap_counted(const double *v, const int64_t *ord, int64_t n, const uint8_t *pos, const int32_t *cnt) {
     int64_t npos = 0;
-    for (int64_t u = 0; u < n; u++) npos += label[u] != 0 ? (cnt ? cnt[u] : 1) : 0;
+    for (int64_t u = 0; u < n; u++) npos += pos[u] * cnt[u];
     if (npos == 0) return NAN;
-    int64_t tp = 0, fp = 0;
+    int64_t tp = 0, all = 0;
     double ap = 0, prev_recall = 0;
     for (int64_t i = n - 1; i >= 0;) {
-        int64_t j = i, dtp = 0, dfp = 0;
+        int64_t j = i, dtp = 0;
         do {
-            const int64_t u = ord[j], w = cnt ? cnt[u] : 1;
-            if (label[u] != 0) dtp += w;
-            else dfp += w;
+            const int64_t u = ord[j];
+            dtp += pos[u] * cnt[u], all += cnt[u];
         } while (--j >= 0 && v[ord[j]] == v[ord[i]]);
         i = j;
-        if (dtp + dfp == 0) continue;
-        tp += dtp, fp += dfp;
-        const double recall = (double)tp / (double)npos, precision = (double)tp / (double)(tp + fp);
+        tp += dtp;
+        /* a run without positives leaves the recall and adds exactly 0: skipped, and its divisions */
+        if (dtp == 0) continue;
+        const double recall = (double)tp / (double)npos, precision = (double)tp / (double)all;
         ap += (recall - prev_recall) * precision;
         prev_recall = recall;
     }
     return ap;
 }
 
-/* The average precision of side b less side a's under a permutation (swap as ranks_swapped's). */
+/* The average precision of side b less side a's under a permutation (swap as corr_swapped's). The
+ * counts are kept in registers, as there: a side chosen at random would make arrays indexed by it
+ * a chain through memory. */
 static double ap_swapped(const paired_data *d, const uint8_t *swap) {
     int64_t npos = 0;
-    for (int64_t u = 0; u < d->n; u++) npos += d->gold[u] != 0;
+    for (int64_t u = 0; u < d->n; u++) npos += d->pos[u];
     if (npos == 0) return NAN;
-    int64_t tp[2] = {0, 0}, fp[2] = {0, 0};
+    int64_t tp[2] = {0, 0}, all[2] = {0, 0};
     double ap[2] = {0, 0}, prev[2] = {0, 0};
     for (int64_t i = 2 * d->n - 1; i >= 0;) {
-        int64_t j = i, dtp[2] = {0, 0}, dfp[2] = {0, 0};
+        int64_t j = i, nb = 0, pb = 0, pn = 0;
         do {
-            const int64_t e = d->ord_ab[j];
-            const int side = (e & 1) != (swap && swap[e >> 1]);
-            if (d->gold[e >> 1] != 0) dtp[side]++;
-            else dfp[side]++;
+            const int64_t e = d->ord_ab[j], side = (e & 1) ^ (swap ? swap[e >> 1] : 0), p = d->pos[e >> 1];
+            nb += side, pb += side & p, pn += p;
         } while (--j >= 0 && d->ab[d->ord_ab[j]] == d->ab[d->ord_ab[i]]);
+        const int64_t dtp[2] = {pn - pb, pb}, dall[2] = {i - j - nb, nb};
         i = j;
         for (int s = 0; s < 2; s++) {
-            if (dtp[s] + dfp[s] == 0) continue;
-            tp[s] += dtp[s], fp[s] += dfp[s];
-            const double recall = (double)tp[s] / (double)npos, precision = (double)tp[s] / (double)(tp[s] + fp[s]);
+            tp[s] += dtp[s], all[s] += dall[s];
+            if (dtp[s] == 0) continue; /* as in ap_counted */
+            const double recall = (double)tp[s] / (double)npos, precision = (double)tp[s] / (double)all[s];
             ap[s] += (recall - prev[s]) * precision;
             prev[s] = recall;
         }
@@ -173,6 +175,10 @@ static void paired_data_init(paired_data *d, const gp_paired_set *s) {
     d->ab = gp_malloc(2 * (size_t)n * sizeof(double));
     for (int64_t u = 0; u < n; u++) d->ab[2 * u] = d->a[u], d->ab[2 * u + 1] = d->b[u];
     d->ord_ab = order_of(d->ab, 2 * n);
+    if (d->stat == STAT_AP) {
+        d->pos = gp_malloc((size_t)n);
+        for (int64_t u = 0; u < n; u++) d->pos[u] = d->gold[u] != 0;
+    }
     if (d->stat == STAT_SPEARMAN) {
         d->ord_g = order_of(d->gold, n);
         d->dev_g = gp_malloc((size_t)n * sizeof(double));
@@ -182,7 +188,7 @@ static void paired_data_init(paired_data *d, const gp_paired_set *s) {
 }
 
 static void paired_data_free(paired_data *d) {
-    free(d->ord_a), free(d->ord_b), free(d->ord_g), free(d->ab), free(d->ord_ab), free(d->dev_g);
+    free(d->ord_a), free(d->ord_b), free(d->ord_g), free(d->ab), free(d->ord_ab), free(d->dev_g), free(d->pos);
 }
 
 /* A thread's buffers: the draws and counts of a resample, its gold ranks less their mean, the swaps of
@@ -215,7 +221,7 @@ static double stat_boot(const paired_data *d, scratch *w) {
     memset(w->cnt, 0, (size_t)n * sizeof(int32_t));
     for (int64_t i = 0; i < n; i++) w->cnt[w->idx[i]]++;
     if (d->stat == STAT_AP)
-        return ap_counted(d->b, d->ord_b, n, d->gold, w->cnt) - ap_counted(d->a, d->ord_a, n, d->gold, w->cnt);
+        return ap_counted(d->b, d->ord_b, n, d->pos, w->cnt) - ap_counted(d->a, d->ord_a, n, d->pos, w->cnt);
     ranks_counted(d->gold, d->ord_g, n, w->cnt, w->dg);
     double syy = 0;
     for (int64_t u = 0; u < n; u++) w->dg[u] -= (double)(n + 1) / 2.0, syy += w->cnt[u] * w->dg[u] * w->dg[u];
@@ -321,8 +327,9 @@ void gp_paired_combined(const gp_paired_set *sets, int nsets, int resamples, uin
             double bs = 0, ps = 0;
             for (int k = 0; k < nsets; k++) {
                 const int64_t n = d[k].n;
+                const uint64_t threshold = gp_rng_threshold((uint64_t)n);
                 uint64_t st = gp_rng_seed(seed, (uint64_t)k * 2 * (uint64_t)B + (uint64_t)r);
-                for (int64_t i = 0; i < n; i++) w.idx[i] = (int64_t)gp_rng_below(&st, (uint64_t)n);
+                for (int64_t i = 0; i < n; i++) w.idx[i] = (int64_t)gp_rng_below_t(&st, (uint64_t)n, threshold);
                 bs += sets[k].weight * stat_boot(&d[k], &w);
                 st = gp_rng_seed(seed, (uint64_t)k * 2 * (uint64_t)B + (uint64_t)B + (uint64_t)r);
                 for (int64_t i = 0; i < n; i++) w.swap[i] = (uint8_t)(gp_rng_next(&st) >> 63);

@@ -113,10 +113,21 @@ static bool same_units(const set_units *a, const set_units *b) {
  * counting its comparisons (none computed), then computing them, every rank taking its share of
  * each one's resamples (compare.h) and rank 0 printing progress (count, rate, ETA). */
 typedef struct {
+    const cJSON *a, *b; /* the two documents */
+    int kind;
+    const char *set;
+    gp_paired d;
+} memo;
+
+typedef struct {
     const gp_job *job;
     bool counting;
     int64_t planned, done;
     gp_progress prog;
+    /* every comparison of one set made so far: a task type of one set compares exactly it again
+     * (the same weight and streams), so it is looked up rather than made twice */
+    memo *made;
+    int nmade;
 } reporter;
 
 /* One comparison of the sets (gp_paired_combined), or when counting, a placeholder of no values. */
@@ -140,12 +151,19 @@ static gp_paired_kind paired_kind(int k) {
  * units or they are not the same ones. */
 static bool compare_docs(reporter *rp, const cJSON *a, const cJSON *b, int kind, const char *set, gp_paired *out) {
     if (!a || !b) return false;
+    for (int i = 0; i < rp->nmade; i++)
+        if (rp->made[i].a == a && rp->made[i].b == b && rp->made[i].kind == kind && !strcmp(rp->made[i].set, set)) {
+            *out = rp->made[i].d;
+            return true;
+        }
     set_units ua, ub;
     const bool have_a = set_units_of(a, kind, set, &ua), have_b = set_units_of(b, kind, set, &ub);
     const bool ok = have_a && have_b && same_units(&ua, &ub);
     if (ok) {
         const gp_paired_set one = {paired_kind(kind), ua.v, ub.v, ua.gold, ua.n, 1.0};
         compare_sets(rp, &one, 1, out);
+        rp->made = gp_realloc(rp->made, (size_t)(rp->nmade + 1) * sizeof *rp->made);
+        rp->made[rp->nmade++] = (memo){a, b, kind, set, *out};
     }
     set_units_free(&ua), set_units_free(&ub);
     return ok;
@@ -167,6 +185,9 @@ static bool compare_type_mean(reporter *rp, const cJSON *base, const cJSON *doc,
     }
     for (int t = 0; t < NKINDS; t++) ntypes += per_type[t] > 0;
     if (!nsets) return false;
+    if (only >= 0 && nsets == 1) /* the set's own comparison: weight 1, the same streams */
+        for (const cJSON *x = cJSON_GetObjectItemCaseSensitive(base, kind_key(only))->child; x; x = x->next)
+            if (!isnan(main_score(base, kind_key(only), x->string))) return compare_docs(rp, base, doc, only, x->string, out);
     gp_paired_set *ps = gp_calloc((size_t)nsets, sizeof *ps);
     set_units *ua = gp_calloc((size_t)nsets, sizeof *ua), *ub = gp_calloc((size_t)nsets, sizeof *ub);
     int n = 0;
@@ -712,8 +733,7 @@ static void summary_line(FILE *f, const cJSON *comparisons, const char *set, con
 
 /* report.md's summary, from the comparisons made: for every set (and the mean over task types) the
  * best pruned model against dense and how many differ from it, what retraining changed, the limits. */
-static void write_summary(FILE *f, const gp_job *job, const cJSON *dense, const gp_report_row *rows, int nrows,
-                          const cJSON *comparisons) {
+static void write_summary(FILE *f, const gp_job *job, const cJSON *dense, int nrows, const cJSON *comparisons) {
     fprintf(f, "## summary\n\nWhat this run found, from the tables below (Δ: a model's main score less dense's, its "
                "95%% interval and permutation p-value):\n\n");
     int nsets = 0;
@@ -779,7 +799,6 @@ static void write_summary(FILE *f, const gp_job *job, const cJSON *dense, const 
                    "an interval is of these evaluation sets (%d resamples), not of other data or seeds. A masked model "
                    "runs at the dense model's speed: the encode timings below are one measurement each.\n",
                 noise, all, job->eval.resamples);
-    (void)rows;
     fprintf(f, "\n");
 }
 
@@ -863,6 +882,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
     gp_log0("report: %lld paired comparisons of %d resamples each, split over %d rank%s", (long long)planned,
             job->eval.resamples, gp_nranks(), gp_nranks() > 1 ? "s" : "");
     rp.counting = false;
+    rp.nmade = 0;
     gp_progress_init(&rp.prog, "report", planned, "comparisons");
     rp.prog.every_s = 2;
     comparisons = cJSON_CreateArray();
@@ -870,6 +890,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
     render_tables(&rp, tables.f, m, dense, dense_rt, rows, nrows, disagreement, comparisons);
     memfile_close(&tables);
     const double cmp_seconds = gp_now() - t0;
+    free(rp.made);
     if (cmp_seconds > 2) gp_progress_done(&rp.prog);
     gp_status rc = GP_OK;
     if (gp_rank() == 0) {
@@ -881,7 +902,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
                        "timed again), then its %lld paired comparisons in %.1f s; a rerun that changes nothing shown "
                        "here leaves this file as it is\n\n",
                     gp_nranks(), gp_nranks() > 1 ? "s" : "", seconds, (long long)planned, cmp_seconds);
-            write_summary(f, job, dense, rows, nrows, comparisons);
+            write_summary(f, job, dense, nrows, comparisons);
             fwrite(tables.buf, 1, tables.len, f);
             rc = gp_file_commit(f, md_path, err);
         }
