@@ -802,9 +802,9 @@ static void write_summary(FILE *f, const gp_job *job, const cJSON *dense, int nr
     fprintf(f, "\n");
 }
 
-/* The hash of what the report shows of the run (report_json's document) and of how it compares
- * (resamples, seed, the version of gaprune and its text). */
-static void inputs_hash(const cJSON *j, const gp_job *job, char out[65]) {
+/* The hash of what the report shows of the run (report_json's document, report.md's head) and of
+ * how it compares (resamples, seed, the version of gaprune and its text). */
+static void inputs_hash(const cJSON *j, const gp_job *job, const char *head, char out[65]) {
     char *txt = cJSON_PrintUnformatted(j);
     char extra[256];
     snprintf(extra, sizeof extra, "|resamples %d|seed %lld|gaprune %s", job->eval.resamples, (long long)job->eval.seed,
@@ -812,6 +812,7 @@ static void inputs_hash(const cJSON *j, const gp_job *job, char out[65]) {
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, txt, strlen(txt));
     gp_sha256_update(h, extra, strlen(extra));
+    gp_sha256_update(h, head, strlen(head));
     gp_sha256_final(h, out);
     free(txt);
 }
@@ -856,14 +857,19 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
     cJSON *j = NULL;
     char hash[65] = "";
     int current = 0;
+    memfile head = {0};
     if (gp_rank() == 0) {
         j = report_json(job, m, dense, dense_rt, rows, nrows, disagreement, samples, stats_settings_hash);
-        inputs_hash(j, job, hash);
+        memfile_open(&head);
+        write_head(head.f, job, m, samples);
+        memfile_close(&head);
+        inputs_hash(j, job, head.buf, hash);
         current = report_current(md_path, js_path, hash);
     }
     gp_bcast_bytes(&current, sizeof current, 0);
     if (current) {
         gp_log0("report: %s and report.json are up to date (nothing they show changed): left as they are", md_path);
+        free(head.buf);
         cJSON_Delete(j);
         free(md_path), free(js_path);
         return GP_OK;
@@ -891,13 +897,13 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
     memfile_close(&tables);
     const double cmp_seconds = gp_now() - t0;
     free(rp.made);
-    if (cmp_seconds > 2) gp_progress_done(&rp.prog);
+    if (cmp_seconds > 2 && rp.prog.last_done != planned) gp_progress_done(&rp.prog);
     gp_status rc = GP_OK;
     if (gp_rank() == 0) {
         FILE *f = gp_file_create(md_path, err);
         if (!f) rc = GP_EINPUT;
         if (f) {
-            write_head(f, job, m, samples);
+            fwrite(head.buf, 1, head.len, f);
             fprintf(f, "- written by a run on %d rank%s: %.0f s before the report (stages already complete are not "
                        "timed again), then its %lld paired comparisons in %.1f s; a rerun that changes nothing shown "
                        "here leaves this file as it is\n\n",
@@ -923,7 +929,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             free(txt);
         }
     }
-    free(tables.buf);
+    free(tables.buf), free(head.buf);
     cJSON_Delete(comparisons);
     cJSON_Delete(j);
     free(md_path), free(js_path);
