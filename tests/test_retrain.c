@@ -750,6 +750,18 @@ static void test_run_end_to_end(void **state) {
     assert_string_equal(first_cmp, again);
     free(first_cmp), free(again), free(js);
     cJSON_Delete(j);
+    /* what the report shows changes (its resamples): the report, and only it, is made again */
+    char *mtimes3 = tu_output("cd '%s' && find out-full -type f ! -name 'report.*' -printf '%%p %%T@\\n' | sort", g_dir);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini --set eval.resamples=1000",
+                               g_bin), 0);
+    char *mtimes4 = tu_output("cd '%s' && find out-full -type f ! -name 'report.*' -printf '%%p %%T@\\n' | sort", g_dir);
+    assert_string_equal(mtimes3, mtimes4);
+    js = tu_read_in(g_dir, "out-full/report.json");
+    j = cJSON_Parse(js);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "comparisons"), "resamples")->valuedouble,
+                     1000);
+    free(mtimes3), free(mtimes4), free(js);
+    cJSON_Delete(j);
 }
 
 /* `gaprune run` of name.ini on 2 ranks (exit 0 asserted): the BERT test model, the test corpora,
