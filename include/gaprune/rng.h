@@ -31,14 +31,27 @@ static inline uint64_t gp_rng_mix(uint64_t z) {
 }
 /* One splitmix64 step: *state += GP_RNG_GOLDEN, returns gp_rng_mix(*state). */
 static inline uint64_t gp_rng_next(uint64_t *state) { return gp_rng_mix(*state += GP_RNG_GOLDEN); }
-/* 2^64 mod bound: gp_rng_below's rejection threshold. */
-static inline uint64_t gp_rng_threshold(uint64_t bound) { return (0 - bound) % bound; }
-/* gp_rng_below's draw with its threshold (gp_rng_threshold(bound)) computed once for many draws
- * of one bound: the same values. */
-static inline uint64_t gp_rng_below_t(uint64_t *state, uint64_t bound, uint64_t threshold) {
+/* Many draws of one bound (a bootstrap resample draws n of [0, n)): gp_rng_below's rejection
+ * threshold computed once, and its remainder r % bound taken without a division, exactly, by
+ * Lemire, Kaser & Kurz's direct computation ("Faster remainder by direct computation", 2019):
+ * m = ceil(2^128 / bound), r % bound = ((m · r) mod 2^128) · bound / 2^128. */
+typedef struct {
+    uint64_t bound, threshold;
+    unsigned __int128 m;
+} gp_rng_bound;
+
+static inline gp_rng_bound gp_rng_bound_of(uint64_t bound) {
+    return (gp_rng_bound){bound, (0 - bound) % bound, ~(unsigned __int128)0 / bound + 1};
+}
+
+/* gp_rng_below(state, b->bound): the same values. */
+static inline uint64_t gp_rng_below_b(uint64_t *state, const gp_rng_bound *b) {
     for (;;) {
         const uint64_t r = gp_rng_next(state);
-        if (r >= threshold) return r % bound;
+        if (r < b->threshold) continue;
+        const unsigned __int128 low = b->m * r;
+        const unsigned __int128 bottom = ((low & UINT64_MAX) * b->bound) >> 64, top = (low >> 64) * b->bound;
+        return (uint64_t)((bottom + top) >> 64);
     }
 }
 /* Uniform in [0, bound), bound >= 1, without modulo bias (rejects below 2^64 mod bound). */

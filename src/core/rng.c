@@ -1,7 +1,13 @@
 /* rng.c — splitmix64 and the draws derived from it (see rng.h). */
 #include "gaprune/rng.h"
 
-uint64_t gp_rng_below(uint64_t *state, uint64_t bound) { return gp_rng_below_t(state, bound, gp_rng_threshold(bound)); }
+uint64_t gp_rng_below(uint64_t *state, uint64_t bound) {
+    uint64_t threshold = (0 - bound) % bound; /* 2^64 mod bound */
+    for (;;) {
+        uint64_t r = gp_rng_next(state);
+        if (r >= threshold) return r % bound;
+    }
+}
 
 uint64_t gp_rng_seed(uint64_t seed, uint64_t stream) { return gp_rng_mix(seed * GP_RNG_GOLDEN + stream + 1); }
 

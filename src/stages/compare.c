@@ -327,9 +327,9 @@ void gp_paired_combined(const gp_paired_set *sets, int nsets, int resamples, uin
             double bs = 0, ps = 0;
             for (int k = 0; k < nsets; k++) {
                 const int64_t n = d[k].n;
-                const uint64_t threshold = gp_rng_threshold((uint64_t)n);
+                const gp_rng_bound below = gp_rng_bound_of((uint64_t)n);
                 uint64_t st = gp_rng_seed(seed, (uint64_t)k * 2 * (uint64_t)B + (uint64_t)r);
-                for (int64_t i = 0; i < n; i++) w.idx[i] = (int64_t)gp_rng_below_t(&st, (uint64_t)n, threshold);
+                for (int64_t i = 0; i < n; i++) w.idx[i] = (int64_t)gp_rng_below_b(&st, &below);
                 bs += sets[k].weight * stat_boot(&d[k], &w);
                 st = gp_rng_seed(seed, (uint64_t)k * 2 * (uint64_t)B + (uint64_t)B + (uint64_t)r);
                 for (int64_t i = 0; i < n; i++) w.swap[i] = (uint8_t)(gp_rng_next(&st) >> 63);
