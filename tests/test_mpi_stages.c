@@ -1,5 +1,7 @@
 /* test_mpi_stages.c — stages called directly with options made here, no job file and no binary,
- * on 1, 2 and 4 ranks: the evaluation stage against the brute-force ranking of eval_ref.h. */
+ * on 1, 2 and 4 ranks: the evaluation stage against the brute-force ranking of eval_ref.h, the
+ * paired comparisons, their resamples split over the ranks, against numpy (compare_ref.h). */
+#include "compare_ref.h"
 #include "eval_ref.h"
 #include "test_mpi.h"
 
@@ -34,10 +36,19 @@ static void test_eval_stage(void **state) {
     gp_model_free(m);
 }
 
+/* The report's comparisons split their resamples over the ranks (and threads): every rank gets
+ * numpy's results, whatever the number of ranks. */
+static void test_paired_comparisons_ranks(void **state) {
+    (void)state;
+    assert_int_equal(tu_check_compare_fixture(2), 7);
+    printf("    the paired comparisons on %d rank%s: numpy's results\n", gp_nranks(), gp_nranks() > 1 ? "s" : "");
+}
+
 int main(int argc, char **argv) {
     tu_mpi_init(&argc, &argv, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eval_stage),
+        cmocka_unit_test(test_paired_comparisons_ranks),
     };
     return tu_mpi_finish(cmocka_run_group_tests_name("stages", tests, NULL, NULL));
 }

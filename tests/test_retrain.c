@@ -673,12 +673,60 @@ static void test_run_end_to_end(void **state) {
     assert_non_null(strstr(md, "## beir-tiny (nDCG@10)"));
     assert_non_null(strstr(md, "## sts-tiny.jsonl (Spearman)"));
     check_report_comparisons(md, j);
+    /* the report's own time: its comparisons, split over the ranks */
+    assert_true(cJSON_GetObjectItemCaseSensitive(j, "report_seconds")->valuedouble > 0);
+    assert_non_null(strstr(md, "paired comparisons in "));
     char *first_cmp = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(j, "comparisons"));
+    /* issue 12: report.md opens with a summary made from the comparisons: beir-tiny's best pruned
+     * model against dense is report.json's comparison of the largest Δ */
+    const char *sum = strstr(md, "## summary"), *first_table = strstr(md, "## beir-tiny (nDCG@10)");
+    assert_true(sum && first_table && sum < first_table);
+    const cJSON *best = NULL, *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "comparisons"), "pairs")) {
+        const char *st = cJSON_GetObjectItemCaseSensitive(c, "stage")->valuestring;
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(c, "set")->valuestring, "beir-tiny") ||
+            strcmp(cJSON_GetObjectItemCaseSensitive(c, "a")->valuestring, "dense") ||
+            (strcmp(st, "one_shot") && strcmp(st, "retrained")))
+            continue;
+        if (!best || cJSON_GetObjectItemCaseSensitive(c, "delta")->valuedouble >
+                         cJSON_GetObjectItemCaseSensitive(best, "delta")->valuedouble)
+            best = c;
+    }
+    assert_non_null(best);
+    char want_line[512];
+    snprintf(want_line, sizeof want_line, "- **beir-tiny, nDCG@10** (dense %.4f): the best pruned model is %s %s, %.4f: Δ %+.4f [%+.4f, %+.4f]",
+             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+                 cJSON_GetObjectItemCaseSensitive(j, "dense"), "retrieval"), "beir-tiny"), "main_score")->valuedouble,
+             cJSON_GetObjectItemCaseSensitive(best, "b")->valuestring,
+             strcmp(cJSON_GetObjectItemCaseSensitive(best, "stage")->valuestring, "retrained") ? "one-shot" : "retrained",
+             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+                 cJSON_GetObjectItemCaseSensitive(j, "dense"), "retrieval"), "beir-tiny"), "main_score")->valuedouble +
+                 cJSON_GetObjectItemCaseSensitive(best, "delta")->valuedouble,
+             cJSON_GetObjectItemCaseSensitive(best, "delta")->valuedouble, cJSON_GetObjectItemCaseSensitive(best, "lo")->valuedouble,
+             cJSON_GetObjectItemCaseSensitive(best, "hi")->valuedouble);
+    if (!strstr(sum, want_line)) fail_msg("the summary lacks \"%s\":\n%.*s", want_line, (int)(first_table - sum), sum);
+    assert_non_null(strstr(sum, "- retraining (3 steps): the retrained model scored above its one-shot model in "));
+    assert_non_null(strstr(sum, "- limits: "));
+    /* issue 11: a masked model's encode timing is not shown as a speed ratio to dense */
+    assert_non_null(strstr(md, " (computes as dense) |"));
+    assert_null(strstr(md, "×) |"));
+    printf("    summary: %s\n", want_line);
     cJSON_Delete(j);
     free(out), free(md), free(js);
-    /* the second run: every stage is already there */
-    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini", g_bin), 0);
+    /* the second run: every stage is already there, and nothing is written (issue 27): every file's
+     * mtime stays, and a commit into the folder (the test hook refusing it, as a read-only folder
+     * would) would fail the run */
+    char *mtimes = tu_output("cd '%s' && find out-full -type f ! -name '.gaprune*.lock' -printf '%%p %%T@\\n' | sort", g_dir);
+    assert_int_equal(tu_run_in(g_dir, "GAPRUNE_TEST_FAIL_WRITE=out-full mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS "
+                                      "-x GAPRUNE_TEST_FAIL_WRITE %s run full.ini", g_bin), 0);
+    char *mtimes2 = tu_output("cd '%s' && find out-full -type f ! -name '.gaprune*.lock' -printf '%%p %%T@\\n' | sort", g_dir);
+    assert_string_equal(mtimes, mtimes2);
+    int nfiles = 0;
+    for (const char *q = mtimes; (q = strchr(q, '\n')); q++) nfiles++;
+    printf("    second run: the %d files of out-full keep their mtimes, nothing committed\n", nfiles);
+    free(mtimes), free(mtimes2);
     out = tu_read_in(g_dir, "out.txt");
+    assert_non_null(strstr(out, "report.json are up to date"));
     int skipped = 0;
     for (const char *p = out; (p = strstr(p, "up to date")); p++) skipped++;
     assert_non_null(strstr(out, "nothing to do"));                 /* stats */
@@ -686,14 +734,33 @@ static void test_run_end_to_end(void **state) {
     assert_null(strstr(out, "[retrain gaprune"));                   /* no training step ran */
     assert_null(strstr(out, "/11 triplets")); /* no statistics progress */
     printf("    run: 6 rows, 2 retrained; second run: stats, retraining and %d more stages skipped\n", skipped);
-    assert_int_equal(skipped, 1 + 6 + 6 + 2); /* dense eval, 6 masks, 6 pruned evals, 2 retrained evals */
+    assert_int_equal(skipped, 1 + 6 + 6 + 2 + 1); /* dense eval, 6 masks, 6 pruned evals, 2 retrained evals, report */
     free(out);
-    /* the report made from the files again: the same comparisons, number for number */
+    /* report.md removed: the third run makes the report again, from the files, and nothing else:
+     * the same comparisons, number for number */
+    tu_sh("rm '%s/out-full/report.md'", g_dir);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini", g_bin), 0);
+    out = tu_read_in(g_dir, "out.txt");
+    assert_non_null(strstr(out, "paired comparisons of 10000 resamples each, split over 2 ranks"));
+    assert_null(strstr(out, "report.json are up to date"));
+    free(out);
     js = tu_read_in(g_dir, "out-full/report.json");
     j = cJSON_Parse(js);
     char *again = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(j, "comparisons"));
     assert_string_equal(first_cmp, again);
     free(first_cmp), free(again), free(js);
+    cJSON_Delete(j);
+    /* what the report shows changes (its resamples): the report, and only it, is made again */
+    char *mtimes3 = tu_output("cd '%s' && find out-full -type f ! -name 'report.*' -printf '%%p %%T@\\n' | sort", g_dir);
+    assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini --set eval.resamples=1000",
+                               g_bin), 0);
+    char *mtimes4 = tu_output("cd '%s' && find out-full -type f ! -name 'report.*' -printf '%%p %%T@\\n' | sort", g_dir);
+    assert_string_equal(mtimes3, mtimes4);
+    js = tu_read_in(g_dir, "out-full/report.json");
+    j = cJSON_Parse(js);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "comparisons"), "resamples")->valuedouble,
+                     1000);
+    free(mtimes3), free(mtimes4), free(js);
     cJSON_Delete(j);
 }
 
@@ -764,7 +831,8 @@ static void test_run_neurons(void **state) {
         n++;
     }
     assert_int_equal(n, 3);
-    assert_non_null(strstr(md, "| encode texts/s (× dense) |"));
+    assert_non_null(strstr(md, "| encode texts/s (one timing) |"));
+    assert_non_null(strstr(md, "× dense")); /* a smaller model's timing against dense's */
     assert_non_null(strstr(md, "| gaprune-neurons | 0.5 | 0.5000 |"));
     cJSON_Delete(j);
     gp_model *m;

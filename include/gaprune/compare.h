@@ -22,7 +22,13 @@
  *                 size and spread reaches a two-sided 5% test with 80% power (normal
  *                 approximation; infinite when Δ = 0).
  * Every resample is a function of the seed and its index alone, so the result is the same for
- * any thread count. tests/reference/compare_ref.py is the numpy reference of all of it.
+ * any number of threads and ranks. Collective: under MPI every rank calls with the same values
+ * and takes a share of the resamples (and the threads split it), and every rank gets the result.
+ * A resample costs O(n): the orders of a set's values are sorted once, and the ranks of a
+ * bootstrap resample (a multiset of units: counts) or of a permutation's two sides, and the
+ * average precision of either, follow from them in one walk; 10,000 resamples of 1,379 STS pairs
+ * take about 0.2 s of one core. tests/reference/compare_ref.py is the numpy reference of all of
+ * it (each resample recomputed from the resampled vectors).
  *
  * Usage:
  *     gp_paired d;

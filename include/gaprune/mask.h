@@ -58,7 +58,8 @@ void gp_mask_free(gp_mask *mask);
 gp_status gp_mask_disagreement(const char *const *paths, int n, double *frac, gp_err *err);
 /* Rank 0: records in mask file paths[self] its disagreement with the other n − 1 masks of a run
  * (GP_MASK_ATTR_DISAGREEMENT + tags[j] = frac[j]), rewriting it through <path>.tmp and a rename,
- * so that the file under its name is whole whatever happens meanwhile. */
+ * so that the file under its name is whole whatever happens meanwhile; a file that records these
+ * values already is left alone (a complete rerun writes nothing). */
 gp_status gp_mask_file_set_disagreement(const char *const *paths, const char *const *tags, const double *frac, int n,
                                         int self, gp_err *err);
 /* A mask of whole structures (prune.scope = neurons, neurons-global or heads) read off its bits:

@@ -1,16 +1,25 @@
 /*
- * report.h — the last stage of `gaprune run`: OUT/report.md (one table per evaluation set and
- * one of the mean main score: dense, each mask one-shot and retrained, Δ against dense with its
- * paired 95% interval and p-value (compare.h), every pair of methods at one sparsity likewise,
- * and with retrain.methods = ..., dense every retrained model against the dense model retrained alike;
- * then the masks: sparsity achieved, zeros in the model, the DAI fisher/magnitude term ratio,
- * the retraining loss, and how far every two masks disagree) and OUT/report.json (the same numbers with every evaluation document), both
- * written via .tmp and renamed.
+ * report.h — the last stage of `gaprune run`: OUT/report.md (a summary of what the run found,
+ * generated from its comparisons; then one table per evaluation set and one of the mean main score:
+ * dense, each mask one-shot and retrained, Δ against dense with its paired 95% interval and
+ * p-value (compare.h), every pair of methods at one sparsity likewise, and with retrain.methods =
+ * ..., dense every retrained model against the dense model retrained alike; then the masks:
+ * sparsity achieved, zeros in the model, one encode timing each with the spread of the models that
+ * compute alike, the DAI fisher/magnitude term ratio, the retraining loss, and how far every two
+ * masks disagree) and OUT/report.json (the same numbers with every evaluation document), both
+ * written via .tmp and renamed, report.json last.
  *
- * Usage (rank 0):
+ * The comparisons are the stage's work (10,000 resamples each by default): every rank takes a share
+ * of each one's resamples, rank 0 prints progress, and report.md says how long they took. A report
+ * is rewritten only when something it shows changed: report.json records the hash of its inputs
+ * (every evaluation document and row, the resamples and seed, the version of gaprune); when it
+ * matches and report.md is there, neither file is opened for writing and no comparison is made.
+ * The run times in the files are those of the run that wrote them.
+ *
+ * Usage (collective: every rank passes rank 0's documents, run_cmd.c broadcasts them):
  *     gp_report_row rows[n];   // one per method × sparsity, eval documents from eval.h
  *     gp_report_write(&job, &model_info, dense_doc, dense_retrained_row_or_NULL, rows, n, disagreement_or_NULL,
- *                     samples_or_NULL, stats_hash, seconds, &err);
+ *                     samples_or_NULL, stats_hash, seconds, &err);   // rank 0's status: gp_agree it
  *     double s = gp_report_mean(doc);   // main_score_mean of an eval document, NaN if none
  */
 #pragma once
@@ -44,7 +53,8 @@ typedef struct {
     int64_t disk_bytes;  /* its safetensors files */
 } gp_report_model;
 
-/* Rank 0. dense_retrained: the dense model retrained alike (retrain.methods names dense; method
+/* Collective; rank 0 writes (its status: the other ranks return GP_OK). seconds: the run's time
+ * before the report. dense_retrained: the dense model retrained alike (retrain.methods names dense; method
  * "dense", sparsity 0, its retrained evaluation and loss), else NULL: its scores fill the dense
  * row's retrained cells (against dense), and every retrained row is compared with it too (stage
  * retrained_vs_dense_retrained in report.json, a table of its own in report.md). samples: the

@@ -234,6 +234,20 @@ static gp_status mask_disagreement(const gp_job *job, const gp_report_row *rows,
     return rc;
 }
 
+/* Collective: rank 0's document (or none) on every rank. */
+static void bcast_doc(cJSON **doc) {
+    char *txt = gp_rank() == 0 && *doc ? cJSON_PrintUnformatted(*doc) : NULL;
+    int have = txt != NULL;
+    gp_bcast_bytes(&have, sizeof have, 0);
+    if (!have) return;
+    gp_bcast_string(&txt, 0);
+    if (gp_rank() != 0) {
+        cJSON_Delete(*doc);
+        *doc = cJSON_Parse(txt);
+    }
+    free(txt);
+}
+
 /* The machine-readable summary line (rank 0). */
 static void print_summary(const gp_job *job, const cJSON *dense, const cJSON *dense_retrained, const gp_report_row *rows,
                           int n, bool report, double seconds) {
@@ -366,8 +380,12 @@ int gp_cmd_run(int argc, char **argv) {
         }
     double *disagree = gp_calloc((size_t)(k ? k * k : 1), sizeof(double));
     if (!rc && gp_rank() == 0 && !only) rc = mask_disagreement(&job, rows, k, disagree, &err);
-    if (!rc && gp_rank() == 0 && !only) {
-        rm.disk_bytes = gp_weights_bytes(rm.dir);
+    rc = gp_agree(rc, &err);
+    if (!rc && !only) { /* every rank makes a share of the report's comparisons, from rank 0's documents */
+        if (gp_rank() == 0) rm.disk_bytes = gp_weights_bytes(rm.dir);
+        bcast_doc(&dense);
+        bcast_doc(&dense_rt.retrained);
+        for (int i = 0; i < k; i++) bcast_doc(&rows[i].one_shot), bcast_doc(&rows[i].retrained);
         rc = gp_report_write(&job, &rm, dense, with_dense_rt ? &dense_rt : NULL, rows, k, disagree,
                              sampled ? &samples : NULL, sr.settings_hash, gp_now() - t0, &err);
     }

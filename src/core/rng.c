@@ -1,14 +1,6 @@
 /* rng.c — splitmix64 and the draws derived from it (see rng.h). */
 #include "gaprune/rng.h"
 
-uint64_t gp_rng_mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-uint64_t gp_rng_next(uint64_t *state) { return gp_rng_mix(*state += GP_RNG_GOLDEN); }
-
 uint64_t gp_rng_below(uint64_t *state, uint64_t bound) {
     uint64_t threshold = (0 - bound) % bound; /* 2^64 mod bound */
     for (;;) {

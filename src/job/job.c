@@ -171,7 +171,9 @@ static const opt k_opts[] = {
      "bitext mining JSONL files {\"sentence1\", \"sentence2\"} (a list): nearest-neighbour accuracy"},
     {"eval", "batch", T_INT, F(eval.batch), 0, "64", NULL, 1, 1e6, "texts per forward pass"},
     {"eval", "resamples", T_INT, F(eval.resamples), 0, "10000", NULL, 1000, 1e7,
-     "paired bootstrap resamples (and permutations) of every difference the report compares: its 95% interval and p-value"},
+     "paired bootstrap resamples (and permutations) of every difference the report compares: its 95% interval and p-value; "
+     "the report's time grows with it (one comparison of 1,379 STS pairs at 10,000: about 0.2 s of one core, split over "
+     "the ranks)"},
     {"eval", "seed", T_I64, F(eval.seed), 0, "42", NULL, 0, 1e18, "seed of those resamples"},
     {"train", "init", T_STR, F(train.init), 0, "", NULL, 0, 0, "model folder, or a config.json for random initialisation"},
     {"train", "corpus", T_STR, F(train.corpus), 0, "", NULL, 0, 0, "training triplets"},

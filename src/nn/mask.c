@@ -239,8 +239,26 @@ gp_status gp_mask_disagreement(const char *const *paths, int n, double *frac, gp
     return rc;
 }
 
+/* Whether mask file path records these disagreements already (a rerun of the same masks): then it is
+ * left as it is, unopened for writing. */
+static bool disagreement_recorded(const char *path, const char *const *tags, const double *frac, int n, int self) {
+    hid_t f = gp_h5_open_quiet(path);
+    if (f < 0) return false;
+    bool same = true;
+    for (int j = 0; j < n && same; j++) {
+        if (j == self) continue;
+        char name[256];
+        double v;
+        snprintf(name, sizeof name, GP_MASK_ATTR_DISAGREEMENT "%s", tags[j]);
+        same = H5Aexists(f, name) > 0 && !gp_h5_read_attr_double(f, name, &v) && v == frac[j];
+    }
+    H5Fclose(f);
+    return same;
+}
+
 gp_status gp_mask_file_set_disagreement(const char *const *paths, const char *const *tags, const double *frac, int n,
                                         int self, gp_err *err) {
+    if (disagreement_recorded(paths[self], tags, frac, n, self)) return GP_OK;
     char *tmp = gp_tmp_path(paths[self]);
     gp_status rc = gp_copy_file(paths[self], tmp, err);
     free(tmp);

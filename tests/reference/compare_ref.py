@@ -5,7 +5,10 @@ independently of the C code, on fixed per-query vectors.
     /usr/bin/python3 tests/reference/compare_ref.py tests/fixtures/compare.expected.json
 
 writes the vectors and the expected results (make fixtures); tests/test_eval.c compares
-gp_paired_mean and gp_paired_spearman with them.
+gp_paired_mean, gp_paired_spearman and gp_paired_combined (average precision) with them, and
+tests/test_mpi_stages.c the same on 1, 2 and 4 ranks. Each resample is recomputed here from the
+resampled vectors themselves (numpy's ranks, a sort per average precision), where the C code derives it
+from orders sorted once.
 """
 import json
 import sys
@@ -76,26 +79,35 @@ def spearman(x, y):
     return pearson(average_ranks(x), average_ranks(y))
 
 
-def paired(a, b, gold, resamples, seed):
+def average_precision(score, label):
+    """Average precision over descending score, one threshold per run of equal scores."""
+    npos = int((label != 0).sum())
+    if npos == 0:
+        return np.nan
+    values, inverse = np.unique(-score, return_inverse=True)
+    tp = np.bincount(inverse, weights=(label != 0).astype(float), minlength=values.size)
+    fp = np.bincount(inverse, weights=(label == 0).astype(float), minlength=values.size)
+    tp, fp = np.cumsum(tp), np.cumsum(fp)
+    recall = tp / npos
+    precision = tp / (tp + fp)
+    return float((np.diff(np.concatenate([[0.0], recall])) * precision).sum())
+
+
+def paired(a, b, gold, resamples, seed, kind):
     a, b = np.asarray(a, float), np.asarray(b, float)
     n = a.size
-    if gold is None:
-        stat = lambda xa, xb: (xb - xa).mean(axis=-1)
-    else:
-        gold = np.asarray(gold, float)
-        stat = None
-    if stat is not None:
-        delta = float(stat(a, b))
-        idx = draws_below(stream_seeds(seed, 0, resamples), n, n)
-        boot = stat(a[idx], b[idx])
-        swap = top_bits(stream_seeds(seed, resamples, resamples), n).astype(bool)
+    idx = draws_below(stream_seeds(seed, 0, resamples), n, n)
+    swap = top_bits(stream_seeds(seed, resamples, resamples), n).astype(bool)
+    if kind == "mean":
+        delta = float((b - a).mean())
+        boot = (b[idx] - a[idx]).mean(axis=1)
         perm = np.where(swap, -(b - a), b - a).mean(axis=1)
     else:
-        delta = spearman(b, gold) - spearman(a, gold)
-        idx = draws_below(stream_seeds(seed, 0, resamples), n, n)
-        boot = np.array([spearman(b[i], gold[i]) - spearman(a[i], gold[i]) for i in idx])
-        swap = top_bits(stream_seeds(seed, resamples, resamples), n).astype(bool)
-        perm = np.array([spearman(np.where(s, a, b), gold) - spearman(np.where(s, b, a), gold) for s in swap])
+        gold = np.asarray(gold, float)
+        stat = spearman if kind == "spearman" else average_precision
+        delta = stat(b, gold) - stat(a, gold)
+        boot = np.array([stat(b[i], gold[i]) - stat(a[i], gold[i]) for i in idx])
+        perm = np.array([stat(np.where(s, a, b), gold) - stat(np.where(s, b, a), gold) for s in swap])
     boot = np.sort(boot[np.isfinite(boot)])
     extreme = int((np.abs(perm) >= abs(delta) - 1e-9 * abs(delta)).sum())
     lo, hi = np.percentile(boot, 2.5), np.percentile(boot, 97.5)
@@ -125,6 +137,11 @@ def main():
     ca = gold / 5 + rng.normal(0, 0.3, m)
     cb = gold / 5 + rng.normal(0, 0.15, m)
     cc = gold / 5 + rng.normal(0, 0.27, m)
+    # pair classification: 0/1 labels, one model's scores (in steps of 0.05: ties) closer to them
+    k = 160
+    label = (rng.uniform(0, 1, k) < 0.4).astype(float)
+    sa = np.round((label * 0.3 + rng.normal(0, 0.3, k)) * 20) / 20
+    sb = np.round((label * 0.5 + rng.normal(0, 0.3, k)) * 20) / 20
     B, seed = 10000, 42
     cases = [
         {"name": "significant", "kind": "mean", "a": a.tolist(), "b": b_sig.tolist()},
@@ -133,9 +150,10 @@ def main():
         {"name": "sts", "kind": "spearman", "a": ca.tolist(), "b": cb.tolist(), "gold": gold.tolist()},
         {"name": "sts-moderate", "kind": "spearman", "a": ca.tolist(), "b": cc.tolist(), "gold": gold.tolist()},
         {"name": "sts-null", "kind": "spearman", "a": ca.tolist(), "b": ca.tolist(), "gold": gold.tolist()},
+        {"name": "ap", "kind": "ap", "a": sa.tolist(), "b": sb.tolist(), "gold": label.tolist()},
     ]
     for c in cases:
-        c["expected"] = paired(c["a"], c["b"], c.get("gold"), B, seed)
+        c["expected"] = paired(c["a"], c["b"], c.get("gold"), B, seed, c["kind"])
         print(c["name"], c["expected"])
     json.dump({"resamples": B, "seed": seed, "cases": cases}, open(out, "w"), indent=1)
 
