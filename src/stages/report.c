@@ -8,6 +8,7 @@
 
 #include "gaprune/compare.h"
 #include "gaprune/export.h"
+#include "gaprune/figures.h"
 #include "gaprune/fs.h"
 #include "gaprune/kernels.h"
 #include "gaprune/log.h"
@@ -276,6 +277,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             const char *sname = set->string;
             if (k >= K_TASKS) fprintf(f, "## %s (%s, %s)\n\n", sname, gp_task_info_of((gp_task_type)(k - K_TASKS))->mteb, kind_metric(k));
             else fprintf(f, "## %s (%s)\n\n", sname, kind_metric(k));
+            gp_figures_md_set(f, kind_key(k), sname);
             const double base = main_score(dense, kind_key(k), sname);
             fprintf(f, "| method | sparsity | zeros in the model | one-shot | Δ vs dense [95%% interval] | p | %s needed | "
                        "retrained | Δ vs dense [95%% interval] | p | %s needed |\n",
@@ -485,6 +487,9 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
     fprintf(f, "\nEncode texts/s: every text of the one-shot evaluation (all ranks, %d thread%s each) over the slowest "
                "rank's encoding time; a masked model runs at the dense speed, a smaller one (scopes neurons, heads) faster.\n",
             gp_threads(), gp_threads() > 1 ? "s" : "");
+    bool retrained = dense_rt && dense_rt->did_retrain; /* the figures of the masks and losses (figures.h) */
+    for (int i = 0; i < nrows; i++) gp_figures_md_mask(f, i, nrows, rows[i].method, rows[i].sparsity), retrained |= rows[i].did_retrain;
+    if (retrained) gp_figures_md_loss(f);
     if (disagreement && nrows > 1) {
         fprintf(f, "\n## mask disagreement\n\nThe fraction of the selected weights that one mask keeps and the other "
                    "prunes (0: the same mask; two masks of one sparsity p disagree on at most 2·min(p, 1 − p) of them, two random ones on "
@@ -597,6 +602,7 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             rc = gp_file_commit(g, js_path, err);
         }
         free(txt);
+        if (!rc) rc = gp_figures_write(job->out_dir, j, err);
         cJSON_Delete(j);
     }
 done:
