@@ -83,6 +83,7 @@ typedef struct {
     double width;               /* stroke width in px (0: 2) */
     double opacity;             /* of the line (0: 1) */
     bool no_markers;
+    bool solid;                 /* without the style's dash (a faint line under its own mean) */
 } gp_plot_series;
 
 typedef struct {
@@ -99,6 +100,8 @@ typedef struct {
     int nrefs;
     gp_axis x, y;
     double dodge; /* px between the series of one point each (side by side at one x), 0: none */
+    int slots;    /* > 0: such a series' place is its style among slots places (one method, one place in
+                   * every panel), else its index among the panel's series */
 } gp_plot;
 
 /* r = {xmin, xmax, ymin, ymax} of nothing yet; gp_plot_range widens it by p's points, bands and

@@ -324,7 +324,9 @@ void gp_plot_panel(gp_svg *s, const gp_plot *p, double x, double y, double w, do
         gp_svg_escape(s->f, q->name);
         fprintf(s->f, "</title>\n");
         /* one point: beside the others at that x (dodge), with its interval as an error bar */
-        const double off = q->n == 1 ? (i - (p->nseries - 1) / 2.0) * p->dodge : 0;
+        const double off = q->n != 1 ? 0
+                           : p->slots > 0 ? (q->style - (p->slots - 1) / 2.0) * p->dodge
+                                          : (i - (p->nseries - 1) / 2.0) * p->dodge;
         bool pen = false;
         for (int k = 0; k < q->n; k++) {
             if (!isfinite(q->y[k]) || !isfinite(q->x[k])) {
@@ -335,7 +337,7 @@ void gp_plot_panel(gp_svg *s, const gp_plot *p, double x, double y, double w, do
             if (!pen && next) {
                 fprintf(s->f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"%.2g\" stroke-linejoin=\"round\"", col,
                         q->width > 0 ? q->width : 2);
-                if (*st.dash) fprintf(s->f, " stroke-dasharray=\"%s\"", st.dash);
+                if (*st.dash && !q->solid) fprintf(s->f, " stroke-dasharray=\"%s\"", st.dash);
                 if (q->opacity > 0 && q->opacity < 1) fprintf(s->f, " stroke-opacity=\"%.2g\"", q->opacity);
                 fprintf(s->f, " d=\"M%.1f %.1f", fx(&f, q->x[k]) + off, fy(&f, q->y[k]));
                 pen = true;

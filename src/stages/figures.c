@@ -218,7 +218,7 @@ static gp_status score_figure(const char *path, const report *r, int k, const ch
     const int nrefs = isfinite(dbase) && two ? 2 : 1;
     char title[640], ylabel[128];
     snprintf(title, sizeof title, "%s: %s against sparsity", set, kind_metric(k));
-    snprintf(ylabel, sizeof ylabel, "%s (0 to 1, higher is better)", kind_metric(k));
+    snprintf(ylabel, sizeof ylabel, "%s (higher is better)", kind_metric(k));
     const double pw = two ? 330 : 520, ph = 300, left = 80, top = 70, gap = 90, legend_w = 250;
     const int W = (int)(left + pw + (two ? gap + pw : 0) + 40 + legend_w), H = (int)(top + ph + 110);
     gp_plot p[2] = {{.title = "one-shot (no retraining)", .xlabel = "sparsity (fraction of the selected weights pruned)",
@@ -232,7 +232,8 @@ static gp_status score_figure(const char *path, const report *r, int k, const ch
         p[st].x = gp_axis_nice(rg[0], rg[1], 8);
         p[st].y = gp_axis_nice(rg[2], rg[3], 7);
         /* one sparsity: the methods' points side by side around it, each with its error bar */
-        p[st].dodge = max_points <= 1 && p[st].nseries > 1 ? fmin(16, pw * 0.6 / p[st].nseries) : 0;
+        p[st].dodge = max_points <= 1 && nm > 1 ? fmin(16, pw * 0.6 / nm) : 0;
+        p[st].slots = nm;
     }
     gp_svg s;
     gp_status rc = gp_svg_open(&s, path, W, H, title, err);
@@ -394,11 +395,11 @@ static bool read_loss(const char *out_dir, const char *tag, curve *c) {
         c->loss = NULL;
         return false;
     }
-    /* step numbers from 1, and the mean of the last w steps (w a twentieth of the run, at least 1):
+    /* step numbers from 1, and the mean of the last w steps (w a tenth of the run, at least 1):
      * one batch's loss is noisy, the trend is what a reader compares */
     c->x = gp_malloc((size_t)n * sizeof(double));
     c->mean = gp_malloc((size_t)n * sizeof(double));
-    const int w = c->n / 20 > 1 ? c->n / 20 : 1;
+    const int w = c->n / 10 > 1 ? c->n / 10 : 1;
     double sum = 0;
     for (int i = 0; i < c->n; i++) {
         c->x[i] = i + 1;
@@ -462,7 +463,8 @@ static gp_status loss_figure(const char *path, const char *out_dir, const report
                             .style = dense ? (several ? nsp : r->nmethods) : method_index(r, c[i].method), .shade = NAN,
                             .color = dense ? "black" : NULL};
         if (several && !dense) b.style = q, b.shade = nsp > 1 ? 0.85 * q / (nsp - 1) : 0;
-        ser[2 * i] = b, ser[2 * i].y = c[i].loss, ser[2 * i].width = 0.8, ser[2 * i].opacity = 0.3, ser[2 * i].no_markers = true;
+        ser[2 * i] = b, ser[2 * i].y = c[i].loss, ser[2 * i].width = 0.8, ser[2 * i].opacity = 0.3, ser[2 * i].no_markers = true,
+        ser[2 * i].solid = true;
         ser[2 * i + 1] = b, ser[2 * i + 1].y = c[i].mean, ser[2 * i + 1].width = 2.2;
         const gp_plot one = {.series = &ser[2 * i], .nseries = 2};
         gp_plot_range(&one, rg);
@@ -474,7 +476,7 @@ static gp_status loss_figure(const char *path, const char *out_dir, const report
     const double left = 80, top = 70, pw = 420, ph = 260, gapx = 90, gapy = 100, legend_w = 250;
     const int W = (int)(left + cols * pw + (cols - 1) * gapx + 40 + legend_w), H = (int)(top + prow * ph + (prow - 1) * gapy + 100);
     const char *title = "retraining: InfoNCE loss per step";
-    const int w = c[0].n / 20 > 1 ? c[0].n / 20 : 1;
+    const int w = c[0].n / 10 > 1 ? c[0].n / 10 : 1;
     gp_plot_series *ps = gp_calloc((size_t)nc * 2 + 1, sizeof *ps);
     gp_svg s;
     gp_status rc = gp_svg_open(&s, path, W, H, title, err);
