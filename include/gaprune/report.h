@@ -5,7 +5,7 @@
  * and with retrain.methods = ..., dense every retrained model against the dense model retrained alike;
  * then the masks: sparsity achieved, zeros in the model, the DAI fisher/magnitude term ratio,
  * the retraining loss, and how far every two masks disagree) and OUT/report.json (the same numbers with every evaluation document), both
- * written via .tmp and renamed.
+ * written via .tmp and renamed; then the figures (figures.h) of report.json's document, which report.md links.
  *
  * Usage (rank 0):
  *     gp_report_row rows[n];   // one per method × sparsity, eval documents from eval.h
