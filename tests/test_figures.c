@@ -118,22 +118,29 @@ static void test_escaping_and_series(void **state) {
     assert_true(p.y.lo == 0.3 && p.y.hi == 0.9 && p.y.n == 7); /* the doubles nearest, as labels need */
     gp_plot_panel(&s, &p, 70, 40, 400, 260);
     assert_true(gp_plot_legend(&s, ser, 3, &ref, 1, 490, 50, 140) == 4 * 18);
+    /* five bands in one panel: each fainter (0.5 / 5), so that together they stay light */
+    gp_plot_series five[5];
+    for (int i = 0; i < 5; i++) five[i] = ser[0], five[i].style = i + 3;
+    const gp_plot p5 = {.series = five, .nseries = 5, .x = p.x, .y = p.y};
+    gp_plot_panel(&s, &p5, 70, 340, 400, 10);
     assert_int_equal(gp_svg_close(&s, &err), GP_OK);
     char *svg = tu_read_file(path, NULL);
     assert_non_null(svg);
-    assert_int_equal(count(svg, "<g class=\"series\">"), 3);
+    assert_int_equal(count(svg, "<g class=\"series\">"), 3 + 5);
     assert_int_equal(count(svg, "<g class=\"legend\">"), 1);
+    assert_int_equal(count(svg, "fill-opacity=\"0.100\""), 5);
     /* the escaped name: in the document's title, the series' title and the legend (cut to fit) */
     const char *esc = "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt; \xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD caf\xc3\xa9 \xEF\xBF\xBD";
-    assert_int_equal(count(svg, esc), 2);
+    assert_int_equal(count(svg, esc), 2 + 5);
     assert_non_null(strstr(svg, "dense 0.9 &lt;ref&gt;"));
     assert_non_null(strstr(svg, "t &amp; t"));
     assert_null(strstr(svg, "<b"));
     assert_null(strstr(svg, "\x01"));
     assert_null(strstr(svg, "\xff"));
-    /* the band of the first series: one closed path; the NaN leaves the others in two pieces, no line */
-    assert_int_equal(count(svg, "fill-opacity=\"0.16\""), 1);
-    assert_int_equal(count(svg, "<path fill=\"none\""), 1);
+    /* the band of the first series: one closed path; the NaN leaves the others in two pieces, no line
+     * (the five-band panel adds five lines) */
+    assert_int_equal(count(svg, "class=\"band\" fill=\"#08306b\" fill-opacity=\"0.160\""), 1);
+    assert_int_equal(count(svg, "<path fill=\"none\""), 1 + 5);
     /* the ramp's middle colour */
     char mid[8];
     gp_svg_ramp(0.5, mid);
@@ -373,8 +380,9 @@ static void check_figures(const char *dir, int nsp) {
     assert_non_null(strstr(svg, "gaprune &quot;q&quot;"));
     assert_non_null(strstr(svg, "dense 0.6200"));
     assert_non_null(strstr(svg, "dense retrained alike 0.6400"));
-    if (nsp > 1) assert_int_equal(count(svg, "fill-opacity=\"0.16\""), 4); /* a band per series */
-    else assert_int_equal(count(svg, "fill-opacity=\"0.16\""), 0);
+    /* a band per series */
+    assert_int_equal(count(svg, "class=\"band\""), nsp > 1 ? 4 : 0);
+    assert_int_equal(count(svg, "fill-opacity=\"0.160\""), nsp > 1 ? 4 : 0); /* at most 3 a panel: each its full 0.16 */
     /* an error bar is three lines in the series' colour: 4 series at one sparsity */
     if (nsp == 1) assert_true(count(svg, "stroke-width=\"1.6\"/>") >= 4 * 3);
     free(svg);
@@ -383,7 +391,7 @@ static void check_figures(const char *dir, int nsp) {
     svg = tu_read_file(p, NULL);
     assert_non_null(svg);
     assert_int_equal(count(svg, "<g class=\"panel\">"), 2);
-    assert_int_equal(count(svg, "fill-opacity=\"0.16\""), nsp > 1 ? 3 : 0);
+    assert_int_equal(count(svg, "class=\"band\""), nsp > 1 ? 3 : 0);
     free(svg);
     /* a mask: two kinds and "all"; the weights outside the blocks said in words */
     snprintf(p, sizeof p, "%s/fig-mask-random-0.3.svg", dir);

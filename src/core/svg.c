@@ -245,7 +245,7 @@ static void marker(gp_svg *s, int k, double x, double y, const char *color) {
 }
 
 /* The band of a series: one closed path per run of points with a finite interval. */
-static void band(gp_svg *s, const frame *f, const gp_plot_series *q, const char *color) {
+static void band(gp_svg *s, const frame *f, const gp_plot_series *q, const char *color, double opacity) {
     int k = 0;
     while (k < q->n) {
         while (k < q->n && !(isfinite(q->lo[k]) && isfinite(q->hi[k]) && isfinite(q->x[k]))) k++;
@@ -255,8 +255,9 @@ static void band(gp_svg *s, const frame *f, const gp_plot_series *q, const char 
             fprintf(s->f, "<path d=\"");
             for (int i = k; i < e; i++) fprintf(s->f, "%s%.1f %.1f", i == k ? "M" : "L", fx(f, q->x[i]), fy(f, q->hi[i]));
             for (int i = e - 1; i >= k; i--) fprintf(s->f, "L%.1f %.1f", fx(f, q->x[i]), fy(f, q->lo[i]));
-            fprintf(s->f, "Z\" fill=\"%s\" fill-opacity=\"0.16\" stroke=\"%s\" stroke-opacity=\"0.35\" stroke-width=\"0.6\"/>\n",
-                    color, color);
+            fprintf(s->f, "Z\" class=\"band\" fill=\"%s\" fill-opacity=\"%.3f\" stroke=\"%s\" stroke-opacity=\"0.35\" "
+                          "stroke-width=\"0.6\"/>\n",
+                    color, opacity, color);
         }
         k = e;
     }
@@ -300,10 +301,14 @@ void gp_plot_panel(gp_svg *s, const gp_plot *p, double x, double y, double w, do
     }
     /* bands under everything, then the reference lines, the lines, the markers on top */
     char col[8];
+    int nbands = 0;
+    for (int i = 0; i < p->nseries; i++) nbands += p->series[i].lo && p->series[i].hi && p->series[i].n >= 2;
+    /* bands that overlap add up: together at most about as dark as one of three */
+    const double opacity = fmin(0.16, 0.5 / (nbands ? nbands : 1));
     for (int i = 0; i < p->nseries; i++) {
         const gp_plot_series *q = &p->series[i];
         series_color(q, col);
-        if (q->lo && q->hi && q->n >= 2) band(s, &f, q, col);
+        if (q->lo && q->hi && q->n >= 2) band(s, &f, q, col, opacity);
     }
     for (int i = 0; i < p->nrefs; i++) {
         const double py = fy(&f, p->refs[i].y);
@@ -355,7 +360,7 @@ void gp_plot_panel(gp_svg *s, const gp_plot *p, double x, double y, double w, do
             if (lone && isfinite(q->lo[k]) && isfinite(q->hi[k]) && isfinite(q->x[k]))
                 error_bar(s, fx(&f, q->x[k]) + off, fy(&f, q->lo[k]), fy(&f, q->hi[k]), col);
         }
-        const int every = q->n <= 30 ? 1 : (q->n + 7) / 8;
+        const int every = q->n <= 12 ? 1 : (q->n + 7) / 8; /* a long curve: about 8 markers, enough to tell it */
         for (int k = 0; !q->no_markers && k < q->n; k++)
             if (isfinite(q->y[k]) && isfinite(q->x[k]) && (k % every == 0 || k == q->n - 1))
                 marker(s, st.marker, fx(&f, q->x[k]) + off, fy(&f, q->y[k]), col);
