@@ -22,7 +22,7 @@ NP         ?= 2
 JOBS       ?= $(shell nproc 2>/dev/null || echo 1)
 PKGS       := hdf5-openmpi openblas cmocka libcjson libutf8proc libpcre2-8 inih libcrypto zlib
 DEB_BUILD  := pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
-              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libpcre2-dev libinih-dev libssl-dev zlib1g-dev liblinear-dev libdnnl-dev
+              libopenblas-dev libcmocka-dev libcjson-dev libutf8proc-dev libpcre2-dev libinih-dev libssl-dev zlib1g-dev liblinear-dev libdnnl-dev librsvg2-bin
 DEB_PY     := python3-torch python3-numpy python3-h5py python3-regex
 DEB_DATA   := python3 wordnet-base manpages manpages-dev
 DEB_SLURM  := slurm-wlm munge

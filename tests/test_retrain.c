@@ -12,8 +12,8 @@
  *  - a damaged log (a moment of another size, a NaN weight, "complete" before the last step)
  *    leaves the model as it was and the run starts over, or stops with exit 2 naming the file
  *    when the weights read into the model are not usable;
- *  - gaprune run writes report.md and report.json with every configured row, and a second
- *    run skips every stage;
+ *  - gaprune run writes report.md and report.json with every configured row (and the figures
+ *    beside them, linked), and a second run skips every stage;
  *  - retrain.methods = ..., dense: the dense model retrained alike, and every retrained model
  *    compared with it in the report. */
 #include "test_util.h"
@@ -676,6 +676,18 @@ static void test_run_end_to_end(void **state) {
     /* the report's own time: its comparisons, split over the ranks */
     assert_true(cJSON_GetObjectItemCaseSensitive(j, "report_seconds")->valuedouble > 0);
     assert_non_null(strstr(md, "paired comparisons in "));
+    /* the figures beside report.md (figures.h; test_figures renders them), each linked from it */
+    static const char *const figs[] = {"fig-retrieval-beir-tiny.svg", "fig-sts-sts-tiny.jsonl.svg", "fig-mask-gaprune-0.3.svg",
+                                       "fig-mask-random-0.5.svg", "fig-retraining-loss.svg"};
+    for (size_t i = 0; i < sizeof figs / sizeof *figs; i++) {
+        char name[128], link[140];
+        snprintf(name, sizeof name, "out-full/%s", figs[i]);
+        snprintf(link, sizeof link, "](%s)", figs[i]);
+        char *svg = tu_read_in(g_dir, name);
+        if (!svg || strncmp(svg, "<svg ", 5) || !strstr(svg, "</svg>")) fail_msg("%s: not an SVG document", name);
+        if (!strstr(md, link)) fail_msg("report.md does not link %s", figs[i]);
+        free(svg);
+    }
     char *first_cmp = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(j, "comparisons"));
     /* issue 12: report.md opens with a summary made from the comparisons: beir-tiny's best pruned
      * model against dense is report.json's comparison of the largest Δ */

@@ -7,7 +7,8 @@
  * sparsity achieved, zeros in the model, one encode timing each with the spread of the models that
  * compute alike, the DAI fisher/magnitude term ratio, the retraining loss, and how far every two
  * masks disagree) and OUT/report.json (the same numbers with every evaluation document), both
- * written via .tmp and renamed, report.json last.
+ * written via .tmp and renamed, report.json last; then the figures (figures.h) of report.json's
+ * document, which report.md links.
  *
  * The comparisons are the stage's work (10,000 resamples each by default): every rank takes a share
  * of each one's resamples, rank 0 prints progress, and report.md says how long they took. A report

@@ -1,5 +1,5 @@
 /* inspect_cmd.c — `gaprune inspect FILE.h5 [--svg OUT.svg]`: per-layer tables of a statistics
- * or mask file, and a figure (plain SVG written here: two bar panels need no plotting library).
+ * or mask file, and a figure (svg.h: two bar panels need no plotting library).
  *
  * stats.h5: per layer the tensors, parameters, mean domain and general Fisher, their ratio and
  *           the mean alignment cosine; the figure shows the per-layer mean Fisher of both corpora
@@ -18,11 +18,11 @@
 
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
-#include "gaprune/fs.h"
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
 #include "gaprune/mask_file.h"
 #include "gaprune/stats_file.h"
+#include "gaprune/svg.h"
 
 #define MAXL 256 /* layers shown; the last slot collects tensors outside the blocks */
 
@@ -54,19 +54,18 @@ static const char *layer_name(int l, char *buf) {
 
 static int slot(int layer) { return layer < 0 || layer >= MAXL - 1 ? MAXL - 1 : layer; }
 
-/* Writes the figure to path; GP_EINPUT, said on stderr, when it cannot. */
+/* Writes the figure to path (svg.h); GP_EINPUT, said on stderr, when it cannot. */
 static int svg(const char *path, const char *title, const figure *fg) {
     gp_err err = {0};
-    FILE *f = gp_file_create(path, &err);
-    if (!f) {
+    gp_svg s;
+    const int W = 900, H = 640, x0 = 70, pw = W - 100, ph = 220;
+    if (gp_svg_open(&s, path, W, H, title, &err)) {
         fprintf(stderr, "gaprune: error: %s\n", err.msg);
         return GP_EINPUT;
     }
-    const int W = 900, H = 640, x0 = 70, pw = W - 100, ph = 220;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
-               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-            W, H);
-    fprintf(f, "<text x=\"%d\" y=\"24\" font-size=\"16\">%s</text>\n", x0, title);
+    /* the bars' colours: the first two styles of the report's figures, dark and light in grey too */
+    const char *ca = gp_svg_style_of(0).color, *cb = gp_svg_style_of(1).color;
+    gp_svg_text(&s, x0, 24, "font-size=\"16\"", "%s", title);
     /* panel 1: bars per layer */
     int nl = 0, idx[MAXL];
     for (int l = 0; l < MAXL; l++)
@@ -83,44 +82,46 @@ static int svg(const char *path, const char *title, const figure *fg) {
     if (vmax <= vmin) vmax = vmin + 1;
     if (fg->log_bars) vmin -= 0.1 * (vmax - vmin); /* the smallest bar stays visible */
     int y1 = 50;
-    fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text>\n", x0, y1 - 8, fg->bar_label);
-    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", x0, y1 + ph, x0 + pw, y1 + ph);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.3g</text>\n", x0 - 4, y1 + 10, vmax);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.3g</text>\n", x0 - 4, y1 + ph, vmin);
+    gp_svg_text(&s, x0, y1 - 8, "", "%s", fg->bar_label);
+    gp_svg_line(&s, x0, y1 + ph, x0 + pw, y1 + ph, "black", 1, "");
+    gp_svg_text(&s, x0 - 4, y1 + 10, "text-anchor=\"end\"", "%.3g", vmax);
+    gp_svg_text(&s, x0 - 4, y1 + ph, "text-anchor=\"end\"", "%.3g", vmin);
     double bw = nl ? (double)pw / nl : pw;
     for (int i = 0; i < nl; i++) {
-        char lb[16];
+        char lb[16], tip[64];
         int series = fg->bar_b ? 2 : 1;
-        for (int s = 0; s < series; s++) {
-            double v = s ? fg->b[idx[i]] : fg->a[idx[i]];
+        for (int k = 0; k < series; k++) {
+            double v = k ? fg->b[idx[i]] : fg->a[idx[i]];
             double x = fg->log_bars ? log10(fmax(v, 1e-30)) : v;
             double h = (x - vmin) / (vmax - vmin) * ph;
-            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>layer %s: %.4g</title></rect>\n",
-                    x0 + i * bw + 2 + s * (bw - 4) / series, y1 + ph - h, (bw - 4) / series, h, s ? "#e67e22" : "#2e86c1",
-                    layer_name(idx[i], lb), v);
+            snprintf(tip, sizeof tip, "layer %s: %.4g", layer_name(idx[i], lb), v);
+            gp_svg_rect(&s, x0 + i * bw + 2 + k * (bw - 4) / series, y1 + ph - h, (bw - 4) / series, h, k ? cb : ca, tip);
         }
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x0 + (i + 0.5) * bw, y1 + ph + 14,
-                layer_name(idx[i], lb));
+        gp_svg_text(&s, x0 + (i + 0.5) * bw, y1 + ph + 14, "text-anchor=\"middle\"", "%s", layer_name(idx[i], lb));
     }
-    if (fg->bar_b)
-        fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#2e86c1\">%s</text><text x=\"%d\" y=\"%d\" fill=\"#e67e22\">%s</text>\n",
-                x0 + pw - 220, y1 - 8, fg->bar_a, x0 + pw - 100, y1 - 8, fg->bar_b);
+    if (fg->bar_b) {
+        char fill[32];
+        snprintf(fill, sizeof fill, "fill=\"%s\"", ca);
+        gp_svg_text(&s, x0 + pw - 220, y1 - 8, fill, "%s", fg->bar_a);
+        snprintf(fill, sizeof fill, "fill=\"%s\"", cb);
+        gp_svg_text(&s, x0 + pw - 100, y1 - 8, fill, "%s", fg->bar_b);
+    }
     /* panel 2: histogram */
     int y2 = 360;
     double hmax = 0;
     for (int i = 0; i < NBINS; i++) hmax = fmax(hmax, fg->hist[i]);
-    fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text>\n", x0, y2 - 8, fg->hist_label);
-    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", x0, y2 + ph, x0 + pw, y2 + ph);
+    gp_svg_text(&s, x0, y2 - 8, "", "%s", fg->hist_label);
+    gp_svg_line(&s, x0, y2 + ph, x0 + pw, y2 + ph, "black", 1, "");
     for (int i = 0; i < NBINS; i++) {
         double h = hmax > 0 ? fg->hist[i] / hmax * ph : 0;
-        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#27ae60\"><title>%.0f</title></rect>\n",
-                x0 + i * (double)pw / NBINS + 1, y2 + ph - h, (double)pw / NBINS - 2, h, fg->hist[i]);
+        char tip[32];
+        snprintf(tip, sizeof tip, "%.0f", fg->hist[i]);
+        gp_svg_rect(&s, x0 + i * (double)pw / NBINS + 1, y2 + ph - h, (double)pw / NBINS - 2, h, gp_svg_style_of(4).color, tip);
     }
-    fprintf(f, "<text x=\"%d\" y=\"%d\">%.3g</text><text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.3g</text>\n", x0,
-            y2 + ph + 14, fg->lo, x0 + pw, y2 + ph + 14, fg->hi);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.0f</text>\n", x0 - 4, y2 + 10, hmax);
-    fprintf(f, "</svg>\n");
-    if (gp_file_commit(f, path, &err)) {
+    gp_svg_text(&s, x0, y2 + ph + 14, "", "%.3g", fg->lo);
+    gp_svg_text(&s, x0 + pw, y2 + ph + 14, "text-anchor=\"end\"", "%.3g", fg->hi);
+    gp_svg_text(&s, x0 - 4, y2 + 10, "text-anchor=\"end\"", "%.0f", hmax);
+    if (gp_svg_close(&s, &err)) {
         fprintf(stderr, "gaprune: error: %s\n", err.msg);
         return GP_EINPUT;
     }

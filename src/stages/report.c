@@ -9,6 +9,7 @@
 #include "gaprune/compare.h"
 #include "gaprune/export.h"
 #include "gaprune/dist.h"
+#include "gaprune/figures.h"
 #include "gaprune/fs.h"
 #include "gaprune/hash.h"
 #include "gaprune/kernels.h"
@@ -304,6 +305,7 @@ static void render_tables(reporter *rp, FILE *f, const gp_report_model *m, const
             const char *sname = set->string;
             if (k >= K_TASKS) fprintf(f, "## %s (%s, %s)\n\n", sname, gp_task_info_of((gp_task_type)(k - K_TASKS))->mteb, kind_metric(k));
             else fprintf(f, "## %s (%s)\n\n", sname, kind_metric(k));
+            gp_figures_md_set(f, kind_key(k), sname);
             const double base = main_score(dense, kind_key(k), sname);
             fprintf(f, "| method | sparsity | zeros in the model | one-shot | Δ vs dense [95%% interval] | p | %s needed | "
                        "retrained | Δ vs dense [95%% interval] | p | %s needed |\n",
@@ -538,6 +540,9 @@ static void render_tables(reporter *rp, FILE *f, const gp_report_model *m, const
     fprintf(f, ". A smaller model (scopes neurons, heads) is faster only where its ratio to dense lies outside that "
                "spread.\n");
     free(same);
+    bool retrained = dense_rt && dense_rt->did_retrain; /* the figures of the masks and losses (figures.h) */
+    for (int i = 0; i < nrows; i++) gp_figures_md_mask(f, i, nrows, rows[i].method, rows[i].sparsity), retrained |= rows[i].did_retrain;
+    if (retrained) gp_figures_md_loss(f);
     if (disagreement && nrows > 1) {
         fprintf(f, "\n## mask disagreement\n\nThe fraction of the selected weights that one mask keeps and the other "
                    "prunes (0: the same mask; two masks of one sparsity p disagree on at most 2·min(p, 1 − p) of them, two random ones on "
@@ -912,16 +917,18 @@ gp_status gp_report_write(const gp_job *job, const gp_report_model *m, const cJS
             fwrite(tables.buf, 1, tables.len, f);
             rc = gp_file_commit(f, md_path, err);
         }
-        if (!rc) { /* report.json last: its inputs hash says that both files are whole */
+        if (!rc) { /* report.json last: its inputs hash says that the report's files are whole */
             cJSON_AddStringToObject(j, "inputs_hash", hash);
             cJSON_AddNumberToObject(j, "n_ranks", gp_nranks());
             cJSON_AddNumberToObject(j, "seconds", seconds);
             cJSON_AddNumberToObject(j, "report_seconds", cmp_seconds);
             add_comparisons(j, job, comparisons);
             comparisons = NULL;
-            char *txt = cJSON_Print(j);
-            FILE *g = gp_file_create(js_path, err);
-            rc = GP_EINPUT;
+            /* the figures before report.json, whose commit says that everything of the report is written */
+            rc = gp_figures_write(job->out_dir, j, err);
+            char *txt = rc ? NULL : cJSON_Print(j);
+            FILE *g = txt ? gp_file_create(js_path, err) : NULL;
+            if (txt) rc = GP_EINPUT;
             if (g) {
                 fputs(txt, g);
                 rc = gp_file_commit(g, js_path, err);
