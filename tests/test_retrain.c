@@ -667,6 +667,26 @@ static void test_run_end_to_end(void **state) {
         retrained += cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r, "retrained"));
     }
     assert_int_equal(retrained, 2);
+    /* the sign of DAI's Fisher term: its share of negative weights in report.json and the masks table for
+     * gaprune only, and the notice exactly when it is above half */
+    int signed_rows = 0;
+    bool notice = false;
+    cJSON_ArrayForEach(r, rows) {
+        const cJSON *neg = cJSON_GetObjectItemCaseSensitive(r, "fisher_term_negative_fraction");
+        const char *method = cJSON_GetObjectItemCaseSensitive(r, "method")->valuestring;
+        if (strcmp(method, "gaprune")) {
+            assert_null(neg);
+            continue;
+        }
+        assert_true(cJSON_IsNumber(neg) && neg->valuedouble > 0 && neg->valuedouble < 1);
+        char cell[64];
+        snprintf(cell, sizeof cell, "(F term < 0: %.0f%%)", 100 * neg->valuedouble);
+        if (!strstr(md, cell)) fail_msg("report.md has no \"%s\"", cell);
+        notice |= neg->valuedouble > 0.5;
+        signed_rows++;
+    }
+    assert_int_equal(signed_rows, 2);
+    assert_true(notice == (strstr(md, "β times the general Fisher exceeds the domain Fisher") != NULL));
     assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "dense")));
     assert_non_null(strstr(md, "| gaprune | 0.3 |"));
     assert_non_null(strstr(md, "| random | 0.5 |"));
@@ -762,11 +782,12 @@ static void test_run_end_to_end(void **state) {
     assert_string_equal(first_cmp, again);
     free(first_cmp), free(again), free(js);
     cJSON_Delete(j);
-    /* what the report shows changes (its resamples): the report, and only it, is made again */
-    char *mtimes3 = tu_output("cd '%s' && find out-full -type f ! -name 'report.*' -printf '%%p %%T@\\n' | sort", g_dir);
+    /* what the report shows changes (its resamples): the report and its figures (whose bands are the
+     * comparisons), and only they, are made again */
+    char *mtimes3 = tu_output("cd '%s' && find out-full -type f ! -name 'report.*' ! -name 'fig-*.svg' -printf '%%p %%T@\\n' | sort", g_dir);
     assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS -x OPENBLAS_NUM_THREADS %s run full.ini --set eval.resamples=1000",
                                g_bin), 0);
-    char *mtimes4 = tu_output("cd '%s' && find out-full -type f ! -name 'report.*' -printf '%%p %%T@\\n' | sort", g_dir);
+    char *mtimes4 = tu_output("cd '%s' && find out-full -type f ! -name 'report.*' ! -name 'fig-*.svg' -printf '%%p %%T@\\n' | sort", g_dir);
     assert_string_equal(mtimes3, mtimes4);
     js = tu_read_in(g_dir, "out-full/report.json");
     j = cJSON_Parse(js);

@@ -880,7 +880,7 @@ static void test_scaled_and_obd(void **state) {
                             "gaprune-scaled,fisher-domain-obd,fisher-general-obd");
     char *sp = in_dir("out-crit/stats.h5"), *ms = in_dir("out-crit/mask-gaprune-scaled-0.5.h5");
     hid_t sf = open_ro(sp), mf = open_ro(ms);
-    double sum_f = 0, sum_m = 0, count = 0;
+    double sum_f = 0, sum_m = 0, count = 0, negative = 0;
     int tensors = 0;
     for (int i = 0; i < m->table.n; i++) {
         if (gp_model_neuron_axis(m, i, NULL) == GP_NEURON_NONE || m->table.p[i].ndim != 2) continue;
@@ -892,6 +892,7 @@ static void test_scaled_and_obd(void **state) {
         for (size_t k = 0; k < n; k++) {
             sum_f += fabs(((double)fd[k] - 1.0 * fg[k]) * fabs((double)w[k]));
             sum_m += sqrt(fabs((double)w[k]));
+            negative += (double)fd[k] - 1.0 * fg[k] < 0;
         }
         count += (double)n;
         for (int g = 0; g < 2; g++) { /* OBD, bitwise */
@@ -914,6 +915,13 @@ static void test_scaled_and_obd(void **state) {
     assert_int_equal(gp_h5_read_attr_double(mf, GP_MASK_ATTR_MEAN_MAGNITUDE_TERM, &got_m), GP_OK);
     assert_int_equal(gp_h5_read_attr_double(mf, GP_MASK_ATTR_GAMMA_EFFECTIVE, &got_g), GP_OK);
     assert_true(fabs(got_f / mean_f - 1) < 1e-12 && fabs(got_m / mean_m - 1) < 1e-12 && fabs(got_g / gamma_eff - 1) < 1e-12);
+    /* the share of weights whose Fisher term is negative (issue 27's sign: the report flags it above half) */
+    double got_neg;
+    assert_int_equal(gp_h5_read_attr_double(mf, GP_MASK_ATTR_FISHER_NEGATIVE, &got_neg), GP_OK);
+    printf("    gaprune-scaled: Fisher term negative on %.1f%% of the MLP weights (by hand %.1f%%)\n", 100 * got_neg,
+           100 * negative / count);
+    assert_true(got_neg == negative / count);
+    assert_true(negative > 0 && negative < count);
     /* the paper's DAI at that gamma, scored beside it */
     tu_sh("mkdir -p '%s/out-crit-paper' && cp '%s' '%s/out-crit-paper/'", g_dir, sp, g_dir);
     assert_int_equal(tu_run_in(g_dir, "%s score crit.ini --method gaprune --sparsity 0.5 --set prune.gamma=%.17g "

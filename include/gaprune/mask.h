@@ -35,6 +35,7 @@ typedef struct {
     double threshold;          /* score of the last pruned weight (global scope), else NaN */
     double model_zero_fraction; /* zeros in all parameters once applied */
     double neuron_fisher_vs_magnitude; /* structured DAI: Σ|Φ_dom − βΦ_gen| / Σ γ·m over the neurons, else NaN */
+    double fisher_negative;    /* share of the selected weights with F_dom − βF_gen < 0 (gp_fisher_negative), NaN without statistics */
     bool uneven_structs; /* scope neurons-global: blocks may keep different numbers of neurons */
     gp_mask_row *rows;         /* [n], after gp_mask_build only (every rank) */
 } gp_mask;

@@ -58,6 +58,7 @@
 #define GP_MASK_ATTR_MODEL_PARAMS "model_params"             /* integer: every parameter of the model */
 #define GP_MASK_ATTR_MODEL_ZERO_FRACTION "model_zero_fraction" /* float: zeros of all parameters once applied */
 #define GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN "fisher_vs_magnitude_mean" /* float: mean of /summary's ratio, NaN without statistics */
+#define GP_MASK_ATTR_FISHER_NEGATIVE "fisher_term_negative_fraction" /* float: share of the selected weights whose F_dom - beta F_gen < 0, NaN without statistics */
 #define GP_MASK_ATTR_NEURONS_PER_LAYER "neurons_per_layer"   /* integer: intermediate_size (scope neurons) */
 #define GP_MASK_ATTR_NEURONS_REMOVED "neurons_removed_per_layer" /* integer: of which each block loses (scope neurons) */
 #define GP_MASK_ATTR_NEURONS_REMOVED_TOTAL "neurons_removed" /* integer: of all blocks' (scope neurons-global) */

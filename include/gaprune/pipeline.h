@@ -68,6 +68,7 @@ typedef struct {
     gp_mask mask;        /* on every rank */
     bool reused;         /* both outputs were current */
     double sparsity, zero_fraction, fisher_ratio; /* achieved; whole model; mean DAI term ratio */
+    double fisher_negative; /* DAI family: share of the selected weights with F_dom − βF_gen < 0, else NaN */
     int64_t params;      /* parameters of the pruned folder (fewer only when whole neurons go) */
     int64_t disk_bytes;  /* bytes of its safetensors files (rank 0; 0 elsewhere) */
     /* reconstruction (or sparsegpt's mask): the mean over the mask's tensors of the relative output

@@ -111,6 +111,11 @@ void gp_alignment_sq_sums(const float *grad_dom, const float *grad_gen, int64_t 
  * DAI is from magnitude pruning. With in->fisher_scale or in->magnitude_scale set (gaprune-scaled)
  * each term is multiplied by its scale: the terms that criterion adds. */
 void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_term);
+/* How many of the (slice of the) tensor's weights have a negative Fisher term, F_dom − β F_gen < 0:
+ * weights the general corpus needs more than the domain, which DAI ranks below every weight of
+ * equal magnitude. When most are, DAI's Fisher term pulls against magnitude everywhere (and
+ * gaprune-scaled, whose terms are of one scale, then departs far from a magnitude mask). */
+int64_t gp_fisher_negative(const gp_score_in *in);
 
 /* ---- scopes -------------------------------------------------------------------------------- */
 

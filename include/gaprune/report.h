@@ -37,6 +37,7 @@ typedef struct {
     char method[96]; /* the variant label (gp_prune_variant) */
     double sparsity;
     double achieved, zero_fraction, fisher_ratio; /* of the mask; fisher_ratio NaN without statistics */
+    double fisher_negative; /* share of the selected weights whose Fisher term F_dom − βF_gen is negative; NaN but DAI */
     cJSON *one_shot, *retrained; /* eval documents (rank 0); NULL when not evaluated / not retrained */
     bool did_retrain;             /* retrained, evaluated or not (no [eval] sets still retrain) */
     double first_loss, last_loss; /* of the retraining */

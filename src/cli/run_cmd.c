@@ -142,6 +142,7 @@ static gp_status run_mask(const gp_job *job, const gp_eval_opts *eo, const gp_pr
     gp_status rc = gp_prune_step(po, m, in, method, p, &pr, err);
     if (rc) return rc;
     r->achieved = pr.sparsity, r->zero_fraction = pr.zero_fraction, r->fisher_ratio = pr.fisher_ratio;
+    r->fisher_negative = pr.fisher_negative;
     r->params = pr.params, r->disk_bytes = pr.disk_bytes;
     r->reconstructed = !isnan(pr.recon_err_before);
     r->recon_err_before = pr.recon_err_before, r->recon_err_after = pr.recon_err_after;

@@ -210,6 +210,13 @@ void gp_dai_terms(const gp_score_in *in, double *fisher_term, double *magnitude_
     *magnitude_term = g;
 }
 
+int64_t gp_fisher_negative(const gp_score_in *in) {
+    const size_t n = (size_t)(in->rows * in->cols);
+    int64_t neg = 0;
+    for (size_t k = 0; k < n; k++) neg += (double)in->fisher_dom[k] - in->beta * in->fisher_gen[k] < 0;
+    return neg;
+}
+
 gp_status gp_scope_parse(const char *s, gp_scope *out, gp_err *err) {
     memset(out, 0, sizeof *out);
     if (!strcmp(s, "global")) out->kind = GP_SCOPE_GLOBAL;

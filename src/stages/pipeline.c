@@ -343,6 +343,8 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
             hid_t f = rc ? -1 : gp_h5_open_quiet(out->mask_path);
             if (f >= 0) {
                 gp_h5_read_attr_double(f, GP_MASK_ATTR_MODEL_ZERO_FRACTION, &out->mask.model_zero_fraction);
+                out->mask.fisher_negative = NAN; /* a file from before the attribute */
+                gp_h5_read_attr_double(f, GP_MASK_ATTR_FISHER_NEGATIVE, &out->mask.fisher_negative);
                 gp_h5_read_attr_double(f, crit->needs & GP_NEED_NEURONS ? GP_MASK_ATTR_NEURON_FISHER_VS_MAGNITUDE
                                                                         : GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN,
                                        &reused_ratio);
@@ -398,6 +400,7 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
     out->sparsity = (double)out->mask.pruned / (double)out->mask.total;
     out->zero_fraction = out->mask.model_zero_fraction;
     out->fisher_ratio = term_ratio(crit, &out->mask, current, reused_ratio);
+    out->fisher_negative = crit->weighted ? out->mask.fisher_negative : NAN;
     gp_export_structs nr;
     const bool structured = gp_scope_structured(&cfg->scope) && kept_structs(&out->mask, m, gp_scope_struct(&cfg->scope), &nr);
     out->params = params_kept(m, structured ? &nr : NULL);
@@ -435,8 +438,10 @@ gp_status gp_prune_step(const gp_prune_opts *base, gp_model *m, const gp_prune_i
         return rc;
     }
     free(recon_dir);
-    char ratio[64] = "", thr[96] = "";
-    if (!isnan(out->fisher_ratio)) snprintf(ratio, sizeof ratio, "; mean fisher/magnitude term ratio %.3g", out->fisher_ratio);
+    char ratio[128] = "", thr[96] = "";
+    if (!isnan(out->fisher_ratio))
+        snprintf(ratio, sizeof ratio, "; mean fisher/magnitude term ratio %.3g, Fisher term negative on %.0f%% of the weights",
+                 out->fisher_ratio, 100 * out->fisher_negative);
     /* a per-row, n:m or per-structure selection has no one threshold (the mask records NaN) */
     if (!isnan(out->mask.threshold)) snprintf(thr, sizeof thr, "; threshold %.4g", out->mask.threshold);
     else snprintf(thr, sizeof thr, "; no global threshold (selected per row, n:m group, layer or structure)");

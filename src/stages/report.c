@@ -288,6 +288,8 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+static void fisher_sign_notice(FILE *f, const gp_report_row *rows, int nrows, const double *disagreement);
+
 /* The tables of report.md into f, every comparison into comparisons (rp counting: placeholders). */
 static void render_tables(reporter *rp, FILE *f, const gp_report_model *m, const cJSON *dense, const gp_report_row *dense_rt,
                           const gp_report_row *rows, int nrows, const double *disagreement, cJSON *comparisons) {
@@ -491,7 +493,7 @@ static void render_tables(reporter *rp, FILE *f, const gp_report_model *m, const
             same[nsame++] = encode_rate(rows[i].one_shot);
     const double band_med = median(same, nsame); /* sorts same */
     const double band_lo = nsame ? same[0] : NAN, band_hi = nsame ? same[nsame - 1] : NAN;
-    char rate[96] = "", ratio[32] = "";
+    char rate[96] = "", ratio[64] = "";
     if (!isnan(dense_rate)) snprintf(rate, sizeof rate, "%.1f", dense_rate);
     char dloss[64] = "";
     if (dense_rt && dense_rt->did_retrain)
@@ -508,7 +510,9 @@ static void render_tables(reporter *rp, FILE *f, const gp_report_model *m, const
             snprintf(rate, sizeof rate, "%.1f (%.2f× dense%s)", r, r / dense_rate,
                      nsame > 1 && r >= band_lo && r <= band_hi ? ", within the timing spread" : "");
         else if (!isnan(r)) snprintf(rate, sizeof rate, "%.1f", r);
-        if (!isnan(rows[i].fisher_ratio)) snprintf(ratio, sizeof ratio, "%.3g", rows[i].fisher_ratio);
+        if (!isnan(rows[i].fisher_ratio) && !isnan(rows[i].fisher_negative))
+            snprintf(ratio, sizeof ratio, "%.3g (F term < 0: %.0f%%)", rows[i].fisher_ratio, 100 * rows[i].fisher_negative);
+        else if (!isnan(rows[i].fisher_ratio)) snprintf(ratio, sizeof ratio, "%.3g", rows[i].fisher_ratio);
         char recon[64] = "";
         if (rows[i].reconstructed && !isnan(rows[i].recon_err_before))
             snprintf(recon, sizeof recon, "%.4f → %.4f", rows[i].recon_err_before, rows[i].recon_err_after);
@@ -562,7 +566,36 @@ static void render_tables(reporter *rp, FILE *f, const gp_report_model *m, const
     fprintf(f, "\nThe fisher/magnitude ratio, for the criteria that add the two terms, is Σ|(F_dom − βF_gen)|θ|| / Σ γ√|θ| "
                "per tensor, averaged: near 0, GAPrune's DAI ranks weights almost as magnitude pruning does (gaprune-scaled: "
                "the same with each term over its mean, about 1/γ; gaprune-neurons: Σ|Φ_dom − βΦ_gen| / Σ γ·m_j over the "
-               "neurons).\n");
+               "neurons). \"F term < 0\" is the share of the selected weights whose Fisher term F_dom − βF_gen is "
+               "negative: weights the general corpus needs more than the domain, which DAI ranks below every weight of "
+               "the same magnitude.\n");
+    fisher_sign_notice(f, rows, nrows, disagreement);
+}
+
+/* Masks of the DAI family whose Fisher term is negative on most selected weights: the term then
+ * pulls against magnitude nearly everywhere (with gaprune-scaled's terms of one scale, by as much
+ * as magnitude itself), so the mask can depart from magnitude's by more than a random mask does.
+ * What it means, and what a user can check, said where the numbers are. */
+static void fisher_sign_notice(FILE *f, const gp_report_row *rows, int nrows, const double *disagreement) {
+    for (int i = 0; i < nrows; i++) {
+        if (isnan(rows[i].fisher_negative) || rows[i].fisher_negative <= 0.5) continue;
+        const double p = rows[i].sparsity;
+        fprintf(f, "\n**%s at %g: β times the general Fisher exceeds the domain Fisher on %.0f%% of the selected "
+                   "weights.** Their Fisher term is negative, so DAI ranks them below every weight of the same magnitude "
+                   "and prunes them first; that is its design (weights the domain needs less than general text go), but "
+                   "when it holds for most weights the criterion works against magnitude nearly everywhere",
+                rows[i].method, p, 100 * rows[i].fisher_negative);
+        for (int j = 0; disagreement && j < nrows; j++)
+            if (!strcmp(rows[j].method, "magnitude") && rows[j].sparsity == p) {
+                fprintf(f, ": this mask and magnitude's disagree on %.1f%% of the weights, against %.1f%% for a random "
+                           "mask of this sparsity (2p(1 − p))",
+                        100 * disagreement[i * nrows + j], 100 * 2 * p * (1 - p));
+                break;
+            }
+        fprintf(f, ". Check that the domain corpus differs from the general one as intended (a domain corpus close to "
+                   "the general one makes the two Fisher estimates noise around each other), or weigh the general "
+                   "Fisher less (`prune.beta`).\n");
+    }
 }
 
 /* report.json but the comparisons and what wrote it (ranks, times): what the report shows of the
@@ -623,6 +656,8 @@ static cJSON *report_json(const gp_job *job, const gp_report_model *m, const cJS
         cJSON_AddNumberToObject(r, "params", (double)rows[i].params);
         cJSON_AddNumberToObject(r, "weights_bytes", (double)rows[i].disk_bytes);
         if (!isnan(rows[i].fisher_ratio)) cJSON_AddNumberToObject(r, "fisher_vs_magnitude", rows[i].fisher_ratio);
+        if (!isnan(rows[i].fisher_negative))
+            cJSON_AddNumberToObject(r, "fisher_term_negative_fraction", rows[i].fisher_negative);
         if (rows[i].reconstructed && !isnan(rows[i].recon_err_before)) {
             cJSON *rec = cJSON_AddObjectToObject(r, "reconstruction");
             cJSON_AddNumberToObject(rec, "output_error_mask_alone", rows[i].recon_err_before);

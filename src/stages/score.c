@@ -27,7 +27,7 @@ typedef struct {
 } piece;
 
 /* The running values of the summary, carried through each tensor in element order. */
-enum { SUM_MIN, SUM_MAX, SUM_SCORES, SUM_FISHER, SUM_MAGNITUDE, N_SUM };
+enum { SUM_MIN, SUM_MAX, SUM_SCORES, SUM_FISHER, SUM_MAGNITUDE, SUM_NEGATIVE, N_SUM };
 
 /* Message tags of the values passed from rank to rank and of the scores gathered to rank 0. */
 enum { TAG_SQ = 11, TAG_SUMMARY = 12, TAG_SCORES = 13, TAG_NEURONS = 14, TAG_SCALES = 15 };
@@ -190,7 +190,10 @@ static gp_status score_piece(score_ctx *c, int j, double *acc, gp_err *err) {
     double smin = acc[SUM_MIN], smax = acc[SUM_MAX], ssum = acc[SUM_SCORES];
     for (int64_t k = 0; k < n; k++) smin = fmin(smin, out[k]), smax = fmax(smax, out[k]), ssum += out[k];
     acc[SUM_MIN] = smin, acc[SUM_MAX] = smax, acc[SUM_SCORES] = ssum;
-    if (c->stats >= 0) gp_dai_terms(&in, &acc[SUM_FISHER], &acc[SUM_MAGNITUDE]);
+    if (c->stats >= 0) {
+        gp_dai_terms(&in, &acc[SUM_FISHER], &acc[SUM_MAGNITUDE]);
+        acc[SUM_NEGATIVE] += (double)gp_fisher_negative(&in);
+    }
     return GP_OK;
 }
 
@@ -260,7 +263,7 @@ static gp_status score_slice(score_ctx *c, gp_err *err) {
         if ((rc = chain(c, 2, zero, sq_piece, TAG_SQ, c->sq, err))) return rc;
     }
     if ((c->needs & GP_NEED_SCALES) && (rc = term_means(c, err))) return rc;
-    const double init[N_SUM] = {INFINITY, -INFINITY, 0, 0, 0};
+    const double init[N_SUM] = {INFINITY, -INFINITY, 0, 0, 0, 0};
     c->sum = gp_malloc((size_t)(N_SUM * c->n) * sizeof(double));
     return chain(c, N_SUM, init, score_piece, TAG_SUMMARY, c->sum, err);
 }
@@ -772,6 +775,9 @@ static void fill_rows(const score_ctx *c, gp_mask *mk) {
         r->fisher_vs_magnitude = c->stats >= 0 && s[SUM_MAGNITUDE] > 0 ? s[SUM_FISHER] / s[SUM_MAGNITUDE] : NAN;
         mk->pruned += r->numel - r->kept;
     }
+    double neg = 0, all = 0;
+    for (int i = 0; i < c->n; i++) neg += c->sum[(size_t)i * N_SUM + SUM_NEGATIVE], all += (double)c->numel[i];
+    mk->fisher_negative = c->stats >= 0 && all > 0 ? neg / all : NAN;
 }
 
 /* Rank 0 gets item i's scores from the ranks that hold its rows, in row order (every rank takes
@@ -849,6 +855,7 @@ static void write_attributes(const score_ctx *c, hid_t f, const gp_mask_request 
     for (int i = 0; i < c->n; i++)
         if (!isnan(mk->rows[i].fisher_vs_magnitude)) rsum += mk->rows[i].fisher_vs_magnitude, rn++;
     gp_h5_attr_double(f, GP_MASK_ATTR_FISHER_VS_MAGNITUDE_MEAN, rn ? rsum / rn : NAN);
+    gp_h5_attr_double(f, GP_MASK_ATTR_FISHER_NEGATIVE, mk->fisher_negative);
     if (c->crit->needs & GP_NEED_SCALES) {
         gp_h5_attr_double(f, GP_MASK_ATTR_MEAN_FISHER_TERM, c->mean_fisher);
         gp_h5_attr_double(f, GP_MASK_ATTR_MEAN_MAGNITUDE_TERM, c->mean_magnitude);
