@@ -12,7 +12,7 @@
 #   make deps       installs the Debian packages (apt-get; nothing when all are present)
 #
 # Knobs: CC, BUILD (build dir), ARCH_FLAGS (default -march=native when the compiler takes it),
-# NP (ranks for `make run`, one thread each; README "Ranks and threads" for more threads),
+# NP (ranks for `make run`, one thread each; docs/scaling.md "Ranks and threads" for more threads),
 # FUZZ_CC (clang), FUZZ_SECONDS (per harness), JOBS (compilations and fuzzers at a time; nproc).
 
 CC         ?= gcc

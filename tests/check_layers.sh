@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the layering of the sources (README "Layout"): a file may include headers of its own
+# Checks the layering of the sources (docs/guide.md "Layout of the sources"): a file may include headers of its own
 # layer and of layers below it, never of a layer above, and no two modules include each other
 # through any chain (a module is x.c with its header x.h). Exit 1 naming every offending
 # include; run by `make test`. Usage: tests/check_layers.sh [ROOT]

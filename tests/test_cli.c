@@ -447,12 +447,12 @@ static void test_template_names_every_criterion(void **state) {
     free(t);
 }
 
-/* README's job-file reference is `gaprune help-job`, generated from the option table. */
-static void test_readme_job_reference(void **state) {
+/* docs/guide.md's job-file reference is `gaprune help-job`, generated from the option table. */
+static void test_guide_job_reference(void **state) {
     (void)state;
     assert_int_equal(run("%s help-job", bin()), 0);
     char *help = slurp("out");
-    FILE *f = fopen("README.md", "rb");
+    FILE *f = fopen("docs/guide.md", "rb");
     assert_non_null(f);
     char *readme = calloc(1, 1 << 20);
     readme[fread(readme, 1, (1 << 20) - 1, f)] = '\0';
@@ -463,7 +463,7 @@ static void test_readme_job_reference(void **state) {
     assert_non_null(b);
     a += strlen(open);
     *b = '\0';
-    if (strcmp(a, help) != 0) fail_msg("README.md's job-file reference differs from `gaprune help-job`: regenerate it");
+    if (strcmp(a, help) != 0) fail_msg("docs/guide.md's job-file reference differs from `gaprune help-job`: regenerate it");
     free(help), free(readme);
 }
 
@@ -477,7 +477,7 @@ int main(void) {
         cmocka_unit_test(test_run_list_alone_on_stdout),
         cmocka_unit_test(test_max_length_capped_and_said),
         cmocka_unit_test(test_template_names_every_criterion),
-        cmocka_unit_test(test_readme_job_reference),
+        cmocka_unit_test(test_guide_job_reference),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

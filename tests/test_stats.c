@@ -748,7 +748,7 @@ static int stats_interrupted(int np, const char *job, int sig) {
 
 /* issue 14: SIGINT (Ctrl-C) stops the statistics as SIGTERM does: checkpoint, the message,
  * exit 3 from gaprune; mpirun sends its ranks SIGTERM on SIGINT and itself exits 1 (Open MPI
- * 4.1, README "Stopping and resuming"); either way a rerun resumes. */
+ * 4.1, docs/guide.md "Exit codes"); either way a rerun resumes. */
 static void test_sigint(void **state) {
     (void)state;
     for (int np = 0; np <= 2; np += 2) {

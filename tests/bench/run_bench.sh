@@ -52,7 +52,7 @@ if [ ! -f "$data/stats.ini" ] || [ "$(wc -l < "$data/domain.jsonl")" -ne "$ntrip
 fi
 gaprune=$(cd "$(dirname "$bin")/.." && pwd)/gaprune
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# R ranks x T threads, each rank bound to T cores (README, "Ranks and threads"); passive waiting
+# R ranks x T threads, each rank bound to T cores (docs/scaling.md, "Ranks and threads"); passive waiting
 # unless OMP_WAIT_POLICY says otherwise, since this VM's cores are shared and a spinning thread
 # only takes time from the others (on a quiet machine OMP_WAIT_POLICY=active shows the threads'
 # own speed-up)

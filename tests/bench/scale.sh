@@ -4,7 +4,7 @@
 # the rank count. Needs build/gaprune and build/bench/bench_{bert,kmeans} (`make bench` builds
 # them), mpirun, and a python3 with h5py (PYTHON=/usr/bin/python3 on Debian). Usage:
 #   NPS="1 2 4 8 16" NT=200 tests/bench/scale.sh [OUT_DIR]     (JSON lines in OUT_DIR/scale.jsonl)
-# The README's 16-CPU numbers came from this script (tests/bench/scale-16cpu-2026-11-26.jsonl).
+# The 16-CPU numbers of docs/performance.md came from this script (tests/bench/scale-16cpu-2026-11-26.jsonl).
 set -u
 OUT=${1:-build/scale}
 mkdir -p "$OUT"
