@@ -125,7 +125,7 @@ test: deps
 check: test
 
 test-run: $(BUILD)/gaprune $(BUILD)/san/gaprune $(TEST_BIN) $(REPLAY_BIN)
-	@tests/check_layers.sh && tests/check_layers.sh --selftest
+	@tests/check_layers.sh && tests/check_layers.sh --selftest && tests/check_docs.sh $(BUILD)/gaprune && tests/check_docs.sh --selftest $(BUILD)/gaprune
 	@GAPRUNE_BIN=$(BUILD)/san/gaprune tests/run_tests.sh $(TEST_BIN) $(REPLAY_BIN)
 
 # The embedded default: corpora from Debian packages, the committed demo model, jobs/demo.ini.
