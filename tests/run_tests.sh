@@ -15,6 +15,11 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 # ("Tracer caught signal 11" after fuzz_h5's replay on this 2-core VM)
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# Open MPI's shared-memory transport (every test runs on one node): left to choose, Debian's Open
+# MPI starts UCX and probes its fabric components in every MPI_Init: ~0.2 s of each launch of
+# gaprune or a test_mpi_* program (0.6 s against 0.4 s for `mpirun -np 2 gaprune --help` here),
+# and make test launches hundreds. No test uses one-sided communication, the only other user of UCX.
+export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader
 failed=0
 failures=()
 runs=()
