@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test binary given as an argument and reports a one-line verdict per binary.
 # Binaries named test_mpi_* run under mpirun with 1, 2 and 4 ranks; fuzz_* (the replays of
-# tests/fuzz's harnesses over their committed inputs) run as they are. Each run's wall time is
-# printed after it, and a table of them, slowest first, at the end, so that the next slow one
-# is seen (make test must stay within 6 minutes on 2 cores: README "Tests").
+# tests/fuzz's harnesses over their committed inputs) run as they are. Each run's wall and CPU
+# time is printed after it, and a table of them, slowest first, at the end, so that the next
+# slow one is seen (make test must stay within 6 minutes on 2 cores: README "Tests").
 # GAPRUNE_TEST_LONG (test_util.h's tu_run_group): unset or 0 (make test), every case but the
-# long ones, whose count the summary gives; 1 (make test-long), the long ones only.
+# long ones, whose count the summary gives; 1 (make test-long), the long ones (and the cases
+# whose output they read); all, every case.
 # Exit status: the number of failed runs (0 = all passed). Run from the repository root
 # (fixtures are relative).
 set -u
