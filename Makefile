@@ -1,7 +1,10 @@
 # gaprune — build, test, run, bench, fixtures, deps.
 #
 #   make            release build: build/gaprune and build/libgaprune.a
-#   make test       installs missing packages, builds, runs every test (under ASan + UBSan)
+#   make test       installs missing packages, builds, runs every test (under ASan + UBSan) but the
+#                   long cases: within 6 minutes on 2 cores (docs/testing.md "Tests": which case runs where)
+#   make test-long  the long cases (tu_long_test in tests/test_*.c: many ranks, kill-and-resume
+#                   matrices, model-sized memory checks); CI runs both
 #   make run        installs missing packages, builds, builds the corpora, runs jobs/demo.ini on 2 ranks
 #   make data       the demo corpora (WordNet, manual pages) into build/data
 #   make test-slurm a private Slurm (munge, slurmctld, slurmd): a job, and one requeued by USR1
@@ -63,7 +66,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 # replays the committed corpora and crash inputs through them (no clang needed)
 REPLAY_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/san/fuzz/%)
 
-.PHONY: all test test-run check run run-local data test-slurm bench bench-run fuzz fuzz-smoke fuzz-build fixtures \
+.PHONY: all test test-run test-long test-long-run check run run-local data test-slurm bench bench-run fuzz fuzz-smoke fuzz-build fixtures \
         deps deps-py deps-data deps-slurm deps-fuzz clean
 .SUFFIXES:
 
@@ -116,6 +119,8 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libgaprune.a
 	$(CC) $(CFLAGS_REL) $< $(BUILD)/libgaprune.a $(PKG_LIBS) -o $@
 
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/san/tests/%)
+# the programs with long cases (tu_long_test, tests/test_util.h), which `make test` leaves out
+LONG_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/san/tests/%,$(shell grep -lw tu_long_test $(TEST_SRC)))
 
 # `make test` and `make run` install what is missing first, then re-read this file (the
 # pkg-config flags above are only right once the packages are there).
@@ -127,6 +132,12 @@ check: test
 test-run: $(BUILD)/gaprune $(BUILD)/san/gaprune $(TEST_BIN) $(REPLAY_BIN)
 	@tests/check_layers.sh && tests/check_layers.sh --selftest && tests/check_docs.sh $(BUILD)/gaprune && tests/check_docs.sh --selftest $(BUILD)/gaprune
 	@GAPRUNE_BIN=$(BUILD)/san/gaprune tests/run_tests.sh $(TEST_BIN) $(REPLAY_BIN)
+
+test-long: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) test-long-run
+
+test-long-run: $(BUILD)/gaprune $(BUILD)/san/gaprune $(LONG_TEST_BIN)
+	@GAPRUNE_TEST_LONG=1 GAPRUNE_BIN=$(BUILD)/san/gaprune tests/run_tests.sh $(LONG_TEST_BIN)
 
 # The embedded default: corpora from Debian packages, the committed demo model, jobs/demo.ini.
 run: deps deps-data

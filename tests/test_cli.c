@@ -472,12 +472,13 @@ int main(void) {
         cmocka_unit_test(test_encode_matches_library), cmocka_unit_test(test_encode_ranks_agree),
         cmocka_unit_test(test_encode_qwen3_query),
         cmocka_unit_test(test_encode_jsonl),           cmocka_unit_test(test_bad_input_exit_2),
-        cmocka_unit_test(test_job_errors_before_any_stage),
+        /* 16 bad jobs, each under mpirun on 1 and 2 ranks */
+        tu_long_test(test_job_errors_before_any_stage),
         cmocka_unit_test(test_tokenize),
         cmocka_unit_test(test_run_list_alone_on_stdout),
         cmocka_unit_test(test_max_length_capped_and_said),
         cmocka_unit_test(test_template_names_every_criterion),
         cmocka_unit_test(test_guide_job_reference),
     };
-    return cmocka_run_group_tests_name("cli", tests, setup, teardown);
+    return tu_run_group("cli", tests, setup, teardown);
 }

@@ -656,10 +656,10 @@ static void test_lock_pairs(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_checkpoint), cmocka_unit_test(test_io_error), cmocka_unit_test(test_stats_file), cmocka_unit_test(test_score),
-        cmocka_unit_test(test_retrain),          cmocka_unit_test(test_eval_and_report), cmocka_unit_test(test_lock),
+        /* the full disk in the retraining and in the evaluation and report: the longest scenarios */
+        tu_long_test(test_retrain),              tu_long_test(test_eval_and_report),     cmocka_unit_test(test_lock),
         cmocka_unit_test(test_lock_concurrent),  cmocka_unit_test(test_lock_pairs),
     };
     /* GP_TEST_FILTER=test_lock runs one test while iterating (cmocka's pattern) */
-    if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));
-    return cmocka_run_group_tests_name("outdir", tests, setup, teardown);
+    return tu_run_group("outdir", tests, setup, teardown);
 }

@@ -657,10 +657,10 @@ int main(void) {
         cmocka_unit_test(test_command),
         cmocka_unit_test(test_plan_defaults_and_advice),
         cmocka_unit_test(test_prediction_vs_peak_rss),
-        cmocka_unit_test(test_shapes_vs_peak_rss),
-        cmocka_unit_test(test_retrain_vs_peak_rss),
+        /* model-sized: minutes of the release build on 2 cores */
+        tu_long_test(test_shapes_vs_peak_rss),
+        tu_long_test(test_retrain_vs_peak_rss),
     };
     /* GP_TEST_FILTER=test_shapes* runs one test while iterating (cmocka's pattern) */
-    if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tu_run_group("plan", tests, setup, teardown);
 }

@@ -438,12 +438,13 @@ static void test_bad_settings(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_block_forward),
-        cmocka_unit_test(test_ranks_and_threads),
+        /* five methods and scopes on 1, 2 and 4 ranks and 2 threads */
+        tu_long_test(test_ranks_and_threads),
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_neurons),
         cmocka_unit_test(test_parallel_order),
         cmocka_unit_test(test_run_report),
         cmocka_unit_test(test_bad_settings),
     };
-    return cmocka_run_group_tests_name("reconstruct", tests, setup, teardown);
+    return tu_run_group("reconstruct", tests, setup, teardown);
 }

@@ -1343,12 +1343,15 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranks_agree),
         cmocka_unit_test(test_sharding_rule),
-        cmocka_unit_test(test_sharding_agrees),
-        cmocka_unit_test(test_sharded_resume),
-        cmocka_unit_test(test_micro_batches),
+        /* its runs are what the sharded resumes are compared with */
+        tu_long_needs(test_sharding_agrees),
+        /* the kill-and-resume matrices (modes by rank counts, damaged logs on 1 and 2 ranks) */
+        tu_long_test(test_sharded_resume),
+        /* micro-batches 1 and 3, alone and with states, on 1 and 2 ranks */
+        tu_long_test(test_micro_batches),
         cmocka_unit_test(test_loss_goes_down),
         cmocka_unit_test(test_resume),
-        cmocka_unit_test(test_damaged_checkpoint),
+        tu_long_test(test_damaged_checkpoint),
         cmocka_unit_test(test_damaged_log),
         cmocka_unit_test(test_run_end_to_end),
         cmocka_unit_test(test_run_qwen3),
@@ -1357,6 +1360,5 @@ int main(void) {
         cmocka_unit_test(test_train_from_config),
     };
     /* GP_TEST_FILTER=test_micro* runs one test while iterating (cmocka's pattern) */
-    if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));
-    return cmocka_run_group_tests_name("retrain", tests, setup, teardown);
+    return tu_run_group("retrain", tests, setup, teardown);
 }

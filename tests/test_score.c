@@ -1357,18 +1357,19 @@ int main(void) {
         cmocka_unit_test(test_magnitude_against_reference),
         cmocka_unit_test(test_bf16_sharded_export),
         cmocka_unit_test(test_scopes),
-        cmocka_unit_test(test_ranks_agree),
+        /* 70 mask files, each scored under mpirun: minutes on 2 cores */
+        tu_long_test(test_ranks_agree),
         cmocka_unit_test(test_nan_score),
         cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_neurons),
         cmocka_unit_test(test_neurons_by_hand),
         cmocka_unit_test(test_heads),
-        cmocka_unit_test(test_neurons_global),
+        /* 5 criteria at 30% and 50% on two models, folders checked by the reference, 2 and 4 ranks */
+        tu_long_test(test_neurons_global),
         cmocka_unit_test(test_scaled_and_obd),
         cmocka_unit_test(test_variants),
         cmocka_unit_test(test_inspect_reconstruction),
     };
     /* GP_TEST_FILTER=test_heads runs one test while iterating (cmocka's pattern) */
-    if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));
-    return cmocka_run_group_tests_name("score", tests, setup, teardown);
+    return tu_run_group("score", tests, setup, teardown);
 }

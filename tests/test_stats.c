@@ -806,11 +806,16 @@ static void test_progress_resumed_rate(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_fb1), cmocka_unit_test(test_reference_fb4), cmocka_unit_test(test_ranks_agree),
-        cmocka_unit_test(test_only_selected), cmocka_unit_test(test_sharded), cmocka_unit_test(test_48_ranks),      cmocka_unit_test(test_kill_and_resume), cmocka_unit_test(test_damaged_checkpoint), cmocka_unit_test(test_sigint),
-        cmocka_unit_test(test_damaged_values), cmocka_unit_test(test_broken_corpora), cmocka_unit_test(test_progress_resumed_rate),
+        /* fb1 is the 1-rank file the rank counts are compared with (48 ranks too) */
+        tu_long_needs(test_reference_fb1), cmocka_unit_test(test_reference_fb4),
+        /* 2, 3, 4 and 8 ranks, each file's masks scored on as many */
+        tu_long_test(test_ranks_agree),
+        cmocka_unit_test(test_only_selected), cmocka_unit_test(test_sharded),
+        /* 48 oversubscribed ranks, and the kill-and-resume matrices: minutes on 2 cores */
+        tu_long_test(test_48_ranks), tu_long_test(test_kill_and_resume), tu_long_test(test_damaged_checkpoint),
+        cmocka_unit_test(test_sigint), cmocka_unit_test(test_damaged_values), cmocka_unit_test(test_broken_corpora),
+        cmocka_unit_test(test_progress_resumed_rate),
     };
     /* GP_TEST_FILTER=test_sharded runs one test while iterating (cmocka's pattern) */
-    if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));
-    return cmocka_run_group_tests_name("stats", tests, setup, teardown);
+    return tu_run_group("stats", tests, setup, teardown);
 }

@@ -315,7 +315,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bert_threads),
         cmocka_unit_test(test_qwen3_threads),
-        cmocka_unit_test(test_stats_threads),
+        /* gaprune stats with 1, 2 and 4 threads on 1 rank and 1 and 2 on 2, matmuls whole and split */
+        tu_long_test(test_stats_threads),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group("threads", tests, NULL, NULL);
 }

@@ -269,3 +269,59 @@ static inline double tu_rand(uint64_t *s) {
 static inline void tu_fill(float *x, size_t n, double scale, uint64_t *s) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(scale * tu_rand(s));
 }
+
+/* Long cases (issue 28): `make test` must finish within 6 minutes on 2 cores, so the costly cases
+ * run in `make test-long` instead; nothing is dropped, only moved. In a program's list of cases,
+ * tu_long_test(f) marks a long case and tu_long_needs(f) a short case whose output a long case
+ * reads (it runs in both targets, so that a long case never depends on a case left out). They
+ * are told apart by their (empty) per-case setup, so that the names stay the functions'. */
+static inline int tu_long_case(void **state) {
+    (void)state;
+    return 0;
+}
+static inline int tu_needed_by_long(void **state) {
+    (void)state;
+    return 0;
+}
+#define tu_long_test(f) cmocka_unit_test_setup(f, tu_long_case)
+#define tu_long_needs(f) cmocka_unit_test_setup(f, tu_needed_by_long)
+
+/* cmocka_run_group_tests_name with the cases of this target: GAPRUNE_TEST_LONG unset or 0 (make
+ * test), every case but the long ones, whose count and names are printed for run_tests.sh's
+ * summary; 1 (make test-long), the long ones and those they need; all, every case.
+ * GP_TEST_FILTER=PATTERN (cmocka's * and ?) narrows to the matching names, while iterating. */
+#define tu_run_group(name, tests, setup, teardown) \
+    tu_run_group_(name, tests, sizeof(tests) / sizeof((tests)[0]), setup, teardown)
+static inline int tu_run_group_(const char *name, const struct CMUnitTest *tests, size_t n, CMFixtureFunction setup,
+                                CMFixtureFunction teardown) {
+    const char *mode = getenv("GAPRUNE_TEST_LONG");
+    const bool all = mode && strcmp(mode, "all") == 0, only_long = mode && strcmp(mode, "1") == 0;
+    struct CMUnitTest *pick = calloc(n, sizeof *pick);
+    size_t k = 0, left = 0;
+    char names[2048] = "";
+    for (size_t i = 0; i < n; i++) {
+        const bool is_long = tests[i].setup_func == tu_long_case;
+        const bool needed = tests[i].setup_func == tu_needed_by_long;
+        if (all || (only_long ? is_long || needed : !is_long)) {
+            pick[k++] = tests[i];
+        } else if (is_long) {
+            size_t at = strlen(names);
+            snprintf(names + at, sizeof names - at, "%s%s", left ? ", " : "", tests[i].name);
+            left++;
+        }
+    }
+    if (getenv("GP_TEST_FILTER")) cmocka_set_test_filter(getenv("GP_TEST_FILTER"));
+    if (left) {
+        printf("[   LONG   ] %zu test(s) left to make test-long: %s\n", left, names);
+        /* for run_tests.sh's count; once, from mpirun's rank 0 (each rank inherits the variable) */
+        const char *path = getenv("GAPRUNE_TEST_LONG_LEFT"), *rank = getenv("OMPI_COMM_WORLD_RANK");
+        FILE *f = path && *path && (!rank || strcmp(rank, "0") == 0) ? fopen(path, "a") : NULL;
+        if (f) {
+            fprintf(f, "%zu %s\n", left, names);
+            fclose(f);
+        }
+    }
+    const int rc = _cmocka_run_group_tests(name, pick, k, setup, teardown);
+    free(pick);
+    return rc;
+}
