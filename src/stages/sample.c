@@ -69,9 +69,9 @@ static void settings_hash(const sample_ctx *x, const gp_corpus *c, char out[65])
     if (x->kmeans)
         snprintf(buf, sizeof buf,
                  "gaprune-sample v%d; corpus %s; on_bad_record %d; method kmeans; k %lld; iterations %d; seed %lld; "
-                 "model %s; max_length %d; batch %d; queries as written; L2-normalised",
+                 "model %s; max_length %d; batch %d; queries as written; L2-normalised%s",
                  GP_SAMPLE_FORMAT_VERSION, c->sha256, (int)o->skip_bad, (long long)o->k, o->iterations,
-                 (long long)o->seed, x->model_sha, o->max_length, GP_SAMPLE_ENCODE_BATCH);
+                 (long long)o->seed, x->model_sha, o->max_length, GP_SAMPLE_ENCODE_BATCH, gp_compute_tag());
     else
         snprintf(buf, sizeof buf, "gaprune-sample v%d; corpus %s; on_bad_record %d; method random; k %lld; seed %lld",
                  GP_SAMPLE_FORMAT_VERSION, c->sha256, (int)o->skip_bad, (long long)o->k, (long long)o->seed);
