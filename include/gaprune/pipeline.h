@@ -103,3 +103,11 @@ typedef struct {
 gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *mask, const char *tag, const char *mask_path,
                           const char *mask_hash, const char *out_dir, gp_retrained *out, gp_err *err);
 void gp_retrained_free(gp_retrained *r);
+
+/* After the model is loaded, the job's [model] settings that need it (every stage that loads a
+ * model applies them, whichever front end calls it): model.recompute is set on the model,
+ * model.compute on the process (bf16: said once, with whether this CPU runs it natively); a
+ * model.max_length beyond the model's positions becomes the model's, said on stderr with the
+ * key's origin when the job set it (the configuration printed at start-up shows the value asked
+ * for), on stdout when it was the default. */
+void gp_job_model_settings(gp_job *job, gp_model *m);

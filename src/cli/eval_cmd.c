@@ -13,6 +13,7 @@
 #include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
+#include "gaprune/pipeline.h"
 
 int gp_cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL;
@@ -31,7 +32,7 @@ int gp_cmd_eval(int argc, char **argv) {
     const char *dir = model_dir ? model_dir : job.model.path;
     gp_model *m = NULL;
     rc = gp_model_load(dir, &m, &err);
-    if (!rc) gp_cli_model_settings(&job, m);
+    if (!rc) gp_job_model_settings(&job, m);
     rc = gp_agree(rc, &err);
     if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);
     if (!rc) {

@@ -21,6 +21,7 @@
 #include "gaprune/h5.h"
 #include "gaprune/log.h"
 #include "gaprune/mask_file.h"
+#include "gaprune/model.h"
 #include "gaprune/stats_file.h"
 #include "gaprune/svg.h"
 

@@ -36,7 +36,7 @@ int gp_cmd_retrain(int argc, char **argv) {
     gp_mask mask = {0};
     char mask_hash[80] = "";
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
-    if (!rc) gp_cli_model_settings(&job, m);
+    if (!rc) gp_job_model_settings(&job, m);
     if (!rc && gp_rank() == 0) {
         rc = gp_mask_read(mask_path, m, &mask, &err);
         hid_t f = rc ? -1 : gp_h5_open_quiet(mask_path);

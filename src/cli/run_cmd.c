@@ -320,7 +320,7 @@ int gp_cmd_run(int argc, char **argv) {
     if (!rc) rc = gp_inputs_check(&job, &err);
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
     if (!rc) {
-        gp_cli_model_settings(&job, m);
+        gp_job_model_settings(&job, m);
         gp_eval_opts_from_job(&eo, &job); /* with the effective max_length */
     }
     if (!rc) rc = gp_prune_check(&po, m, &err);

@@ -10,6 +10,7 @@
 #include "gaprune/lock.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
+#include "gaprune/pipeline.h"
 #include "gaprune/plan.h"
 #include "gaprune/sample.h"
 #include "gaprune/score.h"
@@ -29,7 +30,7 @@ int gp_cmd_stats(int argc, char **argv) {
     const unsigned stages = GP_PLAN_BIT(GP_PLAN_STATS) | (job.sample.method != GP_SAMPLE_NONE ? GP_PLAN_BIT(GP_PLAN_SAMPLE) : 0);
     rc = gp_plan_guard(&job, "stats", stages, &err);
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
-    if (!rc) gp_cli_model_settings(&job, m);
+    if (!rc) gp_job_model_settings(&job, m);
     if (!rc) { /* a scope or layers the model cannot take fail now, not after the statistics */
         gp_prune_opts po;
         gp_prune_opts_from_job(&po, &job);
