@@ -104,6 +104,32 @@ gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *ma
                           const char *mask_hash, const char *out_dir, gp_retrained *out, gp_err *err);
 void gp_retrained_free(gp_retrained *r);
 
+/* `gaprune retrain --mask FILE`: retraining the job's model with a mask file made by score, in two
+ * collective steps so that the front end takes the output folder's lock between them (a bad
+ * model or mask file is refused before the lock is asked for):
+ *     gp_mask_retrain mr;
+ *     rc = gp_mask_retrain_open(&job, mask_path, &mr, &err);   // model, settings, mask and its hash
+ *     if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);
+ *     gp_retrained rt = {0};
+ *     if (!rc) rc = gp_mask_retrain_run(&mr, &job, &rt, &err);  // -> OUT/retrained-<mr.tag>/
+ *     gp_retrained_free(&rt), gp_mask_retrain_free(&mr);
+ * The tag is FILE's name without the mask- prefix and the .h5 suffix. */
+typedef struct {
+    gp_model *model;
+    gp_mask mask;         /* read on rank 0 by open; on every rank after run */
+    char mask_hash[80];   /* the file's settings hash, else the SHA-256 of its bytes */
+    char tag[256];
+    const char *mask_path; /* the caller's */
+} gp_mask_retrain;
+
+/* Collective: loads the model, applies the job's [model] settings (gp_job_model_settings, hence
+ * the job is not const), reads the mask and its hash on rank 0. Returns the same status on every
+ * rank; *mr is to be freed with gp_mask_retrain_free in every case. */
+gp_status gp_mask_retrain_open(gp_job *job, const char *mask_path, gp_mask_retrain *mr, gp_err *err);
+/* Collective: sends the mask to every rank, applies it and retrains (gp_retrain_step). */
+gp_status gp_mask_retrain_run(gp_mask_retrain *mr, const gp_job *job, gp_retrained *out, gp_err *err);
+void gp_mask_retrain_free(gp_mask_retrain *mr);
+
 /* After the model is loaded, the job's [model] settings that need it (every stage that loads a
  * model applies them, whichever front end calls it): model.recompute is set on the model,
  * model.compute on the process (bf16: said once, with whether this CPU runs it natively); a

@@ -17,6 +17,7 @@
 #include "gaprune/h5.h"
 #include "gaprune/hash.h"
 #include "gaprune/log.h"
+#include "gaprune/mask.h"
 #include "gaprune/mask_file.h"
 #include "gaprune/retrain_file.h"
 #include "gaprune/safetensors.h"
@@ -523,4 +524,42 @@ void gp_job_model_settings(gp_job *job, gp_model *m) {
         gp_warn("%s: [model] max_length = %d is more than the %d tokens %s takes; using max_length = %d", origin,
                 job->model.max_length, m->max_length, m->dir, m->max_length);
     job->model.max_length = m->max_length;
+}
+
+gp_status gp_mask_retrain_open(gp_job *job, const char *mask_path, gp_mask_retrain *mr, gp_err *err) {
+    memset(mr, 0, sizeof *mr);
+    mr->mask_path = mask_path;
+    gp_status rc = gp_model_load(job->model.path, &mr->model, err);
+    if (!rc) gp_job_model_settings(job, mr->model);
+    if (!rc && gp_rank() == 0) {
+        rc = gp_mask_read(mask_path, mr->model, &mr->mask, err);
+        hid_t f = rc ? -1 : gp_h5_open_quiet(mask_path);
+        char *h = f >= 0 ? gp_h5_read_attr_str(f, GP_MASK_ATTR_SETTINGS_HASH) : NULL;
+        if (h && *h) snprintf(mr->mask_hash, sizeof mr->mask_hash, "%s", h);
+        else if (!rc) rc = gp_sha256_file(mask_path, mr->mask_hash, err);
+        free(h);
+        if (f >= 0) H5Fclose(f);
+    }
+    return gp_agree(rc, err);
+}
+
+gp_status gp_mask_retrain_run(gp_mask_retrain *mr, const gp_job *job, gp_retrained *out, gp_err *err) {
+    gp_bcast_bytes(mr->mask_hash, sizeof mr->mask_hash, 0);
+    gp_mask_bcast(&mr->mask, mr->model);
+    gp_mask_apply(&mr->mask, mr->model);
+    const char *path = mr->mask_path;
+    const char *b = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const size_t pl = strlen(GP_MASK_FILE_PREFIX);
+    snprintf(mr->tag, sizeof mr->tag, "%s", strncmp(b, GP_MASK_FILE_PREFIX, pl) ? b : b + pl);
+    size_t l = strlen(mr->tag);
+    if (l > 3 && !strcmp(mr->tag + l - 3, ".h5")) mr->tag[l - 3] = '\0';
+    gp_train_opts o;
+    gp_train_opts_retrain(job, &o);
+    return gp_retrain_step(&o, mr->model, &mr->mask, mr->tag, path, mr->mask_hash, job->out_dir, out, err);
+}
+
+void gp_mask_retrain_free(gp_mask_retrain *mr) {
+    gp_mask_free(&mr->mask);
+    gp_model_free(mr->model);
+    mr->model = NULL;
 }
