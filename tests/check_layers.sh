@@ -58,14 +58,10 @@ cli_layers=" core dist job stages cli "
 declare -A cli_exceptions=(
   # the usage text lists the architectures (gp_architectures) and criteria (gp_criteria)
   [src/cli/cli.c]="model prune"
-  # loads the model it evaluates and hashes it for the report
-  [src/cli/eval_cmd.c]="model"
   # reads stats and mask files itself (tables and figures) and names the structures (gp_struct_kind)
   [src/cli/inspect_cmd.c]="mask_file model"
   # the whole pipeline's loop: loads the model, reads back masks and restores the dense weights
   [src/cli/run_cmd.c]="mask mask_file model"
-  # loads the model the sample and the statistics stages share
-  [src/cli/stats_cmd.c]="model"
   # the model folder's tokenizer, token ids printed per text
   [src/cli/tokenize.c]="model"
 )

@@ -20,6 +20,8 @@
 #include "gaprune/check.h"
 #include "gaprune/job.h"
 #include "gaprune/model.h"
+#include "gaprune/sample.h"
+#include "gaprune/stats.h"
 #include "gaprune/reconstruct.h"
 #include "gaprune/retrain.h"
 #include "gaprune/score.h"
@@ -137,3 +139,48 @@ void gp_mask_retrain_free(gp_mask_retrain *mr);
  * key's origin when the job set it (the configuration printed at start-up shows the value asked
  * for), on stdout when it was the default. */
 void gp_job_model_settings(gp_job *job, gp_model *m);
+
+/* `gaprune eval JOB.ini --model DIR`: the [eval] sets for one model folder, in two collective
+ * steps with the front end's lock between them (a folder that does not load is refused first):
+ *     gp_eval_folder ev;
+ *     rc = gp_eval_folder_open(&job, dir_or_NULL, &ev, &err);   // NULL: model.path
+ *     if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);
+ *     if (!rc) rc = gp_eval_folder_run(&ev, &job, &err);        // -> ev.out, ev.score
+ *     gp_eval_folder_free(&ev);
+ * The results go to OUT/eval-<folder's name>.json, or eval-<name>-<8 hex of the path>.json when
+ * that file holds another folder's evaluation (said on stderr). */
+typedef struct {
+    gp_model *model;
+    const char *dir;  /* the folder evaluated (the caller's, or the job's model.path) */
+    char base[256];   /* its last path component: the tag in tables and the file name */
+    char *out;        /* the JSON written (malloc'd, set by run) */
+    bool scored;      /* run wrote results: score holds main_score_mean */
+    char score[32];   /* main_score_mean as JSON text, "null" when not a number */
+} gp_eval_folder;
+
+/* Collective: loads the folder and applies the job's [model] settings (gp_job_model_settings).
+ * Same status on every rank; free *ev in every case. */
+gp_status gp_eval_folder_open(gp_job *job, const char *dir, gp_eval_folder *ev, gp_err *err);
+/* Collective: evaluates the loaded model on the job's [eval] sets. */
+gp_status gp_eval_folder_run(gp_eval_folder *ev, const gp_job *job, gp_err *err);
+void gp_eval_folder_free(gp_eval_folder *ev);
+
+/* `gaprune stats JOB.ini`: the statistics pass, with sample.method set the calibration sample
+ * first, in two collective steps with the front end's lock between them. Open refuses, with
+ * GP_EINPUT, what would fail later: a stage that will not fit the memory per rank
+ * (gp_plan_guard, named as `cmd`), a model that does not load, a scope or layers it cannot take
+ * (gp_prune_check, gp_stats_check); it applies the job's [model] settings.
+ *     gp_stats_job sj;
+ *     rc = gp_stats_job_open(&job, "stats", &sj, &err);
+ *     if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);
+ *     if (!rc) rc = gp_stats_job_run(&sj, &job, &err);   // sj.report
+ *     gp_stats_job_free(&sj); */
+typedef struct {
+    gp_model *model;
+    gp_sample_report samples; /* when sample.method is set */
+    gp_stats_report report;   /* set by run */
+} gp_stats_job;
+
+gp_status gp_stats_job_open(gp_job *job, const char *cmd, gp_stats_job *sj, gp_err *err);
+gp_status gp_stats_job_run(gp_stats_job *sj, const gp_job *job, gp_err *err);
+void gp_stats_job_free(gp_stats_job *sj);
