@@ -62,8 +62,6 @@ declare -A cli_exceptions=(
   [src/cli/inspect_cmd.c]="mask_file model"
   # the whole pipeline's loop: loads the model, reads back masks and restores the dense weights
   [src/cli/run_cmd.c]="mask mask_file model"
-  # the model folder's tokenizer, token ids printed per text
-  [src/cli/tokenize.c]="model"
 )
 bad=0
 edges=$(mktemp)
