@@ -16,6 +16,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "gaprune/check.h"
 #include "gaprune/job.h"
@@ -184,3 +185,7 @@ typedef struct {
 gp_status gp_stats_job_open(gp_job *job, const char *cmd, gp_stats_job *sj, gp_err *err);
 gp_status gp_stats_job_run(gp_stats_job *sj, const gp_job *job, gp_err *err);
 void gp_stats_job_free(gp_stats_job *sj);
+
+/* For a front end's usage text: "\ncriteria:     a, b, ...\narchitectures: x, y" (no final newline),
+ * the registries a job may name (prune.h's criteria, model.h's architectures). */
+void gp_registries_print(FILE *f);

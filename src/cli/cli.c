@@ -10,8 +10,7 @@
 #include "gaprune/dist.h"
 #include "gaprune/provenance.h"
 #include "gaprune/log.h"
-#include "gaprune/model.h"
-#include "gaprune/prune.h"
+#include "gaprune/pipeline.h"
 
 typedef struct {
     const char *name;
@@ -42,10 +41,7 @@ static void usage(FILE *f) {
             GP_VERSION);
     for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
         fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
-    fprintf(f, "\ncriteria:     ");
-    for (const gp_criterion *const *c = gp_criteria(); *c; c++) fprintf(f, "%s%s", c == gp_criteria() ? "" : ", ", (*c)->name);
-    fprintf(f, "\narchitectures:");
-    for (const gp_arch_info *const *a = gp_architectures(); *a; a++) fprintf(f, " %s%s", (*a)->name, a[1] ? "," : "");
+    gp_registries_print(f);
     fprintf(f, "\n\n`gaprune COMMAND --help` shows the options of a command; `gaprune help-job` the job-file keys.\n"
                "exit codes: 0 success, 1 internal error, 2 bad input, a refused write (full disk) or the output folder\n"
                "in use, 3 stopped early (requeue)\n");

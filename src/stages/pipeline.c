@@ -667,3 +667,10 @@ void gp_stats_job_free(gp_stats_job *sj) {
     gp_model_free(sj->model);
     sj->model = NULL;
 }
+
+void gp_registries_print(FILE *f) {
+    fprintf(f, "\ncriteria:     ");
+    for (const gp_criterion *const *c = gp_criteria(); *c; c++) fprintf(f, "%s%s", c == gp_criteria() ? "" : ", ", (*c)->name);
+    fprintf(f, "\narchitectures:");
+    for (const gp_arch_info *const *a = gp_architectures(); *a; a++) fprintf(f, " %s%s", (*a)->name, a[1] ? "," : "");
+}
