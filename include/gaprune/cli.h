@@ -16,7 +16,6 @@
 #include <stdio.h>
 
 #include "gaprune/check.h"
-#include "gaprune/model.h"
 
 int gp_cli_main(int argc, char **argv);
 
@@ -66,10 +65,3 @@ struct gp_job;
  * GP_ESTOPPED after --help (exit 0). */
 gp_status gp_cli_job(const char *cmd, const char *usage, const gp_opt *extra, int argc, char **argv,
                      struct gp_job *job);
-
-/* After the model is loaded, the job's [model] settings that need it: model.recompute is set on
- * the model; a model.max_length beyond the model's positions becomes the model's, said on
- * stderr with the key's origin when the job set it (the configuration printed at start-up
- * shows the value asked for), on stdout when it was the default. */
-void gp_cli_model_settings(struct gp_job *job, gp_model *m);
-

@@ -16,10 +16,13 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "gaprune/check.h"
 #include "gaprune/job.h"
 #include "gaprune/model.h"
+#include "gaprune/sample.h"
+#include "gaprune/stats.h"
 #include "gaprune/reconstruct.h"
 #include "gaprune/retrain.h"
 #include "gaprune/score.h"
@@ -103,3 +106,86 @@ typedef struct {
 gp_status gp_retrain_step(const gp_train_opts *o, gp_model *m, const gp_mask *mask, const char *tag, const char *mask_path,
                           const char *mask_hash, const char *out_dir, gp_retrained *out, gp_err *err);
 void gp_retrained_free(gp_retrained *r);
+
+/* `gaprune retrain --mask FILE`: retraining the job's model with a mask file made by score, in two
+ * collective steps so that the front end takes the output folder's lock between them (a bad
+ * model or mask file is refused before the lock is asked for):
+ *     gp_mask_retrain mr;
+ *     rc = gp_mask_retrain_open(&job, mask_path, &mr, &err);   // model, settings, mask and its hash
+ *     if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);
+ *     gp_retrained rt = {0};
+ *     if (!rc) rc = gp_mask_retrain_run(&mr, &job, &rt, &err);  // -> OUT/retrained-<mr.tag>/
+ *     gp_retrained_free(&rt), gp_mask_retrain_free(&mr);
+ * The tag is FILE's name without the mask- prefix and the .h5 suffix. */
+typedef struct {
+    gp_model *model;
+    gp_mask mask;         /* read on rank 0 by open; on every rank after run */
+    char mask_hash[80];   /* the file's settings hash, else the SHA-256 of its bytes */
+    char tag[256];
+    const char *mask_path; /* the caller's */
+} gp_mask_retrain;
+
+/* Collective: loads the model, applies the job's [model] settings (gp_job_model_settings, hence
+ * the job is not const), reads the mask and its hash on rank 0. Returns the same status on every
+ * rank; *mr is to be freed with gp_mask_retrain_free in every case. */
+gp_status gp_mask_retrain_open(gp_job *job, const char *mask_path, gp_mask_retrain *mr, gp_err *err);
+/* Collective: sends the mask to every rank, applies it and retrains (gp_retrain_step). */
+gp_status gp_mask_retrain_run(gp_mask_retrain *mr, const gp_job *job, gp_retrained *out, gp_err *err);
+void gp_mask_retrain_free(gp_mask_retrain *mr);
+
+/* After the model is loaded, the job's [model] settings that need it (every stage that loads a
+ * model applies them, whichever front end calls it): model.recompute is set on the model,
+ * model.compute on the process (bf16: said once, with whether this CPU runs it natively); a
+ * model.max_length beyond the model's positions becomes the model's, said on stderr with the
+ * key's origin when the job set it (the configuration printed at start-up shows the value asked
+ * for), on stdout when it was the default. */
+void gp_job_model_settings(gp_job *job, gp_model *m);
+
+/* `gaprune eval JOB.ini --model DIR`: the [eval] sets for one model folder, in two collective
+ * steps with the front end's lock between them (a folder that does not load is refused first):
+ *     gp_eval_folder ev;
+ *     rc = gp_eval_folder_open(&job, dir_or_NULL, &ev, &err);   // NULL: model.path
+ *     if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);
+ *     if (!rc) rc = gp_eval_folder_run(&ev, &job, &err);        // -> ev.out, ev.score
+ *     gp_eval_folder_free(&ev);
+ * The results go to OUT/eval-<folder's name>.json, or eval-<name>-<8 hex of the path>.json when
+ * that file holds another folder's evaluation (said on stderr). */
+typedef struct {
+    gp_model *model;
+    const char *dir;  /* the folder evaluated (the caller's, or the job's model.path) */
+    char base[256];   /* its last path component: the tag in tables and the file name */
+    char *out;        /* the JSON written (malloc'd, set by run) */
+    bool scored;      /* run wrote results: score holds main_score_mean */
+    char score[32];   /* main_score_mean as JSON text, "null" when not a number */
+} gp_eval_folder;
+
+/* Collective: loads the folder and applies the job's [model] settings (gp_job_model_settings).
+ * Same status on every rank; free *ev in every case. */
+gp_status gp_eval_folder_open(gp_job *job, const char *dir, gp_eval_folder *ev, gp_err *err);
+/* Collective: evaluates the loaded model on the job's [eval] sets. */
+gp_status gp_eval_folder_run(gp_eval_folder *ev, const gp_job *job, gp_err *err);
+void gp_eval_folder_free(gp_eval_folder *ev);
+
+/* `gaprune stats JOB.ini`: the statistics pass, with sample.method set the calibration sample
+ * first, in two collective steps with the front end's lock between them. Open refuses, with
+ * GP_EINPUT, what would fail later: a stage that will not fit the memory per rank
+ * (gp_plan_guard, named as `cmd`), a model that does not load, a scope or layers it cannot take
+ * (gp_prune_check, gp_stats_check); it applies the job's [model] settings.
+ *     gp_stats_job sj;
+ *     rc = gp_stats_job_open(&job, "stats", &sj, &err);
+ *     if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);
+ *     if (!rc) rc = gp_stats_job_run(&sj, &job, &err);   // sj.report
+ *     gp_stats_job_free(&sj); */
+typedef struct {
+    gp_model *model;
+    gp_sample_report samples; /* when sample.method is set */
+    gp_stats_report report;   /* set by run */
+} gp_stats_job;
+
+gp_status gp_stats_job_open(gp_job *job, const char *cmd, gp_stats_job *sj, gp_err *err);
+gp_status gp_stats_job_run(gp_stats_job *sj, const gp_job *job, gp_err *err);
+void gp_stats_job_free(gp_stats_job *sj);
+
+/* For a front end's usage text: "\ncriteria:     a, b, ...\narchitectures: x, y" (no final newline),
+ * the registries a job may name (prune.h's criteria, model.h's architectures). */
+void gp_registries_print(FILE *f);

@@ -6,13 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gaprune/bf16.h"
 #include "gaprune/job.h"
 #include "gaprune/dist.h"
 #include "gaprune/provenance.h"
 #include "gaprune/log.h"
-#include "gaprune/model.h"
-#include "gaprune/prune.h"
+#include "gaprune/pipeline.h"
 
 typedef struct {
     const char *name;
@@ -43,10 +41,7 @@ static void usage(FILE *f) {
             GP_VERSION);
     for (size_t i = 0; i < sizeof k_commands / sizeof k_commands[0]; i++)
         fprintf(f, "  %-10s %s\n", k_commands[i].name, k_commands[i].summary);
-    fprintf(f, "\ncriteria:     ");
-    for (const gp_criterion *const *c = gp_criteria(); *c; c++) fprintf(f, "%s%s", c == gp_criteria() ? "" : ", ", (*c)->name);
-    fprintf(f, "\narchitectures:");
-    for (const gp_arch_info *const *a = gp_architectures(); *a; a++) fprintf(f, " %s%s", (*a)->name, a[1] ? "," : "");
+    gp_registries_print(f);
     fprintf(f, "\n\n`gaprune COMMAND --help` shows the options of a command; `gaprune help-job` the job-file keys.\n"
                "exit codes: 0 success, 1 internal error, 2 bad input, a refused write (full disk) or the output folder\n"
                "in use, 3 stopped early (requeue)\n");
@@ -180,30 +175,6 @@ int gp_cmd_help_job(int argc, char **argv) {
     }
     if (gp_rank() == 0) gp_job_help(stdout);
     return GP_OK;
-}
-
-void gp_cli_model_settings(gp_job *job, gp_model *m) {
-    gp_model_set_recompute(m, job->model.recompute);
-    gp_set_compute(job->model.compute);
-    static bool told;
-    if (job->model.compute == GP_COMPUTE_BF16 && !told) {
-        told = true;
-        if (gp_bf16_native())
-            gp_log0("[model] compute = bf16: BF16 matmuls with float32 sums (oneDNN, %s)", gp_bf16_isa());
-        else
-            gp_warn("%s: [model] compute = bf16, but this CPU has no BF16 instructions as oneDNN runs it (%s): the "
-                    "BF16 products are emulated in float32, correct and slower than compute = f32",
-                    gp_job_origin(job, "model", "compute"), gp_bf16_isa());
-    }
-    if (job->model.max_length <= m->max_length) return;
-    const char *origin = gp_job_origin(job, "model", "max_length");
-    if (strcmp(origin, "default") == 0)
-        gp_log0("[model] max_length: the default %d is more than the %d tokens %s takes; using max_length = %d",
-                job->model.max_length, m->max_length, m->dir, m->max_length);
-    else
-        gp_warn("%s: [model] max_length = %d is more than the %d tokens %s takes; using max_length = %d", origin,
-                job->model.max_length, m->max_length, m->dir, m->max_length);
-    job->model.max_length = m->max_length;
 }
 
 gp_status gp_cli_job(const char *cmd, const char *use, const gp_opt *extra, int argc, char **argv, gp_job *job) {

@@ -42,7 +42,7 @@ int gp_cmd_score(int argc, char **argv) {
     gp_prune_inputs in = {0};
     if (!rc) rc = gp_plan_guard(&job, "score", GP_PLAN_BIT(GP_PLAN_SCORE), &err);
     if (!rc) rc = gp_model_load(job.model.path, &m, &err);
-    if (!rc) gp_cli_model_settings(&job, m);
+    if (!rc) gp_job_model_settings(&job, m);
     if (!rc) rc = gp_prune_check(&o, m, &err);
     if (!(rc = gp_agree(rc, &err))) rc = gp_lock_take(job.out_dir, NULL, &err);
     if (!rc) rc = gp_prune_inputs_init(&o, m, &in, &err);

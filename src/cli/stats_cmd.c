@@ -1,19 +1,12 @@
 /* stats_cmd.c — `gaprune stats JOB.ini`: the statistics pass as its own command (with
  * sample.method set, the calibration sample first, skipped when complete). Refuses first, with exit
  * 2, when gaprune plan's numbers say a stage will not fit the memory per rank (gp_plan_guard). */
-#include <stdbool.h>
-#include <string.h>
-
 #include "gaprune/cli.h"
 #include "gaprune/dist.h"
 #include "gaprune/job.h"
 #include "gaprune/lock.h"
 #include "gaprune/log.h"
-#include "gaprune/model.h"
-#include "gaprune/plan.h"
-#include "gaprune/sample.h"
-#include "gaprune/score.h"
-#include "gaprune/stats.h"
+#include "gaprune/pipeline.h"
 
 int gp_cmd_stats(int argc, char **argv) {
     gp_job job;
@@ -24,34 +17,12 @@ int gp_cmd_stats(int argc, char **argv) {
         return rc;
     }
     gp_err err = {0};
-    gp_model *m = NULL;
-    /* a stage that will not fit the memory per rank stops now, not hours in */
-    const unsigned stages = GP_PLAN_BIT(GP_PLAN_STATS) | (job.sample.method != GP_SAMPLE_NONE ? GP_PLAN_BIT(GP_PLAN_SAMPLE) : 0);
-    rc = gp_plan_guard(&job, "stats", stages, &err);
-    if (!rc) rc = gp_model_load(job.model.path, &m, &err);
-    if (!rc) gp_cli_model_settings(&job, m);
-    if (!rc) { /* a scope or layers the model cannot take fail now, not after the statistics */
-        gp_prune_opts po;
-        gp_prune_opts_from_job(&po, &job);
-        rc = gp_prune_check(&po, m, &err);
-        gp_stats_opts so;
-        gp_stats_opts_from_job(&so, &job);
-        if (!rc) rc = gp_stats_check(&so, m, &err); /* before the sample too */
-    }
-    rc = gp_agree(rc, &err);
+    gp_stats_job sj;
+    rc = gp_stats_job_open(&job, "stats", &sj, &err);
     if (!rc) rc = gp_lock_take(job.out_dir, NULL, &err);
-    gp_sample_report samples = {0};
-    const bool sampled = job.sample.method != GP_SAMPLE_NONE;
-    if (!rc && sampled) {
-        gp_sample_opts so;
-        gp_sample_opts_from_job(&so, &job);
-        rc = gp_sample_run(&so, m, &samples, &err);
-    }
     if (!rc) {
-        gp_stats_opts o;
-        gp_stats_opts_from_job(&o, &job);
-        gp_stats_report rep;
-        rc = gp_stats_run(&o, m, sampled ? &samples : NULL, &rep, &err);
+        rc = gp_stats_job_run(&sj, &job, &err);
+        const gp_stats_report rep = sj.report;
         if (!rc)
             gp_log0("{\"command\":\"stats\",\"up_to_date\":%s,\"triplets\":%lld,\"ranks\":%d,\"seconds\":%.3f,"
                     "\"triplets_per_s\":%.2f,\"loop_s\":%.3f,\"allreduce_s\":%.3f,\"reduce_s\":%.3f,\"checkpoint_s\":%.3f,\"write_s\":%.3f,"
@@ -61,8 +32,7 @@ int gp_cmd_stats(int argc, char **argv) {
                     rep.write_s, rep.peak_rss_mb, rep.up_to_date ? "none" : rep.sharded ? "sharded" : "replicated",
                     rep.settings_hash);
     }
-    gp_sample_report_free(&samples);
-    gp_model_free(m);
+    gp_stats_job_free(&sj);
     gp_job_free(&job);
     return rc;
 }

@@ -9,14 +9,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gaprune/bf16.h"
 #include "gaprune/dist.h"
 #include "gaprune/eval.h"
 #include "gaprune/export.h"
 #include "gaprune/fs.h"
 #include "gaprune/h5.h"
 #include "gaprune/hash.h"
+#include "gaprune/json.h"
 #include "gaprune/log.h"
+#include "gaprune/mask.h"
 #include "gaprune/mask_file.h"
+#include "gaprune/plan.h"
 #include "gaprune/retrain_file.h"
 #include "gaprune/safetensors.h"
 #include "gaprune/stats.h"
@@ -498,4 +502,175 @@ void gp_retrained_free(gp_retrained *r) {
     free(r->log_path);
     free(r->model_dir);
     memset(r, 0, sizeof *r);
+}
+
+void gp_job_model_settings(gp_job *job, gp_model *m) {
+    gp_model_set_recompute(m, job->model.recompute);
+    gp_set_compute(job->model.compute);
+    static bool told;
+    if (job->model.compute == GP_COMPUTE_BF16 && !told) {
+        told = true;
+        if (gp_bf16_native())
+            gp_log0("[model] compute = bf16: BF16 matmuls with float32 sums (oneDNN, %s)", gp_bf16_isa());
+        else
+            gp_warn("%s: [model] compute = bf16, but this CPU has no BF16 instructions as oneDNN runs it (%s): the "
+                    "BF16 products are emulated in float32, correct and slower than compute = f32",
+                    gp_job_origin(job, "model", "compute"), gp_bf16_isa());
+    }
+    if (job->model.max_length <= m->max_length) return;
+    const char *origin = gp_job_origin(job, "model", "max_length");
+    if (strcmp(origin, "default") == 0)
+        gp_log0("[model] max_length: the default %d is more than the %d tokens %s takes; using max_length = %d",
+                job->model.max_length, m->max_length, m->dir, m->max_length);
+    else
+        gp_warn("%s: [model] max_length = %d is more than the %d tokens %s takes; using max_length = %d", origin,
+                job->model.max_length, m->max_length, m->dir, m->max_length);
+    job->model.max_length = m->max_length;
+}
+
+gp_status gp_mask_retrain_open(gp_job *job, const char *mask_path, gp_mask_retrain *mr, gp_err *err) {
+    memset(mr, 0, sizeof *mr);
+    mr->mask_path = mask_path;
+    gp_status rc = gp_model_load(job->model.path, &mr->model, err);
+    if (!rc) gp_job_model_settings(job, mr->model);
+    if (!rc && gp_rank() == 0) {
+        rc = gp_mask_read(mask_path, mr->model, &mr->mask, err);
+        hid_t f = rc ? -1 : gp_h5_open_quiet(mask_path);
+        char *h = f >= 0 ? gp_h5_read_attr_str(f, GP_MASK_ATTR_SETTINGS_HASH) : NULL;
+        if (h && *h) snprintf(mr->mask_hash, sizeof mr->mask_hash, "%s", h);
+        else if (!rc) rc = gp_sha256_file(mask_path, mr->mask_hash, err);
+        free(h);
+        if (f >= 0) H5Fclose(f);
+    }
+    return gp_agree(rc, err);
+}
+
+gp_status gp_mask_retrain_run(gp_mask_retrain *mr, const gp_job *job, gp_retrained *out, gp_err *err) {
+    gp_bcast_bytes(mr->mask_hash, sizeof mr->mask_hash, 0);
+    gp_mask_bcast(&mr->mask, mr->model);
+    gp_mask_apply(&mr->mask, mr->model);
+    const char *path = mr->mask_path;
+    const char *b = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const size_t pl = strlen(GP_MASK_FILE_PREFIX);
+    snprintf(mr->tag, sizeof mr->tag, "%s", strncmp(b, GP_MASK_FILE_PREFIX, pl) ? b : b + pl);
+    size_t l = strlen(mr->tag);
+    if (l > 3 && !strcmp(mr->tag + l - 3, ".h5")) mr->tag[l - 3] = '\0';
+    gp_train_opts o;
+    gp_train_opts_retrain(job, &o);
+    return gp_retrain_step(&o, mr->model, &mr->mask, mr->tag, path, mr->mask_hash, job->out_dir, out, err);
+}
+
+void gp_mask_retrain_free(gp_mask_retrain *mr) {
+    gp_mask_free(&mr->mask);
+    gp_model_free(mr->model);
+    mr->model = NULL;
+}
+
+gp_status gp_eval_folder_open(gp_job *job, const char *dir, gp_eval_folder *ev, gp_err *err) {
+    memset(ev, 0, sizeof *ev);
+    ev->dir = dir ? dir : job->model.path;
+    gp_status rc = gp_model_load(ev->dir, &ev->model, err);
+    if (!rc) gp_job_model_settings(job, ev->model);
+    return gp_agree(rc, err);
+}
+
+gp_status gp_eval_folder_run(gp_eval_folder *ev, const gp_job *job, gp_err *err) {
+    char tag[256];
+    snprintf(tag, sizeof tag, "%s", ev->dir);
+    size_t l = strlen(tag);
+    while (l > 1 && tag[l - 1] == '/') tag[--l] = '\0';
+    snprintf(ev->base, sizeof ev->base, "%s", strrchr(tag, '/') ? strrchr(tag, '/') + 1 : tag);
+    const char *base = ev->base;
+    char name[300];
+    snprintf(name, sizeof name, "eval-%s.json", base);
+    char *out = gp_path_join(job->out_dir, name);
+    /* two folders of the same name (a/model, b/model) would share eval-model.json: a file that
+     * names another folder is kept, and this one's name gets a short hash of the path */
+    int other = 0;
+    if (gp_rank() == 0 && gp_file_exists(out)) {
+        cJSON *prev = NULL;
+        gp_err ignored = {0};
+        if (!gp_json_load(out, &prev, &ignored)) {
+            const cJSON *pm = cJSON_GetObjectItemCaseSensitive(prev, "model");
+            other = cJSON_IsString(pm) && strcmp(pm->valuestring, ev->dir) != 0;
+        }
+        cJSON_Delete(prev);
+    }
+    if (gp_allreduce_max_int(other)) {
+        char hex[65];
+        gp_sha256 *h = gp_sha256_init();
+        gp_sha256_update(h, ev->dir, strlen(ev->dir));
+        gp_sha256_final(h, hex);
+        snprintf(name, sizeof name, "eval-%s-%.8s.json", base, hex);
+        char *unique = gp_path_join(job->out_dir, name);
+        gp_warn("%s holds the evaluation of another folder called %s; writing %s instead", out, base, unique);
+        free(out);
+        out = unique;
+    }
+    cJSON *res = NULL;
+    gp_eval_opts o;
+    gp_eval_opts_from_job(&o, job);
+    gp_status rc = gp_eval_model(&o, ev->model, base, NULL, NULL, out, NULL, &res, err);
+    ev->out = out;
+    if (!rc && res) {
+        const cJSON *ms = cJSON_GetObjectItemCaseSensitive(res, "main_score_mean");
+        snprintf(ev->score, sizeof ev->score, "null"); /* JSON has no NaN */
+        if (cJSON_IsNumber(ms)) snprintf(ev->score, sizeof ev->score, "%.6f", ms->valuedouble);
+        ev->scored = true;
+    }
+    cJSON_Delete(res);
+    return rc;
+}
+
+void gp_eval_folder_free(gp_eval_folder *ev) {
+    gp_model_free(ev->model);
+    free(ev->out);
+    ev->model = NULL, ev->out = NULL;
+}
+
+gp_status gp_stats_job_open(gp_job *job, const char *cmd, gp_stats_job *sj, gp_err *err) {
+    memset(sj, 0, sizeof *sj);
+    /* a stage that will not fit the memory per rank stops now, not hours in */
+    const unsigned stages = GP_PLAN_BIT(GP_PLAN_STATS) | (job->sample.method != GP_SAMPLE_NONE ? GP_PLAN_BIT(GP_PLAN_SAMPLE) : 0);
+    gp_status rc = gp_plan_guard(job, cmd, stages, err);
+    if (!rc) rc = gp_model_load(job->model.path, &sj->model, err);
+    if (!rc) gp_job_model_settings(job, sj->model);
+    if (!rc) { /* a scope or layers the model cannot take fail now, not after the statistics */
+        gp_prune_opts po;
+        gp_prune_opts_from_job(&po, job);
+        rc = gp_prune_check(&po, sj->model, err);
+        gp_stats_opts so;
+        gp_stats_opts_from_job(&so, job);
+        if (!rc) rc = gp_stats_check(&so, sj->model, err); /* before the sample too */
+    }
+    return gp_agree(rc, err);
+}
+
+gp_status gp_stats_job_run(gp_stats_job *sj, const gp_job *job, gp_err *err) {
+    gp_status rc = GP_OK;
+    const bool sampled = job->sample.method != GP_SAMPLE_NONE;
+    if (sampled) {
+        gp_sample_opts so;
+        gp_sample_opts_from_job(&so, job);
+        rc = gp_sample_run(&so, sj->model, &sj->samples, err);
+    }
+    if (!rc) {
+        gp_stats_opts o;
+        gp_stats_opts_from_job(&o, job);
+        rc = gp_stats_run(&o, sj->model, sampled ? &sj->samples : NULL, &sj->report, err);
+    }
+    return rc;
+}
+
+void gp_stats_job_free(gp_stats_job *sj) {
+    gp_sample_report_free(&sj->samples);
+    gp_model_free(sj->model);
+    sj->model = NULL;
+}
+
+void gp_registries_print(FILE *f) {
+    fprintf(f, "\ncriteria:     ");
+    for (const gp_criterion *const *c = gp_criteria(); *c; c++) fprintf(f, "%s%s", c == gp_criteria() ? "" : ", ", (*c)->name);
+    fprintf(f, "\narchitectures:");
+    for (const gp_arch_info *const *a = gp_architectures(); *a; a++) fprintf(f, " %s%s", (*a)->name, a[1] ? "," : "");
 }

@@ -1,10 +1,12 @@
-/* tokenize.c — `gaprune tokenize`: token ids of texts, one line per text (rank 0 only). */
+/* tokenize.c — the stage of `gaprune tokenize` (see tokenize.h): token ids of texts, one line
+ * per text, printed by rank 0. */
+#include "gaprune/tokenize.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gaprune/cli.h"
 #include "gaprune/dist.h"
 #include "gaprune/fs.h"
 #include "gaprune/json.h"
@@ -34,7 +36,7 @@ static gp_status default_max_length(const char *dir, int *out, gp_err *err) {
     return rc;
 }
 
-static void print_ids(const gp_tokenizer *tok, const char *text, size_t len, int max_len, int tokens) {
+static void print_ids(const gp_tokenizer *tok, const char *text, size_t len, int max_len, bool tokens) {
     int32_t *ids;
     int n = gp_tokenizer_encode(tok, text, len, max_len, &ids);
     for (int i = 0; i < n; i++) {
@@ -49,42 +51,23 @@ static void print_ids(const gp_tokenizer *tok, const char *text, size_t len, int
     free(ids);
 }
 
-int gp_cmd_tokenize(int argc, char **argv) {
-    const char *model_dir = NULL;
-    int max_length = 0, tokens = 0;
-    const gp_opt opts[] = {
-        {"model", GP_OPT_STR, &model_dir, "DIR", "model folder, or a folder with tokenizer files only"},
-        {"max-length", GP_OPT_INT, &max_length, "N",
-         "truncate to N tokens (default: the model's, else tokenizer_config.json model_max_length)"},
-        {"tokens", GP_OPT_FLAG, &tokens, NULL, "print token strings instead of ids"},
-        {NULL, 0, NULL, NULL, NULL},
-    };
-    static const char *usage = "--model DIR [--max-length N] [--tokens] [TEXT ...]   (stdin, one text per line, when no TEXT)";
-    gp_err err = {0};
-    const char **pos = gp_calloc((size_t)argc + 1, sizeof(char *));
-    int npos = 0;
-    gp_status rc = gp_opts_parse("tokenize", usage, opts, argc, argv, pos, argc, &npos, &err);
-    if (rc == GP_ESTOPPED) {
-        free(pos);
-        return GP_OK;
-    }
-    if (!rc && !model_dir) rc = gp_errf(&err, GP_EINPUT, "gaprune tokenize: --model is required (see --help)");
+gp_status gp_tokenize_run(const gp_tokenize_opts *o, gp_err *err) {
     gp_tokenizer *tok = NULL;
     int default_len = 0;
-    if (!rc) rc = default_max_length(model_dir, &default_len, &err);
-    if (!rc) rc = gp_tokenizer_load(model_dir, &tok, &err);
-    if ((rc = gp_agree(rc, &err)) || gp_rank() != 0) {
+    gp_status rc = default_max_length(o->model_dir, &default_len, err);
+    if (!rc) rc = gp_tokenizer_load(o->model_dir, &tok, err);
+    if ((rc = gp_agree(rc, err)) || gp_rank() != 0) {
         gp_tokenizer_free(tok);
-        free(pos);
         return rc;
     }
     /* a --max-length beyond what the folder takes is capped, and said once (stdout stays the ids) */
+    int max_length = o->max_length;
     if (max_length > default_len)
-        gp_warn("--max-length %d is more than the %d tokens %s takes; using %d", max_length, default_len, model_dir,
+        gp_warn("--max-length %d is more than the %d tokens %s takes; using %d", max_length, default_len, o->model_dir,
                 default_len);
     if (max_length <= 0 || max_length > default_len) max_length = default_len;
-    if (npos > 0) {
-        for (int i = 0; i < npos; i++) print_ids(tok, pos[i], strlen(pos[i]), max_length, tokens);
+    if (o->ntexts > 0) {
+        for (int i = 0; i < o->ntexts; i++) print_ids(tok, o->texts[i], strlen(o->texts[i]), max_length, o->tokens);
     } else {
         char *line = NULL;
         size_t cap = 0;
@@ -93,11 +76,10 @@ int gp_cmd_tokenize(int argc, char **argv) {
             size_t n = (size_t)got;
             if (n && line[n - 1] == '\n') n--;
             if (n && line[n - 1] == '\r') n--;
-            print_ids(tok, line, n, max_length, tokens);
+            print_ids(tok, line, n, max_length, o->tokens);
         }
         free(line);
     }
     gp_tokenizer_free(tok);
-    free(pos);
     return GP_OK;
 }
