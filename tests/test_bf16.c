@@ -23,12 +23,7 @@
 
 static char *g_dir;
 
-static const char *bin(void) {
-    static char abs[4096];
-    const char *b = getenv("GAPRUNE_BIN");
-    if (!realpath(b ? b : "build/san/gaprune", abs)) fail_msg("no gaprune binary at %s", b ? b : "build/san/gaprune");
-    return abs;
-}
+static const char *bin(void) { return tu_bin_abs(); }
 
 static int setup(void **state) {
     (void)state;

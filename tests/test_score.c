@@ -33,12 +33,7 @@
 
 static char *g_dir;
 
-static const char *bin(void) {
-    static char abs[4096];
-    const char *b = getenv("GAPRUNE_BIN");
-    if (!realpath(b ? b : "build/san/gaprune", abs)) fail_msg("no gaprune binary");
-    return abs;
-}
+static const char *bin(void) { return tu_bin_abs(); }
 
 static char *in_dir(const char *rel) {
     char *p = malloc(4400);

@@ -33,12 +33,7 @@
 static char *g_dir;
 static gp_model *g_model; /* bert-tiny: the parameter names and sizes */
 
-static const char *bin(void) {
-    static char abs[4096];
-    const char *b = getenv("GAPRUNE_BIN");
-    if (!realpath(b ? b : "build/san/gaprune", abs)) fail_msg("no gaprune binary at %s", b ? b : "build/san/gaprune");
-    return abs;
-}
+static const char *bin(void) { return tu_bin_abs(); }
 
 static char *slurp(const char *name) {
     char *b = tu_read_in(g_dir, name);

@@ -110,6 +110,13 @@ static inline const char *tu_bin(void) {
     return b ? b : "build/san/gaprune";
 }
 
+/* The same as an absolute path, for commands run from a test's own folder (tu_run_in cds there). */
+static inline const char *tu_bin_abs(void) {
+    static char abs[4096];
+    if (!realpath(tu_bin(), abs)) fail_msg("no gaprune binary at %s", tu_bin());
+    return abs;
+}
+
 /* Runs a command line (from the current folder) with stdout to dir/out and stderr to dir/err;
  * returns its exit status (128 when it did not exit). */
 static inline int tu_run_to(const char *dir, const char *fmt, ...) {

@@ -442,12 +442,9 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
      * forward so far, but the statistics and retraining free theirs at their end
      * (gp_model_release_buffers): the sample's carry into the statistics, evaluation's and the
      * reconstruction's into each other and into retraining, and nothing past a training stage. */
-    acts carry[5];
-    carry[0] = a_sample;
-    carry[1] = (acts){dmax(a_sample.fwd, a_stats.fwd), dmax(a_sample.bwd, a_stats.bwd), a_stats.batch};
-    carry[2] = a_eval; /* the score stage: evaluation's, the reconstruction's growth beyond them its own part */
-    carry[3] = (acts){dmax(a_eval.fwd, a_recon.fwd), dmax(a_eval.bwd, a_recon.bwd), a_eval.batch};
-    carry[4] = (acts){dmax(carry[3].fwd, a_rt.fwd), dmax(carry[3].bwd, a_rt.bwd), a_rt.batch};
+    const double stats_kept = dmax(a_sample.fwd, a_stats.fwd) + dmax(a_sample.bwd, a_stats.bwd);
+    const double infer_fwd = dmax(a_eval.fwd, a_recon.fwd), infer_kept = infer_fwd + dmax(a_eval.bwd, a_recon.bwd);
+    const double rt_kept = dmax(infer_fwd, a_rt.fwd) + dmax(dmax(a_eval.bwd, a_recon.bwd), a_rt.bwd);
     const char *carry_f = bf16 ? "forward + backward buffers and the BF16 copies of the largest matmul's operands "
                                  "(model.compute = bf16), kept at the largest of evaluation's, the reconstruction's "
                                  "and this stage's (training stages free theirs at their end)"
@@ -469,7 +466,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     for (int k = 0; k < st->nparts; k++) {
         if (!strcmp(st->part[k].name, "unit activations")) {
             /* what the model keeps from an earlier sample stage adds to the unit's own */
-            const double extra = carry[1].fwd + carry[1].bwd - a_stats.fwd - a_stats.bwd;
+            const double extra = stats_kept - a_stats.fwd - a_stats.bwd;
             padd(ss, st->part[k].name, st->part[k].bytes + extra,
                  extra > 0 ? "3*fisher_batch texts x T tokens, kept for backward (+ the sample's larger buffers)"
                            : st->part[k].formula);
@@ -534,7 +531,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
                  "exchange, every block's scores and kept flags, the neuron statistics gaprune-neurons reads, the running "
                  "column sums (scopes neurons, heads)");
         }
-        padd(sc, "model activations", carry[2].fwd + carry[2].bwd, carry_f);
+        padd(sc, "model activations", a_eval.fwd + a_eval.bwd, carry_f);
         if (recon) {
             /* reconstruct.h: (a) this rank's batches' hidden states, 3*prune.reconstruct_samples texts of
              * each corpus at T tokens (every sequence full) over R ranks; (b) one block's inference
@@ -546,7 +543,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
             padd(sc, "reconstruction inputs", 4 * C * T_rt * texts / R,
                  "4*C*T*6*S/R: this rank's share of the calibration hidden states, 3*prune.reconstruct_samples texts "
                  "of each corpus at T tokens (reconstruct.c)");
-            padd(sc, "reconstruction block", carry[3].fwd - carry[2].fwd + a_recon.batch + 4.0 * B_eval * T_rt * C,
+            padd(sc, "reconstruction block", infer_fwd - a_eval.fwd + a_recon.batch + 4.0 * B_eval * T_rt * C,
                  "one block's inference buffers for eval.batch texts x T tokens beyond evaluation's (the model's grow "
                  "to the larger), the padded batch, the block's output 4*B*T*C (gp_model_block, reconstruct.c)");
             padd(sc, "reconstruction H, U", 16 * n * n, "8n^2 H + 4n^2 float32 batch product + 4n^2 factor U, n the widest input");
@@ -618,7 +615,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
             padd(rt, "summed gradient slice", state - 4 * P - grads_full - moments,
                  "4*P/R: the sum of this rank's slice + 4*2*min(4*2^22, P/L, P/R) of reductions in flight (optimizer_sharding = gradients)");
         padd(rt, "mask", n_sel / 8, "n/8: the keep bits");
-        padd(rt, "model activations", carry[4].fwd + carry[4].bwd, carry_f);
+        padd(rt, "model activations", rt_kept, carry_f);
         padd(rt, "step buffers",
              a_rt.batch + 4 * (3 * b + 1) * C * 2 + 4 * 3 * B * C + 4 * 2 * B * C + 4 * 3 * B * C + 4 * (6 * B * C + 3 * B + 4 * B * B) + 8 * B,
              "emb, demb 2*4*(3b+1)*C; gathered q, p, n 12*B*C, docs 8*B*C; dq, dd 12*B*C; InfoNCE 4*(6BC + 4B^2)");
@@ -634,7 +631,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     snprintf(ev->what, sizeof ev->what, "%d texts x %.0f tokens (model.max_length, bounded by the longest line)", B_eval, t_eval);
     padd(ev, "weights", 4 * P, "4*P (float32 parameters)");
     padd(ev, "mask", n_sel / 8, "n/8: the keep bits of the mask evaluated");
-    padd(ev, "model activations", carry[3].fwd + carry[3].bwd, carry_f);
+    padd(ev, "model activations", infer_kept, carry_f);
     padd(ev, "encode batch", a_eval.batch, "eval.batch padded texts (per call)");
     padd(ev, "eval set", eval_sets, eval_set_f);
     padd(ev, "tokenizer", tok, tok_f);

@@ -131,7 +131,8 @@ typedef struct {
     int nmade;
 } reporter;
 
-/* One comparison of the sets (gp_paired_combined), or when counting, a placeholder of no values. */
+/* One comparison of the sets (gp_paired_combined); while counting (the first pass, for the progress
+ * line's total) only counted, and *out all NaN. */
 static void compare_sets(reporter *rp, const gp_paired_set *sets, int nsets, gp_paired *out) {
     if (rp->counting) {
         rp->planned++;
@@ -290,7 +291,8 @@ static double median(double *v, int n) {
 
 static void fisher_sign_notice(FILE *f, const gp_report_row *rows, int nrows, const double *disagreement);
 
-/* The tables of report.md into f, every comparison into comparisons (rp counting: placeholders). */
+/* The tables of report.md into f, every comparison into comparisons (while rp is counting, their
+ * values are NaN: that pass only counts the comparisons). */
 static void render_tables(reporter *rp, FILE *f, const gp_report_model *m, const cJSON *dense, const gp_report_row *dense_rt,
                           const gp_report_row *rows, int nrows, const double *disagreement, cJSON *comparisons) {
     const gp_job *job = rp->job;
