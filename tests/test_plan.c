@@ -102,7 +102,7 @@ static void test_formula_parts(void **state) {
     gp_job_defaults(&job);
     gp_stats_opts o;
     gp_stats_opts_from_job(&o, &job);
-    const gp_plan_model pm = {&cfg, &t, 40, 0, false, false};
+    const gp_plan_model pm = {&cfg, &t, 40, 0, false, false, false};
     /* bert-tiny, prune.layers = mlp: intermediate [I, C] and output [C, I] of each block */
     const int64_t n = 2LL * cfg.intermediate * cfg.hidden * cfg.layers;
     gp_plan_stats_out p;

@@ -70,6 +70,8 @@ void gp_reduce_scatter_f32(float *buf, const int64_t *bounds);
  * on every rank, in place and without a buffer (one MPI_Allgatherv while the sizes fit an int,
  * past that a broadcast per owner). */
 void gp_allgather_blocks_f32(float *buf, const int64_t *bounds);
+/* The same for 16-bit values (weights held in BF16 or F16). */
+void gp_allgather_blocks_u16(uint16_t *buf, const int64_t *bounds);
 /* Floats one MPI_Ireduce of gp_reduce_add_start moves at most, and what a round of
  * gp_reduce_scatter_f32 moves in all. */
 #define GP_DIST_RS_ROUND ((int64_t)1 << 22)

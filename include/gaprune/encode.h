@@ -30,6 +30,7 @@ typedef struct {
     const char *instruction; /*   this one, */
     const char *task;        /*   or Qwen3-Embedding's "Instruct: TASK\nQuery:", else the model's own */
     const char *compute;     /* "f32" or "bf16", as the job key model.compute */
+    const char *weights;     /* "checkpoint" (or NULL) or "f32", as the job key model.weights */
 } gp_encode_opts;
 
 typedef struct {

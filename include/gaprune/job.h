@@ -36,6 +36,9 @@
 #include "gaprune/prune.h"
 
 typedef enum { GP_BAD_FAIL = 0, GP_BAD_SKIP = 1 } gp_on_bad;
+/* model.weights: as the checkpoint stores them (16 bits when it is all BF16 or all F16), or float32 */
+typedef enum { GP_WEIGHTS_CHECKPOINT = 0, GP_WEIGHTS_F32 = 1 } gp_weights;
+extern const char *const gp_weights_names[]; /* in gp_weights order, NULL-terminated */
 typedef enum { GP_SAMPLE_NONE = 0, GP_SAMPLE_KMEANS = 1, GP_SAMPLE_RANDOM = 2 } gp_sample_method;
 typedef enum { GP_ALIGN_TENSOR = 0, GP_ALIGN_REFCODE = 1 } gp_alignment;
 typedef enum { GP_LAYERS_MLP = 0, GP_LAYERS_ATTENTION = 1, GP_LAYERS_LINEAR = 2 } gp_layers;
@@ -78,6 +81,7 @@ typedef struct gp_job {
         char *query_task;
         bool recompute;
         gp_compute compute; /* model.compute: the matmuls' arithmetic (kernels.h) */
+        gp_weights weights; /* model.weights: how the weights are held in memory */
     } model;
     struct {
         char *domain, *general;

@@ -138,6 +138,7 @@ typedef struct {
 } gp_pooling;
 
 typedef struct gp_model_state gp_model_state;
+typedef struct gp_wview gp_wview;
 
 /* Per-layer events of gp_model_backward: a caller that needs each transformer block's weight
  * gradients can take them as soon as they are final (accumulate them, start sending them)
@@ -157,7 +158,15 @@ typedef struct {
     gp_param_table table;
     char **src_names;     /* [table.n] tensor name in the safetensors files */
     gp_dtype *src_dtypes; /* [table.n] dtype on disk */
+    /* The weights, held as the checkpoint stores them when every parameter has one 16-bit dtype
+     * (wdtype GP_DT_BF16 or GP_DT_F16: w16, params NULL), else in float32 (wdtype GP_DT_F32:
+     * params, w16 NULL); see "the weights in memory" below. Code that reads or writes weights
+     * outside the forward and backward goes through gp_model_weights_get/set. */
+    gp_dtype wdtype;
     float *params;        /* [table.total] */
+    uint16_t *w16;        /* [table.total] */
+    bool hold_f32;        /* gp_model_hold_f32(m, true): later reloads hold float32 too */
+    gp_wview *wv;         /* float32 views of 16-bit weights (private) */
     float *grads;         /* [grad_total], allocated by the first gp_model_zero_grad */
     int64_t *grad_off;    /* [table.n] offset of each parameter's gradient in grads, -1 when it is
                            * not formed (gp_model_need_grads); NULL: every parameter's, at its
@@ -235,7 +244,43 @@ const char *gp_struct_name(gp_struct_kind k);
 const char *gp_struct_title(gp_struct_kind k);
 
 int gp_model_dim(const gp_model *m);
-float *gp_model_param(const gp_model *m, int i); /* pointer to parameter i's data */
+/* Pointer to parameter i's float32 data; only while the weights are held in float32
+ * (m->wdtype == GP_DT_F32: it aborts otherwise). */
+float *gp_model_param(const gp_model *m, int i);
+
+/* ---- the weights in memory (model.weights) -------------------------------------------------
+ * A checkpoint whose parameters are all BF16, or all F16, is held as it is stored: 2 bytes a
+ * weight instead of 4 (8 GB instead of 16 for a 4B model). Every BF16 and F16 number is a float32,
+ * so the forward and backward widen the weights they multiply into a float32 view, one
+ * transformer block at a time, and compute bitwise what float32 weights give; the view costs the
+ * largest block and the parameters outside the blocks but the token embedding, whose rows are
+ * gathered per batch. Written values (masks, retraining, a solved layer) are rounded to the held
+ * dtype, to nearest even, as writing the folder would round them. Anything else (F32 or mixed
+ * files, gp_model_create) is held in float32. Not thread-safe: one thread drives a model. */
+
+/* Holds the weights in float32 from now on (model.weights = f32, and the stages that solve
+ * weights in float32, such as the reconstruction); `always`: reloads and other folders too,
+ * else the next gp_model_reload_weights/read_weights/reopen holds the checkpoint's dtype again. */
+void gp_model_hold_f32(gp_model *m, bool always);
+/* Bytes a weight takes in memory (4 or 2). */
+size_t gp_model_weight_bytes(const gp_model *m);
+/* Parameter i as float32 for computing with, neither the token embedding nor written through:
+ * the weights themselves when held in float32, else the view of its block (widened now when the
+ * view holds another block) or of the parameters outside the blocks. Valid until a call for
+ * another block or a change of the weights. */
+const float *gp_model_w(const gp_model *m, int i);
+/* The token-embedding table to look ids[0..N) up in, and the ids to use (*use): the table and
+ * ids themselves in float32, else the N rows widened into the view and 0..N-1. */
+const float *gp_model_token_rows(const gp_model *m, const int32_t *ids, int N, const int32_t **use);
+/* dst[0..n) = the weights of flat elements [a, a+n) (table order) as float32. */
+void gp_model_weights_get(const gp_model *m, size_t a, size_t n, float *dst);
+/* The weights of flat elements [a, a+n) = src[0..n), rounded to the held dtype. */
+void gp_model_weights_set(gp_model *m, size_t a, size_t n, const float *src);
+/* Floats of the float32 views of 16-bit weights of these shapes: the largest block and the
+ * parameters outside the blocks but the token embedding (`gaprune plan` counts them too). */
+size_t gp_model_view_floats(const gp_model_config *cfg, const gp_param_table *t);
+/* Tells the views that the weights changed behind them (after writing w16 or params directly). */
+void gp_model_weights_changed(gp_model *m);
 /* Parameter i's gradient in m->grads, or NULL when gp_model_need_grads left it out. */
 float *gp_model_grad(const gp_model *m, int i);
 /* Which parameters get a gradient from gp_model_backward: need[i] for every table index, or

@@ -77,6 +77,7 @@ typedef struct {
     double tokenizer_bytes; /* size of the tokenizer files in the folder */
     bool recompute;         /* model.recompute: one block's activations kept, and the blocks' outputs */
     bool bf16;              /* model.compute = bf16: the BF16 copies of the largest matmul's operands */
+    bool w16;               /* weights held in 16 bits (model.weights = checkpoint, a BF16 or F16 folder) */
 } gp_plan_model;
 
 enum { GP_PLAN_MAX_PARTS = 16 };

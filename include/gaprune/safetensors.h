@@ -90,6 +90,9 @@ void gp_st_meta_at(const gp_st_file *f, int i, const char **key, const char **va
  * GP_EINPUT naming the tensor. The tensor's mapped pages are then released (read again from
  * the file if touched), so a model being loaded costs its float32 copy and one tensor. */
 gp_status gp_st_tensor_to_f32(const gp_st_tensor *t, float *dst, gp_err *err);
+/* Copies F16 or BF16 data as it is (dst holds t->numel values; any other dtype is GP_EINPUT
+ * naming the tensor) and releases the mapped pages the same way. */
+gp_status gp_st_tensor_to_u16(const gp_st_tensor *t, uint16_t *dst, gp_err *err);
 
 /* A model folder: one file or the shards of model.safetensors.index.json. */
 typedef struct gp_st_set gp_st_set;

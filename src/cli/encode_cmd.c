@@ -9,7 +9,8 @@
 static const char *k_usage = "--model DIR --input FILE --output FILE.h5 [options]";
 
 int gp_cmd_encode(int argc, char **argv) {
-    const char *model_dir = NULL, *input = NULL, *output = NULL, *instruction = NULL, *task = NULL, *compute = "f32";
+    const char *model_dir = NULL, *input = NULL, *output = NULL, *instruction = NULL, *task = NULL, *compute = "f32",
+               *weights = "checkpoint";
     int batch = 32, max_length = 0, query = 0;
     const gp_opt opts[] = {
         {"model", GP_OPT_STR, &model_dir, "DIR", "model folder (Hugging Face / sentence-transformers)"},
@@ -21,6 +22,9 @@ int gp_cmd_encode(int argc, char **argv) {
         {"instruction", GP_OPT_STR, &instruction, "TEXT", "query instruction to use with --query"},
         {"task", GP_OPT_STR, &task, "TEXT", "with --query: Qwen3-Embedding's \"Instruct: TEXT\\nQuery:\" prefix"},
         {"compute", GP_OPT_STR, &compute, "f32|bf16", "the matmuls' arithmetic, as the job key model.compute (default f32)"},
+        {"weights", GP_OPT_STR, &weights, "checkpoint|f32",
+         "the weights in memory, as the job key model.weights (default checkpoint: 2 bytes a weight for a BF16 or F16 "
+         "folder)"},
         {NULL, 0, NULL, NULL, NULL},
     };
     gp_err err = {0};
@@ -32,7 +36,8 @@ int gp_cmd_encode(int argc, char **argv) {
     if (!rc && instruction && task) rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --instruction and --task exclude each other");
     if (!rc && batch < 1) rc = gp_errf(&err, GP_EINPUT, "gaprune encode: --batch must be at least 1");
     gp_encode_opts o = {.model_dir = model_dir, .input = input, .output = output, .batch = batch, .max_length = max_length,
-                        .query = query, .instruction = instruction, .task = task, .compute = compute};
+                        .query = query, .instruction = instruction, .task = task, .compute = compute,
+                        .weights = weights};
     if (!rc) rc = gp_encode_check(&o, &err);
     if ((rc = gp_agree(rc, &err))) return rc;
     gp_encode_report rep;

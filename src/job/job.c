@@ -52,6 +52,7 @@ static const char *const k_layers[] = {"mlp", "attention", "linear", NULL};
 static const char *const k_accumulators[] = {"auto", "replicated", "sharded", NULL};
 static const char *const k_sharding[] = {"auto", "none", "states", "gradients", NULL};
 static const char *const k_recon[] = {"none", "obs", NULL};
+const char *const gp_weights_names[] = {"checkpoint", "f32", NULL};
 static const char *const k_recon_order[] = {"sequential", "parallel", NULL};
 
 static const opt k_opts[] = {
@@ -65,6 +66,11 @@ static const opt k_opts[] = {
      "float32 sums, oneDNN): about twice the speed on CPUs with AVX512-BF16 or AMX (Zen 4/5, Cooper Lake, Sapphire "
      "Rapids and later; elsewhere emulated, slower than f32), embeddings within about 1e-2; norms, attention, loss "
      "and every accumulator stay float32"},
+    {"model", "weights", T_CHOICE, F(model.weights), 0, "checkpoint", gp_weights_names, 0, 0,
+     "how the weights are held in memory: checkpoint (as the files store them: 2 bytes a weight when every tensor is "
+     "BF16, or every one F16, else float32) or f32 (4 bytes a weight). Statistics, scores, evaluation and encoding are "
+     "bitwise the same either way; retraining 16-bit weights keeps float32 master weights for each rank's optimizer "
+     "slice and computes with their rounding (within rounding of f32's result); the reconstruction solves in float32"},
     {"model", "query_instruction", T_STR, F(model.query_instruction), 0, "", NULL, 0, 0,
      "prefix for queries at evaluation and retraining; empty: the model's own query prompt "
      "(config_sentence_transformers.json), if any (calibration corpora carry their own: the statistics and the "

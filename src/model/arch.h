@@ -77,3 +77,8 @@ gp_status gp_config_pruned_heads(const cJSON *j, const char *path, int layers, i
  * allocates anything.) */
 #define GP_MAX_PARAMS (1ull << 40)
 gp_status gp_config_check_params(const gp_model_config *cfg, const char *path, gp_err *err);
+
+/* The float32 views of 16-bit weights (weights.c): made for m's table and wdtype (nothing when
+ * float32), and freed. model.c calls them whenever the table or the dtype changes. */
+void gp_model_wview_init(gp_model *m);
+void gp_model_wview_free(gp_model *m);

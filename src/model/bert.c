@@ -121,9 +121,9 @@ typedef struct {
     float *dmem;
 } bert_state;
 
-#define W(m, l, k) ((m)->params + (m)->table.p[E_COUNT + (l) * L_COUNT + (k)].offset)
+#define W(m, l, k) gp_model_w((m), E_COUNT + (l) * L_COUNT + (k))
 #define G(m, l, k) gp_model_grad((m), E_COUNT + (l) * L_COUNT + (k)) /* NULL: not formed */
-#define EW(m, k) ((m)->params + (m)->table.p[(k)].offset)
+#define EW(m, k) gp_model_w((m), (k))
 #define EG(m, k) gp_model_grad((m), (k))
 
 /* Lays out the activations in one allocation; grows it when the batch is larger. */
@@ -191,7 +191,9 @@ static const float *bert_forward(gp_model *m, void **state, const gp_packed *pk,
     s->trained = train;
     s->recompute = train && m->recompute;
 
-    gp_embedding_forward(s->emb, pk->ids, pk->pos, EW(m, E_WTE), EW(m, E_WPE), EW(m, E_WTT), N, C);
+    const int32_t *ids;
+    const float *wte = gp_model_token_rows(m, pk->ids, N, &ids);
+    gp_embedding_forward(s->emb, ids, pk->pos, wte, EW(m, E_WPE), EW(m, E_WTT), N, C);
     gp_layernorm_forward(s->x0, s->mean0, s->rstd0, s->emb, EW(m, E_LNW), EW(m, E_LNB), N, C, c->norm_eps);
     const float *x = s->x0;
     for (int l = 0; l < c->layers; l++) {
@@ -323,7 +325,9 @@ static bert_state *bert_infer_state(gp_model *m, void **state, const gp_packed *
 static void bert_embed(gp_model *m, void **state, const gp_packed *pk, float *x) {
     bert_state *s = bert_infer_state(m, state, pk);
     const int N = pk->N, C = m->cfg.hidden;
-    gp_embedding_forward(s->emb, pk->ids, pk->pos, EW(m, E_WTE), EW(m, E_WPE), EW(m, E_WTT), N, C);
+    const int32_t *ids;
+    const float *wte = gp_model_token_rows(m, pk->ids, N, &ids);
+    gp_embedding_forward(s->emb, ids, pk->pos, wte, EW(m, E_WPE), EW(m, E_WTT), N, C);
     gp_layernorm_forward(s->x0, s->mean0, s->rstd0, s->emb, EW(m, E_LNW), EW(m, E_LNB), N, C, m->cfg.norm_eps);
     memcpy(x, s->x0, (size_t)N * C * sizeof(float));
 }

@@ -301,12 +301,25 @@ gp_status gp_export_model(const gp_model *m, const char *out_dir, const char *co
                 const int64_t kept = structs->counts[layer] * g;
                 int64_t shape[2] = {t->shape[0], t->ndim == 2 ? t->shape[1] : 0};
                 shape[ax == GP_NEURON_ROWS ? 0 : 1] = kept;
-                owned[k] = gather_neurons(gp_model_param(m, p), R, C, ax, rows + first[layer], kept);
+                float *wide = m->wdtype == GP_DT_F32 ? NULL : gp_malloc((size_t)q->numel * sizeof(float));
+                if (wide) gp_model_weights_get(m, q->offset, q->numel, wide);
+                owned[k] = gather_neurons(wide ? wide : gp_model_param(m, p), R, C, ax, rows + first[layer], kept);
+                free(wide);
                 gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, shape, owned[k]);
                 total += (uint64_t)(shape[0] * (t->ndim == 2 ? shape[1] : 1)) * gp_dtype_size(t->dtype);
             } else {
-                if (p >= 0) gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, t->shape, gp_model_param(m, p));
-                else gp_st_writer_add_raw(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+                const gp_param *q = p >= 0 ? &m->table.p[p] : NULL;
+                if (q && m->wdtype == GP_DT_F32) {
+                    gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, t->shape, gp_model_param(m, p));
+                } else if (q && t->dtype == m->wdtype) { /* held as the file stores it: the bytes as they are */
+                    gp_st_writer_add_raw(w, t->name, t->dtype, t->ndim, t->shape, m->w16 + q->offset);
+                } else if (q) {
+                    owned[k] = gp_malloc((size_t)q->numel * sizeof(float) + 1);
+                    gp_model_weights_get(m, q->offset, q->numel, owned[k]);
+                    gp_st_writer_add_f32(w, t->name, t->dtype, t->ndim, t->shape, owned[k]);
+                } else {
+                    gp_st_writer_add_raw(w, t->name, t->dtype, t->ndim, t->shape, t->data);
+                }
                 uint64_t numel = 1;
                 for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
                 total += numel * gp_dtype_size(t->dtype);

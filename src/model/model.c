@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "arch.h"
+#include "gaprune/bf16.h"
 #include "gaprune/fs.h"
 #include "gaprune/hash.h"
 #include "gaprune/json.h"
@@ -325,34 +326,74 @@ static gp_status check_against_files(const gp_model_config *cfg, const char *dir
     return rc;
 }
 
+/* The dtype the weights of set are held in (model.h): their one 16-bit dtype, else float32. */
+static gp_status held_dtype(const gp_model *m, const gp_st_set *set, gp_dtype *out, gp_err *err) {
+    gp_dtype common = GP_DT_COUNT;
+    for (int i = 0; i < m->table.n; i++) {
+        const gp_st_tensor *st;
+        gp_status rc = find_tensor(&m->cfg, m->dir, set, &m->table.p[i], &st, err);
+        if (rc) return rc;
+        common = i == 0 || st->dtype == common ? st->dtype : GP_DT_F32;
+    }
+    *out = !m->hold_f32 && (common == GP_DT_BF16 || common == GP_DT_F16) ? common : GP_DT_F32;
+    return GP_OK;
+}
+
+/* Buffers for m's table in dtype dt (those there kept when they are already of it). */
+static void hold(gp_model *m, gp_dtype dt) {
+    if (dt == m->wdtype && (m->params || m->w16)) return;
+    free(m->params), free(m->w16);
+    m->params = NULL, m->w16 = NULL;
+    if (dt == GP_DT_F32) m->params = gp_malloc((m->table.total + 1) * sizeof(float));
+    else m->w16 = gp_malloc((m->table.total + 1) * sizeof(uint16_t));
+    m->wdtype = dt;
+    gp_model_wview_init(m);
+}
+
+/* A 16-bit value's bits say whether it is finite: an all-ones exponent is an Inf or a NaN. */
+static bool finite16(gp_dtype dt, uint16_t h) { return dt == GP_DT_BF16 ? (h & 0x7f80u) != 0x7f80u : (h & 0x7c00u) != 0x7c00u; }
+
 static gp_status load_weights(gp_model *m, const gp_st_set *set, gp_err *err) {
-    gp_status rc = GP_OK;
+    gp_dtype dt;
+    gp_status rc = held_dtype(m, set, &dt, err);
+    if (rc) return rc;
+    hold(m, dt);
     const gp_param_table *t = &m->table;
     for (int i = 0; i < t->n && !rc; i++) {
         const gp_param *p = &t->p[i];
         const gp_st_tensor *st;
         if ((rc = find_tensor(&m->cfg, m->dir, set, p, &st, err))) break;
-        float *dst = m->params + p->offset;
-        if ((rc = gp_st_tensor_to_f32(st, dst, err))) break;
-        for (size_t k = 0; k < p->numel; k++)
-            if (!isfinite(dst[k])) {
-                rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" has a non-finite value (%g) at element %zu", st->path,
-                             st->name, (double)dst[k], k);
-                break;
-            }
+        size_t bad = SIZE_MAX;
+        double value = 0;
+        if (dt == GP_DT_F32) {
+            float *dst = m->params + p->offset;
+            if ((rc = gp_st_tensor_to_f32(st, dst, err))) break;
+            for (size_t k = 0; k < p->numel && bad == SIZE_MAX; k++)
+                if (!isfinite(dst[k])) bad = k, value = dst[k];
+        } else {
+            uint16_t *dst = m->w16 + p->offset;
+            if ((rc = gp_st_tensor_to_u16(st, dst, err))) break;
+            for (size_t k = 0; k < p->numel && bad == SIZE_MAX; k++)
+                if (!finite16(dt, dst[k])) bad = k, value = dt == GP_DT_BF16 ? gp_bf16_value(dst[k]) : gp_f16_to_f32(dst[k]);
+        }
+        if (bad != SIZE_MAX) {
+            rc = gp_errf(err, GP_EINPUT, "%s: tensor \"%s\" has a non-finite value (%g) at element %zu", st->path, st->name,
+                         value, bad);
+            break;
+        }
         m->src_names[i] = gp_strdup(st->name);
         m->src_dtypes[i] = st->dtype;
     }
+    gp_model_weights_changed(m);
     return rc;
 }
 
-/* m->cfg's parameter table and the buffers load_weights fills. */
+/* m->cfg's parameter table and the names load_weights fills (the weights' buffers come with it). */
 static void alloc_weights(gp_model *m) {
     gp_model_build_table(&m->cfg, &m->table);
     set_tok_emb(m);
     m->src_names = gp_calloc((size_t)m->table.n, sizeof(char *));
     m->src_dtypes = gp_calloc((size_t)m->table.n, sizeof(gp_dtype));
-    m->params = gp_malloc(m->table.total * sizeof(float));
 }
 
 gp_status gp_model_reload_weights(gp_model *m, gp_err *err) {
@@ -420,7 +461,8 @@ gp_model *gp_model_create(const gp_model_config *cfg, gp_pooling pool) {
         m->src_names[i] = gp_strdup(m->table.p[i].name);
         m->src_dtypes[i] = GP_DT_F32;
     }
-    m->params = gp_calloc(m->table.total, sizeof(float));
+    m->params = gp_calloc(m->table.total + 1, sizeof(float));
+    m->wdtype = GP_DT_F32;
     m->max_length = cfg->max_positions;
     return m;
 }
@@ -471,7 +513,9 @@ gp_status gp_model_reopen(gp_model *m, const char *dir, gp_err *err) {
     }
     free_state(m);
     for (int i = 0; i < m->table.n; i++) free(m->src_names[i]);
-    free(m->src_names), free(m->src_dtypes), free(m->params);
+    free(m->src_names), free(m->src_dtypes), free(m->params), free(m->w16);
+    m->params = NULL, m->w16 = NULL;
+    gp_model_wview_free(m);
     gp_param_table_free(&m->table);
     m->cfg = cfg;
     free(m->dir);
@@ -491,7 +535,9 @@ void gp_model_free(gp_model *m) {
     free(m->src_dtypes);
     gp_param_table_free(&m->table);
     gp_tokenizer_free(m->tok);
+    gp_model_wview_free(m);
     free(m->params);
+    free(m->w16);
     free(m->query_prompt);
     free(m->dir);
     free(m);
@@ -569,7 +615,6 @@ const char *gp_struct_name(gp_struct_kind k) { return k == GP_STRUCT_HEADS ? "he
 const char *gp_struct_title(gp_struct_kind k) { return k == GP_STRUCT_HEADS ? "attention heads" : "MLP neurons"; }
 
 int gp_model_dim(const gp_model *m) { return m->cfg.hidden; }
-float *gp_model_param(const gp_model *m, int i) { return m->params + m->table.p[i].offset; }
 float *gp_model_grad(const gp_model *m, int i) {
     if (!m->grad_off) return m->grads + m->table.p[i].offset;
     return m->grad_off[i] < 0 ? NULL : m->grads + m->grad_off[i];

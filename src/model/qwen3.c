@@ -140,7 +140,7 @@ typedef struct {
     float *dmem;
 } qwen3_state;
 
-#define W(m, l, k) ((m)->params + (m)->table.p[E_COUNT + (l) * L_COUNT + (k)].offset)
+#define W(m, l, k) gp_model_w((m), E_COUNT + (l) * L_COUNT + (k))
 #define G(m, l, k) gp_model_grad((m), E_COUNT + (l) * L_COUNT + (k)) /* NULL: not formed */
 #define FINAL_NORM(m) (E_COUNT + (m)->cfg.layers * L_COUNT)
 
@@ -233,14 +233,16 @@ static const float *qwen3_forward(gp_model *m, void **state, const gp_packed *pk
     s->recompute = train && m->recompute;
     const float eps = c->norm_eps;
 
-    gp_embedding_forward(s->x0, pk->ids, NULL, m->params + m->table.p[E_WTE].offset, NULL, NULL, N, d.C);
+    const int32_t *ids;
+    const float *wte = gp_model_token_rows(m, pk->ids, N, &ids);
+    gp_embedding_forward(s->x0, ids, NULL, wte, NULL, NULL, N, d.C);
     gp_rope_tables(s->cos_t, s->sin_t, pk->pos, N, d.hs, c->rope_theta);
     const float *x = s->x0;
     for (int l = 0; l < c->layers; l++) {
         qwen3_layer_forward(m, s, pk, l, x);
         x = s->la[l].out;
     }
-    const float *wn = m->params + m->table.p[FINAL_NORM(m)].offset;
+    const float *wn = gp_model_w(m, FINAL_NORM(m));
     gp_rmsnorm_forward(s->fin, d.C, s->rstd_f, x, d.C, wn, N, 1, d.C, eps);
     return s->fin;
 }
@@ -299,7 +301,7 @@ static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const 
     const float *x_last = s->la[c->layers - 1].out;
     memset(dx, 0, n * d.C * sizeof(float));
     gp_rmsnorm_backward(dx, gp_model_grad(m, fi), dhidden, d.C, x_last, d.C,
-                        m->params + m->table.p[fi].offset, s->rstd_f, N, 1, d.C);
+                        gp_model_w(m, fi), s->rstd_f, N, 1, d.C);
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].out : s->x0;
@@ -379,7 +381,9 @@ static qwen3_state *qwen3_infer_state(gp_model *m, void **state, const gp_packed
 
 static void qwen3_embed(gp_model *m, void **state, const gp_packed *pk, float *x) {
     qwen3_infer_state(m, state, pk);
-    gp_embedding_forward(x, pk->ids, NULL, m->params + m->table.p[E_WTE].offset, NULL, NULL, pk->N, m->cfg.hidden);
+    const int32_t *ids;
+    const float *wte = gp_model_token_rows(m, pk->ids, pk->N, &ids);
+    gp_embedding_forward(x, ids, NULL, wte, NULL, NULL, pk->N, m->cfg.hidden);
 }
 
 static void qwen3_block(gp_model *m, void **state, const gp_packed *pk, int l, const float *x, float *y,

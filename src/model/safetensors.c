@@ -354,6 +354,16 @@ gp_status gp_st_tensor_to_f32(const gp_st_tensor *t, float *dst, gp_err *err) {
     }
 }
 
+gp_status gp_st_tensor_to_u16(const gp_st_tensor *t, uint16_t *dst, gp_err *err) {
+    if (t->dtype != GP_DT_F16 && t->dtype != GP_DT_BF16)
+        return gp_errf(err, GP_EINPUT, "%s: tensor \"%s\": dtype %s is not F16 or BF16", t->path, t->name,
+                       gp_dtype_name(t->dtype));
+    const size_t n = (size_t)t->numel;
+    memcpy(dst, t->data, n * 2); /* little-endian, as gp_st_tensor_to_f32 */
+    release_pages(t->data, n * 2);
+    return GP_OK;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* folder: single file or shards */
 

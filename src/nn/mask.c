@@ -54,11 +54,19 @@ static void mask_clear(float *x, const uint8_t *keep, int64_t k0, int64_t count)
     }
 }
 
+/* mask_clear for weights held in 16 bits (BF16 and F16 both write +0 as 0x0000). */
+static void mask_clear16(uint16_t *x, const uint8_t *keep, int64_t count) {
+#pragma omp parallel for if (count >= gp_par_min()) schedule(static)
+    for (int64_t k = 0; k < count; k++) x[k] &= (uint16_t)(0u - (uint32_t)gp_bit_get(keep, k));
+}
+
 void gp_mask_apply(const gp_mask *mk, gp_model *m) {
     for (int i = 0; i < mk->n; i++) {
-        mask_clear(gp_model_param(m, mk->param[i]), mk->keep[i], 0, mk->numel[i]);
+        if (m->wdtype == GP_DT_F32) mask_clear(gp_model_param(m, mk->param[i]), mk->keep[i], 0, mk->numel[i]);
+        else mask_clear16(m->w16 + m->table.p[mk->param[i]].offset, mk->keep[i], mk->numel[i]);
         if (m->grads) mask_clear(gp_model_grad(m, mk->param[i]), mk->keep[i], 0, mk->numel[i]);
     }
+    gp_model_weights_changed(m);
 }
 
 void gp_mask_clear_range(const gp_mask *mk, const gp_model *m, float *x, int64_t lo, int64_t hi) {

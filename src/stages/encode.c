@@ -13,6 +13,7 @@
 
 #include "gaprune/dist.h"
 #include "gaprune/h5.h"
+#include "gaprune/job.h"
 #include "gaprune/log.h"
 #include "gaprune/model.h"
 #include "gaprune/provenance.h"
@@ -46,9 +47,17 @@ static int compute_mode(const char *name) {
     return mode;
 }
 
+static int weights_mode(const char *name) {
+    int mode = 0;
+    while (name && gp_weights_names[mode] && strcmp(gp_weights_names[mode], name)) mode++;
+    return mode;
+}
+
 gp_status gp_encode_check(const gp_encode_opts *o, gp_err *err) {
     if (!gp_compute_names[compute_mode(o->compute)])
         return gp_errf(err, GP_EINPUT, "gaprune encode: --compute %s: expected f32 or bf16", o->compute);
+    if (!gp_weights_names[weights_mode(o->weights)])
+        return gp_errf(err, GP_EINPUT, "gaprune encode: --weights %s: expected checkpoint or f32", o->weights);
     return GP_OK;
 }
 
@@ -64,6 +73,7 @@ gp_status gp_encode_run(const gp_encode_opts *o, gp_encode_report *rep, gp_err *
         gp_model_free(m);
         return rc;
     }
+    if (weights_mode(o->weights) == GP_WEIGHTS_F32) gp_model_hold_f32(m, true);
     const char *prefix = NULL;
     char *task_prefix = o->task ? gp_query_instruct(o->task) : NULL;
     if (o->query) {

@@ -506,6 +506,7 @@ void gp_retrained_free(gp_retrained *r) {
 
 void gp_job_model_settings(gp_job *job, gp_model *m) {
     gp_model_set_recompute(m, job->model.recompute);
+    if (job->model.weights == GP_WEIGHTS_F32) gp_model_hold_f32(m, true);
     gp_set_compute(job->model.compute);
     static bool told;
     if (job->model.compute == GP_COMPUTE_BF16 && !told) {

@@ -15,6 +15,7 @@
 #include "gaprune/dist.h"
 #include "gaprune/eval.h"
 #include "gaprune/fs.h"
+#include "gaprune/json.h"
 #include "gaprune/log.h"
 #include "gaprune/retrain.h"
 #include "gaprune/sample.h"
@@ -31,6 +32,19 @@
 typedef struct {
     double fwd, bwd, batch;
 } acts;
+
+/* What the weights take in memory (model.h, "the weights in memory"): 4*P in float32; held in 16
+ * bits 2*P and the float32 views of the largest block and of the parameters outside the blocks but
+ * the token embedding (whose rows are widened per batch, with the batch). */
+static double held_weights(const gp_model_config *c, const gp_param_table *t, bool w16) {
+    return w16 ? 2.0 * (double)t->total + 4.0 * (double)gp_model_view_floats(c, t) : 4.0 * (double)t->total;
+}
+
+static const char *held_formula(bool w16) {
+    return w16 ? "2*P (16-bit parameters, as the checkpoint stores them) + 4*(largest block + parameters outside the "
+                 "blocks but the token embedding): their float32 views"
+               : "4*P (float32 parameters)";
+}
 
 /* model.compute = bf16 (kernels.c): the BF16 copies of a matmul's input, weight and output gradient,
  * grown to the largest and kept, and oneDNN's JIT kernels and state (about 3 MiB measured: the
@@ -135,7 +149,7 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
      * 1 window replicated, 2 sharded (one block in flight while the next is computed) */
     const int W = out->sharded ? 2 : 1;
     const double win = c->layers > 0 ? (double)n / c->layers : (double)n;
-    add(out, "weights", 4.0 * (double)t->total, "4*P (float32 parameters)");
+    add(out, "weights", held_weights(c, t, pm->w16), held_formula(pm->w16));
     add(out, "gradients", 4.0 * W * win, out->sharded ? "4*2*n/L (two blocks' selected gradients)"
                                                       : "4*n/L (one block's selected gradients)");
     add(out, "accumulators", 16.0 * (double)out->block,
@@ -192,6 +206,7 @@ typedef struct {
     gp_param_table table;
     int max_length;
     double tokenizer_bytes, weight_bytes; /* the tokenizer files; the safetensors files */
+    gp_dtype stored;                      /* the weights' one 16-bit dtype (model.h), else GP_DT_F32 */
 } folder;
 
 static double file_size(const char *dir, const char *name) {
@@ -200,6 +215,33 @@ static double file_size(const char *dir, const char *name) {
     double s = stat(p, &st) == 0 ? (double)st.st_size : 0;
     free(p);
     return s;
+}
+
+/* The dtype the model would hold dir's weights in at model.weights = checkpoint: the one 16-bit
+ * dtype of every float tensor of its safetensors files (the loader asks it of the parameters), or
+ * without files config.json's torch_dtype (a folder of config.json alone plans a real model). */
+static gp_dtype stored_dtype(const char *dir, bool have_files) {
+    gp_dtype common = GP_DT_COUNT;
+    gp_err e = {0};
+    if (have_files) {
+        gp_st_set *set = NULL;
+        if (gp_st_set_open(dir, &set, &e)) return GP_DT_F32; /* the load will say what is wrong */
+        for (int i = 0; i < gp_st_set_nfiles(set); i++)
+            for (int k = 0; k < gp_st_count(gp_st_set_file(set, i)); k++) {
+                const gp_dtype d = gp_st_at(gp_st_set_file(set, i), k)->dtype;
+                if (d == GP_DT_F32 || d == GP_DT_F16 || d == GP_DT_BF16) common = common == GP_DT_COUNT || common == d ? d : GP_DT_F32;
+            }
+        gp_st_set_close(set);
+    } else {
+        char *path = gp_path_join(dir, "config.json");
+        cJSON *j = NULL;
+        const char *td = NULL;
+        if (!gp_json_load(path, &j, &e) && !gp_json_opt_string(j, "torch_dtype", &td, path, &e) && td)
+            common = !strcmp(td, "bfloat16") ? GP_DT_BF16 : !strcmp(td, "float16") ? GP_DT_F16 : GP_DT_F32;
+        cJSON_Delete(j);
+        free(path);
+    }
+    return common == GP_DT_BF16 || common == GP_DT_F16 ? common : GP_DT_F32;
 }
 
 static gp_status folder_load(const char *dir, folder *f, gp_err *err) {
@@ -216,6 +258,7 @@ static gp_status folder_load(const char *dir, folder *f, gp_err *err) {
         if (l > 12 && !strcmp(e->d_name + l - 12, ".safetensors")) f->weight_bytes += file_size(dir, e->d_name);
     }
     if (d) closedir(d);
+    f->stored = stored_dtype(dir, f->weight_bytes > 0);
     return GP_OK;
 }
 
@@ -301,7 +344,9 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     else
         snprintf(ld->what, sizeof ld->what, "%s: %.0f parameters from config.json; no *.safetensors file in the folder "
                  "(the stages need the weights)", job->model.path, P);
-    padd(ld, "weights", 4 * P, "4*P (float32 parameters, model.c)");
+    const bool w16 = job->model.weights == GP_WEIGHTS_CHECKPOINT && mf.stored != GP_DT_F32;
+    const double held = held_weights(c, &mf.table, w16);
+    padd(ld, "weights", held, held_formula(w16));
     double tmax = 0; /* the largest tensor, at the files' bytes per parameter */
     for (int i = 0; i < mf.table.n; i++) tmax = dmax(tmax, (double)mf.table.p[i].numel);
     padd(ld, "mapped tensor", P > 0 ? tmax * mf.weight_bytes / P : 0,
@@ -324,8 +369,10 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         const double nl = ceil_div(ceil_div(n, GP_SAMPLE_ENCODE_BATCH), R) * GP_SAMPLE_ENCODE_BATCH;
         snprintf(sp->what, sizeof sp->what, "%s: ~%.0f candidates (lines of %s), k %.0f%s", gp_sample_method_name(job->sample.method),
                  n, c0 ? "data.general" : "data.domain", k, km ? "" : ": no k-means");
-        padd(sp, "weights", 4 * P + (own_sampler ? 4.0 * (double)sf.table.total : 0),
-             own_sampler ? "4*P of the job's model + 4*P of sample.model" : "4*P (float32 parameters)");
+        const bool sw16 = job->model.weights == GP_WEIGHTS_CHECKPOINT && sf.stored != GP_DT_F32;
+        padd(sp, "weights", held + (own_sampler ? held_weights(&sf.cfg, &sf.table, sw16) : 0),
+             own_sampler ? "the job's model's and sample.model's, each 4*P (float32) or 2*P and its views (16-bit)"
+                         : held_formula(w16));
         padd(sp, "corpus index", 64 * n, "64*n (triplets.c: 40-byte heap entries, 24-byte record refs)");
         if (km) {
             a_sample = model_acts(&smf->cfg, GP_SAMPLE_ENCODE_BATCH, Ts, TH, false, false, job->model.compute == GP_COMPUTE_BF16);
@@ -346,7 +393,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     gp_stats_opts so;
     gp_stats_opts_from_job(&so, job);
     const bool bf16 = job->model.compute == GP_COMPUTE_BF16;
-    const gp_plan_model pm = {&mf.cfg, &mf.table, mf.max_length, mf.tokenizer_bytes, job->model.recompute, bf16};
+    const gp_plan_model pm = {&mf.cfg, &mf.table, mf.max_length, mf.tokenizer_bytes, job->model.recompute, bf16, w16};
     gp_plan_stats(&pm, &so, R, TH, share, &out->stats);
     const gp_plan_stats_out *st = &out->stats;
     const acts a_stats = model_acts(c, st->texts, st->seq_len, TH, true, job->model.recompute, bf16);
@@ -517,7 +564,11 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
                      "; reconstruction: %.0f texts (6 x prune.reconstruct_samples) x %d tokens / %d rank%s, batches of %d "
                      "(eval.batch), widest input %.0f",
                      6.0 * (double)job->prune.reconstruct_samples, T_rt, R, R > 1 ? "s" : "", B_eval, cmax);
-        padd(sc, "weights", 4 * P, "4*P (float32 parameters; reread from the folder between masks)");
+        /* the reconstruction solves in float32: 16-bit weights are widened (both, for the moment it takes) */
+        padd(sc, "weights", recon && w16 ? 4 * P + 2 * P : held,
+             recon && w16 ? "2*P + 4*P: 16-bit weights widened to float32 for the reconstruction (reread between masks)"
+             : w16        ? "2*P + float32 views of a block (16-bit parameters; reread from the folder between masks)"
+                          : "4*P (float32 parameters; reread from the folder between masks)");
         padd(sc, "scoring buffers", score_slice_bytes(s_max, q, cmax, (double)N, refcode, wanda),
              "4s + s/8 + N/8 + 4q + 8q Fisher (+8(q+2c) refcode, +4c wanda) + 1.25 MiB (score.c, gp_select_smallest)");
         if (save) padd(sc, "saved scores (rank 0)", 5 * T, "5*T: one tensor's scores gathered and its mask bytes (prune.save_scores)");
@@ -598,7 +649,12 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         const double emb = reads ? dmin(VC, rows * C + slice_emb) : rows * C;
         const double grads_full = zero2 ? 4.0 * ((double)outer + 2.0 * (double)window) : 4 * P;
         const double grads = grads_full - 4 * VC + 4 * emb;
-        padd(rt, "weights", 4 * P, "4*P (float32 parameters)");
+        const double slice = mode == GP_SHARD_NONE || R == 1 ? P : ceil(P / R);
+        padd(rt, "weights", held + (w16 ? 4 * slice : 0),
+             !w16 ? "4*P (float32 parameters)"
+             : mode == GP_SHARD_NONE || R == 1
+                 ? "2*P and views (16-bit parameters) + 4*P float32 master weights (one rank, or optimizer_sharding = none)"
+                 : "2*P and views (16-bit parameters) + 4*P/R float32 master weights of this rank's optimizer slice");
         padd(rt, "gradients", grads,
              zero2 ? "4*(P_outside + 2*P/L): the gradients outside the blocks and two blocks' (retrain.c, gradients); of the "
                      "token embedding's V*C only min(V, S*3*B*T)*C"
@@ -629,7 +685,8 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     ev->runs = eval_runs;
     snprintf(ev->advice, sizeof ev->advice, "a smaller eval.batch or model.max_length, or more ranks");
     snprintf(ev->what, sizeof ev->what, "%d texts x %.0f tokens (model.max_length, bounded by the longest line)", B_eval, t_eval);
-    padd(ev, "weights", 4 * P, "4*P (float32 parameters)");
+    padd(ev, "weights", recon && w16 ? 4 * P : held,
+         recon && w16 ? "4*P (the reconstruction's float32 weights)" : held_formula(w16));
     padd(ev, "mask", n_sel / 8, "n/8: the keep bits of the mask evaluated");
     padd(ev, "model activations", infer_kept, carry_f);
     padd(ev, "encode batch", a_eval.batch, "eval.batch padded texts (per call)");

@@ -441,6 +441,9 @@ gp_status gp_reconstruct(const gp_recon_opts *o, gp_model *m, gp_mask *mask, con
                          const char *settings_hash, gp_recon_report *rep, gp_err *err) {
     memset(rep, 0, sizeof *rep);
     const double t_start = gp_now();
+    /* the layers are solved in float32, in place; the pruned folder rounds them to its dtype as
+     * it always did (the next gp_model_reload_weights holds 16 bits again) */
+    gp_model_hold_f32(m, false);
     rep->n = mask->n;
     rep->err_before = gp_calloc(nz(mask->n), sizeof(double));
     rep->err_after = gp_calloc(nz(mask->n), sizeof(double));

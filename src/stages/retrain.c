@@ -50,6 +50,10 @@ typedef struct {
     int64_t block;        /* elements per block of the gradient norm's sums */
     double *part;         /* [blocks] Σg² of each block */
     float *adam_m, *adam_v; /* [hi - lo] */
+    /* weights held in 16 bits (model.weights): the float32 master weights of [lo, hi), which AdamW
+     * updates; the model computes with their rounding, which every rank gathers after a step.
+     * NULL with float32 weights (AdamW updates those) */
+    float *master;
     /* gradients (ZeRO-2): backward forms one block's gradients at a time in two windows
      * (gp_model_need_grads), and each block's sum over the ranks goes to its owners as soon as
      * the block is done; gsum [hi - lo] is this rank's slice of the summed gradient */
@@ -349,7 +353,8 @@ static gp_status write_log(rt_ctx *c, bool complete, gp_err *err) {
     const hsize_t n = c->m->table.total, r0 = (hsize_t)c->bounds[r], nr = (hsize_t)(c->bounds[r + 1] - c->bounds[r]);
     const float *am = c->adam_m + (c->bounds[r] - c->lo), *av = c->adam_v + (c->bounds[r] - c->lo);
     const gp_h5par_item it[3] = {
-        {GP_RETRAIN_PARAMS, 1, {n, 0}, "all parameters after the last step, in table order", "1", c->m->params + r0, r0,
+        {GP_RETRAIN_PARAMS, 1, {n, 0}, "all parameters after the last step, in table order (the float32 master weights "
+         "where the model holds 16-bit ones)", "1", c->master ? c->master + (r0 - (hsize_t)c->lo) : c->m->params + r0, r0,
          nr, true},
         {GP_RETRAIN_ADAM_M, 1, {n, 0}, "AdamW first moment", "1", am, r0, nr, true},
         {GP_RETRAIN_ADAM_V, 1, {n, 0}, "AdamW second moment", "1", av, r0, nr, true},
@@ -433,8 +438,14 @@ static gp_status load_log(hid_t f, void *vctx) {
                   !gp_h5_read_f64(f, GP_RETRAIN_LOSS, c->loss, (size_t)step) &&
                   !gp_h5_read_f64(f, GP_RETRAIN_LR, c->lr, (size_t)step) &&
                   !gp_h5_read_f64(f, GP_RETRAIN_GRAD_NORM, c->gnorm, (size_t)step);
-        if (ok && (gp_h5_read_f32(f, GP_RETRAIN_PARAMS, c->m->params, (size_t)n) || !finite_values(c->m->params, n, false)))
+        if (ok && c->master && (!read_slice(f, GP_RETRAIN_PARAMS, n, c->lo, mine, c->master) ||
+                                !finite_values(c->master, mine, false))) {
+            ok = false; /* the master weights again from the model, which this did not touch */
+            gp_model_weights_get(c->m, (size_t)c->lo, (size_t)mine, c->master);
+        } else if (ok && !c->master &&
+                   (gp_h5_read_f32(f, GP_RETRAIN_PARAMS, c->m->params, (size_t)n) || !finite_values(c->m->params, n, false))) {
             lc->damaged = true, ok = false;
+        }
         if (!ok) {
             step = 0, complete = 0;
             memset(c->adam_m, 0, (size_t)mine * sizeof(float));
@@ -445,6 +456,13 @@ static gp_status load_log(hid_t f, void *vctx) {
     }
     lc->step = step, lc->complete = complete;
     return step > 0 ? GP_OK : GP_EINPUT;
+}
+
+/* Collective, with master weights: the model's 16-bit weights become their rounding, on every rank. */
+static void publish(rt_ctx *c) {
+    gp_model_weights_set(c->m, (size_t)c->lo, (size_t)(c->hi - c->lo), c->master);
+    if (c->sharding != GP_SHARD_NONE) gp_allgather_blocks_u16(c->m->w16, c->bounds);
+    gp_model_weights_changed(c->m);
 }
 
 /* Collective: loads the state of an earlier run into *step (0: none, -1: complete). */
@@ -465,6 +483,7 @@ static gp_status try_resume(rt_ctx *c, int64_t *step_out, gp_err *err) {
                        c->log_path, least, most);
     int64_t complete = lc.complete;
     gp_bcast_bytes(&complete, sizeof complete, 0);
+    if (c->master) publish(c);
     c->step = most;
     *step_out = complete ? -1 : most;
     return GP_OK;
@@ -526,7 +545,7 @@ static void adamw(rt_ctx *c, const float *gs, int t1, double lr, double scale) {
         const int64_t a = off > c->lo ? off : c->lo, e = end < c->hi ? end : c->hi;
         if (a >= e) continue;
         /* restrict lets the compiler vectorize; element-wise, so the result is the scalar one */
-        float *restrict w = m->params + a;
+        float *restrict w = c->master ? c->master + (a - c->lo) : m->params + a;
         const float *restrict g = gs + (a - c->lo);
         float *restrict am = c->adam_m + (a - c->lo), *restrict av = c->adam_v + (a - c->lo);
         const double wd = c->decay[i] ? cfg->weight_decay : 0.0;
@@ -677,13 +696,12 @@ static gp_status step(rt_ctx *c, gp_infonce *L, double *loss_out, double *gnorm_
     const int t1 = c->step + 1;
     const double lr = gp_lr_at(t1, cfg->steps, cfg->warmup, cfg->lr);
     adamw(c, gs, t1, lr, scale);
-    if (c->mask) gp_mask_clear_range(c->mask, m, m->params + c->lo, c->lo, c->hi);
+    if (c->mask) gp_mask_clear_range(c->mask, m, c->master ? c->master : m->params + c->lo, c->lo, c->hi);
     c->update_s += gp_now() - t_up;
-    if (c->sharding != GP_SHARD_NONE) {
-        t_ar = gp_now();
-        gp_allgather_blocks_f32(m->params, c->bounds);
-        c->allreduce_s += gp_now() - t_ar;
-    }
+    t_ar = gp_now();
+    if (c->master) publish(c);
+    else if (c->sharding != GP_SHARD_NONE) gp_allgather_blocks_f32(m->params, c->bounds);
+    c->allreduce_s += gp_now() - t_ar;
     c->lr[c->step] = lr;
 done:
     free(rows_all);
@@ -698,7 +716,7 @@ done:
 static void free_ctx(rt_ctx *c) {
     gradients_end(c);
     gp_corpus_free(&c->corp);
-    free(c->perm), free(c->adam_m), free(c->adam_v), free(c->decay), free(c->loss), free(c->lr), free(c->gnorm);
+    free(c->perm), free(c->adam_m), free(c->adam_v), free(c->master), free(c->decay), free(c->loss), free(c->lr), free(c->gnorm);
     free(c->bounds), free(c->part), free(c->prev_path);
 }
 
@@ -752,9 +770,11 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     char settings[2048];
     snprintf(settings, sizeof settings,
              "gaprune-retrain v1; base %s; corpus %s; max_samples %lld; seed %lld; steps %d; lr %.17g; warmup %d; "
-             "weight_decay %.17g; batch %d; grad_clip %.17g; max_length %d; query_instruction %s%s",
+             "weight_decay %.17g; batch %d; grad_clip %.17g; max_length %d; query_instruction %s%s%s%s",
              base_hash, c.corp.sha256, (long long)cfg->max_samples, (long long)cfg->seed, cfg->steps, cfg->lr, cfg->warmup,
-             cfg->weight_decay, cfg->batch, cfg->grad_clip, cfg->max_length, c.prefix, gp_compute_tag());
+             cfg->weight_decay, cfg->batch, cfg->grad_clip, cfg->max_length, c.prefix, gp_compute_tag(),
+             /* 16-bit weights compute with the rounded master weights: another result (f32's hash as before) */
+             m->wdtype == GP_DT_F32 ? "" : "; weights ", m->wdtype == GP_DT_F32 ? "" : gp_dtype_name(m->wdtype));
     gp_sha256 *h = gp_sha256_init();
     gp_sha256_update(h, settings, strlen(settings));
     gp_sha256_final(h, c.hash);
@@ -770,6 +790,10 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     }
     c.adam_m = gp_calloc((size_t)(c.hi - c.lo + 1), sizeof(float));
     c.adam_v = gp_calloc((size_t)(c.hi - c.lo + 1), sizeof(float));
+    if (m->wdtype != GP_DT_F32) {
+        c.master = gp_malloc((size_t)(c.hi - c.lo + 1) * sizeof(float));
+        gp_model_weights_get(m, (size_t)c.lo, (size_t)(c.hi - c.lo), c.master);
+    }
     rep->sharding = c.sharding;
     c.decay = gp_malloc((size_t)m->table.n);
     for (int i = 0; i < m->table.n; i++) c.decay[i] = m->table.p[i].ndim == 2;

@@ -50,6 +50,7 @@ typedef struct {
     int64_t slice_n;                /* elements in them */
     float *scores;                  /* [slice_n] */
     float *fd, *fg, *gd, *gg, *act; /* one piece's statistics (gd, gg with a row above and below) */
+    float *wb;                      /* one piece's weights widened to float32 (16-bit weights) */
     double *cosine;                 /* per table index */
     double *sq;                     /* [n][2] Σ G_dom², Σ G_gen² of each item (refcode) */
     double *sum;                    /* [n][N_SUM] the summary values of each item */
@@ -126,17 +127,25 @@ static gp_status sq_piece(score_ctx *c, int j, double *acc, gp_err *err) {
     return GP_OK;
 }
 
+/* Piece q's weights as float32: where they are when held so, else widened into c->wb. */
+static const float *piece_weights(score_ctx *c, const piece *q) {
+    const int64_t cols = cols_of(c, q->item);
+    const size_t a = c->m->table.p[c->items[q->item]].offset + (size_t)(q->row0 * cols), n = (size_t)(q->rows * cols);
+    if (c->m->wdtype == GP_DT_F32) return c->m->params + a;
+    gp_model_weights_get(c->m, a, n, c->wb);
+    return c->wb;
+}
+
 /* Piece j's Σ |(F_dom − βF_gen)|θ|| and Σ √|θ| added to acc[0..2) in element order (the DAI
  * terms with γ 1, unscaled). */
 static gp_status terms_piece(score_ctx *c, int j, double *acc, gp_err *err) {
     const piece *q = &c->pc[j];
-    const int p = c->items[q->item];
     const int64_t cols = cols_of(c, q->item);
     gp_status rc;
     if ((rc = read_stat(c, GP_STATS_DOMAIN_FISHER, q->item, q->row0, q->rows, c->fd, err)) ||
         (rc = read_stat(c, GP_STATS_GENERAL_FISHER, q->item, q->row0, q->rows, c->fg, err)))
         return rc;
-    const gp_score_in in = {.rows = q->rows, .cols = cols, .w = gp_model_param(c->m, p) + q->row0 * cols,
+    const gp_score_in in = {.rows = q->rows, .cols = cols, .w = piece_weights(c, q),
                             .fisher_dom = c->fd, .fisher_gen = c->fg, .beta = c->cfg->beta, .gamma = 1.0};
     gp_dai_terms(&in, &acc[0], &acc[1]);
     return GP_OK;
@@ -154,7 +163,7 @@ static gp_status score_piece(score_ctx *c, int j, double *acc, gp_err *err) {
                       .cols = cols,
                       .row0 = q->row0,
                       .tensor_rows = R,
-                      .w = gp_model_param(c->m, p) + q->row0 * cols,
+                      .w = piece_weights(c, q),
                       .cosine = c->cosine ? c->cosine[p] : 0.0,
                       .alpha = c->cfg->alpha,
                       .beta = c->cfg->beta,
@@ -627,6 +636,7 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
         c->gg = gp_malloc((size_t)maxh * sizeof(float));
     }
     if (c->needs & GP_NEED_ACT) c->act = gp_malloc((size_t)maxc * sizeof(float));
+    if (c->m->wdtype != GP_DT_F32) c->wb = gp_malloc((size_t)(maxp + 1) * sizeof(float));
     mk->n = c->n;
     mk->param = gp_malloc((size_t)(c->n ? c->n : 1) * sizeof(int));
     mk->numel = gp_malloc((size_t)(c->n ? c->n : 1) * sizeof(int64_t));
@@ -642,7 +652,7 @@ static gp_status select_tensors(score_ctx *c, const gp_scope *scope, gp_mask *mk
 static void free_ctx(score_ctx *c) {
     if (c->stats >= 0) H5Fclose(c->stats);
     free(c->items), free(c->numel), free(c->off), free(c->layer_of), free(c->cosine), free(c->bounds), free(c->pc);
-    free(c->scores), free(c->fd), free(c->fg), free(c->gd), free(c->gg), free(c->act), free(c->sq), free(c->sum);
+    free(c->scores), free(c->wb), free(c->fd), free(c->fg), free(c->gd), free(c->gg), free(c->act), free(c->sq), free(c->sum);
     free(c->axis), free(c->nscore), free(c->nkeep);
 }
 
@@ -819,10 +829,14 @@ static void write_summary(hid_t f, const gp_mask *mk) {
 static double model_zero_fraction(const score_ctx *c, const gp_mask *mk) {
     const gp_model *m = c->m;
     int64_t zeros = 0;
-    for (size_t k = 0; k < m->table.total; k++) zeros += m->params[k] == 0.0f;
+    /* a 16-bit zero is +0 (0x0000) or -0 (0x8000), as a float32 zero is +0 or -0 */
+    const bool w16 = m->wdtype != GP_DT_F32;
+    for (size_t k = 0; k < m->table.total; k++) zeros += w16 ? (m->w16[k] & 0x7fffu) == 0 : m->params[k] == 0.0f;
     for (int i = 0; i < c->n; i++) {
-        const float *w = gp_model_param(m, c->items[i]);
-        for (int64_t k = 0; k < c->numel[i]; k++) zeros += !gp_bit_get(mk->keep[i], k) && w[k] != 0.0f;
+        const size_t at = m->table.p[c->items[i]].offset;
+        for (int64_t k = 0; k < c->numel[i]; k++)
+            zeros += !gp_bit_get(mk->keep[i], k) &&
+                     (w16 ? (m->w16[at + (size_t)k] & 0x7fffu) != 0 : m->params[at + (size_t)k] != 0.0f);
     }
     return (double)zeros / (double)m->table.total;
 }

@@ -152,7 +152,7 @@ static void add_gates(stats_ctx *s, int layer, const float *g) {
     const int i = s->down[layer];
     const int64_t I = s->nI;
     const float *gw = g + (s->sel_off[i] - (int64_t)layer * (int64_t)s->win);
-    gate_derivatives(gp_model_param(s->m, i), gw, s->m->table.p[i].shape[0], I, s->dgate);
+    gate_derivatives(gp_model_w(s->m, i), gw, s->m->table.p[i].shape[0], I, s->dgate);
     double *F = s->NF[s->cur] + layer * I, *G = s->NG[s->cur] + layer * I;
     for (int64_t j = 0; j < I; j++) F[j] += s->dgate[j] * s->dgate[j], G[j] += s->dgate[j];
 }
