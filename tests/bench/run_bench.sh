@@ -52,20 +52,47 @@ if [ ! -f "$data/stats.ini" ] || [ "$(wc -l < "$data/domain.jsonl")" -ne "$ntrip
 fi
 gaprune=$(cd "$(dirname "$bin")/.." && pwd)/gaprune
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# the same model re-stored in BF16 (round to nearest even), as real checkpoints ship: gaprune holds
+# it in 16 bits (model.weights = checkpoint)
+if [ ! -f "$data/minilm-bf16/model.safetensors" ]; then
+  cp -r "$data/minilm" "$data/minilm-bf16"
+  /usr/bin/python3 - "$data/minilm/model.safetensors" "$data/minilm-bf16/model.safetensors" <<'PY'
+import json, struct, sys
+import numpy as np
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+head, body = json.loads(raw[8:8 + n]), raw[8 + n:]
+out, parts, at = {}, [], 0
+for name, t in head.items():
+    if name == "__metadata__":
+        out[name] = t
+        continue
+    b0, b1 = t["data_offsets"]
+    x = np.frombuffer(body[b0:b1], dtype="<f4").view(np.uint32).astype(np.uint64)
+    h = ((x + 0x7FFF + ((x >> 16) & 1)) >> 16).astype("<u2")
+    parts.append(h.tobytes())
+    out[name] = {"dtype": "BF16", "shape": t["shape"], "data_offsets": [at, at + len(parts[-1])]}
+    at += len(parts[-1])
+hb = json.dumps(out).encode()
+hb += b" " * (-len(hb) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + b"".join(parts))
+PY
+fi
 # R ranks x T threads, each rank bound to T cores (docs/scaling.md, "Ranks and threads"); passive waiting
 # unless OMP_WAIT_POLICY says otherwise, since this VM's cores are shared and a spinning thread
 # only takes time from the others (on a quiet machine OMP_WAIT_POLICY=active shows the threads'
 # own speed-up)
 wait_policy=${OMP_WAIT_POLICY:-passive}
 summaries=""
-for rt in "1 1 f32" "1 2 f32" "2 1 f32" "1 1 bf16" "2 1 bf16"; do
+for rt in "1 1 f32 F32" "1 2 f32 F32" "2 1 f32 F32" "1 1 bf16 F32" "2 1 bf16 F32" "1 1 f32 BF16" "2 1 f32 BF16" "1 1 bf16 BF16"; do
   set -- $rt
-  out="out-$1x$2"; [ "$3" = f32 ] || out="$out-$3"
+  out="out-$1x$2"; [ "$3" = f32 ] || out="$out-$3"; [ "$4" = F32 ] || out="$out-w$4"
+  model=minilm; [ "$4" = F32 ] || model=minilm-bf16
   rm -rf "${data:?}/$out"
   line=$(cd "$data" && OMP_NUM_THREADS=$2 OMP_WAIT_POLICY=$wait_policy mpirun -np "$1" --map-by "slot:PE=$2" --bind-to core \
-         -x OMP_NUM_THREADS -x OMP_WAIT_POLICY "$gaprune" stats stats.ini --set model.compute="$3" \
+         -x OMP_NUM_THREADS -x OMP_WAIT_POLICY "$gaprune" stats stats.ini --set model.compute="$3" --set model.path=$model \
          --set output.dir="$out" --set stats.checkpoint_every=100 | grep '^{"command":"stats"')
-  summaries="$summaries${line%\}},\"threads\":$2,\"compute\":\"$3\"}"$'\n'
+  summaries="$summaries${line%\}},\"threads\":$2,\"compute\":\"$3\",\"weights\":\"$4\"}"$'\n'
 done
 /usr/bin/python3 - "$summaries" "$ntrip" <<'PY'
 import json, sys
@@ -78,14 +105,22 @@ base = runs[0]
 for r in runs:
     share = (r["allreduce_s"] + r["checkpoint_s"]) / r["seconds"]
     loop = r["triplets"] / r["loop_s"]
-    print(f"{str(r['ranks']) + ' x ' + str(r['threads']) + ' ' + r['compute']:>20} {r['triplets_per_s']:11.2f} "
+    print(f"{str(r['ranks']) + ' x ' + str(r['threads']) + ' ' + r['compute'] + ' ' + r['weights']:>20} {r['triplets_per_s']:11.2f} "
           f"{r['triplets_per_s'] / base['triplets_per_s']:8.2f}x "
           f"{loop:8.2f} {loop / (base['triplets'] / base['loop_s']):8.2f}x {share:14.1%} "
           f"{r['write_s'] / r['seconds']:14.1%} {r['peak_rss_mb']:11.0f} MB")
 print("(triplets/s: end to end; units/s: the gradient units alone, checkpoints included; speed-up against 1 x 1 f32)")
-f32 = {(r["ranks"], r["threads"]): r for r in runs if r["compute"] == "f32"}
+f32 = {(r["ranks"], r["threads"]): r for r in runs if r["compute"] == "f32" and r["weights"] == "F32"}
+wide = {(r["ranks"], r["threads"], r["compute"]): r for r in runs if r["weights"] == "F32"}
 for r in runs:
-    if r["compute"] == "bf16":
+    if r["weights"] == "BF16":
+        f = wide[(r["ranks"], r["threads"], r["compute"])]
+        print(f"weights held in BF16 (a BF16 checkpoint), compute {r['compute']}, on {r['ranks']} x {r['threads']}: peak RSS "
+              f"per rank {r['peak_rss_mb']:.0f} MB against {f['peak_rss_mb']:.0f} MB with float32 weights "
+              f"({f['peak_rss_mb'] - r['peak_rss_mb']:.0f} MB less); "
+              f"{r['triplets_per_s'] / f['triplets_per_s']:.2f}x the triplets/s")
+for r in runs:
+    if r["compute"] == "bf16" and r["weights"] == "F32":
         f = f32[(r["ranks"], r["threads"])]
         print(f"model.compute = bf16 on {r['ranks']} x {r['threads']}: {r['triplets_per_s'] / f['triplets_per_s']:.2f}x the "
               f"triplets/s of f32 end to end, peak RSS per rank {r['peak_rss_mb']:.0f} MB against {f['peak_rss_mb']:.0f} MB")
