@@ -5,8 +5,8 @@
  *    bitwise those of the same weights held in float32, on the BERT and Qwen3 BF16 fixtures and
  *    an F16 copy of the BERT one;
  *  - a written weight is rounded to nearest even, and the next forward computes with it;
- *  - `gaprune stats`, `score` and `encode` with model.weights = checkpoint and f32 write bitwise
- *    the same datasets, masks and embeddings;
+ *  - `gaprune stats`, `score` (with the reconstruction too) and `encode` with model.weights =
+ *    checkpoint and f32 write bitwise the same datasets, masks, solved weights and embeddings;
  *  - retraining 16-bit weights: float32 master weights in each rank's optimizer slice, the model
  *    (and the retrained folder) their rounding; killed after a checkpoint and resumed on 2 ranks
  *    bitwise the unbroken run; 1 rank and 2 within 1e-3; within 1e-2 of retraining float32 weights;
@@ -386,9 +386,34 @@ static void test_stages_bert(void **state) {
     check_stages("bert-f16");
 }
 
+/* The weights of two folders under g_dir, as float32, bitwise. */
+static void same_folder_weights(const char *a, const char *b) {
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/%s", g_dir, a);
+    snprintf(pb, sizeof pb, "%s/%s", g_dir, b);
+    gp_model *x = load(pa), *y = load(pb);
+    assert_int_equal(x->table.total, y->table.total);
+    float *wx = malloc(x->table.total * sizeof(float)), *wy = malloc(y->table.total * sizeof(float));
+    gp_model_weights_get(x, 0, x->table.total, wx);
+    gp_model_weights_get(y, 0, y->table.total, wy);
+    assert_memory_equal(wx, wy, x->table.total * sizeof(float));
+    free(wx), free(wy);
+    gp_model_free(x), gp_model_free(y);
+}
+
 static void test_stages_qwen3(void **state) {
     (void)state;
     check_stages("qwen3-bf16");
+    /* the reconstruction widens the weights to float32 for its stage: the same masks, errors and
+     * solved weights as from float32 weights */
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(tu_run_in(g_dir, "%s score qwen3-bf16-%s.ini --method sparsegpt --sparsity 0.5 --set prune.reconstruct=obs "
+                                          "--set prune.reconstruct_samples=8",
+                                   bin(), k ? "f32" : "ckpt"),
+                         0);
+    const h5cmp r = same_datasets("out-qwen3-bf16-ckpt/mask-sparsegpt+obs-0.5.h5", "out-qwen3-bf16-f32/mask-sparsegpt+obs-0.5.h5");
+    same_folder_weights("out-qwen3-bf16-ckpt/pruned-sparsegpt+obs-0.5", "out-qwen3-bf16-f32/pruned-sparsegpt+obs-0.5");
+    printf("    qwen3-bf16, sparsegpt + reconstruction: mask file (%d datasets) and the solved weights bitwise\n", r.datasets);
 }
 
 /* `gaprune plan` counts the weights as they are held: 2 bytes a weight and the float32 views
