@@ -25,8 +25,8 @@ failed=0
 failures=()
 runs=()
 # tu_run_group appends "COUNT NAMES" of the long cases it left out to this file
-left=$(mktemp "${TMPDIR:-/tmp}/gaprune-long-left-XXXXXX")
-cpu_file=$(mktemp "${TMPDIR:-/tmp}/gaprune-times-XXXXXX")
+left=$(mktemp)
+cpu_file=$(mktemp)
 trap 'rm -f "$left" "$cpu_file"' EXIT
 
 # The CPU seconds (user + system) of this shell's finished children so far: with the wall

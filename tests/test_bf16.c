@@ -27,10 +27,7 @@ static const char *bin(void) { return tu_bin_abs(); }
 
 static int setup(void **state) {
     (void)state;
-    g_dir = tu_mkdtemp();
-    tu_mpi_env();
-    tu_testhooks_off();
-    tu_sh("cp " FIXTURES "/corpora/domain.json " FIXTURES "/corpora/general.jsonl '%s'", g_dir);
+    g_dir = tu_job_scratch();
     return 0;
 }
 

@@ -68,12 +68,7 @@ static int stats(int np, const char *job, const char *env) {
 
 static int setup(void **state) {
     (void)state;
-    g_dir = tu_mkdtemp();
-    tu_mpi_env();
-    tu_testhooks_off();
-    char cwd[2048];
-    assert_non_null(getcwd(cwd, sizeof cwd));
-    tu_sh("cp " FIXTURES "/corpora/domain.json " FIXTURES "/corpora/general.jsonl '%s'", g_dir);
+    g_dir = tu_job_scratch();
     gp_err err = {0};
     if (gp_model_load(FIXTURES "/bert-tiny", &g_model, &err)) {
         fprintf(stderr, "%s\n", err.msg);

@@ -73,6 +73,16 @@ static inline void tu_testhooks_off(void) {
     setenv("GAPRUNE_TEST_FAIL_WRITE_ERRNO", "0", 1);
 }
 
+/* The scratch directory of a program that runs jobs: tu_mkdtemp, the MPI environment, the test
+ * hooks off, and the fixtures' calibration corpora copied in (domain.json, general.jsonl). */
+static inline char *tu_job_scratch(void) {
+    char *dir = tu_mkdtemp();
+    tu_mpi_env();
+    tu_testhooks_off();
+    tu_sh("cp " FIXTURES "/corpora/domain.json " FIXTURES "/corpora/general.jsonl '%s'", dir);
+    return dir;
+}
+
 /* Fails unless t encodes text[0..len) with max_len into exactly want[0..n); prints both. */
 static inline void tu_expect_ids(const gp_tokenizer *t, const char *text, size_t len, int max_len, const int32_t *want,
                                  int n) {
