@@ -411,6 +411,16 @@ static void run_attention(int NH, int NKV, int causal, const char *label) {
     check_grad(&p, 1, dkv, what);
     snprintf(what, sizeof what, "%s d v", label);
     check_grad(&p, 2, dvv, what);
+    /* without att: the probabilities made again in the backward give bitwise the same */
+    float *out0 = calloc(p.n_out, sizeof(float)), *dq0 = calloc(n[0], sizeof(float)), *dk0 = calloc(n[1], sizeof(float)),
+          *dv0 = calloc(n[2], sizeof(float));
+    gp_attention_forward(out0, dq, NULL, q, dq, k, dk, v, dk, off, 3, NH, NKV, d.hs, causal);
+    gp_attention_backward(dq0, dk0, dv0, g, dq, NULL, q, dq, k, dk, v, dk, off, 3, NH, NKV, d.hs, causal);
+    assert_memory_equal(out0, out, p.n_out * sizeof(float));
+    assert_memory_equal(dq0, dqv, n[0] * sizeof(float));
+    assert_memory_equal(dk0, dkv, n[1] * sizeof(float));
+    assert_memory_equal(dv0, dvv, n[2] * sizeof(float));
+    free(out0), free(dq0), free(dk0), free(dv0);
     free(q), free(k), free(v), free(g), free(out), free(att), free(dqv), free(dkv), free(dvv);
     free_problem(&p);
 }
@@ -422,7 +432,8 @@ static void test_attention(void **state) {
     run_attention(2, 1, 1, "attention causal");
 }
 
-/* A key past a sequence's end must not change its outputs: padding is invisible. */
+/* A key past a sequence's end must not change its outputs: padding is invisible (the second
+ * forward keeps no probabilities, the other path). */
 static void test_attention_ignores_other_sequences(void **state) {
     (void)state;
     uint64_t s = 9;
@@ -431,7 +442,7 @@ static void test_attention_ignores_other_sequences(void **state) {
     tu_fill(q, 24, 1, &s), tu_fill(k, 24, 1, &s), tu_fill(v, 24, 1, &s);
     gp_attention_forward(out1, C, att, q, C, k, C, v, C, off, 2, 1, 1, hs, 0);
     for (int i = 12; i < 24; i++) k[i] += 5.0f, v[i] -= 3.0f; /* change sequence 1 only */
-    gp_attention_forward(out2, C, att, q, C, k, C, v, C, off, 2, 1, 1, hs, 0);
+    gp_attention_forward(out2, C, NULL, q, C, k, C, v, C, off, 2, 1, 1, hs, 0);
     for (int i = 0; i < 12; i++) assert_float_equal(out1[i], out2[i], 0);
 }
 

@@ -505,10 +505,13 @@ static void add_lin(void *ctx, int param, const float *x, int N, int in) {
     if (l->n < 64) l->sum[l->n++] = s;
 }
 
-/* One train-mode forward and backward of six texts (every element of demb set), with and
- * without model.recompute: the embeddings, every parameter's gradient and the linear inputs
- * Wanda reads are bitwise the same (the recomputed blocks run the same kernels on the same
- * inputs). Also with the statistics' windows and hooks in place, as gaprune stats uses them. */
+/* One train-mode forward and backward of six texts (every element of demb set) keeping every
+ * activation, keeping lean ones, and with model.recompute: the embeddings, every parameter's
+ * gradient and the linear inputs Wanda reads are bitwise the same. Lean blocks make part of their
+ * activations again from the rest (the norms from their saved rstd, RoPE, SwiGLU or GELU; the
+ * attention probabilities in kernels.c), recomputing runs whole blocks again: so this checks that
+ * what is made again is bitwise what the forward had. Also with the statistics' windows and hooks
+ * in place, as gaprune stats uses them. */
 static void recompute_case(const char *dir) {
     gp_model *m;
     gp_err err = {0};
@@ -516,11 +519,12 @@ static void recompute_case(const char *dir) {
     static const char *const texts[] = {"paris is the capital of france", "berlin is big", "hello world",
                                         "a naive cafe in paris", "special tokens inside text", "japan people"};
     const int B = 6, D = gp_model_dim(m);
-    float *emb[2], *grads[2], *demb = malloc((size_t)B * D * sizeof(float));
-    lin_sums lin[2] = {{{0}, 0}, {{0}, 0}};
+    float *emb[3], *grads[3], *demb = malloc((size_t)B * D * sizeof(float));
+    lin_sums lin[3] = {{{0}, 0}, {{0}, 0}, {{0}, 0}};
     for (int i = 0; i < B * D; i++) demb[i] = (float)sin(0.37 * i) * 0.1f;
-    for (int r = 0; r < 2; r++) {
-        gp_model_set_recompute(m, r == 1);
+    for (int r = 0; r < 3; r++) { /* all, lean, recompute */
+        gp_model_set_lean(m, r == 1);
+        gp_model_set_recompute(m, r == 2);
         gp_batch b;
         gp_tokenizer_batch(m->tok, texts, B, 32, &b);
         emb[r] = malloc((size_t)B * D * sizeof(float));
@@ -532,17 +536,20 @@ static void recompute_case(const char *dir) {
         gp_model_each_linear_input(m, add_lin, &lin[r]);
         gp_batch_free(&b);
     }
-    assert_memory_equal(emb[0], emb[1], (size_t)B * D * sizeof(float));
-    assert_memory_equal(grads[0], grads[1], m->grad_total * sizeof(float));
-    assert_int_equal(lin[0].n, lin[1].n);
+    for (int r = 1; r < 3; r++) {
+        assert_memory_equal(emb[0], emb[r], (size_t)B * D * sizeof(float));
+        assert_memory_equal(grads[0], grads[r], m->grad_total * sizeof(float));
+        assert_int_equal(lin[0].n, lin[r].n);
+        assert_memory_equal(lin[0].sum, lin[r].sum, (size_t)lin[0].n * sizeof(double));
+    }
     assert_true(lin[0].n > 0);
-    assert_memory_equal(lin[0].sum, lin[1].sum, (size_t)lin[0].n * sizeof(double));
     double gn = 0;
     for (size_t k = 0; k < m->grad_total; k++) gn += (double)grads[0][k] * grads[0][k];
     assert_true(gn > 0); /* a real gradient was compared */
-    printf("    %s: recomputed blocks give bitwise the same embeddings, %zu gradients (|g| = %.3g) and %d linear inputs\n",
+    printf("    %s: lean activations and recomputed blocks give bitwise the same embeddings, %zu gradients (|g| = %.3g) "
+           "and %d linear inputs\n",
            dir, m->grad_total, sqrt(gn), lin[0].n);
-    for (int r = 0; r < 2; r++) free(emb[r]), free(grads[r]);
+    for (int r = 0; r < 3; r++) free(emb[r]), free(grads[r]);
     free(demb);
     gp_model_free(m);
 }

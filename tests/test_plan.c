@@ -138,7 +138,7 @@ static void test_formula_parts(void **state) {
     assert_true(p.sharded);
 
     /* activations grow as N for the kept buffers plus heads·B·T² */
-    const double a1 = gp_plan_unit_activations(&cfg, 3, 40, 1, false), a2 = gp_plan_unit_activations(&cfg, 6, 40, 1, false);
+    const double a1 = gp_plan_unit_activations(&cfg, 3, 40, 1, false, false), a2 = gp_plan_unit_activations(&cfg, 6, 40, 1, false, false);
     assert_true(a2 > 1.9 * a1 && a2 < 2.1 * a1);
 
     double b;
@@ -150,6 +150,34 @@ static void test_formula_parts(void **state) {
     assert_false(gp_plan_parse_size("", &b));
     gp_job_free(&job);
     gp_param_table_free(&t);
+}
+
+/* model.activations at Qwen3-Embedding-4B's shapes (C 2560, F 9728, 32/8 heads of 128, 36 blocks),
+ * one unit of 3 texts at 512 tokens: all keeps per block and token the 34,858 floats qwen3.c keeps
+ * in either way, the 19,968 lean makes again and 32·512 probabilities; lean keeps one set of the
+ * 19,968 for all blocks and no probabilities (the embeddings, RoPE tables and final norm, 2C+hs+1
+ * a token, either way). auto chooses lean above a quarter of the share, all at or below it and
+ * when the share is unknown. */
+static void test_lean_activations(void **state) {
+    (void)state;
+    const gp_model_config c = {.arch = GP_ARCH_QWEN3, .vocab_size = 151665, .hidden = 2560, .layers = 36, .heads = 32,
+                               .kv_heads = 8, .head_dim = 128, .intermediate = 9728, .max_positions = 40960,
+                               .norm_eps = 1e-6f, .rope_theta = 1000000.0};
+    const double N = 3 * 512.0, L = 36, fixed = N * (2 * 2560 + 128 + 1);
+    const double all = gp_model_activation_bytes(&c, 3, 512, true, false, false);
+    const double lean = gp_model_activation_bytes(&c, 3, 512, true, false, true);
+    printf("    Qwen3-4B, 3 texts x 512 tokens: all %.3f GB, lean %.3f GB (%.1f%%)\n", all / 1e9, lean / 1e9,
+           100 * lean / all);
+    assert_true(all == 4 * (fixed + L * (N * (34858 + 19968) + 32.0 * 3 * 512 * 512)));
+    assert_true(lean == 4 * (fixed + N * 19968 + L * N * 34858));
+    assert_true(lean < 0.52 * all && all > 15.7e9 && lean < 8.3e9);
+    /* inference keeps one block and no probabilities, lean or not */
+    assert_true(gp_model_activation_bytes(&c, 3, 512, false, false, false) == 4 * (fixed + N * (19968 + 34858)));
+    assert_true(gp_model_lean_for(&c, GP_ACTS_AUTO, 3, 512, false, 3 * all));
+    assert_false(gp_model_lean_for(&c, GP_ACTS_AUTO, 3, 512, false, 4 * all));
+    assert_false(gp_model_lean_for(&c, GP_ACTS_AUTO, 3, 512, false, 0));
+    assert_true(gp_model_lean_for(&c, GP_ACTS_LEAN, 3, 512, false, 1e30));
+    assert_false(gp_model_lean_for(&c, GP_ACTS_ALL, 3, 512, false, 1));
 }
 
 /* Triplets whose texts are longer than any max_length here: every sequence is full, the case
@@ -576,7 +604,7 @@ static void test_plan_defaults_and_advice(void **state) {
  *       the larger), the padded batch and the block's output 4·B·T·C,
  *   (c) 16·n²            H, its float32 batch product and U for the widest input n (I, mlp),
  *   (d) 3·4·ceil(rows/R)·n  this rank's rows of the largest selected weight,
- * written out here from bert-tiny's shapes (C 32, I 64, 2 heads, 1 block: 76800 + 108232 + 65536 +
+ * written out here from bert-tiny's shapes (C 32, I 64, 2 heads, 1 block: 76800 + 322372 + 65536 +
  * 12288 bytes on 2 ranks at T 40, eval.batch 4, S 5); and nothing without it. */
 static void test_reconstruct_plan(void **state) {
     (void)state;
@@ -588,11 +616,12 @@ static void test_reconstruct_plan(void **state) {
     gp_param_table t;
     load_shape(FIXTURES "/bert-tiny", &cfg, &t);
     const int R = 2;
-    const double C = cfg.hidden, I = cfg.intermediate, H = cfg.heads, L = cfg.layers, T = 40, B = 4, S = 5, N = B * T;
+    const double C = cfg.hidden, I = cfg.intermediate, L = cfg.layers, T = 40, B = 4, S = 5, N = B * T;
     const double a = 4 * C * T * (2 * 3 * S) / R;
-    /* bert.c inference: embeddings' output and norm N(2C+2), one layer's N(8C+2I+4) and heads·B·T²
-     * probabilities; model.c: pooled/emb rows 3BC + B, ids/positions/touched 3N, offsets B+1 */
-    const double fwd = N * (2 * C + 2) + N * (8 * C + 2 * I + 4) + H * B * T * T;
+    /* bert.c inference: embeddings' output and norm N(2C+2) and the shared GELU output NI, one
+     * layer's N(8C+I+4) and one head's probabilities T² (kernels.c, one thread); model.c:
+     * pooled/emb rows 3BC + B, ids/positions/touched 3N, offsets B+1 */
+    const double fwd = N * (2 * C + 2 + I) + N * (8 * C + I + 4) + T * T;
     const double block = 4 * fwd + 4 * (3 * B * C + B) + 4 * 3 * N + 4 * (B + 1);
     /* the statistics free their buffers at their end and this job evaluates nothing, so nothing is
      * kept: the block's buffers are all growth, then the padded batch 5N + 4N, the block's output */
@@ -601,7 +630,8 @@ static void test_reconstruct_plan(void **state) {
     const double n = I; /* mlp: the down projection [C, I] reads I */
     const double c = 8 * n * n + 4 * n * n + 4 * n * n;
     const double d = 3 * 4 * ceil(C / R) * I; /* the down projection: C rows of I; the up projection's ceil(I/R)*C alike */
-    assert_true(a == 76800 && b == 367172 && c == 65536 && d == 12288);
+    printf("    reconstruction on 2 ranks: inputs %.0f, block %.0f, H and U %.0f, rows %.0f bytes\n", a, b, c, d);
+    assert_true(a == 76800 && b == 322372 && c == 65536 && d == 12288);
 
     gp_plan p0, p1, pn, ps, pr, pp;
     plan_with(job, NULL, 0, R, &p0);
@@ -653,6 +683,7 @@ static void test_reconstruct_plan(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_formula_parts),
+        cmocka_unit_test(test_lean_activations),
         cmocka_unit_test(test_reconstruct_plan),
         cmocka_unit_test(test_command),
         cmocka_unit_test(test_plan_defaults_and_advice),

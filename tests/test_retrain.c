@@ -1272,7 +1272,8 @@ static void test_train_from_config(void **state) {
  * on 1 and 2 ranks, alone and with the sharded optimizer: the loss is still the whole batch's,
  * so losses within 1e-6 and weights within 1e-5 (the gradient is summed in another order);
  * pruned weights and their moments exactly zero. Micro-batches of 3 leave a short last one.
- * model.recompute: bitwise the stored activations' result, and with micro-batches as above. */
+ * model.recompute and model.activations = lean: bitwise the stored activations' result, and
+ * recomputing with micro-batches as above. */
 static void test_micro_batches(void **state) {
     (void)state;
     gp_model *m;
@@ -1285,13 +1286,15 @@ static void test_micro_batches(void **state) {
     static const char *const cases[] = {"--set retrain.micro_batch=1", "--set retrain.micro_batch=3",
                                         "--set retrain.micro_batch=1 --set retrain.optimizer_sharding=states",
                                         "--set model.recompute=true",
-                                        "--set model.recompute=true --set retrain.micro_batch=3"};
+                                        "--set model.recompute=true --set retrain.micro_batch=3",
+                                        "--set model.activations=lean"};
     for (int np = 1; np <= 2; np++) {
         double l0[5], l1[5];
-        assert_int_equal(retrain(np, "--set retrain.batch=8 --set retrain.steps=5 --set retrain.optimizer_sharding=none", NULL), 0);
+        assert_int_equal(retrain(np, "--set retrain.batch=8 --set retrain.steps=5 --set retrain.optimizer_sharding=none "
+                                     "--set model.activations=all", NULL), 0);
         save_log("micro-ref.h5");
         read_log("micro-ref.h5", l0, 5, p0, a0, v0, n);
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < 6; k++) {
             if (np == 1 && k == 2) continue; /* one rank: nothing to shard */
             char sets[300];
             snprintf(sets, sizeof sets, "--set retrain.batch=8 --set retrain.steps=5 %s%s", cases[k],
@@ -1307,8 +1310,8 @@ static void test_micro_batches(void **state) {
                    worst_l, worst_w);
             assert_true(worst_l < 1e-6);
             assert_true(worst_w < 1e-5);
-            /* recomputation alone runs the same kernels on the same inputs: bitwise */
-            if (k == 3) assert_true(!memcmp(l0, l1, sizeof l0) && !memcmp(p0, p1, n * 4) && !memcmp(v0, v1, n * 4));
+            /* recomputation or lean activations alone run the same kernels on the same inputs: bitwise */
+            if (k == 3 || k == 5) assert_true(!memcmp(l0, l1, sizeof l0) && !memcmp(p0, p1, n * 4) && !memcmp(v0, v1, n * 4));
         }
     }
     /* gradients (ZeRO-2) on 3 ranks, where every backward's block reductions are collective:

@@ -461,6 +461,17 @@ static void test_sharded(void **state) {
     const int nd = bitwise_equal_datasets("sh2", "shrc");
     assert_true(nd > 30);
     printf("    model.recompute, sharded on 2 ranks: %d datasets bitwise equal to the stored activations'\n", nd);
+    /* model.activations = lean: part of each block's activations made again before its backward */
+    write_job("shln", "domain.json", "general.jsonl",
+              "[stats]\nfisher_batch = 1\naccumulators = sharded\n[prune]\nlayers = linear\n[model]\nactivations = lean\n");
+    assert_int_equal(stats(2, "shln", NULL), 0);
+    assert_clean_stderr();
+    char *o = slurp("out.txt");
+    assert_non_null(strstr(o, "\"activations\":\"lean\""));
+    free(o);
+    const int nl = bitwise_equal_datasets("sh2", "shln");
+    assert_int_equal(nl, nd);
+    printf("    model.activations = lean, sharded on 2 ranks: %d datasets bitwise equal to all activations'\n", nl);
 }
 
 /* Every numeric dataset of two output files bitwise equal; returns how many. */

@@ -33,6 +33,7 @@
 
 #include "gaprune/check.h"
 #include "gaprune/kernels.h"
+#include "gaprune/model.h"
 #include "gaprune/prune.h"
 
 typedef enum { GP_BAD_FAIL = 0, GP_BAD_SKIP = 1 } gp_on_bad;
@@ -82,6 +83,7 @@ typedef struct gp_job {
         bool recompute;
         gp_compute compute; /* model.compute: the matmuls' arithmetic (kernels.h) */
         gp_weights weights; /* model.weights: how the weights are held in memory */
+        gp_activations activations; /* model.activations: what training forwards keep (model.h) */
     } model;
     struct {
         char *domain, *general;

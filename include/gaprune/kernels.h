@@ -80,6 +80,9 @@ void gp_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t 
  * rstd[N·H] is saved for backward. */
 void gp_rmsnorm_forward(float *out, int ldo, float *rstd, const float *inp, int ldi, const float *w, int N, int H,
                         int C, float eps);
+/* out again from a saved rstd: bitwise what gp_rmsnorm_forward wrote (a model keeps rstd, not out). */
+void gp_rmsnorm_apply(float *out, int ldo, const float *rstd, const float *inp, int ldi, const float *w, int N, int H,
+                      int C);
 /* dinp (stride ldi) += ∂/∂inp; dw[C] += Σ dout · inp · rstd (dw may be NULL: not formed). */
 void gp_rmsnorm_backward(float *dinp, float *dw, const float *dout, int ldo, const float *inp, int ldi,
                          const float *w, const float *rstd, int N, int H, int C);
@@ -102,8 +105,14 @@ void gp_swiglu_backward(float *dgu, const float *dout, const float *gu, int N, i
 /* Multi-head scaled dot-product attention over a packed batch.
  * q: rows of NH*hs (row stride ldq), k and v: rows of NKV*hs (strides ldk, ldv); query head h
  * reads key/value head h / (NH/NKV). out: rows of NH*hs (stride ldo).
- * att: saved softmax probabilities, Σ_b NH·len_b² floats (gp_attention_cache_size).
- * causal: token i attends to tokens j <= i of its sequence only. */
+ * causal: token i attends to tokens j <= i of its sequence only.
+ * att: the softmax probabilities, Σ_b NH·len_b² floats (gp_attention_cache_size), written by the
+ * forward and read by the backward; or NULL in both: not kept, the backward makes them again from
+ * q and k by the forward's own calls (bitwise the same), one (sequence, head) at a time. That
+ * saves NH·len² floats a sequence (at 512 tokens and 32 heads 16384 floats a token, more than any
+ * other activation) for one more len x len x hs product and softmax per head (a few % of a
+ * MiniLM-sized block at 128 tokens, under 1% of a Qwen3-4B block). Scratch per call: len² floats
+ * a thread in the forward (without att), len² or 2·len² in the backward. */
 int64_t gp_attention_cache_size(const int *offsets, int B, int NH);
 void gp_attention_forward(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
                           const float *v, int ldv, const int *offsets, int B, int NH, int NKV, int hs, int causal);

@@ -177,6 +177,7 @@ typedef struct {
                            * parameters outside the blocks (embeddings, final norm), before the windows */
     gp_grad_hooks hooks;  /* all NULL: no events */
     bool recompute;       /* train-mode forwards keep each block's input only (gp_model_set_recompute) */
+    bool lean;            /* train-mode forwards keep what blocks cannot cheaply make again (gp_model_set_lean) */
     gp_tokenizer *tok;
     int max_length;     /* default truncation: min(sentence_bert_config max_seq_length, positions) */
     char *query_prompt; /* config_sentence_transformers.json prompts.query, or NULL */
@@ -306,6 +307,27 @@ size_t gp_model_need_grads(gp_model *m, const bool *need, int windows);
  * and gp_model_each_linear_input runs the blocks' forwards once more. Memory: L·N·C floats plus
  * one block's buffers instead of L blocks' (N tokens, C hidden). */
 void gp_model_set_recompute(gp_model *m, bool on);
+/* model.activations: what training forwards keep (gp_model_set_lean): auto, all or lean. */
+typedef enum { GP_ACTS_AUTO = 0, GP_ACTS_ALL = 1, GP_ACTS_LEAN = 2 } gp_activations;
+extern const char *const gp_activations_names[]; /* in gp_activations order, NULL-terminated */
+/* Lean activations (model.activations = lean): a train-mode forward keeps, of each block, only
+ * what cannot be made again by cheap elementwise work, and the attention probabilities not at
+ * all; before a block's backward (or its linear inputs) the rest is made again by the forward's
+ * own arithmetic (the norms' outputs from their saved rstd, RoPE, SwiGLU or GELU; the
+ * probabilities in gp_attention_backward), so the gradients are bitwise those of keeping
+ * everything. Memory: at Qwen3-4B's shapes and 512 tokens 49% of the floats a block keeps; time:
+ * a few % more on MiniLM-sized blocks at 128 tokens, under 1% on Qwen3-4B's (the products
+ * dominate). Inference forwards never keep the probabilities (nothing reads them again). Off by
+ * default; the stages set it from the job (gp_model_lean_for). */
+void gp_model_set_lean(gp_model *m, bool on);
+/* Bytes of the activations a forward of B texts of T tokens each lays out (the architecture's one
+ * allocation; every text taken as full), in train mode with model.recompute and lean as given,
+ * or for inference (train false). gaprune plan counts these, and auto chooses by them. */
+double gp_model_activation_bytes(const gp_model_config *c, double B, double T, bool train, bool recompute, bool lean);
+/* Whether training forwards of B texts of T tokens keep lean activations under model.activations
+ * = mode: lean yes, all no; auto when keeping all of them would take more than a quarter of share
+ * bytes (the memory per rank, gp_memory_per_rank; 0: unknown, all), as stats.accumulators decides. */
+bool gp_model_lean_for(const gp_model_config *c, gp_activations mode, double B, double T, bool recompute, double share);
 /* Frees the activations and backward scratch that forwards keep at their largest (one
  * allocation grown to the biggest batch so far): a stage that trained (statistics, retraining)
  * calls it at its end, so the stages after it (scoring, evaluation) hold only the inference

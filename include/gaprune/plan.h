@@ -96,6 +96,7 @@ typedef struct {
     int64_t selected; /* n */
     int64_t block;   /* the largest owner block (= n replicated) */
     bool sharded;
+    bool lean;       /* model.activations in effect for the unit (gp_model_lean_for on share) */
     int nparts;
     gp_plan_part part[GP_PLAN_MAX_PARTS];
     double total; /* bytes per rank at the peak */
@@ -128,9 +129,9 @@ typedef struct {
 void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *o, int ranks, int threads, double share,
                    gp_plan_stats_out *out);
 
-/* The activations of one train-mode forward + backward of B texts of T tokens (bytes), the
- * part of gp_plan_stats that depends on the unit's shape; exposed for tests. */
-double gp_plan_unit_activations(const gp_model_config *cfg, int B, int T, int threads, bool recompute);
+/* The activations of one train-mode forward + backward of B texts of T tokens (bytes), all of
+ * them kept or lean, the part of gp_plan_stats that depends on the unit's shape; exposed for tests. */
+double gp_plan_unit_activations(const gp_model_config *cfg, int B, int T, int threads, bool recompute, bool lean);
 
 /* Every stage of the job on `ranks` ranks: reads config.json (and sample.model's), the
  * tokenizer, safetensors and data files' sizes, and the eval files' line counts; no weights. */

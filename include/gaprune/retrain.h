@@ -44,6 +44,7 @@ typedef struct {
     int micro_batch; /* triplets per forward/backward on a rank; 0: the rank's whole share */
     double lr, weight_decay, grad_clip;
     gp_optimizer_sharding sharding; /* retrain.optimizer_sharding; auto for [train] */
+    gp_activations activations;     /* model.activations */
     const char *query_instruction;
     const char *what;     /* the key that names the corpus, for messages */
     const char *job_path;
@@ -64,6 +65,7 @@ typedef struct {
     double last_loss;     /* loss of the last step */
     bool up_to_date;      /* the log file was already complete for these settings */
     gp_optimizer_sharding sharding; /* the mode in effect */
+    bool lean;            /* the forwards kept lean activations (model.activations) */
     double peak_rss_mb;   /* largest over ranks (0 when up to date) */
 } gp_retrain_report;
 

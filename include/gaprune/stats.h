@@ -57,6 +57,7 @@ typedef struct {
     double write_s;      /* of which: writing stats.h5 */
     double peak_rss_mb;  /* largest over ranks */
     bool sharded;        /* each rank kept a block of the accumulators (stats.accumulators) */
+    bool lean;           /* the units kept lean activations (model.activations) */
     char settings_hash[65];
 } gp_stats_report;
 
@@ -71,6 +72,7 @@ typedef struct {
     gp_alignment alignment;     /* recorded in stats.h5 for the scoring */
     gp_layers layers;           /* prune.layers: the tensors with statistics (the only ones scored) */
     gp_accumulators accumulators; /* stats.accumulators */
+    gp_activations activations;   /* model.activations */
     gp_sample_method sample_method;
     const char *out_dir;
     const char *job_path;       /* for messages */

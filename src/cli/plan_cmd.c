@@ -68,9 +68,9 @@ int gp_cmd_plan(int argc, char **argv) {
         }
         if (limit > 0) printf("limit: %.1f MiB per rank (%s)\n", limit / 1048576.0, limit_from);
         printf("{\"command\":\"plan\",\"ranks\":%d,\"threads\":%d,\"limit_bytes\":%.0f,\"peak_bytes\":%.0f,\"peak_stage\":\"%s\","
-               "\"stats_command_bytes\":%.0f,\"accumulators\":\"%s\",\"selected\":%lld,\"params\":%lld,\"stages\":[",
+               "\"stats_command_bytes\":%.0f,\"accumulators\":\"%s\",\"activations\":\"%s\",\"selected\":%lld,\"params\":%lld,\"stages\":[",
                ranks, p.threads, limit, p.peak, p.stage[p.peak_stage].name, stats_cmd, p.stats.sharded ? "sharded" : "replicated",
-               (long long)p.stats.selected, (long long)p.stats.params);
+               p.stats.lean ? "lean" : "all", (long long)p.stats.selected, (long long)p.stats.params);
         int first = 1;
         for (int s = 0; s < GP_PLAN_NSTAGES; s++) {
             const gp_plan_stage_out *o = &p.stage[s];

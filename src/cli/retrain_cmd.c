@@ -32,11 +32,11 @@ int gp_cmd_retrain(int argc, char **argv) {
         if (!rc)
             gp_log0("{\"command\":\"retrain\",\"tag\":\"%s\",\"steps\":%d,\"first_loss\":%.6f,\"last_loss\":%.6f,"
                     "\"ranks\":%d,\"seconds\":%.3f,\"loop_s\":%.3f,\"allreduce_s\":%.3f,\"update_s\":%.3f,\"optimizer_sharding\":\"%s\","
-                    "\"peak_rss_mb\":%.1f,\"output\":\"%s\"}",
+                    "\"peak_rss_mb\":%.1f,\"activations\":\"%s\",\"output\":\"%s\"}",
                     mr.tag, rt.report.steps, rt.report.first_loss, rt.report.last_loss, gp_nranks(), rt.report.seconds,
                     rt.report.loop_seconds, rt.report.allreduce_seconds, rt.report.update_seconds,
-                    gp_optimizer_sharding_name(rt.report.sharding),
-                    rt.report.peak_rss_mb, rt.model_dir);
+                    gp_optimizer_sharding_name(rt.report.sharding), rt.report.peak_rss_mb,
+                    rt.report.lean ? "lean" : "all", rt.model_dir);
         gp_retrained_free(&rt);
     }
     gp_mask_retrain_free(&mr);

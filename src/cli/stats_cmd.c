@@ -26,11 +26,11 @@ int gp_cmd_stats(int argc, char **argv) {
         if (!rc)
             gp_log0("{\"command\":\"stats\",\"up_to_date\":%s,\"triplets\":%lld,\"ranks\":%d,\"seconds\":%.3f,"
                     "\"triplets_per_s\":%.2f,\"loop_s\":%.3f,\"allreduce_s\":%.3f,\"reduce_s\":%.3f,\"checkpoint_s\":%.3f,\"write_s\":%.3f,"
-                    "\"peak_rss_mb\":%.1f,\"accumulators\":\"%s\",\"settings_hash\":\"%s\"}",
+                    "\"peak_rss_mb\":%.1f,\"accumulators\":\"%s\",\"activations\":\"%s\",\"settings_hash\":\"%s\"}",
                     rep.up_to_date ? "true" : "false", (long long)rep.triplets, gp_nranks(), rep.seconds,
                     rep.seconds > 0 ? (double)rep.triplets / rep.seconds : 0.0, rep.loop_s, rep.allreduce_s, rep.reduce_s, rep.checkpoint_s,
                     rep.write_s, rep.peak_rss_mb, rep.up_to_date ? "none" : rep.sharded ? "sharded" : "replicated",
-                    rep.settings_hash);
+                    rep.up_to_date ? "none" : rep.lean ? "lean" : "all", rep.settings_hash);
     }
     gp_stats_job_free(&sj);
     gp_job_free(&job);

@@ -42,6 +42,10 @@ typedef struct {
     /* Adds into m->grads given dhidden [N, C] of the last train-mode forward. */
     void (*backward)(gp_model *m, void *state, const gp_packed *pk, const float *dhidden);
     void (*state_free)(void *state);
+    /* Floats of the activation allocation a forward lays out for N tokens, att of them attention
+     * probabilities (Σ heads·len²), in train mode with recompute and lean or for inference (train
+     * false; lean then always): what the architecture's alloc takes, one formula for both. */
+    double (*act_floats)(const gp_model_config *c, double N, double att, bool train, bool recompute, bool lean);
     /* Calls fn for each linear layer's weight with its input [N, in] of the last train-mode
      * forward (the activations Wanda scores weights by). */
     void (*each_linear_input)(gp_model *m, void *state, const gp_packed *pk, gp_linear_input_fn fn, void *ctx);

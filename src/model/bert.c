@@ -98,15 +98,20 @@ static void bert_build_table(const gp_model_config *c, gp_param_table *t) {
 #undef ADD
 }
 
+/* A block's activations, all kept per block by a training forward. With lean activations
+ * (gp_model_set_lean) h is made again from pre by GELU before the block's backward (bitwise), in
+ * one buffer all blocks share, and att is not kept (kernels.c makes the probabilities again). An
+ * inference forward keeps one block's, no att. */
 typedef struct {
     float *qkv;                /* [N, 3A] */
     float *ctx;                /* [N, A] attention output before the dense layer */
     float *res1;               /* [N, C] x + attention dense output (LN input) */
     float *x1, *mean1, *rstd1; /* [N, C], [N], [N] */
-    float *pre, *h;            /* [N, I] before and after GELU */
+    float *pre;                /* [N, I] before GELU */
     float *res2;               /* [N, C] x1 + MLP output (LN input) */
     float *xo, *mean2, *rstd2; /* [N, C] layer output, [N], [N] */
-    float *att;                /* [Σ NH len²] softmax probabilities */
+    float *h;                  /* [N, I] after GELU (lean: shared) */
+    float *att;                /* [Σ NH len²] softmax probabilities; lean and inference: NULL */
 } layer_acts;
 
 typedef struct {
@@ -117,6 +122,7 @@ typedef struct {
                                       * recomputing, all but their own xo) */
     bool trained;                    /* the last forward kept what backward needs */
     bool recompute;                  /* ... as block inputs only (gp_model_set_recompute) */
+    bool lean;                       /* ... without h and the probabilities (gp_model_set_lean) */
     size_t dcap;                     /* backward scratch */
     float *dmem;
 } bert_state;
@@ -126,16 +132,28 @@ typedef struct {
 #define EW(m, k) gp_model_w((m), (k))
 #define EG(m, k) gp_model_grad((m), (k))
 
-/* Lays out the activations in one allocation; grows it when the batch is larger. */
-static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t att, bool train, bool recompute) {
-    /* every block's slots at the largest intermediate size (a ragged folder's blocks differ) */
+/* The floats bert_alloc lays out: the embeddings and their norm; per block (every block in train
+ * mode, one recomputing or in inference) its buffers, unless lean h and att floats of
+ * probabilities too; lean, one h; recomputing, every block's output but the first's. Every
+ * block's slots at the largest intermediate size (a ragged folder's blocks differ). */
+static double bert_act_floats(const gp_model_config *c, double n, double att, bool train, bool recompute, bool lean) {
+    const double C = c->hidden, I = c->intermediate, A = (double)c->heads * c->head_dim;
+    const double nl = train && !recompute ? c->layers : 1;
+    const double own_xo = train && recompute ? (c->layers - 1) * n * C : 0;
+    const double per_layer = n * (3 * A + A + C + C + 2 + I + C + C + 2) + (lean ? 0 : n * I + att);
+    return n * (2 * C + 2) + (lean ? n * I : 0) + nl * per_layer + own_xo;
+}
+
+/* Lays out the activations in one allocation; grows it when the batch is larger. lean: one h for
+ * all blocks and no probabilities (inference forwards always); else every block its own, and att
+ * floats of probabilities. */
+static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t att, bool train, bool recompute,
+                       bool lean) {
     const size_t C = (size_t)c->hidden, I = (size_t)c->intermediate, n = (size_t)N;
     const size_t A = (size_t)c->heads * (size_t)c->head_dim;
     const int nl = train && !recompute ? c->layers : 1;
-    /* recomputing, every block but the first keeps its own output xo (the next one's input) */
-    const size_t own_xo = train && recompute ? (size_t)(c->layers - 1) * n * C : 0;
-    size_t per_layer = n * (3 * A + A + C + C + 2 + 2 * I + C + C + 2) + (size_t)att;
-    size_t need = n * (2 * C + 2) + (size_t)nl * per_layer + own_xo;
+    const bool own_xo = train && recompute; /* every block but the first keeps its own output */
+    const size_t need = (size_t)bert_act_floats(c, (double)N, (double)att, train, recompute, lean);
     if (need > s->cap) {
         free(s->mem);
         s->mem = gp_malloc(need * sizeof(float));
@@ -151,6 +169,8 @@ static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t a
     TAKE(s->x0, n * C);
     TAKE(s->mean0, n);
     TAKE(s->rstd0, n);
+    float *h = NULL;
+    if (lean) TAKE(h, n * I);
     for (int l = 0; l < c->layers; l++) {
         layer_acts *a = &s->la[l];
         if (l >= nl) {
@@ -165,14 +185,20 @@ static void bert_alloc(const gp_model_config *c, bert_state *s, int N, int64_t a
         TAKE(a->mean1, n);
         TAKE(a->rstd1, n);
         TAKE(a->pre, n * I);
-        TAKE(a->h, n * I);
         TAKE(a->res2, n * C);
         TAKE(a->xo, n * C);
         TAKE(a->mean2, n);
         TAKE(a->rstd2, n);
+        if (lean) {
+            a->h = h, a->att = NULL;
+            continue;
+        }
+        TAKE(a->h, n * I);
         TAKE(a->att, (size_t)att);
     }
 #undef TAKE
+    GP_CHECK((size_t)(p - s->mem) == need, "the layout took %zu floats, act_floats says %zu", (size_t)(p - s->mem), need);
+    s->lean = lean;
 }
 
 static void bert_layer_forward(gp_model *m, bert_state *s, const gp_packed *pk, int l, const float *x);
@@ -185,9 +211,8 @@ static const float *bert_forward(gp_model *m, void **state, const gp_packed *pk,
         s->la = gp_calloc((size_t)c->layers, sizeof *s->la);
         *state = s;
     }
-    const int N = pk->N, C = c->hidden, NH = c->heads;
-    const int64_t att = gp_attention_cache_size(pk->offsets, pk->B, NH);
-    bert_alloc(c, s, N, att, train, m->recompute);
+    const int N = pk->N, C = c->hidden;
+    bert_alloc(c, s, N, gp_attention_cache_size(pk->offsets, pk->B, c->heads), train, m->recompute, !train || m->lean);
     s->trained = train;
     s->recompute = train && m->recompute;
 
@@ -226,6 +251,18 @@ static void bert_layer_forward(gp_model *m, bert_state *s, const gp_packed *pk, 
     }
 }
 
+/* Block l's activations for its backward or its linear inputs: all of them again when recomputing
+ * (but the last block's right after the forward, when they are still there), else with lean
+ * activations h from pre. */
+static void bert_layer_ready(gp_model *m, bert_state *s, const gp_packed *pk, int l, const float *x,
+                             bool after_forward) {
+    if (s->recompute) {
+        if (!after_forward || l < m->cfg.layers - 1) bert_layer_forward(m, s, pk, l, x);
+    } else if (s->lean) {
+        gp_gelu_forward(s->la[l].h, s->la[l].pre, (int64_t)pk->N * gp_config_inter(&m->cfg, l));
+    }
+}
+
 static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const float *dhidden) {
     const gp_model_config *c = &m->cfg;
     bert_state *s = state;
@@ -250,7 +287,7 @@ static void bert_backward(gp_model *m, void *state, const gp_packed *pk, const f
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].xo : s->x0;
-        if (s->recompute && l < c->layers - 1) bert_layer_forward(m, s, pk, l, x); /* the last is still there */
+        bert_layer_ready(m, s, pk, l, x, true);
         gp_model_layer_begin(m, l); /* a caller may reuse this block's gradient window */
         const int I = gp_config_inter(c, l); /* dh and dpre hold [N, Imax] */
         /* output LayerNorm; the residual carries dres2 straight to x1 */
@@ -303,7 +340,7 @@ static void bert_each_linear_input(gp_model *m, void *state, const gp_packed *pk
     GP_CHECK(s && s->trained, "needs a training-mode forward");
     for (int l = 0; l < m->cfg.layers; l++) {
         const float *x = l ? s->la[l - 1].xo : s->x0;
-        if (s->recompute) bert_layer_forward(m, s, pk, l, x); /* one block's buffers serve them all */
+        bert_layer_ready(m, s, pk, l, x, false);
         bert_block_inputs(m, &s->la[l], l, x, pk->N, fn, ctx);
     }
 }
@@ -316,7 +353,7 @@ static bert_state *bert_infer_state(gp_model *m, void **state, const gp_packed *
         s->la = gp_calloc((size_t)m->cfg.layers, sizeof *s->la);
         *state = s;
     }
-    bert_alloc(&m->cfg, s, pk->N, gp_attention_cache_size(pk->offsets, pk->B, m->cfg.heads), false, false);
+    bert_alloc(&m->cfg, s, pk->N, 0, false, false, true);
     s->trained = false;
     s->recompute = false;
     return s;
@@ -392,6 +429,7 @@ const gp_arch_ops gp_bert_ops = {
     .forward = bert_forward,
     .backward = bert_backward,
     .state_free = bert_state_free,
+    .act_floats = bert_act_floats,
     .each_linear_input = bert_each_linear_input,
     .embed = bert_embed,
     .block = bert_block,

@@ -263,6 +263,11 @@ void gp_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t 
     for (int64_t b = 0; b < nb; b++) gelu_backward_range(dinp, inp, dout, b * BLOCK, b == nb - 1 ? n : (b + 1) * BLOCK);
 }
 
+/* y = x r w: the one expression the forward and gp_rmsnorm_apply share, so that both round alike. */
+static inline void rms_scale(float *y, const float *x, float r, const float *w, int C) {
+    for (int i = 0; i < C; i++) y[i] = x[i] * r * w[i];
+}
+
 void gp_rmsnorm_forward(float *out, int ldo, float *rstd, const float *inp, int ldi, const float *w, int N, int H,
                         int C, float eps) {
 #pragma omp parallel for collapse(2) if ((int64_t)N * H * C >= PAR_MIN) schedule(static)
@@ -273,9 +278,18 @@ void gp_rmsnorm_forward(float *out, int ldo, float *rstd, const float *inp, int 
             double ss = 0.0;
             for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
             float r = (float)(1.0 / sqrt(ss / C + (double)eps));
-            for (int i = 0; i < C; i++) y[i] = x[i] * r * w[i];
+            rms_scale(y, x, r, w, C);
             rstd[(size_t)n * H + h] = r;
         }
+}
+
+void gp_rmsnorm_apply(float *out, int ldo, const float *rstd, const float *inp, int ldi, const float *w, int N, int H,
+                      int C) {
+#pragma omp parallel for collapse(2) if ((int64_t)N * H * C >= PAR_MIN) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++)
+            rms_scale(out + (size_t)n * ldo + (size_t)h * C, inp + (size_t)n * ldi + (size_t)h * C,
+                      rstd[(size_t)n * H + h], w, C);
 }
 
 void gp_rmsnorm_backward(float *dinp, float *dw, const float *dout, int ldo, const float *inp, int ldi,
@@ -397,15 +411,6 @@ void gp_swiglu_backward(float *dgu, const float *dout, const float *gu, int N, i
     }
 }
 
-int64_t gp_attention_cache_size(const int *offsets, int B, int NH) {
-    int64_t s = 0;
-    for (int b = 0; b < B; b++) {
-        int64_t L = offsets[b + 1] - offsets[b];
-        s += L * L;
-    }
-    return s * NH;
-}
-
 /* Row softmax of P[L,L] in place; causal rows stop at the diagonal (the rest become 0). */
 static void softmax_rows(float *P, int L, int causal) {
     for (int i = 0; i < L; i++) {
@@ -423,6 +428,23 @@ static void softmax_rows(float *P, int L, int causal) {
     }
 }
 
+/* P[L,L] = softmax(Q K^T / sqrt(hs)) of one (sequence, head): the forward's and, made again by the
+ * same calls, the backward's (so bitwise the same probabilities). */
+static void attention_probs(float *P, const float *Q, int ldq, const float *K, int ldk, int L, int hs, int causal) {
+    const float scale = 1.0f / sqrtf((float)hs);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, scale, Q, ldq, K, ldk, 0.0f, P, L);
+    softmax_rows(P, L, causal);
+}
+
+int64_t gp_attention_cache_size(const int *offsets, int B, int NH) {
+    int64_t s = 0;
+    for (int b = 0; b < B; b++) {
+        int64_t L = offsets[b + 1] - offsets[b];
+        s += L * L;
+    }
+    return s * NH;
+}
+
 /* Where each sequence's probabilities start in att: NH·Σ_{b'<b} len_b'² (B + 1 entries). */
 static size_t *att_offsets(const int *offsets, int B, int NH) {
     size_t *o = gp_malloc((size_t)(B + 1) * sizeof(size_t));
@@ -434,52 +456,62 @@ static size_t *att_offsets(const int *offsets, int B, int NH) {
     return o;
 }
 
+static int longest(const int *offsets, int B) {
+    int maxL = 0;
+    for (int b = 0; b < B; b++) maxL = offsets[b + 1] - offsets[b] > maxL ? offsets[b + 1] - offsets[b] : maxL;
+    return maxL;
+}
+
+/* Whether a call runs its tasks on the team: enough work (Σ len² · hs) and more than one task. */
+static int attention_par(const int *offsets, int B, int tasks, int hs) {
+    int64_t work = 0;
+    for (int b = 0; b < B; b++) work += (int64_t)(offsets[b + 1] - offsets[b]) * (offsets[b + 1] - offsets[b]);
+    return work * hs >= PAR_MIN && tasks > 1 && omp_get_max_threads() > 1;
+}
+
 void gp_attention_forward(float *out, int ldo, float *att, const float *q, int ldq, const float *k, int ldk,
                           const float *v, int ldv, const int *offsets, int B, int NH, int NKV, int hs, int causal) {
     GP_CHECK(NKV > 0 && NH % NKV == 0, "NH=%d NKV=%d", NH, NKV);
-    const int group = NH / NKV;
-    const float scale = 1.0f / sqrtf((float)hs);
-    size_t *aoff = att_offsets(offsets, B, NH);
+    const int group = NH / NKV, maxL = longest(offsets, B);
     /* every (sequence, head) is independent: its own probabilities, its own columns of out */
-    const int par = aoff[B] / (size_t)NH * (size_t)hs >= (size_t)PAR_MIN && B * NH > 1 && omp_get_max_threads() > 1;
+    const int par = attention_par(offsets, B, B * NH, hs);
+    const int nt = par ? omp_get_max_threads() : 1;
+    size_t *aoff = att ? att_offsets(offsets, B, NH) : NULL;
+    float *Pall = att ? NULL : gp_malloc((size_t)nt * maxL * maxL * sizeof(float) + 1);
 #pragma omp parallel for collapse(2) if (par) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const int s = offsets[b], L = offsets[b + 1] - offsets[b], kh = h / group;
-            float *P = att + aoff[b] + (size_t)h * L * L;
-            const float *Q = q + (size_t)s * ldq + h * hs;
-            const float *K = k + (size_t)s * ldk + kh * hs;
+            float *P = att ? att + aoff[b] + (size_t)h * L * L : Pall + (size_t)omp_get_thread_num() * maxL * maxL;
             const float *V = v + (size_t)s * ldv + kh * hs;
             if (L == 0) continue;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, scale, Q, ldq, K, ldk, 0.0f, P, L);
-            softmax_rows(P, L, causal);
+            attention_probs(P, q + (size_t)s * ldq + h * hs, ldq, k + (size_t)s * ldk + kh * hs, ldk, L, hs, causal);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hs, L, 1.0f, P, L, V, ldv, 0.0f,
                         out + (size_t)s * ldo + h * hs, ldo);
         }
+    free(Pall);
     free(aoff);
 }
 
 void gp_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo, const float *att,
                            const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                            const int *offsets, int B, int NH, int NKV, int hs, int causal) {
-    (void)causal; /* masked probabilities are exact zeros, so their gradients vanish on their own */
-    const int group = NH / NKV;
+    /* masked probabilities are exact zeros, so their gradients vanish on their own */
+    const int group = NH / NKV, maxL = longest(offsets, B);
     const float scale = 1.0f / sqrtf((float)hs);
-    int maxL = 0;
-    for (int b = 0; b < B; b++) maxL = offsets[b + 1] - offsets[b] > maxL ? offsets[b + 1] - offsets[b] : maxL;
-    size_t *aoff = att_offsets(offsets, B, NH);
     /* Tasks are (sequence, key/value head): the query heads of a group add into the same dK and dV
      * rows, so they run on one thread, in head order, as on one thread. */
-    const int par = aoff[B] / (size_t)NH * (size_t)hs >= (size_t)PAR_MIN && B * NKV > 1 && omp_get_max_threads() > 1;
+    const int par = attention_par(offsets, B, B * NKV, hs);
     const int nt = par ? omp_get_max_threads() : 1;
-    float *dPall = gp_malloc((size_t)nt * maxL * maxL * sizeof(float) + 1);
+    size_t *aoff = att ? att_offsets(offsets, B, NH) : NULL;
+    float *Pall = gp_malloc((att ? 1 : 2) * (size_t)nt * maxL * maxL * sizeof(float) + 1);
 #pragma omp parallel for collapse(2) if (par) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int kh = 0; kh < NKV; kh++) {
             const int s = offsets[b], L = offsets[b + 1] - offsets[b];
-            float *dP = dPall + (size_t)omp_get_thread_num() * maxL * maxL;
+            /* dP, and the probabilities made again when they were not kept */
+            float *dP = Pall + (att ? 1 : 2) * (size_t)omp_get_thread_num() * maxL * maxL, *Ps = dP + (size_t)maxL * maxL;
             for (int h = kh * group; h < (kh + 1) * group && L > 0; h++) {
-                const float *P = att + aoff[b] + (size_t)h * L * L;
                 const float *Q = q + (size_t)s * ldq + h * hs;
                 const float *K = k + (size_t)s * ldk + kh * hs;
                 const float *V = v + (size_t)s * ldv + kh * hs;
@@ -487,6 +519,8 @@ void gp_attention_backward(float *dq, float *dk, float *dv, const float *dout, i
                 float *dQ = dq + (size_t)s * ldq + h * hs;
                 float *dK = dk + (size_t)s * ldk + kh * hs;
                 float *dV = dv + (size_t)s * ldv + kh * hs;
+                const float *P = att ? att + aoff[b] + (size_t)h * L * L : Ps;
+                if (!att) attention_probs(Ps, Q, ldq, K, ldk, L, hs, causal);
                 /* dP = dO V^T ; dV += P^T dO */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hs, 1.0f, dO, ldo, V, ldv, 0.0f, dP, L);
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, 1.0f, P, L, dO, ldo, 1.0f, dV, ldv);
@@ -504,7 +538,7 @@ void gp_attention_backward(float *dq, float *dk, float *dv, const float *dout, i
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, hs, L, scale, dP, L, Q, ldq, 1.0f, dK, ldk);
             }
         }
-    free(dPall);
+    free(Pall);
     free(aoff);
 }
 

@@ -686,6 +686,21 @@ size_t gp_model_need_grads(gp_model *m, const bool *need, int windows) {
 
 void gp_model_set_recompute(gp_model *m, bool on) { m->recompute = on; }
 
+void gp_model_set_lean(gp_model *m, bool on) { m->lean = on; }
+
+const char *const gp_activations_names[] = {"auto", "all", "lean", NULL};
+
+double gp_model_activation_bytes(const gp_model_config *c, double B, double T, bool train, bool recompute, bool lean) {
+    /* every sequence full: gp_attention_cache_size = heads · Σ len² */
+    return 4.0 * gp_arch_ops_get(c->arch)->act_floats(c, B * T, (double)c->heads * B * T * T, train, recompute,
+                                                      lean || !train);
+}
+
+bool gp_model_lean_for(const gp_model_config *c, gp_activations mode, double B, double T, bool recompute, double share) {
+    if (mode != GP_ACTS_AUTO) return mode == GP_ACTS_LEAN;
+    return share > 0 && gp_model_activation_bytes(c, B, T, true, recompute, false) > 0.25 * share;
+}
+
 void gp_model_set_grad_hooks(gp_model *m, const gp_grad_hooks *h) {
     if (h) m->hooks = *h;
     else memset(&m->hooks, 0, sizeof m->hooks);

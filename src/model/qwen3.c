@@ -112,18 +112,27 @@ static void qwen3_build_table(const gp_model_config *c, gp_param_table *t) {
     gp_param_table_add(t, "norm.weight", 1, C, 0);
 }
 
+/* A block's activations, all kept per block by a training forward. With lean activations
+ * (gp_model_set_lean) the second group is not: elementwise work gives it back from the first (a
+ * norm with its saved rstd, RoPE, SwiGLU) before the block's backward (qwen3_layer_restore,
+ * bitwise the forward's values), into one set of buffers all blocks share, and att is not kept
+ * (kernels.c makes the probabilities again): at Qwen3-Embedding-4B's shapes and 512 tokens a block
+ * keeps 34,858 floats a token instead of 71,210. An inference forward keeps one block's, no att. */
 typedef struct {
-    float *xn, *rstd1;   /* [N, C] input_layernorm output, [N] */
-    float *qkv;          /* [N, QKV] projections before the q/k norms */
-    float *qk;           /* [N, QK] q and k after norm and RoPE (what attention reads) */
-    float *rstd_qk;      /* [N, NH + NKV] */
-    float *ctx;          /* [N, Q] attention output before o_proj */
-    float *r1;           /* [N, C] x + attention */
-    float *mn, *rstd2;   /* [N, C] post_attention_layernorm output, [N] */
-    float *gu;           /* [N, 2F] gate | up */
-    float *h;            /* [N, F] silu(gate) ⊙ up */
-    float *out;          /* [N, C] the layer's output r1 + MLP */
-    float *att;          /* [Σ NH len²] softmax probabilities */
+    float *rstd1;   /* [N] input_layernorm */
+    float *qkv;     /* [N, QKV] projections before the q/k norms */
+    float *rstd_qk; /* [N, NH + NKV] */
+    float *ctx;     /* [N, Q] attention output before o_proj */
+    float *r1;      /* [N, C] x + attention */
+    float *rstd2;   /* [N] post_attention_layernorm */
+    float *gu;      /* [N, 2F] gate | up */
+    float *out;     /* [N, C] the layer's output r1 + MLP */
+    /* lean: made again, shared */
+    float *xn;      /* [N, C] input_layernorm output */
+    float *qk;      /* [N, QK] q and k after norm and RoPE (what attention reads) */
+    float *mn;      /* [N, C] post_attention_layernorm output */
+    float *h;       /* [N, F] silu(gate) ⊙ up */
+    float *att;     /* [Σ NH len²] softmax probabilities; lean and inference: NULL */
 } layer_acts;
 
 typedef struct {
@@ -136,6 +145,7 @@ typedef struct {
                            * but their own out) */
     bool trained;
     bool recompute;       /* block inputs only were kept (gp_model_set_recompute) */
+    bool lean;            /* the shared buffers were laid out, att not kept (gp_model_set_lean) */
     size_t dcap;
     float *dmem;
 } qwen3_state;
@@ -165,16 +175,34 @@ static dims dims_at(const gp_model_config *c, int l) {
     return d;
 }
 
-static void qwen3_alloc(const gp_model_config *c, qwen3_state *s, int N, int64_t att, bool train, bool recompute) {
+/* Floats a token of a block's kept buffers, and of the ones lean activations make again (layer_acts),
+ * at the largest F. */
+static size_t kept_per_token(const dims d) {
+    return 1 + (size_t)d.QKV + d.NH + d.NKV + d.Q + d.C + 1 + 2 * (size_t)d.F + d.C;
+}
+static size_t restored_per_token(const dims d) { return (size_t)d.C + d.QK + d.C + d.F; }
+
+/* The floats qwen3_alloc lays out: the embeddings, RoPE tables and final norm; per block (every
+ * block in train mode, one recomputing or in inference) its kept buffers, and unless lean its
+ * restored ones and att floats of probabilities; lean, one set of restored buffers; recomputing,
+ * every block's output but the first's. */
+static double qwen3_act_floats(const gp_model_config *c, double n, double att, bool train, bool recompute, bool lean) {
+    const dims d = dims_of(c);
+    const double nl = train && !recompute ? c->layers : 1;
+    const double own_out = train && recompute ? (c->layers - 1) * n * d.C : 0;
+    const double per_layer = n * (double)kept_per_token(d) + (lean ? 0 : n * (double)restored_per_token(d) + att);
+    return n * ((double)d.C + d.hs + d.C + 1) + (lean ? n * (double)restored_per_token(d) : 0) + nl * per_layer + own_out;
+}
+
+/* lean: one set of the restored buffers for all blocks and no probabilities (inference forwards
+ * always); else every block its own, and att floats of probabilities. */
+static void qwen3_alloc(const gp_model_config *c, qwen3_state *s, int N, int64_t att, bool train, bool recompute,
+                        bool lean) {
     const dims d = dims_of(c);
     const size_t n = (size_t)N;
     const int nl = train && !recompute ? c->layers : 1;
-    /* recomputing, every block but the first keeps its own output (the next one's input) */
-    const size_t own_out = train && recompute ? (size_t)(c->layers - 1) * n * d.C : 0;
-    size_t per_layer = n * ((size_t)d.C + 1 + d.QKV + d.QK + d.NH + d.NKV + d.Q + d.C + d.C + 1 + 2 * (size_t)d.F +
-                            d.F + d.C) +
-                       (size_t)att;
-    size_t need = n * ((size_t)d.C + (size_t)d.hs + d.C + 1) + (size_t)nl * per_layer + own_out;
+    const bool own_out = train && recompute; /* every block but the first keeps its own output */
+    const size_t need = (size_t)qwen3_act_floats(c, (double)N, (double)att, train, recompute, lean);
     if (need > s->cap) {
         free(s->mem);
         s->mem = gp_malloc(need * sizeof(float));
@@ -191,6 +219,13 @@ static void qwen3_alloc(const gp_model_config *c, qwen3_state *s, int N, int64_t
     TAKE(s->sin_t, n * (d.hs / 2));
     TAKE(s->fin, n * d.C);
     TAKE(s->rstd_f, n);
+    layer_acts shared = {0};
+    if (lean) {
+        TAKE(shared.xn, n * d.C);
+        TAKE(shared.qk, n * d.QK);
+        TAKE(shared.mn, n * d.C);
+        TAKE(shared.h, n * d.F);
+    }
     for (int l = 0; l < c->layers; l++) {
         layer_acts *a = &s->la[l];
         if (l >= nl) {
@@ -198,21 +233,27 @@ static void qwen3_alloc(const gp_model_config *c, qwen3_state *s, int N, int64_t
             if (own_out) TAKE(a->out, n * d.C);
             continue;
         }
-        TAKE(a->xn, n * d.C);
         TAKE(a->rstd1, n);
         TAKE(a->qkv, n * d.QKV);
-        TAKE(a->qk, n * d.QK);
         TAKE(a->rstd_qk, n * (d.NH + d.NKV));
         TAKE(a->ctx, n * d.Q);
         TAKE(a->r1, n * d.C);
-        TAKE(a->mn, n * d.C);
         TAKE(a->rstd2, n);
         TAKE(a->gu, n * 2 * d.F);
-        TAKE(a->h, n * d.F);
         TAKE(a->out, n * d.C);
+        if (lean) {
+            a->xn = shared.xn, a->qk = shared.qk, a->mn = shared.mn, a->h = shared.h, a->att = NULL;
+            continue;
+        }
+        TAKE(a->xn, n * d.C);
+        TAKE(a->qk, n * d.QK);
+        TAKE(a->mn, n * d.C);
+        TAKE(a->h, n * d.F);
         TAKE(a->att, (size_t)att);
     }
 #undef TAKE
+    GP_CHECK((size_t)(p - s->mem) == need, "the layout took %zu floats, act_floats says %zu", (size_t)(p - s->mem), need);
+    s->lean = lean;
 }
 
 static void qwen3_layer_forward(gp_model *m, qwen3_state *s, const gp_packed *pk, int l, const float *x);
@@ -227,8 +268,7 @@ static const float *qwen3_forward(gp_model *m, void **state, const gp_packed *pk
     }
     const dims d = dims_of(c);
     const int N = pk->N;
-    const int64_t att = gp_attention_cache_size(pk->offsets, pk->B, d.NH);
-    qwen3_alloc(c, s, N, att, train, m->recompute);
+    qwen3_alloc(c, s, N, gp_attention_cache_size(pk->offsets, pk->B, d.NH), train, m->recompute, !train || m->lean);
     s->trained = train;
     s->recompute = train && m->recompute;
     const float eps = c->norm_eps;
@@ -275,6 +315,33 @@ static void qwen3_layer_forward(gp_model *m, qwen3_state *s, const gp_packed *pk
     }
 }
 
+/* Block l's shared buffers (xn, qk, mn, h) again from what it kept and its input x, by the
+ * forward's own arithmetic: bitwise the values the forward had. */
+static void qwen3_layer_restore(gp_model *m, qwen3_state *s, const gp_packed *pk, int l, const float *x) {
+    const dims d = dims_at(&m->cfg, l);
+    const int N = pk->N;
+    const layer_acts *a = &s->la[l];
+    gp_rmsnorm_apply(a->xn, d.C, a->rstd1, x, d.C, W(m, l, L_INW), N, 1, d.C);
+    gp_rmsnorm_apply(a->qk, d.QK, a->rstd_qk, a->qkv, d.QKV, W(m, l, L_QN), N, d.NH, d.hs);
+    gp_rmsnorm_apply(a->qk + d.Q, d.QK, a->rstd_qk + (size_t)N * d.NH, a->qkv + d.Q, d.QKV, W(m, l, L_KN), N, d.NKV,
+                     d.hs);
+    gp_rope_forward(a->qk, d.QK, s->cos_t, s->sin_t, N, d.NH + d.NKV, d.hs);
+    gp_rmsnorm_apply(a->mn, d.C, a->rstd2, a->r1, d.C, W(m, l, L_PNW), N, 1, d.C);
+    gp_swiglu_forward(a->h, a->gu, N, d.F);
+}
+
+/* Block l's activations for its backward or its linear inputs: all of them again when recomputing
+ * (but the last block's right after the forward, when they are still there), else with lean
+ * activations the shared ones. */
+static void qwen3_layer_ready(gp_model *m, qwen3_state *s, const gp_packed *pk, int l, const float *x,
+                              bool after_forward) {
+    if (s->recompute) {
+        if (!after_forward || l < m->cfg.layers - 1) qwen3_layer_forward(m, s, pk, l, x);
+    } else if (s->lean) {
+        qwen3_layer_restore(m, s, pk, l, x);
+    }
+}
+
 static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const float *dhidden) {
     const gp_model_config *c = &m->cfg;
     qwen3_state *s = state;
@@ -305,7 +372,7 @@ static void qwen3_backward(gp_model *m, void *state, const gp_packed *pk, const 
     for (int l = c->layers - 1; l >= 0; l--) {
         const layer_acts *a = &s->la[l];
         const float *x = l ? s->la[l - 1].out : s->x0;
-        if (s->recompute && l < c->layers - 1) qwen3_layer_forward(m, s, pk, l, x); /* the last is still there */
+        qwen3_layer_ready(m, s, pk, l, x, true);
         gp_model_layer_begin(m, l); /* a caller may reuse this block's gradient window */
         const int F = gp_config_inter(c, l); /* dh and dgu hold [N, the largest F] */
         /* MLP; the residual carries dx straight to r1 */
@@ -357,7 +424,7 @@ static void qwen3_each_linear_input(gp_model *m, void *state, const gp_packed *p
     qwen3_state *s = state;
     GP_CHECK(s && s->trained, "needs a training-mode forward");
     for (int l = 0; l < m->cfg.layers; l++) {
-        if (s->recompute) qwen3_layer_forward(m, s, pk, l, l ? s->la[l - 1].out : s->x0); /* one block's buffers */
+        qwen3_layer_ready(m, s, pk, l, l ? s->la[l - 1].out : s->x0, false);
         qwen3_block_inputs(m, &s->la[l], l, pk->N, fn, ctx);
     }
 }
@@ -372,7 +439,7 @@ static qwen3_state *qwen3_infer_state(gp_model *m, void **state, const gp_packed
         *state = s;
     }
     const dims d = dims_of(&m->cfg);
-    qwen3_alloc(&m->cfg, s, pk->N, gp_attention_cache_size(pk->offsets, pk->B, d.NH), false, false);
+    qwen3_alloc(&m->cfg, s, pk->N, 0, false, false, true);
     s->trained = false;
     s->recompute = false;
     gp_rope_tables(s->cos_t, s->sin_t, pk->pos, pk->N, d.hs, m->cfg.rope_theta);
@@ -441,6 +508,7 @@ const gp_arch_ops gp_qwen3_ops = {
     .forward = qwen3_forward,
     .backward = qwen3_backward,
     .state_free = qwen3_state_free,
+    .act_floats = qwen3_act_floats,
     .each_linear_input = qwen3_each_linear_input,
     .embed = qwen3_embed,
     .block = qwen3_block,

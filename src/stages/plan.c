@@ -26,8 +26,9 @@
  *   fwd    the architecture's one activation allocation (bert_alloc / qwen3_alloc: every layer in
  *          train mode, one layer reused for inference) and model.c's packed ids, positions,
  *          touched rows, offsets and pooled / emb / dpooled / norm rows; kept at their largest
+ *          and gp_attention_forward's probabilities, T² per thread, per call
  *   bwd    the backward scratch (bert_backward / qwen3_backward) and model.c's dhidden [N, C],
- *          kept; gp_attention_backward's dP, T² per thread, per call
+ *          kept; gp_attention_backward's P and dP, 2 T² per thread, per call
  *   batch  the padded batch (ids int32 + mask byte) and the tokenizer's id arrays, per call */
 typedef struct {
     double fwd, bwd, batch;
@@ -56,37 +57,36 @@ static double bf16_copies(const gp_model_config *c, double N, bool train) {
     return 2 * (N * in + wide * C + (train ? N * wide : 0)) + 3.0 * 1048576;
 }
 
+/* lean: model.activations in effect for a training forward (gp_model_lean_for) */
 static acts model_acts(const gp_model_config *c, double B, double T, int threads, bool train, bool recompute,
-                       bool bf16) {
+                       bool lean, bool bf16) {
     const double N = B * T, C = c->hidden;
-    /* model.recompute: one block's buffers, and every block but the first its own output */
-    const double nl = train && !recompute ? c->layers : 1;
-    const double own_out = train && recompute ? (c->layers - 1) * N * C : 0;
-    /* every sequence full: gp_attention_cache_size = heads · Σ len² */
-    const double att = (double)c->heads * B * T * T;
-    double fwd, bwd;
+    /* every sequence full: the attention's probabilities of one (sequence, head), T² a thread, per
+     * call (kernels.c): in the forward when they are not kept (lean, inference), in the backward
+     * dP and, when they were not kept, the probabilities again */
+    const double tt = (threads > 1 ? threads : 1) * T * T;
+    const bool kept = train && !lean;
+    double bwd;
     if (c->arch == GP_ARCH_QWEN3) {
         const double F = c->intermediate, NH = c->heads, NKV = c->kv_heads, hs = c->head_dim;
         const double Q = NH * hs, KV = NKV * hs, QK = Q + KV, QKV = Q + 2 * KV;
-        const double per_layer = N * (C + 1 + QKV + QK + NH + NKV + Q + C + C + 1 + 2 * F + F + C) + att;
-        fwd = N * (C + hs + C + 1) + nl * per_layer + own_out;
         bwd = N * (3 * C + Q + QKV + QK + F + 2 * F);
     } else {
-        const double I = c->intermediate;
-        fwd = N * (2 * C + 2) + nl * (N * (8 * C + 2 * I + 4) + att) + own_out;
-        bwd = N * (7 * C + 2 * I);
+        bwd = N * (7 * C + 2 * (double)c->intermediate);
     }
     acts a;
-    a.fwd = 4 * fwd + 4 * (3 * B * C + B) + 4 * 3 * N + 4 * (B + 1);
-    a.bwd = train ? 4 * bwd + 4 * N * C + 4.0 * (threads > 1 ? threads : 1) * T * T : 0;
+    a.fwd = gp_model_activation_bytes(c, B, T, train, recompute, lean) + (kept ? 0 : 4 * tt) + 4 * (3 * B * C + B) +
+            4 * 3 * N + 4 * (B + 1);
+    a.bwd = train ? 4 * bwd + 4 * N * C + 4 * (kept ? 1 : 2) * tt : 0;
     a.batch = 5 * N + 4 * N;
     if (bf16) a.fwd += bf16_copies(c, N, train);
     return a;
 }
 
-static double unit_activations(const gp_model_config *c, int Bi, int Ti, int threads, bool recompute, bool bf16) {
+static double unit_activations(const gp_model_config *c, int Bi, int Ti, int threads, bool recompute, bool lean,
+                               bool bf16) {
     const double B = Bi, C = c->hidden;
-    const acts a = model_acts(c, B, Ti, threads, true, recompute, bf16);
+    const acts a = model_acts(c, B, Ti, threads, true, recompute, lean, bf16);
     double bytes = a.fwd + a.bwd + a.batch;
     /* stats.c run_unit: emb and demb [B, C]; InfoNCE (loss.c) of b = B/3 queries against 2b
      * documents: normalized copies and their gradients (6·b·C) and two [b, 2b] matrices */
@@ -95,8 +95,8 @@ static double unit_activations(const gp_model_config *c, int Bi, int Ti, int thr
     return bytes;
 }
 
-double gp_plan_unit_activations(const gp_model_config *c, int Bi, int Ti, int threads, bool recompute) {
-    return unit_activations(c, Bi, Ti, threads, recompute, false);
+double gp_plan_unit_activations(const gp_model_config *c, int Bi, int Ti, int threads, bool recompute, bool lean) {
+    return unit_activations(c, Bi, Ti, threads, recompute, lean, false);
 }
 
 static void add(gp_plan_stats_out *o, const char *name, double bytes, const char *formula) {
@@ -165,8 +165,11 @@ void gp_plan_stats(const gp_plan_model *pm, const gp_stats_opts *so, int ranks, 
     if (neurons)
         add(out, "neuron statistics", 8.0 * (8.0 * c->layers * (double)c->intermediate + c->intermediate),
             "8*(8*L*I + I): gate Fisher and gate gradient sums of 2 corpora, the cosines' sums (L*I MLP neurons)");
-    add(out, "unit activations", unit_activations(c, out->texts, out->seq_len, out->threads, pm->recompute, pm->bf16),
-        "3*fisher_batch texts x T tokens, kept for backward");
+    out->lean = gp_model_lean_for(c, so->activations, out->texts, out->seq_len, pm->recompute, share);
+    add(out, "unit activations",
+        unit_activations(c, out->texts, out->seq_len, out->threads, pm->recompute, out->lean, pm->bf16),
+        out->lean ? "3*fisher_batch texts x T tokens, kept for backward (model.activations: lean)"
+                  : "3*fisher_batch texts x T tokens, kept for backward (model.activations: all)");
     add(out, "tokenizer", 2.0 * pm->tokenizer_bytes, "2 x tokenizer files (approximate)");
     add(out, "runtime", GP_PLAN_RUNTIME_BYTES + (P > 1 ? GP_PLAN_RUNTIME_MPI_BYTES : 0),
         P > 1 ? "MPI (shared memory), HDF5, OpenBLAS (measured constant)" : "MPI, HDF5, OpenBLAS (measured constant)");
@@ -375,7 +378,8 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
                          : held_formula(w16));
         padd(sp, "corpus index", 64 * n, "64*n (triplets.c: 40-byte heap entries, 24-byte record refs)");
         if (km) {
-            a_sample = model_acts(&smf->cfg, GP_SAMPLE_ENCODE_BATCH, Ts, TH, false, false, job->model.compute == GP_COMPUTE_BF16);
+            a_sample = model_acts(&smf->cfg, GP_SAMPLE_ENCODE_BATCH, Ts, TH, false, false, true,
+                                  job->model.compute == GP_COMPUTE_BF16);
             padd(sp, "queries", corp[c0].bytes / R + 8 * nl, "this rank's query texts (< corpus bytes / R) and pointers");
             padd(sp, "embeddings", 4 * nl * D + 4 * nl, "4*ceil(n/R)*D, L2-normalised (sample.c embed_queries)");
             const double kd = k * D;
@@ -396,7 +400,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     const gp_plan_model pm = {&mf.cfg, &mf.table, mf.max_length, mf.tokenizer_bytes, job->model.recompute, bf16, w16};
     gp_plan_stats(&pm, &so, R, TH, share, &out->stats);
     const gp_plan_stats_out *st = &out->stats;
-    const acts a_stats = model_acts(c, st->texts, st->seq_len, TH, true, job->model.recompute, bf16);
+    const acts a_stats = model_acts(c, st->texts, st->seq_len, TH, true, job->model.recompute, st->lean, bf16);
     const double n_sel = (double)st->selected;
 
     /* eval: shapes first, the stage is filled in below with what it carries */
@@ -461,7 +465,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         t_eval = t_eval < t_job ? t_eval : t_job;
         if (t_eval < 1) t_eval = 1;
     }
-    const acts a_eval = eval_runs ? model_acts(c, B_eval, t_eval, TH, false, false, bf16) : (acts){0, 0, 0};
+    const acts a_eval = eval_runs ? model_acts(c, B_eval, t_eval, TH, false, false, true, bf16) : (acts){0, 0, 0};
 
     /* retrain: this rank's ceil(batch/R) triplets */
     const bool retrain_runs = (job->retrain.methods.n > 0 || job->retrain.dense) && job->retrain.steps > 0;
@@ -469,7 +473,9 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     const int T_rt = job->model.max_length < mf.max_length ? job->model.max_length : mf.max_length;
     /* retrain.micro_batch: the activations kept are those of one micro-batch (retrain.c) */
     const double ub = job->retrain.micro_batch > 0 && job->retrain.micro_batch < b ? job->retrain.micro_batch : b;
-    const acts a_rt = retrain_runs ? model_acts(c, 3 * ub, T_rt, TH, true, job->model.recompute, bf16) : (acts){0, 0, 0};
+    const bool rt_lean = gp_model_lean_for(c, job->model.activations, 3 * ub, T_rt, job->model.recompute, share);
+    const acts a_rt =
+        retrain_runs ? model_acts(c, 3 * ub, T_rt, TH, true, job->model.recompute, rt_lean, bf16) : (acts){0, 0, 0};
 
     /* one-shot reconstruction (reconstruct.c), part of the score stage: prune.reconstruct = obs, or
      * sparsegpt (GP_NEED_OBS) among the criteria a run makes masks of (prune.methods, retrain.methods).
@@ -482,7 +488,7 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         for (int l = 0; l < 2; l++)
             for (int k = 0; k < lists[l]->n; k++) recon |= (lists[l]->v[k]->needs & GP_NEED_OBS) != 0;
     }
-    const acts a_recon = recon ? model_acts(c, B_eval, T_rt, TH, false, false, bf16) : (acts){0, 0, 0};
+    const acts a_recon = recon ? model_acts(c, B_eval, T_rt, TH, false, false, true, bf16) : (acts){0, 0, 0};
 
     /* the model's kept buffers in gaprune run's order: sample, stats, then per mask eval (dense
      * first), score (with its reconstruction), retrain, eval. The buffers grow to the largest
@@ -503,9 +509,10 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
     ss->runs = true;
     /* only the knobs that can still lower the need: fisher_batch 1 cannot go lower, recompute
      * once set is set */
-    snprintf(ss->advice, sizeof ss->advice, "more ranks%s%s%s, or a smaller model.max_length",
+    snprintf(ss->advice, sizeof ss->advice, "more ranks%s%s%s%s, or a smaller model.max_length",
              st->sharded ? "" : " with stats.accumulators = sharded",
              job->stats.fisher_batch > 1 ? ", a smaller stats.fisher_batch" : "",
+             st->lean ? "" : ", model.activations = lean",
              job->model.recompute ? "" : ", model.recompute = true");
     snprintf(ss->what, sizeof ss->what, "%lld selected of %lld parameters (prune.layers = %s), units of %d texts x %d tokens, %s accumulators",
              (long long)st->selected, (long long)st->params, gp_layers_name(so.layers), st->texts, st->seq_len,
@@ -615,8 +622,8 @@ gp_status gp_plan_job(const gp_job *job, int ranks, int threads, double share, g
         /* retrain.micro_batch and model.recompute bound the activations whatever the batch */
         char mb[96] = "";
         if (ub > 1) snprintf(mb, sizeof mb, ", retrain.micro_batch below %.0f (the triplets a rank runs at once)", ub);
-        snprintf(rt->advice, sizeof rt->advice, "more ranks%s%s, a smaller retrain.batch or model.max_length", mb,
-                 job->model.recompute ? "" : ", model.recompute = true");
+        snprintf(rt->advice, sizeof rt->advice, "more ranks%s%s%s, a smaller retrain.batch or model.max_length", mb,
+                 rt_lean ? "" : ", model.activations = lean", job->model.recompute ? "" : ", model.recompute = true");
     }
     {
         const double S = job->retrain.steps, n_train = (double)job->data.max_samples;

@@ -164,6 +164,24 @@ static void choose_shards(rt_ctx *c) {
     c->hi = sharded ? c->bounds[r + 1] : n;
 }
 
+/* Collective: model.activations in effect for the forwards of this rank's micro-batch (u
+ * triplets, 3u texts at the effective max_length); auto on the node's memory per rank, as the
+ * plan decides it (gp_model_lean_for). */
+static bool choose_activations(const rt_ctx *c) {
+    const gp_train_opts *cfg = c->cfg;
+    const int P = gp_nranks(), b = (cfg->batch + P - 1) / P;
+    const int u = cfg->micro_batch > 0 && cfg->micro_batch < b ? cfg->micro_batch : b;
+    const double T = cfg->max_length < c->m->max_length ? cfg->max_length : c->m->max_length;
+    const double share = cfg->activations == GP_ACTS_AUTO ? gp_memory_per_rank() : 0;
+    const bool lean = gp_model_lean_for(&c->m->cfg, cfg->activations, 3.0 * u, T, c->m->recompute, share);
+    if (cfg->activations == GP_ACTS_AUTO && lean)
+        gp_log0("retrain: keeping every activation of a forward needs %.3g GB per rank, more than a quarter of this "
+                "rank's share of the node (%.3g GB): model.activations lean",
+                gp_model_activation_bytes(&c->m->cfg, 3.0 * u, T, true, c->m->recompute, false) / 1e9, share / 1e9);
+    gp_model_set_lean(c->m, lean);
+    return lean;
+}
+
 /* ---- gradients (ZeRO-2): each block's sum to its owners as backward finishes it --------------- */
 
 /* Before block l's gradients are written into window l % 2: the reductions still reading that
@@ -726,7 +744,8 @@ void gp_train_opts_retrain(const gp_job *job, gp_train_opts *o) {
                          .warmup = job->retrain.warmup, .batch = job->retrain.batch, .micro_batch = job->retrain.micro_batch,
                          .checkpoint_every = job->retrain.checkpoint_every, .max_length = job->model.max_length,
                          .lr = job->retrain.lr, .weight_decay = job->retrain.weight_decay, .grad_clip = job->retrain.grad_clip,
-                         .sharding = job->retrain.optimizer_sharding, .query_instruction = job->model.query_instruction, .what = "[data] domain", .job_path = job->path,
+                         .sharding = job->retrain.optimizer_sharding, .activations = job->model.activations,
+                         .query_instruction = job->model.query_instruction, .what = "[data] domain", .job_path = job->path,
                          .batch_origin = gp_job_origin(job, "retrain", "batch")};
 }
 
@@ -735,7 +754,7 @@ void gp_train_opts_train(const gp_job *job, gp_train_opts *o) {
                          .skip_bad = job->data.on_bad_record == GP_BAD_SKIP, .steps = job->train.steps,
                          .warmup = job->train.steps / 10, .batch = job->train.batch, .checkpoint_every = 200,
                          .max_length = job->model.max_length, .lr = job->train.lr, .weight_decay = 0.01, .grad_clip = 1.0,
-                         .sharding = GP_SHARD_AUTO, .query_instruction = job->model.query_instruction, .what = "[train] corpus", .job_path = job->path,
+                         .sharding = GP_SHARD_AUTO, .activations = job->model.activations, .query_instruction = job->model.query_instruction, .what = "[train] corpus", .job_path = job->path,
                          .batch_origin = gp_job_origin(job, "train", "batch")};
 }
 
@@ -795,6 +814,7 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
         gp_model_weights_get(m, (size_t)c.lo, (size_t)(c.hi - c.lo), c.master);
     }
     rep->sharding = c.sharding;
+    rep->lean = choose_activations(&c);
     c.decay = gp_malloc((size_t)m->table.n);
     for (int i = 0; i < m->table.n; i++) c.decay[i] = m->table.p[i].ndim == 2;
     c.loss = gp_calloc((size_t)S + 1, sizeof(double));

@@ -739,6 +739,7 @@ void gp_stats_opts_from_job(gp_stats_opts *o, const gp_job *job) {
                          .alignment = job->stats.alignment,
                          .layers = job->prune.layers,
                          .accumulators = job->stats.accumulators,
+                         .activations = job->model.activations,
                          .sample_method = job->sample.method,
                          .out_dir = job->out_dir,
                          .job_path = job->path};
@@ -803,6 +804,21 @@ static bool choose_sharded(const stats_ctx *s) {
     gp_log0("stats: replicated accumulators need %.3g GB per rank, %.3g GB is this rank's share of the node: %s",
             16.0 * (double)s->n / 1e9, share / 1e9, shard ? "sharded" : "replicated");
     return shard;
+}
+
+/* Collective: model.activations in effect for this pass's units; auto on the node's memory per
+ * rank, as the plan decides it (gp_model_lean_for). */
+static bool choose_activations(const stats_ctx *s) {
+    const gp_activations mode = s->o->activations;
+    const double share = mode == GP_ACTS_AUTO ? gp_memory_per_rank() : 0;
+    const double T = s->max_len, B = 3.0 * s->fb;
+    const bool lean = gp_model_lean_for(&s->m->cfg, mode, B, T, s->m->recompute, share);
+    if (mode == GP_ACTS_AUTO && lean)
+        gp_log0("stats: keeping every activation of a unit needs %.3g GB per rank, more than a quarter of this rank's "
+                "share of the node (%.3g GB): model.activations lean",
+                gp_model_activation_bytes(&s->m->cfg, B, T, true, s->m->recompute, false) / 1e9, share / 1e9);
+    gp_model_set_lean(s->m, lean);
+    return lean;
 }
 
 /* The neuron statistics, when every block's down projection (the architecture's neuron_cols)
@@ -1035,6 +1051,7 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
         plan_units(&s);
         alloc_accumulators(&s);
         rep->sharded = s.sharded;
+        rep->lean = choose_activations(&s);
         try_resume(&s);
         bool stopped;
         rc = run_loop(&s, rep, &stopped, err);

@@ -1,7 +1,8 @@
 /* bench_bert.c — gaprune's side of `make bench`: forward + InfoNCE + backward (loss and all
  * gradients) of BERT- and Qwen3-shaped models, and the machine's single-thread sgemm rate.
  *
- * Each case runs in float32 and again with model.compute = bf16 (name " bf16").
+ * Each case runs in float32 and again with model.compute = bf16 (name " bf16"), then both again
+ * with model.activations = lean (name " lean").
  * Prints one JSON object per line:
  *   {"case": "sgemm", "gflops": ...}
  *   {"case": NAME, "seconds": best, "tokens_per_s": ..., "gflop": ..., "gflops": ...}
@@ -61,9 +62,10 @@ static void random_init(gp_model *m, uint64_t s) {
     }
 }
 
-static void run_case(const char *name, gp_model_config cfg, int B, int T, int reps) {
+static void run_case(const char *name, gp_model_config cfg, int B, int T, int reps, bool lean) {
     gp_pooling pool = {cfg.arch == GP_ARCH_QWEN3 ? GP_POOL_LAST : GP_POOL_MEAN, true};
     gp_model *m = gp_model_create(&cfg, pool);
+    gp_model_set_lean(m, lean);
     uint64_t s = 42;
     random_init(m, s);
     gp_batch b = {B, T, malloc((size_t)B * T * sizeof(int32_t)), malloc((size_t)B * T)};
@@ -258,19 +260,28 @@ int main(int argc, char **argv) {
     gp_model_config minilm = {.arch = GP_ARCH_BERT, .vocab_size = 30522, .hidden = 384, .layers = 6, .heads = 12,
                               .kv_heads = 12, .head_dim = 32, .intermediate = 1536, .max_positions = 512,
                               .type_vocab = 2, .norm_eps = 1e-12f};
-    run_case("minilm-l6 16x128", minilm, 16, 128, reps);
+    run_case("minilm-l6 16x128", minilm, 16, 128, reps, false);
     gp_model_config base = {.arch = GP_ARCH_BERT, .vocab_size = 1000, .hidden = 768, .layers = 1, .heads = 12,
                             .kv_heads = 12, .head_dim = 64, .intermediate = 3072, .max_positions = 512,
                             .type_vocab = 2, .norm_eps = 1e-12f};
-    run_case("bert-base layer 8x128", base, 8, 128, reps);
+    run_case("bert-base layer 8x128", base, 8, 128, reps, false);
     gp_model_config qwen = {.arch = GP_ARCH_QWEN3, .vocab_size = 1000, .hidden = 1024, .layers = 2, .heads = 16,
                             .kv_heads = 8, .head_dim = 128, .intermediate = 3072, .max_positions = 40960,
                             .norm_eps = 1e-6f, .rope_theta = 1000000.0};
-    run_case("qwen3-0.6b 2 layers 4x128", qwen, 4, 128, reps);
+    run_case("qwen3-0.6b 2 layers 4x128", qwen, 4, 128, reps, false);
     /* model.compute = bf16: the same cases, against PyTorch's CPU autocast to bfloat16 */
     gp_set_compute(GP_COMPUTE_BF16);
-    run_case("minilm-l6 16x128 bf16", minilm, 16, 128, reps);
-    run_case("bert-base layer 8x128 bf16", base, 8, 128, reps);
-    run_case("qwen3-0.6b 2 layers 4x128 bf16", qwen, 4, 128, reps);
+    run_case("minilm-l6 16x128 bf16", minilm, 16, 128, reps, false);
+    run_case("bert-base layer 8x128 bf16", base, 8, 128, reps, false);
+    run_case("qwen3-0.6b 2 layers 4x128 bf16", qwen, 4, 128, reps, false);
+    /* model.activations = lean: what making part of the activations again costs, against all */
+    gp_set_compute(GP_COMPUTE_F32);
+    run_case("minilm-l6 16x128 lean", minilm, 16, 128, reps, true);
+    run_case("bert-base layer 8x128 lean", base, 8, 128, reps, true);
+    run_case("qwen3-0.6b 2 layers 4x128 lean", qwen, 4, 128, reps, true);
+    gp_set_compute(GP_COMPUTE_BF16);
+    run_case("minilm-l6 16x128 bf16 lean", minilm, 16, 128, reps, true);
+    run_case("bert-base layer 8x128 bf16 lean", base, 8, 128, reps, true);
+    run_case("qwen3-0.6b 2 layers 4x128 bf16 lean", qwen, 4, 128, reps, true);
     return 0;
 }
