@@ -3,7 +3,8 @@
  *  - In-process, for the BERT and Qwen3 F32 fixture models: embeddings, the InfoNCE loss and every
  *    parameter gradient of one batch are bitwise equal with 1, 2 and 4 threads (gp_set_threads:
  *    the kernels' loops and the split matmuls), with every loop and matmul threaded however small
- *    (gp_set_par_min(0)) and with the default threshold.
+ *    (gp_set_par_min(0)) and with the default threshold; lean activations (made again on the team,
+ *    the attention's probabilities in per-thread scratch) on 4 threads bitwise all of them on 1.
  *    Every loop's result is bitwise the same; matmuls split between threads differ from one call in
  *    the last bits (OpenBLAS rounds by the shape it is given), so with them split the limit is 1e-6
  *    relative (gradients 1e-5, the rank-count tests' limit), and with them whole (gp_set_sgemm_min)
@@ -146,6 +147,20 @@ static void check_model(const char *name) {
                 printf("    %s: embeddings and loss within %.1e relative (limit %.0e), %d parameter gradients "
                        "within %.1e (limit %.0e)\n",
                        what, we, passes[pass].tol, m->table.n, wg, 10 * passes[pass].tol);
+            free(r.emb);
+            free(r.grads);
+        }
+        if (passes[pass].tol == 0) {
+            /* lean activations made again on the team's threads: bitwise all of them on one */
+            gp_model_set_lean(m, true);
+            result r = run_model(m, texts, n, 4);
+            gp_model_set_lean(m, false);
+            char what[160];
+            snprintf(what, sizeof what, "%s, lean activations on 4 threads against all on 1 (%s)", name,
+                     passes[pass].label);
+            double we = 0;
+            expect_same(m, &one, &r, 0, what, &we);
+            printf("    %s: embeddings, loss and %d parameter gradients bitwise equal\n", what, m->table.n);
             free(r.emb);
             free(r.grads);
         }
