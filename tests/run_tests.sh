@@ -4,6 +4,8 @@
 # tests/fuzz's harnesses over their committed inputs) run as they are. Each run's wall and CPU
 # time is printed after it, and a table of them, slowest first, at the end, so that the next
 # slow one is seen (make test must stay within 6 minutes on 2 cores: docs/testing.md "Tests").
+# Fixtures several programs read (a fixture model's statistics) are made once per run in
+# GAPRUNE_TEST_CACHE, a temporary folder of this run unless the caller names one.
 # GAPRUNE_TEST_LONG (test_util.h's tu_run_group): unset or 0 (make test), every case but the
 # long ones, whose count the summary gives; 1 (make test-long), the long ones (and the cases
 # whose output they read); all, every case.
@@ -27,7 +29,10 @@ runs=()
 # tu_run_group appends "COUNT NAMES" of the long cases it left out to this file
 left=$(mktemp)
 cpu_file=$(mktemp)
-trap 'rm -f "$left" "$cpu_file"' EXIT
+# fixtures the programs share, made once per run (test_util.h tu_stats_fixture)
+own_cache=
+if [ -z "${GAPRUNE_TEST_CACHE:-}" ]; then own_cache=$(mktemp -d); export GAPRUNE_TEST_CACHE=$own_cache; fi
+trap 'rm -f "$left" "$cpu_file"; [ -z "$own_cache" ] || rm -rf "$own_cache"' EXIT
 
 # The CPU seconds (user + system) of this shell's finished children so far: with the wall
 # time, it tells a slow program from a loaded machine (other work shares the cores).

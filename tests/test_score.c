@@ -305,7 +305,9 @@ static void test_scopes(void **state) {
         snprintf(job, sizeof job, "scope%d", s);
         snprintf(extra, sizeof extra, "[prune]\nscope = %s\n", scopes[s]);
         write_job(job, "bert-f32", extra);
-        assert_int_equal(tu_run_in(g_dir, "%s stats %s.ini", bin(), job), 0);
+        char out[4200];
+        snprintf(out, sizeof out, "%s/out-%s", g_dir, job);
+        tu_stats_fixture("bert-f32", "", out); /* the scope does not change the statistics */
         assert_int_equal(tu_run_in(g_dir, "mpirun -np 2 -x ASAN_OPTIONS %s score %s.ini --method gaprune,wanda --sparsity 0.5", bin(), job), 0);
         check_scope(job, "gaprune-0.5", scopes[s], m);
         /* issue 27: a selection without one threshold (wanda's rows, and every scope but global)
@@ -356,7 +358,9 @@ static char *mask_dump(const char *path) {
 static void test_ranks_agree(void **state) {
     (void)state;
     write_job("rk", "bert-f32", "[prune]\nlayers = linear\nsave_scores = true\n");
-    assert_int_equal(tu_run_in(g_dir, "%s stats rk.ini", bin()), 0);
+    char *rk_out = in_dir("out-rk");
+    tu_stats_fixture("bert-f32", "[prune]\nlayers = linear\n", rk_out);
+    free(rk_out);
     static const char *scopes[] = {"global", "layer", "row", "2:4"};
     static const char *sets[][3] = {{"gaprune,random,wanda,magnitude", "tensor", "gaprune random wanda magnitude"},
                                     {"gaprune-ref", "refcode", "gaprune-ref"}};
@@ -395,7 +399,9 @@ static void test_ranks_agree(void **state) {
 static void test_nan_score(void **state) {
     (void)state;
     write_job("nan", "bert-tiny", NULL);
-    assert_int_equal(tu_run_in(g_dir, "%s stats nan.ini", bin()), 0);
+    char *out = in_dir("out-nan");
+    tu_stats_fixture("bert-tiny", "", out);
+    free(out);
     char path[4400];
     snprintf(path, sizeof path, "%s/out-nan/stats.h5", g_dir);
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
@@ -432,7 +438,9 @@ static void expect_run(const char *want, const char *args) {
 static void test_damaged_files(void **state) {
     (void)state;
     write_job("dmg", "bert-tiny", "[prune]\nsave_scores = true\n");
-    assert_int_equal(tu_run_in(g_dir, "%s stats dmg.ini", bin()), 0);
+    char *out = in_dir("out-dmg");
+    tu_stats_fixture("bert-tiny", "", out);
+    free(out);
     assert_int_equal(tu_run_in(g_dir, "%s score dmg.ini --method gaprune --sparsity 0.5", bin()), 0);
     char *stats = in_dir("out-dmg/stats.h5"), *mask = in_dir("out-dmg/mask-gaprune-0.5.h5");
     tu_sh("cd '%s' && cp out-dmg/stats.h5 stats.h5 && cp out-dmg/mask-gaprune-0.5.h5 mask.h5", g_dir);
@@ -663,11 +671,15 @@ static void masks_same_on_ranks(const char *job, const char *methods) {
     }
 }
 
-/* Job `job` on the fixture with the given [prune] lines: statistics, then every method of the
- * comma-separated list at 30% and 50%; returns the fixture model. */
+/* Job `job` on the fixture with the given [prune] lines (prune.layers the default, mlp):
+ * statistics, then every method of the comma-separated list at 30% and 50%; returns the fixture
+ * model. */
 static gp_model *score_job(const char *job, const char *fixture, const char *prune, const char *methods) {
     write_job(job, fixture, prune);
-    assert_int_equal(tu_run_in(g_dir, "%s stats %s.ini", bin(), job), 0);
+    if (strstr(prune, "layers") && !strstr(prune, "layers = mlp")) fail_msg("%s: score_job is for prune.layers = mlp", job);
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out-%s", g_dir, job);
+    tu_stats_fixture(fixture, "", out);
     assert_int_equal(tu_run_in(g_dir, "%s score %s.ini --method %s --sparsity 0.3,0.5", bin(), job, methods), 0);
     gp_model *m;
     gp_err err = {0};
@@ -1004,7 +1016,9 @@ static void test_variants(void **state) {
 static void test_heads(void **state) {
     (void)state;
     write_job("hd", "bert-f32", "[prune]\nscope = heads\nlayers = attention\nsave_scores = true\n");
-    assert_int_equal(tu_run_in(g_dir, "%s stats hd.ini", bin()), 0);
+    char *out = in_dir("out-hd");
+    tu_stats_fixture("bert-f32", "[prune]\nlayers = attention\n", out);
+    free(out);
     static const char *methods = "gaprune,gaprune-ref,magnitude,fisher-domain,fisher-general,random,wanda";
     assert_int_equal(tu_run_in(g_dir, "%s score hd.ini --method %s --sparsity 0.25,0.5", bin(), methods), 0);
     gp_model *m;

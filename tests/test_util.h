@@ -261,6 +261,37 @@ static inline void tu_write(const char *path, const char *text) {
     fclose(f);
 }
 
+/* A statistics file of the fixture model `model` (tests/fixtures/MODEL) on the fixture corpora,
+ * `lines` being the job lines that change the statistics ("[prune]\nlayers = linear\n"; "" for
+ * the defaults), copied to out_dir/stats.h5: a `gaprune score` (or stats) of a job on the same
+ * inputs finds it complete. The tests that score, inspect or damage statistics need them, not
+ * their making (test_stats checks that), so each one is made once per run of tests/run_tests.sh,
+ * by the binary under test, in the run's GAPRUNE_TEST_CACHE (without it, in out_dir). */
+static inline void tu_stats_fixture(const char *model, const char *lines, const char *out_dir) {
+    const char *cache = getenv("GAPRUNE_TEST_CACHE");
+    char root[2048], made[4200], stats[4300], ini[4300], text[16384];
+    if (!getcwd(root, sizeof root)) fail_msg("getcwd failed");
+    uint64_t key = 1469598103934665603ull; /* FNV-1a of model, a separator and lines */
+    for (const char *t = model; *t; t++) key = (key ^ (uint8_t)*t) * 1099511628211ull;
+    key = (key ^ 0xffu) * 1099511628211ull;
+    for (const char *t = lines; *t; t++) key = (key ^ (uint8_t)*t) * 1099511628211ull;
+    if (cache && *cache)
+        snprintf(made, sizeof made, "%s/stats-%016llx", cache, (unsigned long long)key);
+    else
+        snprintf(made, sizeof made, "%s", out_dir);
+    snprintf(stats, sizeof stats, "%s/stats.h5", made);
+    if (access(stats, F_OK) != 0) {
+        snprintf(ini, sizeof ini, "%s.ini", made);
+        snprintf(text, sizeof text,
+                 "[model]\npath = %s/" FIXTURES "/%s\n[data]\ndomain = %s/" FIXTURES "/corpora/domain.json\n"
+                 "general = %s/" FIXTURES "/corpora/general.jsonl\n%s[output]\ndir = %s\n",
+                 root, model, root, root, lines, made);
+        tu_write(ini, text);
+        tu_sh("'%s' stats '%s' >'%s.log' 2>&1", tu_bin_abs(), ini, made);
+    }
+    if (strcmp(made, out_dir) != 0) tu_sh("mkdir -p '%s' && cp '%s' '%s/'", out_dir, stats, out_dir);
+}
+
 /* ‖a − b‖ / ‖b‖ in double. */
 static inline double tu_rel_err(const float *a, const float *b, size_t n) {
     double d = 0, s = 0;
