@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: gaprune and PyTorch on the same shapes with one thread each, in one run, and the
+# `make bench`: gaprune and PyTorch on the same shapes with one thread each, in turns, in one run, and the
 # ratios; then the selection, the statistics pass, retraining, encoding and k-means (bench_kmeans,
 # next to BENCH_BINARY) on 1 and 2 ranks. Usage: tests/bench/run_bench.sh BENCH_BINARY [REPS]
 set -euo pipefail
@@ -8,12 +8,28 @@ reps=${2:-5}
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # PyTorch and gaprune alike: one thread unless said otherwise
 here=$(dirname "$0")
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(getconf _NPROCESSORS_ONLN) cores; one thread per process"
-ours=$("$bin" "$reps")
-theirs=$(/usr/bin/python3 "$here/bench_torch.py" "$reps")
+# The two sides run in turns, GAPRUNE_BENCH_ROUNDS times (default 3), and each case keeps its best
+# time: this VM's speed drifts by tens of percent over minutes, and a side run only after the other
+# would carry that drift into their ratio.
+rounds=${GAPRUNE_BENCH_ROUNDS:-3}
+ours=""
+theirs=""
+for ((round = 0; round < rounds; round++)); do
+  ours+=$("$bin" "$reps")$'\n'
+  theirs+=$(/usr/bin/python3 "$here/bench_torch.py" "$reps")$'\n'
+done
 /usr/bin/python3 - "$ours" "$theirs" <<'PY'
 import json, sys
-ours = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
-theirs = {j["case"]: j for j in (json.loads(l) for l in sys.argv[2].splitlines() if l.strip())}
+def best(text):
+    """Per case, the line of the round with the shortest time (sgemm: the highest rate)."""
+    out = {}
+    for j in (json.loads(l) for l in text.splitlines() if l.strip()):
+        k = j["case"]
+        if k not in out or (j["gflops"] > out[k]["gflops"] if k == "sgemm" else j["seconds"] < out[k]["seconds"]):
+            out[k] = j
+    return out
+ours = list(best(sys.argv[1]).values())
+theirs = best(sys.argv[2])
 sgemm = next(o for o in ours if o["case"] == "sgemm")["gflops"]
 print(f"cblas_sgemm 1024^3, 1 thread: {sgemm:.1f} GFLOP/s (the practical peak)")
 print(f"{'case (forward + InfoNCE + backward)':38} {'gaprune tok/s':>14} {'PyTorch tok/s':>14} {'speed-up':>9} {'GFLOP/s':>8} {'of sgemm':>9}")
