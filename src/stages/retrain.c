@@ -71,6 +71,7 @@ typedef struct {
     char *prev_path; /* the checkpoint before log_path's (gp_checkpoint_prev_path) */
     const char *prefix; /* the query prefix: the job's instruction, else the model's own prompt, else "" */
     int checkpoints;
+    double share; /* this rank's share of its node's memory, asked once where an auto setting needs it, else 0 */
 } rt_ctx;
 
 /* Corpus index of the i-th triplet of the stream: epochs of seeded shuffles. */
@@ -145,12 +146,18 @@ double gp_retrain_state_bytes(gp_optimizer_sharding mode, int P, int64_t n, int6
     return bytes + 4.0 * ((double)outer + 2.0 * (double)window) + 4.0 * (double)slice + 4.0 * 2 * inflight;
 }
 
-/* Collective: the mode in effect and this rank's slice. */
+/* Collective: c->share for retrain.optimizer_sharding = auto on several ranks and model.activations
+ * = auto (the same settings on every rank, so every rank asks or none does). */
+static void ask_share(rt_ctx *c) {
+    const bool opt = c->cfg->sharding == GP_SHARD_AUTO && gp_nranks() > 1, acts = c->cfg->activations == GP_ACTS_AUTO;
+    c->share = opt || acts ? gp_memory_per_rank() : 0;
+}
+
+/* The mode in effect and this rank's slice. */
 static void choose_shards(rt_ctx *c) {
     const int P = gp_nranks(), r = gp_rank();
     const int64_t n = (int64_t)c->m->table.total;
-    double share = 0;
-    if (c->cfg->sharding == GP_SHARD_AUTO && P > 1) share = gp_memory_per_rank();
+    const double share = c->cfg->sharding == GP_SHARD_AUTO && P > 1 ? c->share : 0;
     c->sharding = gp_retrain_sharding(c->cfg->sharding, P, n, share);
     if (c->cfg->sharding == GP_SHARD_AUTO && P > 1)
         gp_log0("retrain: replicated AdamW moments need %.3g GB per rank, %.3g GB is this rank's share of the node: %s",
@@ -164,15 +171,15 @@ static void choose_shards(rt_ctx *c) {
     c->hi = sharded ? c->bounds[r + 1] : n;
 }
 
-/* Collective: model.activations in effect for the forwards of this rank's micro-batch (u
- * triplets, 3u texts at the effective max_length); auto on the node's memory per rank, as the
- * plan decides it (gp_model_lean_for). */
+/* model.activations in effect for the forwards of this rank's micro-batch (u triplets, 3u texts
+ * at the effective max_length); auto on the node's memory per rank, as the plan decides it
+ * (gp_model_lean_for). */
 static bool choose_activations(const rt_ctx *c) {
     const gp_train_opts *cfg = c->cfg;
     const int P = gp_nranks(), b = (cfg->batch + P - 1) / P;
     const int u = cfg->micro_batch > 0 && cfg->micro_batch < b ? cfg->micro_batch : b;
     const double T = cfg->max_length < c->m->max_length ? cfg->max_length : c->m->max_length;
-    const double share = cfg->activations == GP_ACTS_AUTO ? gp_memory_per_rank() : 0;
+    const double share = c->share;
     const bool lean = gp_model_lean_for(&c->m->cfg, cfg->activations, 3.0 * u, T, c->m->recompute, share);
     if (cfg->activations == GP_ACTS_AUTO && lean)
         gp_log0("retrain: keeping every activation of a forward needs %.3g GB per rank, more than a quarter of this "
@@ -799,6 +806,7 @@ gp_status gp_retrain(const gp_train_opts *cfg, gp_model *m, const gp_mask *mask,
     gp_sha256_final(h, c.hash);
     const int S = cfg->steps;
     c.perm = gp_malloc((size_t)c.corp.n_selected * sizeof(int64_t));
+    ask_share(&c);
     choose_shards(&c);
     /* one rank has nothing to shard: its slice's sum would be every gradient again */
     if (c.sharding == GP_SHARD_GRADIENTS && gp_nranks() > 1 && !gradients_begin(&c)) {

@@ -69,6 +69,7 @@ typedef struct {
     int checkpoints_written;
     double t_allreduce, t_checkpoint, t_write;
     double t_comm; /* sharded: time in the per-block reductions (posting, progress, waits) */
+    double share;  /* this rank's share of its node's memory, asked once where an auto setting needs it, else 0 */
 } stats_ctx;
 
 /* ---- hashes ----------------------------------------------------------------------------- */
@@ -797,20 +798,27 @@ bool gp_stats_shard(gp_accumulators mode, int P, int64_t n, double share) {
     return share > 0 && 16.0 * (double)n > 0.25 * share; /* an unknown share (0) keeps the copies */
 }
 
+/* Collective: s->share for stats.accumulators = auto on several ranks and model.activations = auto
+ * (the same settings on every rank, so every rank asks or none does). */
+static void ask_share(stats_ctx *s) {
+    const bool acc = s->P > 1 && s->o->accumulators == GP_ACC_AUTO, acts = s->o->activations == GP_ACTS_AUTO;
+    s->share = acc || acts ? gp_memory_per_rank() : 0;
+}
+
 static bool choose_sharded(const stats_ctx *s) {
     if (s->P == 1 || s->o->accumulators != GP_ACC_AUTO) return gp_stats_shard(s->o->accumulators, s->P, (int64_t)s->n, 0);
-    const double share = gp_memory_per_rank();
+    const double share = s->share;
     const bool shard = gp_stats_shard(GP_ACC_AUTO, s->P, (int64_t)s->n, share);
     gp_log0("stats: replicated accumulators need %.3g GB per rank, %.3g GB is this rank's share of the node: %s",
             16.0 * (double)s->n / 1e9, share / 1e9, shard ? "sharded" : "replicated");
     return shard;
 }
 
-/* Collective: model.activations in effect for this pass's units; auto on the node's memory per
- * rank, as the plan decides it (gp_model_lean_for). */
+/* model.activations in effect for this pass's units; auto on the node's memory per rank, as the
+ * plan decides it (gp_model_lean_for). */
 static bool choose_activations(const stats_ctx *s) {
     const gp_activations mode = s->o->activations;
-    const double share = mode == GP_ACTS_AUTO ? gp_memory_per_rank() : 0;
+    const double share = s->share;
     const double T = s->max_len, B = 3.0 * s->fb;
     const bool lean = gp_model_lean_for(&s->m->cfg, mode, B, T, s->m->recompute, share);
     if (mode == GP_ACTS_AUTO && lean)
@@ -1049,6 +1057,7 @@ gp_status gp_stats_run(const gp_stats_opts *o, gp_model *m, const gp_sample_repo
     }
     if (!rc && !rep->up_to_date) {
         plan_units(&s);
+        ask_share(&s);
         alloc_accumulators(&s);
         rep->sharded = s.sharded;
         rep->lean = choose_activations(&s);
